@@ -1,0 +1,161 @@
+// Package api serves the Lambda REST API (2015-03-31 and the dated paths beside it) over HTTP:
+// request parsing and validation, AWS's JSON shapes and error wire format, and the Invoke hot
+// path. It holds no state of its own: functions live in the store, the in-memory view and pools
+// in invoke/worker. SigV4 signatures are accepted from any credentials for now.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/logs"
+	"github.com/flint-run/flint/internal/store"
+)
+
+// API is the HTTP handler for every Flint endpoint.
+type API struct {
+	store   *store.Store
+	invoke  *invoke.Service
+	code    *artifact.Cache
+	limits  artifact.Limits
+	logs    *logs.Store
+	account lambda.Account
+	log     *slog.Logger
+	mux     *http.ServeMux
+}
+
+// Config wires an API.
+type Config struct {
+	Store   *store.Store
+	Invoke  *invoke.Service
+	Code    *artifact.Cache
+	Limits  artifact.Limits
+	Logs    *logs.Store
+	Account lambda.Account
+	Log     *slog.Logger
+}
+
+// New builds the API and its routes.
+func New(cfg Config) *API {
+	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs,
+		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux()}
+	m := a.mux
+	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)
+	m.HandleFunc("POST /2015-03-31/functions", a.handle(a.createFunction))
+	m.HandleFunc("POST /2015-03-31/functions/{$}", a.handle(a.createFunction))
+	m.HandleFunc("GET /2015-03-31/functions", a.handle(a.listFunctions))
+	m.HandleFunc("GET /2015-03-31/functions/{$}", a.handle(a.listFunctions))
+	m.HandleFunc("GET /2015-03-31/functions/{name}", a.handle(a.getFunction))
+	m.HandleFunc("DELETE /2015-03-31/functions/{name}", a.handle(a.deleteFunction))
+	m.HandleFunc("GET /2015-03-31/functions/{name}/configuration", a.handle(a.getFunctionConfiguration))
+	m.HandleFunc("PUT /2015-03-31/functions/{name}/configuration", a.handle(a.updateFunctionConfiguration))
+	m.HandleFunc("PUT /2015-03-31/functions/{name}/code", a.handle(a.updateFunctionCode))
+	m.HandleFunc("GET /2016-08-19/account-settings", a.handle(a.getAccountSettings))
+	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
+	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))
+	m.HandleFunc("GET /flint/v1/functions/{name}/code", a.handle(a.functionCode))
+	m.HandleFunc("/", a.handle(func(w http.ResponseWriter, r *http.Request, _ string) error {
+		return apierr.UnknownOperation(r.Method, r.URL.Path)
+	}))
+	return a
+}
+
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// handler is a control-plane handler: it returns an error to render, or writes its response.
+type handler func(w http.ResponseWriter, r *http.Request, requestID string) error
+
+// handle adds the request id and renders errors; the one place control-plane errors are written.
+func (a *API) handle(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		id := uuid.NewString()
+		w.Header()["X-Amzn-Requestid"] = []string{id}
+		if err := h(w, r, id); err != nil {
+			a.writeError(w, r, id, err)
+		}
+	}
+}
+
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
+	var inv *lambda.InvalidError
+	if errors.As(err, &inv) {
+		if inv.Model {
+			err = apierr.Validation("%s", inv.Message)
+		} else {
+			err = apierr.InvalidParameterValue("%s", inv.Message)
+		}
+	}
+	e := apierr.As(err)
+	if e.Status >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID, "err", err)
+	} else if a.log.Enabled(r.Context(), slog.LevelDebug) {
+		a.log.Debug("request rejected", "method", r.Method, "path", r.URL.Path, "code", e.Code, "message", e.Message)
+	}
+	apierr.Write(w, e)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return apierr.Service(err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+	return nil
+}
+
+// decodeBody reads a JSON request body of at most limit bytes into v.
+func decodeBody(r *http.Request, limit int64, op string, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return apierr.InvalidRequestContent("Could not read request body: %v", err)
+	}
+	if int64(len(b)) > limit {
+		return apierr.RequestEntityTooLarge("Request must be smaller than %d bytes for the %s operation", limit, op)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		b = []byte("{}")
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return apierr.InvalidRequestContent("Could not parse request body into json: Cannot deserialize value at '%s': expected %s", te.Field, te.Type)
+		}
+		return apierr.InvalidRequestContent("Could not parse request body into json: %v", err)
+	}
+	return nil
+}
+
+// functionName parses the {name} path value into the bare name and the qualifier from the name
+// or the Qualifier query parameter.
+func functionName(r *http.Request) (name, qualifier string, err error) {
+	name, qualifier, err = lambda.ParseFunctionName(r.PathValue("name"))
+	if err != nil {
+		return "", "", err
+	}
+	if q := r.URL.Query().Get("Qualifier"); q != "" {
+		if !lambda.ValidQualifier(q) {
+			return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
+		}
+		if qualifier != "" && qualifier != q {
+			return "", "", apierr.InvalidParameterValue("The derived qualifier from the function name does not match the specified qualifier.")
+		}
+		qualifier = q
+	}
+	return name, qualifier, nil
+}
+
+func (a *API) notFound(name, qualifier string) *apierr.Error {
+	return apierr.ResourceNotFound("Function not found: %s", a.account.FunctionARN(name, qualifier))
+}

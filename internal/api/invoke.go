@@ -1,0 +1,148 @@
+package api
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/google/uuid"
+
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/worker"
+)
+
+var (
+	hdrExecutedVersion = []string{lambda.LatestVersion}
+	hdrUnhandled       = []string{"Unhandled"}
+	hdrJSON            = []string{"application/json"}
+	emptyEvent         = []byte("{}")
+)
+
+// invokeFunction is the hot path: no disk, no JetStream, one pass over the body.
+func (a *API) invokeFunction(w http.ResponseWriter, r *http.Request) {
+	id := uuid.New().String()
+	w.Header()["X-Amzn-Requestid"] = []string{id}
+	if err := a.invokeFunctionErr(w, r, id); err != nil {
+		a.writeError(w, r, id, err)
+	}
+}
+
+func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id string) error {
+	name, qualifier, err := functionName(r)
+	if err != nil {
+		return err
+	}
+	h := r.Header
+	dryRun := false
+	switch t := h.Get("X-Amz-Invocation-Type"); t {
+	case "", "RequestResponse":
+	case "DryRun":
+		dryRun = true
+	case "Event":
+		return apierr.InvalidParameterValue("Asynchronous (Event) invocation is not available in this Flint build yet.")
+	default:
+		return apierr.Validation("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", t)
+	}
+	tail := false
+	switch t := h.Get("X-Amz-Log-Type"); t {
+	case "", "None":
+	case "Tail":
+		tail = true
+	default:
+		return apierr.Validation("1 validation error detected: Value '%s' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]", t)
+	}
+	var clientContext string
+	if cc := h.Get("X-Amz-Client-Context"); cc != "" {
+		if len(cc) > lambda.MaxClientContextBytes {
+			return apierr.InvalidParameterValue("Client context must be at most %d bytes.", lambda.MaxClientContextBytes)
+		}
+		b, err := base64.StdEncoding.DecodeString(cc)
+		if err != nil || !json.Valid(b) {
+			return apierr.InvalidRequestContent("Client context must be a valid Base64-encoded JSON object.")
+		}
+		clientContext = string(b)
+	}
+	entry, err := a.invoke.Lookup(r.Context(), name, qualifier)
+	if errors.Is(err, invoke.ErrNotFound) {
+		return a.notFound(name, qualifier)
+	}
+	if err != nil {
+		return err
+	}
+	// The payload is not pooled: a timed-out environment may still be reading it.
+	size := 512
+	if r.ContentLength > 0 && r.ContentLength <= lambda.MaxSyncPayload {
+		size = int(r.ContentLength) + 1
+	}
+	payload, err := readPayload(r.Body, make([]byte, 0, size))
+	if errors.Is(err, errPayloadTooLarge) {
+		return apierr.RequestTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", lambda.MaxSyncPayload)
+	}
+	if err != nil {
+		return apierr.InvalidRequestContent("Could not read request body: %v", err)
+	}
+	if len(payload) == 0 {
+		payload = emptyEvent
+	} else if !json.Valid(payload) {
+		return apierr.InvalidRequestContent("Could not parse request body into json: Could not parse payload into json: Unexpected character: was expecting a JSON value")
+	}
+	if dryRun {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	invokedARN := entry.Fn.Config.FunctionArn
+	if qualifier != "" {
+		invokedARN += ":" + qualifier
+	}
+	req := worker.Request{RequestID: id, Payload: payload, InvokedARN: invokedARN, ClientContext: clientContext,
+		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}
+	return entry.Pool.Invoke(r.Context(), req, func(resp *worker.Response) {
+		wh := w.Header()
+		ct := resp.ContentType
+		if ct == "" {
+			wh["Content-Type"] = hdrJSON
+		} else {
+			wh["Content-Type"] = []string{ct}
+		}
+		wh["X-Amz-Executed-Version"] = hdrExecutedVersion
+		if resp.FunctionError != "" {
+			wh["X-Amz-Function-Error"] = hdrUnhandled
+		}
+		if resp.LogResult != "" {
+			wh["X-Amz-Log-Result"] = []string{resp.LogResult}
+		}
+		wh["Content-Length"] = []string{strconv.Itoa(len(resp.Payload))}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(resp.Payload)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush() // the caller has its answer; log bookkeeping follows
+		}
+	})
+}
+
+var errPayloadTooLarge = errors.New("payload too large")
+
+// readPayload reads the whole body into buf, refusing more than Lambda's sync limit.
+func readPayload(body io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > lambda.MaxSyncPayload {
+			return buf, errPayloadTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}

@@ -1,0 +1,85 @@
+// Package config is Flint's one configuration tree: Default() runs out of the box, Validate()
+// says what is wrong. Flags and environment variables are read only in the cli package.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"time"
+)
+
+// Config is everything a Flint server needs.
+type Config struct {
+	// Listen is the Lambda API address (host:port; port 0 picks one).
+	Listen string
+	// DataDir holds JetStream's files and the unpacked-code cache.
+	DataDir string
+	// NATSListen, when set, also opens the embedded NATS server to outside clients.
+	NATSListen string
+	Region     string
+	AccountID  string
+	// Sandbox names the backend that runs execution environments.
+	Sandbox string
+	// KeepAlive is how long an idle environment is kept before it is reaped.
+	KeepAlive time.Duration
+	// InitTimeout bounds a cold start's INIT phase (Lambda: 10 s).
+	InitTimeout time.Duration
+	// LogRetention bounds how long function logs are kept.
+	LogRetention time.Duration
+	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
+	RuntimeHost string
+}
+
+// Default returns a configuration that runs on one machine with embedded defaults.
+func Default() Config {
+	return Config{
+		Listen:       "127.0.0.1:9000",
+		DataDir:      "flint-data",
+		Region:       "us-east-1",
+		AccountID:    "000000000000",
+		Sandbox:      "process",
+		KeepAlive:    10 * time.Minute,
+		InitTimeout:  10 * time.Second,
+		LogRetention: 7 * 24 * time.Hour,
+		RuntimeHost:  "127.0.0.1",
+	}
+}
+
+var (
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
+	accountPattern = regexp.MustCompile(`^\d{12}$`)
+)
+
+// Validate reports every problem with c.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if c.NATSListen != "" {
+		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			errs = append(errs, fmt.Errorf("nats-listen %q: %w", c.NATSListen, err))
+		}
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data directory must be set"))
+	}
+	if !regionPattern.MatchString(c.Region) {
+		errs = append(errs, fmt.Errorf("region %q is not a region name like us-east-1", c.Region))
+	}
+	if !accountPattern.MatchString(c.AccountID) {
+		errs = append(errs, fmt.Errorf("account id %q must be 12 digits", c.AccountID))
+	}
+	if c.KeepAlive <= 0 {
+		errs = append(errs, errors.New("keep-alive must be positive"))
+	}
+	if c.InitTimeout <= 0 {
+		errs = append(errs, errors.New("init timeout must be positive"))
+	}
+	if c.Sandbox == "" {
+		errs = append(errs, errors.New("sandbox backend must be named"))
+	}
+	return errors.Join(errs...)
+}

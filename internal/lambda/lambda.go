@@ -1,0 +1,144 @@
+// Package lambda holds Flint's domain types (functions and their configuration, in the wire
+// shape of the Lambda API), Lambda's limits, and validation. It is stdlib-only and imports no other
+// Flint package except the error catalogue; it does no I/O.
+package lambda
+
+import (
+	"strings"
+	"time"
+)
+
+// Limits of classic Lambda.
+const (
+	MinMemoryMB            = 128
+	MaxMemoryMB            = 10240
+	DefaultMemoryMB        = 128
+	MinTimeoutSec          = 1
+	MaxTimeoutSec          = 900
+	DefaultTimeoutSec      = 3
+	MinEphemeralMB         = 512
+	MaxEphemeralMB         = 10240
+	MaxEnvBytes            = 4096
+	MaxSyncPayload         = 6 * 1024 * 1024
+	MaxAsyncPayload        = 1024 * 1024
+	MaxZipped              = 50 * 1024 * 1024
+	MaxUnzipped            = 250 * 1024 * 1024
+	TotalCodeSize          = 80530636800
+	MaxDescription         = 256
+	MaxHandler             = 128
+	MaxFunctionNameLen     = 64
+	MaxClientContextBytes  = 3583
+	LatestVersion          = "$LATEST"
+	TimestampLayout        = "2006-01-02T15:04:05.000-0700"
+	DefaultAccountLimit    = 1000
+	MinUnreservedExecution = 100
+)
+
+// FunctionConfiguration is Lambda's FunctionConfiguration shape, exactly as on the wire.
+type FunctionConfiguration struct {
+	FunctionName     string            `json:"FunctionName"`
+	FunctionArn      string            `json:"FunctionArn"`
+	Runtime          string            `json:"Runtime,omitempty"`
+	Role             string            `json:"Role"`
+	Handler          string            `json:"Handler,omitempty"`
+	CodeSize         int64             `json:"CodeSize"`
+	Description      string            `json:"Description"`
+	Timeout          int               `json:"Timeout"`
+	MemorySize       int               `json:"MemorySize"`
+	LastModified     string            `json:"LastModified"`
+	CodeSha256       string            `json:"CodeSha256"`
+	Version          string            `json:"Version"`
+	Environment      *EnvironmentResp  `json:"Environment,omitempty"`
+	TracingConfig    *TracingConfig    `json:"TracingConfig,omitempty"`
+	RevisionId       string            `json:"RevisionId"`
+	State            string            `json:"State,omitempty"`
+	StateReason      string            `json:"StateReason,omitempty"`
+	StateReasonCode  string            `json:"StateReasonCode,omitempty"`
+	LastUpdateStatus string            `json:"LastUpdateStatus,omitempty"`
+	PackageType      string            `json:"PackageType"`
+	Architectures    []string          `json:"Architectures"`
+	EphemeralStorage *EphemeralStorage `json:"EphemeralStorage,omitempty"`
+	LoggingConfig    *LoggingConfig    `json:"LoggingConfig,omitempty"`
+	SnapStart        *SnapStartResp    `json:"SnapStart,omitempty"`
+	DeadLetterConfig *DeadLetterConfig `json:"DeadLetterConfig,omitempty"`
+	KMSKeyArn        string            `json:"KMSKeyArn,omitempty"`
+}
+
+type EnvironmentResp struct {
+	Variables map[string]string `json:"Variables"`
+}
+type Environment struct {
+	Variables map[string]string `json:"Variables"`
+}
+type TracingConfig struct {
+	Mode string `json:"Mode"`
+}
+type EphemeralStorage struct {
+	Size int `json:"Size"`
+}
+type LoggingConfig struct {
+	LogFormat           string `json:"LogFormat,omitempty"`
+	ApplicationLogLevel string `json:"ApplicationLogLevel,omitempty"`
+	SystemLogLevel      string `json:"SystemLogLevel,omitempty"`
+	LogGroup            string `json:"LogGroup,omitempty"`
+}
+type SnapStartResp struct {
+	ApplyOn            string `json:"ApplyOn"`
+	OptimizationStatus string `json:"OptimizationStatus"`
+}
+type DeadLetterConfig struct {
+	TargetArn string `json:"TargetArn,omitempty"`
+}
+
+// Function is what Flint stores for one function's $LATEST: its configuration plus where its code is.
+type Function struct {
+	Config FunctionConfiguration `json:"config"`
+	// CodeKey is the hex SHA-256 of the zip, the object-store key and unpack-cache key.
+	CodeKey string            `json:"code_key"`
+	Tags    map[string]string `json:"tags,omitempty"`
+}
+
+// Env returns the function's user variables (nil when none).
+func (f *Function) Env() map[string]string {
+	if f.Config.Environment == nil {
+		return nil
+	}
+	return f.Config.Environment.Variables
+}
+
+// Timeout is the configured timeout as a duration.
+func (f *Function) Timeout() time.Duration { return time.Duration(f.Config.Timeout) * time.Second }
+
+// EphemeralMB is the configured /tmp size.
+func (f *Function) EphemeralMB() int {
+	if f.Config.EphemeralStorage == nil {
+		return MinEphemeralMB
+	}
+	return f.Config.EphemeralStorage.Size
+}
+
+// FormatTime renders a time as Lambda's Timestamp strings ("2020-04-10T19:06:32.563+0000").
+func FormatTime(t time.Time) string { return t.UTC().Format(TimestampLayout) }
+
+// Account identifies the (single) account and region Flint presents itself as.
+type Account struct {
+	Region string
+	ID     string
+}
+
+// FunctionARN builds arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER].
+func (a Account) FunctionARN(name, qualifier string) string {
+	var b strings.Builder
+	b.Grow(40 + len(a.Region) + len(name) + len(qualifier))
+	b.WriteString("arn:aws:lambda:")
+	b.WriteString(a.Region)
+	b.WriteByte(':')
+	b.WriteString(a.ID)
+	b.WriteString(":function:")
+	b.WriteString(name)
+	if qualifier != "" {
+		b.WriteByte(':')
+		b.WriteString(qualifier)
+	}
+	return b.String()
+}

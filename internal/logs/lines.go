@@ -1,0 +1,100 @@
+package logs
+
+import (
+	"strconv"
+	"time"
+)
+
+// Latest is the version Lambda prints on START lines for unpublished code.
+const Latest = "$LATEST"
+
+// AppendStart appends Lambda's START line, "START RequestId: <id> Version: <version>\n". An empty
+// version prints as $LATEST.
+func AppendStart(b []byte, requestID, version string) []byte {
+	if version == "" {
+		version = Latest
+	}
+	b = append(b, "START RequestId: "...)
+	b = append(b, requestID...)
+	b = append(b, " Version: "...)
+	b = append(b, version...)
+	return append(b, '\n')
+}
+
+// AppendEnd appends Lambda's END line, "END RequestId: <id>\n".
+func AppendEnd(b []byte, requestID string) []byte {
+	b = append(b, "END RequestId: "...)
+	b = append(b, requestID...)
+	return append(b, '\n')
+}
+
+// Report holds the figures of one invocation's REPORT line.
+type Report struct {
+	RequestID       string
+	Duration        time.Duration // printed in ms with 2 decimals; billed as the ceiling in whole ms (minimum 1)
+	MemorySizeMB    int
+	MaxMemoryUsedMB int
+	InitDuration    time.Duration // printed only when > 0, i.e. on an environment's first invoke
+	Status          string        // "" on success, else "timeout" or "error"
+	ErrorType       string        // printed after Status when set, e.g. "Runtime.ExitError"
+}
+
+// AppendReport appends Lambda's REPORT line: TAB-separated fields, each followed by a TAB (so the
+// line ends with a trailing TAB), then "\n".
+//
+//	REPORT RequestId: <id>\tDuration: 976.25 ms\tBilled Duration: 977 ms\tMemory Size: 128 MB\tMax Memory Used: 90 MB\tInit Duration: 430.47 ms\t
+func AppendReport(b []byte, r Report) []byte {
+	b = append(b, "REPORT RequestId: "...)
+	b = append(b, r.RequestID...)
+	b = append(b, "\tDuration: "...)
+	b = appendMillis(b, r.Duration)
+	b = append(b, " ms\tBilled Duration: "...)
+	b = strconv.AppendInt(b, billedMillis(r.Duration), 10)
+	b = append(b, " ms\tMemory Size: "...)
+	b = strconv.AppendInt(b, int64(r.MemorySizeMB), 10)
+	b = append(b, " MB\tMax Memory Used: "...)
+	b = strconv.AppendInt(b, int64(r.MaxMemoryUsedMB), 10)
+	b = append(b, " MB\t"...)
+	if r.InitDuration > 0 {
+		b = append(b, "Init Duration: "...)
+		b = appendMillis(b, r.InitDuration)
+		b = append(b, " ms\t"...)
+	}
+	if r.Status != "" {
+		b = append(b, "Status: "...)
+		b = append(b, r.Status...)
+		b = append(b, '\t')
+	}
+	if r.ErrorType != "" {
+		b = append(b, "Error Type: "...)
+		b = append(b, r.ErrorType...)
+		b = append(b, '\t')
+	}
+	return append(b, '\n')
+}
+
+// AppendTimeout appends the line Lambda writes when an invocation exceeds its timeout:
+// "2019-06-07T19:11:20.562Z <id> Task timed out after 3.00 seconds\n". at is printed in UTC with
+// millisecond precision. The caller places it in the invocation's output (before END).
+func AppendTimeout(b []byte, at time.Time, requestID string, timeout time.Duration) []byte {
+	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, ' ')
+	b = append(b, requestID...)
+	b = append(b, " Task timed out after "...)
+	b = strconv.AppendFloat(b, timeout.Seconds(), 'f', 2, 64)
+	return append(b, " seconds\n"...)
+}
+
+// appendMillis appends d in milliseconds with two decimals ("976.25").
+func appendMillis(b []byte, d time.Duration) []byte {
+	if d < 0 {
+		d = 0
+	}
+	return strconv.AppendFloat(b, float64(d)/float64(time.Millisecond), 'f', 2, 64)
+}
+
+// billedMillis is the ceiling of d in whole milliseconds, at least 1 (Lambda's 1-ms billing).
+func billedMillis(d time.Duration) int64 {
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	return max(ms, 1)
+}

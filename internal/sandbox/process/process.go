@@ -1,0 +1,214 @@
+// Package process is the sandbox backend without isolation: each environment is a plain child
+// process in its own process group. It runs anywhere (no root, no cgroups) and is meant for
+// development machines; the linux backend isolates. It must not import the API, store or worker.
+package process
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// Backend runs environments as child processes.
+type Backend struct {
+	host string // address Runtime API listeners bind on
+}
+
+var _ sandbox.Backend = (*Backend)(nil)
+
+// New returns a backend whose environments' Runtime API listens on host (e.g. 127.0.0.1).
+func New(host string) *Backend { return &Backend{host: host} }
+
+func (b *Backend) Name() string { return "process" }
+
+func (b *Backend) Check(ctx context.Context) error { return nil }
+
+// Create prepares an environment: its Runtime API listener and command; Start runs it.
+func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instance, error) {
+	if len(spec.Argv) == 0 {
+		return nil, errors.New("process: empty argv")
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(b.host, "0"))
+	if err != nil {
+		return nil, fmt.Errorf("process: runtime api listener: %w", err)
+	}
+	m := pathMap{task: spec.TaskDir, opt: spec.OptDir, runtime: spec.RuntimeDir}
+	argv := make([]string, len(spec.Argv))
+	for i, a := range spec.Argv {
+		argv[i] = m.path(a)
+	}
+	env := make([]string, 0, len(spec.Env)+1)
+	for _, kv := range spec.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env = append(env, k+"="+m.list(v))
+	}
+	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String())
+	cmd := &exec.Cmd{
+		Path:   argv[0],
+		Args:   argv,
+		Env:    env,
+		Dir:    spec.TaskDir,
+		Stdout: spec.Output,
+		Stderr: spec.Output,
+		// Its own process group, so Destroy reaches every process the runtime started; and killed
+		// with Flint even after a kill -9.
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+	}
+	return &instance{ln: ln, cmd: cmd, done: make(chan struct{})}, nil
+}
+
+// pathMap maps the guest paths onto host directories, since a process cannot mount.
+type pathMap struct{ task, opt, runtime string }
+
+func (m pathMap) path(p string) string {
+	for _, r := range [...]struct{ guest, host string }{
+		{sandbox.GuestTaskRoot, m.task}, {sandbox.GuestOptRoot, m.opt}, {sandbox.GuestRuntimeDir, m.runtime},
+	} {
+		if p == r.guest || strings.HasPrefix(p, r.guest+"/") {
+			host := r.host
+			if host == "" {
+				host = "/nonexistent" + r.guest
+			}
+			return host + p[len(r.guest):]
+		}
+	}
+	return p
+}
+
+// list maps every element of a colon-separated path list.
+func (m pathMap) list(v string) string {
+	if !strings.Contains(v, "/") {
+		return v
+	}
+	parts := strings.Split(v, ":")
+	for i, p := range parts {
+		parts[i] = m.path(p)
+	}
+	return strings.Join(parts, ":")
+}
+
+type instance struct {
+	ln   net.Listener
+	cmd  *exec.Cmd
+	done chan struct{}
+
+	mu        sync.Mutex
+	started   bool
+	destroyed bool
+	exit      sandbox.Exit
+}
+
+var _ sandbox.MemoryReporter = (*instance)(nil)
+
+func (i *instance) RuntimeAPI() net.Listener { return i.ln }
+
+func (i *instance) Start(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.destroyed {
+		return sandbox.ErrDestroyed
+	}
+	if err := i.cmd.Start(); err != nil {
+		return fmt.Errorf("process: start %s: %w", i.cmd.Path, err)
+	}
+	i.started = true
+	go i.reap() // owned by the instance; ends when the process does, which Destroy forces
+	return nil
+}
+
+func (i *instance) reap() {
+	err := i.cmd.Wait()
+	exit := sandbox.Exit{At: time.Now()}
+	if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		exit.Code, exit.Signal = -1, signalName(ws.Signal())
+	} else {
+		exit.Code = i.cmd.ProcessState.ExitCode()
+	}
+	_ = err
+	i.mu.Lock()
+	i.exit = exit
+	i.mu.Unlock()
+	close(i.done)
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "killed"
+	case syscall.SIGABRT:
+		return "aborted (core dumped)"
+	case syscall.SIGSEGV:
+		return "segmentation fault (core dumped)"
+	case syscall.SIGTERM:
+		return "terminated"
+	}
+	return s.String()
+}
+
+func (i *instance) Wait(ctx context.Context) (sandbox.Exit, error) {
+	i.mu.Lock()
+	started := i.started
+	i.mu.Unlock()
+	if !started {
+		return sandbox.Exit{}, errors.New("process: not started")
+	}
+	select {
+	case <-i.done:
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return i.exit, nil
+	case <-ctx.Done():
+		return sandbox.Exit{}, ctx.Err()
+	}
+}
+
+func (i *instance) Destroy(ctx context.Context) error {
+	i.mu.Lock()
+	if i.destroyed {
+		i.mu.Unlock()
+		return nil
+	}
+	i.destroyed = true
+	started := i.started
+	i.mu.Unlock()
+	_ = i.ln.Close()
+	if !started {
+		return nil
+	}
+	_ = syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-i.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("process: destroy %d: %w", i.cmd.Process.Pid, ctx.Err())
+	}
+}
+
+// MaxMemoryUsed reads the main process's peak resident set (VmHWM).
+func (i *instance) MaxMemoryUsed() (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(i.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0, err
+	}
+	_, rest, ok := strings.Cut(string(b), "VmHWM:")
+	if !ok {
+		return 0, errors.New("process: no VmHWM")
+	}
+	line, _, _ := strings.Cut(rest, "\n")
+	kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "kB")), 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return kb * 1024, nil
+}

@@ -1,0 +1,205 @@
+// Package server is Flint's composition root: it builds every part from a config.Config, starts
+// them in order and stops them in reverse. main and the tests use it the same way.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/flint-run/flint/internal/api"
+	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/logs"
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/sandbox/process"
+	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/worker"
+)
+
+// backends are the sandbox backends a config can name.
+var backends = map[string]func(cfg config.Config) sandbox.Backend{
+	"process": func(cfg config.Config) sandbox.Backend { return process.New(cfg.RuntimeHost) },
+}
+
+// Server is one Flint node.
+type Server struct {
+	cfg config.Config
+	log *slog.Logger
+
+	store   *store.Store
+	logs    *logs.Store
+	workers *worker.Manager
+	invoke  *invoke.Service
+	http    *http.Server
+	ln      net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed bool
+}
+
+// New checks cfg and returns an unstarted server.
+func New(cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if _, ok := backends[cfg.Sandbox]; !ok {
+		return nil, fmt.Errorf("config: unknown sandbox backend %q", cfg.Sandbox)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{cfg: cfg, log: log}, nil
+}
+
+// Start opens the store, starts every part and begins serving; it returns once the API is up.
+func (s *Server) Start(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	cfg := s.cfg
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	runtimeDir := filepath.Join(dataDir, "runtime")
+	if err := runtimes.Install(runtimeDir); err != nil {
+		return fmt.Errorf("install runtime clients: %w", err)
+	}
+	code, err := artifact.NewCache(filepath.Join(dataDir, "code"))
+	if err != nil {
+		return fmt.Errorf("code cache: %w", err)
+	}
+	if err := code.Sweep(); err != nil {
+		s.log.Warn("sweeping the code cache", "err", err)
+	}
+	backend := backends[cfg.Sandbox](cfg)
+	if err := backend.Check(ctx); err != nil {
+		return fmt.Errorf("sandbox %s: %w", backend.Name(), err)
+	}
+
+	if s.store, err = store.Open(ctx, store.Options{Dir: dataDir, Listen: cfg.NATSListen, Log: s.log.With("part", "store")}); err != nil {
+		return err
+	}
+	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
+		return fmt.Errorf("log store: %w", err)
+	}
+	s.workers = worker.New(worker.Config{
+		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
+		InitTimeout: cfg.InitTimeout, Logs: s.logs, Log: s.log.With("part", "worker"),
+	})
+	limits := artifact.DefaultLimits()
+	s.invoke = invoke.New(s.store, s.workers, code, limits, s.log.With("part", "invoke"))
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.goRun("logs", func() error { return s.logs.Run(runCtx) })
+	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
+	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
+	select {
+	case <-s.invoke.Ready():
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		return errors.New("function cache did not load within 30s")
+	}
+
+	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs,
+		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api")})
+	var lc net.ListenConfig
+	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		// Invokes can legitimately run for the function's whole timeout (up to 900 s).
+		ReadTimeout:  2 * time.Minute,
+		WriteTimeout: 16 * time.Minute,
+		IdleTimeout:  5 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	ln := s.ln
+	s.goRun("http", func() error {
+		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
+	return nil
+}
+
+func (s *Server) goRun(name string, run func() error) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := run(); err != nil {
+			s.log.Error("part stopped", "part", name, "err", err)
+		}
+	}()
+}
+
+// URL is the Lambda API's base URL.
+func (s *Server) URL() string {
+	if s.ln == nil {
+		return ""
+	}
+	return "http://" + s.ln.Addr().String()
+}
+
+// NATSURL is where outside NATS clients connect ("" unless NATSListen was set).
+func (s *Server) NATSURL() string {
+	if s.store == nil {
+		return ""
+	}
+	return s.store.ClientURL()
+}
+
+// Workers exposes environment counts (for tests and metrics).
+func (s *Server) Workers() *worker.Manager { return s.workers }
+
+// Close stops the server. Order: stop taking requests (in-flight ones get a grace period), stop
+// the watchers, destroy every environment, flush logs, close the store.
+func (s *Server) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.http.Shutdown(ctx); err != nil {
+			_ = s.http.Close()
+		}
+		cancel()
+	} else if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.workers != nil {
+		s.workers.Close()
+	}
+	if s.cancel != nil {
+		s.cancel()
+	}
+	s.wg.Wait()
+	if s.store != nil {
+		s.store.Close()
+	}
+	return nil
+}

@@ -1,0 +1,654 @@
+// Package worker owns execution environments: one pool per function version configuration, the
+// environment lifecycle (cold start, warm reuse, timeout, crash, reaping), and the per-invocation
+// log record (START/END/REPORT around the function's output). It runs environments through a
+// sandbox.Backend and speaks to runtimes through runtimeapi; it never touches the store or HTTP
+// API types.
+package worker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/flint-run/flint/internal/logs"
+	"github.com/flint-run/flint/internal/runtimeapi"
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// Function is everything needed to start environments for one version of a function. Any change
+// to it means a new Pool.
+type Function struct {
+	Name        string
+	Version     string
+	ARN         string // unqualified
+	Runtime     runtimes.Runtime
+	Handler     string
+	MemoryMB    int
+	Timeout     time.Duration
+	EphemeralMB int
+	Env         map[string]string
+	// Code returns the host directory holding the unpacked code; called on cold starts only.
+	Code func(ctx context.Context) (string, error)
+}
+
+// Request is one synchronous invocation.
+type Request struct {
+	RequestID     string
+	Payload       []byte
+	InvokedARN    string
+	ClientContext string // decoded JSON
+	TraceID       string
+	Tail          bool // return the last 4 KB of the log
+}
+
+// Response is what the caller gets.
+type Response struct {
+	Payload     []byte
+	ContentType string
+	// FunctionError is "Unhandled" when the function or its runtime failed.
+	FunctionError string
+	LogResult     string
+}
+
+// LogSink stores invocation log records; it must not block.
+type LogSink interface {
+	Append(function string, record []byte)
+}
+
+// Config wires a Manager.
+type Config struct {
+	Backend     sandbox.Backend
+	RuntimeDir  string // host directory of the installed runtime clients
+	Region      string
+	KeepAlive   time.Duration
+	InitTimeout time.Duration
+	Logs        LogSink
+	Log         *slog.Logger
+	Now         func() time.Time
+}
+
+// Manager owns every pool and environment.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+
+	mu     sync.Mutex
+	pools  map[*Pool]struct{}
+	closed bool
+	wg     sync.WaitGroup // environment goroutines
+}
+
+// New returns a Manager; Run reaps idle environments and Close destroys them all.
+func New(cfg Config) *Manager {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{})}
+}
+
+// ErrClosed is returned for invocations after Close.
+var ErrClosed = errors.New("worker: closed")
+
+// Pool returns a new pool for fn. The caller retires it when fn changes.
+func (m *Manager) Pool(fn Function) *Pool {
+	p := &Pool{m: m, fn: fn, all: make(map[*env]struct{}),
+		log: m.log.With("function", fn.Name, "version", fn.Version)}
+	m.mu.Lock()
+	m.pools[p] = struct{}{}
+	m.mu.Unlock()
+	return p
+}
+
+// Run reaps environments idle longer than the keep-alive until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	every := min(m.cfg.KeepAlive/4, 15*time.Second)
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			m.Reap(m.now())
+		}
+	}
+}
+
+// Reap destroys environments idle since before now-KeepAlive and returns how many.
+func (m *Manager) Reap(now time.Time) int {
+	var victims []*env
+	m.mu.Lock()
+	for p := range m.pools {
+		p.mu.Lock()
+		keep := p.idle[:0]
+		for _, e := range p.idle {
+			if now.Sub(e.lastUsed) >= m.cfg.KeepAlive {
+				e.state = stateDead
+				victims = append(victims, e)
+				continue
+			}
+			keep = append(keep, e)
+		}
+		p.idle = keep
+		p.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, e := range victims {
+		e.destroy("reaped")
+	}
+	return len(victims)
+}
+
+// Stats counts environments by state.
+type Stats struct {
+	Starting, Idle, Busy int
+}
+
+// Stats reports environment counts across every pool.
+func (m *Manager) Stats() Stats {
+	var s Stats
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for p := range m.pools {
+		p.mu.Lock()
+		for e := range p.all {
+			switch e.state {
+			case stateStarting:
+				s.Starting++
+			case stateIdle:
+				s.Idle++
+			case stateBusy:
+				s.Busy++
+			}
+		}
+		p.mu.Unlock()
+	}
+	return s
+}
+
+// Close destroys every environment and waits for their goroutines.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	m.closed = true
+	pools := make([]*Pool, 0, len(m.pools))
+	for p := range m.pools {
+		pools = append(pools, p)
+	}
+	m.mu.Unlock()
+	for _, p := range pools {
+		p.Retire()
+	}
+	m.wg.Wait()
+}
+
+// Pool holds the environments of one function configuration.
+type Pool struct {
+	m   *Manager
+	fn  Function
+	log *slog.Logger
+
+	mu      sync.Mutex
+	idle    []*env // most recently used last
+	all     map[*env]struct{}
+	retired bool
+}
+
+// Function returns the configuration this pool runs.
+func (p *Pool) Function() Function { return p.fn }
+
+// Retire stops the pool: idle environments are destroyed now, busy ones when they finish.
+func (p *Pool) Retire() {
+	p.mu.Lock()
+	p.retired = true
+	victims := make([]*env, 0, len(p.all))
+	for e := range p.all {
+		if e.state != stateBusy {
+			e.state = stateDead
+			victims = append(victims, e)
+		}
+	}
+	p.idle = nil
+	p.mu.Unlock()
+	for _, e := range victims {
+		e.destroy("retired")
+	}
+	p.m.mu.Lock()
+	delete(p.m.pools, p)
+	p.m.mu.Unlock()
+}
+
+type envState int
+
+const (
+	stateStarting envState = iota
+	stateIdle
+	stateBusy
+	stateDead
+)
+
+// retryType marks an invocation handed to an environment that died before the runtime took it.
+const retryType = "flint.Retry"
+
+// acquire takes the most recently used idle environment.
+func (p *Pool) acquire() *env {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		e := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		e.state = stateBusy
+		return e
+	}
+	return nil
+}
+
+// Invoke runs one invocation. respond is called once with the result as soon as it is known;
+// log bookkeeping that the caller does not wait for happens after it, before Invoke returns.
+// A non-nil error means the platform failed (not the function) and respond was not called.
+func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response)) error {
+	for attempt := 0; ; attempt++ {
+		e := p.acquire()
+		var initFail *call
+		if e == nil {
+			var err error
+			e, initFail, err = p.start(ctx, req)
+			if err != nil {
+				return err
+			}
+			if initFail != nil {
+				p.finish(initFail, respond)
+				return nil
+			}
+		}
+		c := e.run(req)
+		if c.result.ErrorType == retryType && attempt < 3 {
+			continue
+		}
+		p.finish(c, respond)
+		return nil
+	}
+}
+
+// call is one invocation's bookkeeping.
+type call struct {
+	e        *env
+	req      Request
+	start    time.Time
+	duration time.Duration
+	initDur  time.Duration
+	initOut  []byte
+	output   []byte
+	result   runtimeapi.Result
+	status   string // "", "timeout", "error"
+}
+
+// finish answers the caller and writes the log record.
+func (p *Pool) finish(c *call, respond func(*Response)) {
+	resp := &Response{Payload: c.result.Body, ContentType: c.result.ContentType}
+	if c.result.ErrorType != "" {
+		resp.FunctionError = "Unhandled"
+		if c.status == "" {
+			c.status = "error"
+		}
+	}
+	if !c.req.Tail {
+		respond(resp)
+	}
+	rec := p.record(c)
+	if c.req.Tail {
+		resp.LogResult = logs.Tail(rec)
+		respond(resp)
+	}
+	if p.m.cfg.Logs != nil {
+		p.m.cfg.Logs.Append(p.fn.Name, rec)
+	}
+}
+
+func (p *Pool) record(c *call) []byte {
+	b := make([]byte, 0, len(c.initOut)+len(c.output)+320)
+	b = append(b, c.initOut...)
+	b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)
+	b = append(b, c.output...)
+	if c.status == "timeout" {
+		b = logs.AppendTimeout(b, c.start.Add(c.duration), c.req.RequestID, p.fn.Timeout)
+	}
+	b = logs.AppendEnd(b, c.req.RequestID)
+	rep := logs.Report{RequestID: c.req.RequestID, Duration: c.duration, MemorySizeMB: p.fn.MemoryMB,
+		InitDuration: c.initDur, Status: c.status}
+	if c.status == "error" || c.status == "timeout" {
+		rep.ErrorType = c.result.ErrorType
+	}
+	if c.status == "timeout" {
+		rep.ErrorType = ""
+	}
+	rep.MaxMemoryUsedMB = c.e.maxMemoryMB()
+	return logs.AppendReport(b, rep)
+}
+
+// start cold-starts an environment for req. It returns either a ready, busy environment, or a
+// finished call describing an init failure (reported on this invocation, as Lambda does).
+func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
+	ctx = context.WithoutCancel(ctx)
+	p.m.mu.Lock()
+	closed := p.m.closed
+	p.m.mu.Unlock()
+	if closed {
+		return nil, nil, ErrClosed
+	}
+	begin := p.m.now()
+	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}),
+		initErr: make(chan runtimeapi.Result, 1), exited: make(chan struct{})}
+	fail := func(typ, msg string) (*env, *call, error) {
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), status: "error",
+			result: runtimeapi.Result{ErrorType: typ, ContentType: "application/json",
+				Body: runtimeapi.ErrorBody(typ, "RequestId: "+req.RequestID+" Error: "+msg)}}
+		return nil, c, nil
+	}
+	codeDir, err := p.fn.Code(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("code for %s: %w", p.fn.Name, err)
+	}
+	argv, renv, err := p.fn.Runtime.Entrypoint(codeDir, "")
+	if errors.Is(err, runtimes.ErrNoBootstrap) {
+		return fail("Runtime.InvalidEntrypoint", err.Error())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("entrypoint for %s: %w", p.fn.Name, err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	}
+	if e.out, err = newCapture(r); err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	}
+	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
+		Env: p.environ(renv), MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+	inst, err := p.m.cfg.Backend.Create(ctx, spec)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
+	}
+	e.inst = inst
+	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
+		p.log.With("env", e.id))
+	p.mu.Lock()
+	p.all[e] = struct{}{}
+	p.mu.Unlock()
+	p.m.wg.Add(2)
+	go func() { defer p.m.wg.Done(); e.out.run() }()
+	go func() {
+		defer p.m.wg.Done()
+		if err := e.api.Serve(inst.RuntimeAPI()); err != nil {
+			p.log.Warn("runtime api stopped", "env", e.id, "err", err)
+		}
+	}()
+	err = inst.Start(ctx)
+	w.Close() // the environment holds its own copy
+	if err != nil {
+		e.destroy("start failed")
+		return nil, nil, fmt.Errorf("start environment for %s: %w", p.fn.Name, err)
+	}
+	p.m.wg.Add(1)
+	go func() { defer p.m.wg.Done(); e.monitor() }()
+
+	timer := time.NewTimer(p.m.cfg.InitTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.ready:
+		p.mu.Lock()
+		if e.state == stateStarting {
+			e.state = stateBusy
+		}
+		dead := e.state == stateDead
+		p.mu.Unlock()
+		if dead {
+			return fail("Runtime.ExitError", "Runtime exited without providing a reason")
+		}
+		e.initDur = p.m.now().Sub(begin)
+		e.initOut = e.out.take()
+		return e, nil, nil
+	case res := <-e.initErr:
+		e.destroy("init error")
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), status: "error",
+			result: res, initOut: e.out.take()}
+		if c.result.ErrorType == "" {
+			c.result.ErrorType = "Runtime.Unknown"
+		}
+		return nil, c, nil
+	case <-e.exited:
+		_, c, _ := fail("Runtime.ExitError", "Runtime exited with error: "+e.exit.String())
+		c.initOut = e.out.take()
+		return nil, c, nil
+	case <-timer.C:
+		e.destroy("init timeout")
+		_, c, _ := fail("Sandbox.Timedout", fmt.Sprintf("Task timed out after %.2f seconds", p.m.cfg.InitTimeout.Seconds()))
+		c.status = "timeout"
+		c.initOut = e.out.take()
+		return nil, c, nil
+	}
+}
+
+// environ is the environment's variables: the user's, then Lambda's reserved ones.
+func (p *Pool) environ(runtimeEnv []string) []string {
+	fn := p.fn
+	env := make([]string, 0, len(fn.Env)+24+len(runtimeEnv))
+	keys := make([]string, 0, len(fn.Env))
+	for k := range fn.Env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+fn.Env[k])
+	}
+	now := p.m.now().UTC()
+	env = append(env,
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"_HANDLER="+fn.Handler,
+		"LAMBDA_TASK_ROOT="+sandbox.GuestTaskRoot,
+		"LAMBDA_RUNTIME_DIR="+sandbox.GuestRuntimeDir,
+		"AWS_REGION="+p.m.cfg.Region,
+		"AWS_DEFAULT_REGION="+p.m.cfg.Region,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
+		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
+	)
+	return append(env, runtimeEnv...)
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// env is one execution environment.
+type env struct {
+	p    *Pool
+	id   string
+	inst sandbox.Instance
+	api  *runtimeapi.Server
+	out  *capture
+
+	// Guarded by p.mu.
+	state    envState
+	cur      *call
+	lastUsed time.Time
+
+	initDur time.Duration
+	initOut []byte
+
+	readyOnce   sync.Once
+	ready       chan struct{}
+	initErr     chan runtimeapi.Result
+	exited      chan struct{}
+	exit        sandbox.Exit
+	destroyOnce sync.Once
+}
+
+// run delivers one invocation to a busy environment and waits for its result.
+func (e *env) run(req Request) *call {
+	p := e.p
+	now := p.m.now()
+	c := &call{e: e, req: req, start: now, initDur: e.initDur, initOut: e.initOut}
+	e.initDur, e.initOut = 0, nil
+	inv := runtimeapi.NewInvocation()
+	inv.RequestID = req.RequestID
+	inv.Payload = req.Payload
+	inv.Deadline = now.Add(p.fn.Timeout)
+	inv.InvokedARN = req.InvokedARN
+	inv.ClientContext = req.ClientContext
+	inv.TraceID = req.TraceID
+	p.mu.Lock()
+	e.cur = c
+	p.mu.Unlock()
+	e.api.Deliver(inv)
+	timer := time.NewTimer(p.fn.Timeout)
+	select {
+	case c.result = <-inv.Done():
+		timer.Stop()
+	case <-timer.C:
+		if inv.Complete(runtimeapi.Result{ErrorType: "Sandbox.Timedout", ContentType: "application/json",
+			Body: runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds",
+				req.RequestID, p.fn.Timeout.Seconds()))}) {
+			p.mu.Lock()
+			e.cur = nil // the monitor must not settle it again
+			p.mu.Unlock()
+			c.status = "timeout"
+			e.destroy("timeout")
+			c.output = e.out.take()
+		}
+		c.result = <-inv.Done()
+	}
+	c.duration = p.m.now().Sub(now)
+	return c
+}
+
+// Ready implements runtimeapi.Hooks: the first /next ends INIT.
+func (e *env) Ready() { e.readyOnce.Do(func() { close(e.ready) }) }
+
+// InitError implements runtimeapi.Hooks.
+func (e *env) InitError(r runtimeapi.Result) {
+	select {
+	case e.initErr <- r:
+	default:
+	}
+}
+
+// Finished implements runtimeapi.Hooks: the environment becomes idle again before the caller
+// sees the result, so back-to-back invocations reuse it instead of cold-starting another.
+func (e *env) Finished(*runtimeapi.Invocation) {
+	p := e.p
+	out := e.out.take()
+	p.mu.Lock()
+	c := e.cur
+	e.cur = nil
+	if c != nil {
+		c.output = out
+	}
+	retire := p.retired
+	if e.state == stateBusy && !retire {
+		e.state = stateIdle
+		e.lastUsed = p.m.now()
+		p.idle = append(p.idle, e)
+	}
+	p.mu.Unlock()
+	if retire {
+		e.destroy("retired")
+	}
+}
+
+// monitor waits for the environment's process to end and settles what it leaves behind.
+func (e *env) monitor() {
+	exit, _ := e.inst.Wait(context.Background())
+	e.exit = exit
+	p := e.p
+	p.mu.Lock()
+	e.state = stateDead
+	for i, x := range p.idle {
+		if x == e {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	c := e.cur
+	e.cur = nil
+	p.mu.Unlock()
+	close(e.exited)
+	if c != nil {
+		if inv := e.api.Reclaim(); inv != nil {
+			inv.Complete(runtimeapi.Result{ErrorType: retryType})
+		} else {
+			msg := "RequestId: " + c.req.RequestID + " Error: Runtime exited with error: " + exit.String()
+			typ := "Runtime.ExitError"
+			if exit.OOMKilled {
+				typ, msg = "Runtime.OutOfMemory", "RequestId: "+c.req.RequestID+" Error: Runtime exited with error: signal: killed"
+			}
+			if e.failCurrent(c, typ, msg) {
+				p.log.Debug("runtime exited during invocation", "env", e.id, "exit", exit.String())
+			}
+		}
+	}
+	e.destroy("exited")
+}
+
+// failCurrent fails the invocation the runtime was running when it died.
+func (e *env) failCurrent(c *call, typ, msg string) bool {
+	inv := e.api.Current()
+	if inv == nil || !inv.Claim() {
+		return false
+	}
+	c.output = e.out.take() // read by the invoking goroutine after Send
+	c.status = "error"
+	inv.Send(runtimeapi.Result{ErrorType: typ, ContentType: "application/json", Body: runtimeapi.ErrorBody(typ, msg)})
+	return true
+}
+
+// destroy releases the environment; safe to call from any goroutine, any number of times.
+func (e *env) destroy(reason string) {
+	e.destroyOnce.Do(func() {
+		p := e.p
+		p.mu.Lock()
+		e.state = stateDead
+		delete(p.all, e)
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := e.inst.Destroy(ctx); err != nil {
+			p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
+		}
+		_ = e.api.Close()
+		p.m.wg.Add(1)
+		go func() { defer p.m.wg.Done(); e.out.close() }()
+		p.log.Debug("environment destroyed", "env", e.id, "reason", reason)
+	})
+}
+
+func (e *env) maxMemoryMB() int {
+	if mr, ok := e.inst.(sandbox.MemoryReporter); ok {
+		if b, err := mr.MaxMemoryUsed(); err == nil {
+			return int((b + (1<<20 - 1)) >> 20)
+		}
+	}
+	return 0
+}
