@@ -139,9 +139,9 @@ func startServer(t testing.TB, dir string, mutate ...func(*config.Config)) *serv
 // newClient is aws-sdk-go-v2's real Lambda client pointed at Flint.
 func newClient(url string) *lambda.Client {
 	return lambda.New(lambda.Options{
-		Region:       "us-east-1",
-		BaseEndpoint: aws.String(url),
-		Credentials:  credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""),
+		Region:           "us-east-1",
+		BaseEndpoint:     aws.String(url),
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""),
 		RetryMaxAttempts: 1,
 	})
 }
