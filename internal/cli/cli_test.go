@@ -1,0 +1,555 @@
+package cli
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// runCLI runs the command line with args and returns the exit code and both streams.
+func runCLI(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	a := &app{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}
+	code = a.run(ctx, args)
+	return code, out.String(), errOut.String()
+}
+
+// writeTree creates files under dir: a name ending in "/" is a directory, "->target" a
+// symlink, anything else a file with that content. Modes are set explicitly (umask aside).
+type treeEntry struct {
+	name    string
+	mode    fs.FileMode
+	content string
+}
+
+func writeTree(t *testing.T, dir string, entries []treeEntry) {
+	t.Helper()
+	for _, e := range entries {
+		p := filepath.Join(dir, filepath.FromSlash(e.name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case strings.HasSuffix(e.name, "/"):
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, e.mode); err != nil {
+				t.Fatal(err)
+			}
+		case strings.HasPrefix(e.content, "->"):
+			if err := os.Symlink(strings.TrimPrefix(e.content, "->"), p); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			if err := os.WriteFile(p, []byte(e.content), e.mode); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, e.mode); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+var packageTree = []treeEntry{
+	{name: "bootstrap", mode: 0o755, content: "#!/bin/sh\necho hi\n"},
+	{name: "lib/", mode: 0o750},
+	{name: "lib/a.txt", mode: 0o644, content: "a"},
+	{name: "lib/nested/b.txt", mode: 0o600, content: strings.Repeat("b", 10000)},
+	{name: "link", content: "->lib/a.txt"},
+	{name: ".git/config", mode: 0o644, content: "[core]"},
+	{name: "sub/.git", mode: 0o644, content: "gitdir: ../.git/modules/sub"},
+	{name: "sub/x.py", mode: 0o644, content: "x = 1\n"},
+	{name: ".env", mode: 0o600, content: "A=1"},
+}
+
+// zipEntry is what a test checks of each zip entry.
+type zipEntry struct {
+	Name     string
+	Mode     fs.FileMode
+	Modified time.Time
+	Content  string
+}
+
+func readZip(t *testing.T, b []byte) []zipEntry {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		t.Fatalf("read zip: %v", err)
+	}
+	var got []zipEntry
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatalf("open %s: %v", f.Name, err)
+		}
+		content, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", f.Name, err)
+		}
+		got = append(got, zipEntry{Name: f.Name, Mode: f.Mode(), Modified: f.Modified.UTC(), Content: string(content)})
+	}
+	return got
+}
+
+func TestZipDir(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, packageTree)
+
+	b, err := zipDir(dir)
+	if err != nil {
+		t.Fatalf("zipDir: %v", err)
+	}
+	got := readZip(t, b)
+	e := func(name string, mode fs.FileMode, content string) zipEntry {
+		return zipEntry{Name: name, Mode: mode, Modified: zipModTime, Content: content}
+	}
+	want := []zipEntry{
+		e(".env", 0o600, "A=1"),
+		e("bootstrap", 0o755, "#!/bin/sh\necho hi\n"),
+		e("lib/", fs.ModeDir|0o750, ""),
+		e("lib/a.txt", 0o644, "a"),
+		e("lib/nested/", fs.ModeDir|0o755, ""),
+		e("lib/nested/b.txt", 0o600, strings.Repeat("b", 10000)),
+		e("link", fs.ModeSymlink|0o777, "lib/a.txt"),
+		e("sub/", fs.ModeDir|0o755, ""),
+		e("sub/x.py", 0o644, "x = 1\n"),
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("zip entries (-want +got):\n%s", diff)
+	}
+}
+
+func TestZipDirDeterministic(t *testing.T) {
+	first := t.TempDir()
+	writeTree(t, first, packageTree)
+	// The same tree written in reverse order, later, with other modification times.
+	second := t.TempDir()
+	reversed := make([]treeEntry, len(packageTree))
+	for i, e := range packageTree {
+		reversed[len(packageTree)-1-i] = e
+	}
+	writeTree(t, second, reversed)
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(second, "bootstrap"), later, later); err != nil {
+		t.Fatal(err)
+	}
+
+	sums := map[string]string{}
+	for _, run := range []struct{ name, dir string }{
+		{"first", first}, {"first again", first}, {"second", second},
+	} {
+		b, err := zipDir(run.dir)
+		if err != nil {
+			t.Fatalf("%s: zipDir: %v", run.name, err)
+		}
+		sums[run.name] = fmt.Sprintf("%x", sha256.Sum256(b))
+	}
+	for _, name := range []string{"first again", "second"} {
+		if got, want := sums[name], sums["first"]; got != want {
+			t.Errorf("sha256 of %s zip = %s, want %s (the first zip's)", name, got, want)
+		}
+	}
+}
+
+func TestZipDirRejectsSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, []treeEntry{{name: "a", mode: 0o644, content: "a"}})
+	l, err := net.Listen("unix", filepath.Join(dir, "sock"))
+	if err != nil {
+		t.Skipf("cannot create a unix socket here: %v", err)
+	}
+	defer l.Close()
+	if _, err := zipDir(dir); err == nil {
+		t.Errorf("zipDir of a tree with a socket: got no error, want one")
+	}
+}
+
+func TestLoadPackage(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, []treeEntry{
+		{name: "src/main.py", mode: 0o644, content: "print(1)"},
+		{name: "pkg.zip", mode: 0o644, content: "PK\x05\x06" + strings.Repeat("\x00", 18)},
+		{name: "PKG2.ZIP", mode: 0o644, content: "PK\x05\x06" + strings.Repeat("\x00", 18)},
+		{name: "bootstrap", mode: 0o755, content: "binary"},
+		{name: "srclink", content: "->src"},
+	})
+	wantDir, err := zipDir(filepath.Join(dir, "src"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		path    string
+		want    []byte
+		wantErr bool
+	}{
+		{path: "src", want: wantDir},
+		{path: "srclink", want: wantDir},
+		{path: "pkg.zip", want: []byte("PK\x05\x06" + strings.Repeat("\x00", 18))},
+		{path: "PKG2.ZIP", want: []byte("PK\x05\x06" + strings.Repeat("\x00", 18))},
+		{path: "bootstrap", wantErr: true},
+		{path: "missing", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			got, err := loadPackage(filepath.Join(dir, tt.path))
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("loadPackage(%s) error = %v, want error %v", tt.path, err, tt.wantErr)
+			}
+			if !bytes.Equal(got, tt.want) {
+				t.Errorf("loadPackage(%s) = %d bytes, want %d bytes", tt.path, len(got), len(tt.want))
+			}
+		})
+	}
+}
+
+func TestParseEnv(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		want    map[string]string
+		wantErr bool
+	}{
+		{name: "none", in: nil, want: map[string]string{}},
+		{name: "one", in: []string{"A=1"}, want: map[string]string{"A": "1"}},
+		{name: "empty value", in: []string{"A="}, want: map[string]string{"A": ""}},
+		{name: "equals and commas in value", in: []string{"DSN=a=b,c=d"}, want: map[string]string{"DSN": "a=b,c=d"}},
+		{name: "later wins", in: []string{"A=1", "B=2", "A=3"}, want: map[string]string{"A": "3", "B": "2"}},
+		{name: "no equals", in: []string{"A"}, wantErr: true},
+		{name: "no key", in: []string{"=1"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseEnv(tt.in)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("parseEnv(%q) error = %v, want error %v", tt.in, err, tt.wantErr)
+			}
+			if tt.wantErr {
+				return
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("parseEnv(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+// TestUsageErrors checks that every misuse exits 2 with one line on stderr, before any request.
+func TestUsageErrors(t *testing.T) {
+	// An endpoint that nothing listens on: a usage error must not get as far as a request.
+	t.Setenv("FLINT_ENDPOINT", "http://127.0.0.1:1")
+	payload := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(payload, []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bogus"}, `flint: unknown command "bogus" (see 'flint --help')`},
+		{[]string{"--bogus"}, `flint: unknown flag: --bogus (see 'flint --help')`},
+		{[]string{"--endpoint", "ftp://x", "ls"}, `flint: --endpoint "ftp://x" must be an http:// or https:// URL (see 'flint ls --help')`},
+		{[]string{"deploy"}, `flint: missing PATH (a directory or a .zip file) (see 'flint deploy --help')`},
+		{[]string{"deploy", "a", "b"}, `flint: unexpected argument "b" (see 'flint deploy --help')`},
+		{[]string{"deploy", "."}, `flint: --name is required (see 'flint deploy --help')`},
+		{[]string{"deploy", ".", "--name", "f", "--env", "NOPE"}, `flint: --env "NOPE": want KEY=VALUE (see 'flint deploy --help')`},
+		{[]string{"deploy", ".", "--name", "f", "--memory", "lots"}, `flint: invalid argument "lots" for "--memory" flag: strconv.ParseInt: parsing "lots": invalid syntax (see 'flint deploy --help')`},
+		{[]string{"deploy", ".", "--name", "f", "--runtime", ""}, `flint: --runtime must not be empty (see 'flint deploy --help')`},
+		{[]string{"invoke"}, `flint: missing function NAME (see 'flint invoke --help')`},
+		{[]string{"invoke", "f", "{}", "extra"}, `flint: unexpected argument "extra" (see 'flint invoke --help')`},
+		{[]string{"invoke", "f", "{}", "--payload-file", payload}, `flint: give the event as an argument or with --payload-file, not both (see 'flint invoke --help')`},
+		{[]string{"ls", "x"}, `flint: unexpected argument "x" (see 'flint ls --help')`},
+		{[]string{"rm"}, `flint: missing function NAME (see 'flint rm --help')`},
+		{[]string{"logs"}, `flint: missing function NAME (see 'flint logs --help')`},
+		{[]string{"logs", "f", "--tail", "-1"}, `flint: --tail must not be negative (see 'flint logs --help')`},
+		{[]string{"serve", "x"}, `flint: unexpected argument "x" (see 'flint serve --help')`},
+		{[]string{"serve", "--log-level", "loud"}, `flint: --log-level "loud": want debug, info, warn or error (see 'flint serve --help')`},
+		{[]string{"serve", "--keep-alive", "soon"}, `flint: invalid argument "soon" for "--keep-alive" flag: time: invalid duration "soon" (see 'flint serve --help')`},
+		{[]string{"serve", "--listen", "nowhere", "--region", "moon"}, `flint: invalid configuration: listen "nowhere": address nowhere: missing port in address; region "moon" is not a region name like us-east-1 (see 'flint serve --help')`},
+		{[]string{"version", "now"}, `flint: unexpected argument "now" (see 'flint version --help')`},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, context.Background(), tt.args...)
+			if code != exitUsage {
+				t.Errorf("exit code = %d, want %d", code, exitUsage)
+			}
+			if got := strings.TrimSuffix(stderr, "\n"); got != tt.want {
+				t.Errorf("stderr:\n got %q\nwant %q", stderr, tt.want+"\n")
+			}
+			if stdout != "" {
+				t.Errorf("stdout = %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	tests := []struct {
+		args       []string
+		wantPrefix string
+	}{
+		{nil, "Flint runs AWS Lambda functions"},
+		{[]string{"--help"}, "Flint runs AWS Lambda functions"},
+		{[]string{"deploy", "--help"}, "Create a function"},
+		{[]string{"version"}, "flint "},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, context.Background(), tt.args...)
+			if code != exitOK || stderr != "" {
+				t.Errorf("exit code %d, stderr %q; want 0 and nothing", code, stderr)
+			}
+			if !strings.HasPrefix(stdout, tt.wantPrefix) {
+				t.Errorf("stdout = %q, want it to start with %q", stdout, tt.wantPrefix)
+			}
+		})
+	}
+}
+
+// apiResponseError wraps an API error as the SDK returns it from an operation.
+func apiResponseError(status int, err error) error {
+	return &smithy.OperationError{ServiceID: "Lambda", OperationName: "GetFunction", Err: &awshttp.ResponseError{
+		ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      err,
+		},
+		RequestID: "5f1c9b1e-0000-0000-0000-000000000000",
+	}}
+}
+
+func TestErrorLine(t *testing.T) {
+	const endpoint = "http://127.0.0.1:9000"
+	arn := "arn:aws:lambda:us-east-1:000000000000:function:nope"
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{
+			name: "generic API error",
+			err:  &smithy.GenericAPIError{Code: "ServiceException", Message: "An internal error occurred."},
+			want: "flint: ServiceException: An internal error occurred.",
+		},
+		{
+			name: "typed API error from an operation",
+			err:  apiResponseError(404, &types.ResourceNotFoundException{Message: aws.String("Function not found: " + arn)}),
+			want: "flint: ResourceNotFoundException: Function not found: " + arn,
+		},
+		{
+			name: "API error without a message",
+			err:  apiResponseError(409, &smithy.GenericAPIError{Code: "ResourceConflictException"}),
+			want: "flint: ResourceConflictException",
+		},
+		{
+			name: "wrapped API error",
+			err:  fmt.Errorf("deploy: %w", &types.InvalidParameterValueException{Message: aws.String("Runtime is not supported")}),
+			want: "flint: InvalidParameterValueException: Runtime is not supported",
+		},
+		{
+			name: "unreachable",
+			err: apiResponseError(0, &smithyhttp.RequestSendError{Err: &net.OpError{
+				Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9000}, Err: errors.New("connect: connection refused"),
+			}}),
+			want: "flint: cannot reach Flint at http://127.0.0.1:9000 (is 'flint serve' running?): dial tcp 127.0.0.1:9000: connect: connection refused",
+		},
+		{
+			name: "multi-line",
+			err:  errors.Join(errors.New("first"), errors.New("second\n")),
+			want: "flint: first; second",
+		},
+		{
+			name: "plain",
+			err:  errors.New("function error (Unhandled)"),
+			want: "flint: function error (Unhandled)",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := errorLine(tt.err, endpoint); got != tt.want {
+				t.Errorf("errorLine:\n got %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestRetryer(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"not found", apiResponseError(404, &types.ResourceNotFoundException{}), false},
+		{"throttled", apiResponseError(429, &types.TooManyRequestsException{}), false},
+		{"conflict", apiResponseError(409, &smithy.GenericAPIError{Code: "ResourceConflictException"}), false},
+		{"service unavailable", apiResponseError(503, &smithy.GenericAPIError{Code: "ServiceException"}), true},
+		{"connection refused", apiResponseError(0, &smithyhttp.RequestSendError{Err: &net.OpError{Op: "dial", Err: errors.New("refused")}}), true},
+	}
+	r := newRetryer()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := r.IsErrorRetryable(tt.err); got != tt.want {
+				t.Errorf("IsErrorRetryable = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeEndpoint(t *testing.T) {
+	tests := []struct {
+		in, want string
+		wantErr  bool
+	}{
+		{in: "http://127.0.0.1:9000", want: "http://127.0.0.1:9000"},
+		{in: "http://127.0.0.1:9000/", want: "http://127.0.0.1:9000"},
+		{in: "https://flint.example.com//", want: "https://flint.example.com"},
+		{in: "127.0.0.1:9000", want: "http://127.0.0.1:9000"},
+		{in: " ", wantErr: true},
+		{in: "ftp://x", wantErr: true},
+	}
+	for _, tt := range tests {
+		got, err := normalizeEndpoint(tt.in)
+		if (err != nil) != tt.wantErr || got != tt.want {
+			t.Errorf("normalizeEndpoint(%q) = %q, %v; want %q, error %v", tt.in, got, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+// TestLogs drives `flint logs` against an HTTP server speaking the logs endpoint's protocol.
+func TestLogs(t *testing.T) {
+	const records = "START RequestId: 1 Version: $LATEST\nhello\nEND RequestId: 1\n"
+	var (
+		mu       sync.Mutex
+		gotQuery string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		gotQuery = r.URL.RawQuery
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/flint/v1/functions/echo/logs":
+		case "/flint/v1/functions/broken/logs":
+			http.Error(w, "store unavailable\nretry later", http.StatusInternalServerError)
+			return
+		default:
+			w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			fmt.Fprint(w, `{"Type":"User","Message":"Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope","message":"Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope"}`)
+			return
+		}
+		fmt.Fprint(w, records)
+		if r.URL.Query().Get("follow") == "true" {
+			w.(http.Flusher).Flush()
+			<-r.Context().Done()
+		}
+	}))
+	defer srv.Close()
+
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantQuery  string
+		wantStdout string
+		wantStderr string
+	}{
+		{name: "all", args: []string{"logs", "echo"}, wantQuery: "", wantStdout: records},
+		{name: "tail", args: []string{"logs", "echo", "--tail", "5"}, wantQuery: "tail=5", wantStdout: records},
+		{name: "tail zero", args: []string{"logs", "echo", "--tail", "0"}, wantQuery: "tail=0", wantStdout: records},
+		{name: "not found", args: []string{"logs", "nope"}, wantCode: 1,
+			wantStderr: "flint: ResourceNotFoundException: Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope\n"},
+		{name: "server failure", args: []string{"logs", "broken"}, wantCode: 1,
+			wantStderr: "flint: /flint/v1/functions/broken/logs 500 Internal Server Error: store unavailable; retry later\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, context.Background(), append(tt.args, "--endpoint", srv.URL)...)
+			if code != tt.wantCode || stdout != tt.wantStdout || stderr != tt.wantStderr {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, %q", code, stdout, stderr, tt.wantCode, tt.wantStdout, tt.wantStderr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantCode == 0 && gotQuery != tt.wantQuery {
+				t.Errorf("query = %q, want %q", gotQuery, tt.wantQuery)
+			}
+		})
+	}
+
+	t.Run("follow until interrupted", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		out := &signalWriter{wrote: make(chan struct{})}
+		var errOut bytes.Buffer
+		a := &app{stdin: strings.NewReader(""), stdout: out, stderr: &errOut}
+		done := make(chan int)
+		go func() { done <- a.run(ctx, []string{"logs", "echo", "-f", "--endpoint", srv.URL}) }()
+		select {
+		case <-out.wrote:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no log output while following")
+		}
+		cancel() // as Ctrl-C does
+		if code := <-done; code != exitOK {
+			t.Errorf("exit code = %d, want 0; stderr %q", code, errOut.String())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if gotQuery != "follow=true" {
+			t.Errorf("query = %q, want follow=true", gotQuery)
+		}
+		if got := out.String(); got != records {
+			t.Errorf("stdout = %q, want %q", got, records)
+		}
+	})
+}
+
+// signalWriter is a buffer that closes wrote on the first write.
+type signalWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	once  sync.Once
+	wrote chan struct{}
+}
+
+func (w *signalWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	defer w.once.Do(func() { close(w.wrote) })
+	return w.buf.Write(p)
+}
+
+func (w *signalWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}

@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+)
+
+const (
+	// maxFunctionTimeout is Lambda's longest function timeout: a synchronous invoke's response
+	// may take this long to start.
+	maxFunctionTimeout = 900 * time.Second
+	// apiTimeout bounds one API call end to end: the longest invoke plus room for a cold start
+	// and a large upload.
+	apiTimeout = maxFunctionTimeout + 2*time.Minute
+	// dialTimeout bounds connecting to Flint.
+	dialTimeout = 10 * time.Second
+	// defaultRegion is used when AWS_REGION is not set.
+	defaultRegion = "us-east-1"
+)
+
+// lambdaClient returns an AWS Lambda client for a.endpoint. Region comes from AWS_REGION (else
+// us-east-1); credentials from the usual AWS sources when there are any, else static
+// "flint"/"flint" (Flint accepts any signature). Client errors (4xx) are not retried.
+func (a *app) lambdaClient(ctx context.Context) (*lambda.Client, error) {
+	region := os.Getenv("AWS_REGION")
+	if region == "" {
+		region = defaultRegion
+	}
+	httpClient := awshttp.NewBuildableClient().
+		WithTimeout(apiTimeout).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.TLSHandshakeTimeout = dialTimeout
+			t.ResponseHeaderTimeout = apiTimeout
+		})
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithRegion(region),
+		config.WithHTTPClient(httpClient),
+		config.WithRetryer(newRetryer),
+		// No instance metadata: a CLI pointed at Flint must not stall probing for EC2.
+		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	if !haveCredentials(ctx, cfg.Credentials) {
+		cfg.Credentials = credentials.NewStaticCredentialsProvider("flint", "flint", "")
+	}
+	endpoint := a.endpoint
+	return lambda.NewFromConfig(cfg, func(o *lambda.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	}), nil
+}
+
+// haveCredentials reports whether the environment configures usable AWS credentials.
+func haveCredentials(ctx context.Context, p aws.CredentialsProvider) bool {
+	if p == nil {
+		return false
+	}
+	_, err := p.Retrieve(ctx)
+	return err == nil
+}
+
+// newRetryer is the SDK's standard retryer, except that no 4xx response is retried: against
+// Flint a client error (throttles included) is an answer to report, not a fault to wait out.
+func newRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(no4xx)}, o.Retryables...)
+	})
+}
+
+// no4xx says "do not retry" for a 4xx response and leaves every other error to the defaults.
+func no4xx(err error) aws.Ternary {
+	if code := httpStatus(err); code >= 400 && code < 500 {
+		return aws.FalseTernary
+	}
+	return aws.UnknownTernary
+}
+
+// httpStatus is the HTTP status of the response behind an SDK error, or 0 if there was none.
+func httpStatus(err error) int {
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.ResponseError == nil || re.Response == nil || re.Response.Response == nil {
+		return 0
+	}
+	return re.Response.StatusCode
+}
+
+// plainHTTPClient is a client for Flint's own (non-AWS) endpoints. timeout 0 means no overall
+// limit, for streams that last as long as the user wants; connecting and the wait for response
+// headers are always bounded.
+func plainHTTPClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	t.TLSHandshakeTimeout = dialTimeout
+	t.ResponseHeaderTimeout = time.Minute
+	return &http.Client{Transport: t, Timeout: timeout}
+}

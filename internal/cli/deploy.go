@@ -1,0 +1,253 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/spf13/cobra"
+)
+
+const (
+	// defaultRole is the execution role of functions created without --role; Flint does not
+	// check roles, but Lambda's API requires one.
+	defaultRole = "arn:aws:iam::000000000000:role/flint"
+	// deployWait bounds the wait for a function to become Active or finish an update.
+	deployWait = 5 * time.Minute
+)
+
+// deployOptions are deploy's flags.
+type deployOptions struct {
+	name        string
+	runtime     string
+	handler     string
+	env         []string
+	memory      int32
+	timeout     int32
+	description string
+	role        string
+}
+
+func (a *app) deployCommand() *cobra.Command {
+	var o deployOptions
+	cmd := &cobra.Command{
+		Use:   "deploy PATH --name NAME --runtime RUNTIME [--handler HANDLER]",
+		Short: "Create or update a function from a directory or a .zip file",
+		Long: "Create a function, or update its code and then the configuration given by flags.\n\n" +
+			"PATH is a directory, zipped in memory (the same tree always gives the same CodeSha256),\n" +
+			"or a .zip file sent as is. --runtime is required to create a function; --handler\n" +
+			"defaults to \"bootstrap\" for provided.* runtimes. --env replaces all of a function's\n" +
+			"environment variables.",
+		Example: "  flint deploy ./build --name go-echo --runtime provided.al2023\n" +
+			"  flint deploy examples/python-hello --name python-hello --runtime python3.12 --handler app.handler",
+		Args: exactArgs(1, "PATH (a directory or a .zip file)"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.deploy(cmd, args[0], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "function name (required)")
+	f.StringVar(&o.runtime, "runtime", "", "runtime, e.g. provided.al2023, python3.12, nodejs20.x")
+	f.StringVar(&o.handler, "handler", "", "handler, e.g. app.handler (default \"bootstrap\" for provided.* runtimes)")
+	f.StringArrayVar(&o.env, "env", nil, "environment variable KEY=VALUE (repeatable)")
+	f.Int32Var(&o.memory, "memory", 0, "memory in MB (Lambda's default: 128)")
+	f.Int32Var(&o.timeout, "timeout", 0, "timeout in seconds (Lambda's default: 3)")
+	f.StringVar(&o.description, "description", "", "description")
+	f.StringVar(&o.role, "role", "", "execution role ARN (default "+defaultRole+")")
+	return cmd
+}
+
+func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
+	ctx := cmd.Context()
+	if o.name == "" {
+		return usageErrorf(cmd, "--name is required")
+	}
+	env, err := parseEnv(o.env)
+	if err != nil {
+		return usageErrorf(cmd, "%w", err)
+	}
+	changed := cmd.Flags().Changed
+	if changed("runtime") && o.runtime == "" {
+		return usageErrorf(cmd, "--runtime must not be empty")
+	}
+	zipBytes, err := loadPackage(path)
+	if err != nil {
+		return err
+	}
+	client, err := a.lambdaClient(ctx)
+	if err != nil {
+		return err
+	}
+
+	_, err = client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(o.name)})
+	var notFound *types.ResourceNotFoundException
+	var fn *types.FunctionConfiguration
+	switch {
+	case errors.As(err, &notFound):
+		if o.runtime == "" {
+			return usageErrorf(cmd, "--runtime is required to create function %s", o.name)
+		}
+		handler := o.handler
+		if handler == "" {
+			if !strings.HasPrefix(o.runtime, "provided") {
+				return usageErrorf(cmd, "--handler is required for runtime %s", o.runtime)
+			}
+			handler = "bootstrap"
+		}
+		in := &lambda.CreateFunctionInput{
+			FunctionName: aws.String(o.name),
+			Runtime:      types.Runtime(o.runtime),
+			Handler:      aws.String(handler),
+			Role:         aws.String(defaultRole),
+			Code:         &types.FunctionCode{ZipFile: zipBytes},
+		}
+		if changed("role") {
+			in.Role = aws.String(o.role)
+		}
+		if changed("env") {
+			in.Environment = &types.Environment{Variables: env}
+		}
+		if changed("memory") {
+			in.MemorySize = aws.Int32(o.memory)
+		}
+		if changed("timeout") {
+			in.Timeout = aws.Int32(o.timeout)
+		}
+		if changed("description") {
+			in.Description = aws.String(o.description)
+		}
+		if fn, err = createFunction(ctx, client, in); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	default:
+		up := &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(o.name)}
+		n := 0
+		set := func(flag string, apply func()) {
+			if changed(flag) {
+				apply()
+				n++
+			}
+		}
+		set("runtime", func() { up.Runtime = types.Runtime(o.runtime) })
+		set("handler", func() { up.Handler = aws.String(o.handler) })
+		set("role", func() { up.Role = aws.String(o.role) })
+		set("env", func() { up.Environment = &types.Environment{Variables: env} })
+		set("memory", func() { up.MemorySize = aws.Int32(o.memory) })
+		set("timeout", func() { up.Timeout = aws.Int32(o.timeout) })
+		set("description", func() { up.Description = aws.String(o.description) })
+		if n == 0 {
+			up = nil
+		}
+		if fn, err = updateFunction(ctx, client, o.name, zipBytes, up); err != nil {
+			return err
+		}
+	}
+	size := fn.CodeSize
+	if size == 0 {
+		size = int64(len(zipBytes))
+	}
+	fmt.Fprintf(a.stdout, "deployed %s (runtime %s, CodeSha256 %s, %d bytes)\n",
+		o.name, fn.Runtime, aws.ToString(fn.CodeSha256), size)
+	return nil
+}
+
+// createFunction creates a function and waits until it is Active.
+func createFunction(ctx context.Context, client *lambda.Client, in *lambda.CreateFunctionInput) (*types.FunctionConfiguration, error) {
+	out, err := client.CreateFunction(ctx, in)
+	if err != nil {
+		return nil, err
+	}
+	if out.State == types.StateActive {
+		return &types.FunctionConfiguration{Runtime: out.Runtime, CodeSha256: out.CodeSha256, CodeSize: out.CodeSize}, nil
+	}
+	name := aws.ToString(in.FunctionName)
+	w := lambda.NewFunctionActiveV2Waiter(client, func(o *lambda.FunctionActiveV2WaiterOptions) {
+		o.MinDelay, o.MaxDelay = 250*time.Millisecond, 5*time.Second
+	})
+	got, err := w.WaitForOutput(ctx, &lambda.GetFunctionInput{FunctionName: in.FunctionName}, deployWait)
+	if err != nil {
+		return nil, waitError(ctx, client, name, "become active", err)
+	}
+	return got.Configuration, nil
+}
+
+// updateFunction replaces a function's code, then applies config if it is not nil, waiting for
+// each update to finish: Lambda refuses an update while another is in progress.
+func updateFunction(ctx context.Context, client *lambda.Client, name string, zipBytes []byte,
+	config *lambda.UpdateFunctionConfigurationInput) (*types.FunctionConfiguration, error) {
+	code, err := client.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
+		FunctionName: aws.String(name),
+		ZipFile:      zipBytes,
+	})
+	if err != nil {
+		return nil, err
+	}
+	fn := &types.FunctionConfiguration{Runtime: code.Runtime, CodeSha256: code.CodeSha256, CodeSize: code.CodeSize}
+	if code.LastUpdateStatus != types.LastUpdateStatusSuccessful {
+		if fn, err = waitUpdated(ctx, client, name); err != nil {
+			return nil, err
+		}
+	}
+	if config == nil {
+		return fn, nil
+	}
+	out, err := client.UpdateFunctionConfiguration(ctx, config)
+	if err != nil {
+		return nil, err
+	}
+	if out.LastUpdateStatus == types.LastUpdateStatusSuccessful {
+		return &types.FunctionConfiguration{Runtime: out.Runtime, CodeSha256: out.CodeSha256, CodeSize: out.CodeSize}, nil
+	}
+	return waitUpdated(ctx, client, name)
+}
+
+// waitUpdated waits until the function's LastUpdateStatus is Successful.
+func waitUpdated(ctx context.Context, client *lambda.Client, name string) (*types.FunctionConfiguration, error) {
+	w := lambda.NewFunctionUpdatedV2Waiter(client, func(o *lambda.FunctionUpdatedV2WaiterOptions) {
+		o.MinDelay, o.MaxDelay = 250*time.Millisecond, 5*time.Second
+	})
+	got, err := w.WaitForOutput(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)}, deployWait)
+	if err != nil {
+		return nil, waitError(ctx, client, name, "finish updating", err)
+	}
+	return got.Configuration, nil
+}
+
+// waitError explains a failed wait with the function's own reason when it has one.
+func waitError(ctx context.Context, client *lambda.Client, name, what string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	out, gerr := client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)})
+	if gerr == nil && out.Configuration != nil {
+		c := out.Configuration
+		switch {
+		case c.State == types.StateFailed:
+			return fmt.Errorf("function %s failed to become active: %s: %s", name, c.StateReasonCode, aws.ToString(c.StateReason))
+		case c.LastUpdateStatus == types.LastUpdateStatusFailed:
+			return fmt.Errorf("function %s update failed: %s: %s", name, c.LastUpdateStatusReasonCode, aws.ToString(c.LastUpdateStatusReason))
+		}
+	}
+	return fmt.Errorf("wait for function %s to %s: %w", name, what, err)
+}
+
+// parseEnv turns repeated KEY=VALUE flags into a map; the value may be empty or contain '=',
+// and a later KEY wins.
+func parseEnv(kvs []string) (map[string]string, error) {
+	m := make(map[string]string, len(kvs))
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}

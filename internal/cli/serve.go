@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/server"
+)
+
+func (a *app) serveCommand() *cobra.Command {
+	cfg := config.Default()
+	if v := os.Getenv("FLINT_LISTEN"); v != "" {
+		cfg.Listen = v
+	}
+	if v := os.Getenv("FLINT_DATA"); v != "" {
+		cfg.DataDir = v
+	}
+	logLevel := "info"
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Lambda API and the functions' execution environments",
+		Long: "Run Flint: the Lambda REST API, the functions' execution environments and the embedded\n" +
+			"NATS JetStream that keeps their state. Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.",
+		Args: rangeArgs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageErrorf(cmd, "--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			if err := cfg.Validate(); err != nil {
+				return usageErrorf(cmd, "invalid configuration: %w", err)
+			}
+			return a.serve(cmd.Context(), cfg, level)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the Lambda API, host:port (env FLINT_LISTEN)")
+	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory for state, code and logs (env FLINT_DATA)")
+	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen,
+		"also open the embedded NATS server to other clients at host:port")
+	f.StringVar(&cfg.Region, "region", cfg.Region, "region named in ARNs")
+	f.DurationVar(&cfg.KeepAlive, "keep-alive", cfg.KeepAlive, "how long an idle execution environment is kept")
+	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox, "sandbox backend that runs execution environments")
+	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
+	return cmd
+}
+
+// serve runs a Flint server until ctx ends, then closes it.
+func (a *app) serve(ctx context.Context, cfg config.Config, level slog.Level) error {
+	log := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	srv, err := server.New(cfg, log)
+	if err != nil {
+		return fmt.Errorf("create server: %w", err)
+	}
+	if err := srv.Start(ctx); err != nil {
+		if cerr := srv.Close(); cerr != nil {
+			log.Warn("close after failed start", "err", cerr)
+		}
+		return fmt.Errorf("start server: %w", err)
+	}
+	dataDir := cfg.DataDir
+	if abs, err := filepath.Abs(dataDir); err == nil {
+		dataDir = abs
+	}
+	fmt.Fprintf(a.stderr, "flint: serving the Lambda API at %s (data in %s)\n", srv.URL(), dataDir)
+
+	<-ctx.Done()
+	// From here a second Ctrl-C kills the process instead of waiting for a slow shutdown.
+	if a.stopSignals != nil {
+		a.stopSignals()
+	}
+	log.Info("shutting down")
+	if err := srv.Close(); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
