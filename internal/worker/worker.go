@@ -397,6 +397,7 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 		}
 	}()
 	err = inst.Start(ctx)
+	execAt := p.m.now()
 	w.Close() // the environment holds its own copy
 	if err != nil {
 		e.destroy("start failed")
@@ -418,7 +419,8 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 		if dead {
 			return fail("Runtime.ExitError", "Runtime exited without providing a reason")
 		}
-		e.initDur = p.m.now().Sub(begin)
+		// Like Lambda's Init Duration: the runtime's own start, from exec to its first /next.
+		e.initDur = p.m.now().Sub(execAt)
 		e.initOut = e.out.take()
 		return e, nil, nil
 	case res := <-e.initErr:

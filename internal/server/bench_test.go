@@ -1,0 +1,138 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+)
+
+// load sends n POSTs of body to url from c keep-alive clients, like ../shared/bench/loadgen, and
+// reports p50/p99 latency and throughput.
+func load(b *testing.B, url string, c int) {
+	b.Helper()
+	body := []byte(`{"hello":"world"}`)
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * c}}
+	defer client.CloseIdleConnections()
+	send := func() time.Duration {
+		start := time.Now()
+		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+			b.Fatalf("status %d, function error %q", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"))
+		}
+		return time.Since(start)
+	}
+	for range 200 { // warm-up: environments started, connections open
+		send()
+	}
+	per := max(b.N/c, 1)
+	lat := make([][]time.Duration, c)
+	var wg sync.WaitGroup
+	b.ResetTimer()
+	start := time.Now()
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l := make([]time.Duration, 0, per)
+			for range per {
+				l = append(l, send())
+			}
+			lat[w] = l
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(start)
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50_us")
+	b.ReportMetric(pct(0.99), "p99_us")
+	b.ReportMetric(float64(len(all))/wall.Seconds(), "req/s")
+}
+
+// BenchmarkWarmInvoke: client → Flint → aws-lambda-go echo runtime → client, warm.
+func BenchmarkWarmInvoke(b *testing.B) {
+	s := startServer(b, b.TempDir())
+	createFunction(b, newClient(s.URL()), "echo", "provided.al2023", "bootstrap", goEchoZip)
+	url := s.URL() + "/2015-03-31/functions/echo/invocations"
+	for _, c := range []int{1, 16} {
+		b.Run("c="+strconv.Itoa(c), func(b *testing.B) { load(b, url, c) })
+	}
+}
+
+// BenchmarkLoopbackFloor is the physical floor in the same run: a bare HTTP echo on loopback.
+func BenchmarkLoopbackFloor(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(p)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	for _, c := range []int{1, 16} {
+		b.Run("c="+strconv.Itoa(c), func(b *testing.B) { load(b, "http://"+ln.Addr().String()+"/", c) })
+	}
+}
+
+var initDuration = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
+
+// BenchmarkColdStart measures invokes that each need a new environment (the configuration changes
+// between iterations, outside the timer). overhead_ms is what Flint adds to a cold start: the cold
+// invoke's latency minus the runtime's own init (REPORT's Init Duration: exec to first /next)
+// minus a warm invoke's latency.
+func BenchmarkColdStart(b *testing.B) {
+	s := startServer(b, b.TempDir())
+	c := newClient(s.URL())
+	createFunction(b, c, "cold", "provided.al2023", "bootstrap", goEchoZip)
+	ctx := context.Background()
+	var cold, initD, warm, overhead []float64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("cold"),
+			Environment: &types.Environment{Variables: map[string]string{"ITERATION": strconv.Itoa(i)}}}); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		out := invoke(b, c, "cold", `{}`, withTail)
+		coldMS := float64(time.Since(start).Microseconds()) / 1000
+		b.StopTimer()
+		m := initDuration.FindStringSubmatch(decodeTail(b, out))
+		if m == nil {
+			b.Fatal("cold invoke without Init Duration")
+		}
+		initMS, _ := strconv.ParseFloat(m[1], 64)
+		start = time.Now()
+		invoke(b, c, "cold", `{}`, withTail)
+		warmMS := float64(time.Since(start).Microseconds()) / 1000
+		cold, initD, warm = append(cold, coldMS), append(initD, initMS), append(warm, warmMS)
+		overhead = append(overhead, coldMS-initMS-warmMS)
+		b.StartTimer()
+	}
+	med := func(v []float64) float64 { v = slices.Clone(v); slices.Sort(v); return v[len(v)/2] }
+	b.ReportMetric(med(cold), "cold_ms")
+	b.ReportMetric(med(initD), "init_ms")
+	b.ReportMetric(med(warm), "warm_ms")
+	b.ReportMetric(med(overhead), "overhead_ms")
+}
