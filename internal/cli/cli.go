@@ -56,7 +56,7 @@ func (a *app) run(ctx context.Context, args []string) int {
 	switch {
 	case errors.Is(err, errReported):
 		return exitFailure
-	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+	case ctx.Err() != nil: // SIGINT or SIGTERM cut the command short
 		fmt.Fprintln(stderr, "flint: interrupted")
 		return exitInterrupted
 	}

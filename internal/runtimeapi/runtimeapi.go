@@ -1,7 +1,12 @@
 // Package runtimeapi serves the Lambda Runtime API (2018-06-01) and the registration part of the
 // Extensions API (2020-01-01) for one execution environment, on that environment's own listener.
-// It hands events to the runtime and results back through Hooks; it owns no environment state
-// beyond the invocation in flight and never touches the store.
+//
+// The hot path does not go through net/http's per-request goroutines: when the runtime asks for
+// /next, its connection is taken over (hijacked) and parked, and Invoke, on the caller's own
+// goroutine, writes the event to it and reads the runtime's /response from it. Runtimes that use
+// a fresh connection per request, or answer on another connection, are served by the net/http
+// handlers and meet Invoke through the invocation's result channel. The package owns no
+// environment state beyond the invocation in flight and never touches the store.
 package runtimeapi
 
 import (
@@ -12,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,27 +43,21 @@ type Invocation struct {
 	done  chan Result
 }
 
-// NewInvocation prepares an invocation; Done delivers its one result.
+// NewInvocation prepares an invocation.
 func NewInvocation() *Invocation { return &Invocation{done: make(chan Result, 1)} }
-
-// Done delivers the result once the invocation completes.
-func (inv *Invocation) Done() <-chan Result { return inv.done }
 
 // Complete settles the invocation with r; only the first call wins and reports true.
 func (inv *Invocation) Complete(r Result) bool {
 	if !inv.Claim() {
 		return false
 	}
-	inv.Send(r)
+	inv.done <- r
 	return true
 }
 
 // Claim reserves the right to settle the invocation; only the first caller gets true and must
-// then call Send exactly once.
+// then send the result (Complete does both).
 func (inv *Invocation) Claim() bool { return inv.state.CompareAndSwap(0, 1) }
-
-// Send delivers the result after a successful Claim.
-func (inv *Invocation) Send(r Result) { inv.done <- r }
 
 // Completed reports whether the invocation has a result.
 func (inv *Invocation) Completed() bool { return inv.state.Load() == 1 }
@@ -74,14 +72,10 @@ type Result struct {
 
 // Hooks connect a Server to its environment. They are called on request goroutines.
 type Hooks interface {
-	// Ready is called on every /next: the runtime is waiting for work. The first call ends INIT.
+	// Ready is called on the runtime's first /next: INIT is over.
 	Ready()
 	// InitError reports /runtime/init/error.
 	InitError(r Result)
-	// Finished is called when the runtime posted /response or /error for inv, after the server
-	// claimed inv and before the result is sent, so that the environment is available again by
-	// the time the caller sees the result.
-	Finished(inv *Invocation)
 }
 
 // FunctionInfo is what the Extensions API reports to registering extensions.
@@ -96,10 +90,14 @@ type Server struct {
 	log   *slog.Logger
 	srv   *http.Server
 
-	events chan *Invocation // the invocation the runtime gets on its next /next
+	// parked holds the connection of a runtime waiting in /next (its request read, unanswered).
+	parked chan *rconn
 
 	mu      sync.Mutex
-	current *Invocation
+	current *Invocation // delivered to the runtime and not yet answered
+	owned   *rconn      // the runtime's connection between its /response and its next /next
+	reading *rconn      // the connection Invoke is blocked reading, so a parked one can wake it
+	closing bool
 
 	closed     chan struct{}
 	closeOnce  sync.Once
@@ -108,7 +106,7 @@ type Server struct {
 
 // New returns a server for one environment.
 func New(hooks Hooks, info FunctionInfo, log *slog.Logger) *Server {
-	s := &Server{hooks: hooks, info: info, log: log, events: make(chan *Invocation, 1), closed: make(chan struct{})}
+	s := &Server{hooks: hooks, info: info, log: log, parked: make(chan *rconn, 1), closed: make(chan struct{})}
 	s.srv = &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -127,16 +125,34 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Close stops serving and releases every parked request.
+// Close stops serving, closes the runtime's connections and wakes a blocked Invoke.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() { close(s.closed) })
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.mu.Lock()
+		s.closing = true
+		if s.owned != nil {
+			s.owned.close()
+			s.owned = nil
+		}
+		if s.reading != nil {
+			s.reading.close()
+		}
+		s.mu.Unlock()
+		select {
+		case rc := <-s.parked:
+			rc.close()
+		default:
+		}
+	})
 	return s.srv.Close()
 }
 
-// Deliver queues inv for the runtime's next /next. The environment must be idle (the previous
-// invocation finished), so the one-slot queue never blocks.
-func (s *Server) Deliver(inv *Invocation) {
-	s.events <- inv
+// Current is the invocation delivered to the runtime and not yet answered, if any.
+func (s *Server) Current() *Invocation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -156,13 +172,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok || (verb != "response" && verb != "error") {
 			break
 		}
-		s.result(w, r, id, verb == "error")
+		status, body := s.result(r, id, verb == "error")
+		writeRaw(w, status, body)
 		return
 	case p == "/2018-06-01/runtime/init/error":
 		if r.Method != http.MethodPost {
 			break
 		}
-		s.initError(w, r)
+		status, body := s.initError(r)
+		writeRaw(w, status, body)
 		return
 	case p == "/2020-01-01/extension/register":
 		s.register(w, r)
@@ -173,113 +191,128 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/2020-01-01/extension/"):
 		// init/error and exit/error: accepted; the runtime's exit is what the platform acts on.
 		_, _ = io.Copy(io.Discard, r.Body)
-		accepted(w)
+		writeRaw(w, http.StatusAccepted, statusOK)
 		return
 	case p == "/ping":
 		_, _ = w.Write([]byte("pong"))
 		return
 	}
-	writeError(w, http.StatusNotFound, "InvalidRequest", "Unknown Runtime API path: "+r.Method+" "+p)
+	writeRaw(w, http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Runtime API path: "+r.Method+" "+p))
 }
 
 var statusOK = []byte(`{"status":"OK"}`)
 
-func accepted(w http.ResponseWriter) {
+func writeRaw(w http.ResponseWriter, status int, body []byte) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	_, _ = w.Write(statusOK)
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
-func writeError(w http.ResponseWriter, status int, typ, msg string) {
+func errorJSON(typ, msg string) []byte {
 	b, _ := json.Marshal(struct {
 		ErrorMessage string `json:"errorMessage"`
 		ErrorType    string `json:"errorType"`
 	}{msg, typ})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	return b
 }
 
+// ErrorBody renders Lambda's error object {"errorMessage","errorType"} for platform failures.
+func ErrorBody(typ, msg string) []byte { return errorJSON(typ, msg) }
+
+var errBusy = errorJSON("InvalidStateTransition",
+	"State transition from Running to Ready failed for runtime. Error: previous invocation has no response")
+
+// next parks the runtime: its connection is taken from net/http and handed to Invoke.
 func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	if s.current != nil && !s.current.Completed() {
-		// The runtime asked for more work without answering the current invocation.
-		s.mu.Unlock()
-		writeError(w, http.StatusForbidden, "InvalidStateTransition",
-			"State transition from Running to Ready failed for runtime. Error: previous invocation has no response")
-		return
+	busy := s.current != nil && !s.current.Completed()
+	if !busy {
+		s.current = nil
 	}
-	s.current = nil
 	s.mu.Unlock()
-	s.hooks.Ready()
-	var inv *Invocation
-	select {
-	case inv = <-s.events:
-	case <-s.closed:
-		writeError(w, http.StatusInternalServerError, "InternalServerError", "environment is shutting down")
-		return
-	case <-r.Context().Done():
+	if busy || len(s.parked) > 0 {
+		writeRaw(w, http.StatusForbidden, errBusy)
 		return
 	}
-	s.mu.Lock()
-	s.current = inv
-	s.mu.Unlock()
-	h := w.Header()
-	h["Lambda-Runtime-Aws-Request-Id"] = []string{inv.RequestID}
-	h["Lambda-Runtime-Deadline-Ms"] = []string{strconv.FormatInt(inv.Deadline.UnixMilli(), 10)}
-	h["Lambda-Runtime-Invoked-Function-Arn"] = []string{inv.InvokedARN}
-	if inv.TraceID != "" {
-		h["Lambda-Runtime-Trace-Id"] = []string{inv.TraceID}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeRaw(w, http.StatusInternalServerError, errorJSON("InternalServerError", "connection cannot be taken over"))
+		return
 	}
-	if inv.ClientContext != "" {
-		h["Lambda-Runtime-Client-Context"] = []string{inv.ClientContext}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		s.log.Debug("hijack /next", "err", err)
+		return
 	}
-	if inv.CognitoIdentity != "" {
-		h["Lambda-Runtime-Cognito-Identity"] = []string{inv.CognitoIdentity}
-	}
-	ct := inv.ContentType
-	if ct == "" {
-		ct = "application/json"
-	}
-	h["Content-Type"] = []string{ct}
-	h["Content-Length"] = []string{strconv.Itoa(len(inv.Payload))}
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(inv.Payload)
+	_ = c.SetDeadline(time.Time{}) // net/http's header deadline no longer applies
+	s.park(&rconn{c: c, br: brw.Reader, bw: brw.Writer, close1: r.Close})
 }
 
-func (s *Server) result(w http.ResponseWriter, r *http.Request, id string, isError bool) {
+// park offers a runtime waiting in /next to Invoke and wakes an Invoke blocked reading another
+// connection of this runtime.
+func (s *Server) park(rc *rconn) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		rc.close()
+		return
+	}
+	if s.reading != nil {
+		s.reading.kick()
+	}
+	s.mu.Unlock()
+	select {
+	case s.parked <- rc:
+	default: // a second parked /next: refuse it
+		_ = rc.writeResponse(http.StatusForbidden, "application/json", errBusy, nil)
+		rc.close()
+		return
+	}
+	s.hooks.Ready()
+}
+
+// result handles /response and /error on any connection: it settles the current invocation and
+// returns what to answer the runtime.
+func (s *Server) result(r *http.Request, id string, isError bool) (int, []byte) {
 	s.mu.Lock()
 	inv := s.current
 	s.mu.Unlock()
 	if inv == nil || inv.RequestID != id || inv.Completed() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxResponse))
-		writeError(w, http.StatusBadRequest, "InvalidRequestID", "Invalid request ID")
-		return
+		return http.StatusBadRequest, errorJSON("InvalidRequestID", "Invalid request ID")
 	}
-	var res Result
+	res, status, answer := readResult(r, id, isError)
+	if inv.Complete(res) {
+		s.mu.Lock()
+		if s.current == inv {
+			s.current = nil
+		}
+		s.mu.Unlock()
+	}
+	return status, answer
+}
+
+// readResult reads a /response or /error request into the caller's result and the answer to the
+// runtime.
+func readResult(r *http.Request, id string, isError bool) (Result, int, []byte) {
 	if mode := r.Header.Get("Lambda-Runtime-Function-Response-Mode"); mode != "" && !strings.EqualFold(mode, "streaming") {
 		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, MaxResponse))
-		writeError(w, http.StatusBadRequest, "InvalidFunctionResponseMode", "Invalid function response mode")
-		s.finish(inv, Result{ErrorType: "Runtime.InvalidResponseModeHeader",
-			Body: errorBody("Runtime.InvalidResponseModeHeader", "RequestId: "+id+" Error: Invalid function response mode")})
-		return
+		return Result{ErrorType: "Runtime.InvalidResponseModeHeader",
+				Body: errorJSON("Runtime.InvalidResponseModeHeader", "RequestId: "+id+" Error: Invalid function response mode")},
+			http.StatusBadRequest, errorJSON("InvalidFunctionResponseMode", "Invalid function response mode")
 	}
 	body, err := readBody(r)
 	switch {
 	case errors.Is(err, errTooLarge):
-		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge",
-			"Exceeded maximum allowed payload size (6291556 bytes).")
-		res = Result{ErrorType: "Function.ResponseSizeTooLarge", Body: errorBody("Function.ResponseSizeTooLarge",
-			"Response payload size exceeded maximum allowed payload size (6291556 bytes).")}
-		s.finish(inv, res)
-		return
+		return Result{ErrorType: "Function.ResponseSizeTooLarge", Body: errorJSON("Function.ResponseSizeTooLarge",
+				"Response payload size exceeded maximum allowed payload size (6291556 bytes).")},
+			http.StatusRequestEntityTooLarge, errorJSON("RequestEntityTooLarge", "Exceeded maximum allowed payload size (6291556 bytes).")
 	case err != nil:
-		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", "HTTP request detected as truncated")
-		s.finish(inv, Result{ErrorType: "Runtime.TruncatedResponse",
-			Body: errorBody("Runtime.TruncatedResponse", "RequestId: "+id+" Error: runtime response was truncated")})
-		return
+		return Result{ErrorType: "Runtime.TruncatedResponse",
+				Body: errorJSON("Runtime.TruncatedResponse", "RequestId: "+id+" Error: runtime response was truncated")},
+			http.StatusBadRequest, errorJSON("TruncatedHTTPRequest", "HTTP request detected as truncated")
 	}
-	res = Result{Body: body, ContentType: r.Header.Get("Content-Type")}
+	res := Result{Body: body, ContentType: r.Header.Get("Content-Type")}
 	if isError {
 		res.ErrorType = r.Header.Get("Lambda-Runtime-Function-Error-Type")
 		if res.ErrorType == "" {
@@ -287,44 +320,31 @@ func (s *Server) result(w http.ResponseWriter, r *http.Request, id string, isErr
 		}
 		res.ContentType = "application/json"
 		if len(body) == 0 {
-			res.Body = errorBody(res.ErrorType, "")
+			res.Body = errorJSON(res.ErrorType, "")
 		}
 	} else if typ := r.Trailer.Get("Lambda-Runtime-Function-Error-Type"); typ != "" {
 		// A streamed response that failed midway: the error travels in the trailers.
 		res.ErrorType = typ
 		res.ContentType = "application/json"
-		res.Body = errorBody(typ, "")
+		res.Body = errorJSON(typ, "")
 		if b, err := base64.StdEncoding.DecodeString(r.Trailer.Get("Lambda-Runtime-Function-Error-Body")); err == nil && len(b) > 0 {
 			res.Body = b
 		}
 	}
-	accepted(w)
-	s.finish(inv, res)
-}
-
-func (s *Server) finish(inv *Invocation, res Result) {
-	if inv.Claim() { // else it timed out or the environment died: the result is dropped
-		s.hooks.Finished(inv)
-		inv.Send(res)
-	}
+	return res, http.StatusAccepted, statusOK
 }
 
 var errTooLarge = errors.New("response too large")
 
 // readBody reads a whole request body (chunked or not, trailers included) up to MaxResponse.
 func readBody(r *http.Request) ([]byte, error) {
-	var buf []byte
 	if r.ContentLength > MaxResponse {
 		return nil, errTooLarge
 	}
 	if r.ContentLength >= 0 {
-		buf = make([]byte, r.ContentLength)
+		buf := make([]byte, r.ContentLength)
 		if _, err := io.ReadFull(r.Body, buf); err != nil {
 			return nil, err
-		}
-		// Drain to EOF so trailers (if any) are read.
-		if n, _ := io.Copy(io.Discard, r.Body); n > 0 {
-			return nil, errTooLarge
 		}
 		return buf, nil
 	}
@@ -338,23 +358,10 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-// errorBody renders Lambda's error object.
-func errorBody(typ, msg string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{msg, typ})
-	return b
-}
-
-// ErrorBody renders Lambda's error object {"errorMessage","errorType"} for platform failures.
-func ErrorBody(typ, msg string) []byte { return errorBody(typ, msg) }
-
-func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
+func (s *Server) initError(r *http.Request) (int, []byte) {
 	body, err := readBody(r)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "TruncatedHTTPRequest", "HTTP request detected as truncated")
-		return
+		return http.StatusBadRequest, errorJSON("TruncatedHTTPRequest", "HTTP request detected as truncated")
 	}
 	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if typ == "" {
@@ -365,80 +372,59 @@ func (s *Server) initError(w http.ResponseWriter, r *http.Request) {
 		ct = "application/json"
 	}
 	if len(body) == 0 {
-		body, ct = errorBody(typ, ""), "application/json"
+		body, ct = errorJSON(typ, ""), "application/json"
 	}
-	accepted(w)
 	s.hooks.InitError(Result{Body: body, ContentType: ct, ErrorType: typ})
+	return http.StatusAccepted, statusOK
 }
 
 const maxExtensions = 10
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
-		writeError(w, http.StatusNotFound, "InvalidRequest", "Unknown Extensions API path")
+		writeRaw(w, http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Extensions API path"))
 		return
 	}
 	name := r.Header.Get("Lambda-Extension-Name")
 	if name == "" {
-		writeError(w, http.StatusForbidden, "Extension.InvalidExtensionName", "Lambda-Extension-Name header is required")
+		writeRaw(w, http.StatusForbidden, errorJSON("Extension.InvalidExtensionName", "Lambda-Extension-Name header is required"))
 		return
 	}
 	var req struct {
 		Events []string `json:"events"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeError(w, http.StatusForbidden, "InvalidRequestFormat", "Could not parse request body: "+err.Error())
+		writeRaw(w, http.StatusForbidden, errorJSON("InvalidRequestFormat", "Could not parse request body: "+err.Error()))
 		return
 	}
 	for _, e := range req.Events {
 		if e != "INVOKE" && e != "SHUTDOWN" {
-			writeError(w, http.StatusForbidden, "Extension.InvalidEventType", "Invalid event type: "+e)
+			writeRaw(w, http.StatusForbidden, errorJSON("Extension.InvalidEventType", "Invalid event type: "+e))
 			return
 		}
 	}
 	if s.extensions.Add(1) > maxExtensions {
-		writeError(w, http.StatusForbidden, "Extension.TooManyExtensions", "Too many extensions registered")
+		writeRaw(w, http.StatusForbidden, errorJSON("Extension.TooManyExtensions", "Too many extensions registered"))
 		return
 	}
 	w.Header().Set("Lambda-Extension-Identifier", uuid.NewString())
-	w.Header().Set("Content-Type", "application/json")
 	b, _ := json.Marshal(map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler})
-	_, _ = w.Write(b)
+	writeRaw(w, http.StatusOK, b)
 }
 
 // extensionNext parks an extension until the environment shuts down. Flint does not yet deliver
 // INVOKE events to extensions; an extension registered for SHUTDOWN gets it when the environment
-// is destroyed gracefully.
+// is destroyed.
 func (s *Server) extensionNext(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get("Lambda-Extension-Identifier") == "" {
-		writeError(w, http.StatusForbidden, "Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")
+		writeRaw(w, http.StatusForbidden, errorJSON("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"))
 		return
 	}
 	select {
 	case <-s.closed:
-		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Lambda-Extension-Event-Identifier", uuid.NewString())
 		b, _ := json.Marshal(map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(500 * time.Millisecond).UnixMilli()})
-		_, _ = w.Write(b)
+		writeRaw(w, http.StatusOK, b)
 	case <-r.Context().Done():
 	}
-}
-
-// Reclaim takes back an invocation that was delivered but never picked up by a /next, so the
-// caller can place it elsewhere (the runtime died between two invocations). It returns nil if the
-// runtime already took it.
-func (s *Server) Reclaim() *Invocation {
-	select {
-	case inv := <-s.events:
-		return inv
-	default:
-		return nil
-	}
-}
-
-// Current is the invocation the runtime took with its last /next, if it has not answered it.
-func (s *Server) Current() *Invocation {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.current
 }

@@ -494,7 +494,6 @@ type env struct {
 
 	// Guarded by p.mu.
 	state    envState
-	cur      *call
 	lastUsed time.Time
 
 	initDur time.Duration
@@ -521,29 +520,41 @@ func (e *env) run(req Request) *call {
 	inv.InvokedARN = req.InvokedARN
 	inv.ClientContext = req.ClientContext
 	inv.TraceID = req.TraceID
-	p.mu.Lock()
-	e.cur = c
-	p.mu.Unlock()
-	e.api.Deliver(inv)
-	timer := time.NewTimer(p.fn.Timeout)
-	select {
-	case c.result = <-inv.Done():
-		timer.Stop()
-	case <-timer.C:
-		if inv.Complete(runtimeapi.Result{ErrorType: "Sandbox.Timedout", ContentType: "application/json",
-			Body: runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds",
-				req.RequestID, p.fn.Timeout.Seconds()))}) {
-			p.mu.Lock()
-			e.cur = nil // the monitor must not settle it again
-			p.mu.Unlock()
-			c.status = "timeout"
-			e.destroy("timeout")
-			c.output = e.out.take()
-		}
-		c.result = <-inv.Done()
-	}
+	res, err := e.api.Invoke(inv)
 	c.duration = p.m.now().Sub(now)
+	switch {
+	case errors.Is(err, runtimeapi.ErrNotDelivered):
+		c.result.ErrorType = retryType
+	case errors.Is(err, runtimeapi.ErrTimedOut):
+		c.status = "timeout"
+		c.result = runtimeapi.Result{ErrorType: "Sandbox.Timedout", ContentType: "application/json",
+			Body: runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds",
+				req.RequestID, p.fn.Timeout.Seconds()))}
+		e.destroy("timeout") // Lambda resets the environment after a timeout
+		c.output = e.out.take()
+	default:
+		c.result = res
+		c.output = e.out.take()
+		e.release()
+	}
 	return c
+}
+
+// release makes a busy environment idle again (or destroys it if its pool was retired). It runs
+// before the caller is answered, so back-to-back invocations reuse the environment.
+func (e *env) release() {
+	p := e.p
+	p.mu.Lock()
+	retired := p.retired
+	if e.state == stateBusy && !retired {
+		e.state = stateIdle
+		e.lastUsed = p.m.now()
+		p.idle = append(p.idle, e)
+	}
+	p.mu.Unlock()
+	if retired {
+		e.destroy("retired")
+	}
 }
 
 // Ready implements runtimeapi.Hooks: the first /next ends INIT.
@@ -557,30 +568,7 @@ func (e *env) InitError(r runtimeapi.Result) {
 	}
 }
 
-// Finished implements runtimeapi.Hooks: the environment becomes idle again before the caller
-// sees the result, so back-to-back invocations reuse it instead of cold-starting another.
-func (e *env) Finished(*runtimeapi.Invocation) {
-	p := e.p
-	out := e.out.take()
-	p.mu.Lock()
-	c := e.cur
-	e.cur = nil
-	if c != nil {
-		c.output = out
-	}
-	retire := p.retired
-	if e.state == stateBusy && !retire {
-		e.state = stateIdle
-		e.lastUsed = p.m.now()
-		p.idle = append(p.idle, e)
-	}
-	p.mu.Unlock()
-	if retire {
-		e.destroy("retired")
-	}
-}
-
-// monitor waits for the environment's process to end and settles what it leaves behind.
+// monitor waits for the environment's process to end and fails the invocation it was running.
 func (e *env) monitor() {
 	exit, _ := e.inst.Wait(context.Background())
 	e.exit = exit
@@ -593,37 +581,17 @@ func (e *env) monitor() {
 			break
 		}
 	}
-	c := e.cur
-	e.cur = nil
 	p.mu.Unlock()
 	close(e.exited)
-	if c != nil {
-		if inv := e.api.Reclaim(); inv != nil {
-			inv.Complete(runtimeapi.Result{ErrorType: retryType})
-		} else {
-			msg := "RequestId: " + c.req.RequestID + " Error: Runtime exited with error: " + exit.String()
-			typ := "Runtime.ExitError"
-			if exit.OOMKilled {
-				typ, msg = "Runtime.OutOfMemory", "RequestId: "+c.req.RequestID+" Error: Runtime exited with error: signal: killed"
-			}
-			if e.failCurrent(c, typ, msg) {
-				p.log.Debug("runtime exited during invocation", "env", e.id, "exit", exit.String())
-			}
+	if inv := e.api.Current(); inv != nil {
+		typ, reason := "Runtime.ExitError", exit.String()
+		if exit.OOMKilled {
+			typ, reason = "Runtime.OutOfMemory", "signal: killed"
 		}
+		inv.Complete(runtimeapi.Result{ErrorType: typ, ContentType: "application/json",
+			Body: runtimeapi.ErrorBody(typ, "RequestId: "+inv.RequestID+" Error: Runtime exited with error: "+reason)})
 	}
 	e.destroy("exited")
-}
-
-// failCurrent fails the invocation the runtime was running when it died.
-func (e *env) failCurrent(c *call, typ, msg string) bool {
-	inv := e.api.Current()
-	if inv == nil || !inv.Claim() {
-		return false
-	}
-	c.output = e.out.take() // read by the invoking goroutine after Send
-	c.status = "error"
-	inv.Send(runtimeapi.Result{ErrorType: typ, ContentType: "application/json", Body: runtimeapi.ErrorBody(typ, msg)})
-	return true
 }
 
 // destroy releases the environment; safe to call from any goroutine, any number of times.

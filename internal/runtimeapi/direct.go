@@ -1,0 +1,273 @@
+package runtimeapi
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Outcomes of Invoke besides a result.
+var (
+	// ErrNotDelivered: the environment closed before the runtime took the invocation; the caller
+	// may place it on another environment.
+	ErrNotDelivered = errors.New("runtimeapi: invocation not delivered")
+	// ErrTimedOut: the deadline passed; the invocation is claimed and the caller must reset the
+	// environment.
+	ErrTimedOut = errors.New("runtimeapi: invocation timed out")
+)
+
+// rconn is a runtime's connection taken over from net/http.
+type rconn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	close1 bool // the runtime asked to close the connection after the next response
+
+	kicked    atomic.Bool
+	closeOnce sync.Once
+	hdr       []byte
+}
+
+func (rc *rconn) close() { rc.closeOnce.Do(func() { _ = rc.c.Close() }) }
+
+// kick interrupts a blocked read: the runtime showed up on another connection.
+func (rc *rconn) kick() {
+	rc.kicked.Store(true)
+	_ = rc.c.SetReadDeadline(time.Unix(1, 0))
+}
+
+// writeResponse writes one HTTP/1.1 response in a single writev. extra appends header lines.
+func (rc *rconn) writeResponse(status int, contentType string, body []byte, extra func([]byte) []byte) error {
+	h := rc.hdr[:0]
+	h = append(h, "HTTP/1.1 "...)
+	h = strconv.AppendInt(h, int64(status), 10)
+	h = append(h, ' ')
+	h = append(h, http.StatusText(status)...)
+	h = append(h, "\r\nContent-Type: "...)
+	h = append(h, contentType...)
+	h = append(h, "\r\nContent-Length: "...)
+	h = strconv.AppendInt(h, int64(len(body)), 10)
+	h = append(h, "\r\n"...)
+	if extra != nil {
+		h = extra(h)
+	}
+	if rc.close1 {
+		h = append(h, "Connection: close\r\n"...)
+	}
+	h = append(h, "\r\n"...)
+	rc.hdr = h
+	bufs := net.Buffers{h, body}
+	_, err := bufs.WriteTo(rc.c)
+	return err
+}
+
+// readRequest reads the runtime's next request on rc until deadline.
+func (s *Server) readRequest(rc *rconn, deadline time.Time) (*http.Request, error) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	s.reading = rc
+	s.mu.Unlock()
+	_ = rc.c.SetReadDeadline(deadline)
+	req, err := http.ReadRequest(rc.br)
+	s.mu.Lock()
+	s.reading = nil
+	s.mu.Unlock()
+	if err == nil {
+		rc.close1 = req.Close
+		if req.Header.Get("Expect") == "100-continue" {
+			_, err = rc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
+		}
+	}
+	return req, err
+}
+
+// timedOut tells a passed deadline from a kick or a closed connection.
+func timedOut(rc *rconn, err error) bool {
+	return errors.Is(err, os.ErrDeadlineExceeded) && !rc.kicked.Load()
+}
+
+// Invoke hands inv to the runtime and returns its result. It runs on the caller's goroutine and,
+// on the fast path, talks to the runtime's own connection directly: no goroutine hand-off.
+func (s *Server) Invoke(inv *Invocation) (Result, error) {
+	rc, err := s.parkedRuntime(inv.Deadline)
+	if err != nil {
+		if errors.Is(err, ErrTimedOut) && !inv.Claim() {
+			return <-inv.done, nil
+		}
+		return Result{}, err
+	}
+	s.mu.Lock()
+	s.current = inv
+	s.mu.Unlock()
+	if err := rc.writeResponse(http.StatusOK, contentTypeOr(inv.ContentType), inv.Payload, inv.appendHeaders); err != nil || rc.close1 {
+		rc.close() // the runtime answers on a new connection (or is gone: the monitor reports it)
+		return s.await(inv)
+	}
+	for {
+		req, err := s.readRequest(rc, inv.Deadline)
+		if err != nil {
+			if timedOut(rc, err) {
+				rc.close()
+				if inv.Claim() {
+					return Result{}, ErrTimedOut
+				}
+				return <-inv.done, nil
+			}
+			if !rc.kicked.Load() {
+				rc.close()
+			} else {
+				s.keep(rc)
+			}
+			return s.await(inv)
+		}
+		s.serveDirect(rc, req)
+		switch {
+		case rc.close1:
+			rc.close()
+			return s.await(inv)
+		case inv.Completed():
+			s.keep(rc) // its next request will be /next, read by the next Invoke
+			return <-inv.done, nil
+		}
+	}
+}
+
+// await waits for inv's result to arrive through the net/http handlers (or the monitor).
+func (s *Server) await(inv *Invocation) (Result, error) {
+	t := time.NewTimer(time.Until(inv.Deadline))
+	defer t.Stop()
+	select {
+	case r := <-inv.done:
+		return r, nil
+	case <-t.C:
+		if inv.Claim() {
+			return Result{}, ErrTimedOut
+		}
+		return <-inv.done, nil
+	}
+}
+
+// keep makes rc the connection the runtime's next /next is expected on.
+func (s *Server) keep(rc *rconn) {
+	_ = rc.c.SetReadDeadline(time.Time{})
+	rc.kicked.Store(false)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		rc.close()
+		return
+	}
+	old := s.owned
+	s.owned = rc
+	s.mu.Unlock()
+	if old != nil && old != rc {
+		old.close()
+	}
+}
+
+// parkedRuntime returns a connection whose /next request is read and unanswered, waiting until
+// deadline for the runtime to ask.
+func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
+	select {
+	case rc := <-s.parked:
+		return rc, nil
+	default:
+	}
+	s.mu.Lock()
+	rc := s.owned
+	s.owned = nil
+	s.mu.Unlock()
+	for rc != nil {
+		req, err := s.readRequest(rc, deadline)
+		if err != nil {
+			rc.close() // gone, timed out, or the runtime came back on another connection
+			if timedOut(rc, err) {
+				return nil, ErrTimedOut
+			}
+			break
+		}
+		if req.Method == http.MethodGet && req.URL.Path == "/2018-06-01/runtime/invocation/next" {
+			return rc, nil
+		}
+		s.serveDirect(rc, req)
+		if rc.close1 {
+			rc.close()
+			break
+		}
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case rc := <-s.parked:
+		return rc, nil
+	case <-s.closed:
+		return nil, ErrNotDelivered
+	case <-t.C:
+		return nil, ErrTimedOut
+	}
+}
+
+// serveDirect answers one request read from a runtime connection by Invoke.
+func (s *Server) serveDirect(rc *rconn, req *http.Request) {
+	defer func() { _, _ = io.Copy(io.Discard, req.Body) }()
+	p := req.URL.Path
+	status, body := http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Runtime API path: "+req.Method+" "+p)
+	switch {
+	case req.Method == http.MethodPost && strings.HasPrefix(p, "/2018-06-01/runtime/invocation/"):
+		if id, verb, _ := strings.Cut(p[len("/2018-06-01/runtime/invocation/"):], "/"); verb == "response" || verb == "error" {
+			status, body = s.result(req, id, verb == "error")
+		}
+	case req.Method == http.MethodGet && p == "/2018-06-01/runtime/invocation/next":
+		status, body = http.StatusForbidden, errBusy
+	case req.Method == http.MethodPost && p == "/2018-06-01/runtime/init/error":
+		status, body = s.initError(req)
+	}
+	if err := rc.writeResponse(status, "application/json", body, nil); err != nil {
+		rc.close1 = true
+	}
+}
+
+func contentTypeOr(ct string) string {
+	if ct == "" {
+		return "application/json"
+	}
+	return ct
+}
+
+// appendHeaders adds the Lambda-Runtime-* headers of a /next response.
+func (inv *Invocation) appendHeaders(h []byte) []byte {
+	h = append(h, "Lambda-Runtime-Aws-Request-Id: "...)
+	h = append(h, inv.RequestID...)
+	h = append(h, "\r\nLambda-Runtime-Deadline-Ms: "...)
+	h = strconv.AppendInt(h, inv.Deadline.UnixMilli(), 10)
+	h = append(h, "\r\nLambda-Runtime-Invoked-Function-Arn: "...)
+	h = append(h, inv.InvokedARN...)
+	h = append(h, "\r\n"...)
+	h = appendHeader(h, "Lambda-Runtime-Trace-Id", inv.TraceID)
+	h = appendHeader(h, "Lambda-Runtime-Client-Context", inv.ClientContext)
+	h = appendHeader(h, "Lambda-Runtime-Cognito-Identity", inv.CognitoIdentity)
+	return h
+}
+
+var headerSafe = strings.NewReplacer("\r", "", "\n", "")
+
+func appendHeader(h []byte, name, value string) []byte {
+	if value == "" {
+		return h
+	}
+	h = append(h, name...)
+	h = append(h, ": "...)
+	h = append(h, headerSafe.Replace(value)...)
+	return append(h, "\r\n"...)
+}
