@@ -86,14 +86,22 @@ type Manager struct {
 	pools  map[*Pool]struct{}
 	closed bool
 	wg     sync.WaitGroup // environment goroutines
+
+	records     chan *call // finished invocations whose log record is still to be written
+	quit        chan struct{}
+	recordsDone chan struct{}
 }
 
-// New returns a Manager; Run reaps idle environments and Close destroys them all.
+// New returns a Manager; Run reaps idle environments and Close destroys them all (and stops the
+// log-record writer New starts).
 func New(cfg Config) *Manager {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{})}
+	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
+		records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{})}
+	go m.writeRecords() // stopped by Close
+	return m
 }
 
 // ErrClosed is returned for invocations after Close.
@@ -189,6 +197,8 @@ func (m *Manager) Close() {
 		p.Retire()
 	}
 	m.wg.Wait()
+	close(m.quit)
+	<-m.recordsDone
 }
 
 // Pool holds the environments of one function configuration.
@@ -303,14 +313,44 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 	}
 	if !c.req.Tail {
 		respond(resp)
+		// The log record (and Max Memory Used, a /proc or cgroup read) is built off the
+		// request's goroutine: on a keep-alive connection the client's next request waits for it.
+		select {
+		case p.m.records <- c:
+		default:
+			p.store(c, p.record(c))
+		}
+		return
 	}
 	rec := p.record(c)
-	if c.req.Tail {
-		resp.LogResult = logs.Tail(rec)
-		respond(resp)
-	}
+	resp.LogResult = logs.Tail(rec)
+	respond(resp)
+	p.store(c, rec)
+}
+
+func (p *Pool) store(c *call, rec []byte) {
 	if p.m.cfg.Logs != nil {
 		p.m.cfg.Logs.Append(p.fn.Name, rec)
+	}
+}
+
+// writeRecords builds and stores the log records queued by finish until quit.
+func (m *Manager) writeRecords() {
+	defer close(m.recordsDone)
+	for {
+		select {
+		case c := <-m.records:
+			c.e.p.store(c, c.e.p.record(c))
+		case <-m.quit:
+			for {
+				select {
+				case c := <-m.records:
+					c.e.p.store(c, c.e.p.record(c))
+				default:
+					return
+				}
+			}
+		}
 	}
 }
 
