@@ -230,6 +230,9 @@ func TestGoFunctionLifecycle(t *testing.T) {
 			t.Errorf("log tail lacks %q:\n%s", want, tail)
 		}
 	}
+	if strings.Contains(tail, "Max Memory Used: 0 MB") {
+		t.Errorf("REPORT without Max Memory Used:\n%s", tail)
+	}
 
 	// Warm: no Init Duration the second time.
 	tail = decodeTail(t, invoke(t, c, "echo", `{"n":2}`, withTail))
@@ -354,5 +357,28 @@ func TestRestartKeepsFunctions(t *testing.T) {
 		if got := string(invoke(t, c2, fn, `{"again":true}`).Payload); !strings.Contains(got, `"again"`) {
 			t.Errorf("%s after restart returned %s", fn, got)
 		}
+	}
+}
+
+func TestIdleEnvironmentsAreReaped(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.KeepAlive = time.Minute })
+	c := newClient(s.URL())
+	createFunction(t, c, "reaped", "provided.al2023", "bootstrap", goEchoZip)
+	invoke(t, c, "reaped", `{}`)
+	if got := s.Workers().Stats().Idle; got != 1 {
+		t.Fatalf("idle environments = %d, want 1", got)
+	}
+	if n := s.Workers().Reap(time.Now()); n != 0 {
+		t.Errorf("Reap within the keep-alive destroyed %d environments", n)
+	}
+	if n := s.Workers().Reap(time.Now().Add(2 * time.Minute)); n != 1 {
+		t.Errorf("Reap after the keep-alive destroyed %d environments, want 1", n)
+	}
+	if got := s.Workers().Stats(); got.Idle+got.Busy+got.Starting != 0 {
+		t.Errorf("environments after reaping: %+v", got)
+	}
+	// The next invoke cold-starts a new environment.
+	if tail := decodeTail(t, invoke(t, c, "reaped", `{}`, withTail)); !strings.Contains(tail, "Init Duration") {
+		t.Errorf("invoke after reaping was not a cold start:\n%s", tail)
 	}
 }

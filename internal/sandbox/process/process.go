@@ -4,6 +4,7 @@
 package process
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -107,6 +108,8 @@ type instance struct {
 	started   bool
 	destroyed bool
 	exit      sandbox.Exit
+	status    *os.File // /proc/PID/status, opened on the first MaxMemoryUsed
+	statusBuf [4096]byte
 }
 
 var _ sandbox.MemoryReporter = (*instance)(nil)
@@ -181,6 +184,9 @@ func (i *instance) Destroy(ctx context.Context) error {
 	}
 	i.destroyed = true
 	started := i.started
+	if i.status != nil {
+		_ = i.status.Close()
+	}
 	i.mu.Unlock()
 	_ = i.ln.Close()
 	if !started {
@@ -195,18 +201,35 @@ func (i *instance) Destroy(ctx context.Context) error {
 	}
 }
 
-// MaxMemoryUsed reads the main process's peak resident set (VmHWM).
+// MaxMemoryUsed reads the main process's peak resident set (VmHWM). The status file stays open
+// and is re-read from offset 0, which regenerates it: one syscall per REPORT.
 func (i *instance) MaxMemoryUsed() (uint64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(i.cmd.Process.Pid) + "/status")
-	if err != nil {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.destroyed || !i.started {
+		return 0, sandbox.ErrDestroyed
+	}
+	if i.status == nil {
+		f, err := os.Open("/proc/" + strconv.Itoa(i.cmd.Process.Pid) + "/status")
+		if err != nil {
+			return 0, err
+		}
+		i.status = f
+	}
+	n, err := i.status.ReadAt(i.statusBuf[:], 0)
+	if n == 0 && err != nil {
 		return 0, err
 	}
-	_, rest, ok := strings.Cut(string(b), "VmHWM:")
-	if !ok {
+	b := i.statusBuf[:n]
+	at := bytes.Index(b, []byte("VmHWM:"))
+	if at < 0 {
 		return 0, errors.New("process: no VmHWM")
 	}
-	line, _, _ := strings.Cut(rest, "\n")
-	kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "kB")), 10, 64)
+	line := b[at+len("VmHWM:"):]
+	if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
+		line = line[:nl]
+	}
+	kb, err := strconv.ParseUint(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(line), []byte("kB")))), 10, 64)
 	if err != nil {
 		return 0, err
 	}
