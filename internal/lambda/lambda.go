@@ -96,6 +96,25 @@ type Function struct {
 	// CodeKey is the hex SHA-256 of the zip, the object-store key and unpack-cache key.
 	CodeKey string            `json:"code_key"`
 	Tags    map[string]string `json:"tags,omitempty"`
+	// LastVersion is the number of the newest published version; numbers are never reused.
+	LastVersion int `json:"last_version,omitempty"`
+	// ReservedConcurrency is the function's reservation (nil: none; 0 throttles everything).
+	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+}
+
+// Alias is Lambda's AliasConfiguration, as on the wire.
+type Alias struct {
+	AliasArn        string              `json:"AliasArn"`
+	Name            string              `json:"Name"`
+	FunctionVersion string              `json:"FunctionVersion"`
+	Description     string              `json:"Description"`
+	RoutingConfig   *AliasRoutingConfig `json:"RoutingConfig,omitempty"`
+	RevisionId      string              `json:"RevisionId"`
+}
+
+// AliasRoutingConfig sends a share of an alias's invokes to a second version.
+type AliasRoutingConfig struct {
+	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`
 }
 
 // Env returns the function's user variables (nil when none).

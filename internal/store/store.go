@@ -4,9 +4,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +30,8 @@ var (
 
 const (
 	functionsBucket = "flint_functions"
+	versionsBucket  = "flint_versions"
+	aliasesBucket   = "flint_aliases"
 	codeBucket      = "flint_code"
 )
 
@@ -47,8 +47,10 @@ type Store struct {
 	ns   *server.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
-	fns  jetstream.KeyValue
-	code jetstream.ObjectStore
+	fns      bucket[lambda.Function]
+	versions bucket[lambda.Function]
+	aliases  bucket[lambda.Alias]
+	code     jetstream.ObjectStore
 	log  *slog.Logger
 }
 
@@ -106,11 +108,26 @@ func (s *Store) open(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	s.js = js
-	if s.fns, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: functionsBucket, Description: "Flint functions ($LATEST configuration)", History: 1,
-		Storage: jetstream.FileStorage,
-	}); err != nil {
-		return fmt.Errorf("open functions bucket: %w", err)
+	for _, b := range []struct {
+		name, desc string
+		open       func(jetstream.KeyValue)
+	}{
+		{functionsBucket, "Flint functions ($LATEST configuration)", func(kv jetstream.KeyValue) {
+			s.fns = bucket[lambda.Function]{kv: kv, what: "function", log: s.log}
+		}},
+		{versionsBucket, "Flint published versions (NAME.N)", func(kv jetstream.KeyValue) {
+			s.versions = bucket[lambda.Function]{kv: kv, what: "version", log: s.log}
+		}},
+		{aliasesBucket, "Flint aliases (NAME.ALIAS)", func(kv jetstream.KeyValue) {
+			s.aliases = bucket[lambda.Alias]{kv: kv, what: "alias", log: s.log}
+		}},
+	} {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage})
+		if err != nil {
+			return fmt.Errorf("open %s bucket: %w", b.name, err)
+		}
+		b.open(kv)
 	}
 	if s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: codeBucket, Description: "Flint code packages by SHA-256", Storage: jetstream.FileStorage,
@@ -150,133 +167,133 @@ type Function struct {
 
 // GetFunction returns the function named name.
 func (s *Store) GetFunction(ctx context.Context, name string) (Function, error) {
-	e, err := s.fns.Get(ctx, name)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Function{}, fmt.Errorf("function %s: %w", name, ErrNotFound)
-	}
+	f, rev, err := s.fns.get(ctx, name)
 	if err != nil {
-		return Function{}, fmt.Errorf("get function %s: %w", name, err)
+		return Function{}, err
 	}
-	f, err := decode(e.Value())
-	if err != nil {
-		return Function{}, fmt.Errorf("decode function %s: %w", name, err)
-	}
-	return Function{Function: f, Revision: e.Revision()}, nil
+	return Function{Function: f, Revision: rev}, nil
 }
 
 // CreateFunction stores a new function; ErrExists if the name is taken.
 func (s *Store) CreateFunction(ctx context.Context, f *lambda.Function) (uint64, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return 0, fmt.Errorf("encode function: %w", err)
-	}
-	rev, err := s.fns.Create(ctx, f.Config.FunctionName, b)
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return 0, fmt.Errorf("function %s: %w", f.Config.FunctionName, ErrExists)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("create function %s: %w", f.Config.FunctionName, err)
-	}
-	return rev, nil
+	return s.fns.create(ctx, f.Config.FunctionName, f)
 }
 
 // UpdateFunction replaces a function if it is still at revision rev; ErrConflict otherwise.
 func (s *Store) UpdateFunction(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error) {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return 0, fmt.Errorf("encode function: %w", err)
-	}
-	n, err := s.fns.Update(ctx, f.Config.FunctionName, b, rev)
-	if err != nil {
-		if isWrongSequence(err) {
-			return 0, fmt.Errorf("function %s: %w", f.Config.FunctionName, ErrConflict)
-		}
-		return 0, fmt.Errorf("update function %s: %w", f.Config.FunctionName, err)
-	}
-	return n, nil
+	return s.fns.update(ctx, f.Config.FunctionName, f, rev)
 }
 
-func isWrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
-
-// DeleteFunction removes a function; ErrNotFound if absent.
+// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent.
 func (s *Store) DeleteFunction(ctx context.Context, name string) error {
-	if _, err := s.GetFunction(ctx, name); err != nil {
+	if err := s.fns.delete(ctx, name); err != nil {
 		return err
 	}
-	if err := s.fns.Purge(ctx, name); err != nil {
-		return fmt.Errorf("delete function %s: %w", name, err)
+	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv} {
+		lister, err := kv.ListKeysFiltered(ctx, name+".*")
+		if err != nil {
+			return fmt.Errorf("delete function %s: %w", name, err)
+		}
+		for k := range lister.Keys() {
+			if err := kv.Purge(ctx, k); err != nil {
+				return fmt.Errorf("delete %s: %w", k, err)
+			}
+		}
 	}
 	return nil
 }
 
 // ListFunctions returns every function, sorted by name.
 func (s *Store) ListFunctions(ctx context.Context) ([]*lambda.Function, error) {
-	lister, err := s.fns.ListKeys(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("list functions: %w", err)
-	}
-	var names []string
-	for k := range lister.Keys() {
-		names = append(names, k)
-	}
-	slices.Sort(names)
-	out := make([]*lambda.Function, 0, len(names))
-	for _, n := range names {
-		f, err := s.GetFunction(ctx, n)
-		if errors.Is(err, ErrNotFound) {
-			continue // deleted since listed
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, f.Function)
-	}
-	return out, nil
+	return s.fns.list(ctx, ">")
 }
 
 // WatchFunctions calls fn for every change to a function (f is nil when deleted), with the KV
-// revision of the change, until ctx ends.
-// It first replays the current state, then calls ready once.
+// revision of the change, until ctx ends. It first replays the current state, then calls ready.
 func (s *Store) WatchFunctions(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
-	w, err := s.fns.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch functions: %w", err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return nil
-		case e = <-w.Updates():
-		}
-		if e == nil { // end of the initial replay
-			ready()
-			continue
-		}
-		if e.Operation() != jetstream.KeyValuePut {
-			fn(e.Key(), e.Revision(), nil)
-			continue
-		}
-		f, err := decode(e.Value())
-		if err != nil {
-			s.log.Warn("skipping undecodable function record", "key", e.Key(), "err", err)
-			continue
-		}
-		fn(e.Key(), e.Revision(), f)
-	}
+	return s.fns.watch(ctx, ready, fn)
 }
 
-func decode(b []byte) (*lambda.Function, error) {
-	var f lambda.Function
-	d := json.NewDecoder(bytes.NewReader(b))
-	if err := d.Decode(&f); err != nil {
+// VersionKey is the KV key of version n of a function.
+func VersionKey(name string, n int) string { return name + "." + strconv.Itoa(n) }
+
+// AliasKey is the KV key of an alias.
+func AliasKey(name, alias string) string { return name + "." + alias }
+
+// GetVersion returns a published version.
+func (s *Store) GetVersion(ctx context.Context, name string, n int) (*lambda.Function, error) {
+	v, _, err := s.versions.get(ctx, VersionKey(name, n))
+	return v, err
+}
+
+// CreateVersion stores a published version (immutable).
+func (s *Store) CreateVersion(ctx context.Context, v *lambda.Function, n int) (uint64, error) {
+	return s.versions.create(ctx, VersionKey(v.Config.FunctionName, n), v)
+}
+
+// DeleteVersion removes a published version.
+func (s *Store) DeleteVersion(ctx context.Context, name string, n int) error {
+	return s.versions.delete(ctx, VersionKey(name, n))
+}
+
+// ListVersions returns a function's published versions in version order.
+func (s *Store) ListVersions(ctx context.Context, name string) ([]*lambda.Function, error) {
+	vs, err := s.versions.list(ctx, name+".*")
+	if err != nil {
 		return nil, err
 	}
-	return &f, nil
+	slices.SortFunc(vs, func(a, b *lambda.Function) int { return versionNumber(a) - versionNumber(b) })
+	return vs, nil
+}
+
+func versionNumber(f *lambda.Function) int {
+	n, _ := strconv.Atoi(f.Config.Version)
+	return n
+}
+
+// WatchVersions reports version changes (deletions: v nil) with their KV keys.
+func (s *Store) WatchVersions(ctx context.Context, ready func(), fn func(key string, rev uint64, v *lambda.Function)) error {
+	return s.versions.watch(ctx, ready, fn)
+}
+
+// Alias is a stored alias with its revision.
+type Alias struct {
+	*lambda.Alias
+	Revision uint64
+}
+
+// GetAlias returns an alias.
+func (s *Store) GetAlias(ctx context.Context, name, alias string) (Alias, error) {
+	a, rev, err := s.aliases.get(ctx, AliasKey(name, alias))
+	if err != nil {
+		return Alias{}, err
+	}
+	return Alias{Alias: a, Revision: rev}, nil
+}
+
+// CreateAlias stores a new alias; ErrExists if taken.
+func (s *Store) CreateAlias(ctx context.Context, name string, a *lambda.Alias) (uint64, error) {
+	return s.aliases.create(ctx, AliasKey(name, a.Name), a)
+}
+
+// UpdateAlias replaces an alias at revision rev; ErrConflict otherwise.
+func (s *Store) UpdateAlias(ctx context.Context, name string, a *lambda.Alias, rev uint64) (uint64, error) {
+	return s.aliases.update(ctx, AliasKey(name, a.Name), a, rev)
+}
+
+// DeleteAlias removes an alias.
+func (s *Store) DeleteAlias(ctx context.Context, name, alias string) error {
+	return s.aliases.delete(ctx, AliasKey(name, alias))
+}
+
+// ListAliases returns a function's aliases by name.
+func (s *Store) ListAliases(ctx context.Context, name string) ([]*lambda.Alias, error) {
+	return s.aliases.list(ctx, name+".*")
+}
+
+// WatchAliases reports alias changes (deletions: a nil) with their KV keys.
+func (s *Store) WatchAliases(ctx context.Context, ready func(), fn func(key string, rev uint64, a *lambda.Alias)) error {
+	return s.aliases.watch(ctx, ready, fn)
 }
 
 // PutCode stores a code package under key (its hex SHA-256) unless it is already there.

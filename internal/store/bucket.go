@@ -1,0 +1,144 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// bucket is a KV bucket of JSON records of one type, with Lambda-style sentinels.
+type bucket[T any] struct {
+	kv   jetstream.KeyValue
+	what string // for messages: "function", "version", "alias"
+	log  *slog.Logger
+}
+
+func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
+	e, err := b.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, 0, fmt.Errorf("%s %s: %w", b.what, key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s %s: %w", b.what, key, err)
+	}
+	var v T
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return nil, 0, fmt.Errorf("decode %s %s: %w", b.what, key, err)
+	}
+	return &v, e.Revision(), nil
+}
+
+func (b bucket[T]) create(ctx context.Context, key string, v *T) (uint64, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", b.what, err)
+	}
+	rev, err := b.kv.Create(ctx, key, data)
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return 0, fmt.Errorf("%s %s: %w", b.what, key, ErrExists)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("create %s %s: %w", b.what, key, err)
+	}
+	return rev, nil
+}
+
+func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (uint64, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", b.what, err)
+	}
+	n, err := b.kv.Update(ctx, key, data, rev)
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return 0, fmt.Errorf("%s %s: %w", b.what, key, ErrConflict)
+		}
+		return 0, fmt.Errorf("update %s %s: %w", b.what, key, err)
+	}
+	return n, nil
+}
+
+func (b bucket[T]) delete(ctx context.Context, key string) error {
+	if _, _, err := b.get(ctx, key); err != nil {
+		return err
+	}
+	if err := b.kv.Purge(ctx, key); err != nil {
+		return fmt.Errorf("delete %s %s: %w", b.what, key, err)
+	}
+	return nil
+}
+
+// keys lists the keys matching filter (a subject filter such as "name.*"), sorted.
+func (b bucket[T]) keys(ctx context.Context, filter string) ([]string, error) {
+	lister, err := b.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoKeysFound) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("list %ss: %w", b.what, err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// list returns the records whose keys match filter, in key order.
+func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
+	keys, err := b.keys(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, 0, len(keys))
+	for _, k := range keys {
+		v, _, err := b.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+// watch calls fn for every change (v nil when deleted) with its revision until ctx ends; ready is
+// called once the current state has been replayed.
+func (b bucket[T]) watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *T)) error {
+	w, err := b.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch %ss: %w", b.what, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		var e jetstream.KeyValueEntry
+		select {
+		case <-ctx.Done():
+			return nil
+		case e = <-w.Updates():
+		}
+		if e == nil { // end of the initial replay
+			ready()
+			continue
+		}
+		if e.Operation() != jetstream.KeyValuePut {
+			fn(e.Key(), e.Revision(), nil)
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
+			b.log.Warn("skipping undecodable record", "bucket", b.what, "key", e.Key(), "err", err)
+			continue
+		}
+		fn(e.Key(), e.Revision(), &v)
+	}
+}
