@@ -155,6 +155,13 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		return err
 	}
 	a.invoke.Apply(name, rev, f)
+	if in.Publish {
+		v, err := a.publish(r, store.Function{Function: f, Revision: rev}, publishVersionInput{})
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusCreated, v.Config)
+	}
 	return writeJSON(w, http.StatusCreated, f.Config)
 }
 
@@ -255,7 +262,7 @@ func (a *API) lookup(r *http.Request) (store.Function, error) {
 }
 
 func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ string) error {
-	f, err := a.lookup(r)
+	f, err := a.lookupQualified(r)
 	if err != nil {
 		return err
 	}
@@ -265,15 +272,19 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ string) erro
 			RepositoryType string `json:"RepositoryType"`
 			Location       string `json:"Location"`
 		} `json:"Code"`
-		Tags map[string]string `json:"Tags,omitempty"`
+		Tags        map[string]string `json:"Tags,omitempty"`
+		Concurrency *concurrency      `json:"Concurrency,omitempty"`
 	}{Configuration: f.Config, Tags: f.Tags}
+	if f.ReservedConcurrency != nil {
+		out.Concurrency = &concurrency{ReservedConcurrentExecutions: f.ReservedConcurrency}
+	}
 	out.Code.RepositoryType = "S3"
 	out.Code.Location = "http://" + r.Host + "/flint/v1/functions/" + f.Config.FunctionName + "/code"
 	return writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request, _ string) error {
-	f, err := a.lookup(r)
+	f, err := a.lookupQualified(r)
 	if err != nil {
 		return err
 	}
@@ -342,7 +353,7 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		return apierr.InvalidParameterValue("$LATEST version cannot be deleted without deleting the function.")
 	}
 	if qualifier != "" {
-		return a.notFound(name, qualifier)
+		return a.deleteVersion(w, r, name, qualifier)
 	}
 	f, err := a.store.GetFunction(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -400,7 +411,11 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, _ strin
 	if err != nil {
 		return err
 	}
-	return a.update(w, r, f, in.RevisionId, func(fn *lambda.Function) error {
+	upd := a.update
+	if in.Publish {
+		upd = a.updateAndPublish
+	}
+	return upd(w, r, f, in.RevisionId, func(fn *lambda.Function) error {
 		if len(in.Architectures) > 0 {
 			fn.Config.Architectures = in.Architectures
 		}
@@ -482,9 +497,18 @@ func set[T any](dst *T, src *T) {
 // update applies change to the function and stores it with optimistic locking: a RevisionId
 // from the client must match; without one, a concurrent writer makes us re-read and retry.
 func (a *API) update(w http.ResponseWriter, r *http.Request, f store.Function, revisionID string, change func(*lambda.Function) error) error {
+	next, _, err := a.apply(r, f, revisionID, change)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, next.Config)
+}
+
+// apply changes $LATEST and stores it, returning the stored function and its revision.
+func (a *API) apply(r *http.Request, f store.Function, revisionID string, change func(*lambda.Function) error) (*lambda.Function, uint64, error) {
 	for attempt := 0; ; attempt++ {
 		if revisionID != "" && revisionID != f.Config.RevisionId {
-			return apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+			return nil, 0, apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
 		}
 		next := *f.Function
 		next.Config.Environment = cloneEnv(f.Config.Environment)
@@ -493,7 +517,7 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, f store.Function, r
 			next.Config.LoggingConfig = &lc
 		}
 		if err := change(&next); err != nil {
-			return err
+			return nil, 0, err
 		}
 		next.Config.LastModified = lambda.FormatTime(time.Now())
 		next.Config.RevisionId = uuid.NewString()
@@ -502,18 +526,32 @@ func (a *API) update(w http.ResponseWriter, r *http.Request, f store.Function, r
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			if f, err = a.store.GetFunction(r.Context(), f.Config.FunctionName); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
-					return a.notFound(next.Config.FunctionName, "")
+					return nil, 0, a.notFound(next.Config.FunctionName, "")
 				}
-				return err
+				return nil, 0, err
 			}
 			continue
 		}
 		if err != nil {
-			return err
+			return nil, 0, err
 		}
 		a.invoke.Apply(next.Config.FunctionName, rev, &next)
-		return writeJSON(w, http.StatusOK, next.Config)
+		return &next, rev, nil
 	}
+}
+
+// updateAndPublish is update followed by PublishVersion (UpdateFunctionCode's Publish flag); the
+// response is the new version's configuration.
+func (a *API) updateAndPublish(w http.ResponseWriter, r *http.Request, f store.Function, revisionID string, change func(*lambda.Function) error) error {
+	next, rev, err := a.apply(r, f, revisionID, change)
+	if err != nil {
+		return err
+	}
+	v, err := a.publish(r, store.Function{Function: next, Revision: rev}, publishVersionInput{})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, v.Config)
 }
 
 func cloneEnv(e *lambda.EnvironmentResp) *lambda.EnvironmentResp {
@@ -533,8 +571,12 @@ func (a *API) getAccountSettings(w http.ResponseWriter, r *http.Request, _ strin
 		return err
 	}
 	var total int64
+	reserved := 0
 	for _, f := range all {
 		total += f.Config.CodeSize
+		if f.ReservedConcurrency != nil {
+			reserved += *f.ReservedConcurrency
+		}
 	}
 	type limit struct {
 		TotalCodeSize                  int64 `json:"TotalCodeSize"`
@@ -551,7 +593,7 @@ func (a *API) getAccountSettings(w http.ResponseWriter, r *http.Request, _ strin
 		AccountLimit limit `json:"AccountLimit"`
 		AccountUsage usage `json:"AccountUsage"`
 	}{
-		limit{lambda.TotalCodeSize, a.limits.MaxUnzipped, a.limits.MaxZipped, lambda.DefaultAccountLimit, lambda.DefaultAccountLimit},
+		limit{lambda.TotalCodeSize, a.limits.MaxUnzipped, a.limits.MaxZipped, a.invoke.AccountLimit(), a.invoke.AccountLimit() - reserved},
 		usage{total, len(all)},
 	})
 }

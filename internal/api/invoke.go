@@ -95,10 +95,16 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}
-	invokedARN := entry.Fn.Config.FunctionArn
-	if qualifier != "" {
-		invokedARN += ":" + qualifier
+	release, err := a.invoke.Admit(entry)
+	if err != nil {
+		var th *invoke.Throttled
+		if errors.As(err, &th) {
+			return apierr.TooManyRequests(th.Reason, 1)
+		}
+		return err
 	}
+	defer release()
+	invokedARN := a.account.FunctionARN(name, qualifier)
 	req := worker.Request{RequestID: id, Payload: payload, InvokedARN: invokedARN, ClientContext: clientContext,
 		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}
 	return entry.Pool.Invoke(r.Context(), req, func(resp *worker.Response) {
@@ -109,7 +115,11 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		} else {
 			wh["Content-Type"] = []string{ct}
 		}
-		wh["X-Amz-Executed-Version"] = hdrExecutedVersion
+		if v := entry.Fn.Config.Version; v == lambda.LatestVersion {
+			wh["X-Amz-Executed-Version"] = hdrExecutedVersion
+		} else {
+			wh["X-Amz-Executed-Version"] = []string{v}
+		}
 		if resp.FunctionError != "" {
 			wh["X-Amz-Function-Error"] = hdrUnhandled
 		}

@@ -28,6 +28,8 @@ type Config struct {
 	InitTimeout time.Duration
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
+	// AccountConcurrency is the account's concurrent-execution limit (Lambda's default: 1000).
+	AccountConcurrency int
 	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
 	RuntimeHost string
 }
@@ -44,6 +46,8 @@ func Default() Config {
 		InitTimeout:  10 * time.Second,
 		LogRetention: 7 * 24 * time.Hour,
 		RuntimeHost:  "127.0.0.1",
+
+		AccountConcurrency: 1000,
 	}
 }
 
@@ -77,6 +81,9 @@ func (c Config) Validate() error {
 	}
 	if c.InitTimeout <= 0 {
 		errs = append(errs, errors.New("init timeout must be positive"))
+	}
+	if c.AccountConcurrency < 1 {
+		errs = append(errs, errors.New("account concurrency must be at least 1"))
 	}
 	if c.Sandbox == "" {
 		errs = append(errs, errors.New("sandbox backend must be named"))

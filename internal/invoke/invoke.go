@@ -1,6 +1,8 @@
-// Package invoke resolves what an invocation runs: function name and qualifier to a function
-// configuration and the worker pool that serves it. It keeps configuration in memory, fed by the
-// store's KV watch, so the warm path touches neither disk nor JetStream. It knows nothing of HTTP.
+// Package invoke resolves what an invocation runs and whether it may run now: function name and
+// qualifier ($LATEST, a version, or an alias with weighted routing) to a configuration and the
+// worker pool that serves it, and admission against the account's and the function's concurrency
+// limits. It keeps everything in memory, fed by the store's KV watches, so the warm path touches
+// neither disk nor JetStream. It knows nothing of HTTP.
 package invoke
 
 import (
@@ -8,7 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flint-run/flint/internal/artifact"
@@ -18,92 +24,288 @@ import (
 	"github.com/flint-run/flint/internal/worker"
 )
 
-// ErrNotFound means no such function (or qualifier).
+// ErrNotFound means no such function, version or alias.
 var ErrNotFound = errors.New("invoke: function not found")
 
-// Service is the in-memory view of every function and its pool.
-type Service struct {
-	store   *store.Store
-	workers *worker.Manager
-	code    *artifact.Cache
-	limits  artifact.Limits
-	log     *slog.Logger
-
-	mu      sync.RWMutex
-	entries map[string]*Entry
-	ready   chan struct{}
+// Throttled is returned by Admit when a concurrency limit is reached.
+type Throttled struct {
+	Reason string // Lambda's ThrottleReason
 }
 
-// Entry is one function's current configuration and its pool (nil fn = deleted).
+func (t *Throttled) Error() string { return "invoke: throttled: " + t.Reason }
+
+// Service is the in-memory view of every function, version and alias.
+type Service struct {
+	store        *store.Store
+	workers      *worker.Manager
+	code         *artifact.Cache
+	limits       artifact.Limits
+	log          *slog.Logger
+	accountLimit int64
+
+	mu       sync.RWMutex
+	entries  map[string]*Entry     // key: name ($LATEST) or store.VersionKey
+	aliases  map[string]*aliasItem // key: store.AliasKey
+	counters map[string]*counters  // per function name, shared by its versions
+	ready    chan struct{}
+
+	reservedSum       atomic.Int64 // sum of every function's reservation
+	unreservedRunning atomic.Int64 // invocations of functions without a reservation
+}
+
+// Entry is one function version's configuration and pool (nil Fn: deleted).
 type Entry struct {
-	rev  uint64
-	Fn   *lambda.Function
-	Pool *worker.Pool
+	rev      uint64
+	Fn       *lambda.Function
+	Pool     *worker.Pool
+	counters *counters
+}
+
+type aliasItem struct {
+	rev   uint64
+	alias *lambda.Alias
+}
+
+// counters track a function's running invocations (all versions) and its reservation.
+type counters struct {
+	running  atomic.Int64
+	reserved atomic.Int64 // -1: no reservation
 }
 
 // New returns a Service; Run keeps it in sync with the store.
-func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, log *slog.Logger) *Service {
-	return &Service{store: st, workers: workers, code: code, limits: limits, log: log,
-		entries: make(map[string]*Entry), ready: make(chan struct{})}
+func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
+	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
+		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), counters: make(map[string]*counters),
+		ready: make(chan struct{})}
 }
+
+// AccountLimit is the account's concurrency limit.
+func (s *Service) AccountLimit() int { return int(s.accountLimit) }
+
+// ReservedTotal is the sum of every function's reserved concurrency.
+func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	var once sync.Once
-	return s.store.WatchFunctions(ctx, func() { once.Do(func() { close(s.ready) }) },
-		func(name string, rev uint64, f *lambda.Function) { s.Apply(name, rev, f) })
+	var pending sync.WaitGroup
+	pending.Add(3)
+	go func() { pending.Wait(); close(s.ready) }()
+	once := func() func() { var o sync.Once; return func() { o.Do(pending.Done) } }
+	errs := make(chan error, 3)
+	go func() { errs <- s.store.WatchFunctions(ctx, once(), s.Apply) }()
+	go func() { errs <- s.store.WatchVersions(ctx, once(), s.applyVersion) }()
+	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
+	var err error
+	for range 3 {
+		err = errors.Join(err, <-errs)
+	}
+	return err
 }
 
 // Ready is closed once the cache holds everything stored at start.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Apply installs revision rev of a function (f nil: deleted) unless a newer one is known. The API
-// calls it right after its own writes so that an invoke that follows sees them at once; the watch
-// brings the same revision (ignored) and other nodes' changes.
+// Apply installs revision rev of a function's $LATEST (f nil: deleted) unless a newer one is
+// known. The API calls it right after its own writes so that an invoke that follows sees them at
+// once; the watch brings the same revision (ignored) and other nodes' changes.
 func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
+	s.apply(name, rev, f)
+	if f == nil { // the versions and aliases went with it
+		s.mu.Lock()
+		var retire []*worker.Pool
+		for k, e := range s.entries {
+			if strings.HasPrefix(k, name+".") && e.Fn != nil {
+				retire = append(retire, e.Pool)
+				s.entries[k] = &Entry{rev: e.rev}
+			}
+		}
+		for k := range s.aliases {
+			if strings.HasPrefix(k, name+".") {
+				delete(s.aliases, k)
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range retire {
+			p.Retire()
+		}
+	}
+}
+
+// ApplyVersion installs a published version (v nil: deleted).
+func (s *Service) ApplyVersion(name string, n int, rev uint64, v *lambda.Function) {
+	s.apply(store.VersionKey(name, n), rev, v)
+}
+
+func (s *Service) applyVersion(key string, rev uint64, v *lambda.Function) { s.apply(key, rev, v) }
+
+func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	s.mu.Lock()
-	old := s.entries[name]
+	old := s.entries[key]
 	if old != nil && rev <= old.rev {
 		s.mu.Unlock()
 		return
 	}
-	e := &Entry{rev: rev, Fn: f}
+	name, _, _ := strings.Cut(key, ".")
+	c := s.counters[name]
+	if c == nil {
+		c = &counters{}
+		c.reserved.Store(-1)
+		s.counters[name] = c
+	}
+	e := &Entry{rev: rev, Fn: f, counters: c}
 	if f != nil {
 		e.Pool = s.workers.Pool(s.workerFunction(f))
 	}
-	s.entries[name] = e
+	s.entries[key] = e
+	if key == name { // $LATEST carries the function-wide settings
+		r := int64(-1)
+		if f != nil && f.ReservedConcurrency != nil {
+			r = int64(*f.ReservedConcurrency)
+		}
+		c.reserved.Store(r)
+		s.reservedSum.Store(s.sumReservedLocked())
+	}
 	s.mu.Unlock()
 	if old != nil && old.Pool != nil {
 		old.Pool.Retire()
 	}
 }
 
-// Lookup returns the function named name at qualifier ("" or $LATEST). On a cache miss it asks
-// the store once (a function created on another node a moment ago).
-func (s *Service) Lookup(ctx context.Context, name, qualifier string) (*Entry, error) {
-	if qualifier != "" && qualifier != lambda.LatestVersion {
-		return nil, ErrNotFound // versions and aliases arrive with their issue
+func (s *Service) sumReservedLocked() int64 {
+	var sum int64
+	for _, c := range s.counters {
+		if r := c.reserved.Load(); r > 0 {
+			sum += r
+		}
 	}
+	return sum
+}
+
+// ApplyAlias installs an alias (a nil: deleted).
+func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.aliases[key]; old != nil && rev <= old.rev {
+		return
+	}
+	s.aliases[key] = &aliasItem{rev: rev, alias: a}
+}
+
+// Lookup returns what an invoke of name at qualifier runs: $LATEST (qualifier "" or "$LATEST"), a
+// published version, or the version an alias routes this invocation to. On a cache miss it asks
+// the store once (written by another node a moment ago).
+func (s *Service) Lookup(ctx context.Context, name, qualifier string) (*Entry, error) {
+	switch {
+	case qualifier == "" || qualifier == lambda.LatestVersion:
+		return s.entry(ctx, name, name, func() (*lambda.Function, uint64, error) {
+			f, err := s.store.GetFunction(ctx, name)
+			return f.Function, f.Revision, err
+		})
+	case isVersion(qualifier):
+		n, _ := strconv.Atoi(qualifier)
+		return s.version(ctx, name, n)
+	default:
+		a, err := s.alias(ctx, name, qualifier)
+		if err != nil {
+			return nil, err
+		}
+		target := a.FunctionVersion
+		if rc := a.RoutingConfig; rc != nil {
+			r := rand.Float64()
+			for v, w := range rc.AdditionalVersionWeights {
+				if r < w {
+					target = v
+				}
+			}
+		}
+		if target == lambda.LatestVersion {
+			return s.Lookup(ctx, name, "")
+		}
+		n, err := strconv.Atoi(target)
+		if err != nil {
+			return nil, ErrNotFound
+		}
+		return s.version(ctx, name, n)
+	}
+}
+
+func isVersion(q string) bool {
+	_, err := strconv.Atoi(q)
+	return err == nil && q[0] != '-' && q[0] != '+'
+}
+
+func (s *Service) version(ctx context.Context, name string, n int) (*Entry, error) {
+	if _, err := s.Lookup(ctx, name, ""); err != nil {
+		return nil, err // a version of a deleted function is gone too
+	}
+	return s.entry(ctx, store.VersionKey(name, n), name, func() (*lambda.Function, uint64, error) {
+		return s.store.GetVersion(ctx, name, n)
+	})
+}
+
+func (s *Service) entry(ctx context.Context, key, name string, load func() (*lambda.Function, uint64, error)) (*Entry, error) {
 	s.mu.RLock()
-	e := s.entries[name]
+	e := s.entries[key]
 	s.mu.RUnlock()
 	if e == nil {
-		f, err := s.store.GetFunction(ctx, name)
+		f, rev, err := load()
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
 			return nil, err
 		}
-		s.Apply(name, f.Revision, f.Function)
+		s.apply(key, rev, f)
 		s.mu.RLock()
-		e = s.entries[name]
+		e = s.entries[key]
 		s.mu.RUnlock()
 	}
 	if e == nil || e.Fn == nil {
 		return nil, ErrNotFound
 	}
 	return e, nil
+}
+
+func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias, error) {
+	key := store.AliasKey(name, alias)
+	s.mu.RLock()
+	it := s.aliases[key]
+	s.mu.RUnlock()
+	if it == nil {
+		a, err := s.store.GetAlias(ctx, name, alias)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrNotFound
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.ApplyAlias(key, a.Revision, a.Alias)
+		return a.Alias, nil
+	}
+	if it.alias == nil {
+		return nil, ErrNotFound
+	}
+	return it.alias, nil
+}
+
+// Admit reserves a concurrency slot for an invocation of e, or returns *Throttled. The caller
+// calls release when the invocation ends. Two atomic adds on the warm path.
+func (s *Service) Admit(e *Entry) (release func(), err error) {
+	c := e.counters
+	if r := c.reserved.Load(); r >= 0 {
+		if c.running.Add(1) > r {
+			c.running.Add(-1)
+			return nil, &Throttled{Reason: "ReservedFunctionConcurrentInvocationLimitExceeded"}
+		}
+		return func() { c.running.Add(-1) }, nil
+	}
+	pool := s.accountLimit - s.reservedSum.Load()
+	if s.unreservedRunning.Add(1) > pool {
+		s.unreservedRunning.Add(-1)
+		return nil, &Throttled{Reason: "ConcurrentInvocationLimitExceeded"}
+	}
+	c.running.Add(1)
+	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
 }
 
 func (s *Service) workerFunction(f *lambda.Function) worker.Function {

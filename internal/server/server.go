@@ -105,7 +105,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		InitTimeout: cfg.InitTimeout, Logs: s.logs, Log: s.log.With("part", "worker"),
 	})
 	limits := artifact.DefaultLimits()
-	s.invoke = invoke.New(s.store, s.workers, code, limits, s.log.With("part", "invoke"))
+	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel

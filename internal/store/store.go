@@ -220,10 +220,9 @@ func VersionKey(name string, n int) string { return name + "." + strconv.Itoa(n)
 // AliasKey is the KV key of an alias.
 func AliasKey(name, alias string) string { return name + "." + alias }
 
-// GetVersion returns a published version.
-func (s *Store) GetVersion(ctx context.Context, name string, n int) (*lambda.Function, error) {
-	v, _, err := s.versions.get(ctx, VersionKey(name, n))
-	return v, err
+// GetVersion returns a published version and its KV revision.
+func (s *Store) GetVersion(ctx context.Context, name string, n int) (*lambda.Function, uint64, error) {
+	return s.versions.get(ctx, VersionKey(name, n))
 }
 
 // CreateVersion stores a published version (immutable).
