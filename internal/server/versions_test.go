@@ -29,7 +29,9 @@ func TestVersionsAndAliases(t *testing.T) {
 	c := newClient(s.URL())
 	ctx := context.Background()
 	createFunction(t, c, "ver", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: versionedPy}}),
-		func(in *lambda.CreateFunctionInput) { in.Environment = &types.Environment{Variables: map[string]string{"MARK": "one"}} })
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"MARK": "one"}}
+		})
 	publish := func() string {
 		t.Helper()
 		out, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("ver")})

@@ -44,14 +44,14 @@ type Options struct {
 
 // Store is the registry on JetStream.
 type Store struct {
-	ns   *server.Server
-	nc   *nats.Conn
-	js   jetstream.JetStream
+	ns       *server.Server
+	nc       *nats.Conn
+	js       jetstream.JetStream
 	fns      bucket[lambda.Function]
 	versions bucket[lambda.Function]
 	aliases  bucket[lambda.Alias]
 	code     jetstream.ObjectStore
-	log  *slog.Logger
+	log      *slog.Logger
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
