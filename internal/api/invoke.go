@@ -107,7 +107,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	invokedARN := a.account.FunctionARN(name, qualifier)
 	req := worker.Request{RequestID: id, Payload: payload, InvokedARN: invokedARN, ClientContext: clientContext,
 		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}
-	return entry.Pool.Invoke(r.Context(), req, func(resp *worker.Response) {
+	err = entry.Pool.Invoke(r.Context(), req, func(resp *worker.Response) {
 		wh := w.Header()
 		ct := resp.ContentType
 		if ct == "" {
@@ -133,6 +133,10 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 			f.Flush() // the caller has its answer; log bookkeeping follows
 		}
 	})
+	if errors.Is(err, worker.ErrNoCapacity) {
+		return apierr.TooManyRequests("ConcurrentInvocationLimitExceeded", 1).Wrap(err)
+	}
+	return err
 }
 
 var errPayloadTooLarge = errors.New("payload too large")

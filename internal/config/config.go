@@ -28,6 +28,10 @@ type Config struct {
 	InitTimeout time.Duration
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
+	// MemoryBudgetMB bounds the MemorySize summed over live environments on this node; idle ones
+	// are evicted least recently used first to make room, else invokes are throttled. 0 picks
+	// three quarters of the machine's memory.
+	MemoryBudgetMB int
 	// AccountConcurrency is the account's concurrent-execution limit (Lambda's default: 1000).
 	AccountConcurrency int
 	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
@@ -81,6 +85,9 @@ func (c Config) Validate() error {
 	}
 	if c.InitTimeout <= 0 {
 		errs = append(errs, errors.New("init timeout must be positive"))
+	}
+	if c.MemoryBudgetMB < 0 {
+		errs = append(errs, errors.New("memory budget must not be negative"))
 	}
 	if c.AccountConcurrency < 1 {
 		errs = append(errs, errors.New("account concurrency must be at least 1"))

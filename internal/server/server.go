@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,9 +102,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}
+	budget := cfg.MemoryBudgetMB
+	if budget == 0 {
+		budget = machineMemoryMB() * 3 / 4
+	}
 	s.workers = worker.New(worker.Config{
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
-		InitTimeout: cfg.InitTimeout, Logs: s.logs, Log: s.log.With("part", "worker"),
+		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, Logs: s.logs, Log: s.log.With("part", "worker"),
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
@@ -144,6 +150,21 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
+}
+
+// machineMemoryMB reads MemTotal from /proc/meminfo (0 if unknown: no budget).
+func machineMemoryMB() int {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")))
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func (s *Server) goRun(name string, run func() error) {

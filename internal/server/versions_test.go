@@ -228,3 +228,25 @@ func TestAccountConcurrencyLimit(t *testing.T) {
 		t.Errorf("%d of 3 overlapping invokes throttled with an account limit of 2, want 1", throttled)
 	}
 }
+
+func TestMemoryBudgetEvictsIdleThenThrottles(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.MemoryBudgetMB = 256 })
+	c := newClient(s.URL())
+	for _, fn := range []string{"a", "b", "c"} {
+		createFunction(t, c, fn, "provided.al2023", "bootstrap", goEchoZip) // 128 MB each
+	}
+	invoke(t, c, "a", `{}`)
+	invoke(t, c, "b", `{}`)
+	// The budget holds two environments; c's cold start evicts a's, the least recently used.
+	invoke(t, c, "c", `{}`)
+	if st := s.Workers().Stats(); st.Idle != 2 {
+		t.Errorf("environments after eviction: %+v, want 2 idle", st)
+	}
+	if tail := decodeTail(t, invoke(t, c, "b", `{}`, withTail)); strings.Contains(tail, "Init Duration") {
+		t.Errorf("b was evicted instead of a:\n%s", tail)
+	}
+	// Three overlapping invokes of one function: two environments fit, the third is throttled.
+	if throttled := concurrentInvokes(t, c, "a", 3); throttled != 1 {
+		t.Errorf("%d of 3 overlapping invokes throttled with room for 2 environments, want 1", throttled)
+	}
+}

@@ -71,9 +71,11 @@ type Config struct {
 	Region      string
 	KeepAlive   time.Duration
 	InitTimeout time.Duration
-	Logs        LogSink
-	Log         *slog.Logger
-	Now         func() time.Time
+	// MemoryBudgetMB bounds the sum of MemorySize over live environments (0: unbounded).
+	MemoryBudgetMB int
+	Logs           LogSink
+	Log            *slog.Logger
+	Now            func() time.Time
 }
 
 // Manager owns every pool and environment.
@@ -85,6 +87,7 @@ type Manager struct {
 	mu     sync.Mutex
 	pools  map[*Pool]struct{}
 	closed bool
+	usedMB int            // memory budget taken by live environments
 	wg     sync.WaitGroup // environment goroutines
 
 	records     chan *call // finished invocations whose log record is still to be written
@@ -104,8 +107,68 @@ func New(cfg Config) *Manager {
 	return m
 }
 
-// ErrClosed is returned for invocations after Close.
-var ErrClosed = errors.New("worker: closed")
+// Sentinels callers branch on.
+var (
+	// ErrClosed is returned for invocations after Close.
+	ErrClosed = errors.New("worker: closed")
+	// ErrNoCapacity: the node's memory budget is taken by busy environments; nothing idle can be
+	// evicted to make room. The caller throttles.
+	ErrNoCapacity = errors.New("worker: no memory left for another environment")
+)
+
+// reserve takes mb of the node's memory budget for a new environment, evicting idle
+// environments least recently used first when the budget is full.
+func (m *Manager) reserve(mb int) error {
+	for {
+		m.mu.Lock()
+		if m.cfg.MemoryBudgetMB <= 0 || m.usedMB+mb <= m.cfg.MemoryBudgetMB {
+			m.usedMB += mb
+			m.mu.Unlock()
+			return nil
+		}
+		victim := m.takeLRUIdleLocked()
+		m.mu.Unlock()
+		if victim == nil {
+			return ErrNoCapacity
+		}
+		victim.destroy("evicted")
+	}
+}
+
+func (m *Manager) release(mb int) {
+	m.mu.Lock()
+	m.usedMB -= mb
+	m.mu.Unlock()
+}
+
+// takeLRUIdleLocked removes the least recently used idle environment of any pool from its pool
+// and marks it dead; the caller destroys it. Lock order: Manager.mu, then Pool.mu.
+func (m *Manager) takeLRUIdleLocked() *env {
+	for {
+		var victim *env
+		for p := range m.pools {
+			p.mu.Lock()
+			if len(p.idle) > 0 && (victim == nil || p.idle[0].lastUsed.Before(victim.lastUsed)) {
+				victim = p.idle[0] // each pool's idle list is oldest first
+			}
+			p.mu.Unlock()
+		}
+		if victim == nil {
+			return nil
+		}
+		p := victim.p
+		p.mu.Lock()
+		for i, e := range p.idle {
+			if e == victim {
+				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				victim.state = stateDead
+				p.mu.Unlock()
+				return victim
+			}
+		}
+		p.mu.Unlock() // acquired meanwhile: look again
+	}
+}
 
 // Pool returns a new pool for fn. The caller retires it when fn changes.
 func (m *Manager) Pool(fn Function) *Pool {
@@ -385,6 +448,15 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 	if closed {
 		return nil, nil, ErrClosed
 	}
+	if err := p.m.reserve(p.fn.MemoryMB); err != nil {
+		return nil, nil, err
+	}
+	registered := false // from then on the environment's destroy gives the memory back
+	defer func() {
+		if !registered {
+			p.m.release(p.fn.MemoryMB)
+		}
+	}()
 	begin := p.m.now()
 	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}),
 		initErr: make(chan runtimeapi.Result, 1), exited: make(chan struct{})}
@@ -428,6 +500,7 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 	p.mu.Lock()
 	p.all[e] = struct{}{}
 	p.mu.Unlock()
+	registered = true
 	p.m.wg.Add(2)
 	go func() { defer p.m.wg.Done(); e.out.run() }()
 	go func() {
@@ -648,6 +721,7 @@ func (e *env) destroy(reason string) {
 			p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
 		}
 		_ = e.api.Close()
+		p.m.release(p.fn.MemoryMB)
 		p.m.wg.Add(1)
 		go func() { defer p.m.wg.Done(); e.out.close() }()
 		p.log.Debug("environment destroyed", "env", e.id, "reason", reason)
