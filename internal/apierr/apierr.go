@@ -45,6 +45,9 @@ func ResourceNotFound(format string, args ...any) *Error {
 func ResourceConflict(format string, args ...any) *Error {
 	return newf("ResourceConflictException", http.StatusConflict, format, args...)
 }
+func ProvisionedConcurrencyConfigNotFound(format string, args ...any) *Error {
+	return newf("ProvisionedConcurrencyConfigNotFoundException", http.StatusNotFound, format, args...)
+}
 func PreconditionFailed(format string, args ...any) *Error {
 	return newf("PreconditionFailedException", http.StatusPreconditionFailed, format, args...)
 }

@@ -46,6 +46,7 @@ type Service struct {
 	mu       sync.RWMutex
 	entries  map[string]*Entry     // key: name ($LATEST) or store.VersionKey
 	aliases  map[string]*aliasItem // key: store.AliasKey
+	prov     map[string]*provItem  // key: NAME.QUALIFIER
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
@@ -66,6 +67,11 @@ type aliasItem struct {
 	alias *lambda.Alias
 }
 
+type provItem struct {
+	rev uint64
+	pc  *lambda.ProvisionedConcurrency
+}
+
 // counters track a function's running invocations (all versions) and its reservation.
 type counters struct {
 	running  atomic.Int64
@@ -75,7 +81,7 @@ type counters struct {
 // New returns a Service; Run keeps it in sync with the store.
 func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
 	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
-		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), counters: make(map[string]*counters),
+		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
 
@@ -87,16 +93,18 @@ func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	const watches = 4
 	var pending sync.WaitGroup
-	pending.Add(3)
+	pending.Add(watches)
 	go func() { pending.Wait(); close(s.ready) }()
 	once := func() func() { var o sync.Once; return func() { o.Do(pending.Done) } }
-	errs := make(chan error, 3)
+	errs := make(chan error, watches)
 	go func() { errs <- s.store.WatchFunctions(ctx, once(), s.Apply) }()
 	go func() { errs <- s.store.WatchVersions(ctx, once(), s.applyVersion) }()
 	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
+	go func() { errs <- s.store.WatchProvisioned(ctx, once(), s.ApplyProvisioned) }()
 	var err error
-	for range 3 {
+	for range watches {
 		err = errors.Join(err, <-errs)
 	}
 	return err
@@ -122,6 +130,11 @@ func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
 		for k := range s.aliases {
 			if strings.HasPrefix(k, name+".") {
 				delete(s.aliases, k)
+			}
+		}
+		for k := range s.prov {
+			if strings.HasPrefix(k, name+".") {
+				delete(s.prov, k)
 			}
 		}
 		s.mu.Unlock()
@@ -157,6 +170,7 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		e.Pool = s.workers.Pool(s.workerFunction(f))
 	}
 	s.entries[key] = e
+	reprovision := f != nil && key != name
 	if key == name { // $LATEST carries the function-wide settings
 		r := int64(-1)
 		if f != nil && f.ReservedConcurrency != nil {
@@ -168,6 +182,9 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	s.mu.Unlock()
 	if old != nil && old.Pool != nil {
 		old.Pool.Retire()
+	}
+	if reprovision {
+		s.reprovision(name)
 	}
 }
 
@@ -184,11 +201,81 @@ func (s *Service) sumReservedLocked() int64 {
 // ApplyAlias installs an alias (a nil: deleted).
 func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if old := s.aliases[key]; old != nil && rev <= old.rev {
+		s.mu.Unlock()
 		return
 	}
 	s.aliases[key] = &aliasItem{rev: rev, alias: a}
+	s.mu.Unlock()
+	name, _, _ := strings.Cut(key, ".")
+	s.reprovision(name)
+}
+
+// ApplyProvisioned installs a provisioned-concurrency config (pc nil: deleted).
+func (s *Service) ApplyProvisioned(key string, rev uint64, pc *lambda.ProvisionedConcurrency) {
+	s.mu.Lock()
+	if old := s.prov[key]; old != nil && rev <= old.rev {
+		s.mu.Unlock()
+		return
+	}
+	s.prov[key] = &provItem{rev: rev, pc: pc}
+	s.mu.Unlock()
+	name, _, _ := strings.Cut(key, ".")
+	s.reprovision(name)
+}
+
+// reprovision tells each version pool of a function how many environments to keep initialized:
+// the sum of the configs on that version and on aliases whose primary version it is.
+func (s *Service) reprovision(name string) {
+	s.mu.Lock()
+	want := map[string]int{}
+	for key, it := range s.prov {
+		fn, qualifier, _ := strings.Cut(key, ".")
+		if fn != name || it.pc == nil {
+			continue
+		}
+		if !isVersion(qualifier) {
+			al := s.aliases[store.AliasKey(name, qualifier)]
+			if al == nil || al.alias == nil {
+				continue
+			}
+			qualifier = al.alias.FunctionVersion
+		}
+		if n, err := strconv.Atoi(qualifier); err == nil {
+			want[store.VersionKey(name, n)] += it.pc.Requested
+		}
+	}
+	type set struct {
+		pool *worker.Pool
+		n    int
+	}
+	var sets []set
+	for key, e := range s.entries {
+		if strings.HasPrefix(key, name+".") && e.Pool != nil {
+			sets = append(sets, set{e.Pool, want[key]})
+		}
+	}
+	s.mu.Unlock()
+	for _, st := range sets {
+		st.pool.SetProvisioned(st.n)
+	}
+}
+
+// Provisioned reports a config's requested count and how many environments are ready for it.
+func (s *Service) Provisioned(ctx context.Context, name, qualifier string) (requested, ready int, err error) {
+	s.mu.RLock()
+	it := s.prov[store.AliasKey(name, qualifier)]
+	s.mu.RUnlock()
+	if it == nil || it.pc == nil {
+		return 0, 0, ErrNotFound
+	}
+	e, err := s.Lookup(ctx, name, qualifier)
+	if err != nil {
+		return it.pc.Requested, 0, nil
+	}
+	desired, allocated := e.Pool.Provisioned()
+	// Several configs may share a version's environments; report this config's share.
+	return it.pc.Requested, min(allocated, it.pc.Requested, max(desired, 0)), nil
 }
 
 // Lookup returns what an invoke of name at qualifier runs: $LATEST (qualifier "" or "$LATEST"), a

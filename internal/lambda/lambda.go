@@ -112,6 +112,12 @@ type Alias struct {
 	RevisionId      string              `json:"RevisionId"`
 }
 
+// ProvisionedConcurrency is what Flint stores for PutProvisionedConcurrencyConfig.
+type ProvisionedConcurrency struct {
+	Requested    int    `json:"requested"`
+	LastModified string `json:"last_modified"`
+}
+
 // AliasRoutingConfig sends a share of an alias's invokes to a second version.
 type AliasRoutingConfig struct {
 	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -249,4 +250,90 @@ func TestMemoryBudgetEvictsIdleThenThrottles(t *testing.T) {
 	if throttled := concurrentInvokes(t, c, "a", 3); throttled != 1 {
 		t.Errorf("%d of 3 overlapping invokes throttled with room for 2 environments, want 1", throttled)
 	}
+}
+
+func TestProvisionedConcurrency(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	ctx := context.Background()
+	createFunction(t, c, "pc", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: `import os, time
+def handler(e, c):
+    time.sleep(e.get("sleep", 0))
+    return os.environ["AWS_LAMBDA_INITIALIZATION_TYPE"]
+`}}), func(in *lambda.CreateFunctionInput) { in.Publish = true })
+	if _, err := c.CreateAlias(ctx, &lambda.CreateAliasInput{FunctionName: aws.String("pc"), Name: aws.String("live"), FunctionVersion: aws.String("1")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ q, want string }{{"$LATEST", "InvalidParameterValueException"}, {"9", "ResourceNotFoundException"}, {"nope", "ResourceNotFoundException"}} {
+		_, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("pc"), Qualifier: aws.String(tt.q), ProvisionedConcurrentExecutions: aws.Int32(1)})
+		if apiErrorCode(err) != tt.want {
+			t.Errorf("put provisioned on %s: %v, want %s", tt.q, err, tt.want)
+		}
+	}
+	if _, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("pc"), Qualifier: aws.String("live")}); apiErrorCode(err) != "ProvisionedConcurrencyConfigNotFoundException" {
+		t.Errorf("get before put: %v", err)
+	}
+	put, err := c.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("pc"), Qualifier: aws.String("live"), ProvisionedConcurrentExecutions: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToInt32(put.RequestedProvisionedConcurrentExecutions) != 2 {
+		t.Errorf("put = %+v", put)
+	}
+	ready := false
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		got, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("pc"), Qualifier: aws.String("live")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status == types.ProvisionedConcurrencyStatusEnumReady {
+			ready = aws.ToInt32(got.AvailableProvisionedConcurrentExecutions) == 2
+			break
+		}
+	}
+	if !ready {
+		t.Fatal("provisioned concurrency never became READY with 2 available")
+	}
+	if st := s.Workers().Stats(); st.Idle != 2 {
+		t.Errorf("environments = %+v, want 2 idle provisioned", st)
+	}
+	out := invoke(t, c, "pc", `{}`, withTail, func(in *lambda.InvokeInput) { in.Qualifier = aws.String("live") })
+	if string(out.Payload) != `"provisioned-concurrency"` || strings.Contains(decodeTail(t, out), "Init Duration") {
+		t.Errorf("invoke of a provisioned alias = %s, tail:\n%s", out.Payload, decodeTail(t, out))
+	}
+	// Keep-alive does not reap provisioned environments.
+	if n := s.Workers().Reap(time.Now().Add(24 * time.Hour)); n != 0 {
+		t.Errorf("Reap destroyed %d provisioned environments", n)
+	}
+	// Three at once: two on provisioned environments, the spill-over on demand.
+	var mu sync.Mutex
+	kinds := map[string]int{}
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := invoke(t, c, "pc", `{"sleep":1}`, func(in *lambda.InvokeInput) { in.Qualifier = aws.String("live") })
+			mu.Lock()
+			kinds[string(out.Payload)]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if kinds[`"provisioned-concurrency"`] != 2 || kinds[`"on-demand"`] != 1 {
+		t.Errorf("3 concurrent invokes ran on %v, want 2 provisioned and 1 on-demand", kinds)
+	}
+	list, err := c.ListProvisionedConcurrencyConfigs(ctx, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String("pc")})
+	if err != nil || len(list.ProvisionedConcurrencyConfigs) != 1 || !strings.HasSuffix(aws.ToString(list.ProvisionedConcurrencyConfigs[0].FunctionArn), ":pc:live") {
+		t.Errorf("list = %+v, %v", list, err)
+	}
+	if _, err := c.DeleteProvisionedConcurrencyConfig(ctx, &lambda.DeleteProvisionedConcurrencyConfigInput{FunctionName: aws.String("pc"), Qualifier: aws.String("live")}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st := s.Workers().Stats(); st.Idle == 1 { // the on-demand one stays for its keep-alive
+			return
+		}
+	}
+	t.Errorf("provisioned environments not released after delete: %+v", s.Workers().Stats())
 }

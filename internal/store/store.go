@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -29,10 +30,11 @@ var (
 )
 
 const (
-	functionsBucket = "flint_functions"
-	versionsBucket  = "flint_versions"
-	aliasesBucket   = "flint_aliases"
-	codeBucket      = "flint_code"
+	functionsBucket   = "flint_functions"
+	versionsBucket    = "flint_versions"
+	aliasesBucket     = "flint_aliases"
+	provisionedBucket = "flint_provisioned"
+	codeBucket        = "flint_code"
 )
 
 // Options configure Open.
@@ -50,6 +52,7 @@ type Store struct {
 	fns      bucket[lambda.Function]
 	versions bucket[lambda.Function]
 	aliases  bucket[lambda.Alias]
+	prov     bucket[lambda.ProvisionedConcurrency]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -121,6 +124,9 @@ func (s *Store) open(ctx context.Context) error {
 		{aliasesBucket, "Flint aliases (NAME.ALIAS)", func(kv jetstream.KeyValue) {
 			s.aliases = bucket[lambda.Alias]{kv: kv, what: "alias", log: s.log}
 		}},
+		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
+			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
+		}},
 	} {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage})
@@ -189,7 +195,7 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 	if err := s.fns.delete(ctx, name); err != nil {
 		return err
 	}
-	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv} {
+	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv} {
 		lister, err := kv.ListKeysFiltered(ctx, name+".*")
 		if err != nil {
 			return fmt.Errorf("delete function %s: %w", name, err)
@@ -324,4 +330,52 @@ func (s *Store) DeleteCode(ctx context.Context, key string) error {
 		return fmt.Errorf("delete code %s: %w", key, err)
 	}
 	return nil
+}
+
+// PutProvisioned stores a provisioned-concurrency config for NAME.QUALIFIER.
+func (s *Store) PutProvisioned(ctx context.Context, name, qualifier string, pc *lambda.ProvisionedConcurrency) (uint64, error) {
+	key := AliasKey(name, qualifier)
+	_, rev, err := s.prov.get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return s.prov.create(ctx, key, pc)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return s.prov.update(ctx, key, pc, rev)
+}
+
+// GetProvisioned returns the provisioned-concurrency config of NAME.QUALIFIER.
+func (s *Store) GetProvisioned(ctx context.Context, name, qualifier string) (*lambda.ProvisionedConcurrency, uint64, error) {
+	return s.prov.get(ctx, AliasKey(name, qualifier))
+}
+
+// DeleteProvisioned removes a provisioned-concurrency config.
+func (s *Store) DeleteProvisioned(ctx context.Context, name, qualifier string) error {
+	return s.prov.delete(ctx, AliasKey(name, qualifier))
+}
+
+// ListProvisioned returns a function's provisioned-concurrency configs by qualifier.
+func (s *Store) ListProvisioned(ctx context.Context, name string) (map[string]*lambda.ProvisionedConcurrency, error) {
+	keys, err := s.prov.keys(ctx, name+".*")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*lambda.ProvisionedConcurrency, len(keys))
+	for _, k := range keys {
+		pc, _, err := s.prov.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[strings.TrimPrefix(k, name+".")] = pc
+	}
+	return out, nil
+}
+
+// WatchProvisioned reports provisioned-concurrency changes (deletions: nil) by KV key.
+func (s *Store) WatchProvisioned(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error {
+	return s.prov.watch(ctx, ready, fn)
 }

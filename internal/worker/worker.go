@@ -90,7 +90,8 @@ type Manager struct {
 	usedMB int            // memory budget taken by live environments
 	wg     sync.WaitGroup // environment goroutines
 
-	records     chan *call // finished invocations whose log record is still to be written
+	kick        chan struct{} // provisioned concurrency changed
+	records     chan *call    // finished invocations whose log record is still to be written
 	quit        chan struct{}
 	recordsDone chan struct{}
 }
@@ -102,7 +103,7 @@ func New(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
-		records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{})}
+		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{})}
 	go m.writeRecords() // stopped by Close
 	return m
 }
@@ -148,8 +149,13 @@ func (m *Manager) takeLRUIdleLocked() *env {
 		var victim *env
 		for p := range m.pools {
 			p.mu.Lock()
-			if len(p.idle) > 0 && (victim == nil || p.idle[0].lastUsed.Before(victim.lastUsed)) {
-				victim = p.idle[0] // each pool's idle list is oldest first
+			for _, e := range p.idle { // oldest first
+				if !e.provisioned {
+					if victim == nil || e.lastUsed.Before(victim.lastUsed) {
+						victim = e
+					}
+					break
+				}
 			}
 			p.mu.Unlock()
 		}
@@ -183,15 +189,34 @@ func (m *Manager) Pool(fn Function) *Pool {
 // Run reaps environments idle longer than the keep-alive until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
 	every := min(m.cfg.KeepAlive/4, 15*time.Second)
-	t := time.NewTicker(max(every, 10*time.Millisecond))
-	defer t.Stop()
+	reap := time.NewTicker(max(every, 10*time.Millisecond))
+	defer reap.Stop()
+	// Provisioned environments that died are replaced within a couple of seconds.
+	prov := time.NewTicker(2 * time.Second)
+	defer prov.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-reap.C:
 			m.Reap(m.now())
+		case <-prov.C:
+			m.provision()
+		case <-m.kick:
+			m.provision()
 		}
+	}
+}
+
+func (m *Manager) provision() {
+	m.mu.Lock()
+	pools := make([]*Pool, 0, len(m.pools))
+	for p := range m.pools {
+		pools = append(pools, p)
+	}
+	m.mu.Unlock()
+	for _, p := range pools {
+		p.provision()
 	}
 }
 
@@ -203,7 +228,7 @@ func (m *Manager) Reap(now time.Time) int {
 		p.mu.Lock()
 		keep := p.idle[:0]
 		for _, e := range p.idle {
-			if now.Sub(e.lastUsed) >= m.cfg.KeepAlive {
+			if !e.provisioned && now.Sub(e.lastUsed) >= m.cfg.KeepAlive {
 				e.state = stateDead
 				victims = append(victims, e)
 				continue
@@ -270,10 +295,101 @@ type Pool struct {
 	fn  Function
 	log *slog.Logger
 
-	mu      sync.Mutex
-	idle    []*env // most recently used last
-	all     map[*env]struct{}
-	retired bool
+	mu          sync.Mutex
+	idle        []*env // most recently used last
+	all         map[*env]struct{}
+	retired     bool
+	provisioned int // environments to keep initialized ahead of demand
+	provPending int // provisioned cold starts under way
+}
+
+// SetProvisioned sets how many environments the pool keeps initialized ahead of demand.
+func (p *Pool) SetProvisioned(n int) {
+	p.mu.Lock()
+	p.provisioned = n
+	p.mu.Unlock()
+	select {
+	case p.m.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Provisioned reports the desired count and how many provisioned environments are ready.
+func (p *Pool) Provisioned() (desired, ready int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for e := range p.all {
+		if e.provisioned && (e.state == stateIdle || e.state == stateBusy) {
+			ready++
+		}
+	}
+	return p.provisioned, ready
+}
+
+// provision starts the provisioned environments a pool lacks and retires the extra idle ones.
+func (p *Pool) provision() {
+	p.mu.Lock()
+	if p.retired {
+		p.mu.Unlock()
+		return
+	}
+	have := p.provPending
+	var extra []*env
+	for e := range p.all {
+		if e.provisioned && e.state != stateDead {
+			have++
+		}
+	}
+	for i := 0; have > p.provisioned && i < len(p.idle); {
+		if e := p.idle[i]; e.provisioned {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			e.state = stateDead
+			extra = append(extra, e)
+			have--
+			continue
+		}
+		i++
+	}
+	missing := p.provisioned - have
+	p.provPending += max(missing, 0)
+	p.mu.Unlock()
+	for _, e := range extra {
+		e.destroy("provisioned concurrency lowered")
+	}
+	for range missing {
+		p.m.wg.Add(1)
+		go func() {
+			defer p.m.wg.Done()
+			p.prewarm()
+		}()
+	}
+}
+
+// prewarm cold-starts one provisioned environment and parks it idle.
+func (p *Pool) prewarm() {
+	defer func() {
+		p.mu.Lock()
+		p.provPending--
+		p.mu.Unlock()
+	}()
+	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
+	switch {
+	case err != nil:
+		if !errors.Is(err, ErrClosed) {
+			p.log.Warn("provisioned environment did not start", "err", err)
+		}
+	case failed != nil:
+		p.log.Warn("provisioned environment failed its init", "error_type", failed.result.ErrorType)
+		p.store(failed, failed.initOut)
+	default:
+		// Init happened ahead of demand: its output is logged now and no invocation reports an
+		// Init Duration (as with Lambda's provisioned concurrency).
+		if len(e.initOut) > 0 && p.m.cfg.Logs != nil {
+			p.m.cfg.Logs.Append(p.fn.Name, e.initOut)
+		}
+		e.initDur, e.initOut = 0, nil
+		e.release()
+	}
 }
 
 // Function returns the configuration this pool runs.
@@ -316,13 +432,23 @@ const retryType = "flint.Retry"
 func (p *Pool) acquire() *env {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if n := len(p.idle); n > 0 {
-		e := p.idle[n-1]
-		p.idle = p.idle[:n-1]
-		e.state = stateBusy
-		return e
+	n := len(p.idle)
+	if n == 0 {
+		return nil
 	}
-	return nil
+	at := n - 1
+	if p.provisioned > 0 { // provisioned environments serve first; on-demand ones take the spill-over
+		for i := n - 1; i >= 0; i-- {
+			if p.idle[i].provisioned {
+				at = i
+				break
+			}
+		}
+	}
+	e := p.idle[at]
+	p.idle = append(p.idle[:at], p.idle[at+1:]...)
+	e.state = stateBusy
+	return e
 }
 
 // Invoke runs one invocation. respond is called once with the result as soon as it is known;
@@ -334,7 +460,7 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 		var initFail *call
 		if e == nil {
 			var err error
-			e, initFail, err = p.start(ctx, req)
+			e, initFail, err = p.start(ctx, req, false)
 			if err != nil {
 				return err
 			}
@@ -440,7 +566,7 @@ func (p *Pool) record(c *call) []byte {
 
 // start cold-starts an environment for req. It returns either a ready, busy environment, or a
 // finished call describing an init failure (reported on this invocation, as Lambda does).
-func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
+func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, *call, error) {
 	ctx = context.WithoutCancel(ctx)
 	p.m.mu.Lock()
 	closed := p.m.closed
@@ -458,7 +584,7 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 		}
 	}()
 	begin := p.m.now()
-	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}),
+	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}), provisioned: provisioned,
 		initErr: make(chan runtimeapi.Result, 1), exited: make(chan struct{})}
 	fail := func(typ, msg string) (*env, *call, error) {
 		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), status: "error",
@@ -487,7 +613,7 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
 	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
-		Env: p.environ(renv), MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+		Env: p.environ(renv, provisioned), MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
 	inst, err := p.m.cfg.Backend.Create(ctx, spec)
 	if err != nil {
 		r.Close()
@@ -558,7 +684,11 @@ func (p *Pool) start(ctx context.Context, req Request) (*env, *call, error) {
 }
 
 // environ is the environment's variables: the user's, then Lambda's reserved ones.
-func (p *Pool) environ(runtimeEnv []string) []string {
+func (p *Pool) environ(runtimeEnv []string, provisioned bool) []string {
+	initType := "on-demand"
+	if provisioned {
+		initType = "provisioned-concurrency"
+	}
 	fn := p.fn
 	env := make([]string, 0, len(fn.Env)+24+len(runtimeEnv))
 	keys := make([]string, 0, len(fn.Env))
@@ -585,7 +715,7 @@ func (p *Pool) environ(runtimeEnv []string) []string {
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
 		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
 		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
-		"AWS_LAMBDA_INITIALIZATION_TYPE=on-demand",
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
 	)
 	return append(env, runtimeEnv...)
@@ -608,6 +738,8 @@ type env struct {
 	// Guarded by p.mu.
 	state    envState
 	lastUsed time.Time
+
+	provisioned bool // kept ready for provisioned concurrency: never reaped or evicted
 
 	initDur time.Duration
 	initOut []byte
