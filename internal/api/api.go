@@ -20,6 +20,7 @@ import (
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // API is the HTTP handler for every Flint endpoint.
@@ -29,6 +30,7 @@ type API struct {
 	code    *artifact.Cache
 	limits  artifact.Limits
 	logs    *logs.Store
+	metrics *telemetry.Metrics
 	account lambda.Account
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -41,13 +43,14 @@ type Config struct {
 	Code    *artifact.Cache
 	Limits  artifact.Limits
 	Logs    *logs.Store
+	Metrics *telemetry.Metrics
 	Account lambda.Account
 	Log     *slog.Logger
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs,
+	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux()}
 	m := a.mux
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)
@@ -77,6 +80,9 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))
 	m.HandleFunc("GET /flint/v1/functions/{name}/code", a.handle(a.functionCode))
+	if cfg.Metrics != nil {
+		m.Handle("GET /metrics", cfg.Metrics.Handler())
+	}
 	m.HandleFunc("/", a.handle(func(w http.ResponseWriter, r *http.Request, _ string) error {
 		return apierr.UnknownOperation(r.Method, r.URL.Path)
 	}))

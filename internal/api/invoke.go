@@ -99,6 +99,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	if err != nil {
 		var th *invoke.Throttled
 		if errors.As(err, &th) {
+			a.throttled(name, th.Reason)
 			return apierr.TooManyRequests(th.Reason, 1)
 		}
 		return err
@@ -134,9 +135,16 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		}
 	})
 	if errors.Is(err, worker.ErrNoCapacity) {
+		a.throttled(name, "ConcurrentInvocationLimitExceeded")
 		return apierr.TooManyRequests("ConcurrentInvocationLimitExceeded", 1).Wrap(err)
 	}
 	return err
+}
+
+func (a *API) throttled(function, reason string) {
+	if a.metrics != nil {
+		a.metrics.Throttled(function, reason)
+	}
 }
 
 var errPayloadTooLarge = errors.New("payload too large")

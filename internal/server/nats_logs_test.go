@@ -87,3 +87,35 @@ func TestLogsEndpoint(t *testing.T) {
 		t.Errorf("logs of an unknown function: status %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestMetrics: /metrics reports environments by state, invocations and throttles.
+func TestMetrics(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	createFunction(t, c, "measured", "provided.al2023", "bootstrap", goEchoZip)
+	invoke(t, c, "measured", `{}`)
+	invoke(t, c, "measured", `{"fail":true}`)
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(s.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if strings.Contains(body, `outcome="error"`) { // records are written off the request path
+			break
+		}
+	}
+	for _, want := range []string{
+		`flint_environments{state="idle"} 1`,
+		`flint_invocations_total{function="measured",outcome="success",version="$LATEST"} 1`,
+		`flint_invocations_total{function="measured",outcome="error",version="$LATEST"} 1`,
+		`flint_cold_starts_total{function="measured"} 1`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/flint-run/flint/internal/sandbox"
 	"github.com/flint-run/flint/internal/sandbox/process"
 	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/worker"
 )
 
@@ -106,9 +107,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if budget == 0 {
 		budget = machineMemoryMB() * 3 / 4
 	}
+	metrics := telemetry.New(func() (int, int, int, int) {
+		st := s.workers.Stats()
+		return st.Starting, st.Idle, st.Busy, st.Provisioned
+	})
 	s.workers = worker.New(worker.Config{
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
-		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, Logs: s.logs, Log: s.log.With("part", "worker"),
+		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, Logs: s.logs, Observer: metrics,
+		Log: s.log.With("part", "worker"),
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
@@ -126,7 +132,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return errors.New("function cache did not load within 30s")
 	}
 
-	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs,
+	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics,
 		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api")})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {

@@ -64,6 +64,11 @@ type LogSink interface {
 	Append(function string, record []byte)
 }
 
+// Observer is told about every finished invocation (for metrics); it must not block.
+type Observer interface {
+	Invoked(function, version, outcome string, d time.Duration, cold bool)
+}
+
 // Config wires a Manager.
 type Config struct {
 	Backend     sandbox.Backend
@@ -74,6 +79,7 @@ type Config struct {
 	// MemoryBudgetMB bounds the sum of MemorySize over live environments (0: unbounded).
 	MemoryBudgetMB int
 	Logs           LogSink
+	Observer       Observer // may be nil
 	Log            *slog.Logger
 	Now            func() time.Time
 }
@@ -248,6 +254,7 @@ func (m *Manager) Reap(now time.Time) int {
 // Stats counts environments by state.
 type Stats struct {
 	Starting, Idle, Busy int
+	Provisioned          int // of those, kept for provisioned concurrency
 }
 
 // Stats reports environment counts across every pool.
@@ -258,6 +265,9 @@ func (m *Manager) Stats() Stats {
 	for p := range m.pools {
 		p.mu.Lock()
 		for e := range p.all {
+			if e.provisioned && e.state != stateDead {
+				s.Provisioned++
+			}
 			switch e.state {
 			case stateStarting:
 				s.Starting++
@@ -507,14 +517,29 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 		select {
 		case p.m.records <- c:
 		default:
-			p.store(c, p.record(c))
+			p.done(c, p.record(c))
 		}
 		return
 	}
 	rec := p.record(c)
 	resp.LogResult = logs.Tail(rec)
 	respond(resp)
+	p.done(c, rec)
+}
+
+// done stores an invocation's log record and reports it to the observer.
+func (p *Pool) done(c *call, rec []byte) {
 	p.store(c, rec)
+	if o := p.m.cfg.Observer; o != nil {
+		outcome := "success"
+		switch c.status {
+		case "timeout":
+			outcome = "timeout"
+		case "error":
+			outcome = "error"
+		}
+		o.Invoked(p.fn.Name, p.fn.Version, outcome, c.duration, c.initDur > 0)
+	}
 }
 
 func (p *Pool) store(c *call, rec []byte) {
@@ -529,12 +554,12 @@ func (m *Manager) writeRecords() {
 	for {
 		select {
 		case c := <-m.records:
-			c.e.p.store(c, c.e.p.record(c))
+			c.e.p.done(c, c.e.p.record(c))
 		case <-m.quit:
 			for {
 				select {
 				case c := <-m.records:
-					c.e.p.store(c, c.e.p.record(c))
+					c.e.p.done(c, c.e.p.record(c))
 				default:
 					return
 				}
