@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,4 +136,62 @@ func BenchmarkColdStart(b *testing.B) {
 	b.ReportMetric(med(initD), "init_ms")
 	b.ReportMetric(med(warm), "warm_ms")
 	b.ReportMetric(med(overhead), "overhead_ms")
+}
+
+// BenchmarkScaleOut: from zero environments, 64 concurrent clients invoke a Go function that
+// holds each invocation 20 ms (so every client needs an environment of its own). all_serving_ms
+// is the time until every client has had its first answer; req/s is the throughput of the
+// following 2 seconds with all 64 clients running.
+func BenchmarkScaleOut(b *testing.B) {
+	const clients = 64
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		s := startServer(b, b.TempDir())
+		createFunction(b, newClient(s.URL()), "scale", "provided.al2023", "bootstrap", goEchoZip)
+		url := s.URL() + "/2015-03-31/functions/scale/invocations"
+		client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+		send := func() {
+			resp, err := client.Post(url, "application/json", bytes.NewReader([]byte(`{"sleep_ms":20}`)))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
+				b.Errorf("status %d %s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"))
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		var first, all sync.WaitGroup
+		var steady atomic.Int64
+		var steadyStart time.Time
+		first.Add(clients)
+		all.Add(clients)
+		gate := make(chan struct{})
+		for range clients {
+			go func() {
+				defer all.Done()
+				send()
+				first.Done()
+				<-gate
+				for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+					send()
+					steady.Add(1)
+				}
+			}()
+		}
+		first.Wait()
+		allServing := time.Since(start)
+		steadyStart = time.Now()
+		close(gate)
+		all.Wait()
+		b.StopTimer()
+		b.ReportMetric(float64(allServing.Microseconds())/1000, "all_serving_ms")
+		b.ReportMetric(float64(steady.Load())/time.Since(steadyStart).Seconds(), "req/s")
+		b.ReportMetric(float64(s.Workers().Stats().Idle), "environments")
+		client.CloseIdleConnections()
+		s.Close()
+	}
 }
