@@ -16,6 +16,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
@@ -31,6 +32,7 @@ type API struct {
 	limits  artifact.Limits
 	logs    *logs.Store
 	metrics *telemetry.Metrics
+	queue   *asyncq.Queue
 	account lambda.Account
 	log     *slog.Logger
 	mux     *http.ServeMux
@@ -44,13 +46,14 @@ type Config struct {
 	Limits  artifact.Limits
 	Logs    *logs.Store
 	Metrics *telemetry.Metrics
+	Queue   *asyncq.Queue
 	Account lambda.Account
 	Log     *slog.Logger
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics,
+	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux()}
 	m := a.mux
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)
@@ -76,6 +79,14 @@ func New(cfg Config) *API {
 	m.HandleFunc("PUT /2019-09-30/functions/{name}/provisioned-concurrency", a.handle(a.putProvisioned))
 	m.HandleFunc("GET /2019-09-30/functions/{name}/provisioned-concurrency", a.handle(a.getProvisioned))
 	m.HandleFunc("DELETE /2019-09-30/functions/{name}/provisioned-concurrency", a.handle(a.deleteProvisioned))
+	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async", a.handle(a.invokeAsyncLegacy))
+	m.HandleFunc("POST /2014-11-13/functions/{name}/invoke-async/{$}", a.handle(a.invokeAsyncLegacy))
+	m.HandleFunc("PUT /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.putEventInvokeConfig))
+	m.HandleFunc("POST /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.updateEventInvokeConfig))
+	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.getEventInvokeConfig))
+	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
+	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
+	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
 	m.HandleFunc("GET /2016-08-19/account-settings", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
@@ -191,6 +192,9 @@ func (a *API) validateConfig(c *lambda.FunctionConfiguration) error {
 	}
 	if len(c.Architectures) != 1 || (c.Architectures[0] != "x86_64" && c.Architectures[0] != "arm64") {
 		return apierr.Validation("1 validation error detected: Value '%v' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]", c.Architectures)
+	}
+	if dl := c.DeadLetterConfig; dl != nil && dl.TargetArn != "" && !asyncq.ValidDestination(dl.TargetArn) {
+		return apierr.InvalidParameterValue("The provided DeadLetterConfig TargetArn %s is invalid. Flint accepts functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME) and JetStream streams (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME).", dl.TargetArn)
 	}
 	if c.TracingConfig != nil && c.TracingConfig.Mode != "Active" && c.TracingConfig.Mode != "PassThrough" {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]", c.TracingConfig.Mode)

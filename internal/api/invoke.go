@@ -38,13 +38,13 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		return err
 	}
 	h := r.Header
-	dryRun := false
+	dryRun, event := false, false
 	switch t := h.Get("X-Amz-Invocation-Type"); t {
 	case "", "RequestResponse":
 	case "DryRun":
 		dryRun = true
 	case "Event":
-		return apierr.InvalidParameterValue("Asynchronous (Event) invocation is not available in this Flint build yet.")
+		event = true
 	default:
 		return apierr.Validation("1 validation error detected: Value '%s' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]", t)
 	}
@@ -94,6 +94,9 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	if dryRun {
 		w.WriteHeader(http.StatusNoContent)
 		return nil
+	}
+	if event {
+		return a.enqueue(r.Context(), w, id, name, qualifier, payload)
 	}
 	release, err := a.invoke.Admit(entry)
 	if err != nil {

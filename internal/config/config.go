@@ -32,6 +32,19 @@ type Config struct {
 	// are evicted least recently used first to make room, else invokes are throttled. 0 picks
 	// three quarters of the machine's memory.
 	MemoryBudgetMB int
+	// Durability of accepted asynchronous events and of the registry: "os" (written to the
+	// operating system before the 202: survives a crash or kill -9 of Flint, not a power cut) or
+	// "fsync" (flushed to disk before the 202; every JetStream write is fsynced).
+	Durability string
+	// AsyncRetryDelay is the wait before an async event's first retry; the second waits twice as
+	// long (Lambda: about 1 and 2 minutes).
+	AsyncRetryDelay time.Duration
+	// AsyncThrottleDelay is the first wait before retrying a throttled async event (doubling up
+	// to 5 minutes).
+	AsyncThrottleDelay time.Duration
+	// AsyncAckWait bounds how long a crashed node's in-flight async events wait before another
+	// delivery.
+	AsyncAckWait time.Duration
 	// AccountConcurrency is the account's concurrent-execution limit (Lambda's default: 1000).
 	AccountConcurrency int
 	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
@@ -52,6 +65,10 @@ func Default() Config {
 		RuntimeHost:  "127.0.0.1",
 
 		AccountConcurrency: 1000,
+		Durability:         "os",
+		AsyncRetryDelay:    time.Minute,
+		AsyncThrottleDelay: time.Second,
+		AsyncAckWait:       30 * time.Second,
 	}
 }
 
@@ -85,6 +102,12 @@ func (c Config) Validate() error {
 	}
 	if c.InitTimeout <= 0 {
 		errs = append(errs, errors.New("init timeout must be positive"))
+	}
+	if c.Durability != "os" && c.Durability != "fsync" {
+		errs = append(errs, fmt.Errorf("durability %q: want os or fsync", c.Durability))
+	}
+	if c.AsyncRetryDelay <= 0 || c.AsyncThrottleDelay <= 0 || c.AsyncAckWait < time.Second {
+		errs = append(errs, errors.New("async retry and throttle delays must be positive and the ack wait at least 1s"))
 	}
 	if c.MemoryBudgetMB < 0 {
 		errs = append(errs, errors.New("memory budget must not be negative"))

@@ -118,6 +118,27 @@ type ProvisionedConcurrency struct {
 	LastModified string `json:"last_modified"`
 }
 
+// EventInvokeConfig is Lambda's FunctionEventInvokeConfig, as on the wire (LastModified is a
+// Date: epoch seconds).
+type EventInvokeConfig struct {
+	LastModified             float64            `json:"LastModified"`
+	FunctionArn              string             `json:"FunctionArn"`
+	MaximumRetryAttempts     *int               `json:"MaximumRetryAttempts,omitempty"`
+	MaximumEventAgeInSeconds *int               `json:"MaximumEventAgeInSeconds,omitempty"`
+	DestinationConfig        *DestinationConfig `json:"DestinationConfig,omitempty"`
+}
+
+// DestinationConfig names where asynchronous invocation records go.
+type DestinationConfig struct {
+	OnSuccess *Destination `json:"OnSuccess,omitempty"`
+	OnFailure *Destination `json:"OnFailure,omitempty"`
+}
+
+// Destination is one destination ARN.
+type Destination struct {
+	Destination string `json:"Destination,omitempty"`
+}
+
 // AliasRoutingConfig sends a share of an alias's invokes to a second version.
 type AliasRoutingConfig struct {
 	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
@@ -44,6 +45,7 @@ type Server struct {
 	logs    *logs.Store
 	workers *worker.Manager
 	invoke  *invoke.Service
+	queue   *asyncq.Queue
 	http    *http.Server
 	ln      net.Listener
 
@@ -97,7 +99,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("sandbox %s: %w", backend.Name(), err)
 	}
 
-	if s.store, err = store.Open(ctx, store.Options{Dir: dataDir, Listen: cfg.NATSListen, Log: s.log.With("part", "store")}); err != nil {
+	if s.store, err = store.Open(ctx, store.Options{Dir: dataDir, Listen: cfg.NATSListen,
+		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}); err != nil {
 		return err
 	}
 	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
@@ -119,11 +122,20 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
 
+	if s.queue, err = asyncq.New(ctx, asyncq.Config{
+		JS: s.store.JetStream(), Invoker: s.invoke, Settings: s.invoke,
+		RetryDelays: []time.Duration{cfg.AsyncRetryDelay, 2 * cfg.AsyncRetryDelay},
+		ThrottleMin: cfg.AsyncThrottleDelay, AckWait: cfg.AsyncAckWait, Log: s.log.With("part", "async"),
+	}); err != nil {
+		return err
+	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.goRun("logs", func() error { return s.logs.Run(runCtx) })
 	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
 	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
+	s.goRun("async queue", func() error { return s.queue.Run(runCtx) })
 	select {
 	case <-s.invoke.Ready():
 	case <-ctx.Done():
@@ -132,7 +144,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return errors.New("function cache did not load within 30s")
 	}
 
-	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics,
+	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api")})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
@@ -203,7 +215,8 @@ func (s *Server) NATSURL() string {
 func (s *Server) Workers() *worker.Manager { return s.workers }
 
 // Close stops the server. Order: stop taking requests (in-flight ones get a grace period), stop
-// the watchers, destroy every environment, flush logs, close the store.
+// the watchers and the async consumer (events still running are left unacknowledged and come
+// back after a restart), destroy every environment, wait for the parts, close the store.
 func (s *Server) Close() error {
 	if s.closed {
 		return nil
@@ -218,11 +231,11 @@ func (s *Server) Close() error {
 	} else if s.ln != nil {
 		_ = s.ln.Close()
 	}
-	if s.workers != nil {
-		s.workers.Close()
-	}
 	if s.cancel != nil {
 		s.cancel()
+	}
+	if s.workers != nil {
+		s.workers.Close()
 	}
 	s.wg.Wait()
 	if s.store != nil {

@@ -34,6 +34,7 @@ const (
 	versionsBucket    = "flint_versions"
 	aliasesBucket     = "flint_aliases"
 	provisionedBucket = "flint_provisioned"
+	eventInvokeBucket = "flint_event_invoke"
 	codeBucket        = "flint_code"
 )
 
@@ -42,6 +43,8 @@ type Options struct {
 	Dir    string // JetStream's store directory
 	Listen string // host:port to open the embedded server to clients; "" keeps it in-process only
 	Log    *slog.Logger
+	// SyncAlways fsyncs every JetStream write before acknowledging it.
+	SyncAlways bool
 }
 
 // Store is the registry on JetStream.
@@ -53,6 +56,7 @@ type Store struct {
 	versions bucket[lambda.Function]
 	aliases  bucket[lambda.Alias]
 	prov     bucket[lambda.ProvisionedConcurrency]
+	eic      bucket[lambda.EventInvokeConfig]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -68,6 +72,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		DontListen: opts.Listen == "",
 		// The registry and async queue live here; keep JetStream within sane bounds of one machine.
 		JetStreamMaxMemory: 256 << 20,
+		SyncAlways:         opts.SyncAlways,
 	}
 	if opts.Listen != "" {
 		host, port, err := net.SplitHostPort(opts.Listen)
@@ -123,6 +128,9 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{aliasesBucket, "Flint aliases (NAME.ALIAS)", func(kv jetstream.KeyValue) {
 			s.aliases = bucket[lambda.Alias]{kv: kv, what: "alias", log: s.log}
+		}},
+		{eventInvokeBucket, "Flint asynchronous invocation configs (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
+			s.eic = bucket[lambda.EventInvokeConfig]{kv: kv, what: "event invoke config", log: s.log}
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
@@ -195,7 +203,7 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 	if err := s.fns.delete(ctx, name); err != nil {
 		return err
 	}
-	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv} {
+	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv, s.eic.kv} {
 		lister, err := kv.ListKeysFiltered(ctx, name+".*")
 		if err != nil {
 			return fmt.Errorf("delete function %s: %w", name, err)
@@ -378,4 +386,43 @@ func (s *Store) ListProvisioned(ctx context.Context, name string) (map[string]*l
 // WatchProvisioned reports provisioned-concurrency changes (deletions: nil) by KV key.
 func (s *Store) WatchProvisioned(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error {
 	return s.prov.watch(ctx, ready, fn)
+}
+
+// eicKey is the KV key of NAME's config for qualifier ("" or $LATEST: the unqualified function).
+func eicKey(name, qualifier string) string {
+	if qualifier == "" || qualifier == lambda.LatestVersion {
+		return name + ".=latest" // '=' cannot appear in a version or alias name
+	}
+	return name + "." + qualifier
+}
+
+// PutEventInvokeConfig stores (creates or replaces) an asynchronous invocation config.
+func (s *Store) PutEventInvokeConfig(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) error {
+	key := eicKey(name, qualifier)
+	_, rev, err := s.eic.get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		_, err = s.eic.create(ctx, key, c)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.eic.update(ctx, key, c, rev)
+	return err
+}
+
+// GetEventInvokeConfig returns an asynchronous invocation config.
+func (s *Store) GetEventInvokeConfig(ctx context.Context, name, qualifier string) (*lambda.EventInvokeConfig, error) {
+	c, _, err := s.eic.get(ctx, eicKey(name, qualifier))
+	return c, err
+}
+
+// DeleteEventInvokeConfig removes an asynchronous invocation config.
+func (s *Store) DeleteEventInvokeConfig(ctx context.Context, name, qualifier string) error {
+	return s.eic.delete(ctx, eicKey(name, qualifier))
+}
+
+// ListEventInvokeConfigs returns a function's asynchronous invocation configs.
+func (s *Store) ListEventInvokeConfigs(ctx context.Context, name string) ([]*lambda.EventInvokeConfig, error) {
+	return s.eic.list(ctx, name+".*")
 }

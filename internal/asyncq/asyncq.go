@@ -1,0 +1,409 @@
+// Package asyncq is Flint's asynchronous invocation queue: Event invokes stored in a JetStream
+// work-queue stream before the caller gets its 202, consumed by workers that invoke through the
+// same engine as synchronous invokes, retried on function errors (MaximumRetryAttempts, with
+// delays) and on throttles (until MaximumEventAgeInSeconds), and settled to on-success /
+// on-failure destinations and the function's dead-letter target. It runs invocations through the
+// small Invoker interface it owns and reads settings through Settings; it knows nothing of HTTP.
+package asyncq
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Event is one asynchronous invocation.
+type Event struct {
+	RequestID   string
+	Function    string
+	Qualifier   string // "" for $LATEST
+	Payload     []byte
+	EnqueuedAt  time.Time
+	Attempt     int       // executions so far
+	NotBefore   time.Time // zero: now
+	FunctionArn string    // unqualified, for records
+}
+
+// Outcome is how one execution went.
+type Outcome struct {
+	Throttled bool // not run: concurrency limits; retried until the event expires
+	// Rejected: not run and never will be (reserved concurrency 0): straight to on-failure.
+	Rejected        bool
+	Payload         []byte
+	FunctionError   string // "Unhandled" when the function failed
+	ExecutedVersion string
+}
+
+// Invoker runs an event synchronously through the invoke engine. ErrGone means the function (or
+// qualifier) no longer exists.
+type Invoker interface {
+	InvokeAsync(ctx context.Context, ev Event) (Outcome, error)
+}
+
+// ErrGone: the event's function or qualifier was deleted; the event is discarded.
+var ErrGone = errors.New("asyncq: function gone")
+
+// InvokeConfig is a function's (or qualifier's) asynchronous invocation settings.
+type InvokeConfig struct {
+	MaximumRetryAttempts int
+	MaximumEventAge      time.Duration
+	OnSuccess, OnFailure string // destination ARNs, "" for none
+	DeadLetter           string // the function's DeadLetterConfig.TargetArn
+}
+
+// DefaultInvokeConfig is Lambda's default: 2 retries, 6 hours.
+var DefaultInvokeConfig = InvokeConfig{MaximumRetryAttempts: 2, MaximumEventAge: 6 * time.Hour}
+
+// Settings looks up an event's InvokeConfig.
+type Settings interface {
+	AsyncConfig(ctx context.Context, function, qualifier string) (InvokeConfig, error)
+}
+
+// Config wires a Queue.
+type Config struct {
+	JS          jetstream.JetStream
+	Stream      string // default FLINT_ASYNC
+	Subject     string // prefix, default flint.async
+	Invoker     Invoker
+	Settings    Settings
+	RetryDelays []time.Duration // before the 2nd and 3rd execution; default 1 and 2 minutes
+	// ThrottleBackoff bounds the wait before retrying a throttled event (grows from Min to Max).
+	ThrottleMin, ThrottleMax time.Duration
+	Concurrency              int // events in flight at once, default 256
+	// AckWait is how long a delivered event may go without an ack or a heartbeat before
+	// JetStream delivers it again (after a crash); default 30 s. Running events send heartbeats.
+	AckWait time.Duration
+	Log     *slog.Logger
+}
+
+// Queue is the async invocation queue.
+type Queue struct {
+	cfg    Config
+	stream jetstream.Stream
+	log    *slog.Logger
+
+	mu       sync.Mutex
+	inflight map[string]int
+	streams  map[string]bool // destination streams known to exist
+}
+
+// New creates (or updates) the stream and returns the queue; Run consumes it.
+func New(ctx context.Context, cfg Config) (*Queue, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = "FLINT_ASYNC"
+	}
+	if cfg.Subject == "" {
+		cfg.Subject = "flint.async"
+	}
+	if len(cfg.RetryDelays) == 0 {
+		cfg.RetryDelays = []time.Duration{time.Minute, 2 * time.Minute}
+	}
+	if cfg.ThrottleMin <= 0 {
+		cfg.ThrottleMin = time.Second
+	}
+	if cfg.ThrottleMax <= 0 {
+		cfg.ThrottleMax = 5 * time.Minute
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 256
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	st, err := cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Flint asynchronous invocations (one subject per function)",
+		Subjects:    []string{cfg.Subject + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Duplicates:  10 * time.Minute, // request ids dedupe a publish retried after a crash
+		MaxMsgSize:  2 << 20,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("async stream: %w", err)
+	}
+	return &Queue{cfg: cfg, stream: st, log: cfg.Log, inflight: map[string]int{}, streams: map[string]bool{}}, nil
+}
+
+const (
+	hdrRequestID = "Flint-Request-Id"
+	hdrFunction  = "Flint-Function"
+	hdrQualifier = "Flint-Qualifier"
+	hdrEnqueued  = "Flint-Enqueued"
+	hdrAttempt   = "Flint-Attempt"
+	hdrNotBefore = "Flint-Not-Before"
+	hdrArn       = "Flint-Function-Arn"
+)
+
+// Enqueue stores ev durably; it returns once JetStream has acknowledged the write.
+func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	m := nats.NewMsg(q.cfg.Subject + "." + ev.Function)
+	m.Data = ev.Payload
+	m.Header.Set(hdrRequestID, ev.RequestID)
+	m.Header.Set(hdrFunction, ev.Function)
+	m.Header.Set(hdrQualifier, ev.Qualifier)
+	m.Header.Set(hdrArn, ev.FunctionArn)
+	m.Header.Set(hdrEnqueued, strconv.FormatInt(ev.EnqueuedAt.UnixNano(), 10))
+	m.Header.Set(hdrAttempt, strconv.Itoa(ev.Attempt))
+	if !ev.NotBefore.IsZero() {
+		m.Header.Set(hdrNotBefore, strconv.FormatInt(ev.NotBefore.UnixNano(), 10))
+	}
+	if _, err := q.cfg.JS.PublishMsg(ctx, m, jetstream.WithMsgID(ev.RequestID+"/"+strconv.Itoa(ev.Attempt))); err != nil {
+		return fmt.Errorf("enqueue %s: %w", ev.RequestID, err)
+	}
+	return nil
+}
+
+func decode(msg jetstream.Msg) (Event, error) {
+	h := msg.Headers()
+	ev := Event{RequestID: h.Get(hdrRequestID), Function: h.Get(hdrFunction), Qualifier: h.Get(hdrQualifier),
+		FunctionArn: h.Get(hdrArn), Payload: msg.Data()}
+	enq, err := strconv.ParseInt(h.Get(hdrEnqueued), 10, 64)
+	if err != nil || ev.RequestID == "" || ev.Function == "" {
+		return ev, fmt.Errorf("malformed async event on %s", msg.Subject())
+	}
+	ev.EnqueuedAt = time.Unix(0, enq)
+	ev.Attempt, _ = strconv.Atoi(h.Get(hdrAttempt))
+	if nb, err := strconv.ParseInt(h.Get(hdrNotBefore), 10, 64); err == nil {
+		ev.NotBefore = time.Unix(0, nb)
+	}
+	return ev, nil
+}
+
+// Run consumes the queue until ctx ends, then waits for the events in flight.
+func (q *Queue) Run(ctx context.Context) error {
+	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       "flint-async",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       q.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: q.cfg.Concurrency * 4,
+		FilterSubject: q.cfg.Subject + ".>",
+	})
+	if err != nil {
+		return fmt.Errorf("async consumer: %w", err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("async consume: %w", err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	sem := make(chan struct{}, q.cfg.Concurrency)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			q.log.Warn("async consume", "err", err)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			q.handle(ctx, msg)
+		}()
+	}
+}
+
+// handle processes one delivered event. ctx ending (shutdown) leaves the event unacknowledged
+// so that it is delivered again after the restart.
+func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
+	ctx := context.WithoutCancel(runCtx)
+	ev, err := decode(msg)
+	if err != nil {
+		q.log.Error("discarding malformed async event", "err", err)
+		_ = msg.Term()
+		return
+	}
+	log := q.log.With("function", ev.Function, "request_id", ev.RequestID)
+	now := time.Now()
+	if ev.NotBefore.After(now) {
+		_ = msg.NakWithDelay(ev.NotBefore.Sub(now))
+		return
+	}
+	cfg, err := q.cfg.Settings.AsyncConfig(ctx, ev.Function, ev.Qualifier)
+	if errors.Is(err, ErrGone) {
+		log.Info("discarding async event of a deleted function")
+		_ = msg.Term()
+		return
+	}
+	if err != nil {
+		log.Warn("async settings", "err", err)
+		_ = msg.NakWithDelay(q.cfg.ThrottleMin)
+		return
+	}
+	if now.Sub(ev.EnqueuedAt) > cfg.MaximumEventAge {
+		q.fail(ctx, ev, cfg, "EventAgeExceeded", nil)
+		q.ack(ctx, msg, log)
+		return
+	}
+	q.track(ev.Function, 1)
+	stopBeat := q.heartbeat(msg)
+	out, err := q.cfg.Invoker.InvokeAsync(ctx, ev)
+	stopBeat()
+	q.track(ev.Function, -1)
+	if runCtx.Err() != nil {
+		_ = msg.Nak() // shutting down: the environment was torn down under the invocation
+		return
+	}
+	switch {
+	case errors.Is(err, ErrGone):
+		log.Info("discarding async event of a deleted function")
+		_ = msg.Term()
+	case err != nil:
+		log.Warn("async invoke failed; retrying", "err", err)
+		_ = msg.NakWithDelay(q.throttleDelay(msg))
+	case out.Rejected:
+		q.fail(ctx, ev, cfg, "RetriesExhausted", nil)
+		q.ack(ctx, msg, log)
+	case out.Throttled:
+		_ = msg.NakWithDelay(q.throttleDelay(msg))
+	case out.FunctionError == "":
+		ev.Attempt++
+		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, log)
+		q.ack(ctx, msg, log)
+	default:
+		ev.Attempt++
+		if ev.Attempt <= cfg.MaximumRetryAttempts {
+			retry := ev
+			retry.NotBefore = time.Now().Add(q.cfg.RetryDelays[min(ev.Attempt-1, len(q.cfg.RetryDelays)-1)])
+			if err := q.Enqueue(ctx, retry); err != nil {
+				log.Warn("requeue for retry", "err", err)
+				_ = msg.NakWithDelay(q.cfg.ThrottleMin)
+				return
+			}
+		} else {
+			q.fail(ctx, ev, cfg, "RetriesExhausted", &out)
+		}
+		q.ack(ctx, msg, log)
+	}
+}
+
+// heartbeat tells JetStream a long invocation is still running; it stops when the returned
+// function is called.
+func (q *Queue) heartbeat(msg jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(q.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+func (q *Queue) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		log.Warn("ack async event", "err", err)
+	}
+}
+
+// throttleDelay grows with the number of deliveries: 1 s, 2 s, 4 s … up to ThrottleMax.
+func (q *Queue) throttleDelay(msg jetstream.Msg) time.Duration {
+	n := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		n = md.NumDelivered
+	}
+	d := time.Duration(float64(q.cfg.ThrottleMin) * math.Pow(2, float64(min(n-1, 20))))
+	return min(d, q.cfg.ThrottleMax)
+}
+
+func (q *Queue) track(fn string, d int) {
+	q.mu.Lock()
+	q.inflight[fn] += d
+	if q.inflight[fn] == 0 {
+		delete(q.inflight, fn)
+	}
+	q.mu.Unlock()
+}
+
+// fail sends an event that will not run again to the on-failure destination and the DLQ.
+func (q *Queue) fail(ctx context.Context, ev Event, cfg InvokeConfig, condition string, out *Outcome) {
+	log := q.log.With("function", ev.Function, "request_id", ev.RequestID)
+	q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, log)
+	if cfg.DeadLetter != "" {
+		msg := "Event age exceeded"
+		code := "200"
+		if out != nil && len(out.Payload) > 0 {
+			msg = string(out.Payload[:min(len(out.Payload), 1024)])
+		}
+		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, log)
+	}
+}
+
+// Record is Lambda's destination record.
+type Record struct {
+	Version         string           `json:"version"`
+	Timestamp       string           `json:"timestamp"`
+	RequestContext  RequestContext   `json:"requestContext"`
+	RequestPayload  json.RawMessage  `json:"requestPayload"`
+	Response        *ResponseContext `json:"responseContext,omitempty"`
+	ResponsePayload json.RawMessage  `json:"responsePayload,omitempty"`
+}
+
+// RequestContext identifies the invocation a record is about.
+type RequestContext struct {
+	RequestID              string `json:"requestId"`
+	FunctionArn            string `json:"functionArn"`
+	Condition              string `json:"condition"`
+	ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+}
+
+// ResponseContext is how the last execution ended.
+type ResponseContext struct {
+	StatusCode      int    `json:"statusCode"`
+	ExecutedVersion string `json:"executedVersion"`
+	FunctionError   string `json:"functionError,omitempty"`
+}
+
+func (q *Queue) record(ev Event, condition string, out *Outcome) []byte {
+	qualifier := ev.Qualifier
+	if qualifier == "" {
+		qualifier = "$LATEST"
+	}
+	r := Record{Version: "1.0", Timestamp: time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		RequestContext: RequestContext{RequestID: ev.RequestID, FunctionArn: ev.FunctionArn + ":" + qualifier,
+			Condition: condition, ApproximateInvokeCount: ev.Attempt},
+		RequestPayload: jsonOrString(ev.Payload)}
+	if out != nil {
+		r.Response = &ResponseContext{StatusCode: 200, ExecutedVersion: out.ExecutedVersion, FunctionError: out.FunctionError}
+		r.ResponsePayload = jsonOrString(out.Payload)
+	}
+	b, _ := json.Marshal(r)
+	return b
+}
+
+func jsonOrString(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage("null")
+	}
+	if json.Valid(b) {
+		return b
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
