@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -95,6 +98,16 @@ func TestMetrics(t *testing.T) {
 	createFunction(t, c, "measured", "provided.al2023", "bootstrap", goEchoZip)
 	invoke(t, c, "measured", `{}`)
 	invoke(t, c, "measured", `{"fail":true}`)
+	// Async events waiting behind reserved concurrency 1 show in the queue gauges.
+	createFunction(t, c, "queued", "provided.al2023", "bootstrap", goEchoZip)
+	if _, err := c.PutFunctionConcurrency(context.Background(), &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("queued"), ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("queued"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"sleep_ms":2000}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var body string
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get(s.URL() + "/metrics")
@@ -104,7 +117,7 @@ func TestMetrics(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		if strings.Contains(body, `outcome="error"`) { // records are written off the request path
+		if strings.Contains(body, `outcome="error"`) && strings.Contains(body, `flint_async_in_flight{function="queued"} 1`) {
 			break
 		}
 	}
@@ -113,6 +126,9 @@ func TestMetrics(t *testing.T) {
 		`flint_invocations_total{function="measured",outcome="success",version="$LATEST"} 1`,
 		`flint_invocations_total{function="measured",outcome="error",version="$LATEST"} 1`,
 		`flint_cold_starts_total{function="measured"} 1`,
+		`flint_async_in_flight{function="queued"} 1`,
+		`flint_async_queue_depth{function="queued"} `,
+		`flint_async_oldest_age_seconds{function="queued"} `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

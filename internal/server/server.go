@@ -113,7 +113,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics := telemetry.New(func() (int, int, int, int) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
-	})
+	}, s.queueStats)
 	s.workers = worker.New(worker.Config{
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
 		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, Logs: s.logs, Observer: metrics,
@@ -168,6 +168,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
+}
+
+// queueStats adapts the async queue's stats for metrics.
+func (s *Server) queueStats() []telemetry.Queue {
+	if s.queue == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.queue.Stats(ctx)
+	if err != nil {
+		s.log.Warn("async queue stats", "err", err)
+		return nil
+	}
+	out := make([]telemetry.Queue, len(st))
+	for i, q := range st {
+		out[i] = telemetry.Queue{Function: q.Function, Depth: q.Depth, InFlight: q.InFlight, OldestAge: q.OldestAge}
+	}
+	return out
 }
 
 // machineMemoryMB reads MemTotal from /proc/meminfo (0 if unknown: no budget).

@@ -15,6 +15,37 @@ import (
 // EnvironmentCounts reports live execution environments by state.
 type EnvironmentCounts func() (starting, idle, busy, provisioned int)
 
+// QueueStats reports the async queue per function.
+type QueueStats func() []Queue
+
+// Queue is one function's async queue.
+type Queue struct {
+	Function  string
+	Depth     uint64
+	InFlight  int
+	OldestAge time.Duration
+}
+
+// queueCollector exports the async queue at scrape time.
+type queueCollector struct {
+	stats                   QueueStats
+	depth, inflight, oldest *prometheus.Desc
+}
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.depth
+	ch <- c.inflight
+	ch <- c.oldest
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, q := range c.stats() {
+		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Function)
+		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(q.InFlight), q.Function)
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, q.OldestAge.Seconds(), q.Function)
+	}
+}
+
 // Metrics is the registry and every metric Flint exports.
 type Metrics struct {
 	reg         *prometheus.Registry
@@ -24,8 +55,8 @@ type Metrics struct {
 	throttles   *prometheus.CounterVec
 }
 
-// New registers Flint's metrics; envs is read at every scrape.
-func New(envs EnvironmentCounts) *Metrics {
+// New registers Flint's metrics; envs and queue are read at every scrape.
+func New(envs EnvironmentCounts, queue QueueStats) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -55,6 +86,11 @@ func New(envs EnvironmentCounts) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flint_provisioned_environments", Help: "Environments kept initialized for provisioned concurrency.",
 		}, func() float64 { _, _, _, p := envs(); return float64(p) }),
+		&queueCollector{stats: queue,
+			depth:    prometheus.NewDesc("flint_async_queue_depth", "Async events stored per function, waiting or running.", []string{"function"}, nil),
+			inflight: prometheus.NewDesc("flint_async_in_flight", "Async events running per function.", []string{"function"}, nil),
+			oldest:   prometheus.NewDesc("flint_async_oldest_age_seconds", "Age of the oldest stored async event per function.", []string{"function"}, nil),
+		},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
