@@ -24,6 +24,8 @@ var (
 	ErrTimedOut = errors.New("runtimeapi: invocation timed out")
 )
 
+var errParkedElsewhere = errors.New("runtimeapi: runtime parked on another connection")
+
 // rconn is a runtime's connection taken over from net/http.
 type rconn struct {
 	c      net.Conn
@@ -76,16 +78,28 @@ func (s *Server) readRequest(rc *rconn, deadline time.Time) (*http.Request, erro
 		s.mu.Unlock()
 		return nil, net.ErrClosed
 	}
+	if len(s.parked) > 0 { // the runtime is waiting on another connection already
+		s.mu.Unlock()
+		return nil, errParkedElsewhere
+	}
+	// The deadline is set before the reader is published, so a kick cannot be overwritten.
+	_ = rc.c.SetReadDeadline(deadline)
 	s.reading = rc
 	s.mu.Unlock()
-	_ = rc.c.SetReadDeadline(deadline)
-	req, err := http.ReadRequest(rc.br)
+	_, err := rc.br.Peek(1) // wait for the runtime without consuming: a kick loses nothing
 	s.mu.Lock()
 	s.reading = nil
 	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if rc.kicked.Load() { // kicked as the data came: the request waits for the next reader
+		return nil, os.ErrDeadlineExceeded
+	}
+	req, err := http.ReadRequest(rc.br)
 	if err == nil {
 		rc.close1 = req.Close
-		if req.Header.Get("Expect") == "100-continue" {
+		if strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 			_, err = rc.c.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n"))
 		}
 	}
@@ -131,6 +145,11 @@ func (s *Server) Invoke(inv *Invocation) (Result, error) {
 			}
 			return s.await(inv)
 		}
+		if req.Method == http.MethodGet && req.URL.Path == "/2018-06-01/runtime/invocation/next" && inv.Completed() {
+			// Answered on another connection; this is the runtime's next /next.
+			s.offer(rc)
+			return <-inv.done, nil
+		}
 		s.serveDirect(rc, req)
 		switch {
 		case rc.close1:
@@ -140,6 +159,18 @@ func (s *Server) Invoke(inv *Invocation) (Result, error) {
 			s.keep(rc) // its next request will be /next, read by the next Invoke
 			return <-inv.done, nil
 		}
+	}
+}
+
+// offer parks rc, whose /next is read and unanswered, for the next Invoke.
+func (s *Server) offer(rc *rconn) {
+	_ = rc.c.SetReadDeadline(time.Time{})
+	rc.kicked.Store(false)
+	select {
+	case s.parked <- rc:
+	default:
+		_ = rc.writeResponse(http.StatusForbidden, "application/json", errBusy, nil)
+		rc.close()
 	}
 }
 

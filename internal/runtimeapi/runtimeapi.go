@@ -10,6 +10,7 @@
 package runtimeapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -102,6 +103,7 @@ type Server struct {
 	closed     chan struct{}
 	closeOnce  sync.Once
 	extensions atomic.Int32
+	readyOnce  sync.Once
 }
 
 // New returns a server for one environment.
@@ -145,7 +147,14 @@ func (s *Server) Close() error {
 		default:
 		}
 	})
-	return s.srv.Close()
+	// Let the handlers Close woke (extensions' /event/next write SHUTDOWN) finish before their
+	// connections close; give up on stragglers after a grace period.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		return s.srv.Close()
+	}
+	return nil
 }
 
 // Current is the invocation delivered to the runtime and not yet answered, if any.
@@ -257,18 +266,23 @@ func (s *Server) park(rc *rconn) {
 		rc.close()
 		return
 	}
-	if s.reading != nil {
-		s.reading.kick()
-	}
-	s.mu.Unlock()
+	// Under the lock, so that a reader about to block sees the parked connection (readRequest).
+	parked := false
 	select {
 	case s.parked <- rc:
-	default: // a second parked /next: refuse it
+		parked = true
+		if s.reading != nil {
+			s.reading.kick()
+		}
+	default:
+	}
+	s.mu.Unlock()
+	if !parked { // a second parked /next: refuse it
 		_ = rc.writeResponse(http.StatusForbidden, "application/json", errBusy, nil)
 		rc.close()
 		return
 	}
-	s.hooks.Ready()
+	s.readyOnce.Do(s.hooks.Ready)
 }
 
 // result handles /response and /error on any connection: it settles the current invocation and
@@ -287,6 +301,9 @@ func (s *Server) result(r *http.Request, id string, isError bool) (int, []byte) 
 		if s.current == inv {
 			s.current = nil
 		}
+		if s.reading != nil {
+			s.reading.kick() // Invoke waits on the runtime's other connection: wake it
+		}
 		s.mu.Unlock()
 	}
 	return status, answer
@@ -304,6 +321,7 @@ func readResult(r *http.Request, id string, isError bool) (Result, int, []byte) 
 	body, err := readBody(r)
 	switch {
 	case errors.Is(err, errTooLarge):
+		_, _ = io.Copy(io.Discard, r.Body) // keep the connection usable, as Lambda does
 		return Result{ErrorType: "Function.ResponseSizeTooLarge", Body: errorJSON("Function.ResponseSizeTooLarge",
 				"Response payload size exceeded maximum allowed payload size (6291556 bytes).")},
 			http.StatusRequestEntityTooLarge, errorJSON("RequestEntityTooLarge", "Exceeded maximum allowed payload size (6291556 bytes).")
