@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -93,7 +94,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	inflight map[string]int
-	streams  map[string]bool // destination streams known to exist
+	progress map[string]time.Time // last time an event of the function was admitted
+	streams  map[string]bool      // destination streams known to exist
 }
 
 // New creates (or updates) the stream and returns the queue; Run consumes it.
@@ -131,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("async stream: %w", err)
 	}
-	return &Queue{cfg: cfg, stream: st, log: cfg.Log, inflight: map[string]int{}, streams: map[string]bool{}}, nil
+	return &Queue{cfg: cfg, stream: st, log: cfg.Log, inflight: map[string]int{}, progress: map[string]time.Time{}, streams: map[string]bool{}}, nil
 }
 
 const (
@@ -260,18 +262,23 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		_ = msg.Nak() // shutting down: the environment was torn down under the invocation
 		return
 	}
+	if err == nil && !out.Throttled {
+		q.mu.Lock()
+		q.progress[ev.Function] = time.Now()
+		q.mu.Unlock()
+	}
 	switch {
 	case errors.Is(err, ErrGone):
 		log.Info("discarding async event of a deleted function")
 		_ = msg.Term()
 	case err != nil:
 		log.Warn("async invoke failed; retrying", "err", err)
-		_ = msg.NakWithDelay(q.throttleDelay(msg))
+		_ = msg.NakWithDelay(q.throttleDelay(msg, ""))
 	case out.Rejected:
 		q.fail(ctx, ev, cfg, "RetriesExhausted", nil)
 		q.ack(ctx, msg, log)
 	case out.Throttled:
-		_ = msg.NakWithDelay(q.throttleDelay(msg))
+		_ = msg.NakWithDelay(q.throttleDelay(msg, ev.Function))
 	case out.FunctionError == "":
 		ev.Attempt++
 		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, log)
@@ -322,8 +329,17 @@ func (q *Queue) ack(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
 	}
 }
 
-// throttleDelay grows with the number of deliveries: 1 s, 2 s, 4 s … up to ThrottleMax.
-func (q *Queue) throttleDelay(msg jetstream.Msg) time.Duration {
+// throttleDelay is the wait before a throttled event is tried again. While its function is making
+// progress (it ran an event within ThrottleMax) the wait stays short and jittered, so queued events
+// follow each other as capacity frees up; for a function that makes none it grows with the event's
+// deliveries, 1 s, 2 s, 4 s … up to ThrottleMax, as Lambda's does.
+func (q *Queue) throttleDelay(msg jetstream.Msg, function string) time.Duration {
+	q.mu.Lock()
+	last, ok := q.progress[function]
+	q.mu.Unlock()
+	if ok && time.Since(last) < q.cfg.ThrottleMax {
+		return time.Duration(float64(q.cfg.ThrottleMin) * (0.5 + rand.Float64()))
+	}
 	n := uint64(1)
 	if md, err := msg.Metadata(); err == nil {
 		n = md.NumDelivered
