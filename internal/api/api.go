@@ -87,6 +87,11 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("POST /2021-10-31/functions/{name}/url", a.handle(a.createFunctionURL))
+	m.HandleFunc("GET /2021-10-31/functions/{name}/url", a.handle(a.getFunctionURL))
+	m.HandleFunc("PUT /2021-10-31/functions/{name}/url", a.handle(a.updateFunctionURL))
+	m.HandleFunc("DELETE /2021-10-31/functions/{name}/url", a.handle(a.deleteFunctionURL))
+	m.HandleFunc("GET /2021-10-31/functions/{name}/urls", a.handle(a.listFunctionURLs))
 	m.HandleFunc("GET /2016-08-19/account-settings", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))
@@ -100,7 +105,13 @@ func New(cfg Config) *API {
 	return a
 }
 
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if id, path, ok := urlID(r); ok {
+		a.serveFunctionURL(w, r, id, path)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
 
 // handler is a control-plane handler: it returns an error to render, or writes its response.
 type handler func(w http.ResponseWriter, r *http.Request, requestID string) error

@@ -47,6 +47,7 @@ type Service struct {
 	entries  map[string]*Entry     // key: name ($LATEST) or store.VersionKey
 	aliases  map[string]*aliasItem // key: store.AliasKey
 	prov     map[string]*provItem  // key: NAME.QUALIFIER
+	urls     map[string]*urlItem   // key: URL id
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
@@ -67,6 +68,11 @@ type aliasItem struct {
 	alias *lambda.Alias
 }
 
+type urlItem struct {
+	rev uint64
+	url *lambda.FunctionURL
+}
+
 type provItem struct {
 	rev uint64
 	pc  *lambda.ProvisionedConcurrency
@@ -81,7 +87,7 @@ type counters struct {
 // New returns a Service; Run keeps it in sync with the store.
 func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
 	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
-		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), counters: make(map[string]*counters),
+		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
 
@@ -93,7 +99,7 @@ func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	const watches = 4
+	const watches = 5
 	var pending sync.WaitGroup
 	pending.Add(watches)
 	go func() { pending.Wait(); close(s.ready) }()
@@ -103,6 +109,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errs <- s.store.WatchVersions(ctx, once(), s.applyVersion) }()
 	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
 	go func() { errs <- s.store.WatchProvisioned(ctx, once(), s.ApplyProvisioned) }()
+	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), s.ApplyURL) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)
@@ -209,6 +216,34 @@ func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.mu.Unlock()
 	name, _, _ := strings.Cut(key, ".")
 	s.reprovision(name)
+}
+
+// ApplyURL installs a function URL (u nil: deleted).
+func (s *Service) ApplyURL(id string, rev uint64, u *lambda.FunctionURL) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.urls[id]; old != nil && rev <= old.rev {
+		return
+	}
+	s.urls[id] = &urlItem{rev: rev, url: u}
+}
+
+// LookupURL returns the function URL with this id, from memory (the store on a miss).
+func (s *Service) LookupURL(ctx context.Context, id string) (*lambda.FunctionURL, error) {
+	s.mu.RLock()
+	it := s.urls[id]
+	s.mu.RUnlock()
+	if it != nil {
+		if it.url == nil {
+			return nil, ErrNotFound
+		}
+		return it.url, nil
+	}
+	u, err := s.store.GetFunctionURLByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	return u, err
 }
 
 // ApplyProvisioned installs a provisioned-concurrency config (pc nil: deleted).

@@ -139,6 +139,36 @@ type Destination struct {
 	Destination string `json:"Destination,omitempty"`
 }
 
+// FunctionURL is what Flint stores for a function URL: its id (the host label) and target.
+type FunctionURL struct {
+	ID        string            `json:"id"`
+	Function  string            `json:"function"`
+	Qualifier string            `json:"qualifier"` // "" for $LATEST
+	Config    FunctionURLConfig `json:"config"`
+}
+
+// FunctionURLConfig is Lambda's FunctionUrlConfig, as on the wire (FunctionUrl is rendered per
+// request from the address clients reach Flint at).
+type FunctionURLConfig struct {
+	FunctionUrl      string `json:"FunctionUrl"`
+	FunctionArn      string `json:"FunctionArn"`
+	AuthType         string `json:"AuthType"`
+	Cors             *Cors  `json:"Cors,omitempty"`
+	CreationTime     string `json:"CreationTime"`
+	LastModifiedTime string `json:"LastModifiedTime,omitempty"`
+	InvokeMode       string `json:"InvokeMode"`
+}
+
+// Cors is a function URL's cross-origin settings.
+type Cors struct {
+	AllowCredentials *bool    `json:"AllowCredentials,omitempty"`
+	AllowHeaders     []string `json:"AllowHeaders,omitempty"`
+	AllowMethods     []string `json:"AllowMethods,omitempty"`
+	AllowOrigins     []string `json:"AllowOrigins,omitempty"`
+	ExposeHeaders    []string `json:"ExposeHeaders,omitempty"`
+	MaxAge           *int     `json:"MaxAge,omitempty"`
+}
+
 // AliasRoutingConfig sends a share of an alias's invokes to a second version.
 type AliasRoutingConfig struct {
 	AdditionalVersionWeights map[string]float64 `json:"AdditionalVersionWeights"`

@@ -35,6 +35,7 @@ const (
 	aliasesBucket     = "flint_aliases"
 	provisionedBucket = "flint_provisioned"
 	eventInvokeBucket = "flint_event_invoke"
+	urlsBucket        = "flint_urls"
 	codeBucket        = "flint_code"
 )
 
@@ -57,6 +58,7 @@ type Store struct {
 	aliases  bucket[lambda.Alias]
 	prov     bucket[lambda.ProvisionedConcurrency]
 	eic      bucket[lambda.EventInvokeConfig]
+	urls     bucket[lambda.FunctionURL]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -132,6 +134,9 @@ func (s *Store) open(ctx context.Context) error {
 		{eventInvokeBucket, "Flint asynchronous invocation configs (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.eic = bucket[lambda.EventInvokeConfig]{kv: kv, what: "event invoke config", log: s.log}
 		}},
+		{urlsBucket, "Flint function URLs (by URL id)", func(kv jetstream.KeyValue) {
+			s.urls = bucket[lambda.FunctionURL]{kv: kv, what: "function url", log: s.log}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -202,6 +207,15 @@ func (s *Store) UpdateFunction(ctx context.Context, f *lambda.Function, rev uint
 func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 	if err := s.fns.delete(ctx, name); err != nil {
 		return err
+	}
+	urls, err := s.ListFunctionURLs(ctx, name)
+	if err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if err := s.urls.kv.Purge(ctx, u.ID); err != nil {
+			return fmt.Errorf("delete function url %s: %w", u.ID, err)
+		}
 	}
 	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv, s.eic.kv} {
 		lister, err := kv.ListKeysFiltered(ctx, name+".*")
@@ -425,4 +439,51 @@ func (s *Store) DeleteEventInvokeConfig(ctx context.Context, name, qualifier str
 // ListEventInvokeConfigs returns a function's asynchronous invocation configs.
 func (s *Store) ListEventInvokeConfigs(ctx context.Context, name string) ([]*lambda.EventInvokeConfig, error) {
 	return s.eic.list(ctx, name+".*")
+}
+
+// CreateFunctionURL stores a new function URL under its id.
+func (s *Store) CreateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
+	_, err := s.urls.create(ctx, u.ID, u)
+	return err
+}
+
+// UpdateFunctionURL replaces a function URL.
+func (s *Store) UpdateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
+	_, rev, err := s.urls.get(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	_, err = s.urls.update(ctx, u.ID, u, rev)
+	return err
+}
+
+// GetFunctionURLByID returns the function URL with this id.
+func (s *Store) GetFunctionURLByID(ctx context.Context, id string) (*lambda.FunctionURL, error) {
+	u, _, err := s.urls.get(ctx, id)
+	return u, err
+}
+
+// DeleteFunctionURL removes a function URL.
+func (s *Store) DeleteFunctionURL(ctx context.Context, id string) error {
+	return s.urls.delete(ctx, id)
+}
+
+// ListFunctionURLs returns a function's URLs (one per qualifier).
+func (s *Store) ListFunctionURLs(ctx context.Context, name string) ([]*lambda.FunctionURL, error) {
+	all, err := s.urls.list(ctx, ">")
+	if err != nil {
+		return nil, err
+	}
+	var out []*lambda.FunctionURL
+	for _, u := range all {
+		if u.Function == name {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// WatchFunctionURLs reports function URL changes (deletions: nil) by URL id.
+func (s *Store) WatchFunctionURLs(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error {
+	return s.urls.watch(ctx, ready, fn)
 }
