@@ -6,8 +6,10 @@ import (
 	"os"
 
 	"github.com/flint-run/flint/internal/cli"
+	"github.com/flint-run/flint/internal/sandbox/linux"
 )
 
 func main() {
+	linux.Init() // a re-executed sandbox init runs here and never returns
 	os.Exit(cli.Run(os.Args[1:]))
 }

@@ -1,20 +1,42 @@
 // Package sandboxtest is the conformance suite every sandbox backend must pass:
-// sandboxtest.Run(t, backend). It uses only the sandbox contract.
+// sandboxtest.Run(t, backend). It uses only the sandbox contract and the optional capabilities
+// below, found by type assertion; a check whose capability a backend lacks is skipped with the
+// reason.
 package sandboxtest
 
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flint-run/flint/internal/sandbox"
 )
+
+// MemoryLimiter is implemented by instances that enforce Spec.MemoryMB: exceeding it must end the
+// environment with Exit.OOMKilled.
+type MemoryLimiter interface {
+	MemoryLimit() uint64 // bytes
+}
+
+// CPUMeter is implemented by instances that account their processes' CPU time (a cgroup).
+type CPUMeter interface {
+	CPUUsage() (time.Duration, error)
+}
+
+// HostResourcer is implemented by instances that hold host resources named by paths (cgroup
+// directories, state directories): after Destroy none of them may exist.
+type HostResourcer interface {
+	HostPaths() []string
+}
 
 // shell is the guest's /bin/sh; backends expose the host's /bin.
 const shell = "/bin/sh"
@@ -105,6 +127,194 @@ s = socket.create_connection((h, int(p))); s.sendall(b'ping\n'); s.recv(10)"`)
 			t.Error("Start after Destroy succeeded")
 		}
 	})
+
+	t.Run("exit codes and signals", func(t *testing.T) {
+		for _, tc := range []struct {
+			script string
+			want   sandbox.Exit
+		}{
+			{"exit 0", sandbox.Exit{Code: 0}},
+			{"exit 1", sandbox.Exit{Code: 1}},
+			{"exit 42", sandbox.Exit{Code: 42}},
+			{"kill -KILL $$", sandbox.Exit{Code: -1, Signal: "killed"}},
+		} {
+			t.Run(tc.script, func(t *testing.T) {
+				inst, _ := start(t, b, t.TempDir(), tc.script)
+				got, err := inst.Wait(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Code != tc.want.Code || got.Signal != tc.want.Signal || got.OOMKilled {
+					t.Errorf("exit = %+v, want code %d signal %q, not OOM", got, tc.want.Code, tc.want.Signal)
+				}
+				if got.At.IsZero() {
+					t.Error("exit has no time")
+				}
+			})
+		}
+	})
+
+	t.Run("timeout kill: Destroy ends a running environment", func(t *testing.T) {
+		inst, out := start(t, b, t.TempDir(), `echo up; exec sleep 300`)
+		if line := out.line(t); line != "up" {
+			t.Fatalf("output %q", line)
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		exit, err := inst.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit.Signal != "killed" || exit.OOMKilled {
+			t.Errorf("exit = %+v, want signal: killed and no OOM", exit)
+		}
+		checkReleased(t, paths, out)
+	})
+
+	t.Run("destroy before start releases everything", func(t *testing.T) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		inst, err := b.Create(ctx, spec(t, t.TempDir(), "exit 0", w))
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := inst.Destroy(ctx); err != nil {
+			t.Errorf("second Destroy: %v", err)
+		}
+		if err := inst.Start(ctx); err == nil {
+			t.Error("Start after Destroy succeeded")
+		}
+		checkReleased(t, paths, &output{r: r, br: bufio.NewReader(r)})
+	})
+
+	t.Run("exceeding the memory limit is an OOM kill", func(t *testing.T) {
+		// Touch 512 MB (bytearray * n writes every page) in a 128 MB environment.
+		inst, out := startIf(t, b, func(i sandbox.Instance) bool { _, ok := i.(MemoryLimiter); return ok },
+			"instances do not enforce a memory limit",
+			t.TempDir(), `exec /usr/bin/python3 -c "b = bytearray(1 << 20) * 512; print('survived', len(b))"`)
+		limit := inst.(MemoryLimiter)
+		exit, err := inst.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !exit.OOMKilled || exit.Signal != "killed" {
+			t.Errorf("exit = %+v, want an OOM kill (output %q)", exit, out.all(t))
+		}
+		if mr, ok := inst.(sandbox.MemoryReporter); ok {
+			peak, err := mr.MaxMemoryUsed()
+			if err != nil {
+				t.Fatalf("MaxMemoryUsed: %v", err)
+			}
+			if peak < limit.MemoryLimit()/2 || peak > limit.MemoryLimit()+(8<<20) {
+				t.Errorf("MaxMemoryUsed = %d, want about the limit %d", peak, limit.MemoryLimit())
+			}
+		}
+	})
+
+	t.Run("a frozen environment does not run until thawed", func(t *testing.T) {
+		inst, out := startIf(t, b, func(i sandbox.Instance) bool { _, ok := i.(sandbox.Freezer); return ok },
+			"instances cannot be frozen",
+			t.TempDir(), `i=0; while :; do i=$((i+1)); if [ $((i % 2000)) -eq 0 ]; then echo tick; fi; done`)
+		fr := inst.(sandbox.Freezer)
+		if line := out.line(t); line != "tick" {
+			t.Fatalf("output %q", line)
+		}
+		if err := fr.Freeze(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Whatever was written before the freeze; after that, nothing more can come.
+		for out.readFor(100*time.Millisecond) > 0 {
+		}
+		cpu, metered := inst.(CPUMeter)
+		var before time.Duration
+		if metered {
+			var err error
+			if before, err = cpu.CPUUsage(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n := out.readFor(300 * time.Millisecond); n > 0 {
+			t.Errorf("a frozen environment wrote %d bytes", n)
+		}
+		if metered {
+			after, err := cpu.CPUUsage()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if after != before {
+				t.Errorf("CPU usage grew while frozen: %v → %v", before, after)
+			}
+		}
+		if err := fr.Thaw(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if line := out.line(t); line != "tick" {
+			t.Fatalf("output after thaw %q", line)
+		}
+		if metered {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				after, err := cpu.CPUUsage()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if after > before {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("CPU usage did not grow after thaw (%v)", after)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+		// A frozen environment can be destroyed.
+		if err := fr.Freeze(ctx); err != nil {
+			t.Fatal(err)
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if exit, err := inst.Wait(ctx); err != nil || exit.Signal != "killed" {
+			t.Errorf("exit after Destroy of a frozen environment = %+v, %v", exit, err)
+		}
+		checkReleased(t, paths, out)
+		if err := fr.Thaw(ctx); !errors.Is(err, sandbox.ErrDestroyed) {
+			t.Errorf("Thaw after Destroy = %v, want ErrDestroyed", err)
+		}
+	})
+}
+
+func hostPaths(inst sandbox.Instance) []string {
+	if hr, ok := inst.(HostResourcer); ok {
+		return hr.HostPaths()
+	}
+	return nil
+}
+
+// checkReleased checks that nothing of a destroyed environment is left: no process holding its
+// output, none of its host paths.
+func checkReleased(t *testing.T, paths []string, out *output) {
+	t.Helper()
+	_ = out.r.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, out.br); err != nil {
+		t.Errorf("output still open after Destroy (a process survived): %v", err)
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still exists after Destroy (%v)", p, err)
+		}
+	}
 }
 
 type output struct {
@@ -122,6 +332,20 @@ func (o *output) line(t *testing.T) string {
 	return strings.TrimSpace(s)
 }
 
+// readFor reads whatever arrives within d and returns how many bytes that was.
+func (o *output) readFor(d time.Duration) int {
+	_ = o.r.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 4096)
+	total := 0
+	for {
+		n, err := o.br.Read(buf)
+		total += n
+		if err != nil {
+			return total
+		}
+	}
+}
+
 func (o *output) all(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
@@ -136,16 +360,29 @@ func (o *output) all(t *testing.T) string {
 	}
 }
 
+var seq atomic.Int64
+
+func spec(t *testing.T, task, script string, w *os.File, env ...string) sandbox.Spec {
+	return sandbox.Spec{ID: fmt.Sprintf("t%s-%d", time.Now().Format("150405"), seq.Add(1)), TaskDir: task, RuntimeDir: t.TempDir(),
+		Argv: []string{shell, "-c", script}, Env: append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, env...),
+		MemoryMB: 128, EphemeralStorageMB: 512, Output: w}
+}
+
 func start(t *testing.T, b sandbox.Backend, task, script string, env ...string) (sandbox.Instance, *output) {
+	t.Helper()
+	return startIf(t, b, nil, "", task, script, env...)
+}
+
+// startIf creates an environment and, if it has the capability need checks for, starts it;
+// otherwise the test is skipped with the reason.
+func startIf(t *testing.T, b sandbox.Backend, need func(sandbox.Instance) bool, reason, task, script string, env ...string) (sandbox.Instance, *output) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	spec := sandbox.Spec{ID: "t" + time.Now().Format("150405.000000"), TaskDir: task, RuntimeDir: t.TempDir(),
-		Argv: []string{shell, "-c", script}, Env: append([]string{"PATH=/usr/local/bin:/usr/bin:/bin"}, env...),
-		MemoryMB: 128, EphemeralStorageMB: 512, Output: w}
+	spec := spec(t, task, script, w, env...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inst, err := b.Create(ctx, spec)
@@ -153,6 +390,10 @@ func start(t *testing.T, b sandbox.Backend, task, script string, env ...string) 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = inst.Destroy(context.Background()) })
+	if need != nil && !need(inst) {
+		w.Close()
+		t.Skipf("%s %s", b.Name(), reason)
+	}
 	if err := inst.Start(ctx); err != nil {
 		t.Fatal(err)
 	}

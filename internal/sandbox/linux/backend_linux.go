@@ -1,0 +1,803 @@
+package linux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// Config configures the backend.
+type Config struct {
+	// StateDir is a per-node directory for the environments' roots and bookkeeping
+	// (e.g. DATA/sandboxes). One server owns it: Reclaim clears it.
+	StateDir string
+	// CgroupParent is the cgroup, in every hierarchy used, under which each environment gets
+	// <CgroupParent>/<id>. A relative path is taken below the server's own cgroup, an absolute one
+	// from the hierarchy's root. Default "flint".
+	CgroupParent string
+	// Network is "none" (default: only loopback, in a network namespace of its own) or "host"
+	// (the host's network namespace; the Runtime API listens on a loopback port there).
+	Network string
+	// Prespawn is how many inits are kept started ahead of Create, so that a cold start does not
+	// wait for the binary to exec and initialise (several ms for a large binary). 0 means 2;
+	// negative, none. Close stops them.
+	Prespawn int
+	Log      *slog.Logger
+}
+
+// Default limits for fields a Spec leaves at zero.
+const (
+	defaultMemoryMB    = 128
+	defaultEphemeralMB = 512
+	pidsMax            = 1024 // Lambda's limit on processes and threads
+	shmMB              = 64
+)
+
+// Backend creates environments isolated by namespaces, cgroups and seccomp.
+type Backend struct {
+	cfg      Config
+	envs     string // StateDir/envs: one directory per live environment
+	rootless bool
+	cg       *cgroups
+	cgErr    error
+
+	mu        sync.Mutex
+	parentsOK bool
+	spares    []spare
+	refilling bool
+	spareSeq  int
+	closed    bool
+	wg        sync.WaitGroup // the refill goroutine
+}
+
+// spare is an init started ahead of need, in cgroups named name, waiting for its configuration.
+type spare struct {
+	name string
+	cmd  *exec.Cmd
+	conn *net.UnixConn
+}
+
+var _ sandbox.Backend = (*Backend)(nil)
+
+// New returns a backend; Check says whether this host can run it.
+func New(cfg Config) (*Backend, error) {
+	if cfg.StateDir == "" {
+		return nil, errors.New("linux sandbox: StateDir is required")
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "flint"
+	}
+	if cfg.CgroupParent != filepath.Clean(cfg.CgroupParent) || strings.Contains(cfg.CgroupParent, "..") {
+		return nil, fmt.Errorf("linux sandbox: bad CgroupParent %q", cfg.CgroupParent)
+	}
+	switch cfg.Network {
+	case "":
+		cfg.Network = "none"
+	case "none", "host":
+	default:
+		return nil, fmt.Errorf("linux sandbox: Network %q: want none or host", cfg.Network)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case cfg.Prespawn == 0:
+		cfg.Prespawn = 2
+	case cfg.Prespawn < 0:
+		cfg.Prespawn = 0
+	}
+	b := &Backend{cfg: cfg, envs: filepath.Join(cfg.StateDir, "envs"), rootless: os.Geteuid() != 0}
+	if err := os.MkdirAll(b.envs, 0o700); err != nil {
+		return nil, fmt.Errorf("linux sandbox: state dir: %w", err)
+	}
+	b.cg, b.cgErr = detectCgroups(cfg.CgroupParent)
+	return b, nil
+}
+
+func (b *Backend) Name() string { return "linux" }
+
+// Check reports whether this host can run the backend, with what to do about it if not.
+func (b *Backend) Check(ctx context.Context) error {
+	if b.rootless {
+		if v, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(v)) == "0" {
+			return errors.New("linux sandbox: not root and unprivileged user namespaces are disabled: run flint as root, or sysctl kernel.unprivileged_userns_clone=1")
+		}
+		if v, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(v)) == "0" {
+			return errors.New("linux sandbox: not root and user.max_user_namespaces is 0: run flint as root, or raise that sysctl")
+		}
+	}
+	if b.cgErr != nil {
+		return fmt.Errorf("linux sandbox: cgroups: %w", b.cgErr)
+	}
+	if m := b.cg.missing(); len(m) > 0 {
+		return fmt.Errorf("linux sandbox: cgroup controllers %s not available to this process: mount them (cgroup v1) or enable them in the parent's cgroup.subtree_control (cgroup v2)", strings.Join(m, ", "))
+	}
+	if _, err := seccompFilter(); err != nil {
+		return fmt.Errorf("linux sandbox: %w", err)
+	}
+	if _, err := os.Stat("/usr"); err != nil {
+		return fmt.Errorf("linux sandbox: the host has no /usr to build roots from: %w", err)
+	}
+	if err := b.ensureParents(); err != nil {
+		if b.rootless {
+			return fmt.Errorf("linux sandbox: not root and no delegated cgroup: %w (run flint as root, or in a systemd unit with Delegate=yes)", err)
+		}
+		return fmt.Errorf("linux sandbox: %w", err)
+	}
+	if err := b.probe(ctx); err != nil {
+		return err
+	}
+	b.refill()
+	return nil
+}
+
+func (b *Backend) ensureParents() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.parentsOK {
+		return nil
+	}
+	if b.cgErr != nil {
+		return b.cgErr
+	}
+	if err := b.cg.ensureParents(); err != nil {
+		return err
+	}
+	b.parentsOK = true
+	return nil
+}
+
+// probe starts an init in fresh namespaces that only answers: it proves the namespaces can be
+// made here and that the binary calls Init.
+func (b *Backend) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	cmd, conn, err := b.spawn()
+	if err != nil {
+		return fmt.Errorf("linux sandbox: %w", err)
+	}
+	defer conn.Close()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := send(conn, msgConfig, []byte(`{"probe":true}`)); err != nil {
+		return fmt.Errorf("linux sandbox: probe: %w", err)
+	}
+	got := make(chan byte, 1)
+	go func() {
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil || n == 0 {
+			got <- 0
+			return
+		}
+		got <- buf[0]
+	}()
+	select {
+	case m := <-got:
+		if m != msgProbeAck {
+			return errors.New("linux sandbox: the sandbox init did not answer: the binary must call linux.Init() first thing in main (or TestMain)")
+		}
+		return nil
+	case <-ctx.Done():
+		conn.Close()
+		return fmt.Errorf("linux sandbox: probe: %w", ctx.Err())
+	}
+}
+
+// take returns a spare init, if one is ready.
+func (b *Backend) take() spare {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var s spare
+	if n := len(b.spares); n > 0 {
+		s, b.spares = b.spares[n-1], b.spares[:n-1]
+	}
+	return s
+}
+
+// refill starts spares in the background up to Prespawn. It runs once Check has passed and
+// after each Start, off the path of a cold start: on a small host the spare's exec would compete
+// for CPU with the environment being built.
+func (b *Backend) refill() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed || b.refilling || len(b.spares) >= b.cfg.Prespawn {
+		return
+	}
+	b.refilling = true
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			b.mu.Lock()
+			if b.closed || len(b.spares) >= b.cfg.Prespawn {
+				b.refilling = false
+				b.mu.Unlock()
+				return
+			}
+			b.spareSeq++
+			name := fmt.Sprintf("spare-%d-%d", time.Now().UnixNano(), b.spareSeq)
+			b.mu.Unlock()
+			s, err := b.newSpare(name)
+			b.mu.Lock()
+			if err != nil || b.closed {
+				b.refilling = false
+				b.mu.Unlock()
+				if err != nil {
+					b.cfg.Log.Warn("prestart sandbox init", "err", err)
+				} else {
+					b.discard(s)
+				}
+				return
+			}
+			b.spares = append(b.spares, s)
+			b.mu.Unlock()
+		}
+	}()
+}
+
+// newSpare starts an init and places it into cgroups (and a directory) named name.
+func (b *Backend) newSpare(name string) (spare, error) {
+	s := spare{name: name}
+	if err := os.Mkdir(filepath.Join(b.envs, name), 0o700); err != nil {
+		return s, err
+	}
+	ec := envCgroup{cg: b.cg, id: name}
+	err := ec.create(limits{memoryBytes: defaultMemoryMB << 20, cpuQuotaUs: cpuQuota(defaultMemoryMB), pids: pidsMax})
+	if err == nil {
+		s.cmd, s.conn, err = b.spawn()
+	}
+	if err == nil {
+		err = ec.place(s.cmd.Process.Pid)
+	}
+	if err != nil {
+		b.discard(s)
+		return spare{}, err
+	}
+	return s, nil
+}
+
+// discard stops a spare and removes its cgroups and directory.
+func (b *Backend) discard(s spare) {
+	if s.cmd != nil {
+		stopInit(s.cmd, s.conn)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = envCgroup{cg: b.cg, id: s.name}.remove(ctx)
+	_ = os.Remove(filepath.Join(b.envs, s.name))
+}
+
+// adopt renames a spare's directory and cgroups to the environment's.
+func (b *Backend) adopt(from, to string) error {
+	if err := os.Rename(filepath.Join(b.envs, from), filepath.Join(b.envs, to)); err != nil {
+		return err
+	}
+	for _, h := range b.cg.hier {
+		if err := os.Rename(filepath.Join(h.parent, from), filepath.Join(h.parent, to)); err != nil {
+			return fmt.Errorf("rename cgroup: %w", err)
+		}
+	}
+	return nil
+}
+
+func stopInit(cmd *exec.Cmd, conn *net.UnixConn) {
+	conn.Close()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// Close stops the spare inits. Environments are not touched: Destroy them first.
+func (b *Backend) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	b.wg.Wait()
+	b.mu.Lock()
+	spares := b.spares
+	b.spares = nil
+	b.mu.Unlock()
+	for _, s := range spares {
+		b.discard(s)
+	}
+	return nil
+}
+
+// spawn starts an init in new namespaces with its control socket. Its stdout and stderr are
+// /dev/null until the configuration brings the environment's output.
+func (b *Backend) spawn() (*exec.Cmd, *net.UnixConn, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	parent, child := os.NewFile(uintptr(fds[0]), "sandbox-control"), os.NewFile(uintptr(fds[1]), "sandbox-control-init")
+	defer child.Close()
+	fc, err := net.FileConn(parent)
+	parent.Close()
+	if err != nil {
+		return nil, nil, fmt.Errorf("control socket: %w", err)
+	}
+	conn := fc.(*net.UnixConn)
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
+	if b.cfg.Network != "host" {
+		flags |= unix.CLONE_NEWNET
+	}
+	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	if b.rootless {
+		attr.Cloneflags |= unix.CLONE_NEWUSER
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Geteuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
+		attr.GidMappingsEnableSetgroups = false
+	}
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{initArg0},
+		Env:         []string{},
+		ExtraFiles:  []*os.File{child},
+		SysProcAttr: attr,
+	}
+	if err := cmd.Start(); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("start sandbox init: %w", err)
+	}
+	return cmd, conn, nil
+}
+
+func send(conn *net.UnixConn, kind byte, body []byte) error {
+	_, err := conn.Write(append([]byte{kind}, body...))
+	return err
+}
+
+// hostname is Lambda-like: a link-local address, here derived from the environment id.
+func hostname(id string) string {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	v := h.Sum32()
+	return fmt.Sprintf("169.254.%d.%d", 1+(v>>8)%254, 1+v%254)
+}
+
+// Create builds the environment up to the point where its runtime would be exec'd: namespaces,
+// root, Runtime API listener, cgroups. Start execs the runtime.
+func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instance, error) {
+	if len(spec.Argv) == 0 {
+		return nil, errors.New("linux sandbox: empty argv")
+	}
+	if spec.ID == "" || strings.ContainsAny(spec.ID, "/\x00") || spec.ID == "." || spec.ID == ".." {
+		return nil, fmt.Errorf("linux sandbox: bad environment id %q", spec.ID)
+	}
+	if err := b.ensureParents(); err != nil {
+		return nil, fmt.Errorf("linux sandbox: %w", err)
+	}
+	memMB, tmpMB := spec.MemoryMB, spec.EphemeralStorageMB
+	if memMB <= 0 {
+		memMB = defaultMemoryMB
+	}
+	if tmpMB <= 0 {
+		tmpMB = defaultEphemeralMB
+	}
+	i := &instance{b: b, id: spec.ID, memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
+		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4), done: make(chan struct{})}
+	if _, err := os.Lstat(i.dir); err == nil {
+		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
+	}
+	api := runtimeAPIAddr
+	if b.cfg.Network == "host" {
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("linux sandbox: runtime api listener: %w", err)
+		}
+		i.ln, api = ln, ln.Addr().String()
+	}
+	env := make([]string, 0, len(spec.Env)+1)
+	for _, kv := range spec.Env {
+		if !strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") {
+			env = append(env, kv)
+		}
+	}
+	env = append(env, "AWS_LAMBDA_RUNTIME_API="+api)
+	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
+		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
+		Listen: b.cfg.Network != "host", Argv: spec.Argv, Env: env})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (sandbox.Instance, error) {
+		_ = i.Destroy(context.WithoutCancel(ctx))
+		return nil, fmt.Errorf("linux sandbox: create %s: %w", spec.ID, err)
+	}
+	// A spare init comes already placed in cgroups of its own: they and its directory are
+	// renamed to the environment's (moving a process between v1 cgroups waits for an RCU grace
+	// period per hierarchy, milliseconds on a busy host, which the spare paid ahead of time).
+	sp := b.take()
+	placed := false
+	if sp.cmd != nil {
+		if err := b.adopt(sp.name, spec.ID); err != nil {
+			b.discard(sp)
+			return fail(err)
+		}
+		placed = true
+	} else if err := os.Mkdir(i.dir, 0o700); err != nil {
+		return fail(err)
+	}
+	if err := i.cg.create(limits{memoryBytes: int64(memMB) << 20, cpuQuotaUs: cpuQuota(memMB), pids: pidsMax}); err != nil {
+		if sp.cmd != nil {
+			stopInit(sp.cmd, sp.conn)
+		}
+		return fail(err)
+	}
+	var rights []byte
+	if spec.Output != nil {
+		rights = unix.UnixRights(int(spec.Output.Fd()))
+	}
+	if sp.cmd != nil {
+		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
+			stopInit(sp.cmd, sp.conn) // a spare that died: start afresh
+			sp, placed = spare{}, false
+		}
+	}
+	if sp.cmd == nil {
+		if sp.cmd, sp.conn, err = b.spawn(); err != nil {
+			return fail(err)
+		}
+		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
+			stopInit(sp.cmd, sp.conn)
+			return fail(fmt.Errorf("send config: %w", err))
+		}
+	}
+	runtime.KeepAlive(spec.Output)
+	cmd, conn := sp.cmd, sp.conn
+	i.cmd, i.conn = cmd, conn
+	go i.reap() // owned by the instance; ends when the init does, which Destroy forces
+	m, err := i.next(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	if m.kind != msgReady {
+		return fail(fmt.Errorf("unexpected message %q", m.kind))
+	}
+	if b.cfg.Network != "host" {
+		if m.fd < 0 {
+			return fail(errors.New("init sent no runtime api listener"))
+		}
+		f := os.NewFile(uintptr(m.fd), "runtime-api")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return fail(fmt.Errorf("runtime api listener: %w", err))
+		}
+		i.ln = ln
+	}
+	if !placed {
+		if err := i.cg.place(cmd.Process.Pid); err != nil {
+			return fail(err)
+		}
+	}
+	return i, nil
+}
+
+// Reclaim removes what a previous server on this StateDir left behind (after a kill -9): the
+// cgroups of its environments, with any process still in them, and their directories. Call it
+// before the first Create. It touches only environments recorded under StateDir, so servers
+// sharing a CgroupParent with other state directories are left alone.
+func (b *Backend) Reclaim(ctx context.Context) error {
+	entries, err := os.ReadDir(b.envs)
+	if err != nil {
+		return fmt.Errorf("linux sandbox: reclaim: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		id := e.Name()
+		if b.cgErr == nil {
+			ec := envCgroup{cg: b.cg, id: id}
+			// Kill first, then thaw: a frozen task dies once thawed, without running again.
+			for _, d := range ec.dirs() {
+				for _, pid := range procs(d) {
+					_ = syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+			if ec.isFrozen() {
+				_ = ec.freeze(ctx, false)
+			}
+			if err := ec.remove(ctx); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		dir := filepath.Join(b.envs, id)
+		_ = unix.Unmount(dir, unix.MNT_DETACH) // never mounted in the host's namespace, but be sure
+		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		b.cfg.Log.Info("reclaimed sandbox environment", "env", id)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("linux sandbox: reclaim: %w", err)
+	}
+	return nil
+}
+
+// message is one message from an init.
+type message struct {
+	kind byte
+	body string
+	fd   int // a received descriptor, or -1
+}
+
+// instance is one environment.
+type instance struct {
+	b     *Backend
+	id    string
+	memMB int
+	dir   string
+	cg    envCgroup
+	cmd   *exec.Cmd
+	conn  *net.UnixConn
+	ln    net.Listener
+	msgs  chan message
+	done  chan struct{}
+
+	mu        sync.Mutex
+	started   bool
+	destroyed bool
+	exit      sandbox.Exit // valid once done is closed
+	peak      uint64       // memory high-water mark read when the environment ended
+}
+
+var (
+	_ sandbox.Freezer        = (*instance)(nil)
+	_ sandbox.MemoryReporter = (*instance)(nil)
+)
+
+func (i *instance) RuntimeAPI() net.Listener { return i.ln }
+
+// next waits for the init's next message.
+func (i *instance) next(ctx context.Context) (message, error) {
+	select {
+	case m := <-i.msgs:
+		if m.kind == msgError {
+			return m, errors.New(m.body)
+		}
+		return m, nil
+	case <-i.done:
+		select { // a message sent just before the init exited
+		case m := <-i.msgs:
+			if m.kind == msgError {
+				return m, errors.New(m.body)
+			}
+			return m, nil
+		default:
+		}
+		return message{}, fmt.Errorf("sandbox init ended: %s", i.exit)
+	case <-ctx.Done():
+		return message{}, ctx.Err()
+	}
+}
+
+// reap reads the init's messages until it exits, then records how the environment ended.
+func (i *instance) reap() {
+	var exitMsg string
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := i.conn.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			break
+		}
+		m := message{kind: buf[0], body: string(buf[1:n]), fd: -1}
+		if oobn > 0 {
+			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+				for _, cm := range cms {
+					if fds, err := unix.ParseUnixRights(&cm); err == nil {
+						for _, fd := range fds {
+							if m.fd < 0 {
+								m.fd = fd
+							} else {
+								unix.Close(fd)
+							}
+						}
+					}
+				}
+			}
+		}
+		if m.kind == msgExit {
+			exitMsg = m.body
+			continue
+		}
+		select {
+		case i.msgs <- m:
+		default: // nobody will read it
+			if m.fd >= 0 {
+				unix.Close(m.fd)
+			}
+		}
+	}
+	_ = i.cmd.Wait()
+	exit := sandbox.Exit{At: time.Now()}
+	if kind, v, ok := strings.Cut(exitMsg, " "); ok {
+		n, _ := strconv.Atoi(v)
+		if kind == "signal" {
+			exit.Code, exit.Signal = -1, signalName(syscall.Signal(n))
+		} else {
+			exit.Code = n
+		}
+	} else if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		exit.Code, exit.Signal = -1, signalName(ws.Signal())
+	} else {
+		exit.Code = i.cmd.ProcessState.ExitCode()
+	}
+	if exit.Signal == "killed" {
+		exit.OOMKilled = i.cg.oomKilled()
+	}
+	peak, _ := i.cg.peakMemory()
+	i.mu.Lock()
+	i.exit, i.peak = exit, peak
+	i.mu.Unlock()
+	close(i.done)
+}
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "killed"
+	case syscall.SIGABRT:
+		return "aborted (core dumped)"
+	case syscall.SIGSEGV:
+		return "segmentation fault (core dumped)"
+	case syscall.SIGTERM:
+		return "terminated"
+	}
+	return s.String()
+}
+
+// Start execs the runtime inside the prepared environment.
+func (i *instance) Start(ctx context.Context) error {
+	i.mu.Lock()
+	if i.destroyed {
+		i.mu.Unlock()
+		return sandbox.ErrDestroyed
+	}
+	if i.started {
+		i.mu.Unlock()
+		return errors.New("linux sandbox: already started")
+	}
+	i.started = true
+	i.mu.Unlock()
+	if err := send(i.conn, msgGo, nil); err != nil {
+		return fmt.Errorf("linux sandbox: start %s: %w", i.id, err)
+	}
+	m, err := i.next(ctx)
+	if err != nil {
+		return fmt.Errorf("linux sandbox: start %s: %w", i.id, err)
+	}
+	if m.kind != msgStarted {
+		return fmt.Errorf("linux sandbox: start %s: unexpected message %q", i.id, m.kind)
+	}
+	// The init is tiny and must outlive the runtime to report its end: never the OOM victim.
+	_ = os.WriteFile("/proc/"+strconv.Itoa(i.cmd.Process.Pid)+"/oom_score_adj", []byte("-1000"), 0)
+	i.b.refill()
+	return nil
+}
+
+func (i *instance) Wait(ctx context.Context) (sandbox.Exit, error) {
+	i.mu.Lock()
+	started := i.started
+	i.mu.Unlock()
+	if !started {
+		return sandbox.Exit{}, errors.New("linux sandbox: not started")
+	}
+	select {
+	case <-i.done:
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return i.exit, nil
+	case <-ctx.Done():
+		return sandbox.Exit{}, ctx.Err()
+	}
+}
+
+// Destroy kills the environment's init, and with it every process of its pid namespace, then
+// removes its cgroups and directory. It is idempotent.
+func (i *instance) Destroy(ctx context.Context) error {
+	i.mu.Lock()
+	if i.destroyed {
+		i.mu.Unlock()
+		return nil
+	}
+	i.destroyed = true
+	i.mu.Unlock()
+	var errs []error
+	if i.cmd != nil {
+		_ = i.cmd.Process.Kill()
+		// A frozen task dies only once thawed; killed first, it never runs again.
+		if i.cg.isFrozen() {
+			if err := i.cg.freeze(ctx, false); err != nil {
+				errs = append(errs, fmt.Errorf("thaw: %w", err))
+			}
+		}
+		select {
+		case <-i.done:
+		case <-ctx.Done():
+			return fmt.Errorf("linux sandbox: destroy %s: %w", i.id, ctx.Err())
+		}
+		i.conn.Close()
+		for len(i.msgs) > 0 { // a listener nobody took (Create gave up)
+			if m := <-i.msgs; m.fd >= 0 {
+				unix.Close(m.fd)
+			}
+		}
+	}
+	if i.ln != nil {
+		_ = i.ln.Close()
+	}
+	if err := i.cg.remove(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Remove(i.dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("linux sandbox: destroy %s: %w", i.id, err)
+	}
+	return nil
+}
+
+// Freeze suspends every process of the environment (freezer cgroup); it costs no CPU until Thaw.
+func (i *instance) Freeze(ctx context.Context) error { return i.setFrozen(ctx, true) }
+
+// Thaw resumes a frozen environment.
+func (i *instance) Thaw(ctx context.Context) error { return i.setFrozen(ctx, false) }
+
+func (i *instance) setFrozen(ctx context.Context, frozen bool) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.destroyed {
+		return sandbox.ErrDestroyed
+	}
+	if err := i.cg.freeze(ctx, frozen); err != nil {
+		return fmt.Errorf("linux sandbox: freeze %s: %w", i.id, err)
+	}
+	return nil
+}
+
+// MaxMemoryUsed is the environment's memory high-water mark from its memory cgroup.
+func (i *instance) MaxMemoryUsed() (uint64, error) {
+	select {
+	case <-i.done:
+		i.mu.Lock()
+		defer i.mu.Unlock()
+		return i.peak, nil
+	default:
+	}
+	return i.cg.peakMemory()
+}
+
+// MemoryLimit is the environment's memory limit in bytes (the conformance suite's cue that
+// exceeding it must end in an OOM kill).
+func (i *instance) MemoryLimit() uint64 { return uint64(i.memMB) << 20 }
+
+// HostPaths are the host resources the environment holds: its directory and cgroups.
+func (i *instance) HostPaths() []string { return append([]string{i.dir}, i.cg.dirs()...) }
+
+// CPUUsage is the CPU time the environment's processes have used (cgroup accounting).
+func (i *instance) CPUUsage() (time.Duration, error) { return i.cg.cpuUsage() }

@@ -1,0 +1,82 @@
+package linux
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// BenchmarkStart measures a cold start up to the runtime's exec (Create+Start), with a spare init
+// ready (as between invokes of a steady server) and without spares (every init exec'd on demand).
+// The runtime is /bin/true; Destroy is timed apart.
+func BenchmarkStart(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		prespawn int
+	}{{"spare", 1}, {"no-spare", -1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			if os.Geteuid() != 0 {
+				b.Skip("needs root")
+			}
+			be, err := New(Config{StateDir: b.TempDir(), Prespawn: bc.prespawn,
+				CgroupParent: fmt.Sprintf("flint-bench-%d-%d", os.Getpid(), time.Now().UnixNano())})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			if err := be.Check(ctx); err != nil {
+				b.Skip(err)
+			}
+			defer func() {
+				_ = be.Close()
+				for _, h := range be.cg.hier {
+					_ = os.Remove(h.parent)
+				}
+			}()
+			task := b.TempDir()
+			waitSpare := func() {
+				be.refill()
+				for deadline := time.Now().Add(10 * time.Second); bc.prespawn > 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+					be.mu.Lock()
+					n := len(be.spares)
+					be.mu.Unlock()
+					if n > 0 {
+						return
+					}
+				}
+			}
+			waitSpare()
+			var create, start, destroy time.Duration
+			b.ResetTimer()
+			for n := 0; n < b.N; n++ {
+				t0 := time.Now()
+				inst, err := be.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("b%d", n), TaskDir: task, RuntimeDir: task,
+					Argv: []string{"/bin/true"}, MemoryMB: 128, EphemeralStorageMB: 512})
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1 := time.Now()
+				if err := inst.Start(ctx); err != nil {
+					b.Fatal(err)
+				}
+				t2 := time.Now()
+				b.StopTimer()
+				if err := inst.Destroy(ctx); err != nil {
+					b.Fatal(err)
+				}
+				destroy += time.Since(t2)
+				waitSpare()
+				b.StartTimer()
+				create += t1.Sub(t0)
+				start += t2.Sub(t1)
+			}
+			b.ReportMetric(float64(create.Microseconds())/float64(b.N), "create-µs/op")
+			b.ReportMetric(float64(start.Microseconds())/float64(b.N), "start-µs/op")
+			b.ReportMetric(float64(destroy.Microseconds())/float64(b.N), "destroy-µs/op")
+		})
+	}
+}

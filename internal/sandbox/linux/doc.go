@@ -1,0 +1,27 @@
+// Package linux is the sandbox backend that isolates each execution environment with Linux
+// namespaces (pid, mount, uts, ipc, net, cgroup, and user when not root), a read-only root
+// assembled from the host's runtime files and entered with pivot_root, cgroups (v1 or v2) for
+// memory, CPU, pids and the freezer, no capabilities, and a seccomp filter.
+//
+// Go cannot run code between fork and exec, so the backend re-executes its own binary
+// (/proc/self/exe) with os.Args[0] set to "flint-sandbox-init"; that process is pid 1 of the new
+// pid namespace. Init, called first thing in main (and in the TestMain of any test package that
+// creates linux sandboxes), recognises it, builds the root, opens the Runtime API listener at
+// 127.0.0.1:9001 inside the new network namespace and hands it to the parent over a socketpair
+// (SCM_RIGHTS), waits until the parent has placed it into the environment's cgroups, drops every
+// capability, installs the seccomp filter and forks the runtime, then reaps orphans and reports
+// the runtime's exit. Killing that init (Destroy, or the server dying: Pdeathsig) takes every
+// process of the environment with it, and its mount namespace with all its mounts.
+//
+// The runtime runs as uid 0 of the host (or of the user namespace when the server is not root)
+// with no capabilities, no_new_privs and secure bits that keep root from regaining any: files of
+// the host it can see are mounted read-only, /proc/sys and similar host-wide knobs are read-only
+// and /proc/kcore and friends are masked (as in Docker's default). uid 0 rather than an
+// unprivileged uid keeps the function's code readable whatever modes the unpacked files have.
+//
+// The hostname is Lambda-like: "169.254.X.Y", derived from the environment id. /tmp is a tmpfs
+// bounded by EphemeralStorageMB; tmpfs pages are memory, so what a function keeps in /tmp counts
+// toward its MemorySize (unlike Lambda's disk-backed /tmp).
+//
+// This package must not import the API, the store or the worker.
+package linux

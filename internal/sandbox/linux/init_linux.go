@@ -1,0 +1,281 @@
+package linux
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// initArg0 marks a re-executed binary as a sandbox init (os.Args[0]).
+const initArg0 = "flint-sandbox-init"
+
+// controlFD is the init's end of the control socket (ExtraFiles[0]).
+const controlFD = 3
+
+// Messages on the control socket (SOCK_SEQPACKET, one message each), by first byte.
+const (
+	msgConfig   = 'C' // parent → init: initConfig as JSON
+	msgGo       = 'G' // parent → init: cgroups joined, exec the runtime
+	msgReady    = 'R' // init → parent: the root is built; with the listener fd when it made one
+	msgStarted  = 'S' // init → parent: the runtime is running
+	msgExit     = 'X' // init → parent: the runtime ended: "code N" or "signal N"
+	msgError    = 'E' // init → parent: setup failed; the text follows
+	msgProbeAck = 'P' // init → parent: the probe ran (Check)
+)
+
+// initConfig is what the parent tells an init.
+type initConfig struct {
+	Probe      bool     `json:"probe,omitempty"`
+	Root       string   `json:"root"`
+	TaskDir    string   `json:"task"`
+	OptDir     string   `json:"opt,omitempty"`
+	RuntimeDir string   `json:"runtime,omitempty"`
+	TmpMB      int      `json:"tmp_mb"`
+	ShmMB      int      `json:"shm_mb"`
+	Hostname   string   `json:"hostname"`
+	Listen     bool     `json:"listen"` // make the Runtime API listener inside the (new) netns
+	Argv       []string `json:"argv"`
+	Env        []string `json:"env"`
+}
+
+// Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and
+// never returns in that case; otherwise it returns at once and does nothing. Call it first thing
+// in main, and in the TestMain of every test package that creates linux sandboxes: Go cannot run
+// code between fork and exec, so the backend re-executes /proc/self/exe as the sandbox's init.
+func Init() {
+	if len(os.Args) == 0 || os.Args[0] != initArg0 {
+		return
+	}
+	// Credentials, the seccomp filter and the cgroup namespace are per thread: everything from
+	// here to the runtime's fork happens on this one.
+	runtime.LockOSThread()
+	err := sandboxInit()
+	msg := "flint sandbox init: " + err.Error()
+	_ = unix.Sendmsg(controlFD, append([]byte{msgError}, msg...), nil, nil, 0)
+	fmt.Fprintln(os.Stderr, msg)
+	unix.Exit(127)
+}
+
+// sandboxInit runs as pid 1 of the new pid namespace. It returns only on failure.
+func sandboxInit() error {
+	unix.CloseOnExec(controlFD)
+	buf := make([]byte, 1<<20)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(controlFD, buf, oob, 0)
+	if n == 0 && err == nil {
+		unix.Exit(0) // a spare init the backend no longer needs
+	}
+	if err != nil || buf[0] != msgConfig {
+		return fmt.Errorf("read config: %v (%d bytes)", err, n)
+	}
+	// The environment's output, for this init's and the runtime's stdout and stderr.
+	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) > 0 {
+		if fds, err := unix.ParseUnixRights(&cms[0]); err == nil && len(fds) > 0 {
+			for _, fd := range []int{1, 2} {
+				if err := unix.Dup3(fds[0], fd, 0); err != nil {
+					return fmt.Errorf("output: %w", err)
+				}
+			}
+			unix.Close(fds[0])
+		}
+	}
+	var cfg initConfig
+	if err := json.Unmarshal(buf[1:n], &cfg); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if cfg.Probe {
+		if err := unix.Sendmsg(controlFD, []byte{msgProbeAck}, nil, nil, 0); err != nil {
+			return err
+		}
+		unix.Exit(0)
+	}
+	lastCap, err := capLast()
+	if err != nil {
+		return err
+	}
+	if err := buildRoot(cfg); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	var rights []byte
+	if cfg.Listen {
+		if err := loopbackUp(); err != nil {
+			return err
+		}
+		fd, err := listenRuntimeAPI()
+		if err != nil {
+			return err
+		}
+		rights = unix.UnixRights(fd)
+		// The parent gets its own copy; ours is close-on-exec and closed right after.
+		defer unix.Close(fd)
+	}
+	if err := unix.Sendmsg(controlFD, []byte{msgReady}, rights, nil, 0); err != nil {
+		return fmt.Errorf("send ready: %w", err)
+	}
+	// Block until the parent has put us into the environment's cgroups.
+	n, _, _, _, err = unix.Recvmsg(controlFD, buf, nil, 0)
+	if n == 0 && err == nil {
+		unix.Exit(1) // the parent closed the socket: destroyed before Start
+	}
+	if err != nil || buf[0] != msgGo {
+		return fmt.Errorf("wait for go: %v", err)
+	}
+	// A cgroup namespace rooted at the environment's cgroups, now that we are in them.
+	if err := unix.Unshare(unix.CLONE_NEWCGROUP); err != nil {
+		return fmt.Errorf("cgroup namespace: %w", err)
+	}
+	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
+	if err != nil {
+		return err
+	}
+	null, err := os.Open("/dev/null")
+	if err != nil {
+		return err
+	}
+	if err := dropPrivileges(lastCap); err != nil {
+		return err
+	}
+	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
+		Dir:   "/var/task",
+		Env:   cfg.Env,
+		Files: []uintptr{null.Fd(), 1, 2},
+		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+	})
+	if err != nil {
+		return fmt.Errorf("exec %s: %w", cfg.Argv[0], err)
+	}
+	null.Close()
+	_ = unix.Sendmsg(controlFD, append([]byte{msgStarted}, strconv.Itoa(pid)...), nil, nil, 0)
+	// As pid 1, reap every orphan; when the runtime ends, report how and leave: the kernel kills
+	// what is left of the namespace.
+	for {
+		var ws unix.WaitStatus
+		got, err := unix.Wait4(-1, &ws, 0, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait: %w", err)
+		}
+		if got != pid {
+			continue
+		}
+		status := "code " + strconv.Itoa(ws.ExitStatus())
+		if ws.Signaled() {
+			status = "signal " + strconv.Itoa(int(ws.Signal()))
+		}
+		_ = unix.Sendmsg(controlFD, append([]byte{msgExit}, status...), nil, nil, 0)
+		unix.Exit(0)
+	}
+}
+
+func capLast() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, fmt.Errorf("read cap_last_cap: %w", err)
+	}
+	return strconv.Atoi(strings.TrimSpace(string(b)))
+}
+
+// lookPath resolves a bare command name against the runtime's PATH inside the new root.
+func lookPath(name string, env []string) (string, error) {
+	if strings.Contains(name, "/") {
+		return name, nil
+	}
+	path := "/usr/local/bin:/usr/bin:/bin"
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
+		}
+	}
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("exec %s: not found in PATH %s", name, path)
+}
+
+// Secure bits: root gets no capabilities from exec, for good.
+const (
+	secbitNoroot       = 1 << 0
+	secbitNorootLocked = 1 << 1
+)
+
+// dropPrivileges leaves this thread (and so the runtime forked from it) as uid 0 with no
+// capabilities at all, no way to regain them, and the seccomp filter installed.
+func dropPrivileges(lastCap int) error {
+	for c := 0; c <= lastCap; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoroot|secbitNorootLocked, 0, 0, 0); err != nil {
+		return fmt.Errorf("securebits: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("drop capabilities: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return installSeccomp()
+}
+
+// loopbackUp brings lo up in the new network namespace.
+func loopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("loopback: %w", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("loopback up: %w", err)
+	}
+	return nil
+}
+
+// runtimeAPIAddr is where runtimes find the Runtime API inside their network namespace, as on AWS.
+const runtimeAPIAddr = "127.0.0.1:9001"
+
+func listenRuntimeAPI() (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("runtime api socket: %w", err)
+	}
+	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 9001, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("runtime api bind %s: %w", runtimeAPIAddr, err)
+	}
+	if err := unix.Listen(fd, 128); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("runtime api listen: %w", err)
+	}
+	return fd, nil
+}

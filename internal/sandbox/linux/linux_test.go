@@ -1,0 +1,443 @@
+package linux
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/sandbox/sandboxtest"
+)
+
+func TestMain(m *testing.M) {
+	Init()
+	if dir := os.Getenv("FLINT_LINUX_TEST_SERVER"); dir != "" {
+		crashingServer(dir, os.Getenv("FLINT_LINUX_TEST_CGROUP"))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// crashingServer plays a server that the test kills with SIGKILL while it runs environments
+// (one of them frozen).
+func crashingServer(state, parent string) {
+	b, err := New(Config{StateDir: state, CgroupParent: parent})
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	ctx := context.Background()
+	for n := range 2 {
+		inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("crash%d", n), TaskDir: state,
+			Argv: []string{"/bin/sh", "-c", "sleep 1000 & exec sleep 1000"}, MemoryMB: 128, EphemeralStorageMB: 16})
+		if err == nil {
+			err = inst.Start(ctx)
+		}
+		if err == nil && n == 1 {
+			err = inst.(sandbox.Freezer).Freeze(ctx)
+		}
+		if err != nil {
+			fmt.Println("error", err)
+			return
+		}
+	}
+	fmt.Println("ready")
+	select {}
+}
+
+// newBackend returns a backend on a fresh state dir and a cgroup parent of its own (other test
+// runs on the machine use theirs), or skips when the host cannot run it.
+func newBackend(t testing.TB, network string) *Backend {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	b, err := New(Config{StateDir: t.TempDir(), CgroupParent: parent, Network: network})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.cgErr != nil || len(b.cg.missing()) > 0 {
+		t.Skipf("cgroups unavailable: %v %v", b.cgErr, b.cg.missing())
+	}
+	if err := b.Check(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		b.mu.Lock()
+		if len(b.spares) > 0 || b.refilling {
+			t.Errorf("Close left %d spare inits (refilling %v)", len(b.spares), b.refilling)
+		}
+		b.mu.Unlock()
+		for _, h := range b.cg.hier {
+			_ = os.Remove(h.parent)
+		}
+	})
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	sandboxtest.Run(t, newBackend(t, "none"))
+}
+
+func TestConformanceHostNetwork(t *testing.T) {
+	sandboxtest.Run(t, newBackend(t, "host"))
+}
+
+// run starts argv in a fresh environment and returns how it ended and what it wrote.
+func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, sandbox.Instance) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if spec.ID == "" {
+		spec.ID = fmt.Sprintf("l%d", seq.Add(1))
+	}
+	if spec.TaskDir == "" {
+		spec.TaskDir = t.TempDir()
+	}
+	if spec.MemoryMB == 0 {
+		spec.MemoryMB = 256
+	}
+	if spec.EphemeralStorageMB == 0 {
+		spec.EphemeralStorageMB = 64
+	}
+	spec.Env = append([]string{"PATH=/usr/bin:/bin"}, spec.Env...)
+	spec.Output = w
+	inst, err := b.Create(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Destroy(context.Background()) })
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading output: %v (so far %q)", err, out)
+	}
+	exit, err := inst.Wait(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return exit, string(out), inst
+}
+
+var seq atomic.Int64
+
+func python(script string) []string { return []string{"/usr/bin/python3", "-c", script} }
+
+// TestIsolation probes the environment from inside, with Python.
+func TestIsolation(t *testing.T) {
+	b := newBackend(t, "none")
+	hostName, _ := os.Hostname()
+	other := t.TempDir() // another environment's code, on the host
+	if err := os.WriteFile(filepath.Join(other, "secret.py"), []byte("x = 1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	_, hostPort, _ := net.SplitHostPort(host.Addr().String())
+	// Syscall numbers for ctypes, per architecture.
+	nr := map[string]map[string]int{
+		"amd64": {"init_module": 175, "finit_module": 313, "ptrace": 101, "bpf": 321, "keyctl": 250, "unshare": 272},
+		"arm64": {"init_module": 105, "finit_module": 273, "ptrace": 117, "bpf": 280, "keyctl": 219, "unshare": 97},
+	}[runtime.GOARCH]
+	if nr == nil {
+		t.Skipf("no syscall numbers for %s", runtime.GOARCH)
+	}
+	const prelude = `
+import ctypes, errno, os, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+def sys_errno(*args):
+    r = libc.syscall(*args)
+    return "ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]
+def open_errno(path, mode="w"):
+    try:
+        open(path, mode).close()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode[e.errno]
+`
+	for _, tc := range []struct {
+		name, script, want string
+	}{
+		{"own hostname", `print(socket.gethostname())`, hostname("")},
+		{"only its own processes in /proc", `
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+names = sorted(open("/proc/%d/cmdline" % p, "rb").read().split(b"\0")[0].decode() for p in pids)
+print(pids[0], names)`, "1 ['/usr/bin/python3', 'flint-sandbox-init']"},
+		{"root is read-only", `print(open_errno("/x"), open_errno("/etc/passwd", "a"), open_errno("/usr/x"))`, "EROFS EROFS EROFS"},
+		{"task is read-only", `print(open_errno("/var/task/x"), open_errno("/var/task/hello.txt", "a"))`, "EROFS EROFS"},
+		{"tmp is writable and bounded", `
+f = open("/tmp/fill", "wb")
+try:
+    for i in range(64):
+        f.write(b"x" * (1 << 20)); f.flush()
+    print("unbounded")
+except OSError as e:
+    print(errno.errorcode[e.errno], "after about 8 MB" if 6 <= i <= 8 else "after %d MB" % i)`, "ENOSPC after about 8 MB"},
+		{"nothing of the host's homes, state or other functions", `
+print([p for p in ["/root", "/home", os.environ["STATE"], os.environ["OTHER"], os.environ["OTHER"] + "/secret.py", "/work", "/sys", "/var/lib"] if os.path.exists(p)])`, "[]"},
+		{"mount denied", `print(libc.mount(b"none", b"/tmp", b"tmpfs", 0, None), errno.errorcode[ctypes.get_errno()])`, "-1 EPERM"},
+		{"ptrace denied", fmt.Sprintf(`print(sys_errno(%d, 16, 1, 0, 0), sys_errno(%d, 0, 0, 0, 0))`, nr["ptrace"], nr["ptrace"]), "EPERM EPERM"},
+		{"module loading denied", fmt.Sprintf(`print(sys_errno(%d, 0, 0, b""), sys_errno(%d, 0, b"", 0))`, nr["init_module"], nr["finit_module"]), "EPERM EPERM"},
+		{"bpf, keyrings and namespaces denied", fmt.Sprintf(`print(sys_errno(%d, 0, 0, 0), sys_errno(%d, 0, 0), sys_errno(%d, 0x10000000), os.system("unshare -U true 2>/dev/null") != 0)`, nr["bpf"], nr["keyctl"], nr["unshare"]), "EPERM EPERM EPERM True"},
+		{"no capabilities", `print([l.split()[1] for l in open("/proc/self/status") if l.startswith(("CapEff", "CapPrm", "CapBnd", "CapAmb"))])`, "['0000000000000000', '0000000000000000', '0000000000000000', '0000000000000000']"},
+		{"only loopback", `print([n for _, n in socket.if_nameindex()])`, "['lo']"},
+		{"host loopback unreachable", `
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["HOSTPORT"])), timeout=5); print("connected")
+except OSError as e:
+    print(type(e).__name__)`, "ConnectionRefusedError"},
+		{"runtime api at 127.0.0.1:9001", `print(os.environ["AWS_LAMBDA_RUNTIME_API"], os.getcwd())`, "127.0.0.1:9001 /var/task"},
+		{"devices", `print(sorted(os.listdir("/dev")), open("/dev/urandom", "rb").read(4) != b"", open_errno("/dev/null"))`,
+			"['core', 'fd', 'full', 'null', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'] True ok"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := t.TempDir()
+			if err := os.WriteFile(filepath.Join(task, "hello.txt"), []byte("hi"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			id := fmt.Sprintf("iso%d", seq.Add(1))
+			want := tc.want
+			if tc.name == "own hostname" {
+				want = hostname(id)
+			}
+			exit, out, _ := run(t, b, sandbox.Spec{ID: id, TaskDir: task, EphemeralStorageMB: 8,
+				Argv: python(prelude + tc.script),
+				Env:  []string{"STATE=" + b.cfg.StateDir, "OTHER=" + other, "HOSTPORT=" + hostPort}})
+			if exit.Code != 0 {
+				t.Fatalf("exit %s, output %q", exit, out)
+			}
+			if got := strings.TrimSpace(out); got != want {
+				t.Errorf("got %q, want %q", got, want)
+			}
+			if tc.name == "own hostname" && strings.TrimSpace(out) == hostName {
+				t.Errorf("hostname %q is the host's", out)
+			}
+		})
+	}
+}
+
+// TestGoBootstrap runs a static Go program as the runtime: what a provided.al2023 function is.
+func TestGoBootstrap(t *testing.T) {
+	b := newBackend(t, "none")
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	src := t.TempDir()
+	task := t.TempDir()
+	prog := `package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+)
+
+func main() {
+	h, _ := os.Hostname()
+	err := os.WriteFile("/var/task/x", nil, 0o644)
+	c, cerr := net.Dial("tcp", os.Getenv("AWS_LAMBDA_RUNTIME_API"))
+	if cerr == nil {
+		c.Close()
+	}
+	merr := syscall.Mount("none", "/tmp", "tmpfs", 0, "")
+	fmt.Println(h != "", err != nil && err.(*os.PathError).Err == syscall.EROFS, cerr == nil, merr == syscall.EPERM, os.Getpid() > 1)
+}
+`
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(prog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module bootstrap\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(gobin, "build", "-o", filepath.Join(task, "bootstrap"), ".")
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Skipf("cannot build a Go bootstrap here: %v\n%s", err, out)
+	}
+	ctx := context.Background()
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	inst, err := b.Create(ctx, sandbox.Spec{ID: "gobootstrap", TaskDir: task, Argv: []string{"/var/task/bootstrap"},
+		MemoryMB: 128, EphemeralStorageMB: 64, Output: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Destroy(ctx)
+	go func() {
+		if c, err := inst.RuntimeAPI().Accept(); err == nil {
+			c.Close()
+		}
+	}()
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
+	out, _ := io.ReadAll(r)
+	if got, want := strings.TrimSpace(string(out)), "true true true true true"; got != want {
+		t.Errorf("bootstrap printed %q, want %q", got, want)
+	}
+}
+
+// TestOOM checks the OOM verdict and that the peak memory reported is at the limit.
+func TestOOM(t *testing.T) {
+	b := newBackend(t, "none")
+	exit, out, inst := run(t, b, sandbox.Spec{MemoryMB: 128, Argv: python("b = bytearray(1 << 20) * 1024")})
+	if !exit.OOMKilled || exit.Signal != "killed" {
+		t.Fatalf("exit = %+v, want OOMKilled (output %q)", exit, out)
+	}
+	peak, err := inst.(sandbox.MemoryReporter).MaxMemoryUsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if peak < 120<<20 || peak > 136<<20 {
+		t.Errorf("MaxMemoryUsed = %d MB, want about 128", peak>>20)
+	}
+	// A function that stays under its limit is not OOM-killed, and reports what it used.
+	exit, out, inst = run(t, b, sandbox.Spec{MemoryMB: 256, Argv: python("b = bytearray(1 << 20) * 64; print(len(b))")})
+	if exit.Code != 0 || exit.OOMKilled {
+		t.Fatalf("exit = %+v (output %q)", exit, out)
+	}
+	if peak, err := inst.(sandbox.MemoryReporter).MaxMemoryUsed(); err != nil || peak < 64<<20 || peak > 256<<20 {
+		t.Errorf("MaxMemoryUsed = %d MB, %v; want 64..256", peak>>20, err)
+	}
+}
+
+// TestCPUProportionalToMemory spins at 128 MB and 1769 MB: CPU time should be in about that
+// ratio (13.8); the assertion is deliberately loose.
+func TestCPUProportionalToMemory(t *testing.T) {
+	b := newBackend(t, "none")
+	ctx := context.Background()
+	spin := func(mb int) (sandbox.Instance, sandboxtest.CPUMeter) {
+		inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("spin%d", mb), TaskDir: t.TempDir(),
+			Argv: []string{"/bin/sh", "-c", "while :; do :; done"}, MemoryMB: mb, EphemeralStorageMB: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = inst.Destroy(ctx) })
+		if err := inst.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return inst, inst.(sandboxtest.CPUMeter)
+	}
+	_, small := spin(128)
+	_, large := spin(1769)
+	usage := func(m sandboxtest.CPUMeter) time.Duration {
+		u, err := m.CPUUsage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	time.Sleep(200 * time.Millisecond)
+	s0, l0 := usage(small), usage(large)
+	// At least a second, and until the large one has had a fair sample even on a busy host.
+	begin := time.Now()
+	for time.Since(begin) < time.Second || (usage(large)-l0 < 300*time.Millisecond && time.Since(begin) < 20*time.Second) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	ds, dl := usage(small)-s0, usage(large)-l0
+	t.Logf("CPU over %v: 128 MB %v, 1769 MB %v (ratio %.1f)", time.Since(begin).Round(time.Millisecond), ds, dl, float64(dl)/float64(ds))
+	if ds <= 0 || float64(dl)/float64(ds) < 3 {
+		t.Errorf("CPU 1769 MB / 128 MB = %v / %v, want a ratio above 3", dl, ds)
+	}
+}
+
+// TestReclaim kills a server running environments with SIGKILL: its inits die with it (Pdeathsig)
+// and their mounts with their namespaces; Reclaim then removes the cgroups and directories left.
+func TestReclaim(t *testing.T) {
+	b := newBackend(t, "none")
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), "FLINT_LINUX_TEST_SERVER="+b.cfg.StateDir, "FLINT_LINUX_TEST_CGROUP="+b.cfg.CgroupParent)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("server said %q", line)
+	}
+	var leftovers []string
+	for _, id := range []string{"crash0", "crash1"} {
+		ec := envCgroup{cg: b.cg, id: id}
+		leftovers = append(leftovers, filepath.Join(b.envs, id))
+		leftovers = append(leftovers, ec.dirs()...)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("expected a leftover %s: %v", p, err)
+		}
+	}
+	// The unfrozen environment's processes die with the server; the frozen one's are killed
+	// but only go once thawed, which is Reclaim's job.
+	memDir, _ := b.cg.dir("memory", "crash0")
+	deadline := time.Now().Add(30 * time.Second)
+	for len(procs(memDir)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of a dead server's environment survive: %v", procs(memDir))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	frozenDir, _ := b.cg.dir("memory", "crash1")
+	t.Logf("processes left in the frozen environment before Reclaim: %v", procs(frozenDir))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := b.Reclaim(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s survived Reclaim (%v)", p, err)
+		}
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mounts), b.cfg.StateDir) {
+		t.Errorf("mounts under the state dir visible on the host:\n%s", mounts)
+	}
+	if err := b.Reclaim(ctx); err != nil {
+		t.Errorf("second Reclaim: %v", err)
+	}
+}

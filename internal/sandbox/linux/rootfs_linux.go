@@ -1,0 +1,222 @@
+package linux
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// The host's runtime files visible in every environment, read-only.
+var (
+	hostDirs = []string{"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32"}
+	// /etc entries a runtime needs: users, name resolution, time zone, TLS roots, the dynamic
+	// linker's cache, Debian's alternatives. Nothing else of the host's /etc is visible.
+	hostEtc = []string{
+		"passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf",
+		"localtime", "timezone", "services", "protocols", "mime.types", "os-release",
+		"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
+		"ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies",
+	}
+	hostDevs = []string{"null", "zero", "full", "random", "urandom", "tty"}
+	// /proc entries that would let uid 0 reach the host kernel (sysctls, sysrq, irq affinity):
+	// read-only, as in Docker's default.
+	procReadOnly = []string{"sys", "sysrq-trigger", "irq", "bus", "fs", "acpi", "asound", "scsi", "driver"}
+	// /proc files hidden behind an empty read-only file.
+	procMasked = []string{"kcore", "keys", "timer_list", "sched_debug", "latency_stats", "kpagecount", "kpageflags", "kpagecgroup"}
+)
+
+const (
+	roFlags  = unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV
+	devFlags = unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOEXEC
+)
+
+// buildRoot assembles the environment's root under cfg.Root in this (new, private) mount
+// namespace and pivots into it; on return / is the read-only sandbox root and the host's tree is
+// gone from this namespace.
+func buildRoot(cfg initConfig) error {
+	// Nothing below may propagate back to the host.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	r := cfg.Root
+	if err := unix.Mount("tmpfs", r, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=4096,mode=755"); err != nil {
+		return fmt.Errorf("root tmpfs: %w", err)
+	}
+	for _, d := range hostDirs {
+		host := "/" + d
+		fi, err := os.Lstat(host)
+		if err != nil {
+			continue
+		}
+		if fi.Mode()&os.ModeSymlink != 0 { // merged /usr: /bin -> usr/bin, kept as a link
+			target, err := os.Readlink(host)
+			if err != nil {
+				return err
+			}
+			if err := os.Symlink(target, filepath.Join(r, d)); err != nil {
+				return err
+			}
+			continue
+		}
+		if fi.IsDir() {
+			if err := bindRO(host, filepath.Join(r, d), true, roFlags); err != nil {
+				return err
+			}
+		}
+	}
+	for _, d := range []string{"etc", "var", "var/task", "var/runtime", "opt", "tmp", "dev", "proc"} {
+		if err := os.Mkdir(filepath.Join(r, d), 0o755); err != nil {
+			return err
+		}
+	}
+	for _, e := range hostEtc {
+		fi, err := os.Stat("/etc/" + e) // follows links: /etc/resolv.conf -> /run/...
+		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
+			continue
+		}
+		if err := bindRO("/etc/"+e, filepath.Join(r, "etc", e), fi.IsDir(), roFlags); err != nil {
+			return err
+		}
+	}
+	for _, m := range []struct{ host, guest string }{
+		{cfg.TaskDir, "var/task"}, {cfg.OptDir, "opt"}, {cfg.RuntimeDir, "var/runtime"},
+	} {
+		if m.host == "" {
+			continue // an empty directory in the read-only root
+		}
+		if err := bindRO(m.host, filepath.Join(r, m.guest), true, roFlags); err != nil {
+			return err
+		}
+	}
+	if err := unix.Mount("tmpfs", filepath.Join(r, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
+		"mode=1777,size="+strconv.Itoa(cfg.TmpMB)+"m"); err != nil {
+		return fmt.Errorf("tmpfs /tmp: %w", err)
+	}
+	if err := buildDev(cfg, filepath.Join(r, "dev")); err != nil {
+		return err
+	}
+	if err := buildProc(filepath.Join(r, "proc")); err != nil {
+		return err
+	}
+	if err := unix.Chdir(r); err != nil {
+		return err
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	// The old root is stacked on ".": detach it and with it every host mount.
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detach old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return err
+	}
+	if err := unix.Mount("", "/", "", roFlags, ""); err != nil {
+		return fmt.Errorf("remount / read-only: %w", err)
+	}
+	return nil
+}
+
+// bindRO bind-mounts host onto guest (created as a directory or an empty file) read-only.
+func bindRO(host, guest string, dir bool, flags uintptr) error {
+	if dir {
+		if err := os.Mkdir(guest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+	} else {
+		f, err := os.OpenFile(guest, os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	if err := unix.Mount(host, guest, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", host, err)
+	}
+	// The remount must keep the flags the source mount is locked with (in a user namespace).
+	var st unix.Statfs_t
+	if err := unix.Statfs(guest, &st); err == nil {
+		if st.Flags&unix.ST_NOEXEC != 0 {
+			flags |= unix.MS_NOEXEC
+		}
+		if st.Flags&unix.ST_NODEV != 0 {
+			flags |= unix.MS_NODEV
+		}
+		if st.Flags&unix.ST_NOSUID != 0 {
+			flags |= unix.MS_NOSUID
+		}
+	}
+	if err := unix.Mount("", guest, "", flags, ""); err != nil {
+		return fmt.Errorf("remount %s read-only: %w", host, err)
+	}
+	return nil
+}
+
+// buildDev makes a small /dev with only the harmless devices, /dev/shm and the fd links.
+func buildDev(cfg initConfig, dev string) error {
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=755"); err != nil {
+		return fmt.Errorf("tmpfs /dev: %w", err)
+	}
+	for _, d := range hostDevs {
+		if _, err := os.Stat("/dev/" + d); err != nil {
+			continue
+		}
+		if err := bindRO("/dev/"+d, filepath.Join(dev, d), false, devFlags); err != nil {
+			return err
+		}
+	}
+	for name, target := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+		"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "core": "/proc/kcore"} {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return err
+		}
+	}
+	shm := filepath.Join(dev, "shm")
+	if err := os.Mkdir(shm, 0o755); err != nil {
+		return err
+	}
+	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
+		"mode=1777,size="+strconv.Itoa(cfg.ShmMB)+"m"); err != nil {
+		return fmt.Errorf("tmpfs /dev/shm: %w", err)
+	}
+	if err := unix.Mount("", dev, "", devFlags, ""); err != nil {
+		return fmt.Errorf("remount /dev read-only: %w", err)
+	}
+	return nil
+}
+
+// buildProc mounts a fresh /proc for the new pid namespace and fences off the host-wide parts.
+func buildProc(proc string) error {
+	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	for _, p := range procReadOnly {
+		path := filepath.Join(proc, p)
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		if err := unix.Mount(path, path, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind /proc/%s: %w", p, err)
+		}
+		if err := unix.Mount("", path, "", roFlags|unix.MS_NOEXEC, ""); err != nil {
+			return fmt.Errorf("remount /proc/%s read-only: %w", p, err)
+		}
+	}
+	for _, p := range procMasked {
+		path := filepath.Join(proc, p)
+		if _, err := os.Lstat(path); err != nil {
+			continue
+		}
+		if err := unix.Mount("/dev/null", path, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("mask /proc/%s: %w", p, err)
+		}
+		if err := unix.Mount("", path, "", devFlags, ""); err != nil {
+			return fmt.Errorf("mask /proc/%s: %w", p, err)
+		}
+	}
+	return nil
+}
