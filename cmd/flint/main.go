@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	_ "time/tzdata" // schedules name IANA time zones; do not depend on the host's zone files
 
 	"github.com/flint-run/flint/internal/cli"
 	"github.com/flint-run/flint/internal/sandbox/linux"

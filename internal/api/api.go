@@ -20,40 +20,43 @@ import (
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
+	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // API is the HTTP handler for every Flint endpoint.
 type API struct {
-	store   *store.Store
-	invoke  *invoke.Service
-	code    *artifact.Cache
-	limits  artifact.Limits
-	logs    *logs.Store
-	metrics *telemetry.Metrics
-	queue   *asyncq.Queue
-	account lambda.Account
-	log     *slog.Logger
-	mux     *http.ServeMux
+	store     *store.Store
+	invoke    *invoke.Service
+	code      *artifact.Cache
+	limits    artifact.Limits
+	logs      *logs.Store
+	metrics   *telemetry.Metrics
+	queue     *asyncq.Queue
+	schedules *scheduler.Service
+	account   lambda.Account
+	log       *slog.Logger
+	mux       *http.ServeMux
 }
 
 // Config wires an API.
 type Config struct {
-	Store   *store.Store
-	Invoke  *invoke.Service
-	Code    *artifact.Cache
-	Limits  artifact.Limits
-	Logs    *logs.Store
-	Metrics *telemetry.Metrics
-	Queue   *asyncq.Queue
-	Account lambda.Account
-	Log     *slog.Logger
+	Store     *store.Store
+	Invoke    *invoke.Service
+	Code      *artifact.Cache
+	Limits    artifact.Limits
+	Logs      *logs.Store
+	Metrics   *telemetry.Metrics
+	Queue     *asyncq.Queue
+	Schedules *scheduler.Service
+	Account   lambda.Account
+	Log       *slog.Logger
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue,
+	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux()}
 	m := a.mux
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)
@@ -87,6 +90,11 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("POST /schedules/{schedule}", a.handle(a.createSchedule))
+	m.HandleFunc("GET /schedules/{schedule}", a.handle(a.getSchedule))
+	m.HandleFunc("PUT /schedules/{schedule}", a.handle(a.updateSchedule))
+	m.HandleFunc("DELETE /schedules/{schedule}", a.handle(a.deleteSchedule))
+	m.HandleFunc("GET /schedules", a.handle(a.listSchedules))
 	m.HandleFunc("POST /2021-10-31/functions/{name}/url", a.handle(a.createFunctionURL))
 	m.HandleFunc("GET /2021-10-31/functions/{name}/url", a.handle(a.getFunctionURL))
 	m.HandleFunc("PUT /2021-10-31/functions/{name}/url", a.handle(a.updateFunctionURL))

@@ -48,6 +48,11 @@ func ResourceConflict(format string, args ...any) *Error {
 func ProvisionedConcurrencyConfigNotFound(format string, args ...any) *Error {
 	return newf("ProvisionedConcurrencyConfigNotFoundException", http.StatusNotFound, format, args...)
 }
+
+// Conflict is the Scheduler API's ConflictException.
+func Conflict(format string, args ...any) *Error {
+	return newf("ConflictException", http.StatusConflict, format, args...)
+}
 func PreconditionFailed(format string, args ...any) *Error {
 	return newf("PreconditionFailedException", http.StatusPreconditionFailed, format, args...)
 }

@@ -119,6 +119,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.lsCommand(),
 		a.rmCommand(),
 		a.logsCommand(),
+		a.queueCommand(),
 		a.versionCommand(),
 	)
 	return root

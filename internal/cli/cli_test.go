@@ -26,9 +26,12 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+
+	"github.com/flint-run/flint/internal/sandbox/linux"
 )
 
 func TestMain(m *testing.M) {
+	linux.Init() // a re-executed sandbox init runs here and never returns
 	goleak.VerifyTestMain(m)
 }
 

@@ -18,6 +18,7 @@ import (
 func TestCommandsAgainstServer(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
+	cfg.Sandbox = "process"
 	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)

@@ -47,6 +47,12 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region named in ARNs")
 	f.DurationVar(&cfg.KeepAlive, "keep-alive", cfg.KeepAlive, "how long an idle execution environment is kept")
 	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox, "sandbox backend that runs execution environments")
+	f.StringVar(&cfg.Durability, "durability", cfg.Durability,
+		"when an accepted async event is safe: os (written to the OS: survives kill -9) or fsync (on disk: survives power loss)")
+	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay,
+		"wait before a failed async event's first retry (the second waits twice as long)")
+	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", cfg.AsyncAckWait,
+		"how long an async event left running by a crash waits before it is delivered again")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

@@ -20,8 +20,17 @@ type Config struct {
 	NATSListen string
 	Region     string
 	AccountID  string
-	// Sandbox names the backend that runs execution environments.
+	// Sandbox names the backend that runs execution environments: "linux" (namespaces, cgroups,
+	// seccomp), "process" (plain child processes, no isolation) or "auto" (linux where it can
+	// run, else process with a warning).
 	Sandbox string
+	// FunctionNetwork is what functions reach in the linux sandbox: "none" (loopback only) or
+	// "host" (the host's network).
+	FunctionNetwork string
+	// FreezeAfter is how long an idle environment waits before its sandbox freezes it (0: never).
+	FreezeAfter time.Duration
+	// CgroupParent is the cgroup under which the linux sandbox puts environments.
+	CgroupParent string
 	// KeepAlive is how long an idle environment is kept before it is reaped.
 	KeepAlive time.Duration
 	// InitTimeout bounds a cold start's INIT phase (Lambda: 10 s).
@@ -58,13 +67,16 @@ func Default() Config {
 		DataDir:      "flint-data",
 		Region:       "us-east-1",
 		AccountID:    "000000000000",
-		Sandbox:      "process",
+		Sandbox:      "auto",
 		KeepAlive:    10 * time.Minute,
 		InitTimeout:  10 * time.Second,
 		LogRetention: 7 * 24 * time.Hour,
 		RuntimeHost:  "127.0.0.1",
 
 		AccountConcurrency: 1000,
+		FunctionNetwork:    "none",
+		CgroupParent:       "flint",
+		FreezeAfter:        100 * time.Millisecond,
 		Durability:         "os",
 		AsyncRetryDelay:    time.Minute,
 		AsyncThrottleDelay: time.Second,
@@ -114,6 +126,9 @@ func (c Config) Validate() error {
 	}
 	if c.AccountConcurrency < 1 {
 		errs = append(errs, errors.New("account concurrency must be at least 1"))
+	}
+	if c.FunctionNetwork != "none" && c.FunctionNetwork != "host" {
+		errs = append(errs, fmt.Errorf("function network %q: want none or host", c.FunctionNetwork))
 	}
 	if c.Sandbox == "" {
 		errs = append(errs, errors.New("sandbox backend must be named"))

@@ -218,3 +218,52 @@ func (a Account) FunctionARN(name, qualifier string) string {
 	}
 	return b.String()
 }
+
+// Schedule is an EventBridge Scheduler schedule, as on the wire (dates are epoch seconds).
+type Schedule struct {
+	Arn                        string              `json:"Arn"`
+	Name                       string              `json:"Name"`
+	GroupName                  string              `json:"GroupName"`
+	ScheduleExpression         string              `json:"ScheduleExpression"`
+	ScheduleExpressionTimezone string              `json:"ScheduleExpressionTimezone,omitempty"`
+	FlexibleTimeWindow         *FlexibleTimeWindow `json:"FlexibleTimeWindow"`
+	Target                     *ScheduleTarget     `json:"Target"`
+	State                      string              `json:"State"`
+	Description                string              `json:"Description,omitempty"`
+	CreationDate               float64             `json:"CreationDate"`
+	LastModificationDate       float64             `json:"LastModificationDate"`
+	StartDate                  *float64            `json:"StartDate,omitempty"`
+	EndDate                    *float64            `json:"EndDate,omitempty"`
+	ActionAfterCompletion      string              `json:"ActionAfterCompletion,omitempty"`
+}
+
+// FlexibleTimeWindow lets a schedule fire within a window after each occurrence.
+type FlexibleTimeWindow struct {
+	Mode                   string `json:"Mode"`
+	MaximumWindowInMinutes *int   `json:"MaximumWindowInMinutes,omitempty"`
+}
+
+// ScheduleTarget is what a schedule invokes.
+type ScheduleTarget struct {
+	Arn              string               `json:"Arn"`
+	RoleArn          string               `json:"RoleArn"`
+	Input            string               `json:"Input,omitempty"`
+	RetryPolicy      *ScheduleRetryPolicy `json:"RetryPolicy,omitempty"`
+	DeadLetterConfig *ScheduleDeadLetter  `json:"DeadLetterConfig,omitempty"`
+}
+
+// ScheduleRetryPolicy bounds delivery retries.
+type ScheduleRetryPolicy struct {
+	MaximumEventAgeInSeconds *int `json:"MaximumEventAgeInSeconds,omitempty"`
+	MaximumRetryAttempts     *int `json:"MaximumRetryAttempts,omitempty"`
+}
+
+// ScheduleDeadLetter is where undeliverable events go.
+type ScheduleDeadLetter struct {
+	Arn string `json:"Arn,omitempty"`
+}
+
+// ScheduleState is what a scheduler remembers about a schedule's firing.
+type ScheduleState struct {
+	LastFire time.Time `json:"last_fire"`
+}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -25,15 +26,62 @@ import (
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/sandbox/linux"
 	"github.com/flint-run/flint/internal/sandbox/process"
+	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/worker"
 )
 
-// backends are the sandbox backends a config can name.
-var backends = map[string]func(cfg config.Config) sandbox.Backend{
-	"process": func(cfg config.Config) sandbox.Backend { return process.New(cfg.RuntimeHost) },
+// backends are the sandbox backends a config can name ("auto": linux where it can run).
+var backends = map[string]func(cfg config.Config, dataDir string, log *slog.Logger) (sandbox.Backend, error){
+	"process": func(cfg config.Config, _ string, _ *slog.Logger) (sandbox.Backend, error) {
+		return process.New(cfg.RuntimeHost), nil
+	},
+	"linux": func(cfg config.Config, dataDir string, log *slog.Logger) (sandbox.Backend, error) {
+		return linux.New(linux.Config{StateDir: filepath.Join(dataDir, "sandboxes"), CgroupParent: cfg.CgroupParent,
+			Network: cfg.FunctionNetwork, Log: log})
+	},
+}
+
+// pickBackend builds the configured backend; "auto" prefers linux and falls back to process with
+// one warning that says why.
+func (s *Server) pickBackend(ctx context.Context, dataDir string) (sandbox.Backend, error) {
+	name := s.cfg.Sandbox
+	if name == "auto" {
+		b, err := backends["linux"](s.cfg, dataDir, s.log.With("part", "sandbox"))
+		if err == nil {
+			err = s.checkBackend(ctx, b)
+		}
+		if err == nil {
+			return b, nil
+		}
+		if c, ok := b.(io.Closer); ok && b != nil {
+			_ = c.Close()
+		}
+		s.log.Warn("the linux sandbox cannot run here; functions run as plain processes without isolation", "reason", err)
+		name = "process"
+	}
+	b, err := backends[name](s.cfg, dataDir, s.log.With("part", "sandbox"))
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	if err := s.checkBackend(ctx, b); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", name, err)
+	}
+	return b, nil
+}
+
+// checkBackend first reclaims what a previous server killed with -9 left behind (processes,
+// cgroups, roots), then checks the host can run the backend.
+func (s *Server) checkBackend(ctx context.Context, b sandbox.Backend) error {
+	if r, ok := b.(interface{ Reclaim(context.Context) error }); ok {
+		if err := r.Reclaim(ctx); err != nil {
+			s.log.Warn("reclaiming leftovers of a previous run", "err", err)
+		}
+	}
+	return b.Check(ctx)
 }
 
 // Server is one Flint node.
@@ -46,6 +94,7 @@ type Server struct {
 	workers *worker.Manager
 	invoke  *invoke.Service
 	queue   *asyncq.Queue
+	backend sandbox.Backend
 	http    *http.Server
 	ln      net.Listener
 
@@ -59,7 +108,7 @@ func New(cfg config.Config, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if _, ok := backends[cfg.Sandbox]; !ok {
+	if _, ok := backends[cfg.Sandbox]; !ok && cfg.Sandbox != "auto" {
 		return nil, fmt.Errorf("config: unknown sandbox backend %q", cfg.Sandbox)
 	}
 	if log == nil {
@@ -94,10 +143,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := code.Sweep(); err != nil {
 		s.log.Warn("sweeping the code cache", "err", err)
 	}
-	backend := backends[cfg.Sandbox](cfg)
-	if err := backend.Check(ctx); err != nil {
-		return fmt.Errorf("sandbox %s: %w", backend.Name(), err)
+	backend, err := s.pickBackend(ctx, dataDir)
+	if err != nil {
+		return err
 	}
+	s.backend = backend
 
 	if s.store, err = store.Open(ctx, store.Options{Dir: dataDir, Listen: cfg.NATSListen,
 		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}); err != nil {
@@ -116,7 +166,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}, s.queueStats)
 	s.workers = worker.New(worker.Config{
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
-		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, Logs: s.logs, Observer: metrics,
+		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
 		Log: s.log.With("part", "worker"),
 	})
 	limits := artifact.DefaultLimits()
@@ -136,6 +186,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
 	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
 	s.goRun("async queue", func() error { return s.queue.Run(runCtx) })
+	schedules := scheduler.New(s.store, s.queue, s.log.With("part", "scheduler"))
+	s.goRun("scheduler", func() error { return schedules.Run(runCtx) })
 	select {
 	case <-s.invoke.Ready():
 	case <-ctx.Done():
@@ -144,7 +196,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return errors.New("function cache did not load within 30s")
 	}
 
-	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue,
+	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
 		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api")})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
@@ -230,6 +282,14 @@ func (s *Server) NATSURL() string {
 	return s.store.ClientURL()
 }
 
+// Sandbox names the backend environments run in.
+func (s *Server) Sandbox() string {
+	if s.backend == nil {
+		return ""
+	}
+	return s.backend.Name()
+}
+
 // Workers exposes environment counts (for tests and metrics).
 func (s *Server) Workers() *worker.Manager { return s.workers }
 
@@ -255,6 +315,9 @@ func (s *Server) Close() error {
 	}
 	if s.workers != nil {
 		s.workers.Close()
+	}
+	if c, ok := s.backend.(io.Closer); ok {
+		_ = c.Close()
 	}
 	s.wg.Wait()
 	if s.store != nil {

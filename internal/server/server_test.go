@@ -25,6 +25,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/sandbox/linux"
 	"github.com/flint-run/flint/internal/server"
 )
 
@@ -34,6 +35,7 @@ const role = "arn:aws:iam::000000000000:role/flint"
 var goEchoZip []byte
 
 func TestMain(m *testing.M) {
+	linux.Init() // a re-executed sandbox init runs here and never returns
 	dir, err := os.MkdirTemp("", "flint-test-build")
 	if err != nil {
 		panic(err)
@@ -119,6 +121,10 @@ func startServer(t testing.TB, dir string, mutate ...func(*config.Config)) *serv
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = dir
+	// Most tests need no isolation (and some write host files from functions); the linux
+	// sandbox has tests of its own (linux_test.go).
+	cfg.Sandbox = "process"
+	cfg.CgroupParent = "flint-test-" + filepath.Base(dir)
 	for _, m := range mutate {
 		m(&cfg)
 	}

@@ -30,13 +30,15 @@ var (
 )
 
 const (
-	functionsBucket   = "flint_functions"
-	versionsBucket    = "flint_versions"
-	aliasesBucket     = "flint_aliases"
-	provisionedBucket = "flint_provisioned"
-	eventInvokeBucket = "flint_event_invoke"
-	urlsBucket        = "flint_urls"
-	codeBucket        = "flint_code"
+	functionsBucket     = "flint_functions"
+	versionsBucket      = "flint_versions"
+	aliasesBucket       = "flint_aliases"
+	provisionedBucket   = "flint_provisioned"
+	eventInvokeBucket   = "flint_event_invoke"
+	urlsBucket          = "flint_urls"
+	schedulesBucket     = "flint_schedules"
+	scheduleStateBucket = "flint_schedule_state"
+	codeBucket          = "flint_code"
 )
 
 // Options configure Open.
@@ -59,6 +61,8 @@ type Store struct {
 	prov     bucket[lambda.ProvisionedConcurrency]
 	eic      bucket[lambda.EventInvokeConfig]
 	urls     bucket[lambda.FunctionURL]
+	scheds   bucket[lambda.Schedule]
+	schedSt  bucket[lambda.ScheduleState]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -136,6 +140,12 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{urlsBucket, "Flint function URLs (by URL id)", func(kv jetstream.KeyValue) {
 			s.urls = bucket[lambda.FunctionURL]{kv: kv, what: "function url", log: s.log}
+		}},
+		{schedulesBucket, "Flint schedules (GROUP.NAME)", func(kv jetstream.KeyValue) {
+			s.scheds = bucket[lambda.Schedule]{kv: kv, what: "schedule", log: s.log}
+		}},
+		{scheduleStateBucket, "Flint schedules' last firing (GROUP.NAME)", func(kv jetstream.KeyValue) {
+			s.schedSt = bucket[lambda.ScheduleState]{kv: kv, what: "schedule state", log: s.log}
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
@@ -486,4 +496,77 @@ func (s *Store) ListFunctionURLs(ctx context.Context, name string) ([]*lambda.Fu
 // WatchFunctionURLs reports function URL changes (deletions: nil) by URL id.
 func (s *Store) WatchFunctionURLs(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error {
 	return s.urls.watch(ctx, ready, fn)
+}
+
+func scheduleKey(group, name string) string { return group + "." + name }
+
+// CreateSchedule stores a new schedule; ErrExists if taken.
+func (s *Store) CreateSchedule(ctx context.Context, sc *lambda.Schedule) error {
+	_, err := s.scheds.create(ctx, scheduleKey(sc.GroupName, sc.Name), sc)
+	return err
+}
+
+// UpdateSchedule replaces a schedule; ErrNotFound if absent.
+func (s *Store) UpdateSchedule(ctx context.Context, sc *lambda.Schedule) error {
+	key := scheduleKey(sc.GroupName, sc.Name)
+	_, rev, err := s.scheds.get(ctx, key)
+	if err != nil {
+		return err
+	}
+	_, err = s.scheds.update(ctx, key, sc, rev)
+	return err
+}
+
+// GetSchedule returns a schedule.
+func (s *Store) GetSchedule(ctx context.Context, group, name string) (*lambda.Schedule, error) {
+	sc, _, err := s.scheds.get(ctx, scheduleKey(group, name))
+	return sc, err
+}
+
+// DeleteSchedule removes a schedule and its firing state.
+func (s *Store) DeleteSchedule(ctx context.Context, group, name string) error {
+	if err := s.scheds.delete(ctx, scheduleKey(group, name)); err != nil {
+		return err
+	}
+	if err := s.schedSt.delete(ctx, scheduleKey(group, name)); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// ListSchedules returns every schedule, by group and name.
+func (s *Store) ListSchedules(ctx context.Context) ([]*lambda.Schedule, error) {
+	return s.scheds.list(ctx, ">")
+}
+
+// WatchSchedules reports schedule changes (deletions: nil).
+func (s *Store) WatchSchedules(ctx context.Context, ready func(), fn func(key string, rev uint64, sc *lambda.Schedule)) error {
+	return s.scheds.watch(ctx, ready, fn)
+}
+
+// ScheduleState returns when a schedule last fired (zero if never).
+func (s *Store) ScheduleState(ctx context.Context, group, name string) (lambda.ScheduleState, error) {
+	st, _, err := s.schedSt.get(ctx, scheduleKey(group, name))
+	if errors.Is(err, ErrNotFound) {
+		return lambda.ScheduleState{}, nil
+	}
+	if err != nil {
+		return lambda.ScheduleState{}, err
+	}
+	return *st, nil
+}
+
+// PutScheduleState records a schedule's last firing.
+func (s *Store) PutScheduleState(ctx context.Context, group, name string, st lambda.ScheduleState) error {
+	key := scheduleKey(group, name)
+	_, rev, err := s.schedSt.get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		_, err = s.schedSt.create(ctx, key, &st)
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.schedSt.update(ctx, key, &st, rev)
+	return err
 }

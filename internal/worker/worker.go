@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flint-run/flint/internal/logs"
@@ -76,6 +77,10 @@ type Config struct {
 	Region      string
 	KeepAlive   time.Duration
 	InitTimeout time.Duration
+	// FreezeAfter is how long an idle environment waits before it is frozen (sandboxes that can
+	// freeze); 0 never freezes. A short grace keeps environments reused under load from paying a
+	// freeze and a thaw per invoke, while idle ones cost no CPU.
+	FreezeAfter time.Duration
 	// MemoryBudgetMB bounds the sum of MemorySize over live environments (0: unbounded).
 	MemoryBudgetMB int
 	Logs           LogSink
@@ -200,6 +205,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	// Provisioned environments that died are replaced within a couple of seconds.
 	prov := time.NewTicker(2 * time.Second)
 	defer prov.Stop()
+	var freeze <-chan time.Time
+	if m.cfg.FreezeAfter > 0 {
+		t := time.NewTicker(max(m.cfg.FreezeAfter/2, 5*time.Millisecond))
+		defer t.Stop()
+		freeze = t.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -208,6 +219,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.Reap(m.now())
 		case <-prov.C:
 			m.provision()
+		case <-freeze:
+			m.freezeIdle(m.now())
 		case <-m.kick:
 			m.provision()
 		}
@@ -223,6 +236,25 @@ func (m *Manager) provision() {
 	m.mu.Unlock()
 	for _, p := range pools {
 		p.provision()
+	}
+}
+
+// freezeIdle freezes environments idle for longer than FreezeAfter.
+func (m *Manager) freezeIdle(now time.Time) {
+	var candidates []*env
+	m.mu.Lock()
+	for p := range m.pools {
+		p.mu.Lock()
+		for _, e := range p.idle {
+			if !e.frozen.Load() && now.Sub(e.lastUsed) >= m.cfg.FreezeAfter {
+				candidates = append(candidates, e)
+			}
+		}
+		p.mu.Unlock()
+	}
+	m.mu.Unlock()
+	for _, e := range candidates {
+		e.freeze()
 	}
 }
 
@@ -478,6 +510,11 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 				p.finish(initFail, respond)
 				return nil
 			}
+		}
+		if err := e.thaw(); err != nil {
+			p.log.Warn("thaw environment", "env", e.id, "err", err)
+			e.destroy("thaw failed")
+			continue
 		}
 		c := e.run(req)
 		if c.result.ErrorType == retryType && attempt < 3 {
@@ -766,6 +803,9 @@ type env struct {
 
 	provisioned bool // kept ready for provisioned concurrency: never reaped or evicted
 
+	fmu    sync.Mutex  // serialises Freeze and Thaw
+	frozen atomic.Bool // written under fmu
+
 	initDur time.Duration
 	initOut []byte
 
@@ -775,6 +815,48 @@ type env struct {
 	exited      chan struct{}
 	exit        sandbox.Exit
 	destroyOnce sync.Once
+}
+
+// freeze suspends an idle environment (if its sandbox can).
+func (e *env) freeze() {
+	fz, ok := e.inst.(sandbox.Freezer)
+	if !ok {
+		return
+	}
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	e.p.mu.Lock()
+	idle := e.state == stateIdle
+	e.p.mu.Unlock()
+	if !idle || e.frozen.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := fz.Freeze(ctx); err != nil {
+		e.p.log.Warn("freeze environment", "env", e.id, "err", err)
+		return
+	}
+	e.frozen.Store(true)
+}
+
+// thaw resumes a frozen environment before it gets an invocation.
+func (e *env) thaw() error {
+	if !e.frozen.Load() {
+		return nil
+	}
+	e.fmu.Lock()
+	defer e.fmu.Unlock()
+	if !e.frozen.Load() {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := e.inst.(sandbox.Freezer).Thaw(ctx); err != nil {
+		return err
+	}
+	e.frozen.Store(false)
+	return nil
 }
 
 // run delivers one invocation to a busy environment and waits for its result.

@@ -1,0 +1,211 @@
+// Package scheduler fires EventBridge Scheduler schedules: rate(), cron() and at() expressions in
+// their time zones, each occurrence once, also across restarts (a missed occurrence fires once at
+// start when it is still within the schedule's flexible window). A firing is an asynchronous
+// invocation of the target function with the schedule's Input, enqueued with an id derived from
+// the schedule and the occurrence so that a firing repeated after a crash is deduplicated by the
+// queue. It owns no HTTP and no environments.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/events"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/store"
+)
+
+// Enqueuer is where firings go (asyncq.Queue).
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ev asyncq.Event) error
+}
+
+// Service runs the schedules.
+type Service struct {
+	store *store.Store
+	queue Enqueuer
+	log   *slog.Logger
+	now   func() time.Time
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+// New returns a scheduler; Run fires schedules until its context ends.
+func New(st *store.Store, q Enqueuer, log *slog.Logger) *Service {
+	return &Service{store: st, queue: q, log: log, now: time.Now, changed: make(chan struct{}, 1)}
+}
+
+// Changed tells the scheduler that schedules were written (the KV watch does too).
+func (s *Service) Changed() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+var functionTarget = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::([a-zA-Z0-9$_-]+))?$`)
+
+// ValidTarget reports whether arn is a Lambda function ARN a schedule can invoke.
+func ValidTarget(arn string) bool { return functionTarget.MatchString(arn) }
+
+// Run fires due schedules until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	watchCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the watch only wakes the loop; the loop reads the store
+		defer wg.Done()
+		_ = s.store.WatchSchedules(watchCtx, s.Changed, func(string, uint64, *lambda.Schedule) { s.Changed() })
+	}()
+	defer wg.Wait()
+	for {
+		next := s.fireDue(ctx)
+		wait := time.Until(next)
+		if next.IsZero() || wait > time.Minute {
+			wait = time.Minute
+		}
+		t := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-s.changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// fireDue fires every schedule whose occurrence has come and returns the earliest next one.
+func (s *Service) fireDue(ctx context.Context) time.Time {
+	all, err := s.store.ListSchedules(ctx)
+	if err != nil {
+		s.log.Warn("list schedules", "err", err)
+		return s.now().Add(time.Second)
+	}
+	var earliest time.Time
+	for _, sc := range all {
+		next, err := s.fireOne(ctx, sc)
+		if err != nil {
+			s.log.Warn("schedule", "schedule", sc.Arn, "err", err)
+			continue
+		}
+		if !next.IsZero() && (earliest.IsZero() || next.Before(earliest)) {
+			earliest = next
+		}
+	}
+	return earliest
+}
+
+func epoch(f *float64) time.Time {
+	if f == nil {
+		return time.Time{}
+	}
+	sec := int64(*f)
+	return time.Unix(sec, int64((*f-float64(sec))*1e9))
+}
+
+// window is how late an occurrence may still fire: the flexible window, at least a minute.
+func window(sc *lambda.Schedule) time.Duration {
+	if w := sc.FlexibleTimeWindow; w != nil && w.Mode == "FLEXIBLE" && w.MaximumWindowInMinutes != nil {
+		return max(time.Duration(*w.MaximumWindowInMinutes)*time.Minute, time.Minute)
+	}
+	return time.Minute
+}
+
+// fireOne fires sc's due occurrence, if any, and returns its next occurrence (zero: none).
+func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, error) {
+	if sc.State != "ENABLED" {
+		return time.Time{}, nil
+	}
+	expr, err := events.ParseSchedule(sc.ScheduleExpression, sc.ScheduleExpressionTimezone)
+	if err != nil {
+		return time.Time{}, err
+	}
+	st, err := s.store.ScheduleState(ctx, sc.GroupName, sc.Name)
+	if err != nil {
+		return time.Time{}, err
+	}
+	now := s.now()
+	from := st.LastFire
+	if from.IsZero() {
+		from = epoch(&sc.CreationDate)
+		if start := epoch(sc.StartDate); start.After(from) {
+			// Occurrences start at StartDate; a rate counts from there.
+			from = start.Add(-time.Nanosecond)
+		}
+	}
+	occ, ok := expr.Next(from)
+	if !ok {
+		return time.Time{}, nil
+	}
+	if end := epoch(sc.EndDate); !end.IsZero() && occ.After(end) {
+		return time.Time{}, nil
+	}
+	if occ.After(now) {
+		return occ, nil
+	}
+	// Due. Skip to the newest occurrence not later than now; fire it if it is within the window.
+	for {
+		n, ok := expr.Next(occ)
+		if !ok || n.After(now) {
+			break
+		}
+		occ = n
+	}
+	if now.Sub(occ) <= window(sc) {
+		if err := s.fire(ctx, sc, occ); err != nil {
+			return now.Add(time.Second), err
+		}
+	} else {
+		s.log.Info("skipping an occurrence missed beyond the flexible window", "schedule", sc.Arn, "occurrence", occ)
+	}
+	if err := s.store.PutScheduleState(ctx, sc.GroupName, sc.Name, lambda.ScheduleState{LastFire: occ}); err != nil {
+		return now.Add(time.Second), err
+	}
+	if _, ok := expr.Next(occ); !ok && sc.ActionAfterCompletion == "DELETE" {
+		if err := s.store.DeleteSchedule(ctx, sc.GroupName, sc.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return time.Time{}, err
+		}
+		return time.Time{}, nil
+	}
+	next, ok := expr.Next(occ)
+	if !ok {
+		return time.Time{}, nil
+	}
+	return next, nil
+}
+
+// fire enqueues the target invocation for one occurrence. Its request id is derived from the
+// schedule and the occurrence: a repeat after a crash is the same message to the queue.
+func (s *Service) fire(ctx context.Context, sc *lambda.Schedule, occ time.Time) error {
+	m := functionTarget.FindStringSubmatch(sc.Target.Arn)
+	if m == nil {
+		return errors.New("target is not a function ARN: " + sc.Target.Arn)
+	}
+	qualifier := m[2]
+	if qualifier == "$LATEST" {
+		qualifier = ""
+	}
+	base := sc.Target.Arn
+	if m[2] != "" {
+		base = base[:len(base)-len(m[2])-1]
+	}
+	payload := []byte(sc.Target.Input)
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(sc.Arn+"@"+strconv.FormatInt(occ.UnixNano(), 10))).String()
+	return s.queue.Enqueue(ctx, asyncq.Event{RequestID: id, Function: m[1], Qualifier: qualifier, Payload: payload,
+		EnqueuedAt: s.now(), FunctionArn: base})
+}

@@ -1,0 +1,399 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/config"
+)
+
+// appendIDZip is a Python function that appends its request id to the file named by $OUT,
+// then holds the invocation 20 ms.
+var appendIDZip = map[string]zipEntry{"app.py": {body: "" +
+	"import os, time\n" +
+	"def handler(event, context):\n" +
+	"    with open(os.environ['OUT'], 'a') as f:\n" +
+	"        f.write(context.aws_request_id + '\\n')\n" +
+	"    time.sleep(0.02)\n"}}
+
+// TestAsyncSurvivesKill9 is issue 5's crash test, against the built binary: 500 Event invokes
+// queued behind reserved concurrency 1, kill -9 of the server with most of them still queued,
+// a restart on the same data directory. Every event accepted with 202 must run (counted by
+// request id in a file the function appends to); only events in flight at the kill may run twice.
+func TestAsyncSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the flint binary and runs 500 events")
+	}
+	bin := buildFlint(t)
+	data, work := t.TempDir(), t.TempDir()
+	out := filepath.Join(work, "ids")
+
+	first := startFlintProcess(t, bin, data, filepath.Join(work, "serve-1.log"))
+	c := newClient(first.url)
+	ctx := context.Background()
+	createFunction(t, c, "append", "python3.12", "app.handler", mustZip(t, appendIDZip), func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{"OUT": out}}
+	})
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("append"),
+		ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+
+	const n = 500
+	accepted := sendEvents(t, c, "append", n, 8)
+	if len(accepted) != n {
+		t.Fatalf("%d of %d events accepted", len(accepted), n)
+	}
+
+	// Kill once the function is running events and most are still queued.
+	for deadline := time.Now().Add(60 * time.Second); len(readIDs(t, out)) < 10; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			first.dumpLog(t)
+			t.Fatalf("after 60 s the function had run %d events, want 10 before the kill", len(readIDs(t, out)))
+		}
+	}
+	first.kill(t)
+	ranBefore := len(readIDs(t, out))
+	t.Logf("killed the server after %d executions; %d events still queued", ranBefore, n-len(distinct(readIDs(t, out))))
+	if ranBefore >= n {
+		t.Fatalf("all %d events ran before the kill: the test proved nothing", n)
+	}
+
+	second := startFlintProcess(t, bin, data, filepath.Join(work, "serve-2.log"))
+	start := time.Now()
+	var ids []string
+	var missing []string
+	nextReport := time.Now().Add(10 * time.Second)
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		ids = readIDs(t, out)
+		seen := distinct(ids)
+		missing = missing[:0]
+		for id := range accepted {
+			if !seen[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(nextReport) {
+			st, _ := asyncStats(second.url)
+			t.Logf("%v after the restart: %d executions, %d events not yet run; queue %+v", time.Since(start).Round(time.Second), len(ids), len(missing), st)
+			nextReport = nextReport.Add(10 * time.Second)
+		}
+		if time.Now().After(deadline) {
+			second.dumpLog(t)
+			t.Fatalf("120 s after the restart %d of %d accepted events never ran (lost), e.g. %v", len(missing), n, missing[:min(len(missing), 5)])
+		}
+	}
+	t.Logf("every accepted event ran; the last of them %v after the restart", time.Since(start).Round(time.Millisecond))
+
+	seen := distinct(ids)
+	for id := range seen {
+		if !accepted[id] {
+			t.Errorf("the function ran request id %s, which no Event invoke was given", id)
+		}
+	}
+	dups := len(ids) - len(seen)
+	t.Logf("%d executions for %d events: %d duplicates", len(ids), n, dups)
+	// Reserved concurrency 1: one event in flight at the kill, a few more if their acks were
+	// still on their way. Anything beyond that means acknowledged work ran again.
+	if dups > 5 {
+		t.Errorf("%d duplicate executions, want at most 5 (only events in flight at the kill)", dups)
+	}
+
+	// The queue drains: its depth reaches 0.
+	var st []asyncq.FunctionStats
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if st, err = asyncStats(second.url); err != nil {
+			t.Fatal(err)
+		}
+		if depth(st, "append") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after every event ran the async queue still holds %+v", st)
+		}
+	}
+	if got := len(readIDs(t, out)); got != len(ids) {
+		t.Errorf("executions went from %d to %d after every event had run", len(ids), got)
+	}
+}
+
+// TestCloseEndsRunningAsyncEvent: Server.Close with an async event running does not wait for
+// the function (its shutdown order says environments are destroyed); the event, left
+// unacknowledged, runs again after a restart with the same request id.
+func TestCloseEndsRunningAsyncEvent(t *testing.T) {
+	dir, work := t.TempDir(), t.TempDir()
+	out := filepath.Join(work, "ids")
+	const hold = 30 * time.Second
+	s := startServer(t, dir, func(c *config.Config) { c.AsyncAckWait = time.Second })
+	c := newClient(s.URL())
+	// The first execution of an event holds it for 30 s; a second one returns at once.
+	createFunction(t, c, "long", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "" +
+		"import os, time\n" +
+		"def handler(event, context):\n" +
+		"    p = os.environ['OUT']\n" +
+		"    again = os.path.exists(p) and context.aws_request_id in open(p).read()\n" +
+		"    with open(p, 'a') as f:\n" +
+		"        f.write(context.aws_request_id + '\\n')\n" +
+		"    if not again:\n" +
+		"        time.sleep(" + strconv.Itoa(int(hold.Seconds())) + ")\n"}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Timeout = aws.Int32(int32(2 * hold / time.Second))
+			in.Environment = &types.Environment{Variables: map[string]string{"OUT": out}}
+		})
+	accepted := sendEvents(t, c, "long", 1, 1)
+	if len(accepted) != 1 {
+		t.Fatal("the event was not accepted")
+	}
+	for deadline := time.Now().Add(30 * time.Second); len(readIDs(t, out)) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the event did not start running within 30 s")
+		}
+	}
+
+	start := time.Now()
+	s.Close()
+	// A generous bound: the environment is destroyed in milliseconds; waiting for the function
+	// takes the whole 30 s.
+	if took := time.Since(start); took > hold/2 {
+		t.Errorf("Server.Close took %v with an async event running: it waited for the function instead of destroying its environment", took.Round(time.Millisecond))
+	}
+
+	s2 := startServer(t, dir, func(c *config.Config) { c.AsyncAckWait = time.Second })
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		ids := readIDs(t, out)
+		if len(ids) >= 2 {
+			for id := range distinct(ids) {
+				if !accepted[id] {
+					t.Errorf("the function ran request id %s, want the event's own %v", id, accepted)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event cut short by Close did not run again after the restart: executions %v", ids)
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := asyncStats(s2.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if depth(st, "long") == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the async queue still holds %+v", st)
+		}
+	}
+}
+
+// sendEvents sends n Event invokes of fn from c concurrent clients and returns the request ids
+// accepted with 202.
+func sendEvents(t *testing.T, c *lambda.Client, fn string, n, clients int) map[string]bool {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		accepted = map[string]bool{}
+		wg       sync.WaitGroup
+		next     = make(chan int)
+	)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn),
+					InvocationType: types.InvocationTypeEvent, Payload: []byte(fmt.Sprintf(`{"n":%d}`, i))})
+				if err != nil || out.StatusCode != http.StatusAccepted {
+					t.Errorf("Event invoke %d: %+v, %v", i, out, err)
+					continue
+				}
+				id, ok := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+				if !ok || id == "" {
+					t.Errorf("Event invoke %d: no request id", i)
+					continue
+				}
+				mu.Lock()
+				accepted[id] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return accepted
+}
+
+// readIDs returns the request ids the function has written, one per execution.
+func readIDs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line without its newline is being written right now: not counted yet.
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
+	return strings.Fields(string(b))
+}
+
+func distinct(ids []string) map[string]bool {
+	m := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		m[id] = true
+	}
+	return m
+}
+
+// asyncStats reads GET /flint/v1/async.
+func asyncStats(url string) ([]asyncq.FunctionStats, error) {
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(url + "/flint/v1/async")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /flint/v1/async: %s", resp.Status)
+	}
+	var out struct {
+		Functions []asyncq.FunctionStats `json:"functions"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("GET /flint/v1/async: %w", err)
+	}
+	return out.Functions, nil
+}
+
+// depth is fn's queue depth in st (0 when it is not listed).
+func depth(st []asyncq.FunctionStats, fn string) uint64 {
+	for _, f := range st {
+		if f.Function == fn {
+			return f.Depth
+		}
+	}
+	return 0
+}
+
+// buildFlint builds cmd/flint into a temporary directory.
+func buildFlint(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "flint")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, "./cmd/flint")
+	cmd.Dir = filepath.Join("..", "..")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/flint: %v\n%s", err, b)
+	}
+	return bin
+}
+
+// flintProcess is `flint serve` running as a subprocess.
+type flintProcess struct {
+	cmd     *exec.Cmd
+	url     string
+	logPath string
+	done    chan struct{}
+}
+
+// startFlintProcess starts `flint serve` on a free port with its data in data and its output in
+// logPath, and waits until the API answers. It is killed when the test ends.
+func startFlintProcess(t *testing.T, bin, data, logPath string) *flintProcess {
+	t.Helper()
+	addr := freeAddr(t)
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close() // the child has its own descriptor
+	// The process sandbox: functions are host processes and can write the test's files.
+	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--log-level", "warn", "--sandbox", "process",
+		"--async-ack-wait", "2s", "--async-retry-delay", "100ms")
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &flintProcess{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill(t) })
+
+	client := &http.Client{Timeout: 2 * time.Second}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := client.Get(p.url + "/2016-08-19/account-settings")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		select {
+		case <-p.done:
+			p.dumpLog(t)
+			t.Fatalf("flint serve exited before answering: %v", cmd.ProcessState)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.dumpLog(t)
+			t.Fatalf("flint serve did not answer within 60 s: %v", err)
+		}
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone; it is a no-op once it has exited.
+func (p *flintProcess) kill(t *testing.T) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Errorf("kill flint serve: %v", err)
+	}
+	<-p.done
+}
+
+func (p *flintProcess) dumpLog(t *testing.T) {
+	t.Helper()
+	b, _ := os.ReadFile(p.logPath)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	t.Logf("last lines of %s:\n%s", filepath.Base(p.logPath), strings.Join(lines[max(len(lines)-60, 0):], "\n"))
+}
+
+// freeAddr returns a loopback address with a port nothing listens on right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/flint-run/flint/internal/config"
+)
+
+const probePy = `import os, socket, errno, json
+def attempt(f):
+    try:
+        f()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+def write(path):
+    with open(path, "w") as f:
+        f.write("x")
+def connect(addr):
+    s = socket.create_connection(addr, timeout=2)
+    s.close()
+def handler(event, context):
+    return {
+        "hostname": socket.gethostname(),
+        "pids": sorted(int(p) for p in os.listdir("/proc") if p.isdigit()),
+        "root": attempt(lambda: write("/x")),
+        "task": attempt(lambda: write("/var/task/x")),
+        "tmp": attempt(lambda: write("/tmp/x")),
+        "data": os.path.exists(event["data"]),
+        "home": os.path.exists("/root") and len(os.listdir("/root")) > 0,
+        "api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+        "loopback_out": attempt(lambda: connect(("127.0.0.1", event["port"]))),
+        "outside": attempt(lambda: connect((event["host"], event["port"]))),
+        "ifaces": sorted(os.listdir("/sys/class/net")) if os.path.exists("/sys/class/net") else [],
+    }
+`
+
+// TestLinuxSandbox runs functions in the linux sandbox through the whole server.
+func TestLinuxSandbox(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root (CI runs as root)")
+	}
+	dir := t.TempDir()
+	s := startServer(t, dir, func(c *config.Config) { c.Sandbox = "linux" })
+	if got := s.Sandbox(); got != "linux" {
+		t.Fatalf("sandbox = %q, want linux", got)
+	}
+	c := newClient(s.URL())
+	ctx := context.Background()
+
+	createFunction(t, c, "echo", "provided.al2023", "bootstrap", goEchoZip)
+	if out := invoke(t, c, "echo", `{"in":"sandbox"}`); string(out.Payload) != `{"in":"sandbox"}` {
+		t.Errorf("go echo in the sandbox = %s (%v)", out.Payload, aws.ToString(out.FunctionError))
+	}
+
+	// A host port nothing in the sandbox can reach, and the host's own address.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	hostIP := "192.0.2.1" // documentation address: unroutable anyway, never contacted from the host
+	createFunction(t, c, "probe", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: probePy}}),
+		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })
+	ev, _ := json.Marshal(map[string]any{"data": dir, "port": port, "host": hostIP})
+	out := invoke(t, c, "probe", string(ev))
+	var p struct {
+		Hostname, Root, Task, Tmp, API string
+		Pids                           []int
+		Data, Home                     bool
+		LoopbackOut                    string `json:"loopback_out"`
+		Outside                        string
+	}
+	if err := json.Unmarshal(out.Payload, &p); err != nil {
+		t.Fatalf("probe: %s (%v)", out.Payload, err)
+	}
+	host, _ := os.Hostname()
+	if p.Hostname == host || !strings.HasPrefix(p.Hostname, "169.254.") {
+		t.Errorf("hostname inside = %q (host %q)", p.Hostname, host)
+	}
+	if len(p.Pids) > 3 {
+		t.Errorf("the function sees processes %v, want only its environment's", p.Pids)
+	}
+	if p.Root != "EROFS" || p.Task != "EROFS" || p.Tmp != "ok" {
+		t.Errorf("writes: / %s, /var/task %s, /tmp %s; want EROFS, EROFS, ok", p.Root, p.Task, p.Tmp)
+	}
+	if p.Data || p.Home {
+		t.Errorf("the data directory (%v) or the host's /root (%v) is visible", p.Data, p.Home)
+	}
+	if p.API != "127.0.0.1:9001" {
+		t.Errorf("AWS_LAMBDA_RUNTIME_API = %q", p.API)
+	}
+	if p.LoopbackOut == "ok" || p.Outside == "ok" {
+		t.Errorf("network reached the host: loopback %s, outside %s", p.LoopbackOut, p.Outside)
+	}
+
+	// Node runs too.
+	createFunction(t, c, "node", "nodejs20.x", "index.handler", mustZip(t, map[string]zipEntry{"index.mjs": {body: "export const handler = async (e) => ({ok: e.n + 1})\n"}}),
+		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })
+	if out := invoke(t, c, "node", `{"n":1}`); string(out.Payload) != `{"ok":2}` {
+		t.Errorf("node in the sandbox = %s", out.Payload)
+	}
+
+	// Over its memory: Runtime.OutOfMemory, and the next invoke runs in a fresh environment.
+	createFunction(t, c, "hog", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    if e.get('hog'):\n        b = bytearray(400 * 1024 * 1024)\n        return len(b)\n    return 'fine'\n"}}),
+		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(256) })
+	out = invoke(t, c, "hog", `{"hog":true}`, withTail)
+	if e := functionError(t, out); e.ErrorType != "Runtime.OutOfMemory" {
+		t.Errorf("over memory: %+v, want Runtime.OutOfMemory", e)
+	}
+	if tail := decodeTail(t, out); !strings.Contains(tail, "Max Memory Used: 25") {
+		t.Logf("REPORT after OOM:\n%s", tail)
+	}
+	if out := invoke(t, c, "hog", `{}`); string(out.Payload) != `"fine"` {
+		t.Errorf("after OOM = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
+	}
+	_ = ctx
+	_ = strconv.Itoa
+}
