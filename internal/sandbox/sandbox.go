@@ -48,6 +48,13 @@ type Freezer interface {
 	Thaw(ctx context.Context) error
 }
 
+// InitBooster is an optional capability: the environment starts with more resources than its
+// steady state (Lambda's INIT phase runs with more CPU); EndInit applies the steady-state limits
+// once the runtime asked for its first event.
+type InitBooster interface {
+	EndInit(ctx context.Context) error
+}
+
 // MemoryReporter is an optional capability: the peak memory the environment has used, in bytes.
 type MemoryReporter interface {
 	MaxMemoryUsed() (uint64, error)

@@ -722,6 +722,12 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		}
 		// Like Lambda's Init Duration: the runtime's own start, from exec to its first /next.
 		e.initDur = p.m.now().Sub(execAt)
+		if ib, ok := inst.(sandbox.InitBooster); ok {
+			if err := ib.EndInit(ctx); err != nil {
+				e.destroy("end init")
+				return nil, nil, fmt.Errorf("end init of %s: %w", p.fn.Name, err)
+			}
+		}
 		e.initOut = e.out.take()
 		return e, nil, nil
 	case res := <-e.initErr:

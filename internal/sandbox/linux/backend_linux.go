@@ -259,7 +259,7 @@ func (b *Backend) newSpare(name string) (spare, error) {
 		return s, err
 	}
 	ec := envCgroup{cg: b.cg, id: name}
-	err := ec.create(limits{memoryBytes: defaultMemoryMB << 20, cpuQuotaUs: cpuQuota(defaultMemoryMB), pids: pidsMax})
+	err := ec.create(limits{memoryBytes: defaultMemoryMB << 20, cpuQuotaUs: cpuQuota(defaultMemoryMB), cpuShareUs: cpuQuota(defaultMemoryMB), pids: pidsMax})
 	if err == nil {
 		s.cmd, s.conn, err = b.spawn()
 	}
@@ -436,7 +436,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	} else if err := os.Mkdir(i.dir, 0o700); err != nil {
 		return fail(err)
 	}
-	if err := i.cg.create(limits{memoryBytes: int64(memMB) << 20, cpuQuotaUs: cpuQuota(memMB), pids: pidsMax}); err != nil {
+	// INIT runs without the CPU cap (as Lambda's init phase has more CPU); EndInit applies it.
+	i.cpuQuotaUs = cpuQuota(memMB)
+	if err := i.cg.create(limits{memoryBytes: int64(memMB) << 20, cpuQuotaUs: -1, cpuShareUs: i.cpuQuotaUs, pids: pidsMax}); err != nil {
 		if sp.cmd != nil {
 			stopInit(sp.cmd, sp.conn)
 		}
@@ -562,12 +564,25 @@ type instance struct {
 	destroyed bool
 	exit      sandbox.Exit // valid once done is closed
 	peak      uint64       // memory high-water mark read when the environment ended
+
+	cpuQuotaUs int64 // the steady-state CPU cap EndInit applies
 }
 
 var (
 	_ sandbox.Freezer        = (*instance)(nil)
 	_ sandbox.MemoryReporter = (*instance)(nil)
+	_ sandbox.InitBooster    = (*instance)(nil)
 )
+
+// EndInit caps the environment's CPU in proportion to its memory once INIT is over.
+func (i *instance) EndInit(ctx context.Context) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if i.destroyed {
+		return sandbox.ErrDestroyed
+	}
+	return i.cg.setCPUQuota(i.cpuQuotaUs)
+}
 
 func (i *instance) RuntimeAPI() net.Listener { return i.ln }
 

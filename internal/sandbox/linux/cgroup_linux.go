@@ -261,7 +261,8 @@ type envCgroup struct {
 // limits for one environment.
 type limits struct {
 	memoryBytes int64
-	cpuQuotaUs  int64 // per cpuPeriodUs
+	cpuQuotaUs  int64 // per cpuPeriodUs; negative: no cap
+	cpuShareUs  int64 // the steady-state quota, for the proportional weight
 	pids        int64
 }
 
@@ -332,27 +333,46 @@ func (e envCgroup) create(l limits) error {
 		}
 	}
 	if d, v2 := e.cg.dir("cpu", e.id); d != "" {
-		// The quota caps an environment's CPU; the weight keeps the shares proportional to memory
-		// too when the host is busier than the quotas add up to.
+		// The weight keeps the shares proportional to memory when the host is busier than the
+		// quotas add up to; the quota (setCPUQuota) caps the environment's CPU.
 		if v2 {
-			if err := write(filepath.Join(d, "cpu.max"), fmt.Sprintf("%d %d", l.cpuQuotaUs, cpuPeriodUs)); err != nil {
-				return fmt.Errorf("cpu quota: %w", err)
-			}
-			_ = write(filepath.Join(d, "cpu.weight"), strconv.FormatInt(max(1, 100*l.cpuQuotaUs/cpuPeriodUs), 10))
+			_ = write(filepath.Join(d, "cpu.weight"), strconv.FormatInt(max(1, 100*l.cpuShareUs/cpuPeriodUs), 10))
 		} else {
-			_ = write(filepath.Join(d, "cpu.shares"), strconv.FormatInt(max(2, 1024*l.cpuQuotaUs/cpuPeriodUs), 10))
+			_ = write(filepath.Join(d, "cpu.shares"), strconv.FormatInt(max(2, 1024*l.cpuShareUs/cpuPeriodUs), 10))
 			if err := write(filepath.Join(d, "cpu.cfs_period_us"), strconv.Itoa(cpuPeriodUs)); err != nil {
 				return fmt.Errorf("cpu period: %w", err)
 			}
-			if err := write(filepath.Join(d, "cpu.cfs_quota_us"), strconv.FormatInt(l.cpuQuotaUs, 10)); err != nil {
-				return fmt.Errorf("cpu quota: %w", err)
-			}
+		}
+		if err := e.setCPUQuota(l.cpuQuotaUs); err != nil {
+			return err
 		}
 	}
 	if d, _ := e.cg.dir("pids", e.id); d != "" {
 		if err := write(filepath.Join(d, "pids.max"), strconv.FormatInt(l.pids, 10)); err != nil {
 			return fmt.Errorf("pids limit: %w", err)
 		}
+	}
+	return nil
+}
+
+// setCPUQuota caps the environment's CPU at quotaUs per period; a negative quota lifts the cap.
+func (e envCgroup) setCPUQuota(quotaUs int64) error {
+	d, v2 := e.cg.dir("cpu", e.id)
+	if d == "" {
+		return nil
+	}
+	if v2 {
+		q := "max"
+		if quotaUs >= 0 {
+			q = strconv.FormatInt(quotaUs, 10)
+		}
+		if err := write(filepath.Join(d, "cpu.max"), fmt.Sprintf("%s %d", q, cpuPeriodUs)); err != nil {
+			return fmt.Errorf("cpu quota: %w", err)
+		}
+		return nil
+	}
+	if err := write(filepath.Join(d, "cpu.cfs_quota_us"), strconv.FormatInt(max(quotaUs, -1), 10)); err != nil {
+		return fmt.Errorf("cpu quota: %w", err)
 	}
 	return nil
 }

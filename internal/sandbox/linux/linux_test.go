@@ -334,7 +334,7 @@ func TestOOM(t *testing.T) {
 }
 
 // TestCPUProportionalToMemory spins at 128 MB and 1769 MB: CPU time should be in about that
-// ratio (13.8); the assertion is deliberately loose.
+// ratio (13.8); the assertion is deliberately loose. TestInitIsUncapped checks the boost.
 func TestCPUProportionalToMemory(t *testing.T) {
 	b := newBackend(t, "none")
 	ctx := context.Background()
@@ -346,6 +346,10 @@ func TestCPUProportionalToMemory(t *testing.T) {
 		}
 		t.Cleanup(func() { _ = inst.Destroy(ctx) })
 		if err := inst.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// INIT runs uncapped; the worker applies the cap at the runtime's first /next.
+		if err := inst.(sandbox.InitBooster).EndInit(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return inst, inst.(sandboxtest.CPUMeter)
@@ -439,5 +443,38 @@ func TestReclaim(t *testing.T) {
 	}
 	if err := b.Reclaim(ctx); err != nil {
 		t.Errorf("second Reclaim: %v", err)
+	}
+}
+
+// TestInitIsUncapped: before EndInit an environment is not held to its CPU quota (Lambda's INIT
+// phase gets more CPU); after it, it is.
+func TestInitIsUncapped(t *testing.T) {
+	b := newBackend(t, "none")
+	ctx := context.Background()
+	inst, err := b.Create(ctx, sandbox.Spec{ID: "boost", TaskDir: t.TempDir(),
+		Argv: []string{"/bin/sh", "-c", "while :; do :; done"}, MemoryMB: 128, EphemeralStorageMB: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = inst.Destroy(ctx) })
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m := inst.(sandboxtest.CPUMeter)
+	measure := func() time.Duration {
+		u0, _ := m.CPUUsage()
+		time.Sleep(500 * time.Millisecond)
+		u1, _ := m.CPUUsage()
+		return u1 - u0
+	}
+	boosted := measure()
+	if err := inst.(sandbox.InitBooster).EndInit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	capped := measure()
+	t.Logf("CPU per 500 ms: during init %v, after %v", boosted, capped)
+	// 128 MB is capped at 7.2% of a CPU (36 ms per 500 ms); uncapped it gets far more.
+	if capped > 150*time.Millisecond || boosted < 2*capped {
+		t.Errorf("CPU during init %v, after EndInit %v: want the cap to apply only after EndInit", boosted, capped)
 	}
 }
