@@ -1,13 +1,12 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -55,11 +54,25 @@ func TestLinuxSandbox(t *testing.T) {
 		t.Fatalf("sandbox = %q, want linux", got)
 	}
 	c := newClient(s.URL())
-	ctx := context.Background()
 
 	createFunction(t, c, "echo", "provided.al2023", "bootstrap", goEchoZip)
 	if out := invoke(t, c, "echo", `{"in":"sandbox"}`); string(out.Payload) != `{"in":"sandbox"}` {
 		t.Errorf("go echo in the sandbox = %s (%v)", out.Payload, aws.ToString(out.FunctionError))
+	}
+
+	// Idle, it is frozen (FreezeAfter, 100 ms by default); the next invoke thaws it.
+	frozen := false
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if s.Workers().Stats().Frozen == 1 {
+			frozen = true
+			break
+		}
+	}
+	if !frozen {
+		t.Errorf("the idle environment was not frozen: %+v", s.Workers().Stats())
+	}
+	if out := invoke(t, c, "echo", `{"after":"thaw"}`, withTail); string(out.Payload) != `{"after":"thaw"}` || strings.Contains(decodeTail(t, out), "Init Duration") {
+		t.Errorf("invoke of a frozen environment = %s (%v)", out.Payload, aws.ToString(out.FunctionError))
 	}
 
 	// A host port nothing in the sandbox can reach, and the host's own address.
@@ -104,6 +117,34 @@ func TestLinuxSandbox(t *testing.T) {
 		t.Errorf("network reached the host: loopback %s, outside %s", p.LoopbackOut, p.Outside)
 	}
 
+	// The same from a Go bootstrap (aws-lambda-go), with the calls seccomp and the dropped
+	// capabilities refuse.
+	goProbe, err := buildGo(t.TempDir(), "./testdata/probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	createFunction(t, c, "goprobe", "provided.al2023", "bootstrap", goProbe)
+	ev, _ = json.Marshal(map[string]any{"data": dir})
+	out = invoke(t, c, "goprobe", string(ev))
+	var g struct {
+		Hostname, Root, Task, Tmp, Mount, Ptrace, Module, Reboot string
+		Pids                                                     []int
+		Ifaces                                                   []string
+		Data                                                     bool
+	}
+	if err := json.Unmarshal(out.Payload, &g); err != nil {
+		t.Fatalf("go probe: %s (%v)", out.Payload, err)
+	}
+	if g.Hostname == host || len(g.Pids) > 3 || g.Root != "EROFS" || g.Task != "EROFS" || g.Tmp != "ok" || g.Data {
+		t.Errorf("go probe sees: %+v", g)
+	}
+	if g.Mount != "EPERM" || g.Ptrace != "EPERM" || g.Module != "EPERM" || g.Reboot != "EPERM" {
+		t.Errorf("privileged calls: mount %s, ptrace %s, init_module %s, reboot %s; want EPERM", g.Mount, g.Ptrace, g.Module, g.Reboot)
+	}
+	if strings.Join(g.Ifaces, ",") != "lo" {
+		t.Errorf("network interfaces %v, want only lo", g.Ifaces)
+	}
+
 	// Node runs too.
 	createFunction(t, c, "node", "nodejs20.x", "index.handler", mustZip(t, map[string]zipEntry{"index.mjs": {body: "export const handler = async (e) => ({ok: e.n + 1})\n"}}),
 		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })
@@ -124,6 +165,4 @@ func TestLinuxSandbox(t *testing.T) {
 	if out := invoke(t, c, "hog", `{}`); string(out.Payload) != `"fine"` {
 		t.Errorf("after OOM = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
 	}
-	_ = ctx
-	_ = strconv.Itoa
 }

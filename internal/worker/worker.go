@@ -287,6 +287,7 @@ func (m *Manager) Reap(now time.Time) int {
 type Stats struct {
 	Starting, Idle, Busy int
 	Provisioned          int // of those, kept for provisioned concurrency
+	Frozen               int // of the idle ones, suspended by their sandbox
 }
 
 // Stats reports environment counts across every pool.
@@ -299,6 +300,9 @@ func (m *Manager) Stats() Stats {
 		for e := range p.all {
 			if e.provisioned && e.state != stateDead {
 				s.Provisioned++
+			}
+			if e.frozen.Load() {
+				s.Frozen++
 			}
 			switch e.state {
 			case stateStarting:
