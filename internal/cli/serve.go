@@ -46,7 +46,14 @@ func (a *app) serveCommand() *cobra.Command {
 		"also open the embedded NATS server to other clients at host:port")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region named in ARNs")
 	f.DurationVar(&cfg.KeepAlive, "keep-alive", cfg.KeepAlive, "how long an idle execution environment is kept")
-	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox, "sandbox backend that runs execution environments")
+	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox,
+		"sandbox backend: linux (namespaces, cgroups, seccomp), process (no isolation) or auto (linux where it can run)")
+	f.StringVar(&cfg.FunctionNetwork, "function-network", cfg.FunctionNetwork,
+		"what functions in the linux sandbox reach: none (loopback only) or host (the host's network)")
+	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "how long an idle environment runs before it is frozen (0: never)")
+	f.IntVar(&cfg.AccountConcurrency, "account-concurrency", cfg.AccountConcurrency, "the account's concurrent-execution limit")
+	f.IntVar(&cfg.MemoryBudgetMB, "memory-budget", cfg.MemoryBudgetMB,
+		"MB of MemorySize live environments may hold on this node (0: three quarters of the machine's memory)")
 	f.StringVar(&cfg.Durability, "durability", cfg.Durability,
 		"when an accepted async event is safe: os (written to the OS: survives kill -9) or fsync (on disk: survives power loss)")
 	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay,
