@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Warm sync-invoke latency of Flint beside the yardsticks, in one sitting: the loopback floor and
+# AWS's emulator (RIE) from ../shared/bench, then Flint (process and linux sandboxes) serving the
+# same aws-lambda-go echo function under the same load generator. Compare ratios, not absolute
+# times: these machines swing threefold between idle and busy.
+#   bash scripts/bench-warm.sh [N]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+ensure_tools
+n=${1:-5000}
+bench=$(cd ../shared/bench && pwd)
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+go build -o bin/flint ./cmd/flint
+(cd "$bench/loadgen" && go build -o "$tmp/loadgen" .)
+mkdir -p "$tmp/fn"
+CGO_ENABLED=0 GOOS=linux go build -tags lambda.norpc -o "$tmp/fn/bootstrap" ./examples/go-echo
+free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "floor (bare loopback HTTP echo), c=1:"; bash "$bench/floor.sh" 1 "$n" | tail -1
+echo "RIE (AWS's emulator), c=1:"; bash "$bench/rie-baseline.sh" "$tmp/fn" 1 "$n" | tail -1
+for sandbox in process linux; do
+	port=$(free)
+	rm -rf "$tmp/data"
+	bin/flint serve --listen "127.0.0.1:$port" --data "$tmp/data" --sandbox "$sandbox" --memory-budget 1000000 \
+		--log-level warn >"$tmp/flint.log" 2>&1 &
+	pid=$!
+	for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/2016-08-19/account-settings" && break; sleep 0.1; done
+	bin/flint --endpoint "http://127.0.0.1:$port" deploy "$tmp/fn" --name echo --runtime provided.al2023 --memory 1769 >/dev/null
+	for c in 1 16; do
+		echo "flint ($sandbox sandbox), c=$c:"
+		"$tmp/loadgen" -url "http://127.0.0.1:$port/2015-03-31/functions/echo/invocations" -c "$c" -n "$n"
+	done
+	kill "$pid"; wait "$pid" 2>/dev/null || true
+done
