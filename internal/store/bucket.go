@@ -64,6 +64,18 @@ func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (ui
 	return n, nil
 }
 
+// put creates or replaces the record under key (last writer wins).
+func (b bucket[T]) put(ctx context.Context, key string, v *T) (uint64, error) {
+	_, rev, err := b.get(ctx, key)
+	if errors.Is(err, ErrNotFound) {
+		return b.create(ctx, key, v)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return b.update(ctx, key, v, rev)
+}
+
 func (b bucket[T]) delete(ctx context.Context, key string) error {
 	if _, _, err := b.get(ctx, key); err != nil {
 		return err

@@ -366,15 +366,7 @@ func (s *Store) DeleteCode(ctx context.Context, key string) error {
 
 // PutProvisioned stores a provisioned-concurrency config for NAME.QUALIFIER.
 func (s *Store) PutProvisioned(ctx context.Context, name, qualifier string, pc *lambda.ProvisionedConcurrency) (uint64, error) {
-	key := AliasKey(name, qualifier)
-	_, rev, err := s.prov.get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return s.prov.create(ctx, key, pc)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return s.prov.update(ctx, key, pc, rev)
+	return s.prov.put(ctx, AliasKey(name, qualifier), pc)
 }
 
 // GetProvisioned returns the provisioned-concurrency config of NAME.QUALIFIER.
@@ -422,16 +414,7 @@ func eicKey(name, qualifier string) string {
 
 // PutEventInvokeConfig stores (creates or replaces) an asynchronous invocation config.
 func (s *Store) PutEventInvokeConfig(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) error {
-	key := eicKey(name, qualifier)
-	_, rev, err := s.eic.get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		_, err = s.eic.create(ctx, key, c)
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	_, err = s.eic.update(ctx, key, c, rev)
+	_, err := s.eic.put(ctx, eicKey(name, qualifier), c)
 	return err
 }
 
@@ -558,15 +541,6 @@ func (s *Store) ScheduleState(ctx context.Context, group, name string) (lambda.S
 
 // PutScheduleState records a schedule's last firing.
 func (s *Store) PutScheduleState(ctx context.Context, group, name string, st lambda.ScheduleState) error {
-	key := scheduleKey(group, name)
-	_, rev, err := s.schedSt.get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		_, err = s.schedSt.create(ctx, key, &st)
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	_, err = s.schedSt.update(ctx, key, &st, rev)
+	_, err := s.schedSt.put(ctx, scheduleKey(group, name), &st)
 	return err
 }
