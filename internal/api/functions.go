@@ -82,8 +82,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	if in.Code == nil {
 		return apierr.Validation("1 validation error detected: Value null at 'code' failed to satisfy constraint: Member must not be null")
 	}
-	if len(in.Layers) > 0 {
-		return apierr.InvalidParameterValue("Layers are not supported yet.")
+	layers, layerKeys, layersSize, err := a.resolveLayers(r, in.Layers)
+	if err != nil {
+		return err
 	}
 	cfg := lambda.FunctionConfiguration{
 		FunctionName:     name,
@@ -103,6 +104,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		SnapStart:        &lambda.SnapStartResp{ApplyOn: "None", OptimizationStatus: "Off"},
 		DeadLetterConfig: in.DeadLetterConfig,
 		KMSKeyArn:        in.KMSKeyArn,
+		Layers:           layers,
 	}
 	if in.Timeout != nil {
 		cfg.Timeout = *in.Timeout
@@ -140,6 +142,9 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	if err != nil {
 		return err
 	}
+	if err := a.checkUnzipped(info.UnzippedSize, layersSize); err != nil {
+		return err
+	}
 	if _, err := a.store.GetFunction(r.Context(), name); err == nil {
 		return apierr.ResourceConflict("Function already exist: %s", name)
 	}
@@ -147,7 +152,8 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	cfg.LastModified = lambda.FormatTime(time.Now())
 	cfg.RevisionId = uuid.NewString()
 	cfg.State, cfg.LastUpdateStatus = "Active", "Successful"
-	f := &lambda.Function{Config: cfg, CodeKey: hex.EncodeToString(info.Sha256[:]), Tags: in.Tags}
+	f := &lambda.Function{Config: cfg, CodeKey: hex.EncodeToString(info.Sha256[:]), Tags: in.Tags,
+		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize}
 	rev, err := a.store.CreateFunction(r.Context(), f)
 	if errors.Is(err, store.ErrExists) {
 		return apierr.ResourceConflict("Function already exist: %s", name)
@@ -247,6 +253,14 @@ func (a *API) acceptCode(ctx context.Context, code *functionCode) (artifact.Info
 		return info, err
 	}
 	return info, nil
+}
+
+// checkUnzipped applies Lambda's 250 MB limit to a function's code and layers together.
+func (a *API) checkUnzipped(code, layers int64) error {
+	if code+layers > a.limits.MaxUnzipped {
+		return apierr.InvalidParameterValue("Function code combined with layers exceeds the maximum allowed size of %d bytes. The actual size is %d bytes.", a.limits.MaxUnzipped, code+layers)
+	}
+	return nil
 }
 
 // lookup reads a function for the control plane; only $LATEST exists until versions land.
@@ -424,7 +438,7 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, _ strin
 			fn.Config.Architectures = in.Architectures
 		}
 		fn.Config.CodeSha256, fn.Config.CodeSize = info.CodeSha256, info.Size
-		fn.CodeKey = hex.EncodeToString(info.Sha256[:])
+		fn.CodeKey, fn.UnzippedSize = hex.EncodeToString(info.Sha256[:]), info.UnzippedSize
 		return a.validateConfig(&fn.Config)
 	})
 }
@@ -455,8 +469,18 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return err
 	}
-	if len(in.Layers) > 0 {
-		return apierr.InvalidParameterValue("Layers are not supported yet.")
+	var (
+		layers     []lambda.FunctionLayer
+		layerKeys  []string
+		layersSize int64
+	)
+	if in.Layers != nil {
+		if layers, layerKeys, layersSize, err = a.resolveLayers(r, in.Layers); err != nil {
+			return err
+		}
+		if err := a.checkUnzipped(f.UnzippedSize, layersSize); err != nil {
+			return err
+		}
 	}
 	if in.Role != nil && !rolePattern.MatchString(*in.Role) {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", *in.Role)
@@ -487,6 +511,9 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		}
 		if in.DeadLetterConfig != nil {
 			c.DeadLetterConfig = in.DeadLetterConfig
+		}
+		if in.Layers != nil {
+			c.Layers, fn.LayerKeys = layers, layerKeys
 		}
 		return a.validateConfig(c)
 	})

@@ -433,6 +433,16 @@ func (s *Service) Admit(e *Entry) (release func(), err error) {
 func (s *Service) workerFunction(f *lambda.Function) worker.Function {
 	rt, _ := runtimes.Lookup(f.Config.Runtime)
 	key := f.CodeKey
+	unpack := func(ctx context.Context, key string) (string, error) {
+		return s.code.Ensure(ctx, key, s.limits, func(ctx context.Context) ([]byte, error) {
+			b, err := s.store.GetCode(ctx, key)
+			if err != nil {
+				return nil, fmt.Errorf("fetch code: %w", err)
+			}
+			return b, nil
+		})
+	}
+	layerKeys := f.LayerKeys
 	return worker.Function{
 		Name:        f.Config.FunctionName,
 		Version:     f.Config.Version,
@@ -443,14 +453,17 @@ func (s *Service) workerFunction(f *lambda.Function) worker.Function {
 		Timeout:     time.Duration(f.Config.Timeout) * time.Second,
 		EphemeralMB: f.EphemeralMB(),
 		Env:         f.Env(),
-		Code: func(ctx context.Context) (string, error) {
-			return s.code.Ensure(ctx, key, s.limits, func(ctx context.Context) ([]byte, error) {
-				b, err := s.store.GetCode(ctx, key)
+		Code:        func(ctx context.Context) (string, error) { return unpack(ctx, key) },
+		Opt: func(ctx context.Context) (string, error) {
+			dirs := make([]string, 0, len(layerKeys))
+			for _, k := range layerKeys {
+				d, err := unpack(ctx, k)
 				if err != nil {
-					return nil, fmt.Errorf("fetch code: %w", err)
+					return "", err
 				}
-				return b, nil
-			})
+				dirs = append(dirs, d)
+			}
+			return s.code.Merge(dirs)
 		},
 	}
 }

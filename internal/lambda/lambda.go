@@ -62,6 +62,13 @@ type FunctionConfiguration struct {
 	SnapStart        *SnapStartResp    `json:"SnapStart,omitempty"`
 	DeadLetterConfig *DeadLetterConfig `json:"DeadLetterConfig,omitempty"`
 	KMSKeyArn        string            `json:"KMSKeyArn,omitempty"`
+	Layers           []FunctionLayer   `json:"Layers,omitempty"`
+}
+
+// FunctionLayer is a layer as FunctionConfiguration lists it.
+type FunctionLayer struct {
+	Arn      string `json:"Arn"`
+	CodeSize int64  `json:"CodeSize"`
 }
 
 type EnvironmentResp struct {
@@ -98,6 +105,11 @@ type Function struct {
 	Tags    map[string]string `json:"tags,omitempty"`
 	// LastVersion is the number of the newest published version; numbers are never reused.
 	LastVersion int `json:"last_version,omitempty"`
+	// LayerKeys are the code keys of Config.Layers, in order: a function keeps working with a
+	// layer version deleted after it was configured.
+	LayerKeys []string `json:"layer_keys,omitempty"`
+	// UnzippedSize is the code's unpacked size (layers are counted with it against 250 MB).
+	UnzippedSize int64 `json:"unzipped_size,omitempty"`
 	// ReservedConcurrency is the function's reservation (nil: none; 0 throttles everything).
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
 }
@@ -266,4 +278,33 @@ type ScheduleDeadLetter struct {
 // ScheduleState is what a scheduler remembers about a schedule's firing.
 type ScheduleState struct {
 	LastFire time.Time `json:"last_fire"`
+}
+
+// LayerVersion is Lambda's layer version (GetLayerVersion's shape) plus where its content is.
+type LayerVersion struct {
+	Content                 LayerContent `json:"Content"`
+	LayerArn                string       `json:"LayerArn"`
+	LayerVersionArn         string       `json:"LayerVersionArn"`
+	Description             string       `json:"Description"`
+	CreatedDate             string       `json:"CreatedDate"`
+	Version                 int          `json:"Version"`
+	CompatibleRuntimes      []string     `json:"CompatibleRuntimes,omitempty"`
+	CompatibleArchitectures []string     `json:"CompatibleArchitectures,omitempty"`
+	LicenseInfo             string       `json:"LicenseInfo,omitempty"`
+	CodeKey                 string       `json:"-"`
+	UnzippedSize            int64        `json:"-"`
+}
+
+// LayerContent describes a layer version's package.
+type LayerContent struct {
+	Location   string `json:"Location,omitempty"`
+	CodeSha256 string `json:"CodeSha256"`
+	CodeSize   int64  `json:"CodeSize"`
+}
+
+// StoredLayer is how the store keeps a layer version (the wire shape hides the code key).
+type StoredLayer struct {
+	Layer        LayerVersion `json:"layer"`
+	CodeKey      string       `json:"code_key"`
+	UnzippedSize int64        `json:"unzipped_size"`
 }

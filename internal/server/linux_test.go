@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
 	"github.com/flint-run/flint/internal/config"
 )
@@ -143,6 +145,21 @@ func TestLinuxSandbox(t *testing.T) {
 	}
 	if strings.Join(g.Ifaces, ",") != "lo" {
 		t.Errorf("network interfaces %v, want only lo", g.Ifaces)
+	}
+
+	// Layers land read-only in /opt, on the paths the runtimes search.
+	lay, err := c.PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{LayerName: aws.String("lib"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"python/helper.py": {body: "VALUE = 'from /opt'\n"}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createFunction(t, c, "layered", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "import helper, os\ndef handler(e, c):\n    try:\n        open('/opt/x', 'w')\n        ro = False\n    except OSError:\n        ro = True\n    return [helper.VALUE, ro]\n"}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Layers = []string{aws.ToString(lay.LayerVersionArn)}
+			in.MemorySize = aws.Int32(512)
+		})
+	if out := invoke(t, c, "layered", `{}`); string(out.Payload) != `["from /opt", true]` {
+		t.Errorf("layer in the sandbox = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
 	}
 
 	// Node runs too.

@@ -37,6 +37,8 @@ const (
 	eventInvokeBucket   = "flint_event_invoke"
 	urlsBucket          = "flint_urls"
 	schedulesBucket     = "flint_schedules"
+	layersBucket        = "flint_layers"
+	layerSeqBucket      = "flint_layer_seq"
 	scheduleStateBucket = "flint_schedule_state"
 	codeBucket          = "flint_code"
 )
@@ -62,6 +64,8 @@ type Store struct {
 	eic      bucket[lambda.EventInvokeConfig]
 	urls     bucket[lambda.FunctionURL]
 	scheds   bucket[lambda.Schedule]
+	layers   bucket[lambda.StoredLayer]
+	layerSeq bucket[int]
 	schedSt  bucket[lambda.ScheduleState]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
@@ -146,6 +150,12 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{scheduleStateBucket, "Flint schedules' last firing (GROUP.NAME)", func(kv jetstream.KeyValue) {
 			s.schedSt = bucket[lambda.ScheduleState]{kv: kv, what: "schedule state", log: s.log}
+		}},
+		{layersBucket, "Flint layer versions (NAME.N)", func(kv jetstream.KeyValue) {
+			s.layers = bucket[lambda.StoredLayer]{kv: kv, what: "layer version", log: s.log}
+		}},
+		{layerSeqBucket, "Flint layers' last version numbers", func(kv jetstream.KeyValue) {
+			s.layerSeq = bucket[int]{kv: kv, what: "layer", log: s.log}
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
@@ -543,4 +553,68 @@ func (s *Store) ScheduleState(ctx context.Context, group, name string) (lambda.S
 func (s *Store) PutScheduleState(ctx context.Context, group, name string, st lambda.ScheduleState) error {
 	_, err := s.schedSt.put(ctx, scheduleKey(group, name), &st)
 	return err
+}
+
+// NextLayerVersion claims the next version number of a layer (never reused).
+func (s *Store) NextLayerVersion(ctx context.Context, name string) (int, error) {
+	for attempt := 0; attempt < 10; attempt++ {
+		last, rev, err := s.layerSeq.get(ctx, name)
+		if errors.Is(err, ErrNotFound) {
+			one := 1
+			if _, err := s.layerSeq.create(ctx, name, &one); errors.Is(err, ErrExists) {
+				continue
+			} else if err != nil {
+				return 0, err
+			}
+			return 1, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		next := *last + 1
+		if _, err := s.layerSeq.update(ctx, name, &next, rev); errors.Is(err, ErrConflict) {
+			continue
+		} else if err != nil {
+			return 0, err
+		}
+		return next, nil
+	}
+	return 0, fmt.Errorf("layer %s: %w", name, ErrConflict)
+}
+
+// PutLayerVersion stores a published layer version.
+func (s *Store) PutLayerVersion(ctx context.Context, name string, l *lambda.StoredLayer) error {
+	_, err := s.layers.create(ctx, VersionKey(name, l.Layer.Version), l)
+	return err
+}
+
+// GetLayerVersion returns a layer version.
+func (s *Store) GetLayerVersion(ctx context.Context, name string, n int) (*lambda.StoredLayer, error) {
+	l, _, err := s.layers.get(ctx, VersionKey(name, n))
+	return l, err
+}
+
+// DeleteLayerVersion removes a layer version (its content stays for the functions using it).
+func (s *Store) DeleteLayerVersion(ctx context.Context, name string, n int) error {
+	return s.layers.delete(ctx, VersionKey(name, n))
+}
+
+// ListLayerVersions returns every layer version, or one layer's when name is set, by name and
+// version.
+func (s *Store) ListLayerVersions(ctx context.Context, name string) ([]*lambda.StoredLayer, error) {
+	filter := ">"
+	if name != "" {
+		filter = name + ".*"
+	}
+	all, err := s.layers.list(ctx, filter)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b *lambda.StoredLayer) int {
+		if c := strings.Compare(a.Layer.LayerArn, b.Layer.LayerArn); c != 0 {
+			return c
+		}
+		return a.Layer.Version - b.Layer.Version
+	})
+	return all, nil
 }

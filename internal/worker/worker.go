@@ -39,6 +39,8 @@ type Function struct {
 	Env         map[string]string
 	// Code returns the host directory holding the unpacked code; called on cold starts only.
 	Code func(ctx context.Context) (string, error)
+	// Opt returns the host directory of the function's layers, merged ("" for none); nil: none.
+	Opt func(ctx context.Context) (string, error)
 }
 
 // Request is one synchronous invocation.
@@ -662,7 +664,13 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("code for %s: %w", p.fn.Name, err)
 	}
-	argv, renv, err := p.fn.Runtime.Entrypoint(codeDir, "")
+	optDir := ""
+	if p.fn.Opt != nil {
+		if optDir, err = p.fn.Opt(ctx); err != nil {
+			return nil, nil, fmt.Errorf("layers for %s: %w", p.fn.Name, err)
+		}
+	}
+	argv, renv, err := p.fn.Runtime.Entrypoint(codeDir, optDir)
 	if errors.Is(err, runtimes.ErrNoBootstrap) {
 		return fail("Runtime.InvalidEntrypoint", err.Error())
 	}
@@ -678,7 +686,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		w.Close()
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
-	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
+	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
 		Env: p.environ(renv, provisioned), MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
 	inst, err := p.m.cfg.Backend.Create(ctx, spec)
 	if err != nil {
