@@ -258,8 +258,10 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 	out, err := q.cfg.Invoker.InvokeAsync(ctx, ev)
 	stopBeat()
 	q.track(ev.Function, -1)
-	if runCtx.Err() != nil {
-		_ = msg.Nak() // shutting down: the environment was torn down under the invocation
+	if runCtx.Err() != nil && (err != nil || out.Throttled || out.FunctionError != "") {
+		// Shutting down: the environment may have been torn down under the invocation, so a
+		// failure is not the function's; the event runs again after the restart.
+		_ = msg.Nak()
 		return
 	}
 	if err == nil && !out.Throttled {
@@ -337,7 +339,9 @@ func (q *Queue) throttleDelay(msg jetstream.Msg, function string) time.Duration 
 	q.mu.Lock()
 	last, ok := q.progress[function]
 	q.mu.Unlock()
-	if ok && time.Since(last) < q.cfg.ThrottleMax {
+	// No record yet (a fresh start) counts as progressing: the deliveries before a restart must not
+	// leave the queue in long backoff while the function sits idle.
+	if !ok || time.Since(last) < q.cfg.ThrottleMax {
 		return time.Duration(float64(q.cfg.ThrottleMin) * (0.5 + rand.Float64()))
 	}
 	n := uint64(1)

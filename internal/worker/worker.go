@@ -330,7 +330,7 @@ func (m *Manager) Close() {
 	}
 	m.mu.Unlock()
 	for _, p := range pools {
-		p.Retire()
+		p.retire(true)
 	}
 	m.wg.Wait()
 	close(m.quit)
@@ -444,12 +444,15 @@ func (p *Pool) prewarm() {
 func (p *Pool) Function() Function { return p.fn }
 
 // Retire stops the pool: idle environments are destroyed now, busy ones when they finish.
-func (p *Pool) Retire() {
+func (p *Pool) Retire() { p.retire(false) }
+
+// retire stops the pool; with busy, running environments are destroyed too (shutdown).
+func (p *Pool) retire(busy bool) {
 	p.mu.Lock()
 	p.retired = true
 	victims := make([]*env, 0, len(p.all))
 	for e := range p.all {
-		if e.state != stateBusy {
+		if busy || e.state != stateBusy {
 			e.state = stateDead
 			victims = append(victims, e)
 		}
