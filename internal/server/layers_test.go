@@ -65,6 +65,18 @@ func TestLayers(t *testing.T) {
 		t.Errorf("with layers second, first, v2 = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
 	}
 
+	// A Node function whose node_modules is a layer.
+	nodeLayer, err := c.PublishLayerVersion(ctx, &lambda.PublishLayerVersionInput{LayerName: aws.String("nodelib"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"nodejs/node_modules/greet/index.js": {body: "module.exports = () => 'node layer';\n"}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	createFunction(t, c, "nodeuses", "nodejs20.x", "index.handler", mustZip(t, map[string]zipEntry{"index.js": {body: "const greet = require('greet');\nexports.handler = async () => greet();\n"}}),
+		func(in *lambda.CreateFunctionInput) { in.Layers = []string{aws.ToString(nodeLayer.LayerVersionArn)} })
+	if out := invoke(t, c, "nodeuses", `{}`); string(out.Payload) != `"node layer"` {
+		t.Errorf("node_modules from a layer = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
+	}
+
 	// A custom runtime from a layer: /opt/bootstrap.
 	var runtimeZip bytes.Buffer
 	zr, _ := zip.NewReader(bytes.NewReader(goEchoZip), int64(len(goEchoZip)))
@@ -92,7 +104,7 @@ func TestLayers(t *testing.T) {
 
 	// Listings and rejections.
 	layers, err := c.ListLayers(ctx, &lambda.ListLayersInput{})
-	if err != nil || len(layers.Layers) != 4 {
+	if err != nil || len(layers.Layers) != 5 {
 		t.Errorf("ListLayers = %+v, %v", layers, err)
 	}
 	versions, err := c.ListLayerVersions(ctx, &lambda.ListLayerVersionsInput{LayerName: aws.String("pylib")})
