@@ -115,6 +115,7 @@ func (a *app) rootCommand() *cobra.Command {
 	root.AddCommand(
 		a.serveCommand(),
 		a.deployCommand(),
+		a.buildCommand(),
 		a.invokeCommand(),
 		a.lsCommand(),
 		a.rmCommand(),

@@ -35,6 +35,7 @@ type deployOptions struct {
 
 func (a *app) deployCommand() *cobra.Command {
 	var o deployOptions
+	var st stackOptions
 	cmd := &cobra.Command{
 		Use:   "deploy PATH --name NAME --runtime RUNTIME [--handler HANDLER]",
 		Short: "Create or update a function from a directory or a .zip file",
@@ -45,8 +46,14 @@ func (a *app) deployCommand() *cobra.Command {
 			"environment variables.",
 		Example: "  flint deploy ./build --name go-echo --runtime provided.al2023\n" +
 			"  flint deploy examples/python-hello --name python-hello --runtime python3.12 --handler app.handler",
-		Args: exactArgs(1, "PATH (a directory or a .zip file)"),
+		Args: rangeArgs(0, 1, "PATH (a directory or a .zip file)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if st.file != "" {
+				return a.deployStack(cmd, args, st)
+			}
+			if len(args) == 0 {
+				return usageErrorf(cmd, "missing PATH (a directory or a .zip file)")
+			}
 			return a.deploy(cmd, args[0], o)
 		},
 	}
@@ -59,6 +66,7 @@ func (a *app) deployCommand() *cobra.Command {
 	f.Int32Var(&o.timeout, "timeout", 0, "timeout in seconds (Lambda's default: 3)")
 	f.StringVar(&o.description, "description", "", "description")
 	f.StringVar(&o.role, "role", "", "execution role ARN (default "+defaultRole+")")
+	st.addFlags(cmd)
 	return cmd
 }
 
@@ -75,7 +83,7 @@ func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
 	if changed("runtime") && o.runtime == "" {
 		return usageErrorf(cmd, "--runtime must not be empty")
 	}
-	zipBytes, err := loadPackage(path)
+	zipBytes, err := a.sourcePackage(cmd, path, &o)
 	if err != nil {
 		return err
 	}

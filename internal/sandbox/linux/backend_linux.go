@@ -65,6 +65,10 @@ type Backend struct {
 	spareSeq  int
 	closed    bool
 	wg        sync.WaitGroup // the refill goroutine
+
+	lock    *os.File  // StateDir/lock, held while the backend lives
+	reaper  *exec.Cmd // reclaims the environments if the server dies
+	reaperW *os.File  // its pipe: EOF when the server is gone
 }
 
 // spare is an init started ahead of need, in cgroups named name, waiting for its configuration.
@@ -143,6 +147,9 @@ func (b *Backend) Check(ctx context.Context) error {
 	}
 	if err := b.probe(ctx); err != nil {
 		return err
+	}
+	if err := b.startReaper(); err != nil {
+		return fmt.Errorf("linux sandbox: %w", err)
 	}
 	b.refill()
 	return nil
@@ -316,6 +323,7 @@ func (b *Backend) Close() error {
 	for _, s := range spares {
 		b.discard(s)
 	}
+	b.stopReaper()
 	return nil
 }
 
@@ -499,6 +507,11 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 // before the first Create. It touches only environments recorded under StateDir, so servers
 // sharing a CgroupParent with other state directories are left alone.
 func (b *Backend) Reclaim(ctx context.Context) error {
+	if b.lock == nil {
+		if err := b.lockState(ctx); err != nil {
+			return fmt.Errorf("linux sandbox: reclaim: %w", err)
+		}
+	}
 	entries, err := os.ReadDir(b.envs)
 	if err != nil {
 		return fmt.Errorf("linux sandbox: reclaim: %w", err)

@@ -11,7 +11,11 @@
 // (SCM_RIGHTS), waits until the parent has placed it into the environment's cgroups, drops every
 // capability, installs the seccomp filter and forks the runtime, then reaps orphans and reports
 // the runtime's exit. Killing that init (Destroy, or the server dying: Pdeathsig) takes every
-// process of the environment with it, and its mount namespace with all its mounts.
+// process of the environment with it, and its mount namespace with all its mounts. A frozen
+// environment (cgroup v1 freezer) cannot act on a SIGKILL until it is thawed, so each server also
+// starts a reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's
+// cgroups): when the server dies, however it dies, the reaper reclaims what it left unless a new
+// server already holds the state directory's lock.
 //
 // The runtime runs as uid 0 of the host (or of the user namespace when the server is not root)
 // with no capabilities, no_new_privs and secure bits that keep root from regaining any: files of

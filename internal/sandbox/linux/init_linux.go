@@ -51,6 +51,9 @@ type initConfig struct {
 // in main, and in the TestMain of every test package that creates linux sandboxes: Go cannot run
 // code between fork and exec, so the backend re-executes /proc/self/exe as the sandbox's init.
 func Init() {
+	if len(os.Args) > 0 && os.Args[0] == reaperArg0 {
+		runReaper()
+	}
 	if len(os.Args) == 0 || os.Args[0] != initArg0 {
 		return
 	}

@@ -1,0 +1,508 @@
+// Package build turns a function's source directory into a Lambda deployment package: it detects
+// the language (Go, Python or Node.js), runs the host's own toolchain (go, pip, npm) in a staging
+// directory, prunes what a function never needs at run time, and zips the result reproducibly, so
+// the same sources give byte-identical ZIPs and the same CodeSha256.
+//
+// It owns the package format and Lambda's package size limits, checked before anything is sent
+// anywhere. It must not talk to Flint or any other API, and it never modifies the source
+// directory: every tool runs in a temporary copy.
+package build
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+)
+
+// Lambda's deployment package limits.
+const (
+	// MaxZipped is the largest ZIP Lambda accepts in a direct upload.
+	MaxZipped = 50 << 20
+	// MaxUnzipped is the largest a function's unpacked code (with its layers) may be.
+	MaxUnzipped = 250 << 20
+)
+
+// Languages Build recognises.
+const (
+	Go     = "go"
+	Python = "python"
+	Node   = "node"
+)
+
+// Default runtimes per language.
+const (
+	GoRuntime     = "provided.al2023"
+	PythonRuntime = "python3.12"
+	NodeRuntime   = "nodejs20.x"
+)
+
+// ErrUnknownLanguage means Build found nothing it knows how to build in a directory.
+var ErrUnknownLanguage = errors.New("no Go, Python or Node.js sources found")
+
+// LimitError is a package over one of Lambda's size limits.
+type LimitError struct {
+	What  string // "zipped" or "unzipped"
+	Size  int64
+	Limit int64
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("package is %s %s, over Lambda's %s limit of %s",
+		FormatSize(e.Size), e.What, e.What, FormatSize(e.Limit))
+}
+
+// Options tunes a build. The zero value builds for x86_64 with the tools found on PATH.
+type Options struct {
+	// Arch is "x86_64" (default) or "arm64": the GOARCH of Go builds.
+	Arch string
+	// Go is the go command; default "go" on PATH, else the one this program was built with.
+	Go string
+	// Python is the interpreter whose pip installs requirements; default /usr/bin/python3, the
+	// host's own, else python3 on PATH.
+	Python string
+	// NPM is the npm command; default "npm" on PATH.
+	NPM string
+	// Log receives the tools' output; nil discards it (it is still quoted in errors).
+	Log io.Writer
+	// MaxZipped and MaxUnzipped override Lambda's limits (tests); 0 means Lambda's.
+	MaxZipped, MaxUnzipped int64
+}
+
+// Result is a built package.
+type Result struct {
+	Zip        []byte
+	Language   string // Go, Python or Node
+	Runtime    string // the runtime the package is built for, e.g. provided.al2023
+	Handler    string // the handler found in the sources, or "" when Build cannot tell
+	Size       int64  // len(Zip)
+	Unzipped   int64  // total size of the files in Zip
+	CodeSha256 string // base64 SHA-256 of Zip, as Lambda reports it
+}
+
+// Detect returns the language of the sources in dir, or ErrUnknownLanguage.
+func Detect(dir string) (string, error) {
+	has := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	switch {
+	case has("go.mod"):
+		return Go, nil
+	case hasGoMain(dir):
+		return Go, nil
+	case has("requirements.txt") || hasExt(dir, ".py"):
+		return Python, nil
+	case has("package.json") || hasExt(dir, ".js", ".mjs", ".cjs"):
+		return Node, nil
+	}
+	return "", fmt.Errorf("%s: %w", dir, ErrUnknownLanguage)
+}
+
+// IsSource reports whether dir holds sources Build should build, as opposed to a ready package:
+// a directory with a bootstrap at its root is deployed as it is.
+func IsSource(dir string) bool {
+	if _, err := os.Lstat(filepath.Join(dir, "bootstrap")); err == nil {
+		return false
+	}
+	_, err := Detect(dir)
+	return err == nil
+}
+
+// Build builds the sources in dir into a deployment package.
+func Build(ctx context.Context, dir string, opts Options) (*Result, error) {
+	lang, err := Detect(dir)
+	if err != nil {
+		return nil, err
+	}
+	stage, err := os.MkdirTemp("", "flint-build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(stage)
+	b := &builder{dir: dir, stage: stage, opts: opts}
+	res := &Result{Language: lang}
+	switch lang {
+	case Go:
+		res.Runtime, res.Handler = GoRuntime, "bootstrap"
+		err = b.golang(ctx)
+	case Python:
+		res.Runtime = PythonRuntime
+		res.Handler = findHandler(dir, pythonHandlers)
+		err = b.python(ctx)
+	case Node:
+		res.Runtime = NodeRuntime
+		res.Handler = findHandler(dir, nodeHandlers)
+		err = b.node(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("build %s (%s): %w", dir, lang, err)
+	}
+	z, err := zipTree(stage, opts.limits())
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", dir, err)
+	}
+	res.Zip, res.Size, res.Unzipped, res.CodeSha256 = z.zip, int64(len(z.zip)), z.unzipped, Sha256(z.zip)
+	return res, nil
+}
+
+// Sha256 is the base64 SHA-256 of b, the form of Lambda's CodeSha256.
+func Sha256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// FormatSize renders n bytes for people: "512 B", "3.4 KB", "48.0 MB".
+func FormatSize(n int64) string {
+	switch {
+	case n < 1<<10:
+		return fmt.Sprintf("%d B", n)
+	case n < 1<<20:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	default:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	}
+}
+
+type limits struct{ zipped, unzipped int64 }
+
+func (o Options) limits() limits {
+	l := limits{MaxZipped, MaxUnzipped}
+	if o.MaxZipped > 0 {
+		l.zipped = o.MaxZipped
+	}
+	if o.MaxUnzipped > 0 {
+		l.unzipped = o.MaxUnzipped
+	}
+	return l
+}
+
+type builder struct {
+	dir, stage string
+	opts       Options
+}
+
+// golang builds the main package in dir as a static linux binary named bootstrap.
+func (b *builder) golang(ctx context.Context) error {
+	goCmd := b.opts.Go
+	if goCmd == "" {
+		goCmd = "go"
+		if _, err := exec.LookPath(goCmd); err != nil {
+			goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+		}
+	}
+	arch := "amd64"
+	switch b.opts.Arch {
+	case "", "x86_64":
+	case "arm64":
+		arch = "arm64"
+	default:
+		return fmt.Errorf("unknown architecture %q (want x86_64 or arm64)", b.opts.Arch)
+	}
+	out := filepath.Join(b.stage, "bootstrap")
+	cmd := exec.CommandContext(ctx, goCmd, "build", "-trimpath", "-buildvcs=false", "-ldflags=-buildid=",
+		"-tags", "lambda.norpc", "-o", out, ".")
+	cmd.Dir = b.dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOFLAGS=")
+	return b.run(cmd)
+}
+
+// python copies the sources and installs requirements.txt into the package.
+func (b *builder) python(ctx context.Context) error {
+	wheels := filepath.Join(b.dir, "wheels")
+	if err := copyTree(b.dir, b.stage, func(rel string, d fs.DirEntry) bool {
+		return rel == "wheels" || prunePython(rel, d)
+	}); err != nil {
+		return err
+	}
+	reqs, err := requirements(filepath.Join(b.dir, "requirements.txt"))
+	if err != nil {
+		return err
+	}
+	if len(reqs) > 0 {
+		python := b.opts.Python
+		if python == "" {
+			python = "/usr/bin/python3"
+			if _, err := os.Stat(python); err != nil {
+				python = "python3"
+			}
+		}
+		args := []string{"-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--no-compile",
+			"--no-warn-script-location", "--target", b.stage, "-r", filepath.Join(b.dir, "requirements.txt")}
+		offline := false
+		if fi, err := os.Stat(wheels); err == nil && fi.IsDir() {
+			args = append(args, "--no-index", "--find-links", wheels)
+			offline = true
+		} else {
+			args = append(args, "--retries", "1", "--timeout", "15")
+		}
+		cmd := exec.CommandContext(ctx, python, args...)
+		cmd.Dir = b.dir
+		cmd.Env = append(os.Environ(), "PIP_NO_CACHE_DIR=1", "PYTHONDONTWRITEBYTECODE=1", "SOURCE_DATE_EPOCH=315532800")
+		if err := b.run(cmd); err != nil {
+			where := "pip could not reach a package index to install"
+			if offline {
+				where = "pip could not find in " + wheels + " wheels for"
+			}
+			hint := "; put their wheels in " + wheels + " to build offline"
+			if offline {
+				hint = "; add their wheels (and their dependencies') there"
+			}
+			return fmt.Errorf("%s %s (requirements.txt)%s: %w", where, strings.Join(reqs, ", "), hint, err)
+		}
+	}
+	return pruneTree(b.stage, prunePython)
+}
+
+// node copies the sources and installs package.json's production dependencies.
+func (b *builder) node(ctx context.Context) error {
+	if err := copyTree(b.dir, b.stage, func(rel string, d fs.DirEntry) bool {
+		return rel == "node_modules" || pruneNode(rel, d)
+	}); err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "package.json")); err == nil {
+		npm := b.opts.NPM
+		if npm == "" {
+			npm = "npm"
+		}
+		args := []string{"install", "--omit=dev", "--no-audit", "--no-fund", "--no-package-lock"}
+		if _, err := os.Stat(filepath.Join(b.dir, "package-lock.json")); err == nil {
+			args = []string{"ci", "--omit=dev", "--no-audit", "--no-fund"}
+		}
+		cmd := exec.CommandContext(ctx, npm, args...)
+		cmd.Dir = b.stage
+		cmd.Env = append(os.Environ(), "NODE_ENV=production", "npm_config_update_notifier=false")
+		if err := b.run(cmd); err != nil {
+			return fmt.Errorf("npm %s: %w", args[0], err)
+		}
+	}
+	return pruneTree(b.stage, pruneNode)
+}
+
+// run runs cmd, copying its output to the log; a failure carries the output's last lines.
+func (b *builder) run(cmd *exec.Cmd) error {
+	var out bytes.Buffer
+	var w io.Writer = &out
+	if b.opts.Log != nil {
+		w = io.MultiWriter(&out, b.opts.Log)
+	}
+	cmd.Stdout, cmd.Stderr = w, w
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", filepath.Base(cmd.Path), err, tail(out.String(), 12))
+	}
+	return nil
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// prunePython says whether rel (slash-separated, relative to the package root) is left out of a
+// Python package: byte code, tests and packaging metadata.
+func prunePython(rel string, d fs.DirEntry) bool {
+	name := d.Name()
+	if pruneCommon(name) {
+		return true
+	}
+	if d.IsDir() {
+		return name == "__pycache__" || name == "tests" || name == "test" && strings.Contains(rel, "/") ||
+			strings.HasSuffix(name, ".dist-info") || strings.HasSuffix(name, ".egg-info")
+	}
+	return strings.HasSuffix(name, ".pyc") || strings.HasSuffix(name, ".pyo")
+}
+
+// pruneNode says whether rel is left out of a Node.js package: executables' links, tests,
+// documentation.
+func pruneNode(rel string, d fs.DirEntry) bool {
+	name := d.Name()
+	if pruneCommon(name) {
+		return true
+	}
+	if d.IsDir() {
+		return name == ".bin" || name == "tests" || name == "test" || name == "__tests__"
+	}
+	return strings.HasSuffix(strings.ToLower(name), ".md") || name == ".package-lock.json"
+}
+
+func pruneCommon(name string) bool {
+	return name == ".git" || name == ".DS_Store" || name == ".venv" || name == ".flint"
+}
+
+// copyTree copies the regular files and directories under src to dst, leaving out what skip
+// says; a symlink is copied as the file it points to.
+func copyTree(src, dst string, skip func(rel string, d fs.DirEntry) bool) error {
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if skip(rel, d) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		target := filepath.Join(dst, filepath.FromSlash(rel))
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		info, err := os.Stat(p) // follows a symlink
+		if err != nil {
+			return err
+		}
+		if info.IsDir() {
+			return fmt.Errorf("%s: a symlink to a directory cannot be packaged", rel)
+		}
+		if !info.Mode().IsRegular() {
+			return fmt.Errorf("%s: cannot package a file of type %v", rel, info.Mode().Type())
+		}
+		return copyFile(p, target, info.Mode().Perm())
+	})
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// pruneTree removes what prune says from the tree under root.
+func pruneTree(root string, prune func(rel string, d fs.DirEntry) bool) error {
+	var gone []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if prune(filepath.ToSlash(rel), d) {
+			gone = append(gone, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range gone {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requirements returns the names of the packages requirements.txt asks for; none when it is
+// absent or has only comments and blank lines.
+func requirements(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if i := strings.Index(line, " #"); i >= 0 {
+			line = strings.TrimSpace(line[:i])
+		}
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "-") { // an option such as -r other.txt or --index-url
+			names = append(names, line)
+			continue
+		}
+		name := line
+		if i := strings.IndexAny(name, "<>=!~;[ @"); i > 0 {
+			name = name[:i]
+		}
+		names = append(names, name)
+	}
+	return names, sc.Err()
+}
+
+// The handlers Build recognises: file, then function, in order of preference.
+var (
+	pythonHandlers = [][2]string{{"lambda_function.py", "lambda_handler"}, {"app.py", "handler"},
+		{"handler.py", "handler"}, {"main.py", "handler"}, {"index.py", "handler"}}
+	nodeHandlers = [][2]string{{"index.mjs", "handler"}, {"index.js", "handler"}, {"index.cjs", "handler"},
+		{"app.mjs", "handler"}, {"app.js", "handler"}, {"handler.mjs", "handler"}, {"handler.js", "handler"}}
+)
+
+// findHandler returns "module.function" for the first candidate file in dir that mentions the
+// function, or "".
+func findHandler(dir string, candidates [][2]string) string {
+	for _, c := range candidates {
+		b, err := os.ReadFile(filepath.Join(dir, c[0]))
+		if err != nil || !bytes.Contains(b, []byte(c[1])) {
+			continue
+		}
+		return strings.TrimSuffix(c[0], filepath.Ext(c[0])) + "." + c[1]
+	}
+	return ""
+}
+
+func hasGoMain(dir string) bool {
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, m := range matches {
+		if strings.HasSuffix(m, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(m)
+		if err == nil && bytes.Contains(b, []byte("package main")) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasExt(dir string, exts ...string) bool {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		for _, x := range exts {
+			if !e.IsDir() && strings.HasSuffix(e.Name(), x) {
+				return true
+			}
+		}
+	}
+	return false
+}
