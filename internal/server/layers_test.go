@@ -129,3 +129,46 @@ func TestLayers(t *testing.T) {
 		}
 	}
 }
+
+// TestLayersCountTowardUnzippedLimit: code and layers together over 250 MB fail before anything
+// is stored.
+func TestLayersCountTowardUnzippedLimit(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	ctx := context.Background()
+	zeros := func(mb int) []byte {
+		var buf bytes.Buffer
+		zw := zip.NewWriter(&buf)
+		w, _ := zw.Create("blob")
+		chunk := make([]byte, 1<<20)
+		for range mb {
+			_, _ = w.Write(chunk)
+		}
+		zw.Close()
+		return buf.Bytes()
+	}
+	big, err := c.PublishLayerVersion(ctx, &lambda.PublishLayerVersionInput{LayerName: aws.String("big"), Content: &types.LayerVersionContentInput{ZipFile: zeros(150)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := zeros(110)
+	_, err = c.CreateFunction(ctx, &lambda.CreateFunctionInput{FunctionName: aws.String("toobig"), Runtime: types.RuntimePython312,
+		Handler: aws.String("app.handler"), Role: aws.String(role), Code: &types.FunctionCode{ZipFile: code},
+		Layers: []string{aws.ToString(big.LayerVersionArn)}})
+	if apiErrorCode(err) != "InvalidParameterValueException" {
+		t.Fatalf("code 110 MB + layer 150 MB: %v, want InvalidParameterValueException", err)
+	}
+	if _, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("toobig")}); apiErrorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("the rejected function exists: %v", err)
+	}
+	// The same through UpdateFunctionConfiguration leaves the function as it was.
+	createFunction(t, c, "small", "python3.12", "app.handler", zeros(110))
+	before := snapshot(t, c)
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("small"),
+		Layers: []string{aws.ToString(big.LayerVersionArn)}}); apiErrorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("adding a 150 MB layer to 110 MB of code: %v", err)
+	}
+	if after := snapshot(t, c); after["small"] != before["small"] {
+		t.Errorf("configuration changed by a rejected update")
+	}
+}
