@@ -308,3 +308,41 @@ type StoredLayer struct {
 	CodeKey      string       `json:"code_key"`
 	UnzippedSize int64        `json:"unzipped_size"`
 }
+
+// EventSourceMapping is Lambda's EventSourceMappingConfiguration as Flint stores and returns it.
+type EventSourceMapping struct {
+	UUID                           string             `json:"UUID"`
+	EventSourceMappingArn          string             `json:"EventSourceMappingArn"`
+	EventSourceArn                 string             `json:"EventSourceArn"`
+	FunctionArn                    string             `json:"FunctionArn"`
+	State                          string             `json:"State"`
+	StateTransitionReason          string             `json:"StateTransitionReason"`
+	LastModified                   float64            `json:"LastModified"`
+	BatchSize                      int                `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds int                `json:"MaximumBatchingWindowInSeconds"`
+	FunctionResponseTypes          []string           `json:"FunctionResponseTypes,omitempty"`
+	ScalingConfig                  *ScalingConfig     `json:"ScalingConfig,omitempty"`
+	DestinationConfig              *DestinationConfig `json:"DestinationConfig,omitempty"`
+	// MaximumReceiveCount is a Flint extension (SQS's redrive policy lives on the queue in AWS):
+	// a message received this many times without success goes to DestinationConfig.OnFailure.
+	MaximumReceiveCount int `json:"MaximumReceiveCount,omitempty"`
+	// VisibilityTimeoutSeconds is a Flint extension: how long a failed message stays invisible
+	// before it is received again (SQS's queue visibility timeout).
+	VisibilityTimeoutSeconds float64 `json:"VisibilityTimeoutSeconds,omitempty"`
+}
+
+// ScalingConfig bounds a queue mapping's concurrent batches.
+type ScalingConfig struct {
+	MaximumConcurrency int `json:"MaximumConcurrency,omitempty"`
+}
+
+// Event source mapping states.
+const (
+	ESMCreating  = "Creating"
+	ESMEnabling  = "Enabling"
+	ESMEnabled   = "Enabled"
+	ESMDisabling = "Disabling"
+	ESMDisabled  = "Disabled"
+	ESMUpdating  = "Updating"
+	ESMDeleting  = "Deleting"
+)

@@ -41,6 +41,7 @@ const (
 	layerSeqBucket      = "flint_layer_seq"
 	scheduleStateBucket = "flint_schedule_state"
 	codeBucket          = "flint_code"
+	esmBucket           = "flint_event_source_mappings"
 )
 
 // Options configure Open.
@@ -67,6 +68,7 @@ type Store struct {
 	layers   bucket[lambda.StoredLayer]
 	layerSeq bucket[int]
 	schedSt  bucket[lambda.ScheduleState]
+	esms     bucket[lambda.EventSourceMapping]
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -156,6 +158,9 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{layerSeqBucket, "Flint layers' last version numbers", func(kv jetstream.KeyValue) {
 			s.layerSeq = bucket[int]{kv: kv, what: "layer", log: s.log}
+		}},
+		{esmBucket, "Flint event source mappings (by UUID)", func(kv jetstream.KeyValue) {
+			s.esms = bucket[lambda.EventSourceMapping]{kv: kv, what: "event source mapping", log: s.log}
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
@@ -617,4 +622,36 @@ func (s *Store) ListLayerVersions(ctx context.Context, name string) ([]*lambda.S
 		return a.Layer.Version - b.Layer.Version
 	})
 	return all, nil
+}
+
+// CreateEventSourceMapping stores a new event source mapping under its UUID.
+func (s *Store) CreateEventSourceMapping(ctx context.Context, m *lambda.EventSourceMapping) error {
+	_, err := s.esms.create(ctx, m.UUID, m)
+	return err
+}
+
+// GetEventSourceMapping returns a mapping and its revision (ErrNotFound if none).
+func (s *Store) GetEventSourceMapping(ctx context.Context, uuid string) (*lambda.EventSourceMapping, uint64, error) {
+	return s.esms.get(ctx, uuid)
+}
+
+// UpdateEventSourceMapping replaces a mapping if it is still at rev (ErrConflict otherwise).
+func (s *Store) UpdateEventSourceMapping(ctx context.Context, m *lambda.EventSourceMapping, rev uint64) error {
+	_, err := s.esms.update(ctx, m.UUID, m, rev)
+	return err
+}
+
+// DeleteEventSourceMapping removes a mapping.
+func (s *Store) DeleteEventSourceMapping(ctx context.Context, uuid string) error {
+	return s.esms.delete(ctx, uuid)
+}
+
+// ListEventSourceMappings returns every mapping in UUID order.
+func (s *Store) ListEventSourceMappings(ctx context.Context) ([]*lambda.EventSourceMapping, error) {
+	return s.esms.list(ctx, ">")
+}
+
+// WatchEventSourceMappings reports mapping changes (deletions: nil) by UUID.
+func (s *Store) WatchEventSourceMappings(ctx context.Context, ready func(), fn func(uuid string, rev uint64, m *lambda.EventSourceMapping)) error {
+	return s.esms.watch(ctx, ready, fn)
 }

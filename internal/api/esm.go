@@ -1,0 +1,281 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/esm"
+	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/store"
+)
+
+// esmInput is the body of CreateEventSourceMapping and UpdateEventSourceMapping.
+type esmInput struct {
+	EventSourceArn                 *string                   `json:"EventSourceArn"`
+	FunctionName                   *string                   `json:"FunctionName"`
+	Enabled                        *bool                     `json:"Enabled"`
+	BatchSize                      *int                      `json:"BatchSize"`
+	MaximumBatchingWindowInSeconds *int                      `json:"MaximumBatchingWindowInSeconds"`
+	FunctionResponseTypes          *[]string                 `json:"FunctionResponseTypes"`
+	ScalingConfig                  *lambda.ScalingConfig     `json:"ScalingConfig"`
+	DestinationConfig              *lambda.DestinationConfig `json:"DestinationConfig"`
+	MaximumReceiveCount            *int                      `json:"MaximumReceiveCount"`
+	VisibilityTimeoutSeconds       *float64                  `json:"VisibilityTimeoutSeconds"`
+	StartingPosition               *string                   `json:"StartingPosition"`
+}
+
+// apply merges in into m (every field on create, the given ones on update) and validates the
+// result; enabled reports the desired state.
+func (a *API) applyESM(r *http.Request, m *lambda.EventSourceMapping, in *esmInput, enabled bool) (bool, error) {
+	if in.FunctionName != nil {
+		name, qualifier, err := lambda.ParseFunctionName(*in.FunctionName)
+		if err != nil {
+			return false, err
+		}
+		if _, err := a.invoke.Lookup(r.Context(), name, qualifier); errors.Is(err, invoke.ErrNotFound) {
+			return false, apierr.ResourceNotFound("Function does not exist")
+		} else if err != nil {
+			return false, err
+		}
+		m.FunctionArn = a.account.FunctionARN(name, qualifier)
+	}
+	if in.Enabled != nil {
+		enabled = *in.Enabled
+	}
+	if in.BatchSize != nil {
+		m.BatchSize = *in.BatchSize
+	}
+	if in.MaximumBatchingWindowInSeconds != nil {
+		m.MaximumBatchingWindowInSeconds = *in.MaximumBatchingWindowInSeconds
+	}
+	if in.FunctionResponseTypes != nil {
+		m.FunctionResponseTypes = *in.FunctionResponseTypes
+	}
+	if in.ScalingConfig != nil {
+		m.ScalingConfig = in.ScalingConfig
+		if m.ScalingConfig.MaximumConcurrency == 0 {
+			m.ScalingConfig = nil
+		}
+	}
+	if in.DestinationConfig != nil {
+		m.DestinationConfig = in.DestinationConfig
+	}
+	if in.MaximumReceiveCount != nil {
+		m.MaximumReceiveCount = *in.MaximumReceiveCount
+	}
+	if in.VisibilityTimeoutSeconds != nil {
+		m.VisibilityTimeoutSeconds = *in.VisibilityTimeoutSeconds
+	}
+	if in.StartingPosition != nil {
+		return false, apierr.InvalidParameterValue("StartingPosition is not valid for queue event sources.")
+	}
+	if m.BatchSize < 1 || m.BatchSize > 10000 {
+		return false, apierr.Validation("1 validation error detected: Value '%d' at 'batchSize' failed to satisfy constraint: Member must have value between 1 and 10000", m.BatchSize)
+	}
+	if w := m.MaximumBatchingWindowInSeconds; w < 0 || w > 300 {
+		return false, apierr.Validation("1 validation error detected: Value '%d' at 'maximumBatchingWindowInSeconds' failed to satisfy constraint: Member must have value between 0 and 300", w)
+	}
+	if m.BatchSize > 10 && m.MaximumBatchingWindowInSeconds < 1 {
+		return false, apierr.InvalidParameterValue("Maximum batch window in seconds must be greater than 0 if maximum batch size is greater than 10")
+	}
+	if sc := m.ScalingConfig; sc != nil && (sc.MaximumConcurrency < 2 || sc.MaximumConcurrency > 1000) {
+		return false, apierr.Validation("1 validation error detected: Value '%d' at 'scalingConfig.maximumConcurrency' failed to satisfy constraint: Member must have value between 2 and 1000", sc.MaximumConcurrency)
+	}
+	for _, t := range m.FunctionResponseTypes {
+		if t != "ReportBatchItemFailures" {
+			return false, apierr.Validation("1 validation error detected: Value '[%s]' at 'functionResponseTypes' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [ReportBatchItemFailures]]", t)
+		}
+	}
+	if d := m.DestinationConfig; d != nil {
+		if d.OnSuccess != nil && d.OnSuccess.Destination != "" {
+			return false, apierr.InvalidParameterValue("Unsupported DestinationConfig parameter for given event source mapping type.")
+		}
+		if d.OnFailure != nil && d.OnFailure.Destination != "" && !esm.ValidFailureDestination(d.OnFailure.Destination) {
+			return false, apierr.InvalidParameterValue("The destination ARN %s is invalid. Queue mappings deliver to JetStream streams (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME).", d.OnFailure.Destination)
+		}
+	}
+	if n := m.MaximumReceiveCount; n < 0 || n > 1000 {
+		return false, apierr.InvalidParameterValue("MaximumReceiveCount must be between 1 and 1000.")
+	}
+	if v := m.VisibilityTimeoutSeconds; v < 0 || v > 43200 {
+		return false, apierr.InvalidParameterValue("VisibilityTimeoutSeconds must be between 0 and 43200.")
+	}
+	return enabled, nil
+}
+
+func (a *API) createEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
+	var in esmInput
+	if err := decodeBody(r, 1<<16, "CreateEventSourceMapping", &in); err != nil {
+		return err
+	}
+	if in.FunctionName == nil || *in.FunctionName == "" {
+		return apierr.Validation("1 validation error detected: Value null at 'functionName' failed to satisfy constraint: Member must not be null")
+	}
+	if in.EventSourceArn == nil {
+		return apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME).")
+	}
+	queue, err := esm.QueueName(*in.EventSourceArn)
+	if err != nil {
+		return apierr.InvalidParameterValue("Unrecognized event source: %v", err)
+	}
+	id := uuid.NewString()
+	m := &lambda.EventSourceMapping{UUID: id, EventSourceArn: *in.EventSourceArn, BatchSize: esm.DefaultBatchSize,
+		EventSourceMappingArn: "arn:aws:lambda:" + a.account.Region + ":" + a.account.ID + ":event-source-mapping:" + id,
+		StateTransitionReason: "USER_INITIATED", LastModified: float64(time.Now().UnixMilli()) / 1000}
+	enabled, err := a.applyESM(r, m, &in, true)
+	if err != nil {
+		return err
+	}
+	all, err := a.store.ListEventSourceMappings(r.Context())
+	if err != nil {
+		return err
+	}
+	for _, o := range all {
+		if o.EventSourceArn == m.EventSourceArn {
+			return apierr.ResourceConflict("An event source mapping with event source (\"%s\") already exists. Please update or delete the existing mapping with UUID %s", o.EventSourceArn, o.UUID)
+		}
+	}
+	// The queue exists once the 202 is out, so that clients can publish at once.
+	if _, err := esm.EnsureQueue(r.Context(), a.store.JetStream(), queue); err != nil {
+		return err
+	}
+	m.State = lambda.ESMDisabling
+	if enabled {
+		m.State = lambda.ESMEnabling
+	}
+	if err := a.store.CreateEventSourceMapping(r.Context(), m); err != nil {
+		return err
+	}
+	out := *m
+	out.State = lambda.ESMCreating
+	return writeJSON(w, http.StatusAccepted, out)
+}
+
+func (a *API) esmNotFound(id string) *apierr.Error {
+	return apierr.ResourceNotFound("The resource you requested does not exist. (Service: Lambda, Status Code: 404, Request ID: %s)", id)
+}
+
+func (a *API) getEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
+	m, _, err := a.store.GetEventSourceMapping(r.Context(), r.PathValue("uuid"))
+	if errors.Is(err, store.ErrNotFound) {
+		return a.esmNotFound(r.PathValue("uuid"))
+	}
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, m)
+}
+
+func (a *API) updateEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
+	var in esmInput
+	if err := decodeBody(r, 1<<16, "UpdateEventSourceMapping", &in); err != nil {
+		return err
+	}
+	if in.EventSourceArn != nil {
+		return apierr.InvalidParameterValue("EventSourceArn cannot be updated.")
+	}
+	id := r.PathValue("uuid")
+	for range 5 {
+		m, rev, err := a.store.GetEventSourceMapping(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return a.esmNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		if m.State == lambda.ESMDeleting {
+			return apierr.ResourceConflict("The event source mapping is being deleted.")
+		}
+		was := m.State == lambda.ESMEnabled || m.State == lambda.ESMEnabling
+		enabled, err := a.applyESM(r, m, &in, was)
+		if err != nil {
+			return err
+		}
+		m.LastModified = float64(time.Now().UnixMilli()) / 1000
+		m.StateTransitionReason = "USER_INITIATED"
+		shown := lambda.ESMUpdating
+		switch {
+		case enabled:
+			m.State = lambda.ESMEnabling
+			if !was {
+				shown = lambda.ESMEnabling
+			}
+		default:
+			m.State = lambda.ESMDisabling
+			if was {
+				shown = lambda.ESMDisabling
+			}
+		}
+		if err := a.store.UpdateEventSourceMapping(r.Context(), m, rev); errors.Is(err, store.ErrConflict) {
+			continue // the poller settled the state meanwhile
+		} else if err != nil {
+			return err
+		}
+		out := *m
+		out.State = shown
+		return writeJSON(w, http.StatusAccepted, out)
+	}
+	return apierr.ResourceConflict("The event source mapping was modified concurrently; try again.")
+}
+
+func (a *API) deleteEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
+	id := r.PathValue("uuid")
+	for range 5 {
+		m, rev, err := a.store.GetEventSourceMapping(r.Context(), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return a.esmNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		m.State = lambda.ESMDeleting
+		m.StateTransitionReason = "USER_INITIATED"
+		m.LastModified = float64(time.Now().UnixMilli()) / 1000
+		if err := a.store.UpdateEventSourceMapping(r.Context(), m, rev); errors.Is(err, store.ErrConflict) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		return writeJSON(w, http.StatusAccepted, m)
+	}
+	return apierr.ResourceConflict("The event source mapping was modified concurrently; try again.")
+}
+
+func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ string) error {
+	maxItems, marker, err := paging(r)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var fnArn string
+	if fn := q.Get("FunctionName"); fn != "" {
+		name, qualifier, err := lambda.ParseFunctionName(fn)
+		if err != nil {
+			return err
+		}
+		fnArn = a.account.FunctionARN(name, qualifier)
+	}
+	all, err := a.store.ListEventSourceMappings(r.Context())
+	if err != nil {
+		return err
+	}
+	out := struct {
+		EventSourceMappings []*lambda.EventSourceMapping `json:"EventSourceMappings"`
+		NextMarker          string                       `json:"NextMarker,omitempty"`
+	}{EventSourceMappings: []*lambda.EventSourceMapping{}}
+	all = slices.DeleteFunc(all, func(m *lambda.EventSourceMapping) bool {
+		return (fnArn != "" && m.FunctionArn != fnArn) || (q.Get("EventSourceArn") != "" && m.EventSourceArn != q.Get("EventSourceArn")) ||
+			(marker != "" && m.UUID <= marker)
+	})
+	out.EventSourceMappings = append(out.EventSourceMappings, all[:min(maxItems, len(all))]...)
+	if len(all) > maxItems {
+		out.NextMarker = all[maxItems-1].UUID
+	}
+	return writeJSON(w, http.StatusOK, out)
+}

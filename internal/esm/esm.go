@@ -1,0 +1,284 @@
+// Package esm runs Flint's event source mappings: pollers that read batches from JetStream and
+// invoke a function synchronously with them, as Lambda's event source mappings do for SQS.
+//
+// # Event source ARNs
+//
+// A queue is a JetStream stream used as a work queue:
+//
+//	arn:flint:jetstream:REGION:ACCOUNT:queue/NAME
+//
+// names stream NAME with subject flint.queues.NAME (work-queue retention). Flint creates the
+// stream when a mapping is created, so any NATS client (flint serve --nats-listen) can publish
+// messages to flint.queues.NAME. A Nats-Msg-Id header, when set, deduplicates publishes and
+// becomes the record's messageId; otherwise the messageId is a UUID derived from the stream
+// sequence. Message headers become messageAttributes (stringValue). One mapping per queue: a
+// work-queue stream admits one consumer per subject.
+//
+// Stream semantics (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME, Kinesis-like) are not
+// implemented yet and are rejected.
+//
+// # Queue semantics
+//
+// A mapping's poller owns the durable consumer esm-UUID (the position survives restarts). It
+// fetches batches of up to BatchSize messages, waiting up to MaximumBatchingWindowInSeconds
+// to fill one, and runs up to ScalingConfig.MaximumConcurrency batches at once. A batch is an
+// SQS-shaped event; success acknowledges every message; a function error or timeout makes the
+// whole batch visible again after the visibility timeout; with FunctionResponseTypes
+// ["ReportBatchItemFailures"] only the reported messages are (an invalid response fails the
+// whole batch). Throttled batches come back after a short delay and do not count as receives.
+//
+// Two Flint extensions on the mapping stand in for SQS's queue attributes:
+// VisibilityTimeoutSeconds (default Config.VisibilityTimeout, 30 s) and MaximumReceiveCount
+// (default 5): a message received that many times without success is published, with its
+// headers plus ApproximateReceiveCount, Flint-Message-Id, Flint-Event-Source-Arn and
+// Flint-Event-Source-Mapping headers, to DestinationConfig.OnFailure (a JetStream stream
+// arn:flint:jetstream:REGION:ACCOUNT:stream/NAME, subject flint.destinations.NAME, as async
+// destinations) and removed from the queue; without a destination it is dropped with a log line.
+//
+// The package runs invocations through the small Invoker interface it owns; it knows nothing of
+// HTTP or the function registry.
+package esm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flint-run/flint/internal/lambda"
+)
+
+var (
+	queueARN   = regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:queue/([a-zA-Z0-9_-]{1,64})$`)
+	streamARN  = regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:stream/([a-zA-Z0-9_-]{1,64})$`)
+	errUnknown = errors.New("unknown event source ARN")
+)
+
+// QueueName returns the stream a queue ARN names, or an error that says what Flint accepts.
+func QueueName(arn string) (string, error) {
+	if m := queueARN.FindStringSubmatch(arn); m != nil {
+		return m[1], nil
+	}
+	if streamARN.MatchString(arn) {
+		return "", fmt.Errorf("%s: stream event sources are not supported yet; use arn:flint:jetstream:REGION:ACCOUNT:queue/NAME", arn)
+	}
+	return "", fmt.Errorf("%w %s: Flint reads queues named arn:flint:jetstream:REGION:ACCOUNT:queue/NAME", errUnknown, arn)
+}
+
+// ValidFailureDestination reports whether arn is an on-failure destination a queue mapping can
+// deliver to (a JetStream stream).
+func ValidFailureDestination(arn string) bool { return streamARN.MatchString(arn) }
+
+// QueueSubject is where clients publish a queue's messages.
+func QueueSubject(name string) string { return "flint.queues." + name }
+
+// EnsureQueue creates queue stream name if missing.
+func EnsureQueue(ctx context.Context, js jetstream.JetStream, name string) (jetstream.Stream, error) {
+	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: name, Subjects: []string{QueueSubject(name)}, Retention: jetstream.WorkQueuePolicy,
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+		Description: "Flint queue (event source mappings read it)",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue %s: %w", name, err)
+	}
+	return st, nil
+}
+
+// Result is how one batch invocation went.
+type Result struct {
+	Throttled     bool
+	Payload       []byte
+	FunctionError string // "Unhandled" when the function failed or timed out
+}
+
+// Invoker runs a batch synchronously through the invoke engine (resolution, admission, pool).
+// ErrGone means the function no longer exists.
+type Invoker interface {
+	InvokeBatch(ctx context.Context, functionArn string, payload []byte) (Result, error)
+}
+
+// ErrGone: the mapping's function was deleted.
+var ErrGone = errors.New("esm: function gone")
+
+// Store is the mapping registry.
+type Store interface {
+	WatchEventSourceMappings(ctx context.Context, ready func(), fn func(uuid string, rev uint64, m *lambda.EventSourceMapping)) error
+	GetEventSourceMapping(ctx context.Context, uuid string) (*lambda.EventSourceMapping, uint64, error)
+	UpdateEventSourceMapping(ctx context.Context, m *lambda.EventSourceMapping, rev uint64) error
+	DeleteEventSourceMapping(ctx context.Context, uuid string) error
+}
+
+// Config wires a Manager.
+type Config struct {
+	JS                  jetstream.JetStream
+	Store               Store
+	Invoker             Invoker
+	Region              string
+	VisibilityTimeout   time.Duration // default 30 s
+	MaximumReceiveCount int           // default 5
+	DefaultConcurrency  int           // batches in flight without ScalingConfig, default 1000
+	ThrottleDelay       time.Duration // default 1 s
+	AckWait             time.Duration // default 30 s; running batches send heartbeats
+	Log                 *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultBatchSize           = 10
+	DefaultMaximumReceiveCount = 5
+)
+
+// Manager keeps one poller running per enabled mapping.
+type Manager struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	pollers map[string]*poller
+	wg      sync.WaitGroup
+}
+
+// New returns a Manager; Run starts it.
+func New(cfg Config) *Manager {
+	if cfg.VisibilityTimeout <= 0 {
+		cfg.VisibilityTimeout = 30 * time.Second
+	}
+	if cfg.MaximumReceiveCount <= 0 {
+		cfg.MaximumReceiveCount = DefaultMaximumReceiveCount
+	}
+	if cfg.DefaultConcurrency <= 0 {
+		cfg.DefaultConcurrency = 1000
+	}
+	if cfg.ThrottleDelay <= 0 {
+		cfg.ThrottleDelay = time.Second
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Manager{cfg: cfg, log: cfg.Log, pollers: map[string]*poller{}}
+}
+
+// Run follows the mappings until ctx ends, then stops every poller and waits for them (batches
+// in flight are left unacknowledged and come back after the restart).
+func (m *Manager) Run(ctx context.Context) error {
+	defer func() {
+		m.mu.Lock()
+		for id, p := range m.pollers {
+			p.cancel()
+			delete(m.pollers, id)
+		}
+		m.mu.Unlock()
+		m.wg.Wait()
+	}()
+	return m.cfg.Store.WatchEventSourceMappings(ctx, func() {}, func(id string, rev uint64, es *lambda.EventSourceMapping) {
+		m.apply(ctx, id, rev, es)
+	})
+}
+
+// apply reconciles one mapping: run a poller for enabled ones, stop it for disabled ones, and
+// finish deletions (consumer and record).
+func (m *Manager) apply(ctx context.Context, id string, rev uint64, es *lambda.EventSourceMapping) {
+	log := m.log.With("mapping", id)
+	if es == nil {
+		m.stop(id)
+		return
+	}
+	switch es.State {
+	case lambda.ESMDeleting:
+		m.stop(id)
+		if name, err := QueueName(es.EventSourceArn); err == nil {
+			if err := m.cfg.JS.DeleteConsumer(ctx, name, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+				log.Warn("delete consumer", "err", err)
+			}
+		}
+		if err := m.cfg.Store.DeleteEventSourceMapping(ctx, id); err != nil && ctx.Err() == nil {
+			log.Warn("delete mapping", "err", err)
+		}
+		return
+	case lambda.ESMDisabling, lambda.ESMDisabled:
+		m.stop(id)
+		m.settle(ctx, id, rev, es, lambda.ESMDisabled, log)
+		return
+	}
+	key := pollerKey(es)
+	m.mu.Lock()
+	p := m.pollers[id]
+	m.mu.Unlock()
+	if p == nil || p.key != key {
+		m.stop(id)
+		m.start(ctx, id, es, key, log)
+	}
+	m.settle(ctx, id, rev, es, lambda.ESMEnabled, log)
+}
+
+// settle records that a transition finished.
+func (m *Manager) settle(ctx context.Context, id string, rev uint64, es *lambda.EventSourceMapping, state string, log *slog.Logger) {
+	if es.State == state {
+		return
+	}
+	next := *es
+	next.State = state
+	if err := m.cfg.Store.UpdateEventSourceMapping(ctx, &next, rev); err != nil && ctx.Err() == nil {
+		log.Debug("settle mapping state (changed meanwhile)", "err", err)
+	}
+}
+
+func (m *Manager) start(ctx context.Context, id string, es *lambda.EventSourceMapping, key string, log *slog.Logger) {
+	pctx, cancel := context.WithCancel(ctx)
+	p := &poller{m: m, id: id, es: *es, key: key, cancel: cancel, done: make(chan struct{}), log: log,
+		throttled: map[uint64]int{}}
+	m.mu.Lock()
+	m.pollers[id] = p
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(p.done)
+		if err := p.run(pctx); err != nil && pctx.Err() == nil {
+			log.Error("poller stopped", "err", err)
+		}
+	}()
+}
+
+// stop ends id's poller and waits for its batches.
+func (m *Manager) stop(id string) {
+	m.mu.Lock()
+	p := m.pollers[id]
+	delete(m.pollers, id)
+	m.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		<-p.done
+	}
+}
+
+// InFlight reports the batches running per mapping UUID.
+func (m *Manager) InFlight() map[string]int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]int, len(m.pollers))
+	for id, p := range m.pollers {
+		out[id] = int(p.inflight.Load())
+	}
+	return out
+}
+
+func consumerName(id string) string { return "esm-" + id }
+
+// pollerKey is what a running poller depends on: a change restarts it.
+func pollerKey(es *lambda.EventSourceMapping) string {
+	c := *es
+	c.State, c.StateTransitionReason, c.LastModified = "", "", 0
+	b, _ := json.Marshal(c)
+	return string(b)
+}

@@ -1,0 +1,396 @@
+package esm
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/lambda"
+)
+
+// poller runs one enabled queue mapping.
+type poller struct {
+	m      *Manager
+	id     string
+	es     lambda.EventSourceMapping
+	key    string
+	cancel context.CancelFunc
+	done   chan struct{}
+	log    *slog.Logger
+
+	inflight atomic.Int64
+	mu       sync.Mutex
+	// throttled counts the deliveries of a message (by stream sequence) that never reached the
+	// function, so that throttles do not count as receives.
+	throttled map[uint64]int
+}
+
+func (p *poller) concurrency() int {
+	if sc := p.es.ScalingConfig; sc != nil && sc.MaximumConcurrency > 0 {
+		return sc.MaximumConcurrency
+	}
+	return p.m.cfg.DefaultConcurrency
+}
+
+func (p *poller) visibility() time.Duration {
+	if v := p.es.VisibilityTimeoutSeconds; v > 0 {
+		return time.Duration(v * float64(time.Second))
+	}
+	return p.m.cfg.VisibilityTimeout
+}
+
+func (p *poller) maxReceive() int {
+	if n := p.es.MaximumReceiveCount; n > 0 {
+		return n
+	}
+	return p.m.cfg.MaximumReceiveCount
+}
+
+// run polls until ctx ends, then waits for the batches in flight.
+func (p *poller) run(ctx context.Context) error {
+	name, err := QueueName(p.es.EventSourceArn)
+	if err != nil {
+		return err
+	}
+	st, err := EnsureQueue(ctx, p.m.cfg.JS, name)
+	if err != nil {
+		return err
+	}
+	conc := p.concurrency()
+	batchSize := max(p.es.BatchSize, 1)
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName(p.id),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.m.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: conc*batchSize + batchSize,
+		MaxWaiting:    max(512, conc),
+		FilterSubject: QueueSubject(name),
+	})
+	if err != nil {
+		return fmt.Errorf("consumer for %s: %w", name, err)
+	}
+	sem := make(chan struct{}, conc)
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		// The naks of a stopping poller are fire-and-forget: make sure they reach the server
+		// before the store closes, or the messages wait out AckWait after the restart.
+		_ = p.m.cfg.JS.Conn().FlushTimeout(5 * time.Second)
+	}()
+	window := time.Duration(p.es.MaximumBatchingWindowInSeconds) * time.Second
+	for {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		msgs, err := p.fetch(ctx, cons, batchSize, window)
+		if ctx.Err() != nil {
+			for _, msg := range msgs { // stopping: hand them back at once, not after AckWait
+				_ = msg.Nak()
+			}
+			msgs = nil
+		}
+		if len(msgs) == 0 {
+			<-sem
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				p.log.Warn("fetch", "err", err)
+				select {
+				case <-time.After(time.Second):
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			continue
+		}
+		wg.Add(1)
+		p.inflight.Add(1)
+		go func() {
+			defer func() { p.inflight.Add(-1); <-sem; wg.Done() }()
+			p.handle(ctx, msgs)
+		}()
+	}
+}
+
+// fetch returns the next batch: with a batching window, up to n messages within it; without, the
+// first message (long poll up to a second) and whatever else is ready.
+func (p *poller) fetch(ctx context.Context, cons jetstream.Consumer, n int, window time.Duration) ([]jetstream.Msg, error) {
+	collect := func(b jetstream.MessageBatch, err error, out []jetstream.Msg) ([]jetstream.Msg, error) {
+		if err != nil {
+			return out, err
+		}
+		for msg := range b.Messages() {
+			out = append(out, msg)
+		}
+		if err := b.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return out, err
+		}
+		return out, nil
+	}
+	if window > 0 {
+		b, err := cons.Fetch(n, jetstream.FetchMaxWait(window))
+		return collect(b, err, nil)
+	}
+	wait := time.Second
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d))
+	}
+	b, err := cons.Fetch(1, jetstream.FetchMaxWait(wait))
+	out, err := collect(b, err, nil)
+	if err != nil || len(out) == 0 || n == 1 {
+		return out, err
+	}
+	b, err = cons.FetchNoWait(n - 1)
+	return collect(b, err, out)
+}
+
+// item is one message of a batch.
+type item struct {
+	msg      jetstream.Msg
+	id       string
+	seq      uint64
+	received int
+	sent     time.Time
+}
+
+// sqsRecord is one record of an SQS event.
+type sqsRecord struct {
+	MessageID         string                     `json:"messageId"`
+	ReceiptHandle     string                     `json:"receiptHandle"`
+	Body              string                     `json:"body"`
+	Attributes        map[string]string          `json:"attributes"`
+	MessageAttributes map[string]json.RawMessage `json:"messageAttributes"`
+	MD5OfBody         string                     `json:"md5OfBody"`
+	EventSource       string                     `json:"eventSource"`
+	EventSourceARN    string                     `json:"eventSourceARN"`
+	AWSRegion         string                     `json:"awsRegion"`
+}
+
+var idSpace = uuid.MustParse("6c1c2a3e-6a0e-4f1b-9d5c-1f1e5a0e0f11")
+
+// handle runs one batch. ctx ending leaves the messages unacknowledged (they come back).
+func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
+	ctx := context.WithoutCancel(runCtx)
+	var items []item
+	for _, msg := range msgs {
+		md, err := msg.Metadata()
+		if err != nil {
+			p.log.Warn("message metadata", "err", err)
+			_ = msg.Nak()
+			continue
+		}
+		it := item{msg: msg, seq: md.Sequence.Stream, sent: md.Timestamp}
+		it.id = msg.Headers().Get(nats.MsgIdHdr)
+		if it.id == "" {
+			it.id = uuid.NewSHA1(idSpace, []byte(md.Stream+"/"+strconv.FormatUint(it.seq, 10))).String()
+		}
+		p.mu.Lock()
+		it.received = int(md.NumDelivered) - p.throttled[it.seq]
+		p.mu.Unlock()
+		if it.received > p.maxReceive() {
+			p.deadLetter(ctx, it)
+			continue
+		}
+		items = append(items, it)
+	}
+	if len(items) == 0 {
+		return
+	}
+	payload := p.event(items)
+	stopBeat := p.heartbeat(items)
+	res, err := p.m.cfg.Invoker.InvokeBatch(ctx, p.es.FunctionArn, payload)
+	stopBeat()
+	if runCtx.Err() != nil && (err != nil || res.Throttled || res.FunctionError != "") {
+		for _, it := range items {
+			_ = it.msg.Nak()
+		}
+		return
+	}
+	switch {
+	case errors.Is(err, ErrGone):
+		p.log.Warn("mapped function is gone; batch returns after the visibility timeout", "function", p.es.FunctionArn)
+		p.retry(items, p.visibility())
+	case err != nil:
+		p.log.Warn("batch invoke failed", "err", err)
+		p.retry(items, p.visibility())
+	case res.Throttled:
+		p.mu.Lock()
+		for _, it := range items {
+			p.throttled[it.seq]++
+		}
+		p.mu.Unlock()
+		d := p.m.cfg.ThrottleDelay
+		p.retry(items, time.Duration(float64(d)*(0.5+rand.Float64())))
+	case res.FunctionError != "":
+		p.retry(items, p.visibility())
+	default:
+		failed, ok := p.failures(items, res.Payload)
+		if !ok {
+			p.retry(items, p.visibility())
+			return
+		}
+		var again []item
+		for _, it := range items {
+			if failed[it.id] {
+				again = append(again, it)
+				continue
+			}
+			p.ack(ctx, it)
+		}
+		p.retry(again, p.visibility())
+	}
+}
+
+// failures reads a partial batch response; ok false means the whole batch failed.
+func (p *poller) failures(items []item, payload []byte) (map[string]bool, bool) {
+	if !slices.Contains(p.es.FunctionResponseTypes, "ReportBatchItemFailures") {
+		return nil, true
+	}
+	if len(payload) == 0 || string(payload) == "null" {
+		return nil, true
+	}
+	var resp struct {
+		BatchItemFailures []map[string]any `json:"batchItemFailures"`
+	}
+	if err := json.Unmarshal(payload, &resp); err != nil {
+		return nil, true // a response that is not an object (e.g. a string) is not a batch response
+	}
+	ids := make(map[string]bool, len(items))
+	for _, it := range items {
+		ids[it.id] = false
+	}
+	failed := map[string]bool{}
+	for _, f := range resp.BatchItemFailures {
+		id, _ := f["itemIdentifier"].(string)
+		if _, known := ids[id]; !known || id == "" {
+			p.log.Warn("invalid partial batch response; the whole batch failed", "item", f["itemIdentifier"])
+			return nil, false
+		}
+		failed[id] = true
+	}
+	return failed, true
+}
+
+func (p *poller) event(items []item) []byte {
+	recs := make([]sqsRecord, len(items))
+	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	for i, it := range items {
+		body := it.msg.Data()
+		sum := md5.Sum(body)
+		attrs := map[string]json.RawMessage{}
+		for k, vs := range it.msg.Headers() {
+			if k == nats.MsgIdHdr || len(vs) == 0 {
+				continue
+			}
+			b, _ := json.Marshal(map[string]any{"stringValue": vs[0], "stringListValues": []string{}, "binaryListValues": []string{}, "dataType": "String"})
+			attrs[k] = b
+		}
+		recs[i] = sqsRecord{MessageID: it.id, ReceiptHandle: p.id + ":" + strconv.FormatUint(it.seq, 10) + ":" + strconv.Itoa(it.received),
+			Body: string(body), MD5OfBody: hex.EncodeToString(sum[:]), MessageAttributes: attrs,
+			Attributes: map[string]string{"ApproximateReceiveCount": strconv.Itoa(it.received),
+				"SentTimestamp": strconv.FormatInt(it.sent.UnixMilli(), 10), "SenderId": "flint",
+				"ApproximateFirstReceiveTimestamp": now},
+			EventSource: "aws:sqs", EventSourceARN: p.es.EventSourceArn, AWSRegion: p.m.cfg.Region}
+	}
+	b, _ := json.Marshal(struct {
+		Records []sqsRecord `json:"Records"`
+	}{recs})
+	return b
+}
+
+func (p *poller) retry(items []item, delay time.Duration) {
+	for _, it := range items {
+		if err := it.msg.NakWithDelay(delay); err != nil {
+			p.log.Warn("nak", "err", err)
+		}
+	}
+}
+
+func (p *poller) ack(ctx context.Context, it item) {
+	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := it.msg.DoubleAck(actx); err != nil {
+		p.log.Warn("ack", "err", err)
+	}
+	p.mu.Lock()
+	delete(p.throttled, it.seq)
+	p.mu.Unlock()
+}
+
+// heartbeat keeps a running batch's messages from being redelivered.
+func (p *poller) heartbeat(items []item) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(p.m.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, it := range items {
+					_ = it.msg.InProgress()
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// deadLetter moves a message received too often to the on-failure destination.
+func (p *poller) deadLetter(ctx context.Context, it item) {
+	var dest string
+	if d := p.es.DestinationConfig; d != nil && d.OnFailure != nil {
+		dest = d.OnFailure.Destination
+	}
+	m := streamARN.FindStringSubmatch(dest)
+	if m == nil {
+		p.log.Warn("dropping a message past its maximum receive count (no on-failure destination)", "message_id", it.id)
+		p.ack(ctx, it)
+		return
+	}
+	if _, err := p.m.cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: m[1], Subjects: []string{asyncq.DestinationSubject(m[1])},
+		Storage: jetstream.FileStorage, Description: "Flint asynchronous invocation destination"}); err != nil {
+		p.log.Warn("dead-letter stream", "err", err)
+		_ = it.msg.NakWithDelay(p.visibility())
+		return
+	}
+	out := nats.NewMsg(asyncq.DestinationSubject(m[1]))
+	out.Data = it.msg.Data()
+	for k, vs := range it.msg.Headers() {
+		if k != nats.MsgIdHdr {
+			out.Header[k] = vs
+		}
+	}
+	out.Header.Set("ApproximateReceiveCount", strconv.Itoa(it.received-1))
+	out.Header.Set("Flint-Message-Id", it.id)
+	out.Header.Set("Flint-Event-Source-Arn", p.es.EventSourceArn)
+	out.Header.Set("Flint-Event-Source-Mapping", p.id)
+	if _, err := p.m.cfg.JS.PublishMsg(ctx, out, jetstream.WithMsgID("esm/"+p.id+"/"+it.id)); err != nil {
+		p.log.Warn("dead-letter publish", "err", err)
+		_ = it.msg.NakWithDelay(p.visibility())
+		return
+	}
+	p.ack(ctx, it)
+}
