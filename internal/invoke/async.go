@@ -11,39 +11,21 @@ import (
 	"github.com/flint-run/flint/internal/worker"
 )
 
-var _ asyncq.Invoker = (*Service)(nil)
 var _ asyncq.Settings = (*Service)(nil)
 
-// InvokeAsync runs a queued event through the same path as a synchronous invoke: resolution,
-// admission against the function's and the account's concurrency, and the function's pool.
+// InvokeAsync runs a queued event through the engine with the event's request id (asyncq.Invoker).
 func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outcome, error) {
-	e, err := s.Lookup(ctx, ev.Function, ev.Qualifier)
-	if errors.Is(err, ErrNotFound) {
-		return asyncq.Outcome{}, asyncq.ErrGone
-	}
-	if err != nil {
-		return asyncq.Outcome{}, err
-	}
-	release, err := s.Admit(e)
-	if err != nil {
-		// Reserved concurrency 0 stops the function: its events go straight to on-failure.
-		return asyncq.Outcome{Throttled: true, Rejected: e.counters.reserved.Load() == 0}, nil
-	}
-	defer release()
-	out := asyncq.Outcome{ExecutedVersion: e.Fn.Config.Version}
-	invoked := e.Fn.Config.FunctionArn
+	invoked := ""
 	if ev.Qualifier != "" {
 		invoked = ev.FunctionArn + ":" + ev.Qualifier
 	}
-	err = e.Pool.Invoke(ctx, worker.Request{RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked},
-		func(r *worker.Response) {
-			out.Payload = append([]byte(nil), r.Payload...)
-			out.FunctionError = r.FunctionError
-		})
-	if errors.Is(err, worker.ErrNoCapacity) {
-		return asyncq.Outcome{Throttled: true}, nil
+	ex, err := s.Execute(ctx, ev.Function, ev.Qualifier, worker.Request{RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked})
+	if errors.Is(err, ErrNotFound) {
+		return asyncq.Outcome{}, asyncq.ErrGone
 	}
-	return out, err
+	// Reserved concurrency 0 stops the function: its events go straight to on-failure.
+	return asyncq.Outcome{Payload: ex.Payload, FunctionError: ex.FunctionError, ExecutedVersion: ex.ExecutedVersion,
+		Throttled: ex.Throttled, Rejected: ex.Stopped}, err
 }
 
 // AsyncConfig returns the asynchronous invocation settings for function:qualifier: its event

@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
@@ -192,7 +191,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("async queue", func() error { return s.queue.Run(runCtx) })
 	schedules := scheduler.New(s.store, s.queue, s.log.With("part", "scheduler"))
 	s.goRun("scheduler", func() error { return schedules.Run(runCtx) })
-	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Invoker: esmInvoker{s.invoke}, Region: cfg.Region, Log: s.log.With("part", "esm")})
+	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Invoker: s.invoke, Region: cfg.Region, Log: s.log.With("part", "esm")})
 	s.goRun("event source mappings", func() error { return s.esm.Run(runCtx) })
 	select {
 	case <-s.invoke.Ready():
@@ -245,41 +244,6 @@ func (s *Server) queueStats() []telemetry.Queue {
 		out[i] = telemetry.Queue{Function: q.Function, Depth: q.Depth, InFlight: q.InFlight, OldestAge: q.OldestAge}
 	}
 	return out
-}
-
-// esmInvoker runs event source mapping batches through the invoke engine, as InvokeAsync does
-// for queued events: resolution, admission, the function's pool.
-type esmInvoker struct{ s *invoke.Service }
-
-var _ esm.Invoker = esmInvoker{}
-
-func (v esmInvoker) InvokeBatch(ctx context.Context, functionArn string, payload []byte) (esm.Result, error) {
-	name, qualifier, err := lambda.ParseFunctionName(functionArn)
-	if err != nil {
-		return esm.Result{}, err
-	}
-	e, err := v.s.Lookup(ctx, name, qualifier)
-	if errors.Is(err, invoke.ErrNotFound) {
-		return esm.Result{}, esm.ErrGone
-	}
-	if err != nil {
-		return esm.Result{}, err
-	}
-	release, err := v.s.Admit(e)
-	if err != nil {
-		return esm.Result{Throttled: true}, nil
-	}
-	defer release()
-	var out esm.Result
-	err = e.Pool.Invoke(ctx, worker.Request{RequestID: uuid.NewString(), Payload: payload, InvokedARN: functionArn},
-		func(r *worker.Response) {
-			out.Payload = append([]byte(nil), r.Payload...)
-			out.FunctionError = r.FunctionError
-		})
-	if errors.Is(err, worker.ErrNoCapacity) {
-		return esm.Result{Throttled: true}, nil
-	}
-	return out, err
 }
 
 // machineMemoryMB reads MemTotal from /proc/meminfo (0 if unknown: no budget).
