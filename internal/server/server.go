@@ -17,7 +17,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
