@@ -24,7 +24,10 @@ var (
 	ErrTimedOut = errors.New("runtimeapi: invocation timed out")
 )
 
-var errParkedElsewhere = errors.New("runtimeapi: runtime parked on another connection")
+var (
+	errParkedElsewhere = errors.New("runtimeapi: runtime parked on another connection")
+	errAnswered        = errors.New("runtimeapi: invocation answered on another connection")
+)
 
 // rconn is a runtime's connection taken over from net/http.
 type rconn struct {
@@ -72,11 +75,17 @@ func (rc *rconn) writeResponse(status int, contentType string, body []byte, extr
 }
 
 // readRequest reads the runtime's next request on rc until deadline.
-func (s *Server) readRequest(rc *rconn, deadline time.Time) (*http.Request, error) {
+func (s *Server) readRequest(rc *rconn, deadline time.Time, answered func() bool) (*http.Request, error) {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return nil, net.ErrClosed
+	}
+	// An answer that came on another connection before this reader was published found no one
+	// to kick: look for it here, under the same lock result() takes after completing.
+	if answered != nil && answered() {
+		s.mu.Unlock()
+		return nil, errAnswered
 	}
 	if len(s.parked) > 0 { // the runtime is waiting on another connection already
 		s.mu.Unlock()
@@ -129,7 +138,11 @@ func (s *Server) Invoke(inv *Invocation) (Result, error) {
 		return s.await(inv)
 	}
 	for {
-		req, err := s.readRequest(rc, inv.Deadline)
+		req, err := s.readRequest(rc, inv.Deadline, inv.Completed)
+		if errors.Is(err, errAnswered) {
+			s.keep(rc) // the runtime's next /next may come on it
+			return s.await(inv)
+		}
 		if err != nil {
 			if timedOut(rc, err) {
 				rc.close()
@@ -220,7 +233,7 @@ func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 	s.owned = nil
 	s.mu.Unlock()
 	for rc != nil {
-		req, err := s.readRequest(rc, deadline)
+		req, err := s.readRequest(rc, deadline, nil)
 		if err != nil {
 			rc.close() // gone, timed out, or the runtime came back on another connection
 			if timedOut(rc, err) {
