@@ -336,13 +336,20 @@ type flintProcess struct {
 	done    chan struct{}
 }
 
-// startFlintProcess starts `flint serve` on a free port with its data in data and its output in
-// logPath, and waits until the API answers. It is killed when the test ends. Should another
-// process take the port between the check and the bind, it tries another.
-func startFlintProcess(t *testing.T, bin, data, logPath string) *flintProcess {
+// asyncFlags run a process-sandbox server whose functions can write the test's files, with short
+// async delays.
+var asyncFlags = []string{"--log-level", "warn", "--sandbox", "process", "--async-ack-wait", "2s", "--async-retry-delay", "100ms"}
+
+// startFlintProcess starts `flint serve` with flags on a free port with its data in data and its
+// output in logPath, and waits until the API answers. It is killed when the test ends. Should
+// another process take the port between the check and the bind, it tries another.
+func startFlintProcess(t *testing.T, bin, data, logPath string, flags ...string) *flintProcess {
 	t.Helper()
+	if len(flags) == 0 {
+		flags = asyncFlags
+	}
 	for attempt := 1; ; attempt++ {
-		p, err := tryStartFlint(t, bin, data, logPath)
+		p, err := tryStartFlint(t, bin, data, logPath, flags)
 		if err == nil {
 			return p
 		}
@@ -354,7 +361,7 @@ func startFlintProcess(t *testing.T, bin, data, logPath string) *flintProcess {
 	}
 }
 
-func tryStartFlint(t *testing.T, bin, data, logPath string) (*flintProcess, error) {
+func tryStartFlint(t *testing.T, bin, data, logPath string, flags []string) (*flintProcess, error) {
 	t.Helper()
 	addr := freeAddr(t)
 	logFile, err := os.Create(logPath)
@@ -362,9 +369,7 @@ func tryStartFlint(t *testing.T, bin, data, logPath string) (*flintProcess, erro
 		t.Fatal(err)
 	}
 	defer logFile.Close() // the child has its own descriptor
-	// The process sandbox: functions are host processes and can write the test's files.
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--log-level", "warn", "--sandbox", "process",
-		"--async-ack-wait", "2s", "--async-retry-delay", "100ms")
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data}, flags...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -61,7 +59,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	var seen1, seen2 nameSet
 	t.Cleanup(func() { scrubCgroups(t, parents, seen1.names(), seen2.names()) })
 
-	first := startLinuxFlint(t, bin, data, filepath.Join(work, "serve-1.log"))
+	first := startFlintProcess(t, bin, data, filepath.Join(work, "serve-1.log"), "--log-level", "info", "--sandbox", "linux")
 	if got := envCgroupParents(t, first.cmd.Process.Pid); !slices.Equal(got.dirs, parents.dirs) {
 		t.Fatalf("the server's environments go under %v, want %v (its cgroups differ from this process's)", got.dirs, parents.dirs)
 	}
@@ -202,7 +200,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	}
 
 	// The restart reclaims them.
-	second := startLinuxFlint(t, bin, data, filepath.Join(work, "serve-2.log"))
+	second := startFlintProcess(t, bin, data, filepath.Join(work, "serve-2.log"), "--log-level", "info", "--sandbox", "linux")
 	t.Logf("the restarted server answered %v after the kill", time.Since(killed).Round(time.Millisecond))
 	stopWatch2 := watchEnvs(envsDir, &seen2)
 	log2, _ := os.ReadFile(second.logPath)
@@ -413,60 +411,6 @@ func parallelN(n, workers int, f func(i int)) {
 	}
 	close(next)
 	wg.Wait()
-}
-
-// startLinuxFlint starts `flint serve --sandbox linux` on a free port with its data in data and
-// its output in logPath, and waits until the API answers. It is killed when the test ends.
-func startLinuxFlint(t *testing.T, bin, data, logPath string) *flintProcess {
-	t.Helper()
-	for attempt := 1; ; attempt++ {
-		p, err := tryStartLinuxFlint(t, bin, data, logPath)
-		if err == nil {
-			return p
-		}
-		p.dumpLog(t)
-		b, _ := os.ReadFile(logPath)
-		if attempt == 3 || !strings.Contains(string(b), "address already in use") {
-			t.Fatal(err)
-		}
-	}
-}
-
-func tryStartLinuxFlint(t *testing.T, bin, data, logPath string) (*flintProcess, error) {
-	t.Helper()
-	addr := freeAddr(t)
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close() // the child has its own descriptor
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--data", data, "--log-level", "info", "--sandbox", "linux")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &flintProcess{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill(t) })
-
-	client := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		resp, err := client.Get(p.url + "/2016-08-19/account-settings")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		select {
-		case <-p.done:
-			return p, fmt.Errorf("flint serve exited before answering: %v", cmd.ProcessState)
-		default:
-		}
-		if time.Now().After(deadline) {
-			return p, fmt.Errorf("flint serve did not answer within 60 s: %v", err)
-		}
-	}
 }
 
 // nameSet is a set of names safe for concurrent use.
