@@ -14,8 +14,9 @@ import (
 	"github.com/flint-run/flint/internal/store"
 )
 
-// enqueue stores an Event invocation; the 202 goes out only once JetStream holds it.
-func (a *API) enqueue(ctx context.Context, w http.ResponseWriter, id, name, qualifier string, payload []byte) error {
+// enqueue stores an Event invocation; the caller answers 202 only once it returns nil (JetStream
+// holds the event).
+func (a *API) enqueue(ctx context.Context, id, name, qualifier string, payload []byte) error {
 	if len(payload) > lambda.MaxAsyncPayload {
 		return apierr.RequestTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", lambda.MaxAsyncPayload)
 	}
@@ -29,11 +30,7 @@ func (a *API) enqueue(ctx context.Context, w http.ResponseWriter, id, name, qual
 	}
 	ev := asyncq.Event{RequestID: id, Function: name, Qualifier: qualifier, Payload: payload,
 		EnqueuedAt: time.Now(), FunctionArn: a.account.FunctionARN(name, "")}
-	if err := a.queue.Enqueue(ctx, ev); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusAccepted)
-	return nil
+	return a.queue.Enqueue(ctx, ev)
 }
 
 // invokeAsyncLegacy is the deprecated InvokeAsync API (2014-11-13).
@@ -49,26 +46,10 @@ func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, id strin
 	if err != nil {
 		return apierr.InvalidRequestContent("Could not read request body: %v", err)
 	}
-	rec := &statusRecorder{ResponseWriter: w}
-	if err := a.enqueue(r.Context(), rec, id, name, qualifier, payload); err != nil {
+	if err := a.enqueue(r.Context(), id, name, qualifier, payload); err != nil {
 		return err
 	}
-	_, _ = w.Write([]byte(`{"Status":202}`))
-	return nil
-}
-
-// statusRecorder lets a handler that writes a status be wrapped by one that adds a body.
-type statusRecorder struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if !s.wrote {
-		s.wrote = true
-		s.ResponseWriter.Header().Set("Content-Type", "application/json")
-		s.ResponseWriter.WriteHeader(code)
-	}
+	return writeJSON(w, http.StatusAccepted, map[string]int{"Status": http.StatusAccepted})
 }
 
 type eventInvokeConfigInput struct {

@@ -96,7 +96,11 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		return nil
 	}
 	if event {
-		return a.enqueue(r.Context(), w, id, name, qualifier, payload)
+		if err := a.enqueue(r.Context(), id, name, qualifier, payload); err != nil {
+			return err
+		}
+		w.WriteHeader(http.StatusAccepted)
+		return nil
 	}
 	release, err := a.invoke.Admit(entry)
 	if err != nil {

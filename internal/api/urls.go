@@ -265,8 +265,8 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request, id, path 
 		urlError(w, http.StatusForbidden, "Forbidden")
 		return
 	}
-	body, ok, err := events.ReadBody(r.Body, lambda.MaxSyncPayload)
-	if err != nil || !ok {
+	body, err := readPayload(r.Body, make([]byte, 0, 512))
+	if err != nil {
 		urlError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 		return
 	}

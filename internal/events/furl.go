@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -171,10 +170,4 @@ func ParseURLResponse(payload []byte) URLResponse {
 	out.Headers.Set("Content-Type", "application/json")
 	out.Body = payload
 	return out
-}
-
-// ReadBody reads at most limit bytes of a request body; ok is false when it is larger.
-func ReadBody(r io.Reader, limit int64) (b []byte, ok bool, err error) {
-	b, err = io.ReadAll(io.LimitReader(r, limit+1))
-	return b, int64(len(b)) <= limit, err
 }

@@ -291,8 +291,6 @@ type LayerVersion struct {
 	CompatibleRuntimes      []string     `json:"CompatibleRuntimes,omitempty"`
 	CompatibleArchitectures []string     `json:"CompatibleArchitectures,omitempty"`
 	LicenseInfo             string       `json:"LicenseInfo,omitempty"`
-	CodeKey                 string       `json:"-"`
-	UnzippedSize            int64        `json:"-"`
 }
 
 // LayerContent describes a layer version's package.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -88,6 +89,22 @@ func (e Exit) String() string {
 		return "signal: " + e.Signal
 	}
 	return "exit status " + strconv.Itoa(e.Code)
+}
+
+// SignalName renders a terminating signal as Lambda's Runtime.ExitError messages do
+// ("signal: killed", "signal: aborted (core dumped)").
+func SignalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGKILL:
+		return "killed"
+	case syscall.SIGABRT:
+		return "aborted (core dumped)"
+	case syscall.SIGSEGV:
+		return "segmentation fault (core dumped)"
+	case syscall.SIGTERM:
+		return "terminated"
+	}
+	return s.String()
 }
 
 // ErrDestroyed is returned by operations on an instance that has been destroyed.

@@ -665,12 +665,12 @@ func (i *instance) reap() {
 	if kind, v, ok := strings.Cut(exitMsg, " "); ok {
 		n, _ := strconv.Atoi(v)
 		if kind == "signal" {
-			exit.Code, exit.Signal = -1, signalName(syscall.Signal(n))
+			exit.Code, exit.Signal = -1, sandbox.SignalName(syscall.Signal(n))
 		} else {
 			exit.Code = n
 		}
 	} else if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		exit.Code, exit.Signal = -1, signalName(ws.Signal())
+		exit.Code, exit.Signal = -1, sandbox.SignalName(ws.Signal())
 	} else {
 		exit.Code = i.cmd.ProcessState.ExitCode()
 	}
@@ -682,20 +682,6 @@ func (i *instance) reap() {
 	i.exit, i.peak = exit, peak
 	i.mu.Unlock()
 	close(i.done)
-}
-
-func signalName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGKILL:
-		return "killed"
-	case syscall.SIGABRT:
-		return "aborted (core dumped)"
-	case syscall.SIGSEGV:
-		return "segmentation fault (core dumped)"
-	case syscall.SIGTERM:
-		return "terminated"
-	}
-	return s.String()
 }
 
 // Start execs the runtime inside the prepared environment.

@@ -134,7 +134,7 @@ func (i *instance) reap() {
 	err := i.cmd.Wait()
 	exit := sandbox.Exit{At: time.Now()}
 	if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		exit.Code, exit.Signal = -1, signalName(ws.Signal())
+		exit.Code, exit.Signal = -1, sandbox.SignalName(ws.Signal())
 	} else {
 		exit.Code = i.cmd.ProcessState.ExitCode()
 	}
@@ -143,20 +143,6 @@ func (i *instance) reap() {
 	i.exit = exit
 	i.mu.Unlock()
 	close(i.done)
-}
-
-func signalName(s syscall.Signal) string {
-	switch s {
-	case syscall.SIGKILL:
-		return "killed"
-	case syscall.SIGABRT:
-		return "aborted (core dumped)"
-	case syscall.SIGSEGV:
-		return "segmentation fault (core dumped)"
-	case syscall.SIGTERM:
-		return "terminated"
-	}
-	return s.String()
 }
 
 func (i *instance) Wait(ctx context.Context) (sandbox.Exit, error) {
