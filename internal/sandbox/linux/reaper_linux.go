@@ -15,6 +15,9 @@ import (
 // reaperArg0 marks a re-executed binary as the backend's reaper (os.Args[0]).
 const reaperArg0 = "flint-sandbox-reaper"
 
+// reaperLockWait bounds how long a reaper waits for the dead server's state lock to be released.
+const reaperLockWait = 10 * time.Second
+
 // runReaper is the reaper: a process outside every environment's cgroups, so never frozen, that
 // waits for the server to end (EOF on fd 3, the read end of a pipe only the server writes) and
 // then reclaims the environments it left, unless a new server already holds the state lock.
@@ -37,8 +40,18 @@ func runReaper() {
 	if err != nil {
 		unix.Exit(1)
 	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		unix.Exit(0) // a new server holds it: its Reclaim does the work
+	// The pipe's EOF can come before the dead server's lock is released: the kernel closes an
+	// exiting process's files one by one (and releases them later still). So a lock still held
+	// is not yet proof that a new server holds it; only one held for a while is, and that
+	// server's Reclaim does the work.
+	for deadline := time.Now().Add(reaperLockWait); ; time.Sleep(5 * time.Millisecond) {
+		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR || time.Now().After(deadline) {
+			unix.Exit(0)
+		}
 	}
 	b, err := New(Config{StateDir: stateDir, CgroupParent: parent, Prespawn: -1})
 	if err != nil {
