@@ -154,3 +154,40 @@ func (b bucket[T]) watch(ctx context.Context, ready func(), fn func(key string, 
 		fn(e.Key(), e.Revision(), &v)
 	}
 }
+
+// Records is a bucket of JSON documents whose shape belongs to the part that owns them (secrets,
+// event source mapping checkpoints): the store keeps them, with the same sentinels
+// (ErrNotFound, ErrExists, ErrConflict) as its own records.
+type Records struct{ b bucket[json.RawMessage] }
+
+// Get returns the document under key and its revision.
+func (r Records) Get(ctx context.Context, key string) (json.RawMessage, uint64, error) {
+	v, rev, err := r.b.get(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	return *v, rev, nil
+}
+
+// Create stores a new document (ErrExists if key is taken).
+func (r Records) Create(ctx context.Context, key string, doc json.RawMessage) (uint64, error) {
+	return r.b.create(ctx, key, &doc)
+}
+
+// Update replaces the document if it is still at rev (ErrConflict otherwise).
+func (r Records) Update(ctx context.Context, key string, doc json.RawMessage, rev uint64) (uint64, error) {
+	return r.b.update(ctx, key, &doc, rev)
+}
+
+// Put creates or replaces the document (last writer wins).
+func (r Records) Put(ctx context.Context, key string, doc json.RawMessage) (uint64, error) {
+	return r.b.put(ctx, key, &doc)
+}
+
+// Delete removes the document (ErrNotFound if none).
+func (r Records) Delete(ctx context.Context, key string) error { return r.b.delete(ctx, key) }
+
+// Keys lists the keys matching filter (">" for all), sorted.
+func (r Records) Keys(ctx context.Context, filter string) ([]string, error) {
+	return r.b.keys(ctx, filter)
+}

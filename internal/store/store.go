@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,6 +43,8 @@ const (
 	scheduleStateBucket = "flint_schedule_state"
 	codeBucket          = "flint_code"
 	esmBucket           = "flint_event_source_mappings"
+	checkpointsBucket   = "flint_esm_checkpoints"
+	secretsBucket       = "flint_secrets"
 )
 
 // Options configure Open.
@@ -69,6 +72,8 @@ type Store struct {
 	layerSeq bucket[int]
 	schedSt  bucket[lambda.ScheduleState]
 	esms     bucket[lambda.EventSourceMapping]
+	checkpts Records
+	secrets  Records
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 }
@@ -162,6 +167,12 @@ func (s *Store) open(ctx context.Context) error {
 		{esmBucket, "Flint event source mappings (by UUID)", func(kv jetstream.KeyValue) {
 			s.esms = bucket[lambda.EventSourceMapping]{kv: kv, what: "event source mapping", log: s.log}
 		}},
+		{checkpointsBucket, "Flint stream event source mappings' checkpoints (by UUID)", func(kv jetstream.KeyValue) {
+			s.checkpts = Records{bucket[json.RawMessage]{kv: kv, what: "checkpoint", log: s.log}}
+		}},
+		{secretsBucket, "Flint secrets (Secrets Manager API), encrypted", func(kv jetstream.KeyValue) {
+			s.secrets = Records{bucket[json.RawMessage]{kv: kv, what: "secret", log: s.log}}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -180,6 +191,12 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Checkpoints holds the stream event source mappings' positions.
+func (s *Store) Checkpoints() Records { return s.checkpts }
+
+// Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
+func (s *Store) Secrets() Records { return s.secrets }
 
 // JetStream is the shared JetStream context for other parts (logs, async queue).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
