@@ -59,7 +59,9 @@ func (a *app) serveCommand() *cobra.Command {
 	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay,
 		"wait before a failed async event's first retry (the second waits twice as long)")
 	f.DurationVar(&cfg.AsyncAckWait, "async-ack-wait", cfg.AsyncAckWait,
-		"how long an async event left running by a crash waits before it is delivered again")
+		"how long an async event or queue message left running by a crash waits before it is delivered again")
+	f.DurationVar(&cfg.StreamRetryDelay, "stream-retry-delay", cfg.StreamRetryDelay,
+		"wait before a stream event source mapping first retries a failed batch (doubling up to 30s)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

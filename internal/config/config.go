@@ -51,9 +51,12 @@ type Config struct {
 	// AsyncThrottleDelay is the first wait before retrying a throttled async event (doubling up
 	// to 5 minutes).
 	AsyncThrottleDelay time.Duration
-	// AsyncAckWait bounds how long a crashed node's in-flight async events wait before another
-	// delivery.
+	// AsyncAckWait bounds how long a crashed node's in-flight async events, and queue event
+	// source mappings' in-flight messages, wait before another delivery.
 	AsyncAckWait time.Duration
+	// StreamRetryDelay is the first wait before a stream event source mapping retries a failed
+	// batch (doubling up to 30 s).
+	StreamRetryDelay time.Duration
 	// AccountConcurrency is the account's concurrent-execution limit (Lambda's default: 1000).
 	AccountConcurrency int
 	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
@@ -81,6 +84,7 @@ func Default() Config {
 		AsyncRetryDelay:    time.Minute,
 		AsyncThrottleDelay: time.Second,
 		AsyncAckWait:       30 * time.Second,
+		StreamRetryDelay:   time.Second,
 	}
 }
 
@@ -120,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if c.AsyncRetryDelay <= 0 || c.AsyncThrottleDelay <= 0 || c.AsyncAckWait < time.Second {
 		errs = append(errs, errors.New("async retry and throttle delays must be positive and the ack wait at least 1s"))
+	}
+	if c.StreamRetryDelay <= 0 {
+		errs = append(errs, errors.New("stream retry delay must be positive"))
 	}
 	if c.MemoryBudgetMB < 0 {
 		errs = append(errs, errors.New("memory budget must not be negative"))

@@ -14,8 +14,34 @@
 // sequence. Message headers become messageAttributes (stringValue). One mapping per queue: a
 // work-queue stream admits one consumer per subject.
 //
-// Stream semantics (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME, Kinesis-like) are not
-// implemented yet and are rejected.
+// A stream (Kinesis-like) is a JetStream stream with limits retention:
+//
+//	arn:flint:jetstream:REGION:ACCOUNT:stream/NAME
+//
+// names stream NAME; a record published to flint.streams.NAME.KEY has partition key KEY (the
+// rest of the subject, dots included). Flint creates the stream, or adds that subject to an
+// existing one, when a mapping is created. Records of other subjects of the stream (e.g. an
+// asynchronous destination's flint.destinations.NAME) are delivered too, the subject being their
+// partition key. Any number of functions may map one stream, each with its own position.
+//
+// # Stream semantics
+//
+// A stream mapping reads the stream in order from its checkpoint and spreads records over
+// ParallelizationFactor lanes by a hash of the partition key; each lane runs one batch at a
+// time, so records of one key reach the function in order. A batch is up to BatchSize records
+// (default 100) gathered within MaximumBatchingWindowInSeconds, in a Kinesis-shaped event
+// (sequenceNumber = the JetStream stream sequence, data base64, eventID
+// "shardId-000000000000:SEQ": a Flint stream is one shard). On a function error the batch is
+// retried (exponential backoff from Config.StreamRetryDelay) until it succeeds,
+// MaximumRetryAttempts (-1: forever) is exhausted or its records are older than
+// MaximumRecordAgeInSeconds (-1: no limit); BisectBatchOnFunctionError splits a failing batch in
+// two first (splits do not count as retries); with ReportBatchItemFailures the records before
+// the lowest failed sequence number are done and the rest is retried. Records given up on are
+// described (not included, as Lambda) to DestinationConfig.OnFailure, a stream ARN as above,
+// in Lambda's KinesisBatchInfo document, and skipped. The checkpoint (the last sequence each
+// lane finished, in the flint_esm_checkpoints bucket) is saved after every batch, so a restart
+// or crash replays at most the batches in flight and never reorders a key. StartingPosition
+// TRIM_HORIZON, LATEST and AT_TIMESTAMP are fixed when the mapping is created.
 //
 // # Queue semantics
 //
@@ -47,11 +73,13 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/store"
 )
 
 var (
@@ -65,10 +93,7 @@ func QueueName(arn string) (string, error) {
 	if m := queueARN.FindStringSubmatch(arn); m != nil {
 		return m[1], nil
 	}
-	if streamARN.MatchString(arn) {
-		return "", fmt.Errorf("%s: stream event sources are not supported yet; use arn:flint:jetstream:REGION:ACCOUNT:queue/NAME", arn)
-	}
-	return "", fmt.Errorf("%w %s: Flint reads queues named arn:flint:jetstream:REGION:ACCOUNT:queue/NAME", errUnknown, arn)
+	return "", fmt.Errorf("%w %s: Flint reads queues named arn:flint:jetstream:REGION:ACCOUNT:queue/NAME and streams named arn:flint:jetstream:REGION:ACCOUNT:stream/NAME", errUnknown, arn)
 }
 
 // ValidFailureDestination reports whether arn is an on-failure destination a queue mapping can
@@ -126,6 +151,8 @@ type Config struct {
 	DefaultConcurrency  int           // batches in flight without ScalingConfig, default 1000
 	ThrottleDelay       time.Duration // default 1 s
 	AckWait             time.Duration // default 30 s; running batches send heartbeats
+	Checkpoints         Checkpoints   // stream mappings' positions
+	StreamRetryDelay    time.Duration // first retry of a failed stream batch, doubling; default 1 s
 	Log                 *slog.Logger
 }
 
@@ -141,7 +168,7 @@ type Manager struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	pollers map[string]*poller
+	pollers map[string]*running
 	wg      sync.WaitGroup
 }
 
@@ -165,7 +192,10 @@ func New(cfg Config) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Manager{cfg: cfg, log: cfg.Log, pollers: map[string]*poller{}}
+	if cfg.StreamRetryDelay <= 0 {
+		cfg.StreamRetryDelay = time.Second
+	}
+	return &Manager{cfg: cfg, log: cfg.Log, pollers: map[string]*running{}}
 }
 
 // Run follows the mappings until ctx ends, then stops every poller and waits for them (batches
@@ -196,6 +226,11 @@ func (m *Manager) apply(ctx context.Context, id string, rev uint64, es *lambda.E
 	switch es.State {
 	case lambda.ESMDeleting:
 		m.stop(id)
+		if IsStream(es.EventSourceArn) {
+			if err := m.cfg.Checkpoints.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
+				log.Warn("delete checkpoint", "err", err)
+			}
+		}
 		if name, err := QueueName(es.EventSourceArn); err == nil {
 			if err := m.cfg.JS.DeleteConsumer(ctx, name, consumerName(id)); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 				log.Warn("delete consumer", "err", err)
@@ -235,16 +270,19 @@ func (m *Manager) settle(ctx context.Context, id string, rev uint64, es *lambda.
 
 func (m *Manager) start(ctx context.Context, id string, es *lambda.EventSourceMapping, key string, log *slog.Logger) {
 	pctx, cancel := context.WithCancel(ctx)
-	p := &poller{m: m, id: id, es: *es, key: key, cancel: cancel, done: make(chan struct{}), log: log,
-		throttled: map[uint64]int{}}
+	r := &running{key: key, cancel: cancel, done: make(chan struct{})}
+	run := (&poller{m: m, id: id, es: *es, log: log, inflight: &r.inflight, throttled: map[uint64]int{}}).run
+	if IsStream(es.EventSourceArn) {
+		run = (&streamPoller{m: m, id: id, es: *es, log: log, inflight: &r.inflight}).run
+	}
 	m.mu.Lock()
-	m.pollers[id] = p
+	m.pollers[id] = r
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
-		defer close(p.done)
-		if err := p.run(pctx); err != nil && pctx.Err() == nil {
+		defer close(r.done)
+		if err := run(pctx); err != nil && pctx.Err() == nil {
 			log.Error("poller stopped", "err", err)
 		}
 	}()
@@ -260,6 +298,14 @@ func (m *Manager) stop(id string) {
 		p.cancel()
 		<-p.done
 	}
+}
+
+// running is a mapping's poller as the manager sees it.
+type running struct {
+	key      string // pollerKey of the mapping it runs
+	cancel   context.CancelFunc
+	done     chan struct{}
+	inflight atomic.Int64 // batches being invoked
 }
 
 // InFlight reports the batches running per mapping UUID.

@@ -53,3 +53,26 @@ func TestFailures(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckpointResume(t *testing.T) {
+	for _, tc := range []struct {
+		cp   checkpoint
+		want uint64
+	}{
+		{checkpoint{}, 1},
+		{checkpoint{Start: 42}, 42},                              // LATEST fixed at creation, no lane yet
+		{checkpoint{Start: 42, Lanes: []uint64{0, 0}}, 42},       // lanes that did nothing start there
+		{checkpoint{Start: 1, Lanes: []uint64{90, 70, 120}}, 71}, // the slowest lane
+		{checkpoint{Start: 50, Lanes: []uint64{90, 0}}, 50},      // an idle lane keeps the start
+	} {
+		if got := tc.cp.resume(); got != tc.want {
+			t.Errorf("%+v.resume() = %d, want %d", tc.cp, got, tc.want)
+		}
+	}
+	// Every record of a key on one lane.
+	for _, key := range []string{"a", "k7", "x.y.z"} {
+		if laneOf(key, 4) != laneOf(key, 4) || laneOf(key, 1) != 0 {
+			t.Errorf("laneOf(%q) unstable", key)
+		}
+	}
+}

@@ -25,15 +25,12 @@ import (
 
 // poller runs one enabled queue mapping.
 type poller struct {
-	m      *Manager
-	id     string
-	es     lambda.EventSourceMapping
-	key    string
-	cancel context.CancelFunc
-	done   chan struct{}
-	log    *slog.Logger
+	m   *Manager
+	id  string
+	es  lambda.EventSourceMapping
+	log *slog.Logger
 
-	inflight atomic.Int64
+	inflight *atomic.Int64
 	mu       sync.Mutex
 	// throttled counts the deliveries of a message (by stream sequence) that never reached the
 	// function, so that throttles do not count as receives.
@@ -370,8 +367,7 @@ func (p *poller) deadLetter(ctx context.Context, it item) {
 		p.ack(ctx, it)
 		return
 	}
-	if _, err := p.m.cfg.JS.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: m[1], Subjects: []string{asyncq.DestinationSubject(m[1])},
-		Storage: jetstream.FileStorage, Description: "Flint asynchronous invocation destination"}); err != nil {
+	if _, err := ensureSubject(ctx, p.m.cfg.JS, m[1], asyncq.DestinationSubject(m[1]), "Flint asynchronous invocation destination"); err != nil {
 		p.log.Warn("dead-letter stream", "err", err)
 		_ = it.msg.NakWithDelay(p.visibility())
 		return

@@ -321,6 +321,13 @@ type EventSourceMapping struct {
 	FunctionResponseTypes          []string           `json:"FunctionResponseTypes,omitempty"`
 	ScalingConfig                  *ScalingConfig     `json:"ScalingConfig,omitempty"`
 	DestinationConfig              *DestinationConfig `json:"DestinationConfig,omitempty"`
+	// Stream mappings only (Kinesis-like).
+	StartingPosition           string  `json:"StartingPosition,omitempty"`
+	StartingPositionTimestamp  float64 `json:"StartingPositionTimestamp,omitempty"`
+	ParallelizationFactor      int     `json:"ParallelizationFactor,omitempty"`
+	BisectBatchOnFunctionError *bool   `json:"BisectBatchOnFunctionError,omitempty"`
+	MaximumRetryAttempts       *int    `json:"MaximumRetryAttempts,omitempty"`
+	MaximumRecordAgeInSeconds  *int    `json:"MaximumRecordAgeInSeconds,omitempty"`
 	// MaximumReceiveCount is a Flint extension (SQS's redrive policy lives on the queue in AWS):
 	// a message received this many times without success goes to DestinationConfig.OnFailure.
 	MaximumReceiveCount int `json:"MaximumReceiveCount,omitempty"`

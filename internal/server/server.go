@@ -190,7 +190,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("async queue", func() error { return s.queue.Run(runCtx) })
 	schedules := scheduler.New(s.store, s.queue, s.log.With("part", "scheduler"))
 	s.goRun("scheduler", func() error { return schedules.Run(runCtx) })
-	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Invoker: s.invoke, Region: cfg.Region, Log: s.log.With("part", "esm")})
+	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
+		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Log: s.log.With("part", "esm")})
 	s.goRun("event source mappings", func() error { return s.esm.Run(runCtx) })
 	select {
 	case <-s.invoke.Ready():

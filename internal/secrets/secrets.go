@@ -1,0 +1,232 @@
+// Package secrets is a small AWS Secrets Manager: the JSON 1.1 API that the AWS SDKs, the CLI
+// and the Parameters and Secrets Lambda Extension speak, over secrets kept in one store bucket.
+//
+// Secret values are stored only as crypt envelopes, sealed with the secret's ARN and version id
+// as additional data, so the store's files, and backups of them, hold no secret in the clear and
+// an envelope moved to another secret or version does not open. Names, descriptions and tags
+// are not secret (AWS logs them too) and are stored as they are.
+//
+// The package owns the documents in its bucket and nothing else: it neither routes requests
+// (the server asks IsSecretsManagerRequest) nor checks signatures, and it runs no goroutines. A
+// secret scheduled for deletion is removed for good by the first request that finds its
+// deletion date passed.
+package secrets
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/flint-run/flint/internal/crypt"
+)
+
+const (
+	targetPrefix = "secretsmanager."
+	contentType  = "application/x-amz-json-1.1"
+	// maxBody bounds a request: values are at most 64 KiB (about 88 KiB as base64), so this is
+	// generous for any valid request and still stops a client from filling memory.
+	maxBody = 1 << 20
+)
+
+// Records is where secrets are kept: JSON documents by key, with the store's sentinels
+// (store.Store.Secrets satisfies it).
+type Records interface {
+	Get(ctx context.Context, key string) (json.RawMessage, uint64, error)
+	Create(ctx context.Context, key string, doc json.RawMessage) (uint64, error)
+	Update(ctx context.Context, key string, doc json.RawMessage, rev uint64) (uint64, error)
+	Delete(ctx context.Context, key string) error
+	Keys(ctx context.Context, filter string) ([]string, error)
+}
+
+// Config configures New.
+type Config struct {
+	Store     Records
+	Crypt     *crypt.Keyring
+	Region    string // in ARNs; "us-east-1" if empty
+	AccountID string // in ARNs; "000000000000" if empty
+	Log       *slog.Logger
+	Now       func() time.Time // the clock for dates and deletion windows; time.Now if nil
+}
+
+// Service serves the Secrets Manager API.
+type Service struct {
+	store   Records
+	crypt   *crypt.Keyring
+	region  string
+	account string
+	log     *slog.Logger
+	now     func() time.Time
+	ops     map[string]operation
+}
+
+// operation handles one X-Amz-Target: it decodes the body and returns the response document.
+type operation func(ctx context.Context, body []byte) (any, error)
+
+// New returns the service over cfg.Store.
+func New(cfg Config) *Service {
+	s := &Service{
+		store: cfg.Store, crypt: cfg.Crypt, region: cfg.Region, account: cfg.AccountID,
+		log: cfg.Log, now: cfg.Now,
+	}
+	if s.region == "" {
+		s.region = "us-east-1"
+	}
+	if s.account == "" {
+		s.account = "000000000000"
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.ops = map[string]operation{
+		"CreateSecret":         handle(s.createSecret),
+		"GetSecretValue":       handle(s.getSecretValue),
+		"PutSecretValue":       handle(s.putSecretValue),
+		"UpdateSecret":         handle(s.updateSecret),
+		"DescribeSecret":       handle(s.describeSecret),
+		"ListSecrets":          handle(s.listSecrets),
+		"ListSecretVersionIds": handle(s.listSecretVersionIDs),
+		"DeleteSecret":         handle(s.deleteSecret),
+		"RestoreSecret":        handle(s.restoreSecret),
+		"TagResource":          handle(s.tagResource),
+		"UntagResource":        handle(s.untagResource),
+	}
+	return s
+}
+
+// handle adapts a typed operation to the wire: decode the JSON body into In, run f.
+func handle[In any, Out any](f func(ctx context.Context, in *In) (Out, error)) operation {
+	return func(ctx context.Context, body []byte) (any, error) {
+		in := new(In)
+		if err := decode(body, in); err != nil {
+			return nil, err
+		}
+		return f(ctx, in)
+	}
+}
+
+// decode reads a request body. Its errors never quote the body: it may hold a secret.
+func decode(body []byte, v any) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil // AWS treats an empty body as {}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return smError("SerializationException", "Unexpected value at '%s': expected %s", te.Field, te.Type)
+		}
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return smError("SerializationException", "Malformed JSON request body at offset %d.", se.Offset)
+		}
+		return smError("SerializationException", "Malformed JSON request body.")
+	}
+	return nil
+}
+
+// IsSecretsManagerRequest reports whether r is a Secrets Manager API call, for the server to
+// route it here.
+func IsSecretsManagerRequest(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
+}
+
+// ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: secretsmanager.<Operation>.
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	requestID := uuid.NewString()
+	w.Header()["X-Amzn-Requestid"] = []string{requestID}
+	target := r.Header.Get("X-Amz-Target")
+	name, ok := strings.CutPrefix(target, targetPrefix)
+	op := s.ops[name]
+	if !ok || op == nil || r.Method != http.MethodPost {
+		s.fail(w, r, requestID, target, smError("UnknownOperationException",
+			"Unknown operation %s %s (X-Amz-Target %q).", r.Method, r.URL.Path, target))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		s.fail(w, r, requestID, name, smError("SerializationException", "Could not read the request body."))
+		return
+	}
+	if len(body) > maxBody {
+		s.fail(w, r, requestID, name, errValidation("Request body is larger than %d bytes.", maxBody))
+		return
+	}
+	out, err := op(r.Context(), body)
+	clear(body) // it may hold a secret value; do not leave it for the next allocation to find
+	if err != nil {
+		s.fail(w, r, requestID, name, err)
+		return
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		s.fail(w, r, requestID, name, errInternal(fmt.Errorf("encode %s response: %w", name, err)))
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	_, _ = w.Write(b)
+}
+
+// fail logs and renders err. Client errors are debug noise; internal ones are logged with their
+// cause, which the client never sees.
+func (s *Service) fail(w http.ResponseWriter, r *http.Request, requestID, op string, err error) {
+	e := asError(err)
+	if e.Status >= 500 || e.Code == "DecryptionFailure" {
+		s.log.Error("secrets manager request failed", "operation", op, "request_id", requestID, "err", err)
+	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
+		s.log.Debug("secrets manager request rejected", "operation", op, "request_id", requestID,
+			"code", e.Code, "message", e.Message)
+	}
+	writeError(w, e)
+}
+
+// SecretValue is one version of a secret's value, as GetSecretValue returns it. Exactly one of
+// String and Binary is set.
+type SecretValue struct {
+	ARN       string
+	Name      string
+	VersionID string
+	String    *string
+	Binary    []byte
+	Stages    []string
+	Created   time.Time
+}
+
+// Value returns a secret's value for Flint's own callers (the in-environment extension):
+// secretID is a name or ARN; versionID and versionStage are optional (AWSCURRENT by default).
+// Errors are *apierr.Error values carrying Secrets Manager's code and HTTP status
+// (apierr.As(err).Status); a ResourceNotFoundException is a 400, as AWS sends it.
+func (s *Service) Value(ctx context.Context, secretID, versionID, versionStage string) (*SecretValue, error) {
+	out, err := s.getSecretValue(ctx, &getSecretValueInput{SecretID: secretID, VersionID: versionID, VersionStage: versionStage})
+	if err != nil {
+		return nil, err
+	}
+	return &SecretValue{
+		ARN: out.ARN, Name: out.Name, VersionID: out.VersionID, String: out.SecretString,
+		Binary: out.SecretBinary, Stages: out.VersionStages, Created: time.Time(*out.CreatedDate),
+	}, nil
+}
+
+// GetSecretValueJSON returns the document GetSecretValue answers with, which is also what the
+// Parameters and Secrets Lambda Extension's GET /secretsmanager/get returns. Errors are as
+// Value's; an internal one should be answered with a 500 and logged by the caller.
+func (s *Service) GetSecretValueJSON(ctx context.Context, secretID, versionID, versionStage string) ([]byte, error) {
+	out, err := s.getSecretValue(ctx, &getSecretValueInput{SecretID: secretID, VersionID: versionID, VersionStage: versionStage})
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, errInternal(fmt.Errorf("encode secret value: %w", err))
+	}
+	return b, nil
+}
