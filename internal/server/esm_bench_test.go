@@ -54,7 +54,9 @@ func BenchmarkESMStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		id := aws.ToString(out.UUID)
-		b.Cleanup(func() { _, _ = c.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: aws.String(id)}) })
+		b.Cleanup(func() {
+			_, _ = c.DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: aws.String(id)})
+		})
 		w, err := kv.Watch(ctx, id)
 		if err != nil {
 			b.Fatal(err)
