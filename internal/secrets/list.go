@@ -136,8 +136,8 @@ func (s *Service) matches(r *record, filters []filter) bool {
 // hit applies one filter value as AWS documents it: prefix matches, case-insensitive for
 // description and all, case-sensitive for the rest.
 func (s *Service) hit(r *record, key, v string) bool {
-	anyTag := func(f func(t Tag) string) bool {
-		return slices.ContainsFunc(r.Tags, func(t Tag) bool { return strings.HasPrefix(f(t), v) })
+	anyTag := func(f func(t tag) string) bool {
+		return slices.ContainsFunc(r.Tags, func(t tag) bool { return strings.HasPrefix(f(t), v) })
 	}
 	switch key {
 	case "name":
@@ -145,9 +145,9 @@ func (s *Service) hit(r *record, key, v string) bool {
 	case "description":
 		return strings.HasPrefix(strings.ToLower(r.Description), strings.ToLower(v))
 	case "tag-key":
-		return anyTag(func(t Tag) string { return t.Key })
+		return anyTag(func(t tag) string { return t.Key })
 	case "tag-value":
-		return anyTag(func(t Tag) string { return t.Value })
+		return anyTag(func(t tag) string { return t.Value })
 	case "primary-region":
 		return strings.HasPrefix(s.region, v)
 	case "all":
@@ -163,7 +163,7 @@ func (s *Service) hit(r *record, key, v string) bool {
 	return false // owning-service: Flint's secrets are owned by no service
 }
 
-func tagWords(tags []Tag) []string {
+func tagWords(tags []tag) []string {
 	out := make([]string, 0, 2*len(tags))
 	for _, t := range tags {
 		out = append(out, t.Key, t.Value)

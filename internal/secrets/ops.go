@@ -42,7 +42,7 @@ func checkDescription(d *string) error {
 	return nil
 }
 
-func checkTags(tags []Tag) error {
+func checkTags(tags []tag) error {
 	if len(tags) > 50 {
 		return errValidation("1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to 50")
 	}
@@ -55,10 +55,10 @@ func checkTags(tags []Tag) error {
 }
 
 // mergeTags sets tags on top of old, replacing values of keys already there.
-func mergeTags(old, tags []Tag) []Tag {
+func mergeTags(old, tags []tag) []tag {
 	out := slices.Clone(old)
 	for _, t := range tags {
-		if i := slices.IndexFunc(out, func(o Tag) bool { return o.Key == t.Key }); i >= 0 {
+		if i := slices.IndexFunc(out, func(o tag) bool { return o.Key == t.Key }); i >= 0 {
 			out[i].Value = t.Value
 		} else {
 			out = append(out, t)
@@ -98,7 +98,7 @@ type createSecretInput struct {
 	KmsKeyID           string            `json:"KmsKeyId"`
 	SecretString       *string           `json:"SecretString"`
 	SecretBinary       []byte            `json:"SecretBinary"`
-	Tags               []Tag             `json:"Tags"`
+	Tags               []tag             `json:"Tags"`
 	AddReplicaRegions  []json.RawMessage `json:"AddReplicaRegions"`
 }
 
@@ -348,7 +348,7 @@ type secretEntry struct {
 	CreatedDate            *epoch              `json:"CreatedDate,omitempty"`
 	LastChangedDate        *epoch              `json:"LastChangedDate,omitempty"`
 	DeletedDate            *epoch              `json:"DeletedDate,omitempty"`
-	Tags                   []Tag               `json:"Tags,omitempty"`
+	Tags                   []tag               `json:"Tags,omitempty"`
 	VersionIdsToStages     map[string][]string `json:"VersionIdsToStages,omitempty"`
 	SecretVersionsToStages map[string][]string `json:"SecretVersionsToStages,omitempty"`
 }
@@ -495,7 +495,7 @@ func (s *Service) restoreSecret(ctx context.Context, in *secretIDInput) (*nameOu
 
 type tagResourceInput struct {
 	SecretID string `json:"SecretId"`
-	Tags     []Tag  `json:"Tags"`
+	Tags     []tag  `json:"Tags"`
 }
 
 func (s *Service) tagResource(ctx context.Context, in *tagResourceInput) (*struct{}, error) {
@@ -527,7 +527,7 @@ func (s *Service) untagResource(ctx context.Context, in *untagResourceInput) (*s
 		for _, k := range in.TagKeys {
 			drop[k] = true
 		}
-		r.Tags = slices.DeleteFunc(r.Tags, func(t Tag) bool { return drop[t.Key] })
+		r.Tags = slices.DeleteFunc(r.Tags, func(t tag) bool { return drop[t.Key] })
 		return nil
 	})
 	if err != nil {

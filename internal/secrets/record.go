@@ -35,7 +35,7 @@ type record struct {
 	ARN         string    `json:"arn"`
 	Description string    `json:"description,omitempty"`
 	KmsKeyID    string    `json:"kms_key_id,omitempty"` // recorded and reported; Flint's crypt does the sealing
-	Tags        []Tag     `json:"tags,omitempty"`
+	Tags        []tag     `json:"tags,omitempty"`
 	Created     time.Time `json:"created"`
 	Changed     time.Time `json:"changed"`
 	DeletedAt   time.Time `json:"deleted_at,omitzero"` // when DeleteSecret scheduled it
@@ -50,8 +50,8 @@ type version struct {
 	Value   crypt.Envelope `json:"value"`
 }
 
-// Tag is a secret's tag, on the wire and in the record.
-type Tag struct {
+// tag is a secret's tag, on the wire and in the record.
+type tag struct {
 	Key   string `json:"Key"`
 	Value string `json:"Value"`
 }

@@ -161,7 +161,7 @@ func appendHeaderValue(b []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == ' ' {
-			if space && false {
+			if space {
 				continue
 			}
 			space = true
