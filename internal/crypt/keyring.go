@@ -360,7 +360,8 @@ func (k *Keyring) ActiveKeyID() string {
 	return k.active
 }
 
-// KeyIDs lists the ring's master key ids, oldest first.
+// KeyIDs lists the ring's master key ids: in key file order (oldest first), or as listed in
+// the environment (active first).
 func (k *Keyring) KeyIDs() []string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()

@@ -152,9 +152,8 @@ func checkName(field, name string, max int) error {
 	return nil
 }
 
-// checkToken validates a ClientRequestToken, or makes one: the SDKs and CLI always send one,
-// raw HTTP callers may not, and a missing token must not make a retry create two versions any
-// more than it does without one.
+// checkToken validates a ClientRequestToken, or makes one. The SDKs and the CLI always send
+// one; a raw HTTP caller that does not still gets its version, only without idempotent retries.
 func checkToken(token string) (string, error) {
 	if token == "" {
 		return uuidToken(), nil
@@ -198,6 +197,9 @@ type loaded struct {
 // load returns the secret named name. A secret whose deletion date has passed is removed now
 // and reported missing.
 func (s *Service) load(ctx context.Context, name string) (loaded, error) {
+	if len(name) > 512 {
+		return loaded{}, errNotFound() // no secret has such a name; spare the store the key
+	}
 	doc, rev, err := s.store.Get(ctx, key(name))
 	if errors.Is(err, store.ErrNotFound) {
 		return loaded{}, errNotFound()

@@ -26,6 +26,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/crypt"
+	"github.com/flint-run/flint/internal/store"
 )
 
 const (
@@ -46,7 +47,9 @@ type Records interface {
 	Keys(ctx context.Context, filter string) ([]string, error)
 }
 
-// Config configures New.
+var _ Records = store.Records{}
+
+// Config configures New. Store and Crypt are required.
 type Config struct {
 	Store     Records
 	Crypt     *crypt.Keyring
@@ -210,15 +213,21 @@ func (s *Service) Value(ctx context.Context, secretID, versionID, versionStage s
 	if err != nil {
 		return nil, err
 	}
-	return &SecretValue{
+	v := &SecretValue{
 		ARN: out.ARN, Name: out.Name, VersionID: out.VersionID, String: out.SecretString,
-		Binary: out.SecretBinary, Stages: out.VersionStages, Created: time.Time(*out.CreatedDate),
-	}, nil
+		Binary: out.SecretBinary, Stages: out.VersionStages,
+	}
+	if out.CreatedDate != nil {
+		v.Created = time.Time(*out.CreatedDate)
+	}
+	return v, nil
 }
 
 // GetSecretValueJSON returns the document GetSecretValue answers with, which is also what the
 // Parameters and Secrets Lambda Extension's GET /secretsmanager/get returns. Errors are as
-// Value's; an internal one should be answered with a 500 and logged by the caller.
+// Value's. The caller logs what ServeHTTP would: InternalServiceError (500) and
+// DecryptionFailure (a 400 on the wire, as AWS sends it, but it means the master key is missing
+// or the stored record was altered).
 func (s *Service) GetSecretValueJSON(ctx context.Context, secretID, versionID, versionStage string) ([]byte, error) {
 	out, err := s.getSecretValue(ctx, &getSecretValueInput{SecretID: secretID, VersionID: versionID, VersionStage: versionStage})
 	if err != nil {
