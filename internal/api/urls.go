@@ -20,7 +20,7 @@ import (
 	"github.com/flint-run/flint/internal/worker"
 )
 
-// Function URLs answer on http://<url-id>.lambda-url.<region>.localhost:<port>/ (curl and
+// Function URLs answer on http(s)://<url-id>.lambda-url.<region>.localhost:<port>/ (curl and
 // browsers resolve *.localhost to loopback) and, with no DNS at all, on
 // http://<host>:<port>/lambda-url/<url-id>/.
 const urlPathPrefix = "/lambda-url/"
@@ -47,7 +47,7 @@ func (a *API) urlFor(r *http.Request, id string) string {
 	if _, p, err := net.SplitHostPort(r.Host); err == nil {
 		port = ":" + p
 	}
-	return "http://" + id + ".lambda-url." + a.account.Region + ".localhost" + port + "/"
+	return scheme(r) + id + ".lambda-url." + a.account.Region + ".localhost" + port + "/"
 }
 
 // urlTarget resolves the function and the Qualifier of a function URL call: $LATEST or an alias.
@@ -359,4 +359,12 @@ func applyCors(w http.ResponseWriter, r *http.Request, c *lambda.Cors, preflight
 	if !slices.Contains(h.Values("Vary"), "Origin") {
 		h.Add("Vary", "Origin")
 	}
+}
+
+// scheme is how the client reached this server: addresses Flint hands out use the same.
+func scheme(r *http.Request) string {
+	if r.TLS != nil {
+		return "https://"
+	}
+	return "http://"
 }

@@ -43,7 +43,13 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the Lambda API, host:port (env FLINT_LISTEN)")
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory for state, code and logs (env FLINT_DATA)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen,
-		"also open the embedded NATS server to other clients at host:port")
+		"also open the embedded NATS server to other clients at host:port (beyond loopback: TLS and a token required)")
+	f.StringVar(&cfg.NATSToken, "nats-token", cfg.NATSToken,
+		"token NATS clients must present (default beyond loopback: made once, kept in DATA/nats-token)")
+	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate: serve the API and function URLs over HTTPS (with --tls-key)")
+	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert")
+	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", cfg.TLSSelfSigned,
+		"serve HTTPS with a self-signed certificate kept in DATA/tls (clients: aws --ca-bundle DATA/tls/cert.pem)")
 	f.StringVar(&cfg.Region, "region", cfg.Region, "region named in ARNs")
 	f.DurationVar(&cfg.KeepAlive, "keep-alive", cfg.KeepAlive, "how long an idle execution environment is kept")
 	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox,

@@ -16,10 +16,18 @@ type Config struct {
 	Listen string
 	// DataDir holds JetStream's files and the unpacked-code cache.
 	DataDir string
-	// NATSListen, when set, also opens the embedded NATS server to outside clients.
+	// NATSListen, when set, also opens the embedded NATS server to outside clients. On an
+	// address other than loopback it requires TLS (the API's certificate) and a token.
 	NATSListen string
-	Region     string
-	AccountID  string
+	// NATSToken is the token NATS clients must present; "" on a non-loopback NATSListen makes
+	// one (DATA/nats-token, 0600).
+	NATSToken string
+	// TLSCert and TLSKey are PEM files: when set the API (and function URLs) serve HTTPS only.
+	TLSCert, TLSKey string
+	// TLSSelfSigned serves HTTPS with a certificate Flint makes and keeps in DATA/tls.
+	TLSSelfSigned bool
+	Region        string
+	AccountID     string
 	// Sandbox names the backend that runs execution environments: "linux" (namespaces, cgroups,
 	// seccomp), "process" (plain child processes, no isolation) or "auto" (linux where it can
 	// run, else process with a warning).
@@ -140,5 +148,31 @@ func (c Config) Validate() error {
 	if c.Sandbox == "" {
 		errs = append(errs, errors.New("sandbox backend must be named"))
 	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.TLSCert != "" && c.TLSSelfSigned {
+		errs = append(errs, errors.New("tls-self-signed and tls-cert exclude each other"))
+	}
+	if c.NATSListen != "" && !IsLoopback(c.NATSListen) && !c.TLS() {
+		errs = append(errs, fmt.Errorf("nats-listen %s is not a loopback address: it needs TLS (--tls-cert/--tls-key or --tls-self-signed)", c.NATSListen))
+	}
 	return errors.Join(errs...)
+}
+
+// TLS reports whether the API serves HTTPS.
+func (c Config) TLS() bool { return c.TLSCert != "" || c.TLSSelfSigned }
+
+// IsLoopback reports whether a host:port listen address only accepts connections from this
+// machine (a loopback IP or "localhost"; an empty host means every interface).
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

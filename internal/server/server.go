@@ -4,6 +4,9 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +35,7 @@ import (
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
+	"github.com/flint-run/flint/internal/tlscert"
 	"github.com/flint-run/flint/internal/worker"
 )
 
@@ -99,6 +103,7 @@ type Server struct {
 	backend sandbox.Backend
 	http    *http.Server
 	ln      net.Listener
+	tls     *tls.Config // the API's, nil when it serves plain HTTP
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -151,8 +156,21 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.backend = backend
 
-	if s.store, err = store.Open(ctx, store.Options{Dir: dataDir, Listen: cfg.NATSListen,
-		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}); err != nil {
+	if s.tls, err = apiTLS(cfg, dataDir); err != nil {
+		return err
+	}
+	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken,
+		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}
+	if cfg.NATSListen != "" && !config.IsLoopback(cfg.NATSListen) {
+		// Exposed: outside clients need the API's certificate and a token.
+		natsOpts.TLS = s.tls
+		if natsOpts.Token == "" {
+			if natsOpts.Token, err = natsToken(filepath.Join(dataDir, "nats-token")); err != nil {
+				return err
+			}
+		}
+	}
+	if s.store, err = store.Open(ctx, natsOpts); err != nil {
 		return err
 	}
 	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
@@ -217,6 +235,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	ln := s.ln
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls
+		ln = tls.NewListener(ln, s.tls)
+	}
 	s.goRun("http", func() error {
 		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
@@ -276,7 +298,54 @@ func (s *Server) URL() string {
 	if s.ln == nil {
 		return ""
 	}
+	if s.tls != nil {
+		return "https://" + s.ln.Addr().String()
+	}
 	return "http://" + s.ln.Addr().String()
+}
+
+// apiTLS loads the API's certificate (--tls-cert/--tls-key), or makes a self-signed one in
+// DATA/tls; nil when the API serves plain HTTP.
+func apiTLS(cfg config.Config, dataDir string) (*tls.Config, error) {
+	if !cfg.TLS() {
+		return nil, nil
+	}
+	certFile, keyFile := cfg.TLSCert, cfg.TLSKey
+	if cfg.TLSSelfSigned {
+		var hosts []string
+		for _, addr := range []string{cfg.Listen, cfg.NATSListen} {
+			if h, _, err := net.SplitHostPort(addr); err == nil {
+				hosts = append(hosts, h)
+			}
+		}
+		var err error
+		if certFile, keyFile, err = tlscert.SelfSigned(filepath.Join(dataDir, "tls"), hosts...); err != nil {
+			return nil, err
+		}
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("tls certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, nil
+}
+
+// natsToken reads the token outside NATS clients present, making one (0600) on first start.
+func natsToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("nats token: %w", err)
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("nats token: %w", err)
+	}
+	tok := hex.EncodeToString(b)
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("nats token: %w", err)
+	}
+	return tok, nil
 }
 
 // NATSURL is where outside NATS clients connect ("" unless NATSListen was set).

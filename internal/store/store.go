@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,6 +55,10 @@ type Options struct {
 	Log    *slog.Logger
 	// SyncAlways fsyncs every JetStream write before acknowledging it.
 	SyncAlways bool
+	// TLS, when set, is required of outside clients (Listen).
+	TLS *tls.Config
+	// Token, when set, is required of every client.
+	Token string
 }
 
 // Store is the registry on JetStream.
@@ -91,6 +96,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		JetStreamMaxMemory: 256 << 20,
 		SyncAlways:         opts.SyncAlways,
 	}
+	if opts.TLS != nil {
+		sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = opts.TLS, true, 5
+	}
+	if opts.Token != "" {
+		sopts.Authorization = opts.Token
+	}
 	if opts.Listen != "" {
 		host, port, err := net.SplitHostPort(opts.Listen)
 		if err != nil {
@@ -114,7 +125,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, errors.New("start embedded nats: not ready within 30s")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("flint"), nats.MaxReconnects(-1))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("flint"), nats.MaxReconnects(-1), nats.Token(opts.Token))
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
