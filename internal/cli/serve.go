@@ -21,6 +21,7 @@ func (a *app) serveCommand() *cobra.Command {
 	if v := os.Getenv("FLINT_DATA"); v != "" {
 		cfg.DataDir = v
 	}
+	cfg.MasterKey = os.Getenv("FLINT_MASTER_KEY")
 	logLevel := "info"
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -46,6 +47,8 @@ func (a *app) serveCommand() *cobra.Command {
 		"also open the embedded NATS server to other clients at host:port (beyond loopback: TLS and a token required)")
 	f.StringVar(&cfg.NATSToken, "nats-token", cfg.NATSToken,
 		"token NATS clients must present (default beyond loopback: made once, kept in DATA/nats-token)")
+	f.StringVar(&cfg.MasterKeyFile, "master-key-file", cfg.MasterKeyFile,
+		"file of the master keys that encrypt environment variables and secrets at rest (default DATA/master.key; env FLINT_MASTER_KEY instead)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate: serve the API and function URLs over HTTPS (with --tls-key)")
 	f.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key of --tls-cert")
 	f.BoolVar(&cfg.TLSSelfSigned, "tls-self-signed", cfg.TLSSelfSigned,

@@ -24,6 +24,13 @@ type Config struct {
 	NATSToken string
 	// TLSCert and TLSKey are PEM files: when set the API (and function URLs) serve HTTPS only.
 	TLSCert, TLSKey string
+	// MasterKeyFile holds the master keys that encrypt environment variables and secrets at rest
+	// (made on first start, 0600); "" means DATA/master.key. Keep it apart from the data in
+	// production: whoever has both reads every secret.
+	MasterKeyFile string
+	// MasterKey, when set (FLINT_MASTER_KEY: base64 of 32 bytes, or a comma-separated list whose
+	// first is active), is used instead of the key file.
+	MasterKey string
 	// TLSSelfSigned serves HTTPS with a certificate Flint makes and keeps in DATA/tls.
 	TLSSelfSigned bool
 	Region        string

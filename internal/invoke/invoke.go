@@ -452,7 +452,7 @@ func (s *Service) workerFunction(f *lambda.Function) worker.Function {
 		MemoryMB:    f.Config.MemorySize,
 		Timeout:     time.Duration(f.Config.Timeout) * time.Second,
 		EphemeralMB: f.EphemeralMB(),
-		Env:         f.Env(),
+		Env:         func() (map[string]string, error) { return s.store.FunctionEnv(f) },
 		Code:        func(ctx context.Context) (string, error) { return unpack(ctx, key) },
 		Opt: func(ctx context.Context) (string, error) {
 			dirs := make([]string, 0, len(layerKeys))

@@ -4,6 +4,7 @@
 package lambda
 
 import (
+	"encoding/json"
 	"strings"
 	"time"
 )
@@ -112,6 +113,9 @@ type Function struct {
 	UnzippedSize int64 `json:"unzipped_size,omitempty"`
 	// ReservedConcurrency is the function's reservation (nil: none; 0 throttles everything).
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+	// EnvSealed is Config.Environment.Variables encrypted (a crypt.Envelope), as the store keeps
+	// them: records read from a watch carry this and no Variables.
+	EnvSealed json.RawMessage `json:"env_sealed,omitempty"`
 }
 
 // Alias is Lambda's AliasConfiguration, as on the wire.

@@ -82,17 +82,18 @@ func newEnv(t *testing.T) *env {
 	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	e := &env{dir: t.TempDir(), clock: &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}}
-	st, err := store.Open(context.Background(), store.Options{Dir: e.dir, Log: log, SyncAlways: true})
+	// The master key lives apart from the data directory, as it should in production.
+	var err error
+	if e.keys, err = crypt.LoadKeyring(filepath.Join(t.TempDir(), "master.key"), ""); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(context.Background(), store.Options{Dir: e.dir, Log: log, SyncAlways: true, Keyring: e.keys})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.st = st
 	e.closeStore = sync.OnceFunc(st.Close)
 	t.Cleanup(e.closeStore)
-	// The master key lives apart from the data directory, as it should in production.
-	if e.keys, err = crypt.LoadKeyring(filepath.Join(t.TempDir(), "master.key"), ""); err != nil {
-		t.Fatal(err)
-	}
 	e.svc = secrets.New(secrets.Config{
 		Store: st.Secrets(), Crypt: e.keys, Region: region, AccountID: account, Log: log, Now: e.clock.Now,
 	})

@@ -24,6 +24,7 @@ import (
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
@@ -104,6 +105,7 @@ type Server struct {
 	http    *http.Server
 	ln      net.Listener
 	tls     *tls.Config // the API's, nil when it serves plain HTTP
+	keyring *crypt.Keyring
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -159,7 +161,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.tls, err = apiTLS(cfg, dataDir); err != nil {
 		return err
 	}
-	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken,
+	keyFile := cfg.MasterKeyFile
+	if keyFile == "" {
+		keyFile = filepath.Join(dataDir, "master.key")
+	}
+	if s.keyring, err = crypt.LoadKeyring(keyFile, cfg.MasterKey); err != nil {
+		return err
+	}
+	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken, Keyring: s.keyring,
 		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}
 	if cfg.NATSListen != "" && !config.IsLoopback(cfg.NATSListen) {
 		// Exposed: outside clients need the API's certificate and a token.

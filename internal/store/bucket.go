@@ -16,6 +16,25 @@ type bucket[T any] struct {
 	kv   jetstream.KeyValue
 	what string // for messages: "function", "version", "alias"
 	log  *slog.Logger
+	// seal, when set, returns what is stored for v under key (secrets encrypted); open undoes it
+	// on get and list. Watches deliver records sealed.
+	seal func(key string, v *T) (*T, error)
+	open func(key string, v *T) error
+}
+
+func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
+	if b.seal != nil {
+		sealed, err := b.seal(key, v)
+		if err != nil {
+			return nil, fmt.Errorf("seal %s %s: %w", b.what, key, err)
+		}
+		v = sealed
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", b.what, err)
+	}
+	return data, nil
 }
 
 func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
@@ -30,13 +49,18 @@ func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
 		return nil, 0, fmt.Errorf("decode %s %s: %w", b.what, key, err)
 	}
+	if b.open != nil {
+		if err := b.open(key, &v); err != nil {
+			return nil, 0, fmt.Errorf("open %s %s: %w", b.what, key, err)
+		}
+	}
 	return &v, e.Revision(), nil
 }
 
 func (b bucket[T]) create(ctx context.Context, key string, v *T) (uint64, error) {
-	data, err := json.Marshal(v)
+	data, err := b.encode(key, v)
 	if err != nil {
-		return 0, fmt.Errorf("encode %s: %w", b.what, err)
+		return 0, err
 	}
 	rev, err := b.kv.Create(ctx, key, data)
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -49,9 +73,9 @@ func (b bucket[T]) create(ctx context.Context, key string, v *T) (uint64, error)
 }
 
 func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (uint64, error) {
-	data, err := json.Marshal(v)
+	data, err := b.encode(key, v)
 	if err != nil {
-		return 0, fmt.Errorf("encode %s: %w", b.what, err)
+		return 0, err
 	}
 	n, err := b.kv.Update(ctx, key, data, rev)
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/lambda"
 )
 
@@ -59,6 +60,8 @@ type Options struct {
 	TLS *tls.Config
 	// Token, when set, is required of every client.
 	Token string
+	// Keyring encrypts what must not be stored in the clear (functions' environment variables).
+	Keyring *crypt.Keyring
 }
 
 // Store is the registry on JetStream.
@@ -81,6 +84,7 @@ type Store struct {
 	secrets  Records
 	code     jetstream.ObjectStore
 	log      *slog.Logger
+	keyring  *crypt.Keyring
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -130,7 +134,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	s := &Store{ns: ns, nc: nc, log: opts.Log}
+	if opts.Keyring == nil {
+		ns.Shutdown()
+		return nil, errors.New("store: a keyring is required")
+	}
+	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -149,10 +157,12 @@ func (s *Store) open(ctx context.Context) error {
 		open       func(jetstream.KeyValue)
 	}{
 		{functionsBucket, "Flint functions ($LATEST configuration)", func(kv jetstream.KeyValue) {
-			s.fns = bucket[lambda.Function]{kv: kv, what: "function", log: s.log}
+			s.fns = bucket[lambda.Function]{kv: kv, what: "function", log: s.log,
+				seal: s.sealEnv(functionsBucket), open: s.openEnv(functionsBucket)}
 		}},
 		{versionsBucket, "Flint published versions (NAME.N)", func(kv jetstream.KeyValue) {
-			s.versions = bucket[lambda.Function]{kv: kv, what: "version", log: s.log}
+			s.versions = bucket[lambda.Function]{kv: kv, what: "version", log: s.log,
+				seal: s.sealEnv(versionsBucket), open: s.openEnv(versionsBucket)}
 		}},
 		{aliasesBucket, "Flint aliases (NAME.ALIAS)", func(kv jetstream.KeyValue) {
 			s.aliases = bucket[lambda.Alias]{kv: kv, what: "alias", log: s.log}
@@ -293,6 +303,72 @@ func (s *Store) ListFunctions(ctx context.Context) ([]*lambda.Function, error) {
 // revision of the change, until ctx ends. It first replays the current state, then calls ready.
 func (s *Store) WatchFunctions(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
 	return s.fns.watch(ctx, ready, fn)
+}
+
+// envAAD binds a function record's sealed variables to the record: an envelope copied into
+// another record does not open.
+func envAAD(bucket, key string) []byte { return []byte(bucket + "/" + key) }
+
+// sealEnv stores a function's environment variables encrypted.
+func (s *Store) sealEnv(bucket string) func(key string, f *lambda.Function) (*lambda.Function, error) {
+	return func(key string, f *lambda.Function) (*lambda.Function, error) {
+		vars := f.Env()
+		if len(vars) == 0 {
+			if f.EnvSealed == nil {
+				return f, nil
+			}
+			c := *f
+			c.EnvSealed = nil
+			return &c, nil
+		}
+		env, err := s.keyring.SealMap(vars, envAAD(bucket, key))
+		if err != nil {
+			return nil, err
+		}
+		c := *f
+		c.Config.Environment = nil
+		if c.EnvSealed, err = json.Marshal(env); err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+}
+
+// openEnv restores a function's environment variables from their envelope.
+func (s *Store) openEnv(bucket string) func(key string, f *lambda.Function) error {
+	return func(key string, f *lambda.Function) error {
+		vars, err := s.openVars(bucket, key, f)
+		if err != nil || vars == nil {
+			return err
+		}
+		f.Config.Environment = &lambda.EnvironmentResp{Variables: vars}
+		f.EnvSealed = nil
+		return nil
+	}
+}
+
+func (s *Store) openVars(bucket, key string, f *lambda.Function) (map[string]string, error) {
+	if len(f.EnvSealed) == 0 {
+		return f.Env(), nil
+	}
+	var env crypt.Envelope
+	if err := json.Unmarshal(f.EnvSealed, &env); err != nil {
+		return nil, err
+	}
+	return s.keyring.OpenMap(env, envAAD(bucket, key))
+}
+
+// FunctionEnv decrypts the environment variables of a function or version record as a watch
+// delivered it (sealed): called when an environment starts, never on a warm invoke.
+func (s *Store) FunctionEnv(f *lambda.Function) (map[string]string, error) {
+	if f.Config.Version == "" || f.Config.Version == "$LATEST" {
+		return s.openVars(functionsBucket, f.Config.FunctionName, f)
+	}
+	n, err := strconv.Atoi(f.Config.Version)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: version %q", f.Config.FunctionName, f.Config.Version)
+	}
+	return s.openVars(versionsBucket, VersionKey(f.Config.FunctionName, n), f)
 }
 
 // VersionKey is the KV key of version n of a function.

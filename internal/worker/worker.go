@@ -36,7 +36,8 @@ type Function struct {
 	MemoryMB    int
 	Timeout     time.Duration
 	EphemeralMB int
-	Env         map[string]string
+	// Env returns the user's variables (decrypted); called on cold starts only.
+	Env func() (map[string]string, error)
 	// Code returns the host directory holding the unpacked code; called on cold starts only.
 	Code func(ctx context.Context) (string, error)
 	// Opt returns the host directory of the function's layers, merged ("" for none); nil: none.
@@ -680,6 +681,10 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("entrypoint for %s: %w", p.fn.Name, err)
 	}
+	environ, err := p.environ(renv, provisioned)
+	if err != nil {
+		return nil, nil, err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
@@ -690,7 +695,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
 	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
-		Env: p.environ(renv, provisioned), MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+		Env: environ, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
 	inst, err := p.m.cfg.Backend.Create(ctx, spec)
 	if err != nil {
 		r.Close()
@@ -767,20 +772,27 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 }
 
 // environ is the environment's variables: the user's, then Lambda's reserved ones.
-func (p *Pool) environ(runtimeEnv []string, provisioned bool) []string {
+func (p *Pool) environ(runtimeEnv []string, provisioned bool) ([]string, error) {
 	initType := "on-demand"
 	if provisioned {
 		initType = "provisioned-concurrency"
 	}
 	fn := p.fn
-	env := make([]string, 0, len(fn.Env)+24+len(runtimeEnv))
-	keys := make([]string, 0, len(fn.Env))
-	for k := range fn.Env {
+	var user map[string]string
+	if fn.Env != nil {
+		var err error
+		if user, err = fn.Env(); err != nil {
+			return nil, fmt.Errorf("environment variables of %s: %w", fn.Name, err)
+		}
+	}
+	env := make([]string, 0, len(user)+24+len(runtimeEnv))
+	keys := make([]string, 0, len(user))
+	for k := range user {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		env = append(env, k+"="+fn.Env[k])
+		env = append(env, k+"="+user[k])
 	}
 	now := p.m.now().UTC()
 	env = append(env,
@@ -801,7 +813,7 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool) []string {
 		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
 	)
-	return append(env, runtimeEnv...)
+	return append(env, runtimeEnv...), nil
 }
 
 func newID() string {
