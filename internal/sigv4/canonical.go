@@ -157,6 +157,9 @@ func headerValues(h http.Header, lower string) []string {
 // trimmed and runs of spaces collapsed to one (the SDK's StripExcessSpaces then TrimSpace).
 func appendHeaderValue(b []byte, v string) []byte {
 	v = strings.TrimSpace(v)
+	if !strings.Contains(v, "  ") {
+		return append(b, v...)
+	}
 	space := false
 	for i := 0; i < len(v); i++ {
 		c := v[i]
@@ -179,21 +182,20 @@ func appendHeaderValue(b []byte, v string) []byte {
 func appendCanonicalHeader(b []byte, r *http.Request, name string) []byte {
 	b = append(b, name...)
 	b = append(b, ':')
-	switch {
-	case strings.EqualFold(name, "host"):
+	if strings.EqualFold(name, "host") {
 		b = appendHeaderValue(b, r.Host)
-	default:
-		vs := headerValues(r.Header, name)
-		if vs == nil && strings.EqualFold(name, "content-length") && r.ContentLength > 0 {
-			b = strconv.AppendInt(b, r.ContentLength, 10)
-			break
+		return append(b, '\n')
+	}
+	vs := headerValues(r.Header, name)
+	if vs == nil && strings.EqualFold(name, "content-length") && r.ContentLength > 0 {
+		b = strconv.AppendInt(b, r.ContentLength, 10)
+		return append(b, '\n')
+	}
+	for i, v := range vs {
+		if i > 0 {
+			b = append(b, ',')
 		}
-		for i, v := range vs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendHeaderValue(b, v)
-		}
+		b = appendHeaderValue(b, v)
 	}
 	return append(b, '\n')
 }
@@ -358,10 +360,4 @@ func fromHex(c byte) (byte, bool) {
 		return c - 'A' + 10, true
 	}
 	return 0, false
-}
-
-// isSHA256Hex reports whether s is 64 hex digits.
-func isSHA256Hex(s string) bool {
-	_, ok := decodeSignature(s)
-	return ok
 }

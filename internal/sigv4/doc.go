@@ -38,14 +38,14 @@
 // messages come from AWS's responses as recorded in public reports and in emulators that were
 // checked against AWS (dynalite's notes on DynamoDB's front end, scratchstack-aws-signature):
 //
-//	no signature, or another scheme          403 MissingAuthenticationTokenException "Missing Authentication Token"
-//	malformed header or query parameters     403 IncompleteSignatureException (AWS's wording, naming what is missing)
-//	bad signature, skew, scope, host unsigned 403 InvalidSignatureException
-//	unknown access key, any session token    403 UnrecognizedClientException "The security token included in the request is invalid."
-//	presigned URL past X-Amz-Expires         403 AccessDenied "Request has expired" (S3's, the service whose presigned-URL expiry this copies)
-//	unusable X-Amz-Expires                   400 AuthorizationQueryParametersError (S3's)
-//	X-Amz-Content-Sha256 not the body's      400 XAmzContentSHA256Mismatch (S3's)
-//	too many failures from one address       429 ThrottlingException "Rate exceeded"
+//	no signature, or another scheme             403 MissingAuthenticationTokenException "Missing Authentication Token"
+//	malformed header or query parameters        403 IncompleteSignatureException (AWS's wording, naming what is wrong)
+//	bad signature, skew, scope, host not signed 403 InvalidSignatureException
+//	unknown access key, any session token       403 UnrecognizedClientException "The security token included in the request is invalid."
+//	presigned URL past X-Amz-Expires            403 AccessDenied "Request has expired" (S3's: the service whose expiry this copies)
+//	unusable X-Amz-Expires                      400 AuthorizationQueryParametersError (S3's)
+//	X-Amz-Content-Sha256 not the body's         400 XAmzContentSHA256Mismatch (S3's)
+//	too many failures from one address          429 ThrottlingException "Rate exceeded", with Retry-After
 //
 // # Defaults and why
 //
@@ -64,6 +64,6 @@
 // Verify runs on every request, the warm Invoke path included. Derived signing keys are cached
 // (per secret, date, region and service; bounded; only after a signature verified with them),
 // the canonical request is built in a pooled buffer, and HMAC uses pads computed once per key,
-// so a typical Invoke verifies with a handful of allocations (BenchmarkVerify). The buffer pool
+// so a typical Invoke verifies without allocating (BenchmarkVerify). The buffer pool
 // is the package's only global mutable state.
 package sigv4

@@ -175,7 +175,6 @@ func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
 	_, presigned := p.query["X-Amz-Algorithm"]
 	var (
 		alg, cred string
-		reqTime   time.Time
 		err       *Error
 	)
 	switch {
@@ -184,9 +183,9 @@ func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
 		return p, errSignatureMismatch()
 	case presigned:
 		p.presigned = true
-		alg, cred, reqTime, err = v.parseQuery(&p)
+		alg, cred, err = v.parseQuery(&p)
 	case auth != "":
-		alg, cred, reqTime, err = v.parseHeader(&p, auth)
+		alg, cred, err = v.parseHeader(&p, auth)
 	default:
 		return p, errMissingToken()
 	}
@@ -200,13 +199,12 @@ func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
 	if alg != algorithm {
 		return p, errUnsupportedAlgorithm(alg)
 	}
-	// Trailing slashes are ignored, as AWS ignores them.
-	parts := strings.Split(strings.TrimRight(cred, "/"), "/")
-	if len(parts) != 5 {
+	parts, ok := splitCredential(cred)
+	if !ok {
 		return p, errCredentialElements(cred)
 	}
 	p.accessKeyID, p.date, p.region, p.service = parts[0], parts[1], parts[2], parts[3]
-	if msg := v.scopeErrors(r, parts, reqTime); msg != "" {
+	if msg := v.scopeErrors(r, parts, p.amzDate); msg != "" {
 		return p, errInvalid(msg)
 	}
 	secret, ok := v.keys.Lookup(p.accessKeyID)
@@ -224,27 +222,32 @@ func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
 
 // parseHeader reads an Authorization header. Parameters are separated by commas or spaces (AWS
 // accepts either); the last value of a repeated parameter wins.
-func (v *Verifier) parseHeader(p *pending, auth string) (alg, cred string, t time.Time, err *Error) {
+func (v *Verifier) parseHeader(p *pending, auth string) (alg, cred string, err *Error) {
 	header := strings.TrimSpace(auth)
 	if !strings.HasPrefix(header, "AWS4-") {
 		// Another scheme (Basic, Bearer, SigV2): to AWS that is no SigV4 token at all.
-		return "", "", t, errMissingToken()
+		return "", "", errMissingToken()
 	}
-	alg, rest, _ := strings.Cut(header, " ")
+	alg, rest := header, ""
+	if i := strings.IndexAny(header, " \t,"); i >= 0 {
+		alg, rest = header[:i], header[i+1:]
+	}
 	for rest != "" {
-		var param string
-		i := strings.IndexAny(rest, ", \t")
-		if i < 0 {
-			param, rest = rest, ""
-		} else {
-			param, rest = rest[:i], rest[i+1:]
+		i := 0
+		for i < len(rest) && rest[i] != ',' && rest[i] != ' ' && rest[i] != '\t' {
+			i++
 		}
+		param := rest[:i]
+		if i < len(rest) {
+			i++
+		}
+		rest = rest[i:]
 		if param == "" {
 			continue
 		}
 		k, val, ok := strings.Cut(param, "=")
 		if !ok {
-			return "", "", t, errNoEqualSign(param, header)
+			return "", "", errNoEqualSign(param, header)
 		}
 		switch k {
 		case "Credential":
@@ -270,7 +273,7 @@ func (v *Verifier) parseHeader(p *pending, auth string) (alg, cred string, t tim
 		missing = append(missing, "SignedHeaders")
 	}
 	if len(missing) > 0 || date == "" {
-		return "", "", t, missingParams(missing, date == "", header)
+		return "", "", missingParams(missing, date == "", header)
 	}
 	t, ok := parseAmzDate(date)
 	if ok {
@@ -278,12 +281,12 @@ func (v *Verifier) parseHeader(p *pending, auth string) (alg, cred string, t tim
 	} else if t, ok = parseHTTPDate(date); ok {
 		p.amzDate = t.Format(timeFormat)
 	} else {
-		return "", "", t, errBadDate(date)
+		return "", "", errBadDate(date)
 	}
 	if err := v.checkSkew(t, p.now); err != nil {
-		return "", "", t, err
+		return "", "", err
 	}
-	return alg, cred, t, nil
+	return alg, cred, nil
 }
 
 // parseHTTPDate accepts the Date header's HTTP formats, which some clients sign instead of
@@ -296,7 +299,7 @@ func parseHTTPDate(s string) (time.Time, bool) {
 // parseQuery reads a presigned URL's X-Amz-* parameters. Its validity runs from X-Amz-Date
 // (less the skew) to X-Amz-Date plus X-Amz-Expires; without X-Amz-Expires it is held to the
 // same skew window as a signed header, as AWS's non-S3 services do.
-func (v *Verifier) parseQuery(p *pending) (alg, cred string, t time.Time, err *Error) {
+func (v *Verifier) parseQuery(p *pending) (alg, cred string, err *Error) {
 	q := p.query
 	alg = first(q, "X-Amz-Algorithm")
 	cred = first(q, "X-Amz-Credential")
@@ -313,36 +316,36 @@ func (v *Verifier) parseQuery(p *pending) (alg, cred string, t time.Time, err *E
 		}
 	}
 	if len(missing) > 0 {
-		return "", "", t, missingQueryParams(missing)
+		return "", "", missingQueryParams(missing)
 	}
 	t, ok := parseAmzDate(date)
 	if !ok {
-		return "", "", t, errBadDate(date)
+		return "", "", errBadDate(date)
 	}
 	p.amzDate = date
 	if _, has := q["X-Amz-Expires"]; !has {
 		if err := v.checkSkew(t, p.now); err != nil {
-			return "", "", t, err
+			return "", "", err
 		}
-		return alg, cred, t, nil
+		return alg, cred, nil
 	}
 	raw := first(q, "X-Amz-Expires")
 	secs, perr := strconv.ParseInt(raw, 10, 64)
 	switch {
 	case perr != nil:
-		return "", "", t, errExpires("X-Amz-Expires should be a number")
+		return "", "", errExpires("X-Amz-Expires should be a number")
 	case secs < 0:
-		return "", "", t, errExpires("X-Amz-Expires must be non-negative")
+		return "", "", errExpires("X-Amz-Expires must be non-negative")
 	case secs > int64(MaxPresignExpires/time.Second):
-		return "", "", t, errExpires(fmt.Sprintf("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than %d seconds", int64(MaxPresignExpires/time.Second)))
+		return "", "", errExpires(fmt.Sprintf("X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than %d seconds", int64(MaxPresignExpires/time.Second)))
 	}
 	if t.After(p.now.Add(v.skew)) {
-		return "", "", t, errNotYetCurrent(t, p.now, v.skew)
+		return "", "", errNotYetCurrent(t, p.now, v.skew)
 	}
 	if p.now.After(t.Add(time.Duration(secs) * time.Second)) {
-		return "", "", t, errPresignExpired()
+		return "", "", errPresignExpired()
 	}
-	return alg, cred, t, nil
+	return alg, cred, nil
 }
 
 func first(q url.Values, k string) string {
@@ -376,24 +379,46 @@ func signsHost(signed string) bool {
 	return false
 }
 
-// scopeErrors checks the credential scope (key/date/region/service/terminator) and returns
-// AWS's message naming every element that is wrong, or "".
-func (v *Verifier) scopeErrors(r *http.Request, parts []string, reqTime time.Time) string {
-	var b strings.Builder
-	if v.region != "" && parts[2] != v.region {
-		fmt.Fprintf(&b, "Credential should be scoped to a valid region, not '%s'. ", parts[2])
-	}
-	if v.service != nil {
-		if want := v.service(r); want != "" && parts[3] != want {
-			fmt.Fprintf(&b, "Credential should be scoped to correct service: '%s'. ", want)
+// splitCredential splits keyid/date/region/service/terminator. Trailing slashes are ignored,
+// as AWS ignores them.
+func splitCredential(cred string) (parts [5]string, ok bool) {
+	rest := strings.TrimRight(cred, "/")
+	for i := range parts {
+		var found bool
+		parts[i], rest, found = strings.Cut(rest, "/")
+		if found != (i < len(parts)-1) {
+			return parts, false
 		}
 	}
-	if parts[4] != terminator {
+	return parts, true
+}
+
+// scopeErrors checks the credential scope (key/date/region/service/terminator) and returns
+// AWS's message naming every element that is wrong, or "".
+func (v *Verifier) scopeErrors(r *http.Request, parts [5]string, amzDate string) string {
+	var want string
+	if v.service != nil {
+		want = v.service(r)
+	}
+	badRegion := v.region != "" && parts[2] != v.region
+	badService := want != "" && parts[3] != want
+	badTerm := parts[4] != terminator
+	badDate := parts[1] != amzDate[:8]
+	if !badRegion && !badService && !badTerm && !badDate {
+		return ""
+	}
+	var b strings.Builder
+	if badRegion {
+		fmt.Fprintf(&b, "Credential should be scoped to a valid region, not '%s'. ", parts[2])
+	}
+	if badService {
+		fmt.Fprintf(&b, "Credential should be scoped to correct service: '%s'. ", want)
+	}
+	if badTerm {
 		fmt.Fprintf(&b, "Credential should be scoped with a valid terminator: 'aws4_request', not '%s'. ", parts[4])
 	}
-	ts := reqTime.Format(timeFormat)
-	if parts[1] != ts[:8] {
-		fmt.Fprintf(&b, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'. ", parts[1], ts[:8], ts)
+	if badDate {
+		fmt.Fprintf(&b, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s', from '%s'. ", parts[1], amzDate[:8], amzDate)
 	}
 	return b.String()
 }
