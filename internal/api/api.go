@@ -1,16 +1,27 @@
 // Package api serves the Lambda REST API (2015-03-31 and the dated paths beside it) over HTTP:
 // request parsing and validation, AWS's JSON shapes and error wire format, and the Invoke hot
 // path. It holds no state of its own: functions live in the store, the in-memory view and pools
-// in invoke/worker. SigV4 signatures are accepted from any credentials for now.
+// in invoke/worker.
+//
+// Every request but function URLs (which check their own AuthType), /metrics and the
+// presigned code and layer download links must carry a valid SigV4 signature by a known access
+// key, unless Config.DevMode says the server runs in local-development mode (no keys, loopback
+// only), where signatures are not checked.
 package api
 
 import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -21,6 +32,8 @@ import (
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/scheduler"
+	"github.com/flint-run/flint/internal/secrets"
+	"github.com/flint-run/flint/internal/sigv4"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 )
@@ -38,6 +51,11 @@ type API struct {
 	account   lambda.Account
 	log       *slog.Logger
 	mux       *http.ServeMux
+	secrets   *secrets.Service
+	auth      *sigv4.Verifier
+	signed    http.Handler // auth's middleware around route
+	devMode   func() bool
+	linkKey   []byte // signs download links (Code.Location, Content.Location)
 }
 
 // Config wires an API.
@@ -52,12 +70,25 @@ type Config struct {
 	Schedules *scheduler.Service
 	Account   lambda.Account
 	Log       *slog.Logger
+	Secrets   *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
+	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
+	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
+	Auth    *sigv4.Verifier
+	DevMode func() bool
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
-		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux()}
+		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode,
+		linkKey: make([]byte, 32)}
+	_, _ = rand.Read(a.linkKey)
+	if a.devMode == nil {
+		a.devMode = func() bool { return false }
+	}
+	if a.auth != nil {
+		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
+	}
 	m := a.mux
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)
 	m.HandleFunc("POST /2015-03-31/functions", a.handle(a.createFunction))
@@ -132,7 +163,61 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.serveFunctionURL(w, r, id, path)
 		return
 	}
+	if a.auth == nil || a.devMode() || r.URL.Path == "/metrics" || a.validLink(r) {
+		a.route(w, r)
+		return
+	}
+	a.signed.ServeHTTP(w, r)
+}
+
+// route dispatches a request whose caller is settled.
+func (a *API) route(w http.ResponseWriter, r *http.Request) {
+	if a.secrets != nil && secrets.IsSecretsManagerRequest(r) {
+		a.secrets.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// SigningService is the SigV4 signing name a request to this endpoint is scoped to.
+func SigningService(r *http.Request) string {
+	switch {
+	case secrets.IsSecretsManagerRequest(r):
+		return "secretsmanager"
+	case strings.HasPrefix(r.URL.Path, "/schedules"):
+		return "scheduler"
+	}
+	return "lambda"
+}
+
+// linkTTL is how long a download link (GetFunction's Code.Location) works, as S3's presigned
+// URLs that Lambda returns (10 minutes).
+const linkTTL = 10 * time.Minute
+
+// link returns a download URL for path that works without credentials until linkTTL passes.
+func (a *API) link(r *http.Request, path string) string {
+	exp := strconv.FormatInt(time.Now().Add(linkTTL).Unix(), 10)
+	return scheme(r) + r.Host + path + "?X-Flint-Expires=" + exp + "&X-Flint-Signature=" + a.linkSignature(path, exp)
+}
+
+func (a *API) linkSignature(path, exp string) string {
+	m := hmac.New(sha256.New, a.linkKey)
+	m.Write([]byte(path + "\x00" + exp))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// validLink reports whether r is a GET of a download link that has not expired.
+func (a *API) validLink(r *http.Request) bool {
+	q := r.URL.Query()
+	exp, sig := q.Get("X-Flint-Expires"), q.Get("X-Flint-Signature")
+	if r.Method != http.MethodGet || exp == "" || sig == "" || !strings.HasPrefix(r.URL.Path, "/flint/v1/") {
+		return false
+	}
+	n, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || time.Now().Unix() > n {
+		return false
+	}
+	return hmac.Equal([]byte(sig), []byte(a.linkSignature(r.URL.Path, exp)))
 }
 
 // handler is a control-plane handler: it returns an error to render, or writes its response.

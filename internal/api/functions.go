@@ -297,7 +297,7 @@ func (a *API) getFunction(w http.ResponseWriter, r *http.Request, _ string) erro
 		out.Concurrency = &concurrency{ReservedConcurrentExecutions: f.ReservedConcurrency}
 	}
 	out.Code.RepositoryType = "S3"
-	out.Code.Location = scheme(r) + r.Host + "/flint/v1/functions/" + f.Config.FunctionName + "/code"
+	out.Code.Location = a.link(r, "/flint/v1/functions/"+f.Config.FunctionName+"/code")
 	return writeJSON(w, http.StatusOK, out)
 }
 

@@ -44,7 +44,7 @@ func (a *API) layerNotFound() *apierr.Error {
 // layerView is a stored layer version as the API returns it.
 func (a *API) layerView(r *http.Request, l *lambda.StoredLayer) lambda.LayerVersion {
 	v := l.Layer
-	v.Content.Location = scheme(r) + r.Host + "/flint/v1/layers/" + lastPart(v.LayerArn) + "/versions/" + strconv.Itoa(v.Version) + "/content"
+	v.Content.Location = a.link(r, "/flint/v1/layers/"+lastPart(v.LayerArn)+"/versions/"+strconv.Itoa(v.Version)+"/content")
 	return v
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -260,14 +261,13 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request, id, path 
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if u.Config.AuthType != "NONE" {
-		// AWS_IAM needs SigV4 verification, which Flint does not do yet: refuse rather than open.
-		urlError(w, http.StatusForbidden, "Forbidden")
-		return
-	}
 	body, err := readPayload(r.Body, make([]byte, 0, 512))
 	if err != nil {
 		urlError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		return
+	}
+	if u.Config.AuthType != "NONE" && !a.urlCallerAllowed(r, body) {
+		urlError(w, http.StatusForbidden, "Forbidden")
 		return
 	}
 	domain := id + ".lambda-url." + a.account.Region + ".localhost"
@@ -367,4 +367,19 @@ func scheme(r *http.Request) string {
 		return "https://"
 	}
 	return "http://"
+}
+
+// urlCallerAllowed checks an AWS_IAM function URL's caller: a SigV4 signature by a known access
+// key (every key is a principal of the account, which may invoke its URLs). In local-development
+// mode, where no keys exist, a request must still be signed (by anyone): AWS_IAM never serves an
+// anonymous caller.
+func (a *API) urlCallerAllowed(r *http.Request, body []byte) bool {
+	if a.auth == nil || a.devMode() {
+		return strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") || r.URL.Query().Get("X-Amz-Signature") != ""
+	}
+	_, err := a.auth.Verify(r, body)
+	if err != nil && a.log.Enabled(r.Context(), slog.LevelDebug) {
+		a.log.Debug("function url caller refused", "err", err)
+	}
+	return err == nil
 }

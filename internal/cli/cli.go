@@ -121,6 +121,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.rmCommand(),
 		a.logsCommand(),
 		a.queueCommand(),
+		a.keysCommand(),
 		a.versionCommand(),
 	)
 	return root

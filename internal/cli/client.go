@@ -11,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -35,6 +36,18 @@ const (
 // us-east-1); credentials from the usual AWS sources when there are any, else static
 // "flint"/"flint" (Flint accepts any signature). Client errors (4xx) are not retried.
 func (a *app) lambdaClient(ctx context.Context) (*lambda.Client, error) {
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := a.endpoint
+	return lambda.NewFromConfig(cfg, func(o *lambda.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	}), nil
+}
+
+// awsConfig is the AWS configuration the CLI's clients use.
+func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
 	region := os.Getenv("AWS_REGION")
 	if region == "" {
 		region = defaultRegion
@@ -54,15 +67,12 @@ func (a *app) lambdaClient(ctx context.Context) (*lambda.Client, error) {
 		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("load AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	if !haveCredentials(ctx, cfg.Credentials) {
 		cfg.Credentials = credentials.NewStaticCredentialsProvider("flint", "flint", "")
 	}
-	endpoint := a.endpoint
-	return lambda.NewFromConfig(cfg, func(o *lambda.Options) {
-		o.BaseEndpoint = aws.String(endpoint)
-	}), nil
+	return cfg, nil
 }
 
 // haveCredentials reports whether the environment configures usable AWS credentials.
@@ -99,9 +109,47 @@ func httpStatus(err error) int {
 	return re.Response.StatusCode
 }
 
-// plainHTTPClient is a client for Flint's own (non-AWS) endpoints. timeout 0 means no overall
-// limit, for streams that last as long as the user wants; connecting and the wait for response
-// headers are always bounded.
+// flintHTTPClient is a client for Flint's own (non-AWS) endpoints, signing each request with
+// SigV4 as the AWS clients do (a server with access keys refuses unsigned requests). timeout 0
+// means no overall limit, for streams that last as long as the user wants; connecting and the
+// wait for response headers are always bounded.
+func (a *app) flintHTTPClient(ctx context.Context, timeout time.Duration) (*http.Client, error) {
+	cfg, err := a.awsConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := plainHTTPClient(timeout)
+	c.Transport = &signingTransport{base: c.Transport, creds: cfg.Credentials, region: cfg.Region, signer: v4.NewSigner()}
+	return c, nil
+}
+
+// signingTransport signs bodiless requests (GETs) with SigV4 for the "lambda" service.
+type signingTransport struct {
+	base   http.RoundTripper
+	creds  aws.CredentialsProvider
+	region string
+	signer *v4.Signer
+}
+
+// emptySHA256 is the payload hash of a request without a body.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+func (t *signingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Body != nil && req.Body != http.NoBody {
+		return nil, errors.New("signingTransport signs requests without a body only")
+	}
+	creds, err := t.creds.Retrieve(req.Context())
+	if err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	req = req.Clone(req.Context())
+	if err := t.signer.SignHTTP(req.Context(), creds, req, emptySHA256, "lambda", t.region, time.Now()); err != nil {
+		return nil, fmt.Errorf("sign request: %w", err)
+	}
+	return t.base.RoundTrip(req)
+}
+
+// plainHTTPClient is an unsigned client with Flint's timeouts (see flintHTTPClient).
 func plainHTTPClient(timeout time.Duration) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.DialContext = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext

@@ -54,7 +54,10 @@ func (a *app) logsCommand() *cobra.Command {
 			if follow {
 				timeout = 0 // until Ctrl-C
 			}
-			client := plainHTTPClient(timeout)
+			client, err := a.flintHTTPClient(ctx, timeout)
+			if err != nil {
+				return err
+			}
 			defer client.CloseIdleConnections()
 			resp, err := client.Do(req)
 			if err != nil {

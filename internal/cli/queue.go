@@ -39,7 +39,10 @@ func (a *app) queueCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			client := plainHTTPClient(queueTimeout)
+			client, err := a.flintHTTPClient(ctx, queueTimeout)
+			if err != nil {
+				return err
+			}
 			defer client.CloseIdleConnections()
 			resp, err := client.Do(req)
 			if err != nil {

@@ -93,6 +93,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, level slog.Level) er
 		dataDir = abs
 	}
 	fmt.Fprintf(a.stderr, "flint: serving the Lambda API at %s (data in %s)\n", srv.URL(), dataDir)
+	if srv.DevMode() {
+		fmt.Fprintf(a.stderr, "flint: local development mode: no access keys, requests are not authenticated (create one: flint keys create --data %s)\n", dataDir)
+	}
 
 	<-ctx.Done()
 	// From here a second Ctrl-C kills the process instead of waiting for a slow shutdown.

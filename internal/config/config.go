@@ -24,6 +24,10 @@ type Config struct {
 	NATSToken string
 	// TLSCert and TLSKey are PEM files: when set the API (and function URLs) serve HTTPS only.
 	TLSCert, TLSKey string
+	// KeysFile holds the access keys SigV4 signatures are checked against ("" means
+	// DATA/access-keys.json; `flint keys` manages it). With no keys the API runs in
+	// local-development mode (signatures not checked), allowed on a loopback Listen only.
+	KeysFile string
 	// MasterKeyFile holds the master keys that encrypt environment variables and secrets at rest
 	// (made on first start, 0600); "" means DATA/master.key. Keep it apart from the data in
 	// production: whoever has both reads every secret.

@@ -34,6 +34,8 @@ import (
 	"github.com/flint-run/flint/internal/sandbox/linux"
 	"github.com/flint-run/flint/internal/sandbox/process"
 	"github.com/flint-run/flint/internal/scheduler"
+	"github.com/flint-run/flint/internal/secrets"
+	"github.com/flint-run/flint/internal/sigv4"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/tlscert"
@@ -106,6 +108,7 @@ type Server struct {
 	ln      net.Listener
 	tls     *tls.Config // the API's, nil when it serves plain HTTP
 	keyring *crypt.Keyring
+	devMode func() bool // the API does not check signatures
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -228,8 +231,31 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return errors.New("function cache did not load within 30s")
 	}
 
+	keysFile := cfg.KeysFile
+	if keysFile == "" {
+		keysFile = filepath.Join(dataDir, "access-keys.json")
+	}
+	keys, err := sigv4.Load(keysFile)
+	if err != nil {
+		return err
+	}
+	loopback := config.IsLoopback(cfg.Listen)
+	if keys.Len() == 0 && !loopback {
+		return fmt.Errorf("refusing to serve the API on %s without access keys: anyone who reaches it could run code; create one with `flint keys create --data %s` (or listen on 127.0.0.1)", cfg.Listen, cfg.DataDir)
+	}
+	auth, err := sigv4.NewVerifier(sigv4.Config{Keys: keys, Region: cfg.Region, Service: api.SigningService})
+	if err != nil {
+		return err
+	}
+	s.devMode = func() bool { return loopback && keys.Len() == 0 }
+	if s.devMode() {
+		s.log.Warn("local development mode: no access keys, so API requests are not authenticated (loopback only); `flint keys create` turns SigV4 verification on", "keys", keysFile)
+	}
+	s.goRun("access keys", func() error { return watchKeys(runCtx, keys, s.log) })
+	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
-		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api")})
+		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"),
+		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -311,6 +337,38 @@ func (s *Server) URL() string {
 		return "https://" + s.ln.Addr().String()
 	}
 	return "http://" + s.ln.Addr().String()
+}
+
+// DevMode reports whether the API runs unauthenticated (no access keys, loopback only).
+func (s *Server) DevMode() bool { return s.devMode != nil && s.devMode() }
+
+// watchKeys reloads the access keys when `flint keys` changes their file, until ctx ends.
+func watchKeys(ctx context.Context, keys *sigv4.Keys, log *slog.Logger) error {
+	stamp := func() string {
+		st, err := os.Stat(keys.Path())
+		if err != nil {
+			return ""
+		}
+		return st.ModTime().String() + "/" + strconv.FormatInt(st.Size(), 10)
+	}
+	last := stamp()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if now := stamp(); now != last {
+			if err := keys.Reload(); err != nil {
+				log.Warn("reload access keys (keeping the previous ones)", "err", err)
+				continue
+			}
+			last = now
+			log.Info("access keys reloaded", "keys", keys.Len())
+		}
+	}
 }
 
 // apiTLS loads the API's certificate (--tls-cert/--tls-key), or makes a self-signed one in

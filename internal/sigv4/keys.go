@@ -46,6 +46,31 @@ type keysFile struct {
 // first Create.
 func Load(path string) (*Keys, error) {
 	k := &Keys{path: path}
+	m, err := readKeys(path)
+	if err != nil {
+		return nil, err
+	}
+	k.snap.Store(&m)
+	return k, nil
+}
+
+// Reload re-reads the file (written by `flint keys` while a server runs); on error the keys in
+// use stay as they were.
+func (k *Keys) Reload() error {
+	m, err := readKeys(k.path)
+	if err != nil {
+		return err
+	}
+	k.mu.Lock()
+	k.snap.Store(&m)
+	k.mu.Unlock()
+	return nil
+}
+
+// Path is the file the keys live in.
+func (k *Keys) Path() string { return k.path }
+
+func readKeys(path string) (map[string]Credentials, error) {
 	m := make(map[string]Credentials)
 	data, err := os.ReadFile(path)
 	switch {
@@ -67,8 +92,7 @@ func Load(path string) (*Keys, error) {
 			m[c.AccessKeyID] = c
 		}
 	}
-	k.snap.Store(&m)
-	return k, nil
+	return m, nil
 }
 
 // Lookup returns the secret for an access key ID.
