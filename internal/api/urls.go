@@ -266,7 +266,8 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request, id, path 
 		urlError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 		return
 	}
-	if u.Config.AuthType != "NONE" && !a.urlCallerAllowed(r, body) {
+	if u.Config.AuthType == "NONE" && !a.invoke.PublicURL(r.Context(), u.Function, u.Qualifier) ||
+		u.Config.AuthType != "NONE" && !a.urlCallerAllowed(r, body) {
 		urlError(w, http.StatusForbidden, "Forbidden")
 		return
 	}

@@ -53,6 +53,9 @@ func ProvisionedConcurrencyConfigNotFound(format string, args ...any) *Error {
 func Conflict(format string, args ...any) *Error {
 	return newf("ConflictException", http.StatusConflict, format, args...)
 }
+func PolicyLengthExceeded(format string, args ...any) *Error {
+	return newf("PolicyLengthExceededException", http.StatusBadRequest, format, args...)
+}
 func PreconditionFailed(format string, args ...any) *Error {
 	return newf("PreconditionFailedException", http.StatusPreconditionFailed, format, args...)
 }

@@ -48,6 +48,7 @@ type Service struct {
 	aliases  map[string]*aliasItem // key: store.AliasKey
 	prov     map[string]*provItem  // key: NAME.QUALIFIER
 	urls     map[string]*urlItem   // key: URL id
+	public   map[string]uint64     // key: store.PolicyKey of policies that open NONE URLs; value: revision
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
@@ -87,7 +88,7 @@ type counters struct {
 // New returns a Service; Run keeps it in sync with the store.
 func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
 	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
-		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), counters: make(map[string]*counters),
+		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
 
@@ -99,7 +100,7 @@ func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	const watches = 5
+	const watches = 6
 	var pending sync.WaitGroup
 	pending.Add(watches)
 	go func() { pending.Wait(); close(s.ready) }()
@@ -110,6 +111,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
 	go func() { errs <- s.store.WatchProvisioned(ctx, once(), s.ApplyProvisioned) }()
 	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), s.ApplyURL) }()
+	go func() { errs <- s.store.WatchPolicies(ctx, once(), s.applyPolicy) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)
@@ -226,6 +228,33 @@ func (s *Service) ApplyURL(id string, rev uint64, u *lambda.FunctionURL) {
 		return
 	}
 	s.urls[id] = &urlItem{rev: rev, url: u}
+}
+
+// applyPolicy tracks which policies let anyone call a NONE function URL.
+func (s *Service) applyPolicy(key string, rev uint64, p *lambda.StoredPolicy) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p != nil && p.Policy.AllowsPublicURL() {
+		s.public[key] = rev
+	} else {
+		delete(s.public, key)
+	}
+}
+
+// PublicURL reports whether the resource policy of name's qualifier ("" or an alias) lets
+// anyone invoke its NONE function URL. A grant is known from memory; a refusal is checked
+// against the store once more, so that a permission added a moment ago by another node (or
+// before the watch delivered it) counts. Policy changes are, as on AWS, eventually consistent.
+func (s *Service) PublicURL(ctx context.Context, name, qualifier string) bool {
+	key := store.PolicyKey(name, qualifier)
+	s.mu.RLock()
+	_, ok := s.public[key]
+	s.mu.RUnlock()
+	if ok {
+		return true
+	}
+	p, _, err := s.store.GetPolicy(ctx, name, qualifier)
+	return err == nil && p.Policy.AllowsPublicURL()
 }
 
 // LookupURL returns the function URL with this id, from memory (the store on a miss).

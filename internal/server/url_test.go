@@ -47,6 +47,21 @@ func TestFunctionURL(t *testing.T) {
 	id, _, _ := strings.Cut(fu.Hostname(), ".")
 	base, _ := url.Parse(s.URL())
 
+	// As on AWS, a NONE URL answers only once the resource policy lets anyone in.
+	if resp, err := http.Get(s.URL() + "/lambda-url/" + id + "/plain"); err != nil || resp.StatusCode != 403 {
+		t.Fatalf("NONE URL without a public permission: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	if _, err := c.GetPolicy(ctx, &lambda.GetPolicyInput{FunctionName: aws.String("web")}); apiErrorCode(err) != "ResourceNotFoundException" {
+		t.Errorf("GetPolicy without a policy: %v", err)
+	}
+	perm, err := c.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String("web"), StatementId: aws.String("public"),
+		Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"), FunctionUrlAuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil || !strings.Contains(aws.ToString(perm.Statement), `"lambda:FunctionUrlAuthType":"NONE"`) {
+		t.Fatalf("AddPermission = %v, %v", perm, err)
+	}
+
 	// Host-based routing (as curl does for *.localhost) and the path form that needs no DNS.
 	hostReq := func(method, path, body string) *http.Request {
 		req, _ := http.NewRequest(method, s.URL()+path, strings.NewReader(body))
@@ -118,7 +133,7 @@ func TestFunctionURL(t *testing.T) {
 		t.Errorf("unknown URL: %d", resp.StatusCode)
 	}
 
-	// AWS_IAM URLs refuse unsigned requests (signature verification comes with the security work).
+	// AWS_IAM URLs refuse unsigned requests (auth_test.go checks signed ones).
 	if _, err := c.UpdateFunctionUrlConfig(ctx, &lambda.UpdateFunctionUrlConfigInput{FunctionName: aws.String("web"), AuthType: types.FunctionUrlAuthTypeAwsIam}); err != nil {
 		t.Fatal(err)
 	}

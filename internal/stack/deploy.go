@@ -504,10 +504,10 @@ func (d *Deployer) url(ctx context.Context, res *Result, name, qualifier string,
 			return err
 		}
 		d.change(res, Change{Kind: "url", Name: name, Resource: qualifier, Action: "created", Detail: aws.ToString(out.FunctionUrl)})
-		return nil
+		return d.publicURL(ctx, name, q, auth)
 	}
 	if got.AuthType == auth && corsEqual(got.Cors, cors) {
-		return nil
+		return d.publicURL(ctx, name, q, auth)
 	}
 	if cors == nil {
 		cors = &types.Cors{}
@@ -517,7 +517,27 @@ func (d *Deployer) url(ctx context.Context, res *Result, name, qualifier string,
 		return err
 	}
 	d.change(res, Change{Kind: "url", Name: name, Resource: qualifier, Action: "updated", Detail: aws.ToString(got.FunctionUrl)})
-	return nil
+	return d.publicURL(ctx, name, q, auth)
+}
+
+// publicURLStatement is the statement that opens a NONE function URL to anyone; SAM adds the
+// same permission for a FunctionUrlConfig with AuthType NONE.
+const publicURLStatement = "FunctionURLAllowPublicAccess"
+
+// publicURL grants anyone lambda:InvokeFunctionUrl when the URL's AuthType is NONE (without it
+// Lambda answers 403), once.
+func (d *Deployer) publicURL(ctx context.Context, name string, qualifier *string, auth types.FunctionUrlAuthType) error {
+	if auth != types.FunctionUrlAuthTypeNone {
+		return nil
+	}
+	_, err := d.Lambda.AddPermission(ctx, &lambda.AddPermissionInput{FunctionName: aws.String(name), Qualifier: qualifier,
+		StatementId: aws.String(publicURLStatement), Action: aws.String("lambda:InvokeFunctionUrl"), Principal: aws.String("*"),
+		FunctionUrlAuthType: types.FunctionUrlAuthTypeNone})
+	var exists *types.ResourceConflictException
+	if errors.As(err, &exists) {
+		return nil
+	}
+	return err
 }
 
 func (c *Cors) sdk() *types.Cors {

@@ -46,6 +46,7 @@ const (
 	codeBucket          = "flint_code"
 	esmBucket           = "flint_event_source_mappings"
 	checkpointsBucket   = "flint_esm_checkpoints"
+	policiesBucket      = "flint_policies"
 	secretsBucket       = "flint_secrets"
 )
 
@@ -81,6 +82,7 @@ type Store struct {
 	schedSt  bucket[lambda.ScheduleState]
 	esms     bucket[lambda.EventSourceMapping]
 	checkpts Records
+	policies bucket[lambda.StoredPolicy]
 	secrets  Records
 	code     jetstream.ObjectStore
 	log      *slog.Logger
@@ -188,6 +190,9 @@ func (s *Store) open(ctx context.Context) error {
 		{esmBucket, "Flint event source mappings (by UUID)", func(kv jetstream.KeyValue) {
 			s.esms = bucket[lambda.EventSourceMapping]{kv: kv, what: "event source mapping", log: s.log}
 		}},
+		{policiesBucket, "Flint resource-based policies (NAME.QUALIFIER, NAME.= unqualified)", func(kv jetstream.KeyValue) {
+			s.policies = bucket[lambda.StoredPolicy]{kv: kv, what: "policy", log: s.log}
+		}},
 		{checkpointsBucket, "Flint stream event source mappings' checkpoints (by UUID)", func(kv jetstream.KeyValue) {
 			s.checkpts = Records{bucket[json.RawMessage]{kv: kv, what: "checkpoint", log: s.log}}
 		}},
@@ -280,7 +285,7 @@ func (s *Store) DeleteFunction(ctx context.Context, name string) error {
 			return fmt.Errorf("delete function url %s: %w", u.ID, err)
 		}
 	}
-	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv, s.eic.kv} {
+	for _, kv := range []jetstream.KeyValue{s.versions.kv, s.aliases.kv, s.prov.kv, s.eic.kv, s.policies.kv} {
 		lister, err := kv.ListKeysFiltered(ctx, name+".*")
 		if err != nil {
 			return fmt.Errorf("delete function %s: %w", name, err)
@@ -521,6 +526,43 @@ func (s *Store) ListProvisioned(ctx context.Context, name string) (map[string]*l
 // WatchProvisioned reports provisioned-concurrency changes (deletions: nil) by KV key.
 func (s *Store) WatchProvisioned(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error {
 	return s.prov.watch(ctx, ready, fn)
+}
+
+// PolicyKey is the KV key of the policy of NAME's qualifier ("": the unqualified function).
+func PolicyKey(name, qualifier string) string {
+	if qualifier == "" {
+		return name + ".=" // '=' cannot appear in a version or alias name
+	}
+	return name + "." + qualifier
+}
+
+// GetPolicy returns a policy and its revision (ErrNotFound if none).
+func (s *Store) GetPolicy(ctx context.Context, name, qualifier string) (*lambda.StoredPolicy, uint64, error) {
+	return s.policies.get(ctx, PolicyKey(name, qualifier))
+}
+
+// PutPolicy stores a policy: created when rev is 0, else replaced if still at rev (ErrConflict).
+func (s *Store) PutPolicy(ctx context.Context, name, qualifier string, p *lambda.StoredPolicy, rev uint64) error {
+	var err error
+	if rev == 0 {
+		_, err = s.policies.create(ctx, PolicyKey(name, qualifier), p)
+		if errors.Is(err, ErrExists) {
+			err = fmt.Errorf("policy %s: %w", PolicyKey(name, qualifier), ErrConflict)
+		}
+	} else {
+		_, err = s.policies.update(ctx, PolicyKey(name, qualifier), p, rev)
+	}
+	return err
+}
+
+// DeletePolicy removes a policy.
+func (s *Store) DeletePolicy(ctx context.Context, name, qualifier string) error {
+	return s.policies.delete(ctx, PolicyKey(name, qualifier))
+}
+
+// WatchPolicies reports policy changes (deletions: p nil) with their KV keys.
+func (s *Store) WatchPolicies(ctx context.Context, ready func(), fn func(key string, rev uint64, p *lambda.StoredPolicy)) error {
+	return s.policies.watch(ctx, ready, fn)
 }
 
 // eicKey is the KV key of NAME's config for qualifier ("" or $LATEST: the unqualified function).
