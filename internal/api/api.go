@@ -28,6 +28,7 @@ import (
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
@@ -56,6 +57,7 @@ type API struct {
 	signed    http.Handler // auth's middleware around route
 	devMode   func() bool
 	linkKey   []byte // signs download links (Code.Location, Content.Location)
+	keyring   *crypt.Keyring
 }
 
 // Config wires an API.
@@ -75,12 +77,13 @@ type Config struct {
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
 	DevMode func() bool
+	Keyring *crypt.Keyring // the master keys (rotation)
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
-		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode,
+		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32)}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
@@ -152,6 +155,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))
 	m.HandleFunc("GET /flint/v1/functions/{name}/code", a.handle(a.functionCode))
+	m.HandleFunc("POST /flint/v1/master-key/rotate", a.handle(a.rotateMasterKey))
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics.Handler())
 	}

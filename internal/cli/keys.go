@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"text/tabwriter"
@@ -87,6 +89,36 @@ func (a *app) keysCommand() *cobra.Command {
 			return keys.Delete(args[0])
 		},
 	}
-	cmd.AddCommand(create, list, del)
+	rotate := &cobra.Command{
+		Use:   "rotate-master",
+		Short: "Rotate the master key of a running server (rewraps every stored secret, no downtime)",
+		Long: "Ask the running server (--endpoint) to make a new master key active, rewrap the data keys of\n" +
+			"every function's variables and every secret under it, and retire the old master keys.",
+		Args: rangeArgs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			client, err := a.flintHTTPClient(ctx, apiTimeout)
+			if err != nil {
+				return err
+			}
+			defer client.CloseIdleConnections()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/flint/v1/master-key/rotate", nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return responseError(resp)
+			}
+			_, err = io.Copy(a.stdout, resp.Body)
+			fmt.Fprintln(a.stdout)
+			return err
+		},
+	}
+	cmd.AddCommand(create, list, del, rotate)
 	return cmd
 }

@@ -6,7 +6,9 @@
 package invoke
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
@@ -175,8 +178,12 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
-	if f != nil {
-		e.Pool = s.workers.Pool(s.workerFunction(f))
+	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && sameButRewrapped(old.Fn, f)
+	switch {
+	case keep: // a master-key rotation rewrapped the variables: the environments stay
+		e.Pool = old.Pool
+	case f != nil:
+		e.Pool = s.workers.Pool(s.workerFunction(key, f))
 	}
 	s.entries[key] = e
 	reprovision := f != nil && key != name
@@ -189,10 +196,10 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.reservedSum.Store(s.sumReservedLocked())
 	}
 	s.mu.Unlock()
-	if old != nil && old.Pool != nil {
+	if old != nil && old.Pool != nil && !keep {
 		old.Pool.Retire()
 	}
-	if reprovision {
+	if reprovision && !keep {
 		s.reprovision(name)
 	}
 }
@@ -459,7 +466,28 @@ func (s *Service) Admit(e *Entry) (release func(), err error) {
 	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
 }
 
-func (s *Service) workerFunction(f *lambda.Function) worker.Function {
+// sameButRewrapped reports whether b is a with its sealed variables rewrapped under another
+// master key (same ciphertext): nothing an environment sees changed.
+func sameButRewrapped(a, b *lambda.Function) bool {
+	if len(a.EnvSealed) == 0 || len(b.EnvSealed) == 0 {
+		return false
+	}
+	var ea, eb crypt.Envelope
+	if json.Unmarshal(a.EnvSealed, &ea) != nil || json.Unmarshal(b.EnvSealed, &eb) != nil ||
+		!bytes.Equal(ea.Ciphertext, eb.Ciphertext) || !bytes.Equal(ea.Nonce, eb.Nonce) {
+		return false
+	}
+	ca, cb := *a, *b
+	ca.EnvSealed, cb.EnvSealed = nil, nil
+	ja, _ := json.Marshal(&ca)
+	jb, _ := json.Marshal(&cb)
+	return bytes.Equal(ja, jb)
+}
+
+// workerFunction describes the function stored under key (name or store.VersionKey) to the
+// worker. Its variables are decrypted from the entry current when an environment starts, so a
+// pool kept across a master-key rotation opens them with the new key.
+func (s *Service) workerFunction(entryKey string, f *lambda.Function) worker.Function {
 	rt, _ := runtimes.Lookup(f.Config.Runtime)
 	key := f.CodeKey
 	unpack := func(ctx context.Context, key string) (string, error) {
@@ -481,8 +509,16 @@ func (s *Service) workerFunction(f *lambda.Function) worker.Function {
 		MemoryMB:    f.Config.MemorySize,
 		Timeout:     time.Duration(f.Config.Timeout) * time.Second,
 		EphemeralMB: f.EphemeralMB(),
-		Env:         func() (map[string]string, error) { return s.store.FunctionEnv(f) },
-		Code:        func(ctx context.Context) (string, error) { return unpack(ctx, key) },
+		Env: func() (map[string]string, error) {
+			cur := f
+			s.mu.RLock()
+			if e := s.entries[entryKey]; e != nil && e.Fn != nil {
+				cur = e.Fn
+			}
+			s.mu.RUnlock()
+			return s.store.FunctionEnv(cur)
+		},
+		Code: func(ctx context.Context) (string, error) { return unpack(ctx, key) },
 		Opt: func(ctx context.Context) (string, error) {
 			dirs := make([]string, 0, len(layerKeys))
 			for _, k := range layerKeys {

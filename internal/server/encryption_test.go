@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -96,7 +98,40 @@ func TestEnvironmentEncryptedAtRest(t *testing.T) {
 	if err != nil || got.Environment == nil || got.Environment.Variables["DB_PASSWORD"] != second {
 		t.Fatalf("GetFunctionConfiguration: %v %+v", err, got.Environment)
 	}
-	// Let the log records reach JetStream, then stop so that every file is written out.
+	// Rotate the master key while serving: the records are rewrapped, the old key retired, and
+	// after a restart (cold starts) the function still sees its values.
+	before, _ := os.ReadFile(filepath.Join(data, "master.key"))
+	resp, err := http.Post(s.URL()+"/flint/v1/master-key/rotate", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rot struct {
+		ActiveKeyId              string
+		RetiredKeyIds            []string
+		FunctionRecordsRewrapped int
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&rot)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(rot.RetiredKeyIds) != 1 || rot.FunctionRecordsRewrapped != 2 || !bytes.Contains(before, []byte(rot.RetiredKeyIds[0])) {
+		t.Fatalf("rotate = %d %+v", resp.StatusCode, rot)
+	}
+	sees("", second) // warm environments are kept
+	if after, _ := os.ReadFile(filepath.Join(data, "master.key")); bytes.Contains(after, []byte(rot.RetiredKeyIds[0])) || !bytes.Contains(after, []byte(rot.ActiveKeyId)) {
+		t.Errorf("key file after rotation:\n%s", after)
+	}
+	time.Sleep(500 * time.Millisecond) // the log records reach JetStream
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = server.New(cfg, slog.New(slog.NewTextHandler(&oplog, &slog.HandlerOptions{Level: slog.LevelDebug}))); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c = newClient(s.URL())
+	sees("", second)
+	sees(aws.ToString(v1.Version), first)
 	time.Sleep(500 * time.Millisecond)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

@@ -376,6 +376,62 @@ func (s *Store) FunctionEnv(f *lambda.Function) (map[string]string, error) {
 	return s.openVars(versionsBucket, VersionKey(f.Config.FunctionName, n), f)
 }
 
+// RewrapEnv moves every function's and version's sealed variables to the keyring's active
+// master key (after a rotation) without decrypting them, and returns how many records it
+// rewrote. Records changed meanwhile are read again.
+func (s *Store) RewrapEnv(ctx context.Context) (int, error) {
+	n := 0
+	for _, b := range []bucket[lambda.Function]{s.fns, s.versions} {
+		keys, err := b.keys(ctx, ">")
+		if err != nil {
+			return n, err
+		}
+		for _, key := range keys {
+			for attempt := 0; ; attempt++ {
+				e, err := b.kv.Get(ctx, key)
+				if errors.Is(err, jetstream.ErrKeyNotFound) {
+					break
+				}
+				if err != nil {
+					return n, fmt.Errorf("rewrap %s %s: %w", b.what, key, err)
+				}
+				var f lambda.Function
+				if err := json.Unmarshal(e.Value(), &f); err != nil {
+					return n, fmt.Errorf("rewrap %s %s: %w", b.what, key, err)
+				}
+				if len(f.EnvSealed) == 0 {
+					break
+				}
+				var env crypt.Envelope
+				if err := json.Unmarshal(f.EnvSealed, &env); err != nil {
+					return n, fmt.Errorf("rewrap %s %s: %w", b.what, key, err)
+				}
+				next, changed, err := s.keyring.Rewrap(env)
+				if err != nil {
+					return n, fmt.Errorf("rewrap %s %s: %w", b.what, key, err)
+				}
+				if !changed {
+					break
+				}
+				if f.EnvSealed, err = json.Marshal(next); err != nil {
+					return n, err
+				}
+				data, err := json.Marshal(&f)
+				if err != nil {
+					return n, err
+				}
+				if _, err := b.kv.Update(ctx, key, data, e.Revision()); err == nil {
+					n++
+					break
+				} else if attempt >= 5 {
+					return n, fmt.Errorf("rewrap %s %s: %w", b.what, key, err)
+				}
+			}
+		}
+	}
+	return n, nil
+}
+
 // VersionKey is the KV key of version n of a function.
 func VersionKey(name string, n int) string { return name + "." + strconv.Itoa(n) }
 
