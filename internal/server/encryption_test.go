@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"io/fs"
@@ -115,7 +116,14 @@ func TestEnvironmentEncryptedAtRest(t *testing.T) {
 	if resp.StatusCode != 200 || len(rot.RetiredKeyIds) != 1 || rot.FunctionRecordsRewrapped != 2 || !bytes.Contains(before, []byte(rot.RetiredKeyIds[0])) {
 		t.Fatalf("rotate = %d %+v", resp.StatusCode, rot)
 	}
-	sees("", second) // warm environments are kept
+	// Warm environments are kept: the next invoke is no cold start.
+	warm, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("vault"), LogType: types.LogTypeTail})
+	if err != nil || warm.FunctionError != nil {
+		t.Fatalf("invoke after rotation: %v", err)
+	}
+	if tail, _ := base64.StdEncoding.DecodeString(aws.ToString(warm.LogResult)); !bytes.Contains(tail, []byte("REPORT")) || bytes.Contains(tail, []byte("Init Duration")) {
+		t.Errorf("the invoke after the rotation was a cold start:\n%s", tail)
+	}
 	if after, _ := os.ReadFile(filepath.Join(data, "master.key")); bytes.Contains(after, []byte(rot.RetiredKeyIds[0])) || !bytes.Contains(after, []byte(rot.ActiveKeyId)) {
 		t.Errorf("key file after rotation:\n%s", after)
 	}
