@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -178,7 +179,7 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
-	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && sameButRewrapped(old.Fn, f)
+	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && s.sameButRewrapped(old.Fn, f)
 	switch {
 	case keep: // a master-key rotation rewrapped the variables: the environments stay
 		e.Pool = old.Pool
@@ -467,21 +468,29 @@ func (s *Service) Admit(e *Entry) (release func(), err error) {
 }
 
 // sameButRewrapped reports whether b is a with its sealed variables rewrapped under another
-// master key (same ciphertext): nothing an environment sees changed.
-func sameButRewrapped(a, b *lambda.Function) bool {
-	if len(a.EnvSealed) == 0 || len(b.EnvSealed) == 0 {
-		return false
-	}
-	var ea, eb crypt.Envelope
-	if json.Unmarshal(a.EnvSealed, &ea) != nil || json.Unmarshal(b.EnvSealed, &eb) != nil ||
-		!bytes.Equal(ea.Ciphertext, eb.Ciphertext) || !bytes.Equal(ea.Nonce, eb.Nonce) {
+// master key: nothing an environment sees changed. (a may hold its variables in the clear: the
+// API applies the records it writes before the watch delivers them sealed.)
+func (s *Service) sameButRewrapped(a, b *lambda.Function) bool {
+	if len(b.EnvSealed) == 0 {
 		return false
 	}
 	ca, cb := *a, *b
-	ca.EnvSealed, cb.EnvSealed = nil, nil
+	ca.EnvSealed, cb.EnvSealed, ca.Config.Environment, cb.Config.Environment = nil, nil, nil, nil
 	ja, _ := json.Marshal(&ca)
 	jb, _ := json.Marshal(&cb)
-	return bytes.Equal(ja, jb)
+	if !bytes.Equal(ja, jb) {
+		return false
+	}
+	if len(a.EnvSealed) > 0 {
+		var ea, eb crypt.Envelope
+		if json.Unmarshal(a.EnvSealed, &ea) == nil && json.Unmarshal(b.EnvSealed, &eb) == nil &&
+			bytes.Equal(ea.Ciphertext, eb.Ciphertext) && bytes.Equal(ea.Nonce, eb.Nonce) {
+			return true
+		}
+	}
+	va, errA := s.store.FunctionEnv(a)
+	vb, errB := s.store.FunctionEnv(b)
+	return errA == nil && errB == nil && maps.Equal(va, vb)
 }
 
 // workerFunction describes the function stored under key (name or store.VersionKey) to the
