@@ -7,6 +7,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -35,6 +36,12 @@ type Instance interface {
 	// RuntimeAPI is where this environment's runtime connects; the worker serves the Runtime API
 	// on it. The backend has already put its address into AWS_LAMBDA_RUNTIME_API.
 	RuntimeAPI() net.Listener
+	// Listener is where this environment's runtime reaches the Spec's Port whose Number is port,
+	// nil if the Spec had no such port; the worker serves on it. It is part of Instance rather
+	// than an optional capability: a backend that ignored Spec.Ports would leave functions
+	// failing to connect at run time, and every backend can listen on a loopback port.
+	// Destroy closes it.
+	Listener(port int) net.Listener
 	// Start boots the environment and starts Spec.Argv. ctx bounds boot only, never the lifetime.
 	Start(ctx context.Context) error
 	// Wait blocks until the environment's main process exits (or ctx ends).
@@ -67,11 +74,71 @@ type Spec struct {
 	// Host directories mounted (or mapped) at the guest paths. OptDir may be empty.
 	TaskDir, OptDir, RuntimeDir string
 	Argv                        []string // Argv[0] is a guest path or an absolute host interpreter
-	Env                         []string // KEY=VALUE; AWS_LAMBDA_RUNTIME_API is added by the backend
-	MemoryMB                    int
-	EphemeralStorageMB          int
+	// Env is KEY=VALUE; the backend adds AWS_LAMBDA_RUNTIME_API and the Ports' variables.
+	Env []string
+	// Ports are TCP ports the worker serves on the environment's own loopback (Instance.Listener),
+	// such as the Parameters and Secrets extension's HTTP interface. See Port.
+	Ports              []Port
+	MemoryMB           int
+	EphemeralStorageMB int
 	// Output receives the environment's merged stdout and stderr. The worker owns it.
 	Output *os.File
+}
+
+// Port is a TCP port served to an environment on its loopback (127.0.0.1), in the host rather
+// than by a process inside the environment.
+//
+// A backend that gives each environment a network namespace of its own listens on 127.0.0.1 at
+// Number inside it, so code that assumes the well-known port works, and environments never
+// collide. A backend whose environments share the host's network listens on an ephemeral port.
+// Either way it sets EnvVar to the port number the runtime must use (replacing any value in
+// Spec.Env), as the AWS_LAMBDA_RUNTIME_API variable tells runtimes where the Runtime API is.
+type Port struct {
+	Number int    // 1-65535, not RuntimeAPIPort
+	EnvVar string // e.g. PARAMETERS_SECRETS_EXTENSION_HTTP_PORT
+}
+
+// RuntimeAPIPort is where a backend with a network namespace per environment serves the Runtime
+// API (127.0.0.1:9001, as on AWS); no Port may take it, on any backend, so that a Spec valid on
+// one backend is valid on all.
+const RuntimeAPIPort = 9001
+
+// MaxPorts bounds Spec.Ports: a backend may pass every listener in one message (the linux
+// backend's init sends them with SCM_RIGHTS, limited to 253 descriptors by the kernel).
+const MaxPorts = 16
+
+// CheckPorts validates Spec.Ports; backends call it in Create so that all of them accept and
+// refuse the same specs.
+func CheckPorts(ports []Port) error {
+	if len(ports) > MaxPorts {
+		return fmt.Errorf("sandbox: %d ports, at most %d", len(ports), MaxPorts)
+	}
+	for i, p := range ports {
+		switch {
+		case p.Number < 1 || p.Number > 65535:
+			return fmt.Errorf("sandbox: port %d: out of range", p.Number)
+		case p.Number == RuntimeAPIPort:
+			return fmt.Errorf("sandbox: port %d: taken by the Runtime API", p.Number)
+		case !isEnvName(p.EnvVar) || p.EnvVar == "AWS_LAMBDA_RUNTIME_API":
+			return fmt.Errorf("sandbox: port %d: bad variable name %q", p.Number, p.EnvVar)
+		}
+		for _, q := range ports[:i] {
+			if q.Number == p.Number || q.EnvVar == p.EnvVar {
+				return fmt.Errorf("sandbox: port %d (%s) given twice", p.Number, p.EnvVar)
+			}
+		}
+	}
+	return nil
+}
+
+// isEnvName reports whether s is a portable variable name ([A-Za-z_][A-Za-z0-9_]*).
+func isEnvName(s string) bool {
+	for i, c := range []byte(s) {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // Exit describes how an environment's main process ended.

@@ -1,17 +1,21 @@
 // Package worker owns execution environments: one pool per function version configuration, the
 // environment lifecycle (cold start, warm reuse, timeout, crash, reaping), and the per-invocation
 // log record (START/END/REPORT around the function's output). It runs environments through a
-// sandbox.Backend and speaks to runtimes through runtimeapi; it never touches the store or HTTP
-// API types.
+// sandbox.Backend and speaks to runtimes through runtimeapi; it serves the handlers it is given
+// (Config.Services) on each environment's own ports, but never touches the store or HTTP API
+// types.
 package worker
 
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -86,17 +90,45 @@ type Config struct {
 	FreezeAfter time.Duration
 	// MemoryBudgetMB bounds the sum of MemorySize over live environments (0: unbounded).
 	MemoryBudgetMB int
-	Logs           LogSink
-	Observer       Observer // may be nil
-	Log            *slog.Logger
-	Now            func() time.Time
+	// Services are HTTP interfaces served from the host to every environment, each on a port of
+	// the environment's loopback, for the environment's life. Their ports must be valid
+	// sandbox.Ports (sandbox.CheckPorts), or every cold start fails.
+	Services []Service
+	Logs     LogSink
+	Observer Observer // may be nil
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Service is an HTTP interface served to each environment on a loopback port of its own, in place
+// of a Lambda extension that would run inside it (such as the Parameters and Secrets extension's
+// localhost:2773): nothing extra runs in the sandbox, and the handler runs in the server. Handler
+// is called once per environment, on its cold start, with what it needs to authorise callers.
+type Service struct {
+	Port    sandbox.Port
+	Handler func(env EnvInfo) http.Handler
+}
+
+// EnvInfo is what a Service knows of the environment it serves.
+type EnvInfo struct {
+	ID string // the environment's id, for logs
+	// SessionToken is the environment's AWS_SESSION_TOKEN, a secret of that environment alone:
+	// a caller presenting it (the Parameters and Secrets extension's
+	// X-Aws-Parameters-Secrets-Token) is code of this environment. Required where the port is
+	// reachable by other processes of the host (the process backend, the linux one on the host's
+	// network), and cheap everywhere.
+	SessionToken string
+	Function     string // the function's name
+	Version      string // "$LATEST" or a version number
+	ARN          string // the function's unqualified ARN
 }
 
 // Manager owns every pool and environment.
 type Manager struct {
-	cfg Config
-	log *slog.Logger
-	now func() time.Time
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	ports []sandbox.Port // of cfg.Services, for every Spec
 
 	mu     sync.Mutex
 	pools  map[*Pool]struct{}
@@ -118,6 +150,9 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
 		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{})}
+	for _, svc := range cfg.Services {
+		m.ports = append(m.ports, svc.Port)
+	}
 	go m.writeRecords() // stopped by Close
 	return m
 }
@@ -681,7 +716,8 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("entrypoint for %s: %w", p.fn.Name, err)
 	}
-	environ, err := p.environ(renv, provisioned)
+	token := newSessionToken()
+	environ, err := p.environ(renv, provisioned, token)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -695,7 +731,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		return nil, nil, fmt.Errorf("output pipe: %w", err)
 	}
 	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
-		Env: environ, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+		Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
 	inst, err := p.m.cfg.Backend.Create(ctx, spec)
 	if err != nil {
 		r.Close()
@@ -703,6 +739,17 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
 	}
 	e.inst = inst
+	// The services' servers are made before the environment is registered (from then on a
+	// concurrent destroy may read e.services), and serve once it is.
+	if e.services, err = p.services(inst, EnvInfo{ID: e.id, SessionToken: token, Function: p.fn.Name,
+		Version: p.fn.Version, ARN: p.fn.ARN}); err != nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = inst.Destroy(dctx)
+		cancel()
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("services for %s: %w", p.fn.Name, err)
+	}
 	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
 		p.log.With("env", e.id))
 	p.mu.Lock()
@@ -717,6 +764,16 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 			p.log.Warn("runtime api stopped", "env", e.id, "err", err)
 		}
 	}()
+	for n, srv := range e.services {
+		ln := inst.Listener(p.m.ports[n].Number)
+		p.m.wg.Add(1)
+		go func() { // ends when destroy shuts srv down or the backend closes ln
+			defer p.m.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				p.log.Warn("service stopped", "env", e.id, "port", p.m.ports[n].Number, "err", err)
+			}
+		}()
+	}
 	err = inst.Start(ctx)
 	execAt := p.m.now()
 	w.Close() // the environment holds its own copy
@@ -771,8 +828,63 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	}
 }
 
+// services returns an HTTP server, not yet serving, for each of the Manager's services on inst.
+func (p *Pool) services(inst sandbox.Instance, info EnvInfo) ([]*http.Server, error) {
+	if len(p.m.cfg.Services) == 0 {
+		return nil, nil
+	}
+	errLog := slog.NewLogLogger(p.log.With("env", info.ID).Handler(), slog.LevelDebug)
+	srvs := make([]*http.Server, 0, len(p.m.cfg.Services))
+	for _, svc := range p.m.cfg.Services {
+		if inst.Listener(svc.Port.Number) == nil {
+			return nil, fmt.Errorf("the %s sandbox has no listener for port %d", p.m.cfg.Backend.Name(), svc.Port.Number)
+		}
+		if svc.Handler == nil {
+			return nil, fmt.Errorf("service on port %d has no handler", svc.Port.Number)
+		}
+		srvs = append(srvs, &http.Server{
+			Handler: svc.Handler(info),
+			// Clients are the function's SDK calls on loopback: anything slower is stuck.
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          errLog,
+		})
+	}
+	return srvs, nil
+}
+
+// stopServices shuts the environment's service servers down once it is destroyed (its sandbox
+// has closed their listeners), letting requests in flight finish for a few seconds.
+func (e *env) stopServices() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range e.services {
+		if err := srv.Shutdown(ctx); errors.Is(err, context.DeadlineExceeded) {
+			_ = srv.Close()
+		}
+	}
+}
+
+// Placeholder credentials for environments whose user variables set none. Lambda gives every
+// environment its role's temporary credentials; Flint has no roles. Without a key pair the AWS
+// SDKs skip the environment's variables (AWS_SESSION_TOKEN alone is not credentials) and probe
+// the EC2 instance metadata service, which takes seconds to fail. Not secrets: they grant nothing.
+const (
+	placeholderAccessKeyID     = "ASIAFLINTPLACEHOLDER"
+	placeholderSecretAccessKey = "flint-placeholder-secret-access-key-none"
+)
+
+// newSessionToken returns an environment's AWS_SESSION_TOKEN: 32 random bytes, base64url.
+func newSessionToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails: crypto/rand crashes the program rather than return short
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
 // environ is the environment's variables: the user's, then Lambda's reserved ones.
-func (p *Pool) environ(runtimeEnv []string, provisioned bool) ([]string, error) {
+func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken string) ([]string, error) {
 	initType := "on-demand"
 	if provisioned {
 		initType = "provisioned-concurrency"
@@ -785,10 +897,12 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool) ([]string, error) 
 			return nil, fmt.Errorf("environment variables of %s: %w", fn.Name, err)
 		}
 	}
-	env := make([]string, 0, len(user)+24+len(runtimeEnv))
+	env := make([]string, 0, len(user)+27+len(runtimeEnv))
 	keys := make([]string, 0, len(user))
 	for k := range user {
-		keys = append(keys, k)
+		if k != "AWS_SESSION_TOKEN" { // always the environment's own (below): its services trust it
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
@@ -812,7 +926,17 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool) ([]string, error) 
 		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
 		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
+		"AWS_SESSION_TOKEN="+sessionToken,
 	)
+	// The API refuses these keys in a function's configuration, as Lambda does; should a user's
+	// value get here anyway, it wins and no placeholder is added (runtimes disagree on which of
+	// two duplicates counts).
+	if _, ok := user["AWS_ACCESS_KEY_ID"]; !ok {
+		env = append(env, "AWS_ACCESS_KEY_ID="+placeholderAccessKeyID)
+	}
+	if _, ok := user["AWS_SECRET_ACCESS_KEY"]; !ok {
+		env = append(env, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)
+	}
 	return append(env, runtimeEnv...), nil
 }
 
@@ -824,11 +948,12 @@ func newID() string {
 
 // env is one execution environment.
 type env struct {
-	p    *Pool
-	id   string
-	inst sandbox.Instance
-	api  *runtimeapi.Server
-	out  *capture
+	p        *Pool
+	id       string
+	inst     sandbox.Instance
+	api      *runtimeapi.Server
+	out      *capture
+	services []*http.Server // one per Config.Services; set before the environment is registered
 
 	// Guarded by p.mu.
 	state    envState
@@ -996,6 +1121,10 @@ func (e *env) destroy(reason string) {
 		p.m.release(p.fn.MemoryMB)
 		p.m.wg.Add(1)
 		go func() { defer p.m.wg.Done(); e.out.close() }()
+		if len(e.services) > 0 {
+			p.m.wg.Add(1)
+			go func() { defer p.m.wg.Done(); e.stopServices() }()
+		}
 		p.log.Debug("environment destroyed", "env", e.id, "reason", reason)
 	})
 }

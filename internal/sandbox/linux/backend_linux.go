@@ -389,6 +389,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if spec.ID == "" || strings.ContainsAny(spec.ID, "/\x00") || spec.ID == "." || spec.ID == ".." {
 		return nil, fmt.Errorf("linux sandbox: bad environment id %q", spec.ID)
 	}
+	if err := sandbox.CheckPorts(spec.Ports); err != nil {
+		return nil, fmt.Errorf("linux sandbox: %w", err)
+	}
 	if err := b.ensureParents(); err != nil {
 		return nil, fmt.Errorf("linux sandbox: %w", err)
 	}
@@ -404,7 +407,16 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
 	}
+	// In a network namespace of its own the environment gets the Runtime API and its ports at
+	// their usual numbers on its loopback, made by the init; sharing the host's, ephemeral ports
+	// on the host's loopback, made here.
 	api := runtimeAPIAddr
+	numbers := make([]int, len(spec.Ports))
+	portEnv := make([]string, len(spec.Ports))
+	for n, p := range spec.Ports {
+		numbers[n] = p.Number
+		portEnv[n] = p.EnvVar + "=" + strconv.Itoa(p.Number)
+	}
 	if b.cfg.Network == "host" {
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
@@ -412,18 +424,33 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 			return nil, fmt.Errorf("linux sandbox: runtime api listener: %w", err)
 		}
 		i.ln, api = ln, ln.Addr().String()
+		for n, p := range spec.Ports {
+			pl, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+			if err != nil {
+				i.closeListeners()
+				return nil, fmt.Errorf("linux sandbox: port %d listener: %w", p.Number, err)
+			}
+			i.ports = append(i.ports, port{number: p.Number, ln: pl})
+			portEnv[n] = p.EnvVar + "=" + strconv.Itoa(pl.Addr().(*net.TCPAddr).Port)
+		}
 	}
-	env := make([]string, 0, len(spec.Env)+1)
+	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
 	for _, kv := range spec.Env {
-		if !strings.HasPrefix(kv, "AWS_LAMBDA_RUNTIME_API=") {
+		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !portVar(spec.Ports, k) {
 			env = append(env, kv)
 		}
 	}
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+api)
+	env = append(env, portEnv...)
+	listen := b.cfg.Network != "host"
+	if listen {
+		i.nfds = 1 + len(spec.Ports)
+	}
 	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
 		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Listen: b.cfg.Network != "host", Argv: spec.Argv, Env: env})
+		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env})
 	if err != nil {
+		i.closeListeners()
 		return nil, err
 	}
 	fail := func(err error) (sandbox.Instance, error) {
@@ -482,17 +509,21 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if m.kind != msgReady {
 		return fail(fmt.Errorf("unexpected message %q", m.kind))
 	}
-	if b.cfg.Network != "host" {
-		if m.fd < 0 {
-			return fail(errors.New("init sent no runtime api listener"))
-		}
-		f := os.NewFile(uintptr(m.fd), "runtime-api")
-		ln, err := net.FileListener(f)
-		f.Close()
+	if listen {
+		lns, err := fileListeners(m.fds)
 		if err != nil {
-			return fail(fmt.Errorf("runtime api listener: %w", err))
+			return fail(err)
 		}
-		i.ln = ln
+		if len(lns) != i.nfds {
+			for _, ln := range lns {
+				ln.Close()
+			}
+			return fail(fmt.Errorf("init sent %d listeners, want %d", len(lns), i.nfds))
+		}
+		i.ln = lns[0]
+		for n, p := range spec.Ports {
+			i.ports = append(i.ports, port{number: p.Number, ln: lns[1+n]})
+		}
 	}
 	if !placed {
 		if err := i.cg.place(cmd.Process.Pid); err != nil {
@@ -500,6 +531,40 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		}
 	}
 	return i, nil
+}
+
+// portVar reports whether k is the variable of one of ports.
+func portVar(ports []sandbox.Port, k string) bool {
+	for _, p := range ports {
+		if p.EnvVar == k {
+			return true
+		}
+	}
+	return false
+}
+
+// fileListeners turns listening sockets received from an init into listeners. It closes every
+// descriptor (net.FileListener keeps a duplicate), and on failure every listener it made.
+func fileListeners(fds []int) ([]net.Listener, error) {
+	lns := make([]net.Listener, 0, len(fds))
+	var errs []error
+	for _, fd := range fds {
+		f := os.NewFile(uintptr(fd), "sandbox-listener")
+		ln, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		lns = append(lns, ln)
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil, fmt.Errorf("listeners from init: %w", err)
+	}
+	return lns, nil
 }
 
 // Reclaim removes what a previous server on this StateDir left behind (after a kill -9): the
@@ -556,7 +621,14 @@ func (b *Backend) Reclaim(ctx context.Context) error {
 type message struct {
 	kind byte
 	body string
-	fd   int // a received descriptor, or -1
+	fds  []int // received descriptors
+}
+
+// closeFDs closes descriptors received with a message that nobody took.
+func (m message) closeFDs() {
+	for _, fd := range m.fds {
+		unix.Close(fd)
+	}
 }
 
 // instance is one environment.
@@ -569,6 +641,8 @@ type instance struct {
 	cmd   *exec.Cmd
 	conn  *net.UnixConn
 	ln    net.Listener
+	ports []port // set by Create, read-only after
+	nfds  int    // descriptors the ready message carries (1+len(ports) when the init listens)
 	msgs  chan message
 	done  chan struct{}
 
@@ -597,7 +671,31 @@ func (i *instance) EndInit(ctx context.Context) error {
 	return i.cg.setCPUQuota(i.cpuQuotaUs)
 }
 
+// port is the listener for one Spec port.
+type port struct {
+	number int
+	ln     net.Listener
+}
+
 func (i *instance) RuntimeAPI() net.Listener { return i.ln }
+
+func (i *instance) Listener(number int) net.Listener {
+	for _, p := range i.ports {
+		if p.number == number {
+			return p.ln
+		}
+	}
+	return nil
+}
+
+func (i *instance) closeListeners() {
+	if i.ln != nil {
+		_ = i.ln.Close()
+	}
+	for _, p := range i.ports {
+		_ = p.ln.Close()
+	}
+}
 
 // next waits for the init's next message.
 func (i *instance) next(ctx context.Context) (message, error) {
@@ -626,38 +724,33 @@ func (i *instance) next(ctx context.Context) (message, error) {
 func (i *instance) reap() {
 	var exitMsg string
 	buf := make([]byte, 4096)
-	oob := make([]byte, unix.CmsgSpace(4))
+	// Room for every descriptor the ready message carries: the kernel drops (and closes) the
+	// ones that do not fit, and Create checks that it got them all.
+	oob := make([]byte, unix.CmsgSpace(4*max(i.nfds, 1)))
 	for {
 		n, oobn, _, _, err := i.conn.ReadMsgUnix(buf, oob)
 		if err != nil || n == 0 {
 			break
 		}
-		m := message{kind: buf[0], body: string(buf[1:n]), fd: -1}
+		m := message{kind: buf[0], body: string(buf[1:n])}
 		if oobn > 0 {
 			if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
 				for _, cm := range cms {
 					if fds, err := unix.ParseUnixRights(&cm); err == nil {
-						for _, fd := range fds {
-							if m.fd < 0 {
-								m.fd = fd
-							} else {
-								unix.Close(fd)
-							}
-						}
+						m.fds = append(m.fds, fds...)
 					}
 				}
 			}
 		}
 		if m.kind == msgExit {
+			m.closeFDs()
 			exitMsg = m.body
 			continue
 		}
 		select {
 		case i.msgs <- m:
 		default: // nobody will read it
-			if m.fd >= 0 {
-				unix.Close(m.fd)
-			}
+			m.closeFDs()
 		}
 	}
 	_ = i.cmd.Wait()
@@ -740,6 +833,8 @@ func (i *instance) Destroy(ctx context.Context) error {
 	}
 	i.destroyed = true
 	i.mu.Unlock()
+	// First, so that whatever happens below the worker's servers on them stop.
+	i.closeListeners()
 	var errs []error
 	if i.cmd != nil {
 		_ = i.cmd.Process.Kill()
@@ -755,14 +850,9 @@ func (i *instance) Destroy(ctx context.Context) error {
 			return fmt.Errorf("linux sandbox: destroy %s: %w", i.id, ctx.Err())
 		}
 		i.conn.Close()
-		for len(i.msgs) > 0 { // a listener nobody took (Create gave up)
-			if m := <-i.msgs; m.fd >= 0 {
-				unix.Close(m.fd)
-			}
+		for len(i.msgs) > 0 { // listeners nobody took (Create gave up)
+			(<-i.msgs).closeFDs()
 		}
-	}
-	if i.ln != nil {
-		_ = i.ln.Close()
 	}
 	if err := i.cg.remove(ctx); err != nil {
 		errs = append(errs, err)

@@ -7,15 +7,20 @@
 // (/proc/self/exe) with os.Args[0] set to "flint-sandbox-init"; that process is pid 1 of the new
 // pid namespace. Init, called first thing in main (and in the TestMain of any test package that
 // creates linux sandboxes), recognises it, builds the root, opens the Runtime API listener at
-// 127.0.0.1:9001 inside the new network namespace and hands it to the parent over a socketpair
-// (SCM_RIGHTS), waits until the parent has placed it into the environment's cgroups, drops every
-// capability, installs the seccomp filter and forks the runtime, then reaps orphans and reports
-// the runtime's exit. Killing that init (Destroy, or the server dying: Pdeathsig) takes every
-// process of the environment with it, and its mount namespace with all its mounts. A frozen
-// environment (cgroup v1 freezer) cannot act on a SIGKILL until it is thawed, so each server also
-// starts a reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's
-// cgroups): when the server dies, however it dies, the reaper reclaims what it left unless a new
-// server already holds the state directory's lock.
+// 127.0.0.1:9001 and one at 127.0.0.1:N for each of the Spec's ports inside the new network
+// namespace and hands them all to the parent in one message over a socketpair (SCM_RIGHTS: the
+// Runtime API's first, then the ports' in the Spec's order), waits until the parent has placed it
+// into the environment's cgroups, drops every capability, installs the seccomp filter and forks
+// the runtime, then reaps orphans and reports the runtime's exit. What listens on those sockets is
+// the worker, in the host: nothing of Flint runs inside the environment but that init. With
+// Network "host" there is no network namespace; the backend listens on ephemeral ports of the
+// host's loopback instead and tells the runtime their numbers (AWS_LAMBDA_RUNTIME_API, the ports'
+// variables). Killing the init (Destroy, or the server dying: Pdeathsig) takes every process of
+// the environment with it, and its mount namespace with all its mounts. A frozen environment
+// (cgroup v1 freezer) cannot act on a SIGKILL until it is thawed, so each server also starts a
+// reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's cgroups):
+// when the server dies, however it dies, the reaper reclaims what it left unless a new server
+// already holds the state directory's lock.
 //
 // The runtime runs as uid 0 of the host (or of the user namespace when the server is not root)
 // with no capabilities, no_new_privs and secure bits that keep root from regaining any: files of

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/flint-run/flint/internal/sandbox"
 )
 
 // initArg0 marks a re-executed binary as a sandbox init (os.Args[0]).
@@ -24,7 +26,7 @@ const controlFD = 3
 const (
 	msgConfig   = 'C' // parent → init: initConfig as JSON
 	msgGo       = 'G' // parent → init: cgroups joined, exec the runtime
-	msgReady    = 'R' // init → parent: the root is built; with the listener fd when it made one
+	msgReady    = 'R' // init → parent: the root is built; with the listener fds when it made them
 	msgStarted  = 'S' // init → parent: the runtime is running
 	msgExit     = 'X' // init → parent: the runtime ended: "code N" or "signal N"
 	msgError    = 'E' // init → parent: setup failed; the text follows
@@ -33,17 +35,20 @@ const (
 
 // initConfig is what the parent tells an init.
 type initConfig struct {
-	Probe      bool     `json:"probe,omitempty"`
-	Root       string   `json:"root"`
-	TaskDir    string   `json:"task"`
-	OptDir     string   `json:"opt,omitempty"`
-	RuntimeDir string   `json:"runtime,omitempty"`
-	TmpMB      int      `json:"tmp_mb"`
-	ShmMB      int      `json:"shm_mb"`
-	Hostname   string   `json:"hostname"`
-	Listen     bool     `json:"listen"` // make the Runtime API listener inside the (new) netns
-	Argv       []string `json:"argv"`
-	Env        []string `json:"env"`
+	Probe      bool   `json:"probe,omitempty"`
+	Root       string `json:"root"`
+	TaskDir    string `json:"task"`
+	OptDir     string `json:"opt,omitempty"`
+	RuntimeDir string `json:"runtime,omitempty"`
+	TmpMB      int    `json:"tmp_mb"`
+	ShmMB      int    `json:"shm_mb"`
+	Hostname   string `json:"hostname"`
+	Listen     bool   `json:"listen"` // make the listeners inside the (new) netns
+	// Ports are the loopback ports (sandbox.Port.Number) to listen on besides the Runtime API's,
+	// when Listen is set.
+	Ports []int    `json:"ports,omitempty"`
+	Argv  []string `json:"argv"`
+	Env   []string `json:"env"`
 }
 
 // Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and
@@ -110,20 +115,33 @@ func sandboxInit() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	var rights []byte
+	var fds []int
 	if cfg.Listen {
 		if err := loopbackUp(); err != nil {
 			return err
 		}
-		fd, err := listenRuntimeAPI()
-		if err != nil {
-			return err
+		// The Runtime API's listener first, then one per port in the configuration's order: the
+		// parent matches them up by position, all in the one ready message. (On failure the init
+		// exits, which closes what it made.)
+		for _, port := range append([]int{sandbox.RuntimeAPIPort}, cfg.Ports...) {
+			fd, err := listenLoopback(port)
+			if err != nil {
+				return err
+			}
+			fds = append(fds, fd)
 		}
-		rights = unix.UnixRights(fd)
-		// The parent gets its own copy; ours is close-on-exec and closed right after.
-		defer unix.Close(fd)
 	}
-	if err := unix.Sendmsg(controlFD, []byte{msgReady}, rights, nil, 0); err != nil {
+	var rights []byte
+	if len(fds) > 0 {
+		rights = unix.UnixRights(fds...)
+	}
+	err = unix.Sendmsg(controlFD, []byte{msgReady}, rights, nil, 0)
+	// The parent has its own copies now. Ours are close-on-exec, but the init outlives the exec:
+	// closed, the sockets go when the parent closes them, not only when the environment ends.
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	if err != nil {
 		return fmt.Errorf("send ready: %w", err)
 	}
 	// Block until the parent has put us into the environment's cgroups.
@@ -263,22 +281,24 @@ func loopbackUp() error {
 	return nil
 }
 
-// runtimeAPIAddr is where runtimes find the Runtime API inside their network namespace, as on AWS.
+// runtimeAPIAddr is where runtimes find the Runtime API inside their network namespace, as on
+// AWS: 127.0.0.1:sandbox.RuntimeAPIPort.
 const runtimeAPIAddr = "127.0.0.1:9001"
 
-func listenRuntimeAPI() (int, error) {
+// listenLoopback listens on 127.0.0.1:port in this process's network namespace.
+func listenLoopback(port int) (int, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, fmt.Errorf("runtime api socket: %w", err)
+		return -1, fmt.Errorf("socket for port %d: %w", port, err)
 	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 9001, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("runtime api bind %s: %w", runtimeAPIAddr, err)
+		return -1, fmt.Errorf("bind 127.0.0.1:%d: %w", port, err)
 	}
 	if err := unix.Listen(fd, 128); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("runtime api listen: %w", err)
+		return -1, fmt.Errorf("listen on 127.0.0.1:%d: %w", port, err)
 	}
 	return fd, nil
 }

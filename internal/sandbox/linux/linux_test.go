@@ -58,13 +58,17 @@ func crashingServer(state, parent string) {
 
 // newBackend returns a backend on a fresh state dir and a cgroup parent of its own (other test
 // runs on the machine use theirs), or skips when the host cannot run it.
-func newBackend(t testing.TB, network string) *Backend {
+func newBackend(t testing.TB, network string, opts ...func(*Config)) *Backend {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the linux sandbox tests need root")
 	}
 	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
-	b, err := New(Config{StateDir: t.TempDir(), CgroupParent: parent, Network: network})
+	cfg := Config{StateDir: t.TempDir(), CgroupParent: parent, Network: network}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,6 +242,81 @@ except OSError as e:
 			}
 			if tc.name == "own hostname" && strings.TrimSpace(out) == hostName {
 				t.Errorf("hostname %q is the host's", out)
+			}
+		})
+	}
+}
+
+// TestPortsAtTheirNumbers checks that in a network namespace of its own an environment finds its
+// ports at their Numbers on 127.0.0.1 (the well-known port, as code written for AWS assumes),
+// whether its init was a spare configured later or one started for it.
+func TestPortsAtTheirNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		prespawn int
+	}{{"spare init", 1}, {"init started by Create", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, "none", func(c *Config) { c.Prespawn = tc.prespawn })
+			if tc.prespawn > 0 {
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					b.mu.Lock()
+					n := len(b.spares)
+					b.mu.Unlock()
+					if n > 0 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("no spare init started")
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			ports := []sandbox.Port{{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"}, {Number: 8080, EnvVar: "OTHER_PORT"}}
+			// The guest dials the well-known numbers, not the variables.
+			script := `
+import os, socket
+print(os.environ["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"], os.environ["OTHER_PORT"])
+for port in (2773, 8080):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(b"%d\n" % port)
+    print(s.makefile().readline().strip())`
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("ports%d", seq.Add(1)), TaskDir: t.TempDir(),
+				Argv: python(script), Ports: ports, MemoryMB: 128, EphemeralStorageMB: 16, Output: w})
+			w.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer inst.Destroy(context.Background())
+			for _, p := range ports {
+				go func() { // ends with its connection, or when Destroy closes the listener
+					c, err := inst.Listener(p.Number).Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+					line, _ := bufio.NewReader(c).ReadString('\n')
+					_, _ = c.Write([]byte("reached " + line))
+				}()
+			}
+			if err := inst.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
+			out, _ := io.ReadAll(r)
+			if got, want := strings.TrimSpace(string(out)), "2773 8080\nreached 2773\nreached 8080"; got != want {
+				t.Errorf("output %q, want %q", got, want)
+			}
+			if exit, err := inst.Wait(ctx); err != nil || exit.Code != 0 {
+				t.Errorf("exit = %+v, %v", exit, err)
 			}
 		})
 	}

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -96,6 +97,117 @@ s = socket.create_connection((h, int(p))); s.sendall(b'ping\n'); s.recv(10)"`)
 		}
 		if _, err := inst.Wait(ctx); err != nil {
 			t.Fatal(err)
+		}
+	})
+
+	t.Run("runtime reaches its ports through their variables", func(t *testing.T) {
+		ports := []sandbox.Port{{Number: 2773, EnvVar: "FLINT_TEST_PORT"}, {Number: 2774, EnvVar: "FLINT_TEST_OTHER_PORT"}}
+		// Each port in turn: send a line naming the environment and the port, print the answer.
+		script := `exec /usr/bin/python3 -c "
+import os, socket
+for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
+    s = socket.create_connection(('127.0.0.1', int(os.environ[v])), timeout=30)
+    s.sendall(('hello %s %s\n' % (os.environ['NAME'], v)).encode())
+    print(s.makefile().readline().strip(), flush=True)
+    s.close()"`
+		// Two environments at once with the same port numbers (and a value of the variable in
+		// Spec.Env, which the backend must replace): each one's traffic reaches its own listeners.
+		type environment struct {
+			name string
+			inst sandbox.Instance
+			out  *output
+			got  chan string // what the test's side received, one line per connection
+		}
+		var envs []*environment
+		for _, name := range []string{"a", "b"} {
+			inst, out := startSpec(t, b, func(s *sandbox.Spec) { s.Ports = ports }, t.TempDir(), script,
+				"NAME="+name, "FLINT_TEST_PORT=1")
+			e := &environment{name: name, inst: inst, out: out, got: make(chan string, len(ports))}
+			envs = append(envs, e)
+			if inst.Listener(1) != nil || inst.Listener(sandbox.RuntimeAPIPort) != nil {
+				t.Errorf("%s: Listener of a port not in the Spec is not nil", name)
+			}
+			for _, p := range ports {
+				ln := inst.Listener(p.Number)
+				if ln == nil {
+					t.Fatalf("%s: Listener(%d) = nil", name, p.Number)
+				}
+				go func() { // ends when the connection does, or when Destroy closes ln
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					defer c.Close()
+					_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+					line, _ := bufio.NewReader(c).ReadString('\n')
+					e.got <- strings.TrimSpace(line)
+					_, _ = c.Write([]byte("echo " + line))
+				}()
+			}
+		}
+		for _, e := range envs {
+			var got []string
+			for range ports {
+				select {
+				case line := <-e.got:
+					got = append(got, line)
+				case <-time.After(30 * time.Second):
+					t.Fatalf("%s: the runtime never reached its ports (received %q, output %q)", e.name, got, e.out.all(t))
+				}
+			}
+			for _, p := range ports {
+				want := "hello " + e.name + " " + p.EnvVar
+				if !slices.Contains(got, want) {
+					t.Errorf("%s: listeners received %q, want %q", e.name, got, want)
+				}
+				if line := e.out.line(t); line != "echo "+want {
+					t.Errorf("%s: runtime received %q, want %q", e.name, line, "echo "+want)
+				}
+			}
+			if exit, err := e.inst.Wait(ctx); err != nil || exit.Code != 0 {
+				t.Errorf("%s: exit = %+v, %v (output %q)", e.name, exit, err, e.out.all(t))
+			}
+		}
+		// Destroy closes the listeners.
+		inst := envs[0].inst
+		ln := inst.Listener(ports[0].Number)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			t.Error("Accept on a port's listener succeeded after Destroy")
+		}
+	})
+
+	t.Run("invalid ports are refused", func(t *testing.T) {
+		many := make([]sandbox.Port, sandbox.MaxPorts+1)
+		for n := range many {
+			many[n] = sandbox.Port{Number: 3000 + n, EnvVar: fmt.Sprintf("P%d", n)}
+		}
+		for _, tc := range []struct {
+			name  string
+			ports []sandbox.Port
+		}{
+			{"port 0", []sandbox.Port{{Number: 0, EnvVar: "P"}}},
+			{"port 65536", []sandbox.Port{{Number: 65536, EnvVar: "P"}}},
+			{"the Runtime API's port", []sandbox.Port{{Number: sandbox.RuntimeAPIPort, EnvVar: "P"}}},
+			{"no variable", []sandbox.Port{{Number: 2773}}},
+			{"bad variable", []sandbox.Port{{Number: 2773, EnvVar: "1P"}}},
+			{"the Runtime API's variable", []sandbox.Port{{Number: 2773, EnvVar: "AWS_LAMBDA_RUNTIME_API"}}},
+			{"same number twice", []sandbox.Port{{Number: 2773, EnvVar: "P"}, {Number: 2773, EnvVar: "Q"}}},
+			{"same variable twice", []sandbox.Port{{Number: 2773, EnvVar: "P"}, {Number: 2774, EnvVar: "P"}}},
+			{"too many", many},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s := spec(t, t.TempDir(), "exit 0", nil)
+				s.Ports = tc.ports
+				inst, err := b.Create(ctx, s)
+				if err == nil {
+					_ = inst.Destroy(ctx)
+					t.Fatalf("Create with ports %+v succeeded", tc.ports)
+				}
+			})
 		}
 	})
 
@@ -373,9 +485,20 @@ func start(t *testing.T, b sandbox.Backend, task, script string, env ...string) 
 	return startIf(t, b, nil, "", task, script, env...)
 }
 
+// startSpec is start with the Spec changed by edit first.
+func startSpec(t *testing.T, b sandbox.Backend, edit func(*sandbox.Spec), task, script string, env ...string) (sandbox.Instance, *output) {
+	t.Helper()
+	return startSpecIf(t, b, edit, nil, "", task, script, env...)
+}
+
 // startIf creates an environment and, if it has the capability need checks for, starts it;
 // otherwise the test is skipped with the reason.
 func startIf(t *testing.T, b sandbox.Backend, need func(sandbox.Instance) bool, reason, task, script string, env ...string) (sandbox.Instance, *output) {
+	t.Helper()
+	return startSpecIf(t, b, nil, need, reason, task, script, env...)
+}
+
+func startSpecIf(t *testing.T, b sandbox.Backend, edit func(*sandbox.Spec), need func(sandbox.Instance) bool, reason, task, script string, env ...string) (sandbox.Instance, *output) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -383,6 +506,9 @@ func startIf(t *testing.T, b sandbox.Backend, need func(sandbox.Instance) bool, 
 	}
 	t.Cleanup(func() { r.Close() })
 	spec := spec(t, task, script, w, env...)
+	if edit != nil {
+		edit(&spec)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inst, err := b.Create(ctx, spec)

@@ -1,0 +1,276 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/sandbox/linux"
+	"github.com/flint-run/flint/internal/sandbox/process"
+	"github.com/flint-run/flint/internal/worker"
+)
+
+func TestMain(m *testing.M) {
+	linux.Init() // a re-executed sandbox init runs here and never returns
+	goleak.VerifyTestMain(m)
+}
+
+// tokenHeader is the header the Parameters and Secrets extension wants AWS_SESSION_TOKEN in.
+const tokenHeader = "X-Aws-Parameters-Secrets-Token"
+
+// bootstrap is a provided runtime that answers each event with what it sees of the service on
+// its port: the answer with the environment's token, the status without it, and its variables.
+const bootstrap = `#!/usr/bin/python3
+import http.client, json, os
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+port = int(os.environ["PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"])
+def get(headers):
+    c = http.client.HTTPConnection("localhost", port, timeout=30)
+    c.request("GET", "/whoami", headers=headers)
+    r = c.getresponse()
+    return r.status, r.read().decode()
+while True:
+    c = http.client.HTTPConnection(api)
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    r.read()
+    status, body = get({"` + tokenHeader + `": os.environ["AWS_SESSION_TOKEN"]})
+    bad, _ = get({"` + tokenHeader + `": "not-the-token"})
+    out = {"status": status, "body": json.loads(body) if status == 200 else body, "without_token": bad,
+        "port": port, "token": os.environ["AWS_SESSION_TOKEN"],
+        "key": os.environ.get("AWS_ACCESS_KEY_ID"), "secret": os.environ.get("AWS_SECRET_ACCESS_KEY")}
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=json.dumps(out))
+    c.getresponse().read()
+`
+
+// answer is what bootstrap returns.
+type answer struct {
+	Status       int             `json:"status"`
+	Body         json.RawMessage `json:"body"`
+	WithoutToken int             `json:"without_token"`
+	Port         int             `json:"port"`
+	Token        string          `json:"token"`
+	Key          string          `json:"key"`
+	Secret       string          `json:"secret"`
+}
+
+// whoami is the service's answer: the environment it was made for.
+type whoami struct {
+	Function, Version, ARN string
+}
+
+// services records the EnvInfo of every environment its Handler was made for.
+type services struct {
+	mu   sync.Mutex
+	envs []worker.EnvInfo
+}
+
+func (s *services) handler(info worker.EnvInfo) http.Handler {
+	s.mu.Lock()
+	s.envs = append(s.envs, info)
+	s.mu.Unlock()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(tokenHeader) != info.SessionToken {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(whoami{info.Function, info.Version, info.ARN})
+	})
+}
+
+func (s *services) infos() []worker.EnvInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]worker.EnvInfo(nil), s.envs...)
+}
+
+// TestServices runs functions whose runtime calls a service on its loopback port, on each
+// backend: the worker serves the handler made for the environment with its session token.
+func TestServices(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		new  func(t *testing.T) (sandbox.Backend, bool) // the backend, and whether its environments share the host's network
+	}{
+		{"process", func(t *testing.T) (sandbox.Backend, bool) { return process.New("127.0.0.1"), true }},
+		{"linux", func(t *testing.T) (sandbox.Backend, bool) { return linuxBackend(t, "none"), false }},
+		{"linux host network", func(t *testing.T) (sandbox.Backend, bool) { return linuxBackend(t, "host"), true }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, shared := tc.new(t)
+			testServices(t, b, shared)
+		})
+	}
+}
+
+func testServices(t *testing.T, b sandbox.Backend, sharedNetwork bool) {
+	task := t.TempDir()
+	if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(bootstrap), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := runtimes.Lookup("provided.al2023")
+	svcs := &services{}
+	m := worker.New(worker.Config{Backend: b, RuntimeDir: t.TempDir(), Region: "us-east-1",
+		KeepAlive: time.Minute, InitTimeout: 30 * time.Second, Log: testLogger(t),
+		Services: []worker.Service{{
+			Port:    sandbox.Port{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"},
+			Handler: svcs.handler,
+		}}})
+	closed := false
+	defer func() {
+		if !closed {
+			m.Close()
+		}
+	}()
+	ctx := context.Background()
+	const arn = "arn:aws:lambda:us-east-1:123456789012:function:"
+	fn := func(name string, user map[string]string) worker.Function {
+		return worker.Function{Name: name, Version: "$LATEST", ARN: arn + name, Runtime: rt, Handler: "x",
+			MemoryMB: 128, Timeout: 30 * time.Second, EphemeralMB: 512,
+			Env:  func() (map[string]string, error) { return user, nil },
+			Code: func(context.Context) (string, error) { return task, nil }}
+	}
+	var answers []answer
+	for _, tc := range []struct {
+		fn                 worker.Function
+		wantKey, wantToken string // "" for the placeholder and the environment's own
+	}{
+		{fn: fn("plain", nil)},
+		// A user's AWS_SESSION_TOKEN never replaces the environment's; a user's key does win.
+		{fn: fn("own-key", map[string]string{"AWS_ACCESS_KEY_ID": "AKIAUSERKEY", "AWS_SESSION_TOKEN": "user-token"}),
+			wantKey: "AKIAUSERKEY"},
+	} {
+		p := m.Pool(tc.fn)
+		for n := range 2 { // the second invocation reuses the environment and its service
+			var resp *worker.Response
+			if err := p.Invoke(ctx, worker.Request{RequestID: fmt.Sprintf("%s-%d", tc.fn.Name, n), Payload: []byte("{}")},
+				func(r *worker.Response) { resp = r }); err != nil {
+				t.Fatalf("%s: Invoke: %v", tc.fn.Name, err)
+			}
+			if resp.FunctionError != "" {
+				t.Fatalf("%s: function error: %s", tc.fn.Name, resp.Payload)
+			}
+			var a answer
+			if err := json.Unmarshal(resp.Payload, &a); err != nil {
+				t.Fatalf("%s: answer %q: %v", tc.fn.Name, resp.Payload, err)
+			}
+			if a.Status != http.StatusOK || a.WithoutToken != http.StatusUnauthorized {
+				t.Fatalf("%s: service answered %d (%s) with the token and %d without, want 200 and 401", tc.fn.Name, a.Status, a.Body, a.WithoutToken)
+			}
+			var got whoami
+			if err := json.Unmarshal(a.Body, &got); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(whoami{tc.fn.Name, "$LATEST", arn + tc.fn.Name}, got); diff != "" {
+				t.Errorf("%s: the service's environment (-want +got):\n%s", tc.fn.Name, diff)
+			}
+			if tok, err := base64.RawURLEncoding.DecodeString(a.Token); err != nil || len(tok) != 32 {
+				t.Errorf("%s: AWS_SESSION_TOKEN %q: want 32 random bytes, base64url", tc.fn.Name, a.Token)
+			}
+			if wantKey := tc.wantKey; a.Key != wantKey && (wantKey != "" || !strings.HasPrefix(a.Key, "ASIA")) {
+				t.Errorf("%s: AWS_ACCESS_KEY_ID = %q, want %q", tc.fn.Name, a.Key, wantKey)
+			}
+			if a.Secret == "" {
+				t.Errorf("%s: no AWS_SECRET_ACCESS_KEY", tc.fn.Name)
+			}
+			if !sharedNetwork && a.Port != 2773 {
+				t.Errorf("%s: port %d, want 2773 in a network namespace of its own", tc.fn.Name, a.Port)
+			}
+			answers = append(answers, a)
+		}
+	}
+	infos := svcs.infos()
+	if len(infos) != 2 {
+		t.Fatalf("Handler made for %d environments, want 2 (one per function, reused when warm)", len(infos))
+	}
+	for n, info := range infos {
+		if a := answers[2*n]; info.SessionToken != a.Token || answers[2*n+1].Token != a.Token {
+			t.Errorf("%s: environment token %q, handler's %q", info.Function, a.Token, info.SessionToken)
+		}
+		if info.ID == "" {
+			t.Errorf("%s: EnvInfo has no ID", info.Function)
+		}
+	}
+	if infos[0].SessionToken == infos[1].SessionToken {
+		t.Error("two environments have the same session token")
+	}
+	m.Close()
+	closed = true
+	if sharedNetwork { // the port is on the host's loopback: after Close nothing answers there
+		for _, a := range answers {
+			if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", a.Port), 5*time.Second); err == nil {
+				c.Close()
+				t.Errorf("port %d still accepts after Close", a.Port)
+			}
+		}
+	}
+}
+
+// linuxBackend returns a linux backend on a fresh state dir and a cgroup parent of its own, or
+// skips when the host cannot run it.
+func linuxBackend(t *testing.T, network string) *linux.Backend {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox needs root")
+	}
+	parent := fmt.Sprintf("flint-worker-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	b, err := linux.New(linux.Config{StateDir: t.TempDir(), CgroupParent: parent, Network: network, Prespawn: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Check(context.Background()); err != nil {
+		t.Skipf("linux sandbox unavailable: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		removeCgroupParent(parent)
+	})
+	return b
+}
+
+// removeCgroupParent removes the (empty) cgroup directories named parent that the backend made
+// below this process's cgroups, in every hierarchy.
+func removeCgroupParent(parent string) {
+	data, _ := os.ReadFile("/proc/self/cgroup")
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		for _, root := range []string{"/sys/fs/cgroup/*", "/sys/fs/cgroup"} {
+			dirs, _ := filepath.Glob(filepath.Join(root, parts[2], parent))
+			for _, d := range dirs {
+				_ = os.Remove(d)
+			}
+		}
+	}
+}
+
+// testLogger routes operator logs to t.Log.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(b)))
+	return len(b), nil
+}
