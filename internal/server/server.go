@@ -196,7 +196,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)
+	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	s.workers = worker.New(worker.Config{
+		// Functions written for AWS's Parameters and Secrets Lambda Extension find it at its port.
+		Services: []worker.Service{{Port: sandbox.Port{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"},
+			Handler: func(env worker.EnvInfo) http.Handler { return secretsSvc.ExtensionHandler(env.SessionToken) }}},
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
 		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
 		Log: s.log.With("part", "worker"),
@@ -249,10 +253,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.devMode = func() bool { return loopback && keys.Len() == 0 }
 	if s.devMode() {
-		s.log.Warn("local development mode: no access keys, so API requests are not authenticated (loopback only); `flint keys create` turns SigV4 verification on", "keys", keysFile)
+		s.log.Info("local development mode: no access keys, so API requests are not authenticated (loopback only); `flint keys create` turns SigV4 verification on", "keys", keysFile)
 	}
 	s.goRun("access keys", func() error { return watchKeys(runCtx, keys, s.log) })
-	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
 		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"),
 		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
