@@ -3,8 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/json"
-	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,13 +78,13 @@ func TestLinuxSandbox(t *testing.T) {
 		t.Errorf("invoke of a frozen environment = %s (%v)", out.Payload, aws.ToString(out.FunctionError))
 	}
 
-	// A host port nothing in the sandbox can reach, and the host's own address.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Flint's own API on the host's loopback, which nothing in the sandbox may reach, and the
+	// host's own address.
+	api, err := url.Parse(s.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
+	port, _ := strconv.Atoi(api.Port())
 	hostIP := "192.0.2.1" // documentation address: unroutable anyway, never contacted from the host
 	createFunction(t, c, "probe", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: probePy}}),
 		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(512) })

@@ -55,8 +55,11 @@ type Backend struct {
 	cfg      Config
 	envs     string // StateDir/envs: one directory per live environment
 	rootless bool
-	cg       *cgroups
-	cgErr    error
+	// guestUID and guestGID are what runtimes run as: Lambda's unprivileged sandbox user when
+	// the server is root; 0 (of the user namespace, mapped to the server's own user) otherwise.
+	guestUID, guestGID int
+	cg                 *cgroups
+	cgErr              error
 
 	mu        sync.Mutex
 	parentsOK bool
@@ -70,6 +73,13 @@ type Backend struct {
 	reaper  *exec.Cmd // reclaims the environments if the server dies
 	reaperW *os.File  // its pipe: EOF when the server is gone
 }
+
+// GuestUID and GuestGID are the ids runtimes run as under a root server: those of Lambda's
+// sandbox user (sbx_user1051, uid 993, gid 990), unprivileged on the host as in the sandbox.
+const (
+	GuestUID = 993
+	GuestGID = 990
+)
 
 // spare is an init started ahead of need, in cgroups named name, waiting for its configuration.
 type spare struct {
@@ -108,6 +118,9 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Prespawn = 0
 	}
 	b := &Backend{cfg: cfg, envs: filepath.Join(cfg.StateDir, "envs"), rootless: os.Geteuid() != 0}
+	if !b.rootless {
+		b.guestUID, b.guestGID = GuestUID, GuestGID
+	}
 	if err := os.MkdirAll(b.envs, 0o700); err != nil {
 		return nil, fmt.Errorf("linux sandbox: state dir: %w", err)
 	}
@@ -448,7 +461,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	}
 	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
 		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env})
+		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
 		i.closeListeners()
 		return nil, err

@@ -22,11 +22,15 @@
 // when the server dies, however it dies, the reaper reclaims what it left unless a new server
 // already holds the state directory's lock.
 //
-// The runtime runs as uid 0 of the host (or of the user namespace when the server is not root)
-// with no capabilities, no_new_privs and secure bits that keep root from regaining any: files of
-// the host it can see are mounted read-only, /proc/sys and similar host-wide knobs are read-only
-// and /proc/kcore and friends are masked (as in Docker's default). uid 0 rather than an
-// unprivileged uid keeps the function's code readable whatever modes the unpacked files have.
+// Under a root server the init builds the root as root, then the runtime and the init itself
+// run as Lambda's sandbox user (uid 993, gid 990, no supplementary groups: unprivileged on the
+// host too), with no capabilities, no_new_privs, secure bits that keep root from regaining any,
+// and the seccomp filter. (Changing credentials clears the parent-death signal; the init arms it
+// again.) Code is readable as that user because the unpacked files are 0644/0755, which Lambda
+// also requires. Under a non-root server the environment gets a user namespace mapping its uid 0
+// to the server's user, with the same capability, no_new_privs and seccomp restrictions. Files of
+// the host it can see are mounted read-only, /proc/sys and similar host-wide knobs are
+// read-only and /proc/kcore and friends are masked (as in Docker's default).
 //
 // The hostname is Lambda-like: "169.254.X.Y", derived from the environment id. /tmp is a tmpfs
 // bounded by EphemeralStorageMB; tmpfs pages are memory, so what a function keeps in /tmp counts

@@ -49,6 +49,10 @@ type initConfig struct {
 	Ports []int    `json:"ports,omitempty"`
 	Argv  []string `json:"argv"`
 	Env   []string `json:"env"`
+	// UID and GID, when set, are what the runtime runs as (the init builds the root as root
+	// first); unset, it stays uid 0 (of the user namespace, when the server is not root).
+	UID int `json:"uid,omitempty"`
+	GID int `json:"gid,omitempty"`
 }
 
 // Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and
@@ -164,7 +168,7 @@ func sandboxInit() error {
 	if err != nil {
 		return err
 	}
-	if err := dropPrivileges(lastCap); err != nil {
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID); err != nil {
 		return err
 	}
 	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
@@ -235,9 +239,9 @@ const (
 	secbitNorootLocked = 1 << 1
 )
 
-// dropPrivileges leaves this thread (and so the runtime forked from it) as uid 0 with no
+// dropPrivileges leaves the init (and so the runtime forked from it) as uid (0: uid 0) with no
 // capabilities at all, no way to regain them, and the seccomp filter installed.
-func dropPrivileges(lastCap int) error {
+func dropPrivileges(lastCap, uid, gid int) error {
 	for c := 0; c <= lastCap; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
@@ -248,6 +252,28 @@ func dropPrivileges(lastCap int) error {
 	}
 	if err := unix.Prctl(unix.PR_SET_SECUREBITS, secbitNoroot|secbitNorootLocked, 0, 0, 0); err != nil {
 		return fmt.Errorf("securebits: %w", err)
+	}
+	if uid != 0 {
+		// Every thread of the init (Go applies these to all), before the capabilities that
+		// allow it are gone; leaving uid 0 also clears what capabilities are left.
+		if err := unix.Setgroups([]int{}); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if err := unix.Setresgid(gid, gid, gid); err != nil {
+			return fmt.Errorf("setresgid %d: %w", gid, err)
+		}
+		if err := unix.Setresuid(uid, uid, uid); err != nil {
+			return fmt.Errorf("setresuid %d: %w", uid, err)
+		}
+		// Changing credentials clears the parent-death signal: arm it again, then make sure the
+		// server did not die in between (its end of the control socket would be closed).
+		if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+			return fmt.Errorf("parent death signal: %w", err)
+		}
+		var b [1]byte
+		if n, _, err := unix.Recvfrom(controlFD, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT); n == 0 && err == nil {
+			unix.Exit(1)
+		}
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
