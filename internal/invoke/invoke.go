@@ -165,6 +165,14 @@ func (s *Service) ApplyVersion(name string, n int, rev uint64, v *lambda.Functio
 func (s *Service) applyVersion(key string, rev uint64, v *lambda.Function) { s.apply(key, rev, v) }
 
 func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
+	if f != nil && len(f.Env()) > 0 { // the API's own copy, in the clear: keep it sealed as the watch would
+		sealed, err := s.store.Sealed(f)
+		if err != nil {
+			s.log.Error("seal a function's variables for the cache", "function", key, "err", err)
+		} else {
+			f = sealed
+		}
+	}
 	s.mu.Lock()
 	old := s.entries[key]
 	if old != nil && rev <= old.rev {

@@ -363,6 +363,23 @@ func (s *Store) openVars(bucket, key string, f *lambda.Function) (map[string]str
 	return s.keyring.OpenMap(env, envAAD(bucket, key))
 }
 
+// Sealed returns f as the store keeps it, its variables encrypted (f itself if it has none):
+// what the invoke cache holds, so that variables are in the clear only while an environment
+// starts or an API read returns them.
+func (s *Store) Sealed(f *lambda.Function) (*lambda.Function, error) {
+	if len(f.Env()) == 0 {
+		return f, nil
+	}
+	if f.Config.Version == "" || f.Config.Version == "$LATEST" {
+		return s.sealEnv(functionsBucket)(f.Config.FunctionName, f)
+	}
+	n, err := strconv.Atoi(f.Config.Version)
+	if err != nil {
+		return nil, fmt.Errorf("function %s: version %q", f.Config.FunctionName, f.Config.Version)
+	}
+	return s.sealEnv(versionsBucket)(VersionKey(f.Config.FunctionName, n), f)
+}
+
 // FunctionEnv decrypts the environment variables of a function or version record as a watch
 // delivered it (sealed): called when an environment starts, never on a warm invoke.
 func (s *Store) FunctionEnv(f *lambda.Function) (map[string]string, error) {
