@@ -135,8 +135,8 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	}
 	oldNS := namespacesOf(oldTree)
 	envs := listDir(envsDir)
-	t.Logf("before the kill: %d environments (%d frozen, %d thawed, %d spare), %d processes in the server's tree (%s), %d namespaces of their own",
-		len(envs), len(frozen), len(thawed), countPrefix(envs, "spare-"), len(oldTree), oldTree.summary(), len(oldNS))
+	t.Logf("before the kill: %d environment directories (%d frozen, %d thawed, the rest spares), %d processes in the server's tree (%s), %d namespaces of their own",
+		len(envs), len(frozen), len(thawed), len(oldTree), oldTree.summary(), len(oldNS))
 
 	first.kill(t)
 	stopWatch1()
@@ -479,16 +479,6 @@ func listDir(dir string) []string {
 	return out
 }
 
-func countPrefix(names []string, prefix string) int {
-	n := 0
-	for _, s := range names {
-		if strings.HasPrefix(s, prefix) {
-			n++
-		}
-	}
-	return n
-}
-
 // cgroupParents is where the linux sandbox puts environments' cgroups: one directory per
 // hierarchy holding a controller it uses.
 type cgroupParents struct {
@@ -629,7 +619,7 @@ func freezerState(p cgroupParents, id string) string {
 // frozen (idle) and thawed (busy, or idle a moment before their freeze).
 func freezerStates(p cgroupParents, envsDir string) (frozen, thawed []string) {
 	for _, id := range listDir(envsDir) {
-		if strings.HasPrefix(id, "spare-") || len(cgroupProcs(filepath.Join(p.freezer, id))) < 2 {
+		if len(cgroupProcs(filepath.Join(p.freezer, id))) < 2 { // a spare: its init alone
 			continue
 		}
 		switch freezerState(p, id) {

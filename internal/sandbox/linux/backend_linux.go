@@ -189,7 +189,7 @@ func (b *Backend) ensureParents() error {
 func (b *Backend) probe(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	cmd, conn, err := b.spawn()
+	cmd, conn, err := b.spawn("")
 	if err != nil {
 		return fmt.Errorf("linux sandbox: %w", err)
 	}
@@ -279,9 +279,11 @@ func (b *Backend) newSpare(name string) (spare, error) {
 		return s, err
 	}
 	ec := envCgroup{cg: b.cg, id: name}
-	err := ec.create(limits{memoryBytes: defaultMemoryMB << 20, cpuQuotaUs: cpuQuota(defaultMemoryMB), cpuShareUs: cpuQuota(defaultMemoryMB), pids: pidsMax})
+	// No CPU quota: a waiting spare uses no CPU, and a 128 MB quota (7% of a CPU) spent on
+	// preparing the root would throttle the init just when a cold start configures it.
+	err := ec.create(limits{memoryBytes: defaultMemoryMB << 20, cpuQuotaUs: -1, cpuShareUs: cpuQuota(defaultMemoryMB), pids: pidsMax})
 	if err == nil {
-		s.cmd, s.conn, err = b.spawn()
+		s.cmd, s.conn, err = b.spawn(filepath.Join(b.envs, name))
 	}
 	if err == nil {
 		err = ec.place(s.cmd.Process.Pid)
@@ -302,19 +304,6 @@ func (b *Backend) discard(s spare) {
 	defer cancel()
 	_ = envCgroup{cg: b.cg, id: s.name}.remove(ctx)
 	_ = os.Remove(filepath.Join(b.envs, s.name))
-}
-
-// adopt renames a spare's directory and cgroups to the environment's.
-func (b *Backend) adopt(from, to string) error {
-	if err := os.Rename(filepath.Join(b.envs, from), filepath.Join(b.envs, to)); err != nil {
-		return err
-	}
-	for _, h := range b.cg.hier {
-		if err := os.Rename(filepath.Join(h.parent, from), filepath.Join(h.parent, to)); err != nil {
-			return fmt.Errorf("rename cgroup: %w", err)
-		}
-	}
-	return nil
 }
 
 func stopInit(cmd *exec.Cmd, conn *net.UnixConn) {
@@ -342,7 +331,7 @@ func (b *Backend) Close() error {
 
 // spawn starts an init in new namespaces with its control socket. Its stdout and stderr are
 // /dev/null until the configuration brings the environment's output.
-func (b *Backend) spawn() (*exec.Cmd, *net.UnixConn, error) {
+func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("control socket: %w", err)
@@ -366,9 +355,13 @@ func (b *Backend) spawn() (*exec.Cmd, *net.UnixConn, error) {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
+	args := []string{initArg0}
+	if root != "" {
+		args = append(args, root) // the init builds what it can of the root before its config
+	}
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
-		Args:        []string{initArg0},
+		Args:        args,
 		Env:         []string{},
 		ExtraFiles:  []*os.File{child},
 		SysProcAttr: attr,
@@ -459,30 +452,33 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if listen {
 		i.nfds = 1 + len(spec.Ports)
 	}
+	// A spare init comes already placed in cgroups of its own, with the function-independent
+	// part of its root built: the environment keeps its directory and cgroups under the spare's
+	// name (moving a process between v1 cgroups waits for an RCU grace period per hierarchy,
+	// and building the root takes milliseconds: the spare paid both ahead of time).
+	sp := b.take()
+	if sp.cmd != nil {
+		i.dir, i.cg = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}
+	}
 	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
 		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
 		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
 		i.closeListeners()
+		if sp.cmd != nil {
+			b.discard(sp)
+		}
 		return nil, err
 	}
 	fail := func(err error) (sandbox.Instance, error) {
 		_ = i.Destroy(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("linux sandbox: create %s: %w", spec.ID, err)
 	}
-	// A spare init comes already placed in cgroups of its own: they and its directory are
-	// renamed to the environment's (moving a process between v1 cgroups waits for an RCU grace
-	// period per hierarchy, milliseconds on a busy host, which the spare paid ahead of time).
-	sp := b.take()
-	placed := false
-	if sp.cmd != nil {
-		if err := b.adopt(sp.name, spec.ID); err != nil {
-			b.discard(sp)
+	placed := sp.cmd != nil
+	if !placed {
+		if err := os.Mkdir(i.dir, 0o700); err != nil {
 			return fail(err)
 		}
-		placed = true
-	} else if err := os.Mkdir(i.dir, 0o700); err != nil {
-		return fail(err)
 	}
 	// INIT runs without the CPU cap (as Lambda's init phase has more CPU); EndInit applies it.
 	i.cpuQuotaUs = cpuQuota(memMB)
@@ -503,7 +499,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		}
 	}
 	if sp.cmd == nil {
-		if sp.cmd, sp.conn, err = b.spawn(); err != nil {
+		if sp.cmd, sp.conn, err = b.spawn(i.dir); err != nil {
 			return fail(err)
 		}
 		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {

@@ -79,6 +79,14 @@ func Init() {
 // sandboxInit runs as pid 1 of the new pid namespace. It returns only on failure.
 func sandboxInit() error {
 	unix.CloseOnExec(controlFD)
+	// A spare (or any init told its root up front) builds the function-independent part of the
+	// root while it waits; a failure is reported once the config asks for that root.
+	var prepared string
+	var prepErr error
+	if len(os.Args) > 1 {
+		prepared = os.Args[1]
+		prepErr = prepareRoot(prepared, shmMB)
+	}
 	buf := make([]byte, 1<<20)
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, _, _, err := unix.Recvmsg(controlFD, buf, oob, 0)
@@ -113,7 +121,17 @@ func sandboxInit() error {
 	if err != nil {
 		return err
 	}
-	if err := buildRoot(cfg); err != nil {
+	switch {
+	case prepared == "":
+		err = buildRoot(cfg)
+	case prepared != cfg.Root:
+		err = fmt.Errorf("root %s was prepared, the config names %s", prepared, cfg.Root)
+	case prepErr != nil:
+		err = prepErr
+	default:
+		err = finishRoot(cfg)
+	}
+	if err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {

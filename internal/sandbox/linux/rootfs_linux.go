@@ -38,11 +38,20 @@ const (
 // namespace and pivots into it; on return / is the read-only sandbox root and the host's tree is
 // gone from this namespace.
 func buildRoot(cfg initConfig) error {
+	if err := prepareRoot(cfg.Root, cfg.ShmMB); err != nil {
+		return err
+	}
+	return finishRoot(cfg)
+}
+
+// prepareRoot builds the part of the root at r that is the same for every function: the host's
+// read-only directories, /etc entries, /dev and /proc. A spare init does it before it knows its
+// function, off the cold start's path.
+func prepareRoot(r string, shmMB int) error {
 	// Nothing below may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make / private: %w", err)
 	}
-	r := cfg.Root
 	if err := unix.Mount("tmpfs", r, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=4096,mode=755"); err != nil {
 		return fmt.Errorf("root tmpfs: %w", err)
 	}
@@ -82,6 +91,16 @@ func buildRoot(cfg initConfig) error {
 			return err
 		}
 	}
+	if err := buildDev(shmMB, filepath.Join(r, "dev")); err != nil {
+		return err
+	}
+	return buildProc(filepath.Join(r, "proc"))
+}
+
+// finishRoot mounts the function's own directories and /tmp into the prepared root, enters it
+// and makes it read-only.
+func finishRoot(cfg initConfig) error {
+	r := cfg.Root
 	for _, m := range []struct{ host, guest string }{
 		{cfg.TaskDir, "var/task"}, {cfg.OptDir, "opt"}, {cfg.RuntimeDir, "var/runtime"},
 	} {
@@ -95,12 +114,6 @@ func buildRoot(cfg initConfig) error {
 	if err := unix.Mount("tmpfs", filepath.Join(r, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
 		"mode=1777,size="+strconv.Itoa(cfg.TmpMB)+"m"); err != nil {
 		return fmt.Errorf("tmpfs /tmp: %w", err)
-	}
-	if err := buildDev(cfg, filepath.Join(r, "dev")); err != nil {
-		return err
-	}
-	if err := buildProc(filepath.Join(r, "proc")); err != nil {
-		return err
 	}
 	if err := unix.Chdir(r); err != nil {
 		return err
@@ -157,7 +170,7 @@ func bindRO(host, guest string, dir bool, flags uintptr) error {
 }
 
 // buildDev makes a small /dev with only the harmless devices, /dev/shm and the fd links.
-func buildDev(cfg initConfig, dev string) error {
+func buildDev(shmMB int, dev string) error {
 	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=755"); err != nil {
 		return fmt.Errorf("tmpfs /dev: %w", err)
 	}
@@ -180,7 +193,7 @@ func buildDev(cfg initConfig, dev string) error {
 		return err
 	}
 	if err := unix.Mount("tmpfs", shm, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC,
-		"mode=1777,size="+strconv.Itoa(cfg.ShmMB)+"m"); err != nil {
+		"mode=1777,size="+strconv.Itoa(shmMB)+"m"); err != nil {
 		return fmt.Errorf("tmpfs /dev/shm: %w", err)
 	}
 	if err := unix.Mount("", dev, "", devFlags, ""); err != nil {
