@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,21 +30,23 @@ func load(b *testing.B, url string, c int) {
 	body := []byte(`{"hello":"world"}`)
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * c}}
 	defer client.CloseIdleConnections()
-	send := func() time.Duration {
+	send := func() (time.Duration, error) {
 		start := time.Now()
 		resp, err := client.Post(url, "application/json", bytes.NewReader(body))
 		if err != nil {
-			b.Fatal(err)
+			return 0, err
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
+		out, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Header.Get("X-Amz-Function-Error") != "" {
-			b.Fatalf("status %d, function error %q", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"))
+			return 0, fmt.Errorf("status %d, function error %q: %s", resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), out)
 		}
-		return time.Since(start)
+		return time.Since(start), nil
 	}
 	for range 200 { // warm-up: environments started, connections open
-		send()
+		if _, err := send(); err != nil {
+			b.Fatal(err)
+		}
 	}
 	per := max(b.N/c, 1)
 	lat := make([][]time.Duration, c)
@@ -56,7 +59,12 @@ func load(b *testing.B, url string, c int) {
 			defer wg.Done()
 			l := make([]time.Duration, 0, per)
 			for range per {
-				l = append(l, send())
+				d, err := send()
+				if err != nil {
+					b.Error(err) // Fatal belongs to the benchmark's own goroutine
+					return
+				}
+				l = append(l, d)
 			}
 			lat[w] = l
 		}()
@@ -64,6 +72,9 @@ func load(b *testing.B, url string, c int) {
 	wg.Wait()
 	wall := time.Since(start)
 	b.StopTimer()
+	if b.Failed() {
+		return
+	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }

@@ -3,10 +3,12 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,4 +185,42 @@ func TestLinuxSandbox(t *testing.T) {
 	if out := invoke(t, c, "hog", `{}`); string(out.Payload) != `"fine"` {
 		t.Errorf("after OOM = %s (%s)", out.Payload, aws.ToString(out.FunctionError))
 	}
+}
+
+// TestFreezeRacesInvokes freezes environments as soon as they are idle (FreezeAfter 1 ms) while
+// clients keep invoking with short pauses: an environment acquired while its freeze is under way
+// must be thawed before the invocation is delivered (else it hangs until its timeout).
+func TestFreezeRacesInvokes(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root (CI runs as root)")
+	}
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = "linux"; c.FreezeAfter = time.Millisecond })
+	c := newClient(s.URL())
+	createFunction(t, c, "echo", "provided.al2023", "bootstrap", goEchoZip, func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(3) })
+	const clients, each = 6, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*each)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"n":1}`)})
+				if err == nil && out.FunctionError != nil {
+					err = fmt.Errorf("%s: %s", aws.ToString(out.FunctionError), out.Payload)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("client %d invoke %d: %w", w, i, err)
+					return
+				}
+				time.Sleep(time.Duration(i%4) * time.Millisecond) // idle long enough to be frozen, sometimes
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	t.Logf("%d invokes; environments: %+v", clients*each, s.Workers().Stats())
 }

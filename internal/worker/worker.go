@@ -962,7 +962,7 @@ type env struct {
 	provisioned bool // kept ready for provisioned concurrency: never reaped or evicted
 
 	fmu    sync.Mutex  // serialises Freeze and Thaw
-	frozen atomic.Bool // written under fmu
+	frozen atomic.Bool // frozen or being frozen; written under fmu
 
 	initDur time.Duration
 	initOut []byte
@@ -983,19 +983,30 @@ func (e *env) freeze() {
 	}
 	e.fmu.Lock()
 	defer e.fmu.Unlock()
+	// Marked frozen before it is, under the pool's lock that acquire takes to make it busy: an
+	// invocation that acquires it from now on sees frozen, and its thaw waits on fmu for the
+	// freeze to finish. (Marked after, an acquire in between would run the invocation on an
+	// environment being frozen, stuck until its timeout.)
 	e.p.mu.Lock()
-	idle := e.state == stateIdle
+	idle := e.state == stateIdle && !e.frozen.Load()
+	if idle {
+		e.frozen.Store(true)
+	}
 	e.p.mu.Unlock()
-	if !idle || e.frozen.Load() {
+	if !idle {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := fz.Freeze(ctx); err != nil {
 		e.p.log.Warn("freeze environment", "env", e.id, "err", err)
-		return
+		if err := fz.Thaw(ctx); err != nil { // leave it runnable, or make it go
+			e.p.log.Warn("thaw after a failed freeze", "env", e.id, "err", err)
+			e.destroy("freeze failed")
+			return
+		}
+		e.frozen.Store(false)
 	}
-	e.frozen.Store(true)
 }
 
 // thaw resumes a frozen environment before it gets an invocation.
