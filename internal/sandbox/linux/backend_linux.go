@@ -225,8 +225,8 @@ func (b *Backend) take() spare {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var s spare
-	if n := len(b.spares); n > 0 {
-		s, b.spares = b.spares[n-1], b.spares[:n-1]
+	if len(b.spares) > 0 { // the oldest: the likeliest to have its root prepared
+		s, b.spares = b.spares[0], b.spares[1:]
 	}
 	return s
 }
