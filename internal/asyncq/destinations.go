@@ -26,7 +26,17 @@ var (
 
 // ValidDestination reports whether arn names a destination Flint can deliver to.
 func ValidDestination(arn string) bool {
-	return functionDestination.MatchString(arn) || streamDestination.MatchString(arn)
+	if m := streamDestination.FindStringSubmatch(arn); m != nil {
+		return !ReservedStreamName(m[1])
+	}
+	return functionDestination.MatchString(arn)
+}
+
+// ReservedStreamName reports whether a JetStream stream name belongs to Flint itself (its async
+// queue and logs, and the streams behind its KV buckets and object store): a destination or an
+// event source by that name would publish into, or reconfigure, Flint's own state.
+func ReservedStreamName(name string) bool {
+	return strings.HasPrefix(name, "FLINT_") || strings.HasPrefix(name, "KV_") || strings.HasPrefix(name, "OBJ_")
 }
 
 // DestinationSubject is where records for a stream destination are published.
@@ -35,6 +45,10 @@ func DestinationSubject(stream string) string { return "flint.destinations." + s
 // deliver sends body to the destination arn ("" is none). Failures are logged: the event has run.
 func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, log *slog.Logger) {
 	if arn == "" {
+		return
+	}
+	if m := streamDestination.FindStringSubmatch(arn); m != nil && ReservedStreamName(m[1]) {
+		log.Warn("not delivering to a stream reserved for Flint", "destination", arn)
 		return
 	}
 	if m := functionDestination.FindStringSubmatch(arn); m != nil {

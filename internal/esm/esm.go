@@ -78,6 +78,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -91,6 +92,9 @@ var (
 // QueueName returns the stream a queue ARN names, or an error that says what Flint accepts.
 func QueueName(arn string) (string, error) {
 	if m := queueARN.FindStringSubmatch(arn); m != nil {
+		if asyncq.ReservedStreamName(m[1]) {
+			return "", fmt.Errorf("%s: names starting FLINT_, KV_ or OBJ_ are Flint's own streams", arn)
+		}
 		return m[1], nil
 	}
 	return "", fmt.Errorf("%w %s: Flint reads queues named arn:flint:jetstream:REGION:ACCOUNT:queue/NAME and streams named arn:flint:jetstream:REGION:ACCOUNT:stream/NAME", errUnknown, arn)
@@ -98,7 +102,10 @@ func QueueName(arn string) (string, error) {
 
 // ValidFailureDestination reports whether arn is an on-failure destination a queue mapping can
 // deliver to (a JetStream stream).
-func ValidFailureDestination(arn string) bool { return streamARN.MatchString(arn) }
+func ValidFailureDestination(arn string) bool {
+	_, ok := StreamName(arn)
+	return ok
+}
 
 // QueueSubject is where clients publish a queue's messages.
 func QueueSubject(name string) string { return "flint.queues." + name }

@@ -17,6 +17,8 @@ func TestQueueName(t *testing.T) {
 		{"arn:flint:jetstream:us-east-1:000000000000:stream/jobs", "", false},
 		{"arn:aws:sqs:us-east-1:000000000000:jobs", "", false},
 		{"arn:flint:jetstream:us-east-1:000000000000:queue/a.b", "", false},
+		{"arn:flint:jetstream:us-east-1:000000000000:queue/FLINT_ASYNC", "", false}, // Flint's own
+		{"arn:flint:jetstream:us-east-1:000000000000:queue/KV_flint_functions", "", false},
 	} {
 		got, err := QueueName(tc.arn)
 		if got != tc.want || (err == nil) != tc.ok {
@@ -74,5 +76,17 @@ func TestCheckpointResume(t *testing.T) {
 		if laneOf(key, 4) != laneOf(key, 4) || laneOf(key, 1) != 0 {
 			t.Errorf("laneOf(%q) unstable", key)
 		}
+	}
+}
+
+func TestReservedStreams(t *testing.T) {
+	for _, name := range []string{"FLINT_ASYNC", "FLINT_LOGS", "KV_flint_functions", "OBJ_flint_code"} {
+		arn := "arn:flint:jetstream:us-east-1:000000000000:stream/" + name
+		if _, ok := StreamName(arn); ok || ValidFailureDestination(arn) {
+			t.Errorf("%s accepted as a stream", arn)
+		}
+	}
+	if _, ok := StreamName("arn:flint:jetstream:us-east-1:000000000000:stream/flint_async"); !ok {
+		t.Error("a user stream refused")
 	}
 }

@@ -310,6 +310,18 @@ func TestESMStreamRejectsBadInput(t *testing.T) {
 			t.Errorf("%s: got %v, want %s", tc.name, err, tc.code)
 		}
 	}
+	// Flint's own streams are neither event sources nor destinations.
+	for _, src := range []string{streamArn + "FLINT_ASYNC", streamArn + "KV_flint_functions", queueArn + "FLINT_LOGS"} {
+		_, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(src),
+			FunctionName: aws.String("fn"), StartingPosition: types.EventSourcePositionLatest})
+		if apiErrorCode(err) != "InvalidParameterValueException" {
+			t.Errorf("mapping from %s: %v", src, err)
+		}
+	}
+	if _, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("fn"),
+		DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(streamArn + "KV_flint_functions")}}}); apiErrorCode(err) != "InvalidParameterValueException" {
+		t.Errorf("destination KV_flint_functions: %v", err)
+	}
 	// Stream-only parameters on a queue mapping.
 	_, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + "q"),
 		FunctionName: aws.String("fn"), StartingPosition: types.EventSourcePositionLatest})
