@@ -187,9 +187,9 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
-	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && s.sameButRewrapped(old.Fn, f)
+	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && s.sameEnvironments(old.Fn, f)
 	switch {
-	case keep: // a master-key rotation rewrapped the variables: the environments stay
+	case keep: // nothing the environments see changed: they stay
 		e.Pool = old.Pool
 	case f != nil:
 		e.Pool = s.workers.Pool(s.workerFunction(key, f))
@@ -475,21 +475,24 @@ func (s *Service) Admit(e *Entry) (release func(), err error) {
 	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
 }
 
-// sameButRewrapped reports whether b is a with its sealed variables rewrapped under another
-// master key: nothing an environment sees changed. (a may hold its variables in the clear: the
-// API applies the records it writes before the watch delivers them sealed.)
-func (s *Service) sameButRewrapped(a, b *lambda.Function) bool {
-	if len(b.EnvSealed) == 0 {
-		return false
-	}
+// sameEnvironments reports whether b differs from a only in what no environment sees: its
+// variables rewrapped under another master key, or the function-wide settings kept on
+// $LATEST's record (reserved concurrency, the last version number, tags). Publishing a version,
+// setting concurrency or rotating the master key then keeps the warm environments, as on AWS.
+// (a may hold its variables sealed differently: the API applies the records it writes,
+// sealed afresh, before the watch delivers the stored ones.)
+func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 	ca, cb := *a, *b
-	ca.EnvSealed, cb.EnvSealed, ca.Config.Environment, cb.Config.Environment = nil, nil, nil, nil
+	for _, c := range []*lambda.Function{&ca, &cb} {
+		c.EnvSealed, c.Config.Environment = nil, nil
+		c.ReservedConcurrency, c.LastVersion, c.Tags = nil, 0, nil
+	}
 	ja, _ := json.Marshal(&ca)
 	jb, _ := json.Marshal(&cb)
 	if !bytes.Equal(ja, jb) {
 		return false
 	}
-	if len(a.EnvSealed) > 0 {
+	if len(a.EnvSealed) > 0 && len(b.EnvSealed) > 0 {
 		var ea, eb crypt.Envelope
 		if json.Unmarshal(a.EnvSealed, &ea) == nil && json.Unmarshal(b.EnvSealed, &eb) == nil &&
 			bytes.Equal(ea.Ciphertext, eb.Ciphertext) && bytes.Equal(ea.Nonce, eb.Nonce) {

@@ -388,3 +388,44 @@ func TestIdleEnvironmentsAreReaped(t *testing.T) {
 		t.Errorf("invoke after reaping was not a cold start:\n%s", tail)
 	}
 }
+
+// TestSettingsKeepEnvironmentsWarm: publishing a version, reserving concurrency and tagging
+// change $LATEST's record but nothing its environments see: they stay warm, as on AWS; a
+// configuration change starts new ones.
+func TestSettingsKeepEnvironmentsWarm(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	ctx := context.Background()
+	out := createFunction(t, c, "warm", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 1\n"}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"KEY": "v"}}
+		})
+	cold := func() bool {
+		t.Helper()
+		res := invoke(t, c, "warm", `{}`, withTail)
+		return strings.Contains(decodeTail(t, res), "Init Duration")
+	}
+	if !cold() {
+		t.Fatal("the first invoke was not a cold start")
+	}
+	if _, err := c.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("warm")}); err != nil {
+		t.Fatal(err)
+	}
+	if cold() {
+		t.Error("publishing a version restarted $LATEST's environments")
+	}
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("warm"), ReservedConcurrentExecutions: aws.Int32(5)}); err != nil {
+		t.Fatal(err)
+	}
+	if cold() {
+		t.Error("reserving concurrency restarted the environments")
+	}
+	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: out.FunctionArn, Tags: map[string]string{"team": "a"}}); err == nil && cold() {
+		t.Error("tagging restarted the environments")
+	}
+	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("warm"),
+		Environment: &types.Environment{Variables: map[string]string{"KEY": "w"}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a cold start after the configuration change", 10*time.Second, cold)
+}
