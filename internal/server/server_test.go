@@ -420,7 +420,10 @@ func TestSettingsKeepEnvironmentsWarm(t *testing.T) {
 	if cold() {
 		t.Error("reserving concurrency restarted the environments")
 	}
-	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: out.FunctionArn, Tags: map[string]string{"team": "a"}}); err == nil && cold() {
+	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: out.FunctionArn, Tags: map[string]string{"team": "a"}}); err != nil {
+		t.Fatal(err)
+	}
+	if cold() {
 		t.Error("tagging restarted the environments")
 	}
 	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("warm"),
@@ -428,4 +431,46 @@ func TestSettingsKeepEnvironmentsWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a cold start after the configuration change", 10*time.Second, cold)
+}
+
+// TestTags: TagResource, ListTags, UntagResource and GetFunction's Tags, with AWS's errors.
+func TestTags(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	ctx := context.Background()
+	out := createFunction(t, c, "tagged", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 1\n"}}),
+		func(in *lambda.CreateFunctionInput) { in.Tags = map[string]string{"team": "a"} })
+	arn := out.FunctionArn
+	if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: arn, Tags: map[string]string{"env": "prod", "team": "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := c.ListTags(ctx, &lambda.ListTagsInput{Resource: arn})
+	if err != nil || len(list.Tags) != 2 || list.Tags["team"] != "b" || list.Tags["env"] != "prod" {
+		t.Fatalf("ListTags = %v, %v", list, err)
+	}
+	if _, err := c.UntagResource(ctx, &lambda.UntagResourceInput{Resource: arn, TagKeys: []string{"env"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tagged")})
+	if err != nil || len(got.Tags) != 1 || got.Tags["team"] != "b" {
+		t.Fatalf("GetFunction tags = %v, %v", got.Tags, err)
+	}
+	for name, tc := range map[string]struct {
+		arn  string
+		tags map[string]string
+		code string
+	}{
+		"missing function": {strings.Replace(aws.ToString(arn), "tagged", "nope", 1), map[string]string{"a": "b"}, "ResourceNotFoundException"},
+		"qualified ARN":    {aws.ToString(arn) + ":1", map[string]string{"a": "b"}, "InvalidParameterValueException"},
+		"not an ARN":       {"tagged", map[string]string{"a": "b"}, "ValidationException"},
+		"aws: prefix":      {aws.ToString(arn), map[string]string{"aws:x": "b"}, "InvalidParameterValueException"},
+		"long key":         {aws.ToString(arn), map[string]string{strings.Repeat("k", 129): "b"}, "InvalidParameterValueException"},
+	} {
+		if _, err := c.TagResource(ctx, &lambda.TagResourceInput{Resource: aws.String(tc.arn), Tags: tc.tags}); apiErrorCode(err) != tc.code {
+			t.Errorf("%s: %v, want %s", name, err, tc.code)
+		}
+	}
+	if list, _ := c.ListTags(ctx, &lambda.ListTagsInput{Resource: arn}); len(list.Tags) != 1 {
+		t.Errorf("the rejections changed the tags: %v", list.Tags)
+	}
 }
