@@ -196,6 +196,8 @@ names = sorted(open("/proc/%d/cmdline" % p, "rb").read().split(b"\0")[0].decode(
 print(pids[0], names)`, "1 ['/usr/bin/python3', 'flint-sandbox-init']"},
 		{"runs unprivileged", `print(os.getuid(), os.getgid(), os.getgroups(), [l.split()[1] for l in open("/proc/self/status") if l.startswith(("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp:"))])`,
 			"993 990 [] ['0000000000000000', '0000000000000000', '0000000000000000', '1', '2']"},
+		{"localhost is 127.0.0.1 only, no host names", `import socket; print(sorted({a[4][0] for a in socket.getaddrinfo("localhost", 80)}), len(open("/etc/hosts").read().split("\n")))`,
+			"['127.0.0.1'] 3"},
 		{"root is read-only", `print(open_errno("/x"), open_errno("/etc/passwd", "a"), open_errno("/usr/x"))`, "EROFS EROFS EROFS"},
 		{"task is read-only", `print(open_errno("/var/task/x"), open_errno("/var/task/hello.txt", "a"))`, "EROFS EROFS"},
 		{"tmp is writable and bounded", `

@@ -16,7 +16,7 @@ var (
 	// /etc entries a runtime needs: users, name resolution, time zone, TLS roots, the dynamic
 	// linker's cache, Debian's alternatives. Nothing else of the host's /etc is visible.
 	hostEtc = []string{
-		"passwd", "group", "hosts", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf",
+		"passwd", "group", "resolv.conf", "nsswitch.conf", "host.conf", "gai.conf",
 		"localtime", "timezone", "services", "protocols", "mime.types", "os-release",
 		"ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives",
 		"ssl", "ca-certificates", "ca-certificates.conf", "pki", "crypto-policies",
@@ -97,10 +97,23 @@ func prepareRoot(r string, shmMB int) error {
 	return buildProc(filepath.Join(r, "proc"))
 }
 
+// sandboxHosts is /etc/hosts in an environment with a network of its own: localhost is
+// 127.0.0.1 only (where the Runtime API and the extension ports listen, so that a client that
+// tries ::1 first and does not fall back still connects), and none of the host's names leak in.
+const sandboxHosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tip6-localhost ip6-loopback\n"
+
 // finishRoot mounts the function's own directories and /tmp into the prepared root, enters it
 // and makes it read-only.
 func finishRoot(cfg initConfig) error {
 	r := cfg.Root
+	hosts := filepath.Join(r, "etc", "hosts")
+	if _, err := os.Stat("/etc/hosts"); err == nil && !cfg.Listen { // the host's network, the host's names
+		if err := bindRO("/etc/hosts", hosts, false, roFlags); err != nil {
+			return err
+		}
+	} else if err := os.WriteFile(hosts, []byte(sandboxHosts), 0o644); err != nil {
+		return fmt.Errorf("/etc/hosts: %w", err)
+	}
 	for _, m := range []struct{ host, guest string }{
 		{cfg.TaskDir, "var/task"}, {cfg.OptDir, "opt"}, {cfg.RuntimeDir, "var/runtime"},
 	} {
