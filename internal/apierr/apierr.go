@@ -19,7 +19,10 @@ type Error struct {
 	Message    string
 	Reason     string
 	RetryAfter int // seconds; 0 = no header
-	cause      error
+	// JSON11 renders the error as the AWS JSON 1.1 protocol does (Secrets Manager): the code in
+	// the body's __type, instead of REST-JSON's Type (User or Service).
+	JSON11 bool
+	cause  error
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -100,7 +103,8 @@ func As(err error) *Error {
 }
 
 type body struct {
-	Type         string `json:"Type"`
+	Type         string `json:"Type,omitempty"`
+	Code         string `json:"__type,omitempty"`
 	Message      string `json:"Message"`
 	LowerMessage string `json:"message"`
 	Reason       string `json:"Reason,omitempty"`
@@ -115,11 +119,17 @@ func Write(w http.ResponseWriter, err *Error) {
 	if err.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(err.RetryAfter))
 	}
-	typ := "User"
-	if err.Status >= 500 {
-		typ = "Service"
+	out := body{Message: err.Message, LowerMessage: err.Message, Reason: err.Reason}
+	switch {
+	case err.JSON11:
+		h.Set("Content-Type", "application/x-amz-json-1.1")
+		out.Code = err.Code
+	case err.Status >= 500:
+		out.Type = "Service"
+	default:
+		out.Type = "User"
 	}
-	b, _ := json.Marshal(body{Type: typ, Message: err.Message, LowerMessage: err.Message, Reason: err.Reason})
+	b, _ := json.Marshal(out)
 	w.WriteHeader(err.Status)
 	_, _ = w.Write(b)
 }

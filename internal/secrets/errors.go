@@ -1,7 +1,6 @@
 package secrets
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,21 +64,11 @@ func asError(err error) *apierr.Error {
 	return errInternal(err)
 }
 
-// errorBody is the JSON 1.1 error document. The Go SDK reads __type (or X-Amzn-ErrorType) and
-// either casing of the message; botocore reads "message" first, then "Message"; both are sent.
-type errorBody struct {
-	Type         string `json:"__type"`
-	Message      string `json:"Message"`
-	LowerMessage string `json:"message"`
-}
-
-// writeError renders an API error for the JSON 1.1 protocol: the one place this package writes
-// errors to the wire.
+// writeError renders an API error for the JSON 1.1 protocol (through apierr.Write, the one
+// renderer): the Go SDK reads __type (or X-Amzn-ErrorType) and either casing of the message;
+// botocore reads "message" first, then "Message"; both are sent.
 func writeError(w http.ResponseWriter, e *apierr.Error) {
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("X-Amzn-ErrorType", e.Code)
-	b, _ := json.Marshal(errorBody{Type: e.Code, Message: e.Message, LowerMessage: e.Message})
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(b)
+	c := *e
+	c.JSON11 = true
+	apierr.Write(w, &c)
 }
