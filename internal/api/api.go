@@ -218,9 +218,13 @@ func (a *API) linkSignature(path, exp string) string {
 
 // validLink reports whether r is a GET of a download link that has not expired.
 func (a *API) validLink(r *http.Request) bool {
+	// Cheap checks first: every signed request (invokes too) passes through here.
+	if r.Method != http.MethodGet || r.URL.RawQuery == "" || !strings.HasPrefix(r.URL.Path, "/flint/v1/") {
+		return false
+	}
 	q := r.URL.Query()
 	exp, sig := q.Get("X-Flint-Expires"), q.Get("X-Flint-Signature")
-	if r.Method != http.MethodGet || exp == "" || sig == "" || !strings.HasPrefix(r.URL.Path, "/flint/v1/") {
+	if exp == "" || sig == "" {
 		return false
 	}
 	n, err := strconv.ParseInt(exp, 10, 64)

@@ -1,6 +1,7 @@
 // Package sandbox is the contract between Flint's worker and the isolation technologies that run
-// execution environments. It owns only the interfaces and the shared Spec/Exit types; backends
-// live in sub-packages (process, linux, later microvm) and must not import the API, the store or
+// execution environments. It owns only the interfaces, the shared Spec/Exit types and the small
+// helpers every backend needs alike (signal names, Spec.Ports checks and loopback listeners);
+// backends live in sub-packages (process, linux, later microvm) and must not import the API, the store or
 // the worker.
 package sandbox
 
@@ -129,6 +130,47 @@ func CheckPorts(ports []Port) error {
 		}
 	}
 	return nil
+}
+
+// Listeners are an environment's Spec.Ports listeners by Port.Number, as backends keep them.
+type Listeners map[int]net.Listener
+
+// Close closes every listener.
+func (l Listeners) Close() {
+	for _, ln := range l {
+		_ = ln.Close()
+	}
+}
+
+// ListenLoopback opens an ephemeral 127.0.0.1 listener for each port, for environments that
+// share the host's network (where Port.Number cannot be used: environments would collide), and
+// returns them with each port's KEY=VALUE variable naming the port actually served. Loopback
+// whatever else the backend binds: what is served there is meant for the environment alone.
+func ListenLoopback(ctx context.Context, ports []Port) (Listeners, []string, error) {
+	lns := make(Listeners, len(ports))
+	env := make([]string, 0, len(ports))
+	var lc net.ListenConfig
+	for _, p := range ports {
+		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			lns.Close()
+			return nil, nil, fmt.Errorf("port %d listener: %w", p.Number, err)
+		}
+		lns[p.Number] = ln
+		env = append(env, p.EnvVar+"="+strconv.Itoa(ln.Addr().(*net.TCPAddr).Port))
+	}
+	return lns, env, nil
+}
+
+// IsPortVar reports whether k is the variable of one of ports: the backend sets it, whatever
+// Spec.Env says.
+func IsPortVar(ports []Port, k string) bool {
+	for _, p := range ports {
+		if p.EnvVar == k {
+			return true
+		}
+	}
+	return false
 }
 
 // isEnvName reports whether s is a portable variable name ([A-Za-z_][A-Za-z0-9_]*).

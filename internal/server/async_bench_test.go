@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -71,44 +70,7 @@ func loadEvents(b *testing.B, url string, c int) {
 		}
 		return time.Since(start), nil
 	}
-	for range 100 { // warm-up: connections open, stream files created
-		if _, err := send(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	per := max(b.N/c, 1)
-	lat := make([][]time.Duration, c)
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	start := time.Now()
-	for w := range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			l := make([]time.Duration, 0, per)
-			for range per {
-				d, err := send()
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				l = append(l, d)
-			}
-			lat[w] = l
-		}()
-	}
-	wg.Wait()
-	wall := time.Since(start)
-	b.StopTimer()
-	all := slices.Concat(lat...)
-	if len(all) == 0 {
-		return
-	}
-	slices.Sort(all)
-	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
-	b.ReportMetric(pct(0.50), "p50_us")
-	b.ReportMetric(pct(0.99), "p99_us")
-	b.ReportMetric(float64(len(all))/wall.Seconds(), "events/s")
+	drive(b, c, 100, "events/s", send) // warm-up: connections open, stream files created
 }
 
 // BenchmarkAsyncEndToEnd measures, at low load (one event at a time, warm environment), the

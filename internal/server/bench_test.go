@@ -43,7 +43,14 @@ func load(b *testing.B, url string, c int) {
 		}
 		return time.Since(start), nil
 	}
-	for range 200 { // warm-up: environments started, connections open
+	drive(b, c, 200, "req/s", send) // warm-up: environments started, connections open
+}
+
+// drive calls send warmup times, then b.N times from c goroutines, and reports the p50/p99 of
+// the durations send returns and the calls per second (as unit).
+func drive(b *testing.B, c, warmup int, unit string, send func() (time.Duration, error)) {
+	b.Helper()
+	for range warmup {
 		if _, err := send(); err != nil {
 			b.Fatal(err)
 		}
@@ -72,15 +79,15 @@ func load(b *testing.B, url string, c int) {
 	wg.Wait()
 	wall := time.Since(start)
 	b.StopTimer()
-	if b.Failed() {
+	all := slices.Concat(lat...)
+	if b.Failed() || len(all) == 0 {
 		return
 	}
-	all := slices.Concat(lat...)
 	slices.Sort(all)
 	pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) }
 	b.ReportMetric(pct(0.50), "p50_us")
 	b.ReportMetric(pct(0.99), "p99_us")
-	b.ReportMetric(float64(len(all))/wall.Seconds(), "req/s")
+	b.ReportMetric(float64(len(all))/wall.Seconds(), unit)
 }
 
 // benchBackends are the sandbox backends benchmarks compare (linux only where it can run).

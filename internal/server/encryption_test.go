@@ -8,11 +8,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,7 +129,7 @@ func TestEnvironmentEncryptedAtRest(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(data, "master.key")); bytes.Contains(after, []byte(rot.RetiredKeyIds[0])) || !bytes.Contains(after, []byte(rot.ActiveKeyId)) {
 		t.Errorf("key file after rotation:\n%s", after)
 	}
-	time.Sleep(500 * time.Millisecond) // the log records reach JetStream
+	logsStored(t, s.URL(), "vault", warm)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +142,11 @@ func TestEnvironmentEncryptedAtRest(t *testing.T) {
 	c = newClient(s.URL())
 	sees("", second)
 	sees(aws.ToString(v1.Version), first)
-	time.Sleep(500 * time.Millisecond)
+	last, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("vault"), LogType: types.LogTypeTail})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logsStored(t, s.URL(), "vault", last)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -173,4 +179,24 @@ func TestEnvironmentEncryptedAtRest(t *testing.T) {
 		t.Errorf("master key file: %v", err)
 	}
 	t.Logf("%d files scanned under the data directory, %d bytes of operator log", scanned, len(oplog.Bytes()))
+}
+
+// logsStored waits until the function's stored logs (what the scan must cover) hold out's
+// invocation.
+func logsStored(t *testing.T, url, fn string, out *lambda.InvokeOutput) {
+	t.Helper()
+	tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+	_, id, ok := strings.Cut(string(tail), "REPORT RequestId: ")
+	if id, _, _ = strings.Cut(id, "\t"); !ok || id == "" {
+		t.Fatalf("no request id in the log tail:\n%s", tail)
+	}
+	waitFor(t, "the invocation's logs in JetStream", 10*time.Second, func() bool {
+		resp, err := http.Get(url + "/flint/v1/functions/" + fn + "/logs")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), id)
+	})
 }

@@ -44,9 +44,10 @@ func BenchmarkESMStream(b *testing.B) {
 		b.Fatal(err)
 	}
 	run := 0
-	mapStream := func(b *testing.B) (string, func(seq uint64) <-chan struct{}) {
-		run++
-		name := fmt.Sprintf("bench%d", run)
+	streamName := func() string { run++; return fmt.Sprintf("bench%d", run) } // a stream per sub-run
+	// mapStream maps stream name to the function; reached returns a channel closed once the
+	// mapping's checkpoint passes seq.
+	mapStream := func(b *testing.B, name string) func(seq uint64) <-chan struct{} {
 		out, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
 			EventSourceArn: aws.String(streamArn + name), FunctionName: aws.String("noop"),
 			StartingPosition: types.EventSourcePositionTrimHorizon, BatchSize: aws.Int32(100)})
@@ -62,7 +63,6 @@ func BenchmarkESMStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = w.Stop() })
-		// reached returns a channel closed once the checkpoint passes seq.
 		reached := func(seq uint64) <-chan struct{} {
 			done := make(chan struct{})
 			go func() {
@@ -79,13 +79,11 @@ func BenchmarkESMStream(b *testing.B) {
 			}()
 			return done
 		}
-		return name, reached
+		return reached
 	}
 
 	b.Run("throughput/batch=100", func(b *testing.B) {
-		run++
-		name := fmt.Sprintf("bench%d", run)
-		run-- // mapStream names the same stream
+		name := streamName()
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"flint.streams." + name + ".>"}}); err != nil {
 			b.Fatal(err)
 		}
@@ -100,7 +98,7 @@ func BenchmarkESMStream(b *testing.B) {
 		}
 		b.ResetTimer()
 		start := time.Now()
-		_, reached := mapStream(b)
+		reached := mapStream(b, name)
 		select {
 		case <-reached(uint64(b.N)):
 		case <-time.After(5 * time.Minute):
@@ -110,7 +108,8 @@ func BenchmarkESMStream(b *testing.B) {
 	})
 
 	b.Run("latency", func(b *testing.B) {
-		name, reached := mapStream(b)
+		name := streamName()
+		reached := mapStream(b, name)
 		var lat []time.Duration
 		for i := range b.N {
 			start := time.Now()

@@ -48,7 +48,7 @@ func TestSecretsExtension(t *testing.T) {
 			if backend != "linux" { // environments share the host's network: a free port each
 				want = `"value": "hunter2", "name": "prod/db"}`
 			}
-			if got := string(out.Payload); backend == "linux" && got != want || backend != "linux" && !contains(got, want) {
+			if got := string(out.Payload); backend == "linux" && got != want || backend != "linux" && !strings.Contains(got, want) {
 				t.Errorf("function read %s, want %s", got, want)
 			}
 			// A new value is seen at once; a missing secret is the service's error.
@@ -56,15 +56,13 @@ func TestSecretsExtension(t *testing.T) {
 				t.Fatal(err)
 			}
 			out, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("reader"), Payload: []byte(`{"secret":"prod/db"}`)})
-			if err != nil || !contains(string(out.Payload), `"value": "hunter3"`) {
+			if err != nil || !strings.Contains(string(out.Payload), `"value": "hunter3"`) {
 				t.Errorf("after PutSecretValue: %v %s", err, out.Payload)
 			}
 			out, err = c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("reader"), Payload: []byte(`{"secret":"missing"}`)})
-			if err != nil || !contains(string(out.Payload), `"status": 400`) {
+			if err != nil || !strings.Contains(string(out.Payload), `"status": 400`) {
 				t.Errorf("missing secret: %v %s", err, out.Payload)
 			}
 		})
 	}
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }

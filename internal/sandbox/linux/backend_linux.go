@@ -430,19 +430,14 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 			return nil, fmt.Errorf("linux sandbox: runtime api listener: %w", err)
 		}
 		i.ln, api = ln, ln.Addr().String()
-		for n, p := range spec.Ports {
-			pl, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-			if err != nil {
-				i.closeListeners()
-				return nil, fmt.Errorf("linux sandbox: port %d listener: %w", p.Number, err)
-			}
-			i.ports = append(i.ports, port{number: p.Number, ln: pl})
-			portEnv[n] = p.EnvVar + "=" + strconv.Itoa(pl.Addr().(*net.TCPAddr).Port)
+		if i.ports, portEnv, err = sandbox.ListenLoopback(ctx, spec.Ports); err != nil {
+			i.closeListeners()
+			return nil, fmt.Errorf("linux sandbox: %w", err)
 		}
 	}
 	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
 	for _, kv := range spec.Env {
-		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !portVar(spec.Ports, k) {
+		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !sandbox.IsPortVar(spec.Ports, k) {
 			env = append(env, kv)
 		}
 	}
@@ -529,9 +524,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 			}
 			return fail(fmt.Errorf("init sent %d listeners, want %d", len(lns), i.nfds))
 		}
-		i.ln = lns[0]
+		i.ln, i.ports = lns[0], make(sandbox.Listeners, len(spec.Ports))
 		for n, p := range spec.Ports {
-			i.ports = append(i.ports, port{number: p.Number, ln: lns[1+n]})
+			i.ports[p.Number] = lns[1+n]
 		}
 	}
 	if !placed {
@@ -540,16 +535,6 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		}
 	}
 	return i, nil
-}
-
-// portVar reports whether k is the variable of one of ports.
-func portVar(ports []sandbox.Port, k string) bool {
-	for _, p := range ports {
-		if p.EnvVar == k {
-			return true
-		}
-	}
-	return false
 }
 
 // fileListeners turns listening sockets received from an init into listeners. It closes every
@@ -650,8 +635,8 @@ type instance struct {
 	cmd   *exec.Cmd
 	conn  *net.UnixConn
 	ln    net.Listener
-	ports []port // set by Create, read-only after
-	nfds  int    // descriptors the ready message carries (1+len(ports) when the init listens)
+	ports sandbox.Listeners // set by Create, read-only after
+	nfds  int               // descriptors the ready message carries (1+len(ports) when the init listens)
 	msgs  chan message
 	done  chan struct{}
 
@@ -680,30 +665,15 @@ func (i *instance) EndInit(ctx context.Context) error {
 	return i.cg.setCPUQuota(i.cpuQuotaUs)
 }
 
-// port is the listener for one Spec port.
-type port struct {
-	number int
-	ln     net.Listener
-}
-
 func (i *instance) RuntimeAPI() net.Listener { return i.ln }
 
-func (i *instance) Listener(number int) net.Listener {
-	for _, p := range i.ports {
-		if p.number == number {
-			return p.ln
-		}
-	}
-	return nil
-}
+func (i *instance) Listener(number int) net.Listener { return i.ports[number] }
 
 func (i *instance) closeListeners() {
 	if i.ln != nil {
 		_ = i.ln.Close()
 	}
-	for _, p := range i.ports {
-		_ = p.ln.Close()
-	}
+	i.ports.Close()
 }
 
 // next waits for the init's next message.

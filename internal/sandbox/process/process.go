@@ -48,19 +48,12 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		return nil, fmt.Errorf("process: runtime api listener: %w", err)
 	}
 	i := &instance{ln: ln, done: make(chan struct{})}
-	// Environments share the host's network, so Port.Number cannot be used: each port is an
-	// ephemeral one, always on loopback (whatever host the Runtime API binds), since what is
-	// served there is meant for the environment alone.
-	portEnv := make([]string, 0, len(spec.Ports))
-	for _, p := range spec.Ports {
-		pl, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-		if err != nil {
-			i.closeListeners()
-			return nil, fmt.Errorf("process: port %d listener: %w", p.Number, err)
-		}
-		i.ports = append(i.ports, port{number: p.Number, ln: pl})
-		portEnv = append(portEnv, p.EnvVar+"="+strconv.Itoa(pl.Addr().(*net.TCPAddr).Port))
+	ports, portEnv, err := sandbox.ListenLoopback(ctx, spec.Ports)
+	if err != nil {
+		i.closeListeners()
+		return nil, fmt.Errorf("process: %w", err)
 	}
+	i.ports = ports
 	m := pathMap{task: spec.TaskDir, opt: spec.OptDir, runtime: spec.RuntimeDir}
 	argv := make([]string, len(spec.Argv))
 	for i, a := range spec.Argv {
@@ -69,7 +62,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
 	for _, kv := range spec.Env {
 		k, v, _ := strings.Cut(kv, "=")
-		if k == "AWS_LAMBDA_RUNTIME_API" || portVar(spec.Ports, k) {
+		if k == "AWS_LAMBDA_RUNTIME_API" || sandbox.IsPortVar(spec.Ports, k) {
 			continue // the backend's value, below
 		}
 		env = append(env, k+"="+m.list(v))
@@ -88,16 +81,6 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
 	}
 	return i, nil
-}
-
-// portVar reports whether k is the variable of one of ports.
-func portVar(ports []sandbox.Port, k string) bool {
-	for _, p := range ports {
-		if p.EnvVar == k {
-			return true
-		}
-	}
-	return false
 }
 
 // pathMap maps the guest paths onto host directories, since a process cannot mount.
@@ -132,7 +115,7 @@ func (m pathMap) list(v string) string {
 
 type instance struct {
 	ln    net.Listener
-	ports []port // set by Create, read-only after
+	ports sandbox.Listeners // set by Create, read-only after
 	cmd   *exec.Cmd
 	done  chan struct{}
 
@@ -144,30 +127,15 @@ type instance struct {
 	statusBuf [4096]byte
 }
 
-// port is the listener for one Spec port.
-type port struct {
-	number int
-	ln     net.Listener
-}
-
 var _ sandbox.MemoryReporter = (*instance)(nil)
 
 func (i *instance) RuntimeAPI() net.Listener { return i.ln }
 
-func (i *instance) Listener(number int) net.Listener {
-	for _, p := range i.ports {
-		if p.number == number {
-			return p.ln
-		}
-	}
-	return nil
-}
+func (i *instance) Listener(number int) net.Listener { return i.ports[number] }
 
 func (i *instance) closeListeners() {
 	_ = i.ln.Close()
-	for _, p := range i.ports {
-		_ = p.ln.Close()
-	}
+	i.ports.Close()
 }
 
 func (i *instance) Start(ctx context.Context) error {
