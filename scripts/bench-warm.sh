@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Warm sync-invoke latency of Flint beside the yardsticks, in one sitting: the loopback floor and
-# AWS's emulator (RIE) from ../shared/bench, then Flint (process and linux sandboxes) serving the
-# same aws-lambda-go echo function under the same load generator. Compare ratios, not absolute
-# times: these machines swing threefold between idle and busy.
+# AWS's emulator (RIE) from ../shared/bench, the least-work relay (bench/relay: the lower bound
+# for any platform that runs an unmodified runtime behind the Runtime API), then Flint (process
+# and linux sandboxes) serving the same aws-lambda-go echo function under the same load
+# generator. Compare ratios, not absolute times: these machines swing threefold between idle and
+# busy.
 #   bash scripts/bench-warm.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +16,19 @@ tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
 go build -o bin/flint ./cmd/flint
 (cd "$bench/loadgen" && go build -o "$tmp/loadgen" .)
+go build -o "$tmp/relay" ./bench/relay
 mkdir -p "$tmp/fn"
 CGO_ENABLED=0 GOOS=linux go build -tags lambda.norpc -o "$tmp/fn/bootstrap" ./examples/go-echo
 free() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "floor (bare loopback HTTP echo), c=1:"; bash "$bench/floor.sh" 1 "$n" | tail -1
 echo "RIE (AWS's emulator), c=1:"; bash "$bench/rie-baseline.sh" "$tmp/fn" 1 "$n" | tail -1
+port=$(free)
+"$tmp/relay" -listen "127.0.0.1:$port" "$tmp/fn/bootstrap" >/dev/null &
+relay=$!
+for _ in $(seq 1 100); do curl -s -o /dev/null -d '{}' "http://127.0.0.1:$port/" && break; sleep 0.1; done
+echo "least-work relay (the lower bound), c=1:"; "$tmp/loadgen" -url "http://127.0.0.1:$port/" -c 1 -n "$n"
+kill "$relay"; wait "$relay" 2>/dev/null || true
 for sandbox in process linux; do
 	port=$(free)
 	rm -rf "$tmp/data"

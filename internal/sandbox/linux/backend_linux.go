@@ -644,7 +644,8 @@ type instance struct {
 	started   bool
 	destroyed bool
 	exit      sandbox.Exit // valid once done is closed
-	peak      uint64       // memory high-water mark read when the environment ended
+
+	peak peakMemory
 
 	cpuQuotaUs int64 // the steady-state CPU cap EndInit applies
 }
@@ -749,9 +750,9 @@ func (i *instance) reap() {
 	if exit.Signal == "killed" {
 		exit.OOMKilled = i.cg.oomKilled()
 	}
-	peak, _ := i.cg.peakMemory()
+	i.peak.finish(i.cg)
 	i.mu.Lock()
-	i.exit, i.peak = exit, peak
+	i.exit = exit
 	i.mu.Unlock()
 	close(i.done)
 }
@@ -865,14 +866,7 @@ func (i *instance) setFrozen(ctx context.Context, frozen bool) error {
 
 // MaxMemoryUsed is the environment's memory high-water mark from its memory cgroup.
 func (i *instance) MaxMemoryUsed() (uint64, error) {
-	select {
-	case <-i.done:
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		return i.peak, nil
-	default:
-	}
-	return i.cg.peakMemory()
+	return i.peak.read(i.cg)
 }
 
 // MemoryLimit is the environment's memory limit in bytes (the conformance suite's cue that

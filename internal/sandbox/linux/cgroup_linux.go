@@ -10,8 +10,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Controllers an environment needs. cpuacct is only for accounting (CPUUsage) and is optional.
@@ -490,24 +493,79 @@ func (e envCgroup) oomKilled() bool {
 }
 
 // peakMemory is the environment's high-water mark of memory use, in bytes.
-func (e envCgroup) peakMemory() (uint64, error) {
+// peakMemory reads an environment's memory high-water mark from its cgroup through a descriptor
+// kept open: every invocation's REPORT line needs it, and a pread is one system call where
+// opening the file is five (cgroup files are pollable, so os.Open registers them with the
+// netpoller and close unregisters them). finish reads it a last time and closes it.
+type peakMemory struct {
+	mu    sync.Mutex
+	fd    int
+	open  bool
+	ended bool
+	last  uint64
+	buf   [32]byte
+}
+
+// read returns the high-water mark now (or, once finished, the last one read).
+func (p *peakMemory) read(e envCgroup) (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readLocked(e)
+}
+
+func (p *peakMemory) readLocked(e envCgroup) (uint64, error) {
+	if p.ended {
+		return p.last, nil
+	}
+	if !p.open {
+		fd, err := openPeakFile(e)
+		if err != nil {
+			return 0, err
+		}
+		p.fd, p.open = fd, true
+	}
+	n, err := unix.Pread(p.fd, p.buf[:], 0)
+	if err != nil {
+		return 0, fmt.Errorf("read peak memory: %w", err)
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(p.buf[:n])), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("read peak memory: %w", err)
+	}
+	p.last = v
+	return v, nil
+}
+
+// finish reads the mark a last time, closes the file and keeps the value for later reads.
+func (p *peakMemory) finish(e envCgroup) uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, _ = p.readLocked(e) // on failure the last value read stands
+	if p.open {
+		_ = unix.Close(p.fd)
+		p.open = false
+	}
+	p.ended = true
+	return p.last
+}
+
+func openPeakFile(e envCgroup) (int, error) {
 	d, v2 := e.cg.dir("memory", e.id)
 	if d == "" {
-		return 0, errors.New("no memory cgroup")
+		return -1, errors.New("no memory cgroup")
 	}
-	var n int64
-	var err error
+	names := []string{"memory.max_usage_in_bytes"}
 	if v2 {
-		if n, err = readInt(filepath.Join(d, "memory.peak")); err != nil {
-			n, err = readInt(filepath.Join(d, "memory.current"))
+		names = []string{"memory.peak", "memory.current"} // memory.peak: Linux 5.19 and later
+	}
+	var err error
+	for _, name := range names {
+		var fd int
+		if fd, err = unix.Open(filepath.Join(d, name), unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			return fd, nil
 		}
-	} else {
-		n, err = readInt(filepath.Join(d, "memory.max_usage_in_bytes"))
 	}
-	if err != nil {
-		return 0, err
-	}
-	return uint64(n), nil
+	return -1, fmt.Errorf("open peak memory: %w", err)
 }
 
 // cpuUsage is the CPU time the environment's processes have used.

@@ -422,6 +422,69 @@ func TestOOM(t *testing.T) {
 	}
 }
 
+// TestPeakMemoryWhileRunning reads a live environment's high-water mark before and after it
+// grows: the descriptor kept open between reads must show the new mark, not the first one.
+func TestPeakMemoryWhileRunning(t *testing.T) {
+	b := newBackend(t, "none")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	// The function grows once the test has read the first mark and made /var/task/grow.
+	task := t.TempDir()
+	inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("l%d", seq.Add(1)), TaskDir: task, MemoryMB: 256,
+		EphemeralStorageMB: 64, Env: []string{"PATH=/usr/bin:/bin"}, Output: w,
+		Argv: python(`import os, time
+print("small", flush=True)
+while not os.path.exists("/var/task/grow"):
+    time.sleep(0.01)
+b = bytearray(1 << 20) * 96
+print("big", flush=True)
+time.sleep(60)`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inst.Destroy(context.Background())
+	if err := inst.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	lines := bufio.NewReader(r)
+	if l, err := lines.ReadString('\n'); err != nil || l != "small\n" {
+		t.Fatalf("first line %q, %v", l, err)
+	}
+	mr := inst.(sandbox.MemoryReporter)
+	small, err := mr.MaxMemoryUsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small >= 64<<20 {
+		t.Fatalf("peak before growing = %d MB, want under 64", small>>20)
+	}
+	if err := os.WriteFile(filepath.Join(task, "grow"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := lines.ReadString('\n'); err != nil || l != "big\n" {
+		t.Fatalf("second line %q, %v", l, err)
+	}
+	big, err := mr.MaxMemoryUsed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if big < 96<<20 || big > 256<<20 {
+		t.Errorf("peak after growing = %d MB, want 96..256 (before: %d MB)", big>>20, small>>20)
+	}
+	if err := inst.Destroy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if final, err := mr.MaxMemoryUsed(); err != nil || final < big {
+		t.Errorf("peak after Destroy = %d MB, %v; want at least %d MB", final>>20, err, big>>20)
+	}
+}
+
 // TestCPUProportionalToMemory spins at 128 MB and 1769 MB: CPU time should be in about that
 // ratio (13.8); the assertion is deliberately loose. TestInitIsUncapped checks the boost.
 func TestCPUProportionalToMemory(t *testing.T) {
