@@ -56,7 +56,7 @@ type API struct {
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	devMode   func() bool
-	linkKey   []byte // signs download links (Code.Location, Content.Location)
+	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
 }
 
@@ -207,11 +207,21 @@ const linkTTL = 10 * time.Minute
 // link returns a download URL for path that works without credentials until linkTTL passes.
 func (a *API) link(r *http.Request, path string) string {
 	exp := strconv.FormatInt(time.Now().Add(linkTTL).Unix(), 10)
-	return scheme(r) + r.Host + path + "?X-Flint-Expires=" + exp + "&X-Flint-Signature=" + a.linkSignature(path, exp)
+	return scheme(r) + r.Host + path + "?X-Flint-Expires=" + exp + "&X-Flint-Signature=" + linkSignature(a.linkKeys()[0], path, exp)
 }
 
-func (a *API) linkSignature(path, exp string) string {
-	m := hmac.New(sha256.New, a.linkKey)
+// linkKeys are the keys that sign download links, the signing one first: derived from the master
+// keys, so that a link stays good across a restart and on every node with the same master keys,
+// as an S3 presigned URL does; without a keyring, one made at start.
+func (a *API) linkKeys() [][]byte {
+	if a.keyring != nil {
+		return a.keyring.DerivedKeys("download links")
+	}
+	return [][]byte{a.linkKey}
+}
+
+func linkSignature(key []byte, path, exp string) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(path + "\x00" + exp))
 	return hex.EncodeToString(m.Sum(nil))
 }
@@ -231,7 +241,12 @@ func (a *API) validLink(r *http.Request) bool {
 	if err != nil || time.Now().Unix() > n {
 		return false
 	}
-	return hmac.Equal([]byte(sig), []byte(a.linkSignature(r.URL.Path, exp)))
+	for _, key := range a.linkKeys() {
+		if hmac.Equal([]byte(sig), []byte(linkSignature(key, r.URL.Path, exp))) {
+			return true
+		}
+	}
+	return false
 }
 
 // handler is a control-plane handler: it returns an error to render, or writes its response.

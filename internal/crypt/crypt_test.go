@@ -565,3 +565,30 @@ func TestConcurrentUse(t *testing.T) {
 	})
 	wg.Wait()
 }
+
+// TestDerivedKeys: the same master keys give the same derived keys (a restart, another node),
+// another purpose or another master key gives others, and the active key's comes first.
+func TestDerivedKeys(t *testing.T) {
+	k, path := newKeyring(t)
+	first := k.DerivedKeys("links")
+	if len(first) != 1 || len(first[0]) != 32 {
+		t.Fatalf("DerivedKeys = %d keys (first %d bytes), want 1 of 32", len(first), len(first[0]))
+	}
+	again, err := LoadKeyring(path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.DerivedKeys("links"); !bytes.Equal(got[0], first[0]) {
+		t.Error("the same key file derives another key after a reload")
+	}
+	if other := k.DerivedKeys("other"); bytes.Equal(other[0], first[0]) {
+		t.Error("two purposes derive the same key")
+	}
+	if _, err := k.Rotate(); err != nil {
+		t.Fatal(err)
+	}
+	rotated := k.DerivedKeys("links")
+	if len(rotated) != 2 || bytes.Equal(rotated[0], first[0]) || !bytes.Equal(rotated[1], first[0]) {
+		t.Errorf("after Rotate: want the new key's derived key first and the old one's second")
+	}
+}

@@ -3,6 +3,7 @@ package crypt
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -358,6 +359,28 @@ func (k *Keyring) ActiveKeyID() string {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.active
+}
+
+// DerivedKeys returns, for each master key, a key for purpose derived from it (HMAC-SHA256 of
+// the purpose under the master key), the active key's first. They serve secrets that must be the
+// same after a restart and on every node holding the same master keys, yet never be stored, such
+// as the key that signs download links; a retired master key takes its derived key with it.
+func (k *Keyring) DerivedKeys(purpose string) [][]byte {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	out := make([][]byte, 0, len(k.order))
+	derive := func(mk *masterKey) {
+		m := hmac.New(sha256.New, mk.raw)
+		m.Write([]byte("flint/crypt/v1 derived key\x00" + purpose))
+		out = append(out, m.Sum(nil))
+	}
+	derive(k.keys[k.active])
+	for _, id := range k.order {
+		if id != k.active {
+			derive(k.keys[id])
+		}
+	}
+	return out
 }
 
 // KeyIDs lists the ring's master key ids: in key file order (oldest first), or as listed in

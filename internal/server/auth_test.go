@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"io"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +181,52 @@ func TestDevMode(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "without access keys") {
 		t.Errorf("non-loopback without keys: %v", err)
+	}
+}
+
+// TestDownloadLinkSurvivesRestart: a Code.Location handed out before a restart still downloads
+// the code from the restarted server (its key is derived from the master key, not made at
+// start), and one with a changed expiry does not.
+func TestDownloadLinkSurvivesRestart(t *testing.T) {
+	data := t.TempDir()
+	keys, err := sigv4.Load(filepath.Join(data, "access-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keys.Create("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, data)
+	ctx := context.Background()
+	zip := mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return e\n"}})
+	createFunction(t, clientWith(s.URL(), key.AccessKeyID, key.SecretAccessKey), "echo", "python3.12", "app.handler", zip)
+	fn, err := clientWith(s.URL(), key.AccessKeyID, key.SecretAccessKey).GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("echo")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, err := url.Parse(aws.ToString(fn.Code.Location))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = startServer(t, data) // another port: the link's path and query, at the new address
+	get := func(query string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(s.URL() + loc.Path + "?" + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, body
+	}
+	if status, body := get(loc.RawQuery); status != http.StatusOK || !bytes.Equal(body, zip) {
+		t.Errorf("link from before the restart: %d, %d bytes (want 200 and the %d bytes uploaded)", status, len(body), len(zip))
+	}
+	q := loc.Query()
+	q.Set("X-Flint-Expires", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+	if status, _ := get(q.Encode()); status != http.StatusForbidden {
+		t.Errorf("link with a later expiry: %d, want 403", status)
 	}
 }
