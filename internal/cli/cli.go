@@ -1,7 +1,8 @@
-// Package cli is the flint command line: one file per verb (serve, deploy, invoke, ls, rm, logs,
-// version). It is the only place besides cmd/flint that reads flags and environment variables.
-// Every verb but serve is a client of a running Flint and speaks the Lambda REST API through
-// aws-sdk-go-v2, exactly as any other client would; it never reaches into server internals.
+// Package cli is the flint command line: one file per verb (serve, deploy, build, invoke, bench,
+// ls, rm, logs, queue, keys, version). It is the only place besides cmd/flint that reads flags
+// and environment variables. Every verb but serve is a client of a running Flint and speaks the
+// Lambda REST API through aws-sdk-go-v2, exactly as any other client would; it never reaches
+// into server internals.
 //
 // Errors reach the user as one line, "flint: <message>", on stderr: exit code 1 for failures,
 // 2 for usage errors, 130 when interrupted.
@@ -117,6 +118,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.deployCommand(),
 		a.buildCommand(),
 		a.invokeCommand(),
+		a.benchCommand(),
 		a.lsCommand(),
 		a.rmCommand(),
 		a.logsCommand(),

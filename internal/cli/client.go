@@ -52,16 +52,9 @@ func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
 	if region == "" {
 		region = defaultRegion
 	}
-	httpClient := awshttp.NewBuildableClient().
-		WithTimeout(apiTimeout).
-		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
-		WithTransportOptions(func(t *http.Transport) {
-			t.TLSHandshakeTimeout = dialTimeout
-			t.ResponseHeaderTimeout = apiTimeout
-		})
 	cfg, err := config.LoadDefaultConfig(ctx,
 		config.WithRegion(region),
-		config.WithHTTPClient(httpClient),
+		config.WithHTTPClient(apiHTTPClient(0)),
 		config.WithRetryer(newRetryer),
 		// No instance metadata: a CLI pointed at Flint must not stall probing for EC2.
 		config.WithEC2IMDSClientEnableState(imds.ClientDisabled),
@@ -73,6 +66,21 @@ func (a *app) awsConfig(ctx context.Context) (aws.Config, error) {
 		cfg.Credentials = credentials.NewStaticCredentialsProvider("flint", "flint", "")
 	}
 	return cfg, nil
+}
+
+// apiHTTPClient is the AWS clients' HTTP client, with Flint's timeouts. conns > 0 keeps that many
+// idle connections to Flint (the SDK's default keeps a few) for a client used concurrently.
+func apiHTTPClient(conns int) *awshttp.BuildableClient {
+	return awshttp.NewBuildableClient().
+		WithTimeout(apiTimeout).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = dialTimeout }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.TLSHandshakeTimeout = dialTimeout
+			t.ResponseHeaderTimeout = apiTimeout
+			if conns > 0 {
+				t.MaxIdleConns, t.MaxIdleConnsPerHost = conns, conns
+			}
+		})
 }
 
 // haveCredentials reports whether the environment configures usable AWS credentials.

@@ -50,6 +50,10 @@ func TestCommandsAgainstServer(t *testing.T) {
 		{[]string{"ls"}, 0, "clifn", ""},
 		{[]string{"invoke", "nope", "{}"}, 1, "", "flint: ResourceNotFoundException: Function not found"},
 		{[]string{"invoke", "clifn", "{bad json"}, 1, "", "InvalidRequestContentException"},
+		{[]string{"bench", "clifn", `{"a":1}`, "-n", "20", "-c", "2", "--warmup", "4"}, 0, "clifn: 20 invokes at concurrency 2", ""},
+		{[]string{"bench", "clifn", "-n", "6", "--warmup", "0", "--json"}, 0, `"invokes":6,"concurrency":1,"function_errors":0,"failed":0`, ""},
+		{[]string{"bench", "nope"}, 1, "", "flint: ResourceNotFoundException: Function not found"},
+		{[]string{"bench", "clifn", "{bad json"}, 1, "", "InvalidRequestContentException"},
 	}
 	for _, st := range steps {
 		code, out, errOut := runCLI(t, ctx, st.args...)

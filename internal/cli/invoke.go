@@ -12,6 +12,30 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// eventArg is the event given as the one argument in args or in payloadFile ("-": stdin); nil
+// when neither is (the function gets {}).
+func (a *app) eventArg(cmd *cobra.Command, args []string, payloadFile string) ([]byte, error) {
+	switch {
+	case len(args) == 1 && payloadFile != "":
+		return nil, usageErrorf(cmd, "give the event as an argument or with --payload-file, not both")
+	case len(args) == 1:
+		return []byte(args[0]), nil
+	case payloadFile == "-":
+		b, err := io.ReadAll(a.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("read payload from stdin: %w", err)
+		}
+		return b, nil
+	case payloadFile != "":
+		b, err := os.ReadFile(payloadFile)
+		if err != nil {
+			return nil, fmt.Errorf("read payload: %w", err)
+		}
+		return b, nil
+	}
+	return nil, nil
+}
+
 func (a *app) invokeCommand() *cobra.Command {
 	var (
 		payloadFile string
@@ -30,24 +54,11 @@ func (a *app) invokeCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			in := &lambda.InvokeInput{FunctionName: aws.String(args[0])}
-			switch {
-			case len(args) == 2 && payloadFile != "":
-				return usageErrorf(cmd, "give the event as an argument or with --payload-file, not both")
-			case len(args) == 2:
-				in.Payload = []byte(args[1])
-			case payloadFile == "-":
-				b, err := io.ReadAll(a.stdin)
-				if err != nil {
-					return fmt.Errorf("read payload from stdin: %w", err)
-				}
-				in.Payload = b
-			case payloadFile != "":
-				b, err := os.ReadFile(payloadFile)
-				if err != nil {
-					return fmt.Errorf("read payload: %w", err)
-				}
-				in.Payload = b
+			payload, err := a.eventArg(cmd, args[1:], payloadFile)
+			if err != nil {
+				return err
 			}
+			in.Payload = payload
 			if qualifier != "" {
 				in.Qualifier = aws.String(qualifier)
 			}
