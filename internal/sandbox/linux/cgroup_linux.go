@@ -492,7 +492,6 @@ func (e envCgroup) oomKilled() bool {
 	return n > 0
 }
 
-// peakMemory is the environment's high-water mark of memory use, in bytes.
 // peakMemory reads an environment's memory high-water mark from its cgroup through a descriptor
 // kept open: every invocation's REPORT line needs it, and a pread is one system call where
 // opening the file is five (cgroup files are pollable, so os.Open registers them with the
