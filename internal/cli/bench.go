@@ -79,8 +79,9 @@ func (a *app) benchCommand() *cobra.Command {
 				in.Qualifier = aws.String(qualifier)
 			}
 			invoke := func() (time.Duration, bool, error) {
+				call := *in // each client its own input: the SDK does not promise not to touch it
 				start := time.Now()
-				out, err := client.Invoke(ctx, in)
+				out, err := client.Invoke(ctx, &call)
 				if err != nil {
 					return 0, false, err
 				}
