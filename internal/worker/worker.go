@@ -136,6 +136,8 @@ type Manager struct {
 	usedMB int            // memory budget taken by live environments
 	wg     sync.WaitGroup // environment goroutines
 
+	budgetWarned time.Time // when a memory-budget throttle was last logged
+
 	kick        chan struct{} // provisioned concurrency changed
 	records     chan *call    // finished invocations whose log record is still to be written
 	quit        chan struct{}
@@ -166,6 +168,9 @@ var (
 	ErrNoCapacity = errors.New("worker: no memory left for another environment")
 )
 
+// budgetWarnEvery spaces the operator warnings about memory-budget throttles.
+const budgetWarnEvery = 10 * time.Second
+
 // reserve takes mb of the node's memory budget for a new environment, evicting idle
 // environments least recently used first when the budget is full.
 func (m *Manager) reserve(mb int) error {
@@ -177,8 +182,19 @@ func (m *Manager) reserve(mb int) error {
 			return nil
 		}
 		victim := m.takeLRUIdleLocked()
+		used := m.usedMB
+		warn := victim == nil && m.now().Sub(m.budgetWarned) >= budgetWarnEvery
+		if warn {
+			m.budgetWarned = m.now()
+		}
 		m.mu.Unlock()
 		if victim == nil {
+			if warn {
+				// The client only sees AWS's TooManyRequestsException "Rate Exceeded.": say here
+				// which limit it was, at most every budgetWarnEvery.
+				m.log.Warn("invocations throttled: the node's memory budget is taken by busy environments (raise --memory-budget)",
+					"budget_mb", m.cfg.MemoryBudgetMB, "busy_mb", used, "asked_mb", mb)
+			}
 			return ErrNoCapacity
 		}
 		victim.destroy("evicted")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -273,4 +274,78 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))
 	return len(b), nil
+}
+
+// lockedBuffer is a log sink safe for the worker's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestMemoryBudgetThrottleIsLogged: when the node's memory budget refuses an environment the
+// caller gets ErrNoCapacity (AWS's "Rate Exceeded." on the wire), and the operator is told which
+// limit it was, once however many invokes are refused.
+func TestMemoryBudgetThrottleIsLogged(t *testing.T) {
+	task := t.TempDir()
+	const slow = `#!/usr/bin/python3
+import http.client, os, time
+c = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+while True:
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    r.read()
+    time.sleep(2)
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body="{}")
+    c.getresponse().read()
+`
+	if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(slow), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var logs lockedBuffer
+	rt, _ := runtimes.Lookup("provided.al2023")
+	m := worker.New(worker.Config{Backend: process.New("127.0.0.1"), RuntimeDir: t.TempDir(), Region: "us-east-1",
+		KeepAlive: time.Minute, InitTimeout: 30 * time.Second, MemoryBudgetMB: 128,
+		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	defer m.Close()
+	p := m.Pool(worker.Function{Name: "slow", Version: "$LATEST", ARN: "arn:aws:lambda:us-east-1:123456789012:function:slow",
+		Runtime: rt, Handler: "x", MemoryMB: 128, Timeout: 30 * time.Second, EphemeralMB: 512,
+		Env:  func() (map[string]string, error) { return nil, nil },
+		Code: func(context.Context) (string, error) { return task, nil }})
+	first := make(chan error, 1)
+	go func() {
+		first <- p.Invoke(context.Background(), worker.Request{RequestID: "holds-the-budget", Payload: []byte("{}")}, func(*worker.Response) {})
+	}()
+	for deadline := time.Now().Add(30 * time.Second); m.Stats().Busy == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first invoke never got an environment")
+		}
+	}
+	for n := range 3 {
+		err := p.Invoke(context.Background(), worker.Request{RequestID: fmt.Sprintf("refused-%d", n), Payload: []byte("{}")}, func(*worker.Response) {})
+		if !errors.Is(err, worker.ErrNoCapacity) {
+			t.Fatalf("invoke %d while the budget is taken: %v, want ErrNoCapacity", n, err)
+		}
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Count(logs.String(), "memory budget"); got != 1 {
+		t.Errorf("%d warnings about the memory budget for 3 refused invokes, want 1; logs:\n%s", got, logs.String())
+	}
+	if !strings.Contains(logs.String(), "budget_mb=128 busy_mb=128 asked_mb=128") {
+		t.Errorf("the warning does not give the figures:\n%s", logs.String())
+	}
 }
