@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -8,11 +9,16 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -136,6 +142,38 @@ func BenchmarkLoopbackFloor(b *testing.B) {
 	for _, c := range []int{1, 16} {
 		b.Run("c="+strconv.Itoa(c), func(b *testing.B) { load(b, "http://"+ln.Addr().String()+"/", c) })
 	}
+}
+
+// BenchmarkRelay is the lower bound in the same run: bench/relay, the least work any platform can
+// do between a client and the same unmodified aws-lambda-go runtime (one goroutine, raw HTTP, no
+// logs, no isolation). It serves one client at a time, so c=1 only.
+func BenchmarkRelay(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := buildGo(dir, "../../examples/go-echo"); err != nil { // leaves dir/bootstrap
+		b.Fatal(err)
+	}
+	relay := filepath.Join(dir, "relay")
+	if out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", relay, "../../bench/relay").CombinedOutput(); err != nil {
+		b.Fatalf("build bench/relay: %v\n%s", err, out)
+	}
+	cmd := exec.Command(relay, "-listen", "127.0.0.1:0", filepath.Join(dir, "bootstrap"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the runtime too is killed with the group
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+	}()
+	addr, err := bufio.NewReader(stdout).ReadString('\n') // printed once the runtime waits in /next
+	if err != nil {
+		b.Fatalf("relay: %v", err)
+	}
+	b.Run("c=1", func(b *testing.B) { load(b, "http://"+strings.TrimSpace(addr)+"/", 1) })
 }
 
 var initDuration = regexp.MustCompile(`Init Duration: ([0-9.]+) ms`)
