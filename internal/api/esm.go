@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -303,15 +304,8 @@ func (a *API) updateEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 	if in.EventSourceArn != nil {
 		return apierr.InvalidParameterValue("EventSourceArn cannot be updated.")
 	}
-	id := r.PathValue("uuid")
-	for range 5 {
-		m, rev, err := a.store.GetEventSourceMapping(r.Context(), id)
-		if errors.Is(err, store.ErrNotFound) {
-			return a.esmNotFound(id)
-		}
-		if err != nil {
-			return err
-		}
+	shown := lambda.ESMUpdating // the state the answer shows
+	m, err := a.modifyESM(r.Context(), r.PathValue("uuid"), func(m *lambda.EventSourceMapping) error {
 		if m.State == lambda.ESMDeleting {
 			return apierr.ResourceConflict("The event source mapping is being deleted.")
 		}
@@ -320,9 +314,7 @@ func (a *API) updateEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 		if err != nil {
 			return err
 		}
-		m.LastModified = float64(time.Now().UnixMilli()) / 1000
-		m.StateTransitionReason = "USER_INITIATED"
-		shown := lambda.ESMUpdating
+		shown = lambda.ESMUpdating
 		switch {
 		case enabled:
 			m.State = lambda.ESMEnabling
@@ -335,39 +327,51 @@ func (a *API) updateEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 				shown = lambda.ESMDisabling
 			}
 		}
-		if err := a.store.UpdateEventSourceMapping(r.Context(), m, rev); errors.Is(err, store.ErrConflict) {
-			continue // the poller settled the state meanwhile
-		} else if err != nil {
-			return err
-		}
-		out := *m
-		out.State = shown
-		return writeJSON(w, http.StatusAccepted, out)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return apierr.ResourceConflict("The event source mapping was modified concurrently; try again.")
+	out := *m
+	out.State = shown
+	return writeJSON(w, http.StatusAccepted, out)
 }
 
 func (a *API) deleteEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
-	id := r.PathValue("uuid")
+	m, err := a.modifyESM(r.Context(), r.PathValue("uuid"), func(m *lambda.EventSourceMapping) error {
+		m.State = lambda.ESMDeleting
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusAccepted, m)
+}
+
+// modifyESM applies a user's change to mapping id and stores it, starting again from a fresh read
+// when the poller (or another request) wrote the mapping in between.
+func (a *API) modifyESM(ctx context.Context, id string, change func(*lambda.EventSourceMapping) error) (*lambda.EventSourceMapping, error) {
 	for range 5 {
-		m, rev, err := a.store.GetEventSourceMapping(r.Context(), id)
+		m, rev, err := a.store.GetEventSourceMapping(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return a.esmNotFound(id)
+			return nil, a.esmNotFound(id)
 		}
 		if err != nil {
-			return err
+			return nil, err
 		}
-		m.State = lambda.ESMDeleting
-		m.StateTransitionReason = "USER_INITIATED"
+		if err := change(m); err != nil {
+			return nil, err
+		}
 		m.LastModified = float64(time.Now().UnixMilli()) / 1000
-		if err := a.store.UpdateEventSourceMapping(r.Context(), m, rev); errors.Is(err, store.ErrConflict) {
+		m.StateTransitionReason = "USER_INITIATED"
+		if err := a.store.UpdateEventSourceMapping(ctx, m, rev); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {
-			return err
+			return nil, err
 		}
-		return writeJSON(w, http.StatusAccepted, m)
+		return m, nil
 	}
-	return apierr.ResourceConflict("The event source mapping was modified concurrently; try again.")
+	return nil, apierr.ResourceConflict("The event source mapping was modified concurrently; try again.")
 }
 
 func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ string) error {

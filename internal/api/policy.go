@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -148,35 +149,25 @@ func (a *API) addPermission(w http.ResponseWriter, r *http.Request, _ string) er
 	cond("StringEquals", "aws:PrincipalOrgID", in.PrincipalOrgID)
 	cond("StringEquals", "lambda:FunctionUrlAuthType", in.FunctionURLAuthType)
 
-	for range 5 {
-		cur, rev, err := a.store.GetPolicy(r.Context(), name, qualifier)
-		if errors.Is(err, store.ErrNotFound) {
-			cur, rev, err = &lambda.StoredPolicy{Policy: lambda.Policy{Version: "2012-10-17", ID: "default"}}, 0, nil
-		}
-		if err != nil {
-			return err
-		}
-		if in.RevisionID != nil && *in.RevisionID != "" && *in.RevisionID != cur.RevisionID {
-			return apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
-		}
-		if slices.ContainsFunc(cur.Policy.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
+	rid := ""
+	if in.RevisionID != nil {
+		rid = *in.RevisionID
+	}
+	err = a.modifyPolicy(r.Context(), name, qualifier, rid, true, func(p *lambda.Policy) error {
+		if slices.ContainsFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
 			return apierr.ResourceConflict("The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", st.Sid)
 		}
-		next := *cur
-		next.Policy.Statement = append(slices.Clone(cur.Policy.Statement), st)
-		next.RevisionID = uuid.NewString()
-		if b, _ := json.Marshal(next.Policy); len(b) > maxPolicyBytes {
+		p.Statement = append(p.Statement, st)
+		if b, _ := json.Marshal(p); len(b) > maxPolicyBytes {
 			return apierr.PolicyLengthExceeded("The final policy size (%d) is bigger than the limit (%d).", len(b), maxPolicyBytes)
 		}
-		if err := a.store.PutPolicy(r.Context(), name, qualifier, &next, rev); errors.Is(err, store.ErrConflict) {
-			continue
-		} else if err != nil {
-			return err
-		}
-		b, _ := json.Marshal(st)
-		return writeJSON(w, http.StatusCreated, map[string]string{"Statement": string(b)})
+		return nil
+	})
+	if err != nil {
+		return err
 	}
-	return apierr.ResourceConflict("The policy was modified concurrently; try again.")
+	b, _ := json.Marshal(st)
+	return writeJSON(w, http.StatusCreated, map[string]string{"Statement": string(b)})
 }
 
 func (a *API) removePermission(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -185,37 +176,55 @@ func (a *API) removePermission(w http.ResponseWriter, r *http.Request, _ string)
 		return err
 	}
 	sid := r.PathValue("sid")
-	want := r.URL.Query().Get("RevisionId")
+	err = a.modifyPolicy(r.Context(), name, qualifier, r.URL.Query().Get("RevisionId"), false, func(p *lambda.Policy) error {
+		i := slices.IndexFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == sid })
+		if i < 0 {
+			return apierr.ResourceNotFound("Statement %s is not found in resource policy.", sid)
+		}
+		p.Statement = slices.Delete(p.Statement, i, i+1)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// modifyPolicy applies change to a copy of the resource policy and stores it under a new
+// revision id (deleting a policy left without statements), starting again from a fresh read when
+// another request wrote it in between. revisionID, when set, must be the stored one's. A missing
+// policy starts empty with create, else is ResourceNotFoundException.
+func (a *API) modifyPolicy(ctx context.Context, name, qualifier, revisionID string, create bool, change func(*lambda.Policy) error) error {
 	for range 5 {
-		cur, rev, err := a.store.GetPolicy(r.Context(), name, qualifier)
+		cur, rev, err := a.store.GetPolicy(ctx, name, qualifier)
 		if errors.Is(err, store.ErrNotFound) {
-			return apierr.ResourceNotFound("No policy is associated with the given resource.")
+			if !create {
+				return apierr.ResourceNotFound("No policy is associated with the given resource.")
+			}
+			cur, rev, err = &lambda.StoredPolicy{Policy: lambda.Policy{Version: "2012-10-17", ID: "default"}}, 0, nil
 		}
 		if err != nil {
 			return err
 		}
-		if want != "" && want != cur.RevisionID {
+		if revisionID != "" && revisionID != cur.RevisionID {
 			return apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
 		}
-		i := slices.IndexFunc(cur.Policy.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == sid })
-		if i < 0 {
-			return apierr.ResourceNotFound("Statement %s is not found in resource policy.", sid)
-		}
 		next := *cur
-		next.Policy.Statement = slices.Delete(slices.Clone(cur.Policy.Statement), i, i+1)
+		next.Policy.Statement = slices.Clone(cur.Policy.Statement)
+		if err := change(&next.Policy); err != nil {
+			return err
+		}
 		next.RevisionID = uuid.NewString()
 		if len(next.Policy.Statement) == 0 {
-			err = a.store.DeletePolicy(r.Context(), name, qualifier)
+			err = a.store.DeletePolicy(ctx, name, qualifier)
 		} else {
-			err = a.store.PutPolicy(r.Context(), name, qualifier, &next, rev)
+			err = a.store.PutPolicy(ctx, name, qualifier, &next, rev)
 		}
 		if errors.Is(err, store.ErrConflict) {
 			continue
-		} else if err != nil {
-			return err
 		}
-		w.WriteHeader(http.StatusNoContent)
-		return nil
+		return err
 	}
 	return apierr.ResourceConflict("The policy was modified concurrently; try again.")
 }

@@ -57,20 +57,27 @@ func signed(t *testing.T, method, url, id, secret string, body []byte, at time.T
 	return resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), b
 }
 
+// createAccessKey adds an access key to the key file in data, as `flint keys create` does.
+func createAccessKey(t *testing.T, data, description string) sigv4.Credentials {
+	t.Helper()
+	keys, err := sigv4.Load(filepath.Join(data, "access-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := keys.Create(description)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
 // TestSigV4 runs a server with an access key: the real SDK with the key works; a wrong secret,
 // an unknown key, a changed payload, a request 20 minutes old and an unsigned request get AWS's
 // errors; download links work without credentials until tampered with; an AWS_IAM function URL
 // refuses an unsigned request and serves a signed one.
 func TestSigV4(t *testing.T) {
 	data := t.TempDir()
-	keys, err := sigv4.Load(filepath.Join(data, "access-keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := keys.Create("test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := createAccessKey(t, data, "test")
 	s := startServer(t, data)
 	if s.DevMode() {
 		t.Fatal("a server with access keys runs in development mode")
@@ -156,14 +163,7 @@ func TestDevMode(t *testing.T) {
 	if status, _, body := signed(t, "GET", s.URL()+"/2015-03-31/functions", "", "", nil, time.Now(), nil); status != 200 {
 		t.Errorf("unsigned in development mode: %d %s", status, body)
 	}
-	keys, err := sigv4.Load(filepath.Join(data, "access-keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := keys.Create("late")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := createAccessKey(t, data, "late")
 	waitFor(t, "the new key to take effect", 10*time.Second, func() bool { return !s.DevMode() })
 	if status, code, _ := signed(t, "GET", s.URL()+"/2015-03-31/functions", "", "", nil, time.Now(), nil); status != 403 || code != "MissingAuthenticationTokenException" {
 		t.Errorf("unsigned after a key was created: %d %s", status, code)
@@ -189,14 +189,7 @@ func TestDevMode(t *testing.T) {
 // start), and one with a changed expiry does not.
 func TestDownloadLinkSurvivesRestart(t *testing.T) {
 	data := t.TempDir()
-	keys, err := sigv4.Load(filepath.Join(data, "access-keys.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := keys.Create("test")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := createAccessKey(t, data, "test")
 	s := startServer(t, data)
 	ctx := context.Background()
 	zip := mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return e\n"}})

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -276,24 +277,6 @@ func (w testWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// lockedBuffer is a log sink safe for the worker's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestMemoryBudgetThrottleIsLogged: when the node's memory budget refuses an environment the
 // caller gets ErrNoCapacity (AWS's "Rate Exceeded." on the wire), and the operator is told which
 // limit it was, once however many invokes are refused.
@@ -314,12 +297,14 @@ while True:
 	if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(slow), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs bytes.Buffer // slog serialises its writes; it is read once the Manager is closed
 	rt, _ := runtimes.Lookup("provided.al2023")
 	m := worker.New(worker.Config{Backend: process.New("127.0.0.1"), RuntimeDir: t.TempDir(), Region: "us-east-1",
 		KeepAlive: time.Minute, InitTimeout: 30 * time.Second, MemoryBudgetMB: 128,
 		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	defer m.Close()
+	var closeOnce sync.Once
+	closeManager := func() { closeOnce.Do(m.Close) }
+	defer closeManager()
 	p := m.Pool(worker.Function{Name: "slow", Version: "$LATEST", ARN: "arn:aws:lambda:us-east-1:123456789012:function:slow",
 		Runtime: rt, Handler: "x", MemoryMB: 128, Timeout: 30 * time.Second, EphemeralMB: 512,
 		Env:  func() (map[string]string, error) { return nil, nil },
@@ -342,6 +327,7 @@ while True:
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
+	closeManager() // no goroutine of the Manager writes to logs after this
 	if got := strings.Count(logs.String(), "memory budget"); got != 1 {
 		t.Errorf("%d warnings about the memory budget for 3 refused invokes, want 1; logs:\n%s", got, logs.String())
 	}

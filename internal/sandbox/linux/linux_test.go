@@ -102,8 +102,9 @@ func TestConformanceHostNetwork(t *testing.T) {
 	sandboxtest.Run(t, newBackend(t, "host"))
 }
 
-// run starts argv in a fresh environment and returns how it ended and what it wrote.
-func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, sandbox.Instance) {
+// start starts argv in a fresh environment (with the tests' defaults for what spec leaves
+// out) and returns it and the read end of its output; both are closed at cleanup.
+func start(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Instance, *os.File) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -111,7 +112,8 @@ func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, san
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	t.Cleanup(func() { r.Close() })
+	defer w.Close() // the environment holds its own copy
 	if spec.ID == "" {
 		spec.ID = fmt.Sprintf("l%d", seq.Add(1))
 	}
@@ -134,12 +136,20 @@ func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, san
 	if err := inst.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
+	return inst, r
+}
+
+// run starts argv in a fresh environment and returns how it ended and what it wrote.
+func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, sandbox.Instance) {
+	t.Helper()
+	inst, r := start(t, b, spec)
 	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
 	out, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatalf("reading output: %v (so far %q)", err, out)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	exit, err := inst.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -426,32 +436,16 @@ func TestOOM(t *testing.T) {
 // grows: the descriptor kept open between reads must show the new mark, not the first one.
 func TestPeakMemoryWhileRunning(t *testing.T) {
 	b := newBackend(t, "none")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
 	// The function grows once the test has read the first mark and made /var/task/grow.
 	task := t.TempDir()
-	inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("l%d", seq.Add(1)), TaskDir: task, MemoryMB: 256,
-		EphemeralStorageMB: 64, Env: []string{"PATH=/usr/bin:/bin"}, Output: w,
-		Argv: python(`import os, time
+	inst, r := start(t, b, sandbox.Spec{TaskDir: task, Argv: python(`import os, time
 print("small", flush=True)
 while not os.path.exists("/var/task/grow"):
     time.sleep(0.01)
 b = bytearray(1 << 20) * 96
 print("big", flush=True)
 time.sleep(60)`)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer inst.Destroy(context.Background())
-	if err := inst.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
+	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
 	lines := bufio.NewReader(r)
 	if l, err := lines.ReadString('\n'); err != nil || l != "small\n" {
 		t.Fatalf("first line %q, %v", l, err)
@@ -477,7 +471,7 @@ time.sleep(60)`)})
 	if big < 96<<20 || big > 256<<20 {
 		t.Errorf("peak after growing = %d MB, want 96..256 (before: %d MB)", big>>20, small>>20)
 	}
-	if err := inst.Destroy(ctx); err != nil {
+	if err := inst.Destroy(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if final, err := mr.MaxMemoryUsed(); err != nil || final < big {
