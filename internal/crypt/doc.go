@@ -25,10 +25,10 @@
 // Master keys are versioned. Rotate adds a new active key; old keys stay in the ring so old
 // envelopes still open. Rewrap re-wraps an envelope's data key under the active key without
 // touching its ciphertext, so every stored record can be moved to the new key while Flint runs;
-// after that Retire removes the old key. DerivedKeys gives keys derived from the master keys
-// for secrets that must survive restarts without being stored (the download-link key). Key ids are derived from the key bytes, so the same
-// key has the same id whether it is read from the key file or from the environment, and moving
-// keys from one to the other needs no rewrap.
+// after that Retire removes the old key. Key ids are derived from the key bytes, so the same key
+// has the same id whether it is read from the key file or from the environment, and moving keys
+// from one to the other needs no rewrap. DerivedKeys gives keys derived from the master keys for
+// secrets that must survive restarts without being stored (the download-link key).
 //
 // The package knows nothing of the store or HTTP; it never logs, and its errors never carry
 // plaintext or key material.
