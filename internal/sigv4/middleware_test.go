@@ -250,6 +250,9 @@ func TestMiddlewareBodyLimit(t *testing.T) {
 	}
 }
 
+// TestMiddlewareThrottles: an address over its failure limit gets ThrottlingException for its
+// further failures, and is still served when it signs correctly (issue: 25 bad signatures
+// locked every client behind one proxy or NAT out, correctly signed ones included).
 func TestMiddlewareThrottles(t *testing.T) {
 	v, clk := newTestVerifier(t, func(c *Config) { c.FailureLimit = 3; c.FailureWindow = 10 * time.Second })
 	var s seen
@@ -271,9 +274,12 @@ func TestMiddlewareThrottles(t *testing.T) {
 		}
 	}
 	clk.Add(4 * time.Second)
-	rec := serve(good())
+	if rec := serve(good()); rec.Code != http.StatusOK {
+		t.Fatalf("correctly signed, after 3 failures from its address: %d %s %s, want 200", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), rec.Body)
+	}
+	rec := serve(httptest.NewRequest(http.MethodGet, "/2015-03-31/functions/", nil))
 	if rec.Code != http.StatusTooManyRequests || rec.Header().Get("X-Amzn-ErrorType") != CodeThrottling {
-		t.Fatalf("after 3 failures: %d %s, want 429 %s", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), CodeThrottling)
+		t.Fatalf("a fourth failure: %d %s, want 429 %s", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), CodeThrottling)
 	}
 	if got := rec.Header().Get("Retry-After"); got != "6" {
 		t.Errorf("Retry-After = %q, want 6", got)
@@ -281,15 +287,15 @@ func TestMiddlewareThrottles(t *testing.T) {
 	if !strings.Contains(rec.Body.String(), `"message":"Rate exceeded"`) {
 		t.Errorf("body = %s", rec.Body)
 	}
-	// Another address is not affected.
-	other := good()
+	// Another address's failure is its own.
+	other := httptest.NewRequest(http.MethodGet, "/2015-03-31/functions/", nil)
 	other.RemoteAddr = "198.51.100.7:4000"
-	if rec := serve(other); rec.Code != http.StatusOK {
-		t.Errorf("another client: status %d, want 200", rec.Code)
+	if rec := serve(other); rec.Code != http.StatusForbidden || rec.Header().Get("X-Amzn-ErrorType") != CodeMissingAuthenticationToken {
+		t.Errorf("another client: %d %s, want 403 %s", rec.Code, rec.Header().Get("X-Amzn-ErrorType"), CodeMissingAuthenticationToken)
 	}
 	clk.Add(6 * time.Second)
-	if rec := serve(good()); rec.Code != http.StatusOK {
-		t.Errorf("after the window: status %d (%s), want 200", rec.Code, rec.Body)
+	if rec := serve(httptest.NewRequest(http.MethodGet, "/2015-03-31/functions/", nil)); rec.Code != http.StatusForbidden {
+		t.Errorf("a failure after the window: status %d, want 403", rec.Code)
 	}
 }
 

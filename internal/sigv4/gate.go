@@ -1,0 +1,250 @@
+package sigv4
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// errBusy: the bytes the server holds for unauthenticated bodies stayed at their bound for as
+// long as a request may wait.
+var errBusy = errors.New("too many unauthenticated request bodies held")
+
+// bodyGate bounds the request-body bytes the server holds before their signatures are checked:
+// at most capacity across the server and, for a body whose signature nothing has checked yet,
+// perSource per client address (and one body at a time from an address over its failure
+// limit). A body waits for room, in arrival order, for at most maxWait; nothing is read from
+// the connection while it waits, so a waiting request costs a goroutine and no buffer.
+//
+// Order: a waiter that does not fit the server's capacity holds back every waiter behind it
+// (a stream of small bodies cannot starve a large one), while a waiter held by its own
+// address's bound holds back no one else's.
+type bodyGate struct {
+	capacity  int64
+	perSource int64
+	maxWait   time.Duration
+
+	mu      sync.Mutex
+	used    int64
+	sources map[netip.Addr]*sourceHold
+	queue   []*waiter
+}
+
+type sourceHold struct {
+	bytes  int64
+	bodies int
+}
+
+type waiter struct {
+	src    netip.Addr
+	n      int64
+	scoped bool // counts against its address (nothing about the request has been verified)
+	serial bool // its address is over its failure limit: one body at a time
+	ready  chan struct{}
+	held   bool
+}
+
+func newBodyGate(capacity, perSource int64, maxWait time.Duration) *bodyGate {
+	return &bodyGate{capacity: capacity, perSource: perSource, maxWait: maxWait, sources: make(map[netip.Addr]*sourceHold)}
+}
+
+// hold is room taken in the gate; release gives it back, once.
+type hold struct {
+	g      *bodyGate
+	src    netip.Addr
+	n      int64
+	scoped bool
+}
+
+func (h *hold) release() {
+	if h == nil || h.g == nil {
+		return
+	}
+	g := h.g
+	h.g = nil
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.used -= h.n
+	if h.scoped {
+		s := g.sources[h.src]
+		s.bytes -= h.n
+		s.bodies--
+		if s.bodies == 0 {
+			delete(g.sources, h.src)
+		}
+	}
+	g.grantLocked()
+}
+
+// acquire takes n bytes of room for a body from src, waiting for it in turn.
+func (g *bodyGate) acquire(ctx context.Context, src netip.Addr, n int64, scoped, serial bool) (*hold, error) {
+	w := &waiter{src: src, n: n, scoped: scoped, serial: serial, ready: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, w)
+	g.grantLocked()
+	if w.held {
+		g.mu.Unlock()
+		return &hold{g: g, src: src, n: n, scoped: scoped}, nil
+	}
+	g.mu.Unlock()
+
+	t := time.NewTimer(g.maxWait)
+	defer t.Stop()
+	var err error
+	select {
+	case <-w.ready:
+		return &hold{g: g, src: src, n: n, scoped: scoped}, nil
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-t.C:
+		err = errBusy
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if w.held { // granted while we gave up
+		return &hold{g: g, src: src, n: n, scoped: scoped}, nil
+	}
+	for i, q := range g.queue {
+		if q == w {
+			g.queue = append(g.queue[:i], g.queue[i+1:]...)
+			break
+		}
+	}
+	g.grantLocked() // a waiter behind w may fit now that w no longer holds its place
+	return nil, err
+}
+
+// grow adds n bytes to h without waiting: a body of unknown length grows as it arrives, and a
+// request that already holds room must not wait for more (two such would wait on each other).
+func (g *bodyGate) grow(h *hold, n int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.used+n > g.capacity {
+		return false
+	}
+	if h.scoped {
+		s := g.sources[h.src]
+		if s.bytes+n > g.perSource {
+			return false
+		}
+		s.bytes += n
+	}
+	g.used += n
+	h.n += n
+	return true
+}
+
+// grantLocked gives room to waiters in arrival order.
+func (g *bodyGate) grantLocked() {
+	kept := g.queue[:0]
+	blocked := false
+	for _, w := range g.queue {
+		if blocked {
+			kept = append(kept, w)
+			continue
+		}
+		var s *sourceHold
+		if w.scoped {
+			s = g.sources[w.src]
+			if s != nil && (s.bytes+w.n > g.perSource || (w.serial && s.bodies > 0)) {
+				kept = append(kept, w)
+				continue
+			}
+		}
+		if g.used+w.n > g.capacity {
+			blocked = true
+			kept = append(kept, w)
+			continue
+		}
+		g.used += w.n
+		if w.scoped {
+			if s == nil {
+				s = &sourceHold{}
+				g.sources[w.src] = s
+			}
+			s.bytes += w.n
+			s.bodies++
+		}
+		w.held = true
+		close(w.ready)
+	}
+	clear(g.queue[len(kept):])
+	g.queue = kept
+}
+
+// unknownLengthStep is the room a body of unknown length (chunked) takes first and grows by
+// doubling as it arrives.
+const unknownLengthStep = 256 << 10
+
+// read reads r's body, at most max bytes, holding room in the gate for what it holds. The
+// caller releases the hold once the body is authenticated or refused.
+func (g *bodyGate) read(r *http.Request, src netip.Addr, max int64, scoped, serial bool) ([]byte, *hold, error) {
+	n := r.ContentLength
+	if n > max {
+		return nil, nil, errTooLarge
+	}
+	if n == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil, nil, nil
+	}
+	if n > 0 {
+		h, err := g.acquire(r.Context(), src, n, scoped, serial)
+		if err != nil {
+			return nil, nil, err
+		}
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r.Body, b); err != nil {
+			h.release()
+			return nil, nil, err
+		}
+		return b, h, nil
+	}
+	// Unknown length: room for what has arrived, grown as more does, up to max+1 bytes so that
+	// a body over max is seen to be.
+	step := min(int64(unknownLengthStep), max+1)
+	h, err := g.acquire(r.Context(), src, step, scoped, serial)
+	if err != nil {
+		return nil, nil, err
+	}
+	b := make([]byte, 0, step)
+	for {
+		if len(b) == cap(b) {
+			if int64(len(b)) > max {
+				h.release()
+				return nil, nil, errTooLarge
+			}
+			more := min(int64(cap(b)), max+1-int64(cap(b)))
+			if !g.grow(h, more) {
+				h.release()
+				return nil, nil, errBusy
+			}
+			nb := make([]byte, len(b), int64(cap(b))+more)
+			copy(nb, b)
+			b = nb
+		}
+		m, err := r.Body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			h.release()
+			return nil, nil, err
+		}
+	}
+	if int64(len(b)) > max {
+		h.release()
+		return nil, nil, errTooLarge
+	}
+	return b, h, nil
+}
+
+// held reports the bytes held across the server, for tests.
+func (g *bodyGate) held() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.used
+}
