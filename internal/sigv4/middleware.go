@@ -112,10 +112,13 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 			if got != sum {
 				// The body is not the one signed: AWS, hashing the body it received, finds
 				// the signature does not match.
+				gate.refused(len(body))
 				reject(w, r, log, v.failed(&p, errSignatureMismatch()), p.accessKeyID)
+				gate.settle()
 				return
 			}
 			serve(next, w, r, body, id)
+			gate.settle()
 			return
 		}
 		body, h, rerr := gate.read(r, p.client, maxBody, true, v.overLimit(&p))
@@ -131,10 +134,13 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 		id, err := v.finish(&p, sha256.Sum256(body))
 		h.release()
 		if err != nil {
+			gate.refused(len(body))
 			reject(w, r, log, err, p.accessKeyID)
+			gate.settle()
 			return
 		}
 		serve(next, w, r, body, id)
+		gate.settle()
 	})
 }
 

@@ -169,8 +169,12 @@ func TestVerify(t *testing.T) {
 				req := w.request(t, http.MethodPost, invokeARNPath, invokeBody)
 				req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
 				sign(t, req, creds(testKeyID, testSecret), unsignedPayload, "lambda", testRegion, t0)
-				swapped := []byte(`{"hello":"mallory"}`)
-				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(swapped)), int64(len(swapped))
+				// The same length, so that the signed Content-Length still holds.
+				swapped := []byte(`{"hello":"WORLD","n":[9,9,9]}`)
+				if len(swapped) != len(invokeBody) {
+					t.Fatalf("swapped body is %d bytes, want %d", len(swapped), len(invokeBody))
+				}
+				req.Body = io.NopCloser(bytes.NewReader(swapped))
 				return req
 			},
 			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
@@ -574,6 +578,45 @@ func TestAWSDocumentationExample(t *testing.T) {
 	}
 	if !strings.Contains(e.Detail, "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59") {
 		t.Errorf("Detail = %q, want the documented canonical request hash in the string to sign", e.Detail)
+	}
+}
+
+// TestBotocorePresignedURLs verifies URLs presigned by botocore 1.43 (boto3's core, as the AWS
+// CLI presigns), generated at t0 with the test key by
+//
+//	client = botocore.session.get_session().create_client('lambda', region_name='us-east-1',
+//	    endpoint_url='http://flint.example:9000', aws_access_key_id=…, aws_secret_access_key=…)
+//	client.generate_presigned_url('list_functions', Params={'MaxItems': 5}, ExpiresIn=600)
+//
+// (get_current_datetime patched to t0). For Lambda botocore uses SigV4QueryAuth, whose payload
+// hash is the empty body's, not S3's UNSIGNED-PAYLOAD.
+func TestBotocorePresignedURLs(t *testing.T) {
+	for _, u := range []string{
+		"/2015-03-31/functions?MaxItems=5&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261127T103000Z&X-Amz-Expires=600&X-Amz-SignedHeaders=host&X-Amz-Signature=737ab749e74e20f7cec18ac6338c99b0ac5fae325ce751709b7f758860d4a703",
+		"/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af?Qualifier=%24LATEST&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261127T103000Z&X-Amz-Expires=600&X-Amz-SignedHeaders=host&X-Amz-Signature=a66871898f1912dc4b327e0e16140220bda07134677b0f0c42814f33de2690d2",
+	} {
+		v, clk := newTestVerifier(t, func(c *Config) { c.FailureLimit = -1 })
+		clk.Add(9 * time.Minute)
+		req := httptest.NewRequest(http.MethodGet, u, nil)
+		req.Host = "flint.example:9000"
+		id, err := v.Verify(req, nil)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				t.Logf("%s", e.Detail)
+			}
+			t.Errorf("GET %s: %v", u, err)
+			continue
+		}
+		if id != (Identity{AccessKeyID: testKeyID, Region: testRegion, Service: "lambda"}) {
+			t.Errorf("Identity = %+v", id)
+		}
+		// One character of the query changed: refused.
+		req = httptest.NewRequest(http.MethodGet, strings.Replace(u, "X-Amz-Expires=600", "X-Amz-Expires=601", 1), nil)
+		req.Host = "flint.example:9000"
+		if _, err := v.Verify(req, nil); err == nil {
+			t.Errorf("GET %s with X-Amz-Expires changed: verified", u)
+		}
 	}
 }
 

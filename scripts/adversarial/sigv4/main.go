@@ -57,14 +57,16 @@ func main() {
 		growthMB    int64
 		settle      time.Duration
 		failures    int
+		sources     int
 	)
 	flag.StringVar(&a.endpoint, "endpoint", "", "the server's API endpoint, http://127.0.0.1:PORT (loopback only)")
 	flag.StringVar(&a.creds.AccessKeyID, "key", os.Getenv("AWS_ACCESS_KEY_ID"), "a valid access key ID (env AWS_ACCESS_KEY_ID)")
 	flag.StringVar(&a.creds.SecretAccessKey, "secret", os.Getenv("AWS_SECRET_ACCESS_KEY"), "its secret (env AWS_SECRET_ACCESS_KEY)")
 	flag.StringVar(&a.region, "region", "us-east-1", "the server's region")
-	flag.StringVar(&only, "only", "memory,lockout,coverage", "attacks to run, comma-separated")
+	flag.StringVar(&only, "only", "coverage,memory,lockout", "attacks to run, comma-separated, in order")
 	flag.IntVar(&pid, "pid", 0, "the server's process ID, to read its memory from /proc (0: do not measure)")
 	flag.IntVar(&concurrency, "concurrency", 20, "memory: requests at once")
+	flag.IntVar(&sources, "sources", 1, "memory: loopback source addresses to spread them over (127.0.0.1, 127.0.0.2, …)")
 	flag.Int64Var(&size, "size", 60_000_000, "memory: body bytes per request")
 	flag.Int64Var(&growthMB, "max-rss-growth", 400, "memory: MB the server's peak VmRSS may grow by")
 	flag.DurationVar(&settle, "settle", 30*time.Second, "memory: how long the server has to give memory back")
@@ -78,7 +80,7 @@ func main() {
 	for _, name := range strings.Split(only, ",") {
 		switch strings.TrimSpace(name) {
 		case "memory":
-			a.memory(pid, concurrency, size, growthMB<<20, settle)
+			a.memory(pid, concurrency, sources, size, growthMB<<20, settle)
 		case "lockout":
 			a.lockout(failures)
 		case "coverage":
@@ -143,8 +145,10 @@ func (r result) String() string {
 	return strconv.Itoa(r.status)
 }
 
-func (a *attacker) do(req *http.Request) result {
-	resp, err := a.client.Do(req)
+func (a *attacker) do(req *http.Request) result { return doWith(a.client, req) }
+
+func doWith(c *http.Client, req *http.Request) result {
+	resp, err := c.Do(req)
 	if err != nil {
 		return result{err: err}
 	}
@@ -201,9 +205,15 @@ func patternHash(n int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// memory sends concurrency bodies of size bytes signed with a wrong secret, at once.
-func (a *attacker) memory(pid, concurrency int, size, maxGrowth int64, settle time.Duration) {
-	fmt.Printf("== memory: %d concurrent %d-byte bodies with a bad signature\n", concurrency, size)
+// memory sends concurrency bodies of size bytes signed with a wrong secret, at once, from
+// sources loopback addresses.
+func (a *attacker) memory(pid, concurrency, sources int, size, maxGrowth int64, settle time.Duration) {
+	fmt.Printf("== memory: %d concurrent %d-byte bodies with a bad signature, from %d address(es)\n", concurrency, size, sources)
+	clients := make([]*http.Client, max(1, min(sources, 250)))
+	for i := range clients {
+		d := &net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(i+1))}}
+		clients[i] = &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{DialContext: d.DialContext, DisableCompression: true}}
+	}
 	before, _ := memStatus(pid)
 	if pid > 0 {
 		fmt.Printf("     server before: VmRSS %d MB, VmHWM %d MB\n", before.rss>>20, before.hwm>>20)
@@ -236,7 +246,7 @@ func (a *attacker) memory(pid, concurrency int, size, maxGrowth int64, settle ti
 			req, _ := http.NewRequest(http.MethodPost, a.endpoint+"/2015-03-31/functions/flint-adversarial/invocations", &pattern{n: size})
 			req.ContentLength = size
 			a.sign(req, a.wrongCreds(), hash)
-			results[i] = a.do(req)
+			results[i] = doWith(clients[i%len(clients)], req)
 		})
 	}
 	wg.Wait()
@@ -329,6 +339,19 @@ func (a *attacker) lockout(failures int) {
 	a.verdict(r.err == nil && r.code == "ResourceNotFoundException", "correctly signed Invoke after them: %s (want 404 ResourceNotFoundException: authenticated)", r)
 }
 
+// refused reports whether r is the refusal wanted, or the throttle an address that failed too
+// often lately gets for any failure (refused too, without saying why).
+func refused(r result, status int, code string) bool {
+	return r.err == nil && (r.status == status && r.code == code || r.status == http.StatusTooManyRequests && r.code == "ThrottlingException")
+}
+
+func throttleNote(r result) string {
+	if r.code == "ThrottlingException" {
+		return " [throttled: this address failed too often lately; run again after Retry-After for the exact code]"
+	}
+	return ""
+}
+
 // coverage: what a signature must cover, and the presigned form AWS's SDKs make.
 func (a *attacker) coverage() {
 	fmt.Println("== coverage: unsigned payloads and presigned URLs on the Lambda API")
@@ -337,8 +360,8 @@ func (a *attacker) coverage() {
 	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
 	a.sign(req, a.creds, "UNSIGNED-PAYLOAD")
 	r := a.do(req)
-	a.verdict(r.err == nil && r.status == http.StatusForbidden && r.code == "InvalidSignatureException",
-		"Invoke signed with UNSIGNED-PAYLOAD: %s (want 403 InvalidSignatureException: Lambda signs payloads)", r)
+	a.verdict(refused(r, http.StatusForbidden, "InvalidSignatureException"),
+		"Invoke signed with UNSIGNED-PAYLOAD: %s (want 403 InvalidSignatureException: Lambda signs payloads)%s", r, throttleNote(r))
 
 	// A body changed after signing, the signed hash declared in X-Amz-Content-Sha256.
 	signedBody := []byte(`{"amount":1}`)
@@ -348,7 +371,8 @@ func (a *attacker) coverage() {
 	a.sign(req, a.creds, hex.EncodeToString(sum[:]))
 	req.Body = io.NopCloser(strings.NewReader(`{"amount":9}`))
 	r = a.do(req)
-	a.verdict(r.err == nil && r.status == http.StatusForbidden, "Invoke whose body was swapped under a declared X-Amz-Content-Sha256: %s (want 403)", r)
+	a.verdict(refused(r, http.StatusForbidden, "InvalidSignatureException"),
+		"Invoke whose body was swapped under a declared X-Amz-Content-Sha256: %s (want 403 InvalidSignatureException)%s", r, throttleNote(r))
 
 	for _, tc := range []struct {
 		name, hash string
@@ -357,6 +381,10 @@ func (a *attacker) coverage() {
 		{"SigV4QueryAuth (payload hash of the empty body, as botocore presigns for Lambda)", emptySHA256, http.StatusOK},
 		{"S3-style (UNSIGNED-PAYLOAD)", "UNSIGNED-PAYLOAD", http.StatusForbidden},
 	} {
+		ok := func(r result) bool { return r.err == nil && r.status == tc.want }
+		if tc.want == http.StatusForbidden {
+			ok = func(r result) bool { return refused(r, tc.want, "InvalidSignatureException") }
+		}
 		req, _ := http.NewRequest(http.MethodGet, a.endpoint+"/2015-03-31/functions/?MaxItems=5&X-Amz-Expires=300", nil)
 		u, _, err := v4.NewSigner().PresignHTTP(context.Background(), a.creds, req, tc.hash, "lambda", a.region, time.Now())
 		if err != nil {
@@ -364,6 +392,6 @@ func (a *attacker) coverage() {
 		}
 		req, _ = http.NewRequest(http.MethodGet, u, nil)
 		r := a.do(req)
-		a.verdict(r.err == nil && r.status == tc.want, "presigned ListFunctions, %s: %s (want %d)", tc.name, r, tc.want)
+		a.verdict(ok(r), "presigned ListFunctions, %s: %s (want %d)%s", tc.name, r, tc.want, throttleNote(r))
 	}
 }
