@@ -62,6 +62,11 @@ type MiddlewareOptions struct {
 //     before the signature can be checked. Such bodies are held under the bounds of
 //     MiddlewareOptions, in a buffer of their declared length allocated only once there is
 //     room, and dropped as soon as their signature fails.
+//
+// A declared hash is taken at its word for the signature check, as the SDKs sign the value
+// they declare; a client that declared one hash and signed over another (its body's) would be
+// refused here where AWS, hashing the body, would not. No SDK does that, and reading every
+// such body to find out would hand back what checking the headers first saves.
 func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
 	maxBody := opts.MaxBody
 	if maxBody <= 0 {
@@ -123,9 +128,10 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 		}
 		body, h, rerr := gate.read(r, p.client, maxBody, true, v.overLimit(&p))
 		if rerr != nil {
-			if !errors.Is(rerr, errTooLarge) && !errors.Is(rerr, errBusy) {
+			if !errors.Is(rerr, errTooLarge) && !errors.Is(rerr, errBusy) && r.Context().Err() == nil {
 				// A body that never arrives whole (a client that stalls until the read
-				// times out) is a failure like a bad signature.
+				// times out) is a failure like a bad signature; one that gave up waiting
+				// for room is not.
 				v.failed(&p, errIncomplete("request body not received"))
 			}
 			readFailed(w, r, log, rerr, maxBody)

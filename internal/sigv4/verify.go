@@ -472,8 +472,8 @@ func (v *Verifier) finish(p *pending, payload [sha256.Size]byte) (Identity, *Err
 // check computes the signature and compares it with the one sent. The payload line of the
 // canonical request is always the SHA-256 of the body: every API Flint serves is one whose
 // payload AWS signs (S3 is the service that accepts UNSIGNED-PAYLOAD; Lambda, Scheduler,
-// Secrets Manager and CloudWatch Logs do not, and botocore signs their presigned URLs over the
-// body's hash too), so a client that signed "UNSIGNED-PAYLOAD" gets the mismatch AWS gives it,
+// Secrets Manager, CloudWatch Logs, SQS, SNS and Kinesis do not, and botocore signs their
+// presigned URLs over the body's hash too), so a client that signed "UNSIGNED-PAYLOAD" gets the mismatch AWS gives it,
 // and a signed body cannot be swapped.
 func (v *Verifier) check(p *pending, payload [sha256.Size]byte) *Error {
 	bp := bufPool.Get().(*[]byte)
