@@ -63,8 +63,9 @@
 //     window ends and are not logged one by one (one Warn when the limit is reached); a
 //     correctly signed request is always served, so a client behind the same proxy or NAT as
 //     a failing one, or sharing its key, is never locked out by it. Guessing a secret through
-//     HMAC-SHA256 is hopeless anyway; what the limit buys is quiet logs, a back-off signal, and
-//     (Middleware) one unauthenticated body at a time from an address that keeps failing. At
+//     HMAC-SHA256 is hopeless anyway; what the limit buys is quiet logs and a back-off signal.
+//     It adds no penalty on reading bodies: before they are read, a failing client's bodies
+//     cannot be told from those of a correct one at the same address. At
 //     most 10000 addresses and keys are remembered; the limiter prunes itself on the calls it
 //     receives and has no goroutine. The address is the TCP peer: behind a reverse proxy every
 //     client shares the proxy's count.

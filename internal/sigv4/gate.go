@@ -18,9 +18,13 @@ var errBusy = errors.New("too many unauthenticated request bodies held")
 
 // bodyGate bounds the request-body bytes the server holds before their signatures are checked:
 // at most capacity across the server and, for a body whose signature nothing has checked yet,
-// perSource per client address (and one body at a time from an address over its failure
-// limit). A body waits for room, in arrival order, for at most maxWait; nothing is read from
-// the connection while it waits, so a waiting request costs a goroutine and no buffer.
+// perSource per client address. A body waits for room, in arrival order, for at most maxWait;
+// nothing is read from the connection while it waits, so a waiting request costs a goroutine
+// and no buffer.
+//
+// An address over its failure limit is held to the same bound as any other: its bodies cannot
+// be told from those of a correctly signing client behind the same proxy or NAT until they are
+// read, so any further penalty would fall on that client too.
 //
 // Order: a waiter that does not fit the server's capacity holds back every waiter behind it
 // (a stream of small bodies cannot starve a large one), while a waiter held by its own
@@ -47,7 +51,6 @@ type waiter struct {
 	src    netip.Addr
 	n      int64
 	scoped bool // counts against its address (nothing about the request has been verified)
-	serial bool // its address is over its failure limit: one body at a time
 	ready  chan struct{}
 	held   bool
 }
@@ -87,15 +90,15 @@ func (h *hold) release() {
 }
 
 // acquire takes n bytes of room for a body from src, waiting for it in turn.
-func (g *bodyGate) acquire(ctx context.Context, src netip.Addr, n int64, scoped, serial bool) (hold, error) {
+func (g *bodyGate) acquire(ctx context.Context, src netip.Addr, n int64, scoped bool) (hold, error) {
 	h := hold{g: g, src: src, n: n, scoped: scoped}
 	g.mu.Lock()
-	if len(g.queue) == 0 && g.takeLocked(src, n, scoped, serial) {
+	if len(g.queue) == 0 && g.takeLocked(src, n, scoped) {
 		// The common case, without allocating: nobody waits and there is room.
 		g.mu.Unlock()
 		return h, nil
 	}
-	w := &waiter{src: src, n: n, scoped: scoped, serial: serial, ready: make(chan struct{})}
+	w := &waiter{src: src, n: n, scoped: scoped, ready: make(chan struct{})}
 	g.queue = append(g.queue, w)
 	g.grantLocked()
 	if w.held {
@@ -152,12 +155,12 @@ func (g *bodyGate) grow(h *hold, n int64) bool {
 }
 
 // takeLocked takes room for a body if it fits: within the server's capacity and, for a scoped
-// body, within its address's bound (one body at a time when serial).
-func (g *bodyGate) takeLocked(src netip.Addr, n int64, scoped, serial bool) bool {
+// body, within its address's bound.
+func (g *bodyGate) takeLocked(src netip.Addr, n int64, scoped bool) bool {
 	var s sourceHold
 	if scoped {
 		s = g.sources[src]
-		if s.bytes+n > g.perSource || (serial && s.bodies > 0) {
+		if s.bytes+n > g.perSource {
 			return false
 		}
 	}
@@ -184,7 +187,7 @@ func (g *bodyGate) grantLocked() {
 			kept = append(kept, w)
 			continue
 		}
-		if g.takeLocked(w.src, w.n, w.scoped, w.serial) {
+		if g.takeLocked(w.src, w.n, w.scoped) {
 			w.held = true
 			close(w.ready)
 			continue
@@ -204,7 +207,7 @@ const unknownLengthStep = 256 << 10
 
 // read reads r's body, at most max bytes, holding room in the gate for what it holds. The
 // caller releases the hold once the body is authenticated or refused.
-func (g *bodyGate) read(r *http.Request, src netip.Addr, max int64, scoped, serial bool) ([]byte, hold, error) {
+func (g *bodyGate) read(r *http.Request, src netip.Addr, max int64, scoped bool) ([]byte, hold, error) {
 	n := r.ContentLength
 	if n > max {
 		return nil, hold{}, errTooLarge
@@ -213,7 +216,7 @@ func (g *bodyGate) read(r *http.Request, src netip.Addr, max int64, scoped, seri
 		return nil, hold{}, nil
 	}
 	if n > 0 {
-		h, err := g.acquire(r.Context(), src, n, scoped, serial)
+		h, err := g.acquire(r.Context(), src, n, scoped)
 		if err != nil {
 			return nil, hold{}, err
 		}
@@ -227,7 +230,7 @@ func (g *bodyGate) read(r *http.Request, src netip.Addr, max int64, scoped, seri
 	// Unknown length: room for what has arrived, grown as more does, up to max+1 bytes so that
 	// a body over max is seen to be.
 	step := min(int64(unknownLengthStep), max+1)
-	h, err := g.acquire(r.Context(), src, step, scoped, serial)
+	h, err := g.acquire(r.Context(), src, step, scoped)
 	if err != nil {
 		return nil, hold{}, err
 	}

@@ -18,10 +18,10 @@ var (
 )
 
 // pendingAcquire runs acquire in a goroutine and returns its outcome channel.
-func pendingAcquire(g *bodyGate, ctx context.Context, src netip.Addr, n int64, scoped, serial bool) chan acquired {
+func pendingAcquire(g *bodyGate, ctx context.Context, src netip.Addr, n int64, scoped bool) chan acquired {
 	ch := make(chan acquired, 1)
 	go func() {
-		h, err := g.acquire(ctx, src, n, scoped, serial)
+		h, err := g.acquire(ctx, src, n, scoped)
 		ch <- acquired{h, err}
 	}()
 	return ch
@@ -75,19 +75,18 @@ func notYet(t *testing.T, ch chan acquired, what string) {
 
 // TestBodyGate: the server's capacity and an address's bound are never exceeded; a waiter held
 // back by its own address does not hold back others; one that does not fit the capacity keeps
-// its place ahead of later, smaller ones; an address over its failure limit gets one body at a
-// time; room given back is granted to waiters.
+// its place ahead of later, smaller ones; room given back is granted to waiters.
 func TestBodyGate(t *testing.T) {
 	ctx := context.Background()
 	g := newBodyGate(100, 60, time.Minute)
 
-	a1 := mustGet(t, pendingAcquire(g, ctx, addrA, 50, true, false), "A 50")
-	a2 := pendingAcquire(g, ctx, addrA, 20, true, false) // A would hold 70 > 60
+	a1 := mustGet(t, pendingAcquire(g, ctx, addrA, 50, true), "A 50")
+	a2 := pendingAcquire(g, ctx, addrA, 20, true) // A would hold 70 > 60
 	waitQueued(t, g, 1)
-	b1 := mustGet(t, pendingAcquire(g, ctx, addrB, 40, true, false), "B 40 (A's waiter holds back only A)")
-	c1 := pendingAcquire(g, ctx, addrC, 30, true, false) // 120 > 100
+	b1 := mustGet(t, pendingAcquire(g, ctx, addrB, 40, true), "B 40 (A's waiter holds back only A)")
+	c1 := pendingAcquire(g, ctx, addrC, 30, true) // 120 > 100
 	waitQueued(t, g, 2)
-	c2 := pendingAcquire(g, ctx, addrC, 5, true, false) // fits, but C's 30 came first
+	c2 := pendingAcquire(g, ctx, addrC, 5, true) // fits, but C's 30 came first
 	waitQueued(t, g, 3)
 	notYet(t, a2, "A 20")
 	notYet(t, c2, "C 5 behind C 30")
@@ -111,19 +110,10 @@ func TestBodyGate(t *testing.T) {
 
 	// Authenticated headers (unscoped) count against the server only.
 	b1.release()
-	u := mustGet(t, pendingAcquire(g, ctx, addrA, 45, false, false), "unscoped 45 from A")
+	u := mustGet(t, pendingAcquire(g, ctx, addrA, 45, false), "unscoped 45 from A")
 	for _, h := range []*hold{&a2h, &c1h, &c2h, &u} {
 		h.release()
 	}
-
-	// Serial: an address over its limit gets one body at a time, whatever its size.
-	s1 := mustGet(t, pendingAcquire(g, ctx, addrA, 1, true, true), "serial 1")
-	s2 := pendingAcquire(g, ctx, addrA, 1, true, true)
-	waitQueued(t, g, 1)
-	notYet(t, s2, "second serial body")
-	s1.release()
-	s2h := mustGet(t, s2, "second serial body after the first")
-	s2h.release()
 
 	if got := g.held(); got != 0 {
 		t.Errorf("held %d after every release, want 0", got)
@@ -135,12 +125,12 @@ func TestBodyGate(t *testing.T) {
 
 func TestBodyGateGivesUp(t *testing.T) {
 	g := newBodyGate(10, 10, 50*time.Millisecond)
-	h := mustGet(t, pendingAcquire(g, context.Background(), addrA, 10, true, false), "first")
-	if _, err := g.acquire(context.Background(), addrB, 1, true, false); !errors.Is(err, errBusy) {
+	h := mustGet(t, pendingAcquire(g, context.Background(), addrA, 10, true), "first")
+	if _, err := g.acquire(context.Background(), addrB, 1, true); !errors.Is(err, errBusy) {
 		t.Errorf("acquire past maxWait: %v, want errBusy", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ch := pendingAcquire(g, ctx, addrB, 1, true, false)
+	ch := pendingAcquire(g, ctx, addrB, 1, true)
 	waitQueued(t, g, 1)
 	cancel()
 	if a := <-ch; !errors.Is(a.err, context.Canceled) {
@@ -161,7 +151,7 @@ func TestBodyGateUnknownLength(t *testing.T) {
 		return r
 	}
 	g := newBodyGate(4<<20, 4<<20, time.Second)
-	body, h, err := g.read(chunked(3<<20), addrA, 3<<20, true, false)
+	body, h, err := g.read(chunked(3<<20), addrA, 3<<20, true)
 	if err != nil || len(body) != 3<<20 {
 		t.Fatalf("3 MiB chunked body: %d bytes, %v", len(body), err)
 	}
@@ -169,11 +159,11 @@ func TestBodyGateUnknownLength(t *testing.T) {
 		t.Errorf("held %d for a 3 MiB body", got)
 	}
 	h.release()
-	if _, _, err := g.read(chunked(3<<20+1), addrA, 3<<20, true, false); !errors.Is(err, errTooLarge) {
+	if _, _, err := g.read(chunked(3<<20+1), addrA, 3<<20, true); !errors.Is(err, errTooLarge) {
 		t.Errorf("chunked body over the limit: %v, want errTooLarge", err)
 	}
 	small := newBodyGate(1<<20, 1<<20, time.Second)
-	if _, _, err := small.read(chunked(2<<20), addrA, 3<<20, true, false); !errors.Is(err, errBusy) {
+	if _, _, err := small.read(chunked(2<<20), addrA, 3<<20, true); !errors.Is(err, errBusy) {
 		t.Errorf("chunked body outgrowing the room: %v, want errBusy", err)
 	}
 	if g.held() != 0 || small.held() != 0 {

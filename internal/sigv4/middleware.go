@@ -104,7 +104,7 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 			}
 			// The headers are the key holder's; the body is not yet known to be. It counts
 			// against the server's bound only: no other client's failures hold it back.
-			body, h, rerr := gate.read(r, p.client, maxBody, false, false)
+			body, h, rerr := gate.read(r, p.client, maxBody, false)
 			if rerr != nil {
 				readFailed(w, r, log, rerr, maxBody)
 				return
@@ -126,7 +126,7 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 			gate.settle()
 			return
 		}
-		body, h, rerr := gate.read(r, p.client, maxBody, true, v.overLimit(&p))
+		body, h, rerr := gate.read(r, p.client, maxBody, true)
 		if rerr != nil {
 			if !errors.Is(rerr, errTooLarge) && !errors.Is(rerr, errBusy) && r.Context().Err() == nil {
 				// A body that never arrives whole (a client that stalls until the read

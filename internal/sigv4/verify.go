@@ -48,8 +48,7 @@ type Config struct {
 	MaxSkew time.Duration
 	// FailureLimit failed requests from one client address, or with one access key, within
 	// FailureWindow put it over its limit until the window ends: its further failures are
-	// answered with ThrottlingException (and not logged one by one), and an address over its
-	// limit gets one unauthenticated body read at a time (Middleware). A correctly signed
+	// answered with ThrottlingException (and not logged one by one). A correctly signed
 	// request is served whatever the counts. Zero means DefaultFailureLimit; negative disables
 	// the limit.
 	FailureLimit int
@@ -181,16 +180,6 @@ func (v *Verifier) failed(p *pending, err *Error) *Error {
 	t.limitReached = reached
 	t.Detail = err.Code + ": " + err.Message
 	return t
-}
-
-// overLimit reports whether the client's address has failed too often lately: the Middleware
-// then reads its unauthenticated bodies one at a time.
-func (v *Verifier) overLimit(p *pending) bool {
-	if v.sources == nil {
-		return false
-	}
-	_, over := v.sources.blocked(p.client, p.now)
-	return over
 }
 
 func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
