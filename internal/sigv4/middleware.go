@@ -187,7 +187,8 @@ func (*bodyReader) Close() error { return nil }
 func reject(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, accessKeyID string) {
 	if log != nil && e.limitReached {
 		log.LogAttrs(r.Context(), slog.LevelWarn, "authentication failure limit reached: further failures are throttled, valid signatures still served",
-			slog.String("client", r.RemoteAddr), slog.String("access_key", accessKeyID), slog.Int("retry_after", e.RetryAfter))
+			slog.String("client", r.RemoteAddr), slog.String("access_key", accessKeyID), slog.Int("retry_after", e.RetryAfter),
+			slog.String("failure", e.Detail))
 	}
 	if log != nil && e.Code != CodeThrottling {
 		ctx := r.Context()

@@ -178,7 +178,7 @@ func (v *Verifier) failed(p *pending, err *Error) *Error {
 	}
 	t := errThrottled(wait)
 	t.limitReached = reached
-	t.Detail = err.Code + ": " + err.Message
+	t.Detail = err.Code + ": " + err.Message // the failure behind the throttle, for the log
 	return t
 }
 
