@@ -13,10 +13,9 @@ import (
 )
 
 const (
-	algorithm       = "AWS4-HMAC-SHA256"
-	timeFormat      = "20060102T150405Z"
-	terminator      = "aws4_request"
-	unsignedPayload = "UNSIGNED-PAYLOAD"
+	algorithm  = "AWS4-HMAC-SHA256"
+	timeFormat = "20060102T150405Z"
+	terminator = "aws4_request"
 )
 
 // unreserved marks the bytes RFC 3986 leaves unescaped; SigV4 escapes every other byte as %XX

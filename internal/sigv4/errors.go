@@ -28,9 +28,9 @@ const (
 	CodeAccessDenied = "AccessDenied"
 	// CodeAuthorizationQueryParametersError: an unusable X-Amz-Expires (S3's code).
 	CodeAuthorizationQueryParametersError = "AuthorizationQueryParametersError"
-	// CodeContentSHA256Mismatch: X-Amz-Content-Sha256 is not the SHA-256 of the body (S3's code).
-	CodeContentSHA256Mismatch = "XAmzContentSHA256Mismatch"
-	// CodeThrottling: too many failed attempts from the caller's address.
+	// CodeThrottling: a failed attempt from an address or with an access key that has failed
+	// too often lately, or a body the server has no room to hold while its signature is
+	// unchecked.
 	CodeThrottling = "ThrottlingException"
 )
 
@@ -39,12 +39,15 @@ type Error struct {
 	Code    string
 	Message string
 	Status  int
-	// RetryAfter is set on throttling: whole seconds until the caller's address is let through.
+	// RetryAfter is set on throttling: whole seconds until the caller's failures are forgotten.
 	RetryAfter int
 	// Detail is for operator logs and is never sent to the client: for a signature mismatch it
 	// holds the canonical request and string to sign Flint computed, which is what a client
 	// author needs to find an escaping difference.
 	Detail string
+	// limitReached marks the failure that put an address or key over its limit: the one
+	// throttled failure worth an operator's attention (the rest are not logged one by one).
+	limitReached bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -136,14 +139,9 @@ func errExpires(msg string) *Error {
 	return newError(CodeAuthorizationQueryParametersError, http.StatusBadRequest, msg)
 }
 
-func errContentSHA256Mismatch() *Error {
-	return newError(CodeContentSHA256Mismatch, http.StatusBadRequest,
-		"The provided 'x-amz-content-sha256' header does not match what was computed.")
-}
-
 func errThrottled(wait time.Duration) *Error {
 	e := newError(CodeThrottling, http.StatusTooManyRequests, "Rate exceeded")
-	e.RetryAfter = int((wait + time.Second - 1) / time.Second)
+	e.RetryAfter = max(1, int((wait+time.Second-1)/time.Second))
 	return e
 }
 

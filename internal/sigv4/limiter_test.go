@@ -2,6 +2,7 @@ package sigv4
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -10,7 +11,7 @@ import (
 )
 
 func TestLimiter(t *testing.T) {
-	l := newLimiter(3, 10*time.Second, 100)
+	l := newLimiter[netip.Addr](3, 10*time.Second, 100)
 	a := netip.MustParseAddr("192.0.2.1")
 	b := netip.MustParseAddr("192.0.2.2")
 	now := t0
@@ -44,7 +45,7 @@ func TestLimiter(t *testing.T) {
 
 func TestLimiterMemoryIsBounded(t *testing.T) {
 	const max = 50
-	l := newLimiter(2, time.Minute, max)
+	l := newLimiter[netip.Addr](2, time.Minute, max)
 	now := t0
 	for i := range 5000 {
 		addr := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
@@ -92,9 +93,9 @@ func TestClientAddr(t *testing.T) {
 	}
 }
 
-// TestVerifierCountsFailuresPerAddress: failures of every kind count, a throttled request is
-// not checked at all (its error is the throttle, whatever its signature), and the IPv6 /64 is
-// one client.
+// TestVerifierCountsFailuresPerAddress: failures of every kind count, the IPv6 /64 is one
+// client, a failure beyond the limit is answered with the throttle, and a correctly signed
+// request from the same address is still served.
 func TestVerifierCountsFailuresPerAddress(t *testing.T) {
 	v, clk := newTestVerifier(t, func(c *Config) { c.FailureLimit = 2 })
 	unsigned := func(remote string) *http.Request {
@@ -118,14 +119,60 @@ func TestVerifierCountsFailuresPerAddress(t *testing.T) {
 	_, err := v.Verify(unsigned("[2001:db8::3]:2000"), nil)
 	var e *Error
 	if !errors.As(err, &e) || e.Code != CodeThrottling || e.Status != http.StatusTooManyRequests || e.Message != "Rate exceeded" || e.RetryAfter != 10 {
-		t.Fatalf("third request from the same /64: %+v, want ThrottlingException 429 Rate exceeded, Retry-After 10", e)
+		t.Fatalf("third failure from the same /64: %+v, want ThrottlingException 429 Rate exceeded, Retry-After 10", e)
+	}
+	good := httptest.NewRequest(http.MethodGet, "/2015-03-31/functions/", nil)
+	good.RemoteAddr = "[2001:db8::4]:3000"
+	sign(t, good, creds(testKeyID, testSecret), sha256Hex(nil), "lambda", testRegion, clk.Now())
+	if _, err := v.Verify(good, nil); err != nil {
+		t.Errorf("correctly signed request from the /64 over its limit: %v, want it served", err)
 	}
 	if _, err := v.Verify(unsigned("[2001:db8:0:1::1]:1000"), nil); code(err) != CodeMissingAuthenticationToken {
 		t.Errorf("another /64: %v, want its own error", err)
 	}
 	clk.Add(10 * time.Second)
 	if _, err := v.Verify(unsigned("[2001:db8::3]:2000"), nil); code(err) != CodeMissingAuthenticationToken {
-		t.Errorf("after the window: %v, want the request checked again", err)
+		t.Errorf("after the window: %v, want the request's own error again", err)
+	}
+}
+
+// TestVerifierCountsFailuresPerKey: bad signatures with one of our keys, from many addresses,
+// put the key over its limit: its next failure is throttled wherever it comes from, while a
+// correct signature with the key is served. Unknown keys are not tracked (anyone can make up
+// key IDs; their failures count against their addresses).
+func TestVerifierCountsFailuresPerKey(t *testing.T) {
+	v, clk := newTestVerifier(t, func(c *Config) { c.FailureLimit = 3 })
+	req := func(remote, id, secret string) *http.Request {
+		r := httptest.NewRequest(http.MethodGet, "/2015-03-31/functions/", nil)
+		r.RemoteAddr = remote
+		sign(t, r, creds(id, secret), sha256Hex(nil), "lambda", testRegion, clk.Now())
+		return r
+	}
+	code := func(err error) string {
+		var e *Error
+		if errors.As(err, &e) {
+			return e.Code
+		}
+		return ""
+	}
+	for i := range 3 {
+		if _, err := v.Verify(req(fmt.Sprintf("192.0.2.%d:1", i+1), testKeyID, "wrong"), nil); code(err) != CodeInvalidSignature {
+			t.Fatalf("failure %d: %v, want %s", i, err, CodeInvalidSignature)
+		}
+	}
+	if _, err := v.Verify(req("198.51.100.1:1", testKeyID, "wrong"), nil); code(err) != CodeThrottling {
+		t.Errorf("fourth bad signature with the key, from a fresh address: %v, want %s", err, CodeThrottling)
+	}
+	if _, err := v.Verify(req("198.51.100.2:1", testKeyID, testSecret), nil); err != nil {
+		t.Errorf("correct signature with the key: %v, want it served", err)
+	}
+	for i := range 5 {
+		if _, err := v.Verify(req(fmt.Sprintf("203.0.113.%d:1", i+1), fmt.Sprintf("AKIAUNKNOWN%09d", i%2), "x"), nil); code(err) != CodeUnrecognizedClient {
+			t.Errorf("unknown key %d: %v, want %s", i, err, CodeUnrecognizedClient)
+		}
+	}
+	if n := v.keyFails.tracked(); n != 1 {
+		t.Errorf("%d keys tracked, want 1 (ours)", n)
 	}
 }
 

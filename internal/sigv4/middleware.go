@@ -3,11 +3,12 @@ package sigv4
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
 )
@@ -17,91 +18,165 @@ import (
 // admits every body Lambda admits.
 const DefaultMaxBody = 70 << 20
 
-// preallocLimit bounds what the Middleware allocates up front from a declared Content-Length:
-// the length is the client's claim, and the signature over the body is not yet checked.
-const preallocLimit = 8 << 20
+// Defaults for the bodies held before their signatures are checked; doc.go says why.
+const (
+	DefaultMaxPendingBody          = 256 << 20
+	DefaultMaxPendingBodyPerClient = DefaultMaxBody
+	DefaultMaxPendingWait          = 20 * time.Second
+)
 
 // MiddlewareOptions configures Middleware.
 type MiddlewareOptions struct {
 	// MaxBody is the largest body accepted; larger ones get 413 RequestEntityTooLargeException.
 	// Zero means DefaultMaxBody.
 	MaxBody int64
+	// MaxPendingBody bounds the bytes of request bodies held, across the server, while their
+	// signatures are not yet checked; MaxPendingBodyPerClient bounds them per client address
+	// for bodies whose signature nothing has checked yet. A body waits up to MaxPendingWait
+	// for room, then gets 429 ThrottlingException. Zeros mean the defaults; either bound is
+	// raised to MaxBody if below it, so that every body accepted can be read.
+	MaxPendingBody          int64
+	MaxPendingBodyPerClient int64
+	MaxPendingWait          time.Duration
 	// Log, if set, receives one Info record per rejected request (code, client, method, path,
-	// access key) and, at Debug, the canonical request of a signature mismatch.
+	// access key) but the throttled repeats of an address or key over its failure limit, one
+	// Warn record when one goes over it, and, at Debug, the canonical request of a signature
+	// mismatch.
 	Log *slog.Logger
 }
 
-// Middleware returns a handler that authenticates each request before passing it to next. It
-// checks the headers first, so an unsigned or unknown caller is refused without its body being
-// read; then it reads the body (up to MaxBody), verifies the signature over it, and hands next
-// the request with the body restored (r.Body, r.ContentLength) and the caller's Identity in its
-// context. Failures are written as AWS writes them: the status, X-Amzn-ErrorType and a JSON
-// body, through apierr.Write.
+// Middleware returns a handler that authenticates each request before passing it to next, and
+// hands next the request with its body read (r.Body, r.ContentLength) and the caller's
+// Identity in its context. Failures are written as AWS writes them: the status,
+// X-Amzn-ErrorType and a JSON body, through apierr.Write.
+//
+// What can be checked from the request line and headers is checked before any of the body is
+// read: an unsigned, malformed, expired or unknown-key request costs no body. The signature
+// itself covers the body's SHA-256, so:
+//
+//   - a request without a body, or whose X-Amz-Content-Sha256 declares the hash, has its
+//     signature checked first; a bad one is refused unread. The body is then read and must
+//     have the declared hash, or the request is refused before next sees any of it (a
+//     handler may act on a prefix of what it reads, so the whole body is checked first).
+//   - otherwise (the AWS SDKs send Lambda's requests so) the body must be read and hashed
+//     before the signature can be checked. Such bodies are held under the bounds of
+//     MiddlewareOptions, in a buffer of their declared length allocated only once there is
+//     room, and dropped as soon as their signature fails.
+//
+// A declared hash is taken at its word for the signature check, as the SDKs sign the value
+// they declare; a client that declared one hash and signed over another (its body's) would be
+// refused here where AWS, hashing the body, would not. No SDK does that, and reading every
+// such body to find out would hand back what checking the headers first saves.
 func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Handler {
-	max := opts.MaxBody
-	if max <= 0 {
-		max = DefaultMaxBody
+	maxBody := opts.MaxBody
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
 	}
+	capacity, perClient, wait := opts.MaxPendingBody, opts.MaxPendingBodyPerClient, opts.MaxPendingWait
+	if capacity <= 0 {
+		capacity = DefaultMaxPendingBody
+	}
+	if perClient <= 0 {
+		perClient = DefaultMaxPendingBodyPerClient
+	}
+	if wait <= 0 {
+		wait = DefaultMaxPendingWait
+	}
+	perClient = max(perClient, maxBody)
+	capacity = max(capacity, perClient)
+	gate := newBodyGate(capacity, perClient, wait)
 	log := opts.Log
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := v.prepare(r)
 		if err != nil {
-			reject(w, r, log, err, "")
-			return
-		}
-		body, rerr := readBody(r, max)
-		if rerr != nil {
-			if errors.Is(rerr, errTooLarge) {
-				apierr.Write(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", max+1))
-				return
-			}
-			if log != nil {
-				log.LogAttrs(r.Context(), slog.LevelInfo, "read request body", slog.String("client", r.RemoteAddr), slog.Any("err", rerr))
-			}
-			apierr.Write(w, apierr.InvalidRequestContent("Could not read the request body."))
-			return
-		}
-		id, err := v.finish(&p, body)
-		if err != nil {
 			reject(w, r, log, err, p.accessKeyID)
 			return
 		}
-		if body == nil {
-			r.Body = http.NoBody
-		} else {
-			r.Body = &bodyReader{Reader: bytes.NewReader(body)}
+		if r.ContentLength > maxBody {
+			apierr.Write(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
+			return
 		}
-		r.ContentLength = int64(len(body))
-		next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		if sum, ok := declaredPayload(r); ok {
+			id, err := v.finish(&p, sum)
+			if err != nil {
+				reject(w, r, log, err, p.accessKeyID)
+				return
+			}
+			// The headers are the key holder's; the body is not yet known to be. It counts
+			// against the server's bound only: no other client's failures hold it back.
+			body, h, rerr := gate.read(r, p.client, maxBody, false)
+			if rerr != nil {
+				readFailed(w, r, log, rerr, maxBody)
+				return
+			}
+			got := emptySHA256
+			if body != nil {
+				got = sha256.Sum256(body)
+			}
+			h.release()
+			if got != sum {
+				// The body is not the one signed: AWS, hashing the body it received, finds
+				// the signature does not match.
+				gate.refused(len(body))
+				reject(w, r, log, v.failed(&p, errSignatureMismatch()), p.accessKeyID)
+				gate.settle()
+				return
+			}
+			serve(next, w, r, body, id)
+			gate.settle()
+			return
+		}
+		body, h, rerr := gate.read(r, p.client, maxBody, true)
+		if rerr != nil {
+			if !errors.Is(rerr, errTooLarge) && !errors.Is(rerr, errBusy) && r.Context().Err() == nil {
+				// A body that never arrives whole (a client that stalls until the read
+				// times out) is a failure like a bad signature; one that gave up waiting
+				// for room is not.
+				v.failed(&p, errIncomplete("request body not received"))
+			}
+			readFailed(w, r, log, rerr, maxBody)
+			return
+		}
+		id, err := v.finish(&p, sha256.Sum256(body))
+		h.release()
+		if err != nil {
+			gate.refused(len(body))
+			reject(w, r, log, err, p.accessKeyID)
+			gate.settle()
+			return
+		}
+		serve(next, w, r, body, id)
+		gate.settle()
 	})
 }
 
 var errTooLarge = errors.New("request body too large")
 
-// readBody reads r.Body, refusing more than max bytes.
-func readBody(r *http.Request, max int64) ([]byte, error) {
-	n := r.ContentLength
-	if n > max {
-		return nil, errTooLarge
+// serve hands next the authenticated request, its body restored.
+func serve(next http.Handler, w http.ResponseWriter, r *http.Request, body []byte, id Identity) {
+	if body == nil {
+		r.Body = http.NoBody
+	} else {
+		r.Body = &bodyReader{Reader: bytes.NewReader(body)}
 	}
-	if n == 0 || r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
-	}
-	if n > 0 && n <= preallocLimit {
-		b := make([]byte, n)
-		if _, err := io.ReadFull(r.Body, b); err != nil {
-			return nil, err
+	r.ContentLength = int64(len(body))
+	next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+}
+
+// readFailed answers a request whose body could not be read.
+func readFailed(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, maxBody int64) {
+	switch {
+	case errors.Is(err, errTooLarge):
+		apierr.Write(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
+	case errors.Is(err, errBusy):
+		// Not logged per request: under a flood of bodies this would be the flood.
+		apierr.Write(w, errThrottled(time.Second).APIError())
+	default:
+		if log != nil {
+			log.LogAttrs(r.Context(), slog.LevelInfo, "read request body", slog.String("client", r.RemoteAddr), slog.Any("err", err))
 		}
-		return b, nil
+		apierr.Write(w, apierr.InvalidRequestContent("Could not read the request body."))
 	}
-	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > max {
-		return nil, errTooLarge
-	}
-	return b, nil
 }
 
 // bodyReader is the restored body: a reader with a no-op Close, in one allocation.
@@ -110,7 +185,12 @@ type bodyReader struct{ *bytes.Reader }
 func (*bodyReader) Close() error { return nil }
 
 func reject(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, accessKeyID string) {
-	if log != nil {
+	if log != nil && e.limitReached {
+		log.LogAttrs(r.Context(), slog.LevelWarn, "authentication failure limit reached: further failures are throttled, valid signatures still served",
+			slog.String("client", r.RemoteAddr), slog.String("access_key", accessKeyID), slog.Int("retry_after", e.RetryAfter),
+			slog.String("failure", e.Detail))
+	}
+	if log != nil && e.Code != CodeThrottling {
 		ctx := r.Context()
 		log.LogAttrs(ctx, slog.LevelInfo, "request not authenticated",
 			slog.String("code", e.Code), slog.String("client", r.RemoteAddr),

@@ -46,14 +46,16 @@ type Config struct {
 	// MaxSkew is how far a request's signing time may be from Now either way; zero means
 	// DefaultMaxSkew.
 	MaxSkew time.Duration
-	// FailureLimit failed requests from one client address within FailureWindow make every
-	// further request from it fail with ThrottlingException until the window ends. Zero means
-	// DefaultFailureLimit; negative disables the limit.
+	// FailureLimit failed requests from one client address, or with one access key, within
+	// FailureWindow put it over its limit until the window ends: its further failures are
+	// answered with ThrottlingException (and not logged one by one). A correctly signed
+	// request is served whatever the counts. Zero means DefaultFailureLimit; negative disables
+	// the limit.
 	FailureLimit int
 	// FailureWindow: zero means DefaultFailureWindow.
 	FailureWindow time.Duration
-	// MaxTrackedClients bounds the addresses the limiter remembers; zero means
-	// DefaultMaxTrackedClients. Past it the oldest is forgotten.
+	// MaxTrackedClients bounds the addresses (and, apart, the access keys) the limiter
+	// remembers; zero means DefaultMaxTrackedClients. Past it the oldest is forgotten.
 	MaxTrackedClients int
 }
 
@@ -67,13 +69,14 @@ type Identity struct {
 // Verifier checks AWS Signature Version 4 on incoming requests. It is safe for concurrent use
 // and starts no goroutines.
 type Verifier struct {
-	keys    KeyLookup
-	region  string
-	service func(*http.Request) string
-	now     func() time.Time
-	skew    time.Duration
-	limiter *limiter // nil when disabled
-	cache   keyCache
+	keys     KeyLookup
+	region   string
+	service  func(*http.Request) string
+	now      func() time.Time
+	skew     time.Duration
+	sources  *limiter[netip.Addr] // failures per client address; nil when disabled
+	keyFails *limiter[string]     // failures per access key ID (ours only); nil when disabled
+	cache    keyCache
 }
 
 // NewVerifier returns a Verifier for cfg, with defaults for its zero fields.
@@ -102,20 +105,21 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		if max == 0 {
 			max = DefaultMaxTrackedClients
 		}
-		v.limiter = newLimiter(limit, window, max)
+		v.sources = newLimiter[netip.Addr](limit, window, max)
+		v.keyFails = newLimiter[string](limit, window, max)
 	}
 	return v, nil
 }
 
 // Verify checks r's signature. body is the request body the caller has already read (r.Body
-// is not touched); it is hashed unless the request declares UNSIGNED-PAYLOAD. A failure is an
-// *Error with AWS's code, message and status, and counts toward the caller's failure limit.
+// is not touched); its SHA-256 is the payload hash the signature must cover. A failure is an
+// *Error with AWS's code, message and status, and counts toward the caller's failure limits.
 func (v *Verifier) Verify(r *http.Request, body []byte) (Identity, error) {
-	a, err := v.prepare(r)
+	p, err := v.prepare(r)
 	if err != nil {
 		return Identity{}, err
 	}
-	id, err := v.finish(&a, body)
+	id, err := v.finish(&p, sha256.Sum256(body))
 	if err != nil {
 		return Identity{}, err
 	}
@@ -129,7 +133,7 @@ type pending struct {
 	now           time.Time
 	presigned     bool
 	accessKeyID   string
-	secret        string
+	secret        string // "" until the access key is found to be one of ours
 	date          string // scope date, YYYYMMDD
 	region        string
 	service       string
@@ -137,33 +141,45 @@ type pending struct {
 	signedHeaders string
 	signature     string
 	query         url.Values
-	contentSHA    string // declared payload hash: X-Amz-Content-Sha256, or "" when none
-	token         bool   // a session token was sent
+	token         bool // a session token was sent
 }
 
 // prepare runs the checks that need only the request line and headers, in the order AWS's
 // front end runs them, so that the Middleware can reject a request before reading its body.
 func (v *Verifier) prepare(r *http.Request) (pending, *Error) {
 	now := v.now()
-	client := clientAddr(r.RemoteAddr)
-	if v.limiter != nil {
-		if wait, blocked := v.limiter.blocked(client, now); blocked {
-			return pending{}, errThrottled(wait)
-		}
-	}
 	p, err := v.parse(r, now)
+	p.client = clientAddr(r.RemoteAddr)
 	if err != nil {
-		v.failed(client, now)
-		return pending{}, err
+		return p, v.failed(&p, err)
 	}
-	p.client = client
 	return p, nil
 }
 
-func (v *Verifier) failed(client netip.Addr, now time.Time) {
-	if v.limiter != nil {
-		v.limiter.fail(client, now)
+// failed counts a failure against the client's address and, when the access key is one of
+// ours, against the key, and returns the error to answer with: err, or ThrottlingException
+// once either is over its limit. Only failures are ever answered with the throttle, so a
+// client behind the same address as a failing one, or sharing its key, is still served when
+// it signs correctly.
+func (v *Verifier) failed(p *pending, err *Error) *Error {
+	if v.sources == nil {
+		return err
 	}
+	wait, over, reached := v.sources.fail(p.client, p.now)
+	if p.secret != "" {
+		kwait, kover, kreached := v.keyFails.fail(p.accessKeyID, p.now)
+		if kover && (!over || kwait > wait) {
+			wait = kwait
+		}
+		over, reached = over || kover, reached || kreached
+	}
+	if !over {
+		return err
+	}
+	t := errThrottled(wait)
+	t.limitReached = reached
+	t.Detail = err.Code + ": " + err.Message // the failure behind the throttle, for the log
+	return t
 }
 
 func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
@@ -212,10 +228,6 @@ func (v *Verifier) parse(r *http.Request, now time.Time) (pending, *Error) {
 		return p, errUnrecognizedClient()
 	}
 	p.secret = secret
-	p.contentSHA = r.Header.Get("X-Amz-Content-Sha256")
-	if p.contentSHA == "" && p.presigned {
-		p.contentSHA = first(p.query, "X-Amz-Content-Sha256")
-	}
 	p.token = r.Header.Get("X-Amz-Security-Token") != "" || first(p.query, "X-Amz-Security-Token") != ""
 	return p, nil
 }
@@ -423,31 +435,36 @@ func (v *Verifier) scopeErrors(r *http.Request, parts [5]string, amzDate string)
 	return b.String()
 }
 
-// finish computes the signature over the canonical request and compares it with the one sent.
-func (v *Verifier) finish(p *pending, body []byte) (Identity, *Error) {
-	err := v.check(p, body)
-	if err != nil {
-		v.failed(p.client, p.now)
-		return Identity{}, err
+// emptySHA256 is the SHA-256 of an empty payload.
+var emptySHA256 = sha256.Sum256(nil)
+
+// declaredPayload returns the payload hash r's signature can be checked against before its
+// body is read: that of an empty body when r has none, else the hash the client declares in
+// X-Amz-Content-Sha256. A declared hash is only a claim until the body is read and found to
+// have it; a value that is no hash (UNSIGNED-PAYLOAD, STREAMING-…) declares nothing, and the
+// body must be read and hashed first.
+func declaredPayload(r *http.Request) ([sha256.Size]byte, bool) {
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return emptySHA256, true
+	}
+	return decodeSignature(r.Header.Get("X-Amz-Content-Sha256"))
+}
+
+// finish checks the signature over the canonical request whose payload hash is payload.
+func (v *Verifier) finish(p *pending, payload [sha256.Size]byte) (Identity, *Error) {
+	if err := v.check(p, payload); err != nil {
+		return Identity{}, v.failed(p, err)
 	}
 	return Identity{AccessKeyID: p.accessKeyID, Region: p.region, Service: p.service}, nil
 }
 
-func (v *Verifier) check(p *pending, body []byte) *Error {
-	var bodyHash [sha256.Size]byte
-	var hashHex [2 * sha256.Size]byte
-	payload := p.contentSHA
-	switch {
-	case payload != "":
-		// The declared hash is what was signed; whether it is the body's is checked below,
-		// once the signature shows the declaration is the client's.
-	case p.presigned:
-		payload = unsignedPayload
-	default:
-		bodyHash = sha256.Sum256(body)
-		hex.Encode(hashHex[:], bodyHash[:])
-	}
-
+// check computes the signature and compares it with the one sent. The payload line of the
+// canonical request is always the SHA-256 of the body: every API Flint serves is one whose
+// payload AWS signs (S3 is the service that accepts UNSIGNED-PAYLOAD; Lambda, Scheduler,
+// Secrets Manager, CloudWatch Logs, SQS, SNS and Kinesis do not, and botocore signs their
+// presigned URLs over the body's hash too), so a client that signed "UNSIGNED-PAYLOAD" gets the mismatch AWS gives it,
+// and a signed body cannot be swapped.
+func (v *Verifier) check(p *pending, payload [sha256.Size]byte) *Error {
 	bp := bufPool.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledBuf {
@@ -470,11 +487,7 @@ func (v *Verifier) check(p *pending, body []byte) *Error {
 	b = append(b, '\n')
 	b = append(b, p.signedHeaders...)
 	b = append(b, '\n')
-	if payload != "" {
-		b = append(b, payload...)
-	} else {
-		b = append(b, hashHex[:]...)
-	}
+	b = hex.AppendEncode(b, payload[:])
 	*bp = b
 	creqHash := sha256.Sum256(b)
 
@@ -510,12 +523,6 @@ func (v *Verifier) check(p *pending, body []byte) *Error {
 		// Flint's keys are long-term keys; it issues no session tokens, so any token is one it
 		// did not issue. Checked after the signature, as AWS does.
 		return errUnrecognizedClient()
-	}
-	if p.contentSHA != "" && p.contentSHA != unsignedPayload {
-		declared, ok := decodeSignature(p.contentSHA)
-		if !ok || declared != sha256.Sum256(body) {
-			return errContentSHA256Mismatch()
-		}
 	}
 	return nil
 }

@@ -1,11 +1,13 @@
 package sigv4
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,6 +21,9 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 )
+
+// unsignedPayload is the payload hash S3 accepts in place of a body's; no API Flint serves does.
+const unsignedPayload = "UNSIGNED-PAYLOAD"
 
 const invokeARNPath = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations"
 
@@ -38,8 +43,15 @@ func signedInvoke(t *testing.T, w *wire, c func() (string, string), at time.Time
 
 func goodKey() (string, string) { return testKeyID, testSecret }
 
-// presigned returns a request for a URL presigned by the SDK signer.
+// presigned returns a request for a URL presigned by the SDK signer over the empty body's hash,
+// as botocore's SigV4QueryAuth presigns for every service but S3.
 func presigned(t *testing.T, w *wire, method, path string, expires time.Duration, at time.Time) *http.Request {
+	t.Helper()
+	return presignedWith(t, w, method, path, expires, at, sha256Hex(nil))
+}
+
+// presignedWith is presigned with the payload hash given.
+func presignedWith(t *testing.T, w *wire, method, path string, expires time.Duration, at time.Time, payloadHash string) *http.Request {
 	t.Helper()
 	req := w.request(t, method, path, nil)
 	if expires > 0 {
@@ -47,7 +59,7 @@ func presigned(t *testing.T, w *wire, method, path string, expires time.Duration
 		q.Set("X-Amz-Expires", strconv.Itoa(int(expires/time.Second)))
 		req.URL.RawQuery = q.Encode()
 	}
-	signed, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds(testKeyID, testSecret), req, unsignedPayload, "lambda", testRegion, at)
+	signed, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds(testKeyID, testSecret), req, payloadHash, "lambda", testRegion, at)
 	if err != nil {
 		t.Fatalf("PresignHTTP: %v", err)
 	}
@@ -142,11 +154,43 @@ func TestVerify(t *testing.T) {
 			advance: 4 * time.Minute,
 		},
 		{
-			name: "UNSIGNED-PAYLOAD declared and signed, body not hashed",
+			name: "UNSIGNED-PAYLOAD declared and signed: the body must be signed",
 			build: func(t *testing.T, w *wire) *http.Request {
 				req := w.request(t, http.MethodPost, "/2015-03-31/functions/f/invocations", invokeBody)
 				req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
 				sign(t, req, creds(testKeyID, testSecret), unsignedPayload, "lambda", testRegion, t0)
+				return req
+			},
+			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
+		},
+		{
+			name: "UNSIGNED-PAYLOAD declared, body swapped after signing",
+			build: func(t *testing.T, w *wire) *http.Request {
+				req := w.request(t, http.MethodPost, invokeARNPath, invokeBody)
+				req.Header.Set("X-Amz-Content-Sha256", unsignedPayload)
+				sign(t, req, creds(testKeyID, testSecret), unsignedPayload, "lambda", testRegion, t0)
+				// The same length, so that the signed Content-Length still holds.
+				swapped := []byte(`{"hello":"WORLD","n":[9,9,9]}`)
+				if len(swapped) != len(invokeBody) {
+					t.Fatalf("swapped body is %d bytes, want %d", len(swapped), len(invokeBody))
+				}
+				req.Body = io.NopCloser(bytes.NewReader(swapped))
+				return req
+			},
+			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
+		},
+		{
+			name: "presigned URL over UNSIGNED-PAYLOAD, as for S3",
+			build: func(t *testing.T, w *wire) *http.Request {
+				return presignedWith(t, w, http.MethodGet, "/2015-03-31/functions/f", 10*time.Minute, t0, unsignedPayload)
+			},
+			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
+		},
+		{
+			name: "presigned URL for a POST with a body, over the body's hash",
+			build: func(t *testing.T, w *wire) *http.Request {
+				req := presignedWith(t, w, http.MethodPost, invokeARNPath, 10*time.Minute, t0, sha256Hex(invokeBody))
+				req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(invokeBody)), int64(len(invokeBody))
 				return req
 			},
 		},
@@ -408,7 +452,8 @@ func TestVerify(t *testing.T) {
 				sign(t, req, creds(testKeyID, testSecret), other, "lambda", testRegion, t0)
 				return req
 			},
-			want: &wantErr{CodeContentSHA256Mismatch, 400, "The provided 'x-amz-content-sha256' header does not match what was computed."},
+			// Signed over a hash that is not the body's: AWS, hashing the body, finds a mismatch.
+			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
 		},
 		{
 			name: "declared X-Amz-Content-Sha256 that is no hash",
@@ -418,7 +463,7 @@ func TestVerify(t *testing.T) {
 				sign(t, req, creds(testKeyID, testSecret), "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "lambda", testRegion, t0)
 				return req
 			},
-			want: &wantErr{CodeContentSHA256Mismatch, 400, ""},
+			want: &wantErr{CodeInvalidSignature, 403, msgSignatureMismatch},
 		},
 		{
 			name: "session token",
@@ -533,6 +578,45 @@ func TestAWSDocumentationExample(t *testing.T) {
 	}
 	if !strings.Contains(e.Detail, "f536975d06c0309214f805bb90ccff089219ecd68b2577efef23edd43b7e1a59") {
 		t.Errorf("Detail = %q, want the documented canonical request hash in the string to sign", e.Detail)
+	}
+}
+
+// TestBotocorePresignedURLs verifies URLs presigned by botocore 1.43 (boto3's core, as the AWS
+// CLI presigns), generated at t0 with the test key by
+//
+//	client = botocore.session.get_session().create_client('lambda', region_name='us-east-1',
+//	    endpoint_url='http://flint.example:9000', aws_access_key_id=…, aws_secret_access_key=…)
+//	client.generate_presigned_url('list_functions', Params={'MaxItems': 5}, ExpiresIn=600)
+//
+// (get_current_datetime patched to t0). For Lambda botocore uses SigV4QueryAuth, whose payload
+// hash is the empty body's, not S3's UNSIGNED-PAYLOAD.
+func TestBotocorePresignedURLs(t *testing.T) {
+	for _, u := range []string{
+		"/2015-03-31/functions?MaxItems=5&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261127T103000Z&X-Amz-Expires=600&X-Amz-SignedHeaders=host&X-Amz-Signature=737ab749e74e20f7cec18ac6338c99b0ac5fae325ce751709b7f758860d4a703",
+		"/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af?Qualifier=%24LATEST&X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20261127%2Fus-east-1%2Flambda%2Faws4_request&X-Amz-Date=20261127T103000Z&X-Amz-Expires=600&X-Amz-SignedHeaders=host&X-Amz-Signature=a66871898f1912dc4b327e0e16140220bda07134677b0f0c42814f33de2690d2",
+	} {
+		v, clk := newTestVerifier(t, func(c *Config) { c.FailureLimit = -1 })
+		clk.Add(9 * time.Minute)
+		req := httptest.NewRequest(http.MethodGet, u, nil)
+		req.Host = "flint.example:9000"
+		id, err := v.Verify(req, nil)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				t.Logf("%s", e.Detail)
+			}
+			t.Errorf("GET %s: %v", u, err)
+			continue
+		}
+		if id != (Identity{AccessKeyID: testKeyID, Region: testRegion, Service: "lambda"}) {
+			t.Errorf("Identity = %+v", id)
+		}
+		// One character of the query changed: refused.
+		req = httptest.NewRequest(http.MethodGet, strings.Replace(u, "X-Amz-Expires=600", "X-Amz-Expires=601", 1), nil)
+		req.Host = "flint.example:9000"
+		if _, err := v.Verify(req, nil); err == nil {
+			t.Errorf("GET %s with X-Amz-Expires changed: verified", u)
+		}
 	}
 }
 
