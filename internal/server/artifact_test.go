@@ -365,3 +365,32 @@ def handler(e, c):
 		}
 	}
 }
+
+// TestCollectorSparesCodeBeingCreated: a function created while the collector runs (kicked by
+// the deletion just before) with code nothing referenced a moment ago keeps its code.
+func TestCollectorSparesCodeBeingCreated(t *testing.T) {
+	dir := t.TempDir()
+	s := startCodeServer(t, dir)
+	c := newClient(s.URL())
+	ctx := context.Background()
+	code := mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 'kept'\n"}})
+	prev := ""
+	for i := range 20 {
+		name := fmt.Sprintf("f%d", i)
+		if prev != "" {
+			if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String(prev)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		createFunction(t, c, name, "python3.12", "app.handler", code) // races the collection the deletion started
+		time.Sleep(100 * time.Millisecond)                            // that collection is over
+		st := readCodeState(t, s, dir)
+		if !slices.Equal(st.objects, []string{codeKey(code)}) || !slices.Equal(st.dirs, []string{codeKey(code)}) {
+			t.Fatalf("round %d: the code of %s is gone: %+v", i, name, st)
+		}
+		prev = name
+	}
+	if out := invoke(t, c, prev, `{}`); string(out.Payload) != `"kept"` {
+		t.Errorf("%s = %s (%s)", prev, out.Payload, aws.ToString(out.FunctionError))
+	}
+}
