@@ -308,8 +308,9 @@ func (a *API) checkLayerMerge(ctx context.Context, arns, keys []string) error {
 		dirs = append(dirs, d)
 	}
 	err := artifact.CheckMerge(dirs)
-	if errors.Is(err, artifact.ErrUnsafeSymlink) || errors.Is(err, artifact.ErrUnsafePath) {
-		return apierr.InvalidParameterValue("Layers %s cannot be used together: extracted in order into /opt, they make a symbolic link that leads outside /opt (%v).", strings.Join(arns, ", "), err)
+	if errors.Is(err, artifact.ErrUnsafeSymlink) {
+		why := strings.TrimSuffix(err.Error(), ": "+artifact.ErrUnsafeSymlink.Error())
+		return apierr.InvalidParameterValue("Layers %s cannot be used together: extracted in order into /opt, they make a symbolic link that leads outside /opt (%s).", strings.Join(arns, ", "), why)
 	}
 	return err
 }
