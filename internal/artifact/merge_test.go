@@ -55,6 +55,10 @@ func TestMergeChecksLinksAcrossLayers(t *testing.T) {
 			{link("p", "r")},
 			{link("r", ".")},
 		}},
+		{"a cycle across layers", [][]zent{
+			{link("a", "b/x")},
+			{link("b", "a/..")},
+		}},
 		{"a link replaced by a directory's link", [][]zent{
 			{link("lib/esc", "../d/x/../..")},
 			{link("d", "lib/.."), file("lib/f", "x")},
