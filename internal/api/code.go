@@ -15,7 +15,7 @@ import (
 // exactly as long as something references it: a function, a published version or a layer
 // version. A request that stores code pins its key from before the store write until its record
 // is written or it is refused; a refused request's code is removed at once unless something else
-// references or pins it. Everything else unreferenced is collected by Run once it has stayed
+// references or pins it. Everything else unreferenced is collected by RunCodeGC once it has stayed
 // unreferenced for the grace period, so environments of a retired pool still running keep their
 // directories.
 type codeGC struct {
@@ -69,16 +69,15 @@ func (g *codeGC) wake() {
 // stagedCode is a validated package stored and unpacked for a request that has not yet written
 // the record referencing it. Exactly one of keep or drop must be called.
 type stagedCode struct {
-	a    *API
-	info artifact.Info
-	key  string
+	a   *API
+	key string
 }
 
 // storeCode stores a package validated by validateCode (object store, then the local unpack
 // cache so the first cold start does not wait for it), pinned until the caller keeps or drops
 // it. On error nothing of it is left that nothing else uses.
 func (a *API) storeCode(ctx context.Context, zip []byte, info artifact.Info) (*stagedCode, error) {
-	s := &stagedCode{a: a, info: info, key: hex.EncodeToString(info.Sha256[:])}
+	s := &stagedCode{a: a, key: hex.EncodeToString(info.Sha256[:])}
 	a.gc.pin(s.key)
 	if err := a.store.PutCode(ctx, s.key, zip); err != nil {
 		s.drop(ctx)
