@@ -58,6 +58,7 @@ type API struct {
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
+	gc        *codeGC
 }
 
 // Config wires an API.
@@ -78,13 +79,15 @@ type Config struct {
 	Auth    *sigv4.Verifier
 	DevMode func() bool
 	Keyring *crypt.Keyring // the master keys (rotation)
+	// CodeGrace is how long unreferenced code is kept before RunCodeGC removes it (0: at once).
+	CodeGrace time.Duration
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32)}
+		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace)}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }

@@ -1,8 +1,6 @@
 package api
 
 import (
-	"context"
-	"encoding/hex"
 	"errors"
 	"net/http"
 	"regexp"
@@ -138,29 +136,41 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	if err := validateTags(in.Tags); err != nil {
 		return err
 	}
-	info, err := a.acceptCode(r.Context(), in.Code)
+	// Everything that can refuse the request is checked before anything is stored.
+	info, err := a.validateCode(in.Code)
 	if err != nil {
 		return err
 	}
 	if err := a.checkUnzipped(info.UnzippedSize, layersSize); err != nil {
 		return err
 	}
+	if err := a.checkLayerMerge(r.Context(), in.Layers, layerKeys); err != nil {
+		return err
+	}
 	if _, err := a.store.GetFunction(r.Context(), name); err == nil {
 		return apierr.ResourceConflict("Function already exist: %s", name)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	staged, err := a.storeCode(r.Context(), in.Code.ZipFile, info)
+	if err != nil {
+		return err
 	}
 	cfg.CodeSha256, cfg.CodeSize = info.CodeSha256, info.Size
 	cfg.LastModified = lambda.FormatTime(time.Now())
 	cfg.RevisionId = uuid.NewString()
 	cfg.State, cfg.LastUpdateStatus = "Active", "Successful"
-	f := &lambda.Function{Config: cfg, CodeKey: hex.EncodeToString(info.Sha256[:]), Tags: in.Tags,
+	f := &lambda.Function{Config: cfg, CodeKey: staged.key, Tags: in.Tags,
 		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize}
 	rev, err := a.store.CreateFunction(r.Context(), f)
-	if errors.Is(err, store.ErrExists) {
-		return apierr.ResourceConflict("Function already exist: %s", name)
-	}
 	if err != nil {
+		staged.drop(r.Context())
+		if errors.Is(err, store.ErrExists) {
+			return apierr.ResourceConflict("Function already exist: %s", name)
+		}
 		return err
 	}
+	staged.keep()
 	a.invoke.Apply(name, rev, f)
 	if in.Publish {
 		v, err := a.publish(r, store.Function{Function: f, Revision: rev}, publishVersionInput{})
@@ -220,9 +230,8 @@ func validateTags(tags map[string]string) error {
 	return nil
 }
 
-// acceptCode validates a zip and stores it (object store, then the local unpack cache so the
-// first cold start does not wait for it). Nothing is stored when the package is rejected.
-func (a *API) acceptCode(ctx context.Context, code *functionCode) (artifact.Info, error) {
+// validateCode checks a package without storing anything.
+func (a *API) validateCode(code *functionCode) (artifact.Info, error) {
 	if code.ImageUri != "" {
 		return artifact.Info{}, apierr.InvalidParameterValue("Flint runs zip packages only; ImageUri is not supported.")
 	}
@@ -244,13 +253,6 @@ func (a *API) acceptCode(ctx context.Context, code *functionCode) (artifact.Info
 		return info, apierr.InvalidParameterValue("Could not unzip uploaded file: %v", err)
 	case err != nil:
 		return info, apierr.InvalidParameterValue("Could not unzip uploaded file. Please check your file, then try to upload again.")
-	}
-	key := hex.EncodeToString(info.Sha256[:])
-	if err := a.store.PutCode(ctx, key, code.ZipFile); err != nil {
-		return info, err
-	}
-	if _, err := a.code.Ensure(ctx, key, a.limits, func(context.Context) ([]byte, error) { return code.ZipFile, nil }); err != nil {
-		return info, err
 	}
 	return info, nil
 }
@@ -371,7 +373,11 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		return apierr.InvalidParameterValue("$LATEST version cannot be deleted without deleting the function.")
 	}
 	if qualifier != "" {
-		return a.deleteVersion(w, r, name, qualifier)
+		err := a.deleteVersion(w, r, name, qualifier)
+		if err == nil {
+			a.gc.wake() // the version's code may be referenced by nothing now
+		}
+		return err
 	}
 	f, err := a.store.GetFunction(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -387,6 +393,7 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		return err
 	}
 	a.invoke.Apply(name, f.Revision+1, nil)
+	a.gc.wake()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -425,7 +432,22 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, _ strin
 		c.CodeSha256, c.CodeSize = info.CodeSha256, info.Size
 		return writeJSON(w, http.StatusOK, c)
 	}
-	info, err := a.acceptCode(r.Context(), code)
+	// Refuse what the update would refuse before storing anything.
+	info, err := a.validateCode(code)
+	if err != nil {
+		return err
+	}
+	if in.RevisionId != "" && in.RevisionId != f.Config.RevisionId {
+		return apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetFunction/GetAlias API to retrieve the latest Revision Id")
+	}
+	if len(in.Architectures) > 0 {
+		c := f.Config
+		c.Architectures = in.Architectures
+		if err := a.validateConfig(&c); err != nil {
+			return err
+		}
+	}
+	staged, err := a.storeCode(r.Context(), code.ZipFile, info)
 	if err != nil {
 		return err
 	}
@@ -433,14 +455,23 @@ func (a *API) updateFunctionCode(w http.ResponseWriter, r *http.Request, _ strin
 	if in.Publish {
 		upd = a.updateAndPublish
 	}
-	return upd(w, r, f, in.RevisionId, func(fn *lambda.Function) error {
+	err = upd(w, r, f, in.RevisionId, func(fn *lambda.Function) error {
 		if len(in.Architectures) > 0 {
 			fn.Config.Architectures = in.Architectures
 		}
 		fn.Config.CodeSha256, fn.Config.CodeSize = info.CodeSha256, info.Size
-		fn.CodeKey, fn.UnzippedSize = hex.EncodeToString(info.Sha256[:]), info.UnzippedSize
+		fn.CodeKey, fn.UnzippedSize = staged.key, info.UnzippedSize
 		return a.validateConfig(&fn.Config)
 	})
+	if err != nil {
+		// Refused (a concurrent update, the function deleted) or failed after the record was
+		// written: drop removes the code only if nothing references it.
+		staged.drop(r.Context())
+		return err
+	}
+	staged.keep()
+	a.gc.wake() // the code it replaced may be referenced by nothing now
+	return nil
 }
 
 type updateConfigInput struct {
@@ -481,10 +512,18 @@ func (a *API) updateFunctionConfiguration(w http.ResponseWriter, r *http.Request
 		if err := a.checkUnzipped(f.UnzippedSize, layersSize); err != nil {
 			return err
 		}
+		if err := a.checkLayerMerge(r.Context(), in.Layers, layerKeys); err != nil {
+			return err
+		}
 	}
 	if in.Role != nil && !rolePattern.MatchString(*in.Role) {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", *in.Role)
 	}
+	defer func() {
+		if in.Layers != nil {
+			a.gc.wake() // the merged directory of the layers it had may be referenced by nothing now
+		}
+	}()
 	return a.update(w, r, f, in.RevisionId, func(fn *lambda.Function) error {
 		c := &fn.Config
 		set(&c.Role, in.Role)

@@ -1,14 +1,16 @@
 package api
 
 import (
-	"encoding/hex"
+	"context"
 	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
@@ -90,23 +92,30 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ stri
 			return apierr.Validation("1 validation error detected: Value '%s' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy enum value set: [x86_64, arm64]", arch)
 		}
 	}
-	info, err := a.acceptCode(r.Context(), in.Content)
+	info, err := a.validateCode(in.Content)
+	if err != nil {
+		return err
+	}
+	staged, err := a.storeCode(r.Context(), in.Content.ZipFile, info)
 	if err != nil {
 		return err
 	}
 	n, err := a.store.NextLayerVersion(r.Context(), name)
 	if err != nil {
+		staged.drop(r.Context())
 		return err
 	}
 	arn := a.layerArn(name)
-	l := &lambda.StoredLayer{CodeKey: hex.EncodeToString(info.Sha256[:]), UnzippedSize: info.UnzippedSize, Layer: lambda.LayerVersion{
+	l := &lambda.StoredLayer{CodeKey: staged.key, UnzippedSize: info.UnzippedSize, Layer: lambda.LayerVersion{
 		Content:  lambda.LayerContent{CodeSha256: info.CodeSha256, CodeSize: info.Size},
 		LayerArn: arn, LayerVersionArn: arn + ":" + strconv.Itoa(n), Description: in.Description,
 		CreatedDate: lambda.FormatTime(time.Now()), Version: n, CompatibleRuntimes: in.CompatibleRuntimes,
 		CompatibleArchitectures: in.CompatibleArchitectures, LicenseInfo: in.LicenseInfo}}
 	if err := a.store.PutLayerVersion(r.Context(), name, l); err != nil {
+		staged.drop(r.Context())
 		return err
 	}
+	staged.keep()
 	return writeJSON(w, http.StatusCreated, a.layerView(r, l))
 }
 
@@ -162,6 +171,7 @@ func (a *API) deleteLayerVersion(w http.ResponseWriter, r *http.Request, _ strin
 	if err := a.store.DeleteLayerVersion(r.Context(), name, n); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
+	a.gc.wake() // its content is kept only while a function uses it
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -278,6 +288,31 @@ func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ string
 		out.LayerVersions = append(out.LayerVersions, v)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// checkLayerMerge refuses layers that cannot be extracted together into /opt: each layer's
+// symlinks were checked on their own when it was published, but one layer's link can lead
+// elsewhere once another layer's files sit beside it ("esc" -> "s/s/../.." with "s" -> "."
+// from another layer leaves /opt). The layers are unpacked (usually already) and their merged
+// tree checked without writing it.
+func (a *API) checkLayerMerge(ctx context.Context, arns, keys []string) error {
+	if len(keys) < 2 {
+		return nil
+	}
+	dirs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		d, err := a.code.Ensure(ctx, k, a.limits, func(ctx context.Context) ([]byte, error) { return a.store.GetCode(ctx, k) })
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, d)
+	}
+	err := artifact.CheckMerge(dirs)
+	if errors.Is(err, artifact.ErrUnsafeSymlink) {
+		why := strings.TrimSuffix(err.Error(), ": "+artifact.ErrUnsafeSymlink.Error())
+		return apierr.InvalidParameterValue("Layers %s cannot be used together: extracted in order into /opt, they make a symbolic link that leads outside /opt (%s).", strings.Join(arns, ", "), why)
+	}
+	return err
 }
 
 // resolveLayers checks a function's Layers (at most 5 existing layer versions) and returns their

@@ -95,7 +95,8 @@ const (
 	kindSymlink
 )
 
-// entry is one zip entry that passed the name and type checks.
+// entry is one zip entry that passed the name and type checks, or one file of an unpacked
+// directory read back from disk (then f is nil).
 type entry struct {
 	f      *zip.File
 	name   string // cleaned, slash-separated, relative, never "."
@@ -103,6 +104,7 @@ type entry struct {
 	perm   fs.FileMode // regular files only
 	target string      // symlinks only
 	node   *node       // where the entry sits in the tree
+	src    string      // read from disk, regular files only: the host file
 }
 
 // node is one path in the package: an entry, a directory the entries imply, or the root.

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // tmpPrefix starts the name of every directory the cache is still writing or deleting. Package
@@ -330,37 +331,71 @@ func present(dir string) (bool, error) {
 	return true, nil
 }
 
-// Remove deletes an unpacked package (used when no function references it any more). It first
-// renames the directory aside, so no caller ever sees a half-deleted package. Removing an absent
-// package is not an error. Callers must not Remove a hash they are concurrently Ensuring.
-func (c *Cache) Remove(shaHex string) error {
-	if !validSha(shaHex) {
-		return fmt.Errorf("artifact: invalid sha256 %q", shaHex)
+// Remove deletes an unpacked package (by its hex sha256) or a merged directory (by its
+// MergedName), used when nothing references it any more. It first renames the directory aside,
+// so no caller ever sees a half-deleted one. Removing an absent one is not an error. Callers must
+// not Remove a hash they are concurrently Ensuring, nor a merged directory in use.
+func (c *Cache) Remove(name string) error {
+	if !validSha(name) && !isMergedName(name) {
+		return fmt.Errorf("%w: %q", errNotCacheEntry, name)
 	}
-	name := tmpPrefix + "rm-" + shaHex + "-" + rand.Text()
+	trashName := tmpPrefix + "rm-" + name + "-" + rand.Text()
 	c.mu.Lock()
-	c.active[name] = true
+	c.active[trashName] = true
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
-		delete(c.active, name)
+		delete(c.active, trashName)
 		c.mu.Unlock()
 	}()
-	trash := filepath.Join(c.dir, name)
-	if err := os.Rename(c.Path(shaHex), trash); err != nil {
+	trash := filepath.Join(c.dir, trashName)
+	if err := os.Rename(filepath.Join(c.dir, name), trash); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return fmt.Errorf("remove package %s: %w", shaHex, err)
+		return fmt.Errorf("remove %s: %w", name, err)
 	}
 	if err := os.RemoveAll(trash); err != nil {
-		return fmt.Errorf("remove package %s: %w", shaHex, err) // Sweep retries
+		return fmt.Errorf("remove %s: %w", name, err) // Sweep retries
 	}
 	return nil
 }
 
-// Sweep removes temporary directories left by a crash: half-unpacked and half-removed packages.
-// Call it at startup. It skips this process's own in-progress directories, but cannot tell
+// Entry is one published directory of the cache.
+type Entry struct {
+	Name    string // a package's hex sha256, or a MergedName
+	Merged  bool
+	ModTime time.Time // of the directory: about when it was unpacked or merged
+}
+
+// List returns the cache's published directories: unpacked packages and merged ones. Temporary
+// directories and anything that is not the cache's own are left out.
+func (c *Cache) List() ([]Entry, error) {
+	ents, err := os.ReadDir(c.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list artifact cache: %w", err)
+	}
+	var out []Entry
+	for _, e := range ents {
+		sha, merged := validSha(e.Name()), isMergedName(e.Name())
+		if !e.IsDir() || !sha && !merged {
+			continue
+		}
+		fi, err := e.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list artifact cache: %w", err)
+		}
+		out = append(out, Entry{Name: e.Name(), Merged: merged, ModTime: fi.ModTime()})
+	}
+	return out, nil
+}
+
+// Sweep removes temporary directories left by a crash (half-unpacked, half-merged and
+// half-removed ones) and merged directories made by an older Flint, which were never checked as a
+// whole. Call it at startup. It skips this process's own in-progress directories, but cannot tell
 // another live process's from a dead one's, so it must not run while another process is
 // unpacking into the same directory.
 func (c *Cache) Sweep() error {
@@ -368,7 +403,7 @@ func (c *Cache) Sweep() error {
 	ents, err := os.ReadDir(c.dir)
 	var stale []string
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), tmpPrefix) && !c.active[e.Name()] {
+		if (strings.HasPrefix(e.Name(), tmpPrefix) || strings.HasPrefix(e.Name(), legacyMergedPrefix)) && !c.active[e.Name()] {
 			stale = append(stale, e.Name())
 		}
 	}

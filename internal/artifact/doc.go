@@ -40,6 +40,14 @@
 // made on Windows) get 0644, except a root-level file named "bootstrap", which gets 0755.
 // Directories get 0755. Owners, times, setuid and the like are not kept.
 //
+// Merge lays several unpacked packages over each other (a function's layers, into /opt) with
+// hard links, into one directory per combination. Each package's links were checked alone, but
+// laying packages together changes where a link leads (one layer's "esc" -> "s/s/../.." leaves
+// the tree once another layer adds "s" -> "."), so the combined tree is checked as a whole
+// (CheckMerge, which callers also use when a function's layers are set), and what Merge wrote is
+// read back from disk, without following any link, and checked again before it is published.
+// List and Remove let callers collect packages and merged directories nothing references.
+//
 // The package must not know about functions, layers, the store or the API's error catalogue:
 // callers fetch the bytes, decide when a package is no longer referenced, and map the sentinels
 // to AWS errors. It must not follow symlinks, trust header sizes, or write outside its

@@ -60,6 +60,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.FunctionNetwork, "function-network", cfg.FunctionNetwork,
 		"what functions in the linux sandbox reach: none (loopback only) or host (the host's network)")
 	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "how long an idle environment runs before it is frozen (0: never)")
+	f.DurationVar(&cfg.CodeGrace, "code-grace", cfg.CodeGrace, "how long code nothing references any more is kept before it is deleted (0: at once)")
 	f.IntVar(&cfg.AccountConcurrency, "account-concurrency", cfg.AccountConcurrency, "the account's concurrent-execution limit")
 	f.IntVar(&cfg.MemoryBudgetMB, "memory-budget", cfg.MemoryBudgetMB,
 		"MB of MemorySize live environments may hold on this node (0: three quarters of the machine's memory)")

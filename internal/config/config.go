@@ -80,6 +80,11 @@ type Config struct {
 	AccountConcurrency int
 	// RuntimeHost is the address environments' Runtime API listeners bind on (process backend).
 	RuntimeHost string
+	// CodeGrace is how long code that nothing references any more (a deleted function's, a
+	// replaced package, a refused request's) is kept before it is removed from the object store
+	// and the local cache. It outlasts the longest invocation (15 minutes), so environments of a
+	// retired pool still running never lose their /var/task or /opt. 0 removes at once.
+	CodeGrace time.Duration
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -104,6 +109,7 @@ func Default() Config {
 		AsyncThrottleDelay: time.Second,
 		AsyncAckWait:       30 * time.Second,
 		StreamRetryDelay:   time.Second,
+		CodeGrace:          20 * time.Minute,
 	}
 }
 
@@ -146,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.StreamRetryDelay <= 0 {
 		errs = append(errs, errors.New("stream retry delay must be positive"))
+	}
+	if c.CodeGrace < 0 {
+		errs = append(errs, errors.New("code grace period must not be negative"))
 	}
 	if c.MemoryBudgetMB < 0 {
 		errs = append(errs, errors.New("memory budget must not be negative"))

@@ -258,7 +258,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("access keys", func() error { return watchKeys(runCtx, keys, s.log) })
 	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
 		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"),
-		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
+		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring, CodeGrace: cfg.CodeGrace})
+	s.goRun("code collector", func() error { return handler.RunCodeGC(runCtx) })
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)

@@ -561,6 +561,30 @@ func (s *Store) DeleteCode(ctx context.Context, key string) error {
 	return nil
 }
 
+// StoredCode is one code package in the object store.
+type StoredCode struct {
+	Key     string
+	ModTime time.Time
+}
+
+// ListCode returns every stored code package (its key and when it was stored).
+func (s *Store) ListCode(ctx context.Context) ([]StoredCode, error) {
+	infos, err := s.code.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list code: %w", err)
+	}
+	out := make([]StoredCode, 0, len(infos))
+	for _, in := range infos {
+		if !in.Deleted {
+			out = append(out, StoredCode{Key: in.Name, ModTime: in.ModTime})
+		}
+	}
+	return out, nil
+}
+
 // PutProvisioned stores a provisioned-concurrency config for NAME.QUALIFIER.
 func (s *Store) PutProvisioned(ctx context.Context, name, qualifier string, pc *lambda.ProvisionedConcurrency) (uint64, error) {
 	return s.prov.put(ctx, AliasKey(name, qualifier), pc)
