@@ -624,3 +624,96 @@ func TestInitIsUncapped(t *testing.T) {
 		t.Errorf("CPU during init %v, after EndInit %v: want the cap to apply only after EndInit", boosted, capped)
 	}
 }
+
+// TestNoHostPaths reads what an environment can learn of where things are on the host: its pid
+// 1's command line and environment, its mounts. None of the state directory's, the code's, the
+// layers' or the runtime client's host paths may show, and every mount's root (mountinfo's
+// fourth field, a bind mount's path in its source file system) must be "/", the tail of where
+// the environment sees it (/usr at /usr, /dev/null at /dev/null) or the masks' /dev/null, with a
+// spare init and without.
+func TestNoHostPaths(t *testing.T) {
+	script := `
+import os
+def read(p):
+    try:
+        return open(p, "rb").read().decode(errors="replace")
+    except OSError as e:
+        return "<%s>" % e.strerror
+def link(p):
+    try:
+        return os.readlink(p)
+    except OSError as e:
+        return "<%s>" % e.strerror
+print("cmdline", read("/proc/1/cmdline").replace("\0", " "))
+print("environ", read("/proc/1/environ").replace("\0", " "))
+print("exe", link("/proc/1/exe"), link("/proc/1/cwd"), link("/proc/1/root"))
+print(read("/proc/self/mounts"))
+for line in read("/proc/self/mountinfo").splitlines():
+    f = line.split()
+    root, point = f[3], f[4]
+    if root not in ("/", "/null") and not point.endswith(root):
+        print("BADROOT", line)
+    print("mountinfo", line)
+`
+	for _, tc := range []struct {
+		name     string
+		prespawn int
+	}{{"spare init", 1}, {"init started by Create", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, "none", func(c *Config) { c.Prespawn = tc.prespawn })
+			task, opt, rt := t.TempDir(), t.TempDir(), t.TempDir()
+			if err := os.WriteFile(filepath.Join(task, "x.py"), []byte("x = 1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.prespawn > 0 {
+				waitForSpare(t, b)
+			}
+			exit, out, _ := run(t, b, sandbox.Spec{TaskDir: task, OptDir: opt, RuntimeDir: rt, Argv: python(script)})
+			if exit.Code != 0 {
+				t.Fatalf("exit %s, output %q", exit, out)
+			}
+			t.Logf("inside:\n%s", out[:strings.Index(out, "\nmountinfo")])
+			if !strings.Contains(out, "cmdline flint-sandbox-init") || !strings.Contains(out, " /var/task ") {
+				t.Fatalf("unexpected output:\n%s", out)
+			}
+			for _, p := range []string{b.cfg.StateDir, task, opt, rt} {
+				if strings.Contains(out, p) {
+					t.Errorf("host path %s visible inside:\n%s", p, out)
+				}
+			}
+			if strings.Contains(out, "BADROOT") {
+				t.Errorf("a mount shows a host path as its root:\n%s", out)
+			}
+			// The code is still there, read-only.
+			exit, out, _ = run(t, b, sandbox.Spec{TaskDir: task, OptDir: opt, RuntimeDir: rt, Argv: python(`
+import os, sys
+sys.path.insert(0, "/var/task")
+import x
+try:
+    open("/var/task/y", "w")
+except OSError as e:
+    print(x.x, sorted(os.listdir("/var/task")), e.strerror)`)})
+			if got, want := strings.TrimSpace(out), "1 ['x.py'] Read-only file system"; exit.Code != 0 || got != want {
+				t.Errorf("code in /var/task: exit %s, got %q, want %q", exit, got, want)
+			}
+		})
+	}
+}
+
+// waitForSpare waits until b has a spare init ready.
+func waitForSpare(t testing.TB, b *Backend) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b.mu.Lock()
+		n := len(b.spares)
+		b.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no spare init started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
