@@ -11,10 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/flint-run/flint/internal/sandbox"
 	"github.com/flint-run/flint/internal/sandbox/sandboxtest"
@@ -98,8 +103,36 @@ func TestConformance(t *testing.T) {
 	sandboxtest.Run(t, newBackend(t, "none"))
 }
 
-func TestConformanceHostNetwork(t *testing.T) {
-	sandboxtest.Run(t, newBackend(t, "host"))
+func TestConformanceEgress(t *testing.T) {
+	if inOwnNetns(t) {
+		sandboxtest.Run(t, newBackend(t, "egress"))
+	}
+}
+
+// inOwnNetns runs the calling (top-level) test again in a child process with a network namespace
+// of its own, which it plays the host's: veth pairs, nftables rules and IPv4 forwarding are made
+// there and go with it. In that child it returns true (and the test goes on); in the parent it
+// reports the child's result and returns false.
+func inOwnNetns(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("FLINT_LINUX_TEST_NETNS") == t.Name() {
+		if err := loopbackUp(); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	cmd := exec.Command("/proc/self/exe", "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "FLINT_LINUX_TEST_NETNS="+t.Name())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a network namespace of its own:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("%s failed in a network namespace of its own: %v", t.Name(), err)
+	}
+	return false
 }
 
 // start starts argv in a fresh environment (with the tests' defaults for what spec leaves
@@ -716,4 +749,256 @@ func waitForSpare(t testing.TB, b *Backend) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEgress: with Network "egress" (and "host", its alias) an environment reaches a server beyond
+// the host through NAT, but not the host (not its loopback, not a service on 0.0.0.0 through any
+// of its addresses), not another environment (its Runtime API, a port it listens on), and no
+// other environment of another server on the host takes its addresses.
+func TestEgress(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	// "The world": a network namespace of the test's behind a veth pair, 198.18.0.2 (a
+	// benchmarking range) beyond this namespace's 198.18.0.1, with a server that answers with the
+	// address it sees the caller at.
+	world := newWorld(t)
+	reached := make(chan string, 16)
+	hostListen := func(addr, name string) int {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() { // ends when the listener closes
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				reached <- name + " from " + c.RemoteAddr().String()
+				c.Close()
+			}
+		}()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	anyPort := hostListen("0.0.0.0:0", "the host's 0.0.0.0 listener")
+	loPort := hostListen("127.0.0.1:0", "the host's 127.0.0.1 listener")
+
+	b := newBackend(t, "host")
+	if b.cfg.Network != "egress" {
+		t.Fatalf("Network host is %q, want egress", b.cfg.Network)
+	}
+	// B listens on 0.0.0.0:8080 and tells its address.
+	instB, outB := start(t, b, sandbox.Spec{Argv: python(`
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8080)); s.listen(8)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(("198.18.0.2", 9))
+print("ready", u.getsockname()[0], flush=True)
+while True:
+    c, a = s.accept(); print("B reached from", a, flush=True); c.close()`)})
+	go func() { // ends when Destroy closes the listener
+		for {
+			c, err := instB.RuntimeAPI().Accept()
+			if err != nil {
+				return
+			}
+			reached <- "B's Runtime API from " + c.RemoteAddr().String()
+			c.Close()
+		}
+	}()
+	_ = outB.SetReadDeadline(time.Now().Add(60 * time.Second))
+	linesB := bufio.NewReader(outB)
+	line, err := linesB.ReadString('\n')
+	ipB, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	if err != nil || !ok {
+		t.Fatalf("B said %q, %v", line, err)
+	}
+	_, apiB, _ := net.SplitHostPort(instB.RuntimeAPI().Addr().String())
+
+	probe := `
+import os, socket
+def dial(host, port):
+    try:
+        c = socket.create_connection((host, int(port)), timeout=2)
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return type(e).__name__
+    try:
+        c.settimeout(2)
+        return "ok " + c.recv(100).decode().strip()
+    except OSError as e:
+        return "ok"
+gw = [l.split()[2] for l in open("/proc/net/route") if l.split()[1] == "00000000"] + ["0100A8C6"]
+gw = socket.inet_ntoa(int(gw[0], 16).to_bytes(4, "little")) # else (no route of its own) 198.18.0.1
+for name, host, port in [
+    ("world", "198.18.0.2", 8080),
+    ("host loopback", "127.0.0.1", os.environ["LOPORT"]),
+    ("host 0.0.0.0 via gateway", gw, os.environ["ANYPORT"]),
+    ("host 127.0.0.1 via gateway", gw, os.environ["LOPORT"]),
+    ("host 0.0.0.0 via its other address", "198.18.0.1", os.environ["ANYPORT"]),
+    ("B's Runtime API port", "127.0.0.1", os.environ["APIB"]),
+    ("B's port", os.environ["IPB"], 8080),
+    ("B's Runtime API on its address", os.environ["IPB"], 9001),
+    ("metadata", "169.254.169.254", 8080),
+]:
+    if os.environ.get("ONLY", name) != name:
+        continue
+    print(name + ":", dial(host, port), flush=True)
+`
+	env := []string{"LOPORT=" + strconv.Itoa(loPort), "ANYPORT=" + strconv.Itoa(anyPort), "APIB=" + apiB, "IPB=" + ipB}
+	exit, out, instA := run(t, b, sandbox.Spec{Argv: python(probe), Env: env})
+	if exit.Code != 0 {
+		t.Fatalf("exit %s, output %q", exit, out)
+	}
+	want := map[string]string{
+		"world": "ok 198.18.0.1", // masqueraded: the world sees this host, not the environment
+		// Its own loopback: nothing listens there.
+		"host loopback": "ConnectionRefusedError",
+		// Dropped by the host.
+		"host 0.0.0.0 via gateway": "timeout", "host 127.0.0.1 via gateway": "timeout",
+		"host 0.0.0.0 via its other address": "timeout", "B's port": "timeout",
+		"B's Runtime API on its address": "timeout", "metadata": "timeout",
+	}
+	if apiB != "9001" { // the old host network: B's Runtime API on a port of the host's loopback
+		want["B's Runtime API port"] = "ConnectionRefusedError"
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			got[k] = v
+		}
+	}
+	delete(got, "B's Runtime API port") // A's own Runtime API when both have their own namespace
+	delete(want, "B's Runtime API port")
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %q, want %q", k, got[k], w)
+		}
+	}
+	t.Logf("A:\n%s", out)
+
+	// A second server on the same host: its environments get addresses of their own, and reach
+	// the world too.
+	b2 := newBackend(t, "egress")
+	_, out2, instC := run(t, b2, sandbox.Spec{Argv: python(probe), Env: append(env, "ONLY=world")})
+	if !strings.Contains(out2, "world: ok 198.18.0.1") {
+		t.Errorf("an environment of a second server: %q", out2)
+	}
+	if a, bb, c := instA.(*instance).veth, instB.(*instance).veth, instC.(*instance).veth; a == nil || bb == nil || c == nil ||
+		a.name == bb.name || a.name == c.name || bb.name == c.name {
+		t.Errorf("veths %+v %+v %+v, want three different ones", a, bb, c)
+	}
+	world.close()
+	if err := instB.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(linesB)
+	if strings.Contains(string(rest), "reached") {
+		t.Errorf("B was reached: %s", rest)
+	}
+	close(reached)
+	for r := range reached {
+		t.Errorf("%s", r)
+	}
+	// Destroyed, an environment's veth is gone.
+	links, err := netlink.LinkList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if l.Attrs().Name == instB.(*instance).veth.name {
+			t.Errorf("%s survives its environment", l.Attrs().Name)
+		}
+	}
+}
+
+// world is a network namespace behind a veth pair with a server on 198.18.0.2:8080 that answers
+// with the address it sees its caller at. It also plays a cloud's metadata service: the host
+// routes 169.254.169.254 there, where the server answers too.
+type world struct {
+	ln   net.Listener
+	done chan struct{}
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	here, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer here.Close()
+	ns, err := netns.New() // and this thread is in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	var ln net.Listener
+	err = func() error {
+		defer netns.Set(here)
+		if err := netns.Set(here); err != nil {
+			return err
+		}
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "world0"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns)}); err != nil {
+			return err
+		}
+		up, err := netlink.LinkByName("world0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 0, 1), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(up); err != nil {
+			return err
+		}
+		if err := netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(169, 254, 169, 254), Mask: net.CIDRMask(32, 32)},
+			Gw: net.IPv4(198, 18, 0, 2)}); err != nil {
+			return err
+		}
+		if err := netns.Set(ns); err != nil {
+			return err
+		}
+		far, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(far, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 0, 2), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(far, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 169, 254), Mask: net.CIDRMask(32, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(far); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", "0.0.0.0:8080") // the socket is the world's
+		return err
+	}()
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	w := &world{ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_, _ = c.Write([]byte(host + "\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(w.close)
+	return w
+}
+
+func (w *world) close() {
+	w.ln.Close()
+	<-w.done
 }
