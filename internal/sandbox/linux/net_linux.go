@@ -226,16 +226,14 @@ func (e *egress) configure(v *veth, pid int) error {
 	return nil
 }
 
-// detach deletes the host end (and with it the pair) and gives the slot back. The environment's
-// namespace ending takes the pair too; deleting it here frees the name at once.
+// detach gives the slot back once the environment's init is dead. The kernel deletes the pair
+// with the environment's network namespace, in the background: deleting it here would cost the
+// caller tens of ms (RCU grace periods under the RTNL lock), and a name the kernel still holds is
+// skipped by attach.
 func (e *egress) detach(v *veth) {
-	if v == nil {
-		return
+	if v != nil {
+		e.release(v.slot)
 	}
-	if link, err := e.rt.LinkByName(v.name); err == nil {
-		_ = e.rt.LinkDel(link)
-	}
-	e.release(v.slot)
 }
 
 func ipNet(a netip.Addr, bits int) *net.IPNet {
