@@ -1002,3 +1002,32 @@ func (w *world) close() {
 	w.ln.Close()
 	<-w.done
 }
+
+// TestResolvConf: a host whose resolv.conf names only a stub on its loopback (unreachable from
+// an environment) gives environments the upstream servers instead.
+func TestResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stub := file("stub", "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n")
+	upstream := file("upstream", "nameserver 10.0.0.2\nnameserver 1.1.1.1\n")
+	plain := file("plain", "nameserver 10.0.0.2\n")
+	mixed := file("mixed", "nameserver 127.0.0.53\nnameserver 10.0.0.2\n")
+	missing := filepath.Join(dir, "missing")
+	for _, tc := range []struct{ host, upstream, want string }{
+		{stub, upstream, upstream},
+		{stub, missing, stub},
+		{stub, stub, stub},
+		{plain, upstream, plain},
+		{mixed, upstream, mixed},
+	} {
+		if got := resolvConf(tc.host, tc.upstream); got != tc.want {
+			t.Errorf("resolvConf(%s, %s) = %s, want %s", filepath.Base(tc.host), filepath.Base(tc.upstream), filepath.Base(got), filepath.Base(tc.want))
+		}
+	}
+}

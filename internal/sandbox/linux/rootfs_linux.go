@@ -3,9 +3,11 @@ package linux
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -86,6 +88,9 @@ func prepareRoot(r string, shmMB int) error {
 	}
 	for _, e := range hostEtc {
 		host, guest := "/etc/"+e, filepath.Join(r, "etc", e)
+		if e == "resolv.conf" {
+			host = resolvConf(host, systemdResolvConf)
+		}
 		fi, err := os.Stat(host) // follows links: /etc/resolv.conf -> /run/...
 		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 			continue
@@ -94,8 +99,8 @@ func prepareRoot(r string, shmMB int) error {
 		switch {
 		case err != nil:
 			continue
-		case real == host:
-			err = bindRO(host, guest, fi.IsDir(), roFlags)
+		case real == "/etc/"+e:
+			err = bindRO(real, guest, fi.IsDir(), roFlags)
 		case fi.IsDir():
 			err = hiddenRO(real, guest)
 		default:
@@ -153,6 +158,42 @@ func finishRoot(r string, cfg initConfig) error {
 		return fmt.Errorf("remount / read-only: %w", err)
 	}
 	return nil
+}
+
+// systemdResolvConf lists the name servers systemd-resolved forwards to.
+const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+
+// resolvConf is the resolv.conf environments get: the host's, unless all its name servers are on
+// the host's loopback (a local stub such as systemd-resolved's 127.0.0.53, which an environment
+// cannot reach) and upstream has some that are not.
+func resolvConf(host, upstream string) string {
+	if lo, other := nameservers(host); lo > 0 && other == 0 {
+		if _, other := nameservers(upstream); other > 0 {
+			return upstream
+		}
+	}
+	return host
+}
+
+// nameservers counts the loopback and other name servers the resolv.conf at path names (none
+// when it cannot be read).
+func nameservers(path string) (loopback, other int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil && a.IsLoopback() {
+			loopback++
+		} else {
+			other++
+		}
+	}
+	return loopback, other
 }
 
 // hiddenRO mounts the directory host at guest (an existing directory of the root's tmpfs),
