@@ -784,6 +784,22 @@ func TestEgress(t *testing.T) {
 	}
 	anyPort := hostListen("0.0.0.0:0", "the host's 0.0.0.0 listener")
 	loPort := hostListen("127.0.0.1:0", "the host's 127.0.0.1 listener")
+	// Addresses of the pool this host already uses: slots 0 and 1 (a route), 2 (an address of
+	// its own) and 3 (an interface of that name, as another server's would be) must be skipped.
+	if err := netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(169, 254, 0, 0), Mask: net.CIDRMask(29, 32)},
+		Gw: net.IPv4(198, 18, 0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 0, 9), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethPrefix + "3"}, PeerName: "other3"}); err != nil {
+		t.Fatal(err)
+	}
 
 	b := newBackend(t, "host")
 	if b.cfg.Network != "egress" {
@@ -887,8 +903,8 @@ for name, host, port in [
 		t.Errorf("an environment of a second server: %q", out2)
 	}
 	if a, bb, c := instA.(*instance).veth, instB.(*instance).veth, instC.(*instance).veth; a == nil || bb == nil || c == nil ||
-		a.name == bb.name || a.name == c.name || bb.name == c.name {
-		t.Errorf("veths %+v %+v %+v, want three different ones", a, bb, c)
+		a.name == bb.name || a.name == c.name || bb.name == c.name || min(a.slot, bb.slot, c.slot) < 4 {
+		t.Errorf("veths %+v %+v %+v, want three different ones, none of slots 0-3", a, bb, c)
 	}
 	world.close()
 	if err := instB.Destroy(context.Background()); err != nil {
@@ -902,14 +918,15 @@ for name, host, port in [
 	for r := range reached {
 		t.Errorf("%s", r)
 	}
-	// Destroyed, an environment's veth is gone.
-	links, err := netlink.LinkList()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range links {
-		if l.Attrs().Name == instB.(*instance).veth.name {
-			t.Errorf("%s survives its environment", l.Attrs().Name)
+	// Destroyed, an environment's veth goes with its network namespace (the kernel's cleanup runs
+	// in the background).
+	name := instB.(*instance).veth.name
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := netlink.LinkByName(name); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s survives its environment", name)
 		}
 	}
 }
