@@ -885,7 +885,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 			(<-i.msgs).closeFDs()
 		}
 	}
-	// After the init: a veth deleted under a live environment would be a window without network.
+	// Only once the init is dead: its namespace, and with it the veth, is on its way out.
 	i.b.detachNet(i.veth)
 	if err := i.cg.remove(ctx); err != nil {
 		errs = append(errs, err)
