@@ -512,7 +512,19 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		}
 		return nil, err
 	}
+	// Without a spare, the veth pair is made while the init builds the root: Create waits for
+	// both, and for the pair before it returns in any case (Destroy releases it).
+	var attaching chan error
+	joinNet := func() error {
+		if attaching == nil {
+			return nil
+		}
+		err := <-attaching
+		attaching = nil
+		return err
+	}
 	fail := func(err error) (sandbox.Instance, error) {
+		_ = joinNet()
 		_ = i.Destroy(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("linux sandbox: create %s: %w", spec.ID, err)
 	}
@@ -545,9 +557,13 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		if sp.cmd, sp.conn, err = b.spawn(i.dir); err != nil {
 			return fail(err)
 		}
-		if i.veth, err = b.attachNet(sp.cmd.Process.Pid); err != nil {
-			stopInit(sp.cmd, sp.conn)
-			return fail(err)
+		if b.cfg.Network == "egress" {
+			attaching = make(chan error, 1)
+			go func(pid int) { // joined by joinNet on every path out of Create
+				v, err := b.attachNet(pid)
+				i.veth = v
+				attaching <- err
+			}(sp.cmd.Process.Pid)
 		}
 		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
 			stopInit(sp.cmd, sp.conn)
@@ -564,6 +580,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	}
 	if m.kind != msgReady {
 		return fail(fmt.Errorf("unexpected message %q", m.kind))
+	}
+	if err := joinNet(); err != nil {
+		return fail(err)
 	}
 	lns, err := fileListeners(m.fds)
 	if err != nil {
