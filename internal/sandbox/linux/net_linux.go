@@ -26,8 +26,9 @@ import (
 // environment's ("eth0", its default route). The host masquerades what environments send to the
 // rest of the world and drops everything else they send: to the host itself (any of its
 // addresses, so no host service on 0.0.0.0 is reachable; 127.0.0.1 is not routable from outside
-// anyway), to other environments, to link-local addresses (cloud metadata services), and over
-// IPv6; nothing can open a connection into an environment.
+// anyway), to other environments, to link-local addresses (cloud metadata services; DNS
+// excepted), from addresses not its own, and over IPv6; nothing can open a connection into an
+// environment.
 const (
 	// vethPrefix names the host end of every environment's veth on every Flint server of the
 	// host. The nftables rules match it; the kernel's refusal of a second interface of one name is
@@ -267,6 +268,9 @@ func setupFirewall(log *slog.Logger) error {
 	fwd := chain("forward", nftables.ChainHookForward, nftables.ChainPriorityFilter, nftables.ChainTypeFilter)
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq), ifname(expr.MetaKeyOIFNAME, expr.CmpOpEq), verdict(drop))
 	rule(fwd, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq), nfproto(unix.NFPROTO_IPV6), verdict(drop))
+	// Environments have no capability to change their address; should one anyway, its packets
+	// would leave without NAT.
+	rule(fwd, ifname(expr.MetaKeyIIFNAME, expr.CmpOpEq), nfproto(unix.NFPROTO_IPV4), ipNotIn(12, egressPool), verdict(drop))
 	// Name servers on link-local addresses (GCE's metadata server, AWS's 169.254.169.253) keep
 	// answering: DNS only.
 	for _, proto := range []byte{unix.IPPROTO_UDP, unix.IPPROTO_TCP} {
@@ -336,6 +340,12 @@ func l4dport(proto byte, port uint16) []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(port)},
 	}
+}
+
+func ipNotIn(offset uint32, p netip.Prefix) []expr.Any {
+	m := ipIn(offset, p)
+	m[len(m)-1].(*expr.Cmp).Op = expr.CmpOpNeq
+	return m
 }
 
 func ctEstablished() []expr.Any {
