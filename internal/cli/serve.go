@@ -58,7 +58,7 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.Sandbox, "sandbox", cfg.Sandbox,
 		"sandbox backend: linux (namespaces, cgroups, seccomp), process (no isolation) or auto (linux where it can run)")
 	f.StringVar(&cfg.FunctionNetwork, "function-network", cfg.FunctionNetwork,
-		"what functions in the linux sandbox reach: none (loopback only) or host (the host's network)")
+		"what functions in the linux sandbox reach: none (their own loopback only) or egress (also the network beyond this host, through NAT; never this host's services or other functions; host is an alias)")
 	f.DurationVar(&cfg.FreezeAfter, "freeze-after", cfg.FreezeAfter, "how long an idle environment runs before it is frozen (0: never)")
 	f.DurationVar(&cfg.CodeGrace, "code-grace", cfg.CodeGrace, "how long code nothing references any more is kept before it is deleted (0: at once)")
 	f.IntVar(&cfg.AccountConcurrency, "account-concurrency", cfg.AccountConcurrency, "the account's concurrent-execution limit")

@@ -43,8 +43,11 @@ type Config struct {
 	// seccomp), "process" (plain child processes, no isolation) or "auto" (linux where it can
 	// run, else process with a warning).
 	Sandbox string
-	// FunctionNetwork is what functions reach in the linux sandbox: "none" (loopback only) or
-	// "host" (the host's network).
+	// FunctionNetwork is what functions reach in the linux sandbox, where each environment has a
+	// network namespace of its own either way (its Runtime API and extension ports on its own
+	// loopback): "none" (nothing else) or "egress" (the world beyond the host through a veth
+	// pair and NAT; never the host itself nor other environments). "host" is accepted as an alias
+	// of "egress": no mode puts functions in the host's network namespace.
 	FunctionNetwork string
 	// FreezeAfter is how long an idle environment waits before its sandbox freezes it (0: never).
 	FreezeAfter time.Duration
@@ -162,8 +165,10 @@ func (c Config) Validate() error {
 	if c.AccountConcurrency < 1 {
 		errs = append(errs, errors.New("account concurrency must be at least 1"))
 	}
-	if c.FunctionNetwork != "none" && c.FunctionNetwork != "host" {
-		errs = append(errs, fmt.Errorf("function network %q: want none or host", c.FunctionNetwork))
+	switch c.FunctionNetwork {
+	case "none", "egress", "host":
+	default:
+		errs = append(errs, fmt.Errorf("function network %q: want none or egress (host is an alias of egress)", c.FunctionNetwork))
 	}
 	if c.Sandbox == "" {
 		errs = append(errs, errors.New("sandbox backend must be named"))

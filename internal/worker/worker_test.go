@@ -111,7 +111,6 @@ func TestServices(t *testing.T) {
 	}{
 		{"process", func(t *testing.T) (sandbox.Backend, bool) { return process.New("127.0.0.1"), true }},
 		{"linux", func(t *testing.T) (sandbox.Backend, bool) { return linuxBackend(t, "none"), false }},
-		{"linux host network", func(t *testing.T) (sandbox.Backend, bool) { return linuxBackend(t, "host"), true }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, shared := tc.new(t)

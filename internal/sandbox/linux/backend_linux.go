@@ -32,8 +32,10 @@ type Config struct {
 	// <CgroupParent>/<id>. A relative path is taken below the server's own cgroup, an absolute one
 	// from the hierarchy's root. Default "flint".
 	CgroupParent string
-	// Network is "none" (default: only loopback, in a network namespace of its own) or "host"
-	// (the host's network namespace; the Runtime API listens on a loopback port there).
+	// Network is what environments reach; each has a network namespace of its own either way,
+	// with its Runtime API and ports on its own loopback. "none" (default): nothing else.
+	// "egress" (or its alias "host"): the world beyond the host through a veth pair and NAT, but
+	// neither the host itself nor other environments (net_linux.go). Root only.
 	Network string
 	// Prespawn is how many inits are kept started ahead of Create, so that a cold start does not
 	// wait for the binary to exec and initialise (several ms for a large binary). 0 means 2;
@@ -60,6 +62,7 @@ type Backend struct {
 	guestUID, guestGID int
 	cg                 *cgroups
 	cgErr              error
+	net                *egress // set by Check when Network is "egress"
 
 	mu        sync.Mutex
 	parentsOK bool
@@ -86,6 +89,7 @@ type spare struct {
 	name string
 	cmd  *exec.Cmd
 	conn *net.UnixConn
+	veth *veth // with Network "egress"
 }
 
 var _ sandbox.Backend = (*Backend)(nil)
@@ -102,11 +106,14 @@ func New(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("linux sandbox: bad CgroupParent %q", cfg.CgroupParent)
 	}
 	switch cfg.Network {
-	case "":
+	case "", "none":
 		cfg.Network = "none"
-	case "none", "host":
+	case "egress", "host":
+		// "host" once meant the host's network namespace, where every local user and every
+		// other function could reach an environment's Runtime API: it now means egress.
+		cfg.Network = "egress"
 	default:
-		return nil, fmt.Errorf("linux sandbox: Network %q: want none or host", cfg.Network)
+		return nil, fmt.Errorf("linux sandbox: Network %q: want none or egress", cfg.Network)
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -152,6 +159,9 @@ func (b *Backend) Check(ctx context.Context) error {
 	if _, err := os.Stat("/usr"); err != nil {
 		return fmt.Errorf("linux sandbox: the host has no /usr to build roots from: %w", err)
 	}
+	if err := b.ensureNet(); err != nil {
+		return err
+	}
 	if err := b.ensureParents(); err != nil {
 		if b.rootless {
 			return fmt.Errorf("linux sandbox: not root and no delegated cgroup: %w (run flint as root, or in a systemd unit with Delegate=yes)", err)
@@ -182,6 +192,50 @@ func (b *Backend) ensureParents() error {
 	}
 	b.parentsOK = true
 	return nil
+}
+
+// ensureNet sets up the host's side of the egress network once.
+func (b *Backend) ensureNet() error {
+	if b.cfg.Network != "egress" {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.net != nil {
+		return nil
+	}
+	if b.rootless {
+		return errors.New("linux sandbox: function network egress needs a root server (veth pairs and NAT in the host's network namespace): run flint as root, or use --function-network none")
+	}
+	if err := setupFirewall(b.cfg.Log); err != nil {
+		return fmt.Errorf("linux sandbox: function network egress: %w (the kernel needs nf_tables with NAT)", err)
+	}
+	e, err := newEgress()
+	if err != nil {
+		return fmt.Errorf("linux sandbox: function network egress: %w", err)
+	}
+	b.net = e
+	return nil
+}
+
+// attachNet gives a new init's network namespace its veth pair, with Network "egress".
+func (b *Backend) attachNet(pid int) (*veth, error) {
+	if b.cfg.Network != "egress" {
+		return nil, nil
+	}
+	b.mu.Lock()
+	e := b.net
+	b.mu.Unlock()
+	if e == nil {
+		return nil, errors.New("network not set up: call Check first")
+	}
+	return e.attach(pid)
+}
+
+func (b *Backend) detachNet(v *veth) {
+	if v != nil {
+		b.net.detach(v)
+	}
 }
 
 // probe starts an init in fresh namespaces that only answers: it proves the namespaces can be
@@ -288,6 +342,9 @@ func (b *Backend) newSpare(name string) (spare, error) {
 	if err == nil {
 		err = ec.place(s.cmd.Process.Pid)
 	}
+	if err == nil {
+		s.veth, err = b.attachNet(s.cmd.Process.Pid)
+	}
 	if err != nil {
 		b.discard(s)
 		return spare{}, err
@@ -300,6 +357,7 @@ func (b *Backend) discard(s spare) {
 	if s.cmd != nil {
 		stopInit(s.cmd, s.conn)
 	}
+	b.detachNet(s.veth)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = envCgroup{cg: b.cg, id: s.name}.remove(ctx)
@@ -326,11 +384,17 @@ func (b *Backend) Close() error {
 		b.discard(s)
 	}
 	b.stopReaper()
+	b.mu.Lock()
+	if b.net != nil {
+		b.net.close()
+	}
+	b.mu.Unlock()
 	return nil
 }
 
-// spawn starts an init in new namespaces with its control socket. Its stdout and stderr are
-// /dev/null until the configuration brings the environment's output.
+// spawn starts an init in new namespaces with its control socket and, unless root is empty (the
+// probe), tells it to build the function-independent part of the root at root. Its stdout and
+// stderr are /dev/null until the configuration brings the environment's output.
 func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -344,10 +408,7 @@ func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 		return nil, nil, fmt.Errorf("control socket: %w", err)
 	}
 	conn := fc.(*net.UnixConn)
-	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
-	if b.cfg.Network != "host" {
-		flags |= unix.CLONE_NEWNET
-	}
+	flags := uintptr(unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWNET)
 	attr := &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 	if b.rootless {
 		attr.Cloneflags |= unix.CLONE_NEWUSER
@@ -355,13 +416,11 @@ func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getegid(), Size: 1}}
 		attr.GidMappingsEnableSetgroups = false
 	}
-	args := []string{initArg0}
-	if root != "" {
-		args = append(args, root) // the init builds what it can of the root before its config
-	}
+	// The environment reads its pid 1's command line: nothing but the name (the root's path
+	// goes over the control socket).
 	cmd := &exec.Cmd{
 		Path:        "/proc/self/exe",
-		Args:        args,
+		Args:        []string{initArg0},
 		Env:         []string{},
 		ExtraFiles:  []*os.File{child},
 		SysProcAttr: attr,
@@ -369,6 +428,12 @@ func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 	if err := cmd.Start(); err != nil {
 		conn.Close()
 		return nil, nil, fmt.Errorf("start sandbox init: %w", err)
+	}
+	if root != "" {
+		if err := send(conn, msgPrepare, []byte(root)); err != nil {
+			stopInit(cmd, conn)
+			return nil, nil, fmt.Errorf("sandbox init: %w", err)
+		}
 	}
 	return cmd, conn, nil
 }
@@ -413,27 +478,13 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
 	}
-	// In a network namespace of its own the environment gets the Runtime API and its ports at
-	// their usual numbers on its loopback, made by the init; sharing the host's, ephemeral ports
-	// on the host's loopback, made here.
-	api := runtimeAPIAddr
+	// The environment gets the Runtime API and its ports at their usual numbers on the loopback
+	// of its own network namespace, made by the init: only it can reach them.
 	numbers := make([]int, len(spec.Ports))
 	portEnv := make([]string, len(spec.Ports))
 	for n, p := range spec.Ports {
 		numbers[n] = p.Number
 		portEnv[n] = p.EnvVar + "=" + strconv.Itoa(p.Number)
-	}
-	if b.cfg.Network == "host" {
-		var lc net.ListenConfig
-		ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("linux sandbox: runtime api listener: %w", err)
-		}
-		i.ln, api = ln, ln.Addr().String()
-		if i.ports, portEnv, err = sandbox.ListenLoopback(ctx, spec.Ports); err != nil {
-			i.closeListeners()
-			return nil, fmt.Errorf("linux sandbox: %w", err)
-		}
 	}
 	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
 	for _, kv := range spec.Env {
@@ -441,31 +492,39 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 			env = append(env, kv)
 		}
 	}
-	env = append(env, "AWS_LAMBDA_RUNTIME_API="+api)
+	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
 	env = append(env, portEnv...)
-	listen := b.cfg.Network != "host"
-	if listen {
-		i.nfds = 1 + len(spec.Ports)
-	}
+	i.nfds = 1 + len(spec.Ports)
 	// A spare init comes already placed in cgroups of its own, with the function-independent
 	// part of its root built: the environment keeps its directory and cgroups under the spare's
 	// name (moving a process between v1 cgroups waits for an RCU grace period per hierarchy,
 	// and building the root takes milliseconds: the spare paid both ahead of time).
 	sp := b.take()
 	if sp.cmd != nil {
-		i.dir, i.cg = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}
+		i.dir, i.cg, i.veth = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}, sp.veth
 	}
-	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
+	cfg, err := json.Marshal(initConfig{TaskDir: spec.TaskDir, OptDir: spec.OptDir,
 		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
+		Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
-		i.closeListeners()
 		if sp.cmd != nil {
 			b.discard(sp)
 		}
 		return nil, err
 	}
+	// Without a spare, the veth pair is made while the init builds the root: Create waits for
+	// both, and for the pair before it returns in any case (Destroy releases it).
+	var attaching chan error
+	joinNet := func() error {
+		if attaching == nil {
+			return nil
+		}
+		err := <-attaching
+		attaching = nil
+		return err
+	}
 	fail := func(err error) (sandbox.Instance, error) {
+		_ = joinNet()
 		_ = i.Destroy(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("linux sandbox: create %s: %w", spec.ID, err)
 	}
@@ -490,12 +549,21 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if sp.cmd != nil {
 		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
 			stopInit(sp.cmd, sp.conn) // a spare that died: start afresh
-			sp, placed = spare{}, false
+			b.detachNet(i.veth)
+			sp, placed, i.veth = spare{}, false, nil
 		}
 	}
 	if sp.cmd == nil {
 		if sp.cmd, sp.conn, err = b.spawn(i.dir); err != nil {
 			return fail(err)
+		}
+		if b.cfg.Network == "egress" {
+			attaching = make(chan error, 1)
+			go func(pid int) { // joined by joinNet on every path out of Create
+				v, err := b.attachNet(pid)
+				i.veth = v
+				attaching <- err
+			}(sp.cmd.Process.Pid)
 		}
 		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
 			stopInit(sp.cmd, sp.conn)
@@ -513,21 +581,22 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if m.kind != msgReady {
 		return fail(fmt.Errorf("unexpected message %q", m.kind))
 	}
-	if listen {
-		lns, err := fileListeners(m.fds)
-		if err != nil {
-			return fail(err)
+	if err := joinNet(); err != nil {
+		return fail(err)
+	}
+	lns, err := fileListeners(m.fds)
+	if err != nil {
+		return fail(err)
+	}
+	if len(lns) != i.nfds {
+		for _, ln := range lns {
+			ln.Close()
 		}
-		if len(lns) != i.nfds {
-			for _, ln := range lns {
-				ln.Close()
-			}
-			return fail(fmt.Errorf("init sent %d listeners, want %d", len(lns), i.nfds))
-		}
-		i.ln, i.ports = lns[0], make(sandbox.Listeners, len(spec.Ports))
-		for n, p := range spec.Ports {
-			i.ports[p.Number] = lns[1+n]
-		}
+		return fail(fmt.Errorf("init sent %d listeners, want %d", len(lns), i.nfds))
+	}
+	i.ln, i.ports = lns[0], make(sandbox.Listeners, len(spec.Ports))
+	for n, p := range spec.Ports {
+		i.ports[p.Number] = lns[1+n]
 	}
 	if !placed {
 		if err := i.cg.place(cmd.Process.Pid); err != nil {
@@ -636,7 +705,8 @@ type instance struct {
 	conn  *net.UnixConn
 	ln    net.Listener
 	ports sandbox.Listeners // set by Create, read-only after
-	nfds  int               // descriptors the ready message carries (1+len(ports) when the init listens)
+	nfds  int               // descriptors the ready message carries (1+len(ports))
+	veth  *veth             // with Network "egress"
 	msgs  chan message
 	done  chan struct{}
 
@@ -834,6 +904,8 @@ func (i *instance) Destroy(ctx context.Context) error {
 			(<-i.msgs).closeFDs()
 		}
 	}
+	// Only once the init is dead: its namespace, and with it the veth, is on its way out.
+	i.b.detachNet(i.veth)
 	if err := i.cg.remove(ctx); err != nil {
 		errs = append(errs, err)
 	}

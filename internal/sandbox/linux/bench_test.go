@@ -12,17 +12,23 @@ import (
 
 // BenchmarkStart measures a cold start up to the runtime's exec (Create+Start), with a spare init
 // ready (as between invokes of a steady server) and without spares (every init exec'd on demand).
-// The runtime is /bin/true; Destroy is timed apart.
+// The runtime is /bin/true; Destroy is timed apart. The egress network's cases make veth pairs
+// and nftables rules in the network namespace the benchmark runs in (and may turn IPv4
+// forwarding on there): they run only with FLINT_BENCH_EGRESS=1, e.g. under unshare -n.
 func BenchmarkStart(b *testing.B) {
 	for _, bc := range []struct {
 		name     string
 		prespawn int
-	}{{"spare", 1}, {"no-spare", -1}} {
+		network  string
+	}{{"spare", 1, "none"}, {"no-spare", -1, "none"}, {"spare-egress", 1, "egress"}, {"no-spare-egress", -1, "egress"}} {
 		b.Run(bc.name, func(b *testing.B) {
 			if os.Geteuid() != 0 {
 				b.Skip("needs root")
 			}
-			be, err := New(Config{StateDir: b.TempDir(), Prespawn: bc.prespawn,
+			if bc.network == "egress" && os.Getenv("FLINT_BENCH_EGRESS") != "1" {
+				b.Skip("FLINT_BENCH_EGRESS=1 runs it (it changes the network namespace it runs in)")
+			}
+			be, err := New(Config{StateDir: b.TempDir(), Prespawn: bc.prespawn, Network: bc.network,
 				CgroupParent: fmt.Sprintf("flint-bench-%d-%d", os.Getpid(), time.Now().UnixNano())})
 			if err != nil {
 				b.Fatal(err)

@@ -12,11 +12,14 @@
 // Runtime API's first, then the ports' in the Spec's order), waits until the parent has placed it
 // into the environment's cgroups, drops every capability, installs the seccomp filter and forks
 // the runtime, then reaps orphans and reports the runtime's exit. What listens on those sockets is
-// the worker, in the host: nothing of Flint runs inside the environment but that init. With
-// Network "host" there is no network namespace; the backend listens on ephemeral ports of the
-// host's loopback instead and tells the runtime their numbers (AWS_LAMBDA_RUNTIME_API, the ports'
-// variables). Killing the init (Destroy, or the server dying: Pdeathsig) takes every process of
-// the environment with it, and its mount namespace with all its mounts. A frozen environment
+// the worker, in the host: nothing of Flint runs inside the environment but that init. Every
+// environment has a network namespace of its own, so those sockets are reachable from inside it
+// only. With Network "egress" (alias "host") the namespace also gets a veth pair to the host
+// with a /30 of 169.254.0.0/17 and the host masquerades its traffic to the world, dropping
+// anything for the host itself, other environments, link-local addresses and IPv6 (net_linux.go);
+// the host's side is made while the init is still a spare. Killing the init (Destroy, or the
+// server dying: Pdeathsig) takes every process of the environment with it, its mount namespace
+// with all its mounts and its network namespace with its veth pair. A frozen environment
 // (cgroup v1 freezer) cannot act on a SIGKILL until it is thawed, so each server also starts a
 // reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's cgroups):
 // when the server dies, however it dies, the reaper reclaims what it left unless a new server
@@ -25,12 +28,18 @@
 // Under a root server the init builds the root as root, then the runtime and the init itself
 // run as Lambda's sandbox user (uid 993, gid 990, no supplementary groups: unprivileged on the
 // host too), with no capabilities, no_new_privs, secure bits that keep root from regaining any,
-// and the seccomp filter. (Changing credentials clears the parent-death signal; the init arms it
+// and the seccomp filter; the init is not dumpable, so /proc/1 tells the runtime nothing beyond
+// its name. (Changing credentials clears the parent-death signal; the init arms it
 // again.) Code is readable as that user because the unpacked files are 0644/0755, which Lambda
 // also requires. Under a non-root server the environment gets a user namespace mapping its uid 0
 // to the server's user, with the same capability, no_new_privs and seccomp restrictions. Files of
 // the host it can see are mounted read-only, /proc/sys and similar host-wide knobs are
 // read-only and /proc/kcore and friends are masked (as in Docker's default).
+//
+// Nothing of the host's layout shows inside: the init's command line is its name only (the root's
+// path comes over the control socket), /etc entries that are links elsewhere are copied, and the
+// code, layers and runtime client are mounted through read-only overlays named by descriptor, so
+// that mountinfo shows no host path (rootfs_linux.go).
 //
 // The hostname is Lambda-like: "169.254.X.Y", derived from the environment id. /tmp is a tmpfs
 // bounded by EphemeralStorageMB; tmpfs pages are memory, so what a function keeps in /tmp counts

@@ -24,6 +24,7 @@ const controlFD = 3
 
 // Messages on the control socket (SOCK_SEQPACKET, one message each), by first byte.
 const (
+	msgPrepare  = 'B' // parent → init: the root's directory; build what is function-independent
 	msgConfig   = 'C' // parent → init: initConfig as JSON
 	msgGo       = 'G' // parent → init: cgroups joined, exec the runtime
 	msgReady    = 'R' // init → parent: the root is built; with the listener fds when it made them
@@ -36,16 +37,13 @@ const (
 // initConfig is what the parent tells an init.
 type initConfig struct {
 	Probe      bool   `json:"probe,omitempty"`
-	Root       string `json:"root"`
 	TaskDir    string `json:"task"`
 	OptDir     string `json:"opt,omitempty"`
 	RuntimeDir string `json:"runtime,omitempty"`
 	TmpMB      int    `json:"tmp_mb"`
 	ShmMB      int    `json:"shm_mb"`
 	Hostname   string `json:"hostname"`
-	Listen     bool   `json:"listen"` // make the listeners inside the (new) netns
-	// Ports are the loopback ports (sandbox.Port.Number) to listen on besides the Runtime API's,
-	// when Listen is set.
+	// Ports are the loopback ports (sandbox.Port.Number) to listen on besides the Runtime API's.
 	Ports []int    `json:"ports,omitempty"`
 	Argv  []string `json:"argv"`
 	Env   []string `json:"env"`
@@ -79,17 +77,20 @@ func Init() {
 // sandboxInit runs as pid 1 of the new pid namespace. It returns only on failure.
 func sandboxInit() error {
 	unix.CloseOnExec(controlFD)
-	// A spare (or any init told its root up front) builds the function-independent part of the
-	// root while it waits; a failure is reported once the config asks for that root.
-	var prepared string
-	var prepErr error
-	if len(os.Args) > 1 {
-		prepared = os.Args[1]
-		prepErr = prepareRoot(prepared, shmMB)
-	}
 	buf := make([]byte, 1<<20)
 	oob := make([]byte, unix.CmsgSpace(4))
+	// The root's directory comes over the control socket, not in argv: the environment can read
+	// its pid 1's command line, and nothing of the host's layout may show there. The init builds
+	// the function-independent part of the root while it waits for its configuration (a spare
+	// may wait long); a failure is reported once the configuration asks for that root.
+	var root string
+	var prepErr error
 	n, oobn, _, _, err := unix.Recvmsg(controlFD, buf, oob, 0)
+	if n > 0 && err == nil && buf[0] == msgPrepare {
+		root = string(buf[1:n])
+		prepErr = prepareRoot(root, shmMB)
+		n, oobn, _, _, err = unix.Recvmsg(controlFD, buf, oob, 0)
+	}
 	if n == 0 && err == nil {
 		unix.Exit(0) // a spare init the backend no longer needs
 	}
@@ -122,42 +123,32 @@ func sandboxInit() error {
 		return err
 	}
 	switch {
-	case prepared == "":
-		err = buildRoot(cfg)
-	case prepared != cfg.Root:
-		err = fmt.Errorf("root %s was prepared, the config names %s", prepared, cfg.Root)
+	case root == "":
+		return errors.New("no root to build")
 	case prepErr != nil:
-		err = prepErr
-	default:
-		err = finishRoot(cfg)
+		return prepErr
 	}
-	if err != nil {
+	if err := finishRoot(root, cfg); err != nil {
 		return err
 	}
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	// The Runtime API's listener first, then one per port in the configuration's order: the
+	// parent matches them up by position, all in the one ready message. (On failure the init
+	// exits, which closes what it made.)
 	var fds []int
-	if cfg.Listen {
-		if err := loopbackUp(); err != nil {
+	for _, port := range append([]int{sandbox.RuntimeAPIPort}, cfg.Ports...) {
+		fd, err := listenLoopback(port)
+		if err != nil {
 			return err
 		}
-		// The Runtime API's listener first, then one per port in the configuration's order: the
-		// parent matches them up by position, all in the one ready message. (On failure the init
-		// exits, which closes what it made.)
-		for _, port := range append([]int{sandbox.RuntimeAPIPort}, cfg.Ports...) {
-			fd, err := listenLoopback(port)
-			if err != nil {
-				return err
-			}
-			fds = append(fds, fd)
-		}
+		fds = append(fds, fd)
 	}
-	var rights []byte
-	if len(fds) > 0 {
-		rights = unix.UnixRights(fds...)
-	}
-	err = unix.Sendmsg(controlFD, []byte{msgReady}, rights, nil, 0)
+	err = unix.Sendmsg(controlFD, []byte{msgReady}, unix.UnixRights(fds...), nil, 0)
 	// The parent has its own copies now. Ours are close-on-exec, but the init outlives the exec:
 	// closed, the sockets go when the parent closes them, not only when the environment ends.
 	for _, fd := range fds {
@@ -298,13 +289,19 @@ func dropPrivileges(lastCap, uid, gid int) error {
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("drop capabilities: %w", err)
 	}
+	// Not dumpable: /proc/1 (the init's executable, which is the server's binary at its host
+	// path, its maps and its descriptors) is closed to the runtime even when both are uid 0 of a
+	// user namespace. The runtime's exec makes it dumpable again, for its own /proc/self.
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return fmt.Errorf("dumpable: %w", err)
+	}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
 	return installSeccomp()
 }
 
-// loopbackUp brings lo up in the new network namespace.
+// loopbackUp brings lo up in the environment's network namespace.
 func loopbackUp() error {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

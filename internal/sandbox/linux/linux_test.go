@@ -11,10 +11,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"github.com/flint-run/flint/internal/sandbox"
 	"github.com/flint-run/flint/internal/sandbox/sandboxtest"
@@ -98,8 +103,36 @@ func TestConformance(t *testing.T) {
 	sandboxtest.Run(t, newBackend(t, "none"))
 }
 
-func TestConformanceHostNetwork(t *testing.T) {
-	sandboxtest.Run(t, newBackend(t, "host"))
+func TestConformanceEgress(t *testing.T) {
+	if inOwnNetns(t) {
+		sandboxtest.Run(t, newBackend(t, "egress"))
+	}
+}
+
+// inOwnNetns runs the calling (top-level) test again in a child process with a network namespace
+// of its own, which it plays the host's: veth pairs, nftables rules and IPv4 forwarding are made
+// there and go with it. In that child it returns true (and the test goes on); in the parent it
+// reports the child's result and returns false.
+func inOwnNetns(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv("FLINT_LINUX_TEST_NETNS") == t.Name() {
+		if err := loopbackUp(); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	cmd := exec.Command("/proc/self/exe", "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "FLINT_LINUX_TEST_NETNS="+t.Name())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	t.Logf("in a network namespace of its own:\n%s", out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("%s failed in a network namespace of its own: %v", t.Name(), err)
+	}
+	return false
 }
 
 // start starts argv in a fresh environment (with the tests' defaults for what spec leaves
@@ -622,5 +655,396 @@ func TestInitIsUncapped(t *testing.T) {
 	// 128 MB is capped at 7.2% of a CPU (36 ms per 500 ms); uncapped it gets far more.
 	if capped > 150*time.Millisecond || boosted < 2*capped {
 		t.Errorf("CPU during init %v, after EndInit %v: want the cap to apply only after EndInit", boosted, capped)
+	}
+}
+
+// TestNoHostPaths reads what an environment can learn of where things are on the host: its pid
+// 1's command line and environment, its mounts. None of the state directory's, the code's, the
+// layers' or the runtime client's host paths may show, and every mount's root (mountinfo's
+// fourth field, a bind mount's path in its source file system) must be "/", the tail of where
+// the environment sees it (/usr at /usr, /dev/null at /dev/null) or the masks' /dev/null, with a
+// spare init and without.
+func TestNoHostPaths(t *testing.T) {
+	script := `
+import os
+def read(p):
+    try:
+        return open(p, "rb").read().decode(errors="replace")
+    except OSError as e:
+        return "<%s>" % e.strerror
+def link(p):
+    try:
+        return os.readlink(p)
+    except OSError as e:
+        return "<%s>" % e.strerror
+print("cmdline", read("/proc/1/cmdline").replace("\0", " "))
+print("environ", read("/proc/1/environ").replace("\0", " "))
+print("exe", link("/proc/1/exe"), link("/proc/1/cwd"), link("/proc/1/root"))
+print(read("/proc/self/mounts"))
+for line in read("/proc/self/mountinfo").splitlines():
+    f = line.split()
+    root, point = f[3], f[4]
+    if root not in ("/", "/null") and not point.endswith(root):
+        print("BADROOT", line)
+    print("mountinfo", line)
+`
+	for _, tc := range []struct {
+		name     string
+		prespawn int
+	}{{"spare init", 1}, {"init started by Create", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, "none", func(c *Config) { c.Prespawn = tc.prespawn })
+			task, opt, rt := t.TempDir(), t.TempDir(), t.TempDir()
+			if err := os.WriteFile(filepath.Join(task, "x.py"), []byte("x = 1"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if tc.prespawn > 0 {
+				waitForSpare(t, b)
+			}
+			exit, out, _ := run(t, b, sandbox.Spec{TaskDir: task, OptDir: opt, RuntimeDir: rt, Argv: python(script)})
+			if exit.Code != 0 {
+				t.Fatalf("exit %s, output %q", exit, out)
+			}
+			t.Logf("inside:\n%s", out[:strings.Index(out, "\nmountinfo")])
+			if !strings.Contains(out, "cmdline flint-sandbox-init") || !strings.Contains(out, " /var/task ") {
+				t.Fatalf("unexpected output:\n%s", out)
+			}
+			for _, p := range []string{b.cfg.StateDir, task, opt, rt} {
+				if strings.Contains(out, p) {
+					t.Errorf("host path %s visible inside:\n%s", p, out)
+				}
+			}
+			if strings.Contains(out, "BADROOT") {
+				t.Errorf("a mount shows a host path as its root:\n%s", out)
+			}
+			// The code is still there, read-only.
+			exit, out, _ = run(t, b, sandbox.Spec{TaskDir: task, OptDir: opt, RuntimeDir: rt, Argv: python(`
+import os, sys
+sys.path.insert(0, "/var/task")
+import x
+try:
+    open("/var/task/y", "w")
+except OSError as e:
+    print(x.x, sorted(os.listdir("/var/task")), e.strerror)`)})
+			if got, want := strings.TrimSpace(out), "1 ['x.py'] Read-only file system"; exit.Code != 0 || got != want {
+				t.Errorf("code in /var/task: exit %s, got %q, want %q", exit, got, want)
+			}
+		})
+	}
+}
+
+// waitForSpare waits until b has a spare init ready.
+func waitForSpare(t testing.TB, b *Backend) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b.mu.Lock()
+		n := len(b.spares)
+		b.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no spare init started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestEgress: with Network "egress" (and "host", its alias) an environment reaches a server beyond
+// the host through NAT, but not the host (not its loopback, not a service on 0.0.0.0 through any
+// of its addresses), not another environment (its Runtime API, a port it listens on), and no
+// other environment of another server on the host takes its addresses.
+func TestEgress(t *testing.T) {
+	if !inOwnNetns(t) {
+		return
+	}
+	// "The world": a network namespace of the test's behind a veth pair, 198.18.0.2 (a
+	// benchmarking range) beyond this namespace's 198.18.0.1, with a server that answers with the
+	// address it sees the caller at.
+	world := newWorld(t)
+	reached := make(chan string, 16)
+	hostListen := func(addr, name string) int {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() { // ends when the listener closes
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				reached <- name + " from " + c.RemoteAddr().String()
+				c.Close()
+			}
+		}()
+		return ln.Addr().(*net.TCPAddr).Port
+	}
+	anyPort := hostListen("0.0.0.0:0", "the host's 0.0.0.0 listener")
+	loPort := hostListen("127.0.0.1:0", "the host's 127.0.0.1 listener")
+	// Addresses of the pool this host already uses: slots 0 and 1 (a route), 2 (an address of
+	// its own) and 3 (an interface of that name, as another server's would be) must be skipped.
+	if err := netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(169, 254, 0, 0), Mask: net.CIDRMask(29, 32)},
+		Gw: net.IPv4(198, 18, 0, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.AddrAdd(lo, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 0, 9), Mask: net.CIDRMask(32, 32)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: vethPrefix + "3"}, PeerName: "other3"}); err != nil {
+		t.Fatal(err)
+	}
+
+	b := newBackend(t, "host")
+	if b.cfg.Network != "egress" {
+		t.Fatalf("Network host is %q, want egress", b.cfg.Network)
+	}
+	// B listens on 0.0.0.0:8080 and tells its address.
+	instB, outB := start(t, b, sandbox.Spec{Argv: python(`
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 8080)); s.listen(8)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(("198.18.0.2", 9))
+print("ready", u.getsockname()[0], flush=True)
+while True:
+    c, a = s.accept(); print("B reached from", a, flush=True); c.close()`)})
+	go func() { // ends when Destroy closes the listener
+		for {
+			c, err := instB.RuntimeAPI().Accept()
+			if err != nil {
+				return
+			}
+			reached <- "B's Runtime API from " + c.RemoteAddr().String()
+			c.Close()
+		}
+	}()
+	_ = outB.SetReadDeadline(time.Now().Add(60 * time.Second))
+	linesB := bufio.NewReader(outB)
+	line, err := linesB.ReadString('\n')
+	ipB, ok := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	if err != nil || !ok {
+		t.Fatalf("B said %q, %v", line, err)
+	}
+	_, apiB, _ := net.SplitHostPort(instB.RuntimeAPI().Addr().String())
+
+	probe := `
+import os, socket
+def dial(host, port):
+    try:
+        c = socket.create_connection((host, int(port)), timeout=2)
+    except socket.timeout:
+        return "timeout"
+    except OSError as e:
+        return type(e).__name__
+    try:
+        c.settimeout(2)
+        return "ok " + c.recv(100).decode().strip()
+    except OSError as e:
+        return "ok"
+gw = [l.split()[2] for l in open("/proc/net/route") if l.split()[1] == "00000000"] + ["0100A8C6"]
+gw = socket.inet_ntoa(int(gw[0], 16).to_bytes(4, "little")) # else (no route of its own) 198.18.0.1
+for name, host, port in [
+    ("world", "198.18.0.2", 8080),
+    ("host loopback", "127.0.0.1", os.environ["LOPORT"]),
+    ("host 0.0.0.0 via gateway", gw, os.environ["ANYPORT"]),
+    ("host 127.0.0.1 via gateway", gw, os.environ["LOPORT"]),
+    ("host 0.0.0.0 via its other address", "198.18.0.1", os.environ["ANYPORT"]),
+    ("B's Runtime API port", "127.0.0.1", os.environ["APIB"]),
+    ("B's port", os.environ["IPB"], 8080),
+    ("B's Runtime API on its address", os.environ["IPB"], 9001),
+    ("metadata", "169.254.169.254", 8080),
+]:
+    if os.environ.get("ONLY", name) != name:
+        continue
+    print(name + ":", dial(host, port), flush=True)
+`
+	env := []string{"LOPORT=" + strconv.Itoa(loPort), "ANYPORT=" + strconv.Itoa(anyPort), "APIB=" + apiB, "IPB=" + ipB}
+	exit, out, instA := run(t, b, sandbox.Spec{Argv: python(probe), Env: env})
+	if exit.Code != 0 {
+		t.Fatalf("exit %s, output %q", exit, out)
+	}
+	want := map[string]string{
+		"world": "ok 198.18.0.1", // masqueraded: the world sees this host, not the environment
+		// Its own loopback: nothing listens there.
+		"host loopback": "ConnectionRefusedError",
+		// Dropped by the host.
+		"host 0.0.0.0 via gateway": "timeout", "host 127.0.0.1 via gateway": "timeout",
+		"host 0.0.0.0 via its other address": "timeout", "B's port": "timeout",
+		"B's Runtime API on its address": "timeout", "metadata": "timeout",
+	}
+	if apiB != "9001" { // the old host network: B's Runtime API on a port of the host's loopback
+		want["B's Runtime API port"] = "ConnectionRefusedError"
+	}
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if k, v, ok := strings.Cut(l, ": "); ok {
+			got[k] = v
+		}
+	}
+	delete(got, "B's Runtime API port") // A's own Runtime API when both have their own namespace
+	delete(want, "B's Runtime API port")
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: got %q, want %q", k, got[k], w)
+		}
+	}
+	t.Logf("A:\n%s", out)
+
+	// A second server on the same host: its environments get addresses of their own, and reach
+	// the world too. (It has no spare inits: its veth pairs are made during Create.)
+	b2 := newBackend(t, "egress", func(c *Config) { c.Prespawn = -1 })
+	_, out2, instC := run(t, b2, sandbox.Spec{Argv: python(probe), Env: append(env, "ONLY=world")})
+	if !strings.Contains(out2, "world: ok 198.18.0.1") {
+		t.Errorf("an environment of a second server: %q", out2)
+	}
+	if a, bb, c := instA.(*instance).veth, instB.(*instance).veth, instC.(*instance).veth; a == nil || bb == nil || c == nil ||
+		a.name == bb.name || a.name == c.name || bb.name == c.name || min(a.slot, bb.slot, c.slot) < 4 {
+		t.Errorf("veths %+v %+v %+v, want three different ones, none of slots 0-3", a, bb, c)
+	}
+	world.close()
+	if err := instB.Destroy(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rest, _ := io.ReadAll(linesB)
+	if strings.Contains(string(rest), "reached") {
+		t.Errorf("B was reached: %s", rest)
+	}
+	close(reached)
+	for r := range reached {
+		t.Errorf("%s", r)
+	}
+	// Destroyed, an environment's veth goes with its network namespace (the kernel's cleanup runs
+	// in the background).
+	name := instB.(*instance).veth.name
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := netlink.LinkByName(name); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s survives its environment", name)
+		}
+	}
+}
+
+// world is a network namespace behind a veth pair with a server on 198.18.0.2:8080 that answers
+// with the address it sees its caller at. It also plays a cloud's metadata service: the host
+// routes 169.254.169.254 there, where the server answers too.
+type world struct {
+	ln   net.Listener
+	done chan struct{}
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	here, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer here.Close()
+	ns, err := netns.New() // and this thread is in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	var ln net.Listener
+	err = func() error {
+		defer netns.Set(here)
+		if err := netns.Set(here); err != nil {
+			return err
+		}
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "world0"}, PeerName: "eth0", PeerNamespace: netlink.NsFd(ns)}); err != nil {
+			return err
+		}
+		up, err := netlink.LinkByName("world0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(up, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 0, 1), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(up); err != nil {
+			return err
+		}
+		if err := netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(169, 254, 169, 254), Mask: net.CIDRMask(32, 32)},
+			Gw: net.IPv4(198, 18, 0, 2)}); err != nil {
+			return err
+		}
+		if err := netns.Set(ns); err != nil {
+			return err
+		}
+		far, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(far, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 0, 2), Mask: net.CIDRMask(30, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.AddrAdd(far, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(169, 254, 169, 254), Mask: net.CIDRMask(32, 32)}}); err != nil {
+			return err
+		}
+		if err := netlink.LinkSetUp(far); err != nil {
+			return err
+		}
+		ln, err = net.Listen("tcp", "0.0.0.0:8080") // the socket is the world's
+		return err
+	}()
+	if err != nil {
+		t.Fatalf("world: %v", err)
+	}
+	w := &world{ln: ln, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			_, _ = c.Write([]byte(host + "\n"))
+			c.Close()
+		}
+	}()
+	t.Cleanup(w.close)
+	return w
+}
+
+func (w *world) close() {
+	w.ln.Close()
+	<-w.done
+}
+
+// TestResolvConf: a host whose resolv.conf names only a stub on its loopback (unreachable from
+// an environment) gives environments the upstream servers instead.
+func TestResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	stub := file("stub", "# systemd-resolved\nnameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n")
+	upstream := file("upstream", "nameserver 10.0.0.2\nnameserver 1.1.1.1\n")
+	plain := file("plain", "nameserver 10.0.0.2\n")
+	mixed := file("mixed", "nameserver 127.0.0.53\nnameserver 10.0.0.2\n")
+	missing := filepath.Join(dir, "missing")
+	for _, tc := range []struct{ host, upstream, want string }{
+		{stub, upstream, upstream},
+		{stub, missing, stub},
+		{stub, stub, stub},
+		{plain, upstream, plain},
+		{mixed, upstream, mixed},
+	} {
+		if got := resolvConf(tc.host, tc.upstream); got != tc.want {
+			t.Errorf("resolvConf(%s, %s) = %s, want %s", filepath.Base(tc.host), filepath.Base(tc.upstream), filepath.Base(got), filepath.Base(tc.want))
+		}
 	}
 }

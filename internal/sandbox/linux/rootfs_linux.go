@@ -3,9 +3,11 @@ package linux
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -34,19 +36,21 @@ const (
 	devFlags = unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NOEXEC
 )
 
-// buildRoot assembles the environment's root under cfg.Root in this (new, private) mount
-// namespace and pivots into it; on return / is the read-only sandbox root and the host's tree is
-// gone from this namespace.
-func buildRoot(cfg initConfig) error {
-	if err := prepareRoot(cfg.Root, cfg.ShmMB); err != nil {
-		return err
-	}
-	return finishRoot(cfg)
-}
+// The environment's root is assembled under the root directory the backend names, in the init's
+// own (private) mount namespace: prepareRoot builds the part that is the same for every function
+// (a spare init does it before it knows its function, off the cold start's path), finishRoot
+// mounts the function's directories and pivots into it. On return / is the read-only sandbox root
+// and the host's tree is gone from this namespace.
+//
+// Nothing of the host's layout may show through /proc/self/mountinfo, whose fourth field is a
+// bind mount's path inside its source file system: host directories and /etc entries are bound
+// only where that path is the one the environment sees (/usr at /usr); an /etc file that is a
+// link elsewhere (/etc/resolv.conf -> /run/...) is copied instead, and the function's code, layers
+// and runtime client (in the server's data directory) are mounted through a read-only overlay
+// whose layers are named by descriptor (see hiddenRO).
 
 // prepareRoot builds the part of the root at r that is the same for every function: the host's
-// read-only directories, /etc entries, /dev and /proc. A spare init does it before it knows its
-// function, off the cold start's path.
+// read-only directories, /etc entries, /dev and /proc.
 func prepareRoot(r string, shmMB int) error {
 	// Nothing below may propagate back to the host.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
@@ -83,11 +87,26 @@ func prepareRoot(r string, shmMB int) error {
 		}
 	}
 	for _, e := range hostEtc {
-		fi, err := os.Stat("/etc/" + e) // follows links: /etc/resolv.conf -> /run/...
+		host, guest := "/etc/"+e, filepath.Join(r, "etc", e)
+		if e == "resolv.conf" {
+			host = resolvConf(host, systemdResolvConf)
+		}
+		fi, err := os.Stat(host) // follows links: /etc/resolv.conf -> /run/...
 		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 			continue
 		}
-		if err := bindRO("/etc/"+e, filepath.Join(r, "etc", e), fi.IsDir(), roFlags); err != nil {
+		real, err := filepath.EvalSymlinks(host)
+		switch {
+		case err != nil:
+			continue
+		case real == "/etc/"+e:
+			err = bindRO(real, guest, fi.IsDir(), roFlags)
+		case fi.IsDir():
+			err = hiddenRO(real, guest)
+		default:
+			err = copyFile(real, guest)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -97,21 +116,15 @@ func prepareRoot(r string, shmMB int) error {
 	return buildProc(filepath.Join(r, "proc"))
 }
 
-// sandboxHosts is /etc/hosts in an environment with a network of its own: localhost is
+// sandboxHosts is /etc/hosts in an environment (each has a network namespace of its own): localhost is
 // 127.0.0.1 only (where the Runtime API and the extension ports listen, so that a client that
 // tries ::1 first and does not fall back still connects), and none of the host's names leak in.
 const sandboxHosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tip6-localhost ip6-loopback\n"
 
-// finishRoot mounts the function's own directories and /tmp into the prepared root, enters it
-// and makes it read-only.
-func finishRoot(cfg initConfig) error {
-	r := cfg.Root
-	hosts := filepath.Join(r, "etc", "hosts")
-	if _, err := os.Stat("/etc/hosts"); err == nil && !cfg.Listen { // the host's network, the host's names
-		if err := bindRO("/etc/hosts", hosts, false, roFlags); err != nil {
-			return err
-		}
-	} else if err := os.WriteFile(hosts, []byte(sandboxHosts), 0o644); err != nil {
+// finishRoot mounts the function's own directories and /tmp into the root prepared at r, enters
+// it and makes it read-only.
+func finishRoot(r string, cfg initConfig) error {
+	if err := os.WriteFile(filepath.Join(r, "etc", "hosts"), []byte(sandboxHosts), 0o644); err != nil {
 		return fmt.Errorf("/etc/hosts: %w", err)
 	}
 	for _, m := range []struct{ host, guest string }{
@@ -120,7 +133,7 @@ func finishRoot(cfg initConfig) error {
 		if m.host == "" {
 			continue // an empty directory in the read-only root
 		}
-		if err := bindRO(m.host, filepath.Join(r, m.guest), true, roFlags); err != nil {
+		if err := hiddenRO(m.host, filepath.Join(r, m.guest)); err != nil {
 			return err
 		}
 	}
@@ -145,6 +158,86 @@ func finishRoot(cfg initConfig) error {
 		return fmt.Errorf("remount / read-only: %w", err)
 	}
 	return nil
+}
+
+// systemdResolvConf lists the name servers systemd-resolved forwards to.
+const systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+
+// resolvConf is the resolv.conf environments get: the host's, unless all its name servers are on
+// the host's loopback (a local stub such as systemd-resolved's 127.0.0.53, which an environment
+// cannot reach) and upstream has some that are not.
+func resolvConf(host, upstream string) string {
+	if lo, other := nameservers(host); lo > 0 && other == 0 {
+		if _, other := nameservers(upstream); other > 0 {
+			return upstream
+		}
+	}
+	return host
+}
+
+// nameservers counts the loopback and other name servers the resolv.conf at path names (none
+// when it cannot be read).
+func nameservers(path string) (loopback, other int) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || f[0] != "nameserver" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f[1]); err == nil && a.IsLoopback() {
+			loopback++
+		} else {
+			other++
+		}
+	}
+	return loopback, other
+}
+
+// hiddenRO mounts the directory host at guest (an existing directory of the root's tmpfs),
+// read-only, without its host path showing in the environment's mountinfo: a bind mount shows its
+// path inside the source file system there, an overlay only its options, and its layers are given
+// as /proc/self/fd/N. (An overlay without an upper layer needs two lower ones: the second is an
+// empty directory made under guest, which the overlay then covers.) A kernel without overlayfs
+// gets a bind mount.
+func hiddenRO(host, guest string) error {
+	hfd, err := unix.Open(host, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", host, err)
+	}
+	defer unix.Close(hfd)
+	if err := os.Mkdir(guest, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	empty := filepath.Join(guest, ".empty")
+	if err := os.Mkdir(empty, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	efd, err := unix.Open(empty, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(efd)
+	opts := "lowerdir=/proc/self/fd/" + strconv.Itoa(hfd) + ":/proc/self/fd/" + strconv.Itoa(efd)
+	err = unix.Mount("none", guest, "overlay", unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, opts)
+	if errors.Is(err, unix.ENODEV) {
+		return bindRO(host, guest, true, roFlags)
+	}
+	if err != nil {
+		return fmt.Errorf("overlay %s: %w", host, err)
+	}
+	return nil
+}
+
+// copyFile copies the host's file src to the new file dst (a few KB of /etc).
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o644)
 }
 
 // bindRO bind-mounts host onto guest (created as a directory or an empty file) read-only.
