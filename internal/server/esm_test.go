@@ -140,7 +140,7 @@ func TestESMQueue(t *testing.T) {
 		t.Fatalf("ListEventSourceMappings = %+v, %v", list, err)
 	}
 
-	nc, err := nats.Connect(s.NATSURL())
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func TestESMQueueSurvivesRestart(t *testing.T) {
 	}); status != http.StatusAccepted {
 		t.Fatalf("CreateEventSourceMapping = %d %v", status, out)
 	}
-	nc, err := nats.Connect(s.NATSURL())
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -229,8 +229,9 @@ func TestNATSOutsideClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if aws.ToString(got.Description) != "original" || aws.ToString(got.Handler) != "app.handler" || got.Environment.Variables["SECRET"] != "s3cr3t" {
-		t.Errorf("the API serves %q %q %v, want the stored configuration", aws.ToString(got.Description), aws.ToString(got.Handler), got.Environment.Variables)
+	if aws.ToString(got.Description) != "original" || aws.ToString(got.Handler) != "app.handler" ||
+		got.Environment == nil || got.Environment.Variables["SECRET"] != "s3cr3t" {
+		t.Errorf("the API serves %q %q %+v, want the stored configuration", aws.ToString(got.Description), aws.ToString(got.Handler), got.Environment)
 	}
 
 	// Without NATSListen nothing listens.

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
@@ -432,6 +434,15 @@ func (s *Server) NATSToken() string {
 		return ""
 	}
 	return s.natsToken
+}
+
+// JetStream is Flint's own JetStream context, with every right: for in-process tests and
+// benchmarks (outside clients connect to NATSURL with NATSToken and get far less).
+func (s *Server) JetStream() jetstream.JetStream {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.JetStream()
 }
 
 // NATSURL is where outside NATS clients connect ("" unless NATSListen was set).
