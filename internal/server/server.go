@@ -195,6 +195,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	s.natsToken = natsOpts.Token
+	if cfg.NATSListen != "" && cfg.NATSToken == "" {
+		s.log.Info("NATS clients authenticate with the token in the data directory", "nats_token", filepath.Join(dataDir, "nats-token"))
+	}
 	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}
