@@ -29,8 +29,8 @@ import (
 //     PubAck comes back through the export's reply mapping);
 //   - the JetStream API requests a reader needs (stream info, message get, pull consumer
 //     create and info), mapped to proxyAPI: the proxy (on Flint's side) makes the request
-//     only if it reads an event-source or destination stream, and relays the answer; anything
-//     else gets a JetStream API error. Push consumers are refused: JetStream publishes a push
+//     only if it reads an event-source or destination stream, and relays the answer, or
+//     answers with a JetStream API error. Push consumers are refused: JetStream publishes a push
 //     consumer's messages to its deliver subject inside Flint's account, where that subject
 //     could be a KV bucket's or the async queue's;
 //   - for each readable stream the proxy has answered about, its pull requests
@@ -39,8 +39,9 @@ import (
 //     message whose reply is an ack subject).
 //
 // Nothing else crosses (any other request finds no responder): a client cannot subscribe to
-// Flint's subjects or inboxes, reach the KV or object store APIs, or create, change or delete
-// a stream or someone else's consumer.
+// Flint's subjects or inboxes, reach the KV or object store APIs, list streams, or create,
+// change or delete a stream or a consumer. (It can pull from any consumer of a readable
+// stream, a stream mapping's ordered consumer included, whose name it would have to guess.)
 const (
 	clientsAccount = "FLINT_CLIENTS"
 	proxyAPI       = "flint.clients.jsapi" // $JS.API.X arrives as proxyAPI.X
