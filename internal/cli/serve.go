@@ -44,9 +44,9 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the Lambda API, host:port (env FLINT_LISTEN)")
 	f.StringVar(&cfg.DataDir, "data", cfg.DataDir, "data directory for state, code and logs (env FLINT_DATA)")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen,
-		"also open the embedded NATS server to other clients at host:port (beyond loopback: TLS and a token required)")
+		"also open the embedded NATS server to other clients at host:port: token required, event-source publishes and stream reads only (beyond loopback: TLS too)")
 	f.StringVar(&cfg.NATSToken, "nats-token", cfg.NATSToken,
-		"token NATS clients must present (default beyond loopback: made once, kept in DATA/nats-token)")
+		"token NATS clients must present (default: made once, kept in DATA/nats-token)")
 	f.StringVar(&cfg.MasterKeyFile, "master-key-file", cfg.MasterKeyFile,
 		"file of the master keys that encrypt environment variables and secrets at rest (default DATA/master.key; env FLINT_MASTER_KEY instead)")
 	f.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate: serve the API and function URLs over HTTPS (with --tls-key)")

@@ -16,11 +16,13 @@ type Config struct {
 	Listen string
 	// DataDir holds JetStream's files and the unpacked-code cache.
 	DataDir string
-	// NATSListen, when set, also opens the embedded NATS server to outside clients. On an
-	// address other than loopback it requires TLS (the API's certificate) and a token.
+	// NATSListen, when set, also opens the embedded NATS server to outside clients: they
+	// present NATSToken (on every address, loopback too) and may only publish to event
+	// sources and read event-source and destination streams. On an address other than
+	// loopback it also requires TLS (the API's certificate).
 	NATSListen string
-	// NATSToken is the token NATS clients must present; "" on a non-loopback NATSListen makes
-	// one (DATA/nats-token, 0600).
+	// NATSToken is the token outside NATS clients present; "" makes one when NATSListen is
+	// set (DATA/nats-token, 0600, kept across restarts).
 	NATSToken string
 	// TLSCert and TLSKey are PEM files: when set the API (and function URLs) serve HTTPS only.
 	TLSCert, TLSKey string

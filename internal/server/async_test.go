@@ -15,14 +15,15 @@ import (
 
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/server"
 )
 
 const streamArn = "arn:flint:jetstream:us-east-1:000000000000:stream/"
 
 // records reads n destination records from a stream through an outside NATS client.
-func records(t *testing.T, natsURL, stream string, n int) []asyncq.Record {
+func records(t *testing.T, s *server.Server, stream string, n int) []asyncq.Record {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestAsyncInvocation(t *testing.T) {
 			t.Fatalf("Event invoke: %+v, %v", out, err)
 		}
 	}
-	for _, r := range records(t, s.NATSURL(), "good-ok", n) {
+	for _, r := range records(t, s, "good-ok", n) {
 		ids[r.RequestContext.RequestID] = true
 		if r.RequestContext.Condition != "Success" || r.RequestContext.ApproximateInvokeCount != 1 || r.Version != "1.0" ||
 			!strings.HasSuffix(r.RequestContext.FunctionArn, ":function:good:$LATEST") || r.Response == nil || r.Response.StatusCode != 200 ||
@@ -110,7 +111,7 @@ func TestAsyncInvocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = out
-	fail := records(t, s.NATSURL(), "bad-failed", 1)[0]
+	fail := records(t, s, "bad-failed", 1)[0]
 	if fail.RequestContext.Condition != "RetriesExhausted" || fail.RequestContext.ApproximateInvokeCount != 3 ||
 		fail.Response == nil || fail.Response.FunctionError != "Unhandled" || string(fail.RequestPayload) != `{"x":1}` ||
 		!strings.Contains(string(fail.ResponsePayload), "always fails") {
@@ -128,7 +129,7 @@ func TestAsyncInvocation(t *testing.T) {
 		t.Errorf("the failing function ran %d times with request id %s, want 3:\n%s", got, fail.RequestContext.RequestID, logs)
 	}
 	// The dead-letter stream gets the original event.
-	nc, _ := nats.Connect(s.NATSURL())
+	nc, _ := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

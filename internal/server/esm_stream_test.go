@@ -113,7 +113,7 @@ func TestESMStream(t *testing.T) {
 		t.Fatalf("CreateEventSourceMapping = %+v", created)
 	}
 
-	nc, err := nats.Connect(s.NATSURL())
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestESMStream(t *testing.T) {
 	}
 
 	// The poisoned record, alone after bisection, went to the destination after 1 + 2 attempts.
-	msg := nextMsg(t, must(jetstream.New(must(nats.Connect(s.NATSURL())))), "stream-dlq")
+	msg := nextMsg(t, must(jetstream.New(must(nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))))), "stream-dlq")
 	var failure struct {
 		RequestContext struct {
 			Condition string `json:"condition"`
@@ -209,13 +209,20 @@ func TestESMStreamPositions(t *testing.T) {
 	s := startServer(t, t.TempDir(), func(c *config.Config) { c.NATSListen = "127.0.0.1:0" })
 	c := newClient(s.URL())
 	ctx := context.Background()
-	nc, err := nats.Connect(s.NATSURL())
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "events", Subjects: []string{"flint.streams.events.>"}}); err != nil {
+	// Outside clients cannot create streams: a first (disabled) mapping makes it, so that
+	// records can be published before the mappings under test exist.
+	createFunction(t, c, "keeper", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: streamWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"DIR": t.TempDir()}}
+		})
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(streamArn + "events"),
+		FunctionName: aws.String("keeper"), StartingPosition: types.EventSourcePositionLatest, Enabled: aws.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
 	publish := func(k, from, to int) {

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
@@ -110,6 +112,8 @@ type Server struct {
 	keyring *crypt.Keyring
 	devMode func() bool // the API does not check signatures
 
+	natsToken string // what outside NATS clients present (NATSListen)
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool
@@ -173,17 +177,26 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken, Keyring: s.keyring,
 		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}
-	if cfg.NATSListen != "" && !config.IsLoopback(cfg.NATSListen) {
-		// Exposed: outside clients need the API's certificate and a token.
-		natsOpts.TLS = s.tls
+	if cfg.NATSListen != "" {
+		// Outside clients always present the token, on loopback too: a local process (or a
+		// function sharing the host's network) is no more trusted than a remote one, and
+		// this does not depend on whether access keys exist yet (they can appear while
+		// serving). Beyond loopback they also need the API's certificate.
 		if natsOpts.Token == "" {
 			if natsOpts.Token, err = natsToken(filepath.Join(dataDir, "nats-token")); err != nil {
 				return err
 			}
 		}
+		if !config.IsLoopback(cfg.NATSListen) {
+			natsOpts.TLS = s.tls
+		}
 	}
 	if s.store, err = store.Open(ctx, natsOpts); err != nil {
 		return err
+	}
+	s.natsToken = natsOpts.Token
+	if cfg.NATSListen != "" && cfg.NATSToken == "" {
+		s.log.Info("NATS clients authenticate with the token in the data directory", "nats_token", filepath.Join(dataDir, "nats-token"))
 	}
 	if s.logs, err = logs.NewStore(ctx, s.store.JetStream(), logs.StoreConfig{MaxAge: cfg.LogRetention}, s.log.With("part", "logs")); err != nil {
 		return fmt.Errorf("log store: %w", err)
@@ -417,6 +430,23 @@ func natsToken(path string) (string, error) {
 		return "", fmt.Errorf("nats token: %w", err)
 	}
 	return tok, nil
+}
+
+// NATSToken is the token outside NATS clients present ("" unless NATSListen was set).
+func (s *Server) NATSToken() string {
+	if s.cfg.NATSListen == "" {
+		return ""
+	}
+	return s.natsToken
+}
+
+// JetStream is Flint's own JetStream context, with every right: for in-process tests and
+// benchmarks (outside clients connect to NATSURL with NATSToken and get far less).
+func (s *Server) JetStream() jetstream.JetStream {
+	if s.store == nil {
+		return nil
+	}
+	return s.store.JetStream()
 }
 
 // NATSURL is where outside NATS clients connect ("" unless NATSListen was set).

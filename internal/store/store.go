@@ -59,7 +59,9 @@ type Options struct {
 	SyncAlways bool
 	// TLS, when set, is required of outside clients (Listen).
 	TLS *tls.Config
-	// Token, when set, is required of every client.
+	// Token is what outside clients (Listen) present to connect; required with Listen. They
+	// get only event-source publishes and reads of event-source and destination streams
+	// (clients.go); Flint's own connections authenticate with a secret of their own.
 	Token string
 	// Keyring encrypts what must not be stored in the clear (functions' environment variables).
 	Keyring *crypt.Keyring
@@ -69,6 +71,7 @@ type Options struct {
 type Store struct {
 	ns       *server.Server
 	nc       *nats.Conn
+	proxyNC  *nats.Conn // the outside clients' JetStream proxy (clients.go)
 	js       jetstream.JetStream
 	fns      bucket[lambda.Function]
 	versions bucket[lambda.Function]
@@ -105,9 +108,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.TLS != nil {
 		sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = opts.TLS, true, 5
 	}
-	if opts.Token != "" {
-		sopts.Authorization = opts.Token
+	if opts.Listen != "" && opts.Token == "" {
+		return nil, errors.New("store: outside NATS clients (Listen) need a token")
 	}
+	if opts.Keyring == nil {
+		return nil, errors.New("store: a keyring is required")
+	}
+	// Every connection authenticates, Flint's own in-process ones included; only the client
+	// listener is ever opened (no cluster routes, gateways, leaf nodes, websocket or MQTT: a
+	// cluster mode must authenticate its routes before it opens them).
+	auth, err := newNATSAuth(opts.Token)
+	if err != nil {
+		return nil, err
+	}
+	sopts.CustomClientAuthentication = auth
 	if opts.Listen != "" {
 		host, port, err := net.SplitHostPort(opts.Listen)
 		if err != nil {
@@ -131,19 +145,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, errors.New("start embedded nats: not ready within 30s")
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("flint"), nats.MaxReconnects(-1), nats.Token(opts.Token))
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name("flint"), nats.MaxReconnects(-1), nats.Token(auth.internal))
 	if err != nil {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
-	}
-	if opts.Keyring == nil {
-		ns.Shutdown()
-		return nil, errors.New("store: a keyring is required")
 	}
 	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if opts.Listen != "" {
+		if err := s.openClients(auth); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -237,6 +253,9 @@ func (s *Store) ClientURL() string {
 
 // Close drains the connection and shuts the embedded server down.
 func (s *Store) Close() {
+	if s.proxyNC != nil {
+		s.proxyNC.Close()
+	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
