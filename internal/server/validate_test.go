@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 	"github.com/aws/smithy-go"
 	"github.com/google/go-cmp/cmp"
 )
@@ -157,6 +159,17 @@ func TestForeignARNs(t *testing.T) {
 		_, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("hello"), Layers: []string{tt.arn}})
 		if code, msg := apiError(err); code != tt.code || msg != tt.msg {
 			t.Errorf("Layers %s: got %s %q, want %s %q", tt.arn, code, msg, tt.code, tt.msg)
+		}
+	}
+
+	// A schedule cannot target a function of another region or account either.
+	sc := newSchedulerClient(s.URL())
+	for _, target := range []string{otherRegion, otherAccount} {
+		_, err := sc.CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("x"), ScheduleExpression: aws.String("rate(1 minute)"),
+			FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff},
+			Target:             &stypes.Target{Arn: aws.String(target), RoleArn: aws.String(role)}})
+		if code, _ := apiError(err); code != "ValidationException" {
+			t.Errorf("CreateSchedule targeting %s: %v, want ValidationException", target, err)
 		}
 	}
 
