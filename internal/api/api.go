@@ -267,15 +267,7 @@ func (a *API) handle(h handler) http.HandlerFunc {
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
-	var inv *lambda.InvalidError
-	if errors.As(err, &inv) {
-		if inv.Model {
-			err = apierr.Validation("%s", inv.Message)
-		} else {
-			err = apierr.InvalidParameterValue("%s", inv.Message)
-		}
-	}
-	e := apierr.As(err)
+	e := apierr.As(domainError(err))
 	if e.Status >= 500 {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID, "err", err)
 	} else if a.log.Enabled(r.Context(), slog.LevelDebug) {
@@ -315,25 +307,6 @@ func decodeBody(r *http.Request, limit int64, op string, v any) error {
 		return apierr.InvalidRequestContent("Could not parse request body into json: %v", err)
 	}
 	return nil
-}
-
-// functionName parses the {name} path value into the bare name and the qualifier from the name
-// or the Qualifier query parameter.
-func functionName(r *http.Request) (name, qualifier string, err error) {
-	name, qualifier, err = lambda.ParseFunctionName(r.PathValue("name"))
-	if err != nil {
-		return "", "", err
-	}
-	if q := r.URL.Query().Get("Qualifier"); q != "" {
-		if !lambda.ValidQualifier(q) {
-			return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
-		}
-		if qualifier != "" && qualifier != q {
-			return "", "", apierr.InvalidParameterValue("The derived qualifier from the function name does not match the specified qualifier.")
-		}
-		qualifier = q
-	}
-	return name, qualifier, nil
 }
 
 func (a *API) notFound(name, qualifier string) *apierr.Error {

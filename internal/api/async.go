@@ -35,7 +35,7 @@ func (a *API) enqueue(ctx context.Context, id, name, qualifier string, payload [
 
 // invokeAsyncLegacy is the deprecated InvokeAsync API (2014-11-13).
 func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, id string) error {
-	name, qualifier, err := functionName(r)
+	name, qualifier, err := a.functionName(r)
 	if err != nil {
 		return err
 	}

@@ -77,7 +77,7 @@ func (in *esmInput) kindCheck(stream bool) error {
 // result; enabled reports the desired state.
 func (a *API) applyESM(r *http.Request, m *lambda.EventSourceMapping, in *esmInput, enabled bool) (bool, error) {
 	if in.FunctionName != nil {
-		name, qualifier, err := lambda.ParseFunctionName(*in.FunctionName)
+		name, qualifier, err := a.resolve(r, *in.FunctionName)
 		if err != nil {
 			return false, err
 		}
@@ -382,7 +382,7 @@ func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ 
 	q := r.URL.Query()
 	var fnArn string
 	if fn := q.Get("FunctionName"); fn != "" {
-		name, qualifier, err := lambda.ParseFunctionName(fn)
+		name, qualifier, err := a.resolve(r, fn)
 		if err != nil {
 			return err
 		}

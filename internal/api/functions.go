@@ -58,7 +58,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	if err := decodeBody(r, maxCodeRequest, "CreateFunction", &in); err != nil {
 		return err
 	}
-	name, qualifier, err := lambda.ParseFunctionName(in.FunctionName)
+	name, qualifier, err := a.resolve(r, in.FunctionName)
 	if err != nil {
 		return err
 	}
@@ -267,7 +267,7 @@ func (a *API) checkUnzipped(code, layers int64) error {
 
 // lookup reads a function for the control plane; only $LATEST exists until versions land.
 func (a *API) lookup(r *http.Request) (store.Function, error) {
-	name, qualifier, err := functionName(r)
+	name, qualifier, err := a.functionName(r)
 	if err != nil {
 		return store.Function{}, err
 	}
@@ -365,7 +365,7 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ string) er
 }
 
 func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) error {
-	name, qualifier, err := functionName(r)
+	name, qualifier, err := a.functionName(r)
 	if err != nil {
 		return err
 	}
@@ -669,7 +669,7 @@ func (a *API) getAccountSettings(w http.ResponseWriter, r *http.Request, _ strin
 }
 
 func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ string) error {
-	name, _, err := functionName(r)
+	name, _, err := a.functionName(r)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ import (
 
 var (
 	layerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,140}$`)
-	layerArnPattern  = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+	layerArnPattern  = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
 )
 
 const maxLayers = 5
@@ -27,11 +27,23 @@ func (a *API) layerArn(name string) string {
 	return "arn:aws:lambda:" + a.account.Region + ":" + a.account.ID + ":layer:" + name
 }
 
+// layerHere refuses a layer ARN of another region (no such layer here) or account (IAM's
+// denial: no layer permission can name Flint's one account).
+func (a *API) layerHere(arn, region, account string) error {
+	if region != a.account.Region {
+		return a.layerNotFound()
+	}
+	if account != a.account.ID {
+		return a.account.ResolveLayer(arn, region, account)
+	}
+	return nil
+}
+
 // layerName reads {layer}: a name or a layer ARN.
-func layerName(r *http.Request) (string, error) {
+func (a *API) layerName(r *http.Request) (string, error) {
 	v := r.PathValue("layer")
-	if m := layerArnPattern.FindStringSubmatch(v); m != nil && m[2] == "" {
-		return m[1], nil
+	if m := layerArnPattern.FindStringSubmatch(v); m != nil && m[4] == "" {
+		return m[3], a.layerHere(v, m[1], m[2])
 	}
 	if !layerNamePattern.MatchString(v) {
 		return "", apierr.Validation("1 validation error detected: Value '%s' at 'layerName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+", v)
@@ -55,7 +67,7 @@ func lastPart(arn string) string {
 	if m == nil {
 		return ""
 	}
-	return m[1]
+	return m[3]
 }
 
 func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -69,7 +81,7 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ stri
 	if err := decodeBody(r, maxCodeRequest, "PublishLayerVersion", &in); err != nil {
 		return err
 	}
-	name, err := layerName(r)
+	name, err := a.layerName(r)
 	if err != nil {
 		return err
 	}
@@ -120,7 +132,7 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ stri
 }
 
 func (a *API) layerVersion(r *http.Request) (string, int, *lambda.StoredLayer, error) {
-	name, err := layerName(r)
+	name, err := a.layerName(r)
 	if err != nil {
 		return "", 0, nil, err
 	}
@@ -181,11 +193,14 @@ func (a *API) listLayers(w http.ResponseWriter, r *http.Request, _ string) error
 	q := r.URL.Query()
 	if q.Get("find") == "LayerVersion" {
 		m := layerArnPattern.FindStringSubmatch(q.Get("Arn"))
-		if m == nil || m[2] == "" {
+		if m == nil || m[4] == "" {
 			return apierr.Validation("1 validation error detected: Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+", q.Get("Arn"))
 		}
-		n, _ := strconv.Atoi(m[2])
-		l, err := a.store.GetLayerVersion(r.Context(), m[1], n)
+		if err := a.layerHere(q.Get("Arn"), m[1], m[2]); err != nil {
+			return err
+		}
+		n, _ := strconv.Atoi(m[4])
+		l, err := a.store.GetLayerVersion(r.Context(), m[3], n)
 		if errors.Is(err, store.ErrNotFound) {
 			return a.layerNotFound()
 		}
@@ -254,7 +269,7 @@ func matches(l *lambda.StoredLayer, runtime, arch string) bool {
 }
 
 func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ string) error {
-	name, err := layerName(r)
+	name, err := a.layerName(r)
 	if err != nil {
 		return err
 	}
@@ -328,11 +343,14 @@ func (a *API) resolveLayers(r *http.Request, arns []string) ([]lambda.FunctionLa
 	)
 	for _, arn := range arns {
 		m := layerArnPattern.FindStringSubmatch(arn)
-		if m == nil || m[2] == "" {
+		if m == nil || m[4] == "" {
 			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]", arn)
 		}
-		n, _ := strconv.Atoi(m[2])
-		l, err := a.store.GetLayerVersion(r.Context(), m[1], n)
+		if err := a.account.ResolveLayer(arn, m[1], m[2]); err != nil {
+			return nil, nil, 0, err
+		}
+		n, _ := strconv.Atoi(m[4])
+		l, err := a.store.GetLayerVersion(r.Context(), m[3], n)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil, 0, apierr.InvalidParameterValue("Layer version %s does not exist.", arn)
 		}

@@ -51,7 +51,7 @@ type permissionInput struct {
 // policyTarget resolves the function and qualifier a policy call names; the qualifier must be
 // an existing version or alias.
 func (a *API) policyTarget(r *http.Request) (name, qualifier string, err error) {
-	name, qualifier, err = functionName(r)
+	name, qualifier, err = a.functionName(r)
 	if err != nil {
 		return "", "", err
 	}

@@ -178,7 +178,7 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 // latest reads the function named in the path, ignoring the Qualifier query parameter (which
 // names a version or alias to configure on these paths).
 func (a *API) latest(r *http.Request) (store.Function, error) {
-	name, qualifier, err := lambda.ParseFunctionName(r.PathValue("name"))
+	name, qualifier, err := a.resolve(r, r.PathValue("name"))
 	if err != nil {
 		return store.Function{}, err
 	}

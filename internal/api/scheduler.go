@@ -80,6 +80,11 @@ func (a *API) validateSchedule(name string, in *scheduleInput) error {
 	if !scheduler.ValidTarget(in.Target.Arn) {
 		return schedulerValidation("Invalid target ARN %s: Flint schedules invoke Lambda functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME).", in.Target.Arn)
 	}
+	// A schedule and its function share a region and account (as CDK's LambdaInvoke target
+	// requires); a firing must never reach the local function of the same name instead.
+	if ref, err := lambda.ParseFunctionRef(in.Target.Arn); err != nil || ref.Region != a.account.Region || ref.Account != a.account.ID {
+		return schedulerValidation("Invalid target ARN %s: the function must be in the schedule's region and account (%s, %s).", in.Target.Arn, a.account.Region, a.account.ID)
+	}
 	switch in.State {
 	case "":
 		in.State = "ENABLED"

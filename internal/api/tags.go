@@ -26,6 +26,9 @@ func (a *API) tagTarget(r *http.Request) (store.Function, error) {
 		}
 		return store.Function{}, apierr.Validation("1 validation error detected: Value '%s' at 'resource' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", arn)
 	}
+	if _, _, err := a.resolve(r, arn); err != nil {
+		return store.Function{}, err
+	}
 	f, err := a.store.GetFunction(r.Context(), m[2])
 	if errors.Is(err, store.ErrNotFound) {
 		return f, a.notFound(m[2], "")

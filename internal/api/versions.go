@@ -17,7 +17,7 @@ import (
 // lookupQualified reads the configuration a qualifier names: $LATEST, a published version, or
 // the version an alias points to (its primary version).
 func (a *API) lookupQualified(r *http.Request) (*lambda.Function, error) {
-	name, qualifier, err := functionName(r)
+	name, qualifier, err := a.functionName(r)
 	if err != nil {
 		return nil, err
 	}

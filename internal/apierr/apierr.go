@@ -82,6 +82,13 @@ func TooManyRequests(reason string, retryAfter int) *Error {
 func ServiceUnavailable(format string, args ...any) *Error {
 	return newf("ServiceException", http.StatusServiceUnavailable, format, args...)
 }
+
+// AccessDenied is IAM's refusal (403). An empty message is rendered as null, as AWS sends it
+// where it gives no reason.
+func AccessDenied(format string, args ...any) *Error {
+	return newf("AccessDeniedException", http.StatusForbidden, format, args...)
+}
+
 func UnknownOperation(method, path string) *Error {
 	return newf("UnknownOperationException", http.StatusNotFound, "Unknown operation %s %s", method, path)
 }
@@ -103,11 +110,11 @@ func As(err error) *Error {
 }
 
 type body struct {
-	Type         string `json:"Type,omitempty"`
-	Code         string `json:"__type,omitempty"`
-	Message      string `json:"Message"`
-	LowerMessage string `json:"message"`
-	Reason       string `json:"Reason,omitempty"`
+	Type         string  `json:"Type,omitempty"`
+	Code         string  `json:"__type,omitempty"`
+	Message      *string `json:"Message"`
+	LowerMessage *string `json:"message"`
+	Reason       string  `json:"Reason,omitempty"`
 }
 
 // Write renders err as AWS does: X-Amzn-ErrorType, the status, and a JSON body carrying both
@@ -119,7 +126,10 @@ func Write(w http.ResponseWriter, err *Error) {
 	if err.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(err.RetryAfter))
 	}
-	out := body{Message: err.Message, LowerMessage: err.Message, Reason: err.Reason}
+	out := body{Reason: err.Reason}
+	if err.Message != "" {
+		out.Message, out.LowerMessage = &err.Message, &err.Message
+	}
 	switch {
 	case err.JSON11:
 		h.Set("Content-Type", "application/x-amz-json-1.1")

@@ -45,24 +45,133 @@ func invalidParameter(format string, args ...any) error {
 	return &InvalidError{Message: fmt.Sprintf(format, args...)}
 }
 
-// ParseFunctionName splits the FunctionName path parameter (a name, NAME:QUALIFIER, a partial
-// ARN or a full ARN) into the bare name and an optional qualifier.
-func ParseFunctionName(s string) (name, qualifier string, err error) {
+// FunctionRef is a FunctionName as a caller gave it: a name, NAME:QUALIFIER, a partial ARN
+// (ACCOUNT:function:NAME[:QUALIFIER]) or a full ARN. Region and Account are what the ARN named
+// ("" when the caller gave none).
+type FunctionRef struct {
+	Name, Qualifier string
+	Region, Account string
+}
+
+// ParseFunctionRef checks the syntax of a FunctionName and splits it.
+func ParseFunctionRef(s string) (FunctionRef, error) {
+	var ref FunctionRef
 	rest := s
 	if m := arnPattern.FindStringSubmatch(s); m != nil {
-		rest = m[5]
+		ref.Region, ref.Account, rest = m[2], m[4], m[5]
 	} else if m := partialPattern.FindStringSubmatch(s); m != nil {
-		rest = m[2]
+		ref.Account, rest = m[1], m[2]
 	}
-	name, qualifier, _ = strings.Cut(rest, ":")
-	if !namePattern.MatchString(name) || len(s) > 256 {
-		return "", "", validationError(s, "functionName",
+	ref.Name, ref.Qualifier, _ = strings.Cut(rest, ":")
+	if !namePattern.MatchString(ref.Name) || len(s) > 256 {
+		return FunctionRef{}, validationError(s, "functionName",
 			`Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`)
 	}
-	if qualifier != "" && !qualifierPattern.MatchString(qualifier) {
-		return "", "", validationError(s, "functionName", `Member must satisfy regular expression pattern: (\$LATEST|[a-zA-Z0-9-_]+)`)
+	if ref.Qualifier != "" && !qualifierPattern.MatchString(ref.Qualifier) {
+		return FunctionRef{}, validationError(s, "functionName", `Member must satisfy regular expression pattern: (\$LATEST|[a-zA-Z0-9-_]+)`)
 	}
-	return name, qualifier, nil
+	return ref, nil
+}
+
+// ParseFunctionName splits the FunctionName parameter into the bare name and an optional
+// qualifier, checking its syntax only. Callers that serve a request use Account.Resolve, which
+// also refuses ARNs of another region or account.
+func ParseFunctionName(s string) (name, qualifier string, err error) {
+	ref, err := ParseFunctionRef(s)
+	return ref.Name, ref.Qualifier, err
+}
+
+// Resolve parses the FunctionName of a request for API operation op (as the Lambda API names
+// it: "GetFunction", "Invoke", …) and refuses what AWS refuses: a function in another region
+// (404) or in another account (403). Every operation that takes a FunctionName comes through
+// here, so they all answer alike.
+func (a Account) Resolve(s, op string) (FunctionRef, error) {
+	ref, err := ParseFunctionRef(s)
+	if err != nil {
+		return ref, err
+	}
+	foreignAccount := ref.Account != "" && ref.Account != a.ID
+	crossAccount := crossAccountOps[op]
+	// An operation that may never reach another account (CreateFunction, …) is refused for that
+	// before anything else; one that may, only once the region is known to be this one.
+	if foreignAccount && !crossAccount {
+		return ref, &ForeignAccountError{}
+	}
+	if ref.Region != "" && ref.Region != a.Region {
+		return ref, &ForeignRegionError{Region: ref.Region, Local: a.Region}
+	}
+	if foreignAccount {
+		region := ref.Region
+		if region == "" {
+			region = a.Region
+		}
+		arn := Account{Region: region, ID: ref.Account}.FunctionARN(ref.Name, ref.Qualifier)
+		return ref, a.denied(IAMAction(op), arn)
+	}
+	return ref, nil
+}
+
+// IAMAction is the IAM action that authorizes Lambda API operation op.
+func IAMAction(op string) string {
+	switch op {
+	case "Invoke":
+		return "lambda:InvokeFunction"
+	}
+	return "lambda:" + op
+}
+
+// denied is IAM's answer to a caller of this account acting on a resource of another account
+// that no resource-based policy opens to it (Flint hosts one account: none can). Flint's access
+// keys act for the whole account, hence its root.
+func (a Account) denied(action, resource string) error {
+	return &ForeignAccountError{Message: "User: arn:aws:iam::" + a.ID + ":root is not authorized to perform: " + action +
+		" on resource: " + resource + " because no resource-based policy allows the " + action + " action"}
+}
+
+// crossAccountOps are the operations AWS lets a resource-based policy open to another account
+// (https://docs.aws.amazon.com/lambda/latest/dg/permissions-function-cross-account.html); for
+// the others an ARN of another account is refused outright, without a message.
+var crossAccountOps = map[string]bool{
+	"CreateAlias": true, "DeleteAlias": true, "DeleteFunction": true, "DeleteFunctionConcurrency": true,
+	"DeleteFunctionEventInvokeConfig": true, "DeleteProvisionedConcurrencyConfig": true, "GetAlias": true,
+	"GetFunction": true, "GetFunctionConcurrency": true, "GetFunctionConfiguration": true,
+	"GetFunctionEventInvokeConfig": true, "GetPolicy": true, "GetProvisionedConcurrencyConfig": true,
+	"Invoke": true, "InvokeAsync": true, "ListAliases": true, "ListFunctionEventInvokeConfigs": true,
+	"ListProvisionedConcurrencyConfigs": true, "ListTags": true, "ListVersionsByFunction": true,
+	"PublishVersion": true, "PutFunctionConcurrency": true, "PutFunctionEventInvokeConfig": true,
+	"PutProvisionedConcurrencyConfig": true, "TagResource": true, "UntagResource": true, "UpdateAlias": true,
+	"UpdateFunctionCode": true, "UpdateFunctionEventInvokeConfig": true,
+}
+
+// ResolveLayer checks that a layer version ARN is of this region and account, as a function's
+// Layers must be (AWS's answers: InvalidParameterValueException for another region, IAM's
+// denial of lambda:GetLayerVersion for another account).
+func (a Account) ResolveLayer(arn, region, account string) error {
+	if region != a.Region {
+		return invalidParameter("Layers are not in the same region as the function. Layers are expected to be in region %s.", a.Region)
+	}
+	if account != a.ID {
+		return a.denied("lambda:GetLayerVersion", arn)
+	}
+	return nil
+}
+
+// ForeignRegionError is a FunctionName ARN of a region other than the one Flint presents.
+type ForeignRegionError struct{ Region, Local string }
+
+func (e *ForeignRegionError) Error() string {
+	return "Functions from '" + e.Region + "' are not reachable in this region ('" + e.Local + "')"
+}
+
+// ForeignAccountError is an ARN of an account other than Flint's (AWS's AccessDeniedException).
+// Message is empty where AWS sends none (its body carries "Message": null).
+type ForeignAccountError struct{ Message string }
+
+func (e *ForeignAccountError) Error() string {
+	if e.Message == "" {
+		return "access denied"
+	}
+	return e.Message
 }
 
 // ValidQualifier reports whether q is a well-formed qualifier.
@@ -98,12 +207,17 @@ func ValidateEphemeral(mb int) error {
 	return nil
 }
 
-// ValidateHandler checks Handler (required for zip functions).
+// ValidateHandler checks Handler (required for zip functions). AWS's pattern is [^\s]+ (Java's \s:
+// space, \t, \n, \v, \f, \r); Flint also refuses NUL, which no environment variable (_HANDLER)
+// or argument can carry: accepted, it would fail every invoke.
 func ValidateHandler(h string) error {
 	if h == "" {
 		return invalidParameter("The Handler parameter must be set for a function of PackageType Zip.")
 	}
-	if len(h) > MaxHandler || strings.ContainsAny(h, " \t\r\n") {
+	if len(h) > MaxHandler {
+		return validationError(h, "handler", "Member must have length less than or equal to 128")
+	}
+	if strings.ContainsAny(h, " \t\n\v\f\r\x00") {
 		return validationError(h, "handler", `Member must satisfy regular expression pattern: [^\s]+`)
 	}
 	return nil
@@ -117,12 +231,17 @@ func ValidateDescription(d string) error {
 	return nil
 }
 
-// ValidateEnvironment checks user variables: names, reserved keys and the 4 KB total.
+// ValidateEnvironment checks user variables: names, values, reserved keys and the 4 KB total.
+// AWS's messages for the map leave out the offending entry (the values are sensitive).
 func ValidateEnvironment(vars map[string]string) error {
 	var reserved []string
-	for k := range vars {
+	for k, v := range vars {
 		if !envKeyPattern.MatchString(k) {
-			return validationError(k, "environment.variables", "Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+")
+			return &InvalidError{Model: true, Message: "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"}
+		}
+		// NUL ends a C string: no process environment can hold it, so every start would fail.
+		if strings.IndexByte(v, 0) >= 0 {
+			return &InvalidError{Model: true, Message: "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map value must satisfy constraint: [Member must satisfy regular expression pattern: [^\\x00]*]"}
 		}
 		if reservedEnv[k] {
 			reserved = append(reserved, k)

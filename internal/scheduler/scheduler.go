@@ -1,8 +1,9 @@
 // Package scheduler fires EventBridge Scheduler schedules: rate(), cron() and at() expressions in
 // their time zones, each occurrence once, also across restarts (a missed occurrence fires once at
 // start when it is still within the schedule's flexible window). A firing is an asynchronous
-// invocation of the target function with the schedule's Input, enqueued with an id derived from
-// the schedule and the occurrence so that a firing repeated after a crash is deduplicated by the
+// invocation of the target function with the schedule's Input (its context attributes, such as
+// <aws.scheduler.scheduled-time>, filled in; {} without an Input), enqueued with an id derived
+// from the schedule and the occurrence so that a firing repeated after a crash is deduplicated by the
 // queue. It owns no HTTP and no environments.
 package scheduler
 
@@ -12,6 +13,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,11 +203,29 @@ func (s *Service) fire(ctx context.Context, sc *lambda.Schedule, occ time.Time) 
 	if m[2] != "" {
 		base = base[:len(base)-len(m[2])-1]
 	}
-	payload := []byte(sc.Target.Input)
-	if len(payload) == 0 {
-		payload = []byte("{}")
-	}
 	id := uuid.NewSHA1(uuid.NameSpaceURL, []byte(sc.Arn+"@"+strconv.FormatInt(occ.UnixNano(), 10))).String()
+	payload := []byte("{}")
+	if sc.Target.Input != "" {
+		payload = []byte(ContextAttributes(sc.Target.Input, sc.Arn, occ, id))
+	}
 	return s.queue.Enqueue(ctx, asyncq.Event{RequestID: id, Function: m[1], Qualifier: qualifier, Payload: payload,
 		EnqueuedAt: s.now(), FunctionArn: base})
+}
+
+// ContextAttributes replaces EventBridge Scheduler's context keywords in a target's Input
+// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-schedule-context-attributes.html)
+// with the values of one occurrence. The execution id is the occurrence's request id, so a
+// firing repeated after a crash, deduplicated by the queue, and the async retries of the one
+// enqueued event all carry the same id, as Scheduler keeps it across its own retries. Flint
+// enqueues each occurrence once and retries that very event, so the attempt number is always 1.
+func ContextAttributes(input, scheduleArn string, occ time.Time, executionID string) string {
+	if !strings.Contains(input, "<aws.scheduler.") {
+		return input
+	}
+	return strings.NewReplacer(
+		"<aws.scheduler.schedule-arn>", scheduleArn,
+		"<aws.scheduler.scheduled-time>", occ.UTC().Format("2006-01-02T15:04:05Z"),
+		"<aws.scheduler.execution-id>", executionID,
+		"<aws.scheduler.attempt-number>", "1",
+	).Replace(input)
 }

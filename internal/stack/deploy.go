@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -596,9 +597,17 @@ func (d *Deployer) schedules(ctx context.Context, res *Result, name, qualifier s
 		if sc.Enabled != nil && !*sc.Enabled {
 			state = stypes.ScheduleStateDisabled
 		}
+		input := sc.Input
+		if sc.Rule && input == "" {
+			rule := sc.RuleName
+			if rule == "" {
+				rule = sname
+			}
+			input = scheduledEvent(aws.ToString(fn.Configuration.FunctionArn), rule)
+		}
 		target := &stypes.Target{Arn: aws.String(arn), RoleArn: aws.String(defaultRole)}
-		if sc.Input != "" {
-			target.Input = aws.String(sc.Input)
+		if input != "" {
+			target.Input = aws.String(input)
 		}
 		got, err := d.Scheduler.GetSchedule(ctx, &scheduler.GetScheduleInput{Name: aws.String(sname)})
 		var nf *stypes.ResourceNotFoundException
@@ -610,7 +619,7 @@ func (d *Deployer) schedules(ctx context.Context, res *Result, name, qualifier s
 			return fmt.Errorf("schedule %s: %w", sname, err)
 		}
 		if exists && aws.ToString(got.ScheduleExpression) == sc.Expression && got.State == state && got.Target != nil &&
-			aws.ToString(got.Target.Arn) == arn && aws.ToString(got.Target.Input) == sc.Input {
+			aws.ToString(got.Target.Arn) == arn && aws.ToString(got.Target.Input) == input {
 			continue
 		}
 		ftw := &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff}
@@ -629,6 +638,23 @@ func (d *Deployer) schedules(ctx context.Context, res *Result, name, qualifier s
 		d.change(res, Change{Kind: "schedule", Name: name, Resource: sname, Action: action, Detail: sc.Expression})
 	}
 	return d.deleteSchedules(ctx, res, name, aws.ToString(fn.Configuration.FunctionArn), keep)
+}
+
+// scheduledEvent is the Input that makes a Scheduler schedule deliver what an EventBridge rule
+// named rule delivers to a function: EventBridge's "Scheduled Event" document, its id and time
+// filled in per occurrence by Scheduler's context attributes (the time as EventBridge writes it,
+// 2006-01-02T15:04:05Z; the id the same for every retry of one occurrence). functionArn gives
+// the region and account.
+func scheduledEvent(functionArn, rule string) string {
+	parts := strings.Split(functionArn, ":") // arn:aws:lambda:REGION:ACCOUNT:function:NAME
+	region, account := "", ""
+	if len(parts) > 4 {
+		region, account = parts[3], parts[4]
+	}
+	str := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	return `{"version":"0","id":"<aws.scheduler.execution-id>","detail-type":"Scheduled Event","source":"aws.events",` +
+		`"account":` + str(account) + `,"time":"<aws.scheduler.scheduled-time>","region":` + str(region) +
+		`,"resources":[` + str("arn:aws:events:"+region+":"+account+":rule/"+rule) + `],"detail":{}}`
 }
 
 // deleteSchedules deletes the schedules that target function (any qualifier) and are not in keep.

@@ -46,11 +46,21 @@
 // key); AWS::Serverless::Function with FunctionName (default: the logical ID), CodeUri, Handler,
 // Runtime, MemorySize, Timeout, Description, Environment.Variables, Layers (!Ref to an
 // AWS::Serverless::LayerVersion of the template, or ARNs), Events of Type Schedule (Schedule,
-// Input, Enabled) and ScheduleV2 (ScheduleExpression, Input, State), FunctionUrlConfig (AuthType,
-// Cors), AutoPublishAlias and DeploymentPreference.Type; AWS::Serverless::LayerVersion with
+// Input, Enabled, Name) and ScheduleV2 (ScheduleExpression, Input, State), FunctionUrlConfig
+// (AuthType, Cors), AutoPublishAlias and DeploymentPreference.Type; AWS::Serverless::LayerVersion with
 // LayerName (default: the logical ID), ContentUri and CompatibleRuntimes. !Ref to a template
 // Parameter resolves to its Default. Other event types and resource types are reported as
 // warnings and skipped.
+//
+// Both kinds of schedule event become EventBridge Scheduler schedules named <function>-<event>,
+// delivering what AWS delivers. A ScheduleV2 event (Scheduler on AWS too) delivers its Input,
+// context attributes such as <aws.scheduler.scheduled-time> filled in, or {} without one. A
+// Schedule event (an EventBridge rule on AWS) delivers its Input verbatim or, without one,
+// EventBridge's "Scheduled Event" document: {"version":"0","id":…,"detail-type":"Scheduled
+// Event","source":"aws.events","account":…,"time":"…Z","region":…,"resources":["arn:aws:events:
+// REGION:ACCOUNT:rule/NAME"],"detail":{}}, NAME being the event's Name or the schedule's name. The
+// schedule's Input is that document with Scheduler's context attributes for id and time, so the
+// id stays the same across the retries of one occurrence.
 //
 // # Deploying
 //

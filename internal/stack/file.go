@@ -70,6 +70,11 @@ type Schedule struct {
 	Expression string `yaml:"expression"`
 	Input      string `yaml:"input"`
 	Enabled    *bool  `yaml:"enabled"`
+	// Rule marks a SAM event of Type Schedule: an EventBridge rule on AWS, which (without an
+	// Input) delivers EventBridge's "Scheduled Event" document, not Scheduler's input. RuleName
+	// is the rule's Name property ("": the schedule's name).
+	Rule     bool   `yaml:"-"`
+	RuleName string `yaml:"-"`
 }
 
 // Load reads a stack file: a SAM template or a Flint stack file.
@@ -403,6 +408,7 @@ func parseSAM(doc *yaml.Node) (*Stack, error) {
 				Input              string `json:"Input"`
 				Enabled            *bool  `json:"Enabled"`
 				State              string `json:"State"`
+				Name               string `json:"Name"`
 			}
 			switch e.Type {
 			case "Schedule", "ScheduleV2":
@@ -425,7 +431,11 @@ func parseSAM(doc *yaml.Node) (*Stack, error) {
 			if f.Schedules == nil {
 				f.Schedules = map[string]*Schedule{}
 			}
-			f.Schedules[ev] = &Schedule{Expression: expr, Input: p.Input, Enabled: enabled}
+			sc := &Schedule{Expression: expr, Input: p.Input, Enabled: enabled}
+			if e.Type == "Schedule" {
+				sc.Rule, sc.RuleName = true, p.Name
+			}
+			f.Schedules[ev] = sc
 		}
 		st.Functions[name] = f
 	}

@@ -51,6 +51,7 @@ Resources:
           Properties:
             Schedule: cron(0 3 * * ? *)
             Input: '{"a":1}'
+            Name: nightly-rule
         Off:
           Type: ScheduleV2
           Properties:
@@ -75,7 +76,7 @@ Resources:
 			Alias:  "live", Deploy: "Canary10Percent5Minutes",
 			URL: &URL{Auth: "NONE", Cors: &Cors{Origins: []string{"*"}}},
 			Schedules: map[string]*Schedule{
-				"Nightly": {Expression: "cron(0 3 * * ? *)", Input: `{"a":1}`},
+				"Nightly": {Expression: "cron(0 3 * * ? *)", Input: `{"a":1}`, Rule: true, RuleName: "nightly-rule"},
 				"Off":     {Expression: "rate(1 day)", Enabled: &off},
 			},
 		}},

@@ -1,0 +1,106 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/lambda"
+)
+
+// operations names the Lambda API operation each route that takes a FunctionName serves: the
+// name decides how an ARN of another account is refused (lambda.Account.Resolve).
+var operations = map[string]string{
+	"POST /2015-03-31/functions/{name}/invocations":               "Invoke",
+	"GET /2015-03-31/functions/{name}":                            "GetFunction",
+	"DELETE /2015-03-31/functions/{name}":                         "DeleteFunction",
+	"GET /2015-03-31/functions/{name}/configuration":              "GetFunctionConfiguration",
+	"PUT /2015-03-31/functions/{name}/configuration":              "UpdateFunctionConfiguration",
+	"PUT /2015-03-31/functions/{name}/code":                       "UpdateFunctionCode",
+	"POST /2015-03-31/functions/{name}/versions":                  "PublishVersion",
+	"GET /2015-03-31/functions/{name}/versions":                   "ListVersionsByFunction",
+	"POST /2015-03-31/functions/{name}/aliases":                   "CreateAlias",
+	"GET /2015-03-31/functions/{name}/aliases":                    "ListAliases",
+	"GET /2015-03-31/functions/{name}/aliases/{alias}":            "GetAlias",
+	"PUT /2015-03-31/functions/{name}/aliases/{alias}":            "UpdateAlias",
+	"DELETE /2015-03-31/functions/{name}/aliases/{alias}":         "DeleteAlias",
+	"PUT /2017-10-31/functions/{name}/concurrency":                "PutFunctionConcurrency",
+	"DELETE /2017-10-31/functions/{name}/concurrency":             "DeleteFunctionConcurrency",
+	"GET /2019-09-30/functions/{name}/concurrency":                "GetFunctionConcurrency",
+	"PUT /2019-09-30/functions/{name}/provisioned-concurrency":    "PutProvisionedConcurrencyConfig",
+	"GET /2019-09-30/functions/{name}/provisioned-concurrency":    "GetProvisionedConcurrencyConfig",
+	"DELETE /2019-09-30/functions/{name}/provisioned-concurrency": "DeleteProvisionedConcurrencyConfig",
+	"POST /2014-11-13/functions/{name}/invoke-async":              "InvokeAsync",
+	"POST /2014-11-13/functions/{name}/invoke-async/{$}":          "InvokeAsync",
+	"PUT /2019-09-25/functions/{name}/event-invoke-config":        "PutFunctionEventInvokeConfig",
+	"POST /2019-09-25/functions/{name}/event-invoke-config":       "UpdateFunctionEventInvokeConfig",
+	"GET /2019-09-25/functions/{name}/event-invoke-config":        "GetFunctionEventInvokeConfig",
+	"DELETE /2019-09-25/functions/{name}/event-invoke-config":     "DeleteFunctionEventInvokeConfig",
+	"GET /2019-09-25/functions/{name}/event-invoke-config/list":   "ListFunctionEventInvokeConfigs",
+	"POST /2021-10-31/functions/{name}/url":                       "CreateFunctionUrlConfig",
+	"GET /2021-10-31/functions/{name}/url":                        "GetFunctionUrlConfig",
+	"PUT /2021-10-31/functions/{name}/url":                        "UpdateFunctionUrlConfig",
+	"DELETE /2021-10-31/functions/{name}/url":                     "DeleteFunctionUrlConfig",
+	"GET /2021-10-31/functions/{name}/urls":                       "ListFunctionUrlConfigs",
+	"GET /2017-03-31/tags/{arn}":                                  "ListTags",
+	"POST /2017-03-31/tags/{arn}":                                 "TagResource",
+	"DELETE /2017-03-31/tags/{arn}":                               "UntagResource",
+	"POST /2015-03-31/functions/{name}/policy":                    "AddPermission",
+	"GET /2015-03-31/functions/{name}/policy":                     "GetPolicy",
+	"DELETE /2015-03-31/functions/{name}/policy/{sid}":            "RemovePermission",
+	"GET /flint/v1/functions/{name}/logs":                         "GetFunction",
+	"GET /flint/v1/functions/{name}/code":                         "GetFunction",
+	"POST /2015-03-31/event-source-mappings":                      "CreateEventSourceMapping",
+	"POST /2015-03-31/event-source-mappings/{$}":                  "CreateEventSourceMapping",
+	"GET /2015-03-31/event-source-mappings":                       "ListEventSourceMappings",
+	"GET /2015-03-31/event-source-mappings/{$}":                   "ListEventSourceMappings",
+	"PUT /2015-03-31/event-source-mappings/{uuid}":                "UpdateEventSourceMapping",
+	"POST /2015-03-31/functions":                                  "CreateFunction",
+	"POST /2015-03-31/functions/{$}":                              "CreateFunction",
+}
+
+// resolve parses a FunctionName given to the operation r serves (from its path or its body).
+func (a *API) resolve(r *http.Request, s string) (name, qualifier string, err error) {
+	ref, err := a.account.Resolve(s, operations[r.Pattern])
+	return ref.Name, ref.Qualifier, err
+}
+
+// functionName parses the {name} path value into the bare name and the qualifier from the name
+// or the Qualifier query parameter.
+func (a *API) functionName(r *http.Request) (name, qualifier string, err error) {
+	name, qualifier, err = a.resolve(r, r.PathValue("name"))
+	if err != nil {
+		return "", "", err
+	}
+	if q := r.URL.Query().Get("Qualifier"); q != "" {
+		if !lambda.ValidQualifier(q) {
+			return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
+		}
+		if qualifier != "" && qualifier != q {
+			return "", "", apierr.InvalidParameterValue("The derived qualifier from the function name does not match the specified qualifier.")
+		}
+		qualifier = q
+	}
+	return name, qualifier, nil
+}
+
+// domainError renders the lambda package's errors as the API errors AWS answers with.
+func domainError(err error) error {
+	var (
+		inv     *lambda.InvalidError
+		region  *lambda.ForeignRegionError
+		account *lambda.ForeignAccountError
+	)
+	switch {
+	case errors.As(err, &inv):
+		if inv.Model {
+			return apierr.Validation("%s", inv.Message)
+		}
+		return apierr.InvalidParameterValue("%s", inv.Message)
+	case errors.As(err, &region):
+		return apierr.ResourceNotFound("%s", region.Error())
+	case errors.As(err, &account):
+		return apierr.AccessDenied("%s", account.Message)
+	}
+	return err
+}
