@@ -148,7 +148,7 @@ func TestNATSOutsideClients(t *testing.T) {
 			return err
 		},
 		"KV get": func(ctx context.Context) error {
-			return apiError(nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_flint_functions.$KV.flint_functions.victim", nil))
+			return jsAPIError(nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET.KV_flint_functions.$KV.flint_functions.victim", nil))
 		},
 		"object store": func(ctx context.Context) error { _, err := js.ObjectStore(ctx, "flint_code"); return err },
 		"logs stream":  func(ctx context.Context) error { _, err := js.Stream(ctx, "FLINT_LOGS"); return err },
@@ -161,7 +161,7 @@ func TestNATSOutsideClients(t *testing.T) {
 			return err
 		},
 		"async pull": func(ctx context.Context) error {
-			return apiError(nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT.FLINT_ASYNC.flint-async", []byte(`{"batch":1}`)))
+			return jsAPIError(nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT.FLINT_ASYNC.flint-async", []byte(`{"batch":1}`)))
 		},
 		"queue read": func(ctx context.Context) error {
 			_, err := js.OrderedConsumer(ctx, "jobs", jetstream.OrderedConsumerConfig{})
@@ -182,7 +182,7 @@ func TestNATSOutsideClients(t *testing.T) {
 		// A push consumer would make JetStream publish the stream's records to any subject of
 		// Flint's account, a KV bucket's included.
 		"push consumer": func(ctx context.Context) error {
-			return apiError(nc.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE.results.push",
+			return jsAPIError(nc.RequestWithContext(ctx, "$JS.API.CONSUMER.CREATE.results.push",
 				[]byte(`{"stream_name":"results","config":{"name":"push","deliver_subject":"$KV.flint_functions.victim","ack_policy":"none"}}`)))
 		},
 		"subscribe logs": func(ctx context.Context) error {
@@ -241,7 +241,7 @@ func TestNATSOutsideClients(t *testing.T) {
 }
 
 // apiError turns a JetStream API reply carrying an error into an error.
-func apiError(m *nats.Msg, err error) error {
+func jsAPIError(m *nats.Msg, err error) error {
 	if err != nil {
 		return err
 	}
