@@ -109,6 +109,7 @@ type Server struct {
 	tls     *tls.Config // the API's, nil when it serves plain HTTP
 	keyring *crypt.Keyring
 	devMode func() bool // the API does not check signatures
+	lock    *os.File    // DATA/flint.lock, held until Close
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -143,6 +144,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	// First: a second server on the directory must fail here, before it touches anything.
+	if s.lock, err = lockDataDir(dataDir); err != nil {
+		return err
 	}
 	runtimeDir := filepath.Join(dataDir, "runtime")
 	if err := runtimes.Install(runtimeDir); err != nil {
@@ -466,6 +471,9 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	if s.store != nil {
 		s.store.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
 	}
 	return nil
 }
