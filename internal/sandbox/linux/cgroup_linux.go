@@ -350,7 +350,7 @@ func (cg *cgroups) ensureParents(id string) error {
 
 // release removes this server's (empty) parents, the locked one last, and drops the lock.
 func (cg *cgroups) release() {
-	if cg.run == "" {
+	if cg.lock < 0 {
 		return
 	}
 	for i := len(cg.hier) - 1; i >= 0; i-- {
