@@ -596,6 +596,20 @@ func (s *crashedServer) processes() []int {
 	return out
 }
 
+// testParent returns a CgroupParent of the test's own, whose (empty) directories are removed
+// when the test ends.
+func testParent(t *testing.T) string {
+	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		if cg, err := detectCgroups(parent); err == nil {
+			for _, h := range cg.hier {
+				_ = os.Remove(h.base)
+			}
+		}
+	})
+	return parent
+}
+
 // scrub kills and removes what a failed test left under parents.
 func scrub(parents []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -612,7 +626,7 @@ func TestReclaim(t *testing.T) {
 		t.Skip("the linux sandbox tests need root")
 	}
 	state := t.TempDir()
-	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	parent := testParent(t)
 	dead := startCrashingServer(t, state, parent, false)
 	leftovers := dead.leftovers()
 	if err := dead.cmd.Process.Kill(); err != nil {
@@ -670,7 +684,7 @@ func TestReaperNeedsNoStateDir(t *testing.T) {
 		t.Skip("the linux sandbox tests need root")
 	}
 	state := t.TempDir()
-	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	parent := testParent(t)
 	dead := startCrashingServer(t, state, parent, true)
 	frozen := procs(filepath.Join(dead.parents[0], dead.ids[1]))
 	if len(frozen) == 0 {
@@ -715,7 +729,7 @@ func TestReclaimLeavesLiveServersAlone(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the linux sandbox tests need root")
 	}
-	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	parent := testParent(t)
 	live := newBackend(t, "none", func(c *Config) { c.CgroupParent = parent })
 	running, _ := start(t, live, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
 	idle, _ := start(t, live, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
