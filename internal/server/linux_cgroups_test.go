@@ -56,6 +56,9 @@ func (s *linuxServer) tree() procSet {
 	tree := descendants(all, s.cmd.Process.Pid)
 	for _, d := range s.parents.dirs {
 		for _, id := range listDir(d) {
+			if !s.parents.own && !s.seen.has(id) {
+				continue // another server's, in the base every server shares
+			}
 			for _, pid := range cgroupProcs(filepath.Join(d, id)) {
 				if p, ok := all[pid]; ok {
 					tree[pid] = p
