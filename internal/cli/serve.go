@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -86,6 +87,9 @@ func (a *app) serve(ctx context.Context, cfg config.Config, level slog.Level) er
 	if err := srv.Start(ctx); err != nil {
 		if cerr := srv.Close(); cerr != nil {
 			log.Warn("close after failed start", "err", cerr)
+		}
+		if inUse := (*server.DataDirInUseError)(nil); errors.As(err, &inUse) {
+			return err // says all there is to say, on its own
 		}
 		return fmt.Errorf("start server: %w", err)
 	}

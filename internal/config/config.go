@@ -53,7 +53,8 @@ type Config struct {
 	FunctionNetwork string
 	// FreezeAfter is how long an idle environment waits before its sandbox freezes it (0: never).
 	FreezeAfter time.Duration
-	// CgroupParent is the cgroup under which the linux sandbox puts environments.
+	// CgroupParent is the cgroup under which each server's linux sandbox makes a parent of its own
+	// for its environments (servers on one host share it).
 	CgroupParent string
 	// KeepAlive is how long an idle environment is kept before it is reaped.
 	KeepAlive time.Duration

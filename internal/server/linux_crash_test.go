@@ -52,16 +52,20 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	ctx := context.Background()
 
 	// The server's CgroupParent is the default "flint", relative to its own cgroups, which it
-	// inherits from this process; other servers on the host may share those parents, so only the
-	// environments recorded under this data directory are this test's.
-	parents := envCgroupParents(t, os.Getpid())
-	preexisting := cgroupChildren(parents)
+	// inherits from this process; other servers on the host share that base, each under a
+	// parent of its own.
+	bases := envCgroupParents(t, os.Getpid())
 	var seen1, seen2 nameSet
-	t.Cleanup(func() { scrubCgroups(t, parents, seen1.names(), seen2.names()) })
+	var parents, parents2 cgroupParents
+	t.Cleanup(func() { scrubCgroups(t, parents, seen1.names()); scrubCgroups(t, parents2, seen2.names()) })
 
 	first := startFlintProcess(t, bin, data, filepath.Join(work, "serve-1.log"), "--log-level", "info", "--sandbox", "linux")
-	if got := envCgroupParents(t, first.cmd.Process.Pid); !slices.Equal(got.dirs, parents.dirs) {
-		t.Fatalf("the server's environments go under %v, want %v (its cgroups differ from this process's)", got.dirs, parents.dirs)
+	if got := envCgroupParents(t, first.cmd.Process.Pid); !slices.Equal(got.dirs, bases.dirs) {
+		t.Fatalf("the server's environments go under %v, want %v (its cgroups differ from this process's)", got.dirs, bases.dirs)
+	}
+	parents = serverCgroupParents(t, first, bases)
+	if !parents.own {
+		t.Errorf("the server puts its environments' cgroups right in %v, shared with every server on the host; want a parent of its own", parents.dirs)
 	}
 	t.Logf("environments' cgroups go under %s", strings.Join(parents.dirs, ", "))
 	stopWatch1 := watchEnvs(envsDir, &seen1)
@@ -165,7 +169,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 		t.Errorf("after the kill, the host's mount table shows mounts under the data directory:\n%s", strings.Join(m, "\n"))
 	}
 
-	// (3) cgroups: the dead server's are left for Reclaim.
+	// (3) cgroups: the dead server's reaper removes them (else the restart's Reclaim does).
 	afterKill := cgroupChildren(parents)
 	var ours, foreign []string
 	busyCgroups := 0
@@ -179,7 +183,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 					break
 				}
 			}
-		case !preexisting.has(name):
+		default:
 			foreign = append(foreign, name)
 		}
 	}
@@ -196,7 +200,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	t.Logf("after the kill: %d environment cgroups of the dead server left in %d hierarchies (%d still holding processes, %.1f MB of memory charged), %d environment directories left in %s",
 		len(ours), len(parents.dirs), busyCgroups, float64(charged)/(1<<20), len(listDir(envsDir)), envsDir)
 	if len(foreign) > 0 {
-		t.Logf("cgroups under the same parents that this test's server never recorded (another server's?): %v", foreign)
+		t.Errorf("cgroups under the dead server's own parents that it never recorded: %v", foreign)
 	}
 
 	// The restart reclaims them.
@@ -217,6 +221,13 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 	}
 	if got := cgroupsNamed(parents, &seen1); len(got) > 0 {
 		t.Errorf("after the restart, cgroups of the dead server's environments remain:\n%s", strings.Join(got, "\n"))
+	}
+	if got := existing(parents.dirs); len(got) > 0 {
+		t.Errorf("after the restart, the dead server's cgroup parents remain: %v", got)
+	}
+	parents2 = serverCgroupParents(t, second, bases)
+	if slices.Equal(parents2.dirs, parents.dirs) {
+		t.Errorf("the restarted server puts its environments under the dead server's parents %v, want a parent of its own", parents.dirs)
 	}
 	for _, name := range listDir(envsDir) {
 		if seen1.has(name) || !strings.HasPrefix(name, "spare-") {
@@ -279,10 +290,13 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 		left = newTree.alive()
 	}
 	if len(left) > 0 {
-		t.Errorf("after a clean stop, %d processes of the server survive: %s", len(left), left.describe(parents))
+		t.Errorf("after a clean stop, %d processes of the server survive: %s", len(left), left.describe(parents2))
 	}
-	if got := cgroupsNamed(parents, &seen1, &seen2); len(got) > 0 {
+	if got := append(cgroupsNamed(parents, &seen1), cgroupsNamed(parents2, &seen2)...); len(got) > 0 {
 		t.Errorf("after a clean stop, environment cgroups remain:\n%s", strings.Join(got, "\n"))
+	}
+	if got := existing(parents2.dirs); len(got) > 0 {
+		t.Errorf("after a clean stop, the server's cgroup parents remain: %v", got)
 	}
 	if got := listDir(envsDir); len(got) > 0 {
 		t.Errorf("after a clean stop, %s holds %v, want nothing", envsDir, got)
@@ -291,7 +305,7 @@ func TestLinuxKill9LeavesNothing(t *testing.T) {
 		t.Errorf("after a clean stop, the host's mount table shows mounts under the data directory:\n%s", strings.Join(m, "\n"))
 	}
 	t.Logf("after a clean stop: %d of the server's %d processes alive, %d environment directories, %d environments' cgroups",
-		len(left), len(newTree), len(listDir(envsDir)), len(cgroupsNamed(parents, &seen1, &seen2)))
+		len(left), len(newTree), len(listDir(envsDir)), len(cgroupsNamed(parents2, &seen2)))
 	if t.Failed() {
 		first.dumpLog(t)
 		second.dumpLog(t)
@@ -485,6 +499,7 @@ type cgroupParents struct {
 	dirs    []string          // sorted, distinct
 	freezer string            // the one in the freezer's hierarchy
 	by      map[string]string // controller → directory
+	own     bool              // a server's own parent (not the base shared by every server)
 }
 
 // envCgroupParents finds, for a server running as pid with the default CgroupParent "flint",
@@ -632,32 +647,97 @@ func freezerStates(p cgroupParents, envsDir string) (frozen, thawed []string) {
 	return frozen, thawed
 }
 
-// scrubCgroups kills and removes whatever cgroups of this test's servers are still there, so
-// that a failed run leaves the shared host clean.
-func scrubCgroups(t *testing.T, p cgroupParents, sets ...[]string) {
-	for _, names := range sets {
-		for _, name := range names {
-			for _, d := range p.dirs {
-				path := filepath.Join(d, name)
-				if _, err := os.Stat(path); err != nil {
-					continue
-				}
-				for _, pid := range cgroupProcs(path) {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-				_ = os.WriteFile(filepath.Join(path, "freezer.state"), []byte("THAWED"), 0)
-				_ = os.WriteFile(filepath.Join(path, "cgroup.freeze"), []byte("0"), 0)
-				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-					err := syscall.Rmdir(path)
-					if err == nil || errors.Is(err, syscall.ENOENT) {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Logf("cleanup: remove %s: %v", path, err)
-						break
-					}
-				}
+// scrubCgroups kills and removes whatever cgroups of a test's server are still there (names
+// under p, then p itself when it is the server's own parent), so that a failed run leaves the
+// shared host clean.
+func scrubCgroups(t *testing.T, p cgroupParents, names []string) {
+	for _, d := range p.dirs {
+		if !p.own {
+			break // the base every server shares: only the names the test saw are its own
+		}
+		for _, e := range listDir(d) {
+			if st, err := os.Stat(filepath.Join(d, e)); err == nil && st.IsDir() && !slices.Contains(names, e) {
+				names = append(names, e)
 			}
+		}
+	}
+	remove := func(path string) {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		for _, pid := range cgroupProcs(path) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = os.WriteFile(filepath.Join(path, "freezer.state"), []byte("THAWED"), 0)
+		_ = os.WriteFile(filepath.Join(path, "cgroup.freeze"), []byte("0"), 0)
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			err := syscall.Rmdir(path)
+			if err == nil || errors.Is(err, syscall.ENOENT) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("cleanup: remove %s: %v", path, err)
+				break
+			}
+		}
+	}
+	for _, name := range names {
+		for _, d := range p.dirs {
+			remove(filepath.Join(d, name))
+		}
+	}
+	if p.own {
+		for _, d := range p.dirs {
+			remove(d)
+		}
+	}
+}
+
+// existing lists the paths of paths that exist.
+func existing(paths []string) []string {
+	var out []string
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// serverCgroupParents is where the server p puts its environments' cgroups, in every
+// hierarchy: below the bases (<hierarchy>/<its own cgroup>/flint), the parent of its own that
+// one of its sandbox inits, once placed in an environment's cgroup, shows. own is false when the
+// environments' cgroups sit right in the base, shared with every other server on the host.
+func serverCgroupParents(t *testing.T, p *flintProcess, bases cgroupParents) cgroupParents {
+	t.Helper()
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		for _, q := range descendants(allProcs(), p.cmd.Process.Pid) {
+			if !strings.HasPrefix(q.cmdline, "flint-sandbox-init") {
+				continue
+			}
+			cg := freezerCgroupOf(q.pid)
+			if !strings.Contains(cg, "/flint/") {
+				continue // not placed yet
+			}
+			_, rest, _ := strings.Cut(cg, "/flint/")
+			out := cgroupParents{by: map[string]string{}}
+			if run, _, nested := strings.Cut(rest, "/"); nested {
+				out.own = true
+				for _, d := range bases.dirs {
+					out.dirs = append(out.dirs, filepath.Join(d, run))
+				}
+				for c, d := range bases.by {
+					out.by[c] = filepath.Join(d, run)
+				}
+			} else {
+				out.dirs, out.by = bases.dirs, bases.by
+			}
+			out.freezer = out.by["freezer"]
+			return out
+		}
+		if time.Now().After(deadline) {
+			p.dumpLog(t)
+			t.Fatal("60 s after it answered, no sandbox init of the server is in an environment's cgroup")
 		}
 	}
 }

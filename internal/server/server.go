@@ -111,6 +111,7 @@ type Server struct {
 	tls     *tls.Config // the API's, nil when it serves plain HTTP
 	keyring *crypt.Keyring
 	devMode func() bool // the API does not check signatures
+	lock    *os.File    // DATA/flint.lock, held until Close
 
 	natsToken string // what outside NATS clients present (NATSListen)
 
@@ -147,6 +148,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
+	}
+	// First: a second server on the directory must fail here, before it touches anything.
+	if s.lock, err = lockDataDir(dataDir); err != nil {
+		return err
 	}
 	runtimeDir := filepath.Join(dataDir, "runtime")
 	if err := runtimes.Install(runtimeDir); err != nil {
@@ -497,6 +502,9 @@ func (s *Server) Close() error {
 	s.wg.Wait()
 	if s.store != nil {
 		s.store.Close()
+	}
+	if s.lock != nil {
+		s.lock.Close()
 	}
 	return nil
 }

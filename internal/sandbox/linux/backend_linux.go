@@ -26,11 +26,12 @@ import (
 // Config configures the backend.
 type Config struct {
 	// StateDir is a per-node directory for the environments' roots and bookkeeping
-	// (e.g. DATA/sandboxes). One server owns it: Reclaim clears it.
+	// (e.g. DATA/sandboxes). One backend at a time owns it (New locks it): Reclaim clears it.
 	StateDir string
-	// CgroupParent is the cgroup, in every hierarchy used, under which each environment gets
-	// <CgroupParent>/<id>. A relative path is taken below the server's own cgroup, an absolute one
-	// from the hierarchy's root. Default "flint".
+	// CgroupParent is the cgroup, in every hierarchy used, under which each server makes a parent
+	// of its own, <CgroupParent>/<hash of StateDir>-<random>, and each environment gets a cgroup
+	// <id> in that. A relative path is taken below the server's own cgroup, an absolute one from
+	// the hierarchy's root. Default "flint". Servers may share it; none touches another's parent.
 	CgroupParent string
 	// Network is what environments reach; each has a network namespace of its own either way,
 	// with its Runtime API and ports on its own loopback. "none" (default): nothing else.
@@ -72,6 +73,7 @@ type Backend struct {
 	closed    bool
 	wg        sync.WaitGroup // the refill goroutine
 
+	dataID  string    // the first part of this server's cgroup parent's name
 	lock    *os.File  // StateDir/lock, held while the backend lives
 	reaper  *exec.Cmd // reclaims the environments if the server dies
 	reaperW *os.File  // its pipe: EOF when the server is gone
@@ -94,7 +96,8 @@ type spare struct {
 
 var _ sandbox.Backend = (*Backend)(nil)
 
-// New returns a backend; Check says whether this host can run it.
+// New returns a backend; Check says whether this host can run it. It locks StateDir for the
+// backend's life, and fails at once, naming the holder, if another backend holds it.
 func New(cfg Config) (*Backend, error) {
 	if cfg.StateDir == "" {
 		return nil, errors.New("linux sandbox: StateDir is required")
@@ -124,12 +127,16 @@ func New(cfg Config) (*Backend, error) {
 	case cfg.Prespawn < 0:
 		cfg.Prespawn = 0
 	}
-	b := &Backend{cfg: cfg, envs: filepath.Join(cfg.StateDir, "envs"), rootless: os.Geteuid() != 0}
+	b := &Backend{cfg: cfg, envs: filepath.Join(cfg.StateDir, "envs"), rootless: os.Geteuid() != 0,
+		dataID: dataID(cfg.StateDir)}
 	if !b.rootless {
 		b.guestUID, b.guestGID = GuestUID, GuestGID
 	}
 	if err := os.MkdirAll(b.envs, 0o700); err != nil {
 		return nil, fmt.Errorf("linux sandbox: state dir: %w", err)
+	}
+	if err := b.lockState(); err != nil {
+		return nil, fmt.Errorf("linux sandbox: %w", err)
 	}
 	b.cg, b.cgErr = detectCgroups(cfg.CgroupParent)
 	return b, nil
@@ -187,10 +194,11 @@ func (b *Backend) ensureParents() error {
 	if b.cgErr != nil {
 		return b.cgErr
 	}
-	if err := b.cg.ensureParents(); err != nil {
+	if err := b.cg.ensureParents(b.dataID); err != nil {
 		return err
 	}
 	b.parentsOK = true
+	b.cfg.Log.Info("environments' cgroups", "parents", strings.Join(b.cg.parents(), " "))
 	return nil
 }
 
@@ -388,7 +396,13 @@ func (b *Backend) Close() error {
 	if b.net != nil {
 		b.net.close()
 	}
+	if b.parentsOK {
+		b.cg.release()
+	}
 	b.mu.Unlock()
+	if b.lock != nil {
+		b.lock.Close()
+	}
 	return nil
 }
 
@@ -630,49 +644,43 @@ func fileListeners(fds []int) ([]net.Listener, error) {
 	return lns, nil
 }
 
-// Reclaim removes what a previous server on this StateDir left behind (after a kill -9): the
-// cgroups of its environments, with any process still in them, and their directories. Call it
-// before the first Create. It touches only environments recorded under StateDir, so servers
-// sharing a CgroupParent with other state directories are left alone.
+// Reclaim removes what dead servers left behind (after a kill -9): every orphaned cgroup
+// parent under CgroupParent (a run whose lock neither its server nor its reaper holds, whatever
+// its state directory), with any process still in it, and the environments' directories in
+// StateDir. Call it before the first Create. Live servers' parents are locked and left alone.
 func (b *Backend) Reclaim(ctx context.Context) error {
-	if b.lock == nil {
-		if err := b.lockState(ctx); err != nil {
-			return fmt.Errorf("linux sandbox: reclaim: %w", err)
+	var errs []error
+	if b.cgErr == nil && len(b.cg.hier) > 0 {
+		runs, locks := b.cg.orphans()
+		for n, parents := range runs {
+			envs, err := reclaimRun(ctx, parents)
+			if locks[n] >= 0 {
+				unix.Close(locks[n])
+			}
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			b.cfg.Log.Info("reclaimed the cgroups of a dead server", "parent", parents[0], "environments", len(envs))
 		}
 	}
+	// This backend holds StateDir's lock and has not created anything yet: every directory
+	// there is a dead server's.
 	entries, err := os.ReadDir(b.envs)
 	if err != nil {
-		return fmt.Errorf("linux sandbox: reclaim: %w", err)
+		errs = append(errs, err)
 	}
-	var errs []error
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
-		id := e.Name()
-		if b.cgErr == nil {
-			ec := envCgroup{cg: b.cg, id: id}
-			// Kill first, then thaw: a frozen task dies once thawed, without running again.
-			for _, d := range ec.dirs() {
-				for _, pid := range procs(d) {
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-			if ec.isFrozen() {
-				_ = ec.freeze(ctx, false)
-			}
-			if err := ec.remove(ctx); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-		}
-		dir := filepath.Join(b.envs, id)
+		dir := filepath.Join(b.envs, e.Name())
 		_ = unix.Unmount(dir, unix.MNT_DETACH) // never mounted in the host's namespace, but be sure
 		if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, err)
 			continue
 		}
-		b.cfg.Log.Info("reclaimed sandbox environment", "env", id)
+		b.cfg.Log.Info("reclaimed sandbox environment", "env", e.Name())
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("linux sandbox: reclaim: %w", err)

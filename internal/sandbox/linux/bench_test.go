@@ -40,7 +40,7 @@ func BenchmarkStart(b *testing.B) {
 			defer func() {
 				_ = be.Close()
 				for _, h := range be.cg.hier {
-					_ = os.Remove(h.parent)
+					_ = os.Remove(h.base)
 				}
 			}()
 			task := b.TempDir()

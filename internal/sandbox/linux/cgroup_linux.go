@@ -4,10 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,8 +29,11 @@ var required = []string{"memory", "cpu", "pids", "freezer"}
 type hierarchy struct {
 	v2          bool
 	controllers []string // for v1, as mounted; for v2, those used from it
-	// parent is the directory under which environments' cgroups are created:
-	// <mount>/<own cgroup>/<CgroupParent> (relative parent) or <mount>/<CgroupParent> (absolute).
+	// base is <mount>/<own cgroup>/<CgroupParent> (relative parent) or <mount>/<CgroupParent>
+	// (absolute): shared by every server that runs there, each under a parent of its own.
+	base string
+	// parent is this server's own directory, base/<run> (see claim), under which its
+	// environments' cgroups are created; "" until claimed.
 	parent string
 }
 
@@ -34,6 +42,10 @@ type cgroups struct {
 	hier []hierarchy
 	// where each controller's hierarchy is, index into hier.
 	by map[string]int
+	// run names this server's parents (see claim); lock is hier[0]'s parent, open and flocked
+	// for as long as the server or its reaper lives (-1 until claimed).
+	run  string
+	lock int
 }
 
 type mountInfo struct {
@@ -128,7 +140,7 @@ func detectCgroups(parent string) (*cgroups, error) {
 		}
 		return filepath.Join(m.point, rel, parent)
 	}
-	cg := &cgroups{by: map[string]int{}}
+	cg := &cgroups{by: map[string]int{}, lock: -1}
 	want := append([]string{"cpuacct"}, required...)
 	var v2 *mountInfo
 	for i := range mounts {
@@ -163,7 +175,7 @@ func detectCgroups(parent string) (*cgroups, error) {
 			if !ok {
 				continue
 			}
-			cg.hier = append(cg.hier, hierarchy{controllers: have, parent: under(m, p)})
+			cg.hier = append(cg.hier, hierarchy{controllers: have, base: under(m, p)})
 			for _, c := range have {
 				cg.by[c] = len(cg.hier) - 1
 			}
@@ -197,7 +209,7 @@ func detectCgroups(parent string) (*cgroups, error) {
 			}
 		}
 		if len(have) > 0 {
-			cg.hier = append(cg.hier, hierarchy{v2: true, controllers: have, parent: under(*v2, ownPath)})
+			cg.hier = append(cg.hier, hierarchy{v2: true, controllers: have, base: under(*v2, ownPath)})
 			for _, c := range have {
 				cg.by[c] = len(cg.hier) - 1
 			}
@@ -226,12 +238,93 @@ func (cg *cgroups) dir(c, id string) (string, bool) {
 	return filepath.Join(cg.hier[i].parent, id), cg.hier[i].v2
 }
 
-// ensureParents creates the parent cgroups and, on v2, enables the controllers for children.
-func (cg *cgroups) ensureParents() error {
-	for _, h := range cg.hier {
-		if err := os.MkdirAll(h.parent, 0o755); err != nil {
-			return fmt.Errorf("cgroup parent %s: %w", h.parent, err)
+// runPattern is the name of a server's parent under a base: a hash of its state directory's
+// path, then a random part that makes each run of a server on that directory a parent of its own.
+var runPattern = regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-f]{8}$`)
+
+// dataID is the first part of a run's name: which state directory it belongs to, for operators.
+func dataID(stateDir string) string {
+	if abs, err := filepath.Abs(stateDir); err == nil {
+		stateDir = abs
+	}
+	if real, err := filepath.EvalSymlinks(stateDir); err == nil {
+		stateDir = real
+	}
+	sum := sha256.Sum256([]byte(stateDir))
+	return hex.EncodeToString(sum[:6])
+}
+
+// claim makes this server's parent in every hierarchy, base/<dataID>-<random>, and locks it:
+// hier[0]'s parent is opened and flocked for as long as the server (then its reaper) lives,
+// which is how other servers tell a live server's parent from a dead one's (see orphans). The
+// locked directory is made first and removed last.
+func (cg *cgroups) claim(id string) error {
+	if cg.run != "" {
+		return nil
+	}
+	if len(cg.hier) == 0 {
+		return errors.New("no cgroup hierarchy")
+	}
+	var err error
+	for range 10 {
+		var rnd [4]byte
+		if _, err = rand.Read(rnd[:]); err != nil {
+			return err
 		}
+		name := id + "-" + hex.EncodeToString(rnd[:])
+		var fd int
+		if fd, err = lockNew(filepath.Join(cg.hier[0].base, name)); err != nil {
+			continue // taken, or reclaimed under our feet by another server: another name
+		}
+		cg.run, cg.lock = name, fd
+		for i := range cg.hier {
+			cg.hier[i].parent = filepath.Join(cg.hier[i].base, name)
+			if i > 0 {
+				if err := os.MkdirAll(cg.hier[i].parent, 0o755); err != nil {
+					return fmt.Errorf("cgroup parent %s: %w", cg.hier[i].parent, err)
+				}
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("cgroup parent under %s: %w", cg.hier[0].base, err)
+}
+
+// lockNew makes dir, opens it and flocks it; it fails if dir existed, if another process holds
+// its lock, or if it was removed before the lock was ours.
+func lockNew(dir string) (int, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return -1, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	var byPath, byFD unix.Stat_t
+	if err := unix.Stat(dir, &byPath); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	if err := unix.Fstat(fd, &byFD); err != nil || byPath.Ino != byFD.Ino || byPath.Dev != byFD.Dev {
+		unix.Close(fd)
+		return -1, errors.New("removed while being locked")
+	}
+	return fd, nil
+}
+
+// ensureParents claims this server's parents and, on v2, enables the controllers for children.
+func (cg *cgroups) ensureParents(id string) error {
+	if err := cg.claim(id); err != nil {
+		return err
+	}
+	for _, h := range cg.hier {
 		if !h.v2 {
 			continue
 		}
@@ -245,14 +338,170 @@ func (cg *cgroups) ensureParents() error {
 			continue
 		}
 		// Every ancestor between the hierarchy's delegation point and parent must pass the
-		// controllers down; enable them on parent itself, and on its parent if that is ours.
-		for _, d := range []string{filepath.Dir(h.parent), h.parent} {
-			if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte(strings.Join(ctl, " ")), 0); err != nil && d == h.parent {
+		// controllers down; enable them on base and parent, and on base's parent if that is ours.
+		for _, d := range []string{filepath.Dir(h.base), h.base, h.parent} {
+			if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte(strings.Join(ctl, " ")), 0); err != nil && d != filepath.Dir(h.base) {
 				return fmt.Errorf("enable %s in %s: %w (on cgroup v2 the parent must be a cgroup without processes of its own: set CgroupParent to a delegated absolute path)", strings.Join(ctl, " "), d, err)
 			}
 		}
 	}
 	return nil
+}
+
+// release removes this server's (empty) parents, the locked one last, and drops the lock.
+func (cg *cgroups) release() {
+	if cg.lock < 0 {
+		return
+	}
+	for i := len(cg.hier) - 1; i >= 0; i-- {
+		_ = syscall.Rmdir(cg.hier[i].parent)
+	}
+	unix.Close(cg.lock)
+	cg.lock = -1
+}
+
+// parents lists this server's parent in every hierarchy, the locked one first.
+func (cg *cgroups) parents() []string {
+	var out []string
+	for _, h := range cg.hier {
+		out = append(out, h.parent)
+	}
+	return out
+}
+
+// orphans lists the parents, under every base, of servers that are gone: a run whose locked
+// directory nobody holds (its server and its reaper have died), or that is missing while others
+// of the run are left (a server makes it first and removes it last). For each it returns the
+// run's directories, the locked one first, and the lock, now held by the caller (-1 when
+// missing): release it once the run is reclaimed.
+func (cg *cgroups) orphans() (runs [][]string, locks []int) {
+	names := map[string]bool{}
+	for _, h := range cg.hier {
+		entries, _ := os.ReadDir(h.base)
+		for _, e := range entries {
+			if e.IsDir() && runPattern.MatchString(e.Name()) && e.Name() != cg.run {
+				names[e.Name()] = true
+			}
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for name := range names {
+		sorted = append(sorted, name)
+	}
+	sort.Strings(sorted)
+	for _, name := range sorted {
+		first := filepath.Join(cg.hier[0].base, name)
+		fd, err := unix.Open(first, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		switch {
+		case err == nil:
+			if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
+				unix.Close(fd) // a live server's, or its reaper's at work
+				continue
+			}
+		case errors.Is(err, unix.ENOENT):
+			fd = -1
+		default:
+			continue
+		}
+		dirs := make([]string, 0, len(cg.hier))
+		for _, h := range cg.hier {
+			dirs = append(dirs, filepath.Join(h.base, name))
+		}
+		runs, locks = append(runs, dirs), append(locks, fd)
+	}
+	return runs, locks
+}
+
+// reclaimRun ends a server's environments from their cgroups alone (parents holds the run's
+// directory in every hierarchy, the locked one first): it kills every process in them (v2's
+// cgroup.kill where there is one), then thaws them (a frozen task dies once thawed, without
+// running again), removes the environments' cgroups, then the parents, the locked one last. It
+// returns the environments' names.
+func reclaimRun(ctx context.Context, parents []string) ([]string, error) {
+	seen := map[string]bool{}
+	var envs []string
+	for _, p := range parents {
+		entries, _ := os.ReadDir(p)
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				envs = append(envs, e.Name())
+			}
+		}
+	}
+	for _, p := range parents {
+		if write(filepath.Join(p, "cgroup.kill"), "1") == nil {
+			continue
+		}
+		for _, env := range envs {
+			killTree(filepath.Join(p, env))
+		}
+	}
+	for _, p := range parents {
+		for _, env := range envs {
+			thawTree(filepath.Join(p, env))
+		}
+	}
+	var errs []error
+	for _, p := range parents {
+		for _, env := range envs {
+			if err := removeTree(ctx, filepath.Join(p, env)); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for i := len(parents) - 1; i >= 0; i-- {
+		if err := removeCgroup(ctx, parents[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return envs, errors.Join(errs...)
+}
+
+// killTree sends SIGKILL to every process in the cgroup d and the cgroups below it.
+func killTree(d string) {
+	for _, pid := range procs(d) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	entries, _ := os.ReadDir(d)
+	for _, e := range entries {
+		if e.IsDir() {
+			killTree(filepath.Join(d, e.Name()))
+		}
+	}
+}
+
+// thawTree thaws the cgroup d and those below it, whichever freezer they have.
+func thawTree(d string) {
+	if b, err := os.ReadFile(filepath.Join(d, "freezer.state")); err == nil && strings.TrimSpace(string(b)) != "THAWED" {
+		_ = write(filepath.Join(d, "freezer.state"), "THAWED")
+	}
+	if b, err := os.ReadFile(filepath.Join(d, "cgroup.freeze")); err == nil && strings.TrimSpace(string(b)) != "0" {
+		_ = write(filepath.Join(d, "cgroup.freeze"), "0")
+	}
+	entries, _ := os.ReadDir(d)
+	for _, e := range entries {
+		if e.IsDir() {
+			thawTree(filepath.Join(d, e.Name()))
+		}
+	}
+}
+
+// removeTree removes the cgroup d and those below it, deepest first.
+func removeTree(ctx context.Context, d string) error {
+	entries, _ := os.ReadDir(d)
+	var errs []error
+	for _, e := range entries {
+		if e.IsDir() {
+			if err := removeTree(ctx, filepath.Join(d, e.Name())); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := removeCgroup(ctx, d); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // envCgroup is one environment's set of cgroup directories.

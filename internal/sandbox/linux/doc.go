@@ -21,9 +21,12 @@
 // server dying: Pdeathsig) takes every process of the environment with it, its mount namespace
 // with all its mounts and its network namespace with its veth pair. A frozen environment
 // (cgroup v1 freezer) cannot act on a SIGKILL until it is thawed, so each server also starts a
-// reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's cgroups):
-// when the server dies, however it dies, the reaper reclaims what it left unless a new server
-// already holds the state directory's lock.
+// reaper (the binary re-executed as "flint-sandbox-reaper", outside every environment's cgroups,
+// in a session of its own): when the server dies, however it dies, the reaper kills, thaws and
+// removes every environment under the server's cgroup parent, from the cgroups alone (the state
+// directory may be gone by then). Each server has a parent of its own under CgroupParent,
+// <hash of StateDir>-<random>, flocked while the server or its reaper lives; Reclaim at start
+// takes the parents nobody holds (dead servers', whose reaper died too) and never another's.
 //
 // Under a root server the init builds the root as root, then the runtime and the init itself
 // run as Lambda's sandbox user (uid 993, gid 990, no supplementary groups: unprivileged on the

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -28,21 +29,29 @@ import (
 func TestMain(m *testing.M) {
 	Init()
 	if dir := os.Getenv("FLINT_LINUX_TEST_SERVER"); dir != "" {
-		crashingServer(dir, os.Getenv("FLINT_LINUX_TEST_CGROUP"))
+		crashingServer(dir, os.Getenv("FLINT_LINUX_TEST_CGROUP"), os.Getenv("FLINT_LINUX_TEST_CHECK") != "")
 		return
 	}
 	os.Exit(m.Run())
 }
 
 // crashingServer plays a server that the test kills with SIGKILL while it runs environments
-// (one of them frozen).
-func crashingServer(state, parent string) {
+// (one of them frozen). With check, it starts as a server does (Check: the reaper, spares);
+// without, it has no reaper. It prints "ready" and its cgroup parents.
+func crashingServer(state, parent string, check bool) {
 	b, err := New(Config{StateDir: state, CgroupParent: parent})
 	if err != nil {
 		fmt.Println("error", err)
 		return
 	}
 	ctx := context.Background()
+	var ids []string
+	if check {
+		if err := b.Check(ctx); err != nil {
+			fmt.Println("error", err)
+			return
+		}
+	}
 	for n := range 2 {
 		inst, err := b.Create(ctx, sandbox.Spec{ID: fmt.Sprintf("crash%d", n), TaskDir: state,
 			Argv: []string{"/bin/sh", "-c", "sleep 1000 & exec sleep 1000"}, MemoryMB: 128, EphemeralStorageMB: 16})
@@ -56,8 +65,9 @@ func crashingServer(state, parent string) {
 			fmt.Println("error", err)
 			return
 		}
+		ids = append(ids, inst.(*instance).cg.id) // a spare's name, when it took one
 	}
-	fmt.Println("ready")
+	fmt.Println("ready " + strings.Join(ids, ",") + " " + strings.Join(b.cg.parents(), " "))
 	select {}
 }
 
@@ -93,7 +103,10 @@ func newBackend(t testing.TB, network string, opts ...func(*Config)) *Backend {
 		}
 		b.mu.Unlock()
 		for _, h := range b.cg.hier {
-			_ = os.Remove(h.parent)
+			if _, err := os.Stat(h.parent); err == nil {
+				t.Errorf("Close left the cgroup parent %s", h.parent)
+			}
+			_ = os.Remove(h.base)
 		}
 	})
 	return b
@@ -556,12 +569,23 @@ func TestCPUProportionalToMemory(t *testing.T) {
 	}
 }
 
-// TestReclaim kills a server running environments with SIGKILL: its inits die with it (Pdeathsig)
-// and their mounts with their namespaces; Reclaim then removes the cgroups and directories left.
-func TestReclaim(t *testing.T) {
-	b := newBackend(t, "none")
+// crashedServer is a crashingServer the test has killed with SIGKILL: its state directory, its
+// cgroup parents and its environments' cgroups and directories.
+type crashedServer struct {
+	state   string
+	ids     []string // the environments' cgroups' and directories' names: running, frozen
+	parents []string
+	cmd     *exec.Cmd
+}
+
+// startCrashingServer runs crashingServer on state and parent until it is ready.
+func startCrashingServer(t *testing.T, state, parent string, check bool) *crashedServer {
+	t.Helper()
 	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
-	cmd.Env = append(os.Environ(), "FLINT_LINUX_TEST_SERVER="+b.cfg.StateDir, "FLINT_LINUX_TEST_CGROUP="+b.cfg.CgroupParent)
+	cmd.Env = append(os.Environ(), "FLINT_LINUX_TEST_SERVER="+state, "FLINT_LINUX_TEST_CGROUP="+parent)
+	if check {
+		cmd.Env = append(cmd.Env, "FLINT_LINUX_TEST_CHECK=1")
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -571,21 +595,75 @@ func TestReclaim(t *testing.T) {
 		t.Fatal(err)
 	}
 	line, _ := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
+	f := strings.Fields(line)
+	if len(f) < 3 || f[0] != "ready" {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		t.Fatalf("server said %q", line)
 	}
-	var leftovers []string
-	for _, id := range []string{"crash0", "crash1"} {
-		ec := envCgroup{cg: b.cg, id: id}
-		leftovers = append(leftovers, filepath.Join(b.envs, id))
-		leftovers = append(leftovers, ec.dirs()...)
+	s := &crashedServer{state: state, ids: strings.Split(f[1], ","), parents: f[2:], cmd: cmd}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); scrub(s.parents) })
+	return s
+}
+
+// leftovers are the dead server's environments' cgroups and directories.
+func (s *crashedServer) leftovers() []string {
+	var out []string
+	for _, id := range s.ids {
+		out = append(out, filepath.Join(s.state, "envs", id))
+		for _, p := range s.parents {
+			out = append(out, filepath.Join(p, id))
+		}
 	}
-	if err := cmd.Process.Kill(); err != nil {
+	return out
+}
+
+// processes lists the pids in the server's environments' cgroups.
+func (s *crashedServer) processes() []int {
+	var out []int
+	for _, id := range s.ids {
+		out = append(out, procs(filepath.Join(s.parents[0], id))...)
+	}
+	return out
+}
+
+// testParent returns a CgroupParent of the test's own, whose (empty) directories are removed
+// when the test ends.
+func testParent(t *testing.T) string {
+	parent := fmt.Sprintf("flint-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		if cg, err := detectCgroups(parent); err == nil {
+			for _, h := range cg.hier {
+				_ = os.Remove(h.base)
+			}
+		}
+	})
+	return parent
+}
+
+// scrub kills and removes what a failed test left under parents.
+func scrub(parents []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = reclaimRun(ctx, parents)
+}
+
+// TestReclaim kills a server running environments with SIGKILL (one without a reaper): its
+// inits die with it (Pdeathsig) and their mounts with their namespaces; Reclaim by the next
+// server on the state directory then ends the frozen environment and removes the cgroups and
+// directories left.
+func TestReclaim(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	state := t.TempDir()
+	parent := testParent(t)
+	dead := startCrashingServer(t, state, parent, false)
+	leftovers := dead.leftovers()
+	if err := dead.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	_ = cmd.Wait()
+	_ = dead.cmd.Wait()
 	for _, p := range leftovers {
 		if _, err := os.Stat(p); err != nil {
 			t.Fatalf("expected a leftover %s: %v", p, err)
@@ -593,22 +671,25 @@ func TestReclaim(t *testing.T) {
 	}
 	// The unfrozen environment's processes die with the server; the frozen one's are killed
 	// but only go once thawed, which is Reclaim's job.
-	memDir, _ := b.cg.dir("memory", "crash0")
 	deadline := time.Now().Add(30 * time.Second)
-	for len(procs(memDir)) > 0 {
+	for len(procs(filepath.Join(dead.parents[0], dead.ids[0]))) > 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("processes of a dead server's environment survive: %v", procs(memDir))
+			t.Fatalf("processes of a dead server's environment survive: %v", procs(filepath.Join(dead.parents[0], dead.ids[0])))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	frozenDir, _ := b.cg.dir("memory", "crash1")
-	t.Logf("processes left in the frozen environment before Reclaim: %v", procs(frozenDir))
+	t.Logf("processes left in the frozen environment before Reclaim: %v", dead.processes())
+	b, err := New(Config{StateDir: state, CgroupParent: parent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := b.Reclaim(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range leftovers {
+	for _, p := range append(leftovers, dead.parents...) {
 		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s survived Reclaim (%v)", p, err)
 		}
@@ -617,12 +698,169 @@ func TestReclaim(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(string(mounts), b.cfg.StateDir) {
+	if strings.Contains(string(mounts), state) {
 		t.Errorf("mounts under the state dir visible on the host:\n%s", mounts)
 	}
 	if err := b.Reclaim(ctx); err != nil {
 		t.Errorf("second Reclaim: %v", err)
 	}
+}
+
+// TestReaperNeedsNoStateDir is the race behind frozen environments outliving their server: the
+// server is killed with an environment frozen and its state directory is removed at once (a
+// test's cleanup, an operator's rm -rf), before the reaper has looked at it. The reaper works
+// from the server's cgroups alone, so nothing survives, with no restart.
+func TestReaperNeedsNoStateDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	state := t.TempDir()
+	parent := testParent(t)
+	dead := startCrashingServer(t, state, parent, true)
+	frozen := procs(filepath.Join(dead.parents[0], dead.ids[1]))
+	if len(frozen) == 0 {
+		t.Fatal("no process in the frozen environment")
+	}
+	if err := dead.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.cmd.Wait()
+	if err := os.RemoveAll(state); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var alive []int
+		for _, pid := range frozen {
+			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+				alive = append(alive, pid)
+			}
+		}
+		var left []string
+		for _, p := range dead.parents {
+			if _, err := os.Stat(p); err == nil {
+				left = append(left, p)
+			}
+		}
+		if len(alive)+len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("30 s after the kill and the state dir's removal, processes %v of the frozen environment are alive and cgroup parents %v remain", alive, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestReclaimLeavesLiveServersAlone: three servers share a CgroupParent. One is killed together
+// with its reaper (as a kill of everything in the server's own cgroup would), leaving a frozen
+// environment; a server on another state directory reclaims those orphans and does not touch
+// the live server's environments, frozen or not.
+func TestReclaimLeavesLiveServersAlone(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root")
+	}
+	parent := testParent(t)
+	live := newBackend(t, "none", func(c *Config) { c.CgroupParent = parent })
+	running, _ := start(t, live, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
+	idle, _ := start(t, live, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
+	ctx := context.Background()
+	if err := idle.(sandbox.Freezer).Freeze(ctx); err != nil {
+		t.Fatal(err)
+	}
+	liveProcs := append(procs(filepath.Join(live.cg.parents()[0], running.(*instance).id)), procs(filepath.Join(live.cg.parents()[0], idle.(*instance).id))...)
+
+	dead := startCrashingServer(t, t.TempDir(), parent, true)
+	if dead.parents[0] == live.cg.parents()[0] {
+		t.Fatalf("two servers share the cgroup parent %s", dead.parents[0])
+	}
+	reaper := 0
+	for _, e := range must(os.ReadDir("/proc")) {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 1 && f[1] == strconv.Itoa(dead.cmd.Process.Pid) &&
+			strings.HasPrefix(string(cmdline), reaperArg0) {
+			reaper = pid
+		}
+	}
+	if reaper == 0 {
+		t.Fatal("the crashing server has no reaper")
+	}
+	if err := syscall.Kill(reaper, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := dead.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = dead.cmd.Wait()
+	time.Sleep(200 * time.Millisecond)
+	orphans := dead.processes()
+	if len(orphans) == 0 {
+		t.Fatal("the dead server's frozen environment did not outlive it: the test proves nothing")
+	}
+	t.Logf("the dead server's frozen environment holds %v", orphans)
+
+	third := newBackend(t, "none", func(c *Config) { c.CgroupParent, c.Prespawn = parent, -1 })
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := third.Reclaim(rctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dead.parents {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dead server's cgroup parent %s survived Reclaim (%v)", p, err)
+		}
+	}
+	for _, pid := range orphans {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(st), ") Z ") {
+			t.Errorf("pid %d of the dead server's frozen environment survived Reclaim", pid)
+		}
+	}
+	for _, pid := range liveProcs {
+		if err := syscall.Kill(pid, 0); err != nil {
+			t.Errorf("pid %d of the live server's environments is gone after another server's Reclaim: %v", pid, err)
+		}
+	}
+	if _, err := os.Stat(live.cg.parents()[0]); err != nil {
+		t.Errorf("the live server's cgroup parent: %v", err)
+	}
+	if err := idle.(sandbox.Freezer).Thaw(ctx); err != nil {
+		t.Errorf("thaw the live server's environment: %v", err)
+	}
+}
+
+// TestStateDirInUse: a second backend on a state directory fails at once, naming it and the
+// holder's pid; once the first is closed, it can be had.
+func TestStateDirInUse(t *testing.T) {
+	state := t.TempDir()
+	first, err := New(Config{StateDir: state})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{StateDir: state})
+	want := fmt.Sprintf("linux sandbox: state directory %s is in use by another flint server (pid %d)", state, os.Getpid())
+	if err == nil || err.Error() != want {
+		t.Errorf("second New on one state dir: %v, want %q", err, want)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := New(Config{StateDir: state})
+	if err != nil {
+		t.Fatalf("New after Close: %v", err)
+	}
+	_ = again.Close()
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // TestInitIsUncapped: before EndInit an environment is not held to its CPU quota (Lambda's INIT
