@@ -38,6 +38,9 @@ type MiddlewareOptions struct {
 	MaxPendingBody          int64
 	MaxPendingBodyPerClient int64
 	MaxPendingWait          time.Duration
+	// Render, if set, writes refusals instead of apierr.Write: an endpoint whose protocol
+	// words its errors otherwise (function URLs answer {"Message":"Forbidden"}) keeps its shape.
+	Render func(http.ResponseWriter, *apierr.Error)
 	// Log, if set, receives one Info record per rejected request (code, client, method, path,
 	// access key) but the throttled repeats of an address or key over its failure limit, one
 	// Warn record when one goes over it, and, at Debug, the canonical request of a signature
@@ -86,27 +89,31 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 	capacity = max(capacity, perClient)
 	gate := newBodyGate(capacity, perClient, wait)
 	log := opts.Log
+	render := opts.Render
+	if render == nil {
+		render = apierr.Write
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := v.prepare(r)
 		if err != nil {
-			reject(w, r, log, err, p.accessKeyID)
+			reject(w, r, render, log, err, p.accessKeyID)
 			return
 		}
 		if r.ContentLength > maxBody {
-			apierr.Write(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
+			render(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
 			return
 		}
 		if sum, ok := declaredPayload(r); ok {
 			id, err := v.finish(&p, sum)
 			if err != nil {
-				reject(w, r, log, err, p.accessKeyID)
+				reject(w, r, render, log, err, p.accessKeyID)
 				return
 			}
 			// The headers are the key holder's; the body is not yet known to be. It counts
 			// against the server's bound only: no other client's failures hold it back.
 			body, h, rerr := gate.read(r, p.client, maxBody, false)
 			if rerr != nil {
-				readFailed(w, r, log, rerr, maxBody)
+				readFailed(w, r, render, log, rerr, maxBody)
 				return
 			}
 			got := emptySHA256
@@ -118,7 +125,7 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 				// The body is not the one signed: AWS, hashing the body it received, finds
 				// the signature does not match.
 				gate.refused(len(body))
-				reject(w, r, log, v.failed(&p, errSignatureMismatch()), p.accessKeyID)
+				reject(w, r, render, log, v.failed(&p, errSignatureMismatch()), p.accessKeyID)
 				gate.settle()
 				return
 			}
@@ -134,14 +141,14 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 				// for room is not.
 				v.failed(&p, errIncomplete("request body not received"))
 			}
-			readFailed(w, r, log, rerr, maxBody)
+			readFailed(w, r, render, log, rerr, maxBody)
 			return
 		}
 		id, err := v.finish(&p, sha256.Sum256(body))
 		h.release()
 		if err != nil {
 			gate.refused(len(body))
-			reject(w, r, log, err, p.accessKeyID)
+			reject(w, r, render, log, err, p.accessKeyID)
 			gate.settle()
 			return
 		}
@@ -164,18 +171,18 @@ func serve(next http.Handler, w http.ResponseWriter, r *http.Request, body []byt
 }
 
 // readFailed answers a request whose body could not be read.
-func readFailed(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error, maxBody int64) {
+func readFailed(w http.ResponseWriter, r *http.Request, render func(http.ResponseWriter, *apierr.Error), log *slog.Logger, err error, maxBody int64) {
 	switch {
 	case errors.Is(err, errTooLarge):
-		apierr.Write(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
+		render(w, apierr.RequestEntityTooLarge("Request must be smaller than %d bytes", maxBody+1))
 	case errors.Is(err, errBusy):
 		// Not logged per request: under a flood of bodies this would be the flood.
-		apierr.Write(w, errThrottled(time.Second).APIError())
+		render(w, errThrottled(time.Second).APIError())
 	default:
 		if log != nil {
 			log.LogAttrs(r.Context(), slog.LevelInfo, "read request body", slog.String("client", r.RemoteAddr), slog.Any("err", err))
 		}
-		apierr.Write(w, apierr.InvalidRequestContent("Could not read the request body."))
+		render(w, apierr.InvalidRequestContent("Could not read the request body."))
 	}
 }
 
@@ -184,7 +191,7 @@ type bodyReader struct{ *bytes.Reader }
 
 func (*bodyReader) Close() error { return nil }
 
-func reject(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, accessKeyID string) {
+func reject(w http.ResponseWriter, r *http.Request, render func(http.ResponseWriter, *apierr.Error), log *slog.Logger, e *Error, accessKeyID string) {
 	if log != nil && e.limitReached {
 		log.LogAttrs(r.Context(), slog.LevelWarn, "authentication failure limit reached: further failures are throttled, valid signatures still served",
 			slog.String("client", r.RemoteAddr), slog.String("access_key", accessKeyID), slog.Int("retry_after", e.RetryAfter),
@@ -200,7 +207,7 @@ func reject(w http.ResponseWriter, r *http.Request, log *slog.Logger, e *Error, 
 			log.LogAttrs(ctx, slog.LevelDebug, "signature mismatch", slog.String("access_key", accessKeyID), slog.String("detail", e.Detail))
 		}
 	}
-	apierr.Write(w, e.APIError())
+	render(w, e.APIError())
 }
 
 type identityKey struct{}
