@@ -466,7 +466,7 @@ func TestCloseStopsInvocationsPastGrace(t *testing.T) {
 	case r.err == nil:
 		t.Errorf("the sync invoke stopped by the shutdown answered %d, FunctionError %q: %s; want a service error",
 			r.out.StatusCode, aws.ToString(r.out.FunctionError), r.out.Payload)
-	case errors.As(r.err, &ae) && ae.ErrorCode() != "ServiceException":
+	case !errors.As(r.err, &ae) || ae.ErrorCode() != "ServiceException":
 		t.Errorf("the sync invoke stopped by the shutdown: %v, want ServiceException", r.err)
 	}
 
