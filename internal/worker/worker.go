@@ -149,6 +149,7 @@ type Manager struct {
 	calls     atomic.Int64
 	closing   atomic.Bool
 	callsIdle chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Manager; Run reaps idle environments and Close destroys them all (and stops the
@@ -394,8 +395,10 @@ const closeCallsWait = 5 * time.Second
 // records written), waits for their goroutines and for the Invoke calls in progress, then stops
 // the record writer once it has handed every record to the LogSink. No environment starts after
 // Close. The caller lets invocations finish first, if it wants them to (the server's shutdown
-// grace).
-func (m *Manager) Close() {
+// grace). Calls after the first wait for it and do nothing.
+func (m *Manager) Close() { m.closeOnce.Do(m.close) }
+
+func (m *Manager) close() {
 	m.closing.Store(true)
 	m.mu.Lock()
 	m.closed = true
@@ -407,19 +410,20 @@ func (m *Manager) Close() {
 	for _, p := range pools {
 		p.retire(true)
 	}
-	m.wg.Wait()
+	// Once no Invoke is in progress no cold start is either (those of the provisioner are
+	// counted in wg), so nothing adds to wg while it is waited for.
 	t := time.NewTimer(closeCallsWait)
 	defer t.Stop()
+wait:
 	for m.calls.Load() > 0 {
 		select {
 		case <-m.callsIdle:
 		case <-t.C:
 			m.log.Warn("invocations still returning after the environments were destroyed; their log records may be lost", "calls", m.calls.Load())
-			close(m.quit)
-			<-m.recordsDone
-			return
+			break wait
 		}
 	}
+	m.wg.Wait()
 	close(m.quit)
 	<-m.recordsDone
 }
