@@ -181,7 +181,10 @@ func decode(msg jetstream.Msg) (Event, error) {
 	return ev, nil
 }
 
-// Run consumes the queue until ctx ends, then waits for the events in flight.
+// Run consumes the queue until ctx ends, then stops fetching at once, hands back the events
+// fetched and not started (Nak: redelivered without waiting out AckWait), and waits for the
+// events in flight; a shutdown lets them finish (the server's grace) or cuts them off, which
+// leaves them for redelivery (handle).
 func (q *Queue) Run(ctx context.Context) error {
 	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       "flint-async",
@@ -198,21 +201,42 @@ func (q *Queue) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("async consume: %w", err)
 	}
-	stop := context.AfterFunc(ctx, it.Stop)
+	// Drain, not Stop: the events already fetched still come out of Next, to be handed back.
+	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
 	sem := make(chan struct{}, q.cfg.Concurrency)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() {
+		it.Stop()
+		wg.Wait()
+		// Naks and acks are fire-and-forget: make sure they reach the server before the
+		// connection closes, or the events wait out AckWait after the restart.
+		if nc := q.cfg.JS.Conn(); nc != nil {
+			_ = nc.FlushTimeout(5 * time.Second)
+		}
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			if ctx.Err() != nil {
 				return nil
 			}
 			q.log.Warn("async consume", "err", err)
 			continue
 		}
-		sem <- struct{}{}
+		if ctx.Err() != nil { // stopping: fetched, not started
+			handBack(msg)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			handBack(msg)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
@@ -221,9 +245,14 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 }
 
-// handle processes one delivered event. ctx ending (shutdown) leaves the event unacknowledged
-// so that it is delivered again after the restart.
+// handle processes one delivered event. Once runCtx has ended (shutdown) an event that does not
+// run to a result, because the platform stopped it or could not start it, goes back to the queue
+// (handBack) and runs again after the restart, as the same attempt.
 func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
+	if runCtx.Err() != nil {
+		handBack(msg)
+		return
+	}
 	ctx := context.WithoutCancel(runCtx)
 	ev, err := decode(msg)
 	if err != nil {
@@ -258,10 +287,12 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 	out, err := q.cfg.Invoker.InvokeAsync(ctx, ev)
 	stopBeat()
 	q.track(ev.Function, -1)
-	if runCtx.Err() != nil && (err != nil || out.Throttled || out.FunctionError != "") {
-		// Shutting down: the environment may have been torn down under the invocation, so a
-		// failure is not the function's; the event runs again after the restart.
-		_ = msg.Nak()
+	if runCtx.Err() != nil && (err != nil && !errors.Is(err, ErrGone) || out.Throttled) {
+		// Shutting down: the platform stopped the invocation (its environment destroyed past
+		// the grace period) or could not place it; the event runs again after the restart. A
+		// function error is the function's own (the worker never reports a platform stop as
+		// one) and is retried or settled as usual.
+		handBack(msg)
 		return
 	}
 	if err == nil && !out.Throttled {
@@ -301,6 +332,12 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		q.ack(ctx, msg, log)
 	}
 }
+
+// handBack returns an event this node will not run (it is shutting down) for redelivery at
+// once: to another node, or to this one after its restart. A plain Nak would do for the first
+// only: JetStream keeps it in memory, and after a restart the event still waits out AckWait
+// from its delivery. A Nak with a delay is stored with the consumer's state.
+func handBack(msg jetstream.Msg) { _ = msg.NakWithDelay(time.Millisecond) }
 
 // heartbeat tells JetStream a long invocation is still running; it stops when the returned
 // function is called.

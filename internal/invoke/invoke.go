@@ -192,7 +192,9 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	case keep: // nothing the environments see changed: they stay
 		e.Pool = old.Pool
 	case f != nil:
-		e.Pool = s.workers.Pool(s.workerFunction(key, f))
+		wf, bind := s.workerFunction(key, f)
+		e.Pool = s.workers.Pool(wf)
+		bind(e.Pool)
 	}
 	s.entries[key] = e
 	reprovision := f != nil && key != name
@@ -505,9 +507,12 @@ func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 }
 
 // workerFunction describes the function stored under key (name or store.VersionKey) to the
-// worker. Its variables are decrypted from the entry current when an environment starts, so a
-// pool kept across a master-key rotation opens them with the new key.
-func (s *Service) workerFunction(entryKey string, f *lambda.Function) worker.Function {
+// worker; bind gives it the pool made for it. Its variables are decrypted from the entry current
+// when an environment starts, so a pool kept across a master-key rotation opens them with the
+// new key; a retired pool (its environments finishing the invocations they started on it) keeps
+// its own, so an invocation runs on one configuration.
+func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker.Function, bind func(*worker.Pool)) {
+	var pool *worker.Pool // set by bind before the entry is published; read under s.mu
 	rt, _ := runtimes.Lookup(f.Config.Runtime)
 	key := f.CodeKey
 	unpack := func(ctx context.Context, key string) (string, error) {
@@ -532,7 +537,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) worker.Fun
 		Env: func() (map[string]string, error) {
 			cur := f
 			s.mu.RLock()
-			if e := s.entries[entryKey]; e != nil && e.Fn != nil {
+			if e := s.entries[entryKey]; e != nil && e.Fn != nil && e.Pool == pool {
 				cur = e.Fn
 			}
 			s.mu.RUnlock()
@@ -550,5 +555,5 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) worker.Fun
 			}
 			return s.code.Merge(dirs)
 		},
-	}
+	}, func(p *worker.Pool) { pool = p }
 }

@@ -98,3 +98,16 @@ func billedMillis(d time.Duration) int64 {
 	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
 	return max(ms, 1)
 }
+
+// AppendAborted appends the line Flint writes in place of an invocation's end when the platform
+// stopped its environment while the function ran (a shutdown past its grace period):
+// "2019-06-07T19:11:20.562Z <id> Invocation stopped by the platform: <reason>\n". Lambda has no
+// such line; like the timeout line it goes in the invocation's output, before END.
+func AppendAborted(b []byte, at time.Time, requestID, reason string) []byte {
+	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, ' ')
+	b = append(b, requestID...)
+	b = append(b, " Invocation stopped by the platform: "...)
+	b = append(b, reason...)
+	return append(b, '\n')
+}

@@ -41,6 +41,13 @@ func TestLinesGolden(t *testing.T) {
 			b = AppendEnd(b, reqID)
 			return AppendReport(b, Report{RequestID: reqID, Duration: 3003140 * time.Microsecond, MemorySizeMB: 128, MaxMemoryUsedMB: 90, InitDuration: 430470 * time.Microsecond, Status: "timeout"})
 		}()},
+		{"invocation_aborted", func() []byte {
+			b := AppendStart(nil, reqID, "")
+			b = append(b, "working\n"...)
+			b = AppendAborted(b, timedOutAt, reqID, "shutdown")
+			b = AppendEnd(b, reqID)
+			return AppendReport(b, Report{RequestID: reqID, Duration: 5001250 * time.Microsecond, MemorySizeMB: 128, MaxMemoryUsedMB: 90, Status: "error"})
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +131,7 @@ func TestAppendLinesDoNotAllocate(t *testing.T) {
 		{"AppendEnd", func() { buf = AppendEnd(buf[:0], reqID) }},
 		{"AppendReport", func() { buf = AppendReport(buf[:0], r) }},
 		{"AppendTimeout", func() { buf = AppendTimeout(buf[:0], timedOutAt, reqID, 3*time.Second) }},
+		{"AppendAborted", func() { buf = AppendAborted(buf[:0], timedOutAt, reqID, "shutdown") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

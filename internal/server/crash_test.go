@@ -154,8 +154,8 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 }
 
 // TestCloseEndsRunningAsyncEvent: Server.Close with an async event running does not wait for
-// the function (its shutdown order says environments are destroyed); the event, left
-// unacknowledged, runs again after a restart with the same request id.
+// the function past its grace period (its shutdown order then destroys environments); the
+// event, handed back, runs again after a restart with the same request id.
 func TestCloseEndsRunningAsyncEvent(t *testing.T) {
 	dir, work := t.TempDir(), t.TempDir()
 	out := filepath.Join(work, "ids")

@@ -118,7 +118,18 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	closed bool
+
+	// Stopped apart from the rest, in the shutdown order (Close): first the parts that take
+	// work (async consumer, event-source pollers, schedules), last the log publisher.
+	stopIntake context.CancelFunc
+	intake     sync.WaitGroup
+	stopLogs   context.CancelFunc
+	logsWG     sync.WaitGroup
 }
+
+// shutdownGrace is how long Close lets invocations already running finish (sync requests, async
+// events, event-source batches) before it destroys their environments.
+const shutdownGrace = 5 * time.Second
 
 // New checks cfg and returns an unstarted server.
 func New(cfg config.Config, log *slog.Logger) (*Server, error) {
@@ -236,15 +247,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.goRun("logs", func() error { return s.logs.Run(runCtx) })
+	logsCtx, stopLogs := context.WithCancel(context.Background())
+	s.stopLogs = stopLogs
+	intakeCtx, stopIntake := context.WithCancel(context.Background())
+	s.stopIntake = stopIntake
+	s.goRunIn(&s.logsWG, "logs", func() error { return s.logs.Run(logsCtx) })
 	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
 	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
-	s.goRun("async queue", func() error { return s.queue.Run(runCtx) })
+	s.goRunIn(&s.intake, "async queue", func() error { return s.queue.Run(intakeCtx) })
 	schedules := scheduler.New(s.store, s.queue, s.log.With("part", "scheduler"))
-	s.goRun("scheduler", func() error { return schedules.Run(runCtx) })
+	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Log: s.log.With("part", "esm")})
-	s.goRun("event source mappings", func() error { return s.esm.Run(runCtx) })
+	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
 	select {
 	case <-s.invoke.Ready():
 	case <-ctx.Done():
@@ -340,10 +355,13 @@ func machineMemoryMB() int {
 	return 0
 }
 
-func (s *Server) goRun(name string, run func() error) {
-	s.wg.Add(1)
+func (s *Server) goRun(name string, run func() error) { s.goRunIn(&s.wg, name, run) }
+
+// goRunIn runs a part counted in wg.
+func (s *Server) goRunIn(wg *sync.WaitGroup, name string, run func() error) {
+	wg.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer wg.Done()
 		if err := run(); err != nil {
 			s.log.Error("part stopped", "part", name, "err", err)
 		}
@@ -473,28 +491,70 @@ func (s *Server) Sandbox() string {
 // Workers exposes environment counts (for tests and metrics).
 func (s *Server) Workers() *worker.Manager { return s.workers }
 
-// Close stops the server. Order: stop taking requests (in-flight ones get a grace period), stop
-// the watchers and the async consumer (events still running are left unacknowledged and come
-// back after a restart), destroy every environment, wait for the parts, close the store.
+// Close stops the server, in this order (docs/ARCHITECTURE.md, "Shutdown order"):
+//  1. stop taking work: the API's listener closes, the async consumer, event-source pollers and
+//     schedules stop fetching (messages fetched and not started are handed back);
+//  2. let the invocations already running finish, for up to shutdownGrace;
+//  3. destroy every environment: invocations still running end with a platform error (a sync
+//     caller gets a ServiceException, async events and batches are left for redelivery), and
+//     every finished invocation's log record is handed to the log store;
+//  4. flush the log store to JetStream and wait for its acks;
+//  5. stop the watchers and the reaper, close NATS.
 func (s *Server) Close() error {
 	if s.closed {
 		return nil
 	}
 	s.closed = true
+	grace, cancelGrace := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancelGrace()
+	if s.stopIntake != nil {
+		s.stopIntake()
+	}
+	httpDone := make(chan struct{})
 	if s.http != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		go func() {
+			defer close(httpDone)
+			_ = s.http.Shutdown(grace) // at the deadline, Close below ends what is left
+		}()
+	} else {
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		close(httpDone)
+	}
+	intakeDone := make(chan struct{})
+	go func() {
+		s.intake.Wait()
+		close(intakeDone)
+	}()
+	for _, done := range []chan struct{}{httpDone, intakeDone} {
+		select {
+		case <-done:
+		case <-grace.Done():
+		}
+	}
+	if grace.Err() != nil {
+		s.log.Warn("invocations still running after the shutdown grace period are stopped", "grace", shutdownGrace)
+	}
+	if s.workers != nil {
+		s.workers.Close()
+	}
+	<-httpDone
+	if s.http != nil {
+		// Requests whose invocations were just stopped are answering with their errors.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		if err := s.http.Shutdown(ctx); err != nil {
 			_ = s.http.Close()
 		}
 		cancel()
-	} else if s.ln != nil {
-		_ = s.ln.Close()
 	}
+	<-intakeDone
+	if s.stopLogs != nil {
+		s.stopLogs()
+	}
+	s.logsWG.Wait()
 	if s.cancel != nil {
 		s.cancel()
-	}
-	if s.workers != nil {
-		s.workers.Close()
 	}
 	if c, ok := s.backend.(io.Closer); ok {
 		_ = c.Close()

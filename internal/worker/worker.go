@@ -142,6 +142,14 @@ type Manager struct {
 	records     chan *call    // finished invocations whose log record is still to be written
 	quit        chan struct{}
 	recordsDone chan struct{}
+
+	// calls counts Pool.Invoke calls in progress: Close waits for them (their log records go
+	// through records) before it stops the record writer. callsIdle is signalled when the count
+	// drops to 0 once closing is set.
+	calls     atomic.Int64
+	closing   atomic.Bool
+	callsIdle chan struct{}
+	closeOnce sync.Once
 }
 
 // New returns a Manager; Run reaps idle environments and Close destroys them all (and stops the
@@ -151,7 +159,8 @@ func New(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
-		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{})}
+		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{}),
+		callsIdle: make(chan struct{}, 1)}
 	for _, svc := range cfg.Services {
 		m.ports = append(m.ports, svc.Port)
 	}
@@ -166,6 +175,10 @@ var (
 	// ErrNoCapacity: the node's memory budget is taken by busy environments; nothing idle can be
 	// evicted to make room. The caller throttles.
 	ErrNoCapacity = errors.New("worker: no memory left for another environment")
+	// ErrAborted: the platform stopped the environment under the invocation (shutdown), or could
+	// not place it after several environments went away before taking it. It is not the
+	// function's error: a synchronous caller gets a service error, an async event runs again.
+	ErrAborted = errors.New("worker: the invocation's environment was stopped by the platform")
 )
 
 // budgetWarnEvery spaces the operator warnings about memory-budget throttles.
@@ -197,7 +210,7 @@ func (m *Manager) reserve(mb int) error {
 			}
 			return ErrNoCapacity
 		}
-		victim.destroy("evicted")
+		victim.abort("evicted")
 	}
 }
 
@@ -232,6 +245,7 @@ func (m *Manager) takeLRUIdleLocked() *env {
 		for i, e := range p.idle {
 			if e == victim {
 				p.idle = append(p.idle[:i], p.idle[i+1:]...)
+				victim.markAborted("evicted")
 				victim.state = stateDead
 				p.mu.Unlock()
 				return victim
@@ -321,6 +335,7 @@ func (m *Manager) Reap(now time.Time) int {
 		keep := p.idle[:0]
 		for _, e := range p.idle {
 			if !e.provisioned && now.Sub(e.lastUsed) >= m.cfg.KeepAlive {
+				e.markAborted("reaped")
 				e.state = stateDead
 				victims = append(victims, e)
 				continue
@@ -332,7 +347,7 @@ func (m *Manager) Reap(now time.Time) int {
 	}
 	m.mu.Unlock()
 	for _, e := range victims {
-		e.destroy("reaped")
+		e.abort("reaped")
 	}
 	return len(victims)
 }
@@ -372,8 +387,19 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
-// Close destroys every environment and waits for their goroutines.
-func (m *Manager) Close() {
+// closeCallsWait bounds how long Close waits for Invoke calls to return once every environment
+// is destroyed (they return at once, unless a caller's respond blocks on a slow client).
+const closeCallsWait = 5 * time.Second
+
+// Close destroys every environment (invocations still running end with ErrAborted, their log
+// records written), waits for their goroutines and for the Invoke calls in progress, then stops
+// the record writer once it has handed every record to the LogSink. No environment starts after
+// Close. The caller lets invocations finish first, if it wants them to (the server's shutdown
+// grace). Calls after the first wait for it and do nothing.
+func (m *Manager) Close() { m.closeOnce.Do(m.close) }
+
+func (m *Manager) close() {
+	m.closing.Store(true)
 	m.mu.Lock()
 	m.closed = true
 	pools := make([]*Pool, 0, len(m.pools))
@@ -384,9 +410,32 @@ func (m *Manager) Close() {
 	for _, p := range pools {
 		p.retire(true)
 	}
+	// Once no Invoke is in progress no cold start is either (those of the provisioner are
+	// counted in wg), so nothing adds to wg while it is waited for.
+	t := time.NewTimer(closeCallsWait)
+	defer t.Stop()
+wait:
+	for m.calls.Load() > 0 {
+		select {
+		case <-m.callsIdle:
+		case <-t.C:
+			m.log.Warn("invocations still returning after the environments were destroyed; their log records may be lost", "calls", m.calls.Load())
+			break wait
+		}
+	}
 	m.wg.Wait()
 	close(m.quit)
 	<-m.recordsDone
+}
+
+// endCall ends one Invoke call (see calls).
+func (m *Manager) endCall() {
+	if m.calls.Add(-1) == 0 && m.closing.Load() {
+		select {
+		case m.callsIdle <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Pool holds the environments of one function configuration.
@@ -443,6 +492,7 @@ func (p *Pool) provision() {
 	for i := 0; have > p.provisioned && i < len(p.idle); {
 		if e := p.idle[i]; e.provisioned {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			e.markAborted("provisioned concurrency lowered")
 			e.state = stateDead
 			extra = append(extra, e)
 			have--
@@ -454,7 +504,7 @@ func (p *Pool) provision() {
 	p.provPending += max(missing, 0)
 	p.mu.Unlock()
 	for _, e := range extra {
-		e.destroy("provisioned concurrency lowered")
+		e.abort("provisioned concurrency lowered")
 	}
 	for range missing {
 		p.m.wg.Add(1)
@@ -475,7 +525,7 @@ func (p *Pool) prewarm() {
 	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
 	switch {
 	case err != nil:
-		if !errors.Is(err, ErrClosed) {
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrAborted) { // not the platform's own stop
 			p.log.Warn("provisioned environment did not start", "err", err)
 		}
 	case failed != nil:
@@ -495,16 +545,27 @@ func (p *Pool) prewarm() {
 // Function returns the configuration this pool runs.
 func (p *Pool) Function() Function { return p.fn }
 
-// Retire stops the pool: idle environments are destroyed now, busy ones when they finish.
+// Retire stops the pool (its configuration changed or was deleted): idle environments are
+// destroyed now; busy ones, and those still in INIT for an invocation waiting on them, serve
+// that invocation on the configuration it started with and are destroyed when it ends, as on
+// Lambda. An invocation that reaches a retired pool after it was retired (it looked the
+// function up just before the change) cold-starts there the same way. Provisioned environments
+// still in INIT have no invocation waiting and are stopped.
 func (p *Pool) Retire() { p.retire(false) }
 
-// retire stops the pool; with busy, running environments are destroyed too (shutdown).
-func (p *Pool) retire(busy bool) {
+// retire stops the pool; with all (shutdown), environments running or starting are destroyed
+// too, their invocations aborted.
+func (p *Pool) retire(all bool) {
+	reason := "retired"
+	if all {
+		reason = "shutdown"
+	}
 	p.mu.Lock()
 	p.retired = true
 	victims := make([]*env, 0, len(p.all))
 	for e := range p.all {
-		if busy || e.state != stateBusy {
+		if all || e.state == stateIdle || e.state == stateStarting && e.provisioned {
+			e.markAborted(reason)
 			e.state = stateDead
 			victims = append(victims, e)
 		}
@@ -512,11 +573,21 @@ func (p *Pool) retire(busy bool) {
 	p.idle = nil
 	p.mu.Unlock()
 	for _, e := range victims {
-		e.destroy("retired")
+		e.abort(reason)
 	}
-	p.m.mu.Lock()
-	delete(p.m.pools, p)
-	p.m.mu.Unlock()
+	p.m.forget(p)
+}
+
+// forget drops a retired pool from the Manager once its last environment is gone; until then
+// the Manager still reaches its environments (Close, Stats).
+func (m *Manager) forget(p *Pool) {
+	m.mu.Lock()
+	p.mu.Lock()
+	if p.retired && len(p.all) == 0 {
+		delete(m.pools, p)
+	}
+	p.mu.Unlock()
+	m.mu.Unlock()
 }
 
 type envState int
@@ -528,8 +599,12 @@ const (
 	stateDead
 )
 
-// retryType marks an invocation handed to an environment that died before the runtime took it.
-const retryType = "flint.Retry"
+// retryType marks an invocation handed to an environment that died before the runtime took it;
+// abortedType one the runtime had taken when the platform stopped its environment.
+const (
+	retryType   = "flint.Retry"
+	abortedType = "flint.Aborted"
+)
 
 // acquire takes the most recently used idle environment.
 func (p *Pool) acquire() *env {
@@ -554,16 +629,27 @@ func (p *Pool) acquire() *env {
 	return e
 }
 
+// maxPlacements bounds how many environments one invocation is offered to when they go away
+// before taking it.
+const maxPlacements = 4
+
 // Invoke runs one invocation. respond is called once with the result as soon as it is known;
 // log bookkeeping that the caller does not wait for happens after it, before Invoke returns.
-// A non-nil error means the platform failed (not the function) and respond was not called.
+// A non-nil error means the platform failed (not the function) and respond was not called:
+// ErrAborted when the platform stopped the environment under the invocation (its log record is
+// written if the runtime had taken it), ErrClosed after Close, ErrNoCapacity to throttle.
 func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response)) error {
-	for attempt := 0; ; attempt++ {
+	p.m.calls.Add(1)
+	defer p.m.endCall()
+	for attempt := 1; ; attempt++ {
 		e := p.acquire()
-		var initFail *call
 		if e == nil {
+			var initFail *call
 			var err error
 			e, initFail, err = p.start(ctx, req, false)
+			if errors.Is(err, ErrAborted) && attempt < maxPlacements {
+				continue // stopped by the platform during INIT, before the event was delivered
+			}
 			if err != nil {
 				return err
 			}
@@ -574,12 +660,23 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 		}
 		if err := e.thaw(); err != nil {
 			p.log.Warn("thaw environment", "env", e.id, "err", err)
-			e.destroy("thaw failed")
-			continue
+			e.abort("thaw failed")
+			if attempt < maxPlacements {
+				continue
+			}
+			return fmt.Errorf("%w: thaw: %w", ErrAborted, err)
 		}
 		c := e.run(req)
-		if c.result.ErrorType == retryType && attempt < 3 {
-			continue
+		switch {
+		case c.result.ErrorType == retryType: // the environment went away before taking it
+			if attempt < maxPlacements {
+				continue
+			}
+			return ErrAborted
+		case c.aborted != "": // taken, then stopped by the platform: it ran, so it has a record
+			c.status = "error"
+			p.queueRecord(c)
+			return ErrAborted
 		}
 		p.finish(c, respond)
 		return nil
@@ -597,6 +694,7 @@ type call struct {
 	output   []byte
 	result   runtimeapi.Result
 	status   string // "", "timeout", "error"
+	aborted  string // why the platform stopped the environment under the invocation, "" if it did not
 }
 
 // finish answers the caller and writes the log record.
@@ -612,17 +710,22 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 		respond(resp)
 		// The log record (and Max Memory Used, a /proc or cgroup read) is built off the
 		// request's goroutine: on a keep-alive connection the client's next request waits for it.
-		select {
-		case p.m.records <- c:
-		default:
-			p.done(c, p.record(c))
-		}
+		p.queueRecord(c)
 		return
 	}
 	rec := p.record(c)
 	resp.LogResult = logs.Tail(rec)
 	respond(resp)
 	p.done(c, rec)
+}
+
+// queueRecord hands c to the record writer (or, when its queue is full, writes the record here).
+func (p *Pool) queueRecord(c *call) {
+	select {
+	case p.m.records <- c:
+	default:
+		p.done(c, p.record(c))
+	}
 }
 
 // done stores an invocation's log record and reports it to the observer.
@@ -673,6 +776,9 @@ func (p *Pool) record(c *call) []byte {
 	b = append(b, c.output...)
 	if c.status == "timeout" {
 		b = logs.AppendTimeout(b, c.start.Add(c.duration), c.req.RequestID, p.fn.Timeout)
+	}
+	if c.aborted != "" {
+		b = logs.AppendAborted(b, c.start.Add(c.duration), c.req.RequestID, c.aborted)
 	}
 	b = logs.AppendEnd(b, c.req.RequestID)
 	rep := logs.Report{RequestID: c.req.RequestID, Duration: c.duration, MemorySizeMB: p.fn.MemoryMB,
@@ -768,9 +874,25 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	}
 	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
 		p.log.With("env", e.id))
+	// Registered under the Manager's lock, so that Close (which sets closed under it, then
+	// destroys what its pools hold) either sees this environment or this start sees closed; and
+	// a retired pool whose environments were all gone is the Manager's again.
+	p.m.mu.Lock()
+	if p.m.closed {
+		p.m.mu.Unlock()
+		_ = e.api.Close()
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = inst.Destroy(dctx)
+		cancel()
+		r.Close()
+		w.Close()
+		return nil, nil, ErrClosed
+	}
+	p.m.pools[p] = struct{}{}
 	p.mu.Lock()
 	p.all[e] = struct{}{}
 	p.mu.Unlock()
+	p.m.mu.Unlock()
 	registered = true
 	p.m.wg.Add(2)
 	go func() { defer p.m.wg.Done(); e.out.run() }()
@@ -810,6 +932,9 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		}
 		dead := e.state == stateDead
 		p.mu.Unlock()
+		if why := e.aborted.Load(); dead && why != nil {
+			return nil, nil, fmt.Errorf("%w during INIT (%s)", ErrAborted, *why)
+		}
 		if dead {
 			return fail("Runtime.ExitError", "Runtime exited without providing a reason")
 		}
@@ -832,6 +957,9 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		}
 		return nil, c, nil
 	case <-e.exited:
+		if why := e.aborted.Load(); why != nil {
+			return nil, nil, fmt.Errorf("%w during INIT (%s)", ErrAborted, *why)
+		}
 		_, c, _ := fail("Runtime.ExitError", "Runtime exited with error: "+e.exit.String())
 		c.initOut = e.out.take()
 		return nil, c, nil
@@ -983,6 +1111,11 @@ type env struct {
 	initDur time.Duration
 	initOut []byte
 
+	// aborted says why the platform destroys the environment for its own reasons (shutdown,
+	// retirement, eviction, reaping), nil if it does not: an invocation it had is not the
+	// function's failure. Set before the environment is marked dead.
+	aborted atomic.Pointer[string]
+
 	readyOnce   sync.Once
 	ready       chan struct{}
 	initErr     chan runtimeapi.Result
@@ -1018,7 +1151,7 @@ func (e *env) freeze() {
 		e.p.log.Warn("freeze environment", "env", e.id, "err", err)
 		if err := fz.Thaw(ctx); err != nil { // leave it runnable, or make it go
 			e.p.log.Warn("thaw after a failed freeze", "env", e.id, "err", err)
-			e.destroy("freeze failed")
+			e.abort("freeze failed")
 			return
 		}
 		e.frozen.Store(false)
@@ -1062,6 +1195,9 @@ func (e *env) run(req Request) *call {
 	switch {
 	case errors.Is(err, runtimeapi.ErrNotDelivered):
 		c.result.ErrorType = retryType
+	case res.ErrorType == abortedType:
+		c.aborted = *e.aborted.Load()
+		c.output = e.out.take()
 	case errors.Is(err, runtimeapi.ErrTimedOut):
 		c.status = "timeout"
 		c.result = runtimeapi.Result{ErrorType: "Sandbox.Timedout", ContentType: "application/json",
@@ -1120,7 +1256,9 @@ func (e *env) monitor() {
 	}
 	p.mu.Unlock()
 	close(e.exited)
-	if inv := e.api.Current(); inv != nil {
+	if inv := e.api.Current(); inv != nil && e.aborted.Load() != nil {
+		inv.Complete(runtimeapi.Result{ErrorType: abortedType})
+	} else if inv != nil {
 		typ, reason := "Runtime.ExitError", exit.String()
 		if exit.OOMKilled {
 			typ, reason = "Runtime.OutOfMemory", "signal: killed"
@@ -1131,29 +1269,48 @@ func (e *env) monitor() {
 	e.destroy("exited")
 }
 
+// abort destroys the environment for the platform's own reasons: an invocation it is running
+// or starting for is aborted (ErrAborted, placed again if not yet delivered), never reported as
+// the function's error.
+func (e *env) abort(reason string) {
+	e.markAborted(reason)
+	e.destroy(reason)
+}
+
+// markAborted records that the platform is about to destroy the environment (the first reason
+// wins); callers that mark it dead under the pool's lock call it first, so that an invocation
+// seeing it dead also sees why.
+func (e *env) markAborted(reason string) { e.aborted.CompareAndSwap(nil, &reason) }
+
 // destroy releases the environment; safe to call from any goroutine, any number of times.
 func (e *env) destroy(reason string) {
-	e.destroyOnce.Do(func() {
-		p := e.p
-		p.mu.Lock()
-		e.state = stateDead
-		delete(p.all, e)
-		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := e.inst.Destroy(ctx); err != nil {
-			p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
-		}
-		_ = e.api.Close()
-		p.m.release(p.fn.MemoryMB)
+	e.destroyOnce.Do(func() { e.teardown(reason) })
+}
+
+func (e *env) teardown(reason string) {
+	p := e.p
+	p.mu.Lock()
+	e.state = stateDead
+	delete(p.all, e)
+	empty := p.retired && len(p.all) == 0
+	p.mu.Unlock()
+	if empty {
+		p.m.forget(p)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.inst.Destroy(ctx); err != nil {
+		p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
+	}
+	_ = e.api.Close()
+	p.m.release(p.fn.MemoryMB)
+	p.m.wg.Add(1)
+	go func() { defer p.m.wg.Done(); e.out.close() }()
+	if len(e.services) > 0 {
 		p.m.wg.Add(1)
-		go func() { defer p.m.wg.Done(); e.out.close() }()
-		if len(e.services) > 0 {
-			p.m.wg.Add(1)
-			go func() { defer p.m.wg.Done(); e.stopServices() }()
-		}
-		p.log.Debug("environment destroyed", "env", e.id, "reason", reason)
-	})
+		go func() { defer p.m.wg.Done(); e.stopServices() }()
+	}
+	p.log.Debug("environment destroyed", "env", e.id, "reason", reason)
 }
 
 func (e *env) maxMemoryMB() int {

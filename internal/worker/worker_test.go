@@ -334,3 +334,132 @@ while True:
 		t.Errorf("the warning does not give the figures:\n%s", logs.String())
 	}
 }
+
+// recorder is a LogSink that keeps every record.
+type recorder struct {
+	mu   sync.Mutex
+	recs []string
+}
+
+func (r *recorder) Append(_ string, rec []byte) {
+	r.mu.Lock()
+	r.recs = append(r.recs, string(rec))
+	r.mu.Unlock()
+}
+
+func (r *recorder) all() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.recs, "")
+}
+
+// platformStopBootstrap sleeps a second in INIT, then answers each event after sleeping the
+// event's "sleep" seconds; it creates the file $MARK once it holds an event.
+const platformStopBootstrap = `#!/usr/bin/python3
+import http.client, json, os, time
+time.sleep(1)
+c = http.client.HTTPConnection(os.environ["AWS_LAMBDA_RUNTIME_API"])
+while True:
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    ev = json.loads(r.read())
+    open(os.environ["MARK"], "w").close()
+    print("working on", rid, flush=True)
+    time.sleep(ev.get("sleep", 0))
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body='{"ok":true}')
+    c.getresponse().read()
+`
+
+// TestPlatformStopsAreNotFunctionErrors: the environment transitions the platform causes. A
+// pool retired while its environment is in INIT lets that environment serve the invocation
+// waiting on it; Close during INIT aborts the invocation (a platform error, not Unhandled);
+// Close while the runtime holds the event aborts it too, and its log record, with the reason, is
+// in the LogSink when Close returns.
+func TestPlatformStopsAreNotFunctionErrors(t *testing.T) {
+	task := t.TempDir()
+	if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(platformStopBootstrap), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := runtimes.Lookup("provided.al2023")
+	setup := func(t *testing.T) (*worker.Manager, *worker.Pool, *recorder, string) {
+		mark := filepath.Join(t.TempDir(), "mark")
+		rec := &recorder{}
+		m := worker.New(worker.Config{Backend: process.New("127.0.0.1"), RuntimeDir: t.TempDir(), Region: "us-east-1",
+			KeepAlive: time.Minute, InitTimeout: 30 * time.Second, Logs: rec, Log: testLogger(t)})
+		t.Cleanup(m.Close)
+		p := m.Pool(worker.Function{Name: "stop", Version: "$LATEST", ARN: "arn:aws:lambda:us-east-1:123456789012:function:stop",
+			Runtime: rt, Handler: "x", MemoryMB: 128, Timeout: time.Minute, EphemeralMB: 512,
+			Env:  func() (map[string]string, error) { return map[string]string{"MARK": mark}, nil },
+			Code: func(context.Context) (string, error) { return task, nil }})
+		return m, p, rec, mark
+	}
+	type outcome struct {
+		resp *worker.Response
+		err  error
+	}
+	show := func(o outcome) string {
+		if o.resp == nil {
+			return fmt.Sprintf("error %v, no response", o.err)
+		}
+		return fmt.Sprintf("error %v, response FunctionError %q: %s", o.err, o.resp.FunctionError, o.resp.Payload)
+	}
+	invoke := func(p *worker.Pool, id, payload string) chan outcome {
+		ch := make(chan outcome, 1)
+		go func() {
+			var o outcome
+			o.err = p.Invoke(context.Background(), worker.Request{RequestID: id, Payload: []byte(payload)}, func(r *worker.Response) { o.resp = r })
+			ch <- o
+		}()
+		return ch
+	}
+	waitFor := func(t *testing.T, what string, cond func() bool) {
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not happen within 30 s", what)
+			}
+		}
+	}
+
+	t.Run("retired during INIT", func(t *testing.T) {
+		m, p, _, _ := setup(t)
+		done := invoke(p, "retired-1", `{}`)
+		waitFor(t, "a cold start", func() bool { return m.Stats().Starting == 1 })
+		p.Retire()
+		o := <-done
+		if o.err != nil || o.resp == nil || o.resp.FunctionError != "" || string(o.resp.Payload) != `{"ok":true}` {
+			t.Fatalf("invoke whose environment's pool was retired during INIT: %s; want the function's answer", show(o))
+		}
+		waitFor(t, "the retired environment's end", func() bool { s := m.Stats(); return s.Starting+s.Idle+s.Busy == 0 })
+	})
+	t.Run("closed during INIT", func(t *testing.T) {
+		m, p, _, _ := setup(t)
+		done := invoke(p, "closed-init-1", `{}`)
+		waitFor(t, "a cold start", func() bool { return m.Stats().Starting == 1 })
+		m.Close()
+		o := <-done
+		if o.resp != nil || !errors.Is(o.err, worker.ErrAborted) && !errors.Is(o.err, worker.ErrClosed) {
+			t.Fatalf("invoke whose environment was in INIT at Close: %s; want ErrAborted or ErrClosed", show(o))
+		}
+	})
+	t.Run("closed while running", func(t *testing.T) {
+		m, p, rec, mark := setup(t)
+		done := invoke(p, "closed-run-1", `{"sleep":60}`)
+		waitFor(t, "the event's delivery", func() bool { _, err := os.Stat(mark); return err == nil })
+		m.Close()
+		o := <-done
+		if o.resp != nil || !errors.Is(o.err, worker.ErrAborted) {
+			t.Fatalf("invoke running at Close: %s; want ErrAborted", show(o))
+		}
+		got := rec.all()
+		for _, want := range []string{"START RequestId: closed-run-1", "working on closed-run-1", " closed-run-1 Invocation stopped by the platform: shutdown\n",
+			"END RequestId: closed-run-1", "REPORT RequestId: closed-run-1", "Status: error\t"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("the record of the invocation stopped at Close lacks %q:\n%s", want, got)
+			}
+		}
+		if strings.Contains(got, "Error Type") {
+			t.Errorf("the record of the invocation stopped at Close names an error type (the function had none):\n%s", got)
+		}
+	})
+}
