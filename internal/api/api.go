@@ -55,6 +55,7 @@ type API struct {
 	secrets   *secrets.Service
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
+	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
@@ -94,6 +95,8 @@ func New(cfg Config) *API {
 	}
 	if a.auth != nil {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
+		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
+			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
 	m := a.mux
 	m.HandleFunc("POST /2015-03-31/functions/{name}/invocations", a.invokeFunction)

@@ -1,9 +1,9 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -261,14 +261,64 @@ func (a *API) serveFunctionURL(w http.ResponseWriter, r *http.Request, id, path 
 		w.WriteHeader(http.StatusOK)
 		return
 	}
+	call := urlCall{fn: u, id: id, path: path, reqID: reqID}
+	switch {
+	case u.Config.AuthType == "NONE":
+		// Whether anyone may call is known before the body: an unopened URL reads nothing.
+		if !a.invoke.PublicURL(r.Context(), u.Function, u.Qualifier) {
+			urlError(w, http.StatusForbidden, "Forbidden")
+			return
+		}
+	case a.auth != nil && !a.devMode():
+		// The signature is checked as the API's are: what the headers allow before any of
+		// the body is read, and unauthenticated bodies held within the same bounds.
+		a.signedURL.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), urlCallKey{}, &call)))
+		return
+	case !strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") && r.URL.Query().Get("X-Amz-Signature") == "":
+		// Local-development mode verifies nothing, but AWS_IAM never serves an anonymous caller.
+		urlError(w, http.StatusForbidden, "Forbidden")
+		return
+	}
+	a.invokeURL(w, r, &call)
+}
+
+// urlCall is a function URL request whose URL is known, on its way to the function.
+type urlCall struct {
+	fn              *lambda.FunctionURL
+	id, path, reqID string
+}
+
+type urlCallKey struct{}
+
+// serveSignedURL goes on with an AWS_IAM URL request once the middleware has authenticated it.
+func (a *API) serveSignedURL(w http.ResponseWriter, r *http.Request) {
+	a.invokeURL(w, r, r.Context().Value(urlCallKey{}).(*urlCall))
+}
+
+// urlRefusal renders the sigv4 middleware's refusals as function URLs word theirs.
+func urlRefusal(w http.ResponseWriter, e *apierr.Error) {
+	switch e.Status {
+	case http.StatusRequestEntityTooLarge:
+		urlError(w, e.Status, "Request Entity Too Large")
+	case http.StatusTooManyRequests:
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+		}
+		urlError(w, e.Status, "Rate Exceeded.")
+	case http.StatusBadRequest:
+		urlError(w, e.Status, "Bad Request")
+	default:
+		urlError(w, http.StatusForbidden, "Forbidden")
+	}
+}
+
+// invokeURL reads the body of a caller let in and runs the function.
+func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
+	u, id, path, reqID := call.fn, call.id, call.path, call.reqID
+	cors := u.Config.Cors
 	body, err := readPayload(r.Body, make([]byte, 0, 512))
 	if err != nil {
 		urlError(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
-		return
-	}
-	if u.Config.AuthType == "NONE" && !a.invoke.PublicURL(r.Context(), u.Function, u.Qualifier) ||
-		u.Config.AuthType != "NONE" && !a.urlCallerAllowed(r, body) {
-		urlError(w, http.StatusForbidden, "Forbidden")
 		return
 	}
 	domain := id + ".lambda-url." + a.account.Region + ".localhost"
@@ -368,19 +418,4 @@ func scheme(r *http.Request) string {
 		return "https://"
 	}
 	return "http://"
-}
-
-// urlCallerAllowed checks an AWS_IAM function URL's caller: a SigV4 signature by a known access
-// key (every key is a principal of the account, which may invoke its URLs). In local-development
-// mode, where no keys exist, a request must still be signed (by anyone): AWS_IAM never serves an
-// anonymous caller.
-func (a *API) urlCallerAllowed(r *http.Request, body []byte) bool {
-	if a.auth == nil || a.devMode() {
-		return strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 ") || r.URL.Query().Get("X-Amz-Signature") != ""
-	}
-	_, err := a.auth.Verify(r, body)
-	if err != nil && a.log.Enabled(r.Context(), slog.LevelDebug) {
-		a.log.Debug("function url caller refused", "err", err)
-	}
-	return err == nil
 }

@@ -1,11 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -148,6 +150,45 @@ func TestSigV4(t *testing.T) {
 	}
 	if status, _, body := signed(t, "POST", urlPath, key.AccessKeyID, key.SecretAccessKey, []byte(`{"x":1}`), time.Now(), nil); status != 200 || !strings.Contains(string(body), `"rawPath": "/hello"`) {
 		t.Errorf("signed AWS_IAM URL call: %d %s", status, body)
+	}
+
+	// A URL caller is refused before any of its body is read: a badly signed AWS_IAM call, and
+	// any call to a NONE URL that no policy opens, get their 403 while the 5 MB they announce
+	// has not been sent.
+	createFunction(t, c, "closed", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return e\n"}}))
+	closed, err := c.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{FunctionName: aws.String("closed"), AuthType: types.FunctionUrlAuthTypeNone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedID := strings.SplitN(strings.TrimPrefix(aws.ToString(closed.FunctionUrl), "http://"), ".", 2)[0]
+	for name, path := range map[string]string{"AWS_IAM, bad signature": "/lambda-url/" + id + "/", "NONE, not public": "/lambda-url/" + closedID + "/"} {
+		req, _ := http.NewRequest("POST", s.URL()+path, nil)
+		sum := sha256.Sum256([]byte("the body"))
+		req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+		if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: key.AccessKeyID, SecretAccessKey: "wrong"}, req,
+			hex.EncodeToString(sum[:]), "lambda", "us-east-1", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		head := "POST " + path + " HTTP/1.1\r\nHost: " + req.Host + "\r\nContent-Length: 5000000\r\n"
+		for k, vs := range req.Header {
+			head += k + ": " + vs[0] + "\r\n"
+		}
+		io.WriteString(conn, head+"\r\n")
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+		if err != nil {
+			t.Errorf("%s: no answer before the body was sent: %v", name, err)
+		} else {
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 403 || string(b) != `{"Message":"Forbidden"}` {
+				t.Errorf("%s: %d %s, want 403 {\"Message\":\"Forbidden\"}", name, resp.StatusCode, b)
+			}
+		}
+		conn.Close()
 	}
 }
 
