@@ -31,6 +31,9 @@ type deployOptions struct {
 	timeout     int32
 	description string
 	role        string
+	// found is what a built source directory defines that could be the handler, when the build
+	// could not tell which one it is (nil otherwise).
+	found []string
 }
 
 func (a *app) deployCommand() *cobra.Command {
@@ -103,6 +106,10 @@ func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
 		handler := o.handler
 		if handler == "" {
 			if !strings.HasPrefix(o.runtime, "provided") {
+				if len(o.found) > 0 {
+					return usageErrorf(cmd, "--handler is required for runtime %s: %s defines %s; pass the one Lambda should call, e.g. --handler %s",
+						o.runtime, path, strings.Join(o.found, ", "), o.found[0])
+				}
 				return usageErrorf(cmd, "--handler is required for runtime %s", o.runtime)
 			}
 			handler = "bootstrap"
