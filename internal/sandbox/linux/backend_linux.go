@@ -456,7 +456,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		i.dir, i.cg = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}
 	}
 	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
-		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
+		RuntimeDir: spec.RuntimeDir, Interp: interpreterHome(spec.Argv), TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
 		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
 		i.closeListeners()
