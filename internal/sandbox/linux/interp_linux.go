@@ -16,14 +16,15 @@ import (
 // argv[0]. It is shown read-only at the same path, so that the interpreter finds its libraries
 // where it was built to (pyenv's libpython is found through an absolute RPATH). "" when
 // argv[0] is in the root already (/usr/bin/python3.11), a guest path (/var/task/bootstrap), or
-// somewhere the root cannot show it at its own path (/tmp, /proc, /dev).
+// somewhere the root cannot show it at its own path (/proc, /dev). Under /tmp it is shown
+// inside the environment's own /tmp.
 func interpreterHome(argv []string) string {
 	if len(argv) == 0 || !filepath.IsAbs(argv[0]) {
 		return ""
 	}
 	p := filepath.Clean(argv[0])
 	first, _, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
-	if slices.Contains(hostDirs, first) || first == "tmp" || first == "proc" || first == "dev" {
+	if slices.Contains(hostDirs, first) || first == "proc" || first == "dev" {
 		return ""
 	}
 	for _, g := range []string{sandbox.GuestTaskRoot, sandbox.GuestOptRoot, sandbox.GuestRuntimeDir} {

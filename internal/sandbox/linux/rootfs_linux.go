@@ -124,12 +124,12 @@ func finishRoot(cfg initConfig) error {
 			return err
 		}
 	}
-	if err := bindInterpreter(r, cfg.Interp); err != nil {
-		return err
-	}
 	if err := unix.Mount("tmpfs", filepath.Join(r, "tmp"), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV,
 		"mode=1777,size="+strconv.Itoa(cfg.TmpMB)+"m"); err != nil {
 		return fmt.Errorf("tmpfs /tmp: %w", err)
+	}
+	if err := bindInterpreter(r, cfg.Interp); err != nil { // after /tmp: it may live there
+		return err
 	}
 	if err := unix.Chdir(r); err != nil {
 		return err
