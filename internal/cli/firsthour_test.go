@@ -221,9 +221,6 @@ func TestPyenvAndInstalledInterpretersInLinuxSandbox(t *testing.T) {
 	if err := os.Link("/usr/bin/node", installed); err != nil {
 		t.Skipf("cannot link /usr/bin/node into the data directory: %v", err)
 	}
-	if err := os.Chmod(data, 0o755); err != nil { // the sandbox user walks to it
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	_, oplog := startServer(t, ctx, func(c *config.Config) { c.Sandbox, c.DataDir = "linux", data })

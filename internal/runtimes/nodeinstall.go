@@ -98,6 +98,10 @@ func InstallNode(ctx context.Context, rt string, o NodeInstall) (Installed, erro
 		return Installed{}, fmt.Errorf("install %s: %w", rt, err)
 	}
 	defer os.RemoveAll(stage) // gone after the rename; the leftovers of a failure otherwise
+	// MkdirTemp made it 0700: the sandbox's unprivileged user must reach bin/node in it.
+	if err := os.Chmod(stage, 0o755); err != nil {
+		return Installed{}, fmt.Errorf("install %s: %w", rt, err)
+	}
 	if err := unpackPackage(tgz, stage); err != nil {
 		return Installed{}, fmt.Errorf("install %s (%s): unpack: %w", rt, in.Package, err)
 	}

@@ -144,6 +144,10 @@ func TestInstallNode(t *testing.T) {
 	if fi, err := os.Stat(want); err != nil || fi.Mode().Perm() != 0o755 || fi.Size() != int64(len(nodeBin)) {
 		t.Errorf("installed node: %v, %v", fi, err)
 	}
+	// The linux sandbox's unprivileged user walks from the installation's root to bin/node.
+	if fi, err := os.Stat(filepath.Join(dir, rt)); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("installation directory: %v, %v; want mode 0755", fi, err)
+	}
 	if len(reg.accepts) == 0 || !strings.Contains(reg.accepts[0], "application/vnd.npm.install-v1+json") {
 		t.Errorf("packument requested with Accept %q, want npm's abbreviated metadata", reg.accepts)
 	}
