@@ -98,15 +98,20 @@ func (t *Table) Lookup(runtime string) (Interpreter, bool) {
 	return i, ok
 }
 
-// List returns every Python and Node runtime's interpreter, in the catalogue's order.
+// List returns every Python and Node runtime's interpreter: Node's, then Python's, each by
+// version (python3.9 before python3.10).
 func (t *Table) List() []Interpreter {
 	t = t.orDefault()
 	out := make([]Interpreter, 0, len(t.byName))
-	for _, n := range Names() {
-		if i, ok := t.byName[n]; ok {
-			out = append(out, i)
-		}
+	for _, i := range t.byName {
+		out = append(out, i)
 	}
+	slices.SortFunc(out, func(a, b Interpreter) int {
+		if c := strings.Compare(strings.TrimRight(a.Runtime, "0123456789.x"), strings.TrimRight(b.Runtime, "0123456789.x")); c != 0 {
+			return c
+		}
+		return compareVersions(a.Wanted(), b.Wanted())
+	})
 	return out
 }
 

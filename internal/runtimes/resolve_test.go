@@ -93,6 +93,13 @@ func TestResolveVersions(t *testing.T) {
 	if err != nil || argv[0] != py {
 		t.Errorf("Entrypoint(%s) = %q, %v; want the nearest interpreter %s", absent, argv, err, py)
 	}
+	var order []string
+	for _, i := range tab.List() {
+		order = append(order, i.Runtime)
+	}
+	if got := strings.Join(order, " "); got != "nodejs18.x nodejs20.x nodejs22.x python3.9 python3.10 python3.11 python3.12 python3.13" {
+		t.Errorf("List order: %s", got)
+	}
 	if _, ok := tab.Lookup("provided.al2023"); ok {
 		t.Error("provided.al2023 has an interpreter")
 	}
