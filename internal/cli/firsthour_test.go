@@ -193,7 +193,7 @@ func TestRuntimeVersionsAgainstServer(t *testing.T) {
 
 // TestPyenvAndInstalledInterpretersInLinuxSandbox: interpreters outside the host directories
 // the linux sandbox shows (pyenv's, and those `flint runtimes install` puts in the data
-// directory) run there, at their own paths.
+// directory) run there, from /var/lang, without showing the host's paths.
 func TestPyenvAndInstalledInterpretersInLinuxSandbox(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("the linux sandbox needs root")
@@ -231,14 +231,16 @@ func TestPyenvAndInstalledInterpretersInLinuxSandbox(t *testing.T) {
 	}()
 
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "index.mjs"), "export const handler = async () => ({ exe: process.execPath, v: process.version });\n")
+	writeFile(t, filepath.Join(dir, "index.mjs"), "import { existsSync } from 'node:fs';\n"+
+		"export const handler = async (e) => ({ exe: process.execPath, v: process.version, data: existsSync(e.data) });\n")
 	rt := "nodejs" + nodeMajor + ".x"
 	if code, _, errOut := runCLI(t, ctx, "deploy", dir, "--name", "node-installed", "--runtime", rt); code != 0 {
 		t.Fatalf("deploy: %s", errOut)
 	}
-	code, out, errOut := runCLI(t, ctx, "invoke", "node-installed")
-	if code != 0 || !strings.Contains(out, `"exe":"`+installed+`"`) {
-		t.Errorf("invoke %s in the linux sandbox: exit %d, %q, %q; want it to run %s", rt, code, out, errOut, installed)
+	// It runs at /var/lang, where AWS keeps its runtimes; the data directory stays out of sight.
+	code, out, errOut := runCLI(t, ctx, "invoke", "node-installed", `{"data":"`+data+`"}`)
+	if code != 0 || !strings.Contains(out, `"exe":"/var/lang/bin/node"`) || !strings.Contains(out, `"data":false`) {
+		t.Errorf("invoke %s in the linux sandbox: exit %d, %q, %q; want it to run %s at /var/lang/bin/node", rt, code, out, errOut, installed)
 	}
 
 	if pyenvPython == "" {
@@ -246,13 +248,15 @@ func TestPyenvAndInstalledInterpretersInLinuxSandbox(t *testing.T) {
 		return
 	}
 	pdir := t.TempDir()
-	writeFile(t, filepath.Join(pdir, "app.py"), "import sys\ndef handler(event, context):\n    return {'exe': sys.executable, 'v': '%d.%d' % sys.version_info[:2]}\n")
+	writeFile(t, filepath.Join(pdir, "app.py"), "import os, sys, ssl, json\ndef handler(event, context):\n"+
+		"    return {'exe': sys.executable, 'v': '%d.%d' % sys.version_info[:2], 'prefix': sys.prefix, 'home': os.path.exists('/root')}\n")
 	if code, _, errOut := runCLI(t, ctx, "deploy", pdir, "--name", "py-pyenv", "--runtime", "python"+pyenvVersion); code != 0 {
 		t.Fatalf("deploy: %s", errOut)
 	}
 	code, out, errOut = runCLI(t, ctx, "invoke", "py-pyenv")
-	if code != 0 || !strings.Contains(out, `"v": "`+pyenvVersion+`"`) || !strings.Contains(out, filepath.Dir(filepath.Dir(pyenvPython))) {
-		t.Errorf("invoke python%s in the linux sandbox: exit %d, %q, %q; want pyenv's %s", pyenvVersion, code, out, errOut, pyenvPython)
+	want := `{"exe": "/var/lang/bin/python` + pyenvVersion + `", "v": "` + pyenvVersion + `", "prefix": "/var/lang", "home": false}`
+	if code != 0 || strings.TrimSpace(out) != want {
+		t.Errorf("invoke python%s in the linux sandbox: exit %d, %q, %q; want pyenv's %s at /var/lang: %s", pyenvVersion, code, out, errOut, pyenvPython, want)
 	}
 }
 

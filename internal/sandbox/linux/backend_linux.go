@@ -455,9 +455,11 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if sp.cmd != nil {
 		i.dir, i.cg = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}
 	}
+	home := interpreterHome(spec.Argv) // an interpreter outside /usr: shown at /var/lang
+	argv, env := inGuestLang(home, spec.Argv, env)
 	cfg, err := json.Marshal(initConfig{Root: i.dir, TaskDir: spec.TaskDir, OptDir: spec.OptDir,
-		RuntimeDir: spec.RuntimeDir, Interp: interpreterHome(spec.Argv), TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Listen: listen, Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
+		RuntimeDir: spec.RuntimeDir, Interp: home, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
+		Listen: listen, Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
 		i.closeListeners()
 		if sp.cmd != nil {

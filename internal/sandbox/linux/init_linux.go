@@ -53,8 +53,8 @@ type initConfig struct {
 	// first); unset, it stays uid 0 (of the user namespace, when the server is not root).
 	UID int `json:"uid,omitempty"`
 	GID int `json:"gid,omitempty"`
-	// Interp is an interpreter's installation outside the host directories, shown at its own
-	// path (interpreterHome).
+	// Interp is an interpreter's installation outside the host directories, shown at /var/lang
+	// (interpreterHome).
 	Interp string `json:"interp,omitempty"`
 }
 
