@@ -22,7 +22,8 @@ if curl -s -o /dev/null --max-time 2 "$FLINT_ENDPOINT/2016-08-19/account-setting
 fi
 
 echo "run.sh: building bin/flint and the Go example" >&2
-go build -o bin/flint ./cmd/flint
+# The version flint version prints: the nearest tag and commit (GOFLAGS may turn VCS stamping off).
+go build -ldflags "-X github.com/flint-run/flint/internal/cli.version=$(git describe --tags --always --dirty 2>/dev/null || true)" -o bin/flint ./cmd/flint
 build="$(mktemp -d)"
 server=""
 cleanup() {

@@ -32,6 +32,7 @@ import (
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
+	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
@@ -60,6 +61,7 @@ type API struct {
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
 	gc        *codeGC
+	runtimes  *runtimes.Table
 }
 
 // Config wires an API.
@@ -82,13 +84,16 @@ type Config struct {
 	Keyring *crypt.Keyring // the master keys (rotation)
 	// CodeGrace is how long unreferenced code is kept before RunCodeGC removes it (0: at once).
 	CodeGrace time.Duration
+	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
+	// nil: runtimes.Default().
+	Runtimes *runtimes.Table
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace)}
+		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
@@ -130,6 +135,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
 	m.HandleFunc("POST /2018-10-31/layers/{layer}/versions", a.handle(a.publishLayerVersion))
 	m.HandleFunc("GET /2018-10-31/layers/{layer}/versions", a.handle(a.listLayerVersions))
 	m.HandleFunc("GET /2018-10-31/layers/{layer}/versions/{version}", a.handle(a.getLayerVersion))

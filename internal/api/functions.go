@@ -190,6 +190,9 @@ func (a *API) validateConfig(c *lambda.FunctionConfiguration) error {
 	if _, ok := runtimes.Lookup(c.Runtime); !ok {
 		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %v or be a valid ARN", c.Runtime, runtimes.Names())
 	}
+	if err := a.checkRuntime(c); err != nil {
+		return err
+	}
 	for _, check := range []error{
 		lambda.ValidateHandler(c.Handler),
 		lambda.ValidateMemory(c.MemorySize),

@@ -21,7 +21,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -81,10 +83,13 @@ type Options struct {
 
 // Result is a built package.
 type Result struct {
-	Zip        []byte
-	Language   string // Go, Python or Node
-	Runtime    string // the runtime the package is built for, e.g. provided.al2023
-	Handler    string // the handler found in the sources, or "" when Build cannot tell
+	Zip      []byte
+	Language string // Go, Python or Node
+	Runtime  string // the runtime the package is built for, e.g. provided.al2023
+	Handler  string // the handler found in the sources, or "" when Build cannot tell
+	// Handlers is every FILE.NAME the conventional handler files define (lambda_function.py,
+	// app.py, index.mjs …): when Handler is "", what to tell the user to choose from.
+	Handlers   []string
 	Size       int64  // len(Zip)
 	Unzipped   int64  // total size of the files in Zip
 	CodeSha256 string // base64 SHA-256 of Zip, as Lambda reports it
@@ -138,11 +143,11 @@ func Build(ctx context.Context, dir string, opts Options) (*Result, error) {
 		err = b.golang(ctx)
 	case Python:
 		res.Runtime = PythonRuntime
-		res.Handler = findHandler(dir, pythonHandlers)
+		res.Handler, res.Handlers = findHandlers(dir, Python)
 		err = b.python(ctx)
 	case Node:
 		res.Runtime = NodeRuntime
-		res.Handler = findHandler(dir, nodeHandlers)
+		res.Handler, res.Handlers = findHandlers(dir, Node)
 		err = b.node(ctx)
 	}
 	if err != nil {
@@ -460,25 +465,140 @@ func requirements(path string) ([]string, error) {
 	return names, sc.Err()
 }
 
-// The handlers Build recognises: file, then function, in order of preference.
+// The files Build looks for handlers in, in Lambda's and the frameworks' conventions.
 var (
-	pythonHandlers = [][2]string{{"lambda_function.py", "lambda_handler"}, {"app.py", "handler"},
-		{"handler.py", "handler"}, {"main.py", "handler"}, {"index.py", "handler"}}
-	nodeHandlers = [][2]string{{"index.mjs", "handler"}, {"index.js", "handler"}, {"index.cjs", "handler"},
-		{"app.mjs", "handler"}, {"app.js", "handler"}, {"handler.mjs", "handler"}, {"handler.js", "handler"}}
+	pythonHandlerFiles = []string{"lambda_function.py", "app.py", "handler.py", "main.py", "index.py"}
+	nodeHandlerFiles   = []string{"index.mjs", "index.js", "index.cjs", "app.mjs", "app.js", "app.cjs",
+		"handler.mjs", "handler.js", "handler.cjs"}
 )
 
-// findHandler returns "module.function" for the first candidate file in dir that mentions the
-// function, or "".
-func findHandler(dir string, candidates [][2]string) string {
-	for _, c := range candidates {
-		b, err := os.ReadFile(filepath.Join(dir, c[0]))
-		if err != nil || !bytes.Contains(b, []byte(c[1])) {
+// What a handler is in each language, read from the source text. Only what the runtime can
+// reach as FILE.NAME counts: a Python function or handler assignment at the module's top level
+// (column 0), a Node export. Mentions in comments, strings or nested code do not.
+var (
+	pyDef        = regexp.MustCompile(`(?m)^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(`)
+	pyAssign     = regexp.MustCompile(`(?m)^((?:lambda_)?handler)[ \t]*=[^=]`)
+	jsExportsAs  = regexp.MustCompile(`(?m)^[ \t]*(?:module\.)?exports\.([A-Za-z_$][\w$]*)[ \t]*=[^=]`)
+	jsExportDecl = regexp.MustCompile(`(?m)^[ \t]*export[ \t]+(?:(?:const|let|var)[ \t]+([A-Za-z_$][\w$]*)|(?:async[ \t]+)?function[ \t]*\*?[ \t]*([A-Za-z_$][\w$]*))`)
+	jsExportList = regexp.MustCompile(`(?m)^[ \t]*export[ \t]*\{([^}]*)\}`)
+	jsModuleObj  = regexp.MustCompile(`(?m)^[ \t]*module\.exports[ \t]*=[ \t]*\{`)
+	jsObjKey     = regexp.MustCompile(`^(?:async[ \t]+)?\*?[ \t]*([A-Za-z_$][\w$]*)`)
+)
+
+// findHandlers returns every FILE.NAME handler the conventional files in dir define, in file
+// order, and the one to use: the only one found, else the only one named handler or
+// lambda_handler, else "" (the caller must be told which to pick).
+func findHandlers(dir, lang string) (handler string, found []string) {
+	files := pythonHandlerFiles
+	if lang == Node {
+		files = nodeHandlerFiles
+	}
+	var named []string
+	for _, file := range files {
+		b, err := os.ReadFile(filepath.Join(dir, file))
+		if err != nil {
 			continue
 		}
-		return strings.TrimSuffix(c[0], filepath.Ext(c[0])) + "." + c[1]
+		module := strings.TrimSuffix(file, filepath.Ext(file))
+		var names []string
+		if lang == Node {
+			names = nodeExports(string(b))
+		} else {
+			names = pythonFunctions(string(b))
+		}
+		for _, n := range names {
+			h := module + "." + n
+			if slices.Contains(found, h) {
+				continue
+			}
+			found = append(found, h)
+			if n == "handler" || n == "lambda_handler" {
+				named = append(named, h)
+			}
+		}
 	}
-	return ""
+	switch {
+	case len(found) == 1:
+		return found[0], found
+	case len(named) == 1:
+		return named[0], found
+	}
+	return "", found
+}
+
+// pythonFunctions returns the names a module defines at its top level that Lambda could call.
+func pythonFunctions(src string) []string {
+	var names []string
+	for _, m := range pyDef.FindAllStringSubmatch(src, -1) {
+		names = append(names, m[1])
+	}
+	for _, m := range pyAssign.FindAllStringSubmatch(src, -1) {
+		if !slices.Contains(names, m[1]) {
+			names = append(names, m[1])
+		}
+	}
+	return names
+}
+
+// nodeExports returns the names a CommonJS or ES module exports.
+func nodeExports(src string) []string {
+	var names []string
+	add := func(n string) {
+		if n != "" && n != "default" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	for _, m := range jsExportsAs.FindAllStringSubmatch(src, -1) {
+		add(m[1])
+	}
+	for _, m := range jsExportDecl.FindAllStringSubmatch(src, -1) {
+		add(m[1] + m[2])
+	}
+	for _, m := range jsExportList.FindAllStringSubmatch(src, -1) {
+		for _, item := range strings.Split(m[1], ",") {
+			f := strings.Fields(item) // "a", or "a as b"
+			switch {
+			case len(f) == 1:
+				add(f[0])
+			case len(f) == 3 && f[1] == "as":
+				add(f[2])
+			}
+		}
+	}
+	for _, loc := range jsModuleObj.FindAllStringIndex(src, -1) {
+		for _, item := range topLevelItems(src[loc[1]:]) {
+			if k := jsObjKey.FindStringSubmatch(strings.TrimSpace(item)); k != nil {
+				add(k[1])
+			}
+		}
+	}
+	return names
+}
+
+// topLevelItems splits an object literal's body (src starts after its "{") at the commas of its
+// own level, up to its closing "}": a method's body or a nested object stays inside its item.
+func topLevelItems(src string) []string {
+	var items []string
+	depth, start := 0, 0
+	for i, c := range src {
+		switch c {
+		case '{', '(', '[':
+			depth++
+		case ')', ']':
+			depth--
+		case '}':
+			if depth == 0 {
+				return append(items, src[start:i])
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				items = append(items, src[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return items
 }
 
 func hasGoMain(dir string) bool {

@@ -274,3 +274,74 @@ func TestDetect(t *testing.T) {
 		}
 	}
 }
+
+// TestFindHandlers reads handlers the way the runtimes reach them: a top-level Python function
+// or a Node export, never a substring (main.py defining lambda_handler once gave main.handler,
+// which failed at invoke).
+func TestFindHandlers(t *testing.T) {
+	tests := []struct {
+		name      string
+		lang      string
+		files     map[string]string
+		want      string
+		wantFound []string
+	}{
+		{"python lambda_handler in main.py", Python,
+			map[string]string{"main.py": "import json\n\ndef lambda_handler(event, context):\n    return handler_count\n"},
+			"main.lambda_handler", []string{"main.lambda_handler"}},
+		{"python helper beside handler", Python,
+			map[string]string{"app.py": "def _helper(x):\n    return x\n\ndef handler(event, context):\n    return _helper(event)\n"},
+			"app.handler", []string{"app._helper", "app.handler"}},
+		{"python nested and commented defs do not count", Python,
+			map[string]string{"app.py": "# def handler(event, context):\nclass C:\n    def handler(self):\n        pass\n\nasync def run(event, context):\n    pass\n"},
+			"app.run", []string{"app.run"}},
+		{"python assignment", Python,
+			map[string]string{"app.py": "from mangum import Mangum\nhandler = Mangum(app)\n"},
+			"app.handler", []string{"app.handler"}},
+		{"python two candidates", Python,
+			map[string]string{"app.py": "def go(event, context):\n    pass\n", "main.py": "def start(event, context):\n    pass\n"},
+			"", []string{"app.go", "main.start"}},
+		{"python two handlers", Python,
+			map[string]string{"app.py": "def handler(event, context):\n    pass\n", "main.py": "def lambda_handler(event, context):\n    pass\n"},
+			"", []string{"app.handler", "main.lambda_handler"}},
+		{"python none", Python, map[string]string{"util.py": "def handler(e, c):\n    pass\n"}, "", nil},
+		{"node exports.NAME", Node, map[string]string{"index.js": "exports.main = async (event) => event;\n"},
+			"index.main", []string{"index.main"}},
+		{"node module.exports object", Node,
+			map[string]string{"app.js": "async function run(e) {}\nmodule.exports = { run, async other(e) {}, third: run };\n"},
+			"", []string{"app.run", "app.other", "app.third"}},
+		{"node export const and function", Node,
+			map[string]string{"index.mjs": "const helper = 1;\nexport const lambdaHandler = async (event) => event;\nexport async function handler(event) {}\n"},
+			"index.handler", []string{"index.lambdaHandler", "index.handler"}},
+		{"node export list", Node, map[string]string{"index.mjs": "const run = async () => 1;\nexport { run as go };\n"},
+			"index.go", []string{"index.go"}},
+		{"node mention is not an export", Node, map[string]string{"index.mjs": "// exports.handler = x\nconst handler = 1;\nexport default handler;\n"},
+			"", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, body := range tt.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, found := findHandlers(dir, tt.lang)
+			if got != tt.want || !cmp.Equal(found, tt.wantFound) {
+				t.Errorf("findHandlers = %q, %q; want %q, %q", got, found, tt.want, tt.wantFound)
+			}
+		})
+	}
+	// Through Build, as `flint deploy DIR` calls it.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.py"), []byte("def lambda_handler(event, context):\n    return 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Build(context.Background(), dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Handler != "main.lambda_handler" {
+		t.Errorf("Build: Handler %q, want main.lambda_handler", res.Handler)
+	}
+}

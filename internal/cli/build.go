@@ -76,6 +76,7 @@ func (a *app) sourcePackage(cmd *cobra.Command, path string, o *deployOptions) (
 	}
 	if o.handler == "" {
 		o.handler = res.Handler
+		o.found = res.Handlers
 	}
 	fmt.Fprintf(a.stderr, "built %s: %s, %s zipped, %s unzipped, CodeSha256 %s\n", path, res.Language,
 		build.FormatSize(res.Size), build.FormatSize(res.Unzipped), res.CodeSha256)

@@ -1,5 +1,5 @@
 // Package cli is the flint command line: one file per verb (serve, deploy, build, invoke, bench,
-// ls, rm, logs, queue, keys, version). It is the only place besides cmd/flint that reads flags
+// ls, rm, logs, queue, keys, runtimes, version). It is the only place besides cmd/flint that reads flags
 // and environment variables. Every verb but serve is a client of a running Flint and speaks the
 // Lambda REST API through aws-sdk-go-v2, exactly as any other client would; it never reaches
 // into server internals.
@@ -124,6 +124,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.logsCommand(),
 		a.queueCommand(),
 		a.keysCommand(),
+		a.runtimesCommand(),
 		a.versionCommand(),
 	)
 	return root

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/spf13/cobra"
+
+	"github.com/flint-run/flint/internal/build"
 )
 
 const (
@@ -31,6 +34,10 @@ type deployOptions struct {
 	timeout     int32
 	description string
 	role        string
+	json        bool
+	// found is what a built source directory defines that could be the handler, when the build
+	// could not tell which one it is (nil otherwise).
+	found []string
 }
 
 func (a *app) deployCommand() *cobra.Command {
@@ -66,6 +73,7 @@ func (a *app) deployCommand() *cobra.Command {
 	f.Int32Var(&o.timeout, "timeout", 0, "timeout in seconds (Lambda's default: 3)")
 	f.StringVar(&o.description, "description", "", "description")
 	f.StringVar(&o.role, "role", "", "execution role ARN (default "+defaultRole+")")
+	f.BoolVar(&o.json, "json", false, "print what was done as JSON")
 	st.addFlags(cmd)
 	return cmd
 }
@@ -92,9 +100,10 @@ func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
 		return err
 	}
 
-	_, err = client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(o.name)})
+	cur, err := client.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(o.name)})
 	var notFound *types.ResourceNotFoundException
 	var fn *types.FunctionConfiguration
+	res := deployResult{Function: o.name}
 	switch {
 	case errors.As(err, &notFound):
 		if o.runtime == "" {
@@ -103,6 +112,10 @@ func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
 		handler := o.handler
 		if handler == "" {
 			if !strings.HasPrefix(o.runtime, "provided") {
+				if len(o.found) > 0 {
+					return usageErrorf(cmd, "--handler is required for runtime %s: %s defines %s; pass the one Lambda should call, e.g. --handler %s",
+						o.runtime, path, strings.Join(o.found, ", "), o.found[0])
+				}
 				return usageErrorf(cmd, "--handler is required for runtime %s", o.runtime)
 			}
 			handler = "bootstrap"
@@ -132,38 +145,109 @@ func (a *app) deploy(cmd *cobra.Command, path string, o deployOptions) error {
 		if fn, err = createFunction(ctx, client, in); err != nil {
 			return err
 		}
+		res.Action = "created"
 	case err != nil:
 		return err
 	default:
+		c := cur.Configuration
+		if c == nil {
+			c = &types.FunctionConfiguration{}
+		}
+		// Only what differs from the function as it is is sent, so that the output can say what
+		// changed and an identical deploy changes nothing.
 		up := &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String(o.name)}
-		n := 0
-		set := func(flag string, apply func()) {
-			if changed(flag) {
+		set := func(flag, field string, differs bool, apply func()) {
+			if changed(flag) && differs {
 				apply()
-				n++
+				res.Configuration = append(res.Configuration, field)
 			}
 		}
-		set("runtime", func() { up.Runtime = types.Runtime(o.runtime) })
-		set("handler", func() { up.Handler = aws.String(o.handler) })
-		set("role", func() { up.Role = aws.String(o.role) })
-		set("env", func() { up.Environment = &types.Environment{Variables: env} })
-		set("memory", func() { up.MemorySize = aws.Int32(o.memory) })
-		set("timeout", func() { up.Timeout = aws.Int32(o.timeout) })
-		set("description", func() { up.Description = aws.String(o.description) })
-		if n == 0 {
+		set("runtime", "Runtime", string(c.Runtime) != o.runtime, func() { up.Runtime = types.Runtime(o.runtime) })
+		set("handler", "Handler", aws.ToString(c.Handler) != o.handler, func() { up.Handler = aws.String(o.handler) })
+		set("role", "Role", aws.ToString(c.Role) != o.role, func() { up.Role = aws.String(o.role) })
+		set("env", "Environment", !maps.Equal(envOf(c), env), func() { up.Environment = &types.Environment{Variables: env} })
+		set("memory", "MemorySize", aws.ToInt32(c.MemorySize) != o.memory, func() { up.MemorySize = aws.Int32(o.memory) })
+		set("timeout", "Timeout", aws.ToInt32(c.Timeout) != o.timeout, func() { up.Timeout = aws.Int32(o.timeout) })
+		set("description", "Description", aws.ToString(c.Description) != o.description, func() { up.Description = aws.String(o.description) })
+		if len(res.Configuration) == 0 {
 			up = nil
 		}
-		if fn, err = updateFunction(ctx, client, o.name, zipBytes, up); err != nil {
-			return err
+		res.Code = aws.ToString(c.CodeSha256) != build.Sha256(zipBytes)
+		switch {
+		case !res.Code && up == nil:
+			fn, res.Action = c, "unchanged"
+		default:
+			if fn, err = updateFunction(ctx, client, o.name, zipBytes, res.Code, up); err != nil {
+				return err
+			}
+			res.Action = "updated"
 		}
 	}
-	size := fn.CodeSize
-	if size == 0 {
-		size = int64(len(zipBytes))
+	res.Runtime, res.CodeSha256, res.CodeSize = string(fn.Runtime), aws.ToString(fn.CodeSha256), fn.CodeSize
+	if res.CodeSize == 0 {
+		res.CodeSize = int64(len(zipBytes))
 	}
-	fmt.Fprintf(a.stdout, "deployed %s (runtime %s, CodeSha256 %s, %d bytes)\n",
-		o.name, fn.Runtime, aws.ToString(fn.CodeSha256), size)
-	return nil
+	res.Warning = a.runtimeWarning(ctx, res.Runtime)
+	return a.printDeploy(res, o.json)
+}
+
+// deployResult is what flint deploy did, as --json prints it.
+type deployResult struct {
+	Function string `json:"function"`
+	Action   string `json:"action"` // created, updated or unchanged
+	// Code reports whether an update replaced the code; Configuration names the configuration
+	// fields it changed.
+	Code          bool     `json:"code_changed"`
+	Configuration []string `json:"configuration_changed,omitempty"`
+	Runtime       string   `json:"runtime"`
+	CodeSha256    string   `json:"code_sha256"`
+	CodeSize      int64    `json:"code_size"`
+	// Warning says the runtime has no interpreter of its version on the server.
+	Warning string `json:"warning,omitempty"`
+}
+
+func (a *app) printDeploy(r deployResult, asJSON bool) error {
+	if r.Warning != "" {
+		fmt.Fprintf(a.stderr, "flint: warning: %s (flint runtimes shows the mapping)\n", r.Warning)
+	}
+	if asJSON {
+		return writeJSON(a.stdout, r)
+	}
+	what := r.Action + " " + r.Function
+	if r.Action == "updated" {
+		var parts []string
+		if r.Code {
+			parts = append(parts, "code")
+		}
+		if len(r.Configuration) > 0 {
+			parts = append(parts, "configuration ("+strings.Join(r.Configuration, ", ")+")")
+		}
+		what += ": " + strings.Join(parts, ", ")
+	}
+	_, err := fmt.Fprintf(a.stdout, "%s (runtime %s, CodeSha256 %s, %d bytes)\n", what, r.Runtime, r.CodeSha256, r.CodeSize)
+	return err
+}
+
+// runtimeWarning is the server's word on runtime when it has no interpreter of that version
+// (GET /flint/v1/runtimes); "" when it has, or cannot say.
+func (a *app) runtimeWarning(ctx context.Context, runtime string) string {
+	t, _, err := a.runtimeTable(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, i := range t.Runtimes {
+		if i.Runtime == runtime {
+			return i.Problem()
+		}
+	}
+	return ""
+}
+
+func envOf(c *types.FunctionConfiguration) map[string]string {
+	if c.Environment == nil || c.Environment.Variables == nil {
+		return map[string]string{}
+	}
+	return c.Environment.Variables
 }
 
 // createFunction creates a function and waits until it is Active.
@@ -186,21 +270,24 @@ func createFunction(ctx context.Context, client *lambda.Client, in *lambda.Creat
 	return got.Configuration, nil
 }
 
-// updateFunction replaces a function's code, then applies config if it is not nil, waiting for
-// each update to finish: Lambda refuses an update while another is in progress.
-func updateFunction(ctx context.Context, client *lambda.Client, name string, zipBytes []byte,
+// updateFunction replaces a function's code (when newCode), then applies config if it is not
+// nil, waiting for each update to finish: Lambda refuses an update while another is in progress.
+func updateFunction(ctx context.Context, client *lambda.Client, name string, zipBytes []byte, newCode bool,
 	config *lambda.UpdateFunctionConfigurationInput) (*types.FunctionConfiguration, error) {
-	code, err := client.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
-		FunctionName: aws.String(name),
-		ZipFile:      zipBytes,
-	})
-	if err != nil {
-		return nil, err
-	}
-	fn := &types.FunctionConfiguration{Runtime: code.Runtime, CodeSha256: code.CodeSha256, CodeSize: code.CodeSize}
-	if code.LastUpdateStatus != types.LastUpdateStatusSuccessful {
-		if fn, err = waitUpdated(ctx, client, name); err != nil {
+	var fn *types.FunctionConfiguration
+	if newCode {
+		code, err := client.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{
+			FunctionName: aws.String(name),
+			ZipFile:      zipBytes,
+		})
+		if err != nil {
 			return nil, err
+		}
+		fn = &types.FunctionConfiguration{Runtime: code.Runtime, CodeSha256: code.CodeSha256, CodeSize: code.CodeSize}
+		if code.LastUpdateStatus != types.LastUpdateStatusSuccessful {
+			if fn, err = waitUpdated(ctx, client, name); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if config == nil {

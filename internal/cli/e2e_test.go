@@ -44,7 +44,7 @@ func TestCommandsAgainstServer(t *testing.T) {
 		wantOut  string
 		wantErr  string
 	}{
-		{[]string{"deploy", dir, "--name", "clifn", "--runtime", "python3.12", "--handler", "app.handler", "--env", "KEY=V"}, 0, "deployed clifn", ""},
+		{[]string{"deploy", dir, "--name", "clifn", "--runtime", "python3.12", "--handler", "app.handler", "--env", "KEY=V"}, 0, "created clifn", ""},
 		{[]string{"invoke", "clifn", `{"a":1}`}, 0, `{"got": {"a": 1}, "v": 1}`, ""},
 		{[]string{"invoke", "clifn", `{"a":1}`, "--tail"}, 0, `"v": 1`, "REPORT RequestId:"},
 		{[]string{"ls"}, 0, "clifn", ""},

@@ -41,6 +41,7 @@ func (a *app) keysCommand() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&dataDir, "data", dataDir, "the server's data directory (env FLINT_DATA)")
 	cmd.PersistentFlags().StringVar(&keysFile, "keys-file", keysFile, "the keys file (default DATA/access-keys.json)")
 	var desc string
+	var asJSON bool
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Create an access key and print it (the secret is shown this once)",
@@ -54,12 +55,16 @@ func (a *app) keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(a.stdout, c)
+			}
 			fmt.Fprintf(a.stdout, "AccessKeyId:     %s\nSecretAccessKey: %s\n", c.AccessKeyID, c.SecretAccessKey)
 			fmt.Fprintf(a.stderr, "use it with: AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=<secret> aws --endpoint-url %s lambda list-functions\n", c.AccessKeyID, a.endpoint)
 			return nil
 		},
 	}
 	create.Flags().StringVar(&desc, "description", "", "what the key is for")
+	create.Flags().BoolVar(&asJSON, "json", false, "print the key (with its secret) as JSON")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the access keys (without their secrets)",
@@ -69,6 +74,9 @@ func (a *app) keysCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return writeJSON(a.stdout, keys.List())
+			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ACCESS KEY ID\tCREATED\tDESCRIPTION")
 			for _, c := range keys.List() {
@@ -77,6 +85,7 @@ func (a *app) keysCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
+	list.Flags().BoolVar(&asJSON, "json", false, "print the keys (without their secrets) as JSON")
 	del := &cobra.Command{
 		Use:   "delete ACCESS_KEY_ID",
 		Short: "Delete an access key",

@@ -31,7 +31,8 @@ func (a *app) queueCommand() *cobra.Command {
 		Short: "Show the asynchronous invocation queue per function",
 		Long: "Show each function's queue of asynchronous (Event) invocations: DEPTH is the events stored\n" +
 			"(waiting, retrying or running), IN-FLIGHT the events running now and OLDEST the age of the\n" +
-			"oldest stored event. Functions with nothing queued are not listed.",
+			"oldest stored event. Functions with nothing queued are not listed; with none at all it\n" +
+			"prints \"nothing queued\".",
 		Args: rangeArgs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -65,6 +66,10 @@ func (a *app) queueCommand() *cobra.Command {
 			if asJSON {
 				body = append(bytes.TrimRight(body, "\n"), '\n')
 				_, err := a.stdout.Write(body)
+				return err
+			}
+			if len(st.Functions) == 0 {
+				_, err := fmt.Fprintln(a.stdout, "nothing queued")
 				return err
 			}
 			return writeQueueTable(a.stdout, st.Functions)

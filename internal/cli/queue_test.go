@@ -84,7 +84,8 @@ func TestQueueOutput(t *testing.T) {
 			"b                     3      1          1.2s\n" +
 			"c                     0      1          -\n"},
 		{name: "json", args: []string{"queue", "--json", "--endpoint", srv.URL}, wantStdout: body + "\n"},
-		{name: "empty", args: []string{"queue", "--endpoint", empty.URL}, wantStdout: "FUNCTION  DEPTH  IN-FLIGHT  OLDEST\n"},
+		{name: "empty", args: []string{"queue", "--endpoint", empty.URL}, wantStdout: "nothing queued\n"},
+		{name: "empty json", args: []string{"queue", "--json", "--endpoint", empty.URL}, wantStdout: `{"functions":[]}` + "\n"},
 		{name: "wrong path", args: []string{"queue", "--endpoint", srv.URL + "/base"}, wantCode: 1,
 			wantStderr: "flint: /base/flint/v1/async 404 Not Found: 404 page not found\n"},
 		{name: "AWS error", args: []string{"queue", "--endpoint", broken.URL}, wantCode: 1,

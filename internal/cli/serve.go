@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,6 +25,7 @@ func (a *app) serveCommand() *cobra.Command {
 	}
 	cfg.MasterKey = os.Getenv("FLINT_MASTER_KEY")
 	logLevel := "info"
+	var runtimePaths []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lambda API and the functions' execution environments",
@@ -34,6 +36,16 @@ func (a *app) serveCommand() *cobra.Command {
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageErrorf(cmd, "--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			for _, kv := range runtimePaths {
+				rt, p, ok := strings.Cut(kv, "=")
+				if !ok || rt == "" || p == "" {
+					return usageErrorf(cmd, "--runtime-path %q: want RUNTIME=PATH, e.g. python3.12=/usr/local/bin/python3.12", kv)
+				}
+				if cfg.RuntimePaths == nil {
+					cfg.RuntimePaths = map[string]string{}
+				}
+				cfg.RuntimePaths[rt] = p
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf(cmd, "invalid configuration: %w", err)
@@ -73,6 +85,10 @@ func (a *app) serveCommand() *cobra.Command {
 		"how long an async event or queue message left running by a crash waits before it is delivered again")
 	f.DurationVar(&cfg.StreamRetryDelay, "stream-retry-delay", cfg.StreamRetryDelay,
 		"wait before a stream event source mapping first retries a failed batch (doubling up to 30s)")
+	f.StringArrayVar(&runtimePaths, "runtime-path", nil,
+		"RUNTIME=PATH: the interpreter a Python or Node runtime runs on, e.g. python3.12=/usr/local/bin/python3.12 (repeatable)")
+	f.BoolVar(&cfg.StrictRuntimes, "strict-runtimes", cfg.StrictRuntimes,
+		"refuse functions whose runtime has no interpreter of its own version here (default: run them on the nearest version, with a warning)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

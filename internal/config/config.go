@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -91,6 +92,12 @@ type Config struct {
 	// and the local cache. It outlasts the longest invocation (15 minutes), so environments of a
 	// retired pool still running never lose their /var/task or /opt. 0 removes at once.
 	CodeGrace time.Duration
+	// RuntimePaths names the interpreter a Python or Node runtime runs on (python3.12 →
+	// /usr/local/bin/python3.12), instead of the one Flint finds. It must be of that version.
+	RuntimePaths map[string]string
+	// StrictRuntimes refuses to create or update functions whose runtime has no interpreter of
+	// its own version on this node, instead of running them on the nearest version found.
+	StrictRuntimes bool
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -184,6 +191,11 @@ func (c Config) Validate() error {
 	}
 	if c.NATSListen != "" && !IsLoopback(c.NATSListen) && !c.TLS() {
 		errs = append(errs, fmt.Errorf("nats-listen %s is not a loopback address: it needs TLS (--tls-cert/--tls-key or --tls-self-signed)", c.NATSListen))
+	}
+	for rt, p := range c.RuntimePaths {
+		if rt == "" || !filepath.IsAbs(p) {
+			errs = append(errs, fmt.Errorf("runtime path %s=%s: want RUNTIME=/absolute/path/to/interpreter", rt, p))
+		}
 	}
 	return errors.Join(errs...)
 }

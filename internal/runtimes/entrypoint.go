@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/flint-run/flint/internal/sandbox"
 )
@@ -27,18 +25,18 @@ var (
 	optBootstrap  = path.Join(sandbox.GuestOptRoot, "bootstrap")
 )
 
-// Host interpreters, looked up once per process.
-var (
-	hostPython = sync.OnceValues(func() (string, error) { return findInterpreter("/usr/bin/python3", "python3") })
-	hostNode   = sync.OnceValues(func() (string, error) { return findInterpreter("/usr/bin/node", "node") })
-)
-
 // Entrypoint returns the argv and the runtime-specific environment (KEY=VALUE) that start r.
 // Paths in both are guest paths. taskDir and optDir are the host directories that will appear
 // at /var/task and /opt (optDir may be empty); they are read only to find a provided runtime's
 // bootstrap. Interpreters are host paths and are absolute. The caller adds the standard Lambda
-// variables.
+// variables. Python and Node runtimes run on Default()'s interpreters; a server with its own
+// options uses Table.Entrypoint.
 func (r Runtime) Entrypoint(taskDir, optDir string) (argv []string, env []string, err error) {
+	return Default().Entrypoint(r, taskDir, optDir)
+}
+
+// entrypoint is Entrypoint with the interpreter of a Python or Node runtime given.
+func (r Runtime) entrypoint(interp, taskDir, optDir string) (argv []string, env []string, err error) {
 	switch r.Family {
 	case Provided:
 		switch {
@@ -49,10 +47,6 @@ func (r Runtime) Entrypoint(taskDir, optDir string) (argv []string, env []string
 		}
 		return nil, nil, noBootstrapError{}
 	case Python:
-		py, err := hostPython()
-		if err != nil {
-			return nil, nil, fmt.Errorf("runtime %s: %w", r.Name, err)
-		}
 		version := strings.TrimPrefix(r.Name, "python") // "3.12"
 		pythonPath := strings.Join([]string{
 			path.Join(sandbox.GuestRuntimeDir, "python"),
@@ -60,17 +54,13 @@ func (r Runtime) Entrypoint(taskDir, optDir string) (argv []string, env []string
 			path.Join(sandbox.GuestOptRoot, "python", "lib", "python"+version, "site-packages"),
 			path.Join(sandbox.GuestOptRoot, "python"),
 		}, ":")
-		return []string{py, pythonClient}, []string{
+		return []string{interp, pythonClient}, []string{
 			"AWS_EXECUTION_ENV=AWS_Lambda_" + r.Name,
 			"PYTHONPATH=" + pythonPath,
 			"PYTHONUNBUFFERED=1",
 			"PYTHONDONTWRITEBYTECODE=1",
 		}, nil
 	case Node:
-		node, err := hostNode()
-		if err != nil {
-			return nil, nil, fmt.Errorf("runtime %s: %w", r.Name, err)
-		}
 		major := strings.TrimSuffix(strings.TrimPrefix(r.Name, "nodejs"), ".x") // "20"
 		nodePath := strings.Join([]string{
 			path.Join(sandbox.GuestOptRoot, "nodejs", "node"+major, "node_modules"),
@@ -78,7 +68,7 @@ func (r Runtime) Entrypoint(taskDir, optDir string) (argv []string, env []string
 			path.Join(sandbox.GuestRuntimeDir, "node_modules"),
 			sandbox.GuestTaskRoot,
 		}, ":")
-		return []string{node, nodeClient}, []string{
+		return []string{interp, nodeClient}, []string{
 			"AWS_EXECUTION_ENV=AWS_Lambda_" + r.Name,
 			"NODE_PATH=" + nodePath,
 		}, nil
@@ -121,31 +111,6 @@ func hasBootstrap(dir string) bool {
 		}
 	}
 	return fi.Mode().IsRegular()
-}
-
-// findInterpreter returns preferred if it is an executable file, else the first executable
-// name on PATH that is not a version-manager shim (a directory or symlink target containing
-// "/shims/": a shim picks the interpreter from the caller's directory and environment, which
-// the guest does not share). The result has its symlinks resolved.
-func findInterpreter(preferred, name string) (string, error) {
-	if isExecutable(preferred) {
-		return preferred, nil
-	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if dir == "" || !filepath.IsAbs(dir) || isShim(dir+"/") {
-			continue
-		}
-		p := filepath.Join(dir, name)
-		if !isExecutable(p) {
-			continue
-		}
-		resolved, err := filepath.EvalSymlinks(p)
-		if err != nil || isShim(resolved) {
-			continue
-		}
-		return resolved, nil
-	}
-	return "", fmt.Errorf("no %s interpreter on this host (tried %s and PATH without shims): %w", name, preferred, exec.ErrNotFound)
 }
 
 func isShim(p string) bool { return strings.Contains(p, "/shims/") }

@@ -210,56 +210,6 @@ func TestEntrypointInterpreted(t *testing.T) {
 	}
 }
 
-func TestFindInterpreterSkipsShims(t *testing.T) {
-	dir := t.TempDir()
-	writeExec := func(name string) string {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("#!/bin/sh\n"), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	writeExec(".pyenv/shims/python3")
-	target := writeExec("versions/3.12/bin/python3.12")
-	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(target, filepath.Join(dir, "bin", "python3")); err != nil {
-		t.Fatal(err)
-	}
-	linkedShim := filepath.Join(dir, "linkbin", "python3")
-	if err := os.MkdirAll(filepath.Dir(linkedShim), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(dir, ".pyenv/shims/python3"), linkedShim); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Setenv("PATH", strings.Join([]string{
-		filepath.Join(dir, ".pyenv/shims"),
-		filepath.Join(dir, "linkbin"), // a symlink to a shim
-		"relative/bin",
-		filepath.Join(dir, "bin"),
-	}, string(os.PathListSeparator)))
-	got, err := findInterpreter(filepath.Join(dir, "nonexistent"), "python3")
-	if err != nil || got != target {
-		t.Errorf("findInterpreter = %q, %v; want %q", got, err, target)
-	}
-
-	preferred := writeExec("usr/bin/python3")
-	if got, err := findInterpreter(preferred, "python3"); err != nil || got != preferred {
-		t.Errorf("findInterpreter with preferred present = %q, %v; want %q", got, err, preferred)
-	}
-
-	t.Setenv("PATH", filepath.Join(dir, ".pyenv/shims"))
-	if _, err := findInterpreter(filepath.Join(dir, "nonexistent"), "python3"); !errors.Is(err, exec.ErrNotFound) {
-		t.Errorf("findInterpreter with only shims: error = %v, want exec.ErrNotFound", err)
-	}
-}
-
 func TestInstall(t *testing.T) {
 	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "runtime") // does not exist yet

@@ -168,6 +168,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err := runtimes.Install(runtimeDir); err != nil {
 		return fmt.Errorf("install runtime clients: %w", err)
 	}
+	interps, err := runtimes.Resolve(ctx, runtimes.Options{Paths: cfg.RuntimePaths, Strict: cfg.StrictRuntimes,
+		InstallDir: filepath.Join(dataDir, "runtimes")})
+	if err != nil {
+		return fmt.Errorf("runtimes: %w", err)
+	}
+	logRuntimes(s.log, interps)
 	code, err := artifact.NewCache(filepath.Join(dataDir, "code"))
 	if err != nil {
 		return fmt.Errorf("code cache: %w", err)
@@ -232,7 +238,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 			Handler: func(env worker.EnvInfo) http.Handler { return secretsSvc.ExtensionHandler(env.SessionToken) }}},
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
 		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
-		Log: s.log.With("part", "worker"),
+		Log: s.log.With("part", "worker"), Runtimes: interps,
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
@@ -290,7 +296,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	s.goRun("access keys", func() error { return watchKeys(runCtx, keys, s.log) })
 	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
-		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"),
+		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"), Runtimes: interps,
 		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring, CodeGrace: cfg.CodeGrace})
 	s.goRun("code collector", func() error { return handler.RunCodeGC(runCtx) })
 	var lc net.ListenConfig

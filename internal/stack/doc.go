@@ -6,51 +6,13 @@
 // Flint's public APIs only (Lambda, EventBridge Scheduler, /metrics) through aws-sdk-go-v2: it must
 // not reach into server internals, and it never reads flags or the environment (that is cli's).
 //
-// # Flint stack files
+// # File formats
 //
-//	stack: shop                   # stack name: tags its functions for --prune (default: the
-//	                              # file's directory name)
-//	layers:
-//	  deps:                       # a layer, published as "deps" when its content changes
-//	    dir: layers/deps          # a directory zipped as is (python/…, nodejs/node_modules/…,
-//	                              # bin/…) or a .zip
-//	    runtimes: [python3.12]    # CompatibleRuntimes (optional)
-//	functions:
-//	  orders:                     # the function's name
-//	    code: src/orders          # sources (built by package build), a ready directory (one with
-//	                              # a bootstrap) or a .zip; relative to the stack file
-//	    runtime: python3.12       # default: the runtime the build implies
-//	    handler: app.handler      # default: the handler the build finds
-//	    memory: 256               # MB (default 128)
-//	    timeout: 10               # seconds (default 3)
-//	    description: Orders API
-//	    env: {TABLE: orders}
-//	    layers: [deps]            # this stack's layers by name, or layer version ARNs
-//	    alias: live               # publish a version on each change and move this alias
-//	    deploy: Linear10PercentEvery1Minute   # how the alias moves: AllAtOnce (default),
-//	                              # CanaryNPercentMMinutes, LinearNPercentEveryMMinutes (also
-//	                              # …Seconds for short tests)
-//	    url:                      # a function URL (on the alias when there is one)
-//	      auth: NONE              # NONE or AWS_IAM
-//	      cors: {origins: ["*"], methods: [GET, POST], headers: [content-type], max_age: 60}
-//	    schedules:
-//	      nightly:                # schedule named <function>-<name>
-//	        expression: cron(0 3 * * ? *)    # or rate(5 minutes), at(…)
-//	        input: '{"full": true}'
-//	        enabled: true         # default true
-//
-// # AWS SAM templates
-//
-// A file with "Transform: AWS::Serverless-2016-10-31" or a Resources section is read as a SAM
-// template. Supported: Globals.Function (merged into every function, Environment.Variables key by
-// key); AWS::Serverless::Function with FunctionName (default: the logical ID), CodeUri, Handler,
-// Runtime, MemorySize, Timeout, Description, Environment.Variables, Layers (!Ref to an
-// AWS::Serverless::LayerVersion of the template, or ARNs), Events of Type Schedule (Schedule,
-// Input, Enabled, Name) and ScheduleV2 (ScheduleExpression, Input, State), FunctionUrlConfig
-// (AuthType, Cors), AutoPublishAlias and DeploymentPreference.Type; AWS::Serverless::LayerVersion with
-// LayerName (default: the logical ID), ContentUri and CompatibleRuntimes. !Ref to a template
-// Parameter resolves to its Default. Other event types and resource types are reported as
-// warnings and skipped.
+// Flint's own stack format and the supported subset of AWS SAM templates (Globals.Function,
+// AWS::Serverless::Function with Schedule/ScheduleV2 events, FunctionUrlConfig, AutoPublishAlias
+// and DeploymentPreference, AWS::Serverless::LayerVersion; other types are warned about and
+// skipped) are documented for users in docs/SAM.md at the repository's root. Keep that page true
+// when the parser (file.go) changes.
 //
 // Both kinds of schedule event become EventBridge Scheduler schedules named <function>-<event>,
 // delivering what AWS delivers. A ScheduleV2 event (Scheduler on AWS too) delivers its Input,

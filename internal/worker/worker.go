@@ -98,6 +98,8 @@ type Config struct {
 	Observer Observer // may be nil
 	Log      *slog.Logger
 	Now      func() time.Time
+	// Runtimes is this node's interpreter per Python and Node runtime; nil: runtimes.Default().
+	Runtimes *runtimes.Table
 }
 
 // Service is an HTTP interface served to each environment on a loopback port of its own, in place
@@ -831,7 +833,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 			return nil, nil, fmt.Errorf("layers for %s: %w", p.fn.Name, err)
 		}
 	}
-	argv, renv, err := p.fn.Runtime.Entrypoint(codeDir, optDir)
+	argv, renv, err := p.m.cfg.Runtimes.Entrypoint(p.fn.Runtime, codeDir, optDir)
 	if errors.Is(err, runtimes.ErrNoBootstrap) {
 		return fail("Runtime.InvalidEntrypoint", err.Error())
 	}

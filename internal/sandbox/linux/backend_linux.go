@@ -517,9 +517,11 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if sp.cmd != nil {
 		i.dir, i.cg, i.veth = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}, sp.veth
 	}
+	home := interpreterHome(spec.Argv) // an interpreter outside /usr: shown at /var/lang
+	argv, env := inGuestLang(home, spec.Argv, env)
 	cfg, err := json.Marshal(initConfig{TaskDir: spec.TaskDir, OptDir: spec.OptDir,
-		RuntimeDir: spec.RuntimeDir, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Ports: numbers, Argv: spec.Argv, Env: env, UID: b.guestUID, GID: b.guestGID})
+		RuntimeDir: spec.RuntimeDir, Interp: home, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
+		Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID})
 	if err != nil {
 		if sp.cmd != nil {
 			b.discard(sp)

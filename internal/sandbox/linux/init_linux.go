@@ -51,6 +51,9 @@ type initConfig struct {
 	// first); unset, it stays uid 0 (of the user namespace, when the server is not root).
 	UID int `json:"uid,omitempty"`
 	GID int `json:"gid,omitempty"`
+	// Interp is an interpreter's installation outside the host directories, shown at /var/lang
+	// (interpreterHome).
+	Interp string `json:"interp,omitempty"`
 }
 
 // Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and

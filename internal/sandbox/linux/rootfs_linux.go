@@ -141,6 +141,9 @@ func finishRoot(r string, cfg initConfig) error {
 		"mode=1777,size="+strconv.Itoa(cfg.TmpMB)+"m"); err != nil {
 		return fmt.Errorf("tmpfs /tmp: %w", err)
 	}
+	if err := bindInterpreter(r, cfg.Interp); err != nil {
+		return err
+	}
 	if err := unix.Chdir(r); err != nil {
 		return err
 	}
