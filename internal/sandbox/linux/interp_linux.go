@@ -66,7 +66,9 @@ func inGuestLang(home string, argv, env []string) ([]string, []string) {
 	return argv, append(env, "LD_LIBRARY_PATH="+lib)
 }
 
-// bindInterpreter shows home (interpreterHome) read-only at /var/lang under the root r.
+// bindInterpreter shows home (interpreterHome) read-only at /var/lang under the root r, as the
+// function's own directories are shown: its host path (a user's pyenv, the data directory) does
+// not appear in the environment's mountinfo.
 func bindInterpreter(r, home string) error {
 	if home == "" {
 		return nil
@@ -75,5 +77,5 @@ func bindInterpreter(r, home string) error {
 	if err := os.MkdirAll(guest, 0o755); err != nil {
 		return fmt.Errorf("interpreter %s: %w", home, err)
 	}
-	return bindRO(home, guest, true, roFlags)
+	return hiddenRO(home, guest)
 }

@@ -969,6 +969,36 @@ except OSError as e:
 			}
 		})
 	}
+
+	// An interpreter installed outside /usr (pyenv's, `flint runtimes install`'s in the data
+	// directory) shows at /var/lang without its host path.
+	t.Run("interpreter outside /usr", func(t *testing.T) {
+		b := newBackend(t, "none", func(c *Config) { c.Prespawn = -1 })
+		home := filepath.Join(t.TempDir(), "host-layout-pyenv")
+		bin, err := os.ReadFile("/usr/bin/python3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(home, "bin"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(home, "bin", "python3"), bin, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		exit, out, _ := run(t, b, sandbox.Spec{TaskDir: t.TempDir(), Argv: []string{filepath.Join(home, "bin", "python3"), "-c", script}})
+		if exit.Code != 0 {
+			t.Fatalf("exit %s, output %q", exit, out)
+		}
+		if !strings.Contains(out, " /var/lang ") {
+			t.Errorf("no /var/lang mount:\n%s", out)
+		}
+		if strings.Contains(out, "host-layout-pyenv") {
+			t.Errorf("the interpreter's host path is visible inside:\n%s", out)
+		}
+		if strings.Contains(out, "BADROOT") {
+			t.Errorf("a mount shows a host path as its root:\n%s", out)
+		}
+	})
 }
 
 // waitForSpare waits until b has a spare init ready.
