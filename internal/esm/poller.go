@@ -100,7 +100,7 @@ func (p *poller) run(ctx context.Context) error {
 		msgs, err := p.fetch(ctx, cons, batchSize, window)
 		if ctx.Err() != nil {
 			for _, msg := range msgs { // stopping: hand them back at once, not after AckWait
-				_ = msg.Nak()
+				handBack(msg)
 			}
 			msgs = nil
 		}
@@ -218,7 +218,7 @@ func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 	stopBeat()
 	if runCtx.Err() != nil && (err != nil || res.Throttled || res.FunctionError != "") {
 		for _, it := range items {
-			_ = it.msg.Nak()
+			handBack(it.msg)
 		}
 		return
 	}
@@ -390,3 +390,9 @@ func (p *poller) deadLetter(ctx context.Context, it item) {
 	}
 	p.ack(ctx, it)
 }
+
+// handBack returns a message this node will not process (it is shutting down) for redelivery at
+// once, to another node or to this one after its restart. A plain Nak does only the first: the
+// server keeps it in memory, and after a restart the message waits out AckWait from its
+// delivery. A Nak with a delay is stored with the consumer's state.
+func handBack(msg jetstream.Msg) { _ = msg.NakWithDelay(time.Millisecond) }

@@ -216,5 +216,19 @@ func SignalName(s syscall.Signal) string {
 	return s.String()
 }
 
+// ExecError is Start's error when the environment's entrypoint could not be executed: a file that
+// is not executable or of no format the kernel runs, or whose interpreter (#!) is missing. Unlike
+// any other failure to start it is the function's doing, which Lambda reports as
+// Runtime.InvalidEntrypoint; backends return it (wrapped or not) so the worker can tell.
+type ExecError struct {
+	Path string // as the environment names it (/var/task/bootstrap)
+	Err  error  // the exec's errno
+}
+
+// Error reads as Lambda's message does ("fork/exec /var/task/bootstrap: exec format error").
+func (e *ExecError) Error() string { return "fork/exec " + e.Path + ": " + e.Err.Error() }
+
+func (e *ExecError) Unwrap() error { return e.Err }
+
 // ErrDestroyed is returned by operations on an instance that has been destroyed.
 var ErrDestroyed = errors.New("sandbox: instance destroyed")

@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flint-run/flint/internal/config"
@@ -39,15 +38,8 @@ func readCodeState(t *testing.T, s *server.Server, dataDir string) codeState {
 	for _, e := range ents {
 		st.dirs = append(st.dirs, e.Name())
 	}
-	nc, err := nats.Connect(s.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Flint's own (in-process) connection: outside NATS clients cannot reach the object store.
+	js := s.JetStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	obs, err := js.ObjectStore(ctx, "flint_code")
@@ -89,7 +81,6 @@ func waitCodeState(t *testing.T, s *server.Server, dataDir string, what string, 
 
 func startCodeServer(t *testing.T, dir string) *server.Server {
 	return startServer(t, dir, func(c *config.Config) {
-		c.NATSListen = "127.0.0.1:0"
 		c.CodeGrace = 0 // collect as soon as nothing references
 	})
 }
@@ -229,12 +220,7 @@ func TestRefusedCodeRequestsLeaveNothing(t *testing.T) {
 // Flint left it.
 func plantCode(t *testing.T, s *server.Server, dataDir string, zip []byte) {
 	t.Helper()
-	nc, err := nats.Connect(s.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := s.JetStream()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	obs, err := js.ObjectStore(ctx, "flint_code")

@@ -90,7 +90,7 @@ func BenchmarkESMStream(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i := range b.N {
-			if _, err := js.PublishAsync(fmt.Sprintf("flint.streams.%s.k%d", name, i%20), []byte(`{"n":1}`)); err != nil {
+			if _, err := js.PublishAsync(fmt.Sprintf("flint.streams.%s.k%d", name, i%20), []byte(`{"n":1}`), stallWait); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -130,7 +130,7 @@ func TestESMStream(t *testing.T) {
 				}
 				poisonSeq = ack.Sequence
 			}
-			if _, err := js.PublishAsync(subject, fmt.Appendf(nil, "k%d/%d", k, i)); err != nil {
+			if _, err := js.PublishAsync(subject, fmt.Appendf(nil, "k%d/%d", k, i), stallWait); err != nil {
 				t.Fatal(err)
 			}
 		}

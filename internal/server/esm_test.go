@@ -149,7 +149,7 @@ func TestESMQueue(t *testing.T) {
 	const n = 5000
 	start := time.Now()
 	for i := range n {
-		if _, err := js.PublishAsync("flint.queues.jobs", []byte(strconv.Itoa(i))); err != nil {
+		if _, err := js.PublishAsync("flint.queues.jobs", []byte(strconv.Itoa(i)), stallWait); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -360,3 +360,7 @@ func TestESMQueueSurvivesRestart(t *testing.T) {
 		}
 	}
 }
+
+// stallWait lets a test's burst of async publishes wait for acks when the machine is slow,
+// instead of failing after the client's default 200 ms with too many outstanding.
+var stallWait = jetstream.WithStallWait(time.Minute)

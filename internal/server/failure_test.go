@@ -78,6 +78,21 @@ func TestFunctionFailures(t *testing.T) {
 			wantType: "Runtime.InvalidEntrypoint", wantMsg: "bootstrap",
 		},
 		{
+			name: "bootstrap of no executable format", runtime: "provided.al2023", handler: "bootstrap",
+			files:    map[string]zipEntry{"bootstrap": {body: "just text\n", mode: 0o755}},
+			wantType: "Runtime.InvalidEntrypoint", wantMsg: "fork/exec /var/task/bootstrap: exec format error",
+		},
+		{
+			name: "bootstrap interpreter missing", runtime: "provided.al2", handler: "bootstrap",
+			files:    map[string]zipEntry{"bootstrap": {body: "#!/nonexistent/sh\n", mode: 0o755}},
+			wantType: "Runtime.InvalidEntrypoint", wantMsg: "fork/exec /var/task/bootstrap: no such file or directory",
+		},
+		{
+			name: "bootstrap not executable", runtime: "provided.al2023", handler: "bootstrap",
+			files:    map[string]zipEntry{"bootstrap": {body: "#!/bin/sh\necho hi\n", mode: 0o644}},
+			wantType: "Runtime.InvalidEntrypoint", wantMsg: "/var/task/bootstrap",
+		},
+		{
 			name: "python import error", runtime: "python3.12", handler: "missing.handler",
 			files:    map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return e\n"}},
 			wantType: "Runtime.ImportModuleError", wantMsg: "Unable to import module 'missing'",

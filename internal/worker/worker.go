@@ -917,6 +917,11 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	err = inst.Start(ctx)
 	execAt := p.m.now()
 	w.Close() // the environment holds its own copy
+	if ee, ok := errors.AsType[*sandbox.ExecError](err); ok {
+		// The package's entrypoint cannot be executed: the function's error, as on Lambda.
+		e.destroy("entrypoint not executable")
+		return fail("Runtime.InvalidEntrypoint", ee.Error())
+	}
 	if err != nil {
 		e.destroy("start failed")
 		return nil, nil, fmt.Errorf("start environment for %s: %w", p.fn.Name, err)

@@ -487,7 +487,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if tmpMB <= 0 {
 		tmpMB = defaultEphemeralMB
 	}
-	i := &instance{b: b, id: spec.ID, memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
+	i := &instance{b: b, id: spec.ID, argv0: spec.Argv[0], memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
 		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4), done: make(chan struct{})}
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
@@ -708,6 +708,7 @@ func (m message) closeFDs() {
 type instance struct {
 	b     *Backend
 	id    string
+	argv0 string // the runtime, as the environment names it
 	memMB int
 	dir   string
 	cg    envCgroup
@@ -856,6 +857,10 @@ func (i *instance) Start(ctx context.Context) error {
 	m, err := i.next(ctx)
 	if err != nil {
 		return fmt.Errorf("linux sandbox: start %s: %w", i.id, err)
+	}
+	if m.kind == msgNoExec {
+		n, _ := strconv.Atoi(m.body)
+		return &sandbox.ExecError{Path: i.argv0, Err: syscall.Errno(n)}
 	}
 	if m.kind != msgStarted {
 		return fmt.Errorf("linux sandbox: start %s: unexpected message %q", i.id, m.kind)

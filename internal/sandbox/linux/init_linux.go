@@ -31,6 +31,7 @@ const (
 	msgStarted  = 'S' // init → parent: the runtime is running
 	msgExit     = 'X' // init → parent: the runtime ended: "code N" or "signal N"
 	msgError    = 'E' // init → parent: setup failed; the text follows
+	msgNoExec   = 'N' // init → parent: the runtime could not be executed; its errno follows
 	msgProbeAck = 'P' // init → parent: the probe ran (Check)
 )
 
@@ -72,7 +73,11 @@ func Init() {
 	runtime.LockOSThread()
 	err := sandboxInit()
 	msg := "flint sandbox init: " + err.Error()
-	_ = unix.Sendmsg(controlFD, append([]byte{msgError}, msg...), nil, nil, 0)
+	if errno, ok := errors.AsType[execFailed](err); ok {
+		_ = unix.Sendmsg(controlFD, append([]byte{msgNoExec}, strconv.Itoa(int(errno))...), nil, nil, 0)
+	} else {
+		_ = unix.Sendmsg(controlFD, append([]byte{msgError}, msg...), nil, nil, 0)
+	}
 	fmt.Fprintln(os.Stderr, msg)
 	unix.Exit(127)
 }
@@ -174,7 +179,7 @@ func sandboxInit() error {
 	}
 	argv0, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", err, execFailed(syscall.ENOENT))
 	}
 	null, err := os.Open("/dev/null")
 	if err != nil {
@@ -189,6 +194,9 @@ func sandboxInit() error {
 		Files: []uintptr{null.Fd(), 1, 2},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
+	if errno, ok := err.(syscall.Errno); ok {
+		return fmt.Errorf("exec %s: %w", cfg.Argv[0], execFailed(errno))
+	}
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", cfg.Argv[0], err)
 	}
@@ -224,6 +232,12 @@ func capLast() (int, error) {
 	}
 	return strconv.Atoi(strings.TrimSpace(string(b)))
 }
+
+// execFailed is the errno of a runtime that could not be executed: the function's doing
+// (sandbox.ExecError), not the sandbox's.
+type execFailed syscall.Errno
+
+func (e execFailed) Error() string { return syscall.Errno(e).Error() }
 
 // lookPath resolves a bare command name against the runtime's PATH inside the new root.
 func lookPath(name string, env []string) (string, error) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -69,6 +70,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	}
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String())
 	env = append(env, portEnv...)
+	i.argv0 = spec.Argv[0]
 	i.cmd = &exec.Cmd{
 		Path:   argv[0],
 		Args:   argv,
@@ -117,6 +119,7 @@ type instance struct {
 	ln    net.Listener
 	ports sandbox.Listeners // set by Create, read-only after
 	cmd   *exec.Cmd
+	argv0 string // the entrypoint as the function names it (a guest path)
 	done  chan struct{}
 
 	mu        sync.Mutex
@@ -145,6 +148,10 @@ func (i *instance) Start(ctx context.Context) error {
 		return sandbox.ErrDestroyed
 	}
 	if err := i.cmd.Start(); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) && pe.Op == "fork/exec" {
+			return &sandbox.ExecError{Path: i.argv0, Err: pe.Err}
+		}
 		return fmt.Errorf("process: start %s: %w", i.cmd.Path, err)
 	}
 	i.started = true

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -307,6 +308,48 @@ for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
 			t.Error("Start after Destroy succeeded")
 		}
 		checkReleased(t, paths, &output{r: r, br: bufio.NewReader(r)})
+	})
+
+	t.Run("an entrypoint that cannot be executed is an ExecError", func(t *testing.T) {
+		for _, tc := range []struct {
+			name, body string
+			mode       os.FileMode
+			errno      syscall.Errno
+		}{
+			{"not executable", "#!/bin/sh\necho hi\n", 0o644, syscall.EACCES},
+			{"no format the kernel runs", "just text\n", 0o755, syscall.ENOEXEC},
+			{"interpreter missing", "#!/nonexistent/interpreter\n", 0o755, syscall.ENOENT},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				task := t.TempDir()
+				if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(tc.body), tc.mode); err != nil {
+					t.Fatal(err)
+				}
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Close()
+				sp := spec(t, task, "", w)
+				sp.Argv = []string{"/var/task/bootstrap"}
+				inst, err := b.Create(ctx, sp)
+				w.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer inst.Destroy(ctx)
+				err = inst.Start(ctx)
+				ee, ok := errors.AsType[*sandbox.ExecError](err)
+				if !ok || ee.Path != "/var/task/bootstrap" || !errors.Is(err, tc.errno) {
+					inst.Destroy(ctx)
+					out, _ := io.ReadAll(r)
+					t.Fatalf("Start = %v, want an ExecError for /var/task/bootstrap with %v (output %q)", err, tc.errno, out)
+				}
+				if got, want := ee.Error(), "fork/exec /var/task/bootstrap: "+tc.errno.Error(); got != want {
+					t.Errorf("message %q, want %q", got, want)
+				}
+			})
+		}
 	})
 
 	t.Run("exceeding the memory limit is an OOM kill", func(t *testing.T) {
