@@ -2,34 +2,19 @@ package cli
 
 import (
 	"context"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/flint-run/flint/internal/config"
-	"github.com/flint-run/flint/internal/server"
 )
 
 // TestCommandsAgainstServer drives deploy, invoke, ls, logs and rm against a real in-process
 // Flint, the way a user does.
 func TestCommandsAgainstServer(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Sandbox = "process"
-	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t.Setenv("FLINT_ENDPOINT", s.URL())
+	startServer(t, ctx, nil)
 
 	dir := t.TempDir()
 	write := func(body string) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,9 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
-
-	"github.com/flint-run/flint/internal/config"
-	"github.com/flint-run/flint/internal/server"
 )
 
 func TestFormatAge(t *testing.T) {
@@ -111,20 +107,9 @@ func TestQueueOutput(t *testing.T) {
 // TestQueueAgainstServer queues Event invokes behind a slow function with reserved concurrency 1
 // on a real in-process Flint and reads them back with `flint queue`.
 func TestQueueAgainstServer(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Sandbox = "process"
-	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t.Setenv("FLINT_ENDPOINT", s.URL())
+	s, _ := startServer(t, ctx, nil)
 
 	dir := t.TempDir()
 	// Long enough for the queue to be seen with its first event running. (Server.Close currently

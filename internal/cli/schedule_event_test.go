@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,7 +14,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/config"
-	"github.com/flint-run/flint/internal/server"
 )
 
 const scheduleEventsTemplate = `Transform: AWS::Serverless-2016-10-31
@@ -54,21 +52,9 @@ Resources:
 // Input that Input verbatim, and a ScheduleV2 event its Input with Scheduler's context
 // attributes filled in.
 func TestSAMScheduleEvents(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Sandbox = "process"
-	cfg.AsyncRetryDelay = time.Second
-	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t.Setenv("FLINT_ENDPOINT", s.URL())
+	startServer(t, ctx, func(c *config.Config) { c.AsyncRetryDelay = time.Second })
 
 	dir := t.TempDir()
 	out := filepath.Join(t.TempDir(), "events")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,9 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
-
-	"github.com/flint-run/flint/internal/config"
-	"github.com/flint-run/flint/internal/server"
 )
 
 const samTemplate = `AWSTemplateFormatVersion: '2010-09-09'
@@ -74,20 +70,9 @@ const tickerResource = `  Ticker:
 // /opt/python), a schedule and a URL against a real Flint; redeploys it unchanged; rolls a broken
 // version back under a linear deployment; and prunes a removed function.
 func TestDeploySAMStack(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listen, cfg.DataDir = "127.0.0.1:0", t.TempDir()
-	cfg.Sandbox = "process"
-	s, err := server.New(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	t.Setenv("FLINT_ENDPOINT", s.URL())
+	s, _ := startServer(t, ctx, nil)
 
 	dir := t.TempDir()
 	write := func(name, body string) {

@@ -74,7 +74,7 @@ func TestAdversarialSweep(t *testing.T) {
 	}
 	id, secret := parseKey(t, string(out))
 	natsAddr := freeAddr(t)
-	srv := startAdvServer(t, bin, data, filepath.Join(work, "serve.log"), "--log-level", "warn", "--sandbox", "linux",
+	srv := startFlintProcess(t, bin, data, filepath.Join(work, "serve.log"), "--log-level", "warn", "--sandbox", "linux",
 		"--function-network", "host", "--nats-listen", natsAddr)
 	c := clientWith(srv.url, id, secret)
 	ctx := context.Background()
@@ -508,45 +508,6 @@ def handler(event, context):
     r["host services"] = ok(reached, "reached %s of %d ports on %s" % (reached, len(event["ports"]), hosts))
     return r
 `
-
-// startAdvServer starts `flint serve` with flags and waits until it answers on /metrics (its
-// API needs signatures).
-func startAdvServer(t *testing.T, bin, data, logPath string, flags ...string) *flintProcess {
-	t.Helper()
-	addr := freeAddr(t)
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logFile.Close()
-	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--data", data}, flags...)...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &flintProcess{cmd: cmd, url: "http://" + addr, logPath: logPath, done: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() { p.kill(t) })
-	client := &http.Client{Timeout: 2 * time.Second}
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := client.Get(p.url + "/metrics"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		select {
-		case <-p.done:
-			p.dumpLog(t)
-			t.Fatalf("flint serve exited: %v", cmd.ProcessState)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.dumpLog(t)
-			t.Fatal("flint serve did not answer within 60 s")
-		}
-	}
-}
 
 var keyLine = regexp.MustCompile(`(?m)^(AccessKeyId|SecretAccessKey):\s+(\S+)`)
 

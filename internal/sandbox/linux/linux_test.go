@@ -324,19 +324,7 @@ func TestPortsAtTheirNumbers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBackend(t, "none", func(c *Config) { c.Prespawn = tc.prespawn })
 			if tc.prespawn > 0 {
-				deadline := time.Now().Add(30 * time.Second)
-				for {
-					b.mu.Lock()
-					n := len(b.spares)
-					b.mu.Unlock()
-					if n > 0 {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatal("no spare init started")
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
+				waitForSpare(t, b)
 			}
 			ports := []sandbox.Port{{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"}, {Number: 8080, EnvVar: "OTHER_PORT"}}
 			// The guest dials the well-known numbers, not the variables.
