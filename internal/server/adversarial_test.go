@@ -314,7 +314,7 @@ func TestAdversarialSweep(t *testing.T) {
 
 	t.Run("escapes", func(t *testing.T) {
 		createFunction(t, c, "probe", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: hostilePy}}),
-			func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(60); in.MemorySize = aws.Int32(128) })
+			func(in *lambda.CreateFunctionInput) { in.Timeout = aws.Int32(20); in.MemorySize = aws.Int32(128) })
 		// Keep another environment busy so that its Runtime API is listening while the probe scans.
 		createFunction(t, c, "sleeper", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "import time\ndef handler(e, c):\n    time.sleep(e['s'])\n    return 'slept'\n"}}))
 		sleeping := make(chan error, 1)
