@@ -114,14 +114,31 @@ func Detect(dir string) (string, error) {
 	return "", fmt.Errorf("%s: %w", dir, ErrUnknownLanguage)
 }
 
-// IsSource reports whether dir holds sources Build should build, as opposed to a ready package:
-// a directory with a bootstrap at its root is deployed as it is.
+// IsReady reports whether dir is a ready package, zipped as it is and never built: a directory
+// with a bootstrap at its root.
+func IsReady(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, "bootstrap"))
+	return err == nil
+}
+
+// IsSource reports whether dir holds sources Build should build, as opposed to a ready package
+// (IsReady) or a directory with nothing Build knows, which are deployed as they are.
 func IsSource(dir string) bool {
-	if _, err := os.Lstat(filepath.Join(dir, "bootstrap")); err == nil {
+	if IsReady(dir) {
 		return false
 	}
 	_, err := Detect(dir)
 	return err == nil
+}
+
+// Zip packages dir as it is (ZipDir) into a Result with no language, runtime or handler: what
+// flint build makes of a ready package.
+func Zip(dir string, opts Options) (*Result, error) {
+	b, unzipped, err := ZipDir(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Zip: b, Size: int64(len(b)), Unzipped: unzipped, CodeSha256: Sha256(b)}, nil
 }
 
 // Build builds the sources in dir into a deployment package.

@@ -40,15 +40,25 @@ func (a *app) buildCommand() *cobra.Command {
 			if verbose {
 				opts.Log = a.stderr
 			}
-			res, err := build.Build(cmd.Context(), dir, opts)
+			var res *build.Result
+			var err error
+			if build.IsReady(dir) {
+				res, err = build.Zip(dir, opts)
+			} else {
+				res, err = build.Build(cmd.Context(), dir, opts)
+			}
 			if err != nil {
 				return err
+			}
+			what := "ready package"
+			if res.Language != "" {
+				what = strings.Join([]string{res.Runtime, res.Handler}, " ")
 			}
 			if err := os.WriteFile(out, res.Zip, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "%s %s (%s unzipped; %s) CodeSha256 %s\n", out, build.FormatSize(res.Size),
-				build.FormatSize(res.Unzipped), strings.Join([]string{res.Runtime, res.Handler}, " "), res.CodeSha256)
+				build.FormatSize(res.Unzipped), what, res.CodeSha256)
 			return nil
 		},
 	}
