@@ -1,11 +1,3 @@
-// Package build turns a function's source directory into a Lambda deployment package: it detects
-// the language (Go, Python or Node.js), runs the host's own toolchain (go, pip, npm) in a staging
-// directory, prunes what a function never needs at run time, and zips the result reproducibly, so
-// the same sources give byte-identical ZIPs and the same CodeSha256.
-//
-// It owns the package format and Lambda's package size limits, checked before anything is sent
-// anywhere. It must not talk to Flint or any other API, and it never modifies the source
-// directory: every tool runs in a temporary copy.
 package build
 
 import (
