@@ -1,11 +1,3 @@
-// Package build turns a function's source directory into a Lambda deployment package: it detects
-// the language (Go, Python or Node.js), runs the host's own toolchain (go, pip, npm) in a staging
-// directory, prunes what a function never needs at run time, and zips the result reproducibly, so
-// the same sources give byte-identical ZIPs and the same CodeSha256.
-//
-// It owns the package format and Lambda's package size limits, checked before anything is sent
-// anywhere. It must not talk to Flint or any other API, and it never modifies the source
-// directory: every tool runs in a temporary copy.
 package build
 
 import (
@@ -114,14 +106,31 @@ func Detect(dir string) (string, error) {
 	return "", fmt.Errorf("%s: %w", dir, ErrUnknownLanguage)
 }
 
-// IsSource reports whether dir holds sources Build should build, as opposed to a ready package:
-// a directory with a bootstrap at its root is deployed as it is.
+// IsReady reports whether dir is a ready package, zipped as it is and never built: a directory
+// with a bootstrap at its root.
+func IsReady(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, "bootstrap"))
+	return err == nil
+}
+
+// IsSource reports whether dir holds sources Build should build, as opposed to a ready package
+// (IsReady) or a directory with nothing Build knows, which are deployed as they are.
 func IsSource(dir string) bool {
-	if _, err := os.Lstat(filepath.Join(dir, "bootstrap")); err == nil {
+	if IsReady(dir) {
 		return false
 	}
 	_, err := Detect(dir)
 	return err == nil
+}
+
+// Zip packages dir as it is (ZipDir) into a Result with no language, runtime or handler: what
+// flint build makes of a ready package.
+func Zip(dir string, opts Options) (*Result, error) {
+	b, unzipped, err := ZipDir(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Zip: b, Size: int64(len(b)), Unzipped: unzipped, CodeSha256: Sha256(b)}, nil
 }
 
 // Build builds the sources in dir into a deployment package.

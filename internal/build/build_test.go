@@ -157,7 +157,8 @@ func TestPythonWheelsAndPruning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := []string{"app.py -rw-r--r--", "lib/util.py -rw-r--r--", "requirements.txt -rw-r--r--", "tinydep/__init__.py -rw-r--r--"}
+		want := []string{"app.py -rw-r--r--", "lib/ drwxr-xr-x", "lib/util.py -rw-r--r--", "requirements.txt -rw-r--r--",
+			"tinydep/ drwxr-xr-x", "tinydep/__init__.py -rw-r--r--"}
 		if diff := cmp.Diff(want, entries(t, res.Zip)); diff != "" {
 			t.Errorf("entries (-want +got):\n%s", diff)
 		}
@@ -211,7 +212,7 @@ func TestNodePruning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"index.js -rw-r--r--", "lib/x.js -rw-r--r--"}
+	want := []string{"index.js -rw-r--r--", "lib/ drwxr-xr-x", "lib/x.js -rw-r--r--"}
 	if diff := cmp.Diff(want, entries(t, res.Zip)); diff != "" {
 		t.Errorf("entries (-want +got):\n%s", diff)
 	}

@@ -17,14 +17,19 @@ func (a *app) buildCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "build DIR [-o OUT.zip]",
 		Short: "Build a function's sources into a reproducible deployment package",
-		Long: "Detect the language of the sources in DIR and build a pruned, reproducible .zip:\n" +
+		Long: "Detect the language of the sources in DIR and build a pruned, reproducible .zip (a ready\n" +
+			"DIR, one with a bootstrap at its root, is zipped as it is, as flint deploy DIR and stacks do):\n" +
 			"  Go      go.mod or package main: go build for linux (CGO_ENABLED=0, -trimpath), zipped as bootstrap\n" +
 			"  Python  requirements.txt or *.py: sources plus pip install -r requirements.txt (offline from\n" +
 			"          DIR/wheels when it exists); __pycache__, *.pyc, tests, *.dist-info pruned\n" +
 			"  Node    package.json or *.js/*.mjs: sources plus npm ci --omit=dev (npm install without a\n" +
 			"          lock file); .bin, tests and *.md pruned\n\n" +
-			"The same sources always give the same bytes and CodeSha256. The package is checked against\n" +
-			"Lambda's limits (50 MB zipped, 250 MB unzipped). Prints one line: path, size, CodeSha256.",
+			"The same sources always give the same bytes and CodeSha256, through flint build, flint deploy\n" +
+			"DIR or a stack: entries sorted, directories kept (empty ones too), files 0755 when executable\n" +
+			"and 0644 otherwise, times 1980-01-01, .git left out, symlinks kept as links. A symlink that is\n" +
+			"absolute or leads out of the directory is an error naming it (Flint refuses such packages).\n" +
+			"The package is checked against Lambda's limits (50 MB zipped, 250 MB unzipped). Prints one\n" +
+			"line: path, size, CodeSha256.",
 		Example: "  flint build examples/go-echo -o go-echo.zip\n  flint deploy go-echo.zip --name go-echo --runtime provided.al2023",
 		Args:    exactArgs(1, "DIR"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -40,15 +45,25 @@ func (a *app) buildCommand() *cobra.Command {
 			if verbose {
 				opts.Log = a.stderr
 			}
-			res, err := build.Build(cmd.Context(), dir, opts)
+			var res *build.Result
+			var err error
+			if build.IsReady(dir) {
+				res, err = build.Zip(dir, opts)
+			} else {
+				res, err = build.Build(cmd.Context(), dir, opts)
+			}
 			if err != nil {
 				return err
+			}
+			what := "ready package"
+			if res.Language != "" {
+				what = strings.Join([]string{res.Runtime, res.Handler}, " ")
 			}
 			if err := os.WriteFile(out, res.Zip, 0o644); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "%s %s (%s unzipped; %s) CodeSha256 %s\n", out, build.FormatSize(res.Size),
-				build.FormatSize(res.Unzipped), strings.Join([]string{res.Runtime, res.Handler}, " "), res.CodeSha256)
+				build.FormatSize(res.Unzipped), what, res.CodeSha256)
 			return nil
 		},
 	}

@@ -1,13 +1,10 @@
 package cli
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -27,6 +24,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/flint-run/flint/internal/build"
 	"github.com/flint-run/flint/internal/sandbox/linux"
 )
 
@@ -82,121 +80,6 @@ func writeTree(t *testing.T, dir string, entries []treeEntry) {
 	}
 }
 
-var packageTree = []treeEntry{
-	{name: "bootstrap", mode: 0o755, content: "#!/bin/sh\necho hi\n"},
-	{name: "lib/", mode: 0o750},
-	{name: "lib/a.txt", mode: 0o644, content: "a"},
-	{name: "lib/nested/b.txt", mode: 0o600, content: strings.Repeat("b", 10000)},
-	{name: "link", content: "->lib/a.txt"},
-	{name: ".git/config", mode: 0o644, content: "[core]"},
-	{name: "sub/.git", mode: 0o644, content: "gitdir: ../.git/modules/sub"},
-	{name: "sub/x.py", mode: 0o644, content: "x = 1\n"},
-	{name: ".env", mode: 0o600, content: "A=1"},
-}
-
-// zipEntry is what a test checks of each zip entry.
-type zipEntry struct {
-	Name     string
-	Mode     fs.FileMode
-	Modified time.Time
-	Content  string
-}
-
-func readZip(t *testing.T, b []byte) []zipEntry {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatalf("read zip: %v", err)
-	}
-	var got []zipEntry
-	for _, f := range zr.File {
-		rc, err := f.Open()
-		if err != nil {
-			t.Fatalf("open %s: %v", f.Name, err)
-		}
-		content, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatalf("read %s: %v", f.Name, err)
-		}
-		got = append(got, zipEntry{Name: f.Name, Mode: f.Mode(), Modified: f.Modified.UTC(), Content: string(content)})
-	}
-	return got
-}
-
-func TestZipDir(t *testing.T) {
-	dir := t.TempDir()
-	writeTree(t, dir, packageTree)
-
-	b, err := zipDir(dir)
-	if err != nil {
-		t.Fatalf("zipDir: %v", err)
-	}
-	got := readZip(t, b)
-	e := func(name string, mode fs.FileMode, content string) zipEntry {
-		return zipEntry{Name: name, Mode: mode, Modified: zipModTime, Content: content}
-	}
-	want := []zipEntry{
-		e(".env", 0o600, "A=1"),
-		e("bootstrap", 0o755, "#!/bin/sh\necho hi\n"),
-		e("lib/", fs.ModeDir|0o750, ""),
-		e("lib/a.txt", 0o644, "a"),
-		e("lib/nested/", fs.ModeDir|0o755, ""),
-		e("lib/nested/b.txt", 0o600, strings.Repeat("b", 10000)),
-		e("link", fs.ModeSymlink|0o777, "lib/a.txt"),
-		e("sub/", fs.ModeDir|0o755, ""),
-		e("sub/x.py", 0o644, "x = 1\n"),
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("zip entries (-want +got):\n%s", diff)
-	}
-}
-
-func TestZipDirDeterministic(t *testing.T) {
-	first := t.TempDir()
-	writeTree(t, first, packageTree)
-	// The same tree written in reverse order, later, with other modification times.
-	second := t.TempDir()
-	reversed := make([]treeEntry, len(packageTree))
-	for i, e := range packageTree {
-		reversed[len(packageTree)-1-i] = e
-	}
-	writeTree(t, second, reversed)
-	later := time.Now().Add(time.Hour)
-	if err := os.Chtimes(filepath.Join(second, "bootstrap"), later, later); err != nil {
-		t.Fatal(err)
-	}
-
-	sums := map[string]string{}
-	for _, run := range []struct{ name, dir string }{
-		{"first", first}, {"first again", first}, {"second", second},
-	} {
-		b, err := zipDir(run.dir)
-		if err != nil {
-			t.Fatalf("%s: zipDir: %v", run.name, err)
-		}
-		sums[run.name] = fmt.Sprintf("%x", sha256.Sum256(b))
-	}
-	for _, name := range []string{"first again", "second"} {
-		if got, want := sums[name], sums["first"]; got != want {
-			t.Errorf("sha256 of %s zip = %s, want %s (the first zip's)", name, got, want)
-		}
-	}
-}
-
-func TestZipDirRejectsSpecialFiles(t *testing.T) {
-	dir := t.TempDir()
-	writeTree(t, dir, []treeEntry{{name: "a", mode: 0o644, content: "a"}})
-	l, err := net.Listen("unix", filepath.Join(dir, "sock"))
-	if err != nil {
-		t.Skipf("cannot create a unix socket here: %v", err)
-	}
-	defer l.Close()
-	if _, err := zipDir(dir); err == nil {
-		t.Errorf("zipDir of a tree with a socket: got no error, want one")
-	}
-}
-
 func TestLoadPackage(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, []treeEntry{
@@ -206,7 +89,7 @@ func TestLoadPackage(t *testing.T) {
 		{name: "bootstrap", mode: 0o755, content: "binary"},
 		{name: "srclink", content: "->src"},
 	})
-	wantDir, err := zipDir(filepath.Join(dir, "src"))
+	wantDir, _, err := build.ZipDir(filepath.Join(dir, "src"), build.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

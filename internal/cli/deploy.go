@@ -47,8 +47,9 @@ func (a *app) deployCommand() *cobra.Command {
 		Use:   "deploy PATH --name NAME --runtime RUNTIME [--handler HANDLER]",
 		Short: "Create or update a function from a directory or a .zip file",
 		Long: "Create a function, or update its code and then the configuration given by flags.\n\n" +
-			"PATH is a directory, zipped in memory (the same tree always gives the same CodeSha256),\n" +
-			"or a .zip file sent as is. --runtime is required to create a function; --handler\n" +
+			"PATH is a directory, zipped in memory (the same tree always gives the same CodeSha256, as\n" +
+			"with flint build and stacks; sources are built first, see flint build --help), or a .zip\n" +
+			"file sent as is. --runtime is required to create a function; --handler\n" +
 			"defaults to \"bootstrap\" for provided.* runtimes. --env replaces all of a function's\n" +
 			"environment variables.",
 		Example: "  flint deploy ./build --name go-echo --runtime provided.al2023\n" +
