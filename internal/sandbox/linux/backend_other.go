@@ -21,7 +21,10 @@ type Config struct {
 // Backend is unavailable off Linux.
 type Backend struct{}
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend   = (*Backend)(nil)
+	_ sandbox.Reclaimer = (*Backend)(nil)
+)
 
 var errNotLinux = errors.New("linux sandbox: only available on Linux")
 
