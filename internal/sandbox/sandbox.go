@@ -1,6 +1,7 @@
 // Package sandbox is the contract between Flint's worker and the isolation technologies that run
 // execution environments. It owns only the interfaces, the shared Spec/Exit types and the small
-// helpers every backend needs alike (signal names, Spec.Ports checks and loopback listeners);
+// helpers every backend needs alike (Guard, the instance state rules; signal names, Spec.Ports
+// checks and loopback listeners);
 // backends live in sub-packages (process, linux, later microvm) and must not import the API, the store or
 // the worker.
 package sandbox
