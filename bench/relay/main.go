@@ -21,7 +21,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"syscall"
 )
 
 func main() {
@@ -47,7 +46,7 @@ func run(listen, bootstrap string) error {
 		return err
 	}
 	cmd := exec.Command(bootstrap)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // the runtime dies with the relay
+	cmd.SysProcAttr = sysProcAttr()
 	cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+runtimeLn.Addr().String(), "_HANDLER=bootstrap",
 		"AWS_LAMBDA_FUNCTION_NAME=relay", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769")
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,7 @@
 // Package sandbox is the contract between Flint's worker and the isolation technologies that run
 // execution environments. It owns only the interfaces, the shared Spec/Exit types and the small
-// helpers every backend needs alike (signal names, Spec.Ports checks and loopback listeners);
+// helpers every backend needs alike (Guard, the instance state rules; signal names, Spec.Ports
+// checks and loopback listeners);
 // backends live in sub-packages (process, linux, later microvm) and must not import the API, the store or
 // the worker.
 package sandbox
@@ -51,20 +52,34 @@ type Instance interface {
 	Destroy(ctx context.Context) error
 }
 
-// Freezer is an optional capability: suspend an idle environment so it costs no CPU.
+// Reclaimer is an optional capability of a Backend: remove what servers killed without closing
+// their backend (kill -9) left behind on this host (processes, cgroups, roots). The server calls
+// it once, before Check and the first Create; it must leave a live server's environments alone.
+type Reclaimer interface {
+	Reclaim(ctx context.Context) error
+}
+
+// Closer is an optional capability of a Backend: release what the backend itself holds (spare
+// environments, locks, helper processes, host network setup). The server calls it last, once
+// every Instance has been destroyed; it does not destroy instances.
+type Closer interface {
+	Close() error
+}
+
+// Freezer is an optional capability of an Instance: suspend an idle environment so it costs no CPU.
 type Freezer interface {
 	Freeze(ctx context.Context) error
 	Thaw(ctx context.Context) error
 }
 
-// InitBooster is an optional capability: the environment starts with more resources than its
+// InitBooster is an optional capability of an Instance: the environment starts with more resources than its
 // steady state (Lambda's INIT phase runs with more CPU); EndInit applies the steady-state limits
 // once the runtime asked for its first event.
 type InitBooster interface {
 	EndInit(ctx context.Context) error
 }
 
-// MemoryReporter is an optional capability: the peak memory the environment has used, in bytes.
+// MemoryReporter is an optional capability of an Instance: the peak memory the environment has used, in bytes.
 type MemoryReporter interface {
 	MaxMemoryUsed() (uint64, error)
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,7 +66,7 @@ func (s *Server) pickBackend(ctx context.Context, dataDir string) (sandbox.Backe
 		if err == nil {
 			return b, nil
 		}
-		if c, ok := b.(io.Closer); ok && b != nil {
+		if c, ok := b.(sandbox.Closer); ok && b != nil {
 			_ = c.Close()
 		}
 		s.log.Warn("the linux sandbox cannot run here; functions run as plain processes without isolation", "reason", err)
@@ -86,7 +85,7 @@ func (s *Server) pickBackend(ctx context.Context, dataDir string) (sandbox.Backe
 // checkBackend first reclaims what a previous server killed with -9 left behind (processes,
 // cgroups, roots), then checks the host can run the backend.
 func (s *Server) checkBackend(ctx context.Context, b sandbox.Backend) error {
-	if r, ok := b.(interface{ Reclaim(context.Context) error }); ok {
+	if r, ok := b.(sandbox.Reclaimer); ok {
 		if err := r.Reclaim(ctx); err != nil {
 			s.log.Warn("reclaiming leftovers of a previous run", "err", err)
 		}
@@ -562,7 +561,7 @@ func (s *Server) Close() error {
 	if s.cancel != nil {
 		s.cancel()
 	}
-	if c, ok := s.backend.(io.Closer); ok {
+	if c, ok := s.backend.(sandbox.Closer); ok {
 		_ = c.Close()
 	}
 	s.wg.Wait()

@@ -23,28 +23,6 @@ import (
 	"github.com/flint-run/flint/internal/sandbox"
 )
 
-// Config configures the backend.
-type Config struct {
-	// StateDir is a per-node directory for the environments' roots and bookkeeping
-	// (e.g. DATA/sandboxes). One backend at a time owns it (New locks it): Reclaim clears it.
-	StateDir string
-	// CgroupParent is the cgroup, in every hierarchy used, under which each server makes a parent
-	// of its own, <CgroupParent>/<hash of StateDir>-<random>, and each environment gets a cgroup
-	// <id> in that. A relative path is taken below the server's own cgroup, an absolute one from
-	// the hierarchy's root. Default "flint". Servers may share it; none touches another's parent.
-	CgroupParent string
-	// Network is what environments reach; each has a network namespace of its own either way,
-	// with its Runtime API and ports on its own loopback. "none" (default): nothing else.
-	// "egress" (or its alias "host"): the world beyond the host through a veth pair and NAT, but
-	// neither the host itself nor other environments (net_linux.go). Root only.
-	Network string
-	// Prespawn is how many inits are kept started ahead of Create, so that a cold start does not
-	// wait for the binary to exec and initialise (several ms for a large binary). 0 means 2;
-	// negative, none. Close stops them.
-	Prespawn int
-	Log      *slog.Logger
-}
-
 // Default limits for fields a Spec leaves at zero.
 const (
 	defaultMemoryMB    = 128
@@ -94,7 +72,11 @@ type spare struct {
 	veth *veth // with Network "egress"
 }
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend   = (*Backend)(nil)
+	_ sandbox.Reclaimer = (*Backend)(nil)
+	_ sandbox.Closer    = (*Backend)(nil)
+)
 
 // New returns a backend; Check says whether this host can run it. It locks StateDir for the
 // backend's life, and fails at once, naming the holder, if another backend holds it.
@@ -488,7 +470,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		tmpMB = defaultEphemeralMB
 	}
 	i := &instance{b: b, id: spec.ID, argv0: spec.Argv[0], memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
-		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4), done: make(chan struct{})}
+		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4)}
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
 	}
@@ -706,6 +688,8 @@ func (m message) closeFDs() {
 
 // instance is one environment.
 type instance struct {
+	sandbox.Guard // Wait; started, destroyed and the exit (Exited once the init is gone)
+
 	b     *Backend
 	id    string
 	argv0 string // the runtime, as the environment names it
@@ -719,12 +703,6 @@ type instance struct {
 	nfds  int               // descriptors the ready message carries (1+len(ports))
 	veth  *veth             // with Network "egress"
 	msgs  chan message
-	done  chan struct{}
-
-	mu        sync.Mutex
-	started   bool
-	destroyed bool
-	exit      sandbox.Exit // valid once done is closed
 
 	peak peakMemory
 
@@ -739,11 +717,10 @@ var (
 
 // EndInit caps the environment's CPU in proportion to its memory once INIT is over.
 func (i *instance) EndInit(ctx context.Context) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.destroyed {
-		return sandbox.ErrDestroyed
+	if err := i.Lock(); err != nil {
+		return err
 	}
+	defer i.Unlock()
 	return i.cg.setCPUQuota(i.cpuQuotaUs)
 }
 
@@ -766,7 +743,7 @@ func (i *instance) next(ctx context.Context) (message, error) {
 			return m, errors.New(m.body)
 		}
 		return m, nil
-	case <-i.done:
+	case <-i.Done():
 		select { // a message sent just before the init exited
 		case m := <-i.msgs:
 			if m.kind == msgError {
@@ -775,7 +752,7 @@ func (i *instance) next(ctx context.Context) (message, error) {
 			return m, nil
 		default:
 		}
-		return message{}, fmt.Errorf("sandbox init ended: %s", i.exit)
+		return message{}, fmt.Errorf("sandbox init ended: %s", i.Exit())
 	case <-ctx.Done():
 		return message{}, ctx.Err()
 	}
@@ -832,25 +809,21 @@ func (i *instance) reap() {
 		exit.OOMKilled = i.cg.oomKilled()
 	}
 	i.peak.finish(i.cg)
-	i.mu.Lock()
-	i.exit = exit
-	i.mu.Unlock()
-	close(i.done)
+	i.Exited(exit)
 }
 
 // Start execs the runtime inside the prepared environment.
 func (i *instance) Start(ctx context.Context) error {
-	i.mu.Lock()
-	if i.destroyed {
-		i.mu.Unlock()
-		return sandbox.ErrDestroyed
+	if err := i.Lock(); err != nil {
+		return err
 	}
-	if i.started {
-		i.mu.Unlock()
-		return errors.New("linux sandbox: already started")
+	// Not held across the exchange with the init: a Destroy meanwhile kills it, which ends
+	// the wait below.
+	err := i.MarkStarted()
+	i.Unlock()
+	if err != nil {
+		return fmt.Errorf("linux sandbox: %w", err)
 	}
-	i.started = true
-	i.mu.Unlock()
 	if err := send(i.conn, msgGo, nil); err != nil {
 		return fmt.Errorf("linux sandbox: start %s: %w", i.id, err)
 	}
@@ -871,33 +844,12 @@ func (i *instance) Start(ctx context.Context) error {
 	return nil
 }
 
-func (i *instance) Wait(ctx context.Context) (sandbox.Exit, error) {
-	i.mu.Lock()
-	started := i.started
-	i.mu.Unlock()
-	if !started {
-		return sandbox.Exit{}, errors.New("linux sandbox: not started")
-	}
-	select {
-	case <-i.done:
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		return i.exit, nil
-	case <-ctx.Done():
-		return sandbox.Exit{}, ctx.Err()
-	}
-}
-
 // Destroy kills the environment's init, and with it every process of its pid namespace, then
 // removes its cgroups and directory. It is idempotent.
 func (i *instance) Destroy(ctx context.Context) error {
-	i.mu.Lock()
-	if i.destroyed {
-		i.mu.Unlock()
+	if first, _ := i.MarkDestroyed(); !first {
 		return nil
 	}
-	i.destroyed = true
-	i.mu.Unlock()
 	// First, so that whatever happens below the worker's servers on them stop.
 	i.closeListeners()
 	var errs []error
@@ -910,7 +862,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-i.done:
+		case <-i.Done():
 		case <-ctx.Done():
 			return fmt.Errorf("linux sandbox: destroy %s: %w", i.id, ctx.Err())
 		}
@@ -940,11 +892,10 @@ func (i *instance) Freeze(ctx context.Context) error { return i.setFrozen(ctx, t
 func (i *instance) Thaw(ctx context.Context) error { return i.setFrozen(ctx, false) }
 
 func (i *instance) setFrozen(ctx context.Context, frozen bool) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.destroyed {
-		return sandbox.ErrDestroyed
+	if err := i.Lock(); err != nil {
+		return err
 	}
+	defer i.Unlock()
 	if err := i.cg.freeze(ctx, frozen); err != nil {
 		return fmt.Errorf("linux sandbox: freeze %s: %w", i.id, err)
 	}

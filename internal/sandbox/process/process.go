@@ -4,7 +4,6 @@
 package process
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,9 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -48,7 +45,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if err != nil {
 		return nil, fmt.Errorf("process: runtime api listener: %w", err)
 	}
-	i := &instance{ln: ln, done: make(chan struct{})}
+	i := &instance{ln: ln}
 	ports, portEnv, err := sandbox.ListenLoopback(ctx, spec.Ports)
 	if err != nil {
 		i.closeListeners()
@@ -78,9 +75,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		Dir:    spec.TaskDir,
 		Stdout: spec.Output,
 		Stderr: spec.Output,
-		// Its own process group, so Destroy reaches every process the runtime started; and killed
-		// with Flint even after a kill -9.
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL},
+		// Its own process group, so Destroy reaches every process the runtime started (and,
+		// where the platform can, killed with Flint even after a kill -9: sysProcAttr).
+		SysProcAttr: sysProcAttr(),
 	}
 	return i, nil
 }
@@ -116,21 +113,17 @@ func (m pathMap) list(v string) string {
 }
 
 type instance struct {
+	sandbox.Guard // Wait; started, destroyed and the exit
+
 	ln    net.Listener
 	ports sandbox.Listeners // set by Create, read-only after
 	cmd   *exec.Cmd
 	argv0 string // the entrypoint as the function names it (a guest path)
-	done  chan struct{}
 
-	mu        sync.Mutex
-	started   bool
-	destroyed bool
-	exit      sandbox.Exit
+	// Between Guard.Lock and Unlock.
 	status    *os.File // /proc/PID/status, opened on the first MaxMemoryUsed
 	statusBuf [4096]byte
 }
-
-var _ sandbox.MemoryReporter = (*instance)(nil)
 
 func (i *instance) RuntimeAPI() net.Listener { return i.ln }
 
@@ -142,11 +135,11 @@ func (i *instance) closeListeners() {
 }
 
 func (i *instance) Start(ctx context.Context) error {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.destroyed {
-		return sandbox.ErrDestroyed
+	if err := i.Lock(); err != nil {
+		return err
 	}
+	defer i.Unlock()
+	// Held across the fork: a Destroy meanwhile waits, then finds the process to kill.
 	if err := i.cmd.Start(); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) && pe.Op == "fork/exec" {
@@ -154,8 +147,9 @@ func (i *instance) Start(ctx context.Context) error {
 		}
 		return fmt.Errorf("process: start %s: %w", i.cmd.Path, err)
 	}
-	i.started = true
-	go i.reap() // owned by the instance; ends when the process does, which Destroy forces
+	_ = i.MarkStarted() // cannot fail: cmd.Start refuses a second Start first
+	// The reaper is owned by the instance; it ends when the process does, which Destroy forces.
+	go i.reap()
 	return nil
 }
 
@@ -168,85 +162,28 @@ func (i *instance) reap() {
 		exit.Code = i.cmd.ProcessState.ExitCode()
 	}
 	_ = err
-	i.mu.Lock()
-	i.exit = exit
-	i.mu.Unlock()
-	close(i.done)
+	i.Exited(exit)
 }
 
-func (i *instance) Wait(ctx context.Context) (sandbox.Exit, error) {
-	i.mu.Lock()
-	started := i.started
-	i.mu.Unlock()
-	if !started {
-		return sandbox.Exit{}, errors.New("process: not started")
-	}
-	select {
-	case <-i.done:
-		i.mu.Lock()
-		defer i.mu.Unlock()
-		return i.exit, nil
-	case <-ctx.Done():
-		return sandbox.Exit{}, ctx.Err()
-	}
-}
-
+// Destroy kills the process group and closes the listeners; it is idempotent.
 func (i *instance) Destroy(ctx context.Context) error {
-	i.mu.Lock()
-	if i.destroyed {
-		i.mu.Unlock()
+	first, started := i.MarkDestroyed()
+	if !first {
 		return nil
 	}
-	i.destroyed = true
-	started := i.started
+	// No MaxMemoryUsed runs from now on: the Guard refuses it.
 	if i.status != nil {
 		_ = i.status.Close()
 	}
-	i.mu.Unlock()
 	i.closeListeners()
 	if !started {
 		return nil
 	}
 	_ = syscall.Kill(-i.cmd.Process.Pid, syscall.SIGKILL)
 	select {
-	case <-i.done:
+	case <-i.Done():
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("process: destroy %d: %w", i.cmd.Process.Pid, ctx.Err())
 	}
-}
-
-// MaxMemoryUsed reads the main process's peak resident set (VmHWM). The status file stays open
-// and is re-read from offset 0, which regenerates it: one syscall per REPORT.
-func (i *instance) MaxMemoryUsed() (uint64, error) {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if i.destroyed || !i.started {
-		return 0, sandbox.ErrDestroyed
-	}
-	if i.status == nil {
-		f, err := os.Open("/proc/" + strconv.Itoa(i.cmd.Process.Pid) + "/status")
-		if err != nil {
-			return 0, err
-		}
-		i.status = f
-	}
-	n, err := i.status.ReadAt(i.statusBuf[:], 0)
-	if n == 0 && err != nil {
-		return 0, err
-	}
-	b := i.statusBuf[:n]
-	at := bytes.Index(b, []byte("VmHWM:"))
-	if at < 0 {
-		return 0, errors.New("process: no VmHWM")
-	}
-	line := b[at+len("VmHWM:"):]
-	if nl := bytes.IndexByte(line, '\n'); nl >= 0 {
-		line = line[:nl]
-	}
-	kb, err := strconv.ParseUint(string(bytes.TrimSpace(bytes.TrimSuffix(bytes.TrimSpace(line), []byte("kB")))), 10, 64)
-	if err != nil {
-		return 0, err
-	}
-	return kb * 1024, nil
 }

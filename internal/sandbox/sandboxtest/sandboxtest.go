@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -308,6 +309,73 @@ for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
 			t.Error("Start after Destroy succeeded")
 		}
 		checkReleased(t, paths, &output{r: r, br: bufio.NewReader(r)})
+	})
+
+	t.Run("one Start, Wait before and after it, Destroy and Wait from many goroutines", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		inst, err := b.Create(ctx, spec(t, t.TempDir(), "echo up; sleep 300", w))
+		if err != nil {
+			w.Close()
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = inst.Destroy(context.Background()) })
+		if _, err := inst.Wait(ctx); !errors.Is(err, sandbox.ErrNotStarted) {
+			t.Errorf("Wait before Start = %v, want ErrNotStarted", err)
+		}
+		err = inst.Start(ctx)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := &output{r: r, br: bufio.NewReader(r)}
+		if line := out.line(t); line != "up" {
+			t.Fatalf("output %q, want up", line)
+		}
+		if err := inst.Start(ctx); err == nil {
+			t.Error("a second Start succeeded")
+		}
+		const n = 8
+		var (
+			wg    sync.WaitGroup
+			exits [n]sandbox.Exit
+			werrs [n]error
+			derrs [n]error
+		)
+		for k := range n {
+			wg.Go(func() { exits[k], werrs[k] = inst.Wait(ctx) })
+			wg.Go(func() { derrs[k] = inst.Destroy(ctx) })
+		}
+		wg.Wait()
+		for k := range n {
+			if derrs[k] != nil {
+				t.Errorf("concurrent Destroy %d: %v", k, derrs[k])
+			}
+			if werrs[k] != nil || exits[k] != exits[0] || exits[k].Signal != "killed" {
+				t.Errorf("concurrent Wait %d = %+v, %v; want %+v (signal: killed)", k, exits[k], werrs[k], exits[0])
+			}
+		}
+		if exit, err := inst.Wait(ctx); err != nil || exit != exits[0] {
+			t.Errorf("Wait after Destroy = %+v, %v; want %+v", exit, err, exits[0])
+		}
+		if err := inst.Start(ctx); !errors.Is(err, sandbox.ErrDestroyed) {
+			t.Errorf("Start after Destroy = %v, want ErrDestroyed", err)
+		}
+		if fr, ok := inst.(sandbox.Freezer); ok {
+			if err := fr.Freeze(ctx); !errors.Is(err, sandbox.ErrDestroyed) {
+				t.Errorf("Freeze after Destroy = %v, want ErrDestroyed", err)
+			}
+		}
+		if ib, ok := inst.(sandbox.InitBooster); ok {
+			if err := ib.EndInit(ctx); !errors.Is(err, sandbox.ErrDestroyed) {
+				t.Errorf("EndInit after Destroy = %v, want ErrDestroyed", err)
+			}
+		}
 	})
 
 	t.Run("an entrypoint that cannot be executed is an ExecError", func(t *testing.T) {

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package process
+
+import "syscall"
+
+// sysProcAttr puts the environment in a process group of its own. Without Linux's parent-death
+// signal, environments outlive a server killed with -9 (on macOS, for instance): Destroy and a
+// clean shutdown still end them. Nor is there /proc to read peak memory from: instances are no
+// sandbox.MemoryReporter here, and REPORT lines say 0 MB.
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
