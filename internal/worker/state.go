@@ -1,0 +1,10 @@
+package worker
+
+type envState int
+
+const (
+	stateStarting envState = iota
+	stateIdle
+	stateBusy
+	stateDead
+)
