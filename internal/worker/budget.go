@@ -69,7 +69,7 @@ func (m *Manager) takeLRUIdleLocked() *env {
 			if e == victim {
 				p.idle = append(p.idle[:i], p.idle[i+1:]...)
 				victim.markAborted("evicted")
-				victim.state = stateDead
+				victim.to(stateDead)
 				p.mu.Unlock()
 				return victim
 			}

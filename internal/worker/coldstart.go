@@ -154,7 +154,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	case <-e.ready:
 		p.mu.Lock()
 		if e.state == stateStarting {
-			e.state = stateBusy
+			e.to(stateBusy)
 		}
 		dead := e.state == stateDead
 		p.mu.Unlock()

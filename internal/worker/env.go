@@ -22,14 +22,16 @@ type env struct {
 	out      *capture
 	services []*http.Server // one per Config.Services; set before the environment is registered
 
-	// Guarded by p.mu.
+	// Guarded by p.mu; state changes only through to (state.go).
 	state    envState
 	lastUsed time.Time
 
 	provisioned bool // kept ready for provisioned concurrency: never reaped or evicted
 
-	fmu    sync.Mutex  // serialises Freeze and Thaw
-	frozen atomic.Bool // frozen or being frozen; written under fmu
+	fmu sync.Mutex // serialises Freeze and Thaw
+	// suspended: the sandbox is frozen or being frozen; written under fmu. The pool's view is
+	// state (Frozen); this is the sandbox's, which an acquired environment keeps until thawed.
+	suspended atomic.Bool
 
 	initDur time.Duration
 	initOut []byte
@@ -97,7 +99,7 @@ func (e *env) release() {
 	p.mu.Lock()
 	retired := p.retired
 	if e.state == stateBusy && !retired {
-		e.state = stateIdle
+		e.to(stateIdle)
 		e.lastUsed = p.m.now()
 		p.idle = append(p.idle, e)
 	}
@@ -124,7 +126,7 @@ func (e *env) monitor() {
 	e.exit = exit
 	p := e.p
 	p.mu.Lock()
-	e.state = stateDead
+	e.to(stateDead)
 	for i, x := range p.idle {
 		if x == e {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
@@ -167,7 +169,7 @@ func (e *env) destroy(reason string) {
 func (e *env) teardown(reason string) {
 	p := e.p
 	p.mu.Lock()
-	e.state = stateDead
+	e.to(stateDead)
 	delete(p.all, e)
 	empty := p.retired && len(p.all) == 0
 	p.mu.Unlock()

@@ -14,7 +14,7 @@ func (m *Manager) freezeIdle(now time.Time) {
 	for p := range m.pools {
 		p.mu.Lock()
 		for _, e := range p.idle {
-			if !e.frozen.Load() && now.Sub(e.lastUsed) >= m.cfg.FreezeAfter {
+			if e.state == stateIdle && now.Sub(e.lastUsed) >= m.cfg.FreezeAfter {
 				candidates = append(candidates, e)
 			}
 		}
@@ -34,14 +34,15 @@ func (e *env) freeze() {
 	}
 	e.fmu.Lock()
 	defer e.fmu.Unlock()
-	// Marked frozen before it is, under the pool's lock that acquire takes to make it busy: an
-	// invocation that acquires it from now on sees frozen, and its thaw waits on fmu for the
-	// freeze to finish. (Marked after, an acquire in between would run the invocation on an
-	// environment being frozen, stuck until its timeout.)
+	// Marked Frozen and suspended before it is, under the pool's lock that acquire takes to make
+	// it busy: an invocation that acquires it from now on sees it suspended, and its thaw waits
+	// on fmu for the freeze to finish. (Marked after, an acquire in between would run the
+	// invocation on an environment being frozen, stuck until its timeout.)
 	e.p.mu.Lock()
-	idle := e.state == stateIdle && !e.frozen.Load()
+	idle := e.state == stateIdle
 	if idle {
-		e.frozen.Store(true)
+		e.to(stateFrozen)
+		e.suspended.Store(true)
 	}
 	e.p.mu.Unlock()
 	if !idle {
@@ -56,18 +57,24 @@ func (e *env) freeze() {
 			e.abort("freeze failed")
 			return
 		}
-		e.frozen.Store(false)
+		e.suspended.Store(false)
+		e.p.mu.Lock()
+		if e.state == stateFrozen { // not acquired meanwhile
+			e.to(stateIdle)
+		}
+		e.p.mu.Unlock()
 	}
 }
 
-// thaw resumes a frozen environment before it gets an invocation.
+// thaw resumes a suspended environment before it gets an invocation. An environment acquired
+// Frozen is Busy from then on, its sandbox suspended until this returns.
 func (e *env) thaw() error {
-	if !e.frozen.Load() {
+	if !e.suspended.Load() {
 		return nil
 	}
 	e.fmu.Lock()
 	defer e.fmu.Unlock()
-	if !e.frozen.Load() {
+	if !e.suspended.Load() {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -75,6 +82,6 @@ func (e *env) thaw() error {
 	if err := e.inst.(sandbox.Freezer).Thaw(ctx); err != nil {
 		return err
 	}
-	e.frozen.Store(false)
+	e.suspended.Store(false)
 	return nil
 }

@@ -113,13 +113,13 @@ func (m *Manager) Stats() Stats {
 			if e.provisioned && e.state != stateDead {
 				s.Provisioned++
 			}
-			if e.frozen.Load() {
+			if e.suspended.Load() {
 				s.Frozen++
 			}
 			switch e.state {
 			case stateStarting:
 				s.Starting++
-			case stateIdle:
+			case stateIdle, stateFrozen:
 				s.Idle++
 			case stateBusy:
 				s.Busy++

@@ -46,9 +46,9 @@ func (p *Pool) retire(all bool) {
 	p.retired = true
 	victims := make([]*env, 0, len(p.all))
 	for e := range p.all {
-		if all || e.state == stateIdle || e.state == stateStarting && e.provisioned {
+		if all || e.state.idle() || e.state == stateStarting && e.provisioned {
 			e.markAborted(reason)
-			e.state = stateDead
+			e.to(stateDead)
 			victims = append(victims, e)
 		}
 	}
@@ -79,7 +79,7 @@ func (p *Pool) acquire() *env {
 	}
 	e := p.idle[at]
 	p.idle = append(p.idle[:at], p.idle[at+1:]...)
-	e.state = stateBusy
+	e.to(stateBusy)
 	return e
 }
 

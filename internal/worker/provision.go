@@ -33,7 +33,7 @@ func (p *Pool) Provisioned() (desired, ready int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for e := range p.all {
-		if e.provisioned && (e.state == stateIdle || e.state == stateBusy) {
+		if e.provisioned && (e.state.idle() || e.state == stateBusy) {
 			ready++
 		}
 	}
@@ -58,7 +58,7 @@ func (p *Pool) provision() {
 		if e := p.idle[i]; e.provisioned {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
 			e.markAborted("provisioned concurrency lowered")
-			e.state = stateDead
+			e.to(stateDead)
 			extra = append(extra, e)
 			have--
 			continue

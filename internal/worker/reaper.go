@@ -14,7 +14,7 @@ func (m *Manager) Reap(now time.Time) int {
 		for _, e := range p.idle {
 			if !e.provisioned && now.Sub(e.lastUsed) >= m.cfg.KeepAlive {
 				e.markAborted("reaped")
-				e.state = stateDead
+				e.to(stateDead)
 				victims = append(victims, e)
 				continue
 			}
