@@ -37,7 +37,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}), provisioned: provisioned,
 		initErr: make(chan runtimeapi.Result, 1), exited: make(chan struct{})}
 	fail := func(typ, msg string) (*env, *call, error) {
-		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), status: "error",
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), outcome: outcomeError,
 			result: runtimeapi.Result{ErrorType: typ, ContentType: "application/json",
 				Body: runtimeapi.ErrorBody(typ, "RequestId: "+req.RequestID+" Error: "+msg)}}
 		return nil, c, nil
@@ -176,7 +176,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		return e, nil, nil
 	case res := <-e.initErr:
 		e.destroy("init error")
-		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), status: "error",
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), outcome: outcomeError,
 			result: res, initOut: e.out.take()}
 		if c.result.ErrorType == "" {
 			c.result.ErrorType = "Runtime.Unknown"
@@ -192,7 +192,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	case <-timer.C:
 		e.destroy("init timeout")
 		_, c, _ := fail("Sandbox.Timedout", fmt.Sprintf("Task timed out after %.2f seconds", p.m.cfg.InitTimeout.Seconds()))
-		c.status = "timeout"
+		c.outcome = outcomeTimeout
 		c.initOut = e.out.take()
 		return nil, c, nil
 	}

@@ -49,13 +49,6 @@ type env struct {
 	destroyOnce sync.Once
 }
 
-// retryType marks an invocation handed to an environment that died before the runtime took it;
-// abortedType one the runtime had taken when the platform stopped its environment.
-const (
-	retryType   = "flint.Retry"
-	abortedType = "flint.Aborted"
-)
-
 // run delivers one invocation to a busy environment and waits for its result.
 func (e *env) run(req Request) *call {
 	p := e.p
@@ -73,12 +66,13 @@ func (e *env) run(req Request) *call {
 	c.duration = p.m.now().Sub(now)
 	switch {
 	case errors.Is(err, runtimeapi.ErrNotDelivered):
-		c.result.ErrorType = retryType
-	case res.ErrorType == abortedType:
+		c.outcome = outcomeNotDelivered
+	case errors.Is(err, runtimeapi.ErrAborted): // by monitor, which only aborts a marked environment
+		c.outcome = outcomeAborted
 		c.aborted = *e.aborted.Load()
 		c.output = e.out.take()
 	case errors.Is(err, runtimeapi.ErrTimedOut):
-		c.status = "timeout"
+		c.outcome = outcomeTimeout
 		c.result = runtimeapi.Result{ErrorType: "Sandbox.Timedout", ContentType: "application/json",
 			Body: runtimeapi.ErrorBody("Sandbox.Timedout", fmt.Sprintf("RequestId: %s Error: Task timed out after %.2f seconds",
 				req.RequestID, p.fn.Timeout.Seconds()))}
@@ -136,7 +130,7 @@ func (e *env) monitor() {
 	p.mu.Unlock()
 	close(e.exited)
 	if inv := e.api.Current(); inv != nil && e.aborted.Load() != nil {
-		inv.Complete(runtimeapi.Result{ErrorType: abortedType})
+		inv.Abort()
 	} else if inv != nil {
 		typ, reason := "Runtime.ExitError", exit.String()
 		if exit.OOMKilled {

@@ -121,14 +121,13 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 			return fmt.Errorf("%w: thaw: %w", ErrAborted, err)
 		}
 		c := e.run(req)
-		switch {
-		case c.result.ErrorType == retryType: // the environment went away before taking it
+		switch c.outcome {
+		case outcomeNotDelivered: // the environment went away before taking it
 			if attempt < maxPlacements {
 				continue
 			}
 			return ErrAborted
-		case c.aborted != "": // taken, then stopped by the platform: it ran, so it has a record
-			c.status = "error"
+		case outcomeAborted: // taken, then stopped by the platform: it ran, so it has a record
 			p.queueRecord(c)
 			return ErrAborted
 		}
@@ -142,8 +141,8 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 	resp := &Response{Payload: c.result.Body, ContentType: c.result.ContentType}
 	if c.result.ErrorType != "" {
 		resp.FunctionError = "Unhandled"
-		if c.status == "" {
-			c.status = "error"
+		if c.outcome == outcomeSuccess {
+			c.outcome = outcomeError
 		}
 	}
 	if !c.req.Tail {

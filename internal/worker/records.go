@@ -17,8 +17,50 @@ type call struct {
 	initOut  []byte
 	output   []byte
 	result   runtimeapi.Result
-	status   string // "", "timeout", "error"
-	aborted  string // why the platform stopped the environment under the invocation, "" if it did not
+	outcome  outcome
+	aborted  string // why the platform stopped the environment under the invocation (outcomeAborted)
+}
+
+// outcome is how an invocation ended. It is the worker's own signal, never read from what a
+// runtime sends: a function may report any error type, "flint.Retry" included, and it stays
+// the function's error.
+type outcome uint8
+
+const (
+	outcomeSuccess outcome = iota
+	outcomeError           // the function (or its runtime, or its INIT) failed: Unhandled
+	outcomeTimeout         // past the function's timeout, or INIT past the init timeout
+	// outcomeNotDelivered: the environment went away before the runtime took the event; the
+	// invocation is placed on another environment and has no record.
+	outcomeNotDelivered
+	// outcomeAborted: the runtime had the event when the platform stopped the environment (see
+	// env.aborted); not the function's error (ErrAborted), but it ran, so it has a record.
+	outcomeAborted
+)
+
+// outcomeNames are the Observer's outcome labels (metrics) and REPORT's Status words. A
+// platform stop is "error" in both, as it was before outcomes were typed.
+var outcomeNames = [...]string{
+	outcomeSuccess:      "success",
+	outcomeError:        "error",
+	outcomeTimeout:      "timeout",
+	outcomeNotDelivered: "not delivered",
+	outcomeAborted:      "error",
+}
+
+func (o outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// reportStatus is REPORT's Status: none on success.
+func (o outcome) reportStatus() string {
+	if o == outcomeSuccess {
+		return ""
+	}
+	return o.String()
 }
 
 // queueRecord hands c to the record writer (or, when its queue is full, writes the record here).
@@ -34,14 +76,7 @@ func (p *Pool) queueRecord(c *call) {
 func (p *Pool) done(c *call, rec []byte) {
 	p.store(c, rec)
 	if o := p.m.cfg.Observer; o != nil {
-		outcome := "success"
-		switch c.status {
-		case "timeout":
-			outcome = "timeout"
-		case "error":
-			outcome = "error"
-		}
-		o.Invoked(p.fn.Name, p.fn.Version, outcome, c.duration, c.initDur > 0)
+		o.Invoked(p.fn.Name, p.fn.Version, c.outcome.String(), c.duration, c.initDur > 0)
 	}
 }
 
@@ -76,20 +111,17 @@ func (p *Pool) record(c *call) []byte {
 	b = append(b, c.initOut...)
 	b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)
 	b = append(b, c.output...)
-	if c.status == "timeout" {
+	if c.outcome == outcomeTimeout {
 		b = logs.AppendTimeout(b, c.start.Add(c.duration), c.req.RequestID, p.fn.Timeout)
 	}
-	if c.aborted != "" {
+	if c.outcome == outcomeAborted {
 		b = logs.AppendAborted(b, c.start.Add(c.duration), c.req.RequestID, c.aborted)
 	}
 	b = logs.AppendEnd(b, c.req.RequestID)
 	rep := logs.Report{RequestID: c.req.RequestID, Duration: c.duration, MemorySizeMB: p.fn.MemoryMB,
-		InitDuration: c.initDur, Status: c.status}
-	if c.status == "error" || c.status == "timeout" {
-		rep.ErrorType = c.result.ErrorType
-	}
-	if c.status == "timeout" {
-		rep.ErrorType = ""
+		InitDuration: c.initDur, Status: c.outcome.reportStatus()}
+	if c.outcome == outcomeError || c.outcome == outcomeAborted {
+		rep.ErrorType = c.result.ErrorType // none for a platform stop
 	}
 	rep.MaxMemoryUsedMB = c.e.maxMemoryMB()
 	return logs.AppendReport(b, rep)
