@@ -4,6 +4,14 @@
 // sandbox.Backend and speaks to runtimes through runtimeapi; it serves the handlers it is given
 // (Config.Services) on each environment's own ports, but never touches the store or HTTP API
 // types.
+//
+// Files by concern: worker.go (the package's types and sentinels), manager.go (Manager: pools,
+// Run, Stats, Close), pool.go (Pool: acquire, Invoke, Retire), env.go (one environment: run,
+// release, monitor, destroy), state.go (the environment state machine), coldstart.go,
+// budget.go (memory budget, LRU eviction), reaper.go, freeze.go, provision.go (provisioned
+// concurrency), records.go (invocation outcomes, START/END/REPORT records), output.go (the
+// output pipe), environ.go (Lambda's environment variables), services.go (per-environment
+// services).
 package worker
 
 import (
