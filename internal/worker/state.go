@@ -61,6 +61,10 @@ func (s envState) idle() bool { return s == stateIdle || s == stateFrozen }
 // the worker: it panics in tests and is logged (and made anyway, as before the machine was
 // explicit) in a server.
 func (e *env) to(next envState) {
+	if testing.Testing() && e.p.mu.TryLock() { // a test binary: check the caller holds the lock
+		e.p.mu.Unlock()
+		panic(fmt.Sprintf("worker: environment %s: state change %s → %s without the pool's lock", e.id, e.state, next))
+	}
 	if !allowed(e.state, next) {
 		if testing.Testing() {
 			panic(fmt.Sprintf("worker: environment %s: illegal state transition %s → %s", e.id, e.state, next))

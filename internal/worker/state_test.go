@@ -39,6 +39,8 @@ func TestStateTransitions(t *testing.T) {
 				e := &env{p: &Pool{log: slog.New(slog.DiscardHandler)}, id: "test", state: from}
 				panicked := func() (p bool) {
 					defer func() { p = recover() != nil }()
+					e.p.mu.Lock()
+					defer e.p.mu.Unlock()
 					e.to(to)
 					return false
 				}()
@@ -54,6 +56,20 @@ func TestStateTransitions(t *testing.T) {
 	if allowed(numStates, S) || allowed(S, numStates) {
 		t.Error("a state outside the machine is allowed")
 	}
+}
+
+// TestStateChangeNeedsPoolLock: to refuses (in tests) a change made without the pool's lock.
+func TestStateChangeNeedsPoolLock(t *testing.T) {
+	e := &env{p: &Pool{log: slog.New(slog.DiscardHandler)}, id: "test", state: stateIdle}
+	defer func() {
+		if recover() == nil {
+			t.Error("to(Busy) without the pool's lock did not panic")
+		}
+		if e.state != stateIdle {
+			t.Errorf("state = %s after a refused change, want Idle", e.state)
+		}
+	}()
+	e.to(stateBusy)
 }
 
 // TestStateNames pins the names used in logs and panics.
