@@ -6,7 +6,8 @@ import (
 )
 
 // envState is where an environment is in its life. Every change goes through env.to, under the
-// pool's lock, which refuses a change the machine below does not have:
+// pool's lock, which checks it against the machine below (transitions) and treats any other
+// change as a bug: a panic in test binaries, an error logged in a server.
 //
 //	Starting ──first /next──▶ Busy ──result──▶ Idle ──acquire──▶ Busy
 //	                                            │  ▲
