@@ -22,6 +22,8 @@ var (
 	// ErrTimedOut: the deadline passed; the invocation is claimed and the caller must reset the
 	// environment.
 	ErrTimedOut = errors.New("runtimeapi: invocation timed out")
+	// ErrAborted: the platform settled the invocation with Invocation.Abort.
+	ErrAborted = errors.New("runtimeapi: invocation aborted by the platform")
 )
 
 var (
@@ -123,6 +125,14 @@ func timedOut(rc *rconn, err error) bool {
 // Invoke hands inv to the runtime and returns its result. It runs on the caller's goroutine and,
 // on the fast path, talks to the runtime's own connection directly: no goroutine hand-off.
 func (s *Server) Invoke(inv *Invocation) (Result, error) {
+	r, err := s.invoke(inv)
+	if err == nil && inv.aborted { // a nil error means r came from done, after Abort's write
+		return Result{}, ErrAborted
+	}
+	return r, err
+}
+
+func (s *Server) invoke(inv *Invocation) (Result, error) {
 	rc, err := s.parkedRuntime(inv.Deadline)
 	if err != nil {
 		if errors.Is(err, ErrTimedOut) && !inv.Claim() {

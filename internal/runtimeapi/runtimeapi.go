@@ -40,8 +40,9 @@ type Invocation struct {
 	ClientContext   string // decoded JSON
 	CognitoIdentity string
 
-	state atomic.Int32 // 0 pending, 1 completed
-	done  chan Result
+	state   atomic.Int32 // 0 pending, 1 completed
+	aborted bool         // settled by Abort; written before the send on done, read after it
+	done    chan Result
 }
 
 // NewInvocation prepares an invocation.
@@ -53,6 +54,18 @@ func (inv *Invocation) Complete(r Result) bool {
 		return false
 	}
 	inv.done <- r
+	return true
+}
+
+// Abort settles the invocation for the platform, with no result (it stopped the environment
+// under the invocation): Invoke returns ErrAborted. Only the first of Complete and Abort wins and
+// reports true. Unlike an error type in a Result, nothing a runtime sends can look like it.
+func (inv *Invocation) Abort() bool {
+	if !inv.Claim() {
+		return false
+	}
+	inv.aborted = true
+	inv.done <- Result{}
 	return true
 }
 

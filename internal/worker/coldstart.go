@@ -1,0 +1,199 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/flint-run/flint/internal/runtimeapi"
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// start cold-starts an environment for req. It returns either a ready, busy environment, or a
+// finished call describing an init failure (reported on this invocation, as Lambda does).
+func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, *call, error) {
+	ctx = context.WithoutCancel(ctx)
+	p.m.mu.Lock()
+	closed := p.m.closed
+	p.m.mu.Unlock()
+	if closed {
+		return nil, nil, ErrClosed
+	}
+	if err := p.m.reserve(p.fn.MemoryMB); err != nil {
+		return nil, nil, err
+	}
+	registered := false // from then on the environment's destroy gives the memory back
+	defer func() {
+		if !registered {
+			p.m.release(p.fn.MemoryMB)
+		}
+	}()
+	begin := p.m.now()
+	e := &env{p: p, id: newID(), state: stateStarting, ready: make(chan struct{}), provisioned: provisioned,
+		initErr: make(chan runtimeapi.Result, 1), exited: make(chan struct{})}
+	fail := func(typ, msg string) (*env, *call, error) {
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), outcome: outcomeError,
+			result: runtimeapi.Result{ErrorType: typ, ContentType: "application/json",
+				Body: runtimeapi.ErrorBody(typ, "RequestId: "+req.RequestID+" Error: "+msg)}}
+		return nil, c, nil
+	}
+	codeDir, err := p.fn.Code(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("code for %s: %w", p.fn.Name, err)
+	}
+	optDir := ""
+	if p.fn.Opt != nil {
+		if optDir, err = p.fn.Opt(ctx); err != nil {
+			return nil, nil, fmt.Errorf("layers for %s: %w", p.fn.Name, err)
+		}
+	}
+	argv, renv, err := p.m.cfg.Runtimes.Entrypoint(p.fn.Runtime, codeDir, optDir)
+	if errors.Is(err, runtimes.ErrNoBootstrap) {
+		return fail("Runtime.InvalidEntrypoint", err.Error())
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("entrypoint for %s: %w", p.fn.Name, err)
+	}
+	token := newSessionToken()
+	environ, err := p.environ(renv, provisioned, token)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	}
+	if e.out, err = newCapture(r); err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	}
+	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
+		Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+	inst, err := p.m.cfg.Backend.Create(ctx, spec)
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
+	}
+	e.inst = inst
+	// The services' servers are made before the environment is registered (from then on a
+	// concurrent destroy may read e.services), and serve once it is.
+	if e.services, err = p.services(inst, EnvInfo{ID: e.id, SessionToken: token, Function: p.fn.Name,
+		Version: p.fn.Version, ARN: p.fn.ARN}); err != nil {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = inst.Destroy(dctx)
+		cancel()
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("services for %s: %w", p.fn.Name, err)
+	}
+	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
+		p.log.With("env", e.id))
+	// Registered under the Manager's lock, so that Close (which sets closed under it, then
+	// destroys what its pools hold) either sees this environment or this start sees closed; and
+	// a retired pool whose environments were all gone is the Manager's again.
+	p.m.mu.Lock()
+	if p.m.closed {
+		p.m.mu.Unlock()
+		_ = e.api.Close()
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = inst.Destroy(dctx)
+		cancel()
+		r.Close()
+		w.Close()
+		return nil, nil, ErrClosed
+	}
+	p.m.pools[p] = struct{}{}
+	p.mu.Lock()
+	p.all[e] = struct{}{}
+	p.mu.Unlock()
+	p.m.mu.Unlock()
+	registered = true
+	p.m.wg.Add(2)
+	go func() { defer p.m.wg.Done(); e.out.run() }()
+	go func() {
+		defer p.m.wg.Done()
+		if err := e.api.Serve(inst.RuntimeAPI()); err != nil {
+			p.log.Warn("runtime api stopped", "env", e.id, "err", err)
+		}
+	}()
+	for n, srv := range e.services {
+		ln := inst.Listener(p.m.ports[n].Number)
+		p.m.wg.Add(1)
+		go func() { // ends when destroy shuts srv down or the backend closes ln
+			defer p.m.wg.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, net.ErrClosed) {
+				p.log.Warn("service stopped", "env", e.id, "port", p.m.ports[n].Number, "err", err)
+			}
+		}()
+	}
+	err = inst.Start(ctx)
+	execAt := p.m.now()
+	w.Close() // the environment holds its own copy
+	if ee, ok := errors.AsType[*sandbox.ExecError](err); ok {
+		// The package's entrypoint cannot be executed: the function's error, as on Lambda.
+		e.destroy("entrypoint not executable")
+		return fail("Runtime.InvalidEntrypoint", ee.Error())
+	}
+	if err != nil {
+		e.destroy("start failed")
+		return nil, nil, fmt.Errorf("start environment for %s: %w", p.fn.Name, err)
+	}
+	p.m.wg.Add(1)
+	go func() { defer p.m.wg.Done(); e.monitor() }()
+
+	timer := time.NewTimer(p.m.cfg.InitTimeout)
+	defer timer.Stop()
+	select {
+	case <-e.ready:
+		p.mu.Lock()
+		if e.state == stateStarting {
+			e.to(stateBusy)
+		}
+		dead := e.state == stateDead
+		p.mu.Unlock()
+		if why := e.aborted.Load(); dead && why != nil {
+			return nil, nil, fmt.Errorf("%w during INIT (%s)", ErrAborted, *why)
+		}
+		if dead {
+			return fail("Runtime.ExitError", "Runtime exited without providing a reason")
+		}
+		// Like Lambda's Init Duration: the runtime's own start, from exec to its first /next.
+		e.initDur = p.m.now().Sub(execAt)
+		if ib, ok := inst.(sandbox.InitBooster); ok {
+			if err := ib.EndInit(ctx); err != nil {
+				e.destroy("end init")
+				return nil, nil, fmt.Errorf("end init of %s: %w", p.fn.Name, err)
+			}
+		}
+		e.initOut = e.out.take()
+		return e, nil, nil
+	case res := <-e.initErr:
+		e.destroy("init error")
+		c := &call{e: e, req: req, start: begin, duration: p.m.now().Sub(begin), outcome: outcomeError,
+			result: res, initOut: e.out.take()}
+		if c.result.ErrorType == "" {
+			c.result.ErrorType = "Runtime.Unknown"
+		}
+		return nil, c, nil
+	case <-e.exited:
+		if why := e.aborted.Load(); why != nil {
+			return nil, nil, fmt.Errorf("%w during INIT (%s)", ErrAborted, *why)
+		}
+		_, c, _ := fail("Runtime.ExitError", "Runtime exited with error: "+e.exit.String())
+		c.initOut = e.out.take()
+		return nil, c, nil
+	case <-timer.C:
+		e.destroy("init timeout")
+		_, c, _ := fail("Sandbox.Timedout", fmt.Sprintf("Task timed out after %.2f seconds", p.m.cfg.InitTimeout.Seconds()))
+		c.outcome = outcomeTimeout
+		c.initOut = e.out.take()
+		return nil, c, nil
+	}
+}

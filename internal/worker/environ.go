@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// Placeholder credentials for environments whose user variables set none. Lambda gives every
+// environment its role's temporary credentials; Flint has no roles. Without a key pair the AWS
+// SDKs skip the environment's variables (AWS_SESSION_TOKEN alone is not credentials) and probe
+// the EC2 instance metadata service, which takes seconds to fail. Not secrets: they grant nothing.
+const (
+	placeholderAccessKeyID     = "ASIAFLINTPLACEHOLDER"
+	placeholderSecretAccessKey = "flint-placeholder-secret-access-key-none"
+)
+
+// newSessionToken returns an environment's AWS_SESSION_TOKEN: 32 random bytes, base64url.
+func newSessionToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails: crypto/rand crashes the program rather than return short
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// environ is the environment's variables: the user's, then Lambda's reserved ones.
+func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken string) ([]string, error) {
+	initType := "on-demand"
+	if provisioned {
+		initType = "provisioned-concurrency"
+	}
+	fn := p.fn
+	var user map[string]string
+	if fn.Env != nil {
+		var err error
+		if user, err = fn.Env(); err != nil {
+			return nil, fmt.Errorf("environment variables of %s: %w", fn.Name, err)
+		}
+	}
+	env := make([]string, 0, len(user)+27+len(runtimeEnv))
+	keys := make([]string, 0, len(user))
+	for k := range user {
+		if k != "AWS_SESSION_TOKEN" { // always the environment's own (below): its services trust it
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, k+"="+user[k])
+	}
+	now := p.m.now().UTC()
+	env = append(env,
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"_HANDLER="+fn.Handler,
+		"LAMBDA_TASK_ROOT="+sandbox.GuestTaskRoot,
+		"LAMBDA_RUNTIME_DIR="+sandbox.GuestRuntimeDir,
+		"AWS_REGION="+p.m.cfg.Region,
+		"AWS_DEFAULT_REGION="+p.m.cfg.Region,
+		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
+		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
+		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
+		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
+		"AWS_SESSION_TOKEN="+sessionToken,
+	)
+	// The API refuses these keys in a function's configuration, as Lambda does; should a user's
+	// value get here anyway, it wins and no placeholder is added (runtimes disagree on which of
+	// two duplicates counts).
+	if _, ok := user["AWS_ACCESS_KEY_ID"]; !ok {
+		env = append(env, "AWS_ACCESS_KEY_ID="+placeholderAccessKeyID)
+	}
+	if _, ok := user["AWS_SECRET_ACCESS_KEY"]; !ok {
+		env = append(env, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)
+	}
+	return append(env, runtimeEnv...), nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
