@@ -18,7 +18,6 @@ import (
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
-	"github.com/flint-run/flint/internal/worker"
 )
 
 // Function URLs answer on http(s)://<url-id>.lambda-url.<region>.localhost:<port>/ (curl and
@@ -327,45 +326,45 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 		urlError(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
-	entry, err := a.invoke.Lookup(r.Context(), u.Function, u.Qualifier)
-	if err != nil {
+	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: u.Function, Qualifier: u.Qualifier, RequestID: reqID, Payload: event,
+		InvokedARN: a.account.FunctionARN(u.Function, u.Qualifier)}, &urlResponse{w: w, r: r, cors: cors})
+	var th *invoke.Throttled
+	switch {
+	case err == nil:
+	case errors.Is(err, invoke.ErrNotFound):
 		urlError(w, http.StatusForbidden, "Forbidden")
-		return
-	}
-	release, err := a.invoke.Admit(entry)
-	if err != nil {
-		var th *invoke.Throttled
-		if errors.As(err, &th) {
-			a.throttled(u.Function, th.Reason)
-		}
+	case errors.As(err, &th):
 		urlError(w, http.StatusTooManyRequests, "Rate Exceeded.")
-		return
-	}
-	defer release()
-	arn := a.account.FunctionARN(u.Function, u.Qualifier)
-	err = entry.Pool.Invoke(r.Context(), worker.Request{RequestID: reqID, Payload: event, InvokedARN: arn}, func(resp *worker.Response) {
-		if resp.FunctionError != "" {
-			urlError(w, http.StatusBadGateway, "Internal Server Error")
-			return
-		}
-		out := events.ParseURLResponse(resp.Payload)
-		h := w.Header()
-		for k, vs := range out.Headers {
-			h[k] = vs
-		}
-		if cors != nil {
-			applyCors(w, r, cors, false)
-		}
-		h.Set("Content-Length", strconv.Itoa(len(out.Body)))
-		w.WriteHeader(out.Status)
-		_, _ = w.Write(out.Body)
-	})
-	if errors.Is(err, worker.ErrNoCapacity) {
-		urlError(w, http.StatusTooManyRequests, "Rate Exceeded.")
-	} else if err != nil {
+	default:
 		a.log.Error("function url invoke", "function", u.Function, "err", err)
 		urlError(w, http.StatusInternalServerError, "Internal Server Error")
 	}
+}
+
+// urlResponse writes an invocation's result by Lambda's function URL response rules.
+type urlResponse struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	cors *lambda.Cors
+}
+
+func (ur *urlResponse) WriteResponse(resp *invoke.Response) {
+	w := ur.w
+	if resp.FunctionError != "" {
+		urlError(w, http.StatusBadGateway, "Internal Server Error")
+		return
+	}
+	out := events.ParseURLResponse(resp.Payload)
+	h := w.Header()
+	for k, vs := range out.Headers {
+		h[k] = vs
+	}
+	if ur.cors != nil {
+		applyCors(w, ur.r, ur.cors, false)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out.Body)))
+	w.WriteHeader(out.Status)
+	_, _ = w.Write(out.Body)
 }
 
 // applyCors adds the CORS headers for an allowed origin (and, for preflights, methods, headers

@@ -31,12 +31,10 @@ import (
 // ErrNotFound means no such function, version or alias.
 var ErrNotFound = errors.New("invoke: function not found")
 
-// Throttled is returned by Admit when a concurrency limit is reached.
-type Throttled struct {
-	Reason string // Lambda's ThrottleReason
+// Metrics counts throttles (telemetry.Metrics).
+type Metrics interface {
+	Throttled(function, reason string)
 }
-
-func (t *Throttled) Error() string { return "invoke: throttled: " + t.Reason }
 
 // Service is the in-memory view of every function, version and alias.
 type Service struct {
@@ -45,6 +43,7 @@ type Service struct {
 	code         *artifact.Cache
 	limits       artifact.Limits
 	log          *slog.Logger
+	metrics      Metrics // nil: none
 	accountLimit int64
 
 	mu       sync.RWMutex
@@ -60,11 +59,12 @@ type Service struct {
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
 }
 
-// Entry is one function version's configuration and pool (nil Fn: deleted).
+// Entry is one function version's configuration (nil Fn: deleted) and the pool of environments
+// that runs it, which only this package reaches.
 type Entry struct {
 	rev      uint64
 	Fn       *lambda.Function
-	Pool     *worker.Pool
+	pool     *worker.Pool
 	counters *counters
 }
 
@@ -90,8 +90,9 @@ type counters struct {
 }
 
 // New returns a Service; Run keeps it in sync with the store.
-func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
-	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
+// metrics may be nil.
+func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, metrics Metrics, log *slog.Logger) *Service {
+	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, metrics: metrics, accountLimit: int64(accountLimit),
 		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
@@ -136,7 +137,7 @@ func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
 		var retire []*worker.Pool
 		for k, e := range s.entries {
 			if strings.HasPrefix(k, name+".") && e.Fn != nil {
-				retire = append(retire, e.Pool)
+				retire = append(retire, e.pool)
 				s.entries[k] = &Entry{rev: e.rev}
 			}
 		}
@@ -187,14 +188,14 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
-	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && s.sameEnvironments(old.Fn, f)
+	keep := f != nil && old != nil && old.Fn != nil && old.pool != nil && s.sameEnvironments(old.Fn, f)
 	switch {
 	case keep: // nothing the environments see changed: they stay
-		e.Pool = old.Pool
+		e.pool = old.pool
 	case f != nil:
 		wf, bind := s.workerFunction(key, f)
-		e.Pool = s.workers.Pool(wf)
-		bind(e.Pool)
+		e.pool = s.workers.Pool(wf)
+		bind(e.pool)
 	}
 	s.entries[key] = e
 	reprovision := f != nil && key != name
@@ -207,8 +208,8 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.reservedSum.Store(s.sumReservedLocked())
 	}
 	s.mu.Unlock()
-	if old != nil && old.Pool != nil && !keep {
-		old.Pool.Retire()
+	if old != nil && old.pool != nil && !keep {
+		old.pool.Retire()
 	}
 	if reprovision && !keep {
 		s.reprovision(name)
@@ -333,8 +334,8 @@ func (s *Service) reprovision(name string) {
 	}
 	var sets []set
 	for key, e := range s.entries {
-		if strings.HasPrefix(key, name+".") && e.Pool != nil {
-			sets = append(sets, set{e.Pool, want[key]})
+		if strings.HasPrefix(key, name+".") && e.pool != nil {
+			sets = append(sets, set{e.pool, want[key]})
 		}
 	}
 	s.mu.Unlock()
@@ -355,7 +356,7 @@ func (s *Service) Provisioned(ctx context.Context, name, qualifier string) (requ
 	if err != nil {
 		return it.pc.Requested, 0, nil
 	}
-	desired, allocated := e.Pool.Provisioned()
+	desired, allocated := e.pool.Provisioned()
 	// Several configs may share a version's environments; report this config's share.
 	return it.pc.Requested, min(allocated, it.pc.Requested, max(desired, 0)), nil
 }
@@ -457,21 +458,21 @@ func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias,
 	return it.alias, nil
 }
 
-// Admit reserves a concurrency slot for an invocation of e, or returns *Throttled. The caller
+// admit reserves a concurrency slot for an invocation of e, or returns why not. The caller
 // calls release when the invocation ends. Two atomic adds on the warm path.
-func (s *Service) Admit(e *Entry) (release func(), err error) {
+func (s *Service) admit(e *Entry) (release func(), _ *Throttled) {
 	c := e.counters
 	if r := c.reserved.Load(); r >= 0 {
 		if c.running.Add(1) > r {
 			c.running.Add(-1)
-			return nil, &Throttled{Reason: "ReservedFunctionConcurrentInvocationLimitExceeded"}
+			return nil, &Throttled{Reason: ReasonReserved, Stopped: r == 0}
 		}
 		return func() { c.running.Add(-1) }, nil
 	}
 	pool := s.accountLimit - s.reservedSum.Load()
 	if s.unreservedRunning.Add(1) > pool {
 		s.unreservedRunning.Add(-1)
-		return nil, &Throttled{Reason: "ConcurrentInvocationLimitExceeded"}
+		return nil, &Throttled{Reason: ReasonAccount}
 	}
 	c.running.Add(1)
 	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
@@ -537,7 +538,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 		Env: func() (map[string]string, error) {
 			cur := f
 			s.mu.RLock()
-			if e := s.entries[entryKey]; e != nil && e.Fn != nil && e.Pool == pool {
+			if e := s.entries[entryKey]; e != nil && e.Fn != nil && e.pool == pool {
 				cur = e.Fn
 			}
 			s.mu.RUnlock()
