@@ -321,3 +321,12 @@ func decodeBody(r *http.Request, limit int64, op string, v any) error {
 func (a *API) notFound(name, qualifier string) *apierr.Error {
 	return apierr.ResourceNotFound("Function not found: %s", a.account.FunctionARN(name, qualifier))
 }
+
+// await makes a handler read its own write: it returns once the invocation service's view
+// (written only by the store's watches) holds revision rev of bucket v, so that an invoke
+// after the response sees the change. The write stands if the view is late; that is logged.
+func (a *API) await(r *http.Request, v invoke.View, rev uint64) {
+	if err := a.invoke.Await(r.Context(), v, rev); err != nil {
+		a.log.Warn("the in-memory view is behind a write", "bucket", v, "revision", rev, "err", err)
+	}
+}

@@ -55,6 +55,8 @@ type Service struct {
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
+	seen [views]watermark // per bucket, the newest revision the watch has applied
+
 	reservedSum       atomic.Int64 // sum of every function's reservation
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
 }
@@ -111,12 +113,12 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { pending.Wait(); close(s.ready) }()
 	once := func() func() { var o sync.Once; return func() { o.Do(pending.Done) } }
 	errs := make(chan error, watches)
-	go func() { errs <- s.store.WatchFunctions(ctx, once(), s.Apply) }()
-	go func() { errs <- s.store.WatchVersions(ctx, once(), s.applyVersion) }()
-	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
-	go func() { errs <- s.store.WatchProvisioned(ctx, once(), s.ApplyProvisioned) }()
-	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), s.ApplyURL) }()
-	go func() { errs <- s.store.WatchPolicies(ctx, once(), s.applyPolicy) }()
+	go func() { errs <- s.store.WatchFunctions(ctx, once(), watched(s, Functions, s.applyFunction)) }()
+	go func() { errs <- s.store.WatchVersions(ctx, once(), watched(s, Versions, s.apply)) }()
+	go func() { errs <- s.store.WatchAliases(ctx, once(), watched(s, Aliases, s.applyAlias)) }()
+	go func() { errs <- s.store.WatchProvisioned(ctx, once(), watched(s, Provisioned, s.applyProvisioned)) }()
+	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), watched(s, URLs, s.applyURL)) }()
+	go func() { errs <- s.store.WatchPolicies(ctx, once(), watched(s, Policies, s.applyPolicy)) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)
@@ -127,10 +129,9 @@ func (s *Service) Run(ctx context.Context) error {
 // Ready is closed once the cache holds everything stored at start.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Apply installs revision rev of a function's $LATEST (f nil: deleted) unless a newer one is
-// known. The API calls it right after its own writes so that an invoke that follows sees them at
-// once; the watch brings the same revision (ignored) and other nodes' changes.
-func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
+// applyFunction installs revision rev of a function's $LATEST (f nil: deleted, with its versions,
+// aliases and provisioned-concurrency configs) unless a newer one is known.
+func (s *Service) applyFunction(name string, rev uint64, f *lambda.Function) {
 	s.apply(name, rev, f)
 	if f == nil { // the versions and aliases went with it
 		s.mu.Lock()
@@ -158,15 +159,8 @@ func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
 	}
 }
 
-// ApplyVersion installs a published version (v nil: deleted).
-func (s *Service) ApplyVersion(name string, n int, rev uint64, v *lambda.Function) {
-	s.apply(store.VersionKey(name, n), rev, v)
-}
-
-func (s *Service) applyVersion(key string, rev uint64, v *lambda.Function) { s.apply(key, rev, v) }
-
 func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
-	if f != nil && len(f.Env()) > 0 { // the API's own copy, in the clear: keep it sealed as the watch would
+	if f != nil && len(f.Env()) > 0 { // a record in the clear: keep it sealed like the others
 		sealed, err := s.store.Sealed(f)
 		if err != nil {
 			s.log.Error("seal a function's variables for the cache", "function", key, "err", err)
@@ -226,8 +220,8 @@ func (s *Service) sumReservedLocked() int64 {
 	return sum
 }
 
-// ApplyAlias installs an alias (a nil: deleted).
-func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
+// applyAlias installs an alias (a nil: deleted).
+func (s *Service) applyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.mu.Lock()
 	if old := s.aliases[key]; old != nil && rev <= old.rev {
 		s.mu.Unlock()
@@ -239,8 +233,8 @@ func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.reprovision(name)
 }
 
-// ApplyURL installs a function URL (u nil: deleted).
-func (s *Service) ApplyURL(id string, rev uint64, u *lambda.FunctionURL) {
+// applyURL installs a function URL (u nil: deleted).
+func (s *Service) applyURL(id string, rev uint64, u *lambda.FunctionURL) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.urls[id]; old != nil && rev <= old.rev {
@@ -294,8 +288,8 @@ func (s *Service) LookupURL(ctx context.Context, id string) (*lambda.FunctionURL
 	return u, err
 }
 
-// ApplyProvisioned installs a provisioned-concurrency config (pc nil: deleted).
-func (s *Service) ApplyProvisioned(key string, rev uint64, pc *lambda.ProvisionedConcurrency) {
+// applyProvisioned installs a provisioned-concurrency config (pc nil: deleted).
+func (s *Service) applyProvisioned(key string, rev uint64, pc *lambda.ProvisionedConcurrency) {
 	s.mu.Lock()
 	if old := s.prov[key]; old != nil && rev <= old.rev {
 		s.mu.Unlock()
@@ -362,14 +356,15 @@ func (s *Service) Provisioned(ctx context.Context, name, qualifier string) (requ
 }
 
 // Lookup returns what an invoke of name at qualifier runs: $LATEST (qualifier "" or "$LATEST"), a
-// published version, or the version an alias routes this invocation to. On a cache miss it asks
-// the store once (written by another node a moment ago).
+// published version, or the version an alias routes this invocation to. On a miss it asks the
+// store once (written by another node a moment ago) and, if the record is there, waits for the
+// watch to bring it into the view.
 func (s *Service) Lookup(ctx context.Context, name, qualifier string) (*Entry, error) {
 	switch {
 	case qualifier == "" || qualifier == lambda.LatestVersion:
-		return s.entry(ctx, name, name, func() (*lambda.Function, uint64, error) {
+		return s.entry(ctx, Functions, name, func() (uint64, error) {
 			f, err := s.store.GetFunction(ctx, name)
-			return f.Function, f.Revision, err
+			return f.Revision, err
 		})
 	case isVersion(qualifier):
 		n, _ := strconv.Atoi(qualifier)
@@ -408,24 +403,29 @@ func (s *Service) version(ctx context.Context, name string, n int) (*Entry, erro
 	if _, err := s.Lookup(ctx, name, ""); err != nil {
 		return nil, err // a version of a deleted function is gone too
 	}
-	return s.entry(ctx, store.VersionKey(name, n), name, func() (*lambda.Function, uint64, error) {
-		return s.store.GetVersion(ctx, name, n)
+	return s.entry(ctx, Versions, store.VersionKey(name, n), func() (uint64, error) {
+		_, rev, err := s.store.GetVersion(ctx, name, n)
+		return rev, err
 	})
 }
 
-func (s *Service) entry(ctx context.Context, key, name string, load func() (*lambda.Function, uint64, error)) (*Entry, error) {
+// entry returns the view's entry for key (of bucket v); on a miss, load reads the record's
+// revision from the store and entry waits for the watch to have applied it.
+func (s *Service) entry(ctx context.Context, v View, key string, load func() (uint64, error)) (*Entry, error) {
 	s.mu.RLock()
 	e := s.entries[key]
 	s.mu.RUnlock()
 	if e == nil {
-		f, rev, err := load()
+		rev, err := load()
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
 			return nil, err
 		}
-		s.apply(key, rev, f)
+		if err := s.Await(ctx, v, rev); err != nil {
+			return nil, err
+		}
 		s.mu.RLock()
 		e = s.entries[key]
 		s.mu.RUnlock()
@@ -449,10 +449,14 @@ func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias,
 		if err != nil {
 			return nil, err
 		}
-		s.ApplyAlias(key, a.Revision, a.Alias)
-		return a.Alias, nil
+		if err := s.Await(ctx, Aliases, a.Revision); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		it = s.aliases[key]
+		s.mu.RUnlock()
 	}
-	if it.alias == nil {
+	if it == nil || it.alias == nil {
 		return nil, ErrNotFound
 	}
 	return it.alias, nil
@@ -482,8 +486,6 @@ func (s *Service) admit(e *Entry) (release func(), _ *Throttled) {
 // variables rewrapped under another master key, or the function-wide settings kept on
 // $LATEST's record (reserved concurrency, the last version number, tags). Publishing a version,
 // setting concurrency or rotating the master key then keeps the warm environments, as on AWS.
-// (a may hold its variables sealed differently: the API applies the records it writes,
-// sealed afresh, before the watch delivers the stored ones.)
 func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 	ca, cb := *a, *b
 	for _, c := range []*lambda.Function{&ca, &cb} {

@@ -290,11 +290,18 @@ func (s *Store) UpdateFunction(ctx context.Context, f *lambda.Function, rev uint
 	return s.fns.update(ctx, f.Config.FunctionName, f, rev)
 }
 
-// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent.
-func (s *Store) DeleteFunction(ctx context.Context, name string) error {
-	if err := s.fns.delete(ctx, name); err != nil {
-		return err
+// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent. It
+// returns the functions bucket's revision of the deletion (or a later one).
+func (s *Store) DeleteFunction(ctx context.Context, name string) (uint64, error) {
+	rev, err := s.fns.remove(ctx, name)
+	if err != nil {
+		return 0, err
 	}
+	return rev, s.deleteDependents(ctx, name)
+}
+
+// deleteDependents removes what belongs to a deleted function.
+func (s *Store) deleteDependents(ctx context.Context, name string) error {
 	urls, err := s.ListFunctionURLs(ctx, name)
 	if err != nil {
 		return err
@@ -484,9 +491,9 @@ func (s *Store) CreateVersion(ctx context.Context, v *lambda.Function, n int) (u
 	return s.versions.create(ctx, VersionKey(v.Config.FunctionName, n), v)
 }
 
-// DeleteVersion removes a published version.
-func (s *Store) DeleteVersion(ctx context.Context, name string, n int) error {
-	return s.versions.delete(ctx, VersionKey(name, n))
+// DeleteVersion removes a published version; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteVersion(ctx context.Context, name string, n int) (uint64, error) {
+	return s.versions.remove(ctx, VersionKey(name, n))
 }
 
 // ListVersions returns a function's published versions in version order.
@@ -534,9 +541,9 @@ func (s *Store) UpdateAlias(ctx context.Context, name string, a *lambda.Alias, r
 	return s.aliases.update(ctx, AliasKey(name, a.Name), a, rev)
 }
 
-// DeleteAlias removes an alias.
-func (s *Store) DeleteAlias(ctx context.Context, name, alias string) error {
-	return s.aliases.delete(ctx, AliasKey(name, alias))
+// DeleteAlias removes an alias; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteAlias(ctx context.Context, name, alias string) (uint64, error) {
+	return s.aliases.remove(ctx, AliasKey(name, alias))
 }
 
 // ListAliases returns a function's aliases by name.
@@ -614,9 +621,10 @@ func (s *Store) GetProvisioned(ctx context.Context, name, qualifier string) (*la
 	return s.prov.get(ctx, AliasKey(name, qualifier))
 }
 
-// DeleteProvisioned removes a provisioned-concurrency config.
-func (s *Store) DeleteProvisioned(ctx context.Context, name, qualifier string) error {
-	return s.prov.delete(ctx, AliasKey(name, qualifier))
+// DeleteProvisioned removes a provisioned-concurrency config; it returns the deletion's revision
+// (or a later one).
+func (s *Store) DeleteProvisioned(ctx context.Context, name, qualifier string) (uint64, error) {
+	return s.prov.remove(ctx, AliasKey(name, qualifier))
 }
 
 // ListProvisioned returns a function's provisioned-concurrency configs by qualifier.
