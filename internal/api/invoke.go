@@ -104,7 +104,10 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: name, Qualifier: qualifier, Resolved: entry,
 		RequestID: id, Payload: payload, InvokedARN: a.account.FunctionARN(name, qualifier), ClientContext: clientContext,
 		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}, invokeResponse{w})
-	var th *invoke.Throttled
+	if err == nil {
+		return nil
+	}
+	var th *invoke.Throttled // declared only on the error path: errors.As moves it to the heap
 	switch {
 	case errors.As(err, &th):
 		return apierr.TooManyRequests(th.Reason, 1).Wrap(err)

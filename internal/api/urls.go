@@ -328,9 +328,11 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 	}
 	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: u.Function, Qualifier: u.Qualifier, RequestID: reqID, Payload: event,
 		InvokedARN: a.account.FunctionARN(u.Function, u.Qualifier)}, &urlResponse{w: w, r: r, cors: cors})
-	var th *invoke.Throttled
+	if err == nil {
+		return
+	}
+	var th *invoke.Throttled // declared only on the error path: errors.As moves it to the heap
 	switch {
-	case err == nil:
 	case errors.Is(err, invoke.ErrNotFound):
 		urlError(w, http.StatusForbidden, "Forbidden")
 	case errors.As(err, &th):
