@@ -1,8 +1,11 @@
-// Package invoke resolves what an invocation runs and whether it may run now: function name and
-// qualifier ($LATEST, a version, or an alias with weighted routing) to a configuration and the
-// worker pool that serves it, and admission against the account's and the function's concurrency
-// limits. It keeps everything in memory, fed by the store's KV watches, so the warm path touches
-// neither disk nor JetStream. It knows nothing of HTTP.
+// Package invoke is the invocation service: Service.Invoke is the one way any invocation runs
+// (the Invoke API, function URLs, async events and schedules through the async queue, event
+// source mappings). It resolves function name and qualifier ($LATEST, a version, or an alias
+// with weighted routing) to a configuration and the worker pool that serves it, admits the
+// invocation against the account's and the function's concurrency, counts throttles, and runs
+// it on the pool. It keeps everything in memory in a view written only by the store's KV
+// watches (writers read their own writes with Await), so the warm path touches neither disk nor
+// JetStream. It knows nothing of HTTP; only it reaches the worker's pools.
 package invoke
 
 import (
