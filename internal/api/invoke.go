@@ -103,7 +103,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	}
 	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: name, Qualifier: qualifier, Resolved: entry,
 		RequestID: id, Payload: payload, InvokedARN: a.account.FunctionARN(name, qualifier), ClientContext: clientContext,
-		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}, invokeResponse{w})
+		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}, func(resp invoke.Response) { writeInvokeResponse(w, resp) })
 	if err == nil {
 		return nil
 	}
@@ -117,11 +117,8 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	return err
 }
 
-// invokeResponse writes an invocation's result as the Invoke API's response.
-type invokeResponse struct{ w http.ResponseWriter }
-
-func (ir invokeResponse) WriteResponse(resp *invoke.Response) {
-	w := ir.w
+// writeInvokeResponse writes an invocation's result as the Invoke API's response.
+func writeInvokeResponse(w http.ResponseWriter, resp invoke.Response) {
 	wh := w.Header()
 	ct := resp.ContentType
 	if ct == "" {

@@ -327,7 +327,7 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 		return
 	}
 	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: u.Function, Qualifier: u.Qualifier, RequestID: reqID, Payload: event,
-		InvokedARN: a.account.FunctionARN(u.Function, u.Qualifier)}, &urlResponse{w: w, r: r, cors: cors})
+		InvokedARN: a.account.FunctionARN(u.Function, u.Qualifier)}, func(resp invoke.Response) { writeURLResponse(w, r, cors, resp) })
 	if err == nil {
 		return
 	}
@@ -343,15 +343,8 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 	}
 }
 
-// urlResponse writes an invocation's result by Lambda's function URL response rules.
-type urlResponse struct {
-	w    http.ResponseWriter
-	r    *http.Request
-	cors *lambda.Cors
-}
-
-func (ur *urlResponse) WriteResponse(resp *invoke.Response) {
-	w := ur.w
+// writeURLResponse writes an invocation's result by Lambda's function URL response rules.
+func writeURLResponse(w http.ResponseWriter, r *http.Request, cors *lambda.Cors, resp invoke.Response) {
 	if resp.FunctionError != "" {
 		urlError(w, http.StatusBadGateway, "Internal Server Error")
 		return
@@ -361,8 +354,8 @@ func (ur *urlResponse) WriteResponse(resp *invoke.Response) {
 	for k, vs := range out.Headers {
 		h[k] = vs
 	}
-	if ur.cors != nil {
-		applyCors(w, ur.r, ur.cors, false)
+	if cors != nil {
+		applyCors(w, r, cors, false)
 	}
 	h.Set("Content-Length", strconv.Itoa(len(out.Body)))
 	w.WriteHeader(out.Status)

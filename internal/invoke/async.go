@@ -18,8 +18,8 @@ func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outc
 	if ev.Qualifier != "" {
 		invoked = ev.FunctionArn + ":" + ev.Qualifier
 	}
-	var out collected
-	err := s.Invoke(ctx, Request{Function: ev.Function, Qualifier: ev.Qualifier, RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked}, &out)
+	var out Response
+	err := s.Invoke(ctx, Request{Function: ev.Function, Qualifier: ev.Qualifier, RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked}, collect(&out))
 	var th *Throttled
 	switch {
 	case errors.Is(err, ErrNotFound):

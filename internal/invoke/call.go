@@ -3,7 +3,6 @@ package invoke
 import (
 	"context"
 	"errors"
-	"sync"
 
 	"github.com/google/uuid"
 
@@ -66,8 +65,8 @@ type Request struct {
 	Tail          bool // return the last 4 KB of the log in Response.LogResult
 }
 
-// Response is an invocation's result. It is lent to ResponseWriter.WriteResponse for the
-// length of that call: Payload must be copied to be kept.
+// Response is an invocation's result, handed to Invoke's respond. Payload is lent
+// for the length of that call: it must be copied to be kept.
 type Response struct {
 	ExecutedVersion string
 	Payload         []byte
@@ -77,21 +76,18 @@ type Response struct {
 	LogResult     string
 }
 
-// ResponseWriter receives an invocation's result, like net/http's: Invoke calls WriteResponse
-// once, on the caller's goroutine, as soon as the runtime has answered and before the
-// invocation's log record is written, so a sync caller is answered first. It is not called when
-// Invoke returns an error.
-type ResponseWriter interface {
-	WriteResponse(*Response)
-}
-
 // Invoke is the one way to run a function: it resolves name and qualifier (alias routing
 // included), admits the invocation against the account's and the function's concurrency,
 // places it on an environment of the version's pool (a warm one, else a cold start within the
-// node's memory budget), runs it and writes the result to w. Errors: ErrNotFound, *Throttled
-// (counted in the throttle metric), ErrAborted, ErrClosed, or the platform's own failure. A
-// function's failure is not an error: it is Response.FunctionError.
-func (s *Service) Invoke(ctx context.Context, req Request, w ResponseWriter) error {
+// node's memory budget), runs it and hands the result to respond. Errors: ErrNotFound,
+// *Throttled (counted in the throttle metric), ErrAborted, ErrClosed, or the platform's own
+// failure. A function's failure is not an error: it is Response.FunctionError.
+//
+// respond plays the part of net/http's ResponseWriter: Invoke calls it once, on the caller's
+// goroutine, as soon as the runtime has answered and before the invocation's log record is
+// written, so a sync caller is answered first; never when Invoke returns an error. Invoke
+// keeps no reference to it, so a caller's closure stays on the caller's stack.
+func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response)) error {
 	e := req.Resolved
 	if e == nil {
 		var err error
@@ -109,12 +105,14 @@ func (s *Service) Invoke(ctx context.Context, req Request, w ResponseWriter) err
 	if arn == "" {
 		arn = e.Fn.Config.FunctionArn
 	}
-	d := deliveries.Get().(*delivery)
-	d.w, d.resp.ExecutedVersion = w, e.Fn.Config.Version
+	version := e.Fn.Config.Version
+	// The worker calls this before Pool.Invoke returns and keeps no reference: it stays on this
+	// stack, and respond on the caller's, so the warm path allocates nothing for either.
 	err := e.pool.Invoke(ctx, worker.Request{RequestID: req.RequestID, Payload: req.Payload, InvokedARN: arn,
-		ClientContext: req.ClientContext, TraceID: req.TraceID, Tail: req.Tail}, d.respond)
-	*d = delivery{respond: d.respond}
-	deliveries.Put(d)
+		ClientContext: req.ClientContext, TraceID: req.TraceID, Tail: req.Tail}, func(r *worker.Response) {
+		respond(Response{ExecutedVersion: version, Payload: r.Payload, ContentType: r.ContentType,
+			FunctionError: r.FunctionError, LogResult: r.LogResult})
+	})
 	if errors.Is(err, worker.ErrNoCapacity) {
 		th := &Throttled{Reason: ReasonAccount, err: err}
 		s.throttled(e, th)
@@ -129,32 +127,13 @@ func (s *Service) throttled(e *Entry, th *Throttled) {
 	}
 }
 
-// delivery hands the worker's result to the caller's ResponseWriter. Deliveries are pooled,
-// each with its respond bound once, so that the warm path allocates nothing for it.
-type delivery struct {
-	w       ResponseWriter
-	resp    Response
-	respond func(*worker.Response)
-}
-
-var deliveries = sync.Pool{New: func() any {
-	d := &delivery{}
-	d.respond = d.deliver
-	return d
-}}
-
-func (d *delivery) deliver(r *worker.Response) {
-	d.resp.Payload, d.resp.ContentType, d.resp.FunctionError, d.resp.LogResult = r.Payload, r.ContentType, r.FunctionError, r.LogResult
-	d.w.WriteResponse(&d.resp)
-}
-
-// collected keeps a result for callers that act on it after the invocation (async events,
-// event source batches).
-type collected struct{ Response }
-
-func (c *collected) WriteResponse(r *Response) {
-	c.Response = *r
-	c.Payload = append([]byte(nil), r.Payload...)
+// collect returns a respond that keeps the result, for callers that act on it after the
+// invocation (async events, event source batches).
+func collect(out *Response) func(Response) {
+	return func(r Response) {
+		*out = r
+		out.Payload = append([]byte(nil), r.Payload...)
+	}
 }
 
 var _ esm.Invoker = (*Service)(nil)
@@ -165,8 +144,8 @@ func (s *Service) InvokeBatch(ctx context.Context, functionArn string, payload [
 	if err != nil {
 		return esm.Result{}, err
 	}
-	var out collected
-	err = s.Invoke(ctx, Request{Function: name, Qualifier: qualifier, RequestID: uuid.NewString(), Payload: payload, InvokedARN: functionArn}, &out)
+	var out Response
+	err = s.Invoke(ctx, Request{Function: name, Qualifier: qualifier, RequestID: uuid.NewString(), Payload: payload, InvokedARN: functionArn}, collect(&out))
 	var th *Throttled
 	switch {
 	case errors.Is(err, ErrNotFound):
