@@ -11,6 +11,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -326,8 +327,10 @@ func (a *API) notFound(name, qualifier string) *apierr.Error {
 // await makes a handler read its own write: it returns once the invocation service's view
 // (written only by the store's watches) holds revision rev of bucket v, so that an invoke
 // after the response sees the change. The write stands if the view is late; that is logged.
-func (a *API) await(r *http.Request, v invoke.View, rev uint64) {
-	if err := a.invoke.Await(r.Context(), v, rev); err != nil {
+func (a *API) await(r *http.Request, v invoke.View, rev uint64) { a.awaitCtx(r.Context(), v, rev) }
+
+func (a *API) awaitCtx(ctx context.Context, v invoke.View, rev uint64) {
+	if err := a.invoke.Await(ctx, v, rev); err != nil {
 		a.log.Warn("the in-memory view is behind a write", "bucket", v, "revision", rev, "err", err)
 	}
 }

@@ -131,9 +131,11 @@ func (a *API) createFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if in.InvokeMode != nil {
 		u.Config.InvokeMode = *in.InvokeMode
 	}
-	if err := a.store.CreateFunctionURL(r.Context(), u); err != nil {
+	rev, err := a.store.CreateFunctionURL(r.Context(), u)
+	if err != nil {
 		return err
 	}
+	a.await(r, invoke.URLs, rev)
 	out := u.Config
 	out.FunctionUrl, out.LastModifiedTime = a.urlFor(r, u.ID), ""
 	return writeJSON(w, http.StatusCreated, out)
@@ -175,9 +177,11 @@ func (a *API) updateFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 		u.Config.Cors = in.Cors
 	}
 	u.Config.LastModifiedTime = lambda.FormatTime(time.Now())
-	if err := a.store.UpdateFunctionURL(r.Context(), u); err != nil {
+	rev, err := a.store.UpdateFunctionURL(r.Context(), u)
+	if err != nil {
 		return err
 	}
+	a.await(r, invoke.URLs, rev)
 	out := u.Config
 	out.FunctionUrl = a.urlFor(r, u.ID)
 	return writeJSON(w, http.StatusOK, out)
@@ -192,8 +196,12 @@ func (a *API) deleteFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteFunctionURL(r.Context(), u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rev, err := a.store.DeleteFunctionURL(r.Context(), u.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if err == nil {
+		a.await(r, invoke.URLs, rev)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil

@@ -666,22 +666,21 @@ func (s *Store) GetPolicy(ctx context.Context, name, qualifier string) (*lambda.
 }
 
 // PutPolicy stores a policy: created when rev is 0, else replaced if still at rev (ErrConflict).
-func (s *Store) PutPolicy(ctx context.Context, name, qualifier string, p *lambda.StoredPolicy, rev uint64) error {
-	var err error
+// It returns the new revision.
+func (s *Store) PutPolicy(ctx context.Context, name, qualifier string, p *lambda.StoredPolicy, rev uint64) (uint64, error) {
 	if rev == 0 {
-		_, err = s.policies.create(ctx, PolicyKey(name, qualifier), p)
+		n, err := s.policies.create(ctx, PolicyKey(name, qualifier), p)
 		if errors.Is(err, ErrExists) {
 			err = fmt.Errorf("policy %s: %w", PolicyKey(name, qualifier), ErrConflict)
 		}
-	} else {
-		_, err = s.policies.update(ctx, PolicyKey(name, qualifier), p, rev)
+		return n, err
 	}
-	return err
+	return s.policies.update(ctx, PolicyKey(name, qualifier), p, rev)
 }
 
-// DeletePolicy removes a policy.
-func (s *Store) DeletePolicy(ctx context.Context, name, qualifier string) error {
-	return s.policies.delete(ctx, PolicyKey(name, qualifier))
+// DeletePolicy removes a policy; it returns the deletion's revision (or a later one).
+func (s *Store) DeletePolicy(ctx context.Context, name, qualifier string) (uint64, error) {
+	return s.policies.remove(ctx, PolicyKey(name, qualifier))
 }
 
 // WatchPolicies reports policy changes (deletions: p nil) with their KV keys.
@@ -719,20 +718,18 @@ func (s *Store) ListEventInvokeConfigs(ctx context.Context, name string) ([]*lam
 	return s.eic.list(ctx, name+".*")
 }
 
-// CreateFunctionURL stores a new function URL under its id.
-func (s *Store) CreateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
-	_, err := s.urls.create(ctx, u.ID, u)
-	return err
+// CreateFunctionURL stores a new function URL under its id; it returns the revision.
+func (s *Store) CreateFunctionURL(ctx context.Context, u *lambda.FunctionURL) (uint64, error) {
+	return s.urls.create(ctx, u.ID, u)
 }
 
-// UpdateFunctionURL replaces a function URL.
-func (s *Store) UpdateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
+// UpdateFunctionURL replaces a function URL; it returns the new revision.
+func (s *Store) UpdateFunctionURL(ctx context.Context, u *lambda.FunctionURL) (uint64, error) {
 	_, rev, err := s.urls.get(ctx, u.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.urls.update(ctx, u.ID, u, rev)
-	return err
+	return s.urls.update(ctx, u.ID, u, rev)
 }
 
 // GetFunctionURLByID returns the function URL with this id.
@@ -741,9 +738,9 @@ func (s *Store) GetFunctionURLByID(ctx context.Context, id string) (*lambda.Func
 	return u, err
 }
 
-// DeleteFunctionURL removes a function URL.
-func (s *Store) DeleteFunctionURL(ctx context.Context, id string) error {
-	return s.urls.delete(ctx, id)
+// DeleteFunctionURL removes a function URL; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteFunctionURL(ctx context.Context, id string) (uint64, error) {
+	return s.urls.remove(ctx, id)
 }
 
 // ListFunctionURLs returns a function's URLs (one per qualifier).
