@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -113,7 +114,7 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err != nil {
 		return err
 	}
-	a.invoke.ApplyAlias(store.AliasKey(name, al.Name), rev, al)
+	a.await(r, invoke.Aliases, rev)
 	return writeJSON(w, http.StatusCreated, al)
 }
 
@@ -170,7 +171,7 @@ func (a *API) updateAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 		if err != nil {
 			return err
 		}
-		a.invoke.ApplyAlias(store.AliasKey(name, aliasName), rev, &next)
+		a.await(r, invoke.Aliases, rev)
 		return writeJSON(w, http.StatusOK, next)
 	}
 }
@@ -181,7 +182,7 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 		return err
 	}
 	name, aliasName := f.Config.FunctionName, r.PathValue("alias")
-	cur, err := a.store.GetAlias(r.Context(), name, aliasName)
+	_, err = a.store.GetAlias(r.Context(), name, aliasName)
 	if errors.Is(err, store.ErrNotFound) {
 		// DeleteAlias is idempotent on AWS: deleting a missing alias succeeds.
 		w.WriteHeader(http.StatusNoContent)
@@ -190,10 +191,15 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteAlias(r.Context(), name, aliasName); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rev, err := a.store.DeleteAlias(r.Context(), name, aliasName)
+	if errors.Is(err, store.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent) // deleted meanwhile
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	a.invoke.ApplyAlias(store.AliasKey(name, aliasName), cur.Revision+1, nil)
+	a.await(r, invoke.Aliases, rev)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -1,7 +1,8 @@
 // Package api serves the Lambda REST API (2015-03-31 and the dated paths beside it) over HTTP:
 // request parsing and validation, AWS's JSON shapes and error wire format, and the Invoke hot
-// path. It holds no state of its own: functions live in the store, the in-memory view and pools
-// in invoke/worker.
+// path's HTTP side. It holds no state of its own: functions live in the store, the in-memory
+// view in invoke, and every invocation runs through invoke.Service.Invoke (api never reaches a
+// worker pool).
 //
 // Every request but function URLs (which check their own AuthType), /metrics and the
 // presigned code and layer download links must carry a valid SigV4 signature by a known access
@@ -10,6 +11,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -320,4 +322,15 @@ func decodeBody(r *http.Request, limit int64, op string, v any) error {
 
 func (a *API) notFound(name, qualifier string) *apierr.Error {
 	return apierr.ResourceNotFound("Function not found: %s", a.account.FunctionARN(name, qualifier))
+}
+
+// await makes a handler read its own write: it returns once the invocation service's view
+// (written only by the store's watches) holds revision rev of bucket v, so that an invoke
+// after the response sees the change. The write stands if the view is late; that is logged.
+func (a *API) await(r *http.Request, v invoke.View, rev uint64) { a.awaitCtx(r.Context(), v, rev) }
+
+func (a *API) awaitCtx(ctx context.Context, v invoke.View, rev uint64) {
+	if err := a.invoke.Await(ctx, v, rev); err != nil {
+		a.log.Warn("the in-memory view is behind a write", "bucket", v, "revision", rev, "err", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -76,7 +77,7 @@ func (a *API) setReserved(w http.ResponseWriter, r *http.Request, f store.Functi
 		if err != nil {
 			return err
 		}
-		a.invoke.Apply(next.Config.FunctionName, rev, &next)
+		a.await(r, invoke.Functions, rev)
 		if w == nil {
 			return nil
 		}

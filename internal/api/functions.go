@@ -12,6 +12,7 @@ import (
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
@@ -171,7 +172,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		return err
 	}
 	staged.keep()
-	a.invoke.Apply(name, rev, f)
+	a.await(r, invoke.Functions, rev)
 	if in.Publish {
 		v, err := a.publish(r, store.Function{Function: f, Revision: rev}, publishVersionInput{})
 		if err != nil {
@@ -382,20 +383,14 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		}
 		return err
 	}
-	f, err := a.store.GetFunction(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return a.notFound(name, "")
-	}
+	rev, err := a.store.DeleteFunction(r.Context(), name)
 	if err != nil {
-		return err
-	}
-	if err := a.store.DeleteFunction(r.Context(), name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return a.notFound(name, "")
 		}
 		return err
 	}
-	a.invoke.Apply(name, f.Revision+1, nil)
+	a.await(r, invoke.Functions, rev)
 	a.gc.wake()
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -608,7 +603,7 @@ func (a *API) apply(r *http.Request, f store.Function, revisionID string, change
 		if err != nil {
 			return nil, 0, err
 		}
-		a.invoke.Apply(next.Config.FunctionName, rev, &next)
+		a.await(r, invoke.Functions, rev)
 		return &next, rev, nil
 	}
 }

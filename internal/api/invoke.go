@@ -13,7 +13,6 @@ import (
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
-	"github.com/flint-run/flint/internal/worker"
 )
 
 var (
@@ -102,55 +101,47 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		w.WriteHeader(http.StatusAccepted)
 		return nil
 	}
-	release, err := a.invoke.Admit(entry)
-	if err != nil {
-		var th *invoke.Throttled
-		if errors.As(err, &th) {
-			a.throttled(name, th.Reason)
-			return apierr.TooManyRequests(th.Reason, 1)
-		}
-		return err
+	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: name, Qualifier: qualifier, Resolved: entry,
+		RequestID: id, Payload: payload, InvokedARN: a.account.FunctionARN(name, qualifier), ClientContext: clientContext,
+		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}, func(resp invoke.Response) { writeInvokeResponse(w, resp) })
+	if err == nil {
+		return nil
 	}
-	defer release()
-	invokedARN := a.account.FunctionARN(name, qualifier)
-	req := worker.Request{RequestID: id, Payload: payload, InvokedARN: invokedARN, ClientContext: clientContext,
-		TraceID: h.Get("X-Amzn-Trace-Id"), Tail: tail}
-	err = entry.Pool.Invoke(r.Context(), req, func(resp *worker.Response) {
-		wh := w.Header()
-		ct := resp.ContentType
-		if ct == "" {
-			wh["Content-Type"] = hdrJSON
-		} else {
-			wh["Content-Type"] = []string{ct}
-		}
-		if v := entry.Fn.Config.Version; v == lambda.LatestVersion {
-			wh["X-Amz-Executed-Version"] = hdrExecutedVersion
-		} else {
-			wh["X-Amz-Executed-Version"] = []string{v}
-		}
-		if resp.FunctionError != "" {
-			wh["X-Amz-Function-Error"] = hdrUnhandled
-		}
-		if resp.LogResult != "" {
-			wh["X-Amz-Log-Result"] = []string{resp.LogResult}
-		}
-		wh["Content-Length"] = []string{strconv.Itoa(len(resp.Payload))}
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(resp.Payload)
-		if f, ok := w.(http.Flusher); ok {
-			f.Flush() // the caller has its answer; log bookkeeping follows
-		}
-	})
-	if errors.Is(err, worker.ErrNoCapacity) {
-		a.throttled(name, "ConcurrentInvocationLimitExceeded")
-		return apierr.TooManyRequests("ConcurrentInvocationLimitExceeded", 1).Wrap(err)
+	var th *invoke.Throttled // declared only on the error path: errors.As moves it to the heap
+	switch {
+	case errors.As(err, &th):
+		return apierr.TooManyRequests(th.Reason, 1).Wrap(err)
+	case errors.Is(err, invoke.ErrNotFound):
+		return a.notFound(name, qualifier)
 	}
 	return err
 }
 
-func (a *API) throttled(function, reason string) {
-	if a.metrics != nil {
-		a.metrics.Throttled(function, reason)
+// writeInvokeResponse writes an invocation's result as the Invoke API's response.
+func writeInvokeResponse(w http.ResponseWriter, resp invoke.Response) {
+	wh := w.Header()
+	ct := resp.ContentType
+	if ct == "" {
+		wh["Content-Type"] = hdrJSON
+	} else {
+		wh["Content-Type"] = []string{ct}
+	}
+	if v := resp.ExecutedVersion; v == lambda.LatestVersion {
+		wh["X-Amz-Executed-Version"] = hdrExecutedVersion
+	} else {
+		wh["X-Amz-Executed-Version"] = []string{v}
+	}
+	if resp.FunctionError != "" {
+		wh["X-Amz-Function-Error"] = hdrUnhandled
+	}
+	if resp.LogResult != "" {
+		wh["X-Amz-Log-Result"] = []string{resp.LogResult}
+	}
+	wh["Content-Length"] = []string{strconv.Itoa(len(resp.Payload))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(resp.Payload)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush() // the caller has its answer; log bookkeeping follows
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -216,13 +217,18 @@ func (a *API) modifyPolicy(ctx context.Context, name, qualifier, revisionID stri
 			return err
 		}
 		next.RevisionID = uuid.NewString()
+		var written uint64
 		if len(next.Policy.Statement) == 0 {
-			err = a.store.DeletePolicy(ctx, name, qualifier)
+			written, err = a.store.DeletePolicy(ctx, name, qualifier)
 		} else {
-			err = a.store.PutPolicy(ctx, name, qualifier, &next, rev)
+			written, err = a.store.PutPolicy(ctx, name, qualifier, &next, rev)
 		}
 		if errors.Is(err, store.ErrConflict) {
 			continue
+		}
+		if err == nil {
+			// A grant or a refusal of the public URL is in force when the caller is answered.
+			a.awaitCtx(ctx, invoke.Policies, written)
 		}
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -80,7 +81,7 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request, _ string) e
 	if err != nil {
 		return err
 	}
-	a.invoke.ApplyProvisioned(store.AliasKey(name, q), rev, pc)
+	a.await(r, invoke.Provisioned, rev)
 	return writeJSON(w, http.StatusAccepted, a.provisionedStatus(r, name, q, pc))
 }
 
@@ -127,10 +128,15 @@ func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteProvisioned(r.Context(), name, q); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rev, err = a.store.DeleteProvisioned(r.Context(), name, q)
+	if errors.Is(err, store.ErrNotFound) {
+		w.WriteHeader(http.StatusNoContent) // deleted meanwhile
+		return nil
+	}
+	if err != nil {
 		return err
 	}
-	a.invoke.ApplyProvisioned(store.AliasKey(name, q), rev+1, nil)
+	a.await(r, invoke.Provisioned, rev)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

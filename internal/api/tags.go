@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/store"
 )
 
@@ -114,7 +115,7 @@ func (a *API) updateTags(w http.ResponseWriter, r *http.Request, change func(map
 		if err != nil {
 			return err
 		}
-		a.invoke.Apply(next.Config.FunctionName, rev, &next)
+		a.await(r, invoke.Functions, rev)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}

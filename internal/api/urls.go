@@ -18,7 +18,6 @@ import (
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
-	"github.com/flint-run/flint/internal/worker"
 )
 
 // Function URLs answer on http(s)://<url-id>.lambda-url.<region>.localhost:<port>/ (curl and
@@ -132,9 +131,11 @@ func (a *API) createFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if in.InvokeMode != nil {
 		u.Config.InvokeMode = *in.InvokeMode
 	}
-	if err := a.store.CreateFunctionURL(r.Context(), u); err != nil {
+	rev, err := a.store.CreateFunctionURL(r.Context(), u)
+	if err != nil {
 		return err
 	}
+	a.await(r, invoke.URLs, rev)
 	out := u.Config
 	out.FunctionUrl, out.LastModifiedTime = a.urlFor(r, u.ID), ""
 	return writeJSON(w, http.StatusCreated, out)
@@ -176,9 +177,11 @@ func (a *API) updateFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 		u.Config.Cors = in.Cors
 	}
 	u.Config.LastModifiedTime = lambda.FormatTime(time.Now())
-	if err := a.store.UpdateFunctionURL(r.Context(), u); err != nil {
+	rev, err := a.store.UpdateFunctionURL(r.Context(), u)
+	if err != nil {
 		return err
 	}
+	a.await(r, invoke.URLs, rev)
 	out := u.Config
 	out.FunctionUrl = a.urlFor(r, u.ID)
 	return writeJSON(w, http.StatusOK, out)
@@ -193,8 +196,12 @@ func (a *API) deleteFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteFunctionURL(r.Context(), u.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	rev, err := a.store.DeleteFunctionURL(r.Context(), u.ID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
+	}
+	if err == nil {
+		a.await(r, invoke.URLs, rev)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
@@ -327,45 +334,40 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 		urlError(w, http.StatusBadRequest, "Bad Request")
 		return
 	}
-	entry, err := a.invoke.Lookup(r.Context(), u.Function, u.Qualifier)
-	if err != nil {
+	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: u.Function, Qualifier: u.Qualifier, RequestID: reqID, Payload: event,
+		InvokedARN: a.account.FunctionARN(u.Function, u.Qualifier)}, func(resp invoke.Response) { writeURLResponse(w, r, cors, resp) })
+	if err == nil {
+		return
+	}
+	var th *invoke.Throttled // declared only on the error path: errors.As moves it to the heap
+	switch {
+	case errors.Is(err, invoke.ErrNotFound):
 		urlError(w, http.StatusForbidden, "Forbidden")
-		return
-	}
-	release, err := a.invoke.Admit(entry)
-	if err != nil {
-		var th *invoke.Throttled
-		if errors.As(err, &th) {
-			a.throttled(u.Function, th.Reason)
-		}
+	case errors.As(err, &th):
 		urlError(w, http.StatusTooManyRequests, "Rate Exceeded.")
-		return
-	}
-	defer release()
-	arn := a.account.FunctionARN(u.Function, u.Qualifier)
-	err = entry.Pool.Invoke(r.Context(), worker.Request{RequestID: reqID, Payload: event, InvokedARN: arn}, func(resp *worker.Response) {
-		if resp.FunctionError != "" {
-			urlError(w, http.StatusBadGateway, "Internal Server Error")
-			return
-		}
-		out := events.ParseURLResponse(resp.Payload)
-		h := w.Header()
-		for k, vs := range out.Headers {
-			h[k] = vs
-		}
-		if cors != nil {
-			applyCors(w, r, cors, false)
-		}
-		h.Set("Content-Length", strconv.Itoa(len(out.Body)))
-		w.WriteHeader(out.Status)
-		_, _ = w.Write(out.Body)
-	})
-	if errors.Is(err, worker.ErrNoCapacity) {
-		urlError(w, http.StatusTooManyRequests, "Rate Exceeded.")
-	} else if err != nil {
+	default:
 		a.log.Error("function url invoke", "function", u.Function, "err", err)
 		urlError(w, http.StatusInternalServerError, "Internal Server Error")
 	}
+}
+
+// writeURLResponse writes an invocation's result by Lambda's function URL response rules.
+func writeURLResponse(w http.ResponseWriter, r *http.Request, cors *lambda.Cors, resp invoke.Response) {
+	if resp.FunctionError != "" {
+		urlError(w, http.StatusBadGateway, "Internal Server Error")
+		return
+	}
+	out := events.ParseURLResponse(resp.Payload)
+	h := w.Header()
+	for k, vs := range out.Headers {
+		h[k] = vs
+	}
+	if cors != nil {
+		applyCors(w, r, cors, false)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(out.Body)))
+	w.WriteHeader(out.Status)
+	_, _ = w.Write(out.Body)
 }
 
 // applyCors adds the CORS headers for an allowed origin (and, for preflights, methods, headers

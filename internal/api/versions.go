@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -117,12 +118,12 @@ func (a *API) publish(r *http.Request, f store.Function, in publishVersionInput)
 		if err != nil {
 			return nil, err
 		}
-		a.invoke.Apply(name, rev, &next)
 		vrev, err := a.store.CreateVersion(ctx, &v, n)
 		if err != nil {
 			return nil, err
 		}
-		a.invoke.ApplyVersion(name, n, vrev, &v)
+		a.await(r, invoke.Functions, rev)
+		a.await(r, invoke.Versions, vrev)
 		return &v, nil
 	}
 }
@@ -198,7 +199,7 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request, name, qualif
 	if _, err := a.store.GetFunction(r.Context(), name); errors.Is(err, store.ErrNotFound) {
 		return a.notFound(name, "")
 	}
-	_, vrev, err := a.store.GetVersion(r.Context(), name, n)
+	_, _, err = a.store.GetVersion(r.Context(), name, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return a.notFound(name, qualifier)
 	}
@@ -224,13 +225,14 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request, name, qualif
 	if len(using) > 0 {
 		return apierr.ResourceConflict("Unable to delete version because the following aliases reference it: %v", using)
 	}
-	if err := a.store.DeleteVersion(r.Context(), name, n); err != nil {
+	rev, err := a.store.DeleteVersion(r.Context(), name, n)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return a.notFound(name, qualifier)
 		}
 		return err
 	}
-	a.invoke.ApplyVersion(name, n, vrev+1, nil)
+	a.await(r, invoke.Versions, rev)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -8,24 +8,27 @@ import (
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
-	"github.com/flint-run/flint/internal/worker"
 )
 
 var _ asyncq.Settings = (*Service)(nil)
 
-// InvokeAsync runs a queued event through the engine with the event's request id (asyncq.Invoker).
+// InvokeAsync runs a queued event through Invoke with the event's request id (asyncq.Invoker).
 func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outcome, error) {
 	invoked := ""
 	if ev.Qualifier != "" {
 		invoked = ev.FunctionArn + ":" + ev.Qualifier
 	}
-	ex, err := s.Execute(ctx, ev.Function, ev.Qualifier, worker.Request{RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked})
-	if errors.Is(err, ErrNotFound) {
+	var out Response
+	err := s.Invoke(ctx, Request{Function: ev.Function, Qualifier: ev.Qualifier, RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked}, collect(&out))
+	var th *Throttled
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return asyncq.Outcome{}, asyncq.ErrGone
+	case errors.As(err, &th):
+		// Reserved concurrency 0 stops the function: its events go straight to on-failure.
+		return asyncq.Outcome{Throttled: true, Rejected: th.Stopped}, nil
 	}
-	// Reserved concurrency 0 stops the function: its events go straight to on-failure.
-	return asyncq.Outcome{Payload: ex.Payload, FunctionError: ex.FunctionError, ExecutedVersion: ex.ExecutedVersion,
-		Throttled: ex.Throttled, Rejected: ex.Stopped}, err
+	return asyncq.Outcome{Payload: out.Payload, FunctionError: out.FunctionError, ExecutedVersion: out.ExecutedVersion}, err
 }
 
 // AsyncConfig returns the asynchronous invocation settings for function:qualifier: its event

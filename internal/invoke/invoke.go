@@ -1,8 +1,11 @@
-// Package invoke resolves what an invocation runs and whether it may run now: function name and
-// qualifier ($LATEST, a version, or an alias with weighted routing) to a configuration and the
-// worker pool that serves it, and admission against the account's and the function's concurrency
-// limits. It keeps everything in memory, fed by the store's KV watches, so the warm path touches
-// neither disk nor JetStream. It knows nothing of HTTP.
+// Package invoke is the invocation service: Service.Invoke is the one way any invocation runs
+// (the Invoke API, function URLs, async events and schedules through the async queue, event
+// source mappings). It resolves function name and qualifier ($LATEST, a version, or an alias
+// with weighted routing) to a configuration and the worker pool that serves it, admits the
+// invocation against the account's and the function's concurrency, counts throttles, and runs
+// it on the pool. It keeps everything in memory in a view written only by the store's KV
+// watches (writers read their own writes with Await), so the warm path touches neither disk nor
+// JetStream. It knows nothing of HTTP; only it reaches the worker's pools.
 package invoke
 
 import (
@@ -31,12 +34,10 @@ import (
 // ErrNotFound means no such function, version or alias.
 var ErrNotFound = errors.New("invoke: function not found")
 
-// Throttled is returned by Admit when a concurrency limit is reached.
-type Throttled struct {
-	Reason string // Lambda's ThrottleReason
+// Metrics counts throttles (telemetry.Metrics).
+type Metrics interface {
+	Throttled(function, reason string)
 }
-
-func (t *Throttled) Error() string { return "invoke: throttled: " + t.Reason }
 
 // Service is the in-memory view of every function, version and alias.
 type Service struct {
@@ -45,6 +46,7 @@ type Service struct {
 	code         *artifact.Cache
 	limits       artifact.Limits
 	log          *slog.Logger
+	metrics      Metrics // nil: none
 	accountLimit int64
 
 	mu       sync.RWMutex
@@ -56,15 +58,18 @@ type Service struct {
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
+	seen [views]watermark // per bucket, the newest revision the watch has applied
+
 	reservedSum       atomic.Int64 // sum of every function's reservation
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
 }
 
-// Entry is one function version's configuration and pool (nil Fn: deleted).
+// Entry is one function version's configuration (nil Fn: deleted) and the pool of environments
+// that runs it, which only this package reaches.
 type Entry struct {
 	rev      uint64
 	Fn       *lambda.Function
-	Pool     *worker.Pool
+	pool     *worker.Pool
 	counters *counters
 }
 
@@ -90,8 +95,9 @@ type counters struct {
 }
 
 // New returns a Service; Run keeps it in sync with the store.
-func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, log *slog.Logger) *Service {
-	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, accountLimit: int64(accountLimit),
+// metrics may be nil.
+func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, metrics Metrics, log *slog.Logger) *Service {
+	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, metrics: metrics, accountLimit: int64(accountLimit),
 		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
@@ -110,12 +116,12 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { pending.Wait(); close(s.ready) }()
 	once := func() func() { var o sync.Once; return func() { o.Do(pending.Done) } }
 	errs := make(chan error, watches)
-	go func() { errs <- s.store.WatchFunctions(ctx, once(), s.Apply) }()
-	go func() { errs <- s.store.WatchVersions(ctx, once(), s.applyVersion) }()
-	go func() { errs <- s.store.WatchAliases(ctx, once(), s.ApplyAlias) }()
-	go func() { errs <- s.store.WatchProvisioned(ctx, once(), s.ApplyProvisioned) }()
-	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), s.ApplyURL) }()
-	go func() { errs <- s.store.WatchPolicies(ctx, once(), s.applyPolicy) }()
+	go func() { errs <- s.store.WatchFunctions(ctx, once(), watched(s, Functions, s.applyFunction)) }()
+	go func() { errs <- s.store.WatchVersions(ctx, once(), watched(s, Versions, s.apply)) }()
+	go func() { errs <- s.store.WatchAliases(ctx, once(), watched(s, Aliases, s.applyAlias)) }()
+	go func() { errs <- s.store.WatchProvisioned(ctx, once(), watched(s, Provisioned, s.applyProvisioned)) }()
+	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), watched(s, URLs, s.applyURL)) }()
+	go func() { errs <- s.store.WatchPolicies(ctx, once(), watched(s, Policies, s.applyPolicy)) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)
@@ -126,17 +132,16 @@ func (s *Service) Run(ctx context.Context) error {
 // Ready is closed once the cache holds everything stored at start.
 func (s *Service) Ready() <-chan struct{} { return s.ready }
 
-// Apply installs revision rev of a function's $LATEST (f nil: deleted) unless a newer one is
-// known. The API calls it right after its own writes so that an invoke that follows sees them at
-// once; the watch brings the same revision (ignored) and other nodes' changes.
-func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
+// applyFunction installs revision rev of a function's $LATEST (f nil: deleted, with its versions,
+// aliases and provisioned-concurrency configs) unless a newer one is known.
+func (s *Service) applyFunction(name string, rev uint64, f *lambda.Function) {
 	s.apply(name, rev, f)
 	if f == nil { // the versions and aliases went with it
 		s.mu.Lock()
 		var retire []*worker.Pool
 		for k, e := range s.entries {
 			if strings.HasPrefix(k, name+".") && e.Fn != nil {
-				retire = append(retire, e.Pool)
+				retire = append(retire, e.pool)
 				s.entries[k] = &Entry{rev: e.rev}
 			}
 		}
@@ -157,15 +162,8 @@ func (s *Service) Apply(name string, rev uint64, f *lambda.Function) {
 	}
 }
 
-// ApplyVersion installs a published version (v nil: deleted).
-func (s *Service) ApplyVersion(name string, n int, rev uint64, v *lambda.Function) {
-	s.apply(store.VersionKey(name, n), rev, v)
-}
-
-func (s *Service) applyVersion(key string, rev uint64, v *lambda.Function) { s.apply(key, rev, v) }
-
 func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
-	if f != nil && len(f.Env()) > 0 { // the API's own copy, in the clear: keep it sealed as the watch would
+	if f != nil && len(f.Env()) > 0 { // a record in the clear: keep it sealed like the others
 		sealed, err := s.store.Sealed(f)
 		if err != nil {
 			s.log.Error("seal a function's variables for the cache", "function", key, "err", err)
@@ -187,14 +185,14 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
-	keep := f != nil && old != nil && old.Fn != nil && old.Pool != nil && s.sameEnvironments(old.Fn, f)
+	keep := f != nil && old != nil && old.Fn != nil && old.pool != nil && s.sameEnvironments(old.Fn, f)
 	switch {
 	case keep: // nothing the environments see changed: they stay
-		e.Pool = old.Pool
+		e.pool = old.pool
 	case f != nil:
 		wf, bind := s.workerFunction(key, f)
-		e.Pool = s.workers.Pool(wf)
-		bind(e.Pool)
+		e.pool = s.workers.Pool(wf)
+		bind(e.pool)
 	}
 	s.entries[key] = e
 	reprovision := f != nil && key != name
@@ -207,8 +205,8 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.reservedSum.Store(s.sumReservedLocked())
 	}
 	s.mu.Unlock()
-	if old != nil && old.Pool != nil && !keep {
-		old.Pool.Retire()
+	if old != nil && old.pool != nil && !keep {
+		old.pool.Retire()
 	}
 	if reprovision && !keep {
 		s.reprovision(name)
@@ -225,8 +223,8 @@ func (s *Service) sumReservedLocked() int64 {
 	return sum
 }
 
-// ApplyAlias installs an alias (a nil: deleted).
-func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
+// applyAlias installs an alias (a nil: deleted).
+func (s *Service) applyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.mu.Lock()
 	if old := s.aliases[key]; old != nil && rev <= old.rev {
 		s.mu.Unlock()
@@ -238,8 +236,8 @@ func (s *Service) ApplyAlias(key string, rev uint64, a *lambda.Alias) {
 	s.reprovision(name)
 }
 
-// ApplyURL installs a function URL (u nil: deleted).
-func (s *Service) ApplyURL(id string, rev uint64, u *lambda.FunctionURL) {
+// applyURL installs a function URL (u nil: deleted).
+func (s *Service) applyURL(id string, rev uint64, u *lambda.FunctionURL) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.urls[id]; old != nil && rev <= old.rev {
@@ -293,8 +291,8 @@ func (s *Service) LookupURL(ctx context.Context, id string) (*lambda.FunctionURL
 	return u, err
 }
 
-// ApplyProvisioned installs a provisioned-concurrency config (pc nil: deleted).
-func (s *Service) ApplyProvisioned(key string, rev uint64, pc *lambda.ProvisionedConcurrency) {
+// applyProvisioned installs a provisioned-concurrency config (pc nil: deleted).
+func (s *Service) applyProvisioned(key string, rev uint64, pc *lambda.ProvisionedConcurrency) {
 	s.mu.Lock()
 	if old := s.prov[key]; old != nil && rev <= old.rev {
 		s.mu.Unlock()
@@ -333,8 +331,8 @@ func (s *Service) reprovision(name string) {
 	}
 	var sets []set
 	for key, e := range s.entries {
-		if strings.HasPrefix(key, name+".") && e.Pool != nil {
-			sets = append(sets, set{e.Pool, want[key]})
+		if strings.HasPrefix(key, name+".") && e.pool != nil {
+			sets = append(sets, set{e.pool, want[key]})
 		}
 	}
 	s.mu.Unlock()
@@ -355,20 +353,21 @@ func (s *Service) Provisioned(ctx context.Context, name, qualifier string) (requ
 	if err != nil {
 		return it.pc.Requested, 0, nil
 	}
-	desired, allocated := e.Pool.Provisioned()
+	desired, allocated := e.pool.Provisioned()
 	// Several configs may share a version's environments; report this config's share.
 	return it.pc.Requested, min(allocated, it.pc.Requested, max(desired, 0)), nil
 }
 
 // Lookup returns what an invoke of name at qualifier runs: $LATEST (qualifier "" or "$LATEST"), a
-// published version, or the version an alias routes this invocation to. On a cache miss it asks
-// the store once (written by another node a moment ago).
+// published version, or the version an alias routes this invocation to. On a miss it asks the
+// store once (written by another node a moment ago) and, if the record is there, waits for the
+// watch to bring it into the view.
 func (s *Service) Lookup(ctx context.Context, name, qualifier string) (*Entry, error) {
 	switch {
 	case qualifier == "" || qualifier == lambda.LatestVersion:
-		return s.entry(ctx, name, name, func() (*lambda.Function, uint64, error) {
+		return s.entry(ctx, Functions, name, func() (uint64, error) {
 			f, err := s.store.GetFunction(ctx, name)
-			return f.Function, f.Revision, err
+			return f.Revision, err
 		})
 	case isVersion(qualifier):
 		n, _ := strconv.Atoi(qualifier)
@@ -407,24 +406,29 @@ func (s *Service) version(ctx context.Context, name string, n int) (*Entry, erro
 	if _, err := s.Lookup(ctx, name, ""); err != nil {
 		return nil, err // a version of a deleted function is gone too
 	}
-	return s.entry(ctx, store.VersionKey(name, n), name, func() (*lambda.Function, uint64, error) {
-		return s.store.GetVersion(ctx, name, n)
+	return s.entry(ctx, Versions, store.VersionKey(name, n), func() (uint64, error) {
+		_, rev, err := s.store.GetVersion(ctx, name, n)
+		return rev, err
 	})
 }
 
-func (s *Service) entry(ctx context.Context, key, name string, load func() (*lambda.Function, uint64, error)) (*Entry, error) {
+// entry returns the view's entry for key (of bucket v); on a miss, load reads the record's
+// revision from the store and entry waits for the watch to have applied it.
+func (s *Service) entry(ctx context.Context, v View, key string, load func() (uint64, error)) (*Entry, error) {
 	s.mu.RLock()
 	e := s.entries[key]
 	s.mu.RUnlock()
 	if e == nil {
-		f, rev, err := load()
+		rev, err := load()
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound
 		}
 		if err != nil {
 			return nil, err
 		}
-		s.apply(key, rev, f)
+		if err := s.Await(ctx, v, rev); err != nil {
+			return nil, err
+		}
 		s.mu.RLock()
 		e = s.entries[key]
 		s.mu.RUnlock()
@@ -448,30 +452,34 @@ func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias,
 		if err != nil {
 			return nil, err
 		}
-		s.ApplyAlias(key, a.Revision, a.Alias)
-		return a.Alias, nil
+		if err := s.Await(ctx, Aliases, a.Revision); err != nil {
+			return nil, err
+		}
+		s.mu.RLock()
+		it = s.aliases[key]
+		s.mu.RUnlock()
 	}
-	if it.alias == nil {
+	if it == nil || it.alias == nil {
 		return nil, ErrNotFound
 	}
 	return it.alias, nil
 }
 
-// Admit reserves a concurrency slot for an invocation of e, or returns *Throttled. The caller
+// admit reserves a concurrency slot for an invocation of e, or returns why not. The caller
 // calls release when the invocation ends. Two atomic adds on the warm path.
-func (s *Service) Admit(e *Entry) (release func(), err error) {
+func (s *Service) admit(e *Entry) (release func(), _ *Throttled) {
 	c := e.counters
 	if r := c.reserved.Load(); r >= 0 {
 		if c.running.Add(1) > r {
 			c.running.Add(-1)
-			return nil, &Throttled{Reason: "ReservedFunctionConcurrentInvocationLimitExceeded"}
+			return nil, &Throttled{Reason: ReasonReserved, Stopped: r == 0}
 		}
 		return func() { c.running.Add(-1) }, nil
 	}
 	pool := s.accountLimit - s.reservedSum.Load()
 	if s.unreservedRunning.Add(1) > pool {
 		s.unreservedRunning.Add(-1)
-		return nil, &Throttled{Reason: "ConcurrentInvocationLimitExceeded"}
+		return nil, &Throttled{Reason: ReasonAccount}
 	}
 	c.running.Add(1)
 	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
@@ -481,8 +489,6 @@ func (s *Service) Admit(e *Entry) (release func(), err error) {
 // variables rewrapped under another master key, or the function-wide settings kept on
 // $LATEST's record (reserved concurrency, the last version number, tags). Publishing a version,
 // setting concurrency or rotating the master key then keeps the warm environments, as on AWS.
-// (a may hold its variables sealed differently: the API applies the records it writes,
-// sealed afresh, before the watch delivers the stored ones.)
 func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 	ca, cb := *a, *b
 	for _, c := range []*lambda.Function{&ca, &cb} {
@@ -537,7 +543,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 		Env: func() (map[string]string, error) {
 			cur := f
 			s.mu.RLock()
-			if e := s.entries[entryKey]; e != nil && e.Fn != nil && e.Pool == pool {
+			if e := s.entries[entryKey]; e != nil && e.Fn != nil && e.pool == pool {
 				cur = e.Fn
 			}
 			s.mu.RUnlock()

@@ -240,7 +240,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Log: s.log.With("part", "worker"), Runtimes: interps,
 	})
 	limits := artifact.DefaultLimits()
-	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, s.log.With("part", "invoke"))
+	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
 
 	if s.queue, err = asyncq.New(ctx, asyncq.Config{
 		JS: s.store.JetStream(), Invoker: s.invoke, Settings: s.invoke,

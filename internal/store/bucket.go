@@ -110,6 +110,24 @@ func (b bucket[T]) delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// remove deletes key like delete and returns a revision at or after the deletion's, for a
+// writer that waits for a watch to have delivered it (read-your-writes). A purge does not return
+// its own revision, so this is the bucket's newest at the time: the deletion's or a later one.
+func (b bucket[T]) remove(ctx context.Context, key string) (uint64, error) {
+	if err := b.delete(ctx, key); err != nil {
+		return 0, err
+	}
+	st, err := b.kv.Status(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("delete %s %s: revision: %w", b.what, key, err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return 0, fmt.Errorf("delete %s %s: revision: unexpected status %T", b.what, key, st)
+	}
+	return bs.StreamInfo().State.LastSeq, nil
+}
+
 // keys lists the keys matching filter (a subject filter such as "name.*"), sorted.
 func (b bucket[T]) keys(ctx context.Context, filter string) ([]string, error) {
 	lister, err := b.kv.ListKeysFiltered(ctx, filter)

@@ -290,11 +290,18 @@ func (s *Store) UpdateFunction(ctx context.Context, f *lambda.Function, rev uint
 	return s.fns.update(ctx, f.Config.FunctionName, f, rev)
 }
 
-// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent.
-func (s *Store) DeleteFunction(ctx context.Context, name string) error {
-	if err := s.fns.delete(ctx, name); err != nil {
-		return err
+// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent. It
+// returns the functions bucket's revision of the deletion (or a later one).
+func (s *Store) DeleteFunction(ctx context.Context, name string) (uint64, error) {
+	rev, err := s.fns.remove(ctx, name)
+	if err != nil {
+		return 0, err
 	}
+	return rev, s.deleteDependents(ctx, name)
+}
+
+// deleteDependents removes what belongs to a deleted function.
+func (s *Store) deleteDependents(ctx context.Context, name string) error {
 	urls, err := s.ListFunctionURLs(ctx, name)
 	if err != nil {
 		return err
@@ -484,9 +491,9 @@ func (s *Store) CreateVersion(ctx context.Context, v *lambda.Function, n int) (u
 	return s.versions.create(ctx, VersionKey(v.Config.FunctionName, n), v)
 }
 
-// DeleteVersion removes a published version.
-func (s *Store) DeleteVersion(ctx context.Context, name string, n int) error {
-	return s.versions.delete(ctx, VersionKey(name, n))
+// DeleteVersion removes a published version; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteVersion(ctx context.Context, name string, n int) (uint64, error) {
+	return s.versions.remove(ctx, VersionKey(name, n))
 }
 
 // ListVersions returns a function's published versions in version order.
@@ -534,9 +541,9 @@ func (s *Store) UpdateAlias(ctx context.Context, name string, a *lambda.Alias, r
 	return s.aliases.update(ctx, AliasKey(name, a.Name), a, rev)
 }
 
-// DeleteAlias removes an alias.
-func (s *Store) DeleteAlias(ctx context.Context, name, alias string) error {
-	return s.aliases.delete(ctx, AliasKey(name, alias))
+// DeleteAlias removes an alias; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteAlias(ctx context.Context, name, alias string) (uint64, error) {
+	return s.aliases.remove(ctx, AliasKey(name, alias))
 }
 
 // ListAliases returns a function's aliases by name.
@@ -614,9 +621,10 @@ func (s *Store) GetProvisioned(ctx context.Context, name, qualifier string) (*la
 	return s.prov.get(ctx, AliasKey(name, qualifier))
 }
 
-// DeleteProvisioned removes a provisioned-concurrency config.
-func (s *Store) DeleteProvisioned(ctx context.Context, name, qualifier string) error {
-	return s.prov.delete(ctx, AliasKey(name, qualifier))
+// DeleteProvisioned removes a provisioned-concurrency config; it returns the deletion's revision
+// (or a later one).
+func (s *Store) DeleteProvisioned(ctx context.Context, name, qualifier string) (uint64, error) {
+	return s.prov.remove(ctx, AliasKey(name, qualifier))
 }
 
 // ListProvisioned returns a function's provisioned-concurrency configs by qualifier.
@@ -658,22 +666,21 @@ func (s *Store) GetPolicy(ctx context.Context, name, qualifier string) (*lambda.
 }
 
 // PutPolicy stores a policy: created when rev is 0, else replaced if still at rev (ErrConflict).
-func (s *Store) PutPolicy(ctx context.Context, name, qualifier string, p *lambda.StoredPolicy, rev uint64) error {
-	var err error
+// It returns the new revision.
+func (s *Store) PutPolicy(ctx context.Context, name, qualifier string, p *lambda.StoredPolicy, rev uint64) (uint64, error) {
 	if rev == 0 {
-		_, err = s.policies.create(ctx, PolicyKey(name, qualifier), p)
+		n, err := s.policies.create(ctx, PolicyKey(name, qualifier), p)
 		if errors.Is(err, ErrExists) {
 			err = fmt.Errorf("policy %s: %w", PolicyKey(name, qualifier), ErrConflict)
 		}
-	} else {
-		_, err = s.policies.update(ctx, PolicyKey(name, qualifier), p, rev)
+		return n, err
 	}
-	return err
+	return s.policies.update(ctx, PolicyKey(name, qualifier), p, rev)
 }
 
-// DeletePolicy removes a policy.
-func (s *Store) DeletePolicy(ctx context.Context, name, qualifier string) error {
-	return s.policies.delete(ctx, PolicyKey(name, qualifier))
+// DeletePolicy removes a policy; it returns the deletion's revision (or a later one).
+func (s *Store) DeletePolicy(ctx context.Context, name, qualifier string) (uint64, error) {
+	return s.policies.remove(ctx, PolicyKey(name, qualifier))
 }
 
 // WatchPolicies reports policy changes (deletions: p nil) with their KV keys.
@@ -711,20 +718,18 @@ func (s *Store) ListEventInvokeConfigs(ctx context.Context, name string) ([]*lam
 	return s.eic.list(ctx, name+".*")
 }
 
-// CreateFunctionURL stores a new function URL under its id.
-func (s *Store) CreateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
-	_, err := s.urls.create(ctx, u.ID, u)
-	return err
+// CreateFunctionURL stores a new function URL under its id; it returns the revision.
+func (s *Store) CreateFunctionURL(ctx context.Context, u *lambda.FunctionURL) (uint64, error) {
+	return s.urls.create(ctx, u.ID, u)
 }
 
-// UpdateFunctionURL replaces a function URL.
-func (s *Store) UpdateFunctionURL(ctx context.Context, u *lambda.FunctionURL) error {
+// UpdateFunctionURL replaces a function URL; it returns the new revision.
+func (s *Store) UpdateFunctionURL(ctx context.Context, u *lambda.FunctionURL) (uint64, error) {
 	_, rev, err := s.urls.get(ctx, u.ID)
 	if err != nil {
-		return err
+		return 0, err
 	}
-	_, err = s.urls.update(ctx, u.ID, u, rev)
-	return err
+	return s.urls.update(ctx, u.ID, u, rev)
 }
 
 // GetFunctionURLByID returns the function URL with this id.
@@ -733,9 +738,9 @@ func (s *Store) GetFunctionURLByID(ctx context.Context, id string) (*lambda.Func
 	return u, err
 }
 
-// DeleteFunctionURL removes a function URL.
-func (s *Store) DeleteFunctionURL(ctx context.Context, id string) error {
-	return s.urls.delete(ctx, id)
+// DeleteFunctionURL removes a function URL; it returns the deletion's revision (or a later one).
+func (s *Store) DeleteFunctionURL(ctx context.Context, id string) (uint64, error) {
+	return s.urls.remove(ctx, id)
 }
 
 // ListFunctionURLs returns a function's URLs (one per qualifier).

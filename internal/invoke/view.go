@@ -1,0 +1,95 @@
+package invoke
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// View names one of the store's buckets whose watch feeds the in-memory view. The watches are
+// the view's only writers; a writer of the store that must read its own write (an API handler
+// before it answers, so that an invoke that follows sees the change) waits with Await for the
+// revision its write returned.
+type View int
+
+const (
+	Functions View = iota
+	Versions
+	Aliases
+	Provisioned
+	URLs
+	Policies
+	views
+)
+
+var viewNames = [views]string{"functions", "versions", "aliases", "provisioned", "urls", "policies"}
+
+func (v View) String() string {
+	if v < 0 || v >= views {
+		return fmt.Sprintf("View(%d)", int(v))
+	}
+	return viewNames[v]
+}
+
+// awaitTimeout bounds Await: the watch is in-process and delivers in tens of microseconds; a
+// view this far behind is a fault, logged by the caller, and the write stands.
+const awaitTimeout = 10 * time.Second
+
+// watermark is the newest revision of one bucket that its watch has applied to the view.
+type watermark struct {
+	mu   sync.Mutex
+	rev  uint64
+	next chan struct{} // closed when rev moves; nil: no one waits
+}
+
+func (w *watermark) advance(rev uint64) {
+	w.mu.Lock()
+	if rev > w.rev {
+		w.rev = rev
+		if w.next != nil {
+			close(w.next)
+			w.next = nil
+		}
+	}
+	w.mu.Unlock()
+}
+
+func (w *watermark) wait(ctx context.Context, rev uint64) error {
+	for {
+		w.mu.Lock()
+		if w.rev >= rev {
+			w.mu.Unlock()
+			return nil
+		}
+		if w.next == nil {
+			w.next = make(chan struct{})
+		}
+		next := w.next
+		w.mu.Unlock()
+		select {
+		case <-next:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Await returns once the view holds revision rev of bucket v (and everything before it), or
+// ctx ends, or awaitTimeout passes.
+func (s *Service) Await(ctx context.Context, v View, rev uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, awaitTimeout)
+	defer cancel()
+	if err := s.seen[v].wait(ctx, rev); err != nil {
+		return fmt.Errorf("await %s revision %d: %w", v, rev, err)
+	}
+	return nil
+}
+
+// watched wraps a watch's handler: the view's watermark for v moves once the change is applied.
+func watched[T any](s *Service, v View, apply func(key string, rev uint64, x *T)) func(string, uint64, *T) {
+	return func(key string, rev uint64, x *T) {
+		apply(key, rev, x)
+		s.seen[v].advance(rev)
+	}
+}
