@@ -49,7 +49,6 @@ type API struct {
 	code      *artifact.Cache
 	limits    artifact.Limits
 	logs      *logs.Store
-	metrics   *telemetry.Metrics
 	queue     *asyncq.Queue
 	schedules *scheduler.Service
 	account   lambda.Account
@@ -93,7 +92,7 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, metrics: cfg.Metrics, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
 	_, _ = rand.Read(a.linkKey)

@@ -281,6 +281,14 @@ func TestDeployHandlerDetection(t *testing.T) {
 	if code != exitUsage || !strings.Contains(errOut, want) {
 		t.Errorf("deploy with two candidates: exit %d, %q; want %q", code, errOut, want)
 	}
+	// A stack says the same of a function whose handler it cannot tell.
+	stack := filepath.Join(t.TempDir(), "flint.yaml")
+	writeFile(t, stack, "functions:\n  detect3:\n    code: "+dir+"\n    runtime: python3.12\n")
+	code, _, errOut = runCLI(t, ctx, "deploy", "-f", stack)
+	want = "handler is required: the sources define app.handler, main.lambda_handler; name the one Lambda should call"
+	if code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("stack deploy with two candidates: exit %d, %q; want %q", code, errOut, want)
+	}
 }
 
 // TestCLIAffordancesAgainstServer: deploy says what it did, invoke --async and --qualifier,

@@ -284,6 +284,10 @@ func (d *Deployer) function(ctx context.Context, res *Result, st *Stack, name st
 	if want.handler == "" && strings.HasPrefix(want.runtime, "provided") {
 		want.handler = "bootstrap"
 	}
+	if want.handler == "" && a.result != nil && len(a.result.Handlers) > 1 {
+		return fmt.Errorf("handler is required: the sources define %s; name the one Lambda should call",
+			strings.Join(a.result.Handlers, ", "))
+	}
 	if want.runtime == "" || want.handler == "" {
 		return fmt.Errorf("runtime and handler are required (the build could not infer them)")
 	}

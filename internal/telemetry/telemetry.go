@@ -70,7 +70,7 @@ func New(envs EnvironmentCounts, queue QueueStats) *Metrics {
 			Name: "flint_cold_starts_total", Help: "Invocations that started a new execution environment.",
 		}, []string{"function"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flint_throttles_total", Help: "Invocations refused with 429, by Lambda's reason.",
+			Name: "flint_throttles_total", Help: "Invocations throttled (sync and URL callers get 429; async events and mapping batches are retried later), by Lambda's reason.",
 		}, []string{"function", "reason"}),
 	}
 	state := func(name string, pick func(s, i, b, p int) int) prometheus.Collector {
