@@ -324,7 +324,15 @@ func TestAdversarialSweep(t *testing.T) {
 			_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("sleeper"), Payload: []byte(`{"s":6}`)})
 			sleeping <- err
 		}()
-		time.Sleep(1500 * time.Millisecond) // give the sleeper time to reach its handler (not a bound on anything)
+		waitFor(t, "the sleeper busy", time.Minute, func() bool {
+			resp, err := http.Get(srv.url + "/metrics")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(b), "\nflint_environments{state=\"busy\"} 1\n")
+		})
 		ports := listeningPorts(t, srv.cmd.Process.Pid)
 		absData, _ := filepath.Abs(data)
 		ev, _ := json.Marshal(map[string]any{"ports": ports, "secret": absData})

@@ -30,9 +30,10 @@ type MiddlewareOptions struct {
 	// MaxBody is the largest body accepted; larger ones get 413 RequestEntityTooLargeException.
 	// Zero means DefaultMaxBody.
 	MaxBody int64
-	// MaxPendingBody bounds the bytes of request bodies held, across the server, while their
-	// signatures are not yet checked; MaxPendingBodyPerClient bounds them per client address
-	// for bodies whose signature nothing has checked yet. A body waits up to MaxPendingWait
+	// MaxPendingBody bounds the bytes of request bodies held while their signatures are not
+	// yet checked, across every Middleware of the Verifier (the first one's options set it);
+	// MaxPendingBodyPerClient bounds them per client address for bodies whose signature
+	// nothing has checked yet. A body waits up to MaxPendingWait
 	// for room, then gets 429 ThrottlingException. Zeros mean the defaults; either bound is
 	// raised to MaxBody if below it, so that every body accepted can be read.
 	MaxPendingBody          int64
@@ -87,7 +88,10 @@ func (v *Verifier) Middleware(next http.Handler, opts MiddlewareOptions) http.Ha
 	}
 	perClient = max(perClient, maxBody)
 	capacity = max(capacity, perClient)
-	gate := newBodyGate(capacity, perClient, wait)
+	// One gate per Verifier: every endpoint it guards (the API, AWS_IAM function URLs) shares
+	// the one bound on unauthenticated bodies. The first Middleware's options size it.
+	v.gateOnce.Do(func() { v.gate = newBodyGate(capacity, perClient, wait) })
+	gate := v.gate
 	log := opts.Log
 	render := opts.Render
 	if render == nil {

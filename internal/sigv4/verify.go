@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -77,6 +78,9 @@ type Verifier struct {
 	sources  *limiter[netip.Addr] // failures per client address; nil when disabled
 	keyFails *limiter[string]     // failures per access key ID (ours only); nil when disabled
 	cache    keyCache
+
+	gateOnce sync.Once
+	gate     *bodyGate // bodies held before authentication, bounded across all its Middlewares
 }
 
 // NewVerifier returns a Verifier for cfg, with defaults for its zero fields.
