@@ -1,0 +1,65 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// PutCode stores a code package under key (its hex SHA-256) unless it is already there.
+func (s *Store) PutCode(ctx context.Context, key string, zip []byte) error {
+	if _, err := s.code.GetInfo(ctx, key); err == nil {
+		return nil
+	}
+	if _, err := s.code.PutBytes(ctx, key, zip); err != nil {
+		return fmt.Errorf("store code %s: %w", key, err)
+	}
+	return nil
+}
+
+// GetCode returns the code package stored under key.
+func (s *Store) GetCode(ctx context.Context, key string) ([]byte, error) {
+	b, err := s.code.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("code %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get code %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// DeleteCode removes a code package.
+func (s *Store) DeleteCode(ctx context.Context, key string) error {
+	if err := s.code.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		return fmt.Errorf("delete code %s: %w", key, err)
+	}
+	return nil
+}
+
+// StoredCode is one code package in the object store.
+type StoredCode struct {
+	Key     string
+	ModTime time.Time
+}
+
+// ListCode returns every stored code package (its key and when it was stored).
+func (s *Store) ListCode(ctx context.Context) ([]StoredCode, error) {
+	infos, err := s.code.List(ctx)
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list code: %w", err)
+	}
+	out := make([]StoredCode, 0, len(infos))
+	for _, in := range infos {
+		if !in.Deleted {
+			out = append(out, StoredCode{Key: in.Name, ModTime: in.ModTime})
+		}
+	}
+	return out, nil
+}
