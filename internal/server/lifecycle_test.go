@@ -276,7 +276,12 @@ func TestSIGTERMUnderLoadKeepsLogsAndEvents(t *testing.T) {
 		go load("sync")
 		go load("async")
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// The load is running: both kinds have started invocations.
+	waitFor(t, "sync and async invocations running", 30*time.Second, func() bool {
+		marks := readMarks(t, out)
+		return slices.ContainsFunc(marks, func(m mark) bool { return m.what == "start" && m.kind == "sync" }) &&
+			slices.ContainsFunc(marks, func(m mark) bool { return m.what == "start" && m.kind == "async" })
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
