@@ -44,7 +44,7 @@ func (a *API) checkAlias(r *http.Request, name string, al *lambda.Alias) error {
 		if err != nil {
 			return apierr.Validation("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy regular expression pattern: (\\$LATEST|[0-9]+)", v)
 		}
-		if _, _, err := a.store.GetVersion(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
+		if _, _, err := a.store.Versions().Get(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
 			return apierr.ResourceNotFound("Function not found: %s", a.account.FunctionARN(name, v))
 		} else if err != nil {
 			return err
@@ -107,7 +107,7 @@ func (a *API) createAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err := a.checkAlias(r, name, al); err != nil {
 		return err
 	}
-	rev, err := a.store.CreateAlias(r.Context(), name, al)
+	rev, err := a.store.Aliases().Create(r.Context(), name, al)
 	if errors.Is(err, store.ErrExists) {
 		return apierr.ResourceConflict("Alias already exists: %s", al.AliasArn)
 	}
@@ -123,7 +123,7 @@ func (a *API) getAlias(w http.ResponseWriter, r *http.Request, _ string) error {
 	if err != nil {
 		return err
 	}
-	al, err := a.store.GetAlias(r.Context(), f.Config.FunctionName, r.PathValue("alias"))
+	al, err := a.store.Aliases().Get(r.Context(), f.Config.FunctionName, r.PathValue("alias"))
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ResourceNotFound("Cannot find alias arn: %s", a.account.FunctionARN(f.Config.FunctionName, r.PathValue("alias")))
 	}
@@ -144,7 +144,7 @@ func (a *API) updateAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 	}
 	name, aliasName := f.Config.FunctionName, r.PathValue("alias")
 	for attempt := 0; ; attempt++ {
-		cur, err := a.store.GetAlias(r.Context(), name, aliasName)
+		cur, err := a.store.Aliases().Get(r.Context(), name, aliasName)
 		if errors.Is(err, store.ErrNotFound) {
 			return a.aliasNotFound(name, aliasName)
 		}
@@ -164,7 +164,7 @@ func (a *API) updateAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 		if err := a.checkAlias(r, name, &next); err != nil {
 			return err
 		}
-		rev, err := a.store.UpdateAlias(r.Context(), name, &next, cur.Revision)
+		rev, err := a.store.Aliases().Update(r.Context(), name, &next, cur.Revision)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			continue
 		}
@@ -182,7 +182,7 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 		return err
 	}
 	name, aliasName := f.Config.FunctionName, r.PathValue("alias")
-	_, err = a.store.GetAlias(r.Context(), name, aliasName)
+	_, err = a.store.Aliases().Get(r.Context(), name, aliasName)
 	if errors.Is(err, store.ErrNotFound) {
 		// DeleteAlias is idempotent on AWS: deleting a missing alias succeeds.
 		w.WriteHeader(http.StatusNoContent)
@@ -191,7 +191,7 @@ func (a *API) deleteAlias(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err != nil {
 		return err
 	}
-	rev, err := a.store.DeleteAlias(r.Context(), name, aliasName)
+	rev, err := a.store.Aliases().Delete(r.Context(), name, aliasName)
 	if errors.Is(err, store.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent) // deleted meanwhile
 		return nil
@@ -213,7 +213,7 @@ func (a *API) listAliases(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListAliases(r.Context(), f.Config.FunctionName)
+	all, err := a.store.Aliases().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err
 	}

@@ -116,7 +116,7 @@ func (a *API) writeEventInvokeConfig(w http.ResponseWriter, r *http.Request, mer
 	name := f.Config.FunctionName
 	c := &lambda.EventInvokeConfig{}
 	if merge {
-		if old, err := a.store.GetEventInvokeConfig(r.Context(), name, q); err == nil {
+		if old, err := a.store.EventInvokeConfigs().Get(r.Context(), name, q); err == nil {
 			c = old
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -139,7 +139,7 @@ func (a *API) writeEventInvokeConfig(w http.ResponseWriter, r *http.Request, mer
 	if err := a.validateEventInvokeConfig(c); err != nil {
 		return err
 	}
-	if err := a.store.PutEventInvokeConfig(r.Context(), name, q, c); err != nil {
+	if err := a.store.EventInvokeConfigs().Put(r.Context(), name, q, c); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, c)
@@ -154,7 +154,7 @@ func (a *API) getEventInvokeConfig(w http.ResponseWriter, r *http.Request, _ str
 	if err != nil {
 		return err
 	}
-	c, err := a.store.GetEventInvokeConfig(r.Context(), f.Config.FunctionName, q)
+	c, err := a.store.EventInvokeConfigs().Get(r.Context(), f.Config.FunctionName, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return a.eventInvokeConfigNotFound(f.Config.FunctionName, q)
 	}
@@ -169,7 +169,7 @@ func (a *API) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request, _ 
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteEventInvokeConfig(r.Context(), f.Config.FunctionName, q); errors.Is(err, store.ErrNotFound) {
+	if err := a.store.EventInvokeConfigs().Delete(r.Context(), f.Config.FunctionName, q); errors.Is(err, store.ErrNotFound) {
 		return a.eventInvokeConfigNotFound(f.Config.FunctionName, q)
 	} else if err != nil {
 		return err
@@ -187,7 +187,7 @@ func (a *API) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request, _ s
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListEventInvokeConfigs(r.Context(), f.Config.FunctionName)
+	all, err := a.store.EventInvokeConfigs().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err
 	}

@@ -79,7 +79,7 @@ type stagedCode struct {
 func (a *API) storeCode(ctx context.Context, zip []byte, info artifact.Info) (*stagedCode, error) {
 	s := &stagedCode{a: a, key: hex.EncodeToString(info.Sha256[:])}
 	a.gc.pin(s.key)
-	if err := a.store.PutCode(ctx, s.key, zip); err != nil {
+	if err := a.store.Code().Put(ctx, s.key, zip); err != nil {
 		s.drop(ctx)
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (a *API) removeCode(ctx context.Context, key string, merged bool) (bool, er
 		return false, err
 	}
 	if !merged {
-		if err := a.store.DeleteCode(ctx, key); err != nil {
+		if err := a.store.Code().Delete(ctx, key); err != nil {
 			return false, err
 		}
 	}
@@ -173,13 +173,13 @@ func (a *API) codeReferences(ctx context.Context) (map[string]bool, error) {
 			refs[a.code.MergedName(dirs)] = true
 		}
 	}
-	fns, err := a.store.ListFunctions(ctx)
+	fns, err := a.store.Functions().List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, f := range fns {
 		use(f.CodeKey, f.LayerKeys)
-		vs, err := a.store.ListVersions(ctx, f.Config.FunctionName)
+		vs, err := a.store.Versions().List(ctx, f.Config.FunctionName)
 		if err != nil {
 			return nil, err
 		}
@@ -187,7 +187,7 @@ func (a *API) codeReferences(ctx context.Context) (map[string]bool, error) {
 			use(v.CodeKey, v.LayerKeys)
 		}
 	}
-	layers, err := a.store.ListLayerVersions(ctx, "")
+	layers, err := a.store.Layers().List(ctx, "")
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func (a *API) CollectCode(ctx context.Context) (removed int, err error) {
 	for _, e := range ents {
 		cands[e.Name] = candidate{merged: e.Merged}
 	}
-	objs, err := a.store.ListCode(ctx)
+	objs, err := a.store.Code().List(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -50,7 +50,7 @@ func (a *API) deleteFunctionConcurrency(w http.ResponseWriter, r *http.Request, 
 func (a *API) setReserved(w http.ResponseWriter, r *http.Request, f store.Function, n *int) error {
 	for attempt := 0; ; attempt++ {
 		if n != nil {
-			all, err := a.store.ListFunctions(r.Context())
+			all, err := a.store.Functions().List(r.Context())
 			if err != nil {
 				return err
 			}
@@ -67,9 +67,9 @@ func (a *API) setReserved(w http.ResponseWriter, r *http.Request, f store.Functi
 		}
 		next := *f.Function
 		next.ReservedConcurrency = n
-		rev, err := a.store.UpdateFunction(r.Context(), &next, f.Revision)
+		rev, err := a.store.Functions().Update(r.Context(), &next, f.Revision)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
-			if f, err = a.store.GetFunction(r.Context(), f.Config.FunctionName); err != nil {
+			if f, err = a.store.Functions().Get(r.Context(), f.Config.FunctionName); err != nil {
 				return err
 			}
 			continue

@@ -192,7 +192,7 @@ func (a *API) createEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListEventSourceMappings(r.Context())
+	all, err := a.store.Mappings().List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func (a *API) createEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 	if enabled {
 		m.State = lambda.ESMEnabling
 	}
-	if err := a.store.CreateEventSourceMapping(r.Context(), m); err != nil {
+	if err := a.store.Mappings().Create(r.Context(), m); err != nil {
 		if stream {
 			_ = a.store.Checkpoints().Delete(r.Context(), id)
 		}
@@ -286,7 +286,7 @@ func (a *API) esmNotFound(id string) *apierr.Error {
 }
 
 func (a *API) getEventSourceMapping(w http.ResponseWriter, r *http.Request, _ string) error {
-	m, _, err := a.store.GetEventSourceMapping(r.Context(), r.PathValue("uuid"))
+	m, _, err := a.store.Mappings().Get(r.Context(), r.PathValue("uuid"))
 	if errors.Is(err, store.ErrNotFound) {
 		return a.esmNotFound(r.PathValue("uuid"))
 	}
@@ -352,7 +352,7 @@ func (a *API) deleteEventSourceMapping(w http.ResponseWriter, r *http.Request, _
 // when the poller (or another request) wrote the mapping in between.
 func (a *API) modifyESM(ctx context.Context, id string, change func(*lambda.EventSourceMapping) error) (*lambda.EventSourceMapping, error) {
 	for range 5 {
-		m, rev, err := a.store.GetEventSourceMapping(ctx, id)
+		m, rev, err := a.store.Mappings().Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, a.esmNotFound(id)
 		}
@@ -364,7 +364,7 @@ func (a *API) modifyESM(ctx context.Context, id string, change func(*lambda.Even
 		}
 		m.LastModified = float64(time.Now().UnixMilli()) / 1000
 		m.StateTransitionReason = "USER_INITIATED"
-		if err := a.store.UpdateEventSourceMapping(ctx, m, rev); errors.Is(err, store.ErrConflict) {
+		if err := a.store.Mappings().Update(ctx, m, rev); errors.Is(err, store.ErrConflict) {
 			continue
 		} else if err != nil {
 			return nil, err
@@ -388,7 +388,7 @@ func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ 
 		}
 		fnArn = a.account.FunctionARN(name, qualifier)
 	}
-	all, err := a.store.ListEventSourceMappings(r.Context())
+	all, err := a.store.Mappings().List(r.Context())
 	if err != nil {
 		return err
 	}

@@ -148,7 +148,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	if err := a.checkLayerMerge(r.Context(), in.Layers, layerKeys); err != nil {
 		return err
 	}
-	if _, err := a.store.GetFunction(r.Context(), name); err == nil {
+	if _, err := a.store.Functions().Get(r.Context(), name); err == nil {
 		return apierr.ResourceConflict("Function already exist: %s", name)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -163,7 +163,7 @@ func (a *API) createFunction(w http.ResponseWriter, r *http.Request, _ string) e
 	cfg.State, cfg.LastUpdateStatus = "Active", "Successful"
 	f := &lambda.Function{Config: cfg, CodeKey: staged.key, Tags: in.Tags,
 		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize}
-	rev, err := a.store.CreateFunction(r.Context(), f)
+	rev, err := a.store.Functions().Create(r.Context(), f)
 	if err != nil {
 		staged.drop(r.Context())
 		if errors.Is(err, store.ErrExists) {
@@ -278,7 +278,7 @@ func (a *API) lookup(r *http.Request) (store.Function, error) {
 	if qualifier != "" && qualifier != lambda.LatestVersion {
 		return store.Function{}, a.notFound(name, qualifier)
 	}
-	f, err := a.store.GetFunction(r.Context(), name)
+	f, err := a.store.Functions().Get(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Function{}, a.notFound(name, "")
 	}
@@ -320,7 +320,7 @@ func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ string) err
 	if err != nil {
 		return err
 	}
-	b, err := a.store.GetCode(r.Context(), f.CodeKey)
+	b, err := a.store.Code().Get(r.Context(), f.CodeKey)
 	if err != nil {
 		return err
 	}
@@ -343,7 +343,7 @@ func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ string) er
 	if v := q.Get("FunctionVersion"); v != "" && v != "ALL" {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", v)
 	}
-	all, err := a.store.ListFunctions(r.Context())
+	all, err := a.store.Functions().List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -383,7 +383,7 @@ func (a *API) deleteFunction(w http.ResponseWriter, r *http.Request, _ string) e
 		}
 		return err
 	}
-	rev, err := a.store.DeleteFunction(r.Context(), name)
+	rev, err := a.store.Functions().Delete(r.Context(), name)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return a.notFound(name, "")
@@ -590,9 +590,9 @@ func (a *API) apply(r *http.Request, f store.Function, revisionID string, change
 		next.Config.LastModified = lambda.FormatTime(time.Now())
 		next.Config.RevisionId = uuid.NewString()
 		next.Config.State, next.Config.LastUpdateStatus = "Active", "Successful"
-		rev, err := a.store.UpdateFunction(r.Context(), &next, f.Revision)
+		rev, err := a.store.Functions().Update(r.Context(), &next, f.Revision)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
-			if f, err = a.store.GetFunction(r.Context(), f.Config.FunctionName); err != nil {
+			if f, err = a.store.Functions().Get(r.Context(), f.Config.FunctionName); err != nil {
 				if errors.Is(err, store.ErrNotFound) {
 					return nil, 0, a.notFound(next.Config.FunctionName, "")
 				}
@@ -634,7 +634,7 @@ func cloneEnv(e *lambda.EnvironmentResp) *lambda.EnvironmentResp {
 }
 
 func (a *API) getAccountSettings(w http.ResponseWriter, r *http.Request, _ string) error {
-	all, err := a.store.ListFunctions(r.Context())
+	all, err := a.store.Functions().List(r.Context())
 	if err != nil {
 		return err
 	}
@@ -671,7 +671,7 @@ func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ string) err
 	if err != nil {
 		return err
 	}
-	if _, err := a.store.GetFunction(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.store.Functions().Get(r.Context(), name); errors.Is(err, store.ErrNotFound) {
 		return a.notFound(name, "")
 	} else if err != nil {
 		return err

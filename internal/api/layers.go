@@ -112,7 +112,7 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ stri
 	if err != nil {
 		return err
 	}
-	n, err := a.store.NextLayerVersion(r.Context(), name)
+	n, err := a.store.Layers().Next(r.Context(), name)
 	if err != nil {
 		staged.drop(r.Context())
 		return err
@@ -123,7 +123,7 @@ func (a *API) publishLayerVersion(w http.ResponseWriter, r *http.Request, _ stri
 		LayerArn: arn, LayerVersionArn: arn + ":" + strconv.Itoa(n), Description: in.Description,
 		CreatedDate: lambda.FormatTime(time.Now()), Version: n, CompatibleRuntimes: in.CompatibleRuntimes,
 		CompatibleArchitectures: in.CompatibleArchitectures, LicenseInfo: in.LicenseInfo}}
-	if err := a.store.PutLayerVersion(r.Context(), name, l); err != nil {
+	if err := a.store.Layers().Put(r.Context(), name, l); err != nil {
 		staged.drop(r.Context())
 		return err
 	}
@@ -140,7 +140,7 @@ func (a *API) layerVersion(r *http.Request) (string, int, *lambda.StoredLayer, e
 	if err != nil || n < 1 {
 		return "", 0, nil, apierr.Validation("1 validation error detected: Value '%s' at 'versionNumber' failed to satisfy constraint: Member must be a positive number", r.PathValue("version"))
 	}
-	l, err := a.store.GetLayerVersion(r.Context(), name, n)
+	l, err := a.store.Layers().Get(r.Context(), name, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return name, n, nil, a.layerNotFound()
 	}
@@ -160,7 +160,7 @@ func (a *API) layerContent(w http.ResponseWriter, r *http.Request, _ string) err
 	if err != nil {
 		return err
 	}
-	b, err := a.store.GetCode(r.Context(), l.CodeKey)
+	b, err := a.store.Code().Get(r.Context(), l.CodeKey)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func (a *API) deleteLayerVersion(w http.ResponseWriter, r *http.Request, _ strin
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteLayerVersion(r.Context(), name, n); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := a.store.Layers().Delete(r.Context(), name, n); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
 	a.gc.wake() // its content is kept only while a function uses it
@@ -200,7 +200,7 @@ func (a *API) listLayers(w http.ResponseWriter, r *http.Request, _ string) error
 			return err
 		}
 		n, _ := strconv.Atoi(m[4])
-		l, err := a.store.GetLayerVersion(r.Context(), m[3], n)
+		l, err := a.store.Layers().Get(r.Context(), m[3], n)
 		if errors.Is(err, store.ErrNotFound) {
 			return a.layerNotFound()
 		}
@@ -213,7 +213,7 @@ func (a *API) listLayers(w http.ResponseWriter, r *http.Request, _ string) error
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListLayerVersions(r.Context(), "")
+	all, err := a.store.Layers().List(r.Context(), "")
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListLayerVersions(r.Context(), name)
+	all, err := a.store.Layers().List(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -316,7 +316,7 @@ func (a *API) checkLayerMerge(ctx context.Context, arns, keys []string) error {
 	}
 	dirs := make([]string, 0, len(keys))
 	for _, k := range keys {
-		d, err := a.code.Ensure(ctx, k, a.limits, func(ctx context.Context) ([]byte, error) { return a.store.GetCode(ctx, k) })
+		d, err := a.code.Ensure(ctx, k, a.limits, func(ctx context.Context) ([]byte, error) { return a.store.Code().Get(ctx, k) })
 		if err != nil {
 			return err
 		}
@@ -350,7 +350,7 @@ func (a *API) resolveLayers(r *http.Request, arns []string) ([]lambda.FunctionLa
 			return nil, nil, 0, err
 		}
 		n, _ := strconv.Atoi(m[4])
-		l, err := a.store.GetLayerVersion(r.Context(), m[3], n)
+		l, err := a.store.Layers().Get(r.Context(), m[3], n)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, nil, 0, apierr.InvalidParameterValue("Layer version %s does not exist.", arn)
 		}

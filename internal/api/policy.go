@@ -56,7 +56,7 @@ func (a *API) policyTarget(r *http.Request) (name, qualifier string, err error) 
 	if err != nil {
 		return "", "", err
 	}
-	if _, err := a.store.GetFunction(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.store.Functions().Get(r.Context(), name); errors.Is(err, store.ErrNotFound) {
 		return "", "", a.notFound(name, "")
 	} else if err != nil {
 		return "", "", err
@@ -67,13 +67,13 @@ func (a *API) policyTarget(r *http.Request) (name, qualifier string, err error) 
 		return "", "", apierr.InvalidParameterValue("We currently do not support adding policies for $LATEST.")
 	case isNumber(qualifier):
 		n, _ := strconv.Atoi(qualifier)
-		if _, _, err := a.store.GetVersion(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
+		if _, _, err := a.store.Versions().Get(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
 			return "", "", a.notFound(name, qualifier)
 		} else if err != nil {
 			return "", "", err
 		}
 	default:
-		if _, err := a.store.GetAlias(r.Context(), name, qualifier); errors.Is(err, store.ErrNotFound) {
+		if _, err := a.store.Aliases().Get(r.Context(), name, qualifier); errors.Is(err, store.ErrNotFound) {
 			return "", "", a.notFound(name, qualifier)
 		} else if err != nil {
 			return "", "", err
@@ -198,7 +198,7 @@ func (a *API) removePermission(w http.ResponseWriter, r *http.Request, _ string)
 // policy starts empty with create, else is ResourceNotFoundException.
 func (a *API) modifyPolicy(ctx context.Context, name, qualifier, revisionID string, create bool, change func(*lambda.Policy) error) error {
 	for range 5 {
-		cur, rev, err := a.store.GetPolicy(ctx, name, qualifier)
+		cur, rev, err := a.store.Policies().Get(ctx, name, qualifier)
 		if errors.Is(err, store.ErrNotFound) {
 			if !create {
 				return apierr.ResourceNotFound("No policy is associated with the given resource.")
@@ -219,9 +219,9 @@ func (a *API) modifyPolicy(ctx context.Context, name, qualifier, revisionID stri
 		next.RevisionID = uuid.NewString()
 		var written uint64
 		if len(next.Policy.Statement) == 0 {
-			written, err = a.store.DeletePolicy(ctx, name, qualifier)
+			written, err = a.store.Policies().Delete(ctx, name, qualifier)
 		} else {
-			written, err = a.store.PutPolicy(ctx, name, qualifier, &next, rev)
+			written, err = a.store.Policies().Put(ctx, name, qualifier, &next, rev)
 		}
 		if errors.Is(err, store.ErrConflict) {
 			continue
@@ -240,7 +240,7 @@ func (a *API) getPolicy(w http.ResponseWriter, r *http.Request, _ string) error 
 	if err != nil {
 		return err
 	}
-	cur, _, err := a.store.GetPolicy(r.Context(), name, qualifier)
+	cur, _, err := a.store.Policies().Get(r.Context(), name, qualifier)
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ResourceNotFound("The resource you requested does not exist.")
 	}

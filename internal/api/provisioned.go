@@ -39,14 +39,14 @@ func (a *API) provisionedQualifier(r *http.Request) (store.Function, string, err
 	}
 	name := f.Config.FunctionName
 	if n, err := strconv.Atoi(q); err == nil {
-		if _, _, err := a.store.GetVersion(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
+		if _, _, err := a.store.Versions().Get(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
 			return f, "", a.notFound(name, q)
 		} else if err != nil {
 			return f, "", err
 		}
 		return f, q, nil
 	}
-	if _, err := a.store.GetAlias(r.Context(), name, q); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.store.Aliases().Get(r.Context(), name, q); errors.Is(err, store.ErrNotFound) {
 		return f, "", a.aliasNotFound(name, q)
 	} else if err != nil {
 		return f, "", err
@@ -77,7 +77,7 @@ func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request, _ string) e
 	}
 	pc := &lambda.ProvisionedConcurrency{Requested: n, LastModified: lambda.FormatTime(time.Now())}
 	name := f.Config.FunctionName
-	rev, err := a.store.PutProvisioned(r.Context(), name, q, pc)
+	rev, err := a.store.Provisioned().Put(r.Context(), name, q, pc)
 	if err != nil {
 		return err
 	}
@@ -105,7 +105,7 @@ func (a *API) getProvisioned(w http.ResponseWriter, r *http.Request, _ string) e
 		return err
 	}
 	name := f.Config.FunctionName
-	pc, _, err := a.store.GetProvisioned(r.Context(), name, q)
+	pc, _, err := a.store.Provisioned().Get(r.Context(), name, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ProvisionedConcurrencyConfigNotFound("No Provisioned Concurrency Config found for this function")
 	}
@@ -121,14 +121,14 @@ func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ string
 		return err
 	}
 	name := f.Config.FunctionName
-	_, rev, err := a.store.GetProvisioned(r.Context(), name, q)
+	_, rev, err := a.store.Provisioned().Get(r.Context(), name, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ProvisionedConcurrencyConfigNotFound("No Provisioned Concurrency Config found for this function")
 	}
 	if err != nil {
 		return err
 	}
-	rev, err = a.store.DeleteProvisioned(r.Context(), name, q)
+	rev, err = a.store.Provisioned().Delete(r.Context(), name, q)
 	if errors.Is(err, store.ErrNotFound) {
 		w.WriteHeader(http.StatusNoContent) // deleted meanwhile
 		return nil
@@ -151,7 +151,7 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name := f.Config.FunctionName
-	all, err := a.store.ListProvisioned(r.Context(), name)
+	all, err := a.store.Provisioned().List(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -191,7 +191,7 @@ func (a *API) latest(r *http.Request) (store.Function, error) {
 	if qualifier != "" {
 		return store.Function{}, apierr.InvalidParameterValue("The function name must not carry a qualifier here; use the Qualifier parameter.")
 	}
-	f, err := a.store.GetFunction(r.Context(), name)
+	f, err := a.store.Functions().Get(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		return f, a.notFound(name, "")
 	}

@@ -120,7 +120,7 @@ func (a *API) createSchedule(w http.ResponseWriter, r *http.Request, _ string) e
 		ScheduleExpressionTimezone: in.ScheduleExpressionTimezone, FlexibleTimeWindow: in.FlexibleTimeWindow, Target: in.Target,
 		State: in.State, Description: in.Description, CreationDate: now, LastModificationDate: now, StartDate: in.StartDate,
 		EndDate: in.EndDate, ActionAfterCompletion: in.ActionAfterCompletion}
-	if err := a.store.CreateSchedule(r.Context(), sc); errors.Is(err, store.ErrExists) {
+	if err := a.store.Schedules().Create(r.Context(), sc); errors.Is(err, store.ErrExists) {
 		return apierr.Conflict("Schedule %s already exists.", name)
 	} else if err != nil {
 		return err
@@ -135,7 +135,7 @@ func (a *API) getSchedule(w http.ResponseWriter, r *http.Request, _ string) erro
 	if err != nil {
 		return err
 	}
-	sc, err := a.store.GetSchedule(r.Context(), group, name)
+	sc, err := a.store.Schedules().Get(r.Context(), group, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ResourceNotFound("Schedule %s does not exist.", name)
 	}
@@ -158,7 +158,7 @@ func (a *API) updateSchedule(w http.ResponseWriter, r *http.Request, _ string) e
 	if err := a.validateSchedule(name, &in); err != nil {
 		return err
 	}
-	old, err := a.store.GetSchedule(r.Context(), group, name)
+	old, err := a.store.Schedules().Get(r.Context(), group, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return apierr.ResourceNotFound("Schedule %s does not exist.", name)
 	}
@@ -169,7 +169,7 @@ func (a *API) updateSchedule(w http.ResponseWriter, r *http.Request, _ string) e
 	sc.ScheduleExpression, sc.ScheduleExpressionTimezone, sc.FlexibleTimeWindow = in.ScheduleExpression, in.ScheduleExpressionTimezone, in.FlexibleTimeWindow
 	sc.Target, sc.State, sc.Description, sc.StartDate, sc.EndDate = in.Target, in.State, in.Description, in.StartDate, in.EndDate
 	sc.ActionAfterCompletion, sc.LastModificationDate = in.ActionAfterCompletion, epochNow()
-	if err := a.store.UpdateSchedule(r.Context(), &sc); err != nil {
+	if err := a.store.Schedules().Update(r.Context(), &sc); err != nil {
 		return err
 	}
 	a.schedules.Changed()
@@ -182,7 +182,7 @@ func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request, _ string) e
 	if err != nil {
 		return err
 	}
-	if err := a.store.DeleteSchedule(r.Context(), group, name); errors.Is(err, store.ErrNotFound) {
+	if err := a.store.Schedules().Delete(r.Context(), group, name); errors.Is(err, store.ErrNotFound) {
 		return apierr.ResourceNotFound("Schedule %s does not exist.", name)
 	} else if err != nil {
 		return err
@@ -193,7 +193,7 @@ func (a *API) deleteSchedule(w http.ResponseWriter, r *http.Request, _ string) e
 
 func (a *API) listSchedules(w http.ResponseWriter, r *http.Request, _ string) error {
 	q := r.URL.Query()
-	all, err := a.store.ListSchedules(r.Context())
+	all, err := a.store.Schedules().List(r.Context())
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (a *API) tagTarget(r *http.Request) (store.Function, error) {
 	if _, _, err := a.resolve(r, arn); err != nil {
 		return store.Function{}, err
 	}
-	f, err := a.store.GetFunction(r.Context(), m[2])
+	f, err := a.store.Functions().Get(r.Context(), m[2])
 	if errors.Is(err, store.ErrNotFound) {
 		return f, a.notFound(m[2], "")
 	}
@@ -108,7 +108,7 @@ func (a *API) updateTags(w http.ResponseWriter, r *http.Request, change func(map
 		if len(next.Tags) == 0 {
 			next.Tags = nil
 		}
-		rev, err := a.store.UpdateFunction(r.Context(), &next, f.Revision)
+		rev, err := a.store.Functions().Update(r.Context(), &next, f.Revision)
 		if errors.Is(err, store.ErrConflict) {
 			continue
 		}

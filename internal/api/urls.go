@@ -64,7 +64,7 @@ func (a *API) urlTarget(r *http.Request) (store.Function, string, error) {
 		if isNumber(q) {
 			return f, "", apierr.InvalidParameterValue("Function URLs can point to an alias or $LATEST, not to a version: %s", q)
 		}
-		if _, err := a.store.GetAlias(r.Context(), f.Config.FunctionName, q); errors.Is(err, store.ErrNotFound) {
+		if _, err := a.store.Aliases().Get(r.Context(), f.Config.FunctionName, q); errors.Is(err, store.ErrNotFound) {
 			return f, "", a.aliasNotFound(f.Config.FunctionName, q)
 		} else if err != nil {
 			return f, "", err
@@ -74,7 +74,7 @@ func (a *API) urlTarget(r *http.Request) (store.Function, string, error) {
 }
 
 func (a *API) findURL(r *http.Request, name, qualifier string) (*lambda.FunctionURL, error) {
-	all, err := a.store.ListFunctionURLs(r.Context(), name)
+	all, err := a.store.URLs().List(r.Context(), name)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (a *API) createFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if in.InvokeMode != nil {
 		u.Config.InvokeMode = *in.InvokeMode
 	}
-	rev, err := a.store.CreateFunctionURL(r.Context(), u)
+	rev, err := a.store.URLs().Create(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -177,7 +177,7 @@ func (a *API) updateFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 		u.Config.Cors = in.Cors
 	}
 	u.Config.LastModifiedTime = lambda.FormatTime(time.Now())
-	rev, err := a.store.UpdateFunctionURL(r.Context(), u)
+	rev, err := a.store.URLs().Update(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,7 @@ func (a *API) deleteFunctionURL(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	rev, err := a.store.DeleteFunctionURL(r.Context(), u.ID)
+	rev, err := a.store.URLs().Delete(r.Context(), u.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -212,7 +212,7 @@ func (a *API) listFunctionURLs(w http.ResponseWriter, r *http.Request, _ string)
 	if err != nil {
 		return err
 	}
-	all, err := a.store.ListFunctionURLs(r.Context(), f.Config.FunctionName)
+	all, err := a.store.URLs().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func (a *API) lookupQualified(r *http.Request) (*lambda.Function, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := a.store.GetFunction(r.Context(), name)
+	f, err := a.store.Functions().Get(r.Context(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, a.notFound(name, "")
 	}
@@ -34,7 +34,7 @@ func (a *API) lookupQualified(r *http.Request) (*lambda.Function, error) {
 	}
 	version := qualifier
 	if _, err := strconv.Atoi(qualifier); err != nil {
-		al, err := a.store.GetAlias(r.Context(), name, qualifier)
+		al, err := a.store.Aliases().Get(r.Context(), name, qualifier)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, a.notFound(name, qualifier)
 		}
@@ -47,7 +47,7 @@ func (a *API) lookupQualified(r *http.Request) (*lambda.Function, error) {
 		return f.Function, nil
 	}
 	n, _ := strconv.Atoi(version)
-	v, _, err := a.store.GetVersion(r.Context(), name, n)
+	v, _, err := a.store.Versions().Get(r.Context(), name, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, a.notFound(name, qualifier)
 	}
@@ -89,7 +89,7 @@ func (a *API) publish(r *http.Request, f store.Function, in publishVersionInput)
 		}
 		name := f.Config.FunctionName
 		if f.LastVersion > 0 {
-			last, _, err := a.store.GetVersion(ctx, name, f.LastVersion)
+			last, _, err := a.store.Versions().Get(ctx, name, f.LastVersion)
 			if err == nil && sameVersion(last, f.Function) {
 				return last, nil
 			}
@@ -108,9 +108,9 @@ func (a *API) publish(r *http.Request, f store.Function, in publishVersionInput)
 		// Claim the number on the function first, so two publishers never share one.
 		next := *f.Function
 		next.LastVersion = n
-		rev, err := a.store.UpdateFunction(ctx, &next, f.Revision)
+		rev, err := a.store.Functions().Update(ctx, &next, f.Revision)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
-			if f, err = a.store.GetFunction(ctx, name); err != nil {
+			if f, err = a.store.Functions().Get(ctx, name); err != nil {
 				return nil, err
 			}
 			continue
@@ -118,7 +118,7 @@ func (a *API) publish(r *http.Request, f store.Function, in publishVersionInput)
 		if err != nil {
 			return nil, err
 		}
-		vrev, err := a.store.CreateVersion(ctx, &v, n)
+		vrev, err := a.store.Versions().Create(ctx, &v, n)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ string) err
 	if err != nil {
 		return err
 	}
-	vs, err := a.store.ListVersions(r.Context(), f.Config.FunctionName)
+	vs, err := a.store.Versions().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err
 	}
@@ -196,17 +196,17 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request, name, qualif
 	if err != nil {
 		return apierr.InvalidParameterValue("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias.")
 	}
-	if _, err := a.store.GetFunction(r.Context(), name); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.store.Functions().Get(r.Context(), name); errors.Is(err, store.ErrNotFound) {
 		return a.notFound(name, "")
 	}
-	_, _, err = a.store.GetVersion(r.Context(), name, n)
+	_, _, err = a.store.Versions().Get(r.Context(), name, n)
 	if errors.Is(err, store.ErrNotFound) {
 		return a.notFound(name, qualifier)
 	}
 	if err != nil {
 		return err
 	}
-	aliases, err := a.store.ListAliases(r.Context(), name)
+	aliases, err := a.store.Aliases().List(r.Context(), name)
 	if err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func (a *API) deleteVersion(w http.ResponseWriter, r *http.Request, name, qualif
 	if len(using) > 0 {
 		return apierr.ResourceConflict("Unable to delete version because the following aliases reference it: %v", using)
 	}
-	rev, err := a.store.DeleteVersion(r.Context(), name, n)
+	rev, err := a.store.Versions().Delete(r.Context(), name, n)
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return a.notFound(name, qualifier)

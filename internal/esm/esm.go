@@ -139,18 +139,17 @@ type Invoker interface {
 // ErrGone: the mapping's function was deleted.
 var ErrGone = errors.New("esm: function gone")
 
-// Store is the mapping registry.
-type Store interface {
-	WatchEventSourceMappings(ctx context.Context, ready func(), fn func(uuid string, rev uint64, m *lambda.EventSourceMapping)) error
-	GetEventSourceMapping(ctx context.Context, uuid string) (*lambda.EventSourceMapping, uint64, error)
-	UpdateEventSourceMapping(ctx context.Context, m *lambda.EventSourceMapping, rev uint64) error
-	DeleteEventSourceMapping(ctx context.Context, uuid string) error
+// Mappings is the mapping registry (store.Mappings).
+type Mappings interface {
+	Watch(ctx context.Context, ready func(), fn func(uuid string, rev uint64, m *lambda.EventSourceMapping)) error
+	Update(ctx context.Context, m *lambda.EventSourceMapping, rev uint64) error
+	Delete(ctx context.Context, uuid string) error
 }
 
 // Config wires a Manager.
 type Config struct {
 	JS                  jetstream.JetStream
-	Store               Store
+	Mappings            Mappings
 	Invoker             Invoker
 	Region              string
 	VisibilityTimeout   time.Duration // default 30 s
@@ -217,7 +216,7 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.mu.Unlock()
 		m.wg.Wait()
 	}()
-	return m.cfg.Store.WatchEventSourceMappings(ctx, func() {}, func(id string, rev uint64, es *lambda.EventSourceMapping) {
+	return m.cfg.Mappings.Watch(ctx, func() {}, func(id string, rev uint64, es *lambda.EventSourceMapping) {
 		m.apply(ctx, id, rev, es)
 	})
 }
@@ -243,7 +242,7 @@ func (m *Manager) apply(ctx context.Context, id string, rev uint64, es *lambda.E
 				log.Warn("delete consumer", "err", err)
 			}
 		}
-		if err := m.cfg.Store.DeleteEventSourceMapping(ctx, id); err != nil && ctx.Err() == nil {
+		if err := m.cfg.Mappings.Delete(ctx, id); err != nil && ctx.Err() == nil {
 			log.Warn("delete mapping", "err", err)
 		}
 		return
@@ -270,7 +269,7 @@ func (m *Manager) settle(ctx context.Context, id string, rev uint64, es *lambda.
 	}
 	next := *es
 	next.State = state
-	if err := m.cfg.Store.UpdateEventSourceMapping(ctx, &next, rev); err != nil && ctx.Err() == nil {
+	if err := m.cfg.Mappings.Update(ctx, &next, rev); err != nil && ctx.Err() == nil {
 		log.Debug("settle mapping state (changed meanwhile)", "err", err)
 	}
 }

@@ -34,7 +34,7 @@ func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outc
 // AsyncConfig returns the asynchronous invocation settings for function:qualifier: its event
 // invoke config (Lambda's defaults without one) and the function's dead-letter target.
 func (s *Service) AsyncConfig(ctx context.Context, function, qualifier string) (asyncq.InvokeConfig, error) {
-	f, err := s.store.GetFunction(ctx, function)
+	f, err := s.store.Functions.Get(ctx, function)
 	if errors.Is(err, store.ErrNotFound) {
 		return asyncq.InvokeConfig{}, asyncq.ErrGone
 	}
@@ -45,7 +45,7 @@ func (s *Service) AsyncConfig(ctx context.Context, function, qualifier string) (
 	if dl := f.Config.DeadLetterConfig; dl != nil {
 		cfg.DeadLetter = dl.TargetArn
 	}
-	c, err := s.store.GetEventInvokeConfig(ctx, function, qualifier)
+	c, err := s.store.EventInvokeConfigs.Get(ctx, function, qualifier)
 	if errors.Is(err, store.ErrNotFound) {
 		return cfg, nil
 	}

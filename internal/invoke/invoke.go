@@ -39,9 +39,52 @@ type Metrics interface {
 	Throttled(function, reason string)
 }
 
+// Registry is what the service reads of the store, one repository each (store.Functions, …):
+// it watches them to keep its view, and reads them where the view cannot answer (a record
+// newer than the view, code, asynchronous settings).
+type Registry struct {
+	Functions interface {
+		Get(ctx context.Context, name string) (store.Function, error)
+		Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error
+		Sealed(f *lambda.Function) (*lambda.Function, error)
+		Env(f *lambda.Function) (map[string]string, error)
+	}
+	Versions interface {
+		Get(ctx context.Context, name string, n int) (*lambda.Function, uint64, error)
+		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *lambda.Function)) error
+	}
+	Aliases interface {
+		Get(ctx context.Context, name, alias string) (store.Alias, error)
+		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, a *lambda.Alias)) error
+	}
+	Provisioned interface {
+		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error
+	}
+	URLs interface {
+		Get(ctx context.Context, id string) (*lambda.FunctionURL, error)
+		Watch(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error
+	}
+	Policies interface {
+		Get(ctx context.Context, name, qualifier string) (*lambda.StoredPolicy, uint64, error)
+		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, p *lambda.StoredPolicy)) error
+	}
+	EventInvokeConfigs interface {
+		Get(ctx context.Context, name, qualifier string) (*lambda.EventInvokeConfig, error)
+	}
+	Code interface {
+		Get(ctx context.Context, key string) ([]byte, error)
+	}
+}
+
+// RegistryOf is the Registry backed by st's repositories.
+func RegistryOf(st *store.Store) Registry {
+	return Registry{Functions: st.Functions(), Versions: st.Versions(), Aliases: st.Aliases(), Provisioned: st.Provisioned(),
+		URLs: st.URLs(), Policies: st.Policies(), EventInvokeConfigs: st.EventInvokeConfigs(), Code: st.Code()}
+}
+
 // Service is the in-memory view of every function, version and alias.
 type Service struct {
-	store        *store.Store
+	store        Registry
 	workers      *worker.Manager
 	code         *artifact.Cache
 	limits       artifact.Limits
@@ -96,7 +139,7 @@ type counters struct {
 
 // New returns a Service; Run keeps it in sync with the store.
 // metrics may be nil.
-func New(st *store.Store, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, metrics Metrics, log *slog.Logger) *Service {
+func New(st Registry, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, metrics Metrics, log *slog.Logger) *Service {
 	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, metrics: metrics, accountLimit: int64(accountLimit),
 		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
@@ -116,12 +159,12 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { pending.Wait(); close(s.ready) }()
 	once := func() func() { var o sync.Once; return func() { o.Do(pending.Done) } }
 	errs := make(chan error, watches)
-	go func() { errs <- s.store.WatchFunctions(ctx, once(), watched(s, Functions, s.applyFunction)) }()
-	go func() { errs <- s.store.WatchVersions(ctx, once(), watched(s, Versions, s.apply)) }()
-	go func() { errs <- s.store.WatchAliases(ctx, once(), watched(s, Aliases, s.applyAlias)) }()
-	go func() { errs <- s.store.WatchProvisioned(ctx, once(), watched(s, Provisioned, s.applyProvisioned)) }()
-	go func() { errs <- s.store.WatchFunctionURLs(ctx, once(), watched(s, URLs, s.applyURL)) }()
-	go func() { errs <- s.store.WatchPolicies(ctx, once(), watched(s, Policies, s.applyPolicy)) }()
+	go func() { errs <- s.store.Functions.Watch(ctx, once(), watched(s, Functions, s.applyFunction)) }()
+	go func() { errs <- s.store.Versions.Watch(ctx, once(), watched(s, Versions, s.apply)) }()
+	go func() { errs <- s.store.Aliases.Watch(ctx, once(), watched(s, Aliases, s.applyAlias)) }()
+	go func() { errs <- s.store.Provisioned.Watch(ctx, once(), watched(s, Provisioned, s.applyProvisioned)) }()
+	go func() { errs <- s.store.URLs.Watch(ctx, once(), watched(s, URLs, s.applyURL)) }()
+	go func() { errs <- s.store.Policies.Watch(ctx, once(), watched(s, Policies, s.applyPolicy)) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)
@@ -164,7 +207,7 @@ func (s *Service) applyFunction(name string, rev uint64, f *lambda.Function) {
 
 func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	if f != nil && len(f.Env()) > 0 { // a record in the clear: keep it sealed like the others
-		sealed, err := s.store.Sealed(f)
+		sealed, err := s.store.Functions.Sealed(f)
 		if err != nil {
 			s.log.Error("seal a function's variables for the cache", "function", key, "err", err)
 		} else {
@@ -269,7 +312,7 @@ func (s *Service) PublicURL(ctx context.Context, name, qualifier string) bool {
 	if ok {
 		return true
 	}
-	p, _, err := s.store.GetPolicy(ctx, name, qualifier)
+	p, _, err := s.store.Policies.Get(ctx, name, qualifier)
 	return err == nil && p.Policy.AllowsPublicURL()
 }
 
@@ -284,7 +327,7 @@ func (s *Service) LookupURL(ctx context.Context, id string) (*lambda.FunctionURL
 		}
 		return it.url, nil
 	}
-	u, err := s.store.GetFunctionURLByID(ctx, id)
+	u, err := s.store.URLs.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -366,7 +409,7 @@ func (s *Service) Lookup(ctx context.Context, name, qualifier string) (*Entry, e
 	switch {
 	case qualifier == "" || qualifier == lambda.LatestVersion:
 		return s.entry(ctx, Functions, name, func() (uint64, error) {
-			f, err := s.store.GetFunction(ctx, name)
+			f, err := s.store.Functions.Get(ctx, name)
 			return f.Revision, err
 		})
 	case isVersion(qualifier):
@@ -407,7 +450,7 @@ func (s *Service) version(ctx context.Context, name string, n int) (*Entry, erro
 		return nil, err // a version of a deleted function is gone too
 	}
 	return s.entry(ctx, Versions, store.VersionKey(name, n), func() (uint64, error) {
-		_, rev, err := s.store.GetVersion(ctx, name, n)
+		_, rev, err := s.store.Versions.Get(ctx, name, n)
 		return rev, err
 	})
 }
@@ -445,7 +488,7 @@ func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias,
 	it := s.aliases[key]
 	s.mu.RUnlock()
 	if it == nil {
-		a, err := s.store.GetAlias(ctx, name, alias)
+		a, err := s.store.Aliases.Get(ctx, name, alias)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrNotFound
 		}
@@ -507,8 +550,8 @@ func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 			return true
 		}
 	}
-	va, errA := s.store.FunctionEnv(a)
-	vb, errB := s.store.FunctionEnv(b)
+	va, errA := s.store.Functions.Env(a)
+	vb, errB := s.store.Functions.Env(b)
 	return errA == nil && errB == nil && maps.Equal(va, vb)
 }
 
@@ -523,7 +566,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 	key := f.CodeKey
 	unpack := func(ctx context.Context, key string) (string, error) {
 		return s.code.Ensure(ctx, key, s.limits, func(ctx context.Context) ([]byte, error) {
-			b, err := s.store.GetCode(ctx, key)
+			b, err := s.store.Code.Get(ctx, key)
 			if err != nil {
 				return nil, fmt.Errorf("fetch code: %w", err)
 			}
@@ -547,7 +590,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 				cur = e.Fn
 			}
 			s.mu.RUnlock()
-			return s.store.FunctionEnv(cur)
+			return s.store.Functions.Env(cur)
 		},
 		Code: func(ctx context.Context) (string, error) { return unpack(ctx, key) },
 		Opt: func(ctx context.Context) (string, error) {

@@ -30,9 +30,18 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, ev asyncq.Event) error
 }
 
+// Schedules is the schedule registry (store.Schedules).
+type Schedules interface {
+	List(ctx context.Context) ([]*lambda.Schedule, error)
+	Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, sc *lambda.Schedule)) error
+	Delete(ctx context.Context, group, name string) error
+	State(ctx context.Context, group, name string) (lambda.ScheduleState, error)
+	PutState(ctx context.Context, group, name string, st lambda.ScheduleState) error
+}
+
 // Service runs the schedules.
 type Service struct {
-	store *store.Store
+	store Schedules
 	queue Enqueuer
 	log   *slog.Logger
 	now   func() time.Time
@@ -42,7 +51,7 @@ type Service struct {
 }
 
 // New returns a scheduler; Run fires schedules until its context ends.
-func New(st *store.Store, q Enqueuer, log *slog.Logger) *Service {
+func New(st Schedules, q Enqueuer, log *slog.Logger) *Service {
 	return &Service{store: st, queue: q, log: log, now: time.Now, changed: make(chan struct{}, 1)}
 }
 
@@ -67,7 +76,7 @@ func (s *Service) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() { // the watch only wakes the loop; the loop reads the store
 		defer wg.Done()
-		_ = s.store.WatchSchedules(watchCtx, s.Changed, func(string, uint64, *lambda.Schedule) { s.Changed() })
+		_ = s.store.Watch(watchCtx, s.Changed, func(string, uint64, *lambda.Schedule) { s.Changed() })
 	}()
 	defer wg.Wait()
 	for {
@@ -90,7 +99,7 @@ func (s *Service) Run(ctx context.Context) error {
 
 // fireDue fires every schedule whose occurrence has come and returns the earliest next one.
 func (s *Service) fireDue(ctx context.Context) time.Time {
-	all, err := s.store.ListSchedules(ctx)
+	all, err := s.store.List(ctx)
 	if err != nil {
 		s.log.Warn("list schedules", "err", err)
 		return s.now().Add(time.Second)
@@ -134,7 +143,7 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	if err != nil {
 		return time.Time{}, err
 	}
-	st, err := s.store.ScheduleState(ctx, sc.GroupName, sc.Name)
+	st, err := s.store.State(ctx, sc.GroupName, sc.Name)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -172,11 +181,11 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	} else {
 		s.log.Info("skipping an occurrence missed beyond the flexible window", "schedule", sc.Arn, "occurrence", occ)
 	}
-	if err := s.store.PutScheduleState(ctx, sc.GroupName, sc.Name, lambda.ScheduleState{LastFire: occ}); err != nil {
+	if err := s.store.PutState(ctx, sc.GroupName, sc.Name, lambda.ScheduleState{LastFire: occ}); err != nil {
 		return now.Add(time.Second), err
 	}
 	if _, ok := expr.Next(occ); !ok && sc.ActionAfterCompletion == "DELETE" {
-		if err := s.store.DeleteSchedule(ctx, sc.GroupName, sc.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.store.Delete(ctx, sc.GroupName, sc.Name); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return time.Time{}, err
 		}
 		return time.Time{}, nil

@@ -240,7 +240,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Log: s.log.With("part", "worker"), Runtimes: interps,
 	})
 	limits := artifact.DefaultLimits()
-	s.invoke = invoke.New(s.store, s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
+	s.invoke = invoke.New(invoke.RegistryOf(s.store), s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
 
 	if s.queue, err = asyncq.New(ctx, asyncq.Config{
 		JS: s.store.JetStream(), Invoker: s.invoke, Settings: s.invoke,
@@ -260,9 +260,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
 	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
 	s.goRunIn(&s.intake, "async queue", func() error { return s.queue.Run(intakeCtx) })
-	schedules := scheduler.New(s.store, s.queue, s.log.With("part", "scheduler"))
+	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
-	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Store: s.store, Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
+	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
 	select {

@@ -9,20 +9,20 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// PutCode stores a code package under key (its hex SHA-256) unless it is already there.
-func (s *Store) PutCode(ctx context.Context, key string, zip []byte) error {
-	if _, err := s.code.GetInfo(ctx, key); err == nil {
+// Put stores a code package under key (its hex SHA-256) unless it is already there.
+func (r Code) Put(ctx context.Context, key string, zip []byte) error {
+	if _, err := r.s.code.GetInfo(ctx, key); err == nil {
 		return nil
 	}
-	if _, err := s.code.PutBytes(ctx, key, zip); err != nil {
+	if _, err := r.s.code.PutBytes(ctx, key, zip); err != nil {
 		return fmt.Errorf("store code %s: %w", key, err)
 	}
 	return nil
 }
 
-// GetCode returns the code package stored under key.
-func (s *Store) GetCode(ctx context.Context, key string) ([]byte, error) {
-	b, err := s.code.GetBytes(ctx, key)
+// Get returns the code package stored under key.
+func (r Code) Get(ctx context.Context, key string) ([]byte, error) {
+	b, err := r.s.code.GetBytes(ctx, key)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("code %s: %w", key, ErrNotFound)
 	}
@@ -32,9 +32,9 @@ func (s *Store) GetCode(ctx context.Context, key string) ([]byte, error) {
 	return b, nil
 }
 
-// DeleteCode removes a code package.
-func (s *Store) DeleteCode(ctx context.Context, key string) error {
-	if err := s.code.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+// Delete removes a code package.
+func (r Code) Delete(ctx context.Context, key string) error {
+	if err := r.s.code.Delete(ctx, key); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete code %s: %w", key, err)
 	}
 	return nil
@@ -46,9 +46,9 @@ type StoredCode struct {
 	ModTime time.Time
 }
 
-// ListCode returns every stored code package (its key and when it was stored).
-func (s *Store) ListCode(ctx context.Context) ([]StoredCode, error) {
-	infos, err := s.code.List(ctx)
+// List returns every stored code package (its key and when it was stored).
+func (r Code) List(ctx context.Context) ([]StoredCode, error) {
+	infos, err := r.s.code.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
 	}

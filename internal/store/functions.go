@@ -19,38 +19,45 @@ type Function struct {
 	Revision uint64
 }
 
-// GetFunction returns the function named name.
-func (s *Store) GetFunction(ctx context.Context, name string) (Function, error) {
-	f, rev, err := s.fns.get(ctx, name)
+// Functions is the repository of functions' $LATEST records, and of what is shared with their
+// versions: their sealed environment variables.
+type Functions struct{ s *Store }
+
+// Functions returns the functions repository.
+func (s *Store) Functions() Functions { return Functions{s} }
+
+// Get returns the function named name.
+func (r Functions) Get(ctx context.Context, name string) (Function, error) {
+	f, rev, err := r.s.fns.get(ctx, name)
 	if err != nil {
 		return Function{}, err
 	}
 	return Function{Function: f, Revision: rev}, nil
 }
 
-// CreateFunction stores a new function; ErrExists if the name is taken.
-func (s *Store) CreateFunction(ctx context.Context, f *lambda.Function) (uint64, error) {
-	return s.fns.create(ctx, f.Config.FunctionName, f)
+// Create stores a new function; ErrExists if the name is taken.
+func (r Functions) Create(ctx context.Context, f *lambda.Function) (uint64, error) {
+	return r.s.fns.create(ctx, f.Config.FunctionName, f)
 }
 
-// UpdateFunction replaces a function if it is still at revision rev; ErrConflict otherwise.
-func (s *Store) UpdateFunction(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error) {
-	return s.fns.update(ctx, f.Config.FunctionName, f, rev)
+// Update replaces a function if it is still at revision rev; ErrConflict otherwise.
+func (r Functions) Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error) {
+	return r.s.fns.update(ctx, f.Config.FunctionName, f, rev)
 }
 
-// DeleteFunction removes a function with its versions and aliases; ErrNotFound if absent. It
+// Delete removes a function with its versions and aliases; ErrNotFound if absent. It
 // returns the functions bucket's revision of the deletion (or a later one).
-func (s *Store) DeleteFunction(ctx context.Context, name string) (uint64, error) {
-	rev, err := s.fns.remove(ctx, name)
+func (r Functions) Delete(ctx context.Context, name string) (uint64, error) {
+	rev, err := r.s.fns.remove(ctx, name)
 	if err != nil {
 		return 0, err
 	}
-	return rev, s.deleteDependents(ctx, name)
+	return rev, r.s.deleteDependents(ctx, name)
 }
 
 // deleteDependents removes what belongs to a deleted function.
 func (s *Store) deleteDependents(ctx context.Context, name string) error {
-	urls, err := s.ListFunctionURLs(ctx, name)
+	urls, err := s.URLs().List(ctx, name)
 	if err != nil {
 		return err
 	}
@@ -73,15 +80,15 @@ func (s *Store) deleteDependents(ctx context.Context, name string) error {
 	return nil
 }
 
-// ListFunctions returns every function, sorted by name.
-func (s *Store) ListFunctions(ctx context.Context) ([]*lambda.Function, error) {
-	return s.fns.list(ctx, ">")
+// List returns every function, sorted by name.
+func (r Functions) List(ctx context.Context) ([]*lambda.Function, error) {
+	return r.s.fns.list(ctx, ">")
 }
 
-// WatchFunctions calls fn for every change to a function (f is nil when deleted), with the KV
+// Watch calls fn for every change to a function (f is nil when deleted), with the KV
 // revision of the change, until ctx ends. It first replays the current state, then calls ready.
-func (s *Store) WatchFunctions(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
-	return s.fns.watch(ctx, ready, fn)
+func (r Functions) Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
+	return r.s.fns.watch(ctx, ready, fn)
 }
 
 // envAAD binds a function record's sealed variables to the record: an envelope copied into
@@ -137,10 +144,11 @@ func (s *Store) openVars(bucket, key string, f *lambda.Function) (map[string]str
 	return s.keyring.OpenMap(env, envAAD(bucket, key))
 }
 
-// Sealed returns f as the store keeps it, its variables encrypted (f itself if it has none):
+// Sealed returns f (a function or a version) as the store keeps it, its variables encrypted (f itself if it has none):
 // what the invoke cache holds, so that variables are in the clear only while an environment
 // starts or an API read returns them.
-func (s *Store) Sealed(f *lambda.Function) (*lambda.Function, error) {
+func (r Functions) Sealed(f *lambda.Function) (*lambda.Function, error) {
+	s := r.s
 	if len(f.Env()) == 0 {
 		return f, nil
 	}
@@ -154,9 +162,10 @@ func (s *Store) Sealed(f *lambda.Function) (*lambda.Function, error) {
 	return s.sealEnv(versionsBucket)(VersionKey(f.Config.FunctionName, n), f)
 }
 
-// FunctionEnv decrypts the environment variables of a function or version record as a watch
+// Env decrypts the environment variables of a function or version record as a watch
 // delivered it (sealed): called when an environment starts, never on a warm invoke.
-func (s *Store) FunctionEnv(f *lambda.Function) (map[string]string, error) {
+func (r Functions) Env(f *lambda.Function) (map[string]string, error) {
+	s := r.s
 	if f.Config.Version == "" || f.Config.Version == "$LATEST" {
 		return s.openVars(functionsBucket, f.Config.FunctionName, f)
 	}
