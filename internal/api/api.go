@@ -30,6 +30,7 @@ import (
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
@@ -45,6 +46,7 @@ import (
 // API is the HTTP handler for every Flint endpoint.
 type API struct {
 	store     *store.Store
+	ctl       *control.Plane
 	invoke    *invoke.Service
 	code      *artifact.Cache
 	limits    artifact.Limits
@@ -92,7 +94,7 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log}), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
 	_, _ = rand.Read(a.linkKey)
@@ -277,7 +279,7 @@ func (a *API) handle(h handler) http.HandlerFunc {
 }
 
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
-	e := apierr.As(domainError(err))
+	e := apierr.As(control.AWSError(err))
 	if e.Status >= 500 {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID, "err", err)
 	} else if a.log.Enabled(r.Context(), slog.LevelDebug) {

@@ -183,10 +183,11 @@ func (a *API) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request, _ s
 	if err != nil {
 		return err
 	}
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	all, err := a.store.EventInvokeConfigs().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err

@@ -375,10 +375,11 @@ func (a *API) modifyESM(ctx context.Context, id string, change func(*lambda.Even
 }
 
 func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ string) error {
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	q := r.URL.Query()
 	var fnArn string
 	if fn := q.Get("FunctionName"); fn != "" {

@@ -209,10 +209,11 @@ func (a *API) listLayers(w http.ResponseWriter, r *http.Request, _ string) error
 		}
 		return writeJSON(w, http.StatusOK, a.layerView(r, l))
 	}
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	all, err := a.store.Layers().List(r.Context(), "")
 	if err != nil {
 		return err
@@ -273,10 +274,11 @@ func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ string
 	if err != nil {
 		return err
 	}
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	all, err := a.store.Layers().List(r.Context(), name)
 	if err != nil {
 		return err

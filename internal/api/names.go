@@ -1,10 +1,10 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/lambda"
 )
 
@@ -59,6 +59,11 @@ var operations = map[string]string{
 	"POST /2015-03-31/functions/{$}":                              "CreateFunction",
 }
 
+// target is the function the request r addresses, for a control-plane service.
+func (a *API) target(r *http.Request) control.Target {
+	return control.Target{Op: operations[r.Pattern], Name: r.PathValue("name"), Qualifier: r.URL.Query().Get("Qualifier")}
+}
+
 // resolve parses a FunctionName given to the operation r serves (from its path or its body).
 func (a *API) resolve(r *http.Request, s string) (name, qualifier string, err error) {
 	ref, err := a.account.Resolve(s, operations[r.Pattern])
@@ -82,25 +87,4 @@ func (a *API) functionName(r *http.Request) (name, qualifier string, err error) 
 		qualifier = q
 	}
 	return name, qualifier, nil
-}
-
-// domainError renders the lambda package's errors as the API errors AWS answers with.
-func domainError(err error) error {
-	var (
-		inv     *lambda.InvalidError
-		region  *lambda.ForeignRegionError
-		account *lambda.ForeignAccountError
-	)
-	switch {
-	case errors.As(err, &inv):
-		if inv.Model {
-			return apierr.Validation("%s", inv.Message)
-		}
-		return apierr.InvalidParameterValue("%s", inv.Message)
-	case errors.As(err, &region):
-		return apierr.ResourceNotFound("%s", region.Error())
-	case errors.As(err, &account):
-		return apierr.AccessDenied("%s", account.Message)
-	}
-	return err
 }

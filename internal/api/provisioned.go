@@ -146,10 +146,11 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	name := f.Config.FunctionName
 	all, err := a.store.Provisioned().List(r.Context(), name)
 	if err != nil {
@@ -196,4 +197,13 @@ func (a *API) latest(r *http.Request) (store.Function, error) {
 		return f, a.notFound(name, "")
 	}
 	return f, err
+}
+
+func (a *API) aliasNotFound(name, alias string) *apierr.Error {
+	return apierr.ResourceNotFound("Alias not found: %s", a.account.FunctionARN(name, alias))
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
 }

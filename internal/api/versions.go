@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
@@ -143,10 +144,11 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ string) err
 	if err != nil {
 		return err
 	}
-	maxItems, marker, err := paging(r)
+	page, err := paging(r)
 	if err != nil {
 		return err
 	}
+	maxItems, marker := page.MaxItems, page.Marker
 	vs, err := a.store.Versions().List(r.Context(), f.Config.FunctionName)
 	if err != nil {
 		return err
@@ -177,17 +179,17 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ string) err
 }
 
 // paging reads MaxItems (1–10000, pages of at most 50) and Marker.
-func paging(r *http.Request) (int, string, error) {
+func paging(r *http.Request) (control.Page, error) {
 	q := r.URL.Query()
 	maxItems := 50
 	if s := q.Get("MaxItems"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > 10000 {
-			return 0, "", apierr.Validation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
+			return control.Page{}, apierr.Validation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
 		}
 		maxItems = min(n, 50)
 	}
-	return maxItems, q.Get("Marker"), nil
+	return control.Page{MaxItems: maxItems, Marker: q.Get("Marker")}, nil
 }
 
 // deleteVersion deletes a published version unless an alias points to it.
