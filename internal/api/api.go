@@ -335,3 +335,26 @@ func (a *API) awaitCtx(ctx context.Context, v invoke.View, rev uint64) {
 		a.log.Warn("the in-memory view is behind a write", "bucket", v, "revision", rev, "err", err)
 	}
 }
+
+// paging reads MaxItems (1–10000, pages of at most 50) and Marker.
+func paging(r *http.Request) (control.Page, error) {
+	q := r.URL.Query()
+	maxItems := 50
+	if s := q.Get("MaxItems"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			return control.Page{}, apierr.Validation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
+		}
+		maxItems = min(n, 50)
+	}
+	return control.Page{MaxItems: maxItems, Marker: q.Get("Marker")}, nil
+}
+
+func (a *API) aliasNotFound(name, alias string) *apierr.Error {
+	return apierr.ResourceNotFound("Alias not found: %s", a.account.FunctionARN(name, alias))
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.Atoi(s)
+	return err == nil
+}

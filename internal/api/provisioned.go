@@ -198,12 +198,3 @@ func (a *API) latest(r *http.Request) (store.Function, error) {
 	}
 	return f, err
 }
-
-func (a *API) aliasNotFound(name, alias string) *apierr.Error {
-	return apierr.ResourceNotFound("Alias not found: %s", a.account.FunctionARN(name, alias))
-}
-
-func isNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil
-}

@@ -10,7 +10,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
@@ -176,20 +175,6 @@ func (a *API) listVersions(w http.ResponseWriter, r *http.Request, _ string) err
 		out.Versions = append(out.Versions, c)
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-// paging reads MaxItems (1–10000, pages of at most 50) and Marker.
-func paging(r *http.Request) (control.Page, error) {
-	q := r.URL.Query()
-	maxItems := 50
-	if s := q.Get("MaxItems"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 10000 {
-			return control.Page{}, apierr.Validation("1 validation error detected: Value '%s' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000", s)
-		}
-		maxItems = min(n, 50)
-	}
-	return control.Page{MaxItems: maxItems, Marker: q.Get("Marker")}, nil
 }
 
 // deleteVersion deletes a published version unless an alias points to it.
