@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -787,4 +788,155 @@ func crashOnce(t *testing.T, kill string) {
 	}
 	t.Logf("SIGKILL %s (stream leader %s, meta leader %s): put through %s ok after %v (%d failed 250ms attempts); R3 create ok after %v",
 		victim, sleader, mleader, surv, tput.Round(time.Millisecond), fails, time.Since(t0).Round(time.Millisecond))
+}
+
+// Exp 12: every node opens the same buckets at the same time, as each Flint node's Open would.
+func TestExpConcurrentOpen(t *testing.T) {
+	ns := mkNodes(t, 3, false)
+	var wg sync.WaitGroup
+	for _, x := range ns {
+		wg.Add(1)
+		go func() { defer wg.Done(); x.start(t) }()
+	}
+	wg.Wait()
+	waitMeta(ns, 30*time.Second)
+	for time.Now(); len(peers(ns)) < 3; {
+		time.Sleep(20 * time.Millisecond)
+	}
+	t0 := time.Now()
+	errs := make(chan string, 100)
+	for _, x := range ns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, js := conn(t, x)
+			for i := 0; i < 15; i++ {
+				b := fmt.Sprintf("b%d", i)
+				if os.Getenv("EXP_DISTINCT") != "" {
+					b += x.name
+				}
+				r := 3
+				if os.Getenv("EXP_R1") != "" {
+					r = 1
+				}
+				t1 := time.Now()
+				_, err := js.CreateOrUpdateKeyValue(ctxT(10*time.Second), jetstream.KeyValueConfig{
+					Bucket: b, History: 1, Storage: jetstream.FileStorage, Replicas: r})
+				if os.Getenv("EXP_TIMES") != "" {
+					t.Logf("%s %s %v %v", x.name, b, time.Since(t1).Round(time.Millisecond), err)
+				}
+				if err != nil {
+					errs <- fmt.Sprintf("%s b%d: %v", x.name, i, err)
+				}
+			}
+			_, err := js.CreateOrUpdateObjectStore(ctxT(10*time.Second), jetstream.ObjectStoreConfig{Bucket: "code", Storage: jetstream.FileStorage, Replicas: 3})
+			if err != nil {
+				errs <- fmt.Sprintf("%s code: %v", x.name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	n := 0
+	for e := range errs {
+		n++
+		t.Logf("error: %s", e)
+	}
+	t.Logf("3 nodes x (15 KV + 1 object store) R3 concurrently: %d errors, %v", n, time.Since(t0))
+}
+
+// Exp 13: minimal same-name concurrent stream requests from the three nodes.
+func TestExpConcurrentSame(t *testing.T) {
+	ns := mkNodes(t, 3, false)
+	var wg sync.WaitGroup
+	for _, x := range ns {
+		wg.Add(1)
+		go func() { defer wg.Done(); x.start(t) }()
+	}
+	wg.Wait()
+	waitMeta(ns, 30*time.Second)
+	for len(peers(ns)) < 3 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	jss := make([]jetstream.JetStream, 3)
+	for i, x := range ns {
+		_, jss[i] = conn(t, x)
+	}
+	ops := []string{"create", "update-then-create", "create-existing", "update-existing", "update-missing", "single-update-then-create"}
+	if o := os.Getenv("EXP_OPS"); o != "" {
+		ops = strings.Split(o, ",")
+	}
+	for _, op := range ops {
+		for round := 0; round < 3; round++ {
+			name := fmt.Sprintf("S_%s_%d", strings.ReplaceAll(op, "-", "_"), round)
+			cfg := jetstream.StreamConfig{Name: name, Subjects: []string{name}, Replicas: 3}
+			if op == "kv-create-else-update" && round > 0 {
+				// exists as R1 (a node that ran alone or an older config): must become R3
+				if _, err := jss[0].CreateKeyValue(ctxT(10*time.Second), jetstream.KeyValueConfig{Bucket: name, History: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if strings.HasPrefix(op, "kv-") {
+				defer func() {
+					if st, err := jss[1].Stream(ctxT(2*time.Second), "KV_"+name); err == nil {
+						t.Logf("  KV_%s replicas=%d", name, st.CachedInfo().Config.Replicas)
+					}
+				}()
+			}
+			if strings.HasSuffix(op, "existing") {
+				if _, err := jss[0].CreateStream(ctxT(10*time.Second), cfg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			t0 := time.Now()
+			res := make([]string, 3)
+			for i := range ns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					t1 := time.Now()
+					var err error
+					switch op {
+					case "create", "create-existing":
+						_, err = jss[i].CreateStream(ctxT(5*time.Second), cfg)
+					case "update-then-create":
+						_, err = jss[i].CreateOrUpdateStream(ctxT(5*time.Second), cfg)
+					case "update-existing", "update-missing":
+						_, err = jss[i].UpdateStream(ctxT(5*time.Second), cfg)
+					case "kv-create":
+						_, err = jss[i].CreateKeyValue(ctxT(5*time.Second), jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: 3})
+					case "kv-create-else-update":
+						kcfg := jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: 3}
+						_, err = jss[i].CreateKeyValue(ctxT(5*time.Second), kcfg)
+						if errors.Is(err, jetstream.ErrBucketExists) {
+							_, err = jss[i].UpdateKeyValue(ctxT(5*time.Second), kcfg)
+						}
+					case "kv-create-or-update":
+						_, err = jss[i].CreateOrUpdateKeyValue(ctxT(5*time.Second), jetstream.KeyValueConfig{Bucket: name, History: 1, Replicas: 3})
+					case "update-wait-create":
+						jss[i].UpdateStream(ctxT(5*time.Second), cfg)
+						time.Sleep(200 * time.Millisecond)
+						_, err = jss[i].CreateStream(ctxT(5*time.Second), cfg)
+					case "one-updates-all-create":
+						if i == 0 {
+							jss[i].UpdateStream(ctxT(5*time.Second), cfg)
+						}
+						_, err = jss[i].CreateStream(ctxT(5*time.Second), cfg)
+					case "single-update-then-create":
+						if i == 0 {
+							_, err = jss[i].CreateOrUpdateStream(ctxT(5*time.Second), cfg)
+						}
+					}
+					res[i] = fmt.Sprintf("%s:%v/%v", ns[i].name, time.Since(t1).Round(time.Millisecond), err)
+				}()
+			}
+			wg.Wait()
+			sname := name
+			if strings.HasPrefix(op, "kv-") {
+				sname = "KV_" + name
+			}
+			_, ierr := jss[0].Stream(ctxT(2*time.Second), sname)
+			t.Logf("%-18s round %d (%v): %v; stream info afterwards: %v", op, round, time.Since(t0).Round(time.Millisecond), res, ierr)
+		}
+	}
 }
