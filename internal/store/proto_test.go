@@ -183,25 +183,54 @@ func TestProtoCluster(t *testing.T) {
 	})
 	t.Logf("meta group of 3 ready %v after the servers were", d)
 
-	// 2. An R3 bucket, created through an in-process connection on a node that is not the meta
-	// leader: the JetStream API request crosses the routes to the leader.
+	// 2. Every node opens the R3 bucket and the object store at once, as each node's Open would,
+	// create first and update only if it exists: concurrent CreateOrUpdate* of a new stream gets
+	// no reply at all (see the notes). Most nodes are not the meta leader: their JetStream API
+	// requests cross the routes to it.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	kvCfg := jetstream.KeyValueConfig{Bucket: "proto", Replicas: 3, History: 1}
+	objCfg := jetstream.ObjectStoreConfig{Bucket: "proto_code", Replicas: 3}
+	errs := make(chan error, 2*len(nodes))
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			js := n.conn(t)
+			errs <- protoOpen(ctx, n.name+" kv", func(ctx context.Context) error {
+				_, err := js.CreateKeyValue(ctx, kvCfg)
+				if errors.Is(err, jetstream.ErrBucketExists) {
+					_, err = js.UpdateKeyValue(ctx, kvCfg)
+				}
+				return err
+			})
+			errs <- protoOpen(ctx, n.name+" object store", func(ctx context.Context) error {
+				_, err := js.CreateObjectStore(ctx, objCfg)
+				if errors.Is(err, jetstream.ErrBucketExists) {
+					_, err = js.UpdateObjectStore(ctx, objCfg)
+				}
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	var client *protoNode
 	for _, n := range nodes {
 		if !n.s.JetStreamIsLeader() {
 			client = n
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	js := client.conn(t)
-	var kv jetstream.KeyValue
-	waitFor(t, 30*time.Second, "create R3 bucket", func() error {
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		defer acancel()
-		var err error
-		kv, err = js.CreateOrUpdateKeyValue(actx, jetstream.KeyValueConfig{Bucket: "proto", Replicas: 3, History: 1})
-		return err
-	})
+	kv, err := js.KeyValue(ctx, "proto")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 20 {
 		if _, err := kv.Put(ctx, fmt.Sprintf("before.%d", i), []byte("v")); err != nil {
 			t.Fatalf("put before: %v", err)
@@ -326,6 +355,26 @@ func TestProtoCluster(t *testing.T) {
 }
 
 const globalAccountName = "$G"
+
+// protoOpen runs open with a deadline per attempt, retrying JetStream API errors (e.g. 10005 no
+// suitable peers, while the meta leader has yet to hear from a node) but failing on a request
+// that got no reply at all.
+func protoOpen(ctx context.Context, what string, open func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := open(actx)
+		cancel()
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &apiErr) && ctx.Err() == nil:
+			time.Sleep(100 * time.Millisecond)
+		default:
+			return fmt.Errorf("open %s: %w", what, err)
+		}
+	}
+}
 
 // routeNames are the server names at the other end of s's routes.
 func routeNames(t *testing.T, s *server.Server) map[string]bool {
