@@ -5,8 +5,9 @@
 // /next, its connection is taken over (hijacked) and parked, and Invoke, on the caller's own
 // goroutine, writes the event to it and reads the runtime's /response from it. Runtimes that use
 // a fresh connection per request, or answer on another connection, are served by the net/http
-// handlers and meet Invoke through the invocation's result channel. The package owns no
-// environment state beyond the invocation in flight and never touches the store.
+// handlers and meet Invoke through the invocation's result channel. Both transports route
+// through one table of endpoints (routes.go). The package owns no environment state beyond the
+// invocation in flight and never touches the store.
 package runtimeapi
 
 import (
