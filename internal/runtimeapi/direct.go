@@ -169,10 +169,10 @@ func (s *Server) invoke(inv *Invocation) (Result, error) {
 			return s.await(inv)
 		}
 		switch s.serveDirect(rc, req) {
-		case parked: // answered on another connection; this is the runtime's next /next
+		case directParked: // answered on another connection; this is the runtime's next /next
 			s.offer(rc)
 			return <-inv.done, nil
-		case detached:
+		case directDetached:
 			return s.await(inv)
 		}
 		switch {
@@ -253,9 +253,9 @@ func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 			break
 		}
 		switch s.serveDirect(rc, req) {
-		case parked:
+		case directParked:
 			return rc, nil
-		case detached:
+		case directDetached:
 			rc = nil
 			continue
 		}
@@ -280,9 +280,9 @@ func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 type served uint8
 
 const (
-	answered served = iota // answered the request; rc stays with Invoke
-	parked                 // left a /next unanswered, for an event
-	detached               // gave rc to a goroutine of its own (see detach)
+	directReplied  served = iota // answered the request; rc stays with Invoke
+	directParked                 // left a /next unanswered, for an event
+	directDetached               // gave rc to a goroutine of its own (see detach)
 )
 
 // serveDirect serves one request read from a runtime connection by Invoke, through the route
@@ -291,17 +291,17 @@ func (s *Server) serveDirect(rc *rconn, req *http.Request) served {
 	rt, id := match(req.Method, req.URL.Path)
 	if rt != nil && rt.wait {
 		s.detach(rc, req, rt, id)
-		return detached
+		return directDetached
 	}
 	rep := s.serve(req, rt, id)
 	if rep.park {
-		return parked
+		return directParked
 	}
 	if err := rc.writeReply(rep); err != nil {
 		rc.close1 = true
 	}
 	_, _ = io.Copy(io.Discard, req.Body)
-	return answered
+	return directReplied
 }
 
 // detach serves a request that may wait until the environment closes (an extension's long poll

@@ -22,8 +22,8 @@ var routes = compile([]route{
 })
 
 // A handler answers one request; id is the {id} segment of its route's path, if any. It runs on
-// a net/http handler goroutine or on Invoke's goroutine, and must not block unless its route
-// says wait.
+// a net/http handler goroutine or on Invoke's goroutine, so it waits for nothing but the
+// request's own body unless its route says wait.
 type handler func(s *Server, r *http.Request, id string) reply
 
 // reply is a handler's answer, written by the transport that read the request.

@@ -2,7 +2,6 @@ package runtimeapi_test
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"runtime"
 	"slices"
@@ -113,9 +112,10 @@ func TestOneRouteTable(t *testing.T) {
 		rt.next(inv)
 	}
 
-	// The long polls last: each holds its connection until the environment closes, the
-	// runtime's connection too, so the invocation in flight is answered on another, and each
-	// long poll after the first needs a runtime connection of its own.
+	// The long polls last: each holds its connection until the environment closes. The direct
+	// transport meets one in two places: while an invocation is in flight (which is then
+	// answered on another connection) and between invocations, as Invoke looks for the
+	// runtime's next /next (which then comes on another connection).
 	if len(waits) == 0 {
 		t.Fatal("the route table has no long poll")
 	}
@@ -124,30 +124,59 @@ func TestOneRouteTable(t *testing.T) {
 		viaHTTP, viaDirect *rawConn
 	}
 	var polls []poll
-	for i, r := range waits {
-		if i > 0 {
-			rt = e.rawRuntime(t, false)
-			inv = newInvocation(fmt.Sprintf("poll-%d", i), `{}`)
-			out = e.invoke(inv)
-			rt.next(inv)
-		}
+	hdr = []string{"Lambda-Extension-Identifier: 3f1b5c1e-2d4a-4c8e-9b7a-1f2e3d4c5b6a"}
+	deliver := func() { // the next invocation, to a runtime on a new connection
+		rt = e.rawRuntime(t, false)
+		inv = newInvocation(inv.RequestID+"+", `{}`)
+		out = e.invoke(inv)
+		rt.next(inv)
+	}
+	for _, r := range waits {
 		method := r.Method
 		if method == "" {
 			method = http.MethodGet
 		}
-		hdr := []string{"Lambda-Extension-Identifier: 3f1b5c1e-2d4a-4c8e-9b7a-1f2e3d4c5b6a"}
-		p := poll{method: method, path: r.Pattern, viaHTTP: dialRaw(t, e.addr), viaDirect: rt.conn}
-		p.viaHTTP.write(request(method, r.Pattern, hdr, ""))
-		e.ln.waitServed(t, method+" "+r.Pattern, i+1)
-		p.viaDirect.write(request(method, r.Pattern, hdr, ""))
-		waitGoroutines(t, "runtimeapi.(*Server).detach.func1", i+1)
-		polls = append(polls, p)
+		req := request(method, r.Pattern, hdr, "")
+		start := func(viaDirect *rawConn) {
+			p := poll{method: method, path: r.Pattern, viaHTTP: dialRaw(t, e.addr), viaDirect: viaDirect}
+			p.viaHTTP.write(req)
+			e.ln.waitServed(t, method+" "+r.Pattern, len(polls)+1)
+			polls = append(polls, p)
+		}
+
+		// In flight.
+		start(rt.conn)
+		rt.conn.write(req)
+		waitGoroutines(t, "runtimeapi.(*Server).detach.func1", len(polls))
 		if a := dialRaw(t, e.addr).roundTrip(request(http.MethodPost, invocationPath(inv.RequestID, "response"), nil, "{}")); a.status != http.StatusAccepted {
 			t.Fatalf("/response on another connection = %d %s", a.status, a.body)
 		}
 		if o := outcomeOf(t, out); o.err != nil || o.res.Body != "{}" {
 			t.Fatalf("Invoke = %+v, %v", o.res, o.err)
 		}
+
+		// Between invocations: the next Invoke reads the long poll where it expects /next.
+		deliver()
+		if a := rt.do(http.MethodPost, invocationPath(inv.RequestID, "response"), nil, "{}"); a.status != http.StatusAccepted {
+			t.Fatalf("/response = %d %s", a.status, a.body)
+		}
+		if o := outcomeOf(t, out); o.err != nil || o.res.Body != "{}" {
+			t.Fatalf("Invoke = %+v, %v", o.res, o.err)
+		}
+		start(rt.conn)
+		rt.conn.write(req)
+		inv = newInvocation(inv.RequestID+"+", `{}`)
+		out = e.invoke(inv)
+		waitGoroutines(t, "runtimeapi.(*Server).detach.func1", len(polls))
+		rt = e.rawRuntime(t, false)
+		rt.next(inv)
+		if a := rt.do(http.MethodPost, invocationPath(inv.RequestID, "response"), nil, "{}"); a.status != http.StatusAccepted {
+			t.Fatalf("/response = %d %s", a.status, a.body)
+		}
+		if o := outcomeOf(t, out); o.err != nil || o.res.Body != "{}" {
+			t.Fatalf("Invoke = %+v, %v", o.res, o.err)
+		}
+		deliver() // in flight again, for the next long poll
 	}
 	if err := e.srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)
