@@ -171,7 +171,7 @@ func TestGoldenFunctions(t *testing.T) {
 			"EphemeralStorage": map[string]any{"Size": 1024}, "TracingConfig": map[string]any{"Mode": "Active"},
 			"LoggingConfig": map[string]any{"LogFormat": "JSON", "LogGroup": "/custom"}, "Architectures": []string{"arm64"},
 			"DeadLetterConfig": map[string]any{"TargetArn": "arn:aws:lambda:us-east-1:000000000000:function:golden-fn-a"},
-			"Layers": []string{"arn:aws:lambda:us-east-1:000000000000:layer:golden-fn-layer:1"}, "Publish": true})},
+			"Layers":           []string{"arn:aws:lambda:us-east-1:000000000000:layer:golden-fn-layer:1"}, "Publish": true})},
 		{"create-c", "POST", fns, c("golden-fn-c", map[string]any{"Code": map[string]any{"ZipFile": goldenZip("def handler(e, c):\n    return 3\n")}})},
 		{"get", "GET", fns + "/golden-fn-a", ""},
 		{"get-arn", "GET", fns + "/arn:aws:lambda:us-east-1:000000000000:function:golden-fn-b", ""},
