@@ -227,7 +227,9 @@ func TestFunctionsGet(t *testing.T) {
 	if _, err := e.plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "live", FunctionVersion: ptr("1")}); err != nil {
 		t.Fatal(err)
 	}
-	get := func(name, q string) control.Target { return control.Target{Op: "GetFunction", Name: name, Qualifier: q} }
+	get := func(name, q string) control.Target {
+		return control.Target{Op: "GetFunction", Name: name, Qualifier: q}
+	}
 	for _, tt := range []struct {
 		name      string
 		target    control.Target
@@ -468,7 +470,9 @@ func TestFunctionsDelete(t *testing.T) {
 		RoutingConfig: &lambda.AliasRoutingConfig{AdditionalVersionWeights: map[string]float64{"2": 0.5}}}); err != nil {
 		t.Fatal(err)
 	}
-	del := func(name, q string) control.Target { return control.Target{Op: "DeleteFunction", Name: name, Qualifier: q} }
+	del := func(name, q string) control.Target {
+		return control.Target{Op: "DeleteFunction", Name: name, Qualifier: q}
+	}
 	for _, tt := range []struct {
 		name      string
 		target    control.Target

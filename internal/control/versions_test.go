@@ -72,7 +72,9 @@ func TestVersions(t *testing.T) {
 	}
 
 	list := control.Target{Op: "ListVersionsByFunction", Name: "fn"}
-	page := func(p control.Page) func() (control.Page, error) { return func() (control.Page, error) { return p, nil } }
+	page := func(p control.Page) func() (control.Page, error) {
+		return func() (control.Page, error) { return p, nil }
+	}
 	for _, tt := range []struct {
 		name string
 		page control.Page
