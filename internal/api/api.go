@@ -63,7 +63,7 @@ type API struct {
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
-	gc        *codeGC
+	gc        codeWaker
 	runtimes  *runtimes.Table
 }
 
@@ -94,9 +94,12 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log}), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log,
+		Limit: cfg.Invoke, Code: cfg.Code, Limits: cfg.Limits, CodeGrace: cfg.CodeGrace, Runtimes: cfg.Runtimes}),
+		invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes}
+	a.gc = codeWaker{a.ctl.Code}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }

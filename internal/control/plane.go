@@ -2,8 +2,11 @@ package control
 
 import (
 	"log/slog"
+	"time"
 
+	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
 )
 
@@ -13,11 +16,25 @@ type Config struct {
 	View    View // the invocation service's view, which writes wait for
 	Account lambda.Account
 	Log     *slog.Logger
+
+	// Limit gives the account's concurrency limit (the invocation service).
+	Limit interface{ AccountLimit() int }
+	// Code is this node's unpack cache; Limits bounds the packages stored.
+	Code   *artifact.Cache
+	Limits artifact.Limits
+	// CodeGrace is how long unreferenced code is kept before Code.Run removes it (0: at once).
+	CodeGrace time.Duration
+	// Runtimes is this node's interpreter per runtime; nil: runtimes.Default().
+	Runtimes *runtimes.Table
 }
 
 // Plane is the control plane: one service per kind of resource.
 type Plane struct {
-	Aliases *Aliases
+	Aliases     *Aliases
+	Functions   *Functions
+	Versions    *Versions
+	Concurrency *Concurrency
+	Code        *Code
 }
 
 // New builds the services on cfg.Store's repositories.
@@ -25,7 +42,14 @@ func New(cfg Config) *Plane {
 	st := cfg.Store
 	r := resolver{account: cfg.Account, functions: st.Functions(), versions: st.Versions(), aliases: st.Aliases()}
 	w := awaiter{view: cfg.View, log: cfg.Log}
+	code := newCode(st.Code(), st.Functions(), st.Versions(), st.Layers(), cfg.Code, cfg.Limits, cfg.CodeGrace, cfg.Log)
+	versions := &Versions{resolver: r, awaiter: w, functions: st.Functions(), versions: st.Versions(), aliases: st.Aliases()}
 	return &Plane{
-		Aliases: &Aliases{resolver: r, awaiter: w, aliases: st.Aliases()},
+		Aliases:  &Aliases{resolver: r, awaiter: w, aliases: st.Aliases()},
+		Versions: versions,
+		Functions: &Functions{resolver: r, awaiter: w, functions: st.Functions(), layers: st.Layers(), code: code,
+			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Limit},
+		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Limit},
+		Code:        code,
 	}
 }
