@@ -21,7 +21,9 @@ func TestURLs(t *testing.T) {
 	}
 	svc := e.plane.URLs
 	fn := control.Target{Op: "CreateFunctionUrlConfig", Name: "fn"}
-	at := func(q string) control.Target { return control.Target{Op: "CreateFunctionUrlConfig", Name: "fn", Qualifier: q} }
+	at := func(q string) control.Target {
+		return control.Target{Op: "CreateFunctionUrlConfig", Name: "fn", Qualifier: q}
+	}
 	none := control.URLInput{AuthType: ptr("NONE")}
 
 	// Rejections store nothing.
