@@ -106,6 +106,34 @@ func TestURLs(t *testing.T) {
 		t.Fatalf("view after update: %+v, %v", got, err)
 	}
 
+	// The same, many times over: the watch is quick enough that a write that does not wait for
+	// it is seen stale only now and then. (A new URL's first lookup reads the store on a miss.)
+	if _, err := e.plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "beta", FunctionVersion: ptr("1")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		auth := []string{"NONE", "AWS_IAM"}[i%2]
+		if _, err := svc.Update(ctx, at("live"), control.URLInput{AuthType: &auth}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := e.view.LookupURL(ctx, live.ID); err != nil || got.Config.AuthType != auth {
+			t.Fatalf("view after update %d: %+v, %v", i, got, err)
+		}
+		tmp, err := svc.Create(ctx, at("beta"), none)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.view.LookupURL(ctx, tmp.ID); err != nil {
+			t.Fatalf("view after create %d: %v", i, err)
+		}
+		if err := svc.Delete(ctx, at("beta")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.view.LookupURL(ctx, tmp.ID); !errors.Is(err, invoke.ErrNotFound) {
+			t.Fatalf("view after delete %d: %v", i, err)
+		}
+	}
+
 	// Delete: the data plane stops serving the URL at once; there is nothing to delete twice.
 	if err := svc.Delete(ctx, fn); err != nil {
 		t.Fatal(err)
