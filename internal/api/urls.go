@@ -14,7 +14,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
-	"github.com/flint-run/flint/internal/events"
+	"github.com/flint-run/flint/internal/functionurl"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 )
@@ -198,7 +198,7 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 		return
 	}
 	domain := id + ".lambda-url." + a.account.Region + ".localhost"
-	event, err := events.NewURLRequest(r, path, id, domain, a.account.ID, reqID, body, time.Now())
+	event, err := functionurl.NewURLRequest(r, path, id, domain, a.account.ID, reqID, body, time.Now())
 	if err != nil {
 		urlError(w, http.StatusBadRequest, "Bad Request")
 		return
@@ -226,7 +226,7 @@ func writeURLResponse(w http.ResponseWriter, r *http.Request, cors *lambda.Cors,
 		urlError(w, http.StatusBadGateway, "Internal Server Error")
 		return
 	}
-	out := events.ParseURLResponse(resp.Payload)
+	out := functionurl.ParseURLResponse(resp.Payload)
 	h := w.Header()
 	for k, vs := range out.Headers {
 		h[k] = vs

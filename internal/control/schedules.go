@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/events"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/store"
@@ -107,7 +106,7 @@ func (s *Schedules) validate(name string, in *ScheduleInput) error {
 	if !scheduleNamePattern.MatchString(name) {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9a-zA-Z-_.]+$", name)
 	}
-	if _, err := events.ParseSchedule(in.ScheduleExpression, in.ScheduleExpressionTimezone); err != nil {
+	if _, err := scheduler.ParseSchedule(in.ScheduleExpression, in.ScheduleExpressionTimezone); err != nil {
 		return apierr.Validation("%s", err.Error())
 	}
 	ftw := in.FlexibleTimeWindow
