@@ -52,7 +52,6 @@ type API struct {
 	limits    artifact.Limits
 	logs      *logs.Store
 	queue     *asyncq.Queue
-	schedules *scheduler.Service
 	account   lambda.Account
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -94,9 +93,7 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log,
-		Limit: cfg.Invoke, Code: cfg.Code, Limits: cfg.Limits, CodeGrace: cfg.CodeGrace, Runtimes: cfg.Runtimes}),
-		invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{store: cfg.Store, ctl: control.New(controlConfig(cfg)), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes}
 	a.gc = codeWaker{a.ctl.Code}
@@ -184,6 +181,23 @@ func New(cfg Config) *API {
 		return apierr.UnknownOperation(r.Method, r.URL.Path)
 	}))
 	return a
+}
+
+// controlConfig wires the control plane from the API's parts; a part that is absent stays a
+// nil interface (not an interface holding a nil pointer), which the services check.
+func controlConfig(cfg Config) control.Config {
+	c := control.Config{Store: cfg.Store, View: cfg.Invoke, Lookup: cfg.Invoke, Account: cfg.Account, Log: cfg.Log,
+		Limit: cfg.Invoke, Code: cfg.Code, Limits: cfg.Limits, CodeGrace: cfg.CodeGrace, Runtimes: cfg.Runtimes}
+	if cfg.Schedules != nil {
+		c.Scheduler = cfg.Schedules
+	}
+	if cfg.Keyring != nil {
+		c.Keys = cfg.Keyring
+	}
+	if cfg.Secrets != nil {
+		c.Secrets = cfg.Secrets
+	}
+	return c
 }
 
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {

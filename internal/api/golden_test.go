@@ -136,6 +136,15 @@ var (
 	timePattern = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)`)
 )
 
+// scrubs replace further values that change per run (a pattern and its replacement, as
+// regexp.ReplaceAllString takes them); a test file adds those of its resources in an init.
+var scrubs []scrub
+
+type scrub struct {
+	pattern *regexp.Regexp
+	with    string
+}
+
 // render is an answer as its golden file holds it: the status line, the error type, the body
 // (indented JSON, its keys sorted) with the values that change per run replaced.
 func render(resp *http.Response, body []byte) string {
@@ -157,6 +166,9 @@ func render(resp *http.Response, body []byte) string {
 		}
 		s := uuidPattern.ReplaceAllString(string(body), "<uuid>")
 		s = timePattern.ReplaceAllString(s, "<time>")
+		for _, r := range scrubs {
+			s = r.pattern.ReplaceAllString(s, r.with)
+		}
 		b.WriteString(s)
 	}
 	return b.String()

@@ -26,6 +26,14 @@ type Config struct {
 	CodeGrace time.Duration
 	// Runtimes is this node's interpreter per runtime; nil: runtimes.Default().
 	Runtimes *runtimes.Table
+	// Lookup finds functions as an invoke would (the invocation service): mappings check theirs.
+	Lookup FunctionView
+	// Scheduler is told when schedules change; nil: nothing to tell.
+	Scheduler Notifier
+	// Keys are the master keys that rotation replaces; nil: the server has none.
+	Keys MasterKeys
+	// Secrets rewraps the secrets after a rotation; nil: there are none.
+	Secrets Rewrapper
 }
 
 // Plane is the control plane: one service per kind of resource.
@@ -35,6 +43,10 @@ type Plane struct {
 	Versions    *Versions
 	Concurrency *Concurrency
 	Code        *Code
+	Mappings    *Mappings
+	Schedules   *Schedules
+	URLs        *URLs
+	MasterKey   *MasterKey
 }
 
 // New builds the services on cfg.Store's repositories.
@@ -51,5 +63,10 @@ func New(cfg Config) *Plane {
 			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Limit},
 		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Limit},
 		Code:        code,
+		Mappings: &Mappings{account: cfg.Account, functions: cfg.Lookup, mappings: st.Mappings(), js: st.JetStream(),
+			checkpoints: st.Checkpoints()},
+		Schedules: &Schedules{account: cfg.Account, schedules: st.Schedules(), scheduler: cfg.Scheduler},
+		URLs:      &URLs{resolver: r, awaiter: w, urls: st.URLs()},
+		MasterKey: &MasterKey{keys: cfg.Keys, env: st, secrets: cfg.Secrets, log: cfg.Log},
 	}
 }
