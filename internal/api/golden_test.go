@@ -134,6 +134,10 @@ func runGolden(t *testing.T, steps []step) {
 var (
 	uuidPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
 	timePattern = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)`)
+	// Download links carry the server's address, an expiry and a signature; epoch times
+	// (EventInvokeConfig's LastModified) change every run.
+	linkPattern  = regexp.MustCompile(`https?://[^/"]+(/flint/v1/[^?"]*)\?X-Flint-Expires=\d+&X-Flint-Signature=[0-9a-f]+`)
+	epochPattern = regexp.MustCompile(`("LastModified": )\d+(\.\d+)?`)
 )
 
 // render is an answer as its golden file holds it: the status line, the error type, the body
@@ -157,6 +161,8 @@ func render(resp *http.Response, body []byte) string {
 		}
 		s := uuidPattern.ReplaceAllString(string(body), "<uuid>")
 		s = timePattern.ReplaceAllString(s, "<time>")
+		s = linkPattern.ReplaceAllString(s, "<link $1>")
+		s = epochPattern.ReplaceAllString(s, `$1"<epoch>"`)
 		b.WriteString(s)
 	}
 	return b.String()
