@@ -94,7 +94,7 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log}), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log, Invoke: cfg.Invoke}), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
 	_, _ = rand.Read(a.linkKey)
