@@ -25,7 +25,10 @@ func TestPolicies(t *testing.T) {
 	perm := func(sid string) control.PermissionInput {
 		return control.PermissionInput{StatementID: ptr(sid), Action: ptr("lambda:InvokeFunction"), Principal: ptr("s3.amazonaws.com")}
 	}
-	with := func(in control.PermissionInput, f func(*control.PermissionInput)) control.PermissionInput { f(&in); return in }
+	with := func(in control.PermissionInput, f func(*control.PermissionInput)) control.PermissionInput {
+		f(&in)
+		return in
+	}
 
 	st, err := svc.Add(ctx, fn, with(perm("s3"), func(in *control.PermissionInput) {
 		in.SourceArn, in.SourceAccount = ptr("arn:aws:s3:::bucket"), ptr("123456789012")

@@ -43,7 +43,9 @@ func TestProvisioned(t *testing.T) {
 	at := func(name, q string) control.Target {
 		return control.Target{Op: "PutProvisionedConcurrencyConfig", Name: name, Qualifier: q}
 	}
-	n := func(v int) control.ProvisionedInput { return control.ProvisionedInput{ProvisionedConcurrentExecutions: ptr(v)} }
+	n := func(v int) control.ProvisionedInput {
+		return control.ProvisionedInput{ProvisionedConcurrentExecutions: ptr(v)}
+	}
 
 	// Rejections store nothing.
 	for _, tt := range []struct {
