@@ -114,16 +114,20 @@ func TestPolicies(t *testing.T) {
 	}
 
 	// Concurrent adds all land: a write that lost the race reads again.
+	// Five writers: each loses at most four races, within the five attempts.
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 {
+	start := make(chan struct{})
+	errs := make(chan error, 5)
+	for i := range 5 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			<-start
 			_, err := svc.Add(ctx, at("1"), perm(fmt.Sprintf("c%d", i)))
 			errs <- err
 		}()
 	}
+	close(start)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -131,8 +135,8 @@ func TestPolicies(t *testing.T) {
 			t.Fatalf("concurrent add: %v", err)
 		}
 	}
-	if got := len(sids(at("1"))); got != 5 {
-		t.Fatalf("version 1 has %d statements, want 5: %v", got, sids(at("1")))
+	if got := len(sids(at("1"))); got != 6 {
+		t.Fatalf("version 1 has %d statements, want 6: %v", got, sids(at("1")))
 	}
 
 	// Removing: unknown statements, stale revisions and missing policies are refused; the

@@ -122,12 +122,24 @@ func TestProvisioned(t *testing.T) {
 	_, err = svc.List(ctx, at("fn:1", ""), control.Page{MaxItems: 1})
 	wantErr(t, err, "InvalidParameterValueException", "must not carry a qualifier")
 
-	// A delete is out of the view when it returns; deleting again finds nothing.
-	if err := svc.Delete(ctx, at("fn", "1")); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := e.view.Provisioned(ctx, "fn", "1"); !errors.Is(err, invoke.ErrNotFound) {
-		t.Fatalf("view after delete: %v", err)
+	// A delete is out of the view when it returns, and a put in it again; deleting again finds
+	// nothing. (Several rounds: the watch is often fast enough on its own.)
+	for i := range 10 {
+		if err := svc.Delete(ctx, at("fn", "1")); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := e.view.Provisioned(ctx, "fn", "1"); !errors.Is(err, invoke.ErrNotFound) {
+			t.Fatalf("view after delete %d: %v", i, err)
+		}
+		if i == 9 {
+			break
+		}
+		if _, err := svc.Put(ctx, at("fn", "1"), n(3+i)); err != nil {
+			t.Fatal(err)
+		}
+		if requested, _, err := e.view.Provisioned(ctx, "fn", "1"); err != nil || requested != 3+i {
+			t.Fatalf("view after put %d: %d, %v", i, requested, err)
+		}
 	}
 	wantErr(t, svc.Delete(ctx, at("fn", "1")), "ProvisionedConcurrencyConfigNotFoundException", "")
 	wantErr(t, svc.Delete(ctx, at("fn", "$LATEST")), "InvalidParameterValueException", "unpublished")
