@@ -93,11 +93,7 @@ func (a *API) deleteEventInvokeConfig(w http.ResponseWriter, r *http.Request, _ 
 }
 
 func (a *API) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request, _ string) error {
-	p, err := paging(r)
-	if err != nil {
-		return err
-	}
-	out, err := a.ctl.EventInvokeConfigs.List(r.Context(), a.target(r), p)
+	out, err := a.ctl.EventInvokeConfigs.List(r.Context(), a.target(r), func() (control.Page, error) { return paging(r) })
 	if err != nil {
 		return err
 	}

@@ -54,6 +54,7 @@ func TestGoldenEventInvoke(t *testing.T) {
 		{"list-next", "GET", fn + "/list?MaxItems=2&Marker=2", ""},
 		{"list-bad-marker", "GET", fn + "/list?Marker=x", ""},
 		{"list-bad-max", "GET", fn + "/list?MaxItems=0", ""},
+		{"list-missing-function-bad-max", "GET", "/2019-09-25/functions/golden-eic-nope/event-invoke-config/list?MaxItems=0", ""},
 		{"list-missing-function", "GET", "/2019-09-25/functions/golden-eic-nope/event-invoke-config/list", ""},
 		{"delete-version", "DELETE", fn + "?Qualifier=1", ""},
 		{"delete-version-again", "DELETE", fn + "?Qualifier=1", ""},

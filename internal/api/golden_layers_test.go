@@ -99,6 +99,8 @@ func TestGoldenLayers(t *testing.T) {
 		{"list-versions-bad-max", "GET", base + "golden-layers-a/versions?MaxItems=0", ""},
 		{"list-versions-missing", "GET", base + "golden-layers-nope/versions", ""},
 		{"list-versions-bad-name", "GET", base + "bad%21name/versions", ""},
+		{"list-versions-bad-name-bad-max", "GET", base + "bad%21name/versions?MaxItems=0", ""},
+		{"list-layers-find-bad-max", "GET", "/2018-10-31/layers?find=LayerVersion&Arn=" + arn + ":1&MaxItems=0", ""},
 		{"list-layers", "GET", "/2018-10-31/layers?Marker=golden-layers-&MaxItems=1", ""},
 		{"list-layers-next", "GET", "/2018-10-31/layers/?Marker=golden-layers-a&MaxItems=1", ""},
 		{"list-layers-runtime", "GET", "/2018-10-31/layers?Marker=golden-layers-&MaxItems=1&CompatibleRuntime=python3.12", ""},

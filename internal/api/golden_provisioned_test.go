@@ -48,6 +48,7 @@ func TestGoldenProvisioned(t *testing.T) {
 		{"list-page", "GET", fn + "?List=ALL&MaxItems=1", ""},
 		{"list-after-marker", "GET", fn + "?List=ALL&Marker=1", ""},
 		{"list-bad-max", "GET", fn + "?List=ALL&MaxItems=0", ""},
+		{"list-missing-function-bad-max", "GET", "/2019-09-30/functions/golden-prov-nope/provisioned-concurrency?List=ALL&MaxItems=0", ""},
 		{"list-qualified-name", "GET", "/2019-09-30/functions/golden-prov:1/provisioned-concurrency?List=ALL", ""},
 		{"list-missing-function", "GET", "/2019-09-30/functions/golden-prov-nope/provisioned-concurrency?List=ALL", ""},
 		{"delete", "DELETE", fn + "?Qualifier=1", ""},

@@ -128,11 +128,7 @@ func (a *API) listLayers(w http.ResponseWriter, r *http.Request, _ string) error
 }
 
 func (a *API) listLayerVersions(w http.ResponseWriter, r *http.Request, _ string) error {
-	p, err := paging(r)
-	if err != nil {
-		return err
-	}
-	out, err := a.ctl.Layers.Versions(r.Context(), r.PathValue("layer"), layerFilter(r), p)
+	out, err := a.ctl.Layers.Versions(r.Context(), r.PathValue("layer"), layerFilter(r), func() (control.Page, error) { return paging(r) })
 	if err != nil {
 		return err
 	}

@@ -41,11 +41,7 @@ func (a *API) deleteProvisioned(w http.ResponseWriter, r *http.Request, _ string
 }
 
 func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
-	p, err := paging(r)
-	if err != nil {
-		return err
-	}
-	out, err := a.ctl.Provisioned.List(r.Context(), a.target(r), p)
+	out, err := a.ctl.Provisioned.List(r.Context(), a.target(r), func() (control.Page, error) { return paging(r) })
 	if err != nil {
 		return err
 	}

@@ -164,8 +164,13 @@ func (s *EventInvokeConfigs) Delete(ctx context.Context, t Target) error {
 }
 
 // List returns a page of the function's configs; the marker is the index of the page's first.
-func (s *EventInvokeConfigs) List(ctx context.Context, t Target, p Page) (*EventInvokeConfigList, error) {
+// page reads the request's paging parameters once the function is found (see Provisioned.List).
+func (s *EventInvokeConfigs) List(ctx context.Context, t Target, page func() (Page, error)) (*EventInvokeConfigList, error) {
 	f, err := s.unqualified(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	p, err := page()
 	if err != nil {
 		return nil, err
 	}

@@ -95,23 +95,28 @@ func TestEventInvokeConfigs(t *testing.T) {
 	}
 
 	// Listing in pages: the marker is the next index.
-	list, err := svc.List(ctx, at("fn", "live"), control.Page{MaxItems: 2})
+	list, err := svc.List(ctx, at("fn", "live"), pageOf(control.Page{MaxItems: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.FunctionEventInvokeConfigs) != 2 || list.NextMarker != "2" {
 		t.Fatalf("first page %+v", list)
 	}
-	list, err = svc.List(ctx, fn, control.Page{MaxItems: 2, Marker: "2"})
+	list, err = svc.List(ctx, fn, pageOf(control.Page{MaxItems: 2, Marker: "2"}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.FunctionEventInvokeConfigs) != 1 || list.NextMarker != "" {
 		t.Fatalf("second page %+v", list)
 	}
-	if list, err := svc.List(ctx, fn, control.Page{MaxItems: 50, Marker: "x"}); err != nil || len(list.FunctionEventInvokeConfigs) != 3 {
+	if list, err := svc.List(ctx, fn, pageOf(control.Page{MaxItems: 50, Marker: "x"})); err != nil || len(list.FunctionEventInvokeConfigs) != 3 {
 		t.Fatalf("a bad marker starts at the first: %+v, %v", list, err)
 	}
+
+	_, err = svc.List(ctx, at("nope", ""), badPage)
+	wantErr(t, err, "ResourceNotFoundException", "function:nope")
+	_, err = svc.List(ctx, fn, badPage)
+	wantErr(t, err, "ValidationException", "maxItems")
 
 	// Delete, then nothing to delete.
 	if err := svc.Delete(ctx, at("fn", "1")); err != nil {

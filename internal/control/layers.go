@@ -318,9 +318,15 @@ func (s *Layers) List(ctx context.Context, f LayerFilter, p Page) (*LayerList, e
 }
 
 // Versions returns a page of layer's versions that f keeps, newest first as Lambda lists them;
-// the marker is the last version of the previous page.
-func (s *Layers) Versions(ctx context.Context, layer string, f LayerFilter, p Page) (*LayerVersionList, error) {
+// the marker is the last version of the previous page. page reads the request's paging
+// parameters once the layer's name is checked, so that a bad name is what a request with both
+// faults hears of.
+func (s *Layers) Versions(ctx context.Context, layer string, f LayerFilter, page func() (Page, error)) (*LayerVersionList, error) {
 	name, err := s.name(layer)
+	if err != nil {
+		return nil, err
+	}
+	p, err := page()
 	if err != nil {
 		return nil, err
 	}

@@ -175,7 +175,7 @@ func TestLayers(t *testing.T) {
 	// Listing versions: newest first, filtered, in pages.
 	versions := func(layer string, f control.LayerFilter, p control.Page) string {
 		t.Helper()
-		out, err := svc.Versions(ctx, layer, f, p)
+		out, err := svc.Versions(ctx, layer, f, pageOf(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,8 +204,10 @@ func TestLayers(t *testing.T) {
 			t.Errorf("versions %s: %s, want %s", tt.name, got, tt.want)
 		}
 	}
-	_, err = svc.Versions(ctx, "a!b", control.LayerFilter{}, control.Page{MaxItems: 50})
+	_, err = svc.Versions(ctx, "a!b", control.LayerFilter{}, badPage)
 	wantErr(t, err, "ValidationException", "at 'layerName'")
+	_, err = svc.Versions(ctx, "lib", control.LayerFilter{}, badPage)
+	wantErr(t, err, "ValidationException", "maxItems")
 
 	// Listing layers: each with its latest matching version, by name, in pages.
 	layers := func(f control.LayerFilter, p control.Page) string {

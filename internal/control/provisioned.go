@@ -192,9 +192,15 @@ func (s *Provisioned) Delete(ctx context.Context, t Target) error {
 	return nil
 }
 
-// List returns a page of the function's provisioned-concurrency configs, by qualifier.
-func (s *Provisioned) List(ctx context.Context, t Target, p Page) (*ProvisionedList, error) {
+// List returns a page of the function's provisioned-concurrency configs, by qualifier. page
+// reads the request's paging parameters: it is called once the function is found, so that a
+// missing function is what a request with both faults hears of.
+func (s *Provisioned) List(ctx context.Context, t Target, page func() (Page, error)) (*ProvisionedList, error) {
 	f, err := s.unqualified(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	p, err := page()
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/invoke"
 )
@@ -14,6 +15,16 @@ import (
 // server wires it (provisioned concurrency and event invoke configs ask it).
 func (e *env) withInvoke() *control.Plane {
 	return control.New(control.Config{Store: e.st, View: e.view, Account: e.account, Log: slog.New(slog.DiscardHandler), Invoke: e.view})
+}
+
+// pageOf is a list request's page, read without fault.
+func pageOf(p control.Page) func() (control.Page, error) {
+	return func() (control.Page, error) { return p, nil }
+}
+
+// badPage is a list request whose paging parameters are refused.
+func badPage() (control.Page, error) {
+	return control.Page{}, apierr.Validation("1 validation error detected: Value '0' at 'maxItems'")
 }
 
 func TestProvisioned(t *testing.T) {
@@ -71,7 +82,7 @@ func TestProvisioned(t *testing.T) {
 			wantErr(t, err, tt.code, tt.msg)
 		})
 	}
-	list, err := svc.List(ctx, at("fn", ""), control.Page{MaxItems: 50})
+	list, err := svc.List(ctx, at("fn", ""), pageOf(control.Page{MaxItems: 50}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,22 +116,27 @@ func TestProvisioned(t *testing.T) {
 	}
 
 	// Listing: by qualifier, in pages; the list ignores the Qualifier parameter.
-	list, err = svc.List(ctx, at("fn", "live"), control.Page{MaxItems: 1})
+	list, err = svc.List(ctx, at("fn", "live"), pageOf(control.Page{MaxItems: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.ProvisionedConcurrencyConfigs) != 1 || list.ProvisionedConcurrencyConfigs[0].FunctionArn != e.account.FunctionARN("fn", "1") || list.NextMarker != "1" {
 		t.Fatalf("first page %+v", list)
 	}
-	list, err = svc.List(ctx, at("fn", ""), control.Page{MaxItems: 1, Marker: list.NextMarker})
+	list, err = svc.List(ctx, at("fn", ""), pageOf(control.Page{MaxItems: 1, Marker: list.NextMarker}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.ProvisionedConcurrencyConfigs) != 1 || list.ProvisionedConcurrencyConfigs[0].FunctionArn != e.account.FunctionARN("fn", "live") || list.NextMarker != "" {
 		t.Fatalf("second page %+v", list)
 	}
-	_, err = svc.List(ctx, at("fn:1", ""), control.Page{MaxItems: 1})
+	_, err = svc.List(ctx, at("fn:1", ""), pageOf(control.Page{MaxItems: 1}))
 	wantErr(t, err, "InvalidParameterValueException", "must not carry a qualifier")
+	// A missing function is refused before bad paging parameters.
+	_, err = svc.List(ctx, at("nope", ""), badPage)
+	wantErr(t, err, "ResourceNotFoundException", "function:nope")
+	_, err = svc.List(ctx, at("fn", ""), badPage)
+	wantErr(t, err, "ValidationException", "maxItems")
 
 	// A delete is out of the view when it returns, and a put in it again; deleting again finds
 	// nothing. (Several rounds: the watch is often fast enough on its own.)
