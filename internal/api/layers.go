@@ -15,15 +15,17 @@ import (
 	"github.com/flint-run/flint/internal/store"
 )
 
-// layerLink is the download link of a layer version's package (its Content.Location).
+// layerLink is l as the API returns it: with its package's download link (Content.Location),
+// which names this server.
 func (a *API) layerLink(r *http.Request, l *control.Layer) lambda.LayerVersion {
 	v := l.Version
 	v.Content.Location = a.link(r, "/flint/v1/layers/"+l.Name+"/versions/"+strconv.Itoa(v.Version)+"/content")
 	return v
 }
 
-// layerPackage is PublishLayerVersion's Content as the Layers service stores it: checked and
-// staged by the code store (code.go), which keeps it from collection until it is referenced.
+// layerPackage is PublishLayerVersion's Content as the Layers service takes it: checked and
+// staged by api's code store (code.go), which keeps it from collection until it is referenced.
+// Once that store is the control plane's Code service, this adapter goes.
 type layerPackage struct {
 	a    *API
 	code *functionCode
