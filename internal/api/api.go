@@ -186,8 +186,8 @@ func New(cfg Config) *API {
 // controlConfig wires the control plane from the API's parts; a part that is absent stays a
 // nil interface (not an interface holding a nil pointer), which the services check.
 func controlConfig(cfg Config) control.Config {
-	c := control.Config{Store: cfg.Store, View: cfg.Invoke, Lookup: cfg.Invoke, Account: cfg.Account, Log: cfg.Log,
-		Limit: cfg.Invoke, Code: cfg.Code, Limits: cfg.Limits, CodeGrace: cfg.CodeGrace, Runtimes: cfg.Runtimes}
+	c := control.Config{Store: cfg.Store, View: cfg.Invoke, Invoke: cfg.Invoke, Account: cfg.Account, Log: cfg.Log,
+		Code: cfg.Code, Limits: cfg.Limits, CodeGrace: cfg.CodeGrace, Runtimes: cfg.Runtimes}
 	if cfg.Schedules != nil {
 		c.Scheduler = cfg.Schedules
 	}

@@ -57,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	account := lambda.Account{Region: "us-east-1", ID: "123456789012"}
 	return &env{st: st, view: view, account: account, cache: code,
 		plane: control.New(control.Config{Store: st, View: view, Account: account, Log: log,
-			Limit: view, Code: code, Limits: artifact.DefaultLimits()})}
+			Invoke: view, Code: code, Limits: artifact.DefaultLimits()})}
 }
 
 // function stores a bare function record named name (as CreateFunction would, without code).

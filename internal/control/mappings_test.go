@@ -17,7 +17,7 @@ import (
 // planeWith is a control plane on e's store and view with the parts newEnv leaves out: the
 // invocation view as the function lookup, and what change adds.
 func planeWith(e *env, change func(*control.Config)) *control.Plane {
-	cfg := control.Config{Store: e.st, View: e.view, Lookup: e.view, Account: e.account, Log: slog.New(slog.DiscardHandler)}
+	cfg := control.Config{Store: e.st, View: e.view, Invoke: e.view, Account: e.account, Log: slog.New(slog.DiscardHandler)}
 	if change != nil {
 		change(&cfg)
 	}
