@@ -1,14 +1,12 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/lambda"
-	"github.com/flint-run/flint/internal/store"
 )
 
 // maxCodeRequest is the largest CreateFunction/UpdateFunctionCode body AWS accepts (50 MB of zip,
@@ -130,24 +128,6 @@ func (a *API) functionLogs(w http.ResponseWriter, r *http.Request, _ string) err
 	return nil
 }
 
-// lookup reads a function's $LATEST for a handler that has not moved to control yet.
-//
-// Deprecated: the services resolve their Target with control's resolver.
-func (a *API) lookup(r *http.Request) (store.Function, error) {
-	name, qualifier, err := a.functionName(r)
-	if err != nil {
-		return store.Function{}, err
-	}
-	if qualifier != "" && qualifier != lambda.LatestVersion {
-		return store.Function{}, a.notFound(name, qualifier)
-	}
-	f, err := a.store.Functions().Get(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Function{}, a.notFound(name, "")
-	}
-	return f, err
-}
-
 // validateTags checks TagResource's tags (tags.go) until tags move to control.
 func validateTags(tags map[string]string) error {
 	for k, v := range tags {
@@ -156,11 +136,4 @@ func validateTags(tags map[string]string) error {
 		}
 	}
 	return nil
-}
-
-// set copies *src into *dst when the request gave it; urls.go uses it until URLs move to control.
-func set[T any](dst *T, src *T) {
-	if src != nil {
-		*dst = *src
-	}
 }

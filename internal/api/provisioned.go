@@ -1,12 +1,9 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
-	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
-	"github.com/flint-run/flint/internal/store"
 )
 
 func (a *API) putProvisioned(w http.ResponseWriter, r *http.Request, _ string) error {
@@ -46,22 +43,4 @@ func (a *API) listProvisioned(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out)
-}
-
-// latest reads the function named in the path, ignoring the Qualifier query parameter (which
-// names a version or alias to configure on these paths). urls.go still uses it; the lead
-// removes it once no handler does.
-func (a *API) latest(r *http.Request) (store.Function, error) {
-	name, qualifier, err := a.resolve(r, r.PathValue("name"))
-	if err != nil {
-		return store.Function{}, err
-	}
-	if qualifier != "" {
-		return store.Function{}, apierr.InvalidParameterValue("The function name must not carry a qualifier here; use the Qualifier parameter.")
-	}
-	f, err := a.store.Functions().Get(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		return f, a.notFound(name, "")
-	}
-	return f, err
 }

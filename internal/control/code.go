@@ -385,3 +385,21 @@ func (c *Code) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// Input is a request's package as the services that store code take it (a Package).
+func (c *Code) Input(in *CodeInput) Package { return codePackage{c, in} }
+
+type codePackage struct {
+	c  *Code
+	in *CodeInput
+}
+
+func (p codePackage) Validate() (artifact.Info, error) { return p.c.Validate(p.in) }
+
+func (p codePackage) Stage(ctx context.Context, info artifact.Info) (StagedPackage, error) {
+	s, err := p.c.Stage(ctx, p.in.ZipFile, info)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}

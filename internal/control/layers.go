@@ -34,6 +34,9 @@ type Layers struct {
 	account  lambda.Account
 	layers   layerStore
 	packages packageReader
+	// collector is woken after a delete: a version's package is kept only while a function
+	// uses it (Code).
+	collector interface{ Wake() }
 }
 
 // Package is a request's code package as the code store takes it: Validate checks it without
@@ -264,6 +267,9 @@ func (s *Layers) Delete(ctx context.Context, layer, version string) (found bool,
 	}
 	if err := s.layers.Delete(ctx, name, n); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return false, err
+	}
+	if s.collector != nil {
+		s.collector.Wake()
 	}
 	return true, nil
 }

@@ -82,7 +82,7 @@ func New(cfg Config) *Plane {
 		Policies:           &Policies{resolver: r, awaiter: w, policies: st.Policies()},
 		Provisioned:        &Provisioned{resolver: r, awaiter: w, configs: st.Provisioned(), capacity: cfg.Invoke},
 		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
-		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code()},
+		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code(), collector: code},
 		names:              r,
 	}
 }
