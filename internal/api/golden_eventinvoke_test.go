@@ -1,15 +1,11 @@
 package api_test
 
 import (
-	"regexp"
 	"strings"
 	"testing"
 )
 
 // EventInvokeConfig's LastModified is an epoch time (the same scrub as the mappings').
-func init() {
-	scrubs = append(scrubs, scrub{regexp.MustCompile(`("(?:LastModified|CreationDate|LastModificationDate)": )\d+(?:\.\d+)?(?:e[+-]?\d+)?`), "${1}<epoch>"})
-}
 
 // TestGoldenEventInvoke: Put/Update/Get/Delete/ListFunctionEventInvokeConfigs and the legacy
 // InvokeAsync, and their rejections.

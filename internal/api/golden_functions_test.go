@@ -3,16 +3,8 @@ package api_test
 import (
 	"archive/zip"
 	"bytes"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -22,67 +14,6 @@ import (
 // ListFunctions, DeleteFunction (and of a version), UpdateFunctionCode,
 // UpdateFunctionConfiguration, PublishVersion, ListVersionsByFunction, the reserved concurrency
 // operations, GetAccountSettings and Flint's own code and logs endpoints.
-
-var (
-	// A download link (GetFunction's Code.Location) holds the server's address, an expiry and a
-	// signature, which change per run.
-	linkPattern = regexp.MustCompile(`http://127\.0\.0\.1:\d+(/[^?"]*)\?X-Flint-Expires=\d+&X-Flint-Signature=[0-9a-f]+`)
-	// GetAccountSettings counts every function of the shared server, other tests' too.
-	usagePattern = regexp.MustCompile(`"(TotalCodeSize|FunctionCount|UnreservedConcurrentExecutions)": \d+`)
-)
-
-// runGoldenFunctions is runGolden for answers that need more than render: download links
-// masked, account-wide counts masked, and non-JSON bodies (a zip, log lines) given as their
-// Content-Type, length and SHA-256.
-func runGoldenFunctions(t *testing.T, steps []step) {
-	t.Helper()
-	url := sharedServer(t)
-	for _, s := range steps {
-		req, err := http.NewRequest(s.method, url+s.path, strings.NewReader(s.body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if s.body != "" {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		if ct := resp.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
-			sum := sha256.Sum256(body)
-			got = fmt.Sprintf("%d\nContent-Type: %s\nContent-Length: %s\n\n%d bytes, sha256 %s\n", resp.StatusCode, ct,
-				resp.Header.Get("Content-Length"), len(body), hex.EncodeToString(sum[:]))
-		} else {
-			got = render(resp, body)
-			got = linkPattern.ReplaceAllString(got, "<link>$1")
-			got = usagePattern.ReplaceAllString(got, `"$1": <n>`)
-		}
-		file := filepath.Join("testdata", "golden", t.Name(), s.name+".golden")
-		if *update {
-			if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatalf("%s: %v (run with -update to create it)", s.name, err)
-		}
-		if got != string(want) {
-			t.Errorf("%s %s %s: answer differs from %s\n--- got\n%s\n--- want\n%s", s.name, s.method, s.path, file, got, want)
-		}
-	}
-}
 
 // goldenZip is a package holding app.py with src, the same bytes every run.
 func goldenZip(src string) string {
@@ -124,7 +55,7 @@ func createBody(name string, fields map[string]any) string {
 func TestGoldenFunctions(t *testing.T) {
 	const fns = "/2015-03-31/functions"
 	c := func(name string, fields map[string]any) string { return createBody(name, fields) }
-	runGoldenFunctions(t, []step{
+	runGolden(t, []step{
 		{"create", "POST", fns, c("golden-fn-a", nil)},
 		{"create-taken", "POST", fns, c("golden-fn-a", nil)},
 		{"create-bad-json", "POST", fns, `{"FunctionName":`},
@@ -208,7 +139,7 @@ func TestGoldenFunctions(t *testing.T) {
 func TestGoldenFunctionUpdates(t *testing.T) {
 	const fn = "/2015-03-31/functions/golden-fn-upd"
 	code2 := goldenZip("def handler(e, c):\n    return 2\n")
-	runGoldenFunctions(t, []step{
+	runGolden(t, []step{
 		{"create", "POST", "/2015-03-31/functions", createBody("golden-fn-upd", map[string]any{
 			"Environment": map[string]any{"Variables": map[string]string{"AA": "1"}}})},
 		{"config", "PUT", fn + "/configuration", `{"Description":"d","Timeout":10,"MemorySize":512,"Handler":"app.h2","Environment":{"Variables":{"BB":"2"}},"TracingConfig":{"Mode":"Active"},"LoggingConfig":{"LogFormat":"JSON"},"EphemeralStorage":{"Size":2048},"KMSKeyArn":"arn:aws:kms:us-east-1:000000000000:key/k"}`},
@@ -249,7 +180,7 @@ func TestGoldenFunctionUpdates(t *testing.T) {
 // of the function, and their rejections.
 func TestGoldenVersions(t *testing.T) {
 	const fn = "/2015-03-31/functions/golden-fn-ver"
-	runGoldenFunctions(t, []step{
+	runGolden(t, []step{
 		{"create", "POST", "/2015-03-31/functions", createBody("golden-fn-ver", nil)},
 		{"publish", "POST", fn + "/versions", `{"Description":"first"}`},
 		{"publish-unchanged", "POST", fn + "/versions", `{}`},
@@ -292,7 +223,7 @@ func TestGoldenVersions(t *testing.T) {
 func TestGoldenConcurrency(t *testing.T) {
 	const put = "/2017-10-31/functions/golden-fn-conc/concurrency"
 	const get = "/2019-09-30/functions/golden-fn-conc/concurrency"
-	runGoldenFunctions(t, []step{
+	runGolden(t, []step{
 		{"create", "POST", "/2015-03-31/functions", createBody("golden-fn-conc", nil)},
 		{"get-none", "GET", get, ""},
 		{"put", "PUT", put, `{"ReservedConcurrentExecutions":10}`},

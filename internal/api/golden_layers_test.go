@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -13,9 +12,6 @@ import (
 
 // Download links carry the server's address, an expiry and a signature (masked as the
 // functions' tests mask them).
-func init() {
-	scrubs = append(scrubs, scrub{regexp.MustCompile(`http://127\.0\.0\.1:\d+(/[^?"]*)\?X-Flint-Expires=\d+&X-Flint-Signature=[0-9a-f]+`), "<link>$1"})
-}
 
 // layerZip is a fixed layer package holding one file (the same bytes every run).
 func layerZip(file, body string) string {
