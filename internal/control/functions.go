@@ -213,7 +213,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	if err := s.validateConfig(&cfg); err != nil {
 		return nil, err
 	}
-	if err := validateFunctionTags(in.Tags); err != nil {
+	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	// Everything that can refuse the request is checked before anything is stored.

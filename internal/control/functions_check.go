@@ -86,15 +86,6 @@ func (s *Functions) checkRuntime(c *lambda.FunctionConfiguration) error {
 	return nil
 }
 
-func validateFunctionTags(tags map[string]string) error {
-	for k, v := range tags {
-		if len(k) < 1 || len(k) > 128 || len(v) > 256 {
-			return apierr.InvalidParameterValue("Tag keys must be 1 to 128 characters and values at most 256 characters.")
-		}
-	}
-	return nil
-}
-
 // resolveLayers checks a function's Layers (at most 5 existing layer versions) and returns their
 // configuration entries, code keys and unzipped total.
 func (s *Functions) resolveLayers(ctx context.Context, arns []string) ([]lambda.FunctionLayer, []string, int64, error) {

@@ -59,23 +59,6 @@ type ProvisionedList struct {
 	NextMarker                    string              `json:"NextMarker,omitempty"`
 }
 
-// unqualified reads the function t names, which must not carry a qualifier: on the paths of
-// per-qualifier settings, t.Qualifier names the version or alias to configure instead.
-func (r resolver) unqualified(ctx context.Context, t Target) (store.Function, error) {
-	ref, err := r.account.Resolve(t.Name, t.Op)
-	if err != nil {
-		return store.Function{}, err
-	}
-	if ref.Qualifier != "" {
-		return store.Function{}, apierr.InvalidParameterValue("The function name must not carry a qualifier here; use the Qualifier parameter.")
-	}
-	f, err := r.functions.Get(ctx, ref.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return f, r.notFound(ref.Name, "")
-	}
-	return f, err
-}
-
 // target reads the function t names and checks t.Qualifier: a published version or an alias.
 func (s *Provisioned) target(ctx context.Context, t Target) (store.Function, string, error) {
 	f, err := s.unqualified(ctx, t)

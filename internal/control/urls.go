@@ -70,26 +70,9 @@ func (in *URLInput) validate(create bool) error {
 	return nil
 }
 
-// function reads the function t names. Its name must not carry a qualifier: on these
-// operations the Qualifier parameter names the URL's alias.
-func (s *URLs) function(ctx context.Context, t Target) (store.Function, error) {
-	ref, err := s.account.Resolve(t.Name, t.Op)
-	if err != nil {
-		return store.Function{}, err
-	}
-	if ref.Qualifier != "" {
-		return store.Function{}, apierr.InvalidParameterValue("The function name must not carry a qualifier here; use the Qualifier parameter.")
-	}
-	f, err := s.functions.Get(ctx, ref.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		return f, s.notFound(ref.Name, "")
-	}
-	return f, err
-}
-
 // target resolves the function and the qualifier of a URL operation: "" ($LATEST) or an alias.
 func (s *URLs) target(ctx context.Context, t Target) (name, qualifier string, err error) {
-	f, err := s.function(ctx, t)
+	f, err := s.unqualified(ctx, t)
 	if err != nil {
 		return "", "", err
 	}
@@ -207,7 +190,7 @@ func (s *URLs) Delete(ctx context.Context, t Target) error {
 
 // List returns every URL of the function t names (its Qualifier parameter is not read).
 func (s *URLs) List(ctx context.Context, t Target) ([]*lambda.FunctionURL, error) {
-	f, err := s.function(ctx, t)
+	f, err := s.unqualified(ctx, t)
 	if err != nil {
 		return nil, err
 	}
