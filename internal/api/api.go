@@ -28,7 +28,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
@@ -36,23 +35,17 @@ import (
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
-	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
-	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // API is the HTTP handler for every Flint endpoint.
 type API struct {
-	store     *store.Store
 	ctl       *control.Plane
 	invoke    *invoke.Service
-	code      *artifact.Cache
-	limits    artifact.Limits
 	logs      *logs.Store
 	queue     *asyncq.Queue
-	schedules *scheduler.Service
 	account   lambda.Account
 	log       *slog.Logger
 	mux       *http.ServeMux
@@ -63,30 +56,26 @@ type API struct {
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
-	gc        *codeGC
 	runtimes  *runtimes.Table
 }
 
 // Config wires an API.
 type Config struct {
-	Store     *store.Store
-	Invoke    *invoke.Service
-	Code      *artifact.Cache
-	Limits    artifact.Limits
-	Logs      *logs.Store
-	Metrics   *telemetry.Metrics
-	Queue     *asyncq.Queue
-	Schedules *scheduler.Service
-	Account   lambda.Account
-	Log       *slog.Logger
-	Secrets   *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
+	// Control is the control plane, whose services the handlers call.
+	Control *control.Plane
+	// Invoke is the invocation service: Invoke, function URLs and InvokeAsync run through it.
+	Invoke  *invoke.Service
+	Logs    *logs.Store
+	Metrics *telemetry.Metrics
+	Queue   *asyncq.Queue
+	Account lambda.Account
+	Log     *slog.Logger
+	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
 	DevMode func() bool
-	Keyring *crypt.Keyring // the master keys (rotation)
-	// CodeGrace is how long unreferenced code is kept before RunCodeGC removes it (0: at once).
-	CodeGrace time.Duration
+	Keyring *crypt.Keyring // the master keys (download links' signing keys derive from them)
 	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
 	// nil: runtimes.Default().
 	Runtimes *runtimes.Table
@@ -94,9 +83,9 @@ type Config struct {
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
-	a := &API{store: cfg.Store, ctl: control.New(control.Config{Store: cfg.Store, View: cfg.Invoke, Account: cfg.Account, Log: cfg.Log}), invoke: cfg.Invoke, code: cfg.Code, limits: cfg.Limits, logs: cfg.Logs, queue: cfg.Queue, schedules: cfg.Schedules,
+	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), gc: newCodeGC(cfg.CodeGrace), runtimes: cfg.Runtimes}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
@@ -183,6 +172,8 @@ func New(cfg Config) *API {
 	return a
 }
 
+// controlConfig wires the control plane from the API's parts; a part that is absent stays a
+// nil interface (not an interface holding a nil pointer), which the services check.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, path, ok := urlID(r); ok {
 		a.serveFunctionURL(w, r, id, path)
@@ -348,13 +339,4 @@ func paging(r *http.Request) (control.Page, error) {
 		maxItems = min(n, 50)
 	}
 	return control.Page{MaxItems: maxItems, Marker: q.Get("Marker")}, nil
-}
-
-func (a *API) aliasNotFound(name, alias string) *apierr.Error {
-	return apierr.ResourceNotFound("Alias not found: %s", a.account.FunctionARN(name, alias))
-}
-
-func isNumber(s string) bool {
-	_, err := strconv.Atoi(s)
-	return err == nil
 }

@@ -4,7 +4,9 @@ import (
 	"archive/zip"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -136,9 +138,32 @@ var (
 	timePattern = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)`)
 )
 
+// scrubs replace further values that change per run (a pattern and its replacement, as
+// regexp.ReplaceAllString takes them); a test file adds those of its resources in an init.
+var scrubs = []scrub{
+	// A download link (GetFunction's Code.Location, a layer's Content.Location) holds the
+	// server's address, an expiry and a signature.
+	{regexp.MustCompile(`http://127\.0\.0\.1:\d+(/[^?"]*)\?X-Flint-Expires=\d+&X-Flint-Signature=[0-9a-f]+`), "<link>$1"},
+	// Times as epoch seconds (mappings, schedules, event invoke configs).
+	{regexp.MustCompile(`("(?:LastModified|CreationDate|LastModificationDate)": )\d+(?:\.\d+)?(?:e[+-]?\d+)?`), "${1}<epoch>"},
+	// GetAccountSettings counts every function of the shared server, other tests' too.
+	{regexp.MustCompile(`"(TotalCodeSize|FunctionCount|UnreservedConcurrentExecutions)": \d+`), `"$1": <n>`},
+}
+
+type scrub struct {
+	pattern *regexp.Regexp
+	with    string
+}
+
 // render is an answer as its golden file holds it: the status line, the error type, the body
-// (indented JSON, its keys sorted) with the values that change per run replaced.
+// (indented JSON, its keys sorted) with the values that change per run replaced; a body that is
+// not JSON (a zip, log lines) as its Content-Type, length and SHA-256.
 func render(resp *http.Response, body []byte) string {
+	if ct := resp.Header.Get("Content-Type"); ct != "" && ct != "application/json" {
+		sum := sha256.Sum256(body)
+		return fmt.Sprintf("%d\nContent-Type: %s\nContent-Length: %s\n\n%d bytes, sha256 %s\n", resp.StatusCode, ct,
+			resp.Header.Get("Content-Length"), len(body), hex.EncodeToString(sum[:]))
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d\n", resp.StatusCode)
 	if et := resp.Header.Get("X-Amzn-Errortype"); et != "" {
@@ -157,6 +182,9 @@ func render(resp *http.Response, body []byte) string {
 		}
 		s := uuidPattern.ReplaceAllString(string(body), "<uuid>")
 		s = timePattern.ReplaceAllString(s, "<time>")
+		for _, r := range scrubs {
+			s = r.pattern.ReplaceAllString(s, r.with)
+		}
 		b.WriteString(s)
 	}
 	return b.String()

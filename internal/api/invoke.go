@@ -32,7 +32,7 @@ func (a *API) invokeFunction(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id string) error {
-	name, qualifier, err := a.functionName(r)
+	name, qualifier, err := a.ctl.Function(a.target(r))
 	if err != nil {
 		return err
 	}

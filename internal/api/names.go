@@ -3,9 +3,7 @@ package api
 import (
 	"net/http"
 
-	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
-	"github.com/flint-run/flint/internal/lambda"
 )
 
 // operations names the Lambda API operation each route that takes a FunctionName serves: the
@@ -62,29 +60,4 @@ var operations = map[string]string{
 // target is the function the request r addresses, for a control-plane service.
 func (a *API) target(r *http.Request) control.Target {
 	return control.Target{Op: operations[r.Pattern], Name: r.PathValue("name"), Qualifier: r.URL.Query().Get("Qualifier")}
-}
-
-// resolve parses a FunctionName given to the operation r serves (from its path or its body).
-func (a *API) resolve(r *http.Request, s string) (name, qualifier string, err error) {
-	ref, err := a.account.Resolve(s, operations[r.Pattern])
-	return ref.Name, ref.Qualifier, err
-}
-
-// functionName parses the {name} path value into the bare name and the qualifier from the name
-// or the Qualifier query parameter.
-func (a *API) functionName(r *http.Request) (name, qualifier string, err error) {
-	name, qualifier, err = a.resolve(r, r.PathValue("name"))
-	if err != nil {
-		return "", "", err
-	}
-	if q := r.URL.Query().Get("Qualifier"); q != "" {
-		if !lambda.ValidQualifier(q) {
-			return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
-		}
-		if qualifier != "" && qualifier != q {
-			return "", "", apierr.InvalidParameterValue("The derived qualifier from the function name does not match the specified qualifier.")
-		}
-		qualifier = q
-	}
-	return name, qualifier, nil
 }

@@ -1,169 +1,18 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
-	"regexp"
-	"slices"
-	"strconv"
-	"strings"
 
-	"github.com/google/uuid"
-
-	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/invoke"
-	"github.com/flint-run/flint/internal/lambda"
-	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/control"
 )
-
-// Resource-based policies (AddPermission, RemovePermission, GetPolicy).
-//
-// Flint's principals: every access key is an identity of the account with full rights (Flint
-// has no identity policies), and Flint's own triggers (queues, streams, schedules) act for the
-// account. What a resource policy can still decide is the one caller outside the account Flint
-// meets: anyone, on a function URL whose AuthType is NONE, who is let in (as on AWS) only by a
-// statement granting lambda:InvokeFunctionUrl to Principal "*" (add-permission --principal '*'
-// --action lambda:InvokeFunctionUrl --function-url-auth-type NONE). Other statements (service
-// principals, other accounts) are stored and returned as AWS does.
-
-var (
-	statementIDPattern = regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`)
-	actionPattern      = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
-	accountPattern     = regexp.MustCompile(`^\d{12}$`)
-)
-
-// maxPolicyBytes is Lambda's limit on a function's policy.
-const maxPolicyBytes = 20 << 10
-
-type permissionInput struct {
-	StatementID         *string `json:"StatementId"`
-	Action              *string `json:"Action"`
-	Principal           *string `json:"Principal"`
-	SourceArn           *string `json:"SourceArn"`
-	SourceAccount       *string `json:"SourceAccount"`
-	EventSourceToken    *string `json:"EventSourceToken"`
-	PrincipalOrgID      *string `json:"PrincipalOrgID"`
-	FunctionURLAuthType *string `json:"FunctionUrlAuthType"`
-	RevisionID          *string `json:"RevisionId"`
-}
-
-// policyTarget resolves the function and qualifier a policy call names; the qualifier must be
-// an existing version or alias.
-func (a *API) policyTarget(r *http.Request) (name, qualifier string, err error) {
-	name, qualifier, err = a.functionName(r)
-	if err != nil {
-		return "", "", err
-	}
-	if _, err := a.store.Functions().Get(r.Context(), name); errors.Is(err, store.ErrNotFound) {
-		return "", "", a.notFound(name, "")
-	} else if err != nil {
-		return "", "", err
-	}
-	switch {
-	case qualifier == "":
-	case qualifier == "$LATEST":
-		return "", "", apierr.InvalidParameterValue("We currently do not support adding policies for $LATEST.")
-	case isNumber(qualifier):
-		n, _ := strconv.Atoi(qualifier)
-		if _, _, err := a.store.Versions().Get(r.Context(), name, n); errors.Is(err, store.ErrNotFound) {
-			return "", "", a.notFound(name, qualifier)
-		} else if err != nil {
-			return "", "", err
-		}
-	default:
-		if _, err := a.store.Aliases().Get(r.Context(), name, qualifier); errors.Is(err, store.ErrNotFound) {
-			return "", "", a.notFound(name, qualifier)
-		} else if err != nil {
-			return "", "", err
-		}
-	}
-	return name, qualifier, nil
-}
-
-// principal renders an AddPermission principal as AWS does in the statement.
-func principal(p string) (any, error) {
-	switch {
-	case p == "*":
-		return "*", nil
-	case accountPattern.MatchString(p):
-		return map[string]string{"AWS": "arn:aws:iam::" + p + ":root"}, nil
-	case strings.HasPrefix(p, "arn:"):
-		return map[string]string{"AWS": p}, nil
-	case strings.Contains(p, ".") && !strings.ContainsAny(p, ": /"):
-		return map[string]string{"Service": p}, nil
-	}
-	return nil, apierr.InvalidParameterValue("The provided principal was invalid. Please check the principal and try again.")
-}
 
 func (a *API) addPermission(w http.ResponseWriter, r *http.Request, _ string) error {
-	var in permissionInput
+	var in control.PermissionInput
 	if err := decodeBody(r, 1<<16, "AddPermission", &in); err != nil {
 		return err
 	}
-	for _, req := range []struct {
-		name string
-		v    *string
-	}{{"statementId", in.StatementID}, {"action", in.Action}, {"principal", in.Principal}} {
-		if req.v == nil || *req.v == "" {
-			return apierr.Validation("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", req.name)
-		}
-	}
-	if !statementIDPattern.MatchString(*in.StatementID) {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)", *in.StatementID)
-	}
-	if !actionPattern.MatchString(*in.Action) {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])", *in.Action)
-	}
-	if t := in.FunctionURLAuthType; t != nil && *t != "NONE" && *t != "AWS_IAM" {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'functionUrlAuthType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]", *t)
-	}
-	if acct := in.SourceAccount; acct != nil && !accountPattern.MatchString(*acct) {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'sourceAccount' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\d{12}$", *acct)
-	}
-	who, err := principal(*in.Principal)
-	if err != nil {
-		return err
-	}
-	name, qualifier, err := a.policyTarget(r)
-	if err != nil {
-		return err
-	}
-	st := lambda.PolicyStatement{Sid: *in.StatementID, Effect: "Allow", Principal: who, Action: *in.Action,
-		Resource: a.account.FunctionARN(name, qualifier)}
-	cond := func(op, key string, v *string) {
-		if v == nil || *v == "" {
-			return
-		}
-		if st.Condition == nil {
-			st.Condition = map[string]map[string]string{}
-		}
-		if st.Condition[op] == nil {
-			st.Condition[op] = map[string]string{}
-		}
-		st.Condition[op][key] = *v
-	}
-	cond("ArnLike", "AWS:SourceArn", in.SourceArn)
-	cond("StringEquals", "AWS:SourceAccount", in.SourceAccount)
-	cond("StringEquals", "lambda:EventSourceToken", in.EventSourceToken)
-	cond("StringEquals", "aws:PrincipalOrgID", in.PrincipalOrgID)
-	cond("StringEquals", "lambda:FunctionUrlAuthType", in.FunctionURLAuthType)
-
-	rid := ""
-	if in.RevisionID != nil {
-		rid = *in.RevisionID
-	}
-	err = a.modifyPolicy(r.Context(), name, qualifier, rid, true, func(p *lambda.Policy) error {
-		if slices.ContainsFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
-			return apierr.ResourceConflict("The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", st.Sid)
-		}
-		p.Statement = append(p.Statement, st)
-		if b, _ := json.Marshal(p); len(b) > maxPolicyBytes {
-			return apierr.PolicyLengthExceeded("The final policy size (%d) is bigger than the limit (%d).", len(b), maxPolicyBytes)
-		}
-		return nil
-	})
+	st, err := a.ctl.Policies.Add(r.Context(), a.target(r), in)
 	if err != nil {
 		return err
 	}
@@ -172,78 +21,15 @@ func (a *API) addPermission(w http.ResponseWriter, r *http.Request, _ string) er
 }
 
 func (a *API) removePermission(w http.ResponseWriter, r *http.Request, _ string) error {
-	name, qualifier, err := a.policyTarget(r)
-	if err != nil {
-		return err
-	}
-	sid := r.PathValue("sid")
-	err = a.modifyPolicy(r.Context(), name, qualifier, r.URL.Query().Get("RevisionId"), false, func(p *lambda.Policy) error {
-		i := slices.IndexFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == sid })
-		if i < 0 {
-			return apierr.ResourceNotFound("Statement %s is not found in resource policy.", sid)
-		}
-		p.Statement = slices.Delete(p.Statement, i, i+1)
-		return nil
-	})
-	if err != nil {
+	if err := a.ctl.Policies.Remove(r.Context(), a.target(r), r.PathValue("sid"), r.URL.Query().Get("RevisionId")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-// modifyPolicy applies change to a copy of the resource policy and stores it under a new
-// revision id (deleting a policy left without statements), starting again from a fresh read when
-// another request wrote it in between. revisionID, when set, must be the stored one's. A missing
-// policy starts empty with create, else is ResourceNotFoundException.
-func (a *API) modifyPolicy(ctx context.Context, name, qualifier, revisionID string, create bool, change func(*lambda.Policy) error) error {
-	for range 5 {
-		cur, rev, err := a.store.Policies().Get(ctx, name, qualifier)
-		if errors.Is(err, store.ErrNotFound) {
-			if !create {
-				return apierr.ResourceNotFound("No policy is associated with the given resource.")
-			}
-			cur, rev, err = &lambda.StoredPolicy{Policy: lambda.Policy{Version: "2012-10-17", ID: "default"}}, 0, nil
-		}
-		if err != nil {
-			return err
-		}
-		if revisionID != "" && revisionID != cur.RevisionID {
-			return apierr.PreconditionFailed("The Revision Id provided does not match the latest Revision Id. Call the GetPolicy API to retrieve the latest Revision Id")
-		}
-		next := *cur
-		next.Policy.Statement = slices.Clone(cur.Policy.Statement)
-		if err := change(&next.Policy); err != nil {
-			return err
-		}
-		next.RevisionID = uuid.NewString()
-		var written uint64
-		if len(next.Policy.Statement) == 0 {
-			written, err = a.store.Policies().Delete(ctx, name, qualifier)
-		} else {
-			written, err = a.store.Policies().Put(ctx, name, qualifier, &next, rev)
-		}
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err == nil {
-			// A grant or a refusal of the public URL is in force when the caller is answered.
-			a.awaitCtx(ctx, invoke.Policies, written)
-		}
-		return err
-	}
-	return apierr.ResourceConflict("The policy was modified concurrently; try again.")
-}
-
 func (a *API) getPolicy(w http.ResponseWriter, r *http.Request, _ string) error {
-	name, qualifier, err := a.policyTarget(r)
-	if err != nil {
-		return err
-	}
-	cur, _, err := a.store.Policies().Get(r.Context(), name, qualifier)
-	if errors.Is(err, store.ErrNotFound) {
-		return apierr.ResourceNotFound("The resource you requested does not exist.")
-	}
+	cur, err := a.ctl.Policies.Get(r.Context(), a.target(r))
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"net"
 	"net/http"
@@ -14,32 +13,16 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/events"
+	"github.com/flint-run/flint/internal/control"
+	"github.com/flint-run/flint/internal/functionurl"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
-	"github.com/flint-run/flint/internal/store"
 )
 
 // Function URLs answer on http(s)://<url-id>.lambda-url.<region>.localhost:<port>/ (curl and
 // browsers resolve *.localhost to loopback) and, with no DNS at all, on
 // http://<host>:<port>/lambda-url/<url-id>/.
 const urlPathPrefix = "/lambda-url/"
-
-type urlInput struct {
-	AuthType   *string      `json:"AuthType"`
-	Cors       *lambda.Cors `json:"Cors"`
-	InvokeMode *string      `json:"InvokeMode"`
-}
-
-func newURLID() string {
-	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 32)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
-}
 
 // urlFor renders a URL's address as a client of this request reaches Flint.
 func (a *API) urlFor(r *http.Request, id string) string {
@@ -50,169 +33,57 @@ func (a *API) urlFor(r *http.Request, id string) string {
 	return scheme(r) + id + ".lambda-url." + a.account.Region + ".localhost" + port + "/"
 }
 
-// urlTarget resolves the function and the Qualifier of a function URL call: $LATEST or an alias.
-func (a *API) urlTarget(r *http.Request) (store.Function, string, error) {
-	f, err := a.latest(r)
-	if err != nil {
-		return f, "", err
-	}
-	q := r.URL.Query().Get("Qualifier")
-	if q == lambda.LatestVersion {
-		q = ""
-	}
-	if q != "" {
-		if isNumber(q) {
-			return f, "", apierr.InvalidParameterValue("Function URLs can point to an alias or $LATEST, not to a version: %s", q)
-		}
-		if _, err := a.store.Aliases().Get(r.Context(), f.Config.FunctionName, q); errors.Is(err, store.ErrNotFound) {
-			return f, "", a.aliasNotFound(f.Config.FunctionName, q)
-		} else if err != nil {
-			return f, "", err
-		}
-	}
-	return f, q, nil
-}
-
-func (a *API) findURL(r *http.Request, name, qualifier string) (*lambda.FunctionURL, error) {
-	all, err := a.store.URLs().List(r.Context(), name)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range all {
-		if u.Qualifier == qualifier {
-			return u, nil
-		}
-	}
-	return nil, apierr.ResourceNotFound("The resource you requested does not exist.")
-}
-
-func validateURLInput(in *urlInput, create bool) error {
-	if in.AuthType == nil {
-		if create {
-			return apierr.Validation("1 validation error detected: Value null at 'authType' failed to satisfy constraint: Member must not be null")
-		}
-	} else if *in.AuthType != "NONE" && *in.AuthType != "AWS_IAM" {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'authType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]", *in.AuthType)
-	}
-	if in.InvokeMode != nil && *in.InvokeMode != "BUFFERED" && *in.InvokeMode != "RESPONSE_STREAM" {
-		return apierr.Validation("1 validation error detected: Value '%s' at 'invokeMode' failed to satisfy constraint: Member must satisfy enum value set: [BUFFERED, RESPONSE_STREAM]", *in.InvokeMode)
-	}
-	if c := in.Cors; c != nil {
-		if c.MaxAge != nil && (*c.MaxAge < 0 || *c.MaxAge > 86400) {
-			return apierr.Validation("1 validation error detected: Value '%d' at 'cors.maxAge' failed to satisfy constraint: Member must have value between 0 and 86400", *c.MaxAge)
-		}
-		if len(c.AllowMethods) > 6 || len(c.AllowOrigins) > 100 || len(c.AllowHeaders) > 100 {
-			return apierr.Validation("1 validation error detected: cors lists exceed their limits (AllowMethods 6, AllowOrigins 100, AllowHeaders 100)")
-		}
-	}
-	return nil
+// urlConfig is a URL's configuration as the API shows it, with its address.
+func (a *API) urlConfig(r *http.Request, u *lambda.FunctionURL) lambda.FunctionURLConfig {
+	c := u.Config
+	c.FunctionUrl = a.urlFor(r, u.ID)
+	return c
 }
 
 func (a *API) createFunctionURL(w http.ResponseWriter, r *http.Request, _ string) error {
-	var in urlInput
+	var in control.URLInput
 	if err := decodeBody(r, 1<<16, "CreateFunctionUrlConfig", &in); err != nil {
 		return err
 	}
-	if err := validateURLInput(&in, true); err != nil {
-		return err
-	}
-	f, q, err := a.urlTarget(r)
+	u, err := a.ctl.URLs.Create(r.Context(), a.target(r), in)
 	if err != nil {
 		return err
 	}
-	name := f.Config.FunctionName
-	arn := a.account.FunctionARN(name, q)
-	if _, err := a.findURL(r, name, q); err == nil {
-		return apierr.ResourceConflict("Failed to create function url config for [functionArn = %s]. Error message:  FunctionUrlConfig exists for this Lambda function", arn)
-	}
-	now := lambda.FormatTime(time.Now())
-	u := &lambda.FunctionURL{ID: newURLID(), Function: name, Qualifier: q, Config: lambda.FunctionURLConfig{
-		FunctionArn: arn, AuthType: *in.AuthType, Cors: in.Cors, CreationTime: now, LastModifiedTime: now, InvokeMode: "BUFFERED"}}
-	if in.InvokeMode != nil {
-		u.Config.InvokeMode = *in.InvokeMode
-	}
-	rev, err := a.store.URLs().Create(r.Context(), u)
-	if err != nil {
-		return err
-	}
-	a.await(r, invoke.URLs, rev)
-	out := u.Config
-	out.FunctionUrl, out.LastModifiedTime = a.urlFor(r, u.ID), ""
+	out := a.urlConfig(r, u)
+	out.LastModifiedTime = "" // CreateFunctionUrlConfig's answer has none
 	return writeJSON(w, http.StatusCreated, out)
 }
 
 func (a *API) getFunctionURL(w http.ResponseWriter, r *http.Request, _ string) error {
-	f, q, err := a.urlTarget(r)
+	u, err := a.ctl.URLs.Get(r.Context(), a.target(r))
 	if err != nil {
 		return err
 	}
-	u, err := a.findURL(r, f.Config.FunctionName, q)
-	if err != nil {
-		return err
-	}
-	out := u.Config
-	out.FunctionUrl = a.urlFor(r, u.ID)
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, a.urlConfig(r, u))
 }
 
 func (a *API) updateFunctionURL(w http.ResponseWriter, r *http.Request, _ string) error {
-	var in urlInput
+	var in control.URLInput
 	if err := decodeBody(r, 1<<16, "UpdateFunctionUrlConfig", &in); err != nil {
 		return err
 	}
-	if err := validateURLInput(&in, false); err != nil {
-		return err
-	}
-	f, q, err := a.urlTarget(r)
+	u, err := a.ctl.URLs.Update(r.Context(), a.target(r), in)
 	if err != nil {
 		return err
 	}
-	u, err := a.findURL(r, f.Config.FunctionName, q)
-	if err != nil {
-		return err
-	}
-	set(&u.Config.AuthType, in.AuthType)
-	set(&u.Config.InvokeMode, in.InvokeMode)
-	if in.Cors != nil {
-		u.Config.Cors = in.Cors
-	}
-	u.Config.LastModifiedTime = lambda.FormatTime(time.Now())
-	rev, err := a.store.URLs().Update(r.Context(), u)
-	if err != nil {
-		return err
-	}
-	a.await(r, invoke.URLs, rev)
-	out := u.Config
-	out.FunctionUrl = a.urlFor(r, u.ID)
-	return writeJSON(w, http.StatusOK, out)
+	return writeJSON(w, http.StatusOK, a.urlConfig(r, u))
 }
 
 func (a *API) deleteFunctionURL(w http.ResponseWriter, r *http.Request, _ string) error {
-	f, q, err := a.urlTarget(r)
-	if err != nil {
+	if err := a.ctl.URLs.Delete(r.Context(), a.target(r)); err != nil {
 		return err
-	}
-	u, err := a.findURL(r, f.Config.FunctionName, q)
-	if err != nil {
-		return err
-	}
-	rev, err := a.store.URLs().Delete(r.Context(), u.ID)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	if err == nil {
-		a.await(r, invoke.URLs, rev)
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 func (a *API) listFunctionURLs(w http.ResponseWriter, r *http.Request, _ string) error {
-	f, err := a.latest(r)
-	if err != nil {
-		return err
-	}
-	all, err := a.store.URLs().List(r.Context(), f.Config.FunctionName)
+	all, err := a.ctl.URLs.List(r.Context(), a.target(r))
 	if err != nil {
 		return err
 	}
@@ -220,9 +91,7 @@ func (a *API) listFunctionURLs(w http.ResponseWriter, r *http.Request, _ string)
 		FunctionUrlConfigs []lambda.FunctionURLConfig `json:"FunctionUrlConfigs"`
 	}{FunctionUrlConfigs: []lambda.FunctionURLConfig{}}
 	for _, u := range all {
-		c := u.Config
-		c.FunctionUrl = a.urlFor(r, u.ID)
-		out.FunctionUrlConfigs = append(out.FunctionUrlConfigs, c)
+		out.FunctionUrlConfigs = append(out.FunctionUrlConfigs, a.urlConfig(r, u))
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -329,7 +198,7 @@ func (a *API) invokeURL(w http.ResponseWriter, r *http.Request, call *urlCall) {
 		return
 	}
 	domain := id + ".lambda-url." + a.account.Region + ".localhost"
-	event, err := events.NewURLRequest(r, path, id, domain, a.account.ID, reqID, body, time.Now())
+	event, err := functionurl.NewURLRequest(r, path, id, domain, a.account.ID, reqID, body, time.Now())
 	if err != nil {
 		urlError(w, http.StatusBadRequest, "Bad Request")
 		return
@@ -357,7 +226,7 @@ func writeURLResponse(w http.ResponseWriter, r *http.Request, cors *lambda.Cors,
 		urlError(w, http.StatusBadGateway, "Internal Server Error")
 		return
 	}
-	out := events.ParseURLResponse(resp.Payload)
+	out := functionurl.ParseURLResponse(resp.Payload)
 	h := w.Header()
 	for k, vs := range out.Headers {
 		h[k] = vs

@@ -102,6 +102,23 @@ func (r resolver) latest(ctx context.Context, t Target) (store.Function, error) 
 	return f, err
 }
 
+// unqualified reads the function t names, which must not carry a qualifier: on the paths of
+// per-qualifier settings, t.Qualifier names the version or alias to configure instead.
+func (r resolver) unqualified(ctx context.Context, t Target) (store.Function, error) {
+	ref, err := r.account.Resolve(t.Name, t.Op)
+	if err != nil {
+		return store.Function{}, err
+	}
+	if ref.Qualifier != "" {
+		return store.Function{}, apierr.InvalidParameterValue("The function name must not carry a qualifier here; use the Qualifier parameter.")
+	}
+	f, err := r.functions.Get(ctx, ref.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		return f, r.notFound(ref.Name, "")
+	}
+	return f, err
+}
+
 // qualified reads the configuration t's qualifier names: $LATEST, a published version, or the
 // version an alias points to (its primary version).
 func (r resolver) qualified(ctx context.Context, t Target) (*lambda.Function, error) {

@@ -27,6 +27,7 @@ type env struct {
 	view    *invoke.Service
 	plane   *control.Plane
 	account lambda.Account
+	cache   *artifact.Cache // the node's unpack cache, which the code store fills and empties
 }
 
 func newEnv(t *testing.T) *env {
@@ -54,8 +55,9 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { cancel(); <-done })
 	<-view.Ready()
 	account := lambda.Account{Region: "us-east-1", ID: "123456789012"}
-	return &env{st: st, view: view, account: account,
-		plane: control.New(control.Config{Store: st, View: view, Account: account, Log: log})}
+	return &env{st: st, view: view, account: account, cache: code,
+		plane: control.New(control.Config{Store: st, View: view, Account: account, Log: log,
+			Invoke: view, Code: code, Limits: artifact.DefaultLimits()})}
 }
 
 // function stores a bare function record named name (as CreateFunction would, without code).

@@ -2,8 +2,11 @@ package control
 
 import (
 	"log/slog"
+	"time"
 
+	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
 )
 
@@ -13,11 +16,47 @@ type Config struct {
 	View    View // the invocation service's view, which writes wait for
 	Account lambda.Account
 	Log     *slog.Logger
+
+	// Code is this node's unpack cache; Limits bounds the packages stored.
+	Code   *artifact.Cache
+	Limits artifact.Limits
+	// CodeGrace is how long unreferenced code is kept before Code.Run removes it (0: at once).
+	CodeGrace time.Duration
+	// Runtimes is this node's interpreter per runtime; nil: runtimes.Default().
+	Runtimes *runtimes.Table
+	// Scheduler is told when schedules change; nil: nothing to tell.
+	Scheduler Notifier
+	// Keys are the master keys that rotation replaces; nil: the server has none.
+	Keys MasterKeys
+	// Secrets rewraps the secrets after a rotation; nil: there are none.
+	Secrets Rewrapper
+	// Invoke is the invocation service (invoke.Service): functions and concurrency ask it for
+	// the account's concurrency limit, provisioned concurrency for the environments ready, and
+	// mappings and event invoke configs find functions as an invoke would.
+	Invoke interface {
+		capacity
+		FunctionView
+	}
 }
 
 // Plane is the control plane: one service per kind of resource.
 type Plane struct {
-	Aliases *Aliases
+	Aliases            *Aliases
+	Functions          *Functions
+	Versions           *Versions
+	Concurrency        *Concurrency
+	Code               *Code
+	Mappings           *Mappings
+	Schedules          *Schedules
+	URLs               *URLs
+	MasterKey          *MasterKey
+	Tags               *Tags
+	Policies           *Policies
+	Provisioned        *Provisioned
+	EventInvokeConfigs *EventInvokeConfigs
+	Layers             *Layers
+
+	names resolver
 }
 
 // New builds the services on cfg.Store's repositories.
@@ -25,7 +64,31 @@ func New(cfg Config) *Plane {
 	st := cfg.Store
 	r := resolver{account: cfg.Account, functions: st.Functions(), versions: st.Versions(), aliases: st.Aliases()}
 	w := awaiter{view: cfg.View, log: cfg.Log}
+	code := newCode(st.Code(), st.Functions(), st.Versions(), st.Layers(), cfg.Code, cfg.Limits, cfg.CodeGrace, cfg.Log)
+	versions := &Versions{resolver: r, awaiter: w, functions: st.Functions(), versions: st.Versions(), aliases: st.Aliases()}
 	return &Plane{
-		Aliases: &Aliases{resolver: r, awaiter: w, aliases: st.Aliases()},
+		Aliases:  &Aliases{resolver: r, awaiter: w, aliases: st.Aliases()},
+		Versions: versions,
+		Functions: &Functions{resolver: r, awaiter: w, functions: st.Functions(), layers: st.Layers(), code: code,
+			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke},
+		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke},
+		Code:        code,
+		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(),
+			checkpoints: st.Checkpoints()},
+		Schedules:          &Schedules{account: cfg.Account, schedules: st.Schedules(), scheduler: cfg.Scheduler},
+		URLs:               &URLs{resolver: r, awaiter: w, urls: st.URLs()},
+		MasterKey:          &MasterKey{keys: cfg.Keys, env: st, secrets: cfg.Secrets, log: cfg.Log},
+		Tags:               &Tags{account: cfg.Account, awaiter: w, functions: st.Functions()},
+		Policies:           &Policies{resolver: r, awaiter: w, policies: st.Policies()},
+		Provisioned:        &Provisioned{resolver: r, awaiter: w, configs: st.Provisioned(), capacity: cfg.Invoke},
+		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
+		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code(), collector: code},
+		names:              r,
 	}
+}
+
+// Function parses the function t names into its name and qualifier, for the data plane's
+// requests (InvokeAsync), which resolve them in the invocation view rather than the store.
+func (p *Plane) Function(t Target) (name, qualifier string, err error) {
+	return p.names.name(t)
 }

@@ -168,12 +168,13 @@ func (s *Server) invoke(inv *Invocation) (Result, error) {
 			}
 			return s.await(inv)
 		}
-		if req.Method == http.MethodGet && req.URL.Path == "/2018-06-01/runtime/invocation/next" && inv.Completed() {
-			// Answered on another connection; this is the runtime's next /next.
+		switch s.serveDirect(rc, req) {
+		case directParked: // answered on another connection; this is the runtime's next /next
 			s.offer(rc)
 			return <-inv.done, nil
+		case directDetached:
+			return s.await(inv)
 		}
-		s.serveDirect(rc, req)
 		switch {
 		case rc.close1:
 			rc.close()
@@ -251,10 +252,13 @@ func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 			}
 			break
 		}
-		if req.Method == http.MethodGet && req.URL.Path == "/2018-06-01/runtime/invocation/next" {
+		switch s.serveDirect(rc, req) {
+		case directParked:
 			return rc, nil
+		case directDetached:
+			rc = nil
+			continue
 		}
-		s.serveDirect(rc, req)
 		if rc.close1 {
 			rc.close()
 			break
@@ -272,31 +276,70 @@ func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 	}
 }
 
-// serveDirect answers one request read from a runtime connection by Invoke.
-func (s *Server) serveDirect(rc *rconn, req *http.Request) {
-	defer func() { _, _ = io.Copy(io.Discard, req.Body) }()
-	p := req.URL.Path
-	status, body := http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Runtime API path: "+req.Method+" "+p)
-	switch {
-	case req.Method == http.MethodPost && strings.HasPrefix(p, "/2018-06-01/runtime/invocation/"):
-		if id, verb, _ := strings.Cut(p[len("/2018-06-01/runtime/invocation/"):], "/"); verb == "response" || verb == "error" {
-			status, body = s.result(req, id, verb == "error")
-		}
-	case req.Method == http.MethodGet && p == "/2018-06-01/runtime/invocation/next":
-		status, body = http.StatusForbidden, errBusy
-	case req.Method == http.MethodPost && p == "/2018-06-01/runtime/init/error":
-		status, body = s.initError(req)
+// served is what serveDirect did with a runtime's connection.
+type served uint8
+
+const (
+	directReplied  served = iota // answered the request; rc stays with Invoke
+	directParked                 // left a /next unanswered, for an event
+	directDetached               // gave rc to a goroutine of its own (see detach)
+)
+
+// serveDirect serves one request read from a runtime connection by Invoke, through the route
+// table, as ServeHTTP does for requests read by net/http.
+func (s *Server) serveDirect(rc *rconn, req *http.Request) served {
+	rt, id := match(req.Method, req.URL.Path)
+	if rt != nil && rt.wait {
+		s.detach(rc, req, rt, id)
+		return directDetached
 	}
-	if err := rc.writeResponse(status, "application/json", body, nil); err != nil {
+	rep := s.serve(req, rt, id)
+	if rep.park {
+		return directParked
+	}
+	if err := rc.writeReply(rep); err != nil {
 		rc.close1 = true
 	}
+	_, _ = io.Copy(io.Discard, req.Body)
+	return directReplied
 }
 
-func contentTypeOr(ct string) string {
-	if ct == "" {
-		return "application/json"
+// detach serves a request that may wait until the environment closes (an extension's long poll
+// that came on a connection the runtime's client shares) on a goroutine of its own, since
+// Invoke cannot wait for it, and closes the connection after the answer. The goroutine ends
+// when the handler does, which Close brings about, and Close waits for it.
+func (s *Server) detach(rc *rconn, req *http.Request, rt *route, id string) {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		rc.close()
+		return
 	}
-	return ct
+	s.detached.Add(1) // under mu, before Close's Wait
+	s.mu.Unlock()
+	_ = rc.c.SetReadDeadline(time.Time{})
+	go func() {
+		defer s.detached.Done()
+		defer rc.close()
+		rep := rt.serve(s, req, id)
+		rc.close1 = true
+		// Close waits for this goroutine: a client that neither sends nor reads cannot hold it up.
+		_ = rc.c.SetDeadline(time.Now().Add(time.Second))
+		_, _ = io.Copy(io.Discard, req.Body)
+		_ = rc.writeReply(rep)
+	}()
+}
+
+// writeReply writes rep in one writev; a zero status writes nothing.
+func (rc *rconn) writeReply(rep reply) error {
+	if rep.status == 0 {
+		return nil
+	}
+	var extra func([]byte) []byte
+	if rep.header != "" {
+		extra = func(h []byte) []byte { return appendHeader(h, rep.header, rep.value) }
+	}
+	return rc.writeResponse(rep.status, contentTypeOr(rep.contentType), rep.body, extra)
 }
 
 // appendHeaders adds the Lambda-Runtime-* headers of a /next response.

@@ -5,8 +5,9 @@
 // /next, its connection is taken over (hijacked) and parked, and Invoke, on the caller's own
 // goroutine, writes the event to it and reads the runtime's /response from it. Runtimes that use
 // a fresh connection per request, or answer on another connection, are served by the net/http
-// handlers and meet Invoke through the invocation's result channel. The package owns no
-// environment state beyond the invocation in flight and never touches the store.
+// handlers and meet Invoke through the invocation's result channel. Both transports route
+// through one table of endpoints (routes.go). The package owns no environment state beyond the
+// invocation in flight and never touches the store.
 package runtimeapi
 
 import (
@@ -117,6 +118,7 @@ type Server struct {
 	closeOnce  sync.Once
 	extensions atomic.Int32
 	readyOnce  sync.Once
+	detached   sync.WaitGroup // long polls the direct transport serves on their own goroutines
 }
 
 // New returns a server for one environment.
@@ -164,10 +166,12 @@ func (s *Server) Close() error {
 	// connections close; give up on stragglers after a grace period.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.srv.Shutdown(ctx); err != nil {
-		return s.srv.Close()
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		err = s.srv.Close()
 	}
-	return nil
+	s.detached.Wait() // woken by closed above; their writes have a deadline
+	return err
 }
 
 // Current is the invocation delivered to the runtime and not yet answered, if any.
@@ -177,58 +181,18 @@ func (s *Server) Current() *Invocation {
 	return s.current
 }
 
+// ServeHTTP serves the requests net/http reads: runtimes on fresh connections, and extensions.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := r.URL.Path
-	switch {
-	case p == "/2018-06-01/runtime/invocation/next":
-		if r.Method != http.MethodGet {
-			break
-		}
-		s.next(w, r)
-		return
-	case strings.HasPrefix(p, "/2018-06-01/runtime/invocation/"):
-		if r.Method != http.MethodPost {
-			break
-		}
-		id, verb, ok := strings.Cut(p[len("/2018-06-01/runtime/invocation/"):], "/")
-		if !ok || (verb != "response" && verb != "error") {
-			break
-		}
-		status, body := s.result(r, id, verb == "error")
-		writeRaw(w, status, body)
-		return
-	case p == "/2018-06-01/runtime/init/error":
-		if r.Method != http.MethodPost {
-			break
-		}
-		status, body := s.initError(r)
-		writeRaw(w, status, body)
-		return
-	case p == "/2020-01-01/extension/register":
-		s.register(w, r)
-		return
-	case p == "/2020-01-01/extension/event/next":
-		s.extensionNext(w, r)
-		return
-	case strings.HasPrefix(p, "/2020-01-01/extension/"):
-		// init/error and exit/error: accepted; the runtime's exit is what the platform acts on.
-		_, _ = io.Copy(io.Discard, r.Body)
-		writeRaw(w, http.StatusAccepted, statusOK)
-		return
-	case p == "/ping":
-		_, _ = w.Write([]byte("pong"))
+	rt, id := match(r.Method, r.URL.Path)
+	rep := s.serve(r, rt, id)
+	if rep.park {
+		s.hijack(w, r)
 		return
 	}
-	writeRaw(w, http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Runtime API path: "+r.Method+" "+p))
+	writeReply(w, rep)
 }
 
 var statusOK = []byte(`{"status":"OK"}`)
-
-func writeRaw(w http.ResponseWriter, status int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
 
 func errorJSON(typ, msg string) []byte {
 	b, _ := json.Marshal(struct {
@@ -244,8 +208,9 @@ func ErrorBody(typ, msg string) []byte { return errorJSON(typ, msg) }
 var errBusy = errorJSON("InvalidStateTransition",
 	"State transition from Running to Ready failed for runtime. Error: previous invocation has no response")
 
-// next parks the runtime: its connection is taken from net/http and handed to Invoke.
-func (s *Server) next(w http.ResponseWriter, r *http.Request) {
+// next is a runtime's /next: refused while an invocation is unanswered or another /next waits,
+// else parked for Invoke by the transport.
+func (s *Server) next(*http.Request, string) reply {
 	s.mu.Lock()
 	busy := s.current != nil && !s.current.Completed()
 	if !busy {
@@ -253,12 +218,16 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if busy || len(s.parked) > 0 {
-		writeRaw(w, http.StatusForbidden, errBusy)
-		return
+		return reply{status: http.StatusForbidden, body: errBusy}
 	}
+	return reply{park: true}
+}
+
+// hijack takes a parked /next's connection from net/http and offers it to Invoke.
+func (s *Server) hijack(w http.ResponseWriter, r *http.Request) {
 	hj, ok := w.(http.Hijacker)
 	if !ok {
-		writeRaw(w, http.StatusInternalServerError, errorJSON("InternalServerError", "connection cannot be taken over"))
+		writeReply(w, reply{status: http.StatusInternalServerError, body: errorJSON("InternalServerError", "connection cannot be taken over")})
 		return
 	}
 	c, brw, err := hj.Hijack()
@@ -296,6 +265,18 @@ func (s *Server) park(rc *rconn) {
 		return
 	}
 	s.readyOnce.Do(s.hooks.Ready)
+}
+
+// response is a runtime's /invocation/{id}/response.
+func (s *Server) response(r *http.Request, id string) reply {
+	status, body := s.result(r, id, false)
+	return reply{status: status, body: body}
+}
+
+// invocationError is a runtime's /invocation/{id}/error.
+func (s *Server) invocationError(r *http.Request, id string) reply {
+	status, body := s.result(r, id, true)
+	return reply{status: status, body: body}
 }
 
 // result handles /response and /error on any connection: it settles the current invocation and
@@ -389,10 +370,11 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
-func (s *Server) initError(r *http.Request) (int, []byte) {
+// initError is a runtime's /init/error.
+func (s *Server) initError(r *http.Request, _ string) reply {
 	body, err := readBody(r)
 	if err != nil {
-		return http.StatusBadRequest, errorJSON("TruncatedHTTPRequest", "HTTP request detected as truncated")
+		return reply{status: http.StatusBadRequest, body: errorJSON("TruncatedHTTPRequest", "HTTP request detected as truncated")}
 	}
 	typ := r.Header.Get("Lambda-Runtime-Function-Error-Type")
 	if typ == "" {
@@ -406,56 +388,63 @@ func (s *Server) initError(r *http.Request) (int, []byte) {
 		body, ct = errorJSON(typ, ""), "application/json"
 	}
 	s.hooks.InitError(Result{Body: body, ContentType: ct, ErrorType: typ})
-	return http.StatusAccepted, statusOK
+	return reply{status: http.StatusAccepted, body: statusOK}
 }
 
 const maxExtensions = 10
 
-func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+// register is an extension's /register.
+func (s *Server) register(r *http.Request, _ string) reply {
 	if r.Method != http.MethodPost {
-		writeRaw(w, http.StatusNotFound, errorJSON("InvalidRequest", "Unknown Extensions API path"))
-		return
+		return reply{status: http.StatusNotFound, body: errorJSON("InvalidRequest", "Unknown Extensions API path")}
 	}
 	name := r.Header.Get("Lambda-Extension-Name")
 	if name == "" {
-		writeRaw(w, http.StatusForbidden, errorJSON("Extension.InvalidExtensionName", "Lambda-Extension-Name header is required"))
-		return
+		return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidExtensionName", "Lambda-Extension-Name header is required")}
 	}
 	var req struct {
 		Events []string `json:"events"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		writeRaw(w, http.StatusForbidden, errorJSON("InvalidRequestFormat", "Could not parse request body: "+err.Error()))
-		return
+		return reply{status: http.StatusForbidden, body: errorJSON("InvalidRequestFormat", "Could not parse request body: "+err.Error())}
 	}
 	for _, e := range req.Events {
 		if e != "INVOKE" && e != "SHUTDOWN" {
-			writeRaw(w, http.StatusForbidden, errorJSON("Extension.InvalidEventType", "Invalid event type: "+e))
-			return
+			return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidEventType", "Invalid event type: "+e)}
 		}
 	}
 	if s.extensions.Add(1) > maxExtensions {
-		writeRaw(w, http.StatusForbidden, errorJSON("Extension.TooManyExtensions", "Too many extensions registered"))
-		return
+		return reply{status: http.StatusForbidden, body: errorJSON("Extension.TooManyExtensions", "Too many extensions registered")}
 	}
-	w.Header().Set("Lambda-Extension-Identifier", uuid.NewString())
 	b, _ := json.Marshal(map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler})
-	writeRaw(w, http.StatusOK, b)
+	return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Identifier", value: uuid.NewString()}
 }
 
 // extensionNext parks an extension until the environment shuts down. Flint does not yet deliver
 // INVOKE events to extensions; an extension registered for SHUTDOWN gets it when the environment
 // is destroyed.
-func (s *Server) extensionNext(w http.ResponseWriter, r *http.Request) {
+func (s *Server) extensionNext(r *http.Request, _ string) reply {
 	if r.Header.Get("Lambda-Extension-Identifier") == "" {
-		writeRaw(w, http.StatusForbidden, errorJSON("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header"))
-		return
+		return reply{status: http.StatusForbidden, body: errorJSON("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")}
 	}
 	select {
 	case <-s.closed:
-		w.Header().Set("Lambda-Extension-Event-Identifier", uuid.NewString())
 		b, _ := json.Marshal(map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(500 * time.Millisecond).UnixMilli()})
-		writeRaw(w, http.StatusOK, b)
+		return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Event-Identifier", value: uuid.NewString()}
 	case <-r.Context().Done():
+		return reply{}
 	}
+}
+
+// extensionError is an extension's /init/error or /exit/error, and any other extension path.
+func (s *Server) extensionError(r *http.Request, _ string) reply {
+	_, _ = io.Copy(io.Discard, r.Body)
+	return reply{status: http.StatusAccepted, body: statusOK}
+}
+
+var pong = []byte("pong")
+
+// ping is a liveness probe.
+func (s *Server) ping(*http.Request, string) reply {
+	return reply{status: http.StatusOK, contentType: textPlain, body: pong}
 }

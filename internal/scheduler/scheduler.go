@@ -1,4 +1,5 @@
-// Package scheduler fires EventBridge Scheduler schedules: rate(), cron() and at() expressions in
+// Package scheduler is EventBridge Scheduler's engine: it parses and evaluates schedule
+// expressions (expression.go) and fires schedules: rate(), cron() and at() expressions in
 // their time zones, each occurrence once, also across restarts (a missed occurrence fires once at
 // start when it is still within the schedule's flexible window). A firing is an asynchronous
 // invocation of the target function with the schedule's Input (its context attributes, such as
@@ -20,7 +21,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/asyncq"
-	"github.com/flint-run/flint/internal/events"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -139,7 +139,7 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	if sc.State != "ENABLED" {
 		return time.Time{}, nil
 	}
-	expr, err := events.ParseSchedule(sc.ScheduleExpression, sc.ScheduleExpressionTimezone)
+	expr, err := ParseSchedule(sc.ScheduleExpression, sc.ScheduleExpressionTimezone)
 	if err != nil {
 		return time.Time{}, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
@@ -294,10 +295,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Info("local development mode: no access keys, so API requests are not authenticated (loopback only); `flint keys create` turns SigV4 verification on", "keys", keysFile)
 	}
 	s.goRun("access keys", func() error { return watchKeys(runCtx, keys, s.log) })
-	handler := api.New(api.Config{Store: s.store, Invoke: s.invoke, Code: code, Limits: limits, Logs: s.logs, Metrics: metrics, Queue: s.queue, Schedules: schedules,
-		Account: lambda.Account{Region: cfg.Region, ID: cfg.AccountID}, Log: s.log.With("part", "api"), Runtimes: interps,
-		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring, CodeGrace: cfg.CodeGrace})
-	s.goRun("code collector", func() error { return handler.RunCodeGC(runCtx) })
+	account := lambda.Account{Region: cfg.Region, ID: cfg.AccountID}
+	plane := control.New(control.Config{Store: s.store, View: s.invoke, Invoke: s.invoke, Account: account,
+		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
+		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
+	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
+	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
+		Account: account, Log: s.log.With("part", "api"), Runtimes: interps,
+		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)

@@ -1,0 +1,146 @@
+package control
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/store"
+)
+
+// The checks of a function's configuration that CreateFunction, UpdateFunctionCode and
+// UpdateFunctionConfiguration share: values, runtime, tags and layers.
+
+var (
+	rolePattern = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	// functionLayerPattern is a layer version ARN as a function's Layers name it.
+	functionLayerPattern = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+)
+
+// maxFunctionLayers is how many layers a function may use.
+const maxFunctionLayers = 5
+
+func badRole(role string) error {
+	return apierr.Validation("1 validation error detected: Value '%s' at 'role' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*)?:iam::\\d{12}:role/?[a-zA-Z_0-9+=,.@\\-_/]+", role)
+}
+
+// validateConfig checks everything in a configuration that a client can set.
+func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
+	if c.Runtime == "" {
+		return apierr.InvalidParameterValue("The Runtime parameter must be set for a function of PackageType Zip.")
+	}
+	if _, ok := runtimes.Lookup(c.Runtime); !ok {
+		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %v or be a valid ARN", c.Runtime, runtimes.Names())
+	}
+	if err := s.checkRuntime(c); err != nil {
+		return err
+	}
+	for _, check := range []error{
+		lambda.ValidateHandler(c.Handler),
+		lambda.ValidateMemory(c.MemorySize),
+		lambda.ValidateTimeout(c.Timeout),
+		lambda.ValidateDescription(c.Description),
+		lambda.ValidateEphemeral(c.EphemeralStorage.Size),
+	} {
+		if check != nil {
+			return check
+		}
+	}
+	if c.Environment != nil {
+		if err := lambda.ValidateEnvironment(c.Environment.Variables); err != nil {
+			return err
+		}
+	}
+	if len(c.Architectures) != 1 || (c.Architectures[0] != "x86_64" && c.Architectures[0] != "arm64") {
+		return apierr.Validation("1 validation error detected: Value '%v' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]", c.Architectures)
+	}
+	if dl := c.DeadLetterConfig; dl != nil && dl.TargetArn != "" && !asyncq.ValidDestination(dl.TargetArn) {
+		return apierr.InvalidParameterValue("The provided DeadLetterConfig TargetArn %s is invalid. Flint accepts functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME) and JetStream streams (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME).", dl.TargetArn)
+	}
+	if c.TracingConfig != nil && c.TracingConfig.Mode != "Active" && c.TracingConfig.Mode != "PassThrough" {
+		return apierr.Validation("1 validation error detected: Value '%s' at 'tracingConfig.mode' failed to satisfy constraint: Member must satisfy enum value set: [Active, PassThrough]", c.TracingConfig.Mode)
+	}
+	if c.LoggingConfig != nil && c.LoggingConfig.LogFormat != "Text" && c.LoggingConfig.LogFormat != "JSON" {
+		return apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.logFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSON, Text]", c.LoggingConfig.LogFormat)
+	}
+	return nil
+}
+
+// checkRuntime refuses, on a strict node, a runtime without an interpreter of its version, and
+// otherwise says in the operator log when a function will run on another version.
+func (s *Functions) checkRuntime(c *lambda.FunctionConfiguration) error {
+	if err := s.runtimes.Check(c.Runtime); err != nil {
+		return apierr.InvalidParameterValue("%s", err.Error())
+	}
+	if i, ok := s.runtimes.Lookup(c.Runtime); ok && !i.Exact && s.log != nil {
+		s.log.Warn("function runs on another runtime version: "+i.Problem(), "function", c.FunctionName,
+			"runtime", c.Runtime, "interpreter", i.Path, "version", i.Version)
+	}
+	return nil
+}
+
+// resolveLayers checks a function's Layers (at most 5 existing layer versions) and returns their
+// configuration entries, code keys and unzipped total.
+func (s *Functions) resolveLayers(ctx context.Context, arns []string) ([]lambda.FunctionLayer, []string, int64, error) {
+	if len(arns) > maxFunctionLayers {
+		return nil, nil, 0, apierr.InvalidParameterValue("Cannot reference more than %d layers.", maxFunctionLayers)
+	}
+	var (
+		cfg   []lambda.FunctionLayer
+		keys  []string
+		total int64
+	)
+	for _, arn := range arns {
+		m := functionLayerPattern.FindStringSubmatch(arn)
+		if m == nil || m[4] == "" {
+			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]", arn)
+		}
+		if err := s.account.ResolveLayer(arn, m[1], m[2]); err != nil {
+			return nil, nil, 0, err
+		}
+		n, _ := strconv.Atoi(m[4])
+		l, err := s.layers.Get(ctx, m[3], n)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, 0, apierr.InvalidParameterValue("Layer version %s does not exist.", arn)
+		}
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		cfg = append(cfg, lambda.FunctionLayer{Arn: arn, CodeSize: l.Layer.Content.CodeSize})
+		keys = append(keys, l.CodeKey)
+		total += l.UnzippedSize
+	}
+	return cfg, keys, total, nil
+}
+
+// checkLayerMerge refuses layers that cannot be extracted together into /opt: each layer's
+// symlinks were checked on their own when it was published, but one layer's link can lead
+// elsewhere once another layer's files sit beside it ("esc" -> "s/s/../.." with "s" -> "."
+// from another layer leaves /opt). The layers are unpacked (usually already) and their merged
+// tree checked without writing it.
+func (s *Functions) checkLayerMerge(ctx context.Context, arns, keys []string) error {
+	if len(keys) < 2 {
+		return nil
+	}
+	dirs := make([]string, 0, len(keys))
+	for _, k := range keys {
+		d, err := s.code.Unpacked(ctx, k)
+		if err != nil {
+			return err
+		}
+		dirs = append(dirs, d)
+	}
+	err := artifact.CheckMerge(dirs)
+	if errors.Is(err, artifact.ErrUnsafeSymlink) {
+		why := strings.TrimSuffix(err.Error(), ": "+artifact.ErrUnsafeSymlink.Error())
+		return apierr.InvalidParameterValue("Layers %s cannot be used together: extracted in order into /opt, they make a symbolic link that leads outside /opt (%s).", strings.Join(arns, ", "), why)
+	}
+	return err
+}

@@ -1,0 +1,16 @@
+package runtimeapi
+
+// Route is one endpoint of the route table, as tests outside the package see it.
+type Route struct {
+	Method, Pattern string
+	Wait            bool
+}
+
+// Routes lists the route table, so that tests exercise every endpoint in it.
+func Routes() []Route {
+	var rs []Route
+	for _, r := range routes {
+		rs = append(rs, Route{Method: r.method, Pattern: r.pattern, Wait: r.wait})
+	}
+	return rs
+}
