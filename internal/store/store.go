@@ -63,6 +63,9 @@ type Options struct {
 	Token string
 	// Keyring encrypts what must not be stored in the clear (functions' environment variables).
 	Keyring *crypt.Keyring
+	// Cluster, when set, joins the other nodes' embedded servers (cluster.go); nil runs
+	// standalone.
+	Cluster *ClusterOptions
 }
 
 // Store is the registry on JetStream.
@@ -88,6 +91,7 @@ type Store struct {
 	code     jetstream.ObjectStore
 	log      *slog.Logger
 	keyring  *crypt.Keyring
+	replicas int
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -112,9 +116,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Keyring == nil {
 		return nil, errors.New("store: a keyring is required")
 	}
-	// Every connection authenticates, Flint's own in-process ones included; only the client
-	// listener is ever opened (no cluster routes, gateways, leaf nodes, websocket or MQTT: a
-	// cluster mode must authenticate its routes before it opens them).
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkStoreDir(sopts.StoreDir, opts.Cluster != nil); err != nil {
+		return nil, err
+	}
+	// Every connection authenticates, Flint's own in-process ones included. Only the client
+	// listener and, in a cluster, the routes are ever opened (no gateways, leaf nodes,
+	// websocket or MQTT); routes authenticate apart, with routeAuth.
 	auth, err := newNATSAuth(opts.Token)
 	if err != nil {
 		return nil, err
@@ -134,6 +144,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			sopts.Port = server.RANDOM_PORT
 		}
 	}
+	replicas := 1
+	if opts.Cluster != nil {
+		if err := configureCluster(sopts, opts.Cluster, opts.Keyring.DerivedKeys(routePurpose)); err != nil {
+			return nil, err
+		}
+		replicas = opts.Cluster.Replicas
+	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
@@ -148,7 +165,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring}
+	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas}
+	if opts.Cluster != nil {
+		// A cluster of 2 elects with both; R3 assets need 3 nodes known to the meta leader.
+		if err := waitMeta(ctx, ns, max(2, replicas), opts.Log); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -163,10 +187,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 func (s *Store) open(ctx context.Context) error {
-	js, err := jetstream.New(s.nc)
+	inner, err := jetstream.New(s.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log}
 	s.js = js
 	for _, b := range []struct {
 		name, desc string
@@ -238,7 +263,9 @@ func (s *Store) Checkpoints() Records { return s.checkpts }
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }
 
-// JetStream is the shared JetStream context for other parts (logs, async queue).
+// JetStream is the shared JetStream context for other parts (logs, async queue). Every stream,
+// bucket and object store created or updated through it gets the cluster's replica count and is
+// safe to open from every node at once (replicated).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // ClientURL is where outside NATS clients connect ("" when not listening).
