@@ -199,6 +199,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken, Keyring: s.keyring,
 		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}
+	if natsOpts.Cluster, err = clusterOptions(cfg); err != nil {
+		return err
+	}
 	if cfg.NATSListen != "" {
 		// Outside clients always present the token, on loopback too: a local process (or a
 		// function sharing the host's network) is no more trusted than a remote one, and

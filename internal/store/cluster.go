@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -242,6 +243,64 @@ func waitMeta(ctx context.Context, ns *server.Server, want int, log *slog.Logger
 		case <-t.C:
 		}
 	}
+}
+
+// waitCurrent waits until this node's copy of each stream is as current as its leader's, so a
+// node restarted after others wrote does not fill its caches from its own stale copy (its
+// watches may read from it). A stream this node holds no copy of is skipped. The leader answers
+// the stream info; this node's own Raft state says whether it applied what it has.
+func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream, streams []string, log *slog.Logger) error {
+	me := ns.Name()
+	start, said := time.Now(), time.Now()
+	for _, name := range streams {
+		for {
+			why, err := streamBehind(ctx, ns, js, me, name)
+			if err != nil {
+				return err
+			}
+			if why == "" {
+				break
+			}
+			if time.Since(said) >= 10*time.Second {
+				said = time.Now()
+				log.Warn("waiting for this node's copy of a stream to catch up", "stream", name, "state", why, "waiting", time.Since(start).Round(time.Second))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("stream %s: %s: %w", name, why, ctx.Err())
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// streamBehind says why this node's copy of stream name is not current ("" when it is, or when
+// this node holds none).
+func streamBehind(ctx context.Context, ns *server.Server, js jetstream.JetStream, me, name string) (string, error) {
+	st, err := retry(ctx, slog.New(slog.DiscardHandler), "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
+		return js.Stream(ctx, name)
+	})
+	if err != nil {
+		return "", fmt.Errorf("stream %s: %w", name, err)
+	}
+	c := st.CachedInfo().Cluster
+	if c == nil || c.Leader == "" {
+		return "no leader", nil
+	}
+	if c.Leader != me {
+		i := slices.IndexFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })
+		if i < 0 {
+			return "", nil // no copy here
+		}
+		if p := c.Replicas[i]; !p.Current || p.Lag > 0 || p.Offline {
+			return fmt.Sprintf("behind the leader %s by %d", c.Leader, p.Lag), nil
+		}
+	}
+	if !ns.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, name) {
+		return "applying", nil
+	}
+	return "", nil
 }
 
 // metaReady says what is missing for ns's meta layer to be usable ("" when nothing is).

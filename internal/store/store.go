@@ -70,28 +70,29 @@ type Options struct {
 
 // Store is the registry on JetStream.
 type Store struct {
-	ns       *server.Server
-	nc       *nats.Conn
-	proxyNC  *nats.Conn // the outside clients' JetStream proxy (clients.go)
-	js       jetstream.JetStream
-	fns      bucket[lambda.Function]
-	versions bucket[lambda.Function]
-	aliases  bucket[lambda.Alias]
-	prov     bucket[lambda.ProvisionedConcurrency]
-	eic      bucket[lambda.EventInvokeConfig]
-	urls     bucket[lambda.FunctionURL]
-	scheds   bucket[lambda.Schedule]
-	layers   bucket[lambda.StoredLayer]
-	layerSeq bucket[int]
-	schedSt  bucket[lambda.ScheduleState]
-	esms     bucket[lambda.EventSourceMapping]
-	checkpts Records
-	policies bucket[lambda.StoredPolicy]
-	secrets  Records
-	code     jetstream.ObjectStore
-	log      *slog.Logger
-	keyring  *crypt.Keyring
-	replicas int
+	ns        *server.Server
+	nc        *nats.Conn
+	proxyNC   *nats.Conn // the outside clients' JetStream proxy (clients.go)
+	js        jetstream.JetStream
+	fns       bucket[lambda.Function]
+	versions  bucket[lambda.Function]
+	aliases   bucket[lambda.Alias]
+	prov      bucket[lambda.ProvisionedConcurrency]
+	eic       bucket[lambda.EventInvokeConfig]
+	urls      bucket[lambda.FunctionURL]
+	scheds    bucket[lambda.Schedule]
+	layers    bucket[lambda.StoredLayer]
+	layerSeq  bucket[int]
+	schedSt   bucket[lambda.ScheduleState]
+	esms      bucket[lambda.EventSourceMapping]
+	checkpts  Records
+	policies  bucket[lambda.StoredPolicy]
+	secrets   Records
+	code      jetstream.ObjectStore
+	log       *slog.Logger
+	keyring   *crypt.Keyring
+	replicas  int
+	clustered bool
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -165,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas}
+	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: opts.Cluster != nil}
 	if opts.Cluster != nil {
 		// A cluster of 2 elects with both; R3 assets need 3 nodes known to the meta leader.
 		if err := waitMeta(ctx, ns, max(2, replicas), opts.Log); err != nil {
@@ -193,6 +194,7 @@ func (s *Store) open(ctx context.Context) error {
 	}
 	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log}
 	s.js = js
+	var buckets []string
 	for _, b := range []struct {
 		name, desc string
 		open       func(jetstream.KeyValue)
@@ -242,6 +244,7 @@ func (s *Store) open(ctx context.Context) error {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
 	} {
+		buckets = append(buckets, b.name)
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage})
 		if err != nil {
@@ -253,6 +256,15 @@ func (s *Store) open(ctx context.Context) error {
 		Bucket: codeBucket, Description: "Flint code packages by SHA-256", Storage: jetstream.FileStorage,
 	}); err != nil {
 		return fmt.Errorf("open code bucket: %w", err)
+	}
+	if s.clustered {
+		streams := []string{"OBJ_" + codeBucket}
+		for _, b := range buckets {
+			streams = append(streams, "KV_"+b)
+		}
+		if err := waitCurrent(ctx, s.ns, inner, streams, s.log); err != nil {
+			return err
+		}
 	}
 	return nil
 }
