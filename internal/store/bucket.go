@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -38,7 +40,10 @@ func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
 }
 
 func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
-	e, err := b.kv.Get(ctx, key)
+	// Retried while a cluster settles: a read sent as a node leaves can find no responder.
+	e, err := retry(ctx, b.log, "get "+b.what, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+		return b.kv.Get(ctx, key)
+	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("%s %s: %w", b.what, key, ErrNotFound)
 	}
@@ -165,35 +170,64 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 	return out, nil
 }
 
+// watchHeartbeat is how often JetStream tells a watch it is alive while nothing changes. Two
+// missed heartbeats make the watch start over on another copy of the bucket: in a cluster the
+// watch's consumer lives on one node holding a copy, and when that node dies the watch would
+// otherwise stall until nats.go's KV watcher noticed (about 20 s, measured).
+const watchHeartbeat = time.Second
+
 // watch calls fn for every change (v nil when deleted) with its revision until ctx ends; ready is
-// called once the current state has been replayed.
-func (b bucket[T]) watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *T)) error {
-	w, err := b.kv.WatchAll(ctx)
+// called once the current state has been replayed. It reads the bucket's stream through an
+// ordered pull consumer (what nats.go's KV watch does with a push consumer, with a short
+// heartbeat here) that resumes after the last revision it delivered whenever it starts over.
+func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func(), fn func(key string, rev uint64, v *T)) error {
+	prefix := "$KV." + b.kv.Bucket() + "."
+	cons, err := js.OrderedConsumer(ctx, "KV_"+b.kv.Bucket(), jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{prefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
 	if err != nil {
 		return fmt.Errorf("watch %ss: %w", b.what, err)
 	}
-	defer func() { _ = w.Stop() }()
+	it, err := cons.Messages(jetstream.PullExpiry(4*watchHeartbeat), jetstream.PullHeartbeat(watchHeartbeat))
+	if err != nil {
+		return fmt.Errorf("watch %ss: %w", b.what, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	replayed := false
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		replayed = true
+		ready()
+	}
 	for {
-		var e jetstream.KeyValueEntry
-		select {
-		case <-ctx.Done():
-			return nil
-		case e = <-w.Updates():
+		m, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch %ss: %w", b.what, err)
 		}
-		if e == nil { // end of the initial replay
+		meta, err := m.Metadata()
+		if err != nil {
+			b.log.Warn("skipping a watched message without metadata", "bucket", b.what, "subject", m.Subject(), "err", err)
+			continue
+		}
+		key, rev := strings.TrimPrefix(m.Subject(), prefix), meta.Sequence.Stream
+		switch op := m.Headers().Get("KV-Operation"); {
+		case op == "DEL" || op == "PURGE":
+			fn(key, rev, nil)
+		default:
+			var v T
+			if err := json.Unmarshal(m.Data(), &v); err != nil {
+				b.log.Warn("skipping undecodable record", "bucket", b.what, "key", key, "err", err)
+			} else {
+				fn(key, rev, &v)
+			}
+		}
+		if !replayed && meta.NumPending == 0 {
+			replayed = true
 			ready()
-			continue
 		}
-		if e.Operation() != jetstream.KeyValuePut {
-			fn(e.Key(), e.Revision(), nil)
-			continue
-		}
-		var v T
-		if err := json.Unmarshal(e.Value(), &v); err != nil {
-			b.log.Warn("skipping undecodable record", "bucket", b.what, "key", e.Key(), "err", err)
-			continue
-		}
-		fn(e.Key(), e.Revision(), &v)
 	}
 }
 

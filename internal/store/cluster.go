@@ -245,60 +245,67 @@ func waitMeta(ctx context.Context, ns *server.Server, want int, log *slog.Logger
 	}
 }
 
-// waitCurrent waits until this node's copy of each stream is as current as its leader's, so a
-// node restarted after others wrote does not fill its caches from its own stale copy (its
-// watches may read from it). A stream this node holds no copy of is skipped. The leader answers
-// the stream info; this node's own Raft state says whether it applied what it has.
+// waitCurrent waits until this node's copy of each stream holds everything its leader held
+// when asked, so a node restarted after others wrote does not fill its caches from its own
+// stale copy (its watches may read from it). A stream this node holds no copy of is skipped.
+// The leader's own view of its followers cannot tell: right after a restart it still counts
+// the node current from before, so this compares the leader's last sequence with the local
+// copy's.
 func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream, streams []string, log *slog.Logger) error {
 	me := ns.Name()
-	start, said := time.Now(), time.Now()
+	want := map[string]uint64{}
 	for _, name := range streams {
-		for {
-			why, err := streamBehind(ctx, ns, js, me, name)
-			if err != nil {
-				return err
-			}
-			if why == "" {
-				break
-			}
-			if time.Since(said) >= 10*time.Second {
-				said = time.Now()
-				log.Warn("waiting for this node's copy of a stream to catch up", "stream", name, "state", why, "waiting", time.Since(start).Round(time.Second))
-			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("stream %s: %s: %w", name, why, ctx.Err())
-			case <-time.After(50 * time.Millisecond):
-			}
+		st, err := retry(ctx, log, "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
+			return js.Stream(ctx, name)
+		})
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", name, err)
+		}
+		info := st.CachedInfo()
+		if c := info.Cluster; c != nil && (c.Leader == me || slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })) {
+			want[name] = info.State.LastSeq
 		}
 	}
-	return nil
+	start, said := time.Now(), time.Now()
+	for {
+		why, err := behind(ns, want)
+		if err != nil {
+			return err
+		}
+		if why == "" {
+			return nil
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			log.Warn("waiting for this node's copies of the registry to catch up", "state", why, "waiting", time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("catching up (%s): %w", why, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
-// streamBehind says why this node's copy of stream name is not current ("" when it is, or when
-// this node holds none).
-func streamBehind(ctx context.Context, ns *server.Server, js jetstream.JetStream, me, name string) (string, error) {
-	st, err := retry(ctx, slog.New(slog.DiscardHandler), "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
-		return js.Stream(ctx, name)
-	})
+// behind says which local stream copy has yet to reach its wanted last sequence ("" when none).
+func behind(ns *server.Server, want map[string]uint64) (string, error) {
+	jsz, err := ns.Jsz(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Streams: true})
 	if err != nil {
-		return "", fmt.Errorf("stream %s: %w", name, err)
+		return "", fmt.Errorf("jetstream state: %w", err)
 	}
-	c := st.CachedInfo().Cluster
-	if c == nil || c.Leader == "" {
-		return "no leader", nil
-	}
-	if c.Leader != me {
-		i := slices.IndexFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })
-		if i < 0 {
-			return "", nil // no copy here
-		}
-		if p := c.Replicas[i]; !p.Current || p.Lag > 0 || p.Offline {
-			return fmt.Sprintf("behind the leader %s by %d", c.Leader, p.Lag), nil
+	have := map[string]uint64{}
+	for _, a := range jsz.AccountDetails {
+		for _, sd := range a.Streams {
+			have[sd.Name] = sd.State.LastSeq
 		}
 	}
-	if !ns.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, name) {
-		return "applying", nil
+	for name, seq := range want {
+		if got, ok := have[name]; !ok || got < seq {
+			return fmt.Sprintf("stream %s here at %d of %d", name, got, seq), nil
+		}
+		if !ns.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, name) {
+			return fmt.Sprintf("stream %s applying", name), nil
+		}
 	}
 	return "", nil
 }
