@@ -247,26 +247,48 @@ func waitMeta(ctx context.Context, ns *server.Server, want int, log *slog.Logger
 
 // waitCurrent waits until this node's copy of each stream holds everything its leader held
 // when asked, so a node restarted after others wrote does not fill its caches from its own
-// stale copy (its watches may read from it). A stream this node holds no copy of is skipped.
-// The leader's own view of its followers cannot tell: right after a restart it still counts
-// the node current from before, so this compares the leader's last sequence with the local
-// copy's.
+// stale copy (its watches may read from it). Streams this node holds no copy of are skipped.
+// Neither the leader's view of its followers (right after a restart it still counts the node
+// current from before) nor this node's own Raft state (it has yet to hear of what it missed)
+// can tell, so this compares the leader's last sequence with the local copy's. A stream info
+// answer that leaves this node out of the replicas came from this node itself (while it knows
+// no leader it answers for the stream): it is asked again.
 func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream, streams []string, log *slog.Logger) error {
 	me := ns.Name()
-	want := map[string]uint64{}
-	for _, name := range streams {
-		st, err := retry(ctx, log, "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
-			return js.Stream(ctx, name)
-		})
-		if err != nil {
-			return fmt.Errorf("stream %s: %w", name, err)
-		}
-		info := st.CachedInfo()
-		if c := info.Cluster; c != nil && (c.Leader == me || slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })) {
-			want[name] = info.State.LastSeq
-		}
+	local, err := localStreams(ns)
+	if err != nil {
+		return err
 	}
 	start, said := time.Now(), time.Now()
+	want := map[string]uint64{}
+	for _, name := range streams {
+		for {
+			st, err := retry(ctx, log, "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
+				return js.Stream(ctx, name)
+			})
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", name, err)
+			}
+			info := st.CachedInfo()
+			c := info.Cluster
+			if c != nil && c.Leader != "" && (c.Leader == me || slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })) {
+				want[name] = info.State.LastSeq
+				break
+			}
+			if _, ok := local[name]; !ok && c != nil && c.Leader != "" {
+				break // no copy here
+			}
+			if time.Since(said) >= 10*time.Second {
+				said = time.Now()
+				log.Warn("waiting for the leader of a stream to answer", "stream", name, "waiting", time.Since(start).Round(time.Second))
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("stream %s: no answer from its leader: %w", name, ctx.Err())
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
 	for {
 		why, err := behind(ns, want)
 		if err != nil {
@@ -287,17 +309,26 @@ func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream,
 	}
 }
 
-// behind says which local stream copy has yet to reach its wanted last sequence ("" when none).
-func behind(ns *server.Server, want map[string]uint64) (string, error) {
+// localStreams are the last sequences of the stream copies this node holds.
+func localStreams(ns *server.Server) (map[string]uint64, error) {
 	jsz, err := ns.Jsz(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Streams: true})
 	if err != nil {
-		return "", fmt.Errorf("jetstream state: %w", err)
+		return nil, fmt.Errorf("jetstream state: %w", err)
 	}
 	have := map[string]uint64{}
 	for _, a := range jsz.AccountDetails {
 		for _, sd := range a.Streams {
 			have[sd.Name] = sd.State.LastSeq
 		}
+	}
+	return have, nil
+}
+
+// behind says which local stream copy has yet to reach its wanted last sequence ("" when none).
+func behind(ns *server.Server, want map[string]uint64) (string, error) {
+	have, err := localStreams(ns)
+	if err != nil {
+		return "", err
 	}
 	for name, seq := range want {
 		if got, ok := have[name]; !ok || got < seq {
