@@ -93,6 +93,7 @@ type Store struct {
 	keyring   *crypt.Keyring
 	replicas  int
 	clustered bool
+	outside   bool // outside NATS clients are let in (Options.Listen)
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -166,7 +167,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: opts.Cluster != nil}
+	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: opts.Cluster != nil, outside: opts.Listen != ""}
 	if opts.Cluster != nil {
 		// A cluster of 2 elects with both; R3 assets need 3 nodes known to the meta leader.
 		if err := waitMeta(ctx, ns, max(2, replicas), opts.Log); err != nil {
@@ -282,7 +283,9 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // ClientURL is where outside NATS clients connect ("" when not listening).
 func (s *Store) ClientURL() string {
-	if addr := s.ns.Addr(); addr != nil {
+	// A cluster node listens on loopback even without outside clients (routes need a client
+	// listener): that address is no use to anyone.
+	if addr := s.ns.Addr(); addr != nil && s.outside {
 		return s.ns.ClientURL()
 	}
 	return ""
