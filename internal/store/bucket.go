@@ -41,7 +41,7 @@ func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
 
 func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
 	// Retried while a cluster settles: a read sent as a node leaves can find no responder.
-	e, err := retry(ctx, b.log, "get "+b.what, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
+	e, err := retry(ctx, b.log, "get "+b.what, nil, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
 		return b.kv.Get(ctx, key)
 	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -263,7 +264,7 @@ func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream,
 	want := map[string]uint64{}
 	for _, name := range streams {
 		for {
-			st, err := retry(ctx, log, "stream info "+name, func(ctx context.Context) (jetstream.Stream, error) {
+			st, err := retry(ctx, log, "stream info "+name, nil, func(ctx context.Context) (jetstream.Stream, error) {
 				return js.Stream(ctx, name)
 			})
 			if err != nil {
@@ -371,19 +372,26 @@ type replicated struct {
 	jetstream.JetStream
 	replicas int
 	log      *slog.Logger
+	// unanswered counts requests that got no answer within attemptTimeout (and were retried):
+	// none should, once the meta leader exists and assets are opened create first.
+	unanswered atomic.Int64
 }
 
 // attemptTimeout bounds one JetStream API request; the caller's context bounds the retries.
 const attemptTimeout = 10 * time.Second
 
-// retry runs op until it succeeds, fails for good, or ctx ends.
-func retry[T any](ctx context.Context, log *slog.Logger, what string, op func(context.Context) (T, error)) (T, error) {
+// retry runs op until it succeeds, fails for good, or ctx ends; unanswered (if not nil) counts
+// the attempts that got no answer in time.
+func retry[T any](ctx context.Context, log *slog.Logger, what string, unanswered *atomic.Int64, op func(context.Context) (T, error)) (T, error) {
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		v, err := op(actx)
 		cancel()
 		if err == nil || ctx.Err() != nil || !transient(err) {
 			return v, err
+		}
+		if unanswered != nil && errors.Is(err, context.DeadlineExceeded) {
+			unanswered.Add(1)
 		}
 		log.Debug("jetstream request retried", "what", what, "err", err)
 		select {
@@ -416,21 +424,21 @@ func transient(err error) bool {
 
 func (r *replicated) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "create stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+	return retry(ctx, r.log, "create stream "+cfg.Name, &r.unanswered, func(ctx context.Context) (jetstream.Stream, error) {
 		return r.JetStream.CreateStream(ctx, cfg)
 	})
 }
 
 func (r *replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "update stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+	return retry(ctx, r.log, "update stream "+cfg.Name, &r.unanswered, func(ctx context.Context) (jetstream.Stream, error) {
 		return r.JetStream.UpdateStream(ctx, cfg)
 	})
 }
 
 func (r *replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open stream "+cfg.Name, func(ctx context.Context) (jetstream.Stream, error) {
+	return retry(ctx, r.log, "open stream "+cfg.Name, &r.unanswered, func(ctx context.Context) (jetstream.Stream, error) {
 		st, err := r.JetStream.CreateStream(ctx, cfg) // an identical existing stream is no error
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			st, err = r.JetStream.UpdateStream(ctx, cfg)
@@ -441,21 +449,21 @@ func (r *replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Str
 
 func (r *replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "create bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+	return retry(ctx, r.log, "create bucket "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return r.JetStream.CreateKeyValue(ctx, cfg)
 	})
 }
 
 func (r *replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "update bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+	return retry(ctx, r.log, "update bucket "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.KeyValue, error) {
 		return r.JetStream.UpdateKeyValue(ctx, cfg)
 	})
 }
 
 func (r *replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open bucket "+cfg.Bucket, func(ctx context.Context) (jetstream.KeyValue, error) {
+	return retry(ctx, r.log, "open bucket "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.KeyValue, error) {
 		kv, err := r.JetStream.CreateKeyValue(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			kv, err = r.JetStream.UpdateKeyValue(ctx, cfg)
@@ -466,21 +474,21 @@ func (r *replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.K
 
 func (r *replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "create object store "+cfg.Bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+	return retry(ctx, r.log, "create object store "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.ObjectStore, error) {
 		return r.JetStream.CreateObjectStore(ctx, cfg)
 	})
 }
 
 func (r *replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "update object store "+cfg.Bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+	return retry(ctx, r.log, "update object store "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.ObjectStore, error) {
 		return r.JetStream.UpdateObjectStore(ctx, cfg)
 	})
 }
 
 func (r *replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open object store "+cfg.Bucket, func(ctx context.Context) (jetstream.ObjectStore, error) {
+	return retry(ctx, r.log, "open object store "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.ObjectStore, error) {
 		obj, err := r.JetStream.CreateObjectStore(ctx, cfg)
 		if errors.Is(err, jetstream.ErrBucketExists) {
 			obj, err = r.JetStream.UpdateObjectStore(ctx, cfg)

@@ -131,6 +131,13 @@ func TestClusterStore(t *testing.T) {
 	if st, err := stores[0].js.Stream(ctx, "LATER"); err != nil || st.CachedInfo().Config.Replicas != 3 {
 		t.Fatalf("LATER: %v, want 3 replicas", err)
 	}
+	// The retries would hide it, so count: no request may have gone unanswered (as concurrent
+	// create-or-update of a new asset does).
+	for _, s := range stores {
+		if n := s.js.(*replicated).unanswered.Load(); n > 0 {
+			t.Errorf("%s: %d JetStream requests went unanswered while the nodes opened their assets", s.ns.Name(), n)
+		}
+	}
 
 	if _, err := stores[0].Secrets().Put(ctx, "k", json.RawMessage(`"v1"`)); err != nil {
 		t.Fatal(err)
