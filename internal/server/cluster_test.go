@@ -232,11 +232,18 @@ func TestCluster(t *testing.T) {
 		node2.srv.Close()
 		// With one of three down, writes and invokes go on through the other two (R3: a
 		// quorum of two).
+		t0 := time.Now()
 		if _, err := clients[0].UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
 			FunctionName: aws.String("greeter"),
 			Environment:  &types.Environment{Variables: map[string]string{"GREETING": "while node 2 was down"}},
 		}); err != nil {
 			t.Fatalf("update through node 1 with node 2 down: %v", err)
+		}
+		// The update answers once node 1's own view holds it, or after the view's 10 s
+		// timeout: taking that long means node 1's watch stalled when node 2 left (as nats.go's
+		// KV watch does for ~20 s when its consumer lived on the node that left).
+		if d := time.Since(t0); d > 9*time.Second {
+			t.Errorf("update through node 1 took %v: its view stalled after node 2 left", d)
 		}
 		eventually(t, 30*time.Second, "node 3 runs node 1's update", func() error {
 			if got, err := greeting(clients[2]); err != nil || got != "while node 2 was down" {
@@ -246,7 +253,7 @@ func TestCluster(t *testing.T) {
 		})
 		sctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
-		t0 := time.Now()
+		t0 = time.Now()
 		if err := node2.start(sctx); err != nil {
 			t.Fatalf("restart node 2: %v", err)
 		}
