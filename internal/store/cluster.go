@@ -267,11 +267,16 @@ func waitCurrent(ctx context.Context, ns *server.Server, js jetstream.JetStream,
 			st, err := retry(ctx, log, "stream info "+name, nil, func(ctx context.Context) (jetstream.Stream, error) {
 				return js.Stream(ctx, name)
 			})
-			if err != nil {
+			// Not found: answered by a node yet to learn of a stream another node just created.
+			if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("stream %s: %w", name, err)
 			}
-			info := st.CachedInfo()
-			c := info.Cluster
+			var info *jetstream.StreamInfo
+			var c *jetstream.ClusterInfo
+			if err == nil {
+				info = st.CachedInfo()
+				c = info.Cluster
+			}
 			if c != nil && c.Leader != "" && (c.Leader == me || slices.ContainsFunc(c.Replicas, func(p *jetstream.PeerInfo) bool { return p.Name == me })) {
 				want[name] = info.State.LastSeq
 				break

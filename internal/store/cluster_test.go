@@ -131,10 +131,13 @@ func TestClusterStore(t *testing.T) {
 	if st, err := stores[0].js.Stream(ctx, "LATER"); err != nil || st.CachedInfo().Config.Replicas != 3 {
 		t.Fatalf("LATER: %v, want 3 replicas", err)
 	}
-	// The retries would hide it, so count: no request may have gone unanswered (as concurrent
-	// create-or-update of a new asset does).
+	// The retries would hide it, so count the requests that went unanswered. Concurrent
+	// create-or-update of new assets from every node leaves 6 or 7 per node unanswered here
+	// (more in the research notes); create-first leaves none, apart from a rare one when the
+	// young meta group changes leader with requests in flight (seen once in a dozen runs, on
+	// two nodes at once), which is what the retries are for.
 	for _, s := range stores {
-		if n := s.js.(*replicated).unanswered.Load(); n > 0 {
+		if n := s.js.(*replicated).unanswered.Load(); n > 1 {
 			t.Errorf("%s: %d JetStream requests went unanswered while the nodes opened their assets", s.ns.Name(), n)
 		}
 	}
@@ -145,6 +148,30 @@ func TestClusterStore(t *testing.T) {
 	got, _, err := stores[2].Secrets().Get(ctx, "k")
 	if err != nil || string(got) != `"v1"` {
 		t.Fatalf("read through n3 = %s, %v; want the write through n1", got, err)
+	}
+
+	// A node restarted after the others wrote has its copy caught up when Open returns: its
+	// caches (watches) may read from that copy.
+	stores[2].Close()
+	for i := range 2000 {
+		if _, err := stores[i%2].Secrets().Put(ctx, fmt.Sprintf("k%d", i%100), json.RawMessage(`"v"`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if stores[2], err = nodes[2].open(ctx, t); err != nil {
+		t.Fatalf("reopen n3: %v", err)
+	}
+	t.Cleanup(stores[2].Close)
+	local, err := localStreams(stores[2].ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := stores[0].js.Stream(ctx, "KV_flint_secrets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := st.CachedInfo().State.LastSeq; local["KV_flint_secrets"] < want {
+		t.Errorf("reopened n3's copy of KV_flint_secrets is at %d, the leader's at %d", local["KV_flint_secrets"], want)
 	}
 
 	// Intruders dial all three nodes: one with another master key (so another route secret),
