@@ -179,11 +179,38 @@ const watchHeartbeat = time.Second
 // watch calls fn for every change (v nil when deleted) with its revision until ctx ends; ready is
 // called once the current state has been replayed. It reads the bucket's stream through an
 // ordered pull consumer (what nats.go's KV watch does with a push consumer, with a short
-// heartbeat here) that resumes after the last revision it delivered whenever it starts over.
+// heartbeat here) that resumes after the last revision it delivered whenever it starts over. A
+// watch that fails (its consumer cannot be made while the cluster has no leader, say) starts
+// over too, after a pause, instead of leaving the cache behind for good.
 func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func(), fn func(key string, rev uint64, v *T)) error {
+	var last uint64 // the last revision delivered
+	replayed := false
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		before := last
+		err := b.watchFrom(ctx, js, &last, &replayed, ready, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if last > before {
+			wait = 100 * time.Millisecond
+		}
+		b.log.Warn("watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+// watchFrom runs one consumer from after revision *last (from the current state when 0).
+func (b bucket[T]) watchFrom(ctx context.Context, js jetstream.JetStream, last *uint64, replayed *bool, ready func(), fn func(key string, rev uint64, v *T)) error {
 	prefix := "$KV." + b.kv.Bucket() + "."
-	cons, err := js.OrderedConsumer(ctx, "KV_"+b.kv.Bucket(), jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{prefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy})
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}
+	if *last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *last+1
+	}
+	cons, err := js.OrderedConsumer(ctx, "KV_"+b.kv.Bucket(), cfg)
 	if err != nil {
 		return fmt.Errorf("watch %ss: %w", b.what, err)
 	}
@@ -194,17 +221,13 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 	defer it.Stop()
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
-	replayed := false
-	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		replayed = true
+	if info := cons.CachedInfo(); !*replayed && info != nil && info.NumPending == 0 {
+		*replayed = true
 		ready()
 	}
 	for {
 		m, err := it.Next()
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
 			return fmt.Errorf("watch %ss: %w", b.what, err)
 		}
 		meta, err := m.Metadata()
@@ -213,6 +236,7 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 			continue
 		}
 		key, rev := strings.TrimPrefix(m.Subject(), prefix), meta.Sequence.Stream
+		*last = rev
 		switch op := m.Headers().Get("KV-Operation"); {
 		case op == "DEL" || op == "PURGE":
 			fn(key, rev, nil)
@@ -224,8 +248,8 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 				fn(key, rev, &v)
 			}
 		}
-		if !replayed && meta.NumPending == 0 {
-			replayed = true
+		if !*replayed && meta.NumPending == 0 {
+			*replayed = true
 			ready()
 		}
 	}
