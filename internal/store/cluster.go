@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -212,6 +213,31 @@ func checkStoreDir(storeDir string, clustered bool) error {
 	case !clustered && meta:
 		return fmt.Errorf("%w: %s belongs to a cluster node; start it with its --node, --cluster-listen and --join",
 			ErrModeMismatch, filepath.Dir(storeDir))
+	}
+	return nil
+}
+
+// checkNodeName keeps a cluster node's data directory to one node name: JetStream knows its
+// peers by a hash of the name, so a renamed node would be a stranger holding another's copies.
+// The name is written on first start.
+func checkNodeName(storeDir, node string) error {
+	path := filepath.Join(storeDir, "flint-node")
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(storeDir, 0o700); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		if err := os.WriteFile(path, []byte(node+"\n"), 0o600); err != nil {
+			return fmt.Errorf("data directory: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	if was := strings.TrimSpace(string(b)); was != node {
+		return fmt.Errorf("%w: %s belongs to cluster node %s, not %s: a node keeps its name (--node) for as long as its data",
+			ErrModeMismatch, filepath.Dir(storeDir), was, node)
 	}
 	return nil
 }

@@ -222,6 +222,12 @@ func TestClusterStore(t *testing.T) {
 	if !errors.Is(err, ErrModeMismatch) {
 		t.Fatalf("standalone open of a cluster node's data = %v, want ErrModeMismatch", err)
 	}
+	// And so is the same directory under another node name.
+	renamed := nodes[2]
+	renamed.name = "n9"
+	if _, err := renamed.open(ctx, t); !errors.Is(err, ErrModeMismatch) || !strings.Contains(err.Error(), "belongs to cluster node n3") {
+		t.Fatalf("open of n3's data as n9 = %v, want ErrModeMismatch naming n3", err)
+	}
 }
 
 // TestClusterRefusesStandaloneData: a data directory a standalone Flint used is refused as a

@@ -124,6 +124,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err := checkStoreDir(sopts.StoreDir, opts.Cluster != nil); err != nil {
 		return nil, err
 	}
+	if opts.Cluster != nil {
+		if err := checkNodeName(sopts.StoreDir, opts.Cluster.Node); err != nil {
+			return nil, err
+		}
+	}
 	// Every connection authenticates, Flint's own in-process ones included. Only the client
 	// listener and, in a cluster, the routes are ever opened (no gateways, leaf nodes,
 	// websocket or MQTT); routes authenticate apart, with routeAuth.
