@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -227,6 +229,37 @@ func TestCluster(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("async events sent to any node run", func(t *testing.T) {
+		// Every node consumes the one replicated async queue; an event runs on whichever
+		// node fetched it. (The process sandbox lets the function write this host file.)
+		out := filepath.Join(t.TempDir(), "events")
+		createFunction(t, clients[0], "recorder", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: `
+def handler(event, context):
+    with open(event["file"], "a") as f:
+        f.write(event["id"] + "\n")
+`}}))
+		for i, c := range clients {
+			payload := fmt.Sprintf(`{"file":%q,"id":"via-node%d"}`, out, i+1)
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d accepts an async event", i+1), func() error {
+				_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("recorder"),
+					InvocationType: types.InvocationTypeEvent, Payload: []byte(payload)})
+				return err
+			})
+		}
+		eventually(t, 30*time.Second, "the three events run", func() error {
+			b, err := os.ReadFile(out)
+			if err != nil {
+				return err
+			}
+			got := strings.Fields(string(b))
+			slices.Sort(got)
+			if want := []string{"via-node1", "via-node2", "via-node3"}; !slices.Equal(got, want) {
+				return fmt.Errorf("ran %v, want %v", got, want)
+			}
+			return nil
+		})
+	})
+
 	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {
 		node2 := nodes[1]
 		node2.srv.Close()
