@@ -260,3 +260,45 @@ func TestClusterRefusesStandaloneData(t *testing.T) {
 		t.Fatalf("standalone data after the refusal = %s, %v", got, err)
 	}
 }
+
+// TestClusterTwoNodes: two nodes form a cluster with one copy of each asset (config.Replicas
+// gives 1 for two nodes) and see each other's writes.
+func TestClusterTwoNodes(t *testing.T) {
+	keys := testKeyring(t)
+	ports := protoClusterPorts(t, 2)
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	stores := make([]*Store, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n := clusterNode{name: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), listen: addr(i), join: []string{addr(1 - i)}, keys: keys}
+			log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			stores[i], errs[i] = Open(ctx, Options{Dir: n.dir, Keyring: n.keys, Log: log, Cluster: &ClusterOptions{
+				Node: n.name, Listen: n.listen, Join: n.join, Replicas: 1}})
+		}()
+	}
+	wg.Wait()
+	for i, s := range stores {
+		if s != nil {
+			t.Cleanup(s.Close)
+		}
+		if errs[i] != nil {
+			t.Fatalf("open n%d: %v", i+1, errs[i])
+		}
+	}
+	st, err := stores[0].js.Stream(ctx, "KV_flint_functions")
+	if err != nil || st.CachedInfo().Config.Replicas != 1 {
+		t.Fatalf("KV_flint_functions: %v, want 1 replica", err)
+	}
+	if _, err := stores[1].Secrets().Put(ctx, "k", json.RawMessage(`"two"`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := stores[0].Secrets().Get(ctx, "k"); err != nil || string(got) != `"two"` {
+		t.Fatalf("read through n1 = %s, %v; want the write through n2", got, err)
+	}
+}
