@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -40,10 +41,17 @@ func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
 }
 
 func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
-	// Retried while a cluster settles: a read sent as a node leaves can find no responder.
-	e, err := retry(ctx, b.log, "get "+b.what, nil, func(ctx context.Context) (jetstream.KeyValueEntry, error) {
-		return b.kv.Get(ctx, key)
-	})
+	e, err := b.kv.Get(ctx, key)
+	// A read sent as a cluster node leaves can find no responder for a moment: ask again, a
+	// few times.
+	for wait := 50 * time.Millisecond; errors.Is(err, nats.ErrNoResponders) && wait < 2*time.Second; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("get %s %s: %w", b.what, key, err)
+		case <-time.After(wait):
+		}
+		e, err = b.kv.Get(ctx, key)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("%s %s: %w", b.what, key, ErrNotFound)
 	}

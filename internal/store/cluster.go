@@ -408,17 +408,22 @@ type replicated struct {
 	unanswered atomic.Int64
 }
 
-// attemptTimeout bounds one JetStream API request; the caller's context bounds the retries.
-const attemptTimeout = 10 * time.Second
+// attemptTimeout bounds one JetStream API request; retryBudget (or the caller's context, if
+// sooner) bounds the retries, so a cluster without quorum fails a request instead of holding it.
+const (
+	attemptTimeout = 10 * time.Second
+	retryBudget    = time.Minute
+)
 
-// retry runs op until it succeeds, fails for good, or ctx ends; unanswered (if not nil) counts
-// the attempts that got no answer in time.
+// retry runs op until it succeeds, fails for good, or ctx or the budget ends; unanswered (if not
+// nil) counts the attempts that got no answer in time.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, unanswered *atomic.Int64, op func(context.Context) (T, error)) (T, error) {
+	give := time.Now().Add(retryBudget)
 	for wait := 50 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
 		actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 		v, err := op(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || !transient(err) {
+		if err == nil || ctx.Err() != nil || !transient(err) || time.Now().After(give) {
 			return v, err
 		}
 		if unanswered != nil && errors.Is(err, context.DeadlineExceeded) {
