@@ -290,6 +290,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return nil
 }
 
+// writeZip returns the writer of a code package download: a package, or the error to render.
+func writeZip(w http.ResponseWriter) func([]byte, error) error {
+	return func(b []byte, err error) error {
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
+		return nil
+	}
+}
+
 // decodeBody reads a JSON request body of at most limit bytes into v.
 func decodeBody(r *http.Request, limit int64, op string, v any) error {
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
