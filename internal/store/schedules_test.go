@@ -21,7 +21,9 @@ func TestScheduleStateOnlyMovesForward(t *testing.T) {
 	ctx := context.Background()
 	st := s.Schedules()
 	base := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	at := func(min int) lambda.ScheduleState { return lambda.ScheduleState{LastFire: base.Add(time.Duration(min) * time.Minute)} }
+	at := func(min int) lambda.ScheduleState {
+		return lambda.ScheduleState{LastFire: base.Add(time.Duration(min) * time.Minute)}
+	}
 
 	if err := st.AdvanceState(ctx, "default", "s", at(2)); err != nil {
 		t.Fatal(err)
