@@ -29,6 +29,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/invoke"
@@ -57,6 +58,9 @@ type API struct {
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
 	runtimes  *runtimes.Table
+	nodes     interface {
+		List(ctx context.Context) ([]cluster.Node, error)
+	}
 }
 
 // Config wires an API.
@@ -76,6 +80,10 @@ type Config struct {
 	Auth    *sigv4.Verifier
 	DevMode func() bool
 	Keyring *crypt.Keyring // the master keys (download links' signing keys derive from them)
+	// Nodes lists the cluster's nodes (GET /flint/v1/nodes).
+	Nodes interface {
+		List(ctx context.Context) ([]cluster.Node, error)
+	}
 	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
 	// nil: runtimes.Default().
 	Runtimes *runtimes.Table
@@ -85,7 +93,7 @@ type Config struct {
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), runtimes: cfg.Runtimes}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
@@ -128,6 +136,9 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
+	if cfg.Nodes != nil {
+		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))
+	}
 	m.HandleFunc("POST /2018-10-31/layers/{layer}/versions", a.handle(a.publishLayerVersion))
 	m.HandleFunc("GET /2018-10-31/layers/{layer}/versions", a.handle(a.listLayerVersions))
 	m.HandleFunc("GET /2018-10-31/layers/{layer}/versions/{version}", a.handle(a.getLayerVersion))
@@ -288,6 +299,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
 	return nil
+}
+
+// writeZip returns the writer of a code package download: a package, or the error to render.
+func writeZip(w http.ResponseWriter) func([]byte, error) error {
+	return func(b []byte, err error) error {
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		_, _ = w.Write(b)
+		return nil
+	}
 }
 
 // decodeBody reads a JSON request body of at most limit bytes into v.

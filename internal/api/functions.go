@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/control"
@@ -56,14 +55,7 @@ func (a *API) getFunctionConfiguration(w http.ResponseWriter, r *http.Request, _
 }
 
 func (a *API) functionCode(w http.ResponseWriter, r *http.Request, _ string) error {
-	b, err := a.ctl.Functions.Package(r.Context(), a.target(r))
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
-	return nil
+	return writeZip(w)(a.ctl.Functions.Package(r.Context(), a.target(r)))
 }
 
 func (a *API) listFunctions(w http.ResponseWriter, r *http.Request, _ string) error {

@@ -50,14 +50,7 @@ func (a *API) getLayerVersion(w http.ResponseWriter, r *http.Request, _ string) 
 }
 
 func (a *API) layerContent(w http.ResponseWriter, r *http.Request, _ string) error {
-	b, err := a.ctl.Layers.Content(r.Context(), r.PathValue("layer"), r.PathValue("version"))
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/zip")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, _ = w.Write(b)
-	return nil
+	return writeZip(w)(a.ctl.Layers.Content(r.Context(), r.PathValue("layer"), r.PathValue("version")))
 }
 
 func (a *API) deleteLayerVersion(w http.ResponseWriter, r *http.Request, _ string) error {

@@ -123,6 +123,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.rmCommand(),
 		a.logsCommand(),
 		a.queueCommand(),
+		a.nodesCommand(),
 		a.keysCommand(),
 		a.runtimesCommand(),
 		a.versionCommand(),

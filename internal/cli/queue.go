@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,27 +36,9 @@ func (a *app) queueCommand() *cobra.Command {
 			"prints \"nothing queued\".",
 		Args: rangeArgs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx := cmd.Context()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.endpoint+"/flint/v1/async", nil)
+			body, err := a.getFlint(cmd.Context(), "/flint/v1/async", "the async queue")
 			if err != nil {
 				return err
-			}
-			client, err := a.flintHTTPClient(ctx, queueTimeout)
-			if err != nil {
-				return err
-			}
-			defer client.CloseIdleConnections()
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return responseError(resp)
-			}
-			body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-			if err != nil {
-				return fmt.Errorf("read the async queue: %w", err)
 			}
 			var st struct {
 				Functions []queueStats `json:"functions"`
@@ -77,6 +60,32 @@ func (a *app) queueCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON as it is")
 	return cmd
+}
+
+// getFlint reads one of Flint's own JSON endpoints (GET path), what names it in errors.
+func (a *app) getFlint(ctx context.Context, path, what string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.endpoint+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	client, err := a.flintHTTPClient(ctx, queueTimeout)
+	if err != nil {
+		return nil, err
+	}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, responseError(resp)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	}
+	return body, nil
 }
 
 // writeQueueTable prints the queue as an aligned table, one function a line.

@@ -36,7 +36,7 @@ type Schedules interface {
 	Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, sc *lambda.Schedule)) error
 	Delete(ctx context.Context, group, name string) error
 	State(ctx context.Context, group, name string) (lambda.ScheduleState, error)
-	PutState(ctx context.Context, group, name string, st lambda.ScheduleState) error
+	AdvanceState(ctx context.Context, group, name string, st lambda.ScheduleState) error
 }
 
 // Service runs the schedules.
@@ -181,7 +181,7 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	} else {
 		s.log.Info("skipping an occurrence missed beyond the flexible window", "schedule", sc.Arn, "occurrence", occ)
 	}
-	if err := s.store.PutState(ctx, sc.GroupName, sc.Name, lambda.ScheduleState{LastFire: occ}); err != nil {
+	if err := s.store.AdvanceState(ctx, sc.GroupName, sc.Name, lambda.ScheduleState{LastFire: occ}); err != nil {
 		return now.Add(time.Second), err
 	}
 	if _, ok := expr.Next(occ); !ok && sc.ActionAfterCompletion == "DELETE" {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,6 +230,35 @@ func TestCluster(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("every node lists the three nodes by their names", func(t *testing.T) {
+		for i, n := range nodes {
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d lists the cluster", i+1), func() error {
+				resp, err := http.Get(n.srv.URL() + "/flint/v1/nodes")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				var out struct {
+					Nodes []struct{ Name, State string }
+				}
+				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+					return err
+				}
+				var up []string
+				for _, nd := range out.Nodes {
+					if nd.State == "up" {
+						up = append(up, nd.Name)
+					}
+				}
+				slices.Sort(up)
+				if want := []string{"node1", "node2", "node3"}; !slices.Equal(up, want) {
+					return fmt.Errorf("up: %v, want %v", up, want)
+				}
+				return nil
+			})
+		}
+	})
+
 	t.Run("async events sent to any node run", func(t *testing.T) {
 		// Every node consumes the one replicated async queue; an event runs on whichever
 		// node fetched it. (The process sandbox lets the function write this host file.)

@@ -24,6 +24,7 @@ import (
 	"github.com/flint-run/flint/internal/api"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/asyncq"
+	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
@@ -303,8 +304,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
 		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
+	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
+		Load: s.load, Log: s.log.With("part", "cluster")})
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
-		Account: account, Log: s.log.With("part", "api"), Runtimes: interps,
+		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
@@ -330,8 +333,27 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	s.goRun("heartbeat", func() error { return nodes.Run(runCtx) })
 	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
+}
+
+// load is what this node's heartbeat reports of its environments.
+func (s *Server) load() cluster.Load {
+	st := s.workers.Stats()
+	return cluster.Load{Environments: st.Starting + st.Idle + st.Busy, Busy: st.Busy, MemoryMB: st.MemoryMB, BudgetMB: st.BudgetMB}
+}
+
+// nodeName names this node in the cluster's membership: its --node name in a cluster (several
+// nodes may share a host), else the host's name.
+func nodeName(cfg config.Config) string {
+	if cfg.Node != "" {
+		return cfg.Node
+	}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "flint"
 }
 
 // queueStats adapts the async queue's stats for metrics.

@@ -302,10 +302,29 @@ func (r Schedules) State(ctx context.Context, group, name string) (lambda.Schedu
 	return *st, nil
 }
 
-// PutState records a schedule's last firing.
-func (r Schedules) PutState(ctx context.Context, group, name string, st lambda.ScheduleState) error {
-	_, err := r.s.schedSt.put(ctx, scheduleKey(group, name), &st)
-	return err
+// AdvanceState records a schedule's last firing unless a later one is recorded already: every
+// node's scheduler fires a due occurrence (the queue drops the copies by their request id), and
+// a slow node must not move the record back to an occurrence that the others have passed.
+func (r Schedules) AdvanceState(ctx context.Context, group, name string, st lambda.ScheduleState) error {
+	key := scheduleKey(group, name)
+	for attempt := 0; attempt < 10; attempt++ {
+		cur, rev, err := r.s.schedSt.get(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			_, err = r.s.schedSt.create(ctx, key, &st)
+		case err != nil:
+			return err
+		case !st.LastFire.After(cur.LastFire):
+			return nil
+		default:
+			_, err = r.s.schedSt.update(ctx, key, &st, rev)
+		}
+		if errors.Is(err, ErrExists) || errors.Is(err, ErrConflict) {
+			continue // another node wrote meanwhile: compare with its record
+		}
+		return err
+	}
+	return fmt.Errorf("schedule state %s: %w", key, ErrConflict)
 }
 
 // Next claims the next version number of a layer (never reused).

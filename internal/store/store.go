@@ -46,6 +46,7 @@ const (
 	checkpointsBucket   = "flint_esm_checkpoints"
 	policiesBucket      = "flint_policies"
 	secretsBucket       = "flint_secrets"
+	nodesBucket         = "flint_nodes"
 )
 
 // Options configure Open.
@@ -88,6 +89,7 @@ type Store struct {
 	checkpts  Records
 	policies  bucket[lambda.StoredPolicy]
 	secrets   Records
+	nodes     Records
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -246,6 +248,9 @@ func (s *Store) open(ctx context.Context) error {
 		{secretsBucket, "Flint secrets (Secrets Manager API), encrypted", func(kv jetstream.KeyValue) {
 			s.secrets = Records{bucket[json.RawMessage]{kv: kv, what: "secret", log: s.log}}
 		}},
+		{nodesBucket, "Flint nodes' heartbeats (by node name)", func(kv jetstream.KeyValue) {
+			s.nodes = Records{bucket[json.RawMessage]{kv: kv, what: "node", log: s.log}}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -277,6 +282,9 @@ func (s *Store) open(ctx context.Context) error {
 
 // Checkpoints holds the stream event source mappings' positions.
 func (s *Store) Checkpoints() Records { return s.checkpts }
+
+// Nodes holds the nodes' heartbeats (cluster.Membership owns their shape).
+func (s *Store) Nodes() Records { return s.nodes }
 
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }

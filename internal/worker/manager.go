@@ -100,6 +100,9 @@ type Stats struct {
 	Starting, Idle, Busy int
 	Provisioned          int // of those, kept for provisioned concurrency
 	Frozen               int // of the idle ones, suspended by their sandbox
+	// MemoryMB is the memory budget the live environments take (their MemorySize), BudgetMB the
+	// node's budget (0: unbounded).
+	MemoryMB, BudgetMB int
 }
 
 // Stats reports environment counts across every pool.
@@ -107,6 +110,7 @@ func (m *Manager) Stats() Stats {
 	var s Stats
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	s.MemoryMB, s.BudgetMB = m.usedMB, m.cfg.MemoryBudgetMB
 	for p := range m.pools {
 		p.mu.Lock()
 		for e := range p.all {

@@ -1,0 +1,45 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestNodesAgainstServer: a single server is a cluster of one, listed by `flint nodes` as up,
+// with its address and budget; the table has one row for it.
+func TestNodesAgainstServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, _ := startServer(t, ctx, nil)
+
+	code, out, errOut := runCLI(t, ctx, "nodes", "--json")
+	if code != 0 {
+		t.Fatalf("flint nodes --json: exit %d, %s", code, errOut)
+	}
+	var got struct {
+		Nodes []struct {
+			Name, Address, State, Version string
+			BudgetMB                      int `json:"memory_budget_mb"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("flint nodes --json printed %q: %v", out, err)
+	}
+	if len(got.Nodes) != 1 || got.Nodes[0].State != "up" || got.Nodes[0].Address != s.URL() || got.Nodes[0].Name == "" || got.Nodes[0].Version == "" {
+		t.Fatalf("flint nodes --json: %+v, want one node up at %s", got.Nodes, s.URL())
+	}
+
+	code, out, errOut = runCLI(t, ctx, "nodes")
+	if code != 0 || errOut != "" {
+		t.Fatalf("flint nodes: exit %d, stderr %q", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	row := regexp.MustCompile(`^` + regexp.QuoteMeta(got.Nodes[0].Name) + ` +up +` + regexp.QuoteMeta(s.URL()) + ` +\d+ busy of \d+ +\d+ MB of (\d+ MB|unbounded) +\S+ +\S+ ago$`)
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "NAME") || !row.MatchString(lines[1]) {
+		t.Errorf("flint nodes printed:\n%s\nwant a header and a row matching %s", out, row)
+	}
+}

@@ -1,0 +1,174 @@
+// Package cluster is what Flint's nodes know of each other: each node's heartbeat in a KV bucket
+// every node reads (Membership), so that any node can list the cluster (`flint nodes`, GET
+// /flint/v1/nodes) with each node's address, memory budget, environments and version.
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	"github.com/flint-run/flint/internal/store"
+)
+
+// Node states as List reports them.
+const (
+	StateUp      = "up"      // heartbeats arrive
+	StateDown    = "down"    // heartbeats stopped without a goodbye: killed, hung or cut off
+	StateStopped = "stopped" // shut down cleanly
+)
+
+// Node is one node's heartbeat record.
+type Node struct {
+	Name    string    `json:"name"`
+	Address string    `json:"address"` // the node's API endpoint
+	Version string    `json:"version"`
+	Sandbox string    `json:"sandbox"`
+	Started time.Time `json:"started"`
+	// Heartbeat is when the record was written; Interval how often the node writes it, by which
+	// readers judge it down.
+	Heartbeat    time.Time     `json:"heartbeat"`
+	Interval     time.Duration `json:"interval_ns"`
+	BudgetMB     int           `json:"memory_budget_mb"` // 0: unbounded
+	MemoryMB     int           `json:"memory_used_mb"`
+	Environments int           `json:"environments"`
+	Busy         int           `json:"busy"`
+	Stopped      bool          `json:"stopped,omitempty"`
+	// State is computed by List from the record and the reader's clock.
+	State string `json:"state"`
+}
+
+// Records is where heartbeats are kept (store.Records over the nodes bucket).
+type Records interface {
+	Put(ctx context.Context, key string, doc json.RawMessage) (uint64, error)
+	Get(ctx context.Context, key string) (json.RawMessage, uint64, error)
+	Keys(ctx context.Context, filter string) ([]string, error)
+}
+
+// Load is what a node reports of its environments (worker.Manager.Stats).
+type Load struct {
+	Environments, Busy int
+	MemoryMB, BudgetMB int
+}
+
+// Config is a node's identity and how it reports.
+type Config struct {
+	Name     string
+	Address  func() string // the node's API endpoint, known once it listens
+	Sandbox  string
+	Interval time.Duration // between heartbeats; default 2 s
+	Load     func() Load
+	Records  Records
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Membership writes this node's heartbeat and reads everyone's.
+type Membership struct {
+	cfg     Config
+	version string
+	started time.Time
+}
+
+// missed is how many heartbeats a node may miss before readers call it down.
+const missed = 3
+
+// New returns the membership of the node cfg describes; Run starts its heartbeats.
+func New(cfg Config) *Membership {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 2 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	version := "(devel)"
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" {
+		version = info.Main.Version
+	}
+	return &Membership{cfg: cfg, version: version, started: cfg.Now()}
+}
+
+// Run writes a heartbeat every interval until ctx ends, then a last one saying the node stopped.
+// The first is written before Run waits, so a node is listed as soon as it serves.
+func (m *Membership) Run(ctx context.Context) error {
+	t := time.NewTicker(m.cfg.Interval)
+	defer t.Stop()
+	for {
+		if err := m.beat(ctx, false); err != nil && ctx.Err() == nil {
+			m.cfg.Log.Warn("heartbeat", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			// The goodbye must outlive ctx: readers would otherwise call a clean stop "down".
+			bye, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if err := m.beat(bye, true); err != nil {
+				m.cfg.Log.Warn("last heartbeat", "err", err)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (m *Membership) beat(ctx context.Context, stopped bool) error {
+	n := Node{Name: m.cfg.Name, Address: m.cfg.Address(), Version: m.version, Sandbox: m.cfg.Sandbox,
+		Started: m.started, Heartbeat: m.cfg.Now(), Interval: m.cfg.Interval, Stopped: stopped}
+	if m.cfg.Load != nil {
+		l := m.cfg.Load()
+		n.Environments, n.Busy, n.MemoryMB, n.BudgetMB = l.Environments, l.Busy, l.MemoryMB, l.BudgetMB
+	}
+	doc, err := json.Marshal(n)
+	if err != nil {
+		return err
+	}
+	if _, err := m.cfg.Records.Put(ctx, n.Name, doc); err != nil {
+		return fmt.Errorf("node %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// List returns every node that has ever written a heartbeat, by name (Keys sorts), each with
+// its state.
+func (m *Membership) List(ctx context.Context) ([]Node, error) {
+	keys, err := m.cfg.Records.Keys(ctx, ">")
+	if err != nil {
+		return nil, err
+	}
+	now := m.cfg.Now()
+	out := make([]Node, 0, len(keys))
+	for _, k := range keys {
+		doc, _, err := m.cfg.Records.Get(ctx, k)
+		if err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				continue // removed since listed
+			}
+			return nil, err
+		}
+		var n Node
+		if err := json.Unmarshal(doc, &n); err != nil {
+			m.cfg.Log.Warn("undecodable node record", "node", k, "err", err)
+			continue
+		}
+		n.State = state(n, now)
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func state(n Node, now time.Time) string {
+	switch {
+	case n.Stopped:
+		return StateStopped
+	case now.Sub(n.Heartbeat) > missed*n.Interval:
+		return StateDown
+	}
+	return StateUp
+}
