@@ -24,6 +24,11 @@ func (a *app) serveCommand() *cobra.Command {
 		cfg.DataDir = v
 	}
 	cfg.MasterKey = os.Getenv("FLINT_MASTER_KEY")
+	cfg.Node = os.Getenv("FLINT_NODE")
+	cfg.ClusterListen = os.Getenv("FLINT_CLUSTER_LISTEN")
+	if v := os.Getenv("FLINT_JOIN"); v != "" {
+		cfg.Join = strings.Split(v, ",")
+	}
 	logLevel := "info"
 	var runtimePaths []string
 	cmd := &cobra.Command{
@@ -89,6 +94,12 @@ func (a *app) serveCommand() *cobra.Command {
 		"RUNTIME=PATH: the interpreter a Python or Node runtime runs on, e.g. python3.12=/usr/local/bin/python3.12 (repeatable)")
 	f.BoolVar(&cfg.StrictRuntimes, "strict-runtimes", cfg.StrictRuntimes,
 		"refuse functions whose runtime has no interpreter of its own version here (default: run them on the nearest version, with a warning)")
+	f.StringVar(&cfg.Node, "node", cfg.Node,
+		"this node's name in a cluster: unique, kept across restarts (env FLINT_NODE; with --cluster-listen and --join, docs/CLUSTER.md)")
+	f.StringVar(&cfg.ClusterListen, "cluster-listen", cfg.ClusterListen,
+		"host:port where this node takes the other cluster nodes' routes (env FLINT_CLUSTER_LISTEN; beyond loopback needs --tls-cert; every node needs the same master key)")
+	f.StringSliceVar(&cfg.Join, "join", cfg.Join,
+		"the other cluster nodes' --cluster-listen addresses, comma-separated: list every other node (env FLINT_JOIN)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

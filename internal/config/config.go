@@ -98,6 +98,19 @@ type Config struct {
 	// StrictRuntimes refuses to create or update functions whose runtime has no interpreter of
 	// its own version on this node, instead of running them on the nearest version found.
 	StrictRuntimes bool
+
+	// Node names this node in a cluster: unique among the nodes and kept across restarts
+	// (JetStream knows its peers by it). Set with ClusterListen and Join; all three empty run
+	// one standalone node, as before clustering existed (docs/CLUSTER.md).
+	Node string
+	// ClusterListen is host:port where this node's embedded NATS server takes the other nodes'
+	// routes (what they list in Join). Routes authenticate with a secret derived from the
+	// master key, so every node must be given the same master key (MasterKeyFile or
+	// MasterKey); beyond loopback they also need TLS with TLSCert/TLSKey.
+	ClusterListen string
+	// Join lists every other node's ClusterListen address. Its length sets the cluster's size
+	// at first boot, so list all the others on every node.
+	Join []string
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -192,12 +205,68 @@ func (c Config) Validate() error {
 	if c.NATSListen != "" && !IsLoopback(c.NATSListen) && !c.TLS() {
 		errs = append(errs, fmt.Errorf("nats-listen %s is not a loopback address: it needs TLS (--tls-cert/--tls-key or --tls-self-signed)", c.NATSListen))
 	}
+	errs = append(errs, c.validateCluster()...)
 	for rt, p := range c.RuntimePaths {
 		if rt == "" || !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("runtime path %s=%s: want RUNTIME=/absolute/path/to/interpreter", rt, p))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+var nodePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+
+func (c Config) validateCluster() []error {
+	if c.ClusterListen == "" {
+		if c.Node != "" || len(c.Join) > 0 {
+			return []error{errors.New("node and join form a cluster together with cluster-listen; give all three or none")}
+		}
+		return nil
+	}
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
+		errs = append(errs, fmt.Errorf("cluster-listen %q: %w", c.ClusterListen, err))
+	}
+	if !nodePattern.MatchString(c.Node) {
+		errs = append(errs, fmt.Errorf("node %q: a cluster node needs a name of letters, digits, - and _ (at most 63), unique in the cluster and kept across restarts", c.Node))
+	}
+	if len(c.Join) == 0 {
+		// Without routes JetStream refuses to start clustered, and a lone clustered node never
+		// elects a meta leader: one node runs standalone.
+		errs = append(errs, errors.New("cluster-listen needs join: the other nodes' cluster addresses (a single node runs without cluster flags)"))
+	}
+	for _, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			errs = append(errs, fmt.Errorf("join %q: %w", j, err))
+		} else if j == c.ClusterListen {
+			errs = append(errs, fmt.Errorf("join %s is this node's own cluster-listen: list the other nodes only", j))
+		}
+	}
+	if c.MasterKey == "" && c.MasterKeyFile == "" {
+		// The default key file is made per data directory, so every node would get its own and
+		// no route would authenticate (nor could a node open another's sealed values).
+		errs = append(errs, errors.New("a cluster node needs the master key every node shares: --master-key-file FILE or FLINT_MASTER_KEY"))
+	}
+	if !IsLoopback(c.ClusterListen) && c.TLSCert == "" {
+		errs = append(errs, fmt.Errorf("cluster-listen %s is not a loopback address: routes need TLS with a certificate the other nodes trust (--tls-cert/--tls-key; a self-signed one per node cannot be verified)", c.ClusterListen))
+	}
+	return errs
+}
+
+// Clustered reports whether this node joins other nodes (ClusterListen is set).
+func (c Config) Clustered() bool { return c.ClusterListen != "" }
+
+// Replicas is how many copies JetStream keeps of each of Flint's streams, KV buckets and the
+// object store: 3 in a cluster of 3 or more nodes (1 + len(Join)), else 1. Every node derives
+// the same number from its own configuration, as it must: assets with mixed replica counts
+// confuse JetStream's leader elections, and a node opening a bucket with another count would
+// rescale it. 2 nodes keep 1 copy: with 2 peers Raft needs both for quorum anyway, so a second
+// copy would add no availability.
+func (c Config) Replicas() int {
+	if c.Clustered() && 1+len(c.Join) >= 3 {
+		return 3
+	}
+	return 1
 }
 
 // TLS reports whether the API serves HTTPS.

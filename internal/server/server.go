@@ -200,6 +200,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	natsOpts := store.Options{Dir: dataDir, Listen: cfg.NATSListen, Token: cfg.NATSToken, Keyring: s.keyring,
 		SyncAlways: cfg.Durability == "fsync", Log: s.log.With("part", "store")}
+	if natsOpts.Cluster, err = clusterOptions(cfg); err != nil {
+		return err
+	}
 	if cfg.NATSListen != "" {
 		// Outside clients always present the token, on loopback too: a local process (or a
 		// function sharing the host's network) is no more trusted than a remote one, and
@@ -301,7 +304,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
 		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
-	nodes := cluster.New(cluster.Config{Name: nodeName(), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
+	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster")})
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
@@ -341,8 +344,12 @@ func (s *Server) load() cluster.Load {
 	return cluster.Load{Environments: st.Starting + st.Idle + st.Busy, Busy: st.Busy, MemoryMB: st.MemoryMB, BudgetMB: st.BudgetMB}
 }
 
-// nodeName names this node in the cluster's membership: the host's name.
-func nodeName() string {
+// nodeName names this node in the cluster's membership: its --node name in a cluster (several
+// nodes may share a host), else the host's name.
+func nodeName(cfg config.Config) string {
+	if cfg.Node != "" {
+		return cfg.Node
+	}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		return h
 	}

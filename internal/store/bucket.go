@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -39,6 +42,16 @@ func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
 
 func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
 	e, err := b.kv.Get(ctx, key)
+	// A read sent as a cluster node leaves can find no responder for a moment: ask again, a
+	// few times.
+	for wait := 50 * time.Millisecond; errors.Is(err, nats.ErrNoResponders) && wait < 2*time.Second; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return nil, 0, fmt.Errorf("get %s %s: %w", b.what, key, err)
+		case <-time.After(wait):
+		}
+		e, err = b.kv.Get(ctx, key)
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, 0, fmt.Errorf("%s %s: %w", b.what, key, ErrNotFound)
 	}
@@ -165,35 +178,88 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 	return out, nil
 }
 
+// watchHeartbeat is how often JetStream tells a watch it is alive while nothing changes. Two
+// missed heartbeats make the watch start over on another copy of the bucket: in a cluster the
+// watch's consumer lives on one node holding a copy, and when that node dies the watch would
+// otherwise stall until nats.go's KV watcher noticed (about 20 s, measured).
+const watchHeartbeat = time.Second
+
 // watch calls fn for every change (v nil when deleted) with its revision until ctx ends; ready is
-// called once the current state has been replayed.
-func (b bucket[T]) watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *T)) error {
-	w, err := b.kv.WatchAll(ctx)
-	if err != nil {
-		return fmt.Errorf("watch %ss: %w", b.what, err)
-	}
-	defer func() { _ = w.Stop() }()
-	for {
-		var e jetstream.KeyValueEntry
+// called once the current state has been replayed. It reads the bucket's stream through an
+// ordered pull consumer (what nats.go's KV watch does with a push consumer, with a short
+// heartbeat here) that resumes after the last revision it delivered whenever it starts over. A
+// watch that fails (its consumer cannot be made while the cluster has no leader, say) starts
+// over too, after a pause, instead of leaving the cache behind for good.
+func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func(), fn func(key string, rev uint64, v *T)) error {
+	var last uint64 // the last revision delivered
+	replayed := false
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		before := last
+		err := b.watchFrom(ctx, js, &last, &replayed, ready, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if last > before {
+			wait = 100 * time.Millisecond
+		}
+		b.log.Warn("watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
-		case e = <-w.Updates():
+		case <-time.After(wait):
 		}
-		if e == nil { // end of the initial replay
+	}
+}
+
+// watchFrom runs one consumer from after revision *last (from the current state when 0).
+func (b bucket[T]) watchFrom(ctx context.Context, js jetstream.JetStream, last *uint64, replayed *bool, ready func(), fn func(key string, rev uint64, v *T)) error {
+	prefix := "$KV." + b.kv.Bucket() + "."
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}
+	if *last > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *last+1
+	}
+	cons, err := js.OrderedConsumer(ctx, "KV_"+b.kv.Bucket(), cfg)
+	if err != nil {
+		return fmt.Errorf("watch %ss: %w", b.what, err)
+	}
+	it, err := cons.Messages(jetstream.PullExpiry(4*watchHeartbeat), jetstream.PullHeartbeat(watchHeartbeat))
+	if err != nil {
+		return fmt.Errorf("watch %ss: %w", b.what, err)
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	if info := cons.CachedInfo(); !*replayed && info != nil && info.NumPending == 0 {
+		*replayed = true
+		ready()
+	}
+	for {
+		m, err := it.Next()
+		if err != nil {
+			return fmt.Errorf("watch %ss: %w", b.what, err)
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			b.log.Warn("skipping a watched message without metadata", "bucket", b.what, "subject", m.Subject(), "err", err)
+			continue
+		}
+		key, rev := strings.TrimPrefix(m.Subject(), prefix), meta.Sequence.Stream
+		*last = rev
+		switch op := m.Headers().Get("KV-Operation"); {
+		case op == "DEL" || op == "PURGE":
+			fn(key, rev, nil)
+		default:
+			var v T
+			if err := json.Unmarshal(m.Data(), &v); err != nil {
+				b.log.Warn("skipping undecodable record", "bucket", b.what, "key", key, "err", err)
+			} else {
+				fn(key, rev, &v)
+			}
+		}
+		if !*replayed && meta.NumPending == 0 {
+			*replayed = true
 			ready()
-			continue
 		}
-		if e.Operation() != jetstream.KeyValuePut {
-			fn(e.Key(), e.Revision(), nil)
-			continue
-		}
-		var v T
-		if err := json.Unmarshal(e.Value(), &v); err != nil {
-			b.log.Warn("skipping undecodable record", "bucket", b.what, "key", e.Key(), "err", err)
-			continue
-		}
-		fn(e.Key(), e.Revision(), &v)
 	}
 }
 

@@ -74,8 +74,9 @@ func newNATSAuth(token string) (*natsAuth, error) {
 	return &natsAuth{internal: hex.EncodeToString(b), token: token}, nil
 }
 
-// Check authenticates one connection (routes, gateways and leaf nodes are never opened; they
-// would be refused here too).
+// Check authenticates one client connection. Routes never reach it (nats-server sends them to
+// the router authentication: routeAuth in cluster.go); gateways and leaf nodes are never
+// opened.
 func (a *natsAuth) Check(c server.ClientAuthentication) bool {
 	if c.Kind() != server.CLIENT {
 		return false

@@ -88,7 +88,7 @@ func (r Functions) List(ctx context.Context) ([]*lambda.Function, error) {
 // Watch calls fn for every change to a function (f is nil when deleted), with the KV
 // revision of the change, until ctx ends. It first replays the current state, then calls ready.
 func (r Functions) Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
-	return r.s.fns.watch(ctx, ready, fn)
+	return r.s.fns.watch(ctx, r.s.js, ready, fn)
 }
 
 // envAAD binds a function record's sealed variables to the record: an envelope copied into

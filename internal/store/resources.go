@@ -49,7 +49,7 @@ func versionNumber(f *lambda.Function) int {
 
 // Watch reports version changes (deletions: v nil) with their KV keys.
 func (r Versions) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *lambda.Function)) error {
-	return r.s.versions.watch(ctx, ready, fn)
+	return r.s.versions.watch(ctx, r.s.js, ready, fn)
 }
 
 // Alias is a stored alias with its revision.
@@ -89,7 +89,7 @@ func (r Aliases) List(ctx context.Context, name string) ([]*lambda.Alias, error)
 
 // Watch reports alias changes (deletions: a nil) with their KV keys.
 func (r Aliases) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, a *lambda.Alias)) error {
-	return r.s.aliases.watch(ctx, ready, fn)
+	return r.s.aliases.watch(ctx, r.s.js, ready, fn)
 }
 
 // Put stores a provisioned-concurrency config for NAME.QUALIFIER.
@@ -130,7 +130,7 @@ func (r Provisioned) List(ctx context.Context, name string) (map[string]*lambda.
 
 // Watch reports provisioned-concurrency changes (deletions: nil) by KV key.
 func (r Provisioned) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error {
-	return r.s.prov.watch(ctx, ready, fn)
+	return r.s.prov.watch(ctx, r.s.js, ready, fn)
 }
 
 // PolicyKey is the KV key of the policy of NAME's qualifier ("": the unqualified function).
@@ -166,7 +166,7 @@ func (r Policies) Delete(ctx context.Context, name, qualifier string) (uint64, e
 
 // Watch reports policy changes (deletions: p nil) with their KV keys.
 func (r Policies) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, p *lambda.StoredPolicy)) error {
-	return r.s.policies.watch(ctx, ready, fn)
+	return r.s.policies.watch(ctx, r.s.js, ready, fn)
 }
 
 // eicKey is the KV key of NAME's config for qualifier ("" or $LATEST: the unqualified function).
@@ -241,7 +241,7 @@ func (r URLs) List(ctx context.Context, name string) ([]*lambda.FunctionURL, err
 
 // Watch reports function URL changes (deletions: nil) by URL id.
 func (r URLs) Watch(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error {
-	return r.s.urls.watch(ctx, ready, fn)
+	return r.s.urls.watch(ctx, r.s.js, ready, fn)
 }
 
 func scheduleKey(group, name string) string { return group + "." + name }
@@ -287,7 +287,7 @@ func (r Schedules) List(ctx context.Context) ([]*lambda.Schedule, error) {
 
 // Watch reports schedule changes (deletions: nil).
 func (r Schedules) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, sc *lambda.Schedule)) error {
-	return r.s.scheds.watch(ctx, ready, fn)
+	return r.s.scheds.watch(ctx, r.s.js, ready, fn)
 }
 
 // State returns when a schedule last fired (zero if never).
@@ -420,5 +420,5 @@ func (r Mappings) List(ctx context.Context) ([]*lambda.EventSourceMapping, error
 
 // Watch reports mapping changes (deletions: nil) by UUID.
 func (r Mappings) Watch(ctx context.Context, ready func(), fn func(uuid string, rev uint64, m *lambda.EventSourceMapping)) error {
-	return r.s.esms.watch(ctx, ready, fn)
+	return r.s.esms.watch(ctx, r.s.js, ready, fn)
 }

@@ -64,32 +64,38 @@ type Options struct {
 	Token string
 	// Keyring encrypts what must not be stored in the clear (functions' environment variables).
 	Keyring *crypt.Keyring
+	// Cluster, when set, joins the other nodes' embedded servers (cluster.go); nil runs
+	// standalone.
+	Cluster *ClusterOptions
 }
 
 // Store is the registry on JetStream.
 type Store struct {
-	ns       *server.Server
-	nc       *nats.Conn
-	proxyNC  *nats.Conn // the outside clients' JetStream proxy (clients.go)
-	js       jetstream.JetStream
-	fns      bucket[lambda.Function]
-	versions bucket[lambda.Function]
-	aliases  bucket[lambda.Alias]
-	prov     bucket[lambda.ProvisionedConcurrency]
-	eic      bucket[lambda.EventInvokeConfig]
-	urls     bucket[lambda.FunctionURL]
-	scheds   bucket[lambda.Schedule]
-	layers   bucket[lambda.StoredLayer]
-	layerSeq bucket[int]
-	schedSt  bucket[lambda.ScheduleState]
-	esms     bucket[lambda.EventSourceMapping]
-	checkpts Records
-	policies bucket[lambda.StoredPolicy]
-	secrets  Records
-	nodes    Records
-	code     jetstream.ObjectStore
-	log      *slog.Logger
-	keyring  *crypt.Keyring
+	ns        *server.Server
+	nc        *nats.Conn
+	proxyNC   *nats.Conn // the outside clients' JetStream proxy (clients.go)
+	js        jetstream.JetStream
+	fns       bucket[lambda.Function]
+	versions  bucket[lambda.Function]
+	aliases   bucket[lambda.Alias]
+	prov      bucket[lambda.ProvisionedConcurrency]
+	eic       bucket[lambda.EventInvokeConfig]
+	urls      bucket[lambda.FunctionURL]
+	scheds    bucket[lambda.Schedule]
+	layers    bucket[lambda.StoredLayer]
+	layerSeq  bucket[int]
+	schedSt   bucket[lambda.ScheduleState]
+	esms      bucket[lambda.EventSourceMapping]
+	checkpts  Records
+	policies  bucket[lambda.StoredPolicy]
+	secrets   Records
+	nodes     Records
+	code      jetstream.ObjectStore
+	log       *slog.Logger
+	keyring   *crypt.Keyring
+	replicas  int
+	clustered bool
+	outside   bool // outside NATS clients are let in (Options.Listen)
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -114,9 +120,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Keyring == nil {
 		return nil, errors.New("store: a keyring is required")
 	}
-	// Every connection authenticates, Flint's own in-process ones included; only the client
-	// listener is ever opened (no cluster routes, gateways, leaf nodes, websocket or MQTT: a
-	// cluster mode must authenticate its routes before it opens them).
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkStoreDir(sopts.StoreDir, opts.Cluster != nil); err != nil {
+		return nil, err
+	}
+	if opts.Cluster != nil {
+		if err := checkNodeName(sopts.StoreDir, opts.Cluster.Node); err != nil {
+			return nil, err
+		}
+	}
+	// Every connection authenticates, Flint's own in-process ones included. Only the client
+	// listener and, in a cluster, the routes are ever opened (no gateways, leaf nodes,
+	// websocket or MQTT); routes authenticate apart, with routeAuth.
 	auth, err := newNATSAuth(opts.Token)
 	if err != nil {
 		return nil, err
@@ -136,6 +153,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			sopts.Port = server.RANDOM_PORT
 		}
 	}
+	replicas := 1
+	if opts.Cluster != nil {
+		if err := configureCluster(sopts, opts.Cluster, opts.Keyring.DerivedKeys(routePurpose)); err != nil {
+			return nil, err
+		}
+		replicas = opts.Cluster.Replicas
+	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
@@ -150,7 +174,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("connect to embedded nats: %w", err)
 	}
-	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring}
+	s := &Store{ns: ns, nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: opts.Cluster != nil, outside: opts.Listen != ""}
+	if opts.Cluster != nil {
+		// A cluster of 2 elects with both; R3 assets need 3 nodes known to the meta leader.
+		if err := waitMeta(ctx, ns, max(2, replicas), opts.Log); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.open(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -165,11 +196,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 }
 
 func (s *Store) open(ctx context.Context) error {
-	js, err := jetstream.New(s.nc)
+	inner, err := jetstream.New(s.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log}
 	s.js = js
+	var buckets []string
 	for _, b := range []struct {
 		name, desc string
 		open       func(jetstream.KeyValue)
@@ -222,6 +255,7 @@ func (s *Store) open(ctx context.Context) error {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
 	} {
+		buckets = append(buckets, b.name)
 		kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: b.name, Description: b.desc, History: 1, Storage: jetstream.FileStorage})
 		if err != nil {
@@ -233,6 +267,15 @@ func (s *Store) open(ctx context.Context) error {
 		Bucket: codeBucket, Description: "Flint code packages by SHA-256", Storage: jetstream.FileStorage,
 	}); err != nil {
 		return fmt.Errorf("open code bucket: %w", err)
+	}
+	if s.clustered {
+		streams := []string{"OBJ_" + codeBucket}
+		for _, b := range buckets {
+			streams = append(streams, "KV_"+b)
+		}
+		if err := waitCurrent(ctx, s.ns, inner, streams, s.log); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -246,12 +289,16 @@ func (s *Store) Nodes() Records { return s.nodes }
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }
 
-// JetStream is the shared JetStream context for other parts (logs, async queue).
+// JetStream is the shared JetStream context for other parts (logs, async queue). Every stream,
+// bucket and object store created or updated through it gets the cluster's replica count and is
+// safe to open from every node at once (replicated).
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
 
 // ClientURL is where outside NATS clients connect ("" when not listening).
 func (s *Store) ClientURL() string {
-	if addr := s.ns.Addr(); addr != nil {
+	// A cluster node listens on loopback even without outside clients (routes need a client
+	// listener): that address is no use to anyone.
+	if addr := s.ns.Addr(); addr != nil && s.outside {
 		return s.ns.ClientURL()
 	}
 	return ""

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func clusterConfig(mutate func(*Config)) Config {
+	c := Default()
+	c.Node, c.ClusterListen, c.Join = "n1", "127.0.0.1:7101", []string{"127.0.0.1:7102", "127.0.0.1:7103"}
+	c.MasterKey = "base64-of-32-bytes (checked when loaded, not here)"
+	if mutate != nil {
+		mutate(&c)
+	}
+	return c
+}
+
+func TestValidateCluster(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr string // "" for valid
+	}{
+		{"standalone", Default(), ""},
+		{"three nodes on loopback", clusterConfig(nil), ""},
+		{"master key file instead of the environment", clusterConfig(func(c *Config) { c.MasterKey, c.MasterKeyFile = "", "/etc/flint/master.key" }), ""},
+		{"beyond loopback with a certificate", clusterConfig(func(c *Config) {
+			c.ClusterListen, c.Join, c.TLSCert, c.TLSKey = "10.0.0.1:7100", []string{"10.0.0.2:7100", "10.0.0.3:7100"}, "c.pem", "k.pem"
+		}), ""},
+		{"join without cluster-listen", func() Config { c := Default(); c.Join = []string{"127.0.0.1:7102"}; return c }(), "give all three or none"},
+		{"node without cluster-listen", func() Config { c := Default(); c.Node = "n1"; return c }(), "give all three or none"},
+		{"cluster-listen without join", clusterConfig(func(c *Config) { c.Join = nil }), "cluster-listen needs join"},
+		{"no node name", clusterConfig(func(c *Config) { c.Node = "" }), "needs a name"},
+		{"node name with a space", clusterConfig(func(c *Config) { c.Node = "node 1" }), "needs a name"},
+		{"bad cluster-listen", clusterConfig(func(c *Config) { c.ClusterListen = "7101" }), "cluster-listen \"7101\""},
+		{"bad join", clusterConfig(func(c *Config) { c.Join = []string{"host-without-port"} }), "join \"host-without-port\""},
+		{"join lists this node", clusterConfig(func(c *Config) { c.Join = append(c.Join, c.ClusterListen) }), "this node's own cluster-listen"},
+		{"no shared master key", clusterConfig(func(c *Config) { c.MasterKey = "" }), "master key every node shares"},
+		{"beyond loopback without TLS", clusterConfig(func(c *Config) { c.ClusterListen = "0.0.0.0:7101" }), "routes need TLS"},
+		{"beyond loopback with a self-signed certificate", clusterConfig(func(c *Config) { c.ClusterListen, c.TLSSelfSigned = "10.0.0.1:7101", true }), "routes need TLS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Validate = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Validate = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"standalone", Default(), 1},
+		{"two nodes", clusterConfig(func(c *Config) { c.Join = c.Join[:1] }), 1},
+		{"three nodes", clusterConfig(nil), 3},
+		{"five nodes", clusterConfig(func(c *Config) { c.Join = append(c.Join, "127.0.0.1:7104", "127.0.0.1:7105") }), 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.cfg.Replicas(); got != tc.want {
+				t.Errorf("Replicas() = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

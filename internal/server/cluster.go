@@ -1,0 +1,24 @@
+package server
+
+import (
+	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/store"
+)
+
+// clusterOptions are the store's cluster options for cfg (nil: a standalone node). Routes use
+// TLS whenever the API has a certificate of its own (--tls-cert): config.Validate insists on it
+// beyond loopback. A self-signed certificate is made per node, so no other node could verify
+// it: with --tls-self-signed, routes on loopback stay plain.
+func clusterOptions(cfg config.Config) (*store.ClusterOptions, error) {
+	if !cfg.Clustered() {
+		return nil, nil
+	}
+	c := &store.ClusterOptions{Node: cfg.Node, Listen: cfg.ClusterListen, Join: cfg.Join, Replicas: cfg.Replicas()}
+	if cfg.TLSCert != "" {
+		var err error
+		if c.TLS, err = store.RouteTLS(cfg.TLSCert, cfg.TLSKey); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}

@@ -1,0 +1,329 @@
+package server_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+
+	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/server"
+)
+
+// freeAddrs picks n loopback addresses nothing listens on (closed again at once).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	var out []string
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().String())
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return out
+}
+
+// clusterNode is one node of a test cluster: its configuration and its running server.
+type clusterNode struct {
+	cfg config.Config
+	srv *server.Server
+	log *slog.Logger
+}
+
+// start starts (or restarts) the node's server.
+func (n *clusterNode) start(ctx context.Context) error {
+	s, err := server.New(n.cfg, n.log)
+	if err != nil {
+		return err
+	}
+	n.srv = s
+	return s.Start(ctx)
+}
+
+// startCluster starts n real Flint nodes in-process, each with its own data directory, API
+// port, cgroup parent and cluster address, joined to the others and sharing one master key,
+// the way docs/CLUSTER.md starts them. They start together (as machines would), since each
+// waits for the cluster before serving.
+func startCluster(t *testing.T, n int) []*clusterNode {
+	t.Helper()
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatal(err)
+	}
+	addrs := freeAddrs(t, n)
+	nodes := make([]*clusterNode, n)
+	for i := range n {
+		cfg := config.Default()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.DataDir = t.TempDir()
+		cfg.Sandbox = "process"
+		cfg.CgroupParent = "flint-test-" + filepath.Base(cfg.DataDir)
+		cfg.MasterKey = base64.StdEncoding.EncodeToString(key)
+		cfg.Node = fmt.Sprintf("node%d", i+1)
+		cfg.ClusterListen = addrs[i]
+		for j, a := range addrs {
+			if j != i {
+				cfg.Join = append(cfg.Join, a)
+			}
+		}
+		log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.Node)
+		nodes[i] = &clusterNode{cfg: cfg, log: log}
+	}
+	// Close together: a node closed last, after the others, has lost its quorum and waits out
+	// its shutdown grace for JetStream answers that cannot come.
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			if n.srv != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); n.srv.Close() }()
+			}
+		}
+		wg.Wait()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = n.start(ctx) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("start the cluster: %v", err)
+	}
+	return nodes
+}
+
+// eventually retries f until it succeeds or the bound passes: what another node learns
+// through its watch arrives a little later, and a test must not guess by how much.
+func eventually(t *testing.T, bound time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, bound, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+const greeterPy = `import os
+def handler(event, context):
+    return {"greeting": os.environ.get("GREETING", "")}
+`
+
+// TestCluster runs three nodes and checks that every node serves the whole API: what is created,
+// changed and invoked through one node is what the others list and run.
+func TestCluster(t *testing.T) {
+	t0 := time.Now()
+	nodes := startCluster(t, 3)
+	t.Logf("3 nodes serving %v after starting together", time.Since(t0))
+	clients := make([]*lambda.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = newClient(n.srv.URL())
+	}
+	ctx := context.Background()
+	greeting := func(c *lambda.Client) (string, error) {
+		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("greeter")})
+		if err != nil {
+			return "", err
+		}
+		if out.FunctionError != nil {
+			return "", fmt.Errorf("function error %s: %s", *out.FunctionError, out.Payload)
+		}
+		var r struct{ Greeting string }
+		if err := json.Unmarshal(out.Payload, &r); err != nil {
+			return "", fmt.Errorf("payload %s: %w", out.Payload, err)
+		}
+		return r.Greeting, nil
+	}
+
+	t.Run("created on node 1, listed and invoked on nodes 2 and 3", func(t *testing.T) {
+		// The environment variable is sealed with the master key every node shares.
+		createFunction(t, clients[0], "greeter", "python3.11", "app.handler",
+			mustZip(t, map[string]zipEntry{"app.py": {body: greeterPy}}), func(in *lambda.CreateFunctionInput) {
+				in.Environment = &types.Environment{Variables: map[string]string{"GREETING": "from node 1"}}
+			})
+		if got, err := greeting(clients[0]); err != nil || got != "from node 1" {
+			t.Fatalf("invoke through node 1 = %q, %v", got, err)
+		}
+		for i := 1; i < 3; i++ {
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d lists greeter", i+1), func() error {
+				out, err := clients[i].ListFunctions(ctx, &lambda.ListFunctionsInput{})
+				if err != nil {
+					return err
+				}
+				if !slices.ContainsFunc(out.Functions, func(f types.FunctionConfiguration) bool { return aws.ToString(f.FunctionName) == "greeter" }) {
+					return fmt.Errorf("%d functions, no greeter", len(out.Functions))
+				}
+				return nil
+			})
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d invokes greeter", i+1), func() error {
+				got, err := greeting(clients[i])
+				if err == nil && got != "from node 1" {
+					t.Fatalf("node %d runs greeting %q, want node 1's", i+1, got)
+				}
+				return err
+			})
+			// It ran there: the node fetched the code from the replicated object store and
+			// started an environment of its own.
+			if st := nodes[i].srv.Workers().Stats(); st.Idle+st.Busy == 0 {
+				t.Errorf("node %d has no environment after invoking: %+v", i+1, st)
+			}
+		}
+	})
+
+	t.Run("an update through node 3 is what node 1 runs next", func(t *testing.T) {
+		if _, err := clients[2].UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String("greeter"),
+			Environment:  &types.Environment{Variables: map[string]string{"GREETING": "from node 3"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Read-your-writes on the node that wrote.
+		out, err := clients[2].GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("greeter")})
+		if err != nil || out.Environment == nil || out.Environment.Variables["GREETING"] != "from node 3" {
+			t.Fatalf("node 3 reads back %+v, %v", out, err)
+		}
+		if got, err := greeting(clients[2]); err != nil || got != "from node 3" {
+			t.Fatalf("invoke through node 3 right after its update = %q, %v", got, err)
+		}
+		// Node 1 runs the old configuration until its watch brings the new one, then the new.
+		eventually(t, 30*time.Second, "node 1 runs node 3's update", func() error {
+			got, err := greeting(clients[0])
+			switch {
+			case err != nil:
+				return err
+			case got == "from node 1":
+				return errors.New("still the old configuration")
+			case got != "from node 3":
+				t.Fatalf("node 1 runs greeting %q", got)
+			}
+			return nil
+		})
+	})
+	t.Run("every node lists the three nodes by their names", func(t *testing.T) {
+		for i, n := range nodes {
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d lists the cluster", i+1), func() error {
+				resp, err := http.Get(n.srv.URL() + "/flint/v1/nodes")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				var out struct {
+					Nodes []struct{ Name, State string }
+				}
+				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+					return err
+				}
+				var up []string
+				for _, nd := range out.Nodes {
+					if nd.State == "up" {
+						up = append(up, nd.Name)
+					}
+				}
+				slices.Sort(up)
+				if want := []string{"node1", "node2", "node3"}; !slices.Equal(up, want) {
+					return fmt.Errorf("up: %v, want %v", up, want)
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("async events sent to any node run", func(t *testing.T) {
+		// Every node consumes the one replicated async queue; an event runs on whichever
+		// node fetched it. (The process sandbox lets the function write this host file.)
+		out := filepath.Join(t.TempDir(), "events")
+		createFunction(t, clients[0], "recorder", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: `
+def handler(event, context):
+    with open(event["file"], "a") as f:
+        f.write(event["id"] + "\n")
+`}}))
+		for i, c := range clients {
+			payload := fmt.Sprintf(`{"file":%q,"id":"via-node%d"}`, out, i+1)
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d accepts an async event", i+1), func() error {
+				_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("recorder"),
+					InvocationType: types.InvocationTypeEvent, Payload: []byte(payload)})
+				return err
+			})
+		}
+		eventually(t, 30*time.Second, "the three events run", func() error {
+			b, err := os.ReadFile(out)
+			if err != nil {
+				return err
+			}
+			got := strings.Fields(string(b))
+			slices.Sort(got)
+			if want := []string{"via-node1", "via-node2", "via-node3"}; !slices.Equal(got, want) {
+				return fmt.Errorf("ran %v, want %v", got, want)
+			}
+			return nil
+		})
+	})
+
+	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {
+		node2 := nodes[1]
+		node2.srv.Close()
+		// With one of three down, writes and invokes go on through the other two (R3: a
+		// quorum of two).
+		t0 := time.Now()
+		if _, err := clients[0].UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String("greeter"),
+			Environment:  &types.Environment{Variables: map[string]string{"GREETING": "while node 2 was down"}},
+		}); err != nil {
+			t.Fatalf("update through node 1 with node 2 down: %v", err)
+		}
+		// The update answers once node 1's own view holds it, or after the view's 10 s
+		// timeout: taking that long means node 1's watch stalled when node 2 left (as nats.go's
+		// KV watch does for ~20 s when its consumer lived on the node that left).
+		if d := time.Since(t0); d > 9*time.Second {
+			t.Errorf("update through node 1 took %v: its view stalled after node 2 left", d)
+		}
+		eventually(t, 30*time.Second, "node 3 runs node 1's update", func() error {
+			if got, err := greeting(clients[2]); err != nil || got != "while node 2 was down" {
+				return fmt.Errorf("greeting %q, %v", got, err)
+			}
+			return nil
+		})
+		sctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		t0 = time.Now()
+		if err := node2.start(sctx); err != nil {
+			t.Fatalf("restart node 2: %v", err)
+		}
+		t.Logf("node 2 serving again %v after its restart", time.Since(t0))
+		c := newClient(node2.srv.URL())
+		if got, err := greeting(c); err != nil || got != "while node 2 was down" {
+			t.Fatalf("restarted node 2 runs %q, %v; want the update made while it was down", got, err)
+		}
+	})
+}
