@@ -1,6 +1,7 @@
 package invoke
 
 import (
+	"context"
 	"testing"
 
 	"github.com/flint-run/flint/internal/artifact"
@@ -10,10 +11,10 @@ import (
 // on a single node (no ledger).
 func BenchmarkAdmit(b *testing.B) {
 	s := New(Registry{}, nil, nil, artifact.Limits{}, 1000, nil, nil)
-	reserved := &Entry{counters: &counters{}}
+	reserved := &Entry{counters: s.newCounters("r")}
 	reserved.counters.reserved.Store(10)
-	unreserved := &Entry{counters: &counters{}}
-	unreserved.counters.reserved.Store(-1)
+	unreserved := &Entry{counters: s.newCounters("u")}
+	ctx := context.Background()
 	for _, tt := range []struct {
 		name string
 		e    *Entry
@@ -21,11 +22,11 @@ func BenchmarkAdmit(b *testing.B) {
 		b.Run(tt.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				release, th := s.admit(tt.e)
+				a, th := s.admit(ctx, tt.e)
 				if th != nil {
 					b.Fatal(th)
 				}
-				release()
+				a.release()
 			}
 		})
 	}
