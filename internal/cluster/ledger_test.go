@@ -335,3 +335,48 @@ func TestLedgerLimitLowered(t *testing.T) {
 		t.Fatal("a admitted with 3 running of a limit of 2")
 	}
 }
+
+// TestLedgerLeave: a node that stops cleanly gives back at once every slot no invocation uses.
+func TestLedgerLeave(t *testing.T) {
+	clk := newClock()
+	nodes := ledgerNodes(t, clk, "a", "b")
+	a, b := nodes[0].Slots("function.f"), nodes[1].Slots("function.f")
+	for range 2 {
+		if err := a.Take(context.Background(), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Put() // one of a's two invocations ended
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- nodes[0].Run(ctx) }()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := leased(t, nodes[0].Ledger, "function.f", clk.Now()); got != 1 {
+		t.Fatalf("%d slots leased after a stopped with 1 invocation running, want 1", got)
+	}
+	if err := b.Take(context.Background(), 2); err != nil {
+		t.Fatalf("b could not take the slot a gave back: %v", err)
+	}
+}
+
+// BenchmarkLedgerSet is one change of a lease (what a Take that must ask the ledger, a renewal
+// or a give-back costs): a read and a compare-and-set write of the limit's document.
+func BenchmarkLedgerSet(b *testing.B) {
+	st := openStore(b)
+	recs, err := st.Leases(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := NewLedger(LedgerConfig{Node: "a", Records: recs})
+	ctx := context.Background()
+	i := 0
+	for b.Loop() {
+		i++
+		if _, _, err := l.set(ctx, "function.f", 1000, 1+i%2, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
