@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ import (
 
 // startSharing starts a server whose limits are kept in the cluster's concurrency ledger, as
 // a node that joined a cluster does.
-func startSharing(t *testing.T, node string, mutate func(*config.Config)) *server.Server {
+func startSharing(t testing.TB, node string, mutate func(*config.Config)) *server.Server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
@@ -102,5 +103,17 @@ func TestSharedLimits(t *testing.T) {
 				t.Errorf("invoke with n2 holding both slots: %v, want TooManyRequestsException %s", err, tt.reason)
 			}
 		})
+	}
+}
+
+// BenchmarkWarmInvokeShared is BenchmarkWarmInvoke/process on a node sharing its limits
+// through the ledger: warm invokes admitted on slots the node holds (the first one leases it).
+func BenchmarkWarmInvokeShared(b *testing.B) {
+	s := startSharing(b, "n1", func(c *config.Config) { c.MemoryBudgetMB = 1 << 20 })
+	createFunction(b, newClient(s.URL()), "echo", "provided.al2023", "bootstrap", goEchoZip,
+		func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(1769) })
+	url := s.URL() + "/2015-03-31/functions/echo/invocations"
+	for _, c := range []int{1, 16} {
+		b.Run("c="+strconv.Itoa(c), func(b *testing.B) { load(b, url, c) })
 	}
 }
