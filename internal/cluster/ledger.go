@@ -16,6 +16,10 @@ import (
 // ErrLimit means every slot of a limit is leased by nodes of the cluster (this one included).
 var ErrLimit = errors.New("cluster: concurrency limit reached")
 
+// ErrUnreachable means the ledger could not be reached a moment ago; Take does not try again
+// for a tick.
+var ErrUnreachable = errors.New("cluster: concurrency ledger unreachable")
+
 // LeaseRecords is where the leases are kept (store.Records over the leases bucket): one
 // document per limit, written only by compare-and-set.
 type LeaseRecords interface {
@@ -66,6 +70,7 @@ type Ledger struct {
 	slots map[string]*Slots
 
 	warned atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
+	failed atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
 }
 
 // NewLedger returns the ledger of the node cfg names; Run keeps its leases.
@@ -105,8 +110,25 @@ func (l *Ledger) Slots(key string) *Slots {
 }
 
 // Run gives back idle slots and renews leases every Idle until ctx ends; then it gives back
-// every slot no invocation uses, so a node that stops cleanly frees them at once.
+// every slot no invocation uses, so a node that stops cleanly frees them at once. Apart from
+// that loop, whose round trips to the ledger may be slow when the cluster is not reachable, a
+// watchdog that does no I/O stops the node using leases it could not renew in time.
 func (l *Ledger) Run(ctx context.Context) error {
+	watchdog := make(chan struct{})
+	go func() {
+		defer close(watchdog)
+		t := time.NewTicker(l.cfg.Idle)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				l.lapse(l.cfg.Now())
+			}
+		}
+	}()
+	defer func() { <-watchdog }()
 	t := time.NewTicker(l.cfg.Idle)
 	defer t.Stop()
 	for {
@@ -124,10 +146,39 @@ func (l *Ledger) Run(ctx context.Context) error {
 	}
 }
 
+// tick is one round of the keeping loop: lapsed leases first (as the watchdog does), then each
+// limit's give-back and renewal.
 func (l *Ledger) tick(ctx context.Context) {
 	now := l.cfg.Now()
+	l.lapse(now)
 	for _, s := range l.all() {
 		s.tick(ctx, now)
+	}
+}
+
+// lapse stops this node using every lease it could not renew in time (no I/O, no lock a
+// round trip holds).
+func (l *Ledger) lapse(now time.Time) {
+	for _, s := range l.all() {
+		s.lapse(now)
+	}
+}
+
+// reachable reports whether the last round trip to the ledger, if it failed, failed long
+// enough ago (Idle) to try again: while the cluster cannot be reached, an invocation that
+// needs a slot is throttled at once instead of waiting for its own round trip to fail.
+func (l *Ledger) reachable(now time.Time) bool {
+	f := l.failed.Load()
+	return f == 0 || now.UnixNano()-f >= int64(l.cfg.Idle)
+}
+
+// result records how a round trip to the ledger ended, for reachable.
+func (l *Ledger) result(now time.Time, err error) {
+	switch {
+	case err == nil || errors.Is(err, ErrLimit):
+		l.failed.Store(0)
+	default:
+		l.failed.Store(now.UnixNano())
 	}
 }
 
@@ -170,7 +221,7 @@ const maxConflicts = 32
 // nodes' live leases count, expired ones are dropped, and this node gets at most what they
 // leave. exact refuses less than want (ErrLimit, nothing written). It returns the slots leased
 // and until when (local clock) this node may use them.
-func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact bool) (int, time.Time, error) {
+func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact bool) (int, int64, error) {
 	for range maxConflicts {
 		now := l.cfg.Now() // before the round trip: the expiry written is never later than the one used locally
 		raw, rev, err := l.cfg.Records.Get(ctx, key)
@@ -179,10 +230,10 @@ func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact boo
 		case errors.Is(err, store.ErrNotFound):
 			rev = 0
 		case err != nil:
-			return 0, time.Time{}, err
+			return 0, 0, err
 		default:
 			if err := json.Unmarshal(raw, &d); err != nil {
-				return 0, time.Time{}, fmt.Errorf("decode concurrency lease %s: %w", key, err)
+				return 0, 0, fmt.Errorf("decode concurrency lease %s: %w", key, err)
 			}
 		}
 		if d.Leases == nil {
@@ -202,7 +253,7 @@ func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact boo
 		}
 		got := min(want, max(0, limit-others))
 		if exact && got < want {
-			return 0, time.Time{}, fmt.Errorf("%s: %d of %d slots leased: %w", key, others, limit, ErrLimit)
+			return 0, 0, fmt.Errorf("%s: %d of %d slots leased: %w", key, others, limit, ErrLimit)
 		}
 		if got > 0 {
 			d.Leases[l.cfg.Node] = lease{Slots: got, Expires: now.Add(l.cfg.TTL)}
@@ -210,11 +261,11 @@ func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact boo
 			delete(d.Leases, l.cfg.Node)
 		}
 		if got == 0 && !changed {
-			return 0, time.Time{}, nil
+			return 0, 0, nil
 		}
 		doc, err := json.Marshal(d)
 		if err != nil {
-			return 0, time.Time{}, fmt.Errorf("encode concurrency lease %s: %w", key, err)
+			return 0, 0, fmt.Errorf("encode concurrency lease %s: %w", key, err)
 		}
 		if rev == 0 {
 			_, err = l.cfg.Records.Create(ctx, key, doc)
@@ -225,15 +276,15 @@ func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact boo
 			continue // another node changed it first: count again
 		}
 		if err != nil {
-			return 0, time.Time{}, err
+			return 0, 0, err
 		}
-		var valid time.Time
+		var valid int64
 		if got > 0 {
-			valid = now.Add(l.cfg.TTL - l.guard)
+			valid = now.Add(l.cfg.TTL - l.guard).UnixNano()
 		}
 		return got, valid, nil
 	}
-	return 0, time.Time{}, fmt.Errorf("concurrency lease %s: %d conflicting writes in a row", key, maxConflicts)
+	return 0, 0, fmt.Errorf("concurrency lease %s: %d conflicting writes in a row", key, maxConflicts)
 }
 
 // Slots is this node's hold on one limit: the slots it leases and the invocations using them.
@@ -246,9 +297,13 @@ type Slots struct {
 	state atomic.Uint64
 	limit atomic.Int64 // the limit as this node last saw it (SetLimit, Take)
 
+	// valid is until when (the ledger's clock, unix ns) this node may use its lease; 0: no
+	// lease. Written after a lease is written and before its slots are added to state, so
+	// that lapse, which clears it, never strands slots of a newer lease.
+	valid atomic.Int64
+
 	mu      sync.Mutex // one ledger round trip at a time for this limit on this node
 	leased  int        // the slots of this node's lease as last written (≥ held)
-	valid   time.Time  // until when the lease may be used; zero: no lease
 	renewed time.Time  // when the lease was last written
 	spare   int        // slots found idle at the last tick
 }
@@ -287,6 +342,9 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 	if s.TryTake() {
 		return nil
 	}
+	if !s.l.reachable(s.l.cfg.Now()) {
+		return ErrUnreachable
+	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
 	defer cancel()
 	s.mu.Lock()
@@ -295,17 +353,19 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		if s.TryTake() { // a slot came free, or another taker leased more
 			return nil
 		}
-		held, running := unpack(s.state.Load()) // held changes only under s.mu
+		held, running := unpack(s.state.Load()) // grows only under s.mu (lapse may lower it)
 		want := max(held, running) + 1          // after a lapse, the invocations still running count again
 		now := s.l.cfg.Now()
 		got, valid, err := s.l.set(ctx, s.key, limit, want, true)
+		s.l.result(now, err)
 		if err != nil {
 			if !errors.Is(err, ErrLimit) {
 				s.l.warn("cannot lease concurrency from the cluster; throttling", "limit", s.key, "err", err)
 			}
 			return err
 		}
-		s.leased, s.valid, s.renewed = got, valid, now
+		s.leased, s.renewed = got, now
+		s.valid.Store(valid)
 		s.state.Add(uint64(got-held) << 32)
 	}
 }
@@ -338,37 +398,46 @@ func (s *Slots) tick(ctx context.Context, now time.Time) {
 		s.spare = 0
 		return
 	}
-	lapsed := !s.valid.IsZero() && !now.Before(s.valid)
-	if lapsed {
-		// The others may take these slots soon: admit nothing more on them. What runs goes on.
-		held = s.shrink(0, false)
-		s.valid = time.Time{}
-		s.l.cfg.Log.Warn("concurrency lease not renewed in time: this node admits no more invocations on it until it is renewed",
-			"limit", s.key, "running", running)
-	}
 	spare := max(held-running, 0)
 	give := min(spare, s.spare)
 	if give > 0 {
 		held = s.shrink(held-give, true)
 	}
 	s.spare = spare - give
-	if give == 0 && !lapsed && held == s.leased && now.Sub(s.renewed) < s.l.renew {
+	if give == 0 && held == s.leased && s.valid.Load() != 0 && now.Sub(s.renewed) < s.l.renew {
 		return
 	}
 	_, running = unpack(s.state.Load())
 	want := max(held, running) // after a lapse, what still runs is leased again if there is room
-	got, valid, err := s.l.set(ctx, s.key, int(s.limit.Load()), want, false)
+	rctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
+	got, valid, err := s.l.set(rctx, s.key, int(s.limit.Load()), want, false)
+	cancel()
+	s.l.result(now, err)
 	if err != nil {
 		s.l.warn("cannot renew a concurrency lease", "limit", s.key, "err", err)
 		return
 	}
-	s.leased, s.valid, s.renewed = got, valid, now
+	s.leased, s.renewed = got, now
+	s.valid.Store(valid)
 	switch held, _ = unpack(s.state.Load()); {
 	case got < held: // the limit was lowered, or the others took slots while this lease had lapsed
 		s.shrink(got, false)
 	case got > held:
 		s.state.Add(uint64(got-held) << 32)
 	}
+}
+
+// lapse stops this node admitting on its lease if the lease was not renewed in time: the
+// other nodes may soon count it expired and take its slots. What runs goes on.
+func (s *Slots) lapse(now time.Time) {
+	v := s.valid.Load()
+	if v == 0 || now.UnixNano() < v || !s.valid.CompareAndSwap(v, 0) {
+		return // valid, none, or renewed meanwhile
+	}
+	s.shrink(0, false)
+	_, running := s.Held()
+	s.l.cfg.Log.Warn("concurrency lease not renewed in time: this node admits no more invocations on it until it is renewed",
+		"limit", s.key, "running", running)
 }
 
 // leave gives back every slot no invocation uses (the node is stopping).
@@ -384,5 +453,6 @@ func (s *Slots) leave(ctx context.Context) {
 		s.l.cfg.Log.Warn("giving back concurrency leases", "limit", s.key, "err", err)
 		return
 	}
-	s.leased, s.valid = got, valid
+	s.leased = got
+	s.valid.Store(valid)
 }

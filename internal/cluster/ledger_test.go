@@ -40,6 +40,20 @@ func (c *cuttable) Update(ctx context.Context, key string, doc json.RawMessage, 
 	return c.LeaseRecords.Update(ctx, key, doc, rev)
 }
 
+// hanging is a node's lease records whose round trips, once hung, wait for their context.
+type hanging struct {
+	LeaseRecords
+	hung atomic.Bool
+}
+
+func (h *hanging) Get(ctx context.Context, key string) (json.RawMessage, uint64, error) {
+	if h.hung.Load() {
+		<-ctx.Done()
+		return nil, 0, ctx.Err()
+	}
+	return h.LeaseRecords.Get(ctx, key)
+}
+
 type testNode struct {
 	*Ledger
 	records *cuttable
@@ -278,6 +292,10 @@ func TestLedgerLapse(t *testing.T) {
 	if h, r := a.Held(); h != 0 || r != 1 {
 		t.Fatalf("a holds %d slots with %d running, want 0 and its 1 invocation", h, r)
 	}
+	// Its renewal just failed: for a tick, an invocation that needs a slot is throttled at once.
+	if err := a.Take(ctx, 2); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("a's take while cut off: %v, want ErrUnreachable", err)
+	}
 	clk.now = t0.Add(10*time.Second - time.Millisecond)
 	if err := b.Take(ctx, 2); !errors.Is(err, ErrLimit) {
 		t.Fatalf("b took a slot before a's lease expired: %v", err)
@@ -378,5 +396,43 @@ func BenchmarkLedgerSet(b *testing.B) {
 		if _, _, err := l.set(ctx, "function.f", 1000, 1+i%2, false); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLedgerLapseWhileBlocked: a node stops using a lease it could not renew even while a
+// round trip to the ledger hangs (the watchdog takes no lock a round trip holds).
+func TestLedgerLapseWhileBlocked(t *testing.T) {
+	clk := newClock()
+	st := openStore(t)
+	recs, err := st.Leases(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hanging{LeaseRecords: recs}
+	l := NewLedger(LedgerConfig{Node: "a", Records: h, TTL: 10 * time.Second, Idle: time.Second, Wait: 3 * time.Second, Now: clk.Now})
+	a := l.Slots("function.f")
+	ctx := context.Background()
+	if err := a.Take(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	h.hung.Store(true)
+	blocked := make(chan error, 1)
+	go func() { blocked <- a.Take(ctx, 3) }() // its one slot is busy: asks the ledger, which hangs
+	for a.mu.TryLock() {                      // wait until the take holds the lock
+		a.mu.Unlock()
+		time.Sleep(time.Millisecond)
+	}
+	clk.add(8 * time.Second)
+	l.lapse(clk.Now())
+	if h, r := a.Held(); h != 0 || r != 1 {
+		t.Errorf("while a round trip hangs, a holds %d slots (%d running) 8 s after its lease was written, want 0", h, r)
+	}
+	select {
+	case err := <-blocked:
+		t.Fatalf("the take returned before its round trip ended: %v", err)
+	default:
+	}
+	if err := <-blocked; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the hung take: %v, want its deadline", err)
 	}
 }
