@@ -388,8 +388,8 @@ func (s *Slots) shrink(n int, keepBusy bool) int {
 	}
 }
 
-// tick gives back the slots idle since the last tick, renews the lease when due, and stops
-// using a lease that could not be renewed in time.
+// tick gives back the slots idle since the last tick and renews the lease when due (or when
+// it lapsed: what still runs is leased again if there is room).
 func (s *Slots) tick(ctx context.Context, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
