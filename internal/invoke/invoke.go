@@ -92,6 +92,9 @@ type Service struct {
 	log          *slog.Logger
 	metrics      Metrics // nil: none
 	accountLimit int64
+	// ledger keeps the limits cluster-wide (admit.go); nil on a single node.
+	ledger  *cluster.Ledger
+	account *cluster.Slots // the account's unreserved pool in the ledger
 
 	mu       sync.RWMutex
 	entries  map[string]*Entry     // key: name ($LATEST) or store.VersionKey
@@ -106,9 +109,6 @@ type Service struct {
 
 	reservedSum       atomic.Int64 // sum of every function's reservation
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
-
-	ledger  *cluster.Ledger // nil on a single node: limits are this node's alone (admit.go)
-	account *cluster.Slots  // the account's unreserved pool in the ledger
 }
 
 // Entry is one function version's configuration (nil Fn: deleted) and the pool of environments
