@@ -95,12 +95,12 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 			return err
 		}
 	}
-	release, th := s.admit(e)
+	adm, th := s.admit(ctx, e)
 	if th != nil {
 		s.throttled(e, th)
 		return th
 	}
-	defer release()
+	defer adm.release()
 	arn := req.InvokedARN
 	if arn == "" {
 		arn = e.Fn.Config.FunctionArn

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -91,6 +92,9 @@ type Service struct {
 	log          *slog.Logger
 	metrics      Metrics // nil: none
 	accountLimit int64
+	// ledger keeps the limits cluster-wide (admit.go); nil on a single node.
+	ledger  *cluster.Ledger
+	account *cluster.Slots // the account's unreserved pool in the ledger
 
 	mu       sync.RWMutex
 	entries  map[string]*Entry     // key: name ($LATEST) or store.VersionKey
@@ -129,12 +133,6 @@ type urlItem struct {
 type provItem struct {
 	rev uint64
 	pc  *lambda.ProvisionedConcurrency
-}
-
-// counters track a function's running invocations (all versions) and its reservation.
-type counters struct {
-	running  atomic.Int64
-	reserved atomic.Int64 // -1: no reservation
 }
 
 // New returns a Service; Run keeps it in sync with the store.
@@ -223,8 +221,7 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	name, _, _ := strings.Cut(key, ".")
 	c := s.counters[name]
 	if c == nil {
-		c = &counters{}
-		c.reserved.Store(-1)
+		c = s.newCounters(name)
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
@@ -246,6 +243,7 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		}
 		c.reserved.Store(r)
 		s.reservedSum.Store(s.sumReservedLocked())
+		s.limitsChanged(c)
 	}
 	s.mu.Unlock()
 	if old != nil && old.pool != nil && !keep {
@@ -506,26 +504,6 @@ func (s *Service) alias(ctx context.Context, name, alias string) (*lambda.Alias,
 		return nil, ErrNotFound
 	}
 	return it.alias, nil
-}
-
-// admit reserves a concurrency slot for an invocation of e, or returns why not. The caller
-// calls release when the invocation ends. Two atomic adds on the warm path.
-func (s *Service) admit(e *Entry) (release func(), _ *Throttled) {
-	c := e.counters
-	if r := c.reserved.Load(); r >= 0 {
-		if c.running.Add(1) > r {
-			c.running.Add(-1)
-			return nil, &Throttled{Reason: ReasonReserved, Stopped: r == 0}
-		}
-		return func() { c.running.Add(-1) }, nil
-	}
-	pool := s.accountLimit - s.reservedSum.Load()
-	if s.unreservedRunning.Add(1) > pool {
-		s.unreservedRunning.Add(-1)
-		return nil, &Throttled{Reason: ReasonAccount}
-	}
-	c.running.Add(1)
-	return func() { c.running.Add(-1); s.unreservedRunning.Add(-1) }, nil
 }
 
 // sameEnvironments reports whether b differs from a only in what no environment sees: its

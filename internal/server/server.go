@@ -115,6 +115,8 @@ type Server struct {
 	lock    *os.File    // DATA/flint.lock, held until Close
 
 	natsToken string // what outside NATS clients present (NATSListen)
+	// limitsNode, when set (ShareLimits), names this node in the cluster's concurrency ledger.
+	limitsNode string
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -246,6 +248,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(invoke.RegistryOf(s.store), s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
+	ledger, err := s.ledger(ctx)
+	if err != nil {
+		return err
+	}
 
 	if s.queue, err = asyncq.New(ctx, asyncq.Config{
 		JS: s.store.JetStream(), Invoker: s.invoke, Settings: s.invoke,
@@ -264,6 +270,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRunIn(&s.logsWG, "logs", func() error { return s.logs.Run(logsCtx) })
 	s.goRun("reaper", func() error { return s.workers.Run(runCtx) })
 	s.goRun("function watch", func() error { return s.invoke.Run(runCtx) })
+	if ledger != nil {
+		s.goRun("concurrency ledger", func() error { return ledger.Run(runCtx) })
+	}
 	s.goRunIn(&s.intake, "async queue", func() error { return s.queue.Run(intakeCtx) })
 	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
