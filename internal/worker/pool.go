@@ -60,6 +60,14 @@ func (p *Pool) retire(all bool) {
 	p.m.forget(p)
 }
 
+// Idle counts the pool's idle environments (frozen ones included): what a cluster node tells
+// the others it could run at once.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
 // acquire takes the most recently used idle environment.
 func (p *Pool) acquire() *env {
 	p.mu.Lock()
@@ -98,6 +106,9 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 	for attempt := 1; ; attempt++ {
 		e := p.acquire()
 		if e == nil {
+			if req.WarmOnly {
+				return ErrNoWarm
+			}
 			var initFail *call
 			var err error
 			e, initFail, err = p.start(ctx, req, false)
