@@ -164,7 +164,10 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	serve, err := cfg.Conn.Subscribe(r.subject, func(m *nats.Msg) {
 		r.wgMu.Lock()
 		defer r.wgMu.Unlock()
-		if r.stopped { // no answer: the caller's request fails with no responders or times out
+		if r.stopped {
+			answer := nats.NewMsg(m.Reply)
+			answer.Header.Set(hStatus, statusNotStarted)
+			_ = m.RespondMsg(answer)
 			return
 		}
 		r.wg.Add(1)
