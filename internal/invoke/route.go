@@ -1,12 +1,14 @@
 package invoke
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,9 +94,11 @@ type announcement struct {
 	Node string `json:"node"`
 	// FreeMB is the memory budget not taken by live environments; -1: unbounded.
 	FreeMB int `json:"free_mb"`
-	// Idle counts idle environments by routeKey.
-	Idle map[string]int `json:"idle,omitempty"`
-	Gone bool           `json:"gone,omitempty"` // the node stops routing
+	// Warm counts initialized environments by routeKey: [idle, busy]. A sample of a function
+	// in steady use sees its environments idle or busy by chance, so the others go by both:
+	// a node with busy ones only answers "not started" quickly.
+	Warm map[string][2]int `json:"warm,omitempty"`
+	Gone bool              `json:"gone,omitempty"` // the node stops routing
 }
 
 type peer struct {
@@ -222,7 +226,7 @@ func (s *Service) RouteStats() RouteStats {
 }
 
 func sameAnnouncement(a, b announcement) bool {
-	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && maps.Equal(a.Idle, b.Idle)
+	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && maps.Equal(a.Warm, b.Warm)
 }
 
 // snapshot is this node's capacity now.
@@ -233,12 +237,12 @@ func (r *router) snapshot() announcement {
 		if e.Fn == nil || e.pool == nil {
 			continue
 		}
-		if n := e.pool.Idle(); n > 0 {
-			if a.Idle == nil {
-				a.Idle = make(map[string]int)
+		if idle, busy := e.pool.Warm(); idle+busy > 0 {
+			if a.Warm == nil {
+				a.Warm = make(map[string][2]int)
 			}
 			c := &e.Fn.Config
-			a.Idle[routeKey(c.FunctionName, c.Version, c.RevisionId)] += n
+			a.Warm[routeKey(c.FunctionName, c.Version, c.RevisionId)] = [2]int{idle, busy}
 		}
 	}
 	r.s.mu.RUnlock()
@@ -280,25 +284,31 @@ func (r *router) heard(m *nats.Msg) {
 	r.mu.Unlock()
 }
 
-// warm returns the nodes that announced idle environments of key, most idle first.
+// warm returns the nodes that announced environments of key, most idle first, then most busy.
 func (r *router) warm(key string) []string {
 	now := r.cfg.Now()
-	var out []string
-	var counts []int
+	type cand struct {
+		name string
+		n    [2]int
+	}
+	var cs []cand
 	r.mu.RLock()
 	for name, p := range r.peers {
-		n := p.Idle[key]
-		if n == 0 || now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
-			continue
+		if n := p.Warm[key]; n[0]+n[1] > 0 && now.Sub(p.heard) <= staleAfter*r.cfg.Refresh {
+			cs = append(cs, cand{name, n})
 		}
-		i := len(out)
-		for i > 0 && counts[i-1] < n {
-			i--
-		}
-		out = append(out[:i], append([]string{name}, out[i:]...)...)
-		counts = append(counts[:i], append([]int{n}, counts[i:]...)...)
 	}
 	r.mu.RUnlock()
+	slices.SortFunc(cs, func(x, y cand) int {
+		if c := cmp.Compare(y.n[0], x.n[0]); c != 0 {
+			return c
+		}
+		return cmp.Compare(y.n[1], x.n[1])
+	})
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
 	return out
 }
 

@@ -357,7 +357,7 @@ func TestRouteOutsideClients(t *testing.T) {
 	if _, err := nc.RequestMsg(m, 2*time.Second); err == nil {
 		t.Error("an outside client's request to a node's invoke subject was answered")
 	}
-	fake, _ := json.Marshal(map[string]any{"node": "evil", "free_mb": -1, "idle": map[string]int{"fn:$LATEST:" + e.Fn.Config.RevisionId: 99}})
+	fake, _ := json.Marshal(map[string]any{"node": "evil", "free_mb": -1, "warm": map[string][2]int{"fn:$LATEST:" + e.Fn.Config.RevisionId: {99, 0}}})
 	if err := nc.Publish("flint.route.idle", fake); err != nil {
 		t.Fatal(err)
 	}
@@ -376,5 +376,41 @@ func TestRouteOutsideClients(t *testing.T) {
 	defer mu.Unlock()
 	if len(denied) == 0 || !errors.Is(denied[0], nats.ErrPermissionViolation) && !strings.Contains(denied[0].Error(), "Permissions Violation") {
 		t.Errorf("outside client errors %v, want permission violations", denied)
+	}
+}
+
+// BenchmarkRouteWarmInvoke: a warm invocation on the node that has the environment (local)
+// beside the same invocation through a node that forwards it there (forwarded), one sitting,
+// one environment. Reports each one's p50 besides the mean.
+func BenchmarkRouteWarmInvoke(b *testing.B) {
+	c := newCluster(b, 0, 0)
+	a, bn := c.nodes[0], c.nodes[1]
+	c.function(b, "fn")
+	if _, err := call(b, a, "fn", map[string]any{}, false); err != nil {
+		b.Fatal(err)
+	}
+	c.warmOn(b, bn, "fn", "a")
+	for _, via := range []struct {
+		name string
+		n    *node
+	}{{"local", a}, {"forwarded", bn}} {
+		b.Run(via.name, func(b *testing.B) {
+			payload := []byte(`{}`)
+			ds := make([]time.Duration, 0, b.N)
+			ctx := context.Background()
+			respond := func(invoke.Response) {}
+			for b.Loop() {
+				start := time.Now()
+				if err := via.n.svc.Invoke(ctx, invoke.Request{Function: "fn", RequestID: "bench", Payload: payload}, respond); err != nil {
+					b.Fatal(err)
+				}
+				ds = append(ds, time.Since(start))
+			}
+			slices.Sort(ds)
+			b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+			if bn.envs() != 0 {
+				b.Fatalf("b started %d environments", bn.envs())
+			}
+		})
 	}
 }

@@ -60,12 +60,17 @@ func (p *Pool) retire(all bool) {
 	p.m.forget(p)
 }
 
-// Idle counts the pool's idle environments (frozen ones included): what a cluster node tells
-// the others it could run at once.
-func (p *Pool) Idle() int {
+// Warm counts the pool's initialized environments: idle (frozen included) and busy. A cluster
+// node tells the others, which send it what would be a cold start for them.
+func (p *Pool) Warm() (idle, busy int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle)
+	for e := range p.all {
+		if e.state == stateBusy {
+			busy++
+		}
+	}
+	return len(p.idle), busy
 }
 
 // acquire takes the most recently used idle environment.
