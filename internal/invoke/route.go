@@ -180,6 +180,12 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	if err != nil {
 		return fmt.Errorf("invoke: subscribe %s: %w", r.subject, err)
 	}
+	// The default 64 MB of pending messages is ten forwarded 6 MB payloads: past it NATS drops
+	// requests (their callers would wait for their deadline). The handler only starts goroutines.
+	if err := serve.SetPendingLimits(-1, 1<<30); err != nil {
+		_ = serve.Unsubscribe()
+		return fmt.Errorf("invoke: subscribe %s: %w", r.subject, err)
+	}
 	if err := cfg.Conn.Flush(); err != nil {
 		_ = serve.Unsubscribe()
 		return fmt.Errorf("invoke: subscribe: %w", err)

@@ -414,3 +414,60 @@ func BenchmarkRouteWarmInvoke(b *testing.B) {
 		})
 	}
 }
+
+// TestRouteGoneNode: a node that announced warm environments and then vanished (no goodbye)
+// gets no request through: the forward finds no responder at once, the caller forgets that
+// node and cold-starts locally.
+func TestRouteGoneNode(t *testing.T) {
+	c := newCluster(t, 0)
+	b := c.nodes[0]
+	c.function(t, "fn")
+	e, err := b.svc.Lookup(context.Background(), "fn", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, _ := json.Marshal(map[string]any{"node": "ghost", "free_mb": -1,
+		"warm": map[string][2]int{"fn:$LATEST:" + e.Fn.Config.RevisionId: {5, 0}}})
+	if err := c.st.JetStream().Conn().Publish("flint.route.idle", ghost); err != nil {
+		t.Fatal(err)
+	}
+	c.warmOn(t, b, "fn", "ghost")
+	start := time.Now()
+	got, err := call(t, b, "fn", map[string]any{}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.answer.PID == 0 || b.envs() != 1 {
+		t.Errorf("answer %+v, b has %d environments; want b's own cold start", got.answer, b.envs())
+	}
+	if st := b.svc.RouteStats(); st.Refused != 1 || st.Forwarded != 0 {
+		t.Errorf("b: %+v, want one refused forward", st)
+	}
+	if slices.Contains(b.svc.KnownNodes(), "ghost") {
+		t.Error("b still counts on the vanished node")
+	}
+	t.Logf("cold start after a forward to a vanished node: %v", time.Since(start))
+}
+
+// TestRouteDeadline: a forwarded invocation that outlives the caller's deadline is reported as
+// a platform failure (ErrAborted) and is not run again anywhere: it ran once, on the warm node.
+func TestRouteDeadline(t *testing.T) {
+	c := newCluster(t, 0, 0)
+	a, b := c.nodes[0], c.nodes[1]
+	c.function(t, "fn")
+	if _, err := call(t, a, "fn", map[string]any{}, false); err != nil {
+		t.Fatal(err)
+	}
+	c.warmOn(t, b, "fn", "a")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := b.svc.Invoke(ctx, invoke.Request{Function: "fn", RequestID: uuid.NewString(), Payload: []byte(`{"sleep": 2}`)},
+		func(invoke.Response) { t.Error("answered after the caller's deadline") })
+	if !errors.Is(err, invoke.ErrAborted) {
+		t.Fatalf("Invoke past the deadline = %v, want ErrAborted", err)
+	}
+	waitFor(t, "a to finish the forwarded invocation", func() bool { return a.svc.RouteStats().Served == 1 })
+	if b.envs() != 0 || a.envs() != 1 {
+		t.Errorf("environments: a %d, b %d; want 1, 0 (it ran once, on a)", a.envs(), b.envs())
+	}
+}
