@@ -8,7 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -148,12 +151,15 @@ func codeZip(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
-// function creates fn and waits until every node's view has it.
-func (c *cluster) function(t testing.TB, fn string) {
+// function creates fn (the bootstrap above) and waits until every node's view has it.
+func (c *cluster) function(t testing.TB, fn string) { t.Helper(); c.functionZip(t, fn, codeZip(t)) }
+
+// functionZip creates fn with the code in zip and waits until every node's view has it.
+func (c *cluster) functionZip(t testing.TB, fn string, zip []byte) {
 	t.Helper()
 	role, mem, timeout := "arn:aws:iam::123456789012:role/r", 128, 30
 	if _, err := c.plane.Functions.Create(context.Background(), control.FunctionInput{FunctionName: fn, Runtime: "provided.al2023",
-		Role: &role, Handler: "bootstrap", MemorySize: &mem, Timeout: &timeout, Code: &control.CodeInput{ZipFile: codeZip(t)}}); err != nil {
+		Role: &role, Handler: "bootstrap", MemorySize: &mem, Timeout: &timeout, Code: &control.CodeInput{ZipFile: zip}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, n := range c.nodes {
@@ -379,39 +385,75 @@ func TestRouteOutsideClients(t *testing.T) {
 	}
 }
 
-// BenchmarkRouteWarmInvoke: a warm invocation on the node that has the environment (local)
-// beside the same invocation through a node that forwards it there (forwarded), one sitting,
-// one environment. Reports each one's p50 besides the mean.
+// goEcho builds examples/go-echo (aws-lambda-go, returns its event) into a zip.
+func goEcho(t testing.TB) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "../../examples/go-echo")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build go-echo: %v\n%s", err, b)
+	}
+	bin, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	z := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := z.CreateHeader(h)
+	if err == nil {
+		_, err = w.Write(bin)
+	}
+	if err == nil {
+		err = z.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// BenchmarkRouteWarmInvoke: a warm invocation of examples/go-echo on the node that has the
+// environment (local) beside the same invocation through a node that forwards it there
+// (forwarded), in one sitting, on one environment, with a small event and a 1 MB one (echoed:
+// 1 MB each way). Reports each one's p50 besides the mean.
 func BenchmarkRouteWarmInvoke(b *testing.B) {
 	c := newCluster(b, 0, 0)
 	a, bn := c.nodes[0], c.nodes[1]
-	c.function(b, "fn")
-	if _, err := call(b, a, "fn", map[string]any{}, false); err != nil {
+	c.functionZip(b, "echo", goEcho(b))
+	ctx := context.Background()
+	respond := func(invoke.Response) {}
+	if err := a.svc.Invoke(ctx, invoke.Request{Function: "echo", RequestID: "warm", Payload: []byte(`{}`)}, respond); err != nil {
 		b.Fatal(err)
 	}
-	c.warmOn(b, bn, "fn", "a")
-	for _, via := range []struct {
-		name string
-		n    *node
-	}{{"local", a}, {"forwarded", bn}} {
-		b.Run(via.name, func(b *testing.B) {
-			payload := []byte(`{}`)
-			ds := make([]time.Duration, 0, b.N)
-			ctx := context.Background()
-			respond := func(invoke.Response) {}
-			for b.Loop() {
-				start := time.Now()
-				if err := via.n.svc.Invoke(ctx, invoke.Request{Function: "fn", RequestID: "bench", Payload: payload}, respond); err != nil {
-					b.Fatal(err)
+	c.warmOn(b, bn, "echo", "a")
+	mb, _ := json.Marshal(strings.Repeat("x", 1<<20-2))
+	for _, size := range []struct {
+		name    string
+		payload []byte
+	}{{"2B", []byte(`{}`)}, {"1MB", mb}} {
+		for _, via := range []struct {
+			name string
+			n    *node
+		}{{"local", a}, {"forwarded", bn}} {
+			b.Run(size.name+"/"+via.name, func(b *testing.B) {
+				ds := make([]time.Duration, 0, b.N)
+				for b.Loop() {
+					start := time.Now()
+					if err := via.n.svc.Invoke(ctx, invoke.Request{Function: "echo", RequestID: "bench", Payload: size.payload}, respond); err != nil {
+						b.Fatal(err)
+					}
+					ds = append(ds, time.Since(start))
 				}
-				ds = append(ds, time.Since(start))
-			}
-			slices.Sort(ds)
-			b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
-			if bn.envs() != 0 {
-				b.Fatalf("b started %d environments", bn.envs())
-			}
-		})
+				slices.Sort(ds)
+				b.ReportMetric(float64(ds[len(ds)/2].Microseconds()), "p50-µs")
+				if bn.envs() != 0 {
+					b.Fatalf("b started %d environments", bn.envs())
+				}
+			})
+		}
 	}
 }
 
