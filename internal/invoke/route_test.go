@@ -513,3 +513,50 @@ func TestRouteDeadline(t *testing.T) {
 		t.Errorf("environments: a %d, b %d; want 1, 0 (it ran once, on a)", a.envs(), b.envs())
 	}
 }
+
+// TestRouteServeRefuses: what a node answers a forward it must not run, quickly and without
+// starting anything: another configuration than it knows, an environment-only forward with no
+// idle environment, a request without a deadline.
+func TestRouteServeRefuses(t *testing.T) {
+	c := newCluster(t, 0)
+	a := c.nodes[0]
+	c.function(t, "fn")
+	e, err := a.svc.Lookup(context.Background(), "fn", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := itoa(int(time.Now().Add(time.Minute).UnixNano()))
+	for _, tc := range []struct {
+		name               string
+		revision, deadline string
+		cold               bool
+	}{
+		{"unknown revision, cold allowed", "not-" + e.Fn.Config.RevisionId, deadline, true},
+		{"warm only, nothing idle", e.Fn.Config.RevisionId, deadline, false},
+		{"no deadline", e.Fn.Config.RevisionId, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := nats.NewMsg("flint.route.invoke.a")
+			m.Header.Set("Flint-Function", "fn")
+			m.Header.Set("Flint-Version", "$LATEST")
+			m.Header.Set("Flint-Revision", tc.revision)
+			if tc.deadline != "" {
+				m.Header.Set("Flint-Deadline", tc.deadline)
+			}
+			if tc.cold {
+				m.Header.Set("Flint-Cold", "1")
+			}
+			m.Data = []byte(`{}`)
+			resp, err := c.st.JetStream().Conn().RequestMsg(m, 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Header.Get("Flint-Status"); got != "not-started" {
+				t.Errorf("status %q (%s), want not-started", got, resp.Header.Get("Flint-Error"))
+			}
+			if a.envs() != 0 {
+				t.Errorf("a started %d environments", a.envs())
+			}
+		})
+	}
+}

@@ -104,7 +104,8 @@ const maxPlacements = 4
 // log bookkeeping that the caller does not wait for happens after it, before Invoke returns.
 // A non-nil error means the platform failed (not the function) and respond was not called:
 // ErrAborted when the platform stopped the environment under the invocation (its log record is
-// written if the runtime had taken it), ErrClosed after Close, ErrNoCapacity to throttle.
+// written if the runtime had taken it), ErrClosed after Close, ErrNoCapacity to throttle,
+// ErrNoWarm for a WarmOnly request that found no idle environment (nothing started).
 func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response)) error {
 	p.m.calls.Add(1)
 	defer p.m.endCall()
