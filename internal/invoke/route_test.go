@@ -86,6 +86,16 @@ type cluster struct {
 // node per memory budget (0: unbounded), each routing.
 func newCluster(t testing.TB, budgets ...int) *cluster {
 	t.Helper()
+	return newClusterOpts(t, clusterOpts{every: 10 * time.Millisecond, refresh: 200 * time.Millisecond, route: true}, budgets...)
+}
+
+type clusterOpts struct {
+	every, refresh time.Duration
+	route          bool // false: the nodes do not route (single nodes on a shared store)
+}
+
+func newClusterOpts(t testing.TB, o clusterOpts, budgets ...int) *cluster {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	keys, err := crypt.LoadKeyring(filepath.Join(t.TempDir(), "master.key"), "")
 	if err != nil {
@@ -120,8 +130,11 @@ func newCluster(t testing.TB, budgets ...int) *cluster {
 		<-svc.Ready()
 		go func() {
 			defer wg.Done()
+			if !o.route {
+				return
+			}
 			if err := svc.Route(ctx, invoke.RouteConfig{Node: n.name, Conn: c.st.JetStream().Conn(),
-				Every: 10 * time.Millisecond, Refresh: 200 * time.Millisecond}); err != nil {
+				Every: o.every, Refresh: o.refresh}); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -558,5 +571,32 @@ func TestRouteServeRefuses(t *testing.T) {
 				t.Errorf("a started %d environments", a.envs())
 			}
 		})
+	}
+}
+
+// TestRouteLocalWarmAllocs: on a routing node, a warm invocation with a local idle environment
+// allocates what it allocates on a node that does not route (nothing of routing runs).
+func TestRouteLocalWarmAllocs(t *testing.T) {
+	allocs := func(route bool) float64 {
+		// Announcements every minute: none is built while allocations are counted.
+		c := newClusterOpts(t, clusterOpts{every: time.Minute, refresh: time.Minute, route: route}, 0)
+		n := c.nodes[0]
+		c.functionZip(t, "echo", goEcho(t))
+		ctx := context.Background()
+		req := invoke.Request{Function: "echo", RequestID: "allocs", Payload: []byte(`{}`)}
+		respond := func(invoke.Response) {}
+		if err := n.svc.Invoke(ctx, req, respond); err != nil {
+			t.Fatal(err)
+		}
+		return testing.AllocsPerRun(300, func() {
+			if err := n.svc.Invoke(ctx, req, respond); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	single, routed := allocs(false), allocs(true)
+	t.Logf("allocations per warm invoke: single node %.1f, routing node %.1f", single, routed)
+	if routed > single+0.5 {
+		t.Errorf("a routing node's local warm invoke allocates %.1f, a single node's %.1f", routed, single)
 	}
 }
