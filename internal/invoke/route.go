@@ -418,6 +418,7 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 	switch resp.Header.Get(hStatus) {
 	case statusRan:
 		r.forwarded.Add(1)
+		r.s.log.Debug("invocation ran on another node", "node", node, "cold_allowed", cold, "function", c.FunctionName, "version", c.Version, "request_id", wreq.RequestID)
 		respond(Response{ExecutedVersion: resp.Header.Get(hExecuted), Payload: resp.Data, ContentType: resp.Header.Get(hContentType),
 			FunctionError: resp.Header.Get(hFuncError), LogResult: resp.Header.Get(hLogResult)})
 		return true, nil
