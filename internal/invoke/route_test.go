@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -588,11 +589,17 @@ func TestRouteLocalWarmAllocs(t *testing.T) {
 		if err := n.svc.Invoke(ctx, req, respond); err != nil {
 			t.Fatal(err)
 		}
-		return testing.AllocsPerRun(300, func() {
-			if err := n.svc.Invoke(ctx, req, respond); err != nil {
-				t.Fatal(err)
-			}
-		})
+		// The fewest of several rounds: the process's other goroutines (JetStream heartbeats,
+		// the race detector) only ever add to a round's count.
+		least := math.Inf(1)
+		for range 5 {
+			least = min(least, testing.AllocsPerRun(200, func() {
+				if err := n.svc.Invoke(ctx, req, respond); err != nil {
+					t.Fatal(err)
+				}
+			}))
+		}
+		return least
 	}
 	single, routed := allocs(false), allocs(true)
 	t.Logf("allocations per warm invoke: single node %.1f, routing node %.1f", single, routed)
