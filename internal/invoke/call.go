@@ -105,11 +105,28 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 	if arn == "" {
 		arn = e.Fn.Config.FunctionArn
 	}
+	wreq := worker.Request{RequestID: req.RequestID, Payload: req.Payload, InvokedARN: arn,
+		ClientContext: req.ClientContext, TraceID: req.TraceID, Tail: req.Tail}
+	r := s.router.Load()
+	if r == nil { // a single node
+		return s.run(ctx, e, wreq, respond)
+	}
+	// In a cluster a local idle environment still runs it with nothing more; only what would be
+	// a cold start here asks where else it could run (route.go).
+	wreq.WarmOnly = true
+	err := s.run(ctx, e, wreq, respond)
+	if errors.Is(err, worker.ErrNoWarm) {
+		return r.place(ctx, e, wreq, respond)
+	}
+	return err
+}
+
+// run places an admitted invocation on this node's pool.
+func (s *Service) run(ctx context.Context, e *Entry, wreq worker.Request, respond func(Response)) error {
 	version := e.Fn.Config.Version
 	// The worker calls this before Pool.Invoke returns and keeps no reference: it stays on this
 	// stack, and respond on the caller's, so the warm path allocates nothing for either.
-	err := e.pool.Invoke(ctx, worker.Request{RequestID: req.RequestID, Payload: req.Payload, InvokedARN: arn,
-		ClientContext: req.ClientContext, TraceID: req.TraceID, Tail: req.Tail}, func(r *worker.Response) {
+	err := e.pool.Invoke(ctx, wreq, func(r *worker.Response) {
 		respond(Response{ExecutedVersion: version, Payload: r.Payload, ContentType: r.ContentType,
 			FunctionError: r.FunctionError, LogResult: r.LogResult})
 	})

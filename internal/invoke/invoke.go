@@ -109,6 +109,8 @@ type Service struct {
 
 	reservedSum       atomic.Int64 // sum of every function's reservation
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
+
+	router atomic.Pointer[router] // nil on a single node (route.go)
 }
 
 // Entry is one function version's configuration (nil Fn: deleted) and the pool of environments

@@ -110,6 +110,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// The registry and async queue live here; keep JetStream within sane bounds of one machine.
 		JetStreamMaxMemory: 256 << 20,
 		SyncAlways:         opts.SyncAlways,
+		MaxPayload:         8 << 20, // a forwarded invocation carries up to 6 MB each way (invoke/route.go)
 	}
 	if opts.TLS != nil {
 		sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = opts.TLS, true, 5

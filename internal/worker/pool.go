@@ -60,6 +60,19 @@ func (p *Pool) retire(all bool) {
 	p.m.forget(p)
 }
 
+// Warm counts the pool's initialized environments: idle (frozen included) and busy. A cluster
+// node tells the others, which send it what would be a cold start for them.
+func (p *Pool) Warm() (idle, busy int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for e := range p.all {
+		if e.state == stateBusy {
+			busy++
+		}
+	}
+	return len(p.idle), busy
+}
+
 // acquire takes the most recently used idle environment.
 func (p *Pool) acquire() *env {
 	p.mu.Lock()
@@ -91,13 +104,17 @@ const maxPlacements = 4
 // log bookkeeping that the caller does not wait for happens after it, before Invoke returns.
 // A non-nil error means the platform failed (not the function) and respond was not called:
 // ErrAborted when the platform stopped the environment under the invocation (its log record is
-// written if the runtime had taken it), ErrClosed after Close, ErrNoCapacity to throttle.
+// written if the runtime had taken it), ErrClosed after Close, ErrNoCapacity to throttle,
+// ErrNoWarm for a WarmOnly request that found no idle environment (nothing started).
 func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response)) error {
 	p.m.calls.Add(1)
 	defer p.m.endCall()
 	for attempt := 1; ; attempt++ {
 		e := p.acquire()
 		if e == nil {
+			if req.WarmOnly {
+				return ErrNoWarm
+			}
 			var initFail *call
 			var err error
 			e, initFail, err = p.start(ctx, req, false)

@@ -52,6 +52,9 @@ type Request struct {
 	ClientContext string // decoded JSON
 	TraceID       string
 	Tail          bool // return the last 4 KB of the log
+	// WarmOnly runs the invocation only on an idle environment: with none, Invoke returns
+	// ErrNoWarm at once and nothing started (a cluster node asks the others before a cold start).
+	WarmOnly bool
 }
 
 // Response is what the caller gets.
@@ -132,4 +135,6 @@ var (
 	// not place it after several environments went away before taking it. It is not the
 	// function's error: a synchronous caller gets a service error, an async event runs again.
 	ErrAborted = errors.New("worker: the invocation's environment was stopped by the platform")
+	// ErrNoWarm: a WarmOnly invocation found no idle environment; nothing ran.
+	ErrNoWarm = errors.New("worker: no idle environment")
 )
