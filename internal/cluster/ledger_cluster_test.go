@@ -1,7 +1,5 @@
-//go:build i14cluster
-
-// Needs the cluster formation (store.ClusterOptions, branch i14-cluster): remove the build tag
-// once it is merged. Run: go test -tags i14cluster -count=1 -v -run TestLedgerRealCluster ./internal/cluster/
+// The ledger on three clustered stores (store.ClusterOptions):
+//   go test -count=1 -v -run TestLedgerRealCluster ./internal/cluster/
 
 package cluster
 

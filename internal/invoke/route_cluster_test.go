@@ -1,8 +1,4 @@
-//go:build i14cluster
-
-// Three real embedded NATS servers joined by cluster routes (store.ClusterOptions, from branch
-// i14-cluster): this file needs that branch; after merging it, delete the build line above.
-// Run on a scratch merge of i14-route and i14-cluster (4eff9de):
+// Three real embedded NATS servers joined by cluster routes (store.ClusterOptions):
 //   go test -race -count=1 ./internal/invoke/ -run TestRouteRealCluster -v
 //   go test -count=1 ./internal/invoke/ -run "^$" -bench BenchmarkRouteRealCluster -benchtime 2000x -count 3
 

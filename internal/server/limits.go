@@ -16,6 +16,9 @@ func (s *Server) ShareLimits(node string) { s.limitsNode = node }
 // ledger opens the concurrency ledger and hands it to the invocation service, or returns nil
 // on a node that does not share its limits.
 func (s *Server) ledger(ctx context.Context) (*cluster.Ledger, error) {
+	if s.limitsNode == "" && s.cfg.Clustered() {
+		s.limitsNode = s.cfg.Node
+	}
 	if s.limitsNode == "" {
 		return nil, nil
 	}

@@ -1,8 +1,5 @@
-//go:build i14cluster
-
-// Needs the cluster formation (startCluster, eventually and config.Node from branch i14-cluster)
-// and its wiring of the ledger (docs/cluster-limits.md, "Wiring"): remove the build tag once
-// both are merged. Run: go test -tags i14cluster -race -count=1 -run TestClusterReservedConcurrency ./internal/server/
+// Cluster-wide reserved concurrency on three real nodes (startCluster):
+//   go test -race -count=1 -run TestClusterReservedConcurrency ./internal/server/
 
 package server_test
 

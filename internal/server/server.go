@@ -274,6 +274,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.goRun("concurrency ledger", func() error { return ledger.Run(runCtx) })
 	}
 	s.goRunIn(&s.intake, "async queue", func() error { return s.queue.Run(intakeCtx) })
+	if cfg.Clustered() {
+		// Invocations forwarded from other nodes are intake too: shutdown stops taking them first
+		// and lets those running finish within the grace period.
+		s.goRunIn(&s.intake, "placement", func() error {
+			return s.invoke.Route(intakeCtx, invoke.RouteConfig{Node: cfg.Node, Conn: s.store.JetStream().Conn()})
+		})
+	}
 	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
