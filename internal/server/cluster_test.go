@@ -193,11 +193,9 @@ func TestCluster(t *testing.T) {
 				}
 				return err
 			})
-			// It ran there: the node fetched the code from the replicated object store and
-			// started an environment of its own.
-			if st := nodes[i].srv.Workers().Stats(); st.Idle+st.Busy == 0 {
-				t.Errorf("node %d has no environment after invoking: %+v", i+1, st)
-			}
+			// Where it ran is placement's choice (another node's warm environment, or a cold
+			// start on the roomiest node, which fetches the code from the replicated object
+			// store): the route tests (internal/invoke) check placement.
 		}
 	})
 
