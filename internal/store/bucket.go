@@ -92,8 +92,10 @@ func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (ui
 	}
 	n, err := b.kv.Update(ctx, key, data, rev)
 	if err != nil {
+		// A replicated (R3) stream reports a revision conflict as 10164, a single copy as 10071.
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.As(err, &apiErr) &&
+			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			return 0, fmt.Errorf("%s %s: %w", b.what, key, ErrConflict)
 		}
 		return 0, fmt.Errorf("update %s %s: %w", b.what, key, err)

@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flint-run/flint/internal/crypt"
+	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/tlscert"
 )
 
@@ -115,6 +117,32 @@ func TestClusterStore(t *testing.T) {
 	}
 	if names.Err() != nil || n < 15 {
 		t.Fatalf("listed %d streams (%v), want Flint's 15 buckets and the object store", n, names.Err())
+	}
+	// A stale revision is a conflict (ErrConflict, which writers retry on) on R3 buckets too,
+	// where JetStream reports it with another code than on a single copy when the updates are
+	// in flight together: of 15 concurrent updates at one revision one wins, the others conflict.
+	al := &lambda.Alias{Name: "live", FunctionVersion: "1"}
+	rev, err := stores[0].Aliases().Create(ctx, "fn", al)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var won atomic.Int32
+	for i := range 15 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := stores[i%3].Aliases().Update(ctx, "fn", al, rev)
+			switch {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, ErrConflict):
+				t.Errorf("update at a stale revision on R3: %v, want ErrConflict", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Errorf("%d of 15 updates at one revision won, want 1", won.Load())
 	}
 	// A stream another part creates later through the store's JetStream is R3 too, and so is a
 	// create-or-update from every node at once (no request goes unanswered).
