@@ -21,6 +21,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 
 	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/server"
@@ -286,6 +288,33 @@ def handler(event, context):
 			}
 			return nil
 		})
+	})
+
+	t.Run("an at() schedule fires once across the nodes", func(t *testing.T) {
+		// Every node's scheduler fires a due occurrence; the queue keeps one event per
+		// occurrence (its request id is derived from the schedule and the occurrence).
+		out := filepath.Join(t.TempDir(), "fired")
+		at := time.Now().UTC().Add(3 * time.Second).Format("2006-01-02T15:04:05")
+		sc := newSchedulerClient(nodes[0].srv.URL())
+		if _, err := sc.CreateSchedule(ctx, &scheduler.CreateScheduleInput{Name: aws.String("once-in-cluster"),
+			ScheduleExpression: aws.String("at(" + at + ")"),
+			FlexibleTimeWindow: &stypes.FlexibleTimeWindow{Mode: stypes.FlexibleTimeWindowModeOff},
+			Target: &stypes.Target{Arn: aws.String("arn:aws:lambda:us-east-1:000000000000:function:recorder"), RoleArn: aws.String(role),
+				Input: aws.String(fmt.Sprintf(`{"file":%q,"id":"fired"}`, out))}}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the schedule fires", func() error {
+			if got := firings(t, out); len(got) == 0 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		// Every node fires the occurrence when it comes: give the copies of the other two the
+		// time to run, were they not dropped.
+		time.Sleep(3 * time.Second)
+		if got := firings(t, out); len(got) != 1 {
+			t.Errorf("the at() schedule ran %d times across 3 nodes: %v", len(got), got)
+		}
 	})
 
 	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {
