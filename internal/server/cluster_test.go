@@ -317,6 +317,20 @@ def handler(event, context):
 		}
 	})
 
+	t.Run("stream mappings are refused on a cluster, nothing stored", func(t *testing.T) {
+		// Every node would read the stream (lane ownership across nodes is not built yet).
+		arn := "arn:flint:jetstream:us-east-1:000000000000:stream/cluster-orders"
+		_, err := clients[1].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("recorder"),
+			EventSourceArn: aws.String(arn), StartingPosition: types.EventSourcePositionTrimHorizon})
+		if apiErrorCode(err) != "InvalidParameterValueException" {
+			t.Fatalf("CreateEventSourceMapping of a stream on a cluster: %v, want InvalidParameterValueException", err)
+		}
+		out, err := clients[0].ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{EventSourceArn: aws.String(arn)})
+		if err != nil || len(out.EventSourceMappings) != 0 {
+			t.Fatalf("mappings of the refused stream: %+v, %v", out, err)
+		}
+	})
+
 	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {
 		node2 := nodes[1]
 		node2.srv.Close()

@@ -318,7 +318,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	account := lambda.Account{Region: cfg.Region, ID: cfg.AccountID}
 	plane := control.New(control.Config{Store: s.store, View: s.invoke, Invoke: s.invoke, Account: account,
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
-		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
+		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc, Clustered: cfg.Clustered()})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster")})
