@@ -1,13 +1,9 @@
 package api_test
 
 import (
-	"archive/zip"
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 )
 
 // The functions' handler tests: CreateFunction, GetFunction, GetFunctionConfiguration,
@@ -15,27 +11,10 @@ import (
 // UpdateFunctionConfiguration, PublishVersion, ListVersionsByFunction, the reserved concurrency
 // operations, GetAccountSettings and Flint's own code and logs endpoints.
 
-// goldenZip is a package holding app.py with src, the same bytes every run.
-func goldenZip(src string) string {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateHeader(&zip.FileHeader{Name: "app.py", Method: zip.Deflate, Modified: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
-	if err == nil {
-		_, err = w.Write([]byte(src))
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if err != nil {
-		panic(err)
-	}
-	return base64.StdEncoding.EncodeToString(buf.Bytes())
-}
-
 // createBody is a CreateFunction body for name with fields merged over a valid request.
 func createBody(name string, fields map[string]any) string {
 	in := map[string]any{"FunctionName": name, "Runtime": "python3.12", "Handler": "app.handler",
-		"Role": "arn:aws:iam::123456789012:role/golden", "Code": map[string]any{"ZipFile": goldenZip("def handler(e, c):\n    return e\n")}}
+		"Role": "arn:aws:iam::123456789012:role/golden", "Code": map[string]any{"ZipFile": fixedZip("app.py", "def handler(e, c):\n    return e\n")}}
 	for k, v := range fields {
 		if v == nil {
 			delete(in, k)
@@ -96,14 +75,14 @@ func TestGoldenFunctions(t *testing.T) {
 			"arn:aws:lambda:us-east-1:000000000000:layer:l:3", "arn:aws:lambda:us-east-1:000000000000:layer:l:4",
 			"arn:aws:lambda:us-east-1:000000000000:layer:l:5", "arn:aws:lambda:us-east-1:000000000000:layer:l:6"}})},
 		{"get-refused", "GET", fns + "/golden-fn-x", ""},
-		{"publish-layer", "POST", "/2018-10-31/layers/golden-fn-layer/versions", `{"Content":{"ZipFile":"` + goldenZip("X = 1\n") + `"}}`},
+		{"publish-layer", "POST", "/2018-10-31/layers/golden-fn-layer/versions", `{"Content":{"ZipFile":"` + fixedZip("app.py", "X = 1\n") + `"}}`},
 		{"create-full", "POST", fns, c("golden-fn-b", map[string]any{"Description": "full", "MemorySize": 256, "Timeout": 30,
 			"Environment": map[string]any{"Variables": map[string]string{"AA": "1"}}, "Tags": map[string]string{"team": "x"},
 			"EphemeralStorage": map[string]any{"Size": 1024}, "TracingConfig": map[string]any{"Mode": "Active"},
 			"LoggingConfig": map[string]any{"LogFormat": "JSON", "LogGroup": "/custom"}, "Architectures": []string{"arm64"},
 			"DeadLetterConfig": map[string]any{"TargetArn": "arn:aws:lambda:us-east-1:000000000000:function:golden-fn-a"},
 			"Layers":           []string{"arn:aws:lambda:us-east-1:000000000000:layer:golden-fn-layer:1"}, "Publish": true})},
-		{"create-c", "POST", fns, c("golden-fn-c", map[string]any{"Code": map[string]any{"ZipFile": goldenZip("def handler(e, c):\n    return 3\n")}})},
+		{"create-c", "POST", fns, c("golden-fn-c", map[string]any{"Code": map[string]any{"ZipFile": fixedZip("app.py", "def handler(e, c):\n    return 3\n")}})},
 		{"get", "GET", fns + "/golden-fn-a", ""},
 		{"get-arn", "GET", fns + "/arn:aws:lambda:us-east-1:000000000000:function:golden-fn-b", ""},
 		{"get-latest", "GET", fns + "/golden-fn-b?Qualifier=$LATEST", ""},
@@ -138,7 +117,7 @@ func TestGoldenFunctions(t *testing.T) {
 // and their rejections, and the function's state after them.
 func TestGoldenFunctionUpdates(t *testing.T) {
 	const fn = "/2015-03-31/functions/golden-fn-upd"
-	code2 := goldenZip("def handler(e, c):\n    return 2\n")
+	code2 := fixedZip("app.py", "def handler(e, c):\n    return 2\n")
 	runGolden(t, []step{
 		{"create", "POST", "/2015-03-31/functions", createBody("golden-fn-upd", map[string]any{
 			"Environment": map[string]any{"Variables": map[string]string{"AA": "1"}}})},
@@ -169,8 +148,8 @@ func TestGoldenFunctionUpdates(t *testing.T) {
 		{"code-qualified", "PUT", fn + ":1/code", `{"ZipFile":"` + code2 + `"}`},
 		{"after-code-rejections", "GET", fn, ""},
 		{"code", "PUT", fn + "/code", `{"ZipFile":"` + code2 + `","Architectures":["arm64"]}`},
-		{"code-publish", "PUT", fn + "/code", `{"ZipFile":"` + goldenZip("def handler(e, c):\n    return 22\n") + `","Publish":true}`},
-		{"code-publish-same", "PUT", fn + "/code", `{"ZipFile":"` + goldenZip("def handler(e, c):\n    return 22\n") + `","Publish":true}`},
+		{"code-publish", "PUT", fn + "/code", `{"ZipFile":"` + fixedZip("app.py", "def handler(e, c):\n    return 22\n") + `","Publish":true}`},
+		{"code-publish-same", "PUT", fn + "/code", `{"ZipFile":"` + fixedZip("app.py", "def handler(e, c):\n    return 22\n") + `","Publish":true}`},
 		{"versions", "GET", fn + "/versions", ""},
 		{"fetch-code", "GET", "/flint/v1/functions/golden-fn-upd/code", ""},
 	})

@@ -1,38 +1,17 @@
 package api_test
 
 import (
-	"archive/zip"
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 )
 
 // Download links carry the server's address, an expiry and a signature (masked as the
 // functions' tests mask them).
 
-// layerZip is a fixed layer package holding one file (the same bytes every run).
-func layerZip(file, body string) string {
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateHeader(&zip.FileHeader{Name: file, Method: zip.Deflate, Modified: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
-	if err == nil {
-		_, err = w.Write([]byte(body))
-	}
-	if err == nil {
-		err = zw.Close()
-	}
-	if err != nil {
-		panic(err)
-	}
-	return base64.StdEncoding.EncodeToString(buf.Bytes())
-}
-
 // publishLayer is a PublishLayerVersion body with the given fields beside a fixed Content.
 func publishLayer(fields map[string]any) string {
-	in := map[string]any{"Content": map[string]any{"ZipFile": layerZip("python/lib.py", "X = 1\n")}}
+	in := map[string]any{"Content": map[string]any{"ZipFile": fixedZip("python/lib.py", "X = 1\n")}}
 	for k, v := range fields {
 		in[k] = v
 	}

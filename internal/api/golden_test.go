@@ -218,11 +218,19 @@ func TestGoldenAliases(t *testing.T) {
 // createFunction is the step that creates a Python function named name from a fixed package
 // (the same bytes every run, so its CodeSha256 is stable).
 func createFunction(name string) []step {
+	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "python3.12", "Handler": "app.handler",
+		"Role": "arn:aws:iam::123456789012:role/golden", "Code": map[string]any{"ZipFile": fixedZip("app.py", "def handler(event, context):\n    return event\n")}})
+	return []step{{"create-function", "POST", "/2015-03-31/functions", string(body)}}
+}
+
+// fixedZip is a package (base64, as a request carries it) holding one file: the same bytes
+// every run, so its CodeSha256 is stable.
+func fixedZip(file, body string) string {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	w, err := zw.CreateHeader(&zip.FileHeader{Name: "app.py", Method: zip.Deflate, Modified: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+	w, err := zw.CreateHeader(&zip.FileHeader{Name: file, Method: zip.Deflate, Modified: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 	if err == nil {
-		_, err = w.Write([]byte("def handler(event, context):\n    return event\n"))
+		_, err = w.Write([]byte(body))
 	}
 	if err == nil {
 		err = zw.Close()
@@ -230,7 +238,5 @@ func createFunction(name string) []step {
 	if err != nil {
 		panic(err)
 	}
-	body, _ := json.Marshal(map[string]any{"FunctionName": name, "Runtime": "python3.12", "Handler": "app.handler",
-		"Role": "arn:aws:iam::123456789012:role/golden", "Code": map[string]any{"ZipFile": base64.StdEncoding.EncodeToString(buf.Bytes())}})
-	return []step{{"create-function", "POST", "/2015-03-31/functions", string(body)}}
+	return base64.StdEncoding.EncodeToString(buf.Bytes())
 }

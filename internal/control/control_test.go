@@ -86,6 +86,15 @@ func (e *env) version(t *testing.T, name string, n int) {
 	}
 }
 
+// alias points alias of name at version, through the Aliases service.
+func (e *env) alias(t *testing.T, name, alias, version string) {
+	t.Helper()
+	if _, err := e.plane.Aliases.Create(context.Background(), control.Target{Op: "CreateAlias", Name: name},
+		control.AliasInput{Name: alias, FunctionVersion: &version}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // wantErr checks err against an AWS error code ("" means no error) and message substring.
 func wantErr(t *testing.T, err error, code, msg string) {
 	t.Helper()

@@ -224,9 +224,7 @@ func TestFunctionsGet(t *testing.T) {
 	if _, err := e.plane.Versions.Publish(ctx, control.Target{Op: "PublishVersion", Name: "fn"}, control.PublishInput{Description: ptr("v1")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "live", FunctionVersion: ptr("1")}); err != nil {
-		t.Fatal(err)
-	}
+	e.alias(t, "fn", "live", "1")
 	get := func(name, q string) control.Target {
 		return control.Target{Op: "GetFunction", Name: name, Qualifier: q}
 	}

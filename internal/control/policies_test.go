@@ -16,9 +16,7 @@ func TestPolicies(t *testing.T) {
 	ctx := context.Background()
 	e.function(t, "fn")
 	e.version(t, "fn", 1)
-	if _, err := e.plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "live", FunctionVersion: ptr("1")}); err != nil {
-		t.Fatal(err)
-	}
+	e.alias(t, "fn", "live", "1")
 	svc := e.plane.Policies
 	fn := control.Target{Op: "AddPermission", Name: "fn"}
 	at := func(q string) control.Target { return control.Target{Op: "AddPermission", Name: "fn", Qualifier: q} }

@@ -385,7 +385,19 @@ func TestRouteOutsideClients(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = nc.Flush()
-	time.Sleep(200 * time.Millisecond)
+	// The server refuses the request's publish, the announcement and the subscription, each
+	// with an error to the client: once all three came back, nothing of them can still arrive.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		mu.Lock()
+		n := len(denied)
+		mu.Unlock()
+		if n >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the outside client heard %d refusals, want 3", n)
+		}
+	}
 	if st := a.svc.RouteStats(); st.Served != 0 || st.Refused != 0 {
 		t.Errorf("a served or refused an outside client's request: %+v", st)
 	}

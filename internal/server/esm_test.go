@@ -88,15 +88,15 @@ func postJSON(t *testing.T, url string, body any) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// waitFor is eventually (cluster_test.go) for a condition without an error to report.
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	eventually(t, timeout, what, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return errors.New("not yet")
+	})
 }
 
 func TestESMQueue(t *testing.T) {

@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flint-run/flint/internal/crypt"
@@ -329,4 +331,36 @@ func TestClusterTwoNodes(t *testing.T) {
 	if got, _, err := stores[0].Secrets().Get(ctx, "k"); err != nil || string(got) != `"two"` {
 		t.Fatalf("read through n1 = %s, %v; want the write through n2", got, err)
 	}
+}
+
+func protoClusterPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// routeNames are the server names at the other end of s's routes.
+func routeNames(t *testing.T, s *server.Server) map[string]bool {
+	t.Helper()
+	rz, err := s.Routez(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, r := range rz.Routes {
+		names[r.RemoteName] = true
+	}
+	return names
 }

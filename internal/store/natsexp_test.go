@@ -161,7 +161,7 @@ func metaHealthy(x *xnode) error {
 }
 
 // waitMeta polls until every running node reports a healthy meta layer; returns elapsed or -1.
-func waitMeta(ns []*xnode, d time.Duration) time.Duration {
+func expWaitMeta(ns []*xnode, d time.Duration) time.Duration {
 	t0 := time.Now()
 	for time.Since(t0) < d {
 		ok := true
@@ -213,7 +213,7 @@ func TestExpTwoOfThree(t *testing.T) {
 			ns := mkNodes(t, 3, all)
 			ns[0].start(t)
 			ns[1].start(t)
-			d := waitMeta(ns, 20*time.Second)
+			d := expWaitMeta(ns, 20*time.Second)
 			t.Logf("2 of 3 up: meta healthy after %v leader=%q peers=%v", d, metaLeader(ns), peers(ns))
 			_, js := conn(t, ns[0])
 			_, err := js.CreateOrUpdateKeyValue(ctxT(5*time.Second), jetstream.KeyValueConfig{Bucket: "one", Replicas: 1})
@@ -222,7 +222,7 @@ func TestExpTwoOfThree(t *testing.T) {
 			t.Logf("2 of 3 up: create R3: %v", err)
 			t0 := time.Now()
 			ns[2].start(t)
-			d = waitMeta(ns, 20*time.Second)
+			d = expWaitMeta(ns, 20*time.Second)
 			t.Logf("3rd up: meta healthy after %v leader=%q peers=%v", d, metaLeader(ns), peers(ns))
 			for time.Since(t0) < 20*time.Second && len(peers(ns)) < 3 {
 				time.Sleep(20 * time.Millisecond)
@@ -246,7 +246,7 @@ func TestExpThreeTogether(t *testing.T) {
 				go func() { defer wg.Done(); x.start(t) }()
 			}
 			wg.Wait()
-			d := waitMeta(ns, 30*time.Second)
+			d := expWaitMeta(ns, 30*time.Second)
 			t.Logf("3 together: servers ready %v; meta healthy on all after %v more; leader=%q", time.Since(t0)-d, d, metaLeader(ns))
 			for time.Since(t0) < 20*time.Second && len(peers(ns)) < 3 {
 				time.Sleep(20 * time.Millisecond)
@@ -263,7 +263,7 @@ func TestExpThreeTogether(t *testing.T) {
 func TestExpLone(t *testing.T) {
 	ns := mkNodes(t, 1, true)
 	ns[0].start(t)
-	d := waitMeta(ns, 15*time.Second)
+	d := expWaitMeta(ns, 15*time.Second)
 	t.Logf("lone clustered node (routes=[self]) meta healthy after %v: %v", d, metaHealthy(ns[0]))
 	// Cluster port but no routes at all: "Can't start JetStream: JetStream cluster requires
 	// configured routes" is logged as Fatal (but NoSigs/embedded: no exit) and the server never
@@ -296,7 +296,7 @@ func TestExpStandaloneToCluster(t *testing.T) {
 	for _, x := range ns {
 		x.start(t)
 	}
-	t.Logf("meta healthy after %v", waitMeta(ns, 30*time.Second))
+	t.Logf("meta healthy after %v", expWaitMeta(ns, 30*time.Second))
 	time.Sleep(3 * time.Second)
 	for _, x := range ns {
 		_, js := conn(t, x)
@@ -326,7 +326,7 @@ func TestExpFormedKill(t *testing.T) {
 		go func() { defer wg.Done(); x.start(t) }()
 	}
 	wg.Wait()
-	t.Logf("meta healthy after %v leader=%s", waitMeta(ns, 30*time.Second), metaLeader(ns))
+	t.Logf("meta healthy after %v leader=%s", expWaitMeta(ns, 30*time.Second), metaLeader(ns))
 	_, js := conn(t, ns[0])
 	kv1, err := js.CreateOrUpdateKeyValue(ctxT(10*time.Second), jetstream.KeyValueConfig{Bucket: "one", Replicas: 1})
 	t.Logf("R1 create: %v", err)
@@ -394,7 +394,7 @@ func TestExpFormedKill(t *testing.T) {
 	t.Logf("after kill: first ok put at %v; %d/200 failed; total %v", firstOK, fails, time.Since(t0))
 	e, err := kv2.Get(ctxT(2*time.Second), "before")
 	t.Logf("get before: %v %v", e != nil, err)
-	t.Logf("meta after kill: healthy in %v leader=%s", waitMeta(rest, 30*time.Second), metaLeader(rest))
+	t.Logf("meta after kill: healthy in %v leader=%s", expWaitMeta(rest, 30*time.Second), metaLeader(rest))
 	_, err = js2.CreateOrUpdateKeyValue(ctxT(5*time.Second), jetstream.KeyValueConfig{Bucket: "new3", Replicas: 3})
 	t.Logf("create R3 with 2 of 3: %v", err)
 	_, err = js2.CreateOrUpdateKeyValue(ctxT(5*time.Second), jetstream.KeyValueConfig{Bucket: "new1", Replicas: 1})
@@ -407,7 +407,7 @@ func TestExpFormedKill(t *testing.T) {
 	for _, x := range rest {
 		x.start(t)
 	}
-	t.Logf("2 of 3 restarted after formed: meta healthy after %v leader=%s", waitMeta(rest, 30*time.Second), metaLeader(rest))
+	t.Logf("2 of 3 restarted after formed: meta healthy after %v leader=%s", expWaitMeta(rest, 30*time.Second), metaLeader(rest))
 	_, js3 := conn(t, rest[1])
 	kv3, err := js3.KeyValue(ctxT(5*time.Second), "three")
 	if err == nil {
@@ -435,7 +435,7 @@ func TestExpLatency(t *testing.T) {
 		go func() { defer wg.Done(); x.start(t) }()
 	}
 	wg.Wait()
-	waitMeta(ns, 30*time.Second)
+	expWaitMeta(ns, 30*time.Second)
 	for time.Now(); len(peers(ns)) < 3; {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -524,7 +524,7 @@ func TestExpWatchKill(t *testing.T) {
 		go func() { defer wg.Done(); x.start(t) }()
 	}
 	wg.Wait()
-	waitMeta(ns, 30*time.Second)
+	expWaitMeta(ns, 30*time.Second)
 	for len(peers(ns)) < 3 {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -596,7 +596,7 @@ func TestExpTwoNodes(t *testing.T) {
 	for _, x := range ns {
 		x.start(t)
 	}
-	t.Logf("2-node meta healthy after %v", waitMeta(ns, 30*time.Second))
+	t.Logf("2-node meta healthy after %v", expWaitMeta(ns, 30*time.Second))
 	for len(peers(ns)) < 2 {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -653,9 +653,9 @@ func TestExpSeed(t *testing.T) {
 		x.route = x.route[:1]
 	}
 	ns[0].start(t)
-	t.Logf("seed alone (routes=[self]): meta healthy %v", waitMeta(ns[:1], 8*time.Second))
+	t.Logf("seed alone (routes=[self]): meta healthy %v", expWaitMeta(ns[:1], 8*time.Second))
 	ns[1].start(t)
-	t.Logf("seed+1: meta healthy after %v leader=%s", waitMeta(ns[:2], 20*time.Second), metaLeader(ns))
+	t.Logf("seed+1: meta healthy after %v leader=%s", expWaitMeta(ns[:2], 20*time.Second), metaLeader(ns))
 	ns[2].start(t)
 	t0 := time.Now()
 	for time.Since(t0) < 20*time.Second && len(peers(ns)) < 3 {
@@ -799,7 +799,7 @@ func TestExpConcurrentOpen(t *testing.T) {
 		go func() { defer wg.Done(); x.start(t) }()
 	}
 	wg.Wait()
-	waitMeta(ns, 30*time.Second)
+	expWaitMeta(ns, 30*time.Second)
 	for time.Now(); len(peers(ns)) < 3; {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -854,7 +854,7 @@ func TestExpConcurrentSame(t *testing.T) {
 		go func() { defer wg.Done(); x.start(t) }()
 	}
 	wg.Wait()
-	waitMeta(ns, 30*time.Second)
+	expWaitMeta(ns, 30*time.Second)
 	for len(peers(ns)) < 3 {
 		time.Sleep(20 * time.Millisecond)
 	}

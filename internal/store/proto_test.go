@@ -1,3 +1,5 @@
+//go:build natsexp
+
 package store
 
 // TestProtoCluster is a prototype for the cluster issue (flint serve --node --cluster-listen
@@ -10,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"sync"
 	"testing"
@@ -127,24 +128,6 @@ func waitFor(t *testing.T, d time.Duration, what string, f func() error) time.Du
 	}
 	t.Fatalf("%s: not within %v: %v", what, d, err)
 	return 0
-}
-
-func protoClusterPorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
 }
 
 func TestProtoCluster(t *testing.T) {
@@ -377,18 +360,4 @@ func protoOpen(ctx context.Context, what string, open func(context.Context) erro
 			return fmt.Errorf("open %s: %w", what, err)
 		}
 	}
-}
-
-// routeNames are the server names at the other end of s's routes.
-func routeNames(t *testing.T, s *server.Server) map[string]bool {
-	t.Helper()
-	rz, err := s.Routez(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, r := range rz.Routes {
-		names[r.RemoteName] = true
-	}
-	return names
 }
