@@ -415,6 +415,18 @@ const (
 	retryBudget    = time.Minute
 )
 
+// createFirst opens an asset as every node may at once: create it, and update it only if it
+// exists (concurrent create-or-update of a new asset from several nodes goes unanswered).
+func createFirst[C, T any](create, update func(context.Context, C) (T, error), cfg C, exists error) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		v, err := create(ctx, cfg)
+		if errors.Is(err, exists) {
+			v, err = update(ctx, cfg)
+		}
+		return v, err
+	}
+}
+
 // retry runs op until it succeeds, fails for good, or ctx or the budget ends; unanswered (if not
 // nil) counts the attempts that got no answer in time.
 func retry[T any](ctx context.Context, log *slog.Logger, what string, unanswered *atomic.Int64, op func(context.Context) (T, error)) (T, error) {
@@ -474,13 +486,8 @@ func (r *replicated) UpdateStream(ctx context.Context, cfg jetstream.StreamConfi
 
 func (r *replicated) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open stream "+cfg.Name, &r.unanswered, func(ctx context.Context) (jetstream.Stream, error) {
-		st, err := r.JetStream.CreateStream(ctx, cfg) // an identical existing stream is no error
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			st, err = r.JetStream.UpdateStream(ctx, cfg)
-		}
-		return st, err
-	})
+	// CreateStream of an identical existing stream is no error.
+	return retry(ctx, r.log, "open stream "+cfg.Name, &r.unanswered, createFirst(r.JetStream.CreateStream, r.JetStream.UpdateStream, cfg, jetstream.ErrStreamNameAlreadyInUse))
 }
 
 func (r *replicated) CreateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
@@ -499,13 +506,7 @@ func (r *replicated) UpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueC
 
 func (r *replicated) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open bucket "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.KeyValue, error) {
-		kv, err := r.JetStream.CreateKeyValue(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = r.JetStream.UpdateKeyValue(ctx, cfg)
-		}
-		return kv, err
-	})
+	return retry(ctx, r.log, "open bucket "+cfg.Bucket, &r.unanswered, createFirst(r.JetStream.CreateKeyValue, r.JetStream.UpdateKeyValue, cfg, jetstream.ErrBucketExists))
 }
 
 func (r *replicated) CreateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
@@ -524,11 +525,5 @@ func (r *replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.Object
 
 func (r *replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
-	return retry(ctx, r.log, "open object store "+cfg.Bucket, &r.unanswered, func(ctx context.Context) (jetstream.ObjectStore, error) {
-		obj, err := r.JetStream.CreateObjectStore(ctx, cfg)
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			obj, err = r.JetStream.UpdateObjectStore(ctx, cfg)
-		}
-		return obj, err
-	})
+	return retry(ctx, r.log, "open object store "+cfg.Bucket, &r.unanswered, createFirst(r.JetStream.CreateObjectStore, r.JetStream.UpdateObjectStore, cfg, jetstream.ErrBucketExists))
 }
