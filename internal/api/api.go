@@ -1,8 +1,8 @@
 // Package api serves the Lambda REST API (2015-03-31 and the dated paths beside it) over HTTP:
-// request parsing and validation, AWS's JSON shapes and error wire format, and the Invoke hot
-// path's HTTP side. It holds no state of its own: functions live in the store, the in-memory
-// view in invoke, and every invocation runs through invoke.Service.Invoke (api never reaches a
-// worker pool).
+// routes, decoding requests into the control plane's inputs and encoding its answers in AWS's
+// JSON shapes and error wire format, and the Invoke hot path's HTTP side. It holds no state and
+// touches no store: every other operation is a call to a control-plane service (internal/control),
+// and every invocation runs through invoke.Service.Invoke (api never reaches a worker pool).
 //
 // Every request but function URLs (which check their own AuthType), /metrics and the
 // presigned code and layer download links must carry a valid SigV4 signature by a known access

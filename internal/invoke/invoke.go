@@ -2,8 +2,9 @@
 // (the Invoke API, function URLs, async events and schedules through the async queue, event
 // source mappings). It resolves function name and qualifier ($LATEST, a version, or an alias
 // with weighted routing) to a configuration and the worker pool that serves it, admits the
-// invocation against the account's and the function's concurrency, counts throttles, and runs
-// it on the pool. It keeps everything in memory in a view written only by the store's KV
+// invocation against the account's and the function's concurrency (the cluster's, through a
+// lease ledger, admit.go), counts throttles, and runs it on the pool, or, in a cluster, on
+// another node's warm environment when this node has none idle (route.go). It keeps everything in memory in a view written only by the store's KV
 // watches (writers read their own writes with Await), so the warm path touches neither disk nor
 // JetStream. It knows nothing of HTTP; only it reaches the worker's pools.
 package invoke

@@ -1,6 +1,7 @@
-// Package store is Flint's registry: function records in a JetStream KV bucket and code packages
-// in a JetStream object store, on an embedded NATS server (or, later, an external one). It owns the
-// NATS connection; it knows nothing of HTTP, sandboxes or invocations.
+// Package store is Flint's registry: records in JetStream KV buckets, one typed repository per
+// kind (Functions, Versions, Aliases, …), and code packages in a JetStream object store, on an
+// embedded NATS server that joins the other nodes' in a cluster (cluster.go). It owns the NATS
+// connection; it knows nothing of HTTP, sandboxes or invocations.
 package store
 
 import (
