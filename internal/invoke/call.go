@@ -123,19 +123,25 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 
 // run places an admitted invocation on this node's pool.
 func (s *Service) run(ctx context.Context, e *Entry, wreq worker.Request, respond func(Response)) error {
-	version := e.Fn.Config.Version
-	// The worker calls this before Pool.Invoke returns and keeps no reference: it stays on this
-	// stack, and respond on the caller's, so the warm path allocates nothing for either.
-	err := e.pool.Invoke(ctx, wreq, func(r *worker.Response) {
-		respond(Response{ExecutedVersion: version, Payload: r.Payload, ContentType: r.ContentType,
-			FunctionError: r.FunctionError, LogResult: r.LogResult})
-	})
+	err := s.runHere(ctx, e, wreq, respond)
 	if errors.Is(err, worker.ErrNoCapacity) {
 		th := &Throttled{Reason: ReasonAccount, err: err}
 		s.throttled(e, th)
 		return th
 	}
 	return err
+}
+
+// runHere runs the invocation on this node's pool; worker.ErrNoCapacity says the node's memory
+// budget had no room for the environment it needed (nothing ran).
+func (s *Service) runHere(ctx context.Context, e *Entry, wreq worker.Request, respond func(Response)) error {
+	version := e.Fn.Config.Version
+	// The worker calls this before Pool.Invoke returns and keeps no reference: it stays on this
+	// stack, and respond on the caller's, so the warm path allocates nothing for either.
+	return e.pool.Invoke(ctx, wreq, func(r *worker.Response) {
+		respond(Response{ExecutedVersion: version, Payload: r.Payload, ContentType: r.ContentType,
+			FunctionError: r.FunctionError, LogResult: r.LogResult})
+	})
 }
 
 func (s *Service) throttled(e *Entry, th *Throttled) {

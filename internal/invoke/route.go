@@ -255,12 +255,14 @@ func (r *router) snapshot() announcement {
 	return a
 }
 
+// freeMB is the memory budget a cold start here could take now: what no environment holds, and
+// what idle ones hold (a cold start evicts them to make room).
 func (r *router) freeMB() int {
 	st := r.s.workers.Stats()
 	if st.BudgetMB <= 0 {
 		return -1
 	}
-	return st.BudgetMB - st.MemoryMB
+	return st.BudgetMB - st.MemoryMB + st.EvictableMB
 }
 
 func (r *router) announce(a announcement) error {
@@ -318,32 +320,55 @@ func (r *router) warm(key string) []string {
 	return out
 }
 
-// roomiest returns the node with the most free memory budget for an environment of mb, ""
-// when it is this one (a tie goes to this node: no network on the way).
-func (r *router) roomiest(mb int) string {
+// roomy returns the nodes whose free budget fits an environment of mb, the roomiest first ("" is
+// this node, first on a tie: no network on the way). Others' budgets are as they last announced.
+func (r *router) roomy(mb int) []string {
+	type cand struct {
+		name string
+		free int
+	}
 	free := func(f int) int {
 		if f < 0 {
 			return math.MaxInt
 		}
 		return f
 	}
-	best, bestFree := "", free(r.freeMB())
+	var cs []cand
+	if f := free(r.freeMB()); f >= mb {
+		cs = append(cs, cand{"", f})
+	}
 	now := r.cfg.Now()
 	r.mu.RLock()
 	for name, p := range r.peers {
 		if now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
 			continue
 		}
-		if f := free(p.FreeMB); f > bestFree && f >= mb {
-			best, bestFree = name, f
+		if f := free(p.FreeMB); f >= mb {
+			cs = append(cs, cand{name, f})
 		}
 	}
 	r.mu.RUnlock()
-	return best
+	slices.SortStableFunc(cs, func(x, y cand) int { return cmp.Compare(y.free, x.free) })
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
+
+// took counts mb of node's announced budget as taken by a cold start placed there, until its
+// next announcement.
+func (r *router) took(node string, mb int) {
+	r.mu.Lock()
+	if p := r.peers[node]; p != nil && p.FreeMB >= 0 {
+		p.FreeMB = max(0, p.FreeMB-mb)
+	}
+	r.mu.Unlock()
 }
 
 // place runs an invocation this node has no idle environment for: on a warm node, else a cold
-// start on the roomiest node. e is admitted by the caller, which keeps its slot for the call.
+// start on the node with the most free memory budget, else (none has room) here, which
+// throttles. e is admitted by the caller, which keeps its slot for the call.
 func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respond func(Response)) error {
 	c := &e.Fn.Config
 	tried := 0
@@ -356,7 +381,18 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 			return err
 		}
 	}
-	if node := r.roomiest(c.MemorySize); node != "" {
+	wreq.WarmOnly = false
+	// A burst's placements run at once and see the same budgets: the room one saw may be taken
+	// when its environment reserves it. It then goes on to the next roomiest node.
+	for _, node := range r.roomy(c.MemorySize) {
+		if node == "" {
+			if err := r.s.runHere(ctx, e, wreq, respond); !errors.Is(err, worker.ErrNoCapacity) {
+				return err
+			}
+			continue
+		}
+		// Counted before the answer, so that the placements after this one spread.
+		r.took(node, c.MemorySize)
 		if done, err := r.forward(ctx, node, e, wreq, true, respond); done {
 			if err == nil {
 				r.coldRemote.Add(1)
@@ -364,7 +400,6 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 			return err
 		}
 	}
-	wreq.WarmOnly = false
 	return r.s.run(ctx, e, wreq, respond)
 }
 

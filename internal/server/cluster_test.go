@@ -68,7 +68,7 @@ func (n *clusterNode) start(ctx context.Context) error {
 // port, cgroup parent and cluster address, joined to the others and sharing one master key,
 // the way docs/CLUSTER.md starts them. They start together (as machines would), since each
 // waits for the cluster before serving.
-func startCluster(t *testing.T, n int) []*clusterNode {
+func startCluster(t *testing.T, n int, mutate ...func(*config.Config)) []*clusterNode {
 	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -89,6 +89,9 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 			if j != i {
 				cfg.Join = append(cfg.Join, a)
 			}
+		}
+		for _, m := range mutate {
+			m(&cfg)
 		}
 		log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.Node)
 		nodes[i] = &clusterNode{cfg: cfg, log: log}

@@ -103,6 +103,9 @@ type Stats struct {
 	// MemoryMB is the memory budget the live environments take (their MemorySize), BudgetMB the
 	// node's budget (0: unbounded).
 	MemoryMB, BudgetMB int
+	// EvictableMB is the part of MemoryMB that idle environments (not provisioned) hold: a cold
+	// start evicts them to make room, so it is room for one.
+	EvictableMB int
 }
 
 // Stats reports environment counts across every pool.
@@ -125,6 +128,9 @@ func (m *Manager) Stats() Stats {
 				s.Starting++
 			case stateIdle, stateFrozen:
 				s.Idle++
+				if !e.provisioned {
+					s.EvictableMB += p.fn.MemoryMB
+				}
 			case stateBusy:
 				s.Busy++
 			}
