@@ -29,7 +29,7 @@ import (
 )
 
 // freeAddrs picks n loopback addresses nothing listens on (closed again at once).
-func freeAddrs(t *testing.T, n int) []string {
+func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	var ls []net.Listener
@@ -68,7 +68,7 @@ func (n *clusterNode) start(ctx context.Context) error {
 // port, cgroup parent and cluster address, joined to the others and sharing one master key,
 // the way docs/CLUSTER.md starts them. They start together (as machines would), since each
 // waits for the cluster before serving.
-func startCluster(t *testing.T, n int, mutate ...func(*config.Config)) []*clusterNode {
+func startCluster(t testing.TB, n int, mutate ...func(*config.Config)) []*clusterNode {
 	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
