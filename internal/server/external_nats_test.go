@@ -242,7 +242,9 @@ func TestExternalNATSCluster(t *testing.T) {
 					return err
 				}
 				defer resp.Body.Close()
-				var out struct{ Nodes []struct{ Name, State string } }
+				var out struct {
+					Nodes []struct{ Name, State string }
+				}
 				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 					return err
 				}
