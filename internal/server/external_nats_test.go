@@ -262,6 +262,24 @@ func TestExternalNATSCluster(t *testing.T) {
 			})
 		}
 	})
+	t.Run("node 2 goes on through another server when its own stops", func(t *testing.T) {
+		// Node 2 was connected to nats2 (it knows nats3 too): it reconnects, its watches
+		// resume there, and it runs what node 1 changes afterwards.
+		ns[1].Shutdown()
+		ns[1].WaitForShutdown()
+		if _, err := c1.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
+			FunctionName: aws.String("greeter"),
+			Environment:  &types.Environment{Variables: map[string]string{"GREETING": "after nats2 stopped"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, time.Minute, "node 2 runs node 1's update through nats3", func() error {
+			if got, err := greetingOf(ctx, c2, "greeter"); err != nil || got != "after nats2 stopped" {
+				return fmt.Errorf("greeting %q, %v", got, err)
+			}
+			return nil
+		})
+	})
 	t.Run("a node restarted after the other wrote serves the write", func(t *testing.T) {
 		nodes[1].srv.Close()
 		if _, err := c1.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{
