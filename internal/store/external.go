@@ -115,8 +115,11 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	servers := redactAll(x.URLs)
 	log := opts.Log.With("nats", servers)
 	// The last asynchronous error the servers sent (a permissions violation is reported only
-	// so): a JetStream request it refused just goes unanswered, so a failure to open says it.
+	// so): a JetStream request it refused just goes unanswered, so a failure to open says it,
+	// and a violation while opening ends the opening at once instead of after the retries.
 	var said atomic.Pointer[error]
+	ctx, refused := context.WithCancelCause(ctx)
+	defer refused(nil)
 	nopts := []nats.Option{
 		nats.Name("flint " + x.Node),
 		nats.MaxReconnects(-1), // reconnect forever; the watches and consumers resume
@@ -132,6 +135,9 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			said.Store(&err)
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				refused(err) // a no-op once Open has returned
+			}
 			log.Warn("NATS error", "err", err)
 		}),
 	}
@@ -159,6 +165,9 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	}
 	fail := func(err error) (*Store, error) {
 		nc.Close()
+		if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+			return nil, fmt.Errorf("%w: Flint's NATS user lacks a permission it needs (docs/CLUSTER.md, \"Using an existing NATS cluster\"): %w", err, cause)
+		}
 		if e := said.Load(); e != nil {
 			return nil, fmt.Errorf("%w (the NATS server said: %v)", err, *e)
 		}

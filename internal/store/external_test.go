@@ -208,6 +208,17 @@ func TestExternalStoreSingleServer(t *testing.T) {
 			t.Errorf("the refused node created %v", reps)
 		}
 	})
+	t.Run("a user without the JetStream API", func(t *testing.T) {
+		narrow := runNATS(t, 1, func(o *server.Options) {
+			o.Users = []*server.User{{Username: "flint", Password: "pw", Permissions: &server.Permissions{
+				Publish: &server.SubjectPermission{Allow: []string{"flint.>", "_INBOX.>"}}}}}
+		})[0]
+		_, err := openExternalStore(ctx, t, t.TempDir(), keys, ExternalOptions{URLs: []string{narrow.ClientURL()}, Node: "n1", User: "flint", Password: "pw"})
+		if err == nil || !strings.Contains(err.Error(), "Permissions Violation") || !strings.Contains(err.Error(), "$JS.API") {
+			t.Fatalf("open without the JetStream API's permission = %v, want the server's permissions violation", err)
+		}
+		t.Log(err)
+	})
 	t.Run("a server with the default max_payload", func(t *testing.T) {
 		small := runNATS(t, 1, func(o *server.Options) { o.MaxPayload = 0 })[0] // 1 MB
 		_, err := openExternalStore(ctx, t, t.TempDir(), keys, ExternalOptions{URLs: []string{small.ClientURL()}, Node: "n1"})
