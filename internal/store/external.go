@@ -156,7 +156,7 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	if x.TLS != nil {
 		nopts = append(nopts, nats.Secure(x.TLS))
 	}
-	nc, err := nats.Connect(strings.Join(x.URLs, ","), nopts...)
+	nc, err := connect(ctx, strings.Join(x.URLs, ","), nopts, log)
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 			return nil, fmt.Errorf("connect to NATS at %s: the server refused Flint's credentials (--nats-creds, --nats-nkey, --nats-user/--nats-password or the URL's user info): %w", servers, err)
@@ -199,6 +199,29 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 		return fail(err)
 	}
 	return s, nil
+}
+
+// connect connects to the first server of urls that answers. While none does (NATS starting
+// with Flint, or down for a while) it waits as long as ctx allows, saying so every so often, as
+// an embedded cluster node waits for the others; any other failure (credentials, TLS) is
+// returned at once.
+func connect(ctx context.Context, urls string, opts []nats.Option, log *slog.Logger) (*nats.Conn, error) {
+	start, said := time.Now(), time.Now()
+	for {
+		nc, err := nats.Connect(urls, opts...)
+		if err == nil || !errors.Is(err, nats.ErrNoServers) {
+			return nc, err
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			log.Warn("waiting for a NATS server to answer", "waiting", time.Since(start).Round(time.Second), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (waited %v): %w", err, time.Since(start).Round(time.Second), ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // externalReplicas decides the replica count of what Flint creates on an external NATS. Every

@@ -328,3 +328,43 @@ func TestExternalStoreCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestExternalStoreWaitsForNATS: a store started before its NATS server waits for it (as
+// nodes started together with their NATS cluster do) and opens once it answers; a store whose
+// context ends while no server answers says why.
+func TestExternalStoreWaitsForNATS(t *testing.T) {
+	keys := testKeyring(t)
+	port := protoClusterPorts(t, 1)[0]
+	x := ExternalOptions{URLs: []string{fmt.Sprintf("nats://127.0.0.1:%d", port)}, Node: "n1"}
+
+	short, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	_, err := openExternalStore(short, t, t.TempDir(), keys, x)
+	cancel()
+	if !errors.Is(err, nats.ErrNoServers) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("open with no server until the deadline = %v", err)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	type result struct {
+		s   *Store
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := Open(ctx, Options{Dir: t.TempDir(), Keyring: keys, External: &x})
+		done <- result{s, err}
+	}()
+	time.Sleep(time.Second) // let it find no server first
+	select {
+	case r := <-done:
+		t.Fatalf("open returned before any server ran: %v", r.err)
+	default:
+	}
+	runNATS(t, 1, func(o *server.Options) { o.Port = port })
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("open once the server runs: %v", r.err)
+	}
+	r.s.Close()
+}
