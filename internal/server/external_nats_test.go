@@ -302,6 +302,18 @@ func TestExternalNATSCluster(t *testing.T) {
 			return err
 		})
 	})
+	t.Run("a second node named node1 does not start while node1 runs", func(t *testing.T) {
+		twin := externalNode(t, "node1", key, ns[2].ClientURL())
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		err := twin.start(short)
+		if twin.srv != nil {
+			twin.srv.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "node name node1: another Flint node connected to this NATS answers for it") {
+			t.Fatalf("start a second node1 = %v, want the name in use", err)
+		}
+	})
 	t.Run("a wrong password is refused at start", func(t *testing.T) {
 		bad := externalNode(t, "node3", key, ns[2].ClientURL())
 		bad.cfg.NATSPassword = "wrong"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -193,6 +194,9 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := claimName(ctx, nc, x.Node, log); err != nil {
+		return fail(err)
+	}
 	log.Info("using an external NATS", "server", nc.ConnectedServerName(), "cluster", nc.ConnectedClusterName(), "replicas", replicas)
 	s := &Store{nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: true}
 	if err := s.open(ctx); err != nil {
@@ -255,6 +259,65 @@ func externalReplicas(ctx context.Context, js jetstream.JetStream, clustered boo
 	default:
 		return 1, nil
 	}
+}
+
+// presencePrefix + node is where a node on an external NATS answers for its name, for as long
+// as its connection lives.
+const presencePrefix = "flint.node."
+
+// presence is a node's answer: who holds the name.
+type presence struct {
+	Host  string    `json:"host"`
+	PID   int       `json:"pid"`
+	Since time.Time `json:"since"`
+}
+
+// claimName makes this connection the one that answers for node's name, once no other does.
+// The name keys the node's forwarding subject and its concurrency leases, so two live nodes
+// sharing one would both run the invocations forwarded to it and hold each other's slots.
+// Embedded cluster nodes get this from NATS (the name is the server's); here nothing else
+// would catch it. While another connection answers it waits, saying so: a node restarted after
+// its machine crashed finds its old connection answering until the servers' ping timeout
+// drops it (NATS's default: a few minutes), which a refusal would turn into a failed restart.
+// (Two nodes started with one name within the same moment can both miss each other.)
+func claimName(ctx context.Context, nc *nats.Conn, node string, log *slog.Logger) error {
+	subject := presencePrefix + node
+	start, said := time.Now(), time.Time{}
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		m, err := nc.RequestWithContext(rctx, subject, nil)
+		cancel()
+		if errors.Is(err, nats.ErrNoResponders) {
+			break
+		}
+		var p presence
+		if err == nil {
+			_ = json.Unmarshal(m.Data, &p)
+		}
+		if time.Since(said) >= 10*time.Second {
+			said = time.Now()
+			log.Warn("another Flint node connected to this NATS has this node's name (--node): waiting for it to go (a crashed machine's connection lasts until NATS's ping timeout); give each node its own name",
+				"node", node, "other_host", p.Host, "other_pid", p.PID, "other_since", p.Since, "waiting", time.Since(start).Round(time.Second), "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node name %s: another Flint node connected to this NATS answers for it (host %q, pid %d): give each node its own --node: %w", node, p.Host, p.PID, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+	host, _ := os.Hostname()
+	me, err := json.Marshal(presence{Host: host, PID: os.Getpid(), Since: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	// The subscription lives as long as the connection (Close ends both).
+	if _, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond(me) }); err != nil {
+		return fmt.Errorf("answer for node name %s: %w", node, err)
+	}
+	if err := nc.FlushTimeout(attemptTimeout); err != nil { // the servers know the subscription before Open returns
+		return fmt.Errorf("answer for node name %s: %w", node, err)
+	}
+	return nil
 }
 
 // externalMarker records in the data directory that this node keeps its state in an external

@@ -368,3 +368,39 @@ func TestExternalStoreWaitsForNATS(t *testing.T) {
 	}
 	r.s.Close()
 }
+
+// TestExternalStoreNodeName: while a store answers for a node name on an external NATS, a
+// second store with that name waits (and gives up when its context ends, naming the holder);
+// once the first closes, the name is free.
+func TestExternalStoreNodeName(t *testing.T) {
+	ns := runNATS(t, 1, nil)[0]
+	keys := testKeyring(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	x := ExternalOptions{URLs: []string{ns.ClientURL()}, Node: "twin"}
+	first, err := openExternalStore(ctx, t, t.TempDir(), keys, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 2*time.Second)
+	_, err = openExternalStore(short, t, t.TempDir(), keys, x)
+	cancelShort()
+	if err == nil || !strings.Contains(err.Error(), "node name twin: another Flint node connected to this NATS answers for it") ||
+		!strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Fatalf("a second store named twin = %v, want the name in use", err)
+	}
+	t.Log(err)
+	other := x
+	other.Node = "other"
+	if s, err := openExternalStore(ctx, t, t.TempDir(), keys, other); err != nil {
+		t.Fatalf("a store with another name: %v", err)
+	} else {
+		s.Close()
+	}
+	first.Close()
+	second, err := openExternalStore(ctx, t, t.TempDir(), keys, x)
+	if err != nil {
+		t.Fatalf("twin after the first closed: %v", err)
+	}
+	second.Close()
+}
