@@ -42,7 +42,7 @@ func (a *app) serveCommand() *cobra.Command {
 		Use:   "serve",
 		Short: "Run the Lambda API and the functions' execution environments",
 		Long: "Run Flint: the Lambda REST API, the functions' execution environments and the embedded\n" +
-			"NATS JetStream that keeps their state. Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.",
+			"NATS JetStream that keeps their state (or an existing NATS: --nats). Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.",
 		Args: rangeArgs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level

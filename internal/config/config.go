@@ -103,8 +103,8 @@ type Config struct {
 	StrictRuntimes bool
 
 	// Node names this node in a cluster: unique among the nodes and kept across restarts
-	// (JetStream knows its peers by it). Set with ClusterListen and Join; all three empty run
-	// one standalone node, as before clustering existed (docs/CLUSTER.md).
+	// (JetStream knows its peers by it). Set with ClusterListen and Join, or with NATS; all
+	// empty run one standalone node, as before clustering existed (docs/CLUSTER.md).
 	Node string
 	// ClusterListen is host:port where this node's embedded NATS server takes the other nodes'
 	// routes (what they list in Join). Routes authenticate with a secret derived from the
