@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -213,7 +214,7 @@ func connect(ctx context.Context, urls string, opts []nats.Option, log *slog.Log
 	start, said := time.Now(), time.Now()
 	for {
 		nc, err := nats.Connect(urls, opts...)
-		if err == nil || !errors.Is(err, nats.ErrNoServers) {
+		if err == nil || !unreachable(err) {
 			return nc, err
 		}
 		if time.Since(said) >= 10*time.Second {
@@ -226,6 +227,14 @@ func connect(ctx context.Context, urls string, opts []nats.Option, log *slog.Log
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// unreachable reports whether a connection failed for want of a server to talk to (refused,
+// timed out, a name not resolving yet), rather than by what a server said (credentials, TLS).
+func unreachable(err error) bool {
+	var dns *net.DNSError
+	var ne net.Error
+	return errors.Is(err, nats.ErrNoServers) || errors.As(err, &dns) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // externalReplicas decides the replica count of what Flint creates on an external NATS. Every

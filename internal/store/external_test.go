@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -403,4 +404,25 @@ func TestExternalStoreNodeName(t *testing.T) {
 		t.Fatalf("twin after the first closed: %v", err)
 	}
 	second.Close()
+}
+
+// TestUnreachable: what the start waits out (no server to talk to yet) and what ends it at
+// once (what a server said).
+func TestUnreachable(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused everywhere", nats.ErrNoServers, true},
+		{"a name that does not resolve yet", fmt.Errorf("dial: %w", &net.DNSError{Err: "no such host", Name: "nats.invalid", IsNotFound: true}), true},
+		{"a dial that timed out", &net.OpError{Op: "dial", Err: os.ErrDeadlineExceeded}, true},
+		{"wrong credentials", nats.ErrAuthorization, false},
+		{"a TLS alert from the server", &net.OpError{Op: "remote error", Err: errors.New("tls: certificate required")}, false},
+		{"an unknown authority", errors.New("nats: tls error: x509: certificate signed by unknown authority"), false},
+	} {
+		if got := unreachable(tc.err); got != tc.want {
+			t.Errorf("%s: unreachable(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
+	}
 }
