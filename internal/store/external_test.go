@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
 
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/lambda"
@@ -120,8 +121,11 @@ func streamReplicas(ctx context.Context, t *testing.T, js jetstream.JetStream) m
 // password (the documented permissions, nothing more) opens every asset with one replica,
 // keeps what is written across a reopen, refuses wrong credentials, a replica count the
 // server cannot keep or the assets do not have, and a server whose max_payload is too small;
-// the data directory it used is refused to the embedded server and the other way round.
+// the data directory it used is refused to the embedded server and the other way round; no
+// goroutine outlives it.
 func TestExternalStoreSingleServer(t *testing.T) {
+	ignore := goleak.IgnoreCurrent() // checked last, once the servers are gone too
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	ns := runNATS(t, 1, withUser("flint", "s3cret"))[0]
 	keys := testKeyring(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
