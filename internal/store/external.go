@@ -108,7 +108,7 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	if len(x.URLs) == 0 || x.Node == "" {
 		return nil, errors.New("store: an external NATS needs its URLs and this node's name")
 	}
-	if err := checkExternalDir(opts.Dir, x.URLs); err != nil {
+	if err := checkExternalDir(opts.Dir); err != nil {
 		return nil, err
 	}
 	if opts.SyncAlways {
@@ -201,6 +201,9 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	log.Info("using an external NATS", "server", nc.ConnectedServerName(), "cluster", nc.ConnectedClusterName(), "replicas", replicas)
 	s := &Store{nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: true}
 	if err := s.open(ctx); err != nil {
+		return fail(err)
+	}
+	if err := markExternal(opts.Dir, x.URLs); err != nil {
 		return fail(err)
 	}
 	return s, nil
@@ -335,9 +338,8 @@ func claimName(ctx context.Context, nc *nats.Conn, node string, log *slog.Logger
 const externalMarker = "nats-external"
 
 // checkExternalDir refuses a data directory that holds an embedded server's JetStream state
-// (the functions in it would seem lost, and stay behind unseen) and marks it as an external
-// NATS node's.
-func checkExternalDir(dir string, urls []string) error {
+// (the functions in it would seem lost, and stay behind unseen).
+func checkExternalDir(dir string) error {
 	js := filepath.Join(dir, "jetstream", "jetstream")
 	streams, err := os.ReadDir(filepath.Join(js, "$G", "streams"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -352,6 +354,11 @@ func checkExternalDir(dir string, urls []string) error {
 			"start this node on a new data directory (moving the state into an external NATS is not supported yet: create the functions again through the API; docs/CLUSTER.md)",
 			ErrModeMismatch, dir)
 	}
+	return nil
+}
+
+// markExternal marks dir as an external NATS node's, once its store opened there.
+func markExternal(dir string, urls []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}

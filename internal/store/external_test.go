@@ -169,7 +169,11 @@ func TestExternalStoreSingleServer(t *testing.T) {
 	t.Run("wrong password", func(t *testing.T) {
 		bad := x
 		bad.Password = "wrong"
-		_, err := openExternalStore(ctx, t, t.TempDir(), keys, bad)
+		dir := t.TempDir()
+		_, err := openExternalStore(ctx, t, dir, keys, bad)
+		if _, serr := os.Stat(filepath.Join(dir, externalMarker)); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("the refused start marked the data directory: %v", serr)
+		}
 		if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), "refused Flint's credentials") {
 			t.Fatalf("open with a wrong password = %v, want the refused credentials", err)
 		}
@@ -221,6 +225,14 @@ func TestExternalStoreSingleServer(t *testing.T) {
 		_, err := openExternalStore(ctx, t, t.TempDir(), keys, ExternalOptions{URLs: []string{narrow.ClientURL()}, Node: "n1", User: "flint", Password: "pw"})
 		if err == nil || !strings.Contains(err.Error(), "Permissions Violation") || !strings.Contains(err.Error(), "$JS.API") {
 			t.Fatalf("open without the JetStream API's permission = %v, want the server's permissions violation", err)
+		}
+		t.Log(err)
+	})
+	t.Run("a server without JetStream", func(t *testing.T) {
+		plain := runNATS(t, 1, func(o *server.Options) { o.JetStream = false })[0]
+		_, err := openExternalStore(ctx, t, t.TempDir(), keys, ExternalOptions{URLs: []string{plain.ClientURL()}, Node: "n1"})
+		if !errors.Is(err, jetstream.ErrJetStreamNotEnabled) || !strings.Contains(err.Error(), "enable it on the servers") {
+			t.Fatalf("open on a server without JetStream = %v", err)
 		}
 		t.Log(err)
 	})
