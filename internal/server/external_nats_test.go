@@ -2,12 +2,20 @@ package server_test
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -104,7 +112,7 @@ func externalNode(t *testing.T, name, masterKey string, urls ...string) *cluster
 
 func sharedMasterKey(t *testing.T) string {
 	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	if _, err := crand.Read(key); err != nil {
 		t.Fatal(err)
 	}
 	return base64.StdEncoding.EncodeToString(key)
@@ -370,5 +378,114 @@ func TestExternalNATSSingleServer(t *testing.T) {
 	}
 	if got, err := greetingOf(ctx, newClient(n.srv.URL()), "greeter"); err != nil || got != "solo" {
 		t.Fatalf("invoke after a restart = %q, %v", got, err)
+	}
+}
+
+// writePKI writes a CA, a server certificate for 127.0.0.1 and a client certificate (PEM
+// files in dir) and returns the CA's pool and the files.
+func writePKI(t *testing.T, dir string) (pool *x509.CertPool, caFile, serverCert, serverKey, clientCert, clientKey string) {
+	t.Helper()
+	write := func(name, typ string, der []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats test ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
+	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+		der, err := x509.CreateCertificate(crand.Reader, tmpl, ca, &k.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kder, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
+	}
+	pool = x509.NewCertPool()
+	pool.AddCert(ca)
+	caFile = write("ca.pem", "CERTIFICATE", caDER)
+	serverCert, serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
+	clientCert, clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	return
+}
+
+// TestExternalNATSMutualTLS: a Flint node given --nats-tls-ca, --nats-tls-cert and
+// --nats-tls-key runs on a NATS server that requires TLS and verifies client certificates;
+// without the client certificate it is refused at start.
+func TestExternalNATSMutualTLS(t *testing.T) {
+	pool, caFile, serverCert, serverKey, clientCert, clientKey := writePKI(t, t.TempDir())
+	pair, err := tls.LoadX509KeyPair(serverCert, serverKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
+		Users: []*natsserver.User{{Username: "flint", Password: "pa55", Permissions: externalPermissions}},
+		TLS:   true, TLSVerify: true, TLSTimeout: 5,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key := sharedMasterKey(t)
+
+	noCert := externalNode(t, "plain", key, ns.ClientURL())
+	noCert.cfg.NATSTLSCA = caFile
+	err = noCert.start(ctx)
+	if noCert.srv != nil {
+		noCert.srv.Close()
+	}
+	// TLS 1.3 clients learn of the refusal after their handshake: as an alert ("certificate
+	// required") or as the connection closing under their first write.
+	if err == nil || !strings.Contains(err.Error(), "tls") || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("start without a client certificate = %v, want the server's refusal at once", err)
+	}
+	t.Log(err)
+
+	n := externalNode(t, "mtls", key, ns.ClientURL())
+	n.cfg.NATSTLSCA, n.cfg.NATSTLSCert, n.cfg.NATSTLSKey = caFile, clientCert, clientKey
+	if err := n.start(ctx); err != nil {
+		t.Fatalf("start with the CA and a client certificate: %v", err)
+	}
+	t.Cleanup(func() { n.srv.Close() })
+	c := newClient(n.srv.URL())
+	createFunction(t, c, "greeter", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: greeterPy}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"GREETING": "over mTLS"}}
+		})
+	if got, err := greetingOf(ctx, c, "greeter"); err != nil || got != "over mTLS" {
+		t.Fatalf("invoke = %q, %v", got, err)
 	}
 }
