@@ -201,6 +201,10 @@ func openExternal(ctx context.Context, opts Options) (*Store, error) {
 	log.Info("using an external NATS", "server", nc.ConnectedServerName(), "cluster", nc.ConnectedClusterName(), "replicas", replicas)
 	s := &Store{nc: nc, log: opts.Log, keyring: opts.Keyring, replicas: replicas, clustered: true}
 	if err := s.open(ctx); err != nil {
+		var apiErr *jetstream.APIError
+		if replicas > 1 && errors.As(err, &apiErr) && apiErr.ErrorCode == 10005 { // no suitable peers for placement
+			err = fmt.Errorf("%w: the NATS cluster has fewer than %d JetStream servers that can hold a copy; start every node with a --nats-replicas it can keep (1 on a cluster of 2)", err, replicas)
+		}
 		return fail(err)
 	}
 	if err := markExternal(opts.Dir, x.URLs); err != nil {
