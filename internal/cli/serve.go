@@ -29,13 +29,20 @@ func (a *app) serveCommand() *cobra.Command {
 	if v := os.Getenv("FLINT_JOIN"); v != "" {
 		cfg.Join = strings.Split(v, ",")
 	}
+	if v := os.Getenv("FLINT_NATS"); v != "" {
+		cfg.NATS = strings.Split(v, ",")
+	}
+	cfg.NATSCreds = os.Getenv("FLINT_NATS_CREDS")
+	cfg.NATSNKey = os.Getenv("FLINT_NATS_NKEY")
+	cfg.NATSUser = os.Getenv("FLINT_NATS_USER")
+	cfg.NATSPassword = os.Getenv("FLINT_NATS_PASSWORD")
 	logLevel := "info"
 	var runtimePaths []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lambda API and the functions' execution environments",
 		Long: "Run Flint: the Lambda REST API, the functions' execution environments and the embedded\n" +
-			"NATS JetStream that keeps their state. Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.",
+			"NATS JetStream that keeps their state (or an existing NATS: --nats). Stops cleanly on Ctrl-C (SIGINT) or SIGTERM.",
 		Args: rangeArgs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var level slog.Level
@@ -95,11 +102,23 @@ func (a *app) serveCommand() *cobra.Command {
 	f.BoolVar(&cfg.StrictRuntimes, "strict-runtimes", cfg.StrictRuntimes,
 		"refuse functions whose runtime has no interpreter of its own version here (default: run them on the nearest version, with a warning)")
 	f.StringVar(&cfg.Node, "node", cfg.Node,
-		"this node's name in a cluster: unique, kept across restarts (env FLINT_NODE; with --cluster-listen and --join, docs/CLUSTER.md)")
+		"this node's name in a cluster: unique, kept across restarts (env FLINT_NODE; with --cluster-listen and --join, or --nats; docs/CLUSTER.md)")
 	f.StringVar(&cfg.ClusterListen, "cluster-listen", cfg.ClusterListen,
 		"host:port where this node takes the other cluster nodes' routes (env FLINT_CLUSTER_LISTEN; beyond loopback needs --tls-cert; every node needs the same master key)")
 	f.StringSliceVar(&cfg.Join, "join", cfg.Join,
 		"the other cluster nodes' --cluster-listen addresses, comma-separated: list every other node (env FLINT_JOIN)")
+	f.StringSliceVar(&cfg.NATS, "nats", cfg.NATS,
+		"URLs of an existing NATS server or cluster with JetStream to keep the state in instead of the embedded server, comma-separated: nats://host:4222 or tls://host:4222, "+
+			"user info for a user and password or a token (env FLINT_NATS; needs --node and the shared master key; docs/CLUSTER.md)")
+	f.StringVar(&cfg.NATSCreds, "nats-creds", cfg.NATSCreds, "NATS credentials file: user JWT and NKey seed (env FLINT_NATS_CREDS)")
+	f.StringVar(&cfg.NATSNKey, "nats-nkey", cfg.NATSNKey, "file of an NKey seed to authenticate to NATS with (env FLINT_NATS_NKEY)")
+	f.StringVar(&cfg.NATSUser, "nats-user", cfg.NATSUser, "NATS user (env FLINT_NATS_USER)")
+	f.StringVar(&cfg.NATSPassword, "nats-password", cfg.NATSPassword, "NATS user's password (env FLINT_NATS_PASSWORD, which keeps it out of the process list)")
+	f.StringVar(&cfg.NATSTLSCA, "nats-tls-ca", cfg.NATSTLSCA, "PEM file of the CAs of the NATS servers' certificates (default: the system's roots); makes the connection TLS")
+	f.StringVar(&cfg.NATSTLSCert, "nats-tls-cert", cfg.NATSTLSCert, "PEM client certificate for NATS servers that verify clients (with --nats-tls-key)")
+	f.StringVar(&cfg.NATSTLSKey, "nats-tls-key", cfg.NATSTLSKey, "PEM private key of --nats-tls-cert")
+	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas,
+		"copies of each stream and bucket Flint creates in the external NATS (0: the existing ones', else 3 on a cluster, 1 on a single server); the same on every node")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

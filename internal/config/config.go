@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -100,8 +103,8 @@ type Config struct {
 	StrictRuntimes bool
 
 	// Node names this node in a cluster: unique among the nodes and kept across restarts
-	// (JetStream knows its peers by it). Set with ClusterListen and Join; all three empty run
-	// one standalone node, as before clustering existed (docs/CLUSTER.md).
+	// (JetStream knows its peers by it). Set with ClusterListen and Join, or with NATS; all
+	// empty run one standalone node, as before clustering existed (docs/CLUSTER.md).
 	Node string
 	// ClusterListen is host:port where this node's embedded NATS server takes the other nodes'
 	// routes (what they list in Join). Routes authenticate with a secret derived from the
@@ -111,6 +114,30 @@ type Config struct {
 	// Join lists every other node's ClusterListen address. Its length sets the cluster's size
 	// at first boot, so list all the others on every node.
 	Join []string
+
+	// NATS lists the URLs (nats:// or tls://) of an existing NATS server or cluster with
+	// JetStream that keeps Flint's state instead of the embedded server (docs/CLUSTER.md,
+	// "Using an existing NATS cluster"). A user and password, or a token, may ride in a URL
+	// (nats://user:pass@host:4222, nats://token@host:4222). A node on an external NATS is a
+	// cluster node (Node names it; every node needs the shared master key), whether or not
+	// other Flint nodes use the same NATS. Exclusive of the embedded server's options
+	// (ClusterListen, Join, NATSListen, NATSToken).
+	NATS []string
+	// NATSCreds is a credentials file (a user JWT and its NKey seed, as `nsc` writes them).
+	NATSCreds string
+	// NATSNKey is a file holding an NKey seed (SU…) the NATS server knows the public key of.
+	NATSNKey string
+	// NATSUser and NATSPassword authenticate with a user and password.
+	NATSUser, NATSPassword string
+	// NATSTLSCA is a PEM file of the CAs that sign the NATS servers' certificates (default:
+	// the system's roots). NATSTLSCert and NATSTLSKey are this node's client certificate, for
+	// servers that verify clients (mutual TLS). Any of them makes the connection TLS.
+	NATSTLSCA, NATSTLSCert, NATSTLSKey string
+	// NATSReplicas is how many copies JetStream keeps of every stream, bucket and object store
+	// Flint creates on the external NATS; 0 decides: the count Flint's assets already have
+	// there, else 1 on a server without a cluster and 3 on a cluster. Every node must agree: a
+	// node given a count other than the existing assets' refuses to start.
+	NATSReplicas int
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -206,6 +233,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("nats-listen %s is not a loopback address: it needs TLS (--tls-cert/--tls-key or --tls-self-signed)", c.NATSListen))
 	}
 	errs = append(errs, c.validateCluster()...)
+	errs = append(errs, c.validateExternal()...)
 	for rt, p := range c.RuntimePaths {
 		if rt == "" || !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Errorf("runtime path %s=%s: want RUNTIME=/absolute/path/to/interpreter", rt, p))
@@ -218,6 +246,9 @@ var nodePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 
 func (c Config) validateCluster() []error {
 	if c.ClusterListen == "" {
+		if c.External() {
+			return nil // validateExternal: a node on an external NATS has a name and no routes
+		}
 		if c.Node != "" || len(c.Join) > 0 {
 			return []error{errors.New("node and join form a cluster together with cluster-listen; give all three or none")}
 		}
@@ -253,17 +284,103 @@ func (c Config) validateCluster() []error {
 	return errs
 }
 
-// Clustered reports whether this node joins other nodes (ClusterListen is set).
-func (c Config) Clustered() bool { return c.ClusterListen != "" }
+// Clustered reports whether this node is part of a cluster: it joins other nodes
+// (ClusterListen) or keeps its state in an external NATS (External), which other nodes may
+// share at any time.
+func (c Config) Clustered() bool { return c.ClusterListen != "" || c.External() }
 
-// Replicas is how many copies JetStream keeps of each of Flint's streams, KV buckets and the
-// object store: 3 in a cluster of 3 or more nodes (1 + len(Join)), else 1. Every node derives
+// External reports whether Flint's state lives in an existing NATS (NATS is set) instead of
+// the embedded server.
+func (c Config) External() bool { return len(c.NATS) > 0 }
+
+func (c Config) validateExternal() []error {
+	if !c.External() {
+		set := []string{}
+		for flag, v := range map[string]bool{"nats-creds": c.NATSCreds != "", "nats-nkey": c.NATSNKey != "",
+			"nats-user": c.NATSUser != "", "nats-password": c.NATSPassword != "", "nats-tls-ca": c.NATSTLSCA != "",
+			"nats-tls-cert": c.NATSTLSCert != "", "nats-tls-key": c.NATSTLSKey != "", "nats-replicas": c.NATSReplicas != 0} {
+			if v {
+				set = append(set, flag)
+			}
+		}
+		if len(set) > 0 {
+			slices.Sort(set)
+			return []error{fmt.Errorf("%s: options of an external NATS, which --nats names", strings.Join(set, ", "))}
+		}
+		return nil
+	}
+	var errs []error
+	if c.ClusterListen != "" || len(c.Join) > 0 {
+		errs = append(errs, errors.New("nats and cluster-listen/join exclude each other: nodes on an external NATS cluster are clustered through it"))
+	}
+	if c.NATSListen != "" || c.NATSToken != "" {
+		errs = append(errs, errors.New("nats-listen and nats-token open the embedded NATS server, which does not run with --nats: outside clients connect to the external NATS (and a token for it goes in the URL, nats://TOKEN@host:4222)"))
+	}
+	userinfo := false
+	for _, u := range c.NATS {
+		p, err := url.Parse(u)
+		switch {
+		case err != nil || p.Host == "":
+			errs = append(errs, fmt.Errorf("nats %q: want a URL such as nats://host:4222", redactURL(u)))
+		case p.Scheme != "nats" && p.Scheme != "tls":
+			errs = append(errs, fmt.Errorf("nats %q: the scheme must be nats:// or tls://", redactURL(u)))
+		case p.User != nil:
+			userinfo = true
+		}
+	}
+	auths := 0
+	for _, v := range []bool{userinfo, c.NATSCreds != "", c.NATSNKey != "", c.NATSUser != "" || c.NATSPassword != ""} {
+		if v {
+			auths++
+		}
+	}
+	if auths > 1 {
+		errs = append(errs, errors.New("nats credentials: give one of a URL's user info, --nats-creds, --nats-nkey or --nats-user/--nats-password"))
+	}
+	if c.NATSPassword != "" && c.NATSUser == "" {
+		errs = append(errs, errors.New("nats-password needs nats-user"))
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errors.New("nats-tls-cert and nats-tls-key go together"))
+	}
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		errs = append(errs, fmt.Errorf("nats-replicas %d: want 1 to 5 (JetStream's limit), or 0 to decide", c.NATSReplicas))
+	}
+	if !nodePattern.MatchString(c.Node) {
+		errs = append(errs, fmt.Errorf("node %q: a node on an external NATS needs a name of letters, digits, - and _ (at most 63), unique among the Flint nodes sharing it", c.Node))
+	}
+	if c.MasterKey == "" && c.MasterKeyFile == "" {
+		// The default key file lives in the data directory, while what it seals lives in NATS:
+		// another node (or this one on a new data directory) could never open it.
+		errs = append(errs, errors.New("a node on an external NATS needs the master key every node shares: --master-key-file FILE or FLINT_MASTER_KEY"))
+	}
+	return errs
+}
+
+// redactURL is u without its user info (a user's password or a token), for messages and logs.
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		if i := strings.LastIndex(u, "@"); i >= 0 {
+			return "…" + u[i:]
+		}
+		return u
+	}
+	if p.User != nil {
+		p.User = url.User("REDACTED")
+	}
+	return p.String()
+}
+
+// Replicas is how many copies the embedded JetStream keeps of each of Flint's streams, KV
+// buckets and the object store (an external NATS: NATSReplicas): 3 in a cluster of 3 or more
+// nodes (1 + len(Join)), else 1. Every node derives
 // the same number from its own configuration, as it must: assets with mixed replica counts
 // confuse JetStream's leader elections, and a node opening a bucket with another count would
 // rescale it. 2 nodes keep 1 copy: with 2 peers Raft needs both for quorum anyway, so a second
 // copy would add no availability.
 func (c Config) Replicas() int {
-	if c.Clustered() && 1+len(c.Join) >= 3 {
+	if c.ClusterListen != "" && 1+len(c.Join) >= 3 {
 		return 3
 	}
 	return 1

@@ -69,3 +69,69 @@ func TestReplicas(t *testing.T) {
 		})
 	}
 }
+
+func externalConfig(mutate func(*Config)) Config {
+	c := Default()
+	c.Node, c.NATS = "n1", []string{"nats://10.0.0.1:4222", "tls://10.0.0.2:4222"}
+	c.MasterKey = "base64-of-32-bytes (checked when loaded, not here)"
+	if mutate != nil {
+		mutate(&c)
+	}
+	return c
+}
+
+func TestValidateExternal(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		wantErr string // "" for valid
+	}{
+		{"two servers", externalConfig(nil), ""},
+		{"user and password in the URL", externalConfig(func(c *Config) { c.NATS = []string{"nats://flint:pw@10.0.0.1:4222"} }), ""},
+		{"token in the URL", externalConfig(func(c *Config) { c.NATS = []string{"nats://t0k3n@10.0.0.1:4222"} }), ""},
+		{"creds file", externalConfig(func(c *Config) { c.NATSCreds = "/etc/flint/flint.creds" }), ""},
+		{"nkey seed", externalConfig(func(c *Config) { c.NATSNKey = "/etc/flint/flint.nk" }), ""},
+		{"user and password", externalConfig(func(c *Config) { c.NATSUser, c.NATSPassword = "flint", "pw" }), ""},
+		{"mutual TLS", externalConfig(func(c *Config) { c.NATSTLSCA, c.NATSTLSCert, c.NATSTLSKey = "ca.pem", "c.pem", "k.pem" }), ""},
+		{"five replicas", externalConfig(func(c *Config) { c.NATSReplicas = 5 }), ""},
+		{"with cluster-listen", externalConfig(func(c *Config) { c.ClusterListen = "127.0.0.1:7101" }), "exclude each other"},
+		{"with join", externalConfig(func(c *Config) { c.Join = []string{"127.0.0.1:7102"} }), "exclude each other"},
+		{"with nats-listen", externalConfig(func(c *Config) { c.NATSListen = "127.0.0.1:4222" }), "does not run with --nats"},
+		{"with nats-token", externalConfig(func(c *Config) { c.NATSToken = "t" }), "nats://TOKEN@host:4222"},
+		{"no node name", externalConfig(func(c *Config) { c.Node = "" }), "needs a name"},
+		{"no shared master key", externalConfig(func(c *Config) { c.MasterKey = "" }), "master key every node shares"},
+		{"not a URL", externalConfig(func(c *Config) { c.NATS = []string{"10.0.0.1:4222"} }), "want a URL"},
+		{"websocket", externalConfig(func(c *Config) { c.NATS = []string{"ws://10.0.0.1:80"} }), "nats:// or tls://"},
+		{"two kinds of credentials", externalConfig(func(c *Config) { c.NATSCreds, c.NATSUser = "f.creds", "flint" }), "give one of"},
+		{"URL user info and creds", externalConfig(func(c *Config) { c.NATS, c.NATSCreds = []string{"nats://t@h:4222"}, "f.creds" }), "give one of"},
+		{"password without user", externalConfig(func(c *Config) { c.NATSPassword = "pw" }), "needs nats-user"},
+		{"client cert without key", externalConfig(func(c *Config) { c.NATSTLSCert = "c.pem" }), "go together"},
+		{"six replicas", externalConfig(func(c *Config) { c.NATSReplicas = 6 }), "want 1 to 5"},
+		{"external options without nats", func() Config { c := Default(); c.NATSCreds, c.NATSReplicas = "f.creds", 3; return c }(), "nats-creds, nats-replicas: options of an external NATS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.Validate()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("Validate = %v, want nil", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("Validate = %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+	t.Run("a bad URL's password is not in the error", func(t *testing.T) {
+		err := externalConfig(func(c *Config) { c.NATS = []string{"ws://flint:hunter2@h:80"} }).Validate()
+		if err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("Validate = %v", err)
+		}
+	})
+	t.Run("a node on an external NATS is clustered, keeps the embedded replica rule apart", func(t *testing.T) {
+		c := externalConfig(nil)
+		if !c.Clustered() || !c.External() || c.Replicas() != 1 {
+			t.Errorf("Clustered %v External %v Replicas %d, want true true 1", c.Clustered(), c.External(), c.Replicas())
+		}
+		if d := Default(); d.Clustered() || d.External() {
+			t.Errorf("default: Clustered %v External %v", d.Clustered(), d.External())
+		}
+	})
+}

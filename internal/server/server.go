@@ -205,6 +205,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if natsOpts.Cluster, err = clusterOptions(cfg); err != nil {
 		return err
 	}
+	if natsOpts.External, err = externalOptions(cfg); err != nil {
+		return err
+	}
 	if cfg.NATSListen != "" {
 		// Outside clients always present the token, on loopback too: a local process (or a
 		// function sharing the host's network) is no more trusted than a remote one, and

@@ -1,7 +1,8 @@
 // Package store is Flint's registry: records in JetStream KV buckets, one typed repository per
 // kind (Functions, Versions, Aliases, …), and code packages in a JetStream object store, on an
-// embedded NATS server that joins the other nodes' in a cluster (cluster.go). It owns the NATS
-// connection; it knows nothing of HTTP, sandboxes or invocations.
+// embedded NATS server that joins the other nodes' in a cluster (cluster.go), or on an existing
+// NATS server or cluster (external.go). It owns the NATS connection; it knows nothing of HTTP,
+// sandboxes or invocations.
 package store
 
 import (
@@ -68,6 +69,9 @@ type Options struct {
 	// Cluster, when set, joins the other nodes' embedded servers (cluster.go); nil runs
 	// standalone.
 	Cluster *ClusterOptions
+	// External, when set, keeps everything in an existing NATS instead of the embedded server
+	// (external.go); Dir then holds no JetStream state.
+	External *ExternalOptions
 }
 
 // Store is the registry on JetStream.
@@ -99,7 +103,8 @@ type Store struct {
 	outside   bool // outside NATS clients are let in (Options.Listen)
 }
 
-// Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
+// Open starts the embedded NATS server with JetStream in opts.Dir, or connects to an external
+// NATS (opts.External), and opens the buckets.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	sopts := &server.Options{
 		ServerName: "flint",
@@ -124,6 +129,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.External != nil {
+		return openExternal(ctx, opts)
+	}
+	if err := checkNotExternal(opts.Dir); err != nil {
+		return nil, err
 	}
 	if err := checkStoreDir(sopts.StoreDir, opts.Cluster != nil); err != nil {
 		return nil, err
@@ -270,7 +281,9 @@ func (s *Store) open(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("open code bucket: %w", err)
 	}
-	if s.clustered {
+	if s.clustered && s.ns != nil {
+		// An embedded cluster node reads from its own copies; a node on an external NATS
+		// holds none (its reads and watches go to the servers, which answer from current ones).
 		streams := []string{"OBJ_" + codeBucket}
 		for _, b := range buckets {
 			streams = append(streams, "KV_"+b)
@@ -300,13 +313,16 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 func (s *Store) ClientURL() string {
 	// A cluster node listens on loopback even without outside clients (routes need a client
 	// listener): that address is no use to anyone.
+	if s.ns == nil {
+		return "" // an external NATS: its clients connect to it, with credentials of their own
+	}
 	if addr := s.ns.Addr(); addr != nil && s.outside {
 		return s.ns.ClientURL()
 	}
 	return ""
 }
 
-// Close drains the connection and shuts the embedded server down.
+// Close closes the connection and shuts the embedded server (if any) down.
 func (s *Store) Close() {
 	if s.proxyNC != nil {
 		s.proxyNC.Close()
