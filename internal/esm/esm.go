@@ -159,7 +159,19 @@ type Config struct {
 	AckWait             time.Duration // default 30 s; running batches send heartbeats
 	Checkpoints         Checkpoints   // stream mappings' positions
 	StreamRetryDelay    time.Duration // first retry of a failed stream batch, doubling; default 1 s
-	Log                 *slog.Logger
+	// Owner, on a cluster node, gives each stream mapping to one node at a time; nil (a single
+	// node): this node reads every stream mapping.
+	Owner Owner
+	Log   *slog.Logger
+}
+
+// Owner decides which node reads a stream mapping (cluster.Leases). Hold runs run while this
+// node owns key, ending run's context as soon as it may no longer (before another node may
+// take over), and runs it again whenever it owns key again, until ctx ends. Drop forgets key
+// once its mapping is deleted.
+type Owner interface {
+	Hold(ctx context.Context, key string, run func(ctx context.Context))
+	Drop(ctx context.Context, key string) error
 }
 
 // Defaults.
@@ -235,6 +247,11 @@ func (m *Manager) apply(ctx context.Context, id string, rev uint64, es *lambda.E
 		if IsStream(es.EventSourceArn) {
 			if err := m.cfg.Checkpoints.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 				log.Warn("delete checkpoint", "err", err)
+			}
+			if m.cfg.Owner != nil {
+				if err := m.cfg.Owner.Drop(ctx, id); err != nil && ctx.Err() == nil {
+					log.Warn("delete lease", "err", err)
+				}
 			}
 		}
 		if name, err := QueueName(es.EventSourceArn); err == nil {
