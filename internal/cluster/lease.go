@@ -166,12 +166,13 @@ func (l *Leases) acquire(parent context.Context, key string, seen *observation) 
 	takeover := ""
 	switch {
 	case rev == 0 || d.Holder == "":
-		// Free: a node holding fewer leases takes it first, which spreads them across nodes.
+		// Free: a node already holding leases waits for those holding none, which look every
+		// tick, to take it first: new mappings spread across the nodes.
 		if k := l.held.Load(); k > 0 {
 			if seen.free.IsZero() {
 				seen.free = now
 			}
-			if now.Sub(seen.free) < time.Duration(min(k, 5))*l.cfg.Tick {
+			if now.Sub(seen.free) < min(time.Duration(k)*2*l.cfg.Tick, l.cfg.TTL/4) {
 				return 0, time.Time{}, false
 			}
 		}
