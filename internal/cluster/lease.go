@@ -63,6 +63,19 @@ type Leases struct {
 	renew time.Duration // how often the holder renews: TTL/3
 	guard time.Duration // the holder stops this long before the others may take its lease
 	held  atomic.Int64  // leases this node holds, to spread new ones across the nodes
+
+	warned atomic.Int64 // unix ns of the last rate-limited warning
+}
+
+// warn logs at most one warning every 10 s: a node cut off from the bucket would otherwise
+// log one per lease per tick.
+func (l *Leases) warn(msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := l.warned.Load()
+	if now-last < int64(10*time.Second) || !l.warned.CompareAndSwap(last, now) {
+		return
+	}
+	l.cfg.Log.Warn(msg, args...)
 }
 
 // NewLeases returns the leases of the node cfg names.
@@ -154,7 +167,7 @@ func (l *Leases) acquire(parent context.Context, key string, seen *observation) 
 		rev = 0
 	case err != nil:
 		if parent.Err() == nil {
-			l.cfg.Log.Warn("cannot read a lease", "lease", key, "err", err)
+			l.warn("cannot read a lease", "lease", key, "err", err)
 		}
 		return 0, time.Time{}, false
 	default:
@@ -196,7 +209,7 @@ func (l *Leases) acquire(parent context.Context, key string, seen *observation) 
 	case errors.Is(err, store.ErrExists) || errors.Is(err, store.ErrConflict):
 		return 0, time.Time{}, false // another node wrote first: look again next tick
 	case err != nil:
-		l.cfg.Log.Warn("cannot take a lease", "lease", key, "err", err)
+		l.warn("cannot take a lease", "lease", key, "err", err)
 		return 0, time.Time{}, false
 	}
 	if takeover != "" {
@@ -262,7 +275,7 @@ func (l *Leases) hold(ctx context.Context, key string, rev uint64, since time.Ti
 				cancel()
 			default:
 				if rctx.Err() == nil {
-					l.cfg.Log.Warn("cannot renew a lease; trying again", "lease", key, "err", err)
+					l.warn("cannot renew a lease; trying again every tick", "lease", key, "err", err)
 				}
 				next.Reset(l.cfg.Tick)
 			}
