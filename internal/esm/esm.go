@@ -43,6 +43,12 @@
 // or crash replays at most the batches in flight and never reorders a key. StartingPosition
 // TRIM_HORIZON, LATEST and AT_TIMESTAMP are fixed when the mapping is created.
 //
+// On a cluster (Config.Owner set) one node at a time reads a stream mapping: the one holding
+// its lease. It stops reading before another node may take the lease over, and the new holder
+// reads from the checkpoint, which readers save by compare-and-set on the revision they loaded,
+// so a reader that lost the mapping cannot move it back: the batches in flight on a node that
+// died are delivered again, and each key's records are first delivered in order.
+//
 // # Queue semantics
 //
 // A mapping's poller owns the durable consumer esm-UUID (the position survives restarts). It
