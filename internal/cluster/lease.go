@@ -172,7 +172,7 @@ func (l *Leases) acquire(parent context.Context, key string, seen *observation) 
 		return 0, time.Time{}, false
 	default:
 		if err := json.Unmarshal(raw, &d); err != nil {
-			l.cfg.Log.Warn("undecodable lease; taking it over once it is unchanged for its TTL", "lease", key, "err", err)
+			l.warn("undecodable lease; taking it over once it is unchanged for its TTL", "lease", key, "err", err)
 			d.Holder = "?"
 		}
 	}
