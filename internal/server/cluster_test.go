@@ -328,9 +328,10 @@ def handler(event, context):
 			func(in *lambda.CreateFunctionInput) {
 				in.Environment = &types.Environment{Variables: map[string]string{"DIR": dir}}
 			})
-		if _, err := clients[1].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("lanes"),
+		m, err := clients[1].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("lanes"),
 			EventSourceArn: aws.String(streamArn + "cluster-orders"), StartingPosition: types.EventSourcePositionTrimHorizon,
-			BatchSize: aws.Int32(10), ParallelizationFactor: aws.Int32(2)}); err != nil {
+			BatchSize: aws.Int32(10), ParallelizationFactor: aws.Int32(2)})
+		if err != nil {
 			t.Fatalf("CreateEventSourceMapping of a stream through node 2: %v", err)
 		}
 		const keys, perKey = 4, 50
@@ -340,6 +341,16 @@ def handler(event, context):
 		if dups := checkStreamOrder(t, dir, keys, perKey); dups != 0 {
 			t.Errorf("%d records run more than once across 3 nodes; want each once", dups)
 		}
+		// Deleted through another node: its lease goes with it.
+		if _, err := clients[0].DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: m.UUID}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the deleted mapping's lease is gone", func() error {
+			if h, err := server.LaneHolder(ctx, nodes[2].srv, aws.ToString(m.UUID)); err == nil {
+				return fmt.Errorf("still held by %q", h)
+			}
+			return nil
+		})
 	})
 
 	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {

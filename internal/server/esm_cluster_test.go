@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -224,5 +225,27 @@ func TestClusterStreamFailover(t *testing.T) {
 	// begun before the node's Flint parts stopped) are all that is delivered twice.
 	if dups > 2*lanes*batch {
 		t.Errorf("%d records delivered twice; at most %d (two batches per lane) may be", dups, 2*lanes*batch)
+	}
+}
+
+// TestStreamSingleNodeTakesNoLease: a single node reads its stream mappings itself, as before
+// clusters: it never opens the lane leases bucket.
+func TestStreamSingleNodeTakesNoLease(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.NATSListen = "127.0.0.1:0" })
+	c := newClient(s.URL())
+	ctx := context.Background()
+	dir := t.TempDir()
+	createFunction(t, c, "lanes", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: laneWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &types.Environment{Variables: map[string]string{"DIR": dir}}
+		})
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("lanes"),
+		EventSourceArn: aws.String(streamArn + "solo"), StartingPosition: types.EventSourcePositionTrimHorizon}); err != nil {
+		t.Fatal(err)
+	}
+	publishRecords(t, s, "solo", 2, 10)
+	waitFor(t, "every record", time.Minute, func() bool { return uniqueRecords(t, dir) >= 20 })
+	if _, err := s.JetStream().KeyValue(ctx, "flint_esm_leases"); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Errorf("the lane leases bucket on a single node: %v, want none", err)
 	}
 }
