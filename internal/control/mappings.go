@@ -40,9 +40,6 @@ type Mappings struct {
 	mappings    mappingStore
 	js          jetstream.JetStream // where the queues and streams mappings read live
 	checkpoints esm.Checkpoints     // stream mappings' positions
-	// clustered refuses stream mappings: every node would read the stream and run each record
-	// once (lane ownership across nodes is not built yet).
-	clustered bool
 }
 
 // MappingInput is CreateEventSourceMapping's and UpdateEventSourceMapping's request body.
@@ -254,9 +251,6 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		if name, err = esm.QueueName(*in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Unrecognized event source: %v", err)
 		}
-	}
-	if stream && s.clustered {
-		return nil, apierr.InvalidParameterValue("Stream event source mappings are not supported on a Flint cluster yet: every node would read the stream. Use a queue event source, or a single node (docs/CLUSTER.md).")
 	}
 	if stream && in.StartingPosition == nil {
 		return nil, apierr.InvalidParameterValue("StartingPosition is required for stream event sources (TRIM_HORIZON, LATEST or AT_TIMESTAMP).")

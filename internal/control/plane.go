@@ -30,8 +30,6 @@ type Config struct {
 	Keys MasterKeys
 	// Secrets rewraps the secrets after a rotation; nil: there are none.
 	Secrets Rewrapper
-	// Clustered says the node is one of several (stream event source mappings are refused).
-	Clustered bool
 	// Invoke is the invocation service (invoke.Service): functions and concurrency ask it for
 	// the account's concurrency limit, provisioned concurrency for the environments ready, and
 	// mappings and event invoke configs find functions as an invoke would.
@@ -75,7 +73,7 @@ func New(cfg Config) *Plane {
 			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke},
 		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke},
 		Code:        code,
-		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(), clustered: cfg.Clustered,
+		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(),
 			checkpoints: st.Checkpoints()},
 		Schedules:          &Schedules{account: cfg.Account, schedules: st.Schedules(), scheduler: cfg.Scheduler},
 		URLs:               &URLs{resolver: r, awaiter: w, urls: st.URLs()},

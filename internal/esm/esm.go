@@ -43,6 +43,12 @@
 // or crash replays at most the batches in flight and never reorders a key. StartingPosition
 // TRIM_HORIZON, LATEST and AT_TIMESTAMP are fixed when the mapping is created.
 //
+// On a cluster (Config.Owner set) one node at a time reads a stream mapping: the one holding
+// its lease. It stops reading before another node may take the lease over, and the new holder
+// reads from the checkpoint, which readers save by compare-and-set on the revision they loaded,
+// so a reader that lost the mapping cannot move it back: the batches in flight on a node that
+// died are delivered again, and each key's records are first delivered in order.
+//
 // # Queue semantics
 //
 // A mapping's poller owns the durable consumer esm-UUID (the position survives restarts). It
@@ -159,7 +165,19 @@ type Config struct {
 	AckWait             time.Duration // default 30 s; running batches send heartbeats
 	Checkpoints         Checkpoints   // stream mappings' positions
 	StreamRetryDelay    time.Duration // first retry of a failed stream batch, doubling; default 1 s
-	Log                 *slog.Logger
+	// Owner, on a cluster node, gives each stream mapping to one node at a time; nil (a single
+	// node): this node reads every stream mapping.
+	Owner Owner
+	Log   *slog.Logger
+}
+
+// Owner decides which node reads a stream mapping (cluster.Leases). Hold runs run while this
+// node owns key, ending run's context as soon as it may no longer (before another node may
+// take over), and runs it again whenever it owns key again, until ctx ends. Drop forgets key
+// once its mapping is deleted.
+type Owner interface {
+	Hold(ctx context.Context, key string, run func(ctx context.Context))
+	Drop(ctx context.Context, key string) error
 }
 
 // Defaults.
@@ -235,6 +253,11 @@ func (m *Manager) apply(ctx context.Context, id string, rev uint64, es *lambda.E
 		if IsStream(es.EventSourceArn) {
 			if err := m.cfg.Checkpoints.Delete(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) && ctx.Err() == nil {
 				log.Warn("delete checkpoint", "err", err)
+			}
+			if m.cfg.Owner != nil {
+				if err := m.cfg.Owner.Drop(ctx, id); err != nil && ctx.Err() == nil {
+					log.Warn("delete lease", "err", err)
+				}
 			}
 		}
 		if name, err := QueueName(es.EventSourceArn); err == nil {

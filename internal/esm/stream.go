@@ -86,8 +86,15 @@ func ensureSubject(ctx context.Context, js jetstream.JetStream, name, subject, d
 type Checkpoints interface {
 	Get(ctx context.Context, key string) (json.RawMessage, uint64, error)
 	Put(ctx context.Context, key string, doc json.RawMessage) (uint64, error)
+	Create(ctx context.Context, key string, doc json.RawMessage) (uint64, error)
+	Update(ctx context.Context, key string, doc json.RawMessage, rev uint64) (uint64, error)
 	Delete(ctx context.Context, key string) error
 }
+
+// errCheckpointMoved: a mapping's checkpoint was saved by someone else since this reader loaded
+// it (another node that took the mapping over, or a save of this reader's whose answer was
+// lost), so this reader's position is not the mapping's any more.
+var errCheckpointMoved = errors.New("esm: checkpoint saved by another reader")
 
 // checkpoint is a stream mapping's position: Lanes[i] is the last stream sequence lane i
 // finished (0: none yet); Start is where reading began. Records are spread over lanes by a
@@ -187,8 +194,10 @@ type streamPoller struct {
 	log      *slog.Logger
 	inflight *atomic.Int64
 
-	cpMu sync.Mutex
-	cp   checkpoint
+	cpMu  sync.Mutex
+	cp    checkpoint
+	cpRev uint64                  // the checkpoint's revision as this reader last loaded or saved it; 0: none stored
+	abort context.CancelCauseFunc // ends the current read (errCheckpointMoved)
 }
 
 func (p *streamPoller) batchSize() int { return max(p.es.BatchSize, 1) }
@@ -232,7 +241,8 @@ func (p *streamPoller) partitionKey(subject string) string {
 // loadCheckpoint reads the mapping's position, or starts one from StartingPosition.
 func (p *streamPoller) loadCheckpoint(ctx context.Context, st jetstream.Stream) error {
 	n := p.lanes()
-	doc, _, err := p.m.cfg.Checkpoints.Get(ctx, p.id)
+	doc, rev, err := p.m.cfg.Checkpoints.Get(ctx, p.id)
+	p.cpRev = rev
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		if p.es.StartingPosition != "TRIM_HORIZON" {
@@ -242,7 +252,7 @@ func (p *streamPoller) loadCheckpoint(ctx context.Context, st jetstream.Stream) 
 			}
 			return p.loadCheckpoint(ctx, st)
 		}
-		p.cp = checkpoint{Start: 1, Lanes: make([]uint64, n)}
+		p.cp, p.cpRev = checkpoint{Start: 1, Lanes: make([]uint64, n)}, 0
 	case err != nil:
 		return fmt.Errorf("checkpoint: %w", err)
 	default:
@@ -260,7 +270,9 @@ func (p *streamPoller) loadCheckpoint(ctx context.Context, st jetstream.Stream) 
 	return nil
 }
 
-// done records that lane finished every record up to seq, and persists the position.
+// done records that lane finished every record up to seq, and persists the position by
+// compare-and-set on the revision this reader last saw: a reader whose checkpoint was saved
+// by another (a node that took the mapping over) stops instead of moving it back.
 func (p *streamPoller) done(ctx context.Context, l *lane, seq uint64) {
 	p.cpMu.Lock()
 	defer p.cpMu.Unlock()
@@ -268,13 +280,65 @@ func (p *streamPoller) done(ctx context.Context, l *lane, seq uint64) {
 		return
 	}
 	p.cp.Lanes[l.idx] = seq
-	if _, err := p.m.cfg.Checkpoints.Put(ctx, p.id, mustJSON(p.cp)); err != nil {
+	var rev uint64
+	var err error
+	if p.cpRev == 0 {
+		rev, err = p.m.cfg.Checkpoints.Create(ctx, p.id, mustJSON(p.cp))
+	} else {
+		rev, err = p.m.cfg.Checkpoints.Update(ctx, p.id, mustJSON(p.cp), p.cpRev)
+	}
+	switch {
+	case err == nil:
+		p.cpRev = rev
+	case errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrExists):
+		p.log.Warn("checkpoint saved by another reader since this one loaded it: reading again from there", "lane", l.idx, "sequence", seq)
+		p.abort(errCheckpointMoved)
+	default:
 		p.log.Warn("save checkpoint", "err", err)
 	}
 }
 
-// run reads the stream until ctx ends, then waits for the lanes' batches in flight.
+// run reads the mapping's stream until ctx ends: on a cluster node only while this node owns
+// the mapping (Config.Owner), reading again from the checkpoint whenever it owns it again.
 func (p *streamPoller) run(ctx context.Context) error {
+	if o := p.m.cfg.Owner; o != nil {
+		o.Hold(ctx, p.id, func(ctx context.Context) {
+			p.log.Info("reading the stream on this node")
+			if err := p.read(ctx); err != nil && ctx.Err() == nil {
+				p.log.Warn("stream reader stopped; handing the mapping back", "err", err)
+			}
+		})
+		return nil
+	}
+	for {
+		err := p.read(ctx)
+		if !errors.Is(err, errCheckpointMoved) || ctx.Err() != nil {
+			return err
+		}
+		if !p.sleep(ctx, time.Second) {
+			return nil
+		}
+	}
+}
+
+// read reads the stream from the checkpoint until ctx ends or the checkpoint is saved by
+// someone else (errCheckpointMoved), and waits for the lanes' batches in flight.
+func (p *streamPoller) read(parent context.Context) error {
+	ctx, abort := context.WithCancelCause(parent)
+	defer abort(nil)
+	p.cpMu.Lock()
+	p.abort = abort
+	p.cpMu.Unlock()
+	err := p.consume(ctx)
+	if c := context.Cause(ctx); parent.Err() == nil && errors.Is(c, errCheckpointMoved) {
+		return c
+	}
+	return err
+}
+
+// consume dispatches the stream's records to the lanes until ctx ends, then waits for the
+// lanes' batches in flight.
+func (p *streamPoller) consume(ctx context.Context) error {
 	name, _ := StreamName(p.es.EventSourceArn)
 	p.name = name
 	st, err := EnsureStream(ctx, p.m.cfg.JS, name)

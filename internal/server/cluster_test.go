@@ -149,7 +149,7 @@ def handler(event, context):
 // changed and invoked through one node is what the others list and run.
 func TestCluster(t *testing.T) {
 	t0 := time.Now()
-	nodes := startCluster(t, 3)
+	nodes := startCluster(t, 3, func(c *config.Config) { c.NATSListen = "127.0.0.1:0" }) // a stream's records come from a NATS client
 	t.Logf("3 nodes serving %v after starting together", time.Since(t0))
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
@@ -320,18 +320,37 @@ def handler(event, context):
 		}
 	})
 
-	t.Run("stream mappings are refused on a cluster, nothing stored", func(t *testing.T) {
-		// Every node would read the stream (lane ownership across nodes is not built yet).
-		arn := "arn:flint:jetstream:us-east-1:000000000000:stream/cluster-orders"
-		_, err := clients[1].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("recorder"),
-			EventSourceArn: aws.String(arn), StartingPosition: types.EventSourcePositionTrimHorizon})
-		if apiErrorCode(err) != "InvalidParameterValueException" {
-			t.Fatalf("CreateEventSourceMapping of a stream on a cluster: %v, want InvalidParameterValueException", err)
+	t.Run("a stream mapping made through one node is read by one node", func(t *testing.T) {
+		// One node at a time holds the mapping's lease and reads the stream: each record runs
+		// once, not once per node, in each key's order.
+		dir := t.TempDir()
+		createFunction(t, clients[0], "lanes", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: laneWorker}}),
+			func(in *lambda.CreateFunctionInput) {
+				in.Environment = &types.Environment{Variables: map[string]string{"DIR": dir}}
+			})
+		m, err := clients[1].CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("lanes"),
+			EventSourceArn: aws.String(streamArn + "cluster-orders"), StartingPosition: types.EventSourcePositionTrimHorizon,
+			BatchSize: aws.Int32(10), ParallelizationFactor: aws.Int32(2)})
+		if err != nil {
+			t.Fatalf("CreateEventSourceMapping of a stream through node 2: %v", err)
 		}
-		out, err := clients[0].ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{EventSourceArn: aws.String(arn)})
-		if err != nil || len(out.EventSourceMappings) != 0 {
-			t.Fatalf("mappings of the refused stream: %+v, %v", out, err)
+		const keys, perKey = 4, 50
+		publishRecords(t, nodes[2].srv, "cluster-orders", keys, perKey)
+		waitFor(t, "every record", time.Minute, func() bool { return uniqueRecords(t, dir) >= keys*perKey })
+		time.Sleep(2 * time.Second) // were every node reading, the others' copies would come now
+		if dups := checkStreamOrder(t, dir, keys, perKey); dups != 0 {
+			t.Errorf("%d records run more than once across 3 nodes; want each once", dups)
 		}
+		// Deleted through another node: its lease goes with it.
+		if _, err := clients[0].DeleteEventSourceMapping(ctx, &lambda.DeleteEventSourceMappingInput{UUID: m.UUID}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "the deleted mapping's lease is gone", func() error {
+			if h, err := server.LaneHolder(ctx, nodes[2].srv, aws.ToString(m.UUID)); err == nil {
+				return fmt.Errorf("still held by %q", h)
+			}
+			return nil
+		})
 	})
 
 	t.Run("a node restarted after others wrote rejoins and serves their writes", func(t *testing.T) {

@@ -106,6 +106,7 @@ type Server struct {
 	invoke  *invoke.Service
 	queue   *asyncq.Queue
 	esm     *esm.Manager
+	lanes   *cluster.Leases // stream mappings' owners (cluster nodes only)
 	backend sandbox.Backend
 	http    *http.Server
 	ln      net.Listener
@@ -286,8 +287,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
+	owner, err := s.laneOwner(ctx)
+	if err != nil {
+		return err
+	}
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
-		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Log: s.log.With("part", "esm")})
+		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
 	select {
 	case <-s.invoke.Ready():
@@ -321,7 +326,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	account := lambda.Account{Region: cfg.Region, ID: cfg.AccountID}
 	plane := control.New(control.Config{Store: s.store, View: s.invoke, Invoke: s.invoke, Account: account,
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
-		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc, Clustered: cfg.Clustered()})
+		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster")})

@@ -23,3 +23,17 @@ func (s *Store) Leases(ctx context.Context) (Records, error) {
 	}
 	return Records{bucket[json.RawMessage]{kv: kv, what: "concurrency lease", log: s.log}}, nil
 }
+
+const laneLeasesBucket = "flint_esm_leases"
+
+// LaneLeases opens the bucket of the cluster's stream-mapping leases (cluster.Leases owns
+// their shape: one document per mapping UUID naming the node that reads it), creating it if
+// needed. Like Leases, only a clustered node opens it: a single node reads every mapping itself.
+func (s *Store) LaneLeases(ctx context.Context) (Records, error) {
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: laneLeasesBucket,
+		Description: "Flint stream event source mappings' owners (by UUID)", History: 1, Storage: jetstream.FileStorage})
+	if err != nil {
+		return Records{}, fmt.Errorf("open %s bucket: %w", laneLeasesBucket, err)
+	}
+	return Records{bucket[json.RawMessage]{kv: kv, what: "lane lease", log: s.log}}, nil
+}

@@ -1,0 +1,13 @@
+package server
+
+import "context"
+
+// LaneHolder names the node holding stream mapping uuid's lease, as s reads the lane leases
+// bucket ("" when released; an error when none was ever taken).
+func LaneHolder(ctx context.Context, s *Server, uuid string) (string, error) {
+	return s.lanes.Holder(ctx, uuid)
+}
+
+// Crash stops s's embedded NATS server at once, as s's death looks to the other nodes: its
+// routes and copies vanish and it releases nothing. The Flint parts of s go on until Close.
+func Crash(s *Server) { s.store.Crash() }
