@@ -122,7 +122,6 @@ func BenchmarkClusterCosts(b *testing.B) {
 	}
 }
 
-
 // waitKnown waits until every node answers GetFunction for fn.
 func waitKnown(b *testing.B, clients []*lambda.Client, fn string) {
 	b.Helper()
