@@ -99,6 +99,11 @@ type announcement struct {
 	// a node with busy ones only answers "not started" quickly.
 	Warm map[string][2]int `json:"warm,omitempty"`
 	Gone bool              `json:"gone,omitempty"` // the node stops routing
+	// Draining: the node takes no new work (it announces no environments then); the others
+	// send it nothing and leave it out of the provisioned-concurrency split.
+	Draining bool `json:"draining,omitempty"`
+	// Prov counts provisioned environments ready by routeKey (for the cluster's Allocated).
+	Prov map[string]int `json:"prov,omitempty"`
 }
 
 type peer struct {
@@ -115,6 +120,12 @@ type router struct {
 	peers map[string]*peer
 
 	forwarded, served, refused, coldRemote atomic.Int64
+	observe                                func(time.Duration) // forward latency; nil: not measured
+
+	// The nodes that share provisioned concurrency (spread.go), known once settled: one
+	// Refresh after routing started, when every live node has announced itself.
+	shares  []string
+	settled bool
 
 	wg      sync.WaitGroup // forwarded invocations being served here
 	wgMu    sync.Mutex     // orders wg.Add after stopping against wg.Wait
@@ -155,6 +166,9 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 		cfg.Now = time.Now
 	}
 	r := &router{s: s, cfg: cfg, subject: invokePrefix + subjectToken(cfg.Node), peers: make(map[string]*peer)}
+	if o, ok := s.metrics.(interface{ Forwarded(time.Duration) }); ok {
+		r.observe = o.Forwarded
+	}
 	idle, err := cfg.Conn.Subscribe(idleSubject, r.heard)
 	if err != nil {
 		return fmt.Errorf("invoke: subscribe %s: %w", idleSubject, err)
@@ -204,6 +218,7 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	defer t.Stop()
 	var last announcement
 	var sent time.Time
+	settleAt := cfg.Now().Add(cfg.Refresh)
 	for {
 		a := r.snapshot()
 		if !sameAnnouncement(a, last) || cfg.Now().Sub(sent) >= cfg.Refresh {
@@ -212,6 +227,9 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 			} else {
 				last, sent = a, cfg.Now()
 			}
+		}
+		if s.spread.Load() && !cfg.Now().Before(settleAt) {
+			r.updateShares()
 		}
 		select {
 		case <-ctx.Done():
@@ -232,23 +250,33 @@ func (s *Service) RouteStats() RouteStats {
 }
 
 func sameAnnouncement(a, b announcement) bool {
-	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && maps.Equal(a.Warm, b.Warm)
+	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && a.Draining == b.Draining &&
+		maps.Equal(a.Warm, b.Warm) && maps.Equal(a.Prov, b.Prov)
 }
 
 // snapshot is this node's capacity now.
 func (r *router) snapshot() announcement {
+	if r.s.draining.Load() {
+		return announcement{Node: r.cfg.Node, Draining: true}
+	}
 	a := announcement{Node: r.cfg.Node, FreeMB: r.freeMB()}
 	r.s.mu.RLock()
 	for _, e := range r.s.entries {
 		if e.Fn == nil || e.pool == nil {
 			continue
 		}
+		c := &e.Fn.Config
 		if idle, busy := e.pool.Warm(); idle+busy > 0 {
 			if a.Warm == nil {
 				a.Warm = make(map[string][2]int)
 			}
-			c := &e.Fn.Config
 			a.Warm[routeKey(c.FunctionName, c.Version, c.RevisionId)] = [2]int{idle, busy}
+		}
+		if _, ready := e.pool.Provisioned(); ready > 0 {
+			if a.Prov == nil {
+				a.Prov = make(map[string]int)
+			}
+			a.Prov[routeKey(c.FunctionName, c.Version, c.RevisionId)] = ready
 		}
 	}
 	r.s.mu.RUnlock()
@@ -300,7 +328,7 @@ func (r *router) warm(key string) []string {
 	var cs []cand
 	r.mu.RLock()
 	for name, p := range r.peers {
-		if n := p.Warm[key]; n[0]+n[1] > 0 && now.Sub(p.heard) <= staleAfter*r.cfg.Refresh {
+		if n := p.Warm[key]; n[0]+n[1] > 0 && !p.Draining && now.Sub(p.heard) <= staleAfter*r.cfg.Refresh {
 			cs = append(cs, cand{name, n})
 		}
 	}
@@ -331,7 +359,7 @@ func (r *router) roomiest(mb int) string {
 	now := r.cfg.Now()
 	r.mu.RLock()
 	for name, p := range r.peers {
-		if now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
+		if p.Draining || now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
 			continue
 		}
 		if f := free(p.FreeMB); f > bestFree && f >= mb {
@@ -356,7 +384,15 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 			return err
 		}
 	}
-	if node := r.roomiest(c.MemorySize); node != "" {
+	cold := []string{r.roomiest(c.MemorySize)}
+	if r.s.draining.Load() {
+		// A draining node starts nothing: every other node is asked before it runs it itself.
+		cold = r.others()
+	}
+	for _, node := range cold {
+		if node == "" {
+			continue
+		}
 		if done, err := r.forward(ctx, node, e, wreq, true, respond); done {
 			if err == nil {
 				r.coldRemote.Add(1)
@@ -364,6 +400,8 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 			return err
 		}
 	}
+	// No other node took it (or none is left): running it here beats failing it, on a
+	// draining node too.
 	wreq.WarmOnly = false
 	return r.s.run(ctx, e, wreq, respond)
 }
@@ -401,6 +439,7 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 		h.Set(hCold, "1")
 	}
 	m.Data = wreq.Payload
+	start := time.Now()
 	resp, err := r.cfg.Conn.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -418,6 +457,9 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 	switch resp.Header.Get(hStatus) {
 	case statusRan:
 		r.forwarded.Add(1)
+		if r.observe != nil {
+			r.observe(time.Since(start))
+		}
 		r.s.log.Debug("invocation ran on another node", "node", node, "cold_allowed", cold, "function", c.FunctionName, "version", c.Version, "request_id", wreq.RequestID)
 		respond(Response{ExecutedVersion: resp.Header.Get(hExecuted), Payload: resp.Data, ContentType: resp.Header.Get(hContentType),
 			FunctionError: resp.Header.Get(hFuncError), LogResult: resp.Header.Get(hLogResult)})
@@ -452,6 +494,11 @@ func (r *router) serve(ctx context.Context, m *nats.Msg) {
 		}
 	}
 	if m.Reply == "" || h == nil {
+		return
+	}
+	if r.s.draining.Load() {
+		r.refused.Add(1)
+		reply(statusNotStarted, "node draining")
 		return
 	}
 	ns, err := strconv.ParseInt(h.Get(hDeadline), 10, 64)

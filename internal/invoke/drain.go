@@ -1,0 +1,61 @@
+package invoke
+
+import (
+	"cmp"
+	"math"
+	"slices"
+)
+
+// Draining (docs/CLUSTER.md, "Draining a node"): a draining node takes no new work. It
+// announces no environments (so no node forwards to it or places a cold start on it), refuses
+// the forwards that still reach it ("not started": the sender places them elsewhere), sends
+// every invocation its own callers make to the other nodes (Invoke → place), and keeps no
+// share of provisioned concurrency. What it runs when the drain starts finishes. Only a node
+// that routes (a cluster node) drains: on a single node SetDraining changes nothing but the
+// flag (the cluster refuses to drain a node no other node could replace).
+
+// SetDraining turns draining on or off (cluster.Membership tells it, from the drain state
+// kept in the nodes bucket). The change reaches the other nodes with this node's next
+// announcement (RouteConfig.Every).
+func (s *Service) SetDraining(on bool) {
+	if s.draining.Swap(on) != on {
+		s.log.Info("draining", "on", on)
+	}
+}
+
+// Draining reports whether this node drains.
+func (s *Service) Draining() bool { return s.draining.Load() }
+
+// others returns every other node heard from lately that does not drain, the most free
+// memory budget first: where a draining node sends what would be a cold start.
+func (r *router) others() []string {
+	type cand struct {
+		name string
+		free int
+	}
+	var cs []cand
+	now := r.cfg.Now()
+	r.mu.RLock()
+	for name, p := range r.peers {
+		if p.Draining || now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
+			continue
+		}
+		free := p.FreeMB
+		if free < 0 {
+			free = math.MaxInt
+		}
+		cs = append(cs, cand{name, free})
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(cs, func(x, y cand) int {
+		if c := cmp.Compare(y.free, x.free); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.name, y.name)
+	})
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.name
+	}
+	return out
+}
