@@ -2,8 +2,10 @@ package invoke
 
 import (
 	"cmp"
+	"context"
 	"math"
 	"slices"
+	"time"
 )
 
 // Draining (docs/CLUSTER.md, "Draining a node"): a draining node takes no new work. It
@@ -58,4 +60,21 @@ func (r *router) others() []string {
 		out[i] = c.name
 	}
 	return out
+}
+
+// awaitPeer waits until another node that does not drain is heard, at most wait (within ctx).
+func (r *router) awaitPeer(ctx context.Context, wait time.Duration) {
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(r.others()) == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }

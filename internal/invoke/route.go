@@ -119,6 +119,12 @@ type router struct {
 	mu    sync.RWMutex
 	peers map[string]*peer
 
+	// hello is signalled when a node is heard for the first time: this node announces itself
+	// at its next look instead of at its next refresh, so a node that just started learns the
+	// others within RouteConfig.Every.
+	hello   chan struct{}
+	started time.Time
+
 	forwarded, served, refused, coldRemote atomic.Int64
 	observe                                func(time.Duration) // forward latency; nil: not measured
 
@@ -165,7 +171,8 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &router{s: s, cfg: cfg, subject: invokePrefix + subjectToken(cfg.Node), peers: make(map[string]*peer)}
+	r := &router{s: s, cfg: cfg, subject: invokePrefix + subjectToken(cfg.Node), peers: make(map[string]*peer),
+		hello: make(chan struct{}, 1), started: cfg.Now()}
 	if o, ok := s.metrics.(interface{ Forwarded(time.Duration) }); ok {
 		r.observe = o.Forwarded
 	}
@@ -221,7 +228,13 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	settleAt := cfg.Now().Add(cfg.Refresh)
 	for {
 		a := r.snapshot()
-		if !sameAnnouncement(a, last) || cfg.Now().Sub(sent) >= cfg.Refresh {
+		greet := false
+		select {
+		case <-r.hello:
+			greet = true
+		default:
+		}
+		if greet || !sameAnnouncement(a, last) || cfg.Now().Sub(sent) >= cfg.Refresh {
 			if err := r.announce(a); err != nil {
 				s.log.Warn("announce idle environments", "err", err)
 			} else {
@@ -310,12 +323,19 @@ func (r *router) heard(m *nats.Msg) {
 		return
 	}
 	r.mu.Lock()
+	_, known := r.peers[a.Node]
 	if a.Gone {
 		delete(r.peers, a.Node)
 	} else {
 		r.peers[a.Node] = &peer{announcement: a, heard: r.cfg.Now()}
 	}
 	r.mu.Unlock()
+	if !known && !a.Gone {
+		select {
+		case r.hello <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // warm returns the nodes that announced environments of key, most idle first, then most busy.
@@ -387,7 +407,15 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 	cold := []string{r.roomiest(c.MemorySize)}
 	if r.s.draining.Load() {
 		// A draining node starts nothing: every other node is asked before it runs it itself.
+		// Just after it started it may not have heard the others yet: it waits for them, up
+		// to one refresh after its start.
 		cold = r.others()
+		if len(cold) == 0 {
+			if wait := r.started.Add(r.cfg.Refresh).Sub(r.cfg.Now()); wait > 0 {
+				r.awaitPeer(ctx, wait)
+				cold = r.others()
+			}
+		}
 	}
 	for _, node := range cold {
 		if node == "" {

@@ -233,7 +233,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if budget == 0 {
 		budget = machineMemoryMB() * 3 / 4
 	}
-	metrics := telemetry.New(nodeName(cfg), func() (int, int, int, int) {
+	metrics := telemetry.New(cfg.Node, func() (int, int, int, int) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)

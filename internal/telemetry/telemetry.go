@@ -57,8 +57,9 @@ type Metrics struct {
 	throttles   *prometheus.CounterVec
 }
 
-// New registers Flint's metrics, each labelled node="node" (the node's name: a cluster's nodes
-// are scraped apart and summed by the label); envs and queue are read at every scrape.
+// New registers Flint's metrics, each labelled node="node" when node is set (a cluster node's
+// name: the nodes are scraped apart and summed by the label; a single server has none, as
+// before); envs and queue are read at every scrape.
 func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
@@ -86,7 +87,10 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 			ConstLabels: prometheus.Labels{"state": name},
 		}, func() float64 { return float64(pick(envs())) })
 	}
-	m.node = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
+	m.node = m.reg
+	if node != "" {
+		m.node = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
+	}
 	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.coldStarts, m.throttles,
 		state("starting", func(s, _, _, _ int) int { return s }),
 		state("idle", func(_, i, _, _ int) int { return i }),
