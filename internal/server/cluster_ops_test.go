@@ -264,3 +264,176 @@ func TestClusterDrain(t *testing.T) {
 		return nil
 	})
 }
+
+// provisionedOn is how many environments node i keeps for provisioned concurrency.
+func provisionedOn(nodes []*clusterNode, i int) int { return nodes[i].srv.Workers().Stats().Provisioned }
+
+// TestClusterProvisioned: provisioned concurrency 3 on 3 nodes is 1 environment per node (the
+// cluster keeps 3, not 9), and GetProvisionedConcurrencyConfig through any node reports the
+// cluster's 3 allocated; when a node stops, the other two take up its share; when it comes back
+// the split is 1 each again.
+func TestClusterProvisioned(t *testing.T) {
+	nodes := startCluster(t, 3)
+	clients := make([]*lambda.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = newClient(n.srv.URL())
+	}
+	ctx := context.Background()
+	createFunction(t, clients[0], "prov", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slowPy}}))
+	if _, err := clients[0].PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("prov")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFunction(t, clients, "prov")
+	if _, err := clients[0].PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{FunctionName: aws.String("prov"),
+		Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	allocated := func(c *lambda.Client, want int32) func() error {
+		return func() error {
+			out, err := c.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String("prov"), Qualifier: aws.String("1")})
+			if err != nil {
+				return err
+			}
+			if aws.ToInt32(out.AllocatedProvisionedConcurrentExecutions) != want || aws.ToInt32(out.AvailableProvisionedConcurrentExecutions) != want || out.Status != "READY" {
+				return fmt.Errorf("allocated %d, available %d, %s; want %d, READY", aws.ToInt32(out.AllocatedProvisionedConcurrentExecutions),
+					aws.ToInt32(out.AvailableProvisionedConcurrentExecutions), out.Status, want)
+			}
+			return nil
+		}
+	}
+	oneEach := func(live ...int) func() error {
+		return func() error {
+			for _, i := range live {
+				if got := provisionedOn(nodes, i); got != 1 {
+					return fmt.Errorf("node %d keeps %d provisioned environments, want 1", i+1, got)
+				}
+				if v, _ := metricSum(t, nodes[i].srv.URL(), "flint_provisioned_environments", fmt.Sprintf(`node="node%d"`, i+1)); v != 1 {
+					return fmt.Errorf("node %d's metrics: %v provisioned environments", i+1, v)
+				}
+			}
+			return nil
+		}
+	}
+	eventually(t, time.Minute, "one provisioned environment per node", oneEach(0, 1, 2))
+	for i, c := range clients {
+		eventually(t, 30*time.Second, fmt.Sprintf("node %d reports the cluster's 3", i+1), allocated(c, 3))
+	}
+	// It stays so: nobody adds a whole count of its own.
+	for range 10 {
+		if err := oneEach(0, 1, 2)(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Node 3 stops (cleanly: it says so): nodes 1 and 2 keep the 3 between them.
+	t0 := time.Now()
+	nodes[2].srv.Close()
+	t.Logf("node 3 closed in %v", time.Since(t0))
+	eventually(t, time.Minute, "nodes 1 and 2 take up node 3's share", func() error {
+		if a, b := provisionedOn(nodes, 0), provisionedOn(nodes, 1); a+b != 3 || a < 1 || b < 1 {
+			return fmt.Errorf("node 1 keeps %d, node 2 %d", a, b)
+		}
+		return nil
+	})
+	t.Logf("nodes 1 and 2 kept 3 provisioned environments %v after node 3 began to stop", time.Since(t0))
+	eventually(t, 30*time.Second, "node 1 reports 3 with node 3 stopped", allocated(clients[0], 3))
+
+	// Node 3 returns: 1 each again (node 3 keeps none until it has heard the others).
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := nodes[2].start(sctx); err != nil {
+		t.Fatalf("restart node 3: %v", err)
+	}
+	eventually(t, time.Minute, "one provisioned environment per node after node 3's return", oneEach(0, 1, 2))
+}
+
+// TestMetricsCluster: each node's /metrics carries its node's name and the cluster figures,
+// and they move: environments by state, memory budget, forwards sent and received with their
+// latency, leases granted and denied by the concurrency ledger, the draining flag, the age of
+// the other nodes' heartbeats.
+func TestMetricsCluster(t *testing.T) {
+	nodes := startCluster(t, 3)
+	clients := make([]*lambda.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = newClient(n.srv.URL())
+	}
+	ctx := context.Background()
+	for i, n := range nodes {
+		name := fmt.Sprintf(`node="node%d"`, i+1)
+		if _, ok := metricSum(t, n.srv.URL(), "flint_environments", name, `state="idle"`); !ok {
+			t.Errorf("node %d: no flint_environments with its node label", i+1)
+		}
+		if v, _ := metricSum(t, n.srv.URL(), "flint_memory_budget_bytes", name); v <= 0 {
+			t.Errorf("node %d: memory budget %v", i+1, v)
+		}
+		for j := range nodes {
+			if j == i {
+				continue
+			}
+			eventually(t, 30*time.Second, fmt.Sprintf("node %d's view of node %d's heartbeat", i+1, j+1), func() error {
+				age, ok := metricSum(t, n.srv.URL(), "flint_peer_heartbeat_age_seconds", name, fmt.Sprintf(`peer="node%d"`, j+1))
+				if !ok || age < 0 || age > 10 {
+					return fmt.Errorf("age %v (found %v)", age, ok)
+				}
+				return nil
+			})
+		}
+	}
+
+	createFunction(t, clients[0], "metered", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slowPy}}))
+	if _, err := clients[0].PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("metered"),
+		ReservedConcurrentExecutions: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFunction(t, clients, "metered")
+	// Node 1 leases the one slot and holds it busy; node 3 is refused by the ledger.
+	done := make(chan error, 1)
+	go func() { done <- invokeOK(clients[0], "metered", `{"sleep": 3}`) }()
+	eventually(t, 30*time.Second, "node 1 runs the slow invocation", func() error {
+		if st := nodes[0].srv.Workers().Stats(); st.Busy != 1 {
+			return fmt.Errorf("node 1: %+v", st)
+		}
+		return nil
+	})
+	if v, _ := metricSum(t, nodes[0].srv.URL(), "flint_ledger_leases_total", `node="node1"`, `result="granted"`); v < 1 {
+		t.Errorf("node 1 leases granted: %v", v)
+	}
+	if v, _ := metricSum(t, nodes[0].srv.URL(), "flint_environments", `node="node1"`, `state="busy"`); v != 1 {
+		t.Errorf("node 1 busy environments: %v", v)
+	}
+	if v, _ := metricSum(t, nodes[0].srv.URL(), "flint_memory_used_bytes", `node="node1"`); v != 128<<20 {
+		t.Errorf("node 1 memory used: %v, want one 128 MB environment", v)
+	}
+	if err := invokeOK(clients[2], "metered", `{}`); apiErrorCode(err) != "TooManyRequestsException" {
+		t.Fatalf("invoke through node 3 while node 1 holds the only slot: %v, want 429", err)
+	}
+	if v, _ := metricSum(t, nodes[2].srv.URL(), "flint_ledger_leases_total", `node="node3"`, `result="denied"`); v < 1 {
+		t.Errorf("node 3 leases denied: %v", v)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	// Node 2 drains: what its callers invoke is forwarded, and counted on both sides.
+	if _, errType, status := drainCall(t, nodes[0].srv.URL(), "node2", "drain"); status != http.StatusOK {
+		t.Fatalf("drain node2: %d %s", status, errType)
+	}
+	if v, _ := metricSum(t, nodes[1].srv.URL(), "flint_node_draining", `node="node2"`); v != 1 {
+		t.Errorf("node 2 draining: %v", v)
+	}
+	eventually(t, 30*time.Second, "an invocation through node 2 runs (once node 1 gave its slot back)", func() error {
+		return invokeOK(clients[1], "metered", `{}`)
+	})
+	if v, _ := metricSum(t, nodes[1].srv.URL(), "flint_forwards_sent_total", `node="node2"`); v != 1 {
+		t.Errorf("node 2 forwards sent: %v, want 1", v)
+	}
+	if v, _ := metricSum(t, nodes[1].srv.URL(), "flint_forward_duration_seconds_count", `node="node2"`); v != 1 {
+		t.Errorf("node 2 forward latency observations: %v, want 1", v)
+	}
+	r1, _ := metricSum(t, nodes[0].srv.URL(), "flint_forwards_received_total", `node="node1"`)
+	r3, _ := metricSum(t, nodes[2].srv.URL(), "flint_forwards_received_total", `node="node3"`)
+	if r1+r3 != 1 {
+		t.Errorf("forwards received: node 1 %v, node 3 %v; want 1 in all", r1, r3)
+	}
+}
