@@ -266,7 +266,9 @@ func TestClusterDrain(t *testing.T) {
 }
 
 // provisionedOn is how many environments node i keeps for provisioned concurrency.
-func provisionedOn(nodes []*clusterNode, i int) int { return nodes[i].srv.Workers().Stats().Provisioned }
+func provisionedOn(nodes []*clusterNode, i int) int {
+	return nodes[i].srv.Workers().Stats().Provisioned
+}
 
 // TestClusterProvisioned: provisioned concurrency 3 on 3 nodes is 1 environment per node (the
 // cluster keeps 3, not 9), and GetProvisionedConcurrencyConfig through any node reports the
