@@ -439,3 +439,55 @@ func TestMetricsCluster(t *testing.T) {
 		t.Errorf("forwards received: node 1 %v, node 3 %v; want 1 in all", r1, r3)
 	}
 }
+
+// TestClusterDrainAuth: the drain endpoints are signed like every /flint/v1 endpoint: an
+// unsigned call is refused before anything happens; a signed one reaches the cluster, which
+// refuses to drain a single server (nothing would take its work) and stores nothing.
+func TestClusterDrainAuth(t *testing.T) {
+	data := t.TempDir()
+	key := createAccessKey(t, data, "test")
+	s := startServer(t, data)
+	var ls map[string]cluster.Node
+	eventually(t, 10*time.Second, "the server's first heartbeat", func() error {
+		var err error
+		if ls, err = listNodesSigned(t, s.URL(), key.AccessKeyID, key.SecretAccessKey); err == nil && len(ls) != 1 {
+			err = fmt.Errorf("nodes %v", ls)
+		}
+		return err
+	})
+	var name string
+	for n := range ls {
+		name = n
+	}
+	for _, verb := range []string{"drain", "undrain"} {
+		url := s.URL() + "/flint/v1/nodes/" + name + "/" + verb
+		if status, code, body := signed(t, "POST", url, "", "", nil, time.Now(), nil); status != http.StatusForbidden || code != "MissingAuthenticationTokenException" {
+			t.Errorf("unsigned %s: %d %s %s", verb, status, code, body)
+		}
+	}
+	status, code, body := signed(t, "POST", s.URL()+"/flint/v1/nodes/"+name+"/drain", key.AccessKeyID, key.SecretAccessKey, nil, time.Now(), nil)
+	if status != http.StatusConflict || code != "ResourceConflictException" {
+		t.Errorf("signed drain of a single server: %d %s %s; want 409 ResourceConflictException", status, code, body)
+	}
+	ls, err := listNodesSigned(t, s.URL(), key.AccessKeyID, key.SecretAccessKey)
+	if err != nil || ls[name].Draining || ls[name].State != cluster.StateUp {
+		t.Errorf("after the refused drain: %+v, %v", ls[name], err)
+	}
+}
+
+func listNodesSigned(t *testing.T, url, id, secret string) (map[string]cluster.Node, error) {
+	t.Helper()
+	status, code, body := signed(t, "GET", url+"/flint/v1/nodes", id, secret, nil, time.Now(), nil)
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("GET /flint/v1/nodes: %d %s %s", status, code, body)
+	}
+	var out struct{ Nodes []cluster.Node }
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, err
+	}
+	m := map[string]cluster.Node{}
+	for _, n := range out.Nodes {
+		m[n.Name] = n
+	}
+	return m, nil
+}
