@@ -58,9 +58,14 @@ type API struct {
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
 	runtimes  *runtimes.Table
-	nodes     interface {
-		List(ctx context.Context) ([]cluster.Node, error)
-	}
+	nodes     Nodes
+}
+
+// Nodes lists the cluster's nodes and drains them (cluster.Membership).
+type Nodes interface {
+	List(ctx context.Context) ([]cluster.Node, error)
+	Drain(ctx context.Context, name string) (cluster.Node, error)
+	Undrain(ctx context.Context, name string) (cluster.Node, error)
 }
 
 // Config wires an API.
@@ -80,10 +85,9 @@ type Config struct {
 	Auth    *sigv4.Verifier
 	DevMode func() bool
 	Keyring *crypt.Keyring // the master keys (download links' signing keys derive from them)
-	// Nodes lists the cluster's nodes (GET /flint/v1/nodes).
-	Nodes interface {
-		List(ctx context.Context) ([]cluster.Node, error)
-	}
+	// Nodes lists the cluster's nodes (GET /flint/v1/nodes) and drains them (POST
+	// /flint/v1/nodes/{node}/drain, …/undrain).
+	Nodes Nodes
 	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
 	// nil: runtimes.Default().
 	Runtimes *runtimes.Table
@@ -138,6 +142,8 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
 	if cfg.Nodes != nil {
 		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))
+		m.HandleFunc("POST /flint/v1/nodes/{node}/drain", a.handle(a.drainNode))
+		m.HandleFunc("POST /flint/v1/nodes/{node}/undrain", a.handle(a.undrainNode))
 	}
 	m.HandleFunc("POST /2018-10-31/layers/{layer}/versions", a.handle(a.publishLayerVersion))
 	m.HandleFunc("GET /2018-10-31/layers/{layer}/versions", a.handle(a.listLayerVersions))

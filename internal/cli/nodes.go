@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -20,7 +22,8 @@ func (a *app) nodesCommand() *cobra.Command {
 		Use:   "nodes",
 		Short: "List the cluster's nodes",
 		Long: "List every node that has joined this Flint cluster (a single server is a cluster of one):\n" +
-			"its state (up; down: its heartbeats stopped without a goodbye; stopped: shut down cleanly),\n" +
+			"its state (up; draining: takes no new work, see `flint nodes drain`; down: its heartbeats stopped\n" +
+			"without a goodbye; stopped: shut down cleanly),\n" +
 			"API address, environments (busy of all), memory taken of its budget, version and the age\n" +
 			"of its last heartbeat.",
 		Args: rangeArgs(0, 0, ""),
@@ -43,6 +46,60 @@ func (a *app) nodesCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON as it is")
+	cmd.AddCommand(a.drainCommand("drain", "Stop placing new work on a node and let its running invocations finish",
+		"Ask the cluster (through any node, --endpoint) to drain node NAME: it starts no new environments,\n"+
+			"takes no forwarded invocations, sends the invocations its own callers make to other nodes and\n"+
+			"keeps no share of provisioned concurrency, while what it runs finishes. The drain is stored in\n"+
+			"the cluster and outlives the node's restarts until `flint nodes undrain NAME`. Refused when no\n"+
+			"other node is up and not draining. `flint nodes` shows the node draining, then 0 busy."),
+		a.drainCommand("undrain", "Let a drained node take work again", "End node NAME's drain: it takes work again."))
+	return cmd
+}
+
+// drainCommand is `flint nodes drain|undrain NAME`: POST /flint/v1/nodes/NAME/VERB, then the
+// node as the cluster lists it.
+func (a *app) drainCommand(verb, short, long string) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Long:  long,
+		Args:  rangeArgs(1, 1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			client, err := a.flintHTTPClient(ctx, apiTimeout)
+			if err != nil {
+				return err
+			}
+			defer client.CloseIdleConnections()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint+"/flint/v1/nodes/"+url.PathEscape(args[0])+"/"+verb, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return responseError(resp)
+			}
+			body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			if err != nil {
+				return fmt.Errorf("read node %s: %w", args[0], err)
+			}
+			if asJSON {
+				_, err := a.stdout.Write(append(bytes.TrimRight(body, "\n"), '\n'))
+				return err
+			}
+			var n cluster.Node
+			if err := json.Unmarshal(body, &n); err != nil {
+				return fmt.Errorf("decode node %s: %w", args[0], err)
+			}
+			return writeNodesTable(a.stdout, []cluster.Node{n}, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON as it is")
 	return cmd
 }
 
@@ -55,7 +112,11 @@ func writeNodesTable(w io.Writer, nodes []cluster.Node, now time.Time) error {
 		if n.BudgetMB > 0 {
 			budget = strconv.Itoa(n.BudgetMB) + " MB"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d busy of %d\t%d MB of %s\t%s\t%s ago\n", n.Name, n.State, n.Address,
+		st := n.State
+		if n.Draining && st != cluster.StateDraining { // asked to drain while down: it will when it starts
+			st += ",draining"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d busy of %d\t%d MB of %s\t%s\t%s ago\n", n.Name, st, n.Address,
 			n.Busy, n.Environments, n.MemoryMB, budget, n.Version, formatAge(now.Sub(n.Heartbeat)))
 	}
 	return tw.Flush()

@@ -43,3 +43,38 @@ func TestNodesAgainstServer(t *testing.T) {
 		t.Errorf("flint nodes printed:\n%s\nwant a header and a row matching %s", out, row)
 	}
 }
+
+// TestNodesDrainAgainstServer: a single server cannot drain (nothing would take its work): a
+// clear refusal, nothing stored; an unknown node is not found; undrain of a node that does not
+// drain prints it up.
+func TestNodesDrainAgainstServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	startServer(t, ctx, nil)
+	code, out, _ := runCLI(t, ctx, "nodes", "--json")
+	if code != 0 {
+		t.Fatalf("flint nodes --json: exit %d", code)
+	}
+	var got struct{ Nodes []struct{ Name string } }
+	if err := json.Unmarshal([]byte(out), &got); err != nil || len(got.Nodes) != 1 {
+		t.Fatalf("flint nodes --json printed %q: %v", out, err)
+	}
+	name := got.Nodes[0].Name
+
+	code, _, errOut := runCLI(t, ctx, "nodes", "drain", name)
+	if code == 0 || !strings.Contains(errOut, "ResourceConflictException") || !strings.Contains(errOut, "no other node is up and not draining") {
+		t.Errorf("flint nodes drain %s on a single server: exit %d, stderr %q; want a refusal saying why", name, code, errOut)
+	}
+	code, _, errOut = runCLI(t, ctx, "nodes", "drain", "nosuch")
+	if code == 0 || !strings.Contains(errOut, "ResourceNotFoundException") {
+		t.Errorf("flint nodes drain nosuch: exit %d, stderr %q; want not found", code, errOut)
+	}
+	code, out, errOut = runCLI(t, ctx, "nodes", "undrain", name)
+	if code != 0 || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+` +up `).MatchString(out) {
+		t.Errorf("flint nodes undrain %s: exit %d, stdout %q, stderr %q; want its row, up", name, code, out, errOut)
+	}
+	code, out, _ = runCLI(t, ctx, "nodes")
+	if code != 0 || strings.Contains(out, "draining") {
+		t.Errorf("after the refused drain flint nodes printed:\n%s", out)
+	}
+}

@@ -71,6 +71,8 @@ type Ledger struct {
 
 	warned atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
 	failed atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
+
+	granted, denied atomic.Int64 // LedgerStats
 }
 
 // NewLedger returns the ledger of the node cfg names; Run keeps its leases.
@@ -343,6 +345,7 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		return nil
 	}
 	if !s.l.reachable(s.l.cfg.Now()) {
+		s.l.denied.Add(1)
 		return ErrUnreachable
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
@@ -359,6 +362,7 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		got, valid, err := s.l.set(ctx, s.key, limit, want, true)
 		s.l.result(now, err)
 		if err != nil {
+			s.l.denied.Add(1)
 			if !errors.Is(err, ErrLimit) {
 				s.l.warn("cannot lease concurrency from the cluster; throttling", "limit", s.key, "err", err)
 			}
@@ -367,6 +371,9 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		s.leased, s.renewed = got, now
 		s.valid.Store(valid)
 		s.state.Add(uint64(got-held) << 32)
+		if got > held {
+			s.l.granted.Add(1)
+		}
 	}
 }
 
@@ -455,4 +462,15 @@ func (s *Slots) leave(ctx context.Context) {
 	}
 	s.leased = got
 	s.valid.Store(valid)
+}
+
+// LedgerStats counts a node's round trips to the ledger for slots (metrics).
+type LedgerStats struct {
+	Granted int64 // slots leased from the cluster when this node's were all busy
+	Denied  int64 // admissions refused: every slot leased, or the ledger unreachable
+}
+
+// Stats returns what the node asked of the ledger so far.
+func (l *Ledger) Stats() LedgerStats {
+	return LedgerStats{Granted: l.granted.Load(), Denied: l.denied.Load()}
 }

@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flint-run/flint/internal/store"
@@ -20,6 +23,9 @@ const (
 	StateUp      = "up"      // heartbeats arrive
 	StateDown    = "down"    // heartbeats stopped without a goodbye: killed, hung or cut off
 	StateStopped = "stopped" // shut down cleanly
+	// StateDraining: up, and asked to drain (drain.go): it takes no new work and lets what it
+	// runs finish.
+	StateDraining = "draining"
 )
 
 // Node is one node's heartbeat record.
@@ -38,6 +44,10 @@ type Node struct {
 	Environments int           `json:"environments"`
 	Busy         int           `json:"busy"`
 	Stopped      bool          `json:"stopped,omitempty"`
+	// Draining is whether the node is asked to drain (its drain key is set; List fills it in);
+	// DrainApplied whether the node itself reports, in its heartbeat, that it drains.
+	Draining     bool `json:"draining,omitempty"`
+	DrainApplied bool `json:"drain_applied,omitempty"`
 	// State is computed by List from the record and the reader's clock.
 	State string `json:"state"`
 }
@@ -47,6 +57,7 @@ type Records interface {
 	Put(ctx context.Context, key string, doc json.RawMessage) (uint64, error)
 	Get(ctx context.Context, key string) (json.RawMessage, uint64, error)
 	Keys(ctx context.Context, filter string) ([]string, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Load is what a node reports of its environments (worker.Manager.Stats).
@@ -65,6 +76,9 @@ type Config struct {
 	Records  Records
 	Log      *slog.Logger
 	Now      func() time.Time
+	// OnDrain, when set, is told whether this node drains: when its drain key is first read
+	// and whenever it changes (read at every heartbeat) or is changed through this node.
+	OnDrain func(draining bool)
 }
 
 // Membership writes this node's heartbeat and reads everyone's.
@@ -72,6 +86,10 @@ type Membership struct {
 	cfg     Config
 	version string
 	started time.Time
+
+	drainMu  sync.Mutex // orders OnDrain calls
+	drainSet bool       // drain state known (OnDrain told at least once)
+	draining atomic.Bool
 }
 
 // missed is how many heartbeats a node may miss before readers call it down.
@@ -121,6 +139,10 @@ func (m *Membership) Run(ctx context.Context) error {
 func (m *Membership) beat(ctx context.Context, stopped bool) error {
 	n := Node{Name: m.cfg.Name, Address: m.cfg.Address(), Version: m.version, Sandbox: m.cfg.Sandbox,
 		Started: m.started, Heartbeat: m.cfg.Now(), Interval: m.cfg.Interval, Stopped: stopped}
+	if !stopped {
+		m.pollDrain(ctx)
+	}
+	n.DrainApplied = m.draining.Load()
 	if m.cfg.Load != nil {
 		l := m.cfg.Load()
 		n.Environments, n.Busy, n.MemoryMB, n.BudgetMB = l.Environments, l.Busy, l.MemoryMB, l.BudgetMB
@@ -144,7 +166,16 @@ func (m *Membership) List(ctx context.Context) ([]Node, error) {
 	}
 	now := m.cfg.Now()
 	out := make([]Node, 0, len(keys))
+	drains := map[string]bool{} // drain keys sort anywhere among the names: read them first
 	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, drainPrefix); ok {
+			drains[name] = true
+		}
+	}
+	for _, k := range keys {
+		if strings.HasPrefix(k, drainPrefix) {
+			continue
+		}
 		doc, _, err := m.cfg.Records.Get(ctx, k)
 		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -157,6 +188,7 @@ func (m *Membership) List(ctx context.Context) ([]Node, error) {
 			m.cfg.Log.Warn("undecodable node record", "node", k, "err", err)
 			continue
 		}
+		n.Draining = drains[n.Name]
 		n.State = state(n, now)
 		out = append(out, n)
 	}
@@ -169,6 +201,8 @@ func state(n Node, now time.Time) string {
 		return StateStopped
 	case now.Sub(n.Heartbeat) > missed*n.Interval:
 		return StateDown
+	case n.Draining:
+		return StateDraining
 	}
 	return StateUp
 }

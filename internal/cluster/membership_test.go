@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,5 +107,123 @@ func TestMembershipStates(t *testing.T) {
 	}
 	if nodes[0].Name != "a" || nodes[0].State != StateStopped {
 		t.Errorf("a after its Run ended: %+v", nodes[0])
+	}
+}
+
+// TestMembershipDrain: any node drains any other through the nodes bucket; the drained node
+// learns it at its next heartbeat (OnDrain) and reports it, List shows it draining; the last
+// node able to take work is refused, an unknown node too; undrain restores; the drain
+// outlives the drained node's restart (its first heartbeat reads it).
+func TestMembershipDrain(t *testing.T) {
+	st := openStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	told := map[string][]bool{}
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	node := func(name string) *Membership {
+		m := New(Config{Name: name, Address: func() string { return "http://" + name }, Interval: 100 * time.Millisecond,
+			Records: st.Nodes(), OnDrain: func(on bool) { mu.Lock(); told[name] = append(told[name], on); mu.Unlock() }})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = m.Run(ctx) }()
+		return m
+	}
+	a, _, _ := node("a"), node("b"), node("c")
+	lastTold := func(name string) []bool { mu.Lock(); defer mu.Unlock(); return append([]bool(nil), told[name]...) }
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		nodes, err := a.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) == 3 && len(lastTold("b")) > 0 && len(lastTold("c")) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes %+v", nodes)
+		}
+	}
+	if got := lastTold("b"); len(got) != 1 || got[0] {
+		t.Fatalf("b told %v before any drain, want [false]", got)
+	}
+
+	if _, err := a.Drain(ctx, "nosuch"); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("drain an unknown node: %v, want ErrUnknownNode", err)
+	}
+	n, err := a.Drain(ctx, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Name != "b" || n.State != StateDraining || !n.Draining || !n.DrainApplied {
+		t.Errorf("drain b returned %+v, want b draining and applied", n)
+	}
+	if got := lastTold("b"); len(got) != 2 || !got[1] {
+		t.Errorf("b told %v, want [false true]", got)
+	}
+	if _, err := a.Drain(ctx, "b"); err != nil { // again: nothing changes
+		t.Errorf("drain b twice: %v", err)
+	}
+	if _, err := a.Drain(ctx, "c"); err != nil {
+		t.Fatal(err)
+	}
+	// a is the last node up and not draining: it may not drain, through itself or another.
+	if _, err := a.Drain(ctx, "a"); !errors.Is(err, ErrLastNode) {
+		t.Errorf("drain the last node: %v, want ErrLastNode", err)
+	}
+	nodes, err := a.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		want := map[string]string{"a": StateUp, "b": StateDraining, "c": StateDraining}[n.Name]
+		if n.State != want {
+			t.Errorf("node %s: %s, want %s", n.Name, n.State, want)
+		}
+	}
+
+	// c restarts (a new Membership on the same bucket): its first heartbeat reads the drain.
+	c2 := New(Config{Name: "c", Address: func() string { return "http://c" }, Interval: 100 * time.Millisecond, Records: st.Nodes(),
+		OnDrain: func(on bool) { mu.Lock(); told["c2"] = append(told["c2"], on); mu.Unlock() }})
+	if on, err := Drained(ctx, st.Nodes(), "c"); err != nil || !on {
+		t.Errorf("Drained(c) = %v, %v; want true", on, err)
+	}
+	if err := c2.beat(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastTold("c2"); len(got) != 1 || !got[0] || !c2.Draining() {
+		t.Errorf("restarted c told %v, want [true]", got)
+	}
+
+	// Undrain b through b itself: applied at once.
+	bSelf := New(Config{Name: "b", Address: func() string { return "http://b" }, Interval: 100 * time.Millisecond, Records: st.Nodes()})
+	if n, err := bSelf.Undrain(ctx, "b"); err != nil || n.State != StateUp || n.Draining {
+		t.Errorf("undrain b = %+v, %v; want b up", n, err)
+	}
+	if _, err := a.Undrain(ctx, "nosuch"); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("undrain an unknown node: %v, want ErrUnknownNode", err)
+	}
+	waitTold := func(name string, want []bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !slices.Equal(lastTold(name), want); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s told %v, want %v", name, lastTold(name), want)
+			}
+		}
+	}
+	waitTold("b", []bool{false, true, false})
+}
+
+// TestMembershipDrainAlone: a node alone cannot drain: nothing would take its work.
+func TestMembershipDrainAlone(t *testing.T) {
+	st := openStore(t)
+	ctx := context.Background()
+	m := New(Config{Name: "only", Address: func() string { return "http://only" }, Records: st.Nodes()})
+	if err := m.beat(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Drain(ctx, "only"); !errors.Is(err, ErrLastNode) {
+		t.Fatalf("drain the only node: %v, want ErrLastNode", err)
+	}
+	if on, err := Drained(ctx, st.Nodes(), "only"); err != nil || on {
+		t.Errorf("after the refusal Drained = %v, %v; want nothing stored", on, err)
 	}
 }

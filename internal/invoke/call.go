@@ -112,8 +112,12 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 		return s.run(ctx, e, wreq, respond)
 	}
 	// In a cluster a local idle environment still runs it with nothing more; only what would be
-	// a cold start here asks where else it could run (route.go).
+	// a cold start here asks where else it could run (route.go). A draining node sends all
+	// its callers' invocations elsewhere.
 	wreq.WarmOnly = true
+	if s.draining.Load() {
+		return r.place(ctx, e, wreq, respond)
+	}
 	err := s.run(ctx, e, wreq, respond)
 	if errors.Is(err, worker.ErrNoWarm) {
 		return r.place(ctx, e, wreq, respond)

@@ -112,6 +112,10 @@ type Service struct {
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
 
 	router atomic.Pointer[router] // nil on a single node (route.go)
+	// draining: this node takes no new work (drain.go); spread: provisioned concurrency is
+	// split across the cluster's nodes (SpreadProvisioned).
+	draining atomic.Bool
+	spread   atomic.Bool
 }
 
 // Entry is one function version's configuration (nil Fn: deleted) and the pool of environments
@@ -376,7 +380,7 @@ func (s *Service) reprovision(name string) {
 	var sets []set
 	for key, e := range s.entries {
 		if strings.HasPrefix(key, name+".") && e.pool != nil {
-			sets = append(sets, set{e.pool, want[key]})
+			sets = append(sets, set{e.pool, s.provShare(key, want[key])})
 		}
 	}
 	s.mu.Unlock()
@@ -398,6 +402,14 @@ func (s *Service) Provisioned(ctx context.Context, name, qualifier string) (requ
 		return it.pc.Requested, 0, nil
 	}
 	desired, allocated := e.pool.Provisioned()
+	if s.spread.Load() {
+		// The cluster's: this node keeps only its share (spread.go); the others announce theirs.
+		if r := s.router.Load(); r != nil {
+			c := &e.Fn.Config
+			allocated += r.provisionedElsewhere(routeKey(c.FunctionName, c.Version, c.RevisionId))
+		}
+		return it.pc.Requested, min(allocated, it.pc.Requested), nil
+	}
 	// Several configs may share a version's environments; report this config's share.
 	return it.pc.Requested, min(allocated, it.pc.Requested, max(desired, 0)), nil
 }

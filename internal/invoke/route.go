@@ -99,6 +99,11 @@ type announcement struct {
 	// a node with busy ones only answers "not started" quickly.
 	Warm map[string][2]int `json:"warm,omitempty"`
 	Gone bool              `json:"gone,omitempty"` // the node stops routing
+	// Draining: the node takes no new work (it announces no environments then); the others
+	// send it nothing and leave it out of the provisioned-concurrency split.
+	Draining bool `json:"draining,omitempty"`
+	// Prov counts provisioned environments ready by routeKey (for the cluster's Allocated).
+	Prov map[string]int `json:"prov,omitempty"`
 }
 
 type peer struct {
@@ -114,7 +119,19 @@ type router struct {
 	mu    sync.RWMutex
 	peers map[string]*peer
 
+	// hello is signalled when a node is heard for the first time: this node announces itself
+	// at its next look instead of at its next refresh, so a node that just started learns the
+	// others within RouteConfig.Every.
+	hello   chan struct{}
+	started time.Time
+
 	forwarded, served, refused, coldRemote atomic.Int64
+	observe                                func(time.Duration) // forward latency; nil: not measured
+
+	// The nodes that share provisioned concurrency (spread.go), known once settled: one
+	// Refresh after routing started, when every live node has announced itself.
+	shares  []string
+	settled bool
 
 	wg      sync.WaitGroup // forwarded invocations being served here
 	wgMu    sync.Mutex     // orders wg.Add after stopping against wg.Wait
@@ -154,7 +171,11 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	r := &router{s: s, cfg: cfg, subject: invokePrefix + subjectToken(cfg.Node), peers: make(map[string]*peer)}
+	r := &router{s: s, cfg: cfg, subject: invokePrefix + subjectToken(cfg.Node), peers: make(map[string]*peer),
+		hello: make(chan struct{}, 1), started: cfg.Now()}
+	if o, ok := s.metrics.(interface{ Forwarded(time.Duration) }); ok {
+		r.observe = o.Forwarded
+	}
 	idle, err := cfg.Conn.Subscribe(idleSubject, r.heard)
 	if err != nil {
 		return fmt.Errorf("invoke: subscribe %s: %w", idleSubject, err)
@@ -204,14 +225,24 @@ func (s *Service) Route(ctx context.Context, cfg RouteConfig) error {
 	defer t.Stop()
 	var last announcement
 	var sent time.Time
+	settleAt := cfg.Now().Add(cfg.Refresh)
 	for {
 		a := r.snapshot()
-		if !sameAnnouncement(a, last) || cfg.Now().Sub(sent) >= cfg.Refresh {
+		greet := false
+		select {
+		case <-r.hello:
+			greet = true
+		default:
+		}
+		if greet || !sameAnnouncement(a, last) || cfg.Now().Sub(sent) >= cfg.Refresh {
 			if err := r.announce(a); err != nil {
 				s.log.Warn("announce idle environments", "err", err)
 			} else {
 				last, sent = a, cfg.Now()
 			}
+		}
+		if s.spread.Load() && !cfg.Now().Before(settleAt) {
+			r.updateShares()
 		}
 		select {
 		case <-ctx.Done():
@@ -232,23 +263,33 @@ func (s *Service) RouteStats() RouteStats {
 }
 
 func sameAnnouncement(a, b announcement) bool {
-	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && maps.Equal(a.Warm, b.Warm)
+	return a.Node == b.Node && a.FreeMB == b.FreeMB && a.Gone == b.Gone && a.Draining == b.Draining &&
+		maps.Equal(a.Warm, b.Warm) && maps.Equal(a.Prov, b.Prov)
 }
 
 // snapshot is this node's capacity now.
 func (r *router) snapshot() announcement {
+	if r.s.draining.Load() {
+		return announcement{Node: r.cfg.Node, Draining: true}
+	}
 	a := announcement{Node: r.cfg.Node, FreeMB: r.freeMB()}
 	r.s.mu.RLock()
 	for _, e := range r.s.entries {
 		if e.Fn == nil || e.pool == nil {
 			continue
 		}
+		c := &e.Fn.Config
 		if idle, busy := e.pool.Warm(); idle+busy > 0 {
 			if a.Warm == nil {
 				a.Warm = make(map[string][2]int)
 			}
-			c := &e.Fn.Config
 			a.Warm[routeKey(c.FunctionName, c.Version, c.RevisionId)] = [2]int{idle, busy}
+		}
+		if _, ready := e.pool.Provisioned(); ready > 0 {
+			if a.Prov == nil {
+				a.Prov = make(map[string]int)
+			}
+			a.Prov[routeKey(c.FunctionName, c.Version, c.RevisionId)] = ready
 		}
 	}
 	r.s.mu.RUnlock()
@@ -284,12 +325,19 @@ func (r *router) heard(m *nats.Msg) {
 		return
 	}
 	r.mu.Lock()
+	_, known := r.peers[a.Node]
 	if a.Gone {
 		delete(r.peers, a.Node)
 	} else {
 		r.peers[a.Node] = &peer{announcement: a, heard: r.cfg.Now()}
 	}
 	r.mu.Unlock()
+	if !known && !a.Gone {
+		select {
+		case r.hello <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // warm returns the nodes that announced environments of key, most idle first, then most busy.
@@ -302,7 +350,7 @@ func (r *router) warm(key string) []string {
 	var cs []cand
 	r.mu.RLock()
 	for name, p := range r.peers {
-		if n := p.Warm[key]; n[0]+n[1] > 0 && now.Sub(p.heard) <= staleAfter*r.cfg.Refresh {
+		if n := p.Warm[key]; n[0]+n[1] > 0 && !p.Draining && now.Sub(p.heard) <= staleAfter*r.cfg.Refresh {
 			cs = append(cs, cand{name, n})
 		}
 	}
@@ -322,7 +370,12 @@ func (r *router) warm(key string) []string {
 
 // roomy returns the nodes whose free budget fits an environment of mb, the roomiest first ("" is
 // this node, first on a tie: no network on the way). Others' budgets are as they last announced.
-func (r *router) roomy(mb int) []string {
+func (r *router) roomy(mb int) []string { return r.ranked(true, mb) }
+
+// ranked returns the other nodes heard from lately that do not drain and whose free budget
+// fits mb, with this node ("") when self is set and it fits, the most free budget first (then
+// this node, then by name).
+func (r *router) ranked(self bool, mb int) []string {
 	type cand struct {
 		name string
 		free int
@@ -334,13 +387,13 @@ func (r *router) roomy(mb int) []string {
 		return f
 	}
 	var cs []cand
-	if f := free(r.freeMB()); f >= mb {
+	if f := free(r.freeMB()); self && f >= mb {
 		cs = append(cs, cand{"", f})
 	}
 	now := r.cfg.Now()
 	r.mu.RLock()
 	for name, p := range r.peers {
-		if now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
+		if p.Draining || now.Sub(p.heard) > staleAfter*r.cfg.Refresh {
 			continue
 		}
 		if f := free(p.FreeMB); f >= mb {
@@ -348,7 +401,12 @@ func (r *router) roomy(mb int) []string {
 		}
 	}
 	r.mu.RUnlock()
-	slices.SortStableFunc(cs, func(x, y cand) int { return cmp.Compare(y.free, x.free) })
+	slices.SortFunc(cs, func(x, y cand) int {
+		if c := cmp.Compare(y.free, x.free); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.name, y.name) // "" (this node) first
+	})
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.name
@@ -384,7 +442,20 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 	wreq.WarmOnly = false
 	// A burst's placements run at once and see the same budgets: the room one saw may be taken
 	// when its environment reserves it. It then goes on to the next roomiest node.
-	for _, node := range r.roomy(c.MemorySize) {
+	cold := r.roomy(c.MemorySize)
+	if r.s.draining.Load() {
+		// A draining node starts nothing: every other node is asked before it runs it itself.
+		// Just after it started it may not have heard the others yet: it waits for them, up
+		// to one refresh after its start.
+		cold = r.others()
+		if len(cold) == 0 {
+			if wait := r.started.Add(r.cfg.Refresh).Sub(r.cfg.Now()); wait > 0 {
+				r.awaitPeer(ctx, wait)
+				cold = r.others()
+			}
+		}
+	}
+	for _, node := range cold {
 		if node == "" {
 			if err := r.s.runHere(ctx, e, wreq, respond); !errors.Is(err, worker.ErrNoCapacity) {
 				return err
@@ -400,6 +471,8 @@ func (r *router) place(ctx context.Context, e *Entry, wreq worker.Request, respo
 			return err
 		}
 	}
+	// No node took it (or none is left): running it here beats failing it, on a draining node
+	// too (a throttle when its budget has no room).
 	return r.s.run(ctx, e, wreq, respond)
 }
 
@@ -436,6 +509,7 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 		h.Set(hCold, "1")
 	}
 	m.Data = wreq.Payload
+	start := time.Now()
 	resp, err := r.cfg.Conn.RequestMsgWithContext(ctx, m)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
@@ -453,6 +527,9 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 	switch resp.Header.Get(hStatus) {
 	case statusRan:
 		r.forwarded.Add(1)
+		if r.observe != nil {
+			r.observe(time.Since(start))
+		}
 		r.s.log.Debug("invocation ran on another node", "node", node, "cold_allowed", cold, "function", c.FunctionName, "version", c.Version, "request_id", wreq.RequestID)
 		respond(Response{ExecutedVersion: resp.Header.Get(hExecuted), Payload: resp.Data, ContentType: resp.Header.Get(hContentType),
 			FunctionError: resp.Header.Get(hFuncError), LogResult: resp.Header.Get(hLogResult)})
@@ -487,6 +564,11 @@ func (r *router) serve(ctx context.Context, m *nats.Msg) {
 		}
 	}
 	if m.Reply == "" || h == nil {
+		return
+	}
+	if r.s.draining.Load() {
+		r.refused.Add(1)
+		reply(statusNotStarted, "node draining")
 		return
 	}
 	ns, err := strconv.ParseInt(h.Get(hDeadline), 10, 64)

@@ -93,6 +93,7 @@ func newCluster(t testing.TB, budgets ...int) *cluster {
 type clusterOpts struct {
 	every, refresh time.Duration
 	route          bool // false: the nodes do not route (single nodes on a shared store)
+	spread         bool // the nodes split provisioned concurrency (SpreadProvisioned)
 }
 
 func newClusterOpts(t testing.TB, o clusterOpts, budgets ...int) *cluster {
@@ -126,6 +127,9 @@ func newClusterOpts(t testing.TB, o clusterOpts, budgets ...int) *cluster {
 		}
 		svc := invoke.New(invoke.RegistryOf(c.st), workers, code, artifact.DefaultLimits(), 1000, nil, log)
 		n := &node{name: string(rune('a' + i)), svc: svc, workers: workers}
+		if o.spread {
+			svc.SpreadProvisioned()
+		}
 		wg.Add(2)
 		go func() { defer wg.Done(); _ = svc.Run(ctx) }()
 		<-svc.Ready()

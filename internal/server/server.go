@@ -237,7 +237,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if budget == 0 {
 		budget = machineMemoryMB() * 3 / 4
 	}
-	metrics := telemetry.New(func() (int, int, int, int) {
+	metrics := telemetry.New(cfg.Node, func() (int, int, int, int) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)
@@ -255,6 +255,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	ledger, err := s.ledger(ctx)
 	if err != nil {
 		return err
+	}
+	if cfg.Clustered() {
+		// Provisioned concurrency is the cluster's, and a drained node takes no work from its
+		// first moment, restarts included (docs/CLUSTER.md).
+		s.invoke.SpreadProvisioned()
+		drained, err := cluster.Drained(ctx, s.store.Nodes(), cfg.Node)
+		if err != nil {
+			return err
+		}
+		s.invoke.SetDraining(drained)
 	}
 
 	if s.queue, err = asyncq.New(ctx, asyncq.Config{
@@ -329,7 +339,8 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
-		Load: s.load, Log: s.log.With("part", "cluster")})
+		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining})
+	metrics.Cluster(s.clusterStats(nodes, ledger))
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})

@@ -49,16 +49,24 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 // Metrics is the registry and every metric Flint exports.
 type Metrics struct {
 	reg         *prometheus.Registry
+	node        prometheus.Registerer // reg, every metric labelled with the node's name
+	forwards    prometheus.Histogram
 	invocations *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	coldStarts  *prometheus.CounterVec
 	throttles   *prometheus.CounterVec
 }
 
-// New registers Flint's metrics; envs and queue are read at every scrape.
-func New(envs EnvironmentCounts, queue QueueStats) *Metrics {
+// New registers Flint's metrics, each labelled node="node" when node is set (a cluster node's
+// name: the nodes are scraped apart and summed by the label; a single server has none, as
+// before); envs and queue are read at every scrape.
+func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
+		forwards: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "flint_forward_duration_seconds", Help: "Invocations this node forwarded to another node that ran them: from the request to its answer.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+		}),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_invocations_total", Help: "Invocations by function, version and outcome (success, error, timeout).",
 		}, []string{"function", "version", "outcome"}),
@@ -79,7 +87,11 @@ func New(envs EnvironmentCounts, queue QueueStats) *Metrics {
 			ConstLabels: prometheus.Labels{"state": name},
 		}, func() float64 { return float64(pick(envs())) })
 	}
-	m.reg.MustRegister(m.invocations, m.duration, m.coldStarts, m.throttles,
+	m.node = m.reg
+	if node != "" {
+		m.node = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
+	}
+	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.coldStarts, m.throttles,
 		state("starting", func(s, _, _, _ int) int { return s }),
 		state("idle", func(_, i, _, _ int) int { return i }),
 		state("busy", func(_, _, b, _ int) int { return b }),
@@ -112,4 +124,74 @@ func (m *Metrics) Invoked(function, version, outcome string, d time.Duration, co
 // Throttled records a 429.
 func (m *Metrics) Throttled(function, reason string) {
 	m.throttles.WithLabelValues(function, reason).Inc()
+}
+
+// Forwarded records the time a forwarded invocation took, from the request to the answer of
+// the node that ran it (invoke's routing finds this method by type assertion).
+func (m *Metrics) Forwarded(d time.Duration) { m.forwards.Observe(d.Seconds()) }
+
+// Cluster is what a node knows of its part in the cluster, read at every scrape.
+type Cluster struct {
+	// MemoryUsedMB of the node's memory budget BudgetMB (0: unbounded) is taken by live
+	// environments.
+	MemoryUsedMB, MemoryBudgetMB int
+	// Forwards this node sent that ran elsewhere, received and ran, and refused or had
+	// refused ("not started": placed elsewhere).
+	ForwardsSent, ForwardsReceived, ForwardsRefused int64
+	// Leases of the concurrency ledger: slots leased from the cluster, and admissions the
+	// ledger refused (every slot leased, or the ledger unreachable).
+	LeasesGranted, LeasesDenied int64
+	Draining                    bool
+	Peers                       []Peer
+}
+
+// Peer is another node as this one sees it in the nodes bucket.
+type Peer struct {
+	Name         string
+	HeartbeatAge time.Duration
+}
+
+// Cluster registers the cluster figures, read from stats at every scrape.
+func (m *Metrics) Cluster(stats func() Cluster) {
+	m.node.MustRegister(&clusterCollector{stats: stats,
+		memUsed:   prometheus.NewDesc("flint_memory_used_bytes", "Memory budget taken by live environments (their MemorySize).", nil, nil),
+		memBudget: prometheus.NewDesc("flint_memory_budget_bytes", "The node's memory budget for environments (0: unbounded).", nil, nil),
+		sent:      prometheus.NewDesc("flint_forwards_sent_total", "Invocations this node forwarded to another node that ran them.", nil, nil),
+		received:  prometheus.NewDesc("flint_forwards_received_total", "Invocations another node forwarded here that ran here.", nil, nil),
+		refused:   prometheus.NewDesc("flint_forwards_refused_total", "Forwards answered \"not started\" (by this node or to it): placed elsewhere.", nil, nil),
+		leases:    prometheus.NewDesc("flint_ledger_leases_total", "Concurrency ledger: slots leased from the cluster (granted) and admissions it refused (denied).", []string{"result"}, nil),
+		draining:  prometheus.NewDesc("flint_node_draining", "1 while this node drains (takes no new work).", nil, nil),
+		age:       prometheus.NewDesc("flint_peer_heartbeat_age_seconds", "Age of each other node's last heartbeat, as this node reads the nodes bucket.", []string{"peer"}, nil),
+	})
+}
+
+type clusterCollector struct {
+	stats                                                              func() Cluster
+	memUsed, memBudget, sent, received, refused, leases, draining, age *prometheus.Desc
+}
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.memUsed, c.memBudget, c.sent, c.received, c.refused, c.leases, c.draining, c.age} {
+		ch <- d
+	}
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	const mb = 1 << 20
+	draining := 0.0
+	if s.Draining {
+		draining = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.memUsed, prometheus.GaugeValue, float64(s.MemoryUsedMB)*mb)
+	ch <- prometheus.MustNewConstMetric(c.memBudget, prometheus.GaugeValue, float64(s.MemoryBudgetMB)*mb)
+	ch <- prometheus.MustNewConstMetric(c.sent, prometheus.CounterValue, float64(s.ForwardsSent))
+	ch <- prometheus.MustNewConstMetric(c.received, prometheus.CounterValue, float64(s.ForwardsReceived))
+	ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(s.ForwardsRefused))
+	ch <- prometheus.MustNewConstMetric(c.leases, prometheus.CounterValue, float64(s.LeasesGranted), "granted")
+	ch <- prometheus.MustNewConstMetric(c.leases, prometheus.CounterValue, float64(s.LeasesDenied), "denied")
+	ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, draining)
+	for _, p := range s.Peers {
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, p.HeartbeatAge.Seconds(), p.Name)
+	}
 }
