@@ -59,7 +59,7 @@ type API struct {
 	keyring   *crypt.Keyring
 	runtimes  *runtimes.Table
 	nodes     interface {
-		List(ctx context.Context) ([]cluster.Node, error)
+		Status(ctx context.Context) (cluster.Listing, error)
 	}
 }
 
@@ -82,7 +82,7 @@ type Config struct {
 	Keyring *crypt.Keyring // the master keys (download links' signing keys derive from them)
 	// Nodes lists the cluster's nodes (GET /flint/v1/nodes).
 	Nodes interface {
-		List(ctx context.Context) ([]cluster.Node, error)
+		Status(ctx context.Context) (cluster.Listing, error)
 	}
 	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
 	// nil: runtimes.Default().

@@ -26,6 +26,7 @@ func (a *app) serveCommand() *cobra.Command {
 	cfg.MasterKey = os.Getenv("FLINT_MASTER_KEY")
 	cfg.Node = os.Getenv("FLINT_NODE")
 	cfg.ClusterListen = os.Getenv("FLINT_CLUSTER_LISTEN")
+	cfg.ClusterAdvertise = os.Getenv("FLINT_CLUSTER_ADVERTISE")
 	if v := os.Getenv("FLINT_JOIN"); v != "" {
 		cfg.Join = strings.Split(v, ",")
 	}
@@ -100,6 +101,8 @@ func (a *app) serveCommand() *cobra.Command {
 		"host:port where this node takes the other cluster nodes' routes (env FLINT_CLUSTER_LISTEN; beyond loopback needs --tls-cert; every node needs the same master key)")
 	f.StringSliceVar(&cfg.Join, "join", cfg.Join,
 		"the other cluster nodes' --cluster-listen addresses, comma-separated: list every other node (env FLINT_JOIN)")
+	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", cfg.ClusterAdvertise,
+		"host:port the other nodes are told to dial for this node's routes, when not --cluster-listen (a port forward or proxy; env FLINT_CLUSTER_ADVERTISE)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

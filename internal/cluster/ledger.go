@@ -20,6 +20,14 @@ var ErrLimit = errors.New("cluster: concurrency limit reached")
 // for a tick.
 var ErrUnreachable = errors.New("cluster: concurrency ledger unreachable")
 
+// ErrNoQuorum (store.ErrNoQuorum) is in the chain of a Take that failed because this node
+// lost the cluster's quorum: it can lease nothing until it reaches a majority again.
+var ErrNoQuorum = store.ErrNoQuorum
+
+// errUnreachableNoQuorum is Take's fast failure while the last round trip found no quorum
+// (made once: the fast path allocates nothing).
+var errUnreachableNoQuorum = fmt.Errorf("%w: %w", ErrUnreachable, ErrNoQuorum)
+
 // LeaseRecords is where the leases are kept (store.Records over the leases bucket): one
 // document per limit, written only by compare-and-set.
 type LeaseRecords interface {
@@ -69,8 +77,9 @@ type Ledger struct {
 	mu    sync.Mutex
 	slots map[string]*Slots
 
-	warned atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
-	failed atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
+	warned   atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
+	failed   atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
+	noQuorum atomic.Bool  // the last failed round trip failed for want of the cluster's quorum
 }
 
 // NewLedger returns the ledger of the node cfg names; Run keeps its leases.
@@ -178,6 +187,7 @@ func (l *Ledger) result(now time.Time, err error) {
 	case err == nil || errors.Is(err, ErrLimit):
 		l.failed.Store(0)
 	default:
+		l.noQuorum.Store(errors.Is(err, ErrNoQuorum))
 		l.failed.Store(now.UnixNano())
 	}
 }
@@ -343,6 +353,9 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		return nil
 	}
 	if !s.l.reachable(s.l.cfg.Now()) {
+		if s.l.noQuorum.Load() {
+			return errUnreachableNoQuorum
+		}
 		return ErrUnreachable
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
@@ -359,7 +372,7 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		got, valid, err := s.l.set(ctx, s.key, limit, want, true)
 		s.l.result(now, err)
 		if err != nil {
-			if !errors.Is(err, ErrLimit) {
+			if !errors.Is(err, ErrLimit) && !errors.Is(err, ErrNoQuorum) {
 				s.l.warn("cannot lease concurrency from the cluster; throttling", "limit", s.key, "err", err)
 			}
 			return err

@@ -63,8 +63,11 @@ type Config struct {
 	Interval time.Duration // between heartbeats; default 2 s
 	Load     func() Load
 	Records  Records
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Quorum is this node's view of the cluster's quorum (store.Store.Quorum); nil: a single
+	// node, which has nothing to lose.
+	Quorum func() store.Quorum
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // Membership writes this node's heartbeat and reads everyone's.
@@ -101,7 +104,8 @@ func (m *Membership) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
-		if err := m.beat(ctx, false); err != nil && ctx.Err() == nil {
+		// A node without the quorum cannot write its heartbeat; the store logged the loss once.
+		if err := m.beat(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNoQuorum) {
 			m.cfg.Log.Warn("heartbeat", "err", err)
 		}
 		select {
@@ -161,6 +165,56 @@ func (m *Membership) List(ctx context.Context) ([]Node, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// Quorum is what the node answering knows of the cluster's quorum.
+type Quorum struct {
+	Node string `json:"node"`
+	// State: standalone (a single node), ok, electing (no leader yet, a majority in reach) or
+	// lost (a majority out of reach: the node refuses changes).
+	State  string    `json:"state"`
+	Reach  int       `json:"reach"` // nodes this one reaches, itself included
+	Size   int       `json:"size"`
+	Needs  int       `json:"needs"` // a majority of Size
+	Leader string    `json:"leader,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// Listing is what GET /flint/v1/nodes answers: the nodes, and the answering node's quorum.
+type Listing struct {
+	Nodes  []Node `json:"nodes"`
+	Quorum Quorum `json:"quorum"`
+	// Unlisted says why the nodes could not be read (the answering node lost the quorum).
+	Unlisted string `json:"unlisted,omitempty"`
+}
+
+// listBound bounds reading the nodes on a node that lost the quorum (its reads may get no
+// answer): it still answers with its own state.
+const listBound = 2 * time.Second
+
+// Status lists the nodes with the answering node's quorum. A node that lost the quorum answers
+// with its quorum even when it cannot read the nodes.
+func (m *Membership) Status(ctx context.Context) (Listing, error) {
+	q := Quorum{Node: m.cfg.Name, State: store.QuorumStandalone, Reach: 1, Size: 1, Needs: 1}
+	if m.cfg.Quorum != nil {
+		sq := m.cfg.Quorum()
+		q = Quorum{Node: sq.Node, State: sq.State, Reach: sq.Reach, Size: sq.Size, Needs: sq.Needs, Leader: sq.Leader, Since: sq.Since}
+	}
+	lost := q.State == store.QuorumLost
+	if lost {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, listBound)
+		defer cancel()
+	}
+	nodes, err := m.List(ctx)
+	if err != nil {
+		if !lost {
+			return Listing{}, err
+		}
+		m.cfg.Log.Debug("listing the nodes without the quorum", "err", err)
+		return Listing{Nodes: []Node{}, Quorum: q, Unlisted: "this node has lost the cluster's quorum and cannot read the other nodes' heartbeats"}, nil
+	}
+	return Listing{Nodes: nodes, Quorum: q}, nil
 }
 
 func state(n Node, now time.Time) string {

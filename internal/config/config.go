@@ -111,6 +111,9 @@ type Config struct {
 	// Join lists every other node's ClusterListen address. Its length sets the cluster's size
 	// at first boot, so list all the others on every node.
 	Join []string
+	// ClusterAdvertise, when set, is the host:port the other nodes are told to dial for this
+	// node's routes instead of ClusterListen (a port forward, a proxy); empty: ClusterListen.
+	ClusterAdvertise string
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -218,7 +221,7 @@ var nodePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 
 func (c Config) validateCluster() []error {
 	if c.ClusterListen == "" {
-		if c.Node != "" || len(c.Join) > 0 {
+		if c.Node != "" || len(c.Join) > 0 || c.ClusterAdvertise != "" {
 			return []error{errors.New("node and join form a cluster together with cluster-listen; give all three or none")}
 		}
 		return nil
@@ -226,6 +229,11 @@ func (c Config) validateCluster() []error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
 		errs = append(errs, fmt.Errorf("cluster-listen %q: %w", c.ClusterListen, err))
+	}
+	if c.ClusterAdvertise != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("cluster-advertise %q: %w", c.ClusterAdvertise, err))
+		}
 	}
 	if !nodePattern.MatchString(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q: a cluster node needs a name of letters, digits, - and _ (at most 63), unique in the cluster and kept across restarts", c.Node))

@@ -97,6 +97,9 @@ type Store struct {
 	replicas  int
 	clustered bool
 	outside   bool // outside NATS clients are let in (Options.Listen)
+	// quorum follows a cluster node's quorum (nil standalone): writes are refused while it is
+	// lost (quorum.go).
+	quorum *quorumWatch
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir and opens the buckets.
@@ -183,6 +186,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		s.quorum = newQuorumWatch(ns, opts.Log)
+		s.quorum.start()
 	}
 	if err := s.open(ctx); err != nil {
 		s.Close()
@@ -263,13 +268,15 @@ func (s *Store) open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open %s bucket: %w", b.name, err)
 		}
-		b.open(kv)
+		b.open(s.guardKV(kv))
 	}
-	if s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	code, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: codeBucket, Description: "Flint code packages by SHA-256", Storage: jetstream.FileStorage,
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("open code bucket: %w", err)
 	}
+	s.code = s.guardObjects(code)
 	if s.clustered {
 		streams := []string{"OBJ_" + codeBucket}
 		for _, b := range buckets {
@@ -313,6 +320,9 @@ func (s *Store) Close() {
 	}
 	if s.nc != nil {
 		s.nc.Close()
+	}
+	if s.quorum != nil {
+		s.quorum.close()
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()
