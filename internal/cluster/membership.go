@@ -188,33 +188,38 @@ type Listing struct {
 	Unlisted string `json:"unlisted,omitempty"`
 }
 
-// listBound bounds reading the nodes on a node that lost the quorum (its reads may get no
-// answer): it still answers with its own state.
+// listBound bounds reading the nodes on a cluster node: one that lost the quorum (or loses it
+// meanwhile) gets no answer, and still answers with its own state.
 const listBound = 2 * time.Second
 
 // Status lists the nodes with the answering node's quorum. A node that lost the quorum answers
 // with its quorum even when it cannot read the nodes.
 func (m *Membership) Status(ctx context.Context) (Listing, error) {
-	q := Quorum{Node: m.cfg.Name, State: store.QuorumStandalone, Reach: 1, Size: 1, Needs: 1}
-	if m.cfg.Quorum != nil {
-		sq := m.cfg.Quorum()
-		q = Quorum{Node: sq.Node, State: sq.State, Reach: sq.Reach, Size: sq.Size, Needs: sq.Needs, Leader: sq.Leader, Since: sq.Since}
-	}
-	lost := q.State == store.QuorumLost
-	if lost {
+	q := m.quorum()
+	if q.State != store.QuorumStandalone {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, listBound)
 		defer cancel()
 	}
 	nodes, err := m.List(ctx)
 	if err != nil {
-		if !lost {
+		// The quorum may have been lost while the nodes were read.
+		if q = m.quorum(); q.State != store.QuorumLost {
 			return Listing{}, err
 		}
 		m.cfg.Log.Debug("listing the nodes without the quorum", "err", err)
 		return Listing{Nodes: []Node{}, Quorum: q, Unlisted: "this node has lost the cluster's quorum and cannot read the other nodes' heartbeats"}, nil
 	}
 	return Listing{Nodes: nodes, Quorum: q}, nil
+}
+
+// quorum is this node's view of the cluster's quorum.
+func (m *Membership) quorum() Quorum {
+	if m.cfg.Quorum == nil {
+		return Quorum{Node: m.cfg.Name, State: store.QuorumStandalone, Reach: 1, Size: 1, Needs: 1}
+	}
+	q := m.cfg.Quorum()
+	return Quorum{Node: q.Node, State: q.State, Reach: q.Reach, Size: q.Size, Needs: q.Needs, Leader: q.Leader, Since: q.Since}
 }
 
 func state(n Node, now time.Time) string {

@@ -30,7 +30,7 @@ func AWSError(err error) error {
 	case errors.As(err, &quorum):
 		// Lambda's internal error (500): SDKs retry it, and the message says what to do. Not
 		// a throttle (no limit was reached) nor a conflict (nothing about the resource).
-		return apierr.ServiceError("Flint node %s has lost the cluster's quorum (it reaches %d of %d nodes, %d needed), so it cannot make changes; nothing was changed. Retry through another node.",
+		return apierr.ServiceError("Flint node %s has lost the cluster's quorum (it reaches %d of %d nodes, %d needed): it makes no changes and cannot answer this request; nothing was changed. Retry through another node.",
 			quorum.Node, quorum.Reach, quorum.Size, quorum.Needs).Wrap(err)
 	}
 	return err

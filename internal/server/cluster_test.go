@@ -70,6 +70,13 @@ func (n *clusterNode) start(ctx context.Context) error {
 // waits for the cluster before serving.
 func startCluster(t *testing.T, n int) []*clusterNode {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with setup called on each node (its index, its default
+// configuration and logger) before any starts.
+func startClusterWith(t *testing.T, n int, setup func(i int, node *clusterNode)) []*clusterNode {
+	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -92,6 +99,9 @@ func startCluster(t *testing.T, n int) []*clusterNode {
 		}
 		log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.Node)
 		nodes[i] = &clusterNode{cfg: cfg, log: log}
+		if setup != nil {
+			setup(i, nodes[i])
+		}
 	}
 	// Close together: a node closed last, after the others, has lost its quorum and waits out
 	// its shutdown grace for JetStream answers that cannot come.

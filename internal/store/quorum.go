@@ -227,8 +227,8 @@ func (s *Store) failed(err error) error {
 	return err
 }
 
-// guardedKV refuses writes while the node has lost the quorum; reads go through (a direct get
-// may still be answered by this node's copy).
+// guardedKV refuses writes and listings while the node has lost the quorum; a read of one key
+// goes through (this node's copy answers it, as of the loss).
 type guardedKV struct {
 	jetstream.KeyValue
 	s *Store
@@ -239,6 +239,23 @@ func (s *Store) guardKV(kv jetstream.KeyValue) jetstream.KeyValue {
 		return kv
 	}
 	return guardedKV{KeyValue: kv, s: s}
+}
+
+// Get maps a read that got no answer while the quorum is lost to the quorum error (a copy
+// that answers is read as it is: possibly stale).
+func (g guardedKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	e, err := g.KeyValue.Get(ctx, key)
+	return e, g.s.failed(err)
+}
+
+// ListKeysFiltered needs a consumer, which the JetStream API cannot make without the quorum:
+// refused at once while it is lost.
+func (g guardedKV) ListKeysFiltered(ctx context.Context, filters ...string) (jetstream.KeyLister, error) {
+	if err := g.s.refuse(); err != nil {
+		return nil, err
+	}
+	l, err := g.KeyValue.ListKeysFiltered(ctx, filters...)
+	return l, g.s.failed(err)
 }
 
 func (g guardedKV) Put(ctx context.Context, key string, value []byte) (uint64, error) {
