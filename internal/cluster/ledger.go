@@ -427,7 +427,9 @@ func (s *Slots) tick(ctx context.Context, now time.Time) {
 	cancel()
 	s.l.result(now, err)
 	if err != nil {
-		s.l.warn("cannot renew a concurrency lease", "limit", s.key, "err", err)
+		if !errors.Is(err, ErrNoQuorum) { // the store logged the loss once
+			s.l.warn("cannot renew a concurrency lease", "limit", s.key, "err", err)
+		}
 		return
 	}
 	s.leased, s.renewed = got, now

@@ -190,7 +190,7 @@ type Listing struct {
 
 // listBound bounds reading the nodes on a cluster node: one that lost the quorum (or loses it
 // meanwhile) gets no answer, and still answers with its own state.
-const listBound = 2 * time.Second
+const listBound = 5 * time.Second
 
 // Status lists the nodes with the answering node's quorum. A node that lost the quorum answers
 // with its quorum even when it cannot read the nodes.
@@ -199,7 +199,26 @@ func (m *Membership) Status(ctx context.Context) (Listing, error) {
 	if q.State != store.QuorumStandalone {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, listBound)
-		defer cancel()
+		// A read sent just before the loss gets no answer: stop waiting for it once the loss
+		// is known (the store knows within a quarter second).
+		stopped := make(chan struct{})
+		defer func() { cancel(); <-stopped }()
+		go func() {
+			defer close(stopped)
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if m.quorum().State == store.QuorumLost {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
 	}
 	nodes, err := m.List(ctx)
 	if err != nil {

@@ -279,10 +279,14 @@ func TestPartition(t *testing.T) {
 			}
 			return nil
 		})
-		t.Logf("node 3 knew it lost the quorum %v after the cut", time.Since(tCut).Round(time.Millisecond))
 		l, err := nodesListing(nodes[2].srv.URL())
 		if err != nil {
 			t.Fatal(err)
+		}
+		t.Logf("node 3 knew it lost the quorum %v after the cut, answered by `flint nodes` %v after it",
+			l.Quorum.Since.Sub(tCut).Round(time.Millisecond), time.Since(tCut).Round(time.Millisecond))
+		if d := l.Quorum.Since.Sub(tCut); d > 5*time.Second {
+			t.Errorf("node 3 knew it lost the quorum %v after the cut", d)
 		}
 		if l.Quorum.State != "lost" || (len(l.Nodes) == 0) != (l.Unlisted != "") {
 			t.Errorf("node 3 lists %+v", l)
@@ -302,6 +306,17 @@ func TestPartition(t *testing.T) {
 		t1 := time.Now()
 		eventually(t, 30*time.Second, "an update through node 1", func() error { return setGreeting(clients[0], "majority") })
 		t.Logf("node 1 took its first write %v after the cut (%v of retries)", time.Since(tCut).Round(time.Millisecond), time.Since(t1).Round(time.Millisecond))
+		// What needs JetStream's meta leader (listings, new consumers) waits for it, if node 3
+		// led the meta group: the others elect one within Raft's election timeout.
+		eventually(t, 30*time.Second, "nodes 1 and 2 in contact with a meta leader", func() error {
+			for i := range 2 {
+				if q, err := quorum(i); err != nil || q.State != "ok" || q.Reach != 2 {
+					return fmt.Errorf("node %d: %+v, %v", i+1, q, err)
+				}
+			}
+			return nil
+		})
+		t.Logf("nodes 1 and 2 in contact with a meta leader %v after the cut", time.Since(tCut).Round(time.Millisecond))
 		for i := range 2 {
 			eventually(t, 30*time.Second, fmt.Sprintf("node %d runs the update", i+1), func() error {
 				if got, err := greeting(clients[i]); err != nil || got != "majority" {
@@ -316,9 +331,14 @@ func TestPartition(t *testing.T) {
 		}
 		createFunction(t, clients[1], "during", "python3.11", "app.handler",
 			mustZip(t, map[string]zipEntry{"app.py": {body: greeterPy}}))
-		if _, err := clients[0].PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("during"),
-			ReservedConcurrentExecutions: aws.Int32(5)}); err != nil {
-			t.Fatalf("PutFunctionConcurrency through node 1: %v", err)
+		// A JetStream API request sent during an election gets no answer (5 s), hence retries.
+		eventually(t, 30*time.Second, "PutFunctionConcurrency through node 1", func() error {
+			_, err := clients[0].PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("during"),
+				ReservedConcurrentExecutions: aws.Int32(5)})
+			return err
+		})
+		if _, err := clients[0].ListFunctions(ctx, &lambda.ListFunctionsInput{}); err != nil {
+			t.Errorf("ListFunctions through node 1: %v", err)
 		}
 		if _, err := clients[1].Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("during")}); err != nil {
 			t.Fatalf("invoke of the function created during the partition: %v", err)
@@ -374,6 +394,10 @@ func TestPartition(t *testing.T) {
 		t1 = time.Now()
 		_, err = clients[2].DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("greeter")})
 		noQuorum("DeleteFunction", err, time.Since(t1))
+		// An async invoke is a write too (the event is stored in the replicated queue).
+		t1 = time.Now()
+		_, err = clients[2].Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("greeter"), InvocationType: types.InvocationTypeEvent})
+		noQuorum("Invoke (Event)", err, time.Since(t1))
 		// A listing needs the cluster (a JetStream consumer): refused the same way.
 		t1 = time.Now()
 		_, err = clients[2].ListFunctions(ctx, &lambda.ListFunctionsInput{})
@@ -437,10 +461,19 @@ func TestPartition(t *testing.T) {
 			}
 			return nil
 		})
-		out, err := clients[2].GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("greeter")})
-		if err != nil || out.Configuration.Environment.Variables["GREETING"] != "majority" || out.Concurrency != nil {
-			t.Errorf("node 3 reads greeter: %+v, %v", out, err)
-		}
+		// Its copy of the registry catches up through Raft: until then a read of one resource
+		// through it can still answer from before the heal.
+		eventually(t, 30*time.Second, "node 3 reads the majority's update", func() error {
+			out, err := clients[2].GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("greeter")})
+			if err != nil {
+				return err
+			}
+			if g := out.Configuration.Environment.Variables["GREETING"]; g != "majority" || out.Concurrency != nil {
+				return fmt.Errorf("greeting %q, concurrency %+v", g, out.Concurrency)
+			}
+			return nil
+		})
+		t.Logf("node 3 reads the majority's update %v after the heal", time.Since(tHeal).Round(time.Millisecond))
 		eventually(t, 30*time.Second, "node 3 lists what the majority created", func() error {
 			out, err := clients[2].ListFunctions(ctx, &lambda.ListFunctionsInput{})
 			if err != nil {

@@ -409,6 +409,9 @@ type replicated struct {
 	jetstream.JetStream
 	replicas int
 	log      *slog.Logger
+	// s refuses publishes (the async queue's enqueues among them) while a cluster node has lost
+	// the quorum (quorum.go).
+	s *Store
 	// unanswered counts requests that got no answer within attemptTimeout (and were retried):
 	// none should, once the meta leader exists and assets are opened create first.
 	unanswered atomic.Int64
@@ -532,4 +535,18 @@ func (r *replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.Object
 func (r *replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
 	return retry(ctx, r.log, "open object store "+cfg.Bucket, &r.unanswered, createFirst(r.JetStream.CreateObjectStore, r.JetStream.UpdateObjectStore, cfg, jetstream.ErrBucketExists))
+}
+
+// PublishMsg refuses at once while this node has lost the quorum: the stream can commit
+// nothing (an async invoke then gets the same ServiceException as a change).
+func (r *replicated) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := r.s.refuse(); err != nil {
+		return nil, err
+	}
+	ack, err := r.JetStream.PublishMsg(ctx, m, opts...)
+	return ack, r.s.failed(err)
+}
+
+func (r *replicated) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return r.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data}, opts...)
 }

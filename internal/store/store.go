@@ -207,7 +207,7 @@ func (s *Store) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log}
+	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log, s: s}
 	s.js = js
 	var buckets []string
 	for _, b := range []struct {
