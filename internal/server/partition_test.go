@@ -324,6 +324,7 @@ func TestPartition(t *testing.T) {
 				}
 				return nil
 			})
+			t.Logf("node %d runs the update %v after the cut", i+1, time.Since(tCut).Round(time.Millisecond))
 			out, err := clients[i].GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("greeter")})
 			if err != nil || out.Configuration.Environment.Variables["GREETING"] != "majority" {
 				t.Fatalf("node %d reads greeter: %v", i+1, err)
