@@ -212,7 +212,11 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 		if last > before {
 			wait = 100 * time.Millisecond
 		}
-		b.log.Warn("watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
+		level := slog.LevelWarn
+		if quorumLost(js) {
+			level = slog.LevelDebug // it fails until the quorum is back: the store said so once
+		}
+		b.log.Log(ctx, level, "watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil

@@ -211,6 +211,12 @@ func (s *Store) refuse() error {
 	return nil
 }
 
+// quorumLost reports whether js is a store's whose node has lost the quorum.
+func quorumLost(js jetstream.JetStream) bool {
+	r, ok := js.(*replicated)
+	return ok && r.s != nil && r.s.refuse() != nil
+}
+
 // failed turns a write that got no answer into the quorum error if the node has lost its
 // quorum meanwhile (the write was sent before the loss was known): the caller then gets one
 // clear error, whenever the loss happened.
