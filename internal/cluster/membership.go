@@ -238,6 +238,9 @@ func (m *Membership) quorum() Quorum {
 		return Quorum{Node: m.cfg.Name, State: store.QuorumStandalone, Reach: 1, Size: 1, Needs: 1}
 	}
 	q := m.cfg.Quorum()
+	if q.Node == "" {
+		q.Node = m.cfg.Name // a single node
+	}
 	return Quorum{Node: q.Node, State: q.State, Reach: q.Reach, Size: q.Size, Needs: q.Needs, Leader: q.Leader, Since: q.Since}
 }
 
