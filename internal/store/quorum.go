@@ -76,6 +76,7 @@ type quorumWatch struct {
 	q   atomic.Pointer[Quorum]
 
 	noContact time.Time // since when no leader was in contact; zero while one is
+	lostAt    time.Time // when the loss was logged; zero until then, and again once ok
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -125,13 +126,17 @@ func (w *quorumWatch) update() {
 		return
 	}
 	w.q.Store(&q)
+	// One line for the loss and one for the return to a leader in contact, whatever the node
+	// went through between them (an election after the heal, say).
 	switch {
-	case q.State == QuorumLost:
+	case q.State == QuorumLost && w.lostAt.IsZero():
+		w.lostAt = q.Since
 		w.log.Error("this node has lost the cluster's quorum: it refuses changes (AWS ServiceException) and admits invocations only on concurrency it already holds, until it reaches a majority again",
 			"node", q.Node, "reaches", q.Reach, "of", q.Size, "needs", q.Needs)
-	case was.State == QuorumLost:
+	case q.State == QuorumOK && !w.lostAt.IsZero():
 		w.log.Warn("this node has regained the cluster's quorum", "node", q.Node, "reaches", q.Reach, "of", q.Size,
-			"leader", q.Leader, "lost_for", q.Since.Sub(was.Since).Round(time.Millisecond))
+			"leader", q.Leader, "lost_for", q.Since.Sub(w.lostAt).Round(time.Millisecond))
+		w.lostAt = time.Time{}
 	}
 }
 
