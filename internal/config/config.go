@@ -222,7 +222,7 @@ var nodePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
 func (c Config) validateCluster() []error {
 	if c.ClusterListen == "" {
 		if c.Node != "" || len(c.Join) > 0 || c.ClusterAdvertise != "" {
-			return []error{errors.New("node and join form a cluster together with cluster-listen; give all three or none")}
+			return []error{errors.New("node and join (and cluster-advertise) form a cluster together with cluster-listen; give all three or none")}
 		}
 		return nil
 	}
