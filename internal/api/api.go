@@ -63,7 +63,7 @@ type API struct {
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
 type Nodes interface {
-	List(ctx context.Context) ([]cluster.Node, error)
+	Status(ctx context.Context) (cluster.Listing, error)
 	Drain(ctx context.Context, name string) (cluster.Node, error)
 	Undrain(ctx context.Context, name string) (cluster.Node, error)
 }

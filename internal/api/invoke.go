@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 )
@@ -110,11 +111,21 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	var th *invoke.Throttled // declared only on the error path: errors.As moves it to the heap
 	switch {
 	case errors.As(err, &th):
-		return apierr.TooManyRequests(th.Reason, 1).Wrap(err)
+		return throttled(th.Reason, err)
 	case errors.Is(err, invoke.ErrNotFound):
 		return a.notFound(name, qualifier)
 	}
 	return err
+}
+
+// throttled is Lambda's throttle for an invocation not admitted; one refused because this node
+// lost the cluster's quorum (it cannot lease concurrency) says so.
+func throttled(reason string, err error) *apierr.Error {
+	e := apierr.TooManyRequests(reason, 1).Wrap(err)
+	if errors.Is(err, cluster.ErrNoQuorum) {
+		e.Message += " This Flint node has lost the cluster's quorum, so it cannot lease concurrency for new invocations; invoke through another node."
+	}
+	return e
 }
 
 // writeInvokeResponse writes an invocation's result as the Invoke API's response.

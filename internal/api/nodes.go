@@ -10,13 +10,11 @@ import (
 )
 
 func (a *API) listNodes(w http.ResponseWriter, r *http.Request, _ string) error {
-	nodes, err := a.nodes.List(r.Context())
+	out, err := a.nodes.Status(r.Context())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Nodes []cluster.Node `json:"nodes"`
-	}{nodes})
+	return writeJSON(w, http.StatusOK, out)
 }
 
 // drainNode serves POST /flint/v1/nodes/{node}/drain (cluster.Membership.Drain): 200 with the

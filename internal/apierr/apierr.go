@@ -83,6 +83,12 @@ func ServiceUnavailable(format string, args ...any) *Error {
 	return newf("ServiceException", http.StatusServiceUnavailable, format, args...)
 }
 
+// ServiceError is an internal failure (ServiceException, 500) the caller is told about, where
+// Service keeps the cause to the log.
+func ServiceError(format string, args ...any) *Error {
+	return newf("ServiceException", http.StatusInternalServerError, format, args...)
+}
+
 // AccessDenied is IAM's refusal (403). An empty message is rendered as null, as AWS sends it
 // where it gives no reason.
 func AccessDenied(format string, args ...any) *Error {

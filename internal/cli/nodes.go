@@ -25,16 +25,15 @@ func (a *app) nodesCommand() *cobra.Command {
 			"its state (up; draining: takes no new work, see `flint nodes drain`; down: its heartbeats stopped\n" +
 			"without a goodbye; stopped: shut down cleanly),\n" +
 			"API address, environments (busy of all), memory taken of its budget, version and the age\n" +
-			"of its last heartbeat.",
+			"of its last heartbeat. On a cluster, a last line says whether the node answering has the\n" +
+			"cluster's quorum (a majority of the nodes in reach): a node that lost it refuses changes.",
 		Args: rangeArgs(0, 0, ""),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			body, err := a.getFlint(cmd.Context(), "/flint/v1/nodes", "the nodes")
 			if err != nil {
 				return err
 			}
-			var out struct {
-				Nodes []cluster.Node `json:"nodes"`
-			}
+			var out cluster.Listing
 			if err := json.Unmarshal(body, &out); err != nil {
 				return fmt.Errorf("decode the nodes: %w", err)
 			}
@@ -42,7 +41,10 @@ func (a *app) nodesCommand() *cobra.Command {
 				_, err := a.stdout.Write(append(bytes.TrimRight(body, "\n"), '\n'))
 				return err
 			}
-			return writeNodesTable(a.stdout, out.Nodes, time.Now())
+			if err := writeNodesTable(a.stdout, out.Nodes, time.Now()); err != nil {
+				return err
+			}
+			return writeQuorum(a.stdout, out)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the server's JSON as it is")
@@ -120,4 +122,26 @@ func writeNodesTable(w io.Writer, nodes []cluster.Node, now time.Time) error {
 			n.Busy, n.Environments, n.MemoryMB, budget, n.Version, formatAge(now.Sub(n.Heartbeat)))
 	}
 	return tw.Flush()
+}
+
+// writeQuorum says whether the node answering has the cluster's quorum (nothing for a single
+// node).
+func writeQuorum(w io.Writer, l cluster.Listing) error {
+	q := l.Quorum
+	var err error
+	switch q.State {
+	case "", "standalone":
+		return nil
+	case "lost":
+		_, err = fmt.Fprintf(w, "QUORUM LOST: %s reaches %d of %d nodes (%d needed) since %s: it refuses changes until it reaches a majority again; use another node\n",
+			q.Node, q.Reach, q.Size, q.Needs, q.Since.Local().Format(time.RFC3339))
+		if err == nil && l.Unlisted != "" {
+			_, err = fmt.Fprintf(w, "(%s)\n", l.Unlisted)
+		}
+	case "electing":
+		_, err = fmt.Fprintf(w, "quorum: electing a leader (%s reaches %d of %d nodes)\n", q.Node, q.Reach, q.Size)
+	default:
+		_, err = fmt.Fprintf(w, "quorum: %s (%s reaches %d of %d nodes, leader %s)\n", q.State, q.Node, q.Reach, q.Size, q.Leader)
+	}
+	return err
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flint-run/flint/internal/cluster"
 )
 
 // TestNodesAgainstServer: a single server is a cluster of one, listed by `flint nodes` as up,
@@ -76,5 +78,37 @@ func TestNodesDrainAgainstServer(t *testing.T) {
 	code, out, _ = runCLI(t, ctx, "nodes")
 	if code != 0 || strings.Contains(out, "draining") {
 		t.Errorf("after the refused drain flint nodes printed:\n%s", out)
+	}
+}
+
+// TestWriteQuorum: on a cluster, `flint nodes` ends with the answering node's quorum; a single
+// server prints nothing more.
+func TestWriteQuorum(t *testing.T) {
+	since := time.Date(2026, 12, 6, 19, 10, 21, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		l    cluster.Listing
+		want string
+	}{
+		{"standalone", cluster.Listing{Quorum: cluster.Quorum{State: "standalone"}}, ""},
+		{"ok", cluster.Listing{Quorum: cluster.Quorum{Node: "node1", State: "ok", Reach: 3, Size: 3, Needs: 2, Leader: "node2"}},
+			"quorum: ok (node1 reaches 3 of 3 nodes, leader node2)\n"},
+		{"electing", cluster.Listing{Quorum: cluster.Quorum{Node: "node1", State: "electing", Reach: 2, Size: 3, Needs: 2}},
+			"quorum: electing a leader (node1 reaches 2 of 3 nodes)\n"},
+		{"lost", cluster.Listing{Quorum: cluster.Quorum{Node: "node3", State: "lost", Reach: 1, Size: 3, Needs: 2, Since: since},
+			Unlisted: "this node has lost the cluster's quorum and cannot read the other nodes' heartbeats"},
+			"QUORUM LOST: node3 reaches 1 of 3 nodes (2 needed) since " + since.Local().Format(time.RFC3339) +
+				": it refuses changes until it reaches a majority again; use another node\n" +
+				"(this node has lost the cluster's quorum and cannot read the other nodes' heartbeats)\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			if err := writeQuorum(&b, tc.l); err != nil {
+				t.Fatal(err)
+			}
+			if got := b.String(); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

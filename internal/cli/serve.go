@@ -26,6 +26,7 @@ func (a *app) serveCommand() *cobra.Command {
 	cfg.MasterKey = os.Getenv("FLINT_MASTER_KEY")
 	cfg.Node = os.Getenv("FLINT_NODE")
 	cfg.ClusterListen = os.Getenv("FLINT_CLUSTER_LISTEN")
+	cfg.ClusterAdvertise = os.Getenv("FLINT_CLUSTER_ADVERTISE")
 	if v := os.Getenv("FLINT_JOIN"); v != "" {
 		cfg.Join = strings.Split(v, ",")
 	}
@@ -119,6 +120,8 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.NATSTLSKey, "nats-tls-key", cfg.NATSTLSKey, "PEM private key of --nats-tls-cert")
 	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas,
 		"copies of each stream and bucket Flint creates in the external NATS (0: the existing ones', else 3 on a cluster, 1 on a single server); the same on every node")
+	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", cfg.ClusterAdvertise,
+		"host:port the other nodes are told to dial for this node's routes, when not --cluster-listen (a port forward or proxy; env FLINT_CLUSTER_ADVERTISE)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
 	return cmd
 }

@@ -20,6 +20,14 @@ var ErrLimit = errors.New("cluster: concurrency limit reached")
 // for a tick.
 var ErrUnreachable = errors.New("cluster: concurrency ledger unreachable")
 
+// ErrNoQuorum (store.ErrNoQuorum) is in the chain of a Take that failed because this node
+// lost the cluster's quorum: it can lease nothing until it reaches a majority again.
+var ErrNoQuorum = store.ErrNoQuorum
+
+// errUnreachableNoQuorum is Take's fast failure while the last round trip found no quorum
+// (made once: the fast path allocates nothing).
+var errUnreachableNoQuorum = fmt.Errorf("%w: %w", ErrUnreachable, ErrNoQuorum)
+
 // LeaseRecords is where the leases are kept (store.Records over the leases bucket): one
 // document per limit, written only by compare-and-set.
 type LeaseRecords interface {
@@ -69,8 +77,9 @@ type Ledger struct {
 	mu    sync.Mutex
 	slots map[string]*Slots
 
-	warned atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
-	failed atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
+	warned   atomic.Int64 // unix ns of the last warning (warnings are rate-limited)
+	failed   atomic.Int64 // when (the ledger's clock, unix ns) the last round trip failed; 0: it did not
+	noQuorum atomic.Bool  // the last failed round trip failed for want of the cluster's quorum
 
 	granted, denied atomic.Int64 // LedgerStats
 }
@@ -180,6 +189,7 @@ func (l *Ledger) result(now time.Time, err error) {
 	case err == nil || errors.Is(err, ErrLimit):
 		l.failed.Store(0)
 	default:
+		l.noQuorum.Store(errors.Is(err, ErrNoQuorum))
 		l.failed.Store(now.UnixNano())
 	}
 }
@@ -346,6 +356,9 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 	}
 	if !s.l.reachable(s.l.cfg.Now()) {
 		s.l.denied.Add(1)
+		if s.l.noQuorum.Load() {
+			return errUnreachableNoQuorum
+		}
 		return ErrUnreachable
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
@@ -363,7 +376,7 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 		s.l.result(now, err)
 		if err != nil {
 			s.l.denied.Add(1)
-			if !errors.Is(err, ErrLimit) {
+			if !errors.Is(err, ErrLimit) && !errors.Is(err, ErrNoQuorum) {
 				s.l.warn("cannot lease concurrency from the cluster; throttling", "limit", s.key, "err", err)
 			}
 			return err
@@ -421,7 +434,9 @@ func (s *Slots) tick(ctx context.Context, now time.Time) {
 	cancel()
 	s.l.result(now, err)
 	if err != nil {
-		s.l.warn("cannot renew a concurrency lease", "limit", s.key, "err", err)
+		if !errors.Is(err, ErrNoQuorum) { // the store logged the loss once
+			s.l.warn("cannot renew a concurrency lease", "limit", s.key, "err", err)
+		}
 		return
 	}
 	s.leased, s.renewed = got, now

@@ -74,8 +74,11 @@ type Config struct {
 	Interval time.Duration // between heartbeats; default 2 s
 	Load     func() Load
 	Records  Records
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Quorum is this node's view of the cluster's quorum (store.Store.Quorum); nil: a single
+	// node, which has nothing to lose.
+	Quorum func() store.Quorum
+	Log    *slog.Logger
+	Now    func() time.Time
 	// OnDrain, when set, is told whether this node drains: when its drain key is first read
 	// and whenever it changes (read at every heartbeat) or is changed through this node.
 	OnDrain func(draining bool)
@@ -119,7 +122,8 @@ func (m *Membership) Run(ctx context.Context) error {
 	t := time.NewTicker(m.cfg.Interval)
 	defer t.Stop()
 	for {
-		if err := m.beat(ctx, false); err != nil && ctx.Err() == nil {
+		// A node without the quorum cannot write its heartbeat; the store logged the loss once.
+		if err := m.beat(ctx, false); err != nil && ctx.Err() == nil && !errors.Is(err, store.ErrNoQuorum) {
 			m.cfg.Log.Warn("heartbeat", "err", err)
 		}
 		select {
@@ -193,6 +197,83 @@ func (m *Membership) List(ctx context.Context) ([]Node, error) {
 		out = append(out, n)
 	}
 	return out, nil
+}
+
+// Quorum is what the node answering knows of the cluster's quorum.
+type Quorum struct {
+	Node string `json:"node"`
+	// State: standalone (a single node), ok, electing (no leader yet, a majority in reach) or
+	// lost (a majority out of reach: the node refuses changes).
+	State  string    `json:"state"`
+	Reach  int       `json:"reach"` // nodes this one reaches, itself included
+	Size   int       `json:"size"`
+	Needs  int       `json:"needs"` // a majority of Size
+	Leader string    `json:"leader,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+}
+
+// Listing is what GET /flint/v1/nodes answers: the nodes, and the answering node's quorum.
+type Listing struct {
+	Nodes  []Node `json:"nodes"`
+	Quorum Quorum `json:"quorum"`
+	// Unlisted says why the nodes could not be read (the answering node lost the quorum).
+	Unlisted string `json:"unlisted,omitempty"`
+}
+
+// listBound bounds reading the nodes on a cluster node: one that lost the quorum (or loses it
+// meanwhile) gets no answer, and still answers with its own state.
+const listBound = 5 * time.Second
+
+// Status lists the nodes with the answering node's quorum. A node that lost the quorum answers
+// with its quorum even when it cannot read the nodes.
+func (m *Membership) Status(ctx context.Context) (Listing, error) {
+	q := m.quorum()
+	if q.State != store.QuorumStandalone {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, listBound)
+		// A read sent just before the loss gets no answer: stop waiting for it once the loss
+		// is known (the store knows within a quarter second).
+		stopped := make(chan struct{})
+		defer func() { cancel(); <-stopped }()
+		go func() {
+			defer close(stopped)
+			t := time.NewTicker(250 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if m.quorum().State == store.QuorumLost {
+						cancel()
+						return
+					}
+				}
+			}
+		}()
+	}
+	nodes, err := m.List(ctx)
+	if err != nil {
+		// The quorum may have been lost while the nodes were read.
+		if q = m.quorum(); q.State != store.QuorumLost {
+			return Listing{}, err
+		}
+		m.cfg.Log.Debug("listing the nodes without the quorum", "err", err)
+		return Listing{Nodes: []Node{}, Quorum: q, Unlisted: "this node has lost the cluster's quorum and cannot read the other nodes' heartbeats"}, nil
+	}
+	return Listing{Nodes: nodes, Quorum: q}, nil
+}
+
+// quorum is this node's view of the cluster's quorum.
+func (m *Membership) quorum() Quorum {
+	if m.cfg.Quorum == nil {
+		return Quorum{Node: m.cfg.Name, State: store.QuorumStandalone, Reach: 1, Size: 1, Needs: 1}
+	}
+	q := m.cfg.Quorum()
+	if q.Node == "" {
+		q.Node = m.cfg.Name // a single node
+	}
+	return Quorum{Node: q.Node, State: q.State, Reach: q.Reach, Size: q.Size, Needs: q.Needs, Leader: q.Leader, Since: q.Since}
 }
 
 func state(n Node, now time.Time) string {

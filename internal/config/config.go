@@ -138,6 +138,9 @@ type Config struct {
 	// there, else 1 on a server without a cluster and 3 on a cluster. Every node must agree: a
 	// node given a count other than the existing assets' refuses to start.
 	NATSReplicas int
+	// ClusterAdvertise, when set, is the host:port the other nodes are told to dial for this
+	// node's routes instead of ClusterListen (a port forward, a proxy); empty: ClusterListen.
+	ClusterAdvertise string
 }
 
 // Default returns a configuration that runs on one machine with embedded defaults.
@@ -249,14 +252,19 @@ func (c Config) validateCluster() []error {
 		if c.External() {
 			return nil // validateExternal: a node on an external NATS has a name and no routes
 		}
-		if c.Node != "" || len(c.Join) > 0 {
-			return []error{errors.New("node and join form a cluster together with cluster-listen; give all three or none")}
+		if c.Node != "" || len(c.Join) > 0 || c.ClusterAdvertise != "" {
+			return []error{errors.New("node and join (and cluster-advertise) form a cluster together with cluster-listen; give all three or none")}
 		}
 		return nil
 	}
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.ClusterListen); err != nil {
 		errs = append(errs, fmt.Errorf("cluster-listen %q: %w", c.ClusterListen, err))
+	}
+	if c.ClusterAdvertise != "" {
+		if _, _, err := net.SplitHostPort(c.ClusterAdvertise); err != nil {
+			errs = append(errs, fmt.Errorf("cluster-advertise %q: %w", c.ClusterAdvertise, err))
+		}
 	}
 	if !nodePattern.MatchString(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q: a cluster node needs a name of letters, digits, - and _ (at most 63), unique in the cluster and kept across restarts", c.Node))

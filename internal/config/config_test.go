@@ -38,6 +38,9 @@ func TestValidateCluster(t *testing.T) {
 		{"no shared master key", clusterConfig(func(c *Config) { c.MasterKey = "" }), "master key every node shares"},
 		{"beyond loopback without TLS", clusterConfig(func(c *Config) { c.ClusterListen = "0.0.0.0:7101" }), "routes need TLS"},
 		{"beyond loopback with a self-signed certificate", clusterConfig(func(c *Config) { c.ClusterListen, c.TLSSelfSigned = "10.0.0.1:7101", true }), "routes need TLS"},
+		{"cluster-advertise", clusterConfig(func(c *Config) { c.ClusterAdvertise = "127.0.0.1:8101" }), ""},
+		{"bad cluster-advertise", clusterConfig(func(c *Config) { c.ClusterAdvertise = "8101" }), "cluster-advertise \"8101\""},
+		{"cluster-advertise without cluster-listen", func() Config { c := Default(); c.ClusterAdvertise = "127.0.0.1:8101"; return c }(), "give all three or none"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.cfg.Validate()

@@ -5,6 +5,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/store"
 )
 
 // AWSError renders the lambda package's domain errors as the API errors AWS answers with;
@@ -14,6 +15,7 @@ func AWSError(err error) error {
 		inv     *lambda.InvalidError
 		region  *lambda.ForeignRegionError
 		account *lambda.ForeignAccountError
+		quorum  *store.NoQuorumError
 	)
 	switch {
 	case errors.As(err, &inv):
@@ -25,6 +27,11 @@ func AWSError(err error) error {
 		return apierr.ResourceNotFound("%s", region.Error())
 	case errors.As(err, &account):
 		return apierr.AccessDenied("%s", account.Message)
+	case errors.As(err, &quorum):
+		// Lambda's internal error (500): SDKs retry it, and the message says what to do. Not
+		// a throttle (no limit was reached) nor a conflict (nothing about the resource).
+		return apierr.ServiceError("Flint node %s has lost the cluster's quorum (it reaches %d of %d nodes, %d needed): it makes no changes and cannot answer this request; nothing was changed. Retry through another node.",
+			quorum.Node, quorum.Reach, quorum.Size, quorum.Needs).Wrap(err)
 	}
 	return err
 }

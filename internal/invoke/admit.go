@@ -79,9 +79,11 @@ func (s *Service) admit(ctx context.Context, e *Entry) (admission, *Throttled) {
 		if s.ledger == nil {
 			return admission{c: c}, nil
 		}
-		if !c.slots.TryTake() && c.slots.Take(ctx, int(r)) != nil {
-			c.running.Add(-1)
-			return admission{}, &Throttled{Reason: ReasonReserved}
+		if !c.slots.TryTake() {
+			if err := c.slots.Take(ctx, int(r)); err != nil {
+				c.running.Add(-1)
+				return admission{}, &Throttled{Reason: ReasonReserved, err: err} // err: why (the node lost the quorum, say)
+			}
 		}
 		return admission{c: c, slots: c.slots}, nil
 	}
@@ -94,9 +96,11 @@ func (s *Service) admit(ctx context.Context, e *Entry) (admission, *Throttled) {
 		c.running.Add(1)
 		return admission{c: c, unreserved: &s.unreservedRunning}, nil
 	}
-	if !s.account.TryTake() && s.account.Take(ctx, int(pool)) != nil {
-		s.unreservedRunning.Add(-1)
-		return admission{}, &Throttled{Reason: ReasonAccount}
+	if !s.account.TryTake() {
+		if err := s.account.Take(ctx, int(pool)); err != nil {
+			s.unreservedRunning.Add(-1)
+			return admission{}, &Throttled{Reason: ReasonAccount, err: err}
+		}
 	}
 	c.running.Add(1)
 	return admission{c: c, unreserved: &s.unreservedRunning, slots: s.account}, nil

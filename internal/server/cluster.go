@@ -13,7 +13,8 @@ func clusterOptions(cfg config.Config) (*store.ClusterOptions, error) {
 	if cfg.ClusterListen == "" {
 		return nil, nil
 	}
-	c := &store.ClusterOptions{Node: cfg.Node, Listen: cfg.ClusterListen, Join: cfg.Join, Replicas: cfg.Replicas()}
+	c := &store.ClusterOptions{Node: cfg.Node, Listen: cfg.ClusterListen, Join: cfg.Join, Replicas: cfg.Replicas(),
+		Advertise: cfg.ClusterAdvertise}
 	if cfg.TLSCert != "" {
 		var err error
 		if c.TLS, err = store.RouteTLS(cfg.TLSCert, cfg.TLSKey); err != nil {

@@ -70,6 +70,17 @@ func (n *clusterNode) start(ctx context.Context) error {
 // waits for the cluster before serving.
 func startCluster(t testing.TB, n int, mutate ...func(*config.Config)) []*clusterNode {
 	t.Helper()
+	return startClusterWith(t, n, func(_ int, node *clusterNode) {
+		for _, m := range mutate {
+			m(&node.cfg)
+		}
+	})
+}
+
+// startClusterWith is startCluster with setup called on each node (its index, its default
+// configuration and logger) before any starts.
+func startClusterWith(t testing.TB, n int, setup func(i int, node *clusterNode)) []*clusterNode {
+	t.Helper()
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
@@ -90,11 +101,11 @@ func startCluster(t testing.TB, n int, mutate ...func(*config.Config)) []*cluste
 				cfg.Join = append(cfg.Join, a)
 			}
 		}
-		for _, m := range mutate {
-			m(&cfg)
-		}
 		log := slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})).With("node", cfg.Node)
 		nodes[i] = &clusterNode{cfg: cfg, log: log}
+		if setup != nil {
+			setup(i, nodes[i])
+		}
 	}
 	// Close together: a node closed last, after the others, has lost its quorum and waits out
 	// its shutdown grace for JetStream answers that cannot come.

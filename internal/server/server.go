@@ -339,7 +339,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
-		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining})
+		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining, Quorum: s.store.Quorum})
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,

@@ -186,10 +186,18 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 // otherwise stall until nats.go's KV watcher noticed (about 20 s, measured).
 const watchHeartbeat = time.Second
 
+// watchCreate bounds making a watch's consumer; watchInactive is how long JetStream keeps one
+// nobody reads (a watch that starts over deletes its old one, if it can).
+const (
+	watchCreate   = 2 * time.Second
+	watchInactive = time.Minute
+)
+
 // watch calls fn for every change (v nil when deleted) with its revision until ctx ends; ready is
 // called once the current state has been replayed. It reads the bucket's stream through an
-// ordered pull consumer (what nats.go's KV watch does with a push consumer, with a short
-// heartbeat here) that resumes after the last revision it delivered whenever it starts over. A
+// ephemeral pull consumer checked for gaps (what nats.go's ordered consumer does, with a short
+// heartbeat and a short deadline to make it here) that resumes after the last revision it
+// delivered whenever it starts over. A
 // watch that fails (its consumer cannot be made while the cluster has no leader, say) starts
 // over too, after a pause, instead of leaving the cache behind for good.
 func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func(), fn func(key string, rev uint64, v *T)) error {
@@ -204,7 +212,11 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 		if last > before {
 			wait = 100 * time.Millisecond
 		}
-		b.log.Warn("watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
+		level := slog.LevelWarn
+		if quorumLost(js) {
+			level = slog.LevelDebug // it fails until the quorum is back: the store said so once
+		}
+		b.log.Log(ctx, level, "watch failed; starting over", "bucket", b.what, "after_revision", last, "err", err)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -216,15 +228,33 @@ func (b bucket[T]) watch(ctx context.Context, js jetstream.JetStream, ready func
 // watchFrom runs one consumer from after revision *last (from the current state when 0).
 func (b bucket[T]) watchFrom(ctx context.Context, js jetstream.JetStream, last *uint64, replayed *bool, ready func(), fn func(key string, rev uint64, v *T)) error {
 	prefix := "$KV." + b.kv.Bucket() + "."
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{prefix + ">"}, DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy}
+	// What nats.go's ordered consumer makes, made here with a short deadline: JetStream places
+	// the consumer on a random copy of the bucket, and one on a node cut off without a goodbye
+	// (counted online for minutes) never answers. nats.go would wait 10 s for each such
+	// attempt, with backoff; starting over after watchCreate tries another copy soon.
+	cfg := jetstream.ConsumerConfig{FilterSubject: prefix + ">", DeliverPolicy: jetstream.DeliverLastPerSubjectPolicy,
+		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: watchInactive, Replicas: 1, MemoryStorage: true}
 	if *last > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, *last+1
 	}
-	cons, err := js.OrderedConsumer(ctx, "KV_"+b.kv.Bucket(), cfg)
+	cctx, cancel := context.WithTimeout(ctx, watchCreate)
+	cons, err := js.CreateConsumer(cctx, "KV_"+b.kv.Bucket(), cfg)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("watch %ss: %w", b.what, err)
 	}
-	it, err := cons.Messages(jetstream.PullExpiry(4*watchHeartbeat), jetstream.PullHeartbeat(watchHeartbeat))
+	defer func() {
+		// Not needed (an idle consumer goes after watchInactive), but frees it at once; not
+		// on shutdown, which must not wait for a cluster that may be gone.
+		if ctx.Err() != nil {
+			return
+		}
+		dctx, cancel := context.WithTimeout(ctx, watchCreate)
+		defer cancel()
+		_ = js.DeleteConsumer(dctx, "KV_"+b.kv.Bucket(), cons.CachedInfo().Name)
+	}()
+	it, err := cons.Messages(jetstream.PullExpiry(4*watchHeartbeat), jetstream.PullHeartbeat(watchHeartbeat),
+		jetstream.WithMessagesErrOnMissingHeartbeat(true))
 	if err != nil {
 		return fmt.Errorf("watch %ss: %w", b.what, err)
 	}
@@ -235,6 +265,7 @@ func (b bucket[T]) watchFrom(ctx context.Context, js jetstream.JetStream, last *
 		*replayed = true
 		ready()
 	}
+	var delivered uint64 // the consumer's sequence: a gap means a message was lost on the way
 	for {
 		m, err := it.Next()
 		if err != nil {
@@ -245,6 +276,10 @@ func (b bucket[T]) watchFrom(ctx context.Context, js jetstream.JetStream, last *
 			b.log.Warn("skipping a watched message without metadata", "bucket", b.what, "subject", m.Subject(), "err", err)
 			continue
 		}
+		if meta.Sequence.Consumer != delivered+1 {
+			return fmt.Errorf("watch %ss: delivery %d after %d: starting over", b.what, meta.Sequence.Consumer, delivered)
+		}
+		delivered = meta.Sequence.Consumer
 		key, rev := strings.TrimPrefix(m.Subject(), prefix), meta.Sequence.Stream
 		*last = rev
 		switch op := m.Headers().Get("KV-Operation"); {

@@ -26,10 +26,15 @@ import (
 // ClusterOptions join this node's embedded server to other nodes' (flint serve --node
 // --cluster-listen --join). docs/notes/nats-cluster-findings.md explains each choice.
 type ClusterOptions struct {
-	Node     string   // the server's name: unique and stable (the meta group's peer id is a hash of it)
-	Listen   string   // host:port of this node's routes
-	Join     []string // every other node's Listen
-	Replicas int      // copies of every stream, bucket and object store; the same on every node
+	Node   string   // the server's name: unique and stable (the meta group's peer id is a hash of it)
+	Listen string   // host:port of this node's routes
+	Join   []string // every other node's Listen
+	// Advertise, when set, is the host:port the other nodes are told to dial to reach this node
+	// (its routes' INFO), instead of Listen: for a node reached through an address of another
+	// machine, a port forward or a proxy. The nodes dial it only for routes they learn of by
+	// gossip; the routes they are given (Join) are dialled as given.
+	Advertise string
+	Replicas  int // copies of every stream, bucket and object store; the same on every node
 	// TLS, when set, protects the routes both ways (it serves accepted routes and dials the
 	// others, verifying their certificates).
 	TLS *tls.Config
@@ -152,6 +157,7 @@ func configureCluster(sopts *server.Options, c *ClusterOptions, secrets [][]byte
 		Username: routeUser, Password: active,
 		// The client listener below is loopback only: do not gossip it to other nodes' clients.
 		NoAdvertise: true,
+		Advertise:   c.Advertise,
 	}
 	if c.TLS != nil {
 		sopts.Cluster.TLSConfig, sopts.Cluster.TLSTimeout = c.TLS, 5
@@ -403,6 +409,9 @@ type replicated struct {
 	jetstream.JetStream
 	replicas int
 	log      *slog.Logger
+	// s refuses publishes (the async queue's enqueues among them) while a cluster node has lost
+	// the quorum (quorum.go).
+	s *Store
 	// unanswered counts requests that got no answer within attemptTimeout (and were retried):
 	// none should, once the meta leader exists and assets are opened create first.
 	unanswered atomic.Int64
@@ -526,4 +535,18 @@ func (r *replicated) UpdateObjectStore(ctx context.Context, cfg jetstream.Object
 func (r *replicated) CreateOrUpdateObjectStore(ctx context.Context, cfg jetstream.ObjectStoreConfig) (jetstream.ObjectStore, error) {
 	cfg.Replicas = r.replicas
 	return retry(ctx, r.log, "open object store "+cfg.Bucket, &r.unanswered, createFirst(r.JetStream.CreateObjectStore, r.JetStream.UpdateObjectStore, cfg, jetstream.ErrBucketExists))
+}
+
+// PublishMsg refuses at once while this node has lost the quorum: the stream can commit
+// nothing (an async invoke then gets the same ServiceException as a change).
+func (r *replicated) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	if err := r.s.refuse(); err != nil {
+		return nil, err
+	}
+	ack, err := r.JetStream.PublishMsg(ctx, m, opts...)
+	return ack, r.s.failed(err)
+}
+
+func (r *replicated) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	return r.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data}, opts...)
 }

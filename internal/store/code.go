@@ -11,6 +11,10 @@ import (
 
 // Put stores a code package under key (its hex SHA-256) unless it is already there.
 func (r Code) Put(ctx context.Context, key string, zip []byte) error {
+	// A write: refused before its first read when this node lost the quorum.
+	if err := r.s.refuse(); err != nil {
+		return err
+	}
 	if _, err := r.s.code.GetInfo(ctx, key); err == nil {
 		return nil
 	}

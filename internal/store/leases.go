@@ -21,7 +21,7 @@ func (s *Store) Leases(ctx context.Context) (Records, error) {
 	if err != nil {
 		return Records{}, fmt.Errorf("open %s bucket: %w", leasesBucket, err)
 	}
-	return Records{bucket[json.RawMessage]{kv: kv, what: "concurrency lease", log: s.log}}, nil
+	return Records{bucket[json.RawMessage]{kv: s.guardKV(kv), what: "concurrency lease", log: s.log}}, nil
 }
 
 const laneLeasesBucket = "flint_esm_leases"

@@ -101,6 +101,9 @@ type Store struct {
 	replicas  int
 	clustered bool
 	outside   bool // outside NATS clients are let in (Options.Listen)
+	// quorum follows a cluster node's quorum (nil standalone): writes are refused while it is
+	// lost (quorum.go).
+	quorum *quorumWatch
 }
 
 // Open starts the embedded NATS server with JetStream in opts.Dir, or connects to an external
@@ -194,6 +197,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 			s.Close()
 			return nil, err
 		}
+		s.quorum = newQuorumWatch(ns, opts.Log)
+		s.quorum.start()
 	}
 	if err := s.open(ctx); err != nil {
 		s.Close()
@@ -213,7 +218,7 @@ func (s *Store) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log}
+	js := &replicated{JetStream: inner, replicas: s.replicas, log: s.log, s: s}
 	s.js = js
 	var buckets []string
 	for _, b := range []struct {
@@ -274,13 +279,15 @@ func (s *Store) open(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("open %s bucket: %w", b.name, err)
 		}
-		b.open(kv)
+		b.open(s.guardKV(kv))
 	}
-	if s.code, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+	code, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: codeBucket, Description: "Flint code packages by SHA-256", Storage: jetstream.FileStorage,
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("open code bucket: %w", err)
 	}
+	s.code = s.guardObjects(code)
 	if s.clustered && s.ns != nil {
 		// An embedded cluster node reads from its own copies; a node on an external NATS
 		// holds none (its reads and watches go to the servers, which answer from current ones).
@@ -329,6 +336,9 @@ func (s *Store) Close() {
 	}
 	if s.nc != nil {
 		s.nc.Close()
+	}
+	if s.quorum != nil {
+		s.quorum.close()
 	}
 	if s.ns != nil {
 		s.ns.Shutdown()
