@@ -101,6 +101,9 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringSliceVar(&cfg.Join, "join", cfg.Join,
 		"the other cluster nodes' --cluster-listen addresses, comma-separated: list every other node (env FLINT_JOIN)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
+	f.DurationVar(&cfg.ScheduleMinute, "schedule-minute", cfg.ScheduleMinute,
+		"testing only: how long a minute of rate() schedules lasts, e.g. 1s")
+	_ = f.MarkHidden("schedule-minute")
 	return cmd
 }
 

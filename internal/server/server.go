@@ -282,6 +282,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		})
 	}
 	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
+	schedules.ScaleMinute(cfg.ScheduleMinute) // tests only; 0 keeps a real minute
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Log: s.log.With("part", "esm")})
