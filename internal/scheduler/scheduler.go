@@ -1,7 +1,8 @@
 // Package scheduler is EventBridge Scheduler's engine: it parses and evaluates schedule
 // expressions (expression.go) and fires schedules: rate(), cron() and at() expressions in
-// their time zones, each occurrence once, also across restarts (a missed occurrence fires once at
-// start when it is still within the schedule's flexible window). A firing is an asynchronous
+// their time zones, each occurrence once, also across restarts and while the store cannot be
+// reached (each missed occurrence still within the schedule's flexible window, at least a
+// minute, fires late, once; older ones are skipped). A firing is an asynchronous
 // invocation of the target function with the schedule's Input (its context attributes, such as
 // <aws.scheduler.scheduled-time>, filled in; {} without an Input), enqueued with an id derived
 // from the schedule and the occurrence so that a firing repeated after a crash is deduplicated by the
