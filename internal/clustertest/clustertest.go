@@ -243,6 +243,7 @@ func (c *Cluster) spawn(n *Node) error {
 	cmd := exec.Command(c.bin, c.args(n)...)
 	cmd.Env = append(os.Environ(), "FLINT_MASTER_KEY="+c.MasterKey)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
