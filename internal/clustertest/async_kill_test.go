@@ -45,9 +45,9 @@ type run struct {
 type sent struct {
 	rid      string // request id of the 202; "" until accepted
 	at       time.Time
-	node     int    // the node that accepted it
-	skipped  int    // sends not made: the node was dead
-	failures int    // sends that got no 202 (the node refusing, or the answer lost)
+	node     int // the node that accepted it
+	skipped  int // sends not made: the node was dead
+	failures int // sends that got no 202 (the node refusing, or the answer lost)
 }
 
 // TestAsyncEventsSurviveNodeKill is issue 14's "must show" for the async queue on real processes:
