@@ -179,8 +179,11 @@ func TestScheduleSurvivesNodeKill(t *testing.T) {
 		}
 		var where []string
 		for _, k := range o.runs {
-			node, start, _ := c.Owner(k.PPID)
-			where = append(where, fmt.Sprintf("%s#%d", c.Nodes[node].Name, start+1))
+			if node, start, ok := c.Owner(k.PPID); ok {
+				where = append(where, fmt.Sprintf("%s#%d", c.Nodes[node].Name, start+1))
+			} else {
+				where = append(where, fmt.Sprintf("pid %d (no node)", k.PPID))
+			}
 		}
 		line = append(line, o.t.Format(time.TimeOnly)+" "+strings.Join(where, "+"))
 		if len(o.runs) == 1 {
