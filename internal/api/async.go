@@ -100,13 +100,17 @@ func (a *API) listEventInvokeConfigs(w http.ResponseWriter, r *http.Request, _ s
 	return writeJSON(w, http.StatusOK, out)
 }
 
-// asyncQueue reports the queue per function (flint queue).
+// asyncQueue reports the queue per function (flint queue) and, in a cluster, the node leading
+// its consumer.
 func (a *API) asyncQueue(w http.ResponseWriter, r *http.Request, _ string) error {
 	st, err := a.queue.Stats(r.Context())
 	if err != nil {
 		return err
 	}
+	// Unknown while the consumer elects a leader: left out rather than failing the stats.
+	leader, _ := a.queue.ConsumerLeader(r.Context())
 	return writeJSON(w, http.StatusOK, struct {
-		Functions []asyncq.FunctionStats `json:"functions"`
-	}{st})
+		Functions      []asyncq.FunctionStats `json:"functions"`
+		ConsumerLeader string                 `json:"consumer_leader,omitempty"`
+	}{st, leader})
 }

@@ -181,13 +181,24 @@ func decode(msg jetstream.Msg) (Event, error) {
 	return ev, nil
 }
 
+// consumerName is the queue's one durable consumer, shared by every node.
+const consumerName = "flint-async"
+
+// fetchHeartbeat is how often JetStream tells a waiting fetch it is alive. In a cluster a
+// node's fetch waits on the node leading the consumer; when that node dies the fetch is lost
+// with it, and the node fetches again only after two missed heartbeats. With nats.go's default
+// (half the 30 s expiry) the surviving nodes ran no async event for up to 30 s after a kill -9
+// (TestScheduleSurvivesNodeKill, internal/clustertest); with 1 s they go on once the consumer
+// has a new leader.
+const fetchHeartbeat = time.Second
+
 // Run consumes the queue until ctx ends, then stops fetching at once, hands back the events
 // fetched and not started (Nak: redelivered without waiting out AckWait), and waits for the
 // events in flight; a shutdown lets them finish (the server's grace) or cuts them off, which
 // leaves them for redelivery (handle).
 func (q *Queue) Run(ctx context.Context) error {
 	cons, err := q.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       "flint-async",
+		Durable:       consumerName,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       q.cfg.AckWait,
 		MaxDeliver:    -1,
@@ -197,7 +208,7 @@ func (q *Queue) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("async consumer: %w", err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Concurrency))
+	it, err := cons.Messages(jetstream.PullMaxMessages(q.cfg.Concurrency), jetstream.PullHeartbeat(fetchHeartbeat))
 	if err != nil {
 		return fmt.Errorf("async consume: %w", err)
 	}
@@ -314,7 +325,7 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(q.throttleDelay(msg, ev.Function))
 	case out.FunctionError == "":
 		ev.Attempt++
-		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, log)
+		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, ev.RequestID+"/Success", log)
 		q.ack(ctx, msg, log)
 	default:
 		ev.Attempt++
@@ -401,14 +412,14 @@ func (q *Queue) track(fn string, d int) {
 // fail sends an event that will not run again to the on-failure destination and the DLQ.
 func (q *Queue) fail(ctx context.Context, ev Event, cfg InvokeConfig, condition string, out *Outcome) {
 	log := q.log.With("function", ev.Function, "request_id", ev.RequestID)
-	q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, log)
+	q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, ev.RequestID+"/"+condition, log)
 	if cfg.DeadLetter != "" {
 		msg := "Event age exceeded"
 		code := "200"
 		if out != nil && len(out.Payload) > 0 {
 			msg = string(out.Payload[:min(len(out.Payload), 1024)])
 		}
-		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, log)
+		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, ev.RequestID+"/dead-letter", log)
 	}
 }
 

@@ -42,8 +42,17 @@ func ReservedStreamName(name string) bool {
 // DestinationSubject is where records for a stream destination are published.
 func DestinationSubject(stream string) string { return "flint.destinations." + stream }
 
-// deliver sends body to the destination arn ("" is none). Failures are logged: the event has run.
-func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, log *slog.Logger) {
+// deliverFor bounds how long a destination that cannot take a record (its stream electing a
+// leader after a node died: 5–8 s) is retried before the record is given up (logged).
+const deliverFor = 20 * time.Second
+
+// deliver sends body to the destination arn ("" is none), retrying for up to deliverFor: a
+// record must survive the loss of a node as the event did. id names the record (the event's
+// request id and what the record is), so that a retried send, or the record of an event that
+// ran again, is stored once: as the message id of a stream record, and as the request id
+// derived for a function destination's event. A record not delivered by then is logged: the
+// event has run.
+func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id string, log *slog.Logger) {
 	if arn == "" {
 		return
 	}
@@ -51,6 +60,7 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 		log.Warn("not delivering to a stream reserved for Flint", "destination", arn)
 		return
 	}
+	var send func() error
 	if m := functionDestination.FindStringSubmatch(arn); m != nil {
 		qualifier := m[2]
 		if qualifier == "$LATEST" {
@@ -60,29 +70,42 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 		if m[2] != "" {
 			base = strings.TrimSuffix(arn, ":"+m[2])
 		}
-		ev := Event{RequestID: uuid.NewString(), Function: m[1], Qualifier: qualifier, Payload: body,
-			EnqueuedAt: time.Now(), FunctionArn: base}
-		if err := q.Enqueue(ctx, ev); err != nil {
-			log.Error("destination function", "arn", arn, "err", err)
+		ev := Event{RequestID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("flint-destination:"+id)).String(), Function: m[1],
+			Qualifier: qualifier, Payload: body, EnqueuedAt: time.Now(), FunctionArn: base}
+		send = func() error { return q.Enqueue(ctx, ev) }
+	} else if m := streamDestination.FindStringSubmatch(arn); m != nil {
+		send = func() error {
+			if err := q.ensureStream(ctx, m[1]); err != nil {
+				return err
+			}
+			msg := nats.NewMsg(DestinationSubject(m[1]))
+			msg.Data = body
+			for k, v := range headers {
+				msg.Header.Set(k, v)
+			}
+			_, err := q.cfg.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
+			return err
 		}
+	} else {
+		log.Error("unknown destination", "arn", arn)
 		return
 	}
-	if m := streamDestination.FindStringSubmatch(arn); m != nil {
-		if err := q.ensureStream(ctx, m[1]); err != nil {
-			log.Error("destination stream", "arn", arn, "err", err)
+	deadline := time.Now().Add(deliverFor)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
+		err := send()
+		if err == nil {
 			return
 		}
-		msg := nats.NewMsg(DestinationSubject(m[1]))
-		msg.Data = body
-		for k, v := range headers {
-			msg.Header.Set(k, v)
+		if time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
+			log.Error("destination: record not delivered", "arn", arn, "err", err)
+			return
 		}
-		if _, err := q.cfg.JS.PublishMsg(ctx, msg); err != nil {
-			log.Error("destination stream", "arn", arn, "err", err)
+		log.Warn("destination: retrying", "arn", arn, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
 		}
-		return
 	}
-	log.Error("unknown destination", "arn", arn)
 }
 
 func (q *Queue) ensureStream(ctx context.Context, name string) error {
@@ -111,6 +134,19 @@ type FunctionStats struct {
 	Depth     uint64        `json:"depth"`     // events stored, waiting or running
 	InFlight  int           `json:"in_flight"` // events running now
 	OldestAge time.Duration `json:"oldest_age_ns"`
+}
+
+// ConsumerLeader names the node whose JetStream server leads the queue's consumer ("" on a
+// single node): every node's fetches and acknowledgements go through it.
+func (q *Queue) ConsumerLeader(ctx context.Context) (string, error) {
+	c, err := q.stream.Consumer(ctx, consumerName)
+	if err != nil {
+		return "", err
+	}
+	if info := c.CachedInfo(); info.Cluster != nil && info.Cluster.Name != "" {
+		return info.Cluster.Leader, nil
+	}
+	return "", nil
 }
 
 // Stats reports the queue per function, sorted by name.

@@ -123,6 +123,9 @@ func (a *app) serveCommand() *cobra.Command {
 	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", cfg.ClusterAdvertise,
 		"host:port the other nodes are told to dial for this node's routes, when not --cluster-listen (a port forward or proxy; env FLINT_CLUSTER_ADVERTISE)")
 	f.StringVar(&logLevel, "log-level", logLevel, "operator log level: debug, info, warn or error")
+	f.DurationVar(&cfg.ScheduleMinute, "schedule-minute", cfg.ScheduleMinute,
+		"testing only: how long a minute of rate() schedules lasts, e.g. 1s")
+	_ = f.MarkHidden("schedule-minute")
 	return cmd
 }
 

@@ -11,6 +11,7 @@
 // internals, so what it shows is what an operator would see.
 //
 // A package using it calls Main from its TestMain, which removes the built binary at the end.
+// FLINT_CLUSTERTEST_LOGS=DIR keeps every node's whole log under DIR after the test.
 package clustertest
 
 import (
@@ -171,6 +172,14 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c := &Cluster{t: t, bin: Binary(t), opts: opts,
 		MasterKey: base64.StdEncoding.EncodeToString(key), NATSToken: base64.RawURLEncoding.EncodeToString(token)}
 	logDir := t.TempDir()
+	if keep := os.Getenv("FLINT_CLUSTERTEST_LOGS"); keep != "" {
+		// Kept after the test, for reading the nodes' whole logs.
+		logDir = filepath.Join(keep, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+"-"+time.Now().Format("150405"))
+		if err := os.MkdirAll(logDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("clustertest: node logs in %s", logDir)
+	}
 	addrs := freeAddrs(t, 3*opts.Nodes)
 	for i := range opts.Nodes {
 		n := &Node{Index: i, Name: fmt.Sprintf("node%d", i+1), DataDir: t.TempDir(),
@@ -234,6 +243,7 @@ func (c *Cluster) spawn(n *Node) error {
 	cmd := exec.Command(c.bin, c.args(n)...)
 	cmd.Env = append(os.Environ(), "FLINT_MASTER_KEY="+c.MasterKey)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", n.Name, err)
 	}
@@ -574,4 +584,31 @@ func (c *Cluster) NodeStates(ctx context.Context, i int) (map[string]string, err
 		m[n.Name] = n.State
 	}
 	return m, nil
+}
+
+// AsyncConsumerLeader returns the index of the node leading the async queue's consumer, as
+// node i reports it (GET /flint/v1/async): the node every other node's async fetches and
+// acknowledgements go through.
+func (c *Cluster) AsyncConsumerLeader(ctx context.Context, i int) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+"/flint/v1/async", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ConsumerLeader string `json:"consumer_leader"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return 0, fmt.Errorf("GET /flint/v1/async on %s: %s: %w", c.Nodes[i].Name, resp.Status, err)
+	}
+	for j, n := range c.Nodes {
+		if n.Name == out.ConsumerLeader {
+			return j, nil
+		}
+	}
+	return 0, fmt.Errorf("GET /flint/v1/async on %s: consumer leader %q is no node's name", c.Nodes[i].Name, out.ConsumerLeader)
 }

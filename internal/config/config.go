@@ -83,6 +83,9 @@ type Config struct {
 	// AsyncAckWait bounds how long a crashed node's in-flight async events, and queue event
 	// source mappings' in-flight messages, wait before another delivery.
 	AsyncAckWait time.Duration
+	// ScheduleMinute, for tests only, is how long a minute of rate() schedules lasts (0: a
+	// minute), so that tests of real processes see rate(1 minute) fire every few seconds.
+	ScheduleMinute time.Duration
 	// StreamRetryDelay is the first wait before a stream event source mapping retries a failed
 	// batch (doubling up to 30 s).
 	StreamRetryDelay time.Duration
@@ -205,6 +208,9 @@ func (c Config) Validate() error {
 	}
 	if c.AsyncRetryDelay <= 0 || c.AsyncThrottleDelay <= 0 || c.AsyncAckWait < time.Second {
 		errs = append(errs, errors.New("async retry and throttle delays must be positive and the ack wait at least 1s"))
+	}
+	if c.ScheduleMinute < 0 {
+		errs = append(errs, errors.New("schedule minute must not be negative"))
 	}
 	if c.StreamRetryDelay <= 0 {
 		errs = append(errs, errors.New("stream retry delay must be positive"))

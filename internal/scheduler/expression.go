@@ -129,6 +129,12 @@ func (r Rate) Next(t time.Time) (time.Time, bool) {
 
 func (r Rate) String() string { return fmt.Sprintf("rate(%d %s)", r.value, r.unit) }
 
+// scale returns r with each of its minutes lasting minute (Service.ScaleMinute).
+func (r Rate) scale(minute time.Duration) Rate {
+	r.interval = r.interval / time.Minute * minute
+	return r
+}
+
 func parseRate(expr, body string) (Rate, error) {
 	parts := strings.Split(body, " ")
 	if len(parts) != 2 {

@@ -461,3 +461,26 @@ func BenchmarkScheduleNextNever(b *testing.B) {
 		}
 	}
 }
+
+// TestScheduleRateScale: a scaled minute (Service.ScaleMinute, tests of real processes) shortens
+// every unit of a rate by the same factor and leaves its text alone.
+func TestScheduleRateScale(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		want time.Duration
+	}{
+		{"rate(1 minute)", time.Second},
+		{"rate(5 minutes)", 5 * time.Second},
+		{"rate(1 hour)", time.Minute},
+		{"rate(2 days)", 48 * time.Minute},
+	} {
+		r := mustParseSchedule(t, tc.expr, "").(Rate).scale(time.Second)
+		if r.Interval() != tc.want || r.String() != tc.expr {
+			t.Errorf("%s scaled to 1 s minutes = %v (%s), want %v", tc.expr, r.Interval(), r, tc.want)
+		}
+		from := time.Unix(100, 0)
+		if got, _ := r.Next(from); !got.Equal(from.Add(tc.want)) {
+			t.Errorf("%s scaled: Next(%v) = %v, want %v", tc.expr, from, got, from.Add(tc.want))
+		}
+	}
+}

@@ -1,7 +1,8 @@
 // Package scheduler is EventBridge Scheduler's engine: it parses and evaluates schedule
 // expressions (expression.go) and fires schedules: rate(), cron() and at() expressions in
-// their time zones, each occurrence once, also across restarts (a missed occurrence fires once at
-// start when it is still within the schedule's flexible window). A firing is an asynchronous
+// their time zones, each occurrence once, also across restarts and while the store cannot be
+// reached (each missed occurrence still within the schedule's flexible window, at least a
+// minute, fires late, once; older ones are skipped). A firing is an asynchronous
 // invocation of the target function with the schedule's Input (its context attributes, such as
 // <aws.scheduler.scheduled-time>, filled in; {} without an Input), enqueued with an id derived
 // from the schedule and the occurrence so that a firing repeated after a crash is deduplicated by the
@@ -45,6 +46,9 @@ type Service struct {
 	queue Enqueuer
 	log   *slog.Logger
 	now   func() time.Time
+	// minute is how long a minute of rate() expressions lasts: a real minute, shorter only for
+	// tests (ScaleMinute).
+	minute time.Duration
 
 	mu      sync.Mutex
 	changed chan struct{}
@@ -52,7 +56,17 @@ type Service struct {
 
 // New returns a scheduler; Run fires schedules until its context ends.
 func New(st Schedules, q Enqueuer, log *slog.Logger) *Service {
-	return &Service{store: st, queue: q, log: log, now: time.Now, changed: make(chan struct{}, 1)}
+	return &Service{store: st, queue: q, log: log, now: time.Now, minute: time.Minute, changed: make(chan struct{}, 1)}
+}
+
+// ScaleMinute makes a minute of rate() expressions last d, so that a test of real processes
+// sees rate(1 minute) fire every d (flint serve's hidden --schedule-minute). cron() and at(),
+// and how late an occurrence may fire (window), keep the wall clock: a node's death makes
+// firings seconds late however short the rate. Call it before Run.
+func (s *Service) ScaleMinute(d time.Duration) {
+	if d > 0 {
+		s.minute = d
+	}
 }
 
 // Changed tells the scheduler that schedules were written (the KV watch does too).
@@ -106,10 +120,11 @@ func (s *Service) fireDue(ctx context.Context) time.Time {
 	}
 	var earliest time.Time
 	for _, sc := range all {
+		// On an error next is when to try again (a second later when the store could not be
+		// reached: a node died, a stream elects a leader), or zero.
 		next, err := s.fireOne(ctx, sc)
 		if err != nil {
 			s.log.Warn("schedule", "schedule", sc.Arn, "err", err)
-			continue
 		}
 		if !next.IsZero() && (earliest.IsZero() || next.Before(earliest)) {
 			earliest = next
@@ -143,9 +158,12 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	if err != nil {
 		return time.Time{}, err
 	}
+	if r, ok := expr.(Rate); ok && s.minute != time.Minute {
+		expr = r.scale(s.minute)
+	}
 	st, err := s.store.State(ctx, sc.GroupName, sc.Name)
 	if err != nil {
-		return time.Time{}, err
+		return s.now().Add(time.Second), err
 	}
 	now := s.now()
 	from := st.LastFire
@@ -166,8 +184,10 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 	if occ.After(now) {
 		return occ, nil
 	}
-	// Due. Skip to the newest occurrence not later than now; fire it if it is within the window.
-	for {
+	// Due. Skip the occurrences missed beyond the window (up to the newest due one) and fire
+	// the oldest left: occurrences missed while the store could not be reached (a node died,
+	// a stream elected a leader) fire late but within their window, one per round.
+	for now.Sub(occ) > window(sc) {
 		n, ok := expr.Next(occ)
 		if !ok || n.After(now) {
 			break

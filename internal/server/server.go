@@ -296,6 +296,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		})
 	}
 	schedules := scheduler.New(s.store.Schedules(), s.queue, s.log.With("part", "scheduler"))
+	schedules.ScaleMinute(cfg.ScheduleMinute) // tests only; 0 keeps a real minute
 	s.goRunIn(&s.intake, "scheduler", func() error { return schedules.Run(intakeCtx) })
 	owner, err := s.laneOwner(ctx)
 	if err != nil {
