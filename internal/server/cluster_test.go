@@ -167,20 +167,7 @@ func TestCluster(t *testing.T) {
 		clients[i] = newClient(n.srv.URL())
 	}
 	ctx := context.Background()
-	greeting := func(c *lambda.Client) (string, error) {
-		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("greeter")})
-		if err != nil {
-			return "", err
-		}
-		if out.FunctionError != nil {
-			return "", fmt.Errorf("function error %s: %s", *out.FunctionError, out.Payload)
-		}
-		var r struct{ Greeting string }
-		if err := json.Unmarshal(out.Payload, &r); err != nil {
-			return "", fmt.Errorf("payload %s: %w", out.Payload, err)
-		}
-		return r.Greeting, nil
-	}
+	greeting := func(c *lambda.Client) (string, error) { return greetingOf(ctx, c, "greeter") }
 
 	t.Run("created on node 1, listed and invoked on nodes 2 and 3", func(t *testing.T) {
 		// The environment variable is sealed with the master key every node shares.
@@ -247,24 +234,10 @@ func TestCluster(t *testing.T) {
 	t.Run("every node lists the three nodes by their names", func(t *testing.T) {
 		for i, n := range nodes {
 			eventually(t, 30*time.Second, fmt.Sprintf("node %d lists the cluster", i+1), func() error {
-				resp, err := http.Get(n.srv.URL() + "/flint/v1/nodes")
+				up, err := upNodes(n.srv.URL())
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
-				var out struct {
-					Nodes []struct{ Name, State string }
-				}
-				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-					return err
-				}
-				var up []string
-				for _, nd := range out.Nodes {
-					if nd.State == "up" {
-						up = append(up, nd.Name)
-					}
-				}
-				slices.Sort(up)
 				if want := []string{"node1", "node2", "node3"}; !slices.Equal(up, want) {
 					return fmt.Errorf("up: %v, want %v", up, want)
 				}
@@ -400,4 +373,27 @@ def handler(event, context):
 			t.Fatalf("restarted node 2 runs %q, %v; want the update made while it was down", got, err)
 		}
 	})
+}
+
+// upNodes is the sorted names of the nodes GET /flint/v1/nodes at url lists up.
+func upNodes(url string) ([]string, error) {
+	resp, err := http.Get(url + "/flint/v1/nodes")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Nodes []struct{ Name, State string }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, err
+	}
+	var up []string
+	for _, nd := range out.Nodes {
+		if nd.State == "up" {
+			up = append(up, nd.Name)
+		}
+	}
+	slices.Sort(up)
+	return up, nil
 }

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -245,24 +244,10 @@ func TestExternalNATSCluster(t *testing.T) {
 	t.Run("each node lists both", func(t *testing.T) {
 		for i, n := range nodes {
 			eventually(t, 30*time.Second, fmt.Sprintf("node %d lists both nodes up", i+1), func() error {
-				resp, err := http.Get(n.srv.URL() + "/flint/v1/nodes")
+				up, err := upNodes(n.srv.URL())
 				if err != nil {
 					return err
 				}
-				defer resp.Body.Close()
-				var out struct {
-					Nodes []struct{ Name, State string }
-				}
-				if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-					return err
-				}
-				var up []string
-				for _, nd := range out.Nodes {
-					if nd.State == "up" {
-						up = append(up, nd.Name)
-					}
-				}
-				slices.Sort(up)
 				if !slices.Equal(up, []string{"node1", "node2"}) {
 					return fmt.Errorf("up: %v", up)
 				}

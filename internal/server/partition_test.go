@@ -208,20 +208,7 @@ func TestPartition(t *testing.T) {
 		clients[i] = newClient(nd.srv.URL())
 	}
 	ctx := context.Background()
-	greeting := func(c *lambda.Client) (string, error) {
-		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("greeter")})
-		if err != nil {
-			return "", err
-		}
-		if out.FunctionError != nil {
-			return "", fmt.Errorf("function error %s: %s", *out.FunctionError, out.Payload)
-		}
-		var r struct{ Greeting string }
-		if err := json.Unmarshal(out.Payload, &r); err != nil {
-			return "", fmt.Errorf("payload %s: %w", out.Payload, err)
-		}
-		return r.Greeting, nil
-	}
+	greeting := func(c *lambda.Client) (string, error) { return greetingOf(ctx, c, "greeter") }
 	setGreeting := func(c *lambda.Client, g string) error {
 		_, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("greeter"),
 			Environment: &types.Environment{Variables: map[string]string{"GREETING": g}}})
