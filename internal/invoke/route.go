@@ -601,6 +601,9 @@ func (r *router) serve(ctx context.Context, m *nats.Msg) {
 			answer.Header.Set(hLogResult, res.LogResult)
 		}
 		answer.Data = res.Payload // lent for this call: RespondMsg copies it out before returning
+		// Counted before the answer leaves: the sender may look at the figures as soon as it
+		// has it.
+		r.served.Add(1)
 		if err := m.RespondMsg(answer); err != nil {
 			r.s.log.Warn("answer forwarded invocation", "from", h.Get(hFrom), "err", err)
 		}
@@ -608,7 +611,6 @@ func (r *router) serve(ctx context.Context, m *nats.Msg) {
 	})
 	switch {
 	case err == nil:
-		r.served.Add(1)
 	case errors.Is(err, worker.ErrNoWarm), errors.Is(err, worker.ErrNoCapacity), errors.Is(err, worker.ErrClosed):
 		r.refused.Add(1)
 		reply(statusNotStarted, err.Error())
