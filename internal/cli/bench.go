@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -287,8 +286,8 @@ func (b *bencher) cold(ctx context.Context, n int) (benchResult, error) {
 
 // burst releases n invokes at once from zero idle environments.
 func (b *bencher) burst(ctx context.Context, n int) (benchResult, error) {
-	// n connections are opened (n concurrent reads) before the burst, so that none of the n
-	// invokes pays for a TCP handshake; then the environments are recycled.
+	// Up to n connections are opened (n concurrent reads) before the burst, so that the n
+	// invokes do not queue behind TCP handshakes; then the environments are recycled.
 	if err := b.ready(ctx, n); err != nil {
 		return benchResult{}, err
 	}
@@ -330,7 +329,12 @@ func (b *bencher) ready(ctx context.Context, conns int) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err // the others are alike
+		}
+	}
+	return nil
 }
 
 // summarizeCold sums up cold or burst answers. coldOnly: the latency percentiles are of the
