@@ -185,7 +185,9 @@ func TestBenchColdAndBurstAgainstServer(t *testing.T) {
 		}
 		slow := make(chan error, 1)
 		go func() {
-			out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("py"), Payload: []byte(`{"sleep_ms":2000}`)})
+			// Not retried: a ServiceException (the environment destroyed under it) must show.
+			out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("py"), Payload: []byte(`{"sleep_ms":2000}`)},
+				func(o *lambda.Options) { o.Retryer = aws.NopRetryer{} })
 			if err == nil && (out.FunctionError != nil || !strings.Contains(string(out.Payload), "hello from python")) {
 				err = fmt.Errorf("answer %q, function error %v", out.Payload, aws.ToString(out.FunctionError))
 			}
