@@ -237,7 +237,8 @@ func (b *bencher) warm(ctx context.Context, n, c, warmup int, describe func(erro
 // coldAnswer is one invoke of a cold or burst measurement.
 type coldAnswer struct {
 	latency time.Duration
-	init    time.Duration // 0: no Init Duration (not a cold start)
+	cold    bool // the REPORT line has an Init Duration (0.00 ms counts: it is there)
+	init    time.Duration
 	fnErr   bool
 	err     error
 }
@@ -252,8 +253,8 @@ func (b *bencher) tailInvoke(ctx context.Context) coldAnswer {
 		return coldAnswer{err: err}
 	}
 	d := time.Since(start)
-	init, _ := initDuration(aws.ToString(out.LogResult))
-	return coldAnswer{latency: d, init: init, fnErr: out.FunctionError != nil}
+	init, cold := initDuration(aws.ToString(out.LogResult))
+	return coldAnswer{latency: d, cold: cold, init: init, fnErr: out.FunctionError != nil}
 }
 
 // cold makes n invokes one after the other, each after a recycle (not timed).
@@ -360,13 +361,13 @@ func summarizeCold(answers []coldAnswer, coldOnly bool) (benchResult, error) {
 			if ans.fnErr {
 				r.FunctionErrors++
 			}
-			if ans.init > 0 {
+			if ans.cold {
 				r.Cold++
 				inits = append(inits, ans.init)
 			} else {
 				r.NotCold++
 			}
-			if ans.init > 0 || !coldOnly {
+			if ans.cold || !coldOnly {
 				lat = append(lat, ans.latency)
 			}
 		}
@@ -387,7 +388,8 @@ func percentiles(d []time.Duration) (p50, p90, p99, max int64) {
 }
 
 // initDuration reads the Init Duration of the REPORT line in an invoke's log tail (LogResult,
-// base64): present only when the invocation ran on a new execution environment.
+// base64): present only when the invocation ran on a new execution environment. Its presence is
+// what counts: a very fast INIT is printed as 0.00 ms.
 func initDuration(logResult string) (time.Duration, bool) {
 	raw, err := base64.StdEncoding.DecodeString(logResult)
 	if err != nil {
@@ -404,7 +406,7 @@ func initDuration(logResult string) (time.Duration, bool) {
 			continue
 		}
 		ms, err := strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
-		if err != nil || ms <= 0 {
+		if err != nil || ms < 0 {
 			return 0, false
 		}
 		return time.Duration(ms * float64(time.Millisecond)), true
