@@ -510,10 +510,23 @@ func writeBench(a *app, r benchResult) {
 	default:
 		fmt.Fprintf(a.stdout, "%s: %d invokes at concurrency %d in %.2f s\n", r.Function, r.Invokes, r.Concurrency, r.Seconds)
 	}
+	measured := r.Invokes > 0
+	if r.Mode == "cold" {
+		measured = r.Cold > 0
+	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 3, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\tp50\tp90\tp99\tmax\t\n")
-	fmt.Fprintf(tw, "latency\t%s\t%s\t%s\t%s\t\n", ms(r.P50us), ms(r.P90us), ms(r.P99us), ms(r.MaxUs))
-	if r.ColdFigures != nil {
+	switch {
+	case !measured: // no figures rather than zeros
+		fmt.Fprintf(tw, "latency\t-\t-\t-\t-\t\n")
+	default:
+		fmt.Fprintf(tw, "latency\t%s\t%s\t%s\t%s\t\n", ms(r.P50us), ms(r.P90us), ms(r.P99us), ms(r.MaxUs))
+	}
+	switch {
+	case r.ColdFigures == nil:
+	case r.Cold == 0:
+		fmt.Fprintf(tw, "init duration\t-\t\t-\t-\t\n")
+	default:
 		fmt.Fprintf(tw, "init duration\t%s\t\t%s\t%s\t\n", ms(r.InitP50us), ms(r.InitP99us), ms(r.InitMaxUs))
 	}
 	_ = tw.Flush()
