@@ -179,6 +179,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /2016-08-19/account-settings/{$}", a.handle(a.getAccountSettings))
 	m.HandleFunc("GET /flint/v1/functions/{name}/logs", a.handle(a.functionLogs))
 	m.HandleFunc("GET /flint/v1/functions/{name}/code", a.handle(a.functionCode))
+	m.HandleFunc("POST /flint/v1/functions/{name}/recycle", a.handle(a.recycleFunction))
 	m.HandleFunc("POST /flint/v1/master-key/rotate", a.handle(a.rotateMasterKey))
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics.Handler())

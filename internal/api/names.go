@@ -48,6 +48,7 @@ var operations = map[string]string{
 	"DELETE /2015-03-31/functions/{name}/policy/{sid}":            "RemovePermission",
 	"GET /flint/v1/functions/{name}/logs":                         "GetFunction",
 	"GET /flint/v1/functions/{name}/code":                         "GetFunction",
+	"POST /flint/v1/functions/{name}/recycle":                     "GetFunction",
 	"POST /2015-03-31/event-source-mappings":                      "CreateEventSourceMapping",
 	"POST /2015-03-31/event-source-mappings/{$}":                  "CreateEventSourceMapping",
 	"GET /2015-03-31/event-source-mappings":                       "ListEventSourceMappings",
