@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -223,4 +224,45 @@ func TestFreezeRacesInvokes(t *testing.T) {
 		t.Error(err)
 	}
 	t.Logf("%d invokes; environments: %+v", clients*each, s.Workers().Stats())
+}
+
+// TestLinuxInitDuration: every cold start's REPORT has an Init Duration that covers the
+// runtime's own start (a static Go runtime takes about a millisecond to reach /next), also in
+// a burst, where a runtime can call /next before the sandbox has told the worker it started
+// (the clock used to start then, and said 0.00 ms).
+func TestLinuxInitDuration(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox tests need root (CI runs as root)")
+	}
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = "linux" })
+	c := newClient(s.URL())
+	createFunction(t, c, "init", "provided.al2023", "bootstrap", goEchoZip)
+	const burst = 8
+	inits := make([]float64, burst)
+	var wg sync.WaitGroup
+	for i := range burst {
+		wg.Go(func() {
+			// Not invoke's t.Fatal: this is not the test's goroutine.
+			out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("init"),
+				Payload: []byte(`{"sleep_ms":300}`), LogType: types.LogTypeTail})
+			if err != nil {
+				t.Errorf("cold start %d: %v", i, err)
+				return
+			}
+			tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+			m := initDuration.FindStringSubmatch(string(tail))
+			if m == nil {
+				t.Errorf("cold start %d: no Init Duration in %q", i, tail)
+				return
+			}
+			inits[i], _ = strconv.ParseFloat(m[1], 64)
+		})
+	}
+	wg.Wait()
+	t.Logf("Init Duration of %d simultaneous cold starts (ms): %v", burst, inits)
+	for i, d := range inits {
+		if d < 0.1 {
+			t.Errorf("cold start %d: Init Duration %.2f ms, less than a Go runtime's own start", i, d)
+		}
+	}
 }

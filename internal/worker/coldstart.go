@@ -133,8 +133,11 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 			}
 		}()
 	}
-	err = inst.Start(ctx)
+	// Taken before Start: a fast runtime can reach its first /next before Start returns (the
+	// linux sandbox answers once its init has exec'd the runtime and reported so), and a clock
+	// started after that said 0.00 ms. So Init Duration counts from asking the sandbox to exec.
 	execAt := p.m.now()
+	err = inst.Start(ctx)
 	w.Close() // the environment holds its own copy
 	if ee, ok := errors.AsType[*sandbox.ExecError](err); ok {
 		// The package's entrypoint cannot be executed: the function's error, as on Lambda.
