@@ -140,12 +140,13 @@ go_bare = get("go_bare", None)
 rows = []
 def row(fig, sandbox, flint, yard, unit, cmp, target):
     if flint is None or yard is None or not yard:
-        rows.append((fig, sandbox, "n/a" if flint is None else f"{flint:.0f} {unit}", "n/a" if yard is None else f"{yard:.0f} {unit}", "n/a", f"{cmp} {target}×", "n/a"))
+        rows.append((fig, sandbox, "n/a" if flint is None else f"{num(flint)} {unit}", "n/a" if yard is None else f"{num(yard)} {unit}", "n/a", f"{cmp} {target}×", "n/a"))
         return
     ratio = flint / yard
     met = ratio <= target if cmp == "≤" else ratio >= target
-    rows.append((fig, sandbox, f"{flint:.0f} {unit}", f"{yard:.0f} {unit}", f"{ratio:.2f}×", f"{cmp} {target}×", "yes" if met else "NO"))
+    rows.append((fig, sandbox, f"{num(flint)} {unit}", f"{num(yard)} {unit}", f"{ratio:.2f}×", f"{cmp} {target}×", "yes" if met else "NO"))
 ms = lambda us: None if us is None else us / 1000
+num = lambda x: f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
 for sb in ("process", "linux"):
     row("warm p50, c=1 (vs relay)", sb, get(f"{sb}.1", "p50_us"), get("relay.1", "p50_us"), "µs", "≤", 1.2 if sb == "process" else 1.3)
     row("throughput, c=16 (vs relay-16)", sb, get(f"{sb}.16", "rps"), get("relay.16", "rps"), "/s", "≥", 0.8)
