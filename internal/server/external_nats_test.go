@@ -2,20 +2,13 @@ package server_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	crand "crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -31,6 +24,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/tlscert/tlscerttest"
 )
 
 // externalPermissions are the permissions docs/CLUSTER.md gives Flint's NATS user; the
@@ -376,65 +370,12 @@ func TestExternalNATSSingleServer(t *testing.T) {
 	}
 }
 
-// writePKI writes a CA, a server certificate for 127.0.0.1 and a client certificate (PEM
-// files in dir) and returns the CA's pool and the files.
-func writePKI(t *testing.T, dir string) (pool *x509.CertPool, caFile, serverCert, serverKey, clientCert, clientKey string) {
-	t.Helper()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nats test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	caDER, err := x509.CreateCertificate(crand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(crand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	caFile = write("ca.pem", "CERTIFICATE", caDER)
-	serverCert, serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
-	clientCert, clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
-	return
-}
-
 // TestExternalNATSMutualTLS: a Flint node given --nats-tls-ca, --nats-tls-cert and
 // --nats-tls-key runs on a NATS server that requires TLS and verifies client certificates;
 // without the client certificate it is refused at start.
 func TestExternalNATSMutualTLS(t *testing.T) {
-	pool, caFile, serverCert, serverKey, clientCert, clientKey := writePKI(t, t.TempDir())
-	pair, err := tls.LoadX509KeyPair(serverCert, serverKey)
+	pki := tlscerttest.New(t)
+	pair, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +383,7 @@ func TestExternalNATSMutualTLS(t *testing.T) {
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true, MaxPayload: 8 << 20,
 		Users: []*natsserver.User{{Username: "flint", Password: "pa55", Permissions: externalPermissions}},
 		TLS:   true, TLSVerify: true, TLSTimeout: 5,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool,
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pki.Pool,
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}})
 	if err != nil {
 		t.Fatal(err)
@@ -457,7 +398,7 @@ func TestExternalNATSMutualTLS(t *testing.T) {
 	key := sharedMasterKey(t)
 
 	noCert := externalNode(t, "plain", key, ns.ClientURL())
-	noCert.cfg.NATSTLSCA = caFile
+	noCert.cfg.NATSTLSCA = pki.CAFile
 	err = noCert.start(ctx)
 	if noCert.srv != nil {
 		noCert.srv.Close()
@@ -470,7 +411,7 @@ func TestExternalNATSMutualTLS(t *testing.T) {
 	t.Log(err)
 
 	n := externalNode(t, "mtls", key, ns.ClientURL())
-	n.cfg.NATSTLSCA, n.cfg.NATSTLSCert, n.cfg.NATSTLSKey = caFile, clientCert, clientKey
+	n.cfg.NATSTLSCA, n.cfg.NATSTLSCert, n.cfg.NATSTLSKey = pki.CAFile, pki.ClientCert, pki.ClientKey
 	if err := n.start(ctx); err != nil {
 		t.Fatalf("start with the CA and a client certificate: %v", err)
 	}

@@ -2,16 +2,8 @@ package store
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,76 +14,22 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/flint-run/flint/internal/tlscert/tlscerttest"
 )
-
-// testPKI is a CA with a server certificate for 127.0.0.1 and a client certificate, in PEM
-// files.
-type testPKI struct {
-	caFile, serverCert, serverKey, clientCert, clientKey string
-	pool                                                 *x509.CertPool
-}
-
-func newTestPKI(t *testing.T) testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	newKey := func() *ecdsa.PrivateKey {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
-	caKey := newKey()
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		k := newKey()
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &k.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kder, err := x509.MarshalECPrivateKey(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return write(name+".pem", "CERTIFICATE", der), write(name+"-key.pem", "EC PRIVATE KEY", kder)
-	}
-	p := testPKI{caFile: write("ca.pem", "CERTIFICATE", caDER), pool: x509.NewCertPool()}
-	p.pool.AddCert(ca)
-	p.serverCert, p.serverKey = issue("server", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
-	return p
-}
 
 // TestExternalStoreMutualTLS: a server that requires TLS and verifies clients' certificates
 // admits a store with the CA and a client certificate (ExternalTLS, --nats-tls-*), and
 // refuses one without the client certificate or without the CA.
 func TestExternalStoreMutualTLS(t *testing.T) {
-	pki := newTestPKI(t)
-	pair, err := tls.LoadX509KeyPair(pki.serverCert, pki.serverKey)
+	pki := tlscerttest.New(t)
+	pair, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ns := runNATS(t, 1, func(o *server.Options) {
 		o.TLS, o.TLSVerify, o.TLSTimeout = true, true, 5
-		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pki.pool,
+		o.TLSConfig = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pki.Pool,
 			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
 	})[0]
 	keys := testKeyring(t)
@@ -108,20 +46,20 @@ func TestExternalStoreMutualTLS(t *testing.T) {
 		}
 		return err
 	}
-	if err := open(pki.caFile, pki.clientCert, pki.clientKey); err != nil {
+	if err := open(pki.CAFile, pki.ClientCert, pki.ClientKey); err != nil {
 		t.Fatalf("open with the CA and a client certificate: %v", err)
 	}
-	if err := open(pki.caFile, "", ""); err == nil || errors.Is(err, context.DeadlineExceeded) {
+	if err := open(pki.CAFile, "", ""); err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("open without a client certificate = %v, want the server's refusal at once", err)
 	} else {
 		t.Log(err)
 	}
-	if err := open("", pki.clientCert, pki.clientKey); err == nil || !strings.Contains(err.Error(), "certificate") || errors.Is(err, context.DeadlineExceeded) {
+	if err := open("", pki.ClientCert, pki.ClientKey); err == nil || !strings.Contains(err.Error(), "certificate") || errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("open without the CA = %v, want an unknown authority", err)
 	} else {
 		t.Log(err)
 	}
-	if _, err := ExternalTLS(pki.clientKey, "", ""); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
+	if _, err := ExternalTLS(pki.ClientKey, "", ""); err == nil || !strings.Contains(err.Error(), "no PEM certificate") {
 		t.Errorf("ExternalTLS of a key as CA = %v", err)
 	}
 }
