@@ -1,6 +1,9 @@
-// Package cluster is what Flint's nodes know of each other: each node's heartbeat in a KV bucket
-// every node reads (Membership), so that any node can list the cluster (`flint nodes`, GET
-// /flint/v1/nodes) with each node's address, memory budget, environments and version.
+// Package cluster is what Flint's nodes share besides the registry: each node's heartbeat in a
+// KV bucket every node reads (Membership), so that any node can list the cluster (`flint nodes`,
+// GET /flint/v1/nodes) with each node's address, memory budget, environments, version and the
+// answering node's quorum, and drain a node (drain.go); the concurrency ledger that makes account
+// and reserved concurrency the cluster's (Ledger); and work leases that let one node at a time
+// read a stream event source mapping (Leases, lease.go).
 package cluster
 
 import (

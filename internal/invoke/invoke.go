@@ -3,10 +3,14 @@
 // source mappings). It resolves function name and qualifier ($LATEST, a version, or an alias
 // with weighted routing) to a configuration and the worker pool that serves it, admits the
 // invocation against the account's and the function's concurrency (the cluster's, through a
-// lease ledger, admit.go), counts throttles, and runs it on the pool, or, in a cluster, on
-// another node's warm environment when this node has none idle (route.go). It keeps everything in memory in a view written only by the store's KV
-// watches (writers read their own writes with Await), so the warm path touches neither disk nor
-// JetStream. It knows nothing of HTTP; only it reaches the worker's pools.
+// lease ledger, admit.go), counts throttles, and runs it on the pool. In a cluster, what this
+// node has no idle environment for goes to another node's warm one, else a cold start on the
+// node with the most free memory budget, spilling over to the next when that one has no room
+// (route.go); a draining node sends all its callers' invocations elsewhere (drain.go), and
+// provisioned concurrency is split across the live nodes (spread.go). It keeps everything in
+// memory in a view written only by the store's KV watches (writers read their own writes with
+// Await), so the warm path touches neither disk nor JetStream. It knows nothing of HTTP; only it
+// reaches the worker's pools.
 package invoke
 
 import (
