@@ -84,6 +84,45 @@ type MemoryReporter interface {
 	MaxMemoryUsed() (uint64, error)
 }
 
+// Prestarter is an optional capability of a Backend: environments whose runtime is started
+// before the function it will run is known (a pre-initialized runtime), so that a cold start
+// only binds the function. Only runtimes Flint ships (its Python and Node clients) can wait to
+// be bound: they read their Binding from the descriptor named by BindFDEnv before they read
+// any other variable, mount point or file of the function.
+type Prestarter interface {
+	// Prestart creates an environment from spec and starts its runtime, which waits for Bind.
+	// spec.TaskDir and spec.OptDir are empty; spec.Argv and spec.Env are the runtime's own,
+	// independent of any function; spec.MemoryMB is the spare's own limit until Bind.
+	Prestart(ctx context.Context, spec Spec) (Bindable, error)
+}
+
+// Bindable is a prestarted environment: started, and waiting for its function.
+type Bindable interface {
+	Instance
+	// Bind gives the environment its function: the function's code and layers appear at
+	// /var/task and /opt, its limits apply, and only then does the runtime get its variables
+	// (the function's whole environment, as Spec.Env would have been) and go on to import the
+	// handler. It is called at most once; on error the environment is unusable: Destroy it.
+	Bind(ctx context.Context, b Binding) error
+}
+
+// Binding is what a prestarted environment learns of its function.
+type Binding struct {
+	TaskDir, OptDir              string
+	Env                          []string // as Spec.Env: the backend adds AWS_LAMBDA_RUNTIME_API and the ports' variables
+	MemoryMB, EphemeralStorageMB int
+}
+
+// BindFDEnv names the variable that tells a prestarted runtime the descriptor its Binding
+// arrives on, as JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}, followed by end of file.
+const BindFDEnv = "_FLINT_BIND_FD"
+
+// BindPayload is the JSON a prestarted runtime reads on its BindFDEnv descriptor.
+type BindPayload struct {
+	Cwd string   `json:"cwd"`
+	Env []string `json:"env"`
+}
+
 // Spec describes one environment.
 type Spec struct {
 	ID string // unique, short, safe in file names

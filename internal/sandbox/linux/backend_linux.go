@@ -450,6 +450,15 @@ func hostname(id string) string {
 // Create builds the environment up to the point where its runtime would be exec'd: namespaces,
 // root, Runtime API listener, cgroups. Start execs the runtime.
 func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instance, error) {
+	i, err := b.create(ctx, spec, false)
+	if err != nil {
+		return nil, err
+	}
+	return i, nil
+}
+
+// create is Create, or with prestart the first half of Prestart (see initConfig.Prestart).
+func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) (*instance, error) {
 	if len(spec.Argv) == 0 {
 		return nil, errors.New("linux sandbox: empty argv")
 	}
@@ -491,6 +500,8 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
 	env = append(env, portEnv...)
 	i.nfds = 1 + len(spec.Ports)
+	i.specPorts, i.portEnv = spec.Ports, portEnv
+	i.prestarted.Store(prestart)
 	// A spare init comes already placed in cgroups of its own, with the function-independent
 	// part of its root built: the environment keeps its directory and cgroups under the spare's
 	// name (moving a process between v1 cgroups waits for an RCU grace period per hierarchy,
@@ -499,11 +510,11 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if sp.cmd != nil {
 		i.dir, i.cg, i.veth = filepath.Join(b.envs, sp.name), envCgroup{cg: b.cg, id: sp.name}, sp.veth
 	}
-	home := interpreterHome(spec.Argv) // an interpreter outside /usr: shown at /var/lang
-	argv, env := inGuestLang(home, spec.Argv, env)
+	i.home = interpreterHome(spec.Argv) // an interpreter outside /usr: shown at /var/lang
+	argv, env := inGuestLang(i.home, spec.Argv, env)
 	cfg, err := json.Marshal(initConfig{TaskDir: spec.TaskDir, OptDir: spec.OptDir,
-		RuntimeDir: spec.RuntimeDir, Interp: home, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID})
+		RuntimeDir: spec.RuntimeDir, Interp: i.home, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
+		Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID, Prestart: prestart})
 	if err != nil {
 		if sp.cmd != nil {
 			b.discard(sp)
@@ -521,7 +532,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		attaching = nil
 		return err
 	}
-	fail := func(err error) (sandbox.Instance, error) {
+	fail := func(err error) (*instance, error) {
 		_ = joinNet()
 		_ = i.Destroy(context.WithoutCancel(ctx))
 		return nil, fmt.Errorf("linux sandbox: create %s: %w", spec.ID, err)

@@ -33,6 +33,8 @@ const (
 	msgError    = 'E' // init → parent: setup failed; the text follows
 	msgNoExec   = 'N' // init → parent: the runtime could not be executed; its errno follows
 	msgProbeAck = 'P' // init → parent: the probe ran (Check)
+	msgBind     = 'D' // parent → init: a prestarted runtime's function (bindConfig, with its directories' fds)
+	msgBound    = 'O' // init → parent: the function is mounted and the runtime has its variables
 )
 
 // initConfig is what the parent tells an init.
@@ -55,6 +57,10 @@ type initConfig struct {
 	// Interp is an interpreter's installation outside the host directories, shown at /var/lang
 	// (interpreterHome).
 	Interp string `json:"interp,omitempty"`
+	// Prestart starts the runtime before its function is known (Backend.Prestart): /var/task and
+	// /opt stay empty until a bind message, and the init keeps the privileges to mount them
+	// until then, so the runtime's are dropped by a stage of its own (execArg0).
+	Prestart bool `json:"prestart,omitempty"`
 }
 
 // Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and
@@ -64,6 +70,9 @@ type initConfig struct {
 func Init() {
 	if len(os.Args) > 0 && os.Args[0] == reaperArg0 {
 		runReaper()
+	}
+	if len(os.Args) > 0 && os.Args[0] == execArg0 {
+		runExecStage()
 	}
 	if len(os.Args) == 0 || os.Args[0] != initArg0 {
 		return
@@ -181,11 +190,14 @@ func sandboxInit() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", err, execFailed(syscall.ENOENT))
 	}
+	if cfg.Prestart {
+		return runPrestarted(root, cfg, lastCap, argv0, buf)
+	}
 	null, err := os.Open("/dev/null")
 	if err != nil {
 		return err
 	}
-	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID); err != nil {
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
 		return err
 	}
 	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
@@ -202,8 +214,12 @@ func sandboxInit() error {
 	}
 	null.Close()
 	_ = unix.Sendmsg(controlFD, append([]byte{msgStarted}, strconv.Itoa(pid)...), nil, nil, 0)
-	// As pid 1, reap every orphan; when the runtime ends, report how and leave: the kernel kills
-	// what is left of the namespace.
+	return waitRuntime(pid)
+}
+
+// waitRuntime reaps, as pid 1, every orphan; when the runtime (pid) ends, it reports how and
+// leaves: the kernel kills what is left of the namespace.
+func waitRuntime(pid int) error {
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)
@@ -267,7 +283,9 @@ const (
 
 // dropPrivileges leaves the init (and so the runtime forked from it) as uid (0: uid 0) with no
 // capabilities at all, no way to regain them, and the seccomp filter installed.
-func dropPrivileges(lastCap, uid, gid int) error {
+// checkControl makes sure, after the credentials changed, that the server is still there (its
+// end of the control socket open); the runtime's exec stage has no control socket.
+func dropPrivileges(lastCap, uid, gid int, checkControl bool) error {
 	for c := 0; c <= lastCap; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
@@ -297,7 +315,7 @@ func dropPrivileges(lastCap, uid, gid int) error {
 			return fmt.Errorf("parent death signal: %w", err)
 		}
 		var b [1]byte
-		if n, _, err := unix.Recvfrom(controlFD, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT); n == 0 && err == nil {
+		if n, _, err := unix.Recvfrom(controlFD, b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT); checkControl && n == 0 && err == nil {
 			unix.Exit(1)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +53,12 @@ type instance struct {
 	peak peakMemory
 
 	cpuQuotaUs int64 // the steady-state CPU cap EndInit applies
+
+	// For Bind, set by create.
+	prestarted atomic.Bool // a prestarted runtime not bound yet
+	specPorts  []sandbox.Port
+	portEnv    []string // the ports' variables, at their numbers
+	home       string   // interpreterHome of the runtime
 }
 
 var (

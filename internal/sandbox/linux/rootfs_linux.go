@@ -122,7 +122,8 @@ func prepareRoot(r string, shmMB int) error {
 const sandboxHosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tip6-localhost ip6-loopback\n"
 
 // finishRoot mounts the function's own directories and /tmp into the root prepared at r, enters
-// it and makes it read-only.
+// it and makes it read-only; for a prestarted runtime it mounts what it has and leaves entering
+// the root to the bind.
 func finishRoot(r string, cfg initConfig) error {
 	if err := os.WriteFile(filepath.Join(r, "etc", "hosts"), []byte(sandboxHosts), 0o644); err != nil {
 		return fmt.Errorf("/etc/hosts: %w", err)
@@ -144,6 +145,15 @@ func finishRoot(r string, cfg initConfig) error {
 	if err := bindInterpreter(r, cfg.Interp); err != nil {
 		return err
 	}
+	if cfg.Prestart {
+		return nil // enterRoot once bound: the function's directories are mounted from the host's tree
+	}
+	return enterRoot(r)
+}
+
+// enterRoot makes the root at r this mount namespace's root, with the host's tree gone, and
+// makes it read-only.
+func enterRoot(r string) error {
 	if err := unix.Chdir(r); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ package process
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,7 +25,10 @@ type Backend struct {
 	host string // address Runtime API listeners bind on
 }
 
-var _ sandbox.Backend = (*Backend)(nil)
+var (
+	_ sandbox.Backend    = (*Backend)(nil)
+	_ sandbox.Prestarter = (*Backend)(nil)
+)
 
 // New returns a backend whose environments' Runtime API listens on host (e.g. 127.0.0.1).
 func New(host string) *Backend { return &Backend{host: host} }
@@ -52,26 +57,17 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		return nil, fmt.Errorf("process: %w", err)
 	}
 	i.ports = ports
+	i.specPorts, i.portEnv, i.runtimeDir = spec.Ports, portEnv, spec.RuntimeDir
 	m := pathMap{task: spec.TaskDir, opt: spec.OptDir, runtime: spec.RuntimeDir}
 	argv := make([]string, len(spec.Argv))
 	for i, a := range spec.Argv {
 		argv[i] = m.path(a)
 	}
-	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
-	for _, kv := range spec.Env {
-		k, v, _ := strings.Cut(kv, "=")
-		if k == "AWS_LAMBDA_RUNTIME_API" || sandbox.IsPortVar(spec.Ports, k) {
-			continue // the backend's value, below
-		}
-		env = append(env, k+"="+m.list(v))
-	}
-	env = append(env, "AWS_LAMBDA_RUNTIME_API="+ln.Addr().String())
-	env = append(env, portEnv...)
 	i.argv0 = spec.Argv[0]
 	i.cmd = &exec.Cmd{
 		Path:   argv[0],
 		Args:   argv,
-		Env:    env,
+		Env:    i.hostEnv(m, spec.Env),
 		Dir:    spec.TaskDir,
 		Stdout: spec.Output,
 		Stderr: spec.Output,
@@ -80,6 +76,73 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		SysProcAttr: sysProcAttr(),
 	}
 	return i, nil
+}
+
+// hostEnv is env with its guest paths mapped by m and the backend's own variables (the Runtime
+// API's address, the ports') in place of any value env gives them.
+func (i *instance) hostEnv(m pathMap, env []string) []string {
+	out := make([]string, 0, len(env)+1+len(i.portEnv))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "AWS_LAMBDA_RUNTIME_API" || sandbox.IsPortVar(i.specPorts, k) {
+			continue // the backend's value, below
+		}
+		out = append(out, k+"="+m.list(v))
+	}
+	out = append(out, "AWS_LAMBDA_RUNTIME_API="+i.ln.Addr().String())
+	return append(out, i.portEnv...)
+}
+
+// Prestart starts spec's runtime with no function: it waits on a pipe for Bind. Its working
+// directory is the runtime's until Bind names the function's.
+func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bindable, error) {
+	spec.TaskDir, spec.OptDir = "", ""
+	inst, err := b.Create(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	i := inst.(*instance)
+	r, w, err := os.Pipe()
+	if err != nil {
+		_ = i.Destroy(ctx)
+		return nil, fmt.Errorf("process: bind pipe: %w", err)
+	}
+	defer r.Close() // the runtime has its own copy once started
+	i.bind.Store(w)
+	i.cmd.ExtraFiles = []*os.File{r} // descriptor 3
+	i.cmd.Env = append(i.cmd.Env, sandbox.BindFDEnv+"=3")
+	i.cmd.Dir = "/"
+	if spec.RuntimeDir != "" {
+		i.cmd.Dir = spec.RuntimeDir
+	}
+	if err := i.Start(ctx); err != nil {
+		_ = i.Destroy(ctx)
+		return nil, err
+	}
+	return i, nil
+}
+
+// Bind hands the waiting runtime its function's variables, with the guest paths mapped onto
+// the function's directories, and the function's code directory as its working directory.
+// The process backend has no limits to apply.
+func (i *instance) Bind(ctx context.Context, b sandbox.Binding) error {
+	m := pathMap{task: b.TaskDir, opt: b.OptDir, runtime: i.runtimeDir}
+	payload, err := json.Marshal(sandbox.BindPayload{Cwd: b.TaskDir, Env: i.hostEnv(m, b.Env)})
+	if err != nil {
+		return err
+	}
+	w := i.bind.Swap(nil)
+	if w == nil {
+		return errors.New("process: bind: not a prestarted environment, or bound or destroyed already")
+	}
+	_, err = w.Write(payload)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("process: bind: %w", err)
+	}
+	return nil
 }
 
 // pathMap maps the guest paths onto host directories, since a process cannot mount.
@@ -119,6 +182,11 @@ type instance struct {
 	ports sandbox.Listeners // set by Create, read-only after
 	cmd   *exec.Cmd
 	argv0 string // the entrypoint as the function names it (a guest path)
+
+	specPorts  []sandbox.Port
+	portEnv    []string // the ports' variables, naming the ports served
+	runtimeDir string
+	bind       atomic.Pointer[os.File] // a prestarted runtime's bind pipe, until Bind or Destroy
 
 	// Between Guard.Lock and Unlock.
 	status    *os.File // /proc/PID/status, opened on the first MaxMemoryUsed
@@ -176,6 +244,9 @@ func (i *instance) Destroy(ctx context.Context) error {
 		_ = i.status.Close()
 	}
 	i.closeListeners()
+	if w := i.bind.Swap(nil); w != nil {
+		_ = w.Close()
+	}
 	if !started {
 		return nil
 	}
