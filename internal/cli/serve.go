@@ -90,6 +90,8 @@ func (a *app) serveCommand() *cobra.Command {
 	f.IntVar(&cfg.AccountConcurrency, "account-concurrency", cfg.AccountConcurrency, "the account's concurrent-execution limit")
 	f.IntVar(&cfg.MemoryBudgetMB, "memory-budget", cfg.MemoryBudgetMB,
 		"MB of MemorySize live environments may hold on this node (0: three quarters of the machine's memory)")
+	f.IntVar(&cfg.SpareMemoryMB, "spare-memory", cfg.SpareMemoryMB,
+		"MB that pre-initialized Python and Node runtimes, kept ready for cold starts as demand asks, may hold (0: none)")
 	f.StringVar(&cfg.Durability, "durability", cfg.Durability,
 		"when an accepted async event is safe: os (written to the OS: survives kill -9) or fsync (on disk: survives power loss)")
 	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay,

@@ -70,6 +70,9 @@ type Config struct {
 	// are evicted least recently used first to make room, else invokes are throttled. 0 picks
 	// three quarters of the machine's memory.
 	MemoryBudgetMB int
+	// SpareMemoryMB bounds the memory of pre-initialized Python and Node runtimes kept ready for
+	// cold starts (sized from demand, up to this; 0: none).
+	SpareMemoryMB int
 	// Durability of accepted asynchronous events and of the registry: "os" (written to the
 	// operating system before the 202: survives a crash or kill -9 of Flint, not a power cut) or
 	// "fsync" (flushed to disk before the 202; every JetStream write is fsynced).
@@ -169,6 +172,7 @@ func Default() Config {
 		AsyncAckWait:       30 * time.Second,
 		StreamRetryDelay:   time.Second,
 		CodeGrace:          20 * time.Minute,
+		SpareMemoryMB:      1024,
 	}
 }
 
@@ -220,6 +224,9 @@ func (c Config) Validate() error {
 	}
 	if c.MemoryBudgetMB < 0 {
 		errs = append(errs, errors.New("memory budget must not be negative"))
+	}
+	if c.SpareMemoryMB < 0 {
+		errs = append(errs, errors.New("spare runtimes' memory must not be negative"))
 	}
 	if c.AccountConcurrency < 1 {
 		errs = append(errs, errors.New("account concurrency must be at least 1"))

@@ -11,7 +11,7 @@ import (
 
 // clients holds the runtime interface clients, laid out as they appear under /var/runtime.
 //
-//go:embed python/bootstrap.py nodejs/*.mjs
+//go:embed python/bootstrap.py nodejs/*.mjs nodejs/*.cjs
 var clients embed.FS
 
 // Install writes the embedded runtime clients under dir, which is later mounted read-only at

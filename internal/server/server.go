@@ -247,7 +247,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Services: []worker.Service{{Port: sandbox.Port{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"},
 			Handler: func(env worker.EnvInfo) http.Handler { return secretsSvc.ExtensionHandler(env.SessionToken) }}},
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
-		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
+		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, SpareMemoryMB: cfg.SpareMemoryMB, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
 		Log: s.log.With("part", "worker"), Runtimes: interps,
 	})
 	limits := artifact.DefaultLimits()

@@ -17,6 +17,12 @@ import (
 // start cold-starts an environment for req. It returns either a ready, busy environment, or a
 // finished call describing an init failure (reported on this invocation, as Lambda does).
 func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, *call, error) {
+	return p.startEnv(ctx, req, provisioned, true)
+}
+
+// startEnv is start; with mayBind it binds the function to a pre-initialized runtime if one is
+// ready (spares.go), and starts one afresh if that fails.
+func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind bool) (*env, *call, error) {
 	ctx = context.WithoutCancel(ctx)
 	p.m.mu.Lock()
 	closed := p.m.closed
@@ -64,22 +70,39 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	if err != nil {
 		return nil, nil, err
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	var sp *spare
+	if mayBind {
+		sp = p.m.spares.take(p.fn.Runtime, argv, environ)
 	}
-	if e.out, err = newCapture(r); err != nil {
-		r.Close()
-		w.Close()
-		return nil, nil, fmt.Errorf("output pipe: %w", err)
+	var inst sandbox.Instance
+	var r, w *os.File // the output pipe; w is nil once the environment holds its own copy
+	if sp != nil {
+		e.id, inst, r = sp.id, sp.inst, sp.out
+		if e.out, err = newCapture(r); err != nil {
+			p.m.spares.discard(sp)
+			return nil, nil, fmt.Errorf("output pipe: %w", err)
+		}
+	} else {
+		if r, w, err = os.Pipe(); err != nil {
+			return nil, nil, fmt.Errorf("output pipe: %w", err)
+		}
+		if e.out, err = newCapture(r); err != nil {
+			r.Close()
+			w.Close()
+			return nil, nil, fmt.Errorf("output pipe: %w", err)
+		}
+		spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
+			Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+		if inst, err = p.m.cfg.Backend.Create(ctx, spec); err != nil {
+			r.Close()
+			w.Close()
+			return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
+		}
 	}
-	spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
-		Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
-	inst, err := p.m.cfg.Backend.Create(ctx, spec)
-	if err != nil {
-		r.Close()
-		w.Close()
-		return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
+	closeW := func() {
+		if w != nil {
+			w.Close()
+		}
 	}
 	e.inst = inst
 	// The services' servers are made before the environment is registered (from then on a
@@ -90,7 +113,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		_ = inst.Destroy(dctx)
 		cancel()
 		r.Close()
-		w.Close()
+		closeW()
 		return nil, nil, fmt.Errorf("services for %s: %w", p.fn.Name, err)
 	}
 	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
@@ -106,7 +129,7 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 		_ = inst.Destroy(dctx)
 		cancel()
 		r.Close()
-		w.Close()
+		closeW()
 		return nil, nil, ErrClosed
 	}
 	p.m.pools[p] = struct{}{}
@@ -137,8 +160,20 @@ func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, 
 	// linux sandbox answers once its init has exec'd the runtime and reported so), and a clock
 	// started after that said 0.00 ms. So Init Duration counts from asking the sandbox to exec.
 	execAt := p.m.now()
-	err = inst.Start(ctx)
-	w.Close() // the environment holds its own copy
+	if sp != nil {
+		// A pre-initialized runtime's Init Duration counts from the bind: its interpreter
+		// started before the invoke, off its path.
+		err = sp.inst.Bind(ctx, sandbox.Binding{TaskDir: codeDir, OptDir: optDir, Env: environ,
+			MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB})
+		if err != nil {
+			p.log.Warn("bind a pre-initialized runtime; starting one afresh", "env", e.id, "err", err)
+			e.destroy("bind failed")
+			return p.startEnv(ctx, req, provisioned, false)
+		}
+	} else {
+		err = inst.Start(ctx)
+		w.Close() // the environment holds its own copy
+	}
 	if ee, ok := errors.AsType[*sandbox.ExecError](err); ok {
 		// The package's entrypoint cannot be executed: the function's error, as on Lambda.
 		e.destroy("entrypoint not executable")

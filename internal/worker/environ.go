@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 
+	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
 )
 
@@ -53,16 +54,9 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 		env = append(env, k+"="+user[k])
 	}
 	now := p.m.now().UTC()
+	env = append(env, p.m.platformEnv()...)
 	env = append(env,
-		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
-		"LD_LIBRARY_PATH=/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
-		"LANG=en_US.UTF-8",
-		"TZ=:UTC",
 		"_HANDLER="+fn.Handler,
-		"LAMBDA_TASK_ROOT="+sandbox.GuestTaskRoot,
-		"LAMBDA_RUNTIME_DIR="+sandbox.GuestRuntimeDir,
-		"AWS_REGION="+p.m.cfg.Region,
-		"AWS_DEFAULT_REGION="+p.m.cfg.Region,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
@@ -82,6 +76,30 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 		env = append(env, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)
 	}
 	return append(env, runtimeEnv...), nil
+}
+
+// platformEnv is the part of Lambda's reserved variables that is the same for every function.
+func (m *Manager) platformEnv() []string {
+	return []string{
+		"PATH=/usr/local/bin:/usr/bin/:/bin:/opt/bin",
+		"LD_LIBRARY_PATH=/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/var/task:/var/task/lib:/opt/lib",
+		"LANG=en_US.UTF-8",
+		"TZ=:UTC",
+		"LAMBDA_TASK_ROOT=" + sandbox.GuestTaskRoot,
+		"LAMBDA_RUNTIME_DIR=" + sandbox.GuestRuntimeDir,
+		"AWS_REGION=" + m.cfg.Region,
+		"AWS_DEFAULT_REGION=" + m.cfg.Region,
+	}
+}
+
+// baseEnviron is what a pre-initialized runtime of rt starts with: the variables every function
+// of rt shares (no function's, no user's).
+func (m *Manager) baseEnviron(rt runtimes.Runtime) ([]string, error) {
+	_, renv, err := m.cfg.Runtimes.Entrypoint(rt, "", "")
+	if err != nil {
+		return nil, err
+	}
+	return append(m.platformEnv(), renv...), nil
 }
 
 func newID() string {

@@ -25,6 +25,8 @@ type Manager struct {
 
 	budgetWarned time.Time // when a memory-budget throttle was last logged
 
+	spares *spares // pre-initialized runtimes
+
 	kick        chan struct{} // provisioned concurrency changed
 	records     chan *call    // finished invocations whose log record is still to be written
 	quit        chan struct{}
@@ -48,6 +50,7 @@ func New(cfg Config) *Manager {
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
 		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{}),
 		callsIdle: make(chan struct{}, 1)}
+	m.spares = newSpares(m)
 	for _, svc := range cfg.Services {
 		m.ports = append(m.ports, svc.Port)
 	}
@@ -85,6 +88,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return nil
 		case <-reap.C:
 			m.Reap(m.now())
+			m.spares.trim(m.now())
 		case <-prov.C:
 			m.provision()
 		case <-freeze:
@@ -160,6 +164,7 @@ func (m *Manager) close() {
 		pools = append(pools, p)
 	}
 	m.mu.Unlock()
+	m.spares.close()
 	for _, p := range pools {
 		p.retire(true)
 	}

@@ -89,6 +89,9 @@ type Config struct {
 	FreezeAfter time.Duration
 	// MemoryBudgetMB bounds the sum of MemorySize over live environments (0: unbounded).
 	MemoryBudgetMB int
+	// SpareMemoryMB bounds the memory of pre-initialized Python and Node runtimes waiting for a
+	// cold start (spares.go); 0: none are kept.
+	SpareMemoryMB int
 	// Services are HTTP interfaces served from the host to every environment, each on a port of
 	// the environment's loopback, for the environment's life. Their ports must be valid
 	// sandbox.Ports (sandbox.CheckPorts), or every cold start fails.

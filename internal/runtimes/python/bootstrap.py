@@ -489,9 +489,50 @@ def _on_sigterm(signum, frame):
 # ---------------------------------------------------------------------------------------------
 
 
+def _pythonpath(environ):
+    """The entries the interpreter adds to sys.path for PYTHONPATH in environ, as site does."""
+    return [os.path.abspath(p) for p in (environ.get("PYTHONPATH") or "").split(os.pathsep) if p]
+
+
+def _bind():
+    """A pre-initialized runtime, started before its function was known, waits here for it.
+
+    Flint starts such runtimes with the runtime's own variables only, and _FLINT_BIND_FD naming a
+    descriptor on which, once the function's code and layers are mounted and its limits apply,
+    the function's whole environment arrives: JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From
+    then on everything is as if the interpreter had started with that environment: os.environ,
+    sys.path (for PYTHONPATH), the working directory, the time zone. Variables only an
+    interpreter's start reads (other PYTHON* ones, LD_*) are never bound this way: Flint starts
+    such functions' runtimes afresh.
+    """
+    fd = os.environ.get("_FLINT_BIND_FD")
+    if fd is None:
+        return
+    with os.fdopen(int(fd), "rb") as f:
+        data = f.read()
+    if not data:
+        sys.exit(0)  # the spare was discarded
+    binding = json.loads(data)
+    old = set(_pythonpath(os.environ))
+    os.environ.clear()
+    for kv in binding["env"]:
+        k, _, v = kv.partition("=")
+        os.environ[k] = v
+    head = sys.path[:1]  # the script's directory
+    rest = [p for p in sys.path[1:] if p not in old]
+    new = [p for p in _pythonpath(os.environ) if p not in head]
+    sys.path[:] = head + [p for i, p in enumerate(new) if p not in new[:i]] + [p for p in rest if p not in new]
+    os.chdir(binding["cwd"])
+    time.tzset()
+    # Directories looked at before the function's code was mounted over them.
+    sys.path_importer_cache.clear()
+    importlib.invalidate_caches()
+
+
 def main():
     global _request_id
 
+    _bind()
     signal.signal(signal.SIGTERM, _on_sigterm)
     client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()

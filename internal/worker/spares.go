@@ -1,0 +1,335 @@
+package worker
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flint-run/flint/internal/runtimes"
+	"github.com/flint-run/flint/internal/sandbox"
+)
+
+// Pre-initialized runtimes ("spares"): for the runtimes Flint ships (Python, Node) the
+// interpreter and Flint's runtime client start ahead of demand, in a sandbox of their own, and
+// wait; a cold start then only binds its function to one (sandbox.Bindable: code and layers
+// mounted, limits applied, then the variables handed over) and the runtime imports the handler.
+// A spare serves at most one environment: once bound it is that environment, and dies with it.
+//
+// How many: each runtime keeps as many spares as it had cold starts in the last spareWindow
+// (at least one once it had any, none after spareIdle without), at most maxSparesPerRuntime,
+// and all runtimes' spares together at most Config.SpareMemoryMB by spareMB's estimates. They
+// are started one at a time, in the background: a burst of cold starts takes what is ready and
+// starts the rest the ordinary way, and refilling never takes more than one CPU from warm work.
+
+const (
+	spareWindow         = 10 * time.Second
+	spareIdle           = 10 * time.Minute
+	maxSparesPerRuntime = 64
+)
+
+// spareMB is what one waiting spare holds, measured on Linux x86_64 (RSS of the interpreter with
+// Flint's client loaded: Python 3.11 about 12.5 MB, Node 20 about 44 MB), with headroom.
+func spareMB(f runtimes.Family) int {
+	if f == runtimes.Node {
+		return 48
+	}
+	return 16
+}
+
+// spare is one waiting runtime.
+type spare struct {
+	id     string
+	inst   sandbox.Bindable
+	out    *os.File // the read end of its output pipe
+	env    []string // what it started with
+	cancel context.CancelFunc
+}
+
+// spareSet is one runtime's spares and demand.
+type spareSet struct {
+	rt       runtimes.Runtime
+	argv     []string
+	env      []string // the runtime's own variables: what every function of it shares
+	ready    []*spare
+	starting int
+	colds    []time.Time // cold starts within spareWindow
+	lastCold time.Time
+}
+
+// spares keeps every runtime's spareSet.
+type spares struct {
+	m  *Manager
+	mu sync.Mutex
+	// sets by runtime name
+	sets      map[string]*spareSet
+	heldMB    int // estimated, of ready and starting spares
+	refilling bool
+	closed    bool
+	wg        sync.WaitGroup // the refiller and the spares' watchers
+}
+
+func newSpares(m *Manager) *spares { return &spares{m: m, sets: make(map[string]*spareSet)} }
+
+// startEnv lists the variables a runtime reads when it starts, whose values a function must share
+// with a spare to be bound to it; PYTHONPATH and NODE_PATH are re-read at the bind.
+func startEnv(k string) bool {
+	if k == "PYTHONPATH" || k == "NODE_PATH" {
+		return false
+	}
+	for _, p := range []string{"PYTHON", "NODE_", "UV_", "LD_", "LC_", "MALLOC_", "GLIBC_", "OPENSSL_"} {
+		if strings.HasPrefix(k, p) {
+			return true
+		}
+	}
+	return k == "LANG" || k == "LANGUAGE" || k == "AWS_LAMBDA_EXEC_WRAPPER" || k == "AWS_EXECUTION_ENV"
+}
+
+// compatible reports whether a function whose environment is environ can be bound to a spare
+// started with env: every variable read at start has the same value in both.
+func compatible(env, environ []string) bool {
+	want := make(map[string]string)
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); startEnv(k) {
+			want[k] = v
+		}
+	}
+	for _, kv := range environ {
+		k, v, _ := strings.Cut(kv, "=")
+		if !startEnv(k) {
+			continue
+		}
+		if w, ok := want[k]; !ok || w != v {
+			return false
+		}
+		delete(want, k)
+	}
+	return len(want) == 0
+}
+
+// take returns a spare for rt that can run a function with environ, or nil, and counts the cold
+// start as demand either way.
+func (s *spares) take(rt runtimes.Runtime, argv, environ []string) *spare {
+	if s.m.cfg.SpareMemoryMB <= 0 || (rt.Family != runtimes.Python && rt.Family != runtimes.Node) {
+		return nil
+	}
+	if _, ok := s.m.cfg.Backend.(sandbox.Prestarter); !ok {
+		return nil
+	}
+	now := s.m.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	set := s.sets[rt.Name]
+	if set == nil || !slices.Equal(set.argv, argv) {
+		// The interpreter changed (or this is the runtime's first cold start): new spares.
+		if set != nil {
+			s.dropLocked(set)
+		}
+		env, err := s.m.baseEnviron(rt)
+		if err != nil {
+			return nil
+		}
+		set = &spareSet{rt: rt, argv: argv, env: env}
+		s.sets[rt.Name] = set
+	}
+	set.colds = append(set.colds, now)
+	set.lastCold = now
+	var got *spare
+	if n := len(set.ready); n > 0 && compatible(set.env, environ) {
+		got = set.ready[n-1] // the newest: the likeliest to be paged in
+		set.ready = set.ready[:n-1]
+		s.heldMB -= spareMB(rt.Family)
+		got.cancel()
+	}
+	s.refillLocked()
+	return got
+}
+
+// want is how many spares set should hold at now.
+func (set *spareSet) want(now time.Time) int {
+	if now.Sub(set.lastCold) > spareIdle {
+		return 0
+	}
+	keep := set.colds[:0]
+	for _, t := range set.colds {
+		if now.Sub(t) <= spareWindow {
+			keep = append(keep, t)
+		}
+	}
+	set.colds = keep
+	return min(max(len(keep), 1), maxSparesPerRuntime)
+}
+
+// refillLocked starts the refiller unless it runs.
+func (s *spares) refillLocked() {
+	if s.refilling || s.closed {
+		return
+	}
+	s.refilling = true
+	s.wg.Add(1)
+	go s.refill()
+}
+
+// refill starts spares one at a time while some runtime wants more and the budget allows.
+func (s *spares) refill() {
+	defer s.wg.Done()
+	for {
+		s.mu.Lock()
+		var set *spareSet
+		now := s.m.now()
+		for _, c := range s.sets {
+			if len(c.ready)+c.starting < c.want(now) && s.heldMB+spareMB(c.rt.Family) <= s.m.cfg.SpareMemoryMB {
+				if set == nil || len(c.ready)+c.starting < len(set.ready)+set.starting {
+					set = c
+				}
+			}
+		}
+		if set == nil || s.closed {
+			s.refilling = false
+			s.mu.Unlock()
+			return
+		}
+		set.starting++
+		s.heldMB += spareMB(set.rt.Family)
+		s.mu.Unlock()
+		sp, err := s.start(set)
+		s.mu.Lock()
+		set.starting--
+		if err != nil || s.closed || s.sets[set.rt.Name] != set {
+			s.heldMB -= spareMB(set.rt.Family)
+			s.mu.Unlock()
+			if sp != nil {
+				s.discard(sp)
+			}
+			if err != nil {
+				s.m.log.Warn("pre-initialized runtime", "runtime", set.rt.Name, "err", err)
+				s.mu.Lock()
+				s.refilling = false
+				s.mu.Unlock()
+				return // tried again on the next cold start
+			}
+			continue
+		}
+		set.ready = append(set.ready, sp)
+		s.mu.Unlock()
+	}
+}
+
+// start prestarts one spare of set's runtime and watches it: one that dies waiting is dropped.
+func (s *spares) start(set *spareSet) (*spare, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close() // the environment holds its own copy
+	ctx, cancel := context.WithTimeout(context.Background(), s.m.cfg.InitTimeout)
+	defer cancel()
+	id := newID()
+	inst, err := s.m.cfg.Backend.(sandbox.Prestarter).Prestart(ctx, sandbox.Spec{ID: id, RuntimeDir: s.m.cfg.RuntimeDir,
+		Argv: set.argv, Env: set.env, Ports: s.m.ports, Output: w})
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(context.Background())
+	sp := &spare{id: id, inst: inst, out: r, env: set.env, cancel: stop}
+	s.wg.Add(1)
+	go func() { // ends when the spare is taken or discarded, or dies
+		defer s.wg.Done()
+		if _, err := inst.Wait(wctx); err != nil {
+			return // taken or discarded
+		}
+		s.mu.Lock()
+		found := false
+		for _, c := range s.sets {
+			if i := slices.Index(c.ready, sp); i >= 0 {
+				c.ready = slices.Delete(c.ready, i, i+1)
+				s.heldMB -= spareMB(c.rt.Family)
+				found = true
+			}
+		}
+		s.mu.Unlock()
+		if found {
+			s.m.log.Warn("a pre-initialized runtime ended while waiting", "runtime", set.rt.Name, "env", id)
+			s.discard(sp)
+		}
+	}()
+	return sp, nil
+}
+
+// discard destroys a spare nobody took.
+func (s *spares) discard(sp *spare) {
+	sp.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = sp.inst.Destroy(ctx)
+	sp.out.Close()
+}
+
+// dropLocked discards set's spares (in the background) and forgets set.
+func (s *spares) dropLocked(set *spareSet) {
+	for _, sp := range set.ready {
+		s.heldMB -= spareMB(set.rt.Family)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.discard(sp) }()
+	}
+	set.ready = nil
+	delete(s.sets, set.rt.Name)
+}
+
+// trim discards the spares of runtimes that want fewer than they hold (no cold start for a
+// while); the Manager's reaper calls it.
+func (s *spares) trim(now time.Time) {
+	var extra []*spare
+	s.mu.Lock()
+	for name, set := range s.sets {
+		w := set.want(now)
+		for len(set.ready) > w {
+			n := len(set.ready)
+			extra = append(extra, set.ready[0])
+			set.ready = set.ready[1:n]
+			s.heldMB -= spareMB(set.rt.Family)
+		}
+		if w == 0 && set.starting == 0 {
+			delete(s.sets, name)
+		}
+	}
+	s.mu.Unlock()
+	for _, sp := range extra {
+		s.discard(sp)
+	}
+}
+
+// close discards every spare and waits for the refiller and the watchers.
+func (s *spares) close() {
+	s.mu.Lock()
+	s.closed = true
+	var all []*spare
+	for _, set := range s.sets {
+		all = append(all, set.ready...)
+		set.ready = nil
+	}
+	s.sets = map[string]*spareSet{}
+	s.heldMB = 0
+	s.mu.Unlock()
+	for _, sp := range all {
+		s.discard(sp)
+	}
+	s.wg.Wait()
+}
+
+// count reports the ready spares, for Stats.
+func (s *spares) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, set := range s.sets {
+		n += len(set.ready)
+	}
+	return n
+}
