@@ -170,6 +170,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind b
 			e.destroy("bind failed")
 			return p.startEnv(ctx, req, provisioned, false)
 		}
+		p.m.bound.Add(1)
 	} else {
 		err = inst.Start(ctx)
 		w.Close() // the environment holds its own copy

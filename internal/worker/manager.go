@@ -25,7 +25,8 @@ type Manager struct {
 
 	budgetWarned time.Time // when a memory-budget throttle was last logged
 
-	spares *spares // pre-initialized runtimes
+	spares *spares       // pre-initialized runtimes
+	bound  atomic.Int64 // cold starts bound to one
 
 	kick        chan struct{} // provisioned concurrency changed
 	records     chan *call    // finished invocations whose log record is still to be written
@@ -110,11 +111,15 @@ type Stats struct {
 	// EvictableMB is the part of MemoryMB that idle environments (not provisioned) hold: a cold
 	// start evicts them to make room, so it is room for one.
 	EvictableMB int
+	// Spares are the pre-initialized runtimes waiting; Bound counts the cold starts (since the
+	// Manager was made) that were bound to one instead of starting a runtime.
+	Spares int
+	Bound  int64
 }
 
 // Stats reports environment counts across every pool.
 func (m *Manager) Stats() Stats {
-	var s Stats
+	s := Stats{Spares: m.spares.count(), Bound: m.bound.Load()}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s.MemoryMB, s.BudgetMB = m.usedMB, m.cfg.MemoryBudgetMB
