@@ -25,7 +25,7 @@ type Manager struct {
 
 	budgetWarned time.Time // when a memory-budget throttle was last logged
 
-	spares *spares       // pre-initialized runtimes
+	spares *spares      // pre-initialized runtimes
 	bound  atomic.Int64 // cold starts bound to one
 
 	kick        chan struct{} // provisioned concurrency changed
