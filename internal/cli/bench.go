@@ -70,6 +70,7 @@ func (a *app) benchCommand() *cobra.Command {
 		requests    int
 		warmup      int
 		cold        bool
+		pause       time.Duration
 		burst       int
 		asJSON      bool
 	)
@@ -88,7 +89,9 @@ func (a *app) benchCommand() *cobra.Command {
 			"starts a new one. Each answer's REPORT line (asked for with LogType Tail) must carry an Init\n" +
 			"Duration: the latency and Init Duration percentiles are of those; an answer without one (a\n" +
 			"provisioned environment, or on a cluster another node's warm one) is counted as not cold\n" +
-			"and makes the exit code 1.\n\n" +
+			"and makes the exit code 1. The cold starts are --pause apart (250ms unless given, not timed),\n" +
+			"as a function's cold starts are apart in real traffic: the pre-initialized runtimes Flint keeps\n" +
+			"for Python and Node refill in between; --pause 0 measures cold starts back to back.\n\n" +
 			"--burst N releases N invokes at once from zero idle environments (recycled first, as for\n" +
 			"--cold) over connections opened beforehand, and prints the time until all N answered, their\n" +
 			"latency percentiles, how many were cold and the Init Durations; throttles are counted apart\n" +
@@ -111,6 +114,10 @@ func (a *app) benchCommand() *cobra.Command {
 				return usageErrorf(cmd, "--burst N sends N invokes at once: --concurrency, --requests and --warmup do not apply")
 			case cold && concurrency != 1:
 				return usageErrorf(cmd, "--cold measures one cold start at a time: --concurrency must be 1 (--burst N starts N at once)")
+			case !cold && f.Changed("pause"):
+				return usageErrorf(cmd, "--pause applies to --cold only")
+			case pause < 0:
+				return usageErrorf(cmd, "--pause must not be negative")
 			case cold && f.Changed("warmup"):
 				return usageErrorf(cmd, "--warmup does not apply to --cold")
 			case concurrency < 1:
@@ -148,7 +155,7 @@ func (a *app) benchCommand() *cobra.Command {
 			}
 			// errorLine shows an AWS error without what wraps it: name the phase in the text.
 			describe := func(err error) string { return strings.TrimPrefix(errorLine(err, endpoint), "flint: ") }
-			b := &bencher{a: a, client: client, in: in, name: args[0], qualifier: qualifier}
+			b := &bencher{a: a, client: client, in: in, name: args[0], qualifier: qualifier, pause: pause}
 			defer b.close()
 			var r benchResult
 			switch {
@@ -190,6 +197,7 @@ func (a *app) benchCommand() *cobra.Command {
 	f.IntVarP(&requests, "requests", "n", 1000, "invokes measured in total (--cold: 10)")
 	f.IntVar(&warmup, "warmup", 100, "invokes sent first and not measured")
 	f.BoolVar(&cold, "cold", false, "measure cold starts: each invoke on a new execution environment")
+	f.DurationVar(&pause, "pause", 250*time.Millisecond, "--cold: the wait between cold starts, not timed")
 	f.IntVar(&burst, "burst", 0, "measure N invokes released at once from zero idle environments")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	return cmd
@@ -201,7 +209,8 @@ type bencher struct {
 	client          *lambda.Client
 	in              *lambda.InvokeInput
 	name, qualifier string
-	recycler        *http.Client // for the recycle endpoint, made on first use
+	recycler        *http.Client  // for the recycle endpoint, made on first use
+	pause           time.Duration // between cold starts
 }
 
 // close lets go of the recycle client's connections.
@@ -265,7 +274,13 @@ func (b *bencher) cold(ctx context.Context, n int) (benchResult, error) {
 	}
 	answers := make([]coldAnswer, 0, n)
 	var spent time.Duration // invoking only, recycles left out
-	for range n {
+	for i := range n {
+		if i > 0 && b.pause > 0 {
+			select {
+			case <-time.After(b.pause):
+			case <-ctx.Done():
+			}
+		}
 		if _, err := b.recycle(ctx); err != nil {
 			return benchResult{}, err
 		}

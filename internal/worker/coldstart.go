@@ -72,7 +72,11 @@ func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind b
 	}
 	var sp *spare
 	if mayBind {
-		sp = p.m.spares.take(p.fn.Runtime, argv, environ)
+		var counted bool
+		sp, counted = p.m.spares.take(p.fn.Runtime, argv, environ)
+		if counted {
+			defer p.m.spares.done(p.fn.Runtime)
+		}
 	}
 	var inst sandbox.Instance
 	var r, w *os.File // the output pipe; w is nil once the environment holds its own copy

@@ -18,14 +18,15 @@ import (
 // mounted, limits applied, then the variables handed over) and the runtime imports the handler.
 // A spare serves at most one environment: once bound it is that environment, and dies with it.
 //
-// How many: each runtime keeps as many spares as it had cold starts in the last spareWindow
-// (at least one once it had any, none after spareIdle without), at most maxSparesPerRuntime,
-// and all runtimes' spares together at most Config.SpareMemoryMB by spareMB's estimates. They
+// How many: each runtime keeps as many spares as it had cold starts in flight at once at the
+// most in the last spareWindow (at least one once it had any, none after spareIdle without), at
+// most maxSparesPerRuntime, and all runtimes' spares together at most Config.SpareMemoryMB by
+// spareMB's estimates. Cold starts one after another want one spare; a burst of fifty, fifty. They
 // are started one at a time, in the background: a burst of cold starts takes what is ready and
 // starts the rest the ordinary way, and refilling never takes more than one CPU from warm work.
 
 const (
-	spareWindow         = 10 * time.Second
+	spareWindow         = 2 * time.Minute
 	spareIdle           = 10 * time.Minute
 	maxSparesPerRuntime = 64
 )
@@ -55,8 +56,15 @@ type spareSet struct {
 	env      []string // the runtime's own variables: what every function of it shares
 	ready    []*spare
 	starting int
-	colds    []time.Time // cold starts within spareWindow
+	inflight int          // cold starts of the runtime now
+	peaks    []spareDemand // the most in flight at once, by when, within spareWindow
 	lastCold time.Time
+}
+
+// spareDemand is a runtime's cold starts in flight at once at a moment.
+type spareDemand struct {
+	at       time.Time
+	inflight int
 }
 
 // spares keeps every runtime's spareSet.
@@ -110,19 +118,19 @@ func compatible(env, environ []string) bool {
 }
 
 // take returns a spare for rt that can run a function with environ, or nil, and counts the cold
-// start as demand either way.
-func (s *spares) take(rt runtimes.Runtime, argv, environ []string) *spare {
+// start as demand either way; when counted, the caller calls done once the cold start is over.
+func (s *spares) take(rt runtimes.Runtime, argv, environ []string) (got *spare, counted bool) {
 	if s.m.cfg.SpareMemoryMB <= 0 || (rt.Family != runtimes.Python && rt.Family != runtimes.Node) {
-		return nil
+		return nil, false
 	}
 	if _, ok := s.m.cfg.Backend.(sandbox.Prestarter); !ok {
-		return nil
+		return nil, false
 	}
 	now := s.m.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil
+		return nil, false
 	}
 	set := s.sets[rt.Name]
 	if set == nil || !slices.Equal(set.argv, argv) {
@@ -132,14 +140,18 @@ func (s *spares) take(rt runtimes.Runtime, argv, environ []string) *spare {
 		}
 		env, err := s.m.baseEnviron(rt)
 		if err != nil {
-			return nil
+			return nil, false
 		}
 		set = &spareSet{rt: rt, argv: argv, env: env}
 		s.sets[rt.Name] = set
 	}
-	set.colds = append(set.colds, now)
+	set.inflight++
+	if n := len(set.peaks); n > 0 && set.peaks[n-1].inflight >= set.inflight && now.Sub(set.peaks[n-1].at) < time.Second {
+		set.peaks[n-1].at = now // a second's cold starts, one entry
+	} else {
+		set.peaks = append(set.peaks, spareDemand{now, set.inflight})
+	}
 	set.lastCold = now
-	var got *spare
 	if n := len(set.ready); n > 0 && compatible(set.env, environ) {
 		got = set.ready[n-1] // the newest: the likeliest to be paged in
 		set.ready = set.ready[:n-1]
@@ -147,7 +159,16 @@ func (s *spares) take(rt runtimes.Runtime, argv, environ []string) *spare {
 		got.cancel()
 	}
 	s.refillLocked()
-	return got
+	return got, true
+}
+
+// done ends a cold start take counted (whether it got a spare or not).
+func (s *spares) done(rt runtimes.Runtime) {
+	s.mu.Lock()
+	if set := s.sets[rt.Name]; set != nil && set.inflight > 0 {
+		set.inflight--
+	}
+	s.mu.Unlock()
 }
 
 // want is how many spares set should hold at now.
@@ -155,14 +176,16 @@ func (set *spareSet) want(now time.Time) int {
 	if now.Sub(set.lastCold) > spareIdle {
 		return 0
 	}
-	keep := set.colds[:0]
-	for _, t := range set.colds {
-		if now.Sub(t) <= spareWindow {
-			keep = append(keep, t)
+	peak := 1
+	keep := set.peaks[:0]
+	for _, d := range set.peaks {
+		if now.Sub(d.at) <= spareWindow {
+			keep = append(keep, d)
+			peak = max(peak, d.inflight)
 		}
 	}
-	set.colds = keep
-	return min(max(len(keep), 1), maxSparesPerRuntime)
+	set.peaks = keep
+	return min(peak, maxSparesPerRuntime)
 }
 
 // refillLocked starts the refiller unless it runs.

@@ -50,6 +50,10 @@ type Backend struct {
 	spareSeq  int
 	closed    bool
 	wg        sync.WaitGroup // the refill goroutine
+	creating  int            // Creates in flight
+	peak      int            // the most Creates in flight at once since peakAt
+	peakAt    time.Time
+	trimmer   *time.Timer // discards the spares of a burst once spareWindow has passed
 
 	dataID  string    // the first part of this server's cgroup parent's name
 	lock    *os.File  // StateDir/lock, held while the backend lives
@@ -264,6 +268,62 @@ func (b *Backend) probe(ctx context.Context) error {
 	}
 }
 
+// Spare inits beyond Prespawn: after a burst of Creates the backend keeps as many as were in
+// flight at once, for spareWindow, so that the next burst finds them ready; at most
+// maxSpareInits (an init waiting holds about 6 MB).
+const (
+	spareWindow   = 2 * time.Minute
+	maxSpareInits = 64
+)
+
+// wantSpares is how many spare inits to keep now. Called with mu held.
+func (b *Backend) wantSpares() int {
+	if b.cfg.Prespawn == 0 {
+		return 0
+	}
+	if time.Since(b.peakAt) > spareWindow {
+		b.peak = 0
+	}
+	return max(b.cfg.Prespawn, min(b.peak, maxSpareInits))
+}
+
+// creates counts a Create in flight (delta 1) or over (-1), for wantSpares.
+func (b *Backend) creates(delta int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.creating += delta
+	if delta > 0 && (b.creating >= b.peak || time.Since(b.peakAt) > spareWindow) {
+		b.peak, b.peakAt = b.creating, time.Now()
+		if b.creating > b.cfg.Prespawn && !b.closed {
+			if b.trimmer == nil {
+				b.trimmer = time.AfterFunc(spareWindow+time.Second, b.trim)
+			} else {
+				b.trimmer.Reset(spareWindow + time.Second)
+			}
+		}
+	}
+}
+
+// trim discards the spare inits beyond what is wanted now.
+func (b *Backend) trim() {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return
+	}
+	var extra []spare
+	if want := b.wantSpares(); len(b.spares) > want {
+		extra = append(extra, b.spares[want:]...)
+		b.spares = b.spares[:want]
+	}
+	b.wg.Add(1) // Close waits for the discards
+	b.mu.Unlock()
+	defer b.wg.Done()
+	for _, s := range extra {
+		b.discard(s)
+	}
+}
+
 // take returns a spare init, if one is ready.
 func (b *Backend) take() spare {
 	b.mu.Lock()
@@ -281,7 +341,7 @@ func (b *Backend) take() spare {
 func (b *Backend) refill() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.refilling || len(b.spares) >= b.cfg.Prespawn {
+	if b.closed || b.refilling || len(b.spares) >= b.wantSpares() {
 		return
 	}
 	b.refilling = true
@@ -290,7 +350,7 @@ func (b *Backend) refill() {
 		defer b.wg.Done()
 		for {
 			b.mu.Lock()
-			if b.closed || len(b.spares) >= b.cfg.Prespawn {
+			if b.closed || len(b.spares) >= b.wantSpares() {
 				b.refilling = false
 				b.mu.Unlock()
 				return
@@ -364,6 +424,9 @@ func stopInit(cmd *exec.Cmd, conn *net.UnixConn) {
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.closed = true
+	if b.trimmer != nil {
+		b.trimmer.Stop()
+	}
 	b.mu.Unlock()
 	b.wg.Wait()
 	b.mu.Lock()
@@ -459,6 +522,8 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 
 // create is Create, or with prestart the first half of Prestart (see initConfig.Prestart).
 func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) (*instance, error) {
+	b.creates(1)
+	defer b.creates(-1)
 	if len(spec.Argv) == 0 {
 		return nil, errors.New("linux sandbox: empty argv")
 	}
