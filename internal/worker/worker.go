@@ -11,7 +11,7 @@
 // budget.go (memory budget, LRU eviction), reaper.go, freeze.go, provision.go (provisioned
 // concurrency), records.go (invocation outcomes, START/END/REPORT records), output.go (the
 // output pipe), environ.go (Lambda's environment variables), services.go (per-environment
-// services).
+// services), spares.go (pre-initialized Python and Node runtimes).
 package worker
 
 import (
