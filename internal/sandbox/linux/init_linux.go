@@ -35,6 +35,7 @@ const (
 	msgProbeAck = 'P' // init → parent: the probe ran (Check)
 	msgBind     = 'D' // parent → init: a prestarted runtime's function (bindConfig, with its directories' fds)
 	msgBound    = 'O' // init → parent: the function is mounted and the runtime has its variables
+	msgChild    = 'W' // pid 1 → parent: a child ended; int32 pid, int32 wait status (pid1Program)
 )
 
 // initConfig is what the parent tells an init.
@@ -220,6 +221,7 @@ func sandboxInit() error {
 // waitRuntime reaps, as pid 1, every orphan; when the runtime (pid) ends, it reports how and
 // leaves: the kernel kills what is left of the namespace.
 func waitRuntime(pid int) error {
+	execPID1() // returns only if it could not
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)
@@ -239,6 +241,34 @@ func waitRuntime(pid int) error {
 		_ = unix.Sendmsg(controlFD, append([]byte{msgExit}, status...), nil, nil, 0)
 		unix.Exit(0)
 	}
+}
+
+// execPID1 replaces this init with pid1Program, which goes on reaping and reports every child's
+// end ('W' messages: the parent knows the runtime's pid from msgStarted). The init has nothing
+// left to do but that, and as the server's binary it holds megabytes an idle environment should
+// not. The program is written to a memory file that is executable but not readable: exec'ing a
+// file one cannot read leaves the process not dumpable, so the runtime cannot reach pid 1's
+// memory (and the program makes itself not dumpable too). It returns only if the exec failed.
+func execPID1() {
+	if len(pid1Program) == 0 {
+		return
+	}
+	fd, err := unix.MemfdCreate("flint-pid1", unix.MFD_CLOEXEC)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if n, err := unix.Write(fd, pid1Program); err != nil || n != len(pid1Program) {
+		return
+	}
+	if err := unix.Fchmod(fd, 0o111); err != nil {
+		return
+	}
+	if _, err := unix.FcntlInt(controlFD, unix.F_SETFD, 0); err != nil {
+		return
+	}
+	_ = unix.Exec("/proc/self/fd/"+strconv.Itoa(fd), []string{initArg0}, []string{})
+	unix.CloseOnExec(controlFD)
 }
 
 func capLast() (int, error) {

@@ -2,6 +2,7 @@ package linux
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -113,6 +114,7 @@ func (i *instance) next(ctx context.Context) (message, error) {
 // reap reads the init's messages until it exits, then records how the environment ended.
 func (i *instance) reap() {
 	var exitMsg string
+	var runtimePID int // in the environment's pid namespace
 	buf := make([]byte, 4096)
 	// Room for every descriptor the ready message carries: the kernel drops (and closes) the
 	// ones that do not fit, and Create checks that it got them all.
@@ -132,9 +134,26 @@ func (i *instance) reap() {
 				}
 			}
 		}
-		if m.kind == msgExit {
+		switch m.kind {
+		case msgExit:
 			m.closeFDs()
 			exitMsg = m.body
+			continue
+		case msgStarted:
+			runtimePID, _ = strconv.Atoi(m.body)
+		case msgChild:
+			// From pid1Program: the end of one of pid 1's children. The runtime's ends the
+			// environment, as the init's own exit message does: what is left of the namespace
+			// goes with pid 1.
+			m.closeFDs()
+			if len(m.body) == 8 && runtimePID > 0 && int(int32(binary.LittleEndian.Uint32([]byte(m.body[:4])))) == runtimePID {
+				ws := unix.WaitStatus(binary.LittleEndian.Uint32([]byte(m.body[4:])))
+				exitMsg = "code " + strconv.Itoa(ws.ExitStatus())
+				if ws.Signaled() {
+					exitMsg = "signal " + strconv.Itoa(int(ws.Signal()))
+				}
+				_ = i.cmd.Process.Kill()
+			}
 			continue
 		}
 		select {
