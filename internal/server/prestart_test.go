@@ -102,7 +102,9 @@ func testPrestarted(t *testing.T, sb string) {
 		})
 	}
 	create("py-a", "python3.11", 128, map[string]string{"GREETING": "hello a"})
-	create("py-b", "python3.11", 128, map[string]string{"GREETING": "hello b"})
+	// Another runtime: where the node has a python3.12 of its own outside /usr (pyenv), its
+	// installation is shown at /var/lang, which the binding's variables must follow.
+	create("py-b", "python3.12", 128, map[string]string{"GREETING": "hello b"})
 	create("node-a", "nodejs20.x", 128, map[string]string{"GREETING": "hello node"})
 
 	// boundInvoke invokes name on a new environment until one was bound to a pre-initialized

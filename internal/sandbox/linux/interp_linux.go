@@ -53,6 +53,14 @@ func inGuestLang(home string, argv, env []string) ([]string, []string) {
 	}
 	argv = slices.Clone(argv)
 	argv[0] = path.Join(guestLang, filepath.ToSlash(strings.TrimPrefix(filepath.Clean(argv[0]), home)))
+	return argv, guestLangEnv(home, env)
+}
+
+// guestLangEnv is inGuestLang's change to env alone (a prestarted runtime's binding).
+func guestLangEnv(home string, env []string) []string {
+	if home == "" {
+		return env
+	}
 	env = slices.Clone(env)
 	const lib = guestLang + "/lib"
 	for i, kv := range env {
@@ -60,10 +68,10 @@ func inGuestLang(home string, argv, env []string) ([]string, []string) {
 			if !slices.Contains(strings.Split(v, ":"), lib) {
 				env[i] = "LD_LIBRARY_PATH=" + lib + ":" + v // first, as on AWS
 			}
-			return argv, env
+			return env
 		}
 	}
-	return argv, append(env, "LD_LIBRARY_PATH="+lib)
+	return append(env, "LD_LIBRARY_PATH="+lib)
 }
 
 // bindInterpreter shows home (interpreterHome) read-only at /var/lang under the root r, as the

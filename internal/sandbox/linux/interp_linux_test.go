@@ -35,5 +35,9 @@ func TestInterpreterHome(t *testing.T) {
 		if home != tt.home || !cmp.Equal(argv, tt.wantArgv) || !cmp.Equal(env, tt.wantEnv) {
 			t.Errorf("%q, %q: home %q argv %q env %q; want %q %q %q", tt.argv, tt.env, home, argv, env, tt.home, tt.wantArgv, tt.wantEnv)
 		}
+		// A prestarted runtime's binding gets the same variables, without an argv.
+		if env := guestLangEnv(home, tt.env); !cmp.Equal(env, tt.wantEnv) {
+			t.Errorf("%q: guestLangEnv %q, want %q", tt.env, env, tt.wantEnv)
+		}
 	}
 }

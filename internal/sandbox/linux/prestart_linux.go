@@ -89,7 +89,7 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 	}
 	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
 	env = append(env, i.portEnv...)
-	_, env = inGuestLang(i.home, nil, env)
+	env = guestLangEnv(i.home, env)
 	payload, err := json.Marshal(sandbox.BindPayload{Cwd: sandbox.GuestTaskRoot, Env: env})
 	if err != nil {
 		return err
