@@ -56,7 +56,7 @@ type spareSet struct {
 	env      []string // the runtime's own variables: what every function of it shares
 	ready    []*spare
 	starting int
-	inflight int          // cold starts of the runtime now
+	inflight int           // cold starts of the runtime now
 	peaks    []spareDemand // the most in flight at once, by when, within spareWindow
 	lastCold time.Time
 }
