@@ -31,13 +31,14 @@ const (
 	maxSparesPerRuntime = 64
 )
 
-// spareMB is what one waiting spare holds, measured on Linux x86_64 (RSS of the interpreter with
-// Flint's client loaded: Python 3.11 about 12.5 MB, Node 20 about 44 MB), with headroom.
+// spareMB is what one waiting spare holds, measured on Linux x86_64: the interpreter with
+// Flint's client loaded (RSS: Python 3.11 about 12.5 MB, Node 20 about 44 MB) and, in the linux
+// sandbox, its init until the bind (about 6.5 MB of its own), with a little headroom.
 func spareMB(f runtimes.Family) int {
 	if f == runtimes.Node {
-		return 48
+		return 52
 	}
-	return 16
+	return 20
 }
 
 // spare is one waiting runtime.
