@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -20,16 +21,20 @@ import (
 //     to subject flint.destinations.NAME of stream NAME, which Flint creates when missing. Any NATS
 //     client reads it there (flint serve --nats-listen).
 var (
-	functionDestination = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::([a-zA-Z0-9$_-]+))?$`)
-	streamDestination   = regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:stream/([a-zA-Z0-9_-]{1,64})$`)
+	functionDestination = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::([a-zA-Z0-9$_-]+))?$`)
+	})
+	streamDestination = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:stream/([a-zA-Z0-9_-]{1,64})$`)
+	})
 )
 
 // ValidDestination reports whether arn names a destination Flint can deliver to.
 func ValidDestination(arn string) bool {
-	if m := streamDestination.FindStringSubmatch(arn); m != nil {
+	if m := streamDestination().FindStringSubmatch(arn); m != nil {
 		return !ReservedStreamName(m[1])
 	}
-	return functionDestination.MatchString(arn)
+	return functionDestination().MatchString(arn)
 }
 
 // ReservedStreamName reports whether a JetStream stream name belongs to Flint itself (its async
@@ -56,12 +61,12 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 	if arn == "" {
 		return
 	}
-	if m := streamDestination.FindStringSubmatch(arn); m != nil && ReservedStreamName(m[1]) {
+	if m := streamDestination().FindStringSubmatch(arn); m != nil && ReservedStreamName(m[1]) {
 		log.Warn("not delivering to a stream reserved for Flint", "destination", arn)
 		return
 	}
 	var send func() error
-	if m := functionDestination.FindStringSubmatch(arn); m != nil {
+	if m := functionDestination().FindStringSubmatch(arn); m != nil {
 		qualifier := m[2]
 		if qualifier == "$LATEST" {
 			qualifier = ""
@@ -73,7 +78,7 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 		ev := Event{RequestID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("flint-destination:"+id)).String(), Function: m[1],
 			Qualifier: qualifier, Payload: body, EnqueuedAt: time.Now(), FunctionArn: base}
 		send = func() error { return q.Enqueue(ctx, ev) }
-	} else if m := streamDestination.FindStringSubmatch(arn); m != nil {
+	} else if m := streamDestination().FindStringSubmatch(arn); m != nil {
 		send = func() error {
 			if err := q.ensureStream(ctx, m[1]); err != nil {
 				return err

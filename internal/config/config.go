@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -258,7 +259,7 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-var nodePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+var nodePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`) })
 
 func (c Config) validateCluster() []error {
 	if c.ClusterListen == "" {
@@ -279,7 +280,7 @@ func (c Config) validateCluster() []error {
 			errs = append(errs, fmt.Errorf("cluster-advertise %q: %w", c.ClusterAdvertise, err))
 		}
 	}
-	if !nodePattern.MatchString(c.Node) {
+	if !nodePattern().MatchString(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q: a cluster node needs a name of letters, digits, - and _ (at most 63), unique in the cluster and kept across restarts", c.Node))
 	}
 	if len(c.Join) == 0 {
@@ -367,7 +368,7 @@ func (c Config) validateExternal() []error {
 	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
 		errs = append(errs, fmt.Errorf("nats-replicas %d: want 1 to 5 (JetStream's limit), or 0 to decide", c.NATSReplicas))
 	}
-	if !nodePattern.MatchString(c.Node) {
+	if !nodePattern().MatchString(c.Node) {
 		errs = append(errs, fmt.Errorf("node %q: a node on an external NATS needs a name of letters, digits, - and _ (at most 63), unique among the Flint nodes sharing it", c.Node))
 	}
 	if c.MasterKey == "" && c.MasterKeyFile == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -45,7 +46,7 @@ type AliasList struct {
 	NextMarker string         `json:"NextMarker,omitempty"`
 }
 
-var aliasPattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+var aliasPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`) })
 
 func (s *Aliases) notFound(name, alias string) *apierr.Error {
 	return apierr.ResourceNotFound("Alias not found: %s", s.account.FunctionARN(name, alias))
@@ -53,7 +54,7 @@ func (s *Aliases) notFound(name, alias string) *apierr.Error {
 
 // check validates an alias against the function's versions.
 func (s *Aliases) check(ctx context.Context, name string, al *lambda.Alias) error {
-	if !aliasPattern.MatchString(al.Name) || isNumber(al.Name) || al.Name == lambda.LatestVersion {
+	if !aliasPattern().MatchString(al.Name) || isNumber(al.Name) || al.Name == lambda.LatestVersion {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: (?!^[0-9]+$)([a-zA-Z0-9-_]+)", al.Name)
 	}
 	if err := lambda.ValidateDescription(al.Description); err != nil {

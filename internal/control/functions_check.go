@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/artifact"
@@ -21,7 +22,9 @@ import (
 var (
 	rolePattern = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
 	// functionLayerPattern is a layer version ARN as a function's Layers name it.
-	functionLayerPattern = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+	functionLayerPattern = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+	})
 )
 
 // maxFunctionLayers is how many layers a function may use.
@@ -98,7 +101,7 @@ func (s *Functions) resolveLayers(ctx context.Context, arns []string) ([]lambda.
 		total int64
 	)
 	for _, arn := range arns {
-		m := functionLayerPattern.FindStringSubmatch(arn)
+		m := functionLayerPattern().FindStringSubmatch(arn)
 		if m == nil || m[4] == "" {
 			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]", arn)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
@@ -96,8 +97,10 @@ type LayerVersionList struct {
 }
 
 var (
-	layerNamePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,140}$`)
-	layerARNPattern  = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+	layerNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,140}$`) })
+	layerARNPattern  = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
+	})
 )
 
 func (s *Layers) arn(name string) string {
@@ -122,10 +125,10 @@ func (s *Layers) here(arn, region, account string) error {
 
 // name parses a LayerName: a name or an unversioned layer ARN of this region and account.
 func (s *Layers) name(layer string) (string, error) {
-	if m := layerARNPattern.FindStringSubmatch(layer); m != nil && m[4] == "" {
+	if m := layerARNPattern().FindStringSubmatch(layer); m != nil && m[4] == "" {
 		return m[3], s.here(layer, m[1], m[2])
 	}
-	if !layerNamePattern.MatchString(layer) {
+	if !layerNamePattern().MatchString(layer) {
 		return "", apierr.Validation("1 validation error detected: Value '%s' at 'layerName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+)|[a-zA-Z0-9-_]+", layer)
 	}
 	return layer, nil
@@ -133,7 +136,7 @@ func (s *Layers) name(layer string) (string, error) {
 
 // layerName is the name in a layer's ARN.
 func layerName(arn string) string {
-	m := layerARNPattern.FindStringSubmatch(arn)
+	m := layerARNPattern().FindStringSubmatch(arn)
 	if m == nil {
 		return ""
 	}
@@ -227,7 +230,7 @@ func (s *Layers) Get(ctx context.Context, layer, version string) (*Layer, error)
 
 // GetByARN returns the layer version a layer version ARN names (GetLayerVersionByArn).
 func (s *Layers) GetByARN(ctx context.Context, arn string) (*Layer, error) {
-	m := layerARNPattern.FindStringSubmatch(arn)
+	m := layerARNPattern().FindStringSubmatch(arn)
 	if m == nil || m[4] == "" {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+", arn)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -57,7 +58,7 @@ type PermissionInput struct {
 }
 
 var (
-	statementIDPattern = regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`)
+	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`) })
 	actionPattern      = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
 	accountPattern     = regexp.MustCompile(`^\d{12}$`)
 )
@@ -123,7 +124,7 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 			return nil, apierr.Validation("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", req.name)
 		}
 	}
-	if !statementIDPattern.MatchString(*in.StatementID) {
+	if !statementIDPattern().MatchString(*in.StatementID) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)", *in.StatementID)
 	}
 	if !actionPattern.MatchString(*in.Action) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/lambda"
@@ -75,7 +76,7 @@ type ScheduleList struct {
 	NextToken string            `json:"NextToken,omitempty"`
 }
 
-var scheduleNamePattern = regexp.MustCompile(`^[0-9a-zA-Z-_.]{1,64}$`)
+var scheduleNamePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z-_.]{1,64}$`) })
 
 func (s *Schedules) arn(group, name string) string {
 	return "arn:aws:scheduler:" + s.account.Region + ":" + s.account.ID + ":schedule/" + group + "/" + name
@@ -103,7 +104,7 @@ func scheduleGroup(param, fromBody string) (string, error) {
 
 // validate checks a schedule's name and body, and sets the default State.
 func (s *Schedules) validate(name string, in *ScheduleInput) error {
-	if !scheduleNamePattern.MatchString(name) {
+	if !scheduleNamePattern().MatchString(name) {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'name' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[0-9a-zA-Z-_.]+$", name)
 	}
 	if _, err := scheduler.ParseSchedule(in.ScheduleExpression, in.ScheduleExpressionTimezone); err != nil {

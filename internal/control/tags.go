@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/invoke"
@@ -35,7 +36,9 @@ type TagsInput struct {
 const maxTags = 50
 
 // taggableARN is an unqualified function ARN: the only resource Flint tags.
-var taggableARN = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:([a-zA-Z0-9-_]{1,64})$`)
+var taggableARN = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:([a-zA-Z0-9-_]{1,64})$`)
+})
 
 // checkTags applies Lambda's limits on tag keys and values.
 func checkTags(tags map[string]string) error {
@@ -50,7 +53,7 @@ func checkTags(tags map[string]string) error {
 // function reads the function t names by its unqualified ARN (t.Name; t.Qualifier is not used).
 func (s *Tags) function(ctx context.Context, t Target) (store.Function, error) {
 	arn := t.Name
-	m := taggableARN.FindStringSubmatch(arn)
+	m := taggableARN().FindStringSubmatch(arn)
 	if m == nil {
 		if strings.Contains(arn, ":function:") {
 			return store.Function{}, apierr.InvalidParameterValue("Tags are not supported on function versions or aliases; use the unqualified function ARN: %s", arn)

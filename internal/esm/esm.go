@@ -90,14 +90,18 @@ import (
 )
 
 var (
-	queueARN   = regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:queue/([a-zA-Z0-9_-]{1,64})$`)
-	streamARN  = regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:stream/([a-zA-Z0-9_-]{1,64})$`)
+	queueARN = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:queue/([a-zA-Z0-9_-]{1,64})$`)
+	})
+	streamARN = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:flint:jetstream:[a-z0-9-]*:\d{0,12}:stream/([a-zA-Z0-9_-]{1,64})$`)
+	})
 	errUnknown = errors.New("unknown event source ARN")
 )
 
 // QueueName returns the stream a queue ARN names, or an error that says what Flint accepts.
 func QueueName(arn string) (string, error) {
-	if m := queueARN.FindStringSubmatch(arn); m != nil {
+	if m := queueARN().FindStringSubmatch(arn); m != nil {
 		if asyncq.ReservedStreamName(m[1]) {
 			return "", fmt.Errorf("%s: names starting FLINT_, KV_ or OBJ_ are Flint's own streams", arn)
 		}

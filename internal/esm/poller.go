@@ -361,7 +361,7 @@ func (p *poller) deadLetter(ctx context.Context, it item) {
 	if d := p.es.DestinationConfig; d != nil && d.OnFailure != nil {
 		dest = d.OnFailure.Destination
 	}
-	m := streamARN.FindStringSubmatch(dest)
+	m := streamARN().FindStringSubmatch(dest)
 	if m == nil {
 		p.log.Warn("dropping a message past its maximum receive count (no on-failure destination)", "message_id", it.id)
 		p.ack(ctx, it)

@@ -34,14 +34,14 @@ const (
 
 // StreamName returns the JetStream stream a stream ARN names.
 func StreamName(arn string) (string, bool) {
-	if m := streamARN.FindStringSubmatch(arn); m != nil && !asyncq.ReservedStreamName(m[1]) {
+	if m := streamARN().FindStringSubmatch(arn); m != nil && !asyncq.ReservedStreamName(m[1]) {
 		return m[1], true
 	}
 	return "", false
 }
 
 // IsStream reports whether arn has the form of a stream (not a queue) event source.
-func IsStream(arn string) bool { return streamARN.MatchString(arn) }
+func IsStream(arn string) bool { return streamARN().MatchString(arn) }
 
 // StreamSubject is the subject prefix records are published under: a record published to
 // StreamSubject(name)+"."+KEY has partition key KEY.

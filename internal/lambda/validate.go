@@ -7,11 +7,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 var (
-	namePattern      = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	qualifierPattern = regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`)
+	namePattern      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
+	qualifierPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`) })
 	envKeyPattern    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
 	arnPattern       = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:lambda:([a-z]{2}(-gov)?-[a-z]+-\d):(\d{12}):function:(.+)$`)
 	partialPattern   = regexp.MustCompile(`^(\d{12}):function:(.+)$`)
@@ -63,11 +64,11 @@ func ParseFunctionRef(s string) (FunctionRef, error) {
 		ref.Account, rest = m[1], m[2]
 	}
 	ref.Name, ref.Qualifier, _ = strings.Cut(rest, ":")
-	if !namePattern.MatchString(ref.Name) || len(s) > 256 {
+	if !namePattern().MatchString(ref.Name) || len(s) > 256 {
 		return FunctionRef{}, validationError(s, "functionName",
 			`Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`)
 	}
-	if ref.Qualifier != "" && !qualifierPattern.MatchString(ref.Qualifier) {
+	if ref.Qualifier != "" && !qualifierPattern().MatchString(ref.Qualifier) {
 		return FunctionRef{}, validationError(s, "functionName", `Member must satisfy regular expression pattern: (\$LATEST|[a-zA-Z0-9-_]+)`)
 	}
 	return ref, nil
@@ -175,7 +176,7 @@ func (e *ForeignAccountError) Error() string {
 }
 
 // ValidQualifier reports whether q is a well-formed qualifier.
-func ValidQualifier(q string) bool { return qualifierPattern.MatchString(q) }
+func ValidQualifier(q string) bool { return qualifierPattern().MatchString(q) }
 
 // ValidateMemory checks MemorySize.
 func ValidateMemory(mb int) error {

@@ -77,10 +77,12 @@ func (s *Service) Changed() {
 	}
 }
 
-var functionTarget = regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::([a-zA-Z0-9$_-]+))?$`)
+var functionTarget = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([a-zA-Z0-9_-]{1,64})(?::([a-zA-Z0-9$_-]+))?$`)
+})
 
 // ValidTarget reports whether arn is a Lambda function ARN a schedule can invoke.
-func ValidTarget(arn string) bool { return functionTarget.MatchString(arn) }
+func ValidTarget(arn string) bool { return functionTarget().MatchString(arn) }
 
 // Run fires due schedules until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
@@ -220,7 +222,7 @@ func (s *Service) fireOne(ctx context.Context, sc *lambda.Schedule) (time.Time, 
 // fire enqueues the target invocation for one occurrence. Its request id is derived from the
 // schedule and the occurrence: a repeat after a crash is the same message to the queue.
 func (s *Service) fire(ctx context.Context, sc *lambda.Schedule, occ time.Time) error {
-	m := functionTarget.FindStringSubmatch(sc.Target.Arn)
+	m := functionTarget().FindStringSubmatch(sc.Target.Arn)
 	if m == nil {
 		return errors.New("target is not a function ARN: " + sc.Target.Arn)
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -136,7 +137,7 @@ func isSAM(doc *yaml.Node) bool {
 	return false
 }
 
-var namePattern = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
 
 func (st *Stack) validate() error {
 	if len(st.Functions) == 0 {
@@ -144,7 +145,7 @@ func (st *Stack) validate() error {
 	}
 	var errs []error
 	for _, name := range sortedKeys(st.Layers) {
-		if !namePattern.MatchString(name) {
+		if !namePattern().MatchString(name) {
 			errs = append(errs, fmt.Errorf("layer %q: name must be 1-64 letters, digits, - or _", name))
 		}
 		if st.Layers[name] == nil || st.Layers[name].Dir == "" {
@@ -153,7 +154,7 @@ func (st *Stack) validate() error {
 	}
 	for _, name := range sortedKeys(st.Functions) {
 		f := st.Functions[name]
-		if !namePattern.MatchString(name) {
+		if !namePattern().MatchString(name) {
 			errs = append(errs, fmt.Errorf("function %q: name must be 1-64 letters, digits, - or _", name))
 		}
 		if f == nil || f.Code == "" {
