@@ -16,17 +16,17 @@ import (
 // paths and memory, and a profile run slows the server, so it is never open to the network.
 // The handlers are mounted on their own mux, not http.DefaultServeMux, so nothing else can
 // expose them by accident.
-func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
+func servePprof(addr string, log *slog.Logger) (bound string, stop func(), err error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--pprof %q: %w", addr, err)
+		return "", nil, fmt.Errorf("--pprof %q: %w", addr, err)
 	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return nil, fmt.Errorf("--pprof %q: only a loopback address is allowed", addr)
+		return "", nil, fmt.Errorf("--pprof %q: only a loopback address is allowed", addr)
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--pprof: %w", err)
+		return "", nil, fmt.Errorf("--pprof: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -44,7 +44,7 @@ func servePprof(addr string, log *slog.Logger) (stop func(), err error) {
 		}
 	}()
 	log.Info("serving pprof", "addr", ln.Addr().String())
-	return func() {
+	return ln.Addr().String(), func() {
 		_ = srv.Close()
 		<-done
 	}, nil

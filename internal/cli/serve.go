@@ -65,7 +65,7 @@ func (a *app) serveCommand() *cobra.Command {
 				return usageErrorf(cmd, "invalid configuration: %w", err)
 			}
 			if pprofAddr != "" {
-				stop, err := servePprof(pprofAddr, slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))
+				_, stop, err := servePprof(pprofAddr, slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))
 				if err != nil {
 					return usageErrorf(cmd, "%w", err)
 				}
