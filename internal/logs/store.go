@@ -124,6 +124,7 @@ type Store struct {
 	maxRecord int           // largest record text stored; longer ones are cut in the middle
 	queue     chan *entry   // Append → Run
 	full      chan struct{} // Append → Run: a batch's worth is queued, stop lingering
+	fullAt    int           // queued records that make a batch's worth, with the one Run holds
 	batches   atomic.Uint64 // publish rounds, for tests
 	free      chan *entry   // Run → Append: reused buffers, so the warm path does not allocate
 	dropped   atomic.Uint64 // records not stored: queue full, Run stopped, publish failed
@@ -177,6 +178,7 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 		maxRecord:    max(maxRecord, minRecordBytes),
 		queue:        make(chan *entry, cfg.QueueLen),
 		full:         make(chan struct{}, 1),
+		fullAt:       min(batchMax, cfg.QueueLen) - 1, // a short queue must not overflow while Run lingers
 		free:         make(chan *entry, cfg.QueueLen),
 		flushTimeout: flushTimeout,
 	}, nil
@@ -204,7 +206,7 @@ func (s *Store) Append(fn string, b []byte) {
 	e.buf = s.copyRecord(e.buf[:0], b)
 	select {
 	case s.queue <- e:
-		if len(s.queue) >= batchMax-1 { // with the one Run holds, a full batch
+		if len(s.queue) >= s.fullAt {
 			select {
 			case s.full <- struct{}{}:
 			default:
@@ -265,7 +267,7 @@ func (s *Store) Run(ctx context.Context) error {
 			s.flush(inflight)
 			return nil
 		case e := <-s.queue:
-			if s.cfg.Linger > 0 && len(s.queue) < batchMax-1 {
+			if s.cfg.Linger > 0 && len(s.queue) < s.fullAt {
 				// Not receiving meanwhile: records that come now wait in the queue without
 				// waking Run, which is the point.
 				linger.Reset(s.cfg.Linger)
