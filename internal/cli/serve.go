@@ -39,6 +39,7 @@ func (a *app) serveCommand() *cobra.Command {
 	cfg.NATSPassword = os.Getenv("FLINT_NATS_PASSWORD")
 	logLevel := "info"
 	var runtimePaths []string
+	var pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Lambda API and the functions' execution environments",
@@ -62,6 +63,13 @@ func (a *app) serveCommand() *cobra.Command {
 			}
 			if err := cfg.Validate(); err != nil {
 				return usageErrorf(cmd, "invalid configuration: %w", err)
+			}
+			if pprofAddr != "" {
+				_, stop, err := servePprof(pprofAddr, slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level})))
+				if err != nil {
+					return usageErrorf(cmd, "%w", err)
+				}
+				defer stop()
 			}
 			return a.serve(cmd.Context(), cfg, level)
 		},
@@ -128,6 +136,8 @@ func (a *app) serveCommand() *cobra.Command {
 	f.DurationVar(&cfg.ScheduleMinute, "schedule-minute", cfg.ScheduleMinute,
 		"testing only: how long a minute of rate() schedules lasts, e.g. 1s")
 	_ = f.MarkHidden("schedule-minute")
+	f.StringVar(&pprofAddr, "pprof", "", "profiling only: serve Go's pprof handlers on this loopback host:port")
+	_ = f.MarkHidden("pprof")
 	return cmd
 }
 

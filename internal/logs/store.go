@@ -22,6 +22,13 @@ const (
 	DefaultMaxBytes          = 1 << 30
 	DefaultMaxMsgsPerSubject = 100_000
 	DefaultQueueLen          = 1024
+	// DefaultLinger is how long Run lets records gather after the first one before it publishes
+	// them. Each publish round costs a chain of goroutine and thread wake-ups (the connection's
+	// flusher, the server's reader, the stream's loop, the ack's way back, Run), whatever the
+	// batch holds: one record per round, as at one invocation at a time, cost the server about as
+	// much CPU as the rest of the warm invoke (bench: c=1, Go echo, ~70 µs of ~240 µs per invoke).
+	// A record reaches the stream this much later; LogType=Tail never waits for it.
+	DefaultLinger = 5 * time.Millisecond
 )
 
 const (
@@ -45,6 +52,7 @@ type StoreConfig struct {
 	MaxMsgsPerSubject int64         // records kept per function, default 100000
 	Replicas          int           // default 1
 	QueueLen          int           // records Append may queue before dropping, default 1024
+	Linger            time.Duration // wait for more records before publishing, default 5 ms; negative: none
 }
 
 // Validate reports a configuration NewStore would reject. Zero values are valid (defaults).
@@ -70,6 +78,8 @@ func (c StoreConfig) Validate() error {
 		return fmt.Errorf("logs replicas %d: must not be negative", c.Replicas)
 	case c.QueueLen < 0:
 		return fmt.Errorf("logs queue length %d: must not be negative", c.QueueLen)
+	case c.Linger > time.Second:
+		return fmt.Errorf("logs linger %v: must be at most 1s", c.Linger)
 	}
 	return nil
 }
@@ -96,6 +106,9 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	if c.QueueLen == 0 {
 		c.QueueLen = DefaultQueueLen
 	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
 	return c
 }
 
@@ -110,6 +123,9 @@ type Store struct {
 
 	maxRecord int           // largest record text stored; longer ones are cut in the middle
 	queue     chan *entry   // Append → Run
+	full      chan struct{} // Append → Run: a batch's worth is queued, stop lingering
+	fullAt    int           // queued records that make a batch's worth, with the one Run holds
+	batches   atomic.Uint64 // publish rounds, for tests
 	free      chan *entry   // Run → Append: reused buffers, so the warm path does not allocate
 	dropped   atomic.Uint64 // records not stored: queue full, Run stopped, publish failed
 	running   atomic.Bool
@@ -161,6 +177,8 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 		log:          log,
 		maxRecord:    max(maxRecord, minRecordBytes),
 		queue:        make(chan *entry, cfg.QueueLen),
+		full:         make(chan struct{}, 1),
+		fullAt:       min(batchMax, cfg.QueueLen) - 1, // a short queue must not overflow while Run lingers
 		free:         make(chan *entry, cfg.QueueLen),
 		flushTimeout: flushTimeout,
 	}, nil
@@ -188,6 +206,12 @@ func (s *Store) Append(fn string, b []byte) {
 	e.buf = s.copyRecord(e.buf[:0], b)
 	select {
 	case s.queue <- e:
+		if len(s.queue) >= s.fullAt {
+			select {
+			case s.full <- struct{}{}:
+			default:
+			}
+		}
 	default:
 		s.dropped.Add(1)
 		s.recycle(e)
@@ -226,21 +250,41 @@ func (s *Store) recycle(e *entry) {
 func (s *Store) Dropped() uint64 { return s.dropped.Load() }
 
 // Run publishes queued records until ctx ends, then flushes what is queued, waiting at most a
-// short deadline, and returns nil. Records are sent with PublishAsync in batches of up to 256;
-// Run waits for a batch's acks before sending the next. Run may be called once.
+// short deadline, and returns nil. Records are sent with PublishAsync in batches of up to 256,
+// gathered for the linger after the first one (or until 256 are queued); Run waits for a batch's
+// acks before sending the next. Run may be called once.
 func (s *Store) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("logs store: Run called more than once")
 	}
 	batch := make([]*entry, 0, batchMax)
 	var inflight []pending
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.flush(inflight)
 			return nil
 		case e := <-s.queue:
+			if s.cfg.Linger > 0 && len(s.queue) < s.fullAt {
+				// Not receiving meanwhile: records that come now wait in the queue without
+				// waking Run, which is the point.
+				linger.Reset(s.cfg.Linger)
+				select {
+				case <-linger.C:
+				case <-s.full:
+					linger.Stop()
+				case <-ctx.Done():
+					linger.Stop()
+				}
+			}
+			select { // a stale signal would cut the next linger short
+			case <-s.full:
+			default:
+			}
 			batch = s.collect(append(batch[:0], e))
+			s.batches.Add(1)
 			inflight = s.publish(inflight[:0], batch)
 			actx, cancel := context.WithTimeout(ctx, ackTimeout)
 			inflight = s.settle(actx, inflight)

@@ -223,6 +223,8 @@ func TestStoreConfigValidate(t *testing.T) {
 		{"wildcard prefix", StoreConfig{Subject: "a.*"}, true},
 		{"empty token", StoreConfig{Subject: "a..b"}, true},
 		{"negative queue", StoreConfig{QueueLen: -1}, true},
+		{"no linger", StoreConfig{Linger: -1}, false},
+		{"linger too long", StoreConfig{Linger: 2 * time.Second}, true},
 		{"negative max age", StoreConfig{MaxAge: -time.Second}, true},
 	}
 	for _, tt := range tests {
@@ -261,6 +263,51 @@ func TestRunFlushesOnShutdown(t *testing.T) {
 	s.Append("fn", text("fn", 301))
 	if got := s.Dropped(); got != 1 {
 		t.Errorf("Dropped() after Run returned = %d, want 1", got)
+	}
+}
+
+// TestRunGathersRecords: records that come one after another while Run lingers are published
+// as one batch (one round of wake-ups through the connection, the server and the acks), and a
+// batch's worth ends the linger at once.
+func TestRunGathersRecords(t *testing.T) {
+	js := startJetStream(t)
+	s := newStore(t, js, StoreConfig{Linger: time.Second})
+	run(t, s)
+	s.Append("fn", text("fn", 1))
+	for deadline := time.Now().Add(waitLimit); len(s.queue) > 0; { // Run has taken it
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not take the first record")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for n := 2; n <= batchMax; n++ {
+		s.Append("fn", text("fn", n))
+	}
+	waitStored(t, s, "fn", batchMax) // well before the second of linger: the full batch ended it
+	if got := s.batches.Load(); got != 1 {
+		t.Errorf("published %d records in %d batches, want 1", batchMax, got)
+	}
+	if got := s.Dropped(); got != 0 {
+		t.Errorf("Dropped() = %d, want 0", got)
+	}
+}
+
+// TestRunFlushesLingeringRecords: records Run is still gathering when its context ends are
+// stored before it returns.
+func TestRunFlushesLingeringRecords(t *testing.T) {
+	js := startJetStream(t)
+	s := newStore(t, js, StoreConfig{Linger: time.Second})
+	stop := run(t, s)
+	for n := 1; n <= 3; n++ {
+		s.Append("fn", text("fn", n))
+	}
+	stop()
+	recs, err := s.Read(t.Context(), "fn", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(texts("fn", 1, 2, 3), recordTexts(t, "fn", recs)); diff != "" {
+		t.Errorf("stored records mismatch (-want +got):\n%s", diff)
 	}
 }
 

@@ -41,6 +41,10 @@ type rconn struct {
 	kicked    atomic.Bool
 	closeOnce sync.Once
 	hdr       []byte
+	// iov and bufs are writeResponse's writev vectors, kept here: a net.Buffers on the stack
+	// escapes through the interface WriteTo writes to, an allocation per response.
+	iov  [2][]byte
+	bufs net.Buffers
 }
 
 func (rc *rconn) close() { rc.closeOnce.Do(func() { _ = rc.c.Close() }) }
@@ -71,8 +75,10 @@ func (rc *rconn) writeResponse(status int, contentType string, body []byte, extr
 	}
 	h = append(h, "\r\n"...)
 	rc.hdr = h
-	bufs := net.Buffers{h, body}
-	_, err := bufs.WriteTo(rc.c)
+	rc.iov = [2][]byte{h, body}
+	rc.bufs = rc.iov[:]
+	_, err := rc.bufs.WriteTo(rc.c)
+	rc.iov = [2][]byte{} // not to keep the payload alive until the next response
 	return err
 }
 

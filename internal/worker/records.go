@@ -86,18 +86,27 @@ func (p *Pool) store(c *call, rec []byte) {
 	}
 }
 
-// writeRecords builds and stores the log records queued by finish until quit.
+// writeRecords builds and stores the log records queued by finish until quit. The records are
+// built in one buffer, reused: the LogSink copies what it keeps.
 func (m *Manager) writeRecords() {
 	defer close(m.recordsDone)
+	var buf []byte
+	write := func(c *call) {
+		buf = c.e.p.appendRecord(buf[:0], c)
+		c.e.p.done(c, buf)
+		if cap(buf) > maxReusedRecord {
+			buf = nil
+		}
+	}
 	for {
 		select {
 		case c := <-m.records:
-			c.e.p.done(c, c.e.p.record(c))
+			write(c)
 		case <-m.quit:
 			for {
 				select {
 				case c := <-m.records:
-					c.e.p.done(c, c.e.p.record(c))
+					write(c)
 				default:
 					return
 				}
@@ -106,8 +115,17 @@ func (m *Manager) writeRecords() {
 	}
 }
 
+// maxReusedRecord bounds the record buffer writeRecords keeps between records: a record with a
+// large output is left to the GC.
+const maxReusedRecord = 64 << 10
+
+// record returns c's log record in a buffer of its own.
 func (p *Pool) record(c *call) []byte {
-	b := make([]byte, 0, len(c.initOut)+len(c.output)+320)
+	return p.appendRecord(make([]byte, 0, len(c.initOut)+len(c.output)+320), c)
+}
+
+// appendRecord appends c's log record (START, output, END, REPORT) to b.
+func (p *Pool) appendRecord(b []byte, c *call) []byte {
 	b = append(b, c.initOut...)
 	b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)
 	b = append(b, c.output...)

@@ -1,6 +1,11 @@
 package worker
 
-import "testing"
+import (
+	"bytes"
+	"log/slog"
+	"testing"
+	"time"
+)
 
 // TestOutcomeLabels pins the words outcomes are written as: the Observer's outcome label (a
 // metrics label) and REPORT's Status, the same strings as before outcomes were typed.
@@ -22,5 +27,40 @@ func TestOutcomeLabels(t *testing.T) {
 		if got := tc.o.reportStatus(); got != tc.status {
 			t.Errorf("outcome(%d).reportStatus() = %q, want %q", tc.o, got, tc.status)
 		}
+	}
+}
+
+// copySink is a LogSink that copies each record into a buffer it reuses and says so on done,
+// allocating nothing itself.
+type copySink struct {
+	buf  []byte
+	done chan struct{}
+}
+
+func (s *copySink) Append(_ string, rec []byte) {
+	s.buf = append(s.buf[:0], rec...)
+	s.done <- struct{}{}
+}
+
+// TestRecordWriterAllocations: the record writer builds each log record in a buffer it reuses,
+// so a warm invocation's record costs no allocation beyond what the LogSink does with it.
+func TestRecordWriterAllocations(t *testing.T) {
+	sink := &copySink{buf: make([]byte, 0, 4096), done: make(chan struct{})}
+	m := New(Config{Log: slog.New(slog.DiscardHandler), Logs: sink})
+	defer m.Close()
+	p := m.Pool(Function{Name: "fn", Version: "$LATEST", MemoryMB: 128, Timeout: time.Second})
+	c := &call{e: &env{p: p}, req: Request{RequestID: "8f5d3f4e-7f43-4c35-9a39-1d0f3c3f5a61"},
+		output: []byte("hello from the function\n"), duration: 1500 * time.Microsecond}
+	m.records <- c
+	<-sink.done
+	if !bytes.Contains(sink.buf, []byte("REPORT RequestId: 8f5d3f4e-7f43-4c35-9a39-1d0f3c3f5a61")) {
+		t.Fatalf("record %q lacks its REPORT line", sink.buf)
+	}
+	got := testing.AllocsPerRun(200, func() {
+		m.records <- c
+		<-sink.done
+	})
+	if got != 0 {
+		t.Errorf("allocations per record written = %v, want 0", got)
 	}
 }

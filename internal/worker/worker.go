@@ -66,7 +66,8 @@ type Response struct {
 	LogResult     string
 }
 
-// LogSink stores invocation log records; it must not block.
+// LogSink stores invocation log records; it must not block, nor keep record after Append
+// returns (the worker builds the next record in the same buffer).
 type LogSink interface {
 	Append(function string, record []byte)
 }

@@ -3,6 +3,7 @@ package process
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"syscall"
@@ -19,7 +20,9 @@ func sysProcAttr() *syscall.SysProcAttr {
 }
 
 // MaxMemoryUsed reads the main process's peak resident set (VmHWM). The status file stays open
-// and is re-read from offset 0, which regenerates it: one syscall per REPORT.
+// and is re-read from offset 0, which regenerates it: one pread per REPORT. (os.File.ReadAt
+// reads until its buffer is full, so it made a second pread past the end, for which the
+// kernel generated the whole file again only to return nothing.)
 func (i *instance) MaxMemoryUsed() (uint64, error) {
 	if err := i.Lock(); err != nil {
 		return 0, err
@@ -35,9 +38,11 @@ func (i *instance) MaxMemoryUsed() (uint64, error) {
 		}
 		i.status = f
 	}
-	n, err := i.status.ReadAt(i.statusBuf[:], 0)
-	if n == 0 && err != nil {
-		return 0, err
+	// Fd is valid until Destroy closes the file, which waits for the Guard held here; the file
+	// is not pollable, so it has no non-blocking mode to leave.
+	n, err := syscall.Pread(int(i.status.Fd()), i.statusBuf[:], 0)
+	if err != nil {
+		return 0, fmt.Errorf("process: read %s: %w", i.status.Name(), err)
 	}
 	b := i.statusBuf[:n]
 	at := bytes.Index(b, []byte("VmHWM:"))
