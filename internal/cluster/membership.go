@@ -143,6 +143,10 @@ func (m *Membership) Run(ctx context.Context) error {
 	}
 }
 
+// Announce writes a heartbeat now: the server calls it before its Start returns, so that the
+// node is listed from then on (Run's first heartbeat comes from a goroutine, after).
+func (m *Membership) Announce(ctx context.Context) error { return m.beat(ctx, false) }
+
 func (m *Membership) beat(ctx context.Context, stopped bool) error {
 	n := Node{Name: m.cfg.Name, Address: m.cfg.Address(), Version: m.version, Sandbox: m.cfg.Sandbox,
 		Started: m.started, Heartbeat: m.cfg.Now(), Interval: m.cfg.Interval, Stopped: stopped}

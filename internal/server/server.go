@@ -369,6 +369,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	if err := nodes.Announce(ctx); err != nil && !errors.Is(err, store.ErrNoQuorum) {
+		s.log.Warn("first heartbeat", "err", err)
+	}
 	s.goRun("heartbeat", func() error { return nodes.Run(runCtx) })
 	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
