@@ -3,8 +3,9 @@
 //
 // The runtime starts chrooted into its root; the init keeps the host's tree and the privileges
 // to mount until the bind: it mounts the function's code and layers, resizes /tmp, enters the
-// root as any environment's init does (pivot_root: the host's tree is gone), drops its
-// privileges for good, and only then writes the function's variables to the runtime. The runtime itself never had any: Go cannot run code between fork
+// root as any environment's init does (pivot_root: the host's tree is gone), writes the
+// function's variables to the runtime, and drops its privileges for good while the runtime
+// imports the handler. The runtime itself never had any: Go cannot run code between fork
 // and exec, so a stage of the server's own binary (execArg0) drops them and execs it.
 
 package linux
@@ -114,8 +115,8 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 // runPrestarted runs in the init of a prestarted environment once its cgroups are joined: it
 // starts the runtime, chrooted into the root at root, through the exec stage; waits for the
 // bind; mounts the function from the host's tree, which only this init can still reach; enters
-// the root for good (the same root and mounts as an environment that was not prestarted), drops
-// its own privileges and passes the runtime its variables. It returns only on failure.
+// the root for good (the same root and mounts as an environment that was not prestarted), passes
+// the runtime its variables and drops its own privileges. It returns only on failure.
 func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf []byte) error {
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
@@ -175,15 +176,17 @@ func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf [
 	if err := enterRoot(root); err != nil {
 		return err
 	}
-	// Nothing is left to mount: from here on the init is as unprivileged as the runtime.
-	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
-		return err
-	}
 	// A runtime that died waiting gets no variables; the wait below reports its end.
 	_, _ = unix.Write(p[1], bc.Payload)
 	unix.Close(p[1])
 	if err := unix.Sendmsg(controlFD, []byte{msgBound}, nil, nil, 0); err != nil {
 		return fmt.Errorf("send bound: %w", err)
+	}
+	// Nothing is left to mount: the init becomes as unprivileged as the runtime while the
+	// runtime imports the handler (the runtime cannot reach it meanwhile: it is not dumpable and,
+	// under a root server, not the runtime's user), and only then becomes pid1Program.
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
+		return err
 	}
 	return waitRuntime(pid)
 }
