@@ -1311,3 +1311,44 @@ func TestResolvConf(t *testing.T) {
 		}
 	}
 }
+
+// TestSpareInitsFollowBursts: the backend keeps Prespawn spare inits, and after a burst as many
+// as Creates were in flight at once (at most maxSpareInits) until spareWindow has passed.
+func TestSpareInitsFollowBursts(t *testing.T) {
+	b := &Backend{cfg: Config{Prespawn: 2}}
+	stop := func(b *Backend) {
+		if b.trimmer != nil {
+			b.trimmer.Stop()
+		}
+	}
+	want := func(n int) {
+		t.Helper()
+		b.mu.Lock()
+		got := b.wantSpares()
+		b.mu.Unlock()
+		if got != n {
+			t.Errorf("wantSpares = %d, want %d", got, n)
+		}
+	}
+	want(2)
+	for range 10 {
+		b.creates(1)
+	}
+	for range 10 {
+		b.creates(-1)
+	}
+	want(10)
+	b.mu.Lock()
+	b.peakAt = time.Now().Add(-spareWindow - time.Second)
+	b.mu.Unlock()
+	want(2)
+	for range 100 {
+		b.creates(1)
+	}
+	want(maxSpareInits)
+	stop(b)
+	b = &Backend{cfg: Config{Prespawn: 0}} // none at all (New makes a negative Prespawn 0)
+	b.creates(1)
+	want(0)
+	stop(b)
+}
