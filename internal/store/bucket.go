@@ -180,6 +180,36 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 	return out, nil
 }
 
+// page returns the records of the first n keys matching filter after the key after ("": from
+// the first), in key order, and whether another record follows them. Only the keys are listed
+// in full; only the page's records (and the one that tells there is more) are read, so a page
+// costs n reads however many records the bucket holds.
+func (b bucket[T]) page(ctx context.Context, filter, after string, n int) ([]*T, bool, error) {
+	keys, err := b.keys(ctx, filter)
+	if err != nil {
+		return nil, false, err
+	}
+	i, found := slices.BinarySearch(keys, after)
+	if found {
+		i++
+	}
+	out := make([]*T, 0, min(n, len(keys)-i))
+	for _, k := range keys[i:] {
+		v, _, err := b.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if len(out) == n {
+			return out, true, nil
+		}
+		out = append(out, v)
+	}
+	return out, false, nil
+}
+
 // watchHeartbeat is how often JetStream tells a watch it is alive while nothing changes. Two
 // missed heartbeats make the watch start over on another copy of the bucket: in a cluster the
 // watch's consumer lives on one node holding a copy, and when that node dies the watch would

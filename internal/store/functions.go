@@ -85,6 +85,12 @@ func (r Functions) List(ctx context.Context) ([]*lambda.Function, error) {
 	return r.s.fns.list(ctx, ">")
 }
 
+// Page returns up to n functions whose names sort after after ("": from the first), sorted by
+// name, and whether more follow; it reads only those functions' records.
+func (r Functions) Page(ctx context.Context, after string, n int) ([]*lambda.Function, bool, error) {
+	return r.s.fns.page(ctx, ">", after, n)
+}
+
 // Watch calls fn for every change to a function (f is nil when deleted), with the KV
 // revision of the change, until ctx ends. It first replays the current state, then calls ready.
 func (r Functions) Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {
