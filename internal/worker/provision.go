@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"runtime"
 )
 
 func (m *Manager) provision() {
@@ -80,13 +81,19 @@ func (p *Pool) provision() {
 	}
 }
 
-// prewarm cold-starts one provisioned environment and parks it idle.
+// prewarm cold-starts one provisioned environment and parks it idle, once one of the
+// manager's provisioning slots is free.
 func (p *Pool) prewarm() {
 	defer func() {
 		p.mu.Lock()
 		p.provPending--
 		p.mu.Unlock()
 	}()
+	p.m.provSlots <- struct{}{}
+	defer func() { <-p.m.provSlots }()
+	if !p.stillWanted() {
+		return
+	}
 	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
 	switch {
 	case err != nil:
@@ -105,4 +112,32 @@ func (p *Pool) prewarm() {
 		e.initDur, e.initOut = 0, nil
 		e.release()
 	}
+}
+
+// stillWanted reports whether a provisioned start that waited for its slot is still wanted: the
+// pool may have been retired or its provisioned concurrency lowered meanwhile (the caller
+// counts in provPending).
+func (p *Pool) stillWanted() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.retired {
+		return false
+	}
+	have := p.provPending
+	for e := range p.all {
+		if e.provisioned && e.state != stateDead {
+			have++
+		}
+	}
+	return have <= p.provisioned
+}
+
+// provisionParallel is how many provisioned environments may start at once: n, or by default a
+// few per CPU, so that functions whose INIT waits (on the network, say) still provision in
+// parallel while the sandboxes' own start-up work cannot crowd out the server.
+func provisionParallel(n int) int {
+	if n > 0 {
+		return n
+	}
+	return 4 * runtime.GOMAXPROCS(0)
 }
