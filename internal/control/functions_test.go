@@ -559,4 +559,29 @@ func TestListFunctionsReadsItsPageOnly(t *testing.T) {
 	if perPage := float64(sent) / float64(pages); perPage > 2*size+4 {
 		t.Errorf("%d requests for %d pages of %d among %d functions: %.1f a page, want at most %d", sent, pages, size, n, perPage, 2*size+4)
 	}
+
+	// Deleted functions are not listed, wherever they fall: first, inside a page, last.
+	for _, name := range []string{"fn-00", "fn-05", "fn-06", "fn-59"} {
+		if err := e.plane.Functions.Delete(ctx, control.Target{Name: name}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names = slices.DeleteFunc(names, func(s string) bool { return s == "fn-00" || s == "fn-05" || s == "fn-06" || s == "fn-59" })
+	got, marker, pages = nil, "", 0
+	for {
+		out, err := e.plane.Functions.List(ctx, "", control.Page{MaxItems: size, Marker: marker})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, c := range out.Functions {
+			got = append(got, c.FunctionName)
+		}
+		if marker = out.NextMarker; marker == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, names) || pages != len(names)/size {
+		t.Fatalf("after deletes: %d pages of %v, want %d of %v", pages, got, len(names)/size, names)
+	}
 }

@@ -181,14 +181,26 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 }
 
 // page returns the records of the first n keys matching filter after the key after ("": from
-// the first), in key order, and whether another record follows them. Only the keys are listed
-// in full; only the page's records (and the one that tells there is more) are read, so a page
-// costs n reads however many records the bucket holds.
-func (b bucket[T]) page(ctx context.Context, filter, after string, n int) ([]*T, bool, error) {
-	keys, err := b.keys(ctx, filter)
+// the first), in key order, and whether another record follows them. Only the page's records
+// (and the one that tells there is more) are read, so a page costs n reads however many
+// records the bucket holds; the keys come in one answer, the stream's subjects (a deleted key
+// keeps its marker's subject: its read finds nothing and it is skipped), not one message per
+// key as from a key lister, which cost a page 4.5 µs per function.
+func (b bucket[T]) page(ctx context.Context, js jetstream.JetStream, filter, after string, n int) ([]*T, bool, error) {
+	prefix := "$KV." + b.kv.Bucket() + "."
+	st, err := js.Stream(ctx, "KV_"+b.kv.Bucket())
 	if err != nil {
-		return nil, false, err
+		return nil, false, fmt.Errorf("list %ss: %w", b.what, err)
 	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+filter))
+	if err != nil {
+		return nil, false, fmt.Errorf("list %ss: %w", b.what, err)
+	}
+	keys := make([]string, 0, len(info.State.Subjects))
+	for subj := range info.State.Subjects {
+		keys = append(keys, strings.TrimPrefix(subj, prefix))
+	}
+	slices.Sort(keys)
 	i, found := slices.BinarySearch(keys, after)
 	if found {
 		i++

@@ -88,7 +88,7 @@ func (r Functions) List(ctx context.Context) ([]*lambda.Function, error) {
 // Page returns up to n functions whose names sort after after ("": from the first), sorted by
 // name, and whether more follow; it reads only those functions' records.
 func (r Functions) Page(ctx context.Context, after string, n int) ([]*lambda.Function, bool, error) {
-	return r.s.fns.page(ctx, ">", after, n)
+	return r.s.fns.page(ctx, r.s.js, ">", after, n)
 }
 
 // Watch calls fn for every change to a function (f is nil when deleted), with the KV
