@@ -20,19 +20,24 @@
 // the echo function, so that exactly M environments are initialized and then left idle; the
 // linux sandbox freezes them after --freeze-after, the process sandbox cannot):
 //   - server RSS;
-//   - memory per idle environment outside the runtime's own memory: the server runs in a memory
-//     cgroup of its own made for the measurement (cgroup v1, a child of this program's), which
-//     holds everything it starts: its environments' cgroups nest under it (the linux sandbox
-//     puts them below the server's own cgroup) and process-sandbox runtimes are its children.
-//     The cgroup's usage (user pages, page cache it caused, and kernel memory: namespaces,
-//     sockets, page tables, cgroups' own structures) is read before the first provisioned
-//     environment and with M of them idle. From that growth the runtimes' own memory is taken
-//     away: the growth of the sum of the Pss (proportional set size: a page shared by k
-//     processes counts 1/k to each, so pages shared by every runtime count once, as they do in
-//     the cgroup's usage) of every runtime process (the echo bootstrap) under the server. What
-//     is left, divided by M, is what Flint adds per environment: its bookkeeping in the server,
-//     the linux sandbox's init process, namespaces, cgroups, the Runtime API's sockets. Target
-//     ≤ 1 MiB. The M = 1 figure is within the noise of the server's own heap (a few MiB).
+//   - memory per idle environment outside the runtime's own memory. The server runs in a
+//     memory cgroup of its own made for the measurement (cgroup v1, a child of this program's),
+//     which holds everything it starts: the linux sandbox nests its environments' cgroups below
+//     the server's own, and process-sandbox runtimes are the server's children. Its usage,
+//     less the page cache of files (reclaimable, and shared with whatever else reads the same
+//     files, such as the runtime's code), is read before the first provisioned environment and
+//     with M of them idle: it holds the server's memory, every process's anonymous memory,
+//     tmpfs and shared memory, and kernel memory (namespaces, cgroups, sockets, page tables,
+//     threads' stacks). From its growth the growth of the runtimes' own memory is taken away:
+//     the sum of Pss_Anon + Pss_Shmem (proportional: a page shared by k processes counts 1/k to
+//     each, so it counts once in the sum, as in the cgroup) over every runtime process (the
+//     echo bootstrap) under the server. What is left, divided by M, is what an environment
+//     costs beyond its runtime's own pages: Flint's bookkeeping in the server, the linux
+//     sandbox's init process, namespaces, cgroups, sockets, and the runtime's own kernel side
+//     (page tables, its threads' kernel stacks). The table breaks it down (kernel memory, the
+//     server's RSS, the sandbox's processes' Pss) and gives the same figure for the runtime
+//     exec'd bare M times (row "bare": no Flint, no sandbox), the part no platform can save.
+//     Target ≤ 1 MiB. The M = 1 figures are within the noise of the server's heap (MiBs).
 //   - warm invoke p50 of another function (the unprovisioned echo) with M environments idle;
 //   - thawed invoke p50: an invoke of the provisioned version after it has been idle for longer
 //     than --freeze-after (frozen in the linux sandbox; merely idle in the process sandbox).
@@ -41,7 +46,9 @@
 // ratio of the 1,000 figure to the 100 one (ListFunctions: a page of 1 function is no
 // yardstick for a page of 50) or to the 1 one, flat when ≤ 1.5×. For totals (RSS, restart) the
 // cost per added unit from 100 to 1,000 against that from 1 to 100: at most linear when the
-// later is not more than twice the earlier (or the whole growth is under a quarter of the base).
+// later is not more than twice the earlier, give or take the figure's noise spread over the 99
+// units (8 MiB of RSS, 50 ms of restart), or when the whole growth is under a quarter of the
+// base.
 // The machine's noise is large (shared cores): read the ratios, run twice.
 //
 //	scale -flint bin/flint -bootstrap /tmp/go-echo/bootstrap [-sandbox process,linux] [-json]
@@ -139,6 +146,21 @@ func run(flintBin, bootstrap string, sandboxes []string, asJSON, keep bool) erro
 			return fmt.Errorf("%s sandbox, environments: %w", sb, err)
 		}
 	}
+	fmt.Fprintln(os.Stderr, "scale: bare runtimes…")
+	bare := figures{}
+	for i, m := range sizes {
+		v, err := bareOutside(bootstrap, m)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "scale: bare runtimes: %v\n", err)
+			bare = nil
+			break
+		}
+		bare.set("idle envs: memory per env outside the runtime (KiB)", i, v)
+	}
+	if bare != nil {
+		all["bare"] = bare
+		sandboxes = append(sandboxes, "bare")
+	}
 	printTable(os.Stdout, sandboxes, all)
 	fmt.Printf("scale took %.0f s\n", time.Since(started).Seconds())
 	if asJSON {
@@ -155,11 +177,90 @@ type bench struct {
 	runs                int
 }
 
-func (b *bench) set(name string, i int, v float64) {
-	if b.fig[name] == nil {
-		b.fig[name] = make([]float64, len(sizes))
+func (b *bench) set(name string, i int, v float64) { b.fig.set(name, i, v) }
+
+func (f figures) set(name string, i int, v float64) {
+	if f[name] == nil {
+		f[name] = make([]float64, len(sizes))
 	}
-	b.fig[name][i] = v
+	f[name][i] = v
+}
+
+// bareOutside is the yardstick for memory per idle environment: m runtimes exec'd bare (no
+// sandbox, no Flint), each parked in its first GET /next on a listener that never answers, in
+// a memory cgroup of their own; the cgroup's usage less the runtimes' Pss, per runtime, in
+// KiB, by the same method as Flint's figure. What is left is the kernel's side of a process
+// (page tables, its threads' stacks, its socket): a cost of the runtime, not of Flint.
+func bareOutside(bootstrap string, m int) (float64, error) {
+	cg, err := makeCgroup(fmt.Sprintf("flint-scale-%d-bare-%d", os.Getpid(), m))
+	if err != nil {
+		return 0, err
+	}
+	defer removeCgroup(cg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, m)
+	go func() { // ends when ln is closed
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	base, _, err := cgroupUsage(cg)
+	if err != nil {
+		return 0, err
+	}
+	var cmds []*exec.Cmd
+	defer func() {
+		for _, c := range cmds {
+			_ = c.Process.Kill()
+			_ = c.Wait()
+		}
+	}()
+	for range m {
+		cmd := exec.Command("/bin/sh", "-c", `echo $$ >"$0/cgroup.procs" && exec "$@"`, cg, bootstrap)
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + ln.Addr().String(), "_HANDLER=bootstrap",
+			"AWS_LAMBDA_FUNCTION_NAME=bare", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=128"}
+		cmd.SysProcAttr = sysProcAttr()
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		cmds = append(cmds, cmd)
+	}
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for len(conns) < m {
+		select {
+		case c := <-accepted:
+			conns = append(conns, c)
+		case <-time.After(time.Minute):
+			return 0, fmt.Errorf("%d of %d bare runtimes connected", len(conns), m)
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // every /next sent, the runtimes settled
+	usage, _, err := cgroupUsage(cg)
+	if err != nil {
+		return 0, err
+	}
+	var pss int64
+	for _, c := range cmds {
+		p, err := processPss(c.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		pss += p
+	}
+	return float64(usage-base-pss) / 1024 / float64(m), nil
 }
 
 // functions measures the server with 1, 100 and 1,000 functions deployed.
@@ -269,6 +370,7 @@ func (b *bench) environments() error {
 			b.set("idle envs: of it, kernel memory per env (KiB)", i, kib(now.kmem-base.kmem)/float64(m))
 		}
 		b.set("idle envs: of it, server RSS per env (KiB)", i, (kib(now.serverRSS)-kib(base.serverRSS))/float64(m))
+		b.set("idle envs: of it, sandbox processes' Pss per env (KiB)", i, kib(now.otherPss-base.otherPss)/float64(m))
 		warm, err := invokeP50(ctx, s.client, "echo", 300)
 		if err != nil {
 			return err
@@ -408,6 +510,7 @@ type memory struct {
 	kmem       int64 // of it, kernel memory
 	runtimePss int64 // the sum of the Pss of every runtime process under the server
 	runtimes   int   // how many there are
+	otherPss   int64 // the sum of the Pss of the other processes under it (linux: inits, reaper)
 }
 
 func (s *server) memory() (memory, error) {
@@ -416,7 +519,7 @@ func (s *server) memory() (memory, error) {
 	if m.serverRSS, err = vmRSS(s.pid()); err != nil {
 		return m, err
 	}
-	pids, err := runtimes(s.pid())
+	pids, others, err := descendants(s.pid())
 	if err != nil {
 		return m, err
 	}
@@ -427,6 +530,11 @@ func (s *server) memory() (memory, error) {
 			return m, err
 		}
 		m.runtimePss += pss
+	}
+	for _, p := range others {
+		if pss, err := processPss(p); err == nil { // a spare init may come and go
+			m.otherPss += pss
+		}
 	}
 	if s.cgroup != "" {
 		if m.cgroup, m.kmem, err = cgroupUsage(s.cgroup); err != nil {
@@ -440,7 +548,7 @@ func (s *server) memory() (memory, error) {
 func (s *server) waitFrozen(n int, bound time.Duration) error {
 	deadline := time.Now().Add(bound)
 	for {
-		pids, err := runtimes(s.pid())
+		pids, _, err := descendants(s.pid())
 		if err != nil {
 			return err
 		}

@@ -24,9 +24,16 @@ func vmRSS(pid int) (int64, error) {
 	return statusField(fmt.Sprintf("/proc/%d/status", pid), "VmRSS:")
 }
 
-// processPss is a process's proportional set size, in bytes.
+// processPss is the anonymous and shared-memory part of a process's proportional set size
+// (Pss_Anon + Pss_Shmem), in bytes: its memory less the page cache it maps.
 func processPss(pid int) (int64, error) {
-	return statusField(fmt.Sprintf("/proc/%d/smaps_rollup", pid), "Pss:")
+	path := fmt.Sprintf("/proc/%d/smaps_rollup", pid)
+	anon, err := statusField(path, "Pss_Anon:")
+	if err != nil {
+		return 0, err
+	}
+	shmem, err := statusField(path, "Pss_Shmem:")
+	return anon + shmem, err
 }
 
 // statusField reads a "Name:   N kB" line.
@@ -48,12 +55,12 @@ func statusField(path, name string) (int64, error) {
 	return 0, fmt.Errorf("%s: no %s", path, name)
 }
 
-// runtimes returns the process ids of the runtimes (the echo bootstrap, named "bootstrap")
-// among root's descendants.
-func runtimes(root int) ([]int, error) {
+// descendants returns the process ids of root's descendants: the runtimes (the echo bootstrap,
+// named "bootstrap") and the others (the linux sandbox's inits and reaper).
+func descendants(root int) (runtimes, others []int, err error) {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	children := map[int][]int{}
 	comm := map[int]string{}
@@ -79,19 +86,20 @@ func runtimes(root int) ([]int, error) {
 		children[ppid] = append(children[ppid], pid)
 		comm[pid] = string(b[open+1 : close])
 	}
-	var out []int
 	queue := []int{root}
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
 		for _, c := range children[p] {
 			if comm[c] == "bootstrap" {
-				out = append(out, c)
+				runtimes = append(runtimes, c)
+			} else {
+				others = append(others, c)
 			}
 			queue = append(queue, c)
 		}
 	}
-	return out, nil
+	return runtimes, others, nil
 }
 
 // isFrozen reports whether pid's freezer cgroup (v1) is frozen.
@@ -137,7 +145,9 @@ func makeCgroup(name string) (string, error) {
 	return "", errors.New("no cgroup v1 memory controller")
 }
 
-// cgroupUsage is a memory cgroup's usage, everything below it included, and of it the kernel's.
+// cgroupUsage is a memory cgroup's usage, everything below it included, less the page cache
+// of files (reclaimable, and shared with whatever else reads those files: the runtime's code),
+// and of it the kernel's.
 func cgroupUsage(dir string) (usage, kmem int64, err error) {
 	read := func(file string) (int64, error) {
 		b, err := os.ReadFile(filepath.Join(dir, file))
@@ -148,6 +158,20 @@ func cgroupUsage(dir string) (usage, kmem int64, err error) {
 	}
 	if usage, err = read("memory.usage_in_bytes"); err != nil {
 		return 0, 0, err
+	}
+	stat, err := os.ReadFile(filepath.Join(dir, "memory.stat"))
+	if err != nil {
+		return 0, 0, err
+	}
+	for line := range strings.Lines(string(stat)) {
+		f := strings.Fields(line)
+		if len(f) == 2 && (f[0] == "total_active_file" || f[0] == "total_inactive_file") {
+			n, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return 0, 0, err
+			}
+			usage -= n
+		}
 	}
 	kmem, _ = read("memory.kmem.usage_in_bytes") // absent: not accounted apart
 	return usage, kmem, nil
