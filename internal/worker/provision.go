@@ -48,13 +48,8 @@ func (p *Pool) provision() {
 		p.mu.Unlock()
 		return
 	}
-	have := p.provPending
+	have := p.provisionedHave()
 	var extra []*env
-	for e := range p.all {
-		if e.provisioned && e.state != stateDead {
-			have++
-		}
-	}
 	for i := 0; have > p.provisioned && i < len(p.idle); {
 		if e := p.idle[i]; e.provisioned {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
@@ -82,19 +77,24 @@ func (p *Pool) provision() {
 }
 
 // prewarm cold-starts one provisioned environment and parks it idle, once one of the
-// manager's provisioning slots is free.
+// manager's provisioning slots is free and if it is still wanted then.
 func (p *Pool) prewarm() {
-	defer func() {
+	p.m.provSlots <- struct{}{}
+	defer func() { <-p.m.provSlots }()
+	// No longer pending once started (the environment counts as live from then on) or given
+	// up, before the slot goes to the next: provisionedHave counts each environment once.
+	done := func() {
 		p.mu.Lock()
 		p.provPending--
 		p.mu.Unlock()
-	}()
-	p.m.provSlots <- struct{}{}
-	defer func() { <-p.m.provSlots }()
+	}
 	if !p.stillWanted() {
+		done()
+		p.log.Debug("provisioned environment no longer wanted")
 		return
 	}
 	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
+	done()
 	switch {
 	case err != nil:
 		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrAborted) { // not the platform's own stop
@@ -120,16 +120,20 @@ func (p *Pool) prewarm() {
 func (p *Pool) stillWanted() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.retired {
-		return false
-	}
+	return !p.retired && p.provisionedHave() <= p.provisioned
+}
+
+// provisionedHave counts the pool's provisioned environments, live or on their way: the
+// pending starts (which include those starting now) and the started ones not dead. Callers
+// hold p.mu.
+func (p *Pool) provisionedHave() int {
 	have := p.provPending
 	for e := range p.all {
-		if e.provisioned && e.state != stateDead {
+		if e.provisioned && e.state != stateDead && e.state != stateStarting {
 			have++
 		}
 	}
-	return have <= p.provisioned
+	return have
 }
 
 // provisionParallel is how many provisioned environments may start at once: n, or by default a

@@ -2,8 +2,11 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,43 +29,84 @@ while True:
     c.getresponse().read()
 `
 
+// counting passes records on and counts those with one message.
+type counting struct {
+	slog.Handler
+	msg string
+	n   *atomic.Int64
+}
+
+func (c counting) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == c.msg {
+		c.n.Add(1)
+	}
+	return c.Handler.Handle(ctx, r)
+}
+
+func (c counting) WithAttrs(as []slog.Attr) slog.Handler {
+	return counting{c.Handler.WithAttrs(as), c.msg, c.n}
+}
+
+func (c counting) WithGroup(g string) slog.Handler { return counting{c.Handler.WithGroup(g), c.msg, c.n} }
+
 // TestProvisioningIsBounded: raising provisioned concurrency starts the environments a few at
 // a time (Config.ProvisionParallel), not all at once: a thousand linux-sandbox environments
 // started together starved the server of CPU until its NATS heartbeats and API requests
-// timed out. All of them still become ready.
+// timed out. All of them still become ready, none of the queued starts given up on the way
+// (each environment counted once: pending, then started); and when the count is lowered
+// while starts wait for their turn, the waiting ones are given up, not started and retired.
 func TestProvisioningIsBounded(t *testing.T) {
 	task := t.TempDir()
 	if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte(slowInitBootstrap), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	rt, _ := runtimes.Lookup("provided.al2023")
+	var skipped atomic.Int64
+	log := slog.New(counting{testLogger(t).Handler(), "provisioned environment no longer wanted", &skipped})
 	const parallel, want = 3, 9
 	m := worker.New(worker.Config{Backend: process.New("127.0.0.1"), RuntimeDir: t.TempDir(), Region: "us-east-1",
-		KeepAlive: time.Minute, InitTimeout: 30 * time.Second, ProvisionParallel: parallel, Log: testLogger(t)})
+		KeepAlive: time.Minute, InitTimeout: 30 * time.Second, ProvisionParallel: parallel, Log: log})
 	ctx, cancel := context.WithCancel(context.Background())
 	ran := make(chan struct{})
 	go func() { defer close(ran); _ = m.Run(ctx) }() // the provisioner
 	defer func() { cancel(); <-ran; m.Close() }()
-	p := m.Pool(worker.Function{Name: "prov", Version: "1", ARN: "arn:aws:lambda:us-east-1:123456789012:function:prov:1",
-		Runtime: rt, Handler: "x", MemoryMB: 128, Timeout: 30 * time.Second, EphemeralMB: 512,
-		Env:  func() (map[string]string, error) { return nil, nil },
-		Code: func(context.Context) (string, error) { return task, nil }})
-	p.SetProvisioned(want)
+	pool := func(name string) *worker.Pool {
+		return m.Pool(worker.Function{Name: name, Version: "1", ARN: "arn:aws:lambda:us-east-1:123456789012:function:" + name + ":1",
+			Runtime: rt, Handler: "x", MemoryMB: 128, Timeout: 30 * time.Second, EphemeralMB: 512,
+			Env:  func() (map[string]string, error) { return nil, nil },
+			Code: func(context.Context) (string, error) { return task, nil }})
+	}
+	until := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(time.Minute); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within a minute (%+v, %d given up)", what, m.Stats(), skipped.Load())
+			}
+		}
+	}
+
+	raised := pool("raised")
+	raised.SetProvisioned(want)
 	most := 0
-	for deadline := time.Now().Add(time.Minute); ; time.Sleep(time.Millisecond) {
+	until(fmt.Sprintf("%d provisioned environments ready", want), func() bool {
 		most = max(most, m.Stats().Starting)
-		if _, ready := p.Provisioned(); ready == want {
-			break
-		}
-		if time.Now().After(deadline) {
-			_, ready := p.Provisioned()
-			t.Fatalf("%d of %d provisioned environments ready after a minute", ready, want)
-		}
+		_, ready := raised.Provisioned()
+		return ready == want
+	})
+	if most > parallel || most == 0 {
+		t.Errorf("%d environments starting at once while provisioning %d, want 1 to %d", most, want, parallel)
 	}
-	if most > parallel {
-		t.Errorf("%d environments starting at once while provisioning %d, want at most %d", most, want, parallel)
+	if n := skipped.Load(); n != 0 {
+		t.Errorf("%d queued starts given up while raising to %d, want none", n, want)
 	}
-	if most == 0 {
-		t.Error("never saw an environment starting")
+
+	lowered := pool("lowered")
+	lowered.SetProvisioned(want)
+	until("the first starts under way", func() bool { return m.Stats().Starting == parallel })
+	lowered.SetProvisioned(parallel)
+	until("the queued starts given up", func() bool { return skipped.Load() == want-parallel })
+	until("the first starts ready", func() bool { _, ready := lowered.Provisioned(); return ready == parallel })
+	if s := m.Stats(); s.Starting != 0 || s.Provisioned != want+parallel {
+		t.Errorf("after lowering: %+v, want nothing starting and %d provisioned environments", s, want+parallel)
 	}
 }
