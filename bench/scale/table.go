@@ -52,7 +52,7 @@ func growth(k kind, noise float64, v []float64) (string, bool) {
 	case perEnv:
 		// The server's heap swings by MiBs between two readings: spread over the middle size's
 		// environments, that is the middle figure's noise.
-		r, ok := ratio(c, b), c <= 1.5*b+noise/float64(sizes[1])
+		r, ok := ratio(c, b), c <= 1.5*math.Max(b, 0)+noise/float64(sizes[1])
 		verdict := "flat"
 		if !ok {
 			verdict = "GROWS"
