@@ -47,7 +47,9 @@ func (c counting) WithAttrs(as []slog.Attr) slog.Handler {
 	return counting{c.Handler.WithAttrs(as), c.msg, c.n}
 }
 
-func (c counting) WithGroup(g string) slog.Handler { return counting{c.Handler.WithGroup(g), c.msg, c.n} }
+func (c counting) WithGroup(g string) slog.Handler {
+	return counting{c.Handler.WithGroup(g), c.msg, c.n}
+}
 
 // TestProvisioningIsBounded: raising provisioned concurrency starts the environments a few at
 // a time (Config.ProvisionParallel), not all at once: a thousand linux-sandbox environments
