@@ -63,6 +63,7 @@ func (p *Pool) provision() {
 	}
 	missing := p.provisioned - have
 	p.provPending += max(missing, 0)
+	target := p.provisioned
 	p.mu.Unlock()
 	for _, e := range extra {
 		e.abort("provisioned concurrency lowered")
@@ -71,14 +72,15 @@ func (p *Pool) provision() {
 		p.m.wg.Add(1)
 		go func() {
 			defer p.m.wg.Done()
-			p.prewarm()
+			p.prewarm(target)
 		}()
 	}
 }
 
 // prewarm cold-starts one provisioned environment and parks it idle, once one of the
-// manager's provisioning slots is free and if it is still wanted then.
-func (p *Pool) prewarm() {
+// manager's provisioning slots is free and if it is still wanted then; target is the pool's
+// provisioned count when the start was decided.
+func (p *Pool) prewarm(target int) {
 	p.m.provSlots <- struct{}{}
 	defer func() { <-p.m.provSlots }()
 	// No longer pending once started (the environment counts as live from then on) or given
@@ -88,7 +90,7 @@ func (p *Pool) prewarm() {
 		p.provPending--
 		p.mu.Unlock()
 	}
-	if !p.stillWanted() {
+	if !p.stillWanted(target) {
 		done()
 		p.log.Debug("provisioned environment no longer wanted")
 		return
@@ -115,12 +117,19 @@ func (p *Pool) prewarm() {
 }
 
 // stillWanted reports whether a provisioned start that waited for its slot is still wanted: the
-// pool may have been retired or its provisioned concurrency lowered meanwhile (the caller
-// counts in provPending).
-func (p *Pool) stillWanted() bool {
+// pool may have been retired or its provisioned concurrency lowered below target meanwhile (the
+// caller counts in provPending). Only after a lowering are the environments counted: while the
+// count only rises, each queued start costs O(1), not O(environments).
+func (p *Pool) stillWanted(target int) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return !p.retired && p.provisionedHave() <= p.provisioned
+	switch {
+	case p.retired:
+		return false
+	case p.provisioned >= target:
+		return true // every start provision decided is still part of the count
+	}
+	return p.provisionedHave() <= p.provisioned
 }
 
 // provisionedHave counts the pool's provisioned environments, live or on their way: the
