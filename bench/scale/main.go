@@ -46,11 +46,11 @@
 // Growth: for per-request figures (ListFunctions page, invokes, memory per environment) the
 // ratio of the 1,000 figure to the 100 one (ListFunctions: a page of 1 function is no
 // yardstick for a page of 50; memory: the 1 figure is noise) or to the 1 one, flat when ≤ 1.5×
-// (memory drawn from the server's RSS: give or take 8 MiB over the 100 environments). For totals (RSS, restart) the
-// cost per added unit from 100 to 1,000 against that from 1 to 100: at most linear when the
-// later is not more than twice the earlier, give or take the figure's noise spread over the 99
-// units (8 MiB of RSS, 50 ms of restart), or when the whole growth is under a quarter of the
-// base.
+// (memory drawn from the server's RSS: give or take 16 MiB over the 100 environments, the most
+// its idle heap was seen to shrink between two readings). For totals (RSS, restart) the cost
+// per added unit from 100 to 1,000 against that from 1 to 100: at most linear when the later
+// is not more than twice the earlier, give or take the figure's noise spread over the 99 units
+// (8 MiB of RSS, 50 ms of restart), or when the whole growth is under a quarter of the base.
 // The machine's noise is large (shared cores): read the ratios, run twice.
 //
 //	scale -flint bin/flint -bootstrap /tmp/go-echo/bootstrap [-sandbox process,linux] [-json]
