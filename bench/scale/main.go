@@ -506,7 +506,13 @@ func (s *server) close() {
 		s.cmd = nil
 	}
 	if s.cgroup != "" {
-		removeCgroup(s.cgroup)
+		// A killed linux-sandbox server's reaper clears its environments' cgroups after it: wait.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			removeCgroup(s.cgroup)
+			if _, err := os.Stat(s.cgroup); os.IsNotExist(err) || time.Now().After(deadline) {
+				break
+			}
+		}
 	}
 }
 
