@@ -186,3 +186,54 @@ for sb in ("process", "linux"):
           ", ".join(f"{fn} cold {c}/{(c or 0) + (nc or 0)} Init p50 {'n/a' if i is None else f'{i / 1000:.1f} ms'}" for fn, c, nc, i in cold[sb]))
 print(f"bench-all took {secs} s")
 PY
+
+# Density and growth (issue 15, deliverable 4): bench/scale deploys 1, 100 and 1,000 functions
+# and provisions 1, 100 and 1,000 idle environments on real servers of both sandboxes and
+# prints its own table (figure | sandbox | 1 | 100 | 1000 | growth; docs/PERFORMANCE.md says how
+# memory per idle environment is measured); then the rows against the targets: memory per idle
+# environment outside the runtime ≤ 1 MiB, per-request figures flat (≤ 1.5× from the small
+# size to 1,000), totals at most linear (≤ 10× from 100 to 1,000). About two minutes.
+echo "scale: 1, 100 and 1,000 functions and idle environments…" >&2
+scale_started=$(date +%s)
+go build -o "$tmp/scale" ./bench/scale
+"$tmp/scale" -flint bin/flint -bootstrap "$tmp/go-echo/bootstrap" -json >"$tmp/r/scale" || true
+python3 - "$tmp/r/scale" "$(($(date +%s) - scale_started))" "$(($(date +%s) - started))" <<'PY'
+import json, sys
+out, secs, total = open(sys.argv[1]).read().splitlines(), sys.argv[2], sys.argv[3]
+fig = {}
+if out and out[-1].startswith("{"):
+    fig = json.loads(out.pop())
+print()
+print("\n".join(out))
+print()
+def val(sb, name, i):
+    v = fig.get(sb, {}).get(name)
+    return None if v is None else v[i]
+num = lambda x: f"{x:.2f}" if abs(x) < 10 else f"{x:.1f}" if abs(x) < 100 else f"{x:.0f}"
+rows = []
+def row(figure, sb, flint, yard, unit, target):
+    if flint is None or not yard:
+        rows.append((figure, sb, "n/a", "n/a", "n/a", f"≤ {target}×", "n/a"))
+        return
+    r = flint / yard
+    rows.append((figure, sb, f"{num(flint)} {unit}", f"{num(yard)} {unit}", f"{r:.2f}×", f"≤ {target}×", "yes" if r <= target else "NO"))
+mem = "idle envs: memory per env outside the runtime (KiB)"
+for sb in ("process", "linux"):
+    v = val(sb, mem, 2)
+    row("memory per idle env outside the runtime, 1,000 envs (vs the 1 MiB target)", sb, None if v is None else v / 1024, 1, "MiB", 1)
+    row("ListFunctions page p50, 1,000 functions (vs 100)", sb, val(sb, "ListFunctions p50, a page (µs)", 2), val(sb, "ListFunctions p50, a page (µs)", 1), "µs", 1.5)
+    row("warm invoke p50, 1,000 functions (vs 1)", sb, val(sb, "warm invoke p50 (µs)", 2), val(sb, "warm invoke p50 (µs)", 0), "µs", 1.5)
+    row("warm invoke p50, 1,000 idle envs (vs 1)", sb, val(sb, "idle envs: warm invoke p50 (µs)", 2), val(sb, "idle envs: warm invoke p50 (µs)", 0), "µs", 1.5)
+    row("thawed invoke p50, 1,000 idle envs (vs 1)", sb, val(sb, "idle envs: thawed invoke p50 (µs)", 2), val(sb, "idle envs: thawed invoke p50 (µs)", 0), "µs", 1.5)
+    row("restart to first answer, 1,000 functions (vs 100)", sb, val(sb, "restart to first answer (ms)", 2), val(sb, "restart to first answer (ms)", 1), "ms", 10)
+    row("server RSS, 1,000 functions (vs 100)", sb, val(sb, "server RSS (MiB)", 2), val(sb, "server RSS (MiB)", 1), "MiB", 10)
+    row("server RSS, 1,000 idle envs (vs 100)", sb, val(sb, "idle envs: server RSS (MiB)", 2), val(sb, "idle envs: server RSS (MiB)", 1), "MiB", 10)
+head = ("figure", "sandbox", "Flint", "yardstick", "ratio", "target", "met?")
+w = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+for r in [head, tuple("-" * x for x in w)] + rows:
+    print(" | ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip())
+bare = val("bare", mem, 2)
+if bare is not None:
+    print(f"\nthe runtime exec'd bare 1,000 times: {num(bare)} KiB per process outside its own pages (the kernel's side of a process)")
+print(f"density section took {secs} s; bench-all in all {total} s")
+PY

@@ -3,6 +3,7 @@ package control_test
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -114,5 +115,52 @@ func TestCodeLifetime(t *testing.T) {
 			t.Fatal("a deleted function's code was not collected")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCodeCollectionListsOnce: a collection reads the references of every function and version
+// with a fixed number of listings, not one a function (a JetStream consumer each, which was most
+// of the CPU of a server's start with 1,000 functions); the requests it sends grow by about one
+// read per function. Code only a published version references stays.
+func TestCodeCollectionListsOnce(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	nc := e.st.JetStream().Conn()
+	sent := func() uint64 {
+		t.Helper()
+		before := nc.Stats().OutMsgs
+		if _, err := e.plane.Code.Collect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return nc.Stats().OutMsgs - before
+	}
+	create := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			in := createInput(t, fmt.Sprintf("fn-%02d", i))
+			in.Code = &control.CodeInput{ZipFile: pkg(t, fmt.Sprintf("def handler(e, c):\n    return %d\n", i))}
+			in.Publish = i == 0
+			if _, err := e.plane.Functions.Create(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	create(0, 10)
+	// fn-00's version 1 keeps its first code; $LATEST moves on.
+	if _, err := e.plane.Functions.UpdateCode(ctx, control.Target{Name: "fn-00"},
+		control.CodeUpdate{ZipFile: pkg(t, "def handler(e, c):\n    return 'new'\n")}); err != nil {
+		t.Fatal(err)
+	}
+	few := sent()
+	create(10, 40)
+	many := sent()
+	// 30 more functions: 30 more reads, and a few requests of slack; a listing per function
+	// would add at least 60 (a consumer's creation and deletion each).
+	if many-few > 40 {
+		t.Errorf("a collection sent %d requests with 10 functions and %d with 40: %d more, want at most 40", few, many, many-few)
+	}
+	// 40 functions' code and the code only version 1 of fn-00 references (grace 0 here).
+	if keys := e.codeKeys(t); len(keys) != 41 {
+		t.Errorf("%d packages kept after collections, want the 41 referenced", len(keys))
 	}
 }

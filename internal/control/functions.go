@@ -19,6 +19,8 @@ import (
 type functionStore interface {
 	functionReader
 	functionLister
+	// Page returns up to n functions after the name after, by name, and whether more follow.
+	Page(ctx context.Context, after string, n int) ([]*lambda.Function, bool, error)
 	Create(ctx context.Context, f *lambda.Function) (uint64, error)
 	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
 	Delete(ctx context.Context, name string) (uint64, error)
@@ -298,23 +300,20 @@ func (s *Functions) List(ctx context.Context, version string, p Page) (*Function
 	if version != "" && version != "ALL" {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", version)
 	}
-	all, err := s.functions.List(ctx)
+	// One page's records, not every function's: paging through N functions reads each once.
+	page, more, err := s.functions.Page(ctx, p.Marker, p.MaxItems)
 	if err != nil {
 		return nil, err
 	}
-	out := &FunctionList{Functions: []lambda.FunctionConfiguration{}}
-	for _, f := range all {
-		if p.Marker != "" && f.Config.FunctionName <= p.Marker {
-			continue
-		}
-		if len(out.Functions) == p.MaxItems {
-			out.NextMarker = out.Functions[len(out.Functions)-1].FunctionName
-			break
-		}
+	out := &FunctionList{Functions: make([]lambda.FunctionConfiguration, 0, len(page))}
+	for _, f := range page {
 		c := f.Config
 		// ListFunctions leaves out the state fields (the model's documented subset).
 		c.State, c.StateReason, c.StateReasonCode, c.LastUpdateStatus = "", "", "", ""
 		out.Functions = append(out.Functions, c)
+	}
+	if more && len(out.Functions) > 0 {
+		out.NextMarker = out.Functions[len(out.Functions)-1].FunctionName
 	}
 	return out, nil
 }

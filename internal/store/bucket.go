@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,6 +24,36 @@ type bucket[T any] struct {
 	// on get and list. Watches deliver records sealed.
 	seal func(key string, v *T) (*T, error)
 	open func(key string, v *T) error
+	// index, when set, keeps the sorted keys page lists, as of one revision of the bucket.
+	index *keyIndex
+}
+
+// keyIndex is a bucket's sorted keys as of the last sequence of its stream they were listed at:
+// paging through N records lists the N keys once, not once a page, while nothing is written.
+type keyIndex struct {
+	mu     sync.Mutex
+	filter string
+	seq    uint64
+	keys   []string // sorted; never modified once stored
+}
+
+// get returns the keys matching filter as of seq, if they are the ones kept.
+func (x *keyIndex) get(filter string, seq uint64) ([]string, bool) {
+	if x == nil {
+		return nil, false
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.keys, x.keys != nil && x.filter == filter && x.seq == seq
+}
+
+func (x *keyIndex) put(filter string, seq uint64, keys []string) {
+	if x == nil {
+		return
+	}
+	x.mu.Lock()
+	x.filter, x.seq, x.keys = filter, seq, keys
+	x.mu.Unlock()
 }
 
 func (b bucket[T]) encode(key string, v *T) ([]byte, error) {
@@ -178,6 +209,53 @@ func (b bucket[T]) list(ctx context.Context, filter string) ([]*T, error) {
 		out = append(out, v)
 	}
 	return out, nil
+}
+
+// page returns the records of the first n keys matching filter after the key after ("": from
+// the first), in key order, and whether another record follows them. Only the page's records
+// (and the one that tells there is more) are read, so a page costs n reads however many
+// records the bucket holds. The keys are the stream's subjects, listed in one answer (not one
+// message per key as from a key lister, which cost a page 4.5 µs per record) and kept in the
+// bucket's index until the stream moves on; a deleted key keeps its marker's subject: its read
+// finds nothing and it is skipped.
+func (b bucket[T]) page(ctx context.Context, js jetstream.JetStream, filter, after string, n int) ([]*T, bool, error) {
+	prefix := "$KV." + b.kv.Bucket() + "."
+	st, err := js.Stream(ctx, "KV_"+b.kv.Bucket())
+	if err != nil {
+		return nil, false, fmt.Errorf("list %ss: %w", b.what, err)
+	}
+	keys, ok := b.index.get(filter, st.CachedInfo().State.LastSeq)
+	if !ok {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(prefix+filter))
+		if err != nil {
+			return nil, false, fmt.Errorf("list %ss: %w", b.what, err)
+		}
+		keys = make([]string, 0, len(info.State.Subjects))
+		for subj := range info.State.Subjects {
+			keys = append(keys, strings.TrimPrefix(subj, prefix))
+		}
+		slices.Sort(keys)
+		b.index.put(filter, info.State.LastSeq, keys)
+	}
+	i, found := slices.BinarySearch(keys, after)
+	if found {
+		i++
+	}
+	out := make([]*T, 0, min(n, len(keys)-i))
+	for _, k := range keys[i:] {
+		v, _, err := b.get(ctx, k)
+		if errors.Is(err, ErrNotFound) {
+			continue // deleted since listed
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		if len(out) == n {
+			return out, true, nil
+		}
+		out = append(out, v)
+	}
+	return out, false, nil
 }
 
 // watchHeartbeat is how often JetStream tells a watch it is alive while nothing changes. Two

@@ -85,6 +85,18 @@ func (r Functions) List(ctx context.Context) ([]*lambda.Function, error) {
 	return r.s.fns.list(ctx, ">")
 }
 
+// Page returns up to n functions whose names sort after after ("": from the first), sorted by
+// name, and whether more follow; it reads only those functions' records. Like every listing it
+// is refused at once while this cluster node has lost the quorum (the stream's leader may be
+// beyond reach; the one-key reads are not).
+func (r Functions) Page(ctx context.Context, after string, n int) ([]*lambda.Function, bool, error) {
+	if err := r.s.refuse(); err != nil {
+		return nil, false, err
+	}
+	fns, more, err := r.s.fns.page(ctx, r.s.js, ">", after, n)
+	return fns, more, r.s.failed(err)
+}
+
 // Watch calls fn for every change to a function (f is nil when deleted), with the KV
 // revision of the change, until ctx ends. It first replays the current state, then calls ready.
 func (r Functions) Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error {

@@ -227,7 +227,7 @@ func (s *Store) open(ctx context.Context) error {
 	}{
 		{functionsBucket, "Flint functions ($LATEST configuration)", func(kv jetstream.KeyValue) {
 			s.fns = bucket[lambda.Function]{kv: kv, what: "function", log: s.log,
-				seal: s.sealEnv(functionsBucket), open: s.openEnv(functionsBucket)}
+				seal: s.sealEnv(functionsBucket), open: s.openEnv(functionsBucket), index: &keyIndex{}}
 		}},
 		{versionsBucket, "Flint published versions (NAME.N)", func(kv jetstream.KeyValue) {
 			s.versions = bucket[lambda.Function]{kv: kv, what: "version", log: s.log,

@@ -40,6 +40,9 @@ type Manager struct {
 	closing   atomic.Bool
 	callsIdle chan struct{}
 	closeOnce sync.Once
+
+	// provSlots bounds the provisioned environments starting at once (Config.ProvisionParallel).
+	provSlots chan struct{}
 }
 
 // New returns a Manager; Run reaps idle environments and Close destroys them all (and stops the
@@ -50,7 +53,7 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
 		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{}),
-		callsIdle: make(chan struct{}, 1)}
+		callsIdle: make(chan struct{}, 1), provSlots: make(chan struct{}, provisionParallel(cfg.ProvisionParallel))}
 	m.spares = newSpares(m)
 	for _, svc := range cfg.Services {
 		m.ports = append(m.ports, svc.Port)

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"runtime"
 )
 
 func (m *Manager) provision() {
@@ -47,13 +48,8 @@ func (p *Pool) provision() {
 		p.mu.Unlock()
 		return
 	}
-	have := p.provPending
+	have := p.provisionedHave()
 	var extra []*env
-	for e := range p.all {
-		if e.provisioned && e.state != stateDead {
-			have++
-		}
-	}
 	for i := 0; have > p.provisioned && i < len(p.idle); {
 		if e := p.idle[i]; e.provisioned {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
@@ -67,6 +63,7 @@ func (p *Pool) provision() {
 	}
 	missing := p.provisioned - have
 	p.provPending += max(missing, 0)
+	target := p.provisioned
 	p.mu.Unlock()
 	for _, e := range extra {
 		e.abort("provisioned concurrency lowered")
@@ -75,19 +72,31 @@ func (p *Pool) provision() {
 		p.m.wg.Add(1)
 		go func() {
 			defer p.m.wg.Done()
-			p.prewarm()
+			p.prewarm(target)
 		}()
 	}
 }
 
-// prewarm cold-starts one provisioned environment and parks it idle.
-func (p *Pool) prewarm() {
-	defer func() {
+// prewarm cold-starts one provisioned environment and parks it idle, once one of the
+// manager's provisioning slots is free and if it is still wanted then; target is the pool's
+// provisioned count when the start was decided.
+func (p *Pool) prewarm(target int) {
+	p.m.provSlots <- struct{}{}
+	defer func() { <-p.m.provSlots }()
+	// No longer pending once started (the environment counts as live from then on) or given
+	// up, before the slot goes to the next: provisionedHave counts each environment once.
+	done := func() {
 		p.mu.Lock()
 		p.provPending--
 		p.mu.Unlock()
-	}()
+	}
+	if !p.stillWanted(target) {
+		done()
+		p.log.Debug("provisioned environment no longer wanted")
+		return
+	}
 	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
+	done()
 	switch {
 	case err != nil:
 		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrAborted) { // not the platform's own stop
@@ -105,4 +114,43 @@ func (p *Pool) prewarm() {
 		e.initDur, e.initOut = 0, nil
 		e.release()
 	}
+}
+
+// stillWanted reports whether a provisioned start that waited for its slot is still wanted: the
+// pool may have been retired or its provisioned concurrency lowered below target meanwhile (the
+// caller counts in provPending). Only after a lowering are the environments counted: while the
+// count only rises, each queued start costs O(1), not O(environments).
+func (p *Pool) stillWanted(target int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.retired:
+		return false
+	case p.provisioned >= target:
+		return true // every start provision decided is still part of the count
+	}
+	return p.provisionedHave() <= p.provisioned
+}
+
+// provisionedHave counts the pool's provisioned environments, live or on their way: the
+// pending starts (which include those starting now) and the started ones not dead. Callers
+// hold p.mu.
+func (p *Pool) provisionedHave() int {
+	have := p.provPending
+	for e := range p.all {
+		if e.provisioned && e.state != stateDead && e.state != stateStarting {
+			have++
+		}
+	}
+	return have
+}
+
+// provisionParallel is how many provisioned environments may start at once: n, or by default a
+// few per CPU, so that functions whose INIT waits (on the network, say) still provision in
+// parallel while the sandboxes' own start-up work cannot crowd out the server.
+func provisionParallel(n int) int {
+	if n > 0 {
+		return n
+	}
+	return 4 * runtime.GOMAXPROCS(0)
 }

@@ -103,6 +103,10 @@ type Config struct {
 	Now      func() time.Time
 	// Runtimes is this node's interpreter per Python and Node runtime; nil: runtimes.Default().
 	Runtimes *runtimes.Table
+	// ProvisionParallel bounds how many provisioned environments start at once (0: four per
+	// CPU). A thousand started together starve the server of CPU for as long as they take: its
+	// NATS heartbeats and API requests time out.
+	ProvisionParallel int
 }
 
 // Service is an HTTP interface served to each environment on a loopback port of its own, in place
