@@ -1352,3 +1352,22 @@ func TestSpareInitsFollowBursts(t *testing.T) {
 	want(0)
 	stop(b)
 }
+
+// TestFreezeRightAfterStart: Start returns once the init has become the environment's pid 1 for
+// good (pid1Program): a freeze while its exec was still going on waited for ever (the exec
+// waits for the init's other threads to end, which the freezer holds).
+func TestFreezeRightAfterStart(t *testing.T) {
+	b := newBackend(t, "none")
+	for n := range 20 {
+		inst, _ := start(t, b, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := inst.(sandbox.Freezer).Freeze(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("freeze %d right after Start: %v", n, err)
+		}
+		if err := inst.Destroy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -214,14 +214,19 @@ func sandboxInit() error {
 		return fmt.Errorf("exec %s: %w", cfg.Argv[0], err)
 	}
 	null.Close()
-	_ = unix.Sendmsg(controlFD, append([]byte{msgStarted}, strconv.Itoa(pid)...), nil, nil, 0)
 	return waitRuntime(pid)
 }
 
-// waitRuntime reaps, as pid 1, every orphan; when the runtime (pid) ends, it reports how and
-// leaves: the kernel kills what is left of the namespace.
+// waitRuntime tells the parent the runtime (pid) runs (msgStarted) and reaps, as pid 1, every
+// orphan; when the runtime ends, it reports how and leaves: the kernel kills what is left of the
+// namespace. Where it can, it becomes pid1Program for that, which sends the msgStarted once
+// its exec is over: the parent, which may freeze the environment from then on, must not freeze
+// it during the exec (the exec waits for the init's other threads to end, which the freezer
+// holds: both wait for ever).
 func waitRuntime(pid int) error {
-	execPID1() // returns only if it could not
+	started := fmt.Appendf(nil, "%c%-11d", msgStarted, pid)
+	execPID1(string(started)) // returns only if it could not
+	_ = unix.Sendmsg(controlFD, started, nil, nil, 0)
 	for {
 		var ws unix.WaitStatus
 		got, err := unix.Wait4(-1, &ws, 0, nil)
@@ -243,14 +248,15 @@ func waitRuntime(pid int) error {
 	}
 }
 
-// execPID1 replaces this init with pid1Program, which goes on reaping and reports every child's
-// end ('W' messages: the parent knows the runtime's pid from msgStarted). The init has nothing
+// execPID1 replaces this init with pid1Program, which sends started (msgStarted, 12 bytes) and
+// goes on reaping and reports every child's end ('W' messages: the parent knows the runtime's
+// pid from msgStarted). The init has nothing
 // left to do but that, and as the server's binary it holds megabytes an idle environment should
 // not. The program is written to a memory file that is executable but not readable: exec'ing a
 // file one cannot read leaves the process not dumpable, so the runtime cannot reach pid 1's
 // memory (and the program makes itself not dumpable too). It returns only if the exec failed.
-func execPID1() {
-	if len(pid1Program) == 0 {
+func execPID1(started string) {
+	if len(pid1Program) == 0 || len(started) != 12 {
 		return
 	}
 	fd, err := unix.MemfdCreate("flint-pid1", unix.MFD_CLOEXEC)
@@ -267,7 +273,7 @@ func execPID1() {
 	if _, err := unix.FcntlInt(controlFD, unix.F_SETFD, 0); err != nil {
 		return
 	}
-	_ = unix.Exec("/proc/self/fd/"+strconv.Itoa(fd), []string{initArg0}, []string{})
+	_ = unix.Exec("/proc/self/fd/"+strconv.Itoa(fd), []string{initArg0, started}, []string{})
 	unix.CloseOnExec(controlFD)
 }
 

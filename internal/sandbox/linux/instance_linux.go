@@ -140,7 +140,7 @@ func (i *instance) reap() {
 			exitMsg = m.body
 			continue
 		case msgStarted:
-			runtimePID, _ = strconv.Atoi(m.body)
+			runtimePID, _ = strconv.Atoi(strings.TrimSpace(m.body))
 		case msgChild:
 			// From pid1Program: the end of one of pid 1's children. The runtime's ends the
 			// environment, as the init's own exit message does: what is left of the namespace

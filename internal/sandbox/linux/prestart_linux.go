@@ -109,6 +109,14 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 	if m.kind != msgBound {
 		return fmt.Errorf("linux sandbox: bind %s: unexpected message %q", i.id, m.kind)
 	}
+	// Then the runtime's start again, once the init has become pid 1 for good (waitRuntime):
+	// from then on the environment may be frozen.
+	if m, err = i.next(ctx); err != nil {
+		return fmt.Errorf("linux sandbox: bind %s: %w", i.id, err)
+	}
+	if m.kind != msgStarted {
+		return fmt.Errorf("linux sandbox: bind %s: unexpected message %q", i.id, m.kind)
+	}
 	return nil
 }
 
