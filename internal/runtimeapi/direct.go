@@ -242,6 +242,17 @@ func (s *Server) keep(rc *rconn) {
 func (s *Server) parkedRuntime(deadline time.Time) (*rconn, error) {
 	select {
 	case rc := <-s.parked:
+		// The runtime came back on another connection before this Invoke read the kept one:
+		// that one is done with, as when its read is kicked below.
+		s.mu.Lock()
+		old := s.owned
+		if old != rc {
+			s.owned = nil
+		}
+		s.mu.Unlock()
+		if old != nil && old != rc {
+			old.close()
+		}
 		return rc, nil
 	default:
 	}

@@ -697,6 +697,42 @@ func TestNextOnAnotherConnection(t *testing.T) {
 	}
 }
 
+// TestNextOnAnotherConnectionFirst: the runtime's /next on a new connection is parked before
+// Invoke reads the kept one; Invoke takes the parked one and the kept one is closed all the same
+// (it stayed open until the invocation ended; TestNextOnAnotherConnection raced into this order
+// under load).
+func TestNextOnAnotherConnectionFirst(t *testing.T) {
+	e := newEnv(t)
+	first := e.rawRuntime(t, false)
+	inv1 := newInvocation("req-1", `{"n":1}`)
+	out := e.invoke(inv1)
+	first.next(inv1)
+	if a := first.do(http.MethodPost, invocationPath("req-1", "response"), nil, "one"); a.status != http.StatusAccepted {
+		t.Fatalf("/response = %d %s", a.status, a.body)
+	}
+	if o := outcomeOf(t, out); o.err != nil || o.res.Body != "one" {
+		t.Fatalf("Invoke 1 = %+v, %v", o.res, o.err)
+	}
+	second := dialRaw(t, e.addr)
+	second.write(request(http.MethodGet, nextPath, nil, ""))
+	// Time for the /next to be parked first; should it not be yet, Invoke reads the kept
+	// connection and the /next kicks it: the kept one must be closed either way.
+	time.Sleep(100 * time.Millisecond)
+	inv2 := newInvocation("req-2", `{"n":2}`)
+	out = e.invoke(inv2)
+	if a := second.read(); a.status != http.StatusOK || a.header.Get("Lambda-Runtime-Aws-Request-Id") != "req-2" {
+		t.Fatalf("second /next = %d %v", a.status, a.header)
+	}
+	first.conn.wantClosed()
+	second.write(request(http.MethodPost, invocationPath("req-2", "response"), nil, "two"))
+	if a := second.read(); a.status != http.StatusAccepted {
+		t.Errorf("/response = %d %s", a.status, a.body)
+	}
+	if o := outcomeOf(t, out); o.err != nil || o.res.Body != "two" {
+		t.Fatalf("Invoke 2 = %+v, %v", o.res, o.err)
+	}
+}
+
 // TestResponseOnAnotherConnection: the runtime takes the event on one connection and answers
 // on another (served by net/http). Invoke returns the answer at once, whatever the runtime
 // does next, and the runtime's following /next is served wherever it comes.
