@@ -331,7 +331,11 @@ func TestExternalStoreCluster(t *testing.T) {
 		fn2 := &lambda.Function{Config: lambda.FunctionConfiguration{FunctionName: "after", Runtime: "python3.11", Handler: "app.handler"}}
 		deadline := time.Now().Add(time.Minute)
 		for {
-			_, err := b.Functions().Create(ctx, fn2)
+			// Each attempt bounded: one sent while b was reconnecting can wait out the stream's
+			// new leader (seen to take the whole test's context on a loaded machine).
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := b.Functions().Create(actx, fn2)
+			cancel()
 			if err == nil || errors.Is(err, ErrExists) {
 				break
 			}

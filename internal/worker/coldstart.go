@@ -198,6 +198,9 @@ func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind b
 		p.mu.Lock()
 		if e.state == stateStarting {
 			e.to(stateBusy)
+			if req.onLive != nil {
+				req.onLive()
+			}
 		}
 		dead := e.state == stateDead
 		p.mu.Unlock()

@@ -83,11 +83,18 @@ func (p *Pool) provision() {
 func (p *Pool) prewarm(target int) {
 	p.m.provSlots <- struct{}{}
 	defer func() { <-p.m.provSlots }()
-	// No longer pending once started (the environment counts as live from then on) or given
-	// up, before the slot goes to the next: provisionedHave counts each environment once.
+	// No longer pending once started, in the same step as the environment starts counting as
+	// live (onLive, under p.mu: a provisioner run in between counted it twice and retired
+	// another), or once given up, before the slot goes to the next: provisionedHave counts each
+	// environment once.
+	live := false
+	onLive := func() { p.provPending--; live = true }
 	done := func() {
 		p.mu.Lock()
-		p.provPending--
+		if !live {
+			p.provPending--
+		}
+		live = true
 		p.mu.Unlock()
 	}
 	if !p.stillWanted(target) {
@@ -95,7 +102,7 @@ func (p *Pool) prewarm(target int) {
 		p.log.Debug("provisioned environment no longer wanted")
 		return
 	}
-	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, true)
+	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID(), onLive: onLive}, true)
 	done()
 	switch {
 	case err != nil:
