@@ -14,3 +14,6 @@ func Routes() []Route {
 	}
 	return rs
 }
+
+// Parked reports whether a runtime's /next is parked, waiting for an Invoke.
+func Parked(s *Server) bool { return len(s.parked) > 0 }

@@ -673,19 +673,10 @@ func TestSecondNext(t *testing.T) {
 // closed.
 func TestNextOnAnotherConnection(t *testing.T) {
 	e := newEnv(t)
-	first := e.rawRuntime(t, false)
-	inv1 := newInvocation("req-1", `{"n":1}`)
-	out := e.invoke(inv1)
-	first.next(inv1)
-	if a := first.do(http.MethodPost, invocationPath("req-1", "response"), nil, "one"); a.status != http.StatusAccepted {
-		t.Fatalf("/response = %d %s", a.status, a.body)
-	}
-	if o := outcomeOf(t, out); o.err != nil || o.res.Body != "one" {
-		t.Fatalf("Invoke 1 = %+v, %v", o.res, o.err)
-	}
+	first := answeredOnKeptConnection(t, e)
 
 	inv2 := newInvocation("req-2", `{"n":2}`)
-	out = e.invoke(inv2) // reads the kept connection, idle
+	out := e.invoke(inv2) // reads the kept connection, idle
 	second := e.rawRuntime(t, false)
 	second.next(inv2)
 	first.conn.wantClosed()
@@ -697,12 +688,10 @@ func TestNextOnAnotherConnection(t *testing.T) {
 	}
 }
 
-// TestNextOnAnotherConnectionFirst: the runtime's /next on a new connection is parked before
-// Invoke reads the kept one; Invoke takes the parked one and the kept one is closed all the same
-// (it stayed open until the invocation ended; TestNextOnAnotherConnection raced into this order
-// under load).
-func TestNextOnAnotherConnectionFirst(t *testing.T) {
-	e := newEnv(t)
+// answeredOnKeptConnection runs one invocation through a runtime on one kept-alive connection
+// and returns that runtime, its connection kept for its next /next.
+func answeredOnKeptConnection(t *testing.T, e *env) *rawRuntime {
+	t.Helper()
 	first := e.rawRuntime(t, false)
 	inv1 := newInvocation("req-1", `{"n":1}`)
 	out := e.invoke(inv1)
@@ -713,13 +702,25 @@ func TestNextOnAnotherConnectionFirst(t *testing.T) {
 	if o := outcomeOf(t, out); o.err != nil || o.res.Body != "one" {
 		t.Fatalf("Invoke 1 = %+v, %v", o.res, o.err)
 	}
+	return first
+}
+
+// TestNextOnAnotherConnectionFirst: the runtime's /next on a new connection is parked before
+// Invoke reads the kept one; Invoke takes the parked one and the kept one is closed all the same
+// (it stayed open until the invocation ended; TestNextOnAnotherConnection raced into this order
+// under load).
+func TestNextOnAnotherConnectionFirst(t *testing.T) {
+	e := newEnv(t)
+	first := answeredOnKeptConnection(t, e)
 	second := dialRaw(t, e.addr)
 	second.write(request(http.MethodGet, nextPath, nil, ""))
-	// Time for the /next to be parked first; should it not be yet, Invoke reads the kept
-	// connection and the /next kicks it: the kept one must be closed either way.
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); !runtimeapi.Parked(e.srv); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the second connection's /next was not parked within 10 s")
+		}
+	}
 	inv2 := newInvocation("req-2", `{"n":2}`)
-	out = e.invoke(inv2)
+	out := e.invoke(inv2)
 	if a := second.read(); a.status != http.StatusOK || a.header.Get("Lambda-Runtime-Aws-Request-Id") != "req-2" {
 		t.Fatalf("second /next = %d %v", a.status, a.header)
 	}

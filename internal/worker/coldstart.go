@@ -16,13 +16,16 @@ import (
 
 // start cold-starts an environment for req. It returns either a ready, busy environment, or a
 // finished call describing an init failure (reported on this invocation, as Lambda does).
-func (p *Pool) start(ctx context.Context, req Request, provisioned bool) (*env, *call, error) {
-	return p.startEnv(ctx, req, provisioned, true)
+// onLive is nil for an on-demand start; a provisioned start (provision.go) passes the function
+// called under p.mu as the environment stops counting as starting.
+func (p *Pool) start(ctx context.Context, req Request, onLive func()) (*env, *call, error) {
+	return p.startEnv(ctx, req, onLive, true)
 }
 
 // startEnv is start; with mayBind it binds the function to a pre-initialized runtime if one is
 // ready (spares.go), and starts one afresh if that fails.
-func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind bool) (*env, *call, error) {
+func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind bool) (*env, *call, error) {
+	provisioned := onLive != nil
 	ctx = context.WithoutCancel(ctx)
 	p.m.mu.Lock()
 	closed := p.m.closed
@@ -172,7 +175,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind b
 		if err != nil {
 			p.log.Warn("bind a pre-initialized runtime; starting one afresh", "env", e.id, "err", err)
 			e.destroy("bind failed")
-			return p.startEnv(ctx, req, provisioned, false)
+			return p.startEnv(ctx, req, onLive, false)
 		}
 		p.m.bound.Add(1)
 	} else {
@@ -198,8 +201,8 @@ func (p *Pool) startEnv(ctx context.Context, req Request, provisioned, mayBind b
 		p.mu.Lock()
 		if e.state == stateStarting {
 			e.to(stateBusy)
-			if req.onLive != nil {
-				req.onLive()
+			if onLive != nil {
+				onLive()
 			}
 		}
 		dead := e.state == stateDead

@@ -117,7 +117,7 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 			}
 			var initFail *call
 			var err error
-			e, initFail, err = p.start(ctx, req, false)
+			e, initFail, err = p.start(ctx, req, nil)
 			if errors.Is(err, ErrAborted) && attempt < maxPlacements {
 				continue // stopped by the platform during INIT, before the event was delivered
 			}

@@ -102,7 +102,7 @@ func (p *Pool) prewarm(target int) {
 		p.log.Debug("provisioned environment no longer wanted")
 		return
 	}
-	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID(), onLive: onLive}, true)
+	e, failed, err := p.start(context.Background(), Request{RequestID: newID() + newID()}, onLive)
 	done()
 	switch {
 	case err != nil:

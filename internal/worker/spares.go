@@ -46,7 +46,6 @@ type spare struct {
 	id     string
 	inst   sandbox.Bindable
 	out    *os.File // the read end of its output pipe
-	env    []string // what it started with
 	cancel context.CancelFunc
 }
 
@@ -261,7 +260,7 @@ func (s *spares) start(set *spareSet) (*spare, error) {
 		return nil, err
 	}
 	wctx, stop := context.WithCancel(context.Background())
-	sp := &spare{id: id, inst: inst, out: r, env: set.env, cancel: stop}
+	sp := &spare{id: id, inst: inst, out: r, cancel: stop}
 	s.wg.Add(1)
 	go func() { // ends when the spare is taken or discarded, or dies
 		defer s.wg.Done()

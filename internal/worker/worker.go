@@ -55,10 +55,6 @@ type Request struct {
 	// WarmOnly runs the invocation only on an idle environment: with none, Invoke returns
 	// ErrNoWarm at once and nothing started (a cluster node asks the others before a cold start).
 	WarmOnly bool
-
-	// onLive, for a provisioned start, is called under the pool's lock as the environment it
-	// starts stops counting as starting (provision.go: it stops counting as pending then).
-	onLive func()
 }
 
 // Response is what the caller gets.

@@ -556,16 +556,9 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 		numbers[n] = p.Number
 		portEnv[n] = p.EnvVar + "=" + strconv.Itoa(p.Number)
 	}
-	env := make([]string, 0, len(spec.Env)+1+len(portEnv))
-	for _, kv := range spec.Env {
-		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !sandbox.IsPortVar(spec.Ports, k) {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
-	env = append(env, portEnv...)
 	i.nfds = 1 + len(spec.Ports)
 	i.specPorts, i.portEnv = spec.Ports, portEnv
+	env := i.guestEnv(spec.Env)
 	i.prestarted.Store(prestart)
 	// A spare init comes already placed in cgroups of its own, with the function-independent
 	// part of its root built: the environment keeps its directory and cgroups under the spare's
@@ -678,6 +671,19 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 		}
 	}
 	return i, nil
+}
+
+// guestEnv is env with the backend's own variables (the Runtime API's address, the ports') in
+// place of any value env gives them: what a runtime of i gets, at start or at its bind.
+func (i *instance) guestEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1+len(i.portEnv))
+	for _, kv := range env {
+		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !sandbox.IsPortVar(i.specPorts, k) {
+			out = append(out, kv)
+		}
+	}
+	out = append(out, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
+	return append(out, i.portEnv...)
 }
 
 // fileListeners turns listening sockets received from an init into listeners. It closes every

@@ -1,6 +1,7 @@
 package linux
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -28,21 +29,8 @@ func BenchmarkStart(b *testing.B) {
 			if bc.network == "egress" && os.Getenv("FLINT_BENCH_EGRESS") != "1" {
 				b.Skip("FLINT_BENCH_EGRESS=1 runs it (it changes the network namespace it runs in)")
 			}
-			be, err := New(Config{StateDir: b.TempDir(), Prespawn: bc.prespawn, Network: bc.network,
-				CgroupParent: fmt.Sprintf("flint-bench-%d-%d", os.Getpid(), time.Now().UnixNano())})
-			if err != nil {
-				b.Fatal(err)
-			}
+			be := benchBackend(b, Config{Prespawn: bc.prespawn, Network: bc.network})
 			ctx := context.Background()
-			if err := be.Check(ctx); err != nil {
-				b.Skip(err)
-			}
-			defer func() {
-				_ = be.Close()
-				for _, h := range be.cg.hier {
-					_ = os.Remove(h.base)
-				}
-			}()
 			task := b.TempDir()
 			waitSpare := func() {
 				be.refill()
@@ -95,21 +83,8 @@ func BenchmarkBind(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root")
 	}
-	be, err := New(Config{StateDir: b.TempDir(), Prespawn: -1,
-		CgroupParent: fmt.Sprintf("flint-bench-%d-%d", os.Getpid(), time.Now().UnixNano())})
-	if err != nil {
-		b.Fatal(err)
-	}
+	be := benchBackend(b, Config{Prespawn: -1})
 	ctx := context.Background()
-	if err := be.Check(ctx); err != nil {
-		b.Skip(err)
-	}
-	defer func() {
-		_ = be.Close()
-		for _, h := range be.cg.hier {
-			_ = os.Remove(h.base)
-		}
-	}()
 	task, opt := b.TempDir(), b.TempDir()
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -117,27 +92,52 @@ func BenchmarkBind(b *testing.B) {
 	}
 	defer r.Close()
 	defer w.Close()
+	out := bufio.NewReader(r)
+	line := func(want string) {
+		if got, err := out.ReadString('\n'); err != nil || got != want+"\n" {
+			b.Fatalf("runtime said %q (%v), want %q", got, err, want)
+		}
+	}
 	var bind time.Duration
 	for n := 0; n < b.N; n++ {
 		inst, err := be.Prestart(ctx, sandbox.Spec{ID: fmt.Sprintf("b%d", n), RuntimeDir: task, Output: w,
-			Argv: []string{"/bin/sh", "-c", "read -r line <&3; echo bound"}, MemoryMB: 128, EphemeralStorageMB: 512})
+			Argv: []string{"/bin/sh", "-c", "echo waiting; read -r line <&3; echo bound"}, MemoryMB: 128, EphemeralStorageMB: 512})
 		if err != nil {
 			b.Fatal(err)
 		}
-		time.Sleep(5 * time.Millisecond) // the runtime is waiting
+		line("waiting")
 		t0 := time.Now()
 		if err := inst.Bind(ctx, sandbox.Binding{TaskDir: task, OptDir: opt, MemoryMB: 256, EphemeralStorageMB: 512,
 			Env: []string{"PATH=/usr/bin:/bin"}}); err != nil {
 			b.Fatal(err)
 		}
-		buf := make([]byte, 64)
-		if _, err := r.Read(buf); err != nil {
-			b.Fatal(err)
-		}
+		line("bound")
 		bind += time.Since(t0)
 		if err := inst.Destroy(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.ReportMetric(float64(bind.Microseconds())/float64(b.N), "bind-µs/op")
+}
+
+// benchBackend returns a checked backend on a fresh state dir and cgroup parent of its own,
+// closed (its cgroups removed) when the benchmark ends; a host that cannot run it skips.
+func benchBackend(b *testing.B, cfg Config) *Backend {
+	b.Helper()
+	cfg.StateDir = b.TempDir()
+	cfg.CgroupParent = fmt.Sprintf("flint-bench-%d-%d", os.Getpid(), time.Now().UnixNano())
+	be, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = be.Close()
+		for _, h := range be.cg.hier {
+			_ = os.Remove(h.base)
+		}
+	})
+	if err := be.Check(context.Background()); err != nil {
+		b.Skip(err)
+	}
+	return be
 }

@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -82,15 +81,7 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 	}
 	// What the spare's start used (the exec stage is the server's binary) is not the function's.
 	i.cg.resetPeak()
-	env := make([]string, 0, len(bd.Env)+1+len(i.portEnv))
-	for _, kv := range bd.Env {
-		if k, _, _ := strings.Cut(kv, "="); k != "AWS_LAMBDA_RUNTIME_API" && !sandbox.IsPortVar(i.specPorts, k) {
-			env = append(env, kv)
-		}
-	}
-	env = append(env, "AWS_LAMBDA_RUNTIME_API="+runtimeAPIAddr)
-	env = append(env, i.portEnv...)
-	env = guestLangEnv(i.home, env)
+	env := guestLangEnv(i.home, i.guestEnv(bd.Env))
 	payload, err := json.Marshal(sandbox.BindPayload{Cwd: sandbox.GuestTaskRoot, Env: env})
 	if err != nil {
 		return err
