@@ -11,8 +11,12 @@
 // namespace and hands them all to the parent in one message over a socketpair (SCM_RIGHTS: the
 // Runtime API's first, then the ports' in the Spec's order), waits until the parent has placed it
 // into the environment's cgroups, drops every capability, installs the seccomp filter and forks
-// the runtime, then reaps orphans and reports the runtime's exit. What listens on those sockets is
-// the worker, in the host: nothing of Flint runs inside the environment but that init. Every
+// the runtime, then (on amd64) execs a 456-byte static program in its own place (pid1_amd64.asm)
+// that reaps orphans and reports the runtime's exit. What listens on those sockets is the worker,
+// in the host: nothing of Flint runs inside the environment but that pid 1. A prestarted
+// environment (prestart_linux.go) starts its runtime before its function is known, chrooted into
+// the root through an exec stage ("flint-sandbox-exec") that drops its privileges; the init
+// mounts the function and enters the root at the bind. Every
 // environment has a network namespace of its own, so those sockets are reachable from inside it
 // only. With Network "egress" (alias "host") the namespace also gets a veth pair to the host
 // with a /30 of 169.254.0.0/17 and the host masquerades its traffic to the world, dropping
