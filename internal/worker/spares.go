@@ -158,16 +158,18 @@ func (s *spares) take(rt runtimes.Runtime, argv, environ []string) (got *spare, 
 		s.heldMB -= spareMB(rt.Family)
 		got.cancel()
 	}
-	s.refillLocked()
 	return got, true
 }
 
-// done ends a cold start take counted (whether it got a spare or not).
+// done ends a cold start take counted (whether it got a spare or not), and only then refills:
+// a spare's start (an interpreter's, about its own cold start's CPU) would otherwise compete
+// with the cold start that took one, whose runtime has its memory's CPU weight.
 func (s *spares) done(rt runtimes.Runtime) {
 	s.mu.Lock()
 	if set := s.sets[rt.Name]; set != nil && set.inflight > 0 {
 		set.inflight--
 	}
+	s.refillLocked()
 	s.mu.Unlock()
 }
 

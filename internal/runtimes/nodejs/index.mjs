@@ -15,6 +15,7 @@ import { patchConsole, setRequestId, logError } from './logging.mjs';
 import { closeSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
 import net from 'node:net';
+import util from 'node:util';
 
 await bind();
 patchConsole();
@@ -207,12 +208,22 @@ async function bind() {
     process.exit(0); // the spare was discarded
   }
   const { cwd, env } = JSON.parse(data);
-  for (const k of Object.keys(process.env)) {
-    delete process.env[k];
-  }
+  const next = new Map();
   for (const kv of env) {
     const at = kv.indexOf('=');
-    process.env[kv.slice(0, at)] = kv.slice(at + 1);
+    next.set(kv.slice(0, at), kv.slice(at + 1));
+  }
+  // Only what changes: node resets its time zone whenever TZ is set or deleted, and without TZ
+  // ICU may look for /etc/localtime's zone by reading every file under /usr/share/zoneinfo.
+  for (const k of Object.keys(process.env)) {
+    if (!next.has(k)) {
+      delete process.env[k];
+    }
+  }
+  for (const [k, v] of next) {
+    if (process.env[k] !== v) {
+      process.env[k] = v;
+    }
   }
   process.chdir(cwd);
   Module._initPaths();
@@ -224,12 +235,24 @@ async function bind() {
 // on the environment's loopback, closed before the function arrives.
 async function warm() {
   const server = net.createServer((s) =>
-    s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nLambda-Runtime-Aws-Request-Id: warm\r\n\r\n{}')),
+    s.on('data', (d) =>
+      s.write(
+        d.toString('latin1', 0, 4) === 'GET '
+          ? 'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nLambda-Runtime-Aws-Request-Id: warm\r\n\r\n{}'
+          : 'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n{"status":"OK"}\n',
+      ),
+    ),
   );
   await new Promise((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   try {
     const client = new RuntimeClient(`127.0.0.1:${server.address().port}`);
-    await client.next();
+    const { body } = await client.next();
+    // What an invoke then does first: the event parsed, a log line formatted (not written), a
+    // response posted.
+    const event = JSON.parse(body);
+    const line = `${new Date().toISOString()}\twarm\tINFO\t${util.format('%s: %o', 'warm', { event, a: [1, 'b', null] })}`;
+    Buffer.from(line.replace(/\n/g, '\r') + '\n', 'utf8');
+    await new Promise((resolve) => client.postInvocationResponse({ message: line, event }, 'warm', resolve));
     client.conn.close();
   } finally {
     server.close();

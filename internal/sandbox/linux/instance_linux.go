@@ -70,6 +70,7 @@ var (
 
 // EndInit caps the environment's CPU in proportion to its memory once INIT is over.
 func (i *instance) EndInit(ctx context.Context) error {
+	defer i.b.refill()
 	if err := i.Lock(); err != nil {
 		return err
 	}
@@ -211,7 +212,12 @@ func (i *instance) Start(ctx context.Context) error {
 	}
 	// The init is tiny and must outlive the runtime to report its end: never the OOM victim.
 	_ = os.WriteFile("/proc/"+strconv.Itoa(i.cmd.Process.Pid)+"/oom_score_adj", []byte("-1000"), 0)
-	i.b.refill()
+	if i.prestarted.Load() {
+		// A spare's start is off every cold start's path. Any other runtime's INIT is on one:
+		// the next spare init (an exec of the server's binary) starts once it is over (EndInit,
+		// or Destroy if it fails).
+		i.b.refill()
+	}
 	return nil
 }
 
@@ -221,6 +227,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 	if first, _ := i.MarkDestroyed(); !first {
 		return nil
 	}
+	defer i.b.refill() // for an environment whose INIT never ended (see Start)
 	// First, so that whatever happens below the worker's servers on them stop.
 	i.closeListeners()
 	var errs []error

@@ -101,6 +101,11 @@ func prepareRoot(r string, shmMB int) error {
 			continue
 		case real == "/etc/"+e:
 			err = bindRO(real, guest, fi.IsDir(), roFlags)
+		case underHostDirs(real):
+			// Kept a link where the root shows its target at the same path: /etc/localtime ->
+			// /usr/share/zoneinfo/Etc/UTC names the zone, and ICU (Node's Intl) without TZ looks
+			// for a copied file's zone by reading every file under /usr/share/zoneinfo.
+			err = os.Symlink(real, guest)
 		case fi.IsDir():
 			err = hiddenRO(real, guest)
 		default:
@@ -114,6 +119,17 @@ func prepareRoot(r string, shmMB int) error {
 		return err
 	}
 	return buildProc(filepath.Join(r, "proc"))
+}
+
+// underHostDirs reports whether path lies in one of hostDirs, which the root shows at the host's
+// paths.
+func underHostDirs(path string) bool {
+	for _, d := range hostDirs {
+		if strings.HasPrefix(path, "/"+d+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // sandboxHosts is /etc/hosts in an environment (each has a network namespace of its own): localhost is
