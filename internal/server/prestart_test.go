@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,12 +44,15 @@ const layermod = require('layermod'); // the layer's module, from NODE_PATH, at 
 const GREETING = process.env.GREETING;
 const INIT_TYPE = process.env.AWS_LAMBDA_INITIALIZATION_TYPE;
 fs.writeFileSync('/tmp/' + process.env.AWS_LAMBDA_FUNCTION_NAME, 'mine');
+const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone + ' ' + new Date(0).getTimezoneOffset();
+let LOCALTIME = null;
+try { LOCALTIME = fs.readlinkSync('/etc/localtime'); } catch (_) {}
 
 exports.handler = async () => ({
   greeting: GREETING, layer: layermod.VALUE, init: INIT_TYPE, pid: process.pid,
   pidns: fs.readlinkSync('/proc/self/ns/pid'), tmp: fs.readdirSync('/tmp').sort(),
   fn: process.env.AWS_LAMBDA_FUNCTION_NAME, token: process.env.AWS_SESSION_TOKEN, cwd: process.cwd(),
-  bind_fd: process.env._FLINT_BIND_FD ?? null,
+  bind_fd: process.env._FLINT_BIND_FD ?? null, tz: TZ, localtime: LOCALTIME,
 });
 `
 
@@ -57,6 +61,8 @@ type prestartProbe struct {
 	PID                                          int
 	Tmp                                          []string
 	BindFD                                       *string `json:"bind_fd"`
+	TZ                                           string  // Node's time zone and offset at module level
+	Localtime                                    *string // where /etc/localtime links
 }
 
 // TestPrestartedRuntimes checks that a cold start bound to a pre-initialized runtime keeps
@@ -105,7 +111,8 @@ func testPrestarted(t *testing.T, sb string) {
 	// Another runtime: where the node has a python3.12 of its own outside /usr (pyenv), its
 	// installation is shown at /var/lang, which the binding's variables must follow.
 	create("py-b", "python3.12", 128, map[string]string{"GREETING": "hello b"})
-	create("node-a", "nodejs20.x", 128, map[string]string{"GREETING": "hello node"})
+	// A time zone of the function's own: node resets its zone when TZ changes at the bind.
+	create("node-a", "nodejs20.x", 128, map[string]string{"GREETING": "hello node", "TZ": "Asia/Tokyo"})
 
 	// boundInvoke invokes name on a new environment until one was bound to a pre-initialized
 	// runtime (the first cold start of a runtime teaches the server to keep one ready).
@@ -195,6 +202,16 @@ func testPrestarted(t *testing.T, sb string) {
 	}
 	if sb == "linux" && (strings.Join(n.Tmp, ",") != "node-a" || n.Cwd != "/var/task") {
 		t.Errorf("node-a: /tmp %v, cwd %s; want only its own file, /var/task", n.Tmp, n.Cwd)
+	}
+	if n.TZ != "Asia/Tokyo -540" {
+		t.Errorf("node-a's module-level code saw time zone %q, want its TZ Asia/Tokyo (-540)", n.TZ)
+	}
+	// The sandbox keeps a host's /etc/localtime link into /usr a link (a copy sends ICU
+	// reading every file under /usr/share/zoneinfo to name the zone).
+	if real, err := filepath.EvalSymlinks("/etc/localtime"); sb == "linux" && err == nil && strings.HasPrefix(real, "/usr/") {
+		if n.Localtime == nil || *n.Localtime != real {
+			t.Errorf("node-a: /etc/localtime links to %v, want %s as on the host", n.Localtime, real)
+		}
 	}
 
 	if sb != "linux" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
@@ -53,9 +54,20 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 	for _, k := range keys {
 		env = append(env, k+"="+user[k])
 	}
+	// Lambda's values are defaults for the keys a user may set too (PATH, LANG, TZ, PYTHONPATH…):
+	// the user's wins, and only it is passed (runtimes disagree on which of two duplicates counts:
+	// glibc's getenv takes the first, Python's os.environ the last).
+	defaults := func(kvs ...string) {
+		for _, kv := range kvs {
+			k, _, _ := strings.Cut(kv, "=")
+			if _, set := user[k]; !set || k == "AWS_SESSION_TOKEN" {
+				env = append(env, kv)
+			}
+		}
+	}
 	now := p.m.now().UTC()
-	env = append(env, p.m.platformEnv()...)
-	env = append(env,
+	defaults(p.m.platformEnv()...)
+	defaults(
 		"_HANDLER="+fn.Handler,
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
@@ -66,16 +78,11 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
 		"AWS_SESSION_TOKEN="+sessionToken,
 	)
-	// The API refuses these keys in a function's configuration, as Lambda does; should a user's
-	// value get here anyway, it wins and no placeholder is added (runtimes disagree on which of
-	// two duplicates counts).
-	if _, ok := user["AWS_ACCESS_KEY_ID"]; !ok {
-		env = append(env, "AWS_ACCESS_KEY_ID="+placeholderAccessKeyID)
-	}
-	if _, ok := user["AWS_SECRET_ACCESS_KEY"]; !ok {
-		env = append(env, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)
-	}
-	return append(env, runtimeEnv...), nil
+	// The API refuses the reserved keys (these among them) in a function's configuration, as
+	// Lambda does; should a user's value get here anyway, it wins as any other.
+	defaults("AWS_ACCESS_KEY_ID="+placeholderAccessKeyID, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)
+	defaults(runtimeEnv...)
+	return env, nil
 }
 
 // platformEnv is the part of Lambda's reserved variables that is the same for every function.
