@@ -184,7 +184,6 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 		Architectures:    []string{"x86_64"},
 		EphemeralStorage: &lambda.EphemeralStorage{Size: lambda.MinEphemeralMB},
 		TracingConfig:    &lambda.TracingConfig{Mode: "PassThrough"},
-		LoggingConfig:    &lambda.LoggingConfig{LogFormat: "Text", LogGroup: "/aws/lambda/" + name},
 		SnapStart:        &lambda.SnapStartResp{ApplyOn: "None", OptimizationStatus: "Off"},
 		DeadLetterConfig: in.DeadLetterConfig,
 		KMSKeyArn:        in.KMSKeyArn,
@@ -201,13 +200,8 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	if in.TracingConfig != nil && in.TracingConfig.Mode != "" {
 		cfg.TracingConfig = in.TracingConfig
 	}
-	if in.LoggingConfig != nil {
-		if in.LoggingConfig.LogFormat != "" {
-			cfg.LoggingConfig.LogFormat = in.LoggingConfig.LogFormat
-		}
-		if in.LoggingConfig.LogGroup != "" {
-			cfg.LoggingConfig.LogGroup = in.LoggingConfig.LogGroup
-		}
+	if cfg.LoggingConfig, err = loggingConfig(name, nil, in.LoggingConfig); err != nil {
+		return nil, err
 	}
 	if len(in.Architectures) > 0 {
 		cfg.Architectures = in.Architectures
@@ -471,9 +465,11 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 		if in.TracingConfig != nil && in.TracingConfig.Mode != "" {
 			c.TracingConfig = in.TracingConfig
 		}
-		if in.LoggingConfig != nil && in.LoggingConfig.LogFormat != "" {
-			c.LoggingConfig.LogFormat = in.LoggingConfig.LogFormat
+		lc, err := loggingConfig(c.FunctionName, c.LoggingConfig, in.LoggingConfig)
+		if err != nil {
+			return err
 		}
+		c.LoggingConfig = lc
 		if in.DeadLetterConfig != nil {
 			c.DeadLetterConfig = in.DeadLetterConfig
 		}

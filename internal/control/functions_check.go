@@ -1,9 +1,11 @@
 package control
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,4 +148,49 @@ func (s *Functions) checkLayerMerge(ctx context.Context, arns, keys []string) er
 		return apierr.InvalidParameterValue("Layers %s cannot be used together: extracted in order into /opt, they make a symbolic link that leads outside /opt (%s).", strings.Join(arns, ", "), why)
 	}
 	return err
+}
+
+var logGroupPattern = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]+$`)
+
+// loggingConfig is the LoggingConfig a function named name stores after a request that gave in
+// over cur (nil when creating). As on Lambda, a LoggingConfig in the request replaces every
+// logging control (an omitted format is Text, an omitted group the function's default); the log
+// levels exist only with the JSON format, where they default to INFO.
+func loggingConfig(name string, cur, in *lambda.LoggingConfig) (*lambda.LoggingConfig, error) {
+	if in == nil {
+		if cur != nil {
+			return cur, nil
+		}
+		in = &lambda.LoggingConfig{}
+	}
+	out := &lambda.LoggingConfig{LogFormat: in.LogFormat, LogGroup: in.LogGroup}
+	if out.LogFormat == "" {
+		out.LogFormat = "Text"
+	}
+	if out.LogFormat != "Text" && out.LogFormat != "JSON" {
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.logFormat' failed to satisfy constraint: Member must satisfy enum value set: [JSON, Text]", in.LogFormat)
+	}
+	if l := in.ApplicationLogLevel; l != "" && !slices.Contains([]string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}, l) {
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.applicationLogLevel' failed to satisfy constraint: Member must satisfy enum value set: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]", l)
+	}
+	if l := in.SystemLogLevel; l != "" && !slices.Contains([]string{"DEBUG", "INFO", "WARN"}, l) {
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.systemLogLevel' failed to satisfy constraint: Member must satisfy enum value set: [DEBUG, INFO, WARN]", l)
+	}
+	if g := in.LogGroup; g != "" && (len(g) > 512 || !logGroupPattern.MatchString(g)) {
+		if len(g) > 512 {
+			return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.logGroup' failed to satisfy constraint: Member must have length less than or equal to 512", g)
+		}
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.logGroup' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+", g)
+	}
+	if out.LogFormat == "Text" {
+		if in.ApplicationLogLevel != "" || in.SystemLogLevel != "" {
+			return nil, apierr.InvalidParameterValue(`LogLevel is not supported when LogFormat is set to "Text". Remove LogLevel from your request or change the LogFormat to "JSON" and try again.`)
+		}
+	} else {
+		out.ApplicationLogLevel, out.SystemLogLevel = cmp.Or(in.ApplicationLogLevel, "INFO"), cmp.Or(in.SystemLogLevel, "INFO")
+	}
+	if out.LogGroup == "" {
+		out.LogGroup = "/aws/lambda/" + name
+	}
+	return out, nil
 }

@@ -580,6 +580,7 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 		MemoryMB:    f.Config.MemorySize,
 		Timeout:     time.Duration(f.Config.Timeout) * time.Second,
 		EphemeralMB: f.EphemeralMB(),
+		Logging:     workerLogging(f.Config.LoggingConfig),
 		Env: func() (map[string]string, error) {
 			cur := f
 			s.mu.RLock()
@@ -602,4 +603,13 @@ func (s *Service) workerFunction(entryKey string, f *lambda.Function) (fn worker
 			return s.code.Merge(dirs)
 		},
 	}, func(p *worker.Pool) { pool = p }
+}
+
+// workerLogging is a LoggingConfig as the worker applies it.
+func workerLogging(c *lambda.LoggingConfig) worker.Logging {
+	if c == nil {
+		return worker.Logging{}
+	}
+	return worker.Logging{JSON: c.LogFormat == "JSON", ApplicationLevel: c.ApplicationLogLevel,
+		SystemLevel: c.SystemLogLevel, Group: c.LogGroup}
 }

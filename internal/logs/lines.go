@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"cmp"
 	"strconv"
 	"time"
 )
@@ -110,4 +111,74 @@ func AppendAborted(b []byte, at time.Time, requestID, reason string) []byte {
 	b = append(b, " Invocation stopped by the platform: "...)
 	b = append(b, reason...)
 	return append(b, '\n')
+}
+
+// The JSON log format (LoggingConfig.LogFormat JSON) has Lambda write its platform lines as
+// events, one JSON object per line: {"time": ..., "type": "platform.start", "record": {...}}.
+// The records are the Telemetry API's; END has none (the report says how the invocation ended).
+
+// AppendStartJSON appends the platform.start event of an invocation that started at.
+func AppendStartJSON(b []byte, at time.Time, requestID, version string) []byte {
+	if version == "" {
+		version = Latest
+	}
+	b = appendEventHead(b, at, "platform.start")
+	b = append(b, `"requestId":`...)
+	b = appendJSONString(b, requestID)
+	b = append(b, `,"version":`...)
+	b = appendJSONString(b, version)
+	return append(b, "}}\n"...)
+}
+
+// AppendReportJSON appends the platform.report event of an invocation that ended at: its
+// metrics, and its status (success, error or timeout) with the error's type.
+func AppendReportJSON(b []byte, at time.Time, r Report) []byte {
+	b = appendEventHead(b, at, "platform.report")
+	b = append(b, `"requestId":`...)
+	b = appendJSONString(b, r.RequestID)
+	b = append(b, `,"metrics":{"durationMs":`...)
+	b = appendMillis(b, r.Duration)
+	b = append(b, `,"billedDurationMs":`...)
+	b = strconv.AppendInt(b, billedMillis(r.Duration), 10)
+	b = append(b, `,"memorySizeMB":`...)
+	b = strconv.AppendInt(b, int64(r.MemorySizeMB), 10)
+	b = append(b, `,"maxMemoryUsedMB":`...)
+	b = strconv.AppendInt(b, int64(r.MaxMemoryUsedMB), 10)
+	if r.InitDuration > 0 {
+		b = append(b, `,"initDurationMs":`...)
+		b = appendMillis(b, r.InitDuration)
+	}
+	b = append(b, `},"status":`...)
+	b = appendJSONString(b, cmp.Or(r.Status, "success"))
+	if r.ErrorType != "" {
+		b = append(b, `,"errorType":`...)
+		b = appendJSONString(b, r.ErrorType)
+	}
+	return append(b, "}}\n"...)
+}
+
+func appendEventHead(b []byte, at time.Time, typ string) []byte {
+	b = append(b, `{"time":"`...)
+	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")
+	b = append(b, `","type":"`...)
+	b = append(b, typ...)
+	return append(b, `","record":{`...)
+}
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and control characters
+// escaped, everything else as it is.
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -72,12 +73,17 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 		"AWS_LAMBDA_FUNCTION_NAME="+fn.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
-		"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/"+fn.Name,
+		"AWS_LAMBDA_LOG_GROUP_NAME="+cmp.Or(fn.Logging.Group, "/aws/lambda/"+fn.Name),
 		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
 		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
 		"AWS_SESSION_TOKEN="+sessionToken,
 	)
+	if fn.Logging.JSON {
+		// What the runtime clients read (AWS's as Flint's): JSON records, and the level below
+		// which application logs are dropped.
+		defaults("AWS_LAMBDA_LOG_FORMAT=JSON", "AWS_LAMBDA_LOG_LEVEL="+cmp.Or(fn.Logging.ApplicationLevel, "INFO"))
+	}
 	// The API refuses the reserved keys (these among them) in a function's configuration, as
 	// Lambda does; should a user's value get here anyway, it wins as any other.
 	defaults("AWS_ACCESS_KEY_ID="+placeholderAccessKeyID, "AWS_SECRET_ACCESS_KEY="+placeholderSecretAccessKey)

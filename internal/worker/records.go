@@ -124,23 +124,38 @@ func (p *Pool) record(c *call) []byte {
 	return p.appendRecord(make([]byte, 0, len(c.initOut)+len(c.output)+320), c)
 }
 
-// appendRecord appends c's log record (START, output, END, REPORT) to b.
+// appendRecord appends c's log record (START, output, END, REPORT) to b; in the JSON log format
+// the platform.start and platform.report events in place of those lines, unless the function's
+// system log level is above INFO.
 func (p *Pool) appendRecord(b []byte, c *call) []byte {
+	json := p.fn.Logging.JSON
+	platform := !json || p.fn.Logging.SystemLevel != "WARN"
 	b = append(b, c.initOut...)
-	b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)
+	switch {
+	case !json:
+		b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)
+	case platform:
+		b = logs.AppendStartJSON(b, c.start, c.req.RequestID, p.fn.Version)
+	}
 	b = append(b, c.output...)
-	if c.outcome == outcomeTimeout {
+	if !json && c.outcome == outcomeTimeout {
 		b = logs.AppendTimeout(b, c.start.Add(c.duration), c.req.RequestID, p.fn.Timeout)
 	}
-	if c.outcome == outcomeAborted {
+	if !json && c.outcome == outcomeAborted {
 		b = logs.AppendAborted(b, c.start.Add(c.duration), c.req.RequestID, c.aborted)
 	}
-	b = logs.AppendEnd(b, c.req.RequestID)
+	if !platform {
+		return b
+	}
 	rep := logs.Report{RequestID: c.req.RequestID, Duration: c.duration, MemorySizeMB: p.fn.MemoryMB,
 		InitDuration: c.initDur, Status: c.outcome.reportStatus()}
 	if c.outcome == outcomeError || c.outcome == outcomeAborted {
 		rep.ErrorType = c.result.ErrorType // none for a platform stop
 	}
 	rep.MaxMemoryUsedMB = c.e.maxMemoryMB()
+	if json {
+		return logs.AppendReportJSON(b, c.start.Add(c.duration), rep)
+	}
+	b = logs.AppendEnd(b, c.req.RequestID)
 	return logs.AppendReport(b, rep)
 }

@@ -36,12 +36,25 @@ type Function struct {
 	MemoryMB    int
 	Timeout     time.Duration
 	EphemeralMB int
+	// Logging is the function's LoggingConfig: its log group, and the JSON format's levels.
+	Logging Logging
 	// Env returns the user's variables (decrypted); called on cold starts only.
 	Env func() (map[string]string, error)
 	// Code returns the host directory holding the unpacked code; called on cold starts only.
 	Code func(ctx context.Context) (string, error)
 	// Opt returns the host directory of the function's layers, merged ("" for none); nil: none.
 	Opt func(ctx context.Context) (string, error)
+}
+
+// Logging is how a function's logs are written (Lambda's LoggingConfig). JSON has the runtime
+// clients write their records as JSON objects at ApplicationLevel and above, and the platform
+// its lines as platform.* events at SystemLevel and above; Text is Lambda's plain format,
+// without levels.
+type Logging struct {
+	JSON             bool
+	ApplicationLevel string // TRACE, DEBUG, INFO, WARN, ERROR or FATAL; JSON only
+	SystemLevel      string // DEBUG, INFO or WARN; JSON only
+	Group            string // "" is /aws/lambda/NAME
 }
 
 // Request is one synchronous invocation.

@@ -1,5 +1,6 @@
 // Console patching: every console method writes one line to stdout in AWS's text format,
-// `<ISO time>\t<request id>\t<LEVEL>\t<message>`, with newlines inside the message turned
+// `<ISO time>\t<request id>\t<LEVEL>\t<message>`, or with AWS_LAMBDA_LOG_FORMAT=JSON as one
+// JSON object (timestamp, level, requestId, message), with newlines inside the message turned
 // into \r so that one call stays one line. Writes are synchronous so that everything logged
 // during an invocation is out before its response is posted.
 
@@ -42,17 +43,66 @@ function writeStdout(text) {
   }
 }
 
-function log(level, message, ...params) {
+function logText(level, message, ...params) {
   const line = `${new Date().toISOString()}\t${globalThis[REQUEST_ID]}\t${level.name}\t${util.format(message, ...params)}`;
   writeStdout(line.replace(/\n/g, '\r') + '\n');
 }
 
-// logError logs an error the way the runtime reports it: `<label> \t{json}` at ERROR.
+// errorFields is an Error as the JSON format writes it: its type, message and stack lines, then
+// its own enumerable properties.
+function errorFields(err) {
+  return Object.assign(
+    {
+      errorType: err?.constructor?.name ?? 'UnknownError',
+      errorMessage: err.message,
+      stackTrace: typeof err.stack === 'string' ? err.stack.split('\n') : err.stack,
+    },
+    err,
+  );
+}
+
+const errorReplacer = (_k, v) => (v instanceof Error ? errorFields(v) : v);
+
+// logJSON writes one record in Lambda's JSON format: a lone argument is the message as it is
+// (an object stays an object); several are formatted as console.log does, with the first
+// Error's fields beside.
+function logJSON(level, ...params) {
+  const record = { timestamp: new Date().toISOString(), level: level.name, requestId: globalThis[REQUEST_ID] };
+  let line;
+  if (params.length === 1) {
+    record.message = params[0];
+    try {
+      line = JSON.stringify(record, errorReplacer);
+    } catch (_) {
+      record.message = util.format(params[0]);
+      line = JSON.stringify(record);
+    }
+  } else {
+    record.message = util.format(...params);
+    const err = params.find((p) => p instanceof Error);
+    if (err) {
+      const { errorType, errorMessage, stackTrace } = errorFields(err);
+      Object.assign(record, { errorType, errorMessage, stackTrace });
+    }
+    line = JSON.stringify(record);
+  }
+  writeStdout(line.replace(/\n/g, '\r') + '\n');
+}
+
+let log = logText;
+
+// logError logs an error the way the runtime reports it: `<label> \t{json}` at ERROR, or in
+// the JSON format the error itself as the record's message.
 export function logError(label, err) {
-  log(LEVELS.ERROR, label, toFormatted(intoError(err)));
+  if (log === logJSON) {
+    log(LEVELS.ERROR, intoError(err));
+  } else {
+    log(LEVELS.ERROR, label, toFormatted(intoError(err)));
+  }
 }
 
 export function patchConsole() {
+  log = process.env.AWS_LAMBDA_LOG_FORMAT?.toUpperCase() === 'JSON' ? logJSON : logText;
   const min = LEVELS[process.env.AWS_LAMBDA_LOG_LEVEL?.toUpperCase()] ?? LEVELS.TRACE;
   const nop = () => {};
   const method = (level) =>

@@ -281,6 +281,11 @@ def _fault_result(e, request_id=None):
 
 
 def log_error(error):
+    if _json_logs():
+        record = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()), "level": "ERROR"}
+        record.update(error)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
     description = "[ERROR]"
     if error.get("errorType"):
         description += " " + error["errorType"]
@@ -442,16 +447,51 @@ class LambdaContext(object):
 
 
 # ---------------------------------------------------------------------------------------------
-# Logging: the root logger writes AWS's text format to stdout. As on Lambda, the root level is
-# left at WARNING unless AWS_LAMBDA_LOG_LEVEL is set.
+# Logging: the root logger writes AWS's text format to stdout, or with AWS_LAMBDA_LOG_FORMAT=JSON
+# one JSON object per record (print() output stays as it is, as on Lambda). As on Lambda, the
+# root level is left at WARNING unless AWS_LAMBDA_LOG_LEVEL is set.
 
 
 class LambdaLoggerHandler(logging.Handler):
     def emit(self, record):
         try:
-            sys.stdout.write(self.format(record))
+            msg = self.format(record)
+            # A record with a traceback ends without one: what is written next starts a line.
+            sys.stdout.write(msg if msg.endswith("\n") else msg + "\n")
         except Exception:
             self.handleError(record)
+
+
+def _json_logs():
+    return (os.environ.get("AWS_LAMBDA_LOG_FORMAT") or "").upper() == "JSON"
+
+
+# The LogRecord attributes logging itself sets: any other is the caller's (extra=...) and goes
+# into the JSON record as a field of its own.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "aws_request_id"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Lambda's JSON log format: one object per record, with the level rounded to logging's."""
+
+    def format(self, record):
+        level = logging.getLevelName(min(50, max(0, record.levelno)) // 10 * 10)
+        out = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + ".%03dZ" % record.msecs,
+            "level": level,
+            "message": record.getMessage(),
+            "logger": record.name,
+        }
+        if record.exc_info:
+            out["stackTrace"] = traceback.format_tb(record.exc_info[2])
+            out["errorType"] = record.exc_info[0].__name__
+            out["errorMessage"] = str(record.exc_info[1])
+            out["location"] = "%s:%s:%s" % (record.pathname, record.funcName, record.lineno)
+        out["requestId"] = getattr(record, "aws_request_id", None)
+        for k, v in record.__dict__.items():
+            if k not in _RECORD_FIELDS and k not in out:
+                out[k] = v
+        return json.dumps({k: v for k, v in out.items() if v is not None}, ensure_ascii=False, default=str) + "\n"
 
 
 class LambdaLoggerFilter(logging.Filter):
@@ -463,12 +503,15 @@ class LambdaLoggerFilter(logging.Filter):
 def _setup_logging():
     logging.Formatter.converter = time.gmtime
     handler = LambdaLoggerHandler()
-    handler.setFormatter(
-        logging.Formatter(
-            "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
-            "%Y-%m-%dT%H:%M:%S",
+    if _json_logs():
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n",
+                "%Y-%m-%dT%H:%M:%S",
+            )
         )
-    )
     handler.addFilter(LambdaLoggerFilter())
     root = logging.getLogger()
     level = (os.environ.get("AWS_LAMBDA_LOG_LEVEL") or "").upper()
