@@ -26,32 +26,53 @@ if [[ -n "$unformatted" ]]; then
 	exit 1
 fi
 
-# progress passes go test's output through untouched (its per-package ok/FAIL lines are what
-# CI reads) and, whenever it has been silent for 30 s, says on stderr how far it got.
-progress() {
-	local total=$1 done=0 start=$SECONDS buf="" line rc
-	while :; do
-		if IFS= read -r -t 30 line; then
-			line="$buf$line"
-			buf=""
-			printf '%s\n' "$line"
-			if [[ $line =~ ^(ok|FAIL|\?)[[:space:]] ]]; then
-				done=$((done + 1))
-			fi
-		else
-			rc=$?
-			if ((rc > 128)); then # timed out: keep what came of the line, report, go on
-				buf+="$line"
-				printf 'test.sh: %d of %d packages done after %dm%02ds\n' "$done" "$total" \
-					$(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) >&2
-			else
-				if [[ -n "$buf$line" ]]; then printf '%s\n' "$buf$line"; fi
-				break
-			fi
-		fi
-	done
+# internal/server's end-to-end tests take most of the suite's time and little of its CPU (they
+# wait on cold starts, timeouts and servers): its tests run in FLINT_SERVER_SHARDS processes of
+# their own (round robin over `go test -list`), beside the other packages.
+server=github.com/flint-run/flint/internal/server
+shards=${FLINT_SERVER_SHARDS:-3}
+mapfile -t others < <(go list ./... | grep -vx "$server")
+mapfile -t tests < <(go test -race -list '^Test' ./internal/server | grep '^Test')
+runs=()
+for ((i = 0; i < shards; i++)); do runs[i]=""; done
+for j in "${!tests[@]}"; do
+	k=$((j % shards))
+	runs[k]+="${runs[k]:+|}${tests[j]}"
+done
+total=$((${#others[@]} + shards))
+echo "== go test -race ./... ($total runs: ${#others[@]} packages, internal/server in $shards; progress every 30 s of silence)" >&2
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+pids=() files=()
+run() { # run FILE ARGS...: go test ARGS in the background, its output to FILE
+	local f=$1
+	shift
+	go test -race -count=1 -timeout 20m "$@" >"$f" 2>&1 &
+	pids+=($!) files+=("$f")
 }
-
-total="$(go list ./... | wc -l)"
-echo "== go test -race ./... ($total packages; progress every 30 s of silence)" >&2
-go test -race -count=1 -timeout 20m ./... 2>&1 | progress "$total"
+run "$out/others" "${others[@]}"
+for ((i = 0; i < shards; i++)); do
+	if [[ -n "${runs[i]}" ]]; then
+		run "$out/server.$i" -run "^(${runs[i]})\$" ./internal/server
+	fi
+done
+# Each run's output is printed whole when it ends, never interleaved with another's; every 30 s
+# of silence, how many are still going.
+rc=0 start=$SECONDS last=$SECONDS
+done_=()
+while ((${#done_[@]} < ${#pids[@]})); do
+	for k in "${!pids[@]}"; do
+		[[ -n "${done_[k]:-}" ]] && continue
+		kill -0 "${pids[k]}" 2>/dev/null && continue
+		wait "${pids[k]}" || rc=1
+		cat "${files[k]}"
+		done_[k]=1 last=$SECONDS
+	done
+	if ((SECONDS - last >= 30)); then
+		printf 'test.sh: %d of %d runs done after %dm%02ds\n' "${#done_[@]}" "${#pids[@]}" \
+			$(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)) >&2
+		last=$SECONDS
+	fi
+	sleep 1
+done
+exit "$rc"

@@ -134,16 +134,18 @@ func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (ui
 	return n, nil
 }
 
-// put creates or replaces the record under key (last writer wins).
+// put creates or replaces the record under key: last writer wins, unconditionally (a read then
+// an update by revision made two writers of one node's heartbeat key conflict).
 func (b bucket[T]) put(ctx context.Context, key string, v *T) (uint64, error) {
-	_, rev, err := b.get(ctx, key)
-	if errors.Is(err, ErrNotFound) {
-		return b.create(ctx, key, v)
-	}
+	data, err := b.encode(key, v)
 	if err != nil {
 		return 0, err
 	}
-	return b.update(ctx, key, v, rev)
+	rev, err := b.kv.Put(ctx, key, data)
+	if err != nil {
+		return 0, fmt.Errorf("put %s %s: %w", b.what, key, err)
+	}
+	return rev, nil
 }
 
 func (b bucket[T]) delete(ctx context.Context, key string) error {
