@@ -38,6 +38,7 @@ var (
 	dev, keyed         *server.Server
 	devErr, keyedErr   error
 	key                sigv4.Credentials
+	keyedDir           string
 	tmpDirs            []string
 	closers            []func()
 )
@@ -98,6 +99,7 @@ func keyedServer(t testing.TB) *server.Server {
 	t.Helper()
 	keyedOnce.Do(func() {
 		keyed, keyedErr = start(func(dir string) error {
+			keyedDir = dir
 			keys, err := sigv4.Load(filepath.Join(dir, "access-keys.json"))
 			if err != nil {
 				return err
@@ -598,6 +600,36 @@ func TestSignIn(t *testing.T) {
 	if resp, body := replay.do(t, http.MethodGet, "/console/api/functions", nil, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the signed-out session's cookie: %d %.80s; want 401", resp.StatusCode, body)
 	}
+}
+
+// TestSessionEndsWithKey: deleting the access key a browser signed in with ends its session.
+func TestSessionEndsWithKey(t *testing.T) {
+	s := keyedServer(t)
+	keys, err := sigv4.Load(filepath.Join(keyedDir, "access-keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	late, err := keys.Create("deleted soon")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowserish(t, s)
+	signIn := url.Values{"access_key_id": {late.AccessKeyID}, "secret_access_key": {late.SecretAccessKey}}.Encode()
+	formHdr := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	waitFor(t, "the new key to be accepted", func() bool {
+		resp, _ := b.do(t, http.MethodPost, "/console/signin", strings.NewReader(signIn), formHdr)
+		return resp.StatusCode == http.StatusSeeOther
+	})
+	if resp, body := b.do(t, http.MethodGet, "/console/api/functions", nil, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("signed in: %d %s", resp.StatusCode, body)
+	}
+	if err := keys.Delete(late.AccessKeyID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the session to end with its key", func() bool {
+		resp, _ := b.do(t, http.MethodGet, "/console/api/functions", nil, nil)
+		return resp.StatusCode == http.StatusUnauthorized
+	})
 }
 
 // waitFor polls cond for up to 30 s.

@@ -151,13 +151,6 @@ func (s *Stats) evictLocked() {
 	delete(s.fns, oldest)
 }
 
-// Forget drops fn's statistics (the function was deleted).
-func (s *Stats) Forget(fn string) {
-	s.mu.Lock()
-	delete(s.fns, fn)
-	s.mu.Unlock()
-}
-
 // Len is how many functions are tracked.
 func (s *Stats) Len() int {
 	s.mu.Lock()
