@@ -292,6 +292,68 @@ func TestFunctionsList(t *testing.T) {
 	}
 }
 
+// TestFunctionsListAtScale: with 1,000 functions the list is 20 requests of 50 functions, each
+// row with its figures (no request per function), in name order, each function once.
+func TestFunctionsListAtScale(t *testing.T) {
+	s := devServer(t)
+	c := lambdaClient(s, "AKIDFLINTTEST", "secret")
+	const n = 1000
+	created := time.Now()
+	var wg sync.WaitGroup
+	names := make(chan string)
+	for range 8 {
+		wg.Go(func() {
+			for name := range names {
+				createFunction(t, c, name)
+			}
+		})
+	}
+	for i := range n {
+		names <- fmt.Sprintf("scale-%04d", i)
+	}
+	close(names)
+	wg.Wait()
+	t.Logf("created %d functions in %v", n, time.Since(created).Round(time.Millisecond))
+	invoke(t, c, "scale-0999", `{}`)
+	b := newBrowserish(t, s)
+	waitFor(t, "scale-0999's invocation in the statistics", func() bool {
+		var page console.FunctionPage
+		b.getJSON(t, "/console/api/functions?limit=1&marker=scale-0998", &page)
+		return page.Functions[0].Stats.Invocations == 1
+	})
+	listed := time.Now()
+	var seen []string
+	var last console.FunctionRow
+	requests, marker := 0, "scale-" // the functions before scale-0000 sort before "scale-"
+	for {
+		var page console.FunctionPage
+		b.getJSON(t, "/console/api/functions?limit=50&marker="+url.QueryEscape(marker), &page)
+		requests++
+		for _, f := range page.Functions {
+			if strings.HasPrefix(f.Name, "scale-") {
+				seen = append(seen, f.Name)
+				last = f
+			}
+		}
+		if page.NextMarker == "" || len(seen) >= n || requests > n { // functions after scale-0999 are other tests'
+			break
+		}
+		marker = page.NextMarker
+	}
+	t.Logf("listed %d functions in %d requests, %v", len(seen), requests, time.Since(listed).Round(time.Millisecond))
+	if len(seen) != n || requests != n/50 {
+		t.Fatalf("saw %d functions in %d requests; want %d in %d", len(seen), requests, n, n/50)
+	}
+	for i, name := range seen {
+		if want := fmt.Sprintf("scale-%04d", i); name != want {
+			t.Fatalf("function %d is %s; want %s", i, name, want)
+		}
+	}
+	if last.Name != "scale-0999" || last.Stats.Invocations != 1 || last.Stats.ColdStarts != 1 {
+		t.Errorf("the last row = %+v; want scale-0999 with its invocation", last)
+	}
+}
+
 // TestFunctionDetail: the function page's data has the configuration, every version, the
 // aliases with their routing weights, the statistics and the recent invocations.
 func TestFunctionDetail(t *testing.T) {
