@@ -5,6 +5,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -55,8 +57,8 @@ func TestMain(m *testing.M) {
 }
 
 // start runs a real Flint on 127.0.0.1:0 with the process sandbox; before, when set, runs on
-// the data directory first.
-func start(before func(dir string) error) (*server.Server, error) {
+// the data directory first, and mutate changes the configuration.
+func start(before func(dir string) error, mutate ...func(*config.Config)) (*server.Server, error) {
 	dir, err := os.MkdirTemp("", "flint-console-test")
 	if err != nil {
 		return nil, err
@@ -70,6 +72,9 @@ func start(before func(dir string) error) (*server.Server, error) {
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir, cfg.Sandbox = "127.0.0.1:0", dir, "process"
 	cfg.CgroupParent = "flint-test-" + filepath.Base(dir)
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := server.New(cfg, log)
 	if err != nil {
@@ -662,6 +667,45 @@ func TestSignIn(t *testing.T) {
 	if resp, body := replay.do(t, http.MethodGet, "/console/api/functions", nil, nil); resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("the signed-out session's cookie: %d %.80s; want 401", resp.StatusCode, body)
 	}
+}
+
+// TestSecureCookieOverTLS: over HTTPS the session cookie is Secure.
+func TestSecureCookieOverTLS(t *testing.T) {
+	var dir string
+	var creds sigv4.Credentials
+	s, err := start(func(d string) error {
+		dir = d
+		keys, err := sigv4.Load(filepath.Join(d, "access-keys.json"))
+		if err == nil {
+			creds, err = keys.Create("tls")
+		}
+		return err
+	}, func(c *config.Config) { c.TLSSelfSigned = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, err := os.ReadFile(filepath.Join(dir, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	b := newBrowserish(t, s)
+	b.c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	if !strings.HasPrefix(b.base, "https://") {
+		t.Fatalf("URL %s is not https", b.base)
+	}
+	resp, body := b.do(t, http.MethodPost, "/console/signin", strings.NewReader(url.Values{"access_key_id": {creds.AccessKeyID},
+		"secret_access_key": {creds.SecretAccessKey}}.Encode()), map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign in over TLS: %d %s", resp.StatusCode, body)
+	}
+	cks := resp.Cookies()
+	if len(cks) != 1 || !cks[0].Secure || !cks[0].HttpOnly || cks[0].SameSite != http.SameSiteStrictMode {
+		t.Errorf("cookies over TLS = %v; want one Secure, HttpOnly, SameSite=Strict", cks)
+	}
+	var page console.FunctionPage
+	b.getJSON(t, "/console/api/functions", &page)
 }
 
 // TestSessionEndsWithKey: deleting the access key a browser signed in with ends its session.
