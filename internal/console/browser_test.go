@@ -177,4 +177,3 @@ func shot(t *testing.T, browser context.Context, dir, name string) {
 	}
 	t.Logf("screenshot %s (%d KB)", path, len(png)>>10)
 }
-
