@@ -345,6 +345,18 @@ func (c *Console) getFunction(w http.ResponseWriter, r *http.Request) {
 	if out.Aliases == nil {
 		out.Aliases = []lambda.Alias{}
 	}
+	if c.cfg.Queue != nil {
+		st, err := c.cfg.Queue.Stats(ctx)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		for i := range st {
+			if st[i].Function == name {
+				out.Async = &st[i]
+			}
+		}
+	}
 	if c.cfg.Environments != nil {
 		env := c.cfg.Environments()
 		out.Environments = &env

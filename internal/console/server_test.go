@@ -120,9 +120,10 @@ func keyedServer(t testing.TB) *server.Server {
 }
 
 // handler logs a marker line and answers with the event; {"fail": true} raises.
-const handler = `import json
+const handler = `import json, time
 def handler(event, context):
     print("console-marker " + json.dumps(event, sort_keys=True))
+    time.sleep(event.get("sleep", 0))
     if event.get("fail"):
         raise ValueError("asked to fail")
     return {"echo": event}
@@ -417,6 +418,38 @@ func TestFunctionDetail(t *testing.T) {
 	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "ResourceNotFoundException") {
 		t.Errorf("unknown function: %d %s; want 404 ResourceNotFoundException", resp.StatusCode, body)
 	}
+}
+
+// TestAsyncQueueShown: an async event waiting or running shows on its function's page and in
+// the resources' queue list, and leaves them when it is done.
+func TestAsyncQueueShown(t *testing.T) {
+	s := devServer(t)
+	c := lambdaClient(s, "AKIDFLINTTEST", "secret")
+	createFunction(t, c, "queued")
+	if _, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("queued"),
+		InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"sleep": 2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowserish(t, s)
+	waitFor(t, "the event on the function page", func() bool {
+		var d console.FunctionDetail
+		b.getJSON(t, "/console/api/functions/queued", &d)
+		return d.Async != nil && d.Async.Depth == 1
+	})
+	var res console.Resources
+	b.getJSON(t, "/console/api/resources", &res)
+	found := false
+	for _, q := range res.Async {
+		found = found || (q.Function == "queued" && q.Depth == 1)
+	}
+	if !found {
+		t.Errorf("resources' async queue = %+v; want queued with depth 1", res.Async)
+	}
+	waitFor(t, "the event to finish", func() bool {
+		var d console.FunctionDetail // fresh: Unmarshal leaves a field the answer omits as it was
+		b.getJSON(t, "/console/api/functions/queued", &d)
+		return d.Async == nil && d.Stats.Invocations == 1
+	})
 }
 
 // TestInvokeAndLogTail invokes through the console and finds the invocation's log record, with

@@ -378,7 +378,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Warn("first heartbeat", "err", err)
 	}
 	s.goRun("heartbeat", func() error { return nodes.Run(runCtx) })
-	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
+	s.log.Info("flint started", "api", s.URL(), "console", s.URL()+console.Prefix, "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
 }
 

@@ -124,6 +124,7 @@ function functionView(view, name) {
   const aliases = h('tbody', { id: 'aliases' });
   const recent = h('tbody', { id: 'recent' });
   const envs = h('div', { class: 'stats', id: 'environments' });
+  const asyncLine = h('p', { id: 'async-queue', class: 'muted' }, 'none');
   const payload = h('textarea', { id: 'invoke-payload', spellcheck: 'false' });
   payload.value = '{\n  "hello": "flint"\n}';
   const qualifier = h('input', { id: 'invoke-qualifier', placeholder: '$LATEST, a version or an alias' });
@@ -176,7 +177,8 @@ function functionView(view, name) {
     h('div', { class: 'grid2' },
       h('div', {},
         h('h2', {}, 'Invoke'),
-        h('div', { class: 'card' }, payload, h('div', { class: 'toolbar' }, qualifier, button), result)),
+        h('div', { class: 'card' }, payload, h('div', { class: 'toolbar' }, qualifier, button), result),
+        h('h2', {}, 'Async invocations waiting'), asyncLine),
       h('div', {},
         h('h2', {}, 'Configuration'), h('div', { class: 'card' }, config),
         h('h2', {}, 'Environments on this node (all functions)'), envs,
@@ -242,6 +244,9 @@ function functionView(view, name) {
     }));
     if (!d.aliases.length) aliases.replaceChildren(h('tr', {}, h('td', { colspan: 3, class: 'muted' }, 'No aliases.')));
     if (d.environments) renderEnvironments(envs, d.environments);
+    asyncLine.textContent = d.async
+      ? `${d.async.depth} queued, ${d.async.in_flight} running, oldest ${fmtMs(d.async.oldest_age_ns / 1e6)}`
+      : 'none';
     drawRecent();
   };
   const p = poller(load);
