@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/chromedp/chromedp"
 )
 
@@ -125,8 +128,17 @@ func TestBrowser(t *testing.T) {
 	step("back to the list", chromedp.Navigate(dev.URL()+"/console/#/"))
 	until("the list's counter to move", row+`?.querySelector('td.invocations')?.textContent === '1' && `+row+`.querySelector('td.cold').textContent === '1'`)
 	shot(t, browser, shots, "3-functions-list-after-invoke")
+	sm := secretsmanager.New(secretsmanager.Options{Region: "us-east-1", BaseEndpoint: aws.String(dev.URL()),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""), RetryMaxAttempts: 1})
+	if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("browser/api-token"),
+		Description: aws.String("shown by name only"), SecretString: aws.String("s3cr3t-browser-value")}); err != nil {
+		t.Fatal(err)
+	}
 	step("open queues, mappings and secrets", chromedp.Navigate(dev.URL()+"/console/#/resources"))
-	until("the resources page", `document.querySelector('#secrets tr') !== null && document.querySelector('#mappings tr') !== null`)
+	until("the resources page with the secret's name", `document.getElementById('secrets')?.textContent.includes('browser/api-token') && document.querySelector('#mappings tr') !== null`)
+	if strings.Contains(text("body"), "s3cr3t-browser-value") {
+		t.Error("the resources page shows a secret's value")
+	}
 	shot(t, browser, shots, "4-resources")
 
 	// With access keys: an unsigned browser is sent to sign in; a wrong key is refused.

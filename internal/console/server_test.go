@@ -591,8 +591,14 @@ func TestResources(t *testing.T) {
 	if err := json.Unmarshal(body, &res); err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Secrets) != 1 || res.Secrets[0].Name != "prod/db" || res.Secrets[0].Description != "the database" {
-		t.Errorf("secrets = %+v; want prod/db", res.Secrets)
+	var db *console.SecretRow
+	for i := range res.Secrets { // other tests' secrets too
+		if res.Secrets[i].Name == "prod/db" {
+			db = &res.Secrets[i]
+		}
+	}
+	if db == nil || db.Description != "the database" || !strings.Contains(db.ARN, ":secret:prod/db-") || db.LastChangedDate == 0 {
+		t.Errorf("secrets = %+v; want prod/db with its description, ARN and date", res.Secrets)
 	}
 	if res.Async == nil || res.Mappings == nil {
 		t.Errorf("async %v, mappings %v: want lists", res.Async, res.Mappings)
