@@ -119,10 +119,10 @@ func TestBrowser(t *testing.T) {
 		t.Helper()
 		step("filter "+v, chromedp.Evaluate[chromedp.Void](`(() => { const f = document.getElementById('log-filter'); f.value = `+strconv.Quote(v)+`; f.dispatchEvent(new Event('input')); })()`))
 	}
-	setFilter("no-such-text-anywhere")
-	until("the filter to hide every record", `document.querySelectorAll('#log-view .log-record').length === 0`)
-	setFilter("browser")
-	until("the filter to show the record", `document.querySelectorAll('#log-view .log-record').length === 1`)
+	setFilter(`console-marker -"from"`)
+	until("the filter's exclusion to hide every record", `document.querySelectorAll('#log-view .log-record').length === 0`)
+	setFilter(`?no-such-text ?"{\"from\": \"browser\"}" REPORT`)
+	until("the filter's alternatives and terms to show the record", `document.querySelectorAll('#log-view .log-record').length === 1`)
 	shot(t, browser, shots, "2-function-page-after-invoke")
 
 	step("back to the list", chromedp.Navigate(dev.URL()+"/console/#/"))

@@ -148,14 +148,14 @@ function functionView(view, name) {
       button.disabled = false;
     }
   });
-  const filter = h('input', { id: 'log-filter', placeholder: 'filter: text the record must contain' });
+  const filter = h('input', { id: 'log-filter', placeholder: 'filter pattern: ERROR "a phrase" -exclude ?either ?or' });
   const logView = h('pre', { id: 'log-view' });
   const logState = h('span', { class: 'muted', id: 'log-state' }, 'connecting…');
   const records = []; // { time, text, report }
   const reports = new Map(); // request ID -> report, from the log records
   const drawLogs = () => {
-    const f = filter.value.toLowerCase();
-    const shown = records.filter((r) => !f || r.text.toLowerCase().includes(f));
+    const match = compilePattern(filter.value);
+    const shown = records.filter((r) => match(r.text));
     logView.replaceChildren(...shown.map((r) => h('div', { class: 'log-record' },
       h('span', { class: 'log-time' }, fmtTime(r.time) + ' '), r.text)));
     logView.scrollTop = logView.scrollHeight;
@@ -258,7 +258,10 @@ function functionView(view, name) {
     reports.clear();
     logState.textContent = 'live';
   });
-  es.addEventListener('error', () => { logState.textContent = 'reconnecting…'; });
+  es.addEventListener('error', () => {
+    logState.textContent = 'reconnecting…';
+    api('session').catch(() => {}); // signed out (session ended): api goes to the sign-in page
+  });
   es.addEventListener('record', (ev) => {
     const rec = JSON.parse(ev.data);
     records.push(rec);
@@ -271,6 +274,20 @@ function functionView(view, name) {
     drawRecent();
   });
   return { stop() { p.stop(); es.close(); } };
+}
+
+// compilePattern reads a CloudWatch Logs text filter pattern: terms and "quoted phrases" that
+// must all appear, -terms that must not, and ?terms of which one must (case-sensitive, as
+// CloudWatch's). It is matched against each invocation's whole record.
+function compilePattern(pattern) {
+  const all = [], none = [], any = [];
+  for (const m of pattern.matchAll(/([?-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)) {
+    const text = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
+    if (!text) continue;
+    (m[1] === '-' ? none : m[1] === '?' ? any : all).push(text);
+  }
+  return (s) => all.every((t) => s.includes(t)) && !none.some((t) => s.includes(t)) &&
+    (any.length === 0 || any.some((t) => s.includes(t)));
 }
 
 // ---- queues, mappings, secrets ----
