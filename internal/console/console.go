@@ -94,7 +94,13 @@ func New(cfg Config) *Console {
 		signin: template.Must(template.ParseFS(assets, "assets/signin.html"))}
 	m := c.mux
 	m.HandleFunc("GET /console/{$}", c.page)
-	m.Handle("GET /console/assets/", c.static)
+	m.HandleFunc("GET /console/assets/", func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // files only, no listings
+			http.NotFound(w, r)
+			return
+		}
+		c.static.ServeHTTP(w, r)
+	})
 	m.HandleFunc("GET /console/api/session", c.sessionInfo)
 	m.HandleFunc("GET /console/api/functions", c.listFunctions)
 	m.HandleFunc("GET /console/api/functions/{name}", c.getFunction)

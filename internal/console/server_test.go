@@ -554,6 +554,12 @@ func TestInvokeRefusals(t *testing.T) {
 	if d.Stats.Invocations != 0 {
 		t.Errorf("refused invokes ran: %+v", d.Stats)
 	}
+	for path, want := range map[string]int{"/console/assets/app.js": 200, "/console/assets/chart.js": 200, "/console/assets/style.css": 200,
+		"/console/assets/": 404, "/console/assets/nothing.js": 404, "/console/signin": 303, "/console": 301} {
+		if resp, _ := b.do(t, http.MethodGet, path, nil, nil); resp.StatusCode != want {
+			t.Errorf("GET %s in development mode: %d; want %d", path, resp.StatusCode, want)
+		}
+	}
 	// DNS rebinding: a page served from another host name that resolves to 127.0.0.1.
 	resp, _ := b.do(t, http.MethodGet, "/console/api/functions", nil, nil)
 	req, _ := http.NewRequest(http.MethodGet, s.URL()+"/console/api/functions", nil)
