@@ -1,6 +1,7 @@
-# Sourced by run.sh and test.sh: make sure Go, python3 and node are there.
+# Sourced by run.sh and test.sh: make sure Go, python3, node and chromium are there.
 # python3 and node run the Python and Node.js examples (Flint runs functions on the host's
-# interpreters); when one is missing and we are root with apt-get, install it.
+# interpreters); chromium runs the web console's browser test (internal/console); when one is
+# missing and we are root with apt-get, install it.
 
 ensure_tools() {
 	export PATH="$PATH:/usr/local/go/bin"
@@ -11,6 +12,7 @@ ensure_tools() {
 	local missing=()
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 	if ((${#missing[@]} == 0)); then
 		return
 	fi

@@ -4,9 +4,9 @@
 // touches no store: every other operation is a call to a control-plane service (internal/control),
 // and every invocation runs through invoke.Service.Invoke (api never reaches a worker pool).
 //
-// Every request but function URLs (which check their own AuthType), /metrics and the
-// presigned code and layer download links must carry a valid SigV4 signature by a known access
-// key, unless Config.DevMode says the server runs in local-development mode (no keys, loopback
+// Every request but function URLs (which check their own AuthType), the web console (which has
+// its own sign-in, internal/console), /metrics and the presigned code and layer download links
+// must carry a valid SigV4 signature by a known access key, unless Config.DevMode says the server runs in local-development mode (no keys, loopback
 // only), where signatures are not checked.
 package api
 
@@ -59,6 +59,7 @@ type API struct {
 	keyring   *crypt.Keyring
 	runtimes  *runtimes.Table
 	nodes     Nodes
+	console   http.Handler
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
@@ -91,13 +92,16 @@ type Config struct {
 	// Runtimes is this node's interpreter per runtime (GET /flint/v1/runtimes, strict mode);
 	// nil: runtimes.Default().
 	Runtimes *runtimes.Table
+	// Console serves the web console under /console/ with its own sign-in (internal/console);
+	// nil: none.
+	Console http.Handler
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
@@ -195,6 +199,11 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, path, ok := urlID(r); ok {
 		a.serveFunctionURL(w, r, id, path)
+		return
+	}
+	if a.console != nil && (r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {
+		// Browsers do not sign requests: the console checks its own sessions.
+		a.console.ServeHTTP(w, r)
 		return
 	}
 	if a.auth == nil || a.devMode() || r.URL.Path == "/metrics" || a.validLink(r) {

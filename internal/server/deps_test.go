@@ -47,6 +47,8 @@ var layering = []struct {
 	{from: "internal/store", to: "internal/invoke", why: "the store knows no invocations"},
 	{from: "internal/store", to: "internal/worker", why: "the store knows no environments"},
 	{from: "internal/store", to: "internal/sandbox/...", why: "the store knows no sandboxes"},
+	{from: "internal/console", to: "internal/store", why: "the console reads through the control plane"},
+	{from: "internal/console", to: "internal/sandbox/...", why: "the console knows no sandboxes"},
 	{from: "...", to: "internal/api", except: []string{"internal/server"}, why: "only server wires the API"},
 	{from: "...", to: "internal/server", except: []string{"internal/cli"}, why: "the composition root is used by the CLI only"},
 	{from: "...", to: "internal/cli", except: []string{"cmd/flint"}, why: "the CLI is the entry point's"},

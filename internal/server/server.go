@@ -26,6 +26,7 @@ import (
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/console"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/esm"
@@ -241,13 +242,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)
+	consoleStats := console.NewStats(nil)
 	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	s.workers = worker.New(worker.Config{
 		// Functions written for AWS's Parameters and Secrets Lambda Extension find it at its port.
 		Services: []worker.Service{{Port: sandbox.Port{Number: 2773, EnvVar: "PARAMETERS_SECRETS_EXTENSION_HTTP_PORT"},
 			Handler: func(env worker.EnvInfo) http.Handler { return secretsSvc.ExtensionHandler(env.SessionToken) }}},
 		Backend: backend, RuntimeDir: runtimeDir, Region: cfg.Region, KeepAlive: cfg.KeepAlive,
-		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, SpareMemoryMB: cfg.SpareMemoryMB, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: metrics,
+		InitTimeout: cfg.InitTimeout, MemoryBudgetMB: budget, SpareMemoryMB: cfg.SpareMemoryMB, FreezeAfter: cfg.FreezeAfter, Logs: s.logs, Observer: observers{metrics, consoleStats},
 		Log: s.log.With("part", "worker"), Runtimes: interps,
 	})
 	limits := artifact.DefaultLimits()
@@ -344,7 +346,10 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
+		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
+			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
+			Environments: s.environments, Log: s.log.With("part", "console")})})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -373,8 +378,25 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.log.Warn("first heartbeat", "err", err)
 	}
 	s.goRun("heartbeat", func() error { return nodes.Run(runCtx) })
-	s.log.Info("flint started", "api", s.URL(), "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
+	s.log.Info("flint started", "api", s.URL(), "console", s.URL()+console.Prefix, "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
+}
+
+// observers tells each of its observers about every finished invocation (the metrics and the
+// console's statistics).
+type observers []worker.Observer
+
+func (o observers) Invoked(function, version, outcome string, d time.Duration, cold bool) {
+	for _, x := range o {
+		x.Invoked(function, version, outcome, d, cold)
+	}
+}
+
+// environments counts this node's environments by state, for the console.
+func (s *Server) environments() console.Environments {
+	st := s.workers.Stats()
+	return console.Environments{Starting: st.Starting, Idle: max(st.Idle-st.Frozen, 0), Frozen: st.Frozen, Busy: st.Busy,
+		Provisioned: st.Provisioned, Spares: st.Spares}
 }
 
 // load is what this node's heartbeat reports of its environments.
