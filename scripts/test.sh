@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/tools.sh
 source scripts/tools.sh
-ensure_tools
+ensure_tools test
 
 echo "== go vet ./..." >&2
 go vet ./...

@@ -1,4 +1,5 @@
-# Sourced by run.sh and test.sh: make sure Go, python3, node and chromium are there.
+# Sourced by run.sh and test.sh: make sure Go, python3 and node are there, and with
+# `ensure_tools test` what the tests need too (chromium, awscli).
 # python3 and node run the Python and Node.js examples (Flint runs functions on the host's
 # interpreters); chromium runs the web console's browser test (internal/console); when one is
 # missing and we are root with apt-get, install it.
@@ -12,7 +13,9 @@ ensure_tools() {
 	local missing=()
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
-	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+	if [[ "${1:-}" == test ]]; then
+		command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+	fi
 	if ((${#missing[@]} == 0)); then
 		return
 	fi
