@@ -11,6 +11,8 @@ ensure_tools() {
 	local missing=()
 	command -v python3 >/dev/null 2>&1 || missing+=(python3)
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	# AWS CLI v2 (Debian's awscli is v2): the Logs API tests run /usr/bin/aws, never a shim on PATH.
+	[[ -x /usr/bin/aws ]] || missing+=(awscli)
 	if ((${#missing[@]} == 0)); then
 		return
 	fi

@@ -32,6 +32,7 @@ import (
 	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
+	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
@@ -51,6 +52,7 @@ type API struct {
 	log       *slog.Logger
 	mux       *http.ServeMux
 	secrets   *secrets.Service
+	cwlogs    *cwlogs.Service
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
@@ -80,6 +82,7 @@ type Config struct {
 	Account lambda.Account
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
+	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -96,7 +99,7 @@ type Config struct {
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
-		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
+		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, cwlogs: cfg.CWLogs, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes}
 	_, _ = rand.Read(a.linkKey)
 	if a.devMode == nil {
@@ -210,6 +213,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.secrets.ServeHTTP(w, r)
 		return
 	}
+	if a.cwlogs != nil && cwlogs.IsLogsRequest(r) {
+		a.cwlogs.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -218,6 +225,8 @@ func SigningService(r *http.Request) string {
 	switch {
 	case secrets.IsSecretsManagerRequest(r):
 		return "secretsmanager"
+	case cwlogs.IsLogsRequest(r):
+		return "logs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):
 		return "scheduler"
 	}
