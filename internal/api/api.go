@@ -56,6 +56,10 @@ type API struct {
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
+	// signedJSON11 is auth's middleware for the JSON 1.1 APIs (Secrets Manager, CloudWatch
+	// Logs): their clients read an error's code from the body's __type only (botocore shows
+	// "(403)" without it).
+	signedJSON11 http.Handler
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
@@ -107,6 +111,8 @@ func New(cfg Config) *API {
 	}
 	if a.auth != nil {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
+		a.signedJSON11 = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
+			Render: func(w http.ResponseWriter, e *apierr.Error) { c := *e; c.JSON11 = true; apierr.Write(w, &c) }})
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
@@ -202,6 +208,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if a.auth == nil || a.devMode() || r.URL.Path == "/metrics" || a.validLink(r) {
 		a.route(w, r)
+		return
+	}
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+		a.signedJSON11.ServeHTTP(w, r)
 		return
 	}
 	a.signed.ServeHTTP(w, r)

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,7 +70,7 @@ type Service struct {
 	region  string
 	account string
 	log     *slog.Logger
-	now     func() time.Time
+	clock   atomic.Pointer[func() time.Time]
 	every   time.Duration
 	ops     map[string]operation
 }
@@ -78,7 +79,7 @@ type operation func(ctx context.Context, body []byte) (any, error)
 
 // New returns the service over cfg.Store.
 func New(cfg Config) *Service {
-	s := &Service{store: cfg.Store, region: cfg.Region, account: cfg.AccountID, log: cfg.Log, now: cfg.Now, every: cfg.ExpireEvery}
+	s := &Service{store: cfg.Store, region: cfg.Region, account: cfg.AccountID, log: cfg.Log, every: cfg.ExpireEvery}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
@@ -88,9 +89,7 @@ func New(cfg Config) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.now == nil {
-		s.now = time.Now
-	}
+	s.SetClock(cfg.Now)
 	if s.every <= 0 {
 		s.every = DefaultExpireEvery
 	}
@@ -204,6 +203,17 @@ func (s *Service) expireAll(ctx context.Context) {
 		}
 	}
 }
+
+// SetClock replaces the clock retention is measured by (nil: time.Now); for tests that age
+// records by days.
+func (s *Service) SetClock(now func() time.Time) {
+	if now == nil {
+		now = time.Now
+	}
+	s.clock.Store(&now)
+}
+
+func (s *Service) now() time.Time { return (*s.clock.Load())() }
 
 // cut is the oldest time a retention of days keeps (zero: everything).
 func (s *Service) cut(days int) time.Time {
