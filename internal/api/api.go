@@ -60,11 +60,11 @@ type API struct {
 	// Logs): their clients read an error's code from the body's __type only (botocore shows
 	// "(403)" without it).
 	signedJSON11 http.Handler
-	devMode   func() bool
-	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
-	keyring   *crypt.Keyring
-	runtimes  *runtimes.Table
-	nodes     Nodes
+	devMode      func() bool
+	linkKey      []byte // signs download links when there is no keyring (see linkKeys)
+	keyring      *crypt.Keyring
+	runtimes     *runtimes.Table
+	nodes        Nodes
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).

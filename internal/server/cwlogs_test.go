@@ -475,7 +475,9 @@ func TestCloudWatchLogs(t *testing.T) {
 		e.waitEvents(t, "cw-cli", `{"level": "ERROR", "msg": "worse"}`, 1)
 		out := runCLI(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "logs", "filter-log-events", "--log-group-name", "/aws/lambda/cw-cli",
 			"--filter-pattern", `{ $.level = "ERROR" }`, "--output", "json")
-		var fle struct{ Events []struct{ Message, EventId, LogStreamName string } }
+		var fle struct {
+			Events []struct{ Message, EventId, LogStreamName string }
+		}
 		if err := json.Unmarshal(out, &fle); err != nil {
 			t.Fatalf("filter-log-events output: %v\n%s", err, out)
 		}
@@ -488,7 +490,9 @@ func TestCloudWatchLogs(t *testing.T) {
 		}
 
 		out = runCLI(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "logs", "describe-log-streams", "--log-group-name", "/aws/lambda/cw-envs", "--output", "json")
-		var dls struct{ LogStreams []struct{ LogStreamName string } }
+		var dls struct {
+			LogStreams []struct{ LogStreamName string }
+		}
 		if err := json.Unmarshal(out, &dls); err != nil || len(dls.LogStreams) != 2 {
 			t.Errorf("aws logs describe-log-streams of a function run in 2 environments: %v\n%s", err, out)
 		}
