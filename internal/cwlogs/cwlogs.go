@@ -46,7 +46,7 @@ type Store interface {
 	Group(ctx context.Context, fn string) (logs.Group, bool, error)
 	Scan(ctx context.Context, fn string, from logs.From, visit func(logs.Record) bool) error
 	Retention(ctx context.Context, fn string) (int, error)
-	Retentions(ctx context.Context) (map[string]int, error)
+	Retentions(ctx context.Context) (map[string]logs.Policy, error)
 	SetRetention(ctx context.Context, fn string, days int) error
 	Expire(ctx context.Context, fn string, before time.Time) error
 	Delete(ctx context.Context, fn string) error
@@ -197,8 +197,8 @@ func (s *Service) expireAll(ctx context.Context) {
 		}
 		return
 	}
-	for fn, days := range ret {
-		if err := s.store.Expire(ctx, fn, s.cut(days)); err != nil && ctx.Err() == nil {
+	for fn, pol := range ret {
+		if err := s.store.Expire(ctx, fn, s.cut(pol.Days)); err != nil && ctx.Err() == nil {
 			s.log.Warn("expire function logs", "function", fn, "err", err)
 		}
 	}

@@ -129,21 +129,22 @@ func (s *Service) describeLogGroups(ctx context.Context, in *describeLogGroupsIn
 			in.LogGroupNamePattern != "" && !strings.Contains(name, in.LogGroupNamePattern) {
 			return
 		}
-		g := byName[name]
-		if g.LogGroupName == "" || !created.IsZero() && created.UnixMilli() < g.CreationTime {
+		g, seen := byName[name]
+		if !seen || created.UnixMilli() < g.CreationTime {
 			g = logGroupOut{LogGroupName: name, CreationTime: created.UnixMilli(), ARN: s.groupARN(name) + ":*",
 				LogGroupARN: s.groupARN(name), LogGroupClass: "STANDARD"}
 		}
-		if d, ok := ret[fn]; ok {
-			g.RetentionInDays = &d
+		if pol, ok := ret[fn]; ok {
+			g.RetentionInDays = &pol.Days
 		}
 		byName[name] = g
 	}
 	for _, g := range groups {
 		add(g.Function, g.First)
 	}
-	for fn := range ret {
-		add(fn, time.Time{})
+	for fn, pol := range ret {
+		// A group whose records have all expired: it dates from its policy, at the latest.
+		add(fn, pol.Set)
 	}
 	out := &describeLogGroupsOutput{LogGroups: []logGroupOut{}}
 	names := make([]string, 0, len(byName))

@@ -82,14 +82,20 @@ func (s *Store) SetRetention(ctx context.Context, fn string, days int) error {
 	return nil
 }
 
-// Retentions returns every function's retention in days (functions without one are absent).
-func (s *Store) Retentions(ctx context.Context) (map[string]int, error) {
+// Policy is a function's retention: Days, set (last) at Set.
+type Policy struct {
+	Days int
+	Set  time.Time
+}
+
+// Retentions returns every function's retention (functions without one are absent).
+func (s *Store) Retentions(ctx context.Context) (map[string]Policy, error) {
 	keys, err := s.retention.ListKeys(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list retention: %w", err)
 	}
 	defer func() { _ = keys.Stop() }()
-	out := map[string]int{}
+	out := map[string]Policy{}
 	for k := range keys.Keys() {
 		e, err := s.retention.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -99,7 +105,7 @@ func (s *Store) Retentions(ctx context.Context) (map[string]int, error) {
 			return nil, fmt.Errorf("read retention of %s: %w", k, err)
 		}
 		if d, err := strconv.Atoi(string(e.Value())); err == nil && d > 0 {
-			out[k] = d
+			out[k] = Policy{Days: d, Set: e.Created().UTC()}
 		}
 	}
 	return out, nil

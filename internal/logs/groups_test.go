@@ -98,7 +98,7 @@ func TestGroupsRetentionExpire(t *testing.T) {
 	if d, err := s.Retention(t.Context(), "a"); d != 3 || err != nil {
 		t.Errorf("Retention(a) = %d, %v", d, err)
 	}
-	if all, err := s.Retentions(t.Context()); err != nil || len(all) != 1 || all["a"] != 3 {
+	if all, err := s.Retentions(t.Context()); err != nil || len(all) != 1 || all["a"].Days != 3 || all["a"].Set.IsZero() {
 		t.Errorf("Retentions = %v, %v", all, err)
 	}
 	if err := s.Expire(t.Context(), "a", mid); err != nil {

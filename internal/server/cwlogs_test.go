@@ -349,6 +349,10 @@ func TestCloudWatchLogs(t *testing.T) {
 		if err != nil || len(groups.LogGroups) != 1 || aws.ToInt32(groups.LogGroups[0].RetentionInDays) != 1 {
 			t.Fatalf("DescribeLogGroups after PutRetentionPolicy = %+v, %v", groups, err)
 		}
+		// The group outlives its records, with a creation time still.
+		if ct := aws.ToInt64(groups.LogGroups[0].CreationTime); ct < time.Now().Add(-time.Hour).UnixMilli() || ct > time.Now().UnixMilli() {
+			t.Errorf("creationTime of a group whose records expired: %d", ct)
+		}
 		// Today's records are kept.
 		server.SetLogClock(s, nil)
 		e.invoke(t, "cw-retain", `{"lines":["new"]}`)
