@@ -5,7 +5,8 @@
 // as Lambda names them (YYYY/MM/DD/[VERSION]<32 hex>), and each line of an invocation's output
 // (START, the function's lines, END, REPORT) is one event with its own time. It serves
 // DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents (with the filter-pattern
-// grammar of pattern.go), PutRetentionPolicy, DeleteRetentionPolicy and DeleteLogGroup.
+// grammar of pattern.go and spaced.go), PutRetentionPolicy, DeleteRetentionPolicy and
+// DeleteLogGroup. StartLiveTail (an event stream) is not served.
 //
 // It owns the wire and the meaning of a retention policy (events older than it are not returned,
 // and Run removes the records from JetStream); the logs package owns the storage. It neither

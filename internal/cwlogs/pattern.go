@@ -16,11 +16,13 @@ import (
 // (all must occur; case-sensitive substrings), terms excluded with "-", alternatives with "?"
 // (at least one must occur), a regular expression between "%" signs, or a JSON pattern in
 // braces ({ $.level = "ERROR" && $.latency > 500 }). An empty pattern matches every event.
-// Space-delimited patterns ([ip, user, ...]) are refused as unsupported.
+// Space-delimited patterns ([ip, user, ..., status_code = 4*, bytes > 1000]) name the
+// message's space-separated fields (a [...] or "..." run is one field) and set conditions on them.
 type Pattern struct {
 	all, not, any []string
 	re            *regexp.Regexp
 	json          jsonExpr
+	fields        *spaced
 }
 
 // errPattern reports a pattern that does not parse.
@@ -37,7 +39,7 @@ func ParsePattern(s string) (*Pattern, error) {
 	case strings.HasPrefix(t, "{"):
 		return parseJSONPattern(t)
 	case strings.HasPrefix(t, "["):
-		return nil, patternErr("space-delimited patterns are not supported")
+		return parseSpaced(t)
 	case len(t) >= 2 && strings.HasPrefix(t, "%") && strings.HasSuffix(t, "%"):
 		return parseRegex(t[1 : len(t)-1])
 	}
@@ -142,6 +144,8 @@ func (p *Pattern) Match(msg string) bool {
 	switch {
 	case p.re != nil:
 		return p.re.MatchString(msg)
+	case p.fields != nil:
+		return p.fields.match(msg)
 	case p.json != nil:
 		doc, ok := parseJSONMessage(msg)
 		return ok && p.json.eval(doc)

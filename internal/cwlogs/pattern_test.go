@@ -31,6 +31,15 @@ func TestPatternAWSExamples(t *testing.T) {
 	users := `{"user": {"id": 1, "email": "John.Stiles@example.com"},
 		"users": [{"id": 2, "email": "John.Doe@example.com"}, {"id": 3, "email": "Jane.Doe@example.com"}],
 		"actions": ["GET", "PUT", "DELETE"], "coordinates": [[0, 1, 2], [4, 5, 6], [7, 8, 9]]}`
+	access := []string{
+		`127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 200 1534`,
+		`127.0.0.1 - frank [10/Oct/2000:13:35:22 -0700] "GET /apache_pb.gif HTTP/1.0" 500 5324`,
+		`127.0.0.1 - frank [10/Oct/2000:13:50:35 -0700] "GET /apache_pb.gif HTTP/1.0" 200 4355`,
+	}
+	access404 := []string{
+		`127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534`,
+		`127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /index.gif HTTP/1.0" 404 1534`,
+	}
 	numbers := `{"latency": 500, "numbers": [9.5, 2], "processes": [{}, {}, {}, {}, {"averageRuntime": 55.5}], "errorCode": 400}`
 
 	for _, tc := range []struct {
@@ -87,6 +96,22 @@ func TestPatternAWSExamples(t *testing.T) {
 		{`{ $.errorCode != 500 }`, []string{numbers}, []string{numbers}},
 		{`{ $.latency > +100 }`, []string{numbers}, []string{numbers}},
 		{`{ $.latency = * }`, []string{numbers, `{"other": 1}`}, []string{numbers}},
+		// Space-delimited: AWS's access-log examples, and its OR examples.
+		{`[ip, user, username, timestamp, request, status_code, bytes]`, access, access},
+		{`[..., status_code, bytes]`, access, access},
+		{`[ip, user, ..., status_code, bytes]`, access, access},
+		{`[ip, user, ...]`, access, access},
+		{`[ip, user, username, timestamp, request, status_code, bytes > 1000]`, access, access},
+		{`[ip, user, username, timestamp, request, status_code, bytes > 5000]`, access, access[1:2]},
+		{`[ip, user, username, timestamp, request, status_code = 200, bytes]`, access, []string{access[0], access[2]}},
+		{`[ip, user, username, timestamp, request, status_code = 5*, bytes]`, access, access[1:2]},
+		{`[ip, user, username, timestamp, request = *html*, status_code = 4*, bytes]`, access404, access404[:1]},
+		{`[ip, user, username, timestamp, request, status_code = 2* && bytes > 4000]`, access, access[2:3]},
+		{`[ip, user, username, timestamp, request, status_code = 2* && status_code != 200, bytes]`, access, nil},
+		{`[..., request=*.html*, status_code=4*,]`, access404, access404[:1]},
+		{`[w1=ERROR, w2]`, orExamples[1:], orExamples[1:2]},
+		{`[w1=ERROR || w1=WARN, w2]`, orExamples, orExamples[1:]},
+		{`[w1, w2, w3]`, orExamples, orExamples[:1]},
 		// A JSON pattern matches only messages that are JSON; Lambda's lines end in "\n".
 		{`{ $.level = "ERROR" }`, []string{`{"level": "ERROR", "msg": "a"}` + "\n", `{"level": "INFO"}` + "\n", `level ERROR` + "\n", "START RequestId: x\n"},
 			[]string{`{"level": "ERROR", "msg": "a"}` + "\n"}},
@@ -125,7 +150,9 @@ func TestPatternRejects(t *testing.T) {
 		`{ $ = 1 }`,
 		`%(a|b)%`,
 		`%something!%`,
-		`[ip, user, status_code=4*]`,
+		`[ip, user`,
+		`[ip, bytes > many]`,
+		`[ip, = 3]`,
 	} {
 		if _, err := ParsePattern(p); !errors.Is(err, errPattern) {
 			t.Errorf("ParsePattern(%q) = %v, want an invalid pattern", p, err)

@@ -270,6 +270,8 @@ func TestCloudWatchLogs(t *testing.T) {
 			{`{ $.level = ERR* || $.latency <= 5 }`, []string{j1, j2, j3}},
 			{`{ $.level != "ERROR" }`, []string{j2}},
 			{`%ERROR 4[0-9]+%`, []string{e400, e419}},
+			{`[tag = "ERROR 4*", word, ...]`, []string{e400, e419}},
+			{`[tag, word = BAD, ...]`, []string{e400}},
 		} {
 			got := messages(e.filter(t, "cw-filter", func(in *cloudwatchlogs.FilterLogEventsInput) {
 				in.FilterPattern = aws.String(tc.pattern)
