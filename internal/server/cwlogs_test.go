@@ -170,6 +170,33 @@ func TestCloudWatchLogs(t *testing.T) {
 		}
 	})
 
+	// Each line keeps the time it was written where the runtime stamps it (Node's console).
+	t.Run("LineTimes", func(t *testing.T) {
+		const nodeFn = `exports.handler = async () => {
+  console.log("before the pause");
+  await new Promise((r) => setTimeout(r, 400));
+  console.log("after the pause");
+  return "ok";
+};
+`
+		createFunction(t, e.c, "cw-times", "nodejs20.x", "index.handler", mustZip(t, map[string]zipEntry{"index.js": {body: nodeFn}}))
+		e.invoke(t, "cw-times", `{}`)
+		e.waitEvents(t, "cw-times", "REPORT", 1)
+		ts := map[string]int64{}
+		for _, ev := range e.filter(t, "cw-times") {
+			m := aws.ToString(ev.Message)
+			for _, key := range []string{"START", "before the pause", "after the pause", "END", "REPORT"} {
+				if strings.Contains(m, key) {
+					ts[key] = aws.ToInt64(ev.Timestamp)
+				}
+			}
+		}
+		if len(ts) != 5 || ts["after the pause"]-ts["before the pause"] < 350 || ts["before the pause"] < ts["START"] ||
+			ts["END"] < ts["after the pause"] || ts["REPORT"] != ts["END"] {
+			t.Errorf("event times (ms) = %v: want START ≤ before, after ≥ before+350 ms, END = REPORT ≥ after", ts)
+		}
+	})
+
 	t.Run("GetLogEventsPaging", func(t *testing.T) {
 		e.fn(t, "cw-page", `{"lines":["l1","l2","l3","l4","l5"]}`)
 		e.waitEvents(t, "cw-page", "REPORT", 1)
