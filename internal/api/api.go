@@ -56,15 +56,12 @@ type API struct {
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
-	// signedJSON11 is auth's middleware for the JSON 1.1 APIs (Secrets Manager, CloudWatch
-	// Logs): their clients read an error's code from the body's __type only (botocore shows
-	// "(403)" without it).
-	signedJSON11 http.Handler
-	devMode      func() bool
-	linkKey      []byte // signs download links when there is no keyring (see linkKeys)
-	keyring      *crypt.Keyring
-	runtimes     *runtimes.Table
-	nodes        Nodes
+	signedRPC http.Handler // auth's middleware for the JSON 1.1 APIs: refusals carry __type, which botocore reads (not X-Amzn-ErrorType)
+	devMode   func() bool
+	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
+	keyring   *crypt.Keyring
+	runtimes  *runtimes.Table
+	nodes     Nodes
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
@@ -103,15 +100,16 @@ type Config struct {
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
-		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, cwlogs: cfg.CWLogs, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
+		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes}
 	_, _ = rand.Read(a.linkKey)
+	a.cwlogs = cfg.CWLogs
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
 	if a.auth != nil {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
-		a.signedJSON11 = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
+		a.signedRPC = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
 			Render: func(w http.ResponseWriter, e *apierr.Error) { c := *e; c.JSON11 = true; apierr.Write(w, &c) }})
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
@@ -211,7 +209,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
-		a.signedJSON11.ServeHTTP(w, r)
+		a.signedRPC.ServeHTTP(w, r)
 		return
 	}
 	a.signed.ServeHTTP(w, r)

@@ -45,7 +45,8 @@ func (s *Store) Groups(ctx context.Context) ([]Group, error) {
 	return out, nil
 }
 
-// Group returns fn's group; ok is false when fn has no records.
+// Group returns fn's group (Records not counted: 1 stands for some); ok is false when fn has
+// no records.
 func (s *Store) Group(ctx context.Context, fn string) (g Group, ok bool, err error) {
 	if !validName(fn) {
 		return Group{}, false, nil

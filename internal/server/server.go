@@ -346,9 +346,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	s.cwlogs = cwlogs.New(cwlogs.Config{Store: s.logs, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "cwlogs")})
 	s.goRun("log retention", func() error { return s.cwlogs.Run(runCtx) })
-	handler := api.New(api.Config{CWLogs: s.cwlogs, Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
+	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
+		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
