@@ -15,6 +15,8 @@ ensure_tools() {
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
 	if [[ "${1:-}" == test ]]; then
 		command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+		# AWS CLI v2 (Debian's awscli is v2): the Logs API tests run /usr/bin/aws, never a shim on PATH.
+		[[ -x /usr/bin/aws ]] || missing+=(awscli)
 	fi
 	if ((${#missing[@]} == 0)); then
 		return

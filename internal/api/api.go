@@ -32,6 +32,7 @@ import (
 	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
+	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
@@ -51,9 +52,11 @@ type API struct {
 	log       *slog.Logger
 	mux       *http.ServeMux
 	secrets   *secrets.Service
+	cwlogs    *cwlogs.Service
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
+	signedRPC http.Handler // auth's middleware for the JSON 1.1 APIs: refusals carry __type, which botocore reads (not X-Amzn-ErrorType)
 	devMode   func() bool
 	linkKey   []byte // signs download links when there is no keyring (see linkKeys)
 	keyring   *crypt.Keyring
@@ -81,6 +84,7 @@ type Config struct {
 	Account lambda.Account
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
+	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -103,11 +107,14 @@ func New(cfg Config) *API {
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
 	_, _ = rand.Read(a.linkKey)
+	a.cwlogs = cfg.CWLogs
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
 	if a.auth != nil {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
+		a.signedRPC = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
+			Render: func(w http.ResponseWriter, e *apierr.Error) { c := *e; c.JSON11 = true; apierr.Write(w, &c) }})
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
@@ -210,6 +217,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.route(w, r)
 		return
 	}
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+		a.signedRPC.ServeHTTP(w, r)
+		return
+	}
 	a.signed.ServeHTTP(w, r)
 }
 
@@ -217,6 +228,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (a *API) route(w http.ResponseWriter, r *http.Request) {
 	if a.secrets != nil && secrets.IsSecretsManagerRequest(r) {
 		a.secrets.ServeHTTP(w, r)
+		return
+	}
+	if a.cwlogs != nil && cwlogs.IsLogsRequest(r) {
+		a.cwlogs.ServeHTTP(w, r)
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -227,6 +242,8 @@ func SigningService(r *http.Request) string {
 	switch {
 	case secrets.IsSecretsManagerRequest(r):
 		return "secretsmanager"
+	case cwlogs.IsLogsRequest(r):
+		return "logs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):
 		return "scheduler"
 	}

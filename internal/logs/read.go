@@ -20,6 +20,13 @@ type Record struct {
 	Time     time.Time // when JetStream stored the record (UTC)
 	Function string
 	Text     []byte
+	Seq      uint64 // the record's stream sequence: its place among all records, for cursors
+
+	// From the record's Meta (zero when stored without one): its CloudWatch Logs stream, when
+	// the invocation began and ended, and the INIT before it.
+	Stream     string
+	Start, End time.Time
+	Init       time.Duration
 }
 
 // Read returns fn's stored records, oldest first. With limit > 0 it returns only the newest
@@ -111,19 +118,60 @@ func (s *Store) Purge(ctx context.Context, fn string) error {
 // readUpTo returns fn's records with stream sequence <= bound, oldest first; with limit > 0 only
 // the newest limit of them.
 func (s *Store) readUpTo(ctx context.Context, fn string, bound uint64, limit int) ([]Record, error) {
-	if bound == 0 {
-		return nil, nil
-	}
-	cons, it, err := s.open(ctx, fn, 1)
+	var ring recordRing
+	ring.limit = limit
+	err := s.scan(ctx, fn, From{}, bound, func(r Record) bool {
+		ring.add(r)
+		return true
+	})
 	if err != nil {
 		return nil, err
 	}
+	return ring.records(), nil
+}
+
+// From is where a scan of a function's records begins: at stream sequence Seq if set, else at
+// the first record stored at or after Time if set, else at the first record.
+type From struct {
+	Seq  uint64
+	Time time.Time
+}
+
+// Scan calls visit for fn's records from from on, oldest first, up to the last record stored
+// for fn when Scan was called, until visit returns false.
+func (s *Store) Scan(ctx context.Context, fn string, from From, visit func(Record) bool) error {
+	if !validName(fn) {
+		return fmt.Errorf("read logs of %q: %w", fn, ErrBadFunctionName)
+	}
+	last, err := s.stream.GetLastMsgForSubject(ctx, s.subject(fn))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read logs of %s: %w", fn, err)
+	}
+	if from.Seq > last.Sequence {
+		return nil
+	}
+	if err := s.scan(ctx, fn, from, last.Sequence, visit); err != nil {
+		return fmt.Errorf("read logs of %s: %w", fn, err)
+	}
+	return nil
+}
+
+// scan is Scan up to stream sequence bound.
+func (s *Store) scan(ctx context.Context, fn string, from From, bound uint64, visit func(Record) bool) error {
+	if bound == 0 {
+		return nil
+	}
+	cons, it, err := s.openFrom(ctx, fn, from)
+	if err != nil {
+		return err
+	}
 	defer s.close(cons, it)
 	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
-		return nil, nil
+		return nil
 	}
-	var ring recordRing
-	ring.limit = limit
 	var cursor uint64 // stream sequence of the last record received
 	for {
 		nctx, cancel := context.WithTimeout(ctx, readIdle)
@@ -135,40 +183,49 @@ func (s *Store) readUpTo(ctx context.Context, fn string, bound uint64, limit int
 				// expired while reading), otherwise keep waiting.
 				info, ierr := cons.Info(ctx)
 				if ierr != nil {
-					return nil, ierr
+					return ierr
 				}
 				if info.NumPending == 0 && info.Delivered.Stream <= cursor {
-					return ring.records(), nil
+					return nil
 				}
 				continue
 			}
-			return nil, err
+			return err
 		}
 		r, meta, err := toRecord(fn, m)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		cursor = meta.Sequence.Stream
 		if cursor > bound {
-			return ring.records(), nil
+			return nil
 		}
-		ring.add(r)
-		if cursor == bound || meta.NumPending == 0 {
-			return ring.records(), nil
+		if !visit(r) || cursor == bound || meta.NumPending == 0 {
+			return nil
 		}
 	}
 }
 
 // open starts an ordered consumer on fn's subject at stream sequence start (1 = DeliverAll).
 func (s *Store) open(ctx context.Context, fn string, start uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
+	return s.openFrom(ctx, fn, From{Seq: start})
+}
+
+// openFrom starts an ordered consumer on fn's subject at from.
+func (s *Store) openFrom(ctx context.Context, fn string, from From) (jetstream.Consumer, jetstream.MessagesContext, error) {
 	cfg := jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{s.subject(fn)},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: consumerInactive,
 	}
-	if start > 1 {
+	switch {
+	case from.Seq > 1:
 		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = start
+		cfg.OptStartSeq = from.Seq
+	case from.Seq == 0 && !from.Time.IsZero():
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		t := from.Time
+		cfg.OptStartTime = &t
 	}
 	cons, err := s.stream.OrderedConsumer(ctx, cfg)
 	if err != nil {
@@ -206,7 +263,9 @@ func toRecord(fn string, m jetstream.Msg) (Record, *jetstream.MsgMetadata, error
 	if err != nil {
 		return Record{}, nil, err
 	}
-	return Record{Time: meta.Timestamp.UTC(), Function: fn, Text: m.Data()}, meta, nil
+	r := Record{Time: meta.Timestamp.UTC(), Function: fn, Text: m.Data(), Seq: meta.Sequence.Stream}
+	readMeta(&r, m.Headers())
+	return r, meta, nil
 }
 
 // recordRing keeps every record added, or only the newest limit when limit > 0.

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -132,12 +133,30 @@ type Store struct {
 	stopped   atomic.Bool // Run has begun its final flush; Append drops from now on
 
 	flushTimeout time.Duration
+
+	// envs names each environment's log stream by the day of its first record (as Lambda names
+	// a stream by the day the environment started); only Run's goroutine touches it.
+	envs map[string]envStream
+
+	retention jetstream.KeyValue // retention in days per function (CloudWatch Logs' policy)
 }
 
 // entry is one queued record.
 type entry struct {
-	fn  string
-	buf []byte
+	fn   string
+	meta Meta
+	buf  []byte
+}
+
+// Meta is what an invocation's record carries besides its text, so that CloudWatch Logs' view
+// can name the environment's stream and time each line: the environment that ran it and when.
+// The zero Meta (Append) means unknown: the record is timed and placed by when it was stored.
+type Meta struct {
+	Env      string        // the environment's id
+	Version  string        // the function version; "" is $LATEST
+	Start    time.Time     // when the invocation began (its START line)
+	Duration time.Duration // from Start to its END line
+	Init     time.Duration // the INIT before it on a cold start: output before START is timed Start-Init
 }
 
 // NewStore creates or updates the log stream (file storage, subjects "<prefix>.>") and returns a
@@ -166,6 +185,15 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 	if err != nil {
 		return nil, fmt.Errorf("create logs stream %s: %w", cfg.Stream, err)
 	}
+	retention, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      retentionBucket(cfg.Stream),
+		Description: "CloudWatch Logs retention in days, per function",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create logs retention bucket: %w", err)
+	}
 	maxRecord := 1 << 20
 	if nc := js.Conn(); nc != nil && nc.MaxPayload() > 0 {
 		maxRecord = int(nc.MaxPayload())
@@ -181,6 +209,8 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 		fullAt:       min(batchMax, cfg.QueueLen) - 1, // a short queue must not overflow while Run lingers
 		free:         make(chan *entry, cfg.QueueLen),
 		flushTimeout: flushTimeout,
+		envs:         map[string]envStream{},
+		retention:    retention,
 	}, nil
 }
 
@@ -188,7 +218,11 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 // never blocks and never touches the network: when the queue is full, Run has stopped, or fn is
 // not a valid function name, the record is dropped and counted in Dropped. Text longer than the
 // server's max_payload is cut in the middle with a marker line, keeping START and REPORT.
-func (s *Store) Append(fn string, b []byte) {
+func (s *Store) Append(fn string, b []byte) { s.AppendRecord(fn, Meta{}, b) }
+
+// AppendRecord is Append with the record's Meta (environment, version, times), which it keeps
+// without allocating: the strings are referenced, not copied.
+func (s *Store) AppendRecord(fn string, m Meta, b []byte) {
 	if len(b) == 0 {
 		return
 	}
@@ -203,6 +237,7 @@ func (s *Store) Append(fn string, b []byte) {
 		e = new(entry)
 	}
 	e.fn = fn
+	e.meta = m
 	e.buf = s.copyRecord(e.buf[:0], b)
 	select {
 	case s.queue <- e:
@@ -239,6 +274,7 @@ func (s *Store) recycle(e *entry) {
 		return
 	}
 	e.fn = ""
+	e.meta = Meta{}
 	select {
 	case s.free <- e:
 	default:
@@ -356,7 +392,13 @@ func (s *Store) publish(inflight []pending, batch []*entry) []pending {
 	var failed int
 	var firstErr error
 	for _, e := range batch {
-		f, err := s.js.PublishAsync(s.subject(e.fn), e.buf)
+		var f jetstream.PubAckFuture
+		var err error
+		if e.meta.Env == "" {
+			f, err = s.js.PublishAsync(s.subject(e.fn), e.buf)
+		} else {
+			f, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.subject(e.fn), Data: e.buf, Header: s.header(e)})
+		}
 		if err != nil {
 			failed++
 			firstErr = cmp.Or(firstErr, err)

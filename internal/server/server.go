@@ -29,6 +29,7 @@ import (
 	"github.com/flint-run/flint/internal/console"
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
+	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
@@ -103,6 +104,7 @@ type Server struct {
 
 	store   *store.Store
 	logs    *logs.Store
+	cwlogs  *cwlogs.Service // the CloudWatch Logs API over logs
 	workers *worker.Manager
 	invoke  *invoke.Service
 	queue   *asyncq.Queue
@@ -344,9 +346,11 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining, Quorum: s.store.Quorum})
 	metrics.Cluster(s.clusterStats(nodes, ledger))
+	s.cwlogs = cwlogs.New(cwlogs.Config{Store: s.logs, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "cwlogs")})
+	s.goRun("log retention", func() error { return s.cwlogs.Run(runCtx) })
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, Log: s.log.With("part", "console")})})

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/flint-run/flint/internal/logs"
 )
 
 // TestOutcomeLabels pins the words outcomes are written as: the Observer's outcome label (a
@@ -55,6 +57,42 @@ func TestRecordWriterAllocations(t *testing.T) {
 	<-sink.done
 	if !bytes.Contains(sink.buf, []byte("REPORT RequestId: 8f5d3f4e-7f43-4c35-9a39-1d0f3c3f5a61")) {
 		t.Fatalf("record %q lacks its REPORT line", sink.buf)
+	}
+	got := testing.AllocsPerRun(200, func() {
+		m.records <- c
+		<-sink.done
+	})
+	if got != 0 {
+		t.Errorf("allocations per record written = %v, want 0", got)
+	}
+}
+
+// metaSink is a RecordSink: it also keeps each record's Meta.
+type metaSink struct {
+	copySink
+	meta logs.Meta
+}
+
+func (s *metaSink) AppendRecord(fn string, m logs.Meta, rec []byte) {
+	s.meta = m
+	s.Append(fn, rec)
+}
+
+// TestRecordWriterMeta: a RecordSink gets each record with its environment, version and times
+// (for CloudWatch Logs' streams and per-line times), still without an allocation.
+func TestRecordWriterMeta(t *testing.T) {
+	sink := &metaSink{copySink: copySink{buf: make([]byte, 0, 4096), done: make(chan struct{})}}
+	m := New(Config{Log: slog.New(slog.DiscardHandler), Logs: sink})
+	defer m.Close()
+	p := m.Pool(Function{Name: "fn", Version: "3", MemoryMB: 128, Timeout: time.Second})
+	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	c := &call{e: &env{p: p, id: "0123456789abcdef"}, req: Request{RequestID: "r"}, start: start,
+		output: []byte("hi\n"), duration: 1500 * time.Microsecond, initDur: 200 * time.Millisecond}
+	m.records <- c
+	<-sink.done
+	want := logs.Meta{Env: "0123456789abcdef", Version: "3", Start: start, Duration: 1500 * time.Microsecond, Init: 200 * time.Millisecond}
+	if sink.meta != want {
+		t.Errorf("meta = %+v, want %+v", sink.meta, want)
 	}
 	got := testing.AllocsPerRun(200, func() {
 		m.records <- c
