@@ -33,6 +33,9 @@ const (
 // streamName returns the stream of e's environment, naming it on first sight as Lambda does:
 // the UTC day the environment began, the version in brackets, 32 hex digits for the environment.
 func (s *Store) streamName(fn string, m Meta) string {
+	if m.Stream != "" {
+		return m.Stream
+	}
 	key := fn + "/" + m.Env
 	now := time.Now()
 	if st, ok := s.envs[key]; ok {

@@ -157,6 +157,7 @@ type Meta struct {
 	Start    time.Time     // when the invocation began (its START line)
 	Duration time.Duration // from Start to its END line
 	Init     time.Duration // the INIT before it on a cold start: output before START is timed Start-Init
+	Stream   string        // the environment's stream (its AWS_LAMBDA_LOG_STREAM_NAME); "": named from Env
 }
 
 // NewStore creates or updates the log stream (file storage, subjects "<prefix>.>") and returns a

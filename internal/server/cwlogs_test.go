@@ -35,7 +35,7 @@ def handler(event, context):
         print(line)
     for doc in event.get("json", []):
         print(json.dumps(doc))
-    return "ok"
+    return {"stream": context.log_stream_name}
 `
 
 var streamNameRE = regexp.MustCompile(`^\d{4}/\d{2}/\d{2}/\[\$LATEST\][0-9a-f]{32}$`)
@@ -131,7 +131,11 @@ func TestCloudWatchLogs(t *testing.T) {
 		if n := s.Workers().Reap(time.Now().Add(24 * time.Hour)); n != 1 {
 			t.Fatalf("reaped %d environments, want 1", n)
 		}
-		e.invoke(t, "cw-envs", `{"lines":["third"]}`)
+		// The stream is the one the function is told (context.log_stream_name).
+		var told struct{ Stream string }
+		if out := invoke(t, e.c, "cw-envs", `{"lines":["third"]}`); out.FunctionError != nil || json.Unmarshal(out.Payload, &told) != nil {
+			t.Fatalf("invoke: %s", out.Payload)
+		}
 		e.waitEvents(t, "cw-envs", "START RequestId: ", 3)
 		out, err := e.cw.DescribeLogStreams(ctx, &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String("/aws/lambda/cw-envs")})
 		if err != nil {
@@ -139,6 +143,9 @@ func TestCloudWatchLogs(t *testing.T) {
 		}
 		if len(out.LogStreams) != 2 {
 			t.Fatalf("streams = %d, want 2 (one per environment)", len(out.LogStreams))
+		}
+		if !slices.ContainsFunc(out.LogStreams, func(st cwtypes.LogStream) bool { return aws.ToString(st.LogStreamName) == told.Stream }) {
+			t.Errorf("the function was told stream %q; the streams are %v", told.Stream, out.LogStreams)
 		}
 		perStream := map[string][]string{}
 		for _, st := range out.LogStreams {

@@ -69,7 +69,8 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		return nil, nil, fmt.Errorf("entrypoint for %s: %w", p.fn.Name, err)
 	}
 	token := newSessionToken()
-	environ, err := p.environ(renv, provisioned, token)
+	e.logStream = p.logStreamName()
+	environ, err := p.environ(renv, provisioned, token, e.logStream)
 	if err != nil {
 		return nil, nil, err
 	}

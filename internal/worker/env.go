@@ -15,12 +15,15 @@ import (
 
 // env is one execution environment.
 type env struct {
-	p        *Pool
-	id       string
-	inst     sandbox.Instance
-	api      *runtimeapi.Server
-	out      *capture
-	services []*http.Server // one per Config.Services; set before the environment is registered
+	p  *Pool
+	id string
+	// logStream is the environment's log stream: its AWS_LAMBDA_LOG_STREAM_NAME, and the stream
+	// its records are stored under.
+	logStream string
+	inst      sandbox.Instance
+	api       *runtimeapi.Server
+	out       *capture
+	services  []*http.Server // one per Config.Services; set before the environment is registered
 
 	// Guarded by p.mu; state changes only through to (state.go).
 	state    envState

@@ -31,7 +31,7 @@ func newSessionToken() string {
 }
 
 // environ is the environment's variables: the user's, then Lambda's reserved ones.
-func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken string) ([]string, error) {
+func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken, logStream string) ([]string, error) {
 	initType := "on-demand"
 	if provisioned {
 		initType = "provisioned-concurrency"
@@ -66,7 +66,6 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 			}
 		}
 	}
-	now := p.m.now().UTC()
 	defaults(p.m.platformEnv()...)
 	defaults(
 		"_HANDLER="+fn.Handler,
@@ -74,7 +73,7 @@ func (p *Pool) environ(runtimeEnv []string, provisioned bool, sessionToken strin
 		"AWS_LAMBDA_FUNCTION_VERSION="+fn.Version,
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE="+strconv.Itoa(fn.MemoryMB),
 		"AWS_LAMBDA_LOG_GROUP_NAME="+cmp.Or(fn.Logging.Group, "/aws/lambda/"+fn.Name),
-		"AWS_LAMBDA_LOG_STREAM_NAME="+now.Format("2006/01/02")+"/["+fn.Version+"]"+newID()+newID(),
+		"AWS_LAMBDA_LOG_STREAM_NAME="+logStream,
 		"AWS_LAMBDA_INITIALIZATION_TYPE="+initType,
 		"AWS_XRAY_CONTEXT_MISSING=LOG_ERROR",
 		"AWS_SESSION_TOKEN="+sessionToken,
@@ -119,4 +118,11 @@ func newID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// logStreamName names a new environment's log stream as Lambda does: the day it starts, its
+// version in brackets, 32 hex digits. The runtime sees it as AWS_LAMBDA_LOG_STREAM_NAME and the
+// CloudWatch Logs API shows the environment's records under it.
+func (p *Pool) logStreamName() string {
+	return p.m.now().UTC().Format("2006/01/02") + "/[" + p.fn.Version + "]" + newID() + newID()
 }

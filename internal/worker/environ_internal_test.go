@@ -14,7 +14,7 @@ func TestEnvironUserWins(t *testing.T) {
 	user := map[string]string{"TZ": "Asia/Tokyo", "PATH": "/opt/mine/bin:/usr/bin", "PYTHONPATH": "/var/task/lib", "GREETING": "hi"}
 	p := &Pool{m: &Manager{now: time.Now, cfg: Config{Region: "eu-west-1"}}, fn: Function{Name: "f", Version: "$LATEST",
 		Handler: "app.handler", MemoryMB: 128, Env: func() (map[string]string, error) { return user, nil }}}
-	env, err := p.environ([]string{"PYTHONPATH=/var/runtime", "PYTHONUNBUFFERED=1"}, false, "token")
+	env, err := p.environ([]string{"PYTHONPATH=/var/runtime", "PYTHONUNBUFFERED=1"}, false, "token", "2026/12/07/[$LATEST]0123")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,8 +115,8 @@ func (p *Pool) prewarm(target int) {
 	default:
 		// Init happened ahead of demand: its output is logged now and no invocation reports an
 		// Init Duration (as with Lambda's provisioned concurrency).
-		if len(e.initOut) > 0 && p.m.cfg.Logs != nil {
-			p.m.cfg.Logs.Append(p.fn.Name, e.initOut)
+		if len(e.initOut) > 0 {
+			p.store(&call{e: e, start: p.m.now()}, e.initOut)
 		}
 		e.initDur, e.initOut = 0, nil
 		e.release()
