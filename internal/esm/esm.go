@@ -141,10 +141,16 @@ type Result struct {
 }
 
 // Invoker runs a batch synchronously through the invoke engine (resolution, admission, pool).
-// ErrGone means the function no longer exists.
+// ErrGone means the function no longer exists. Each batch is a trace of its own; traces are
+// the X-Ray trace headers its records carry, which the batch's trace links to.
 type Invoker interface {
-	InvokeBatch(ctx context.Context, functionArn string, payload []byte) (Result, error)
+	InvokeBatch(ctx context.Context, functionArn string, payload []byte, traces []string) (Result, error)
 }
+
+// traceHeaders are the message headers that carry a record's trace: Flint's destinations write
+// X-Amzn-Trace-Id; SQS calls its system attribute AWSTraceHeader. Either becomes the record's
+// attributes.AWSTraceHeader, as an SQS record has it.
+var traceHeaders = [...]string{"X-Amzn-Trace-Id", "AWSTraceHeader"}
 
 // ErrGone: the mapping's function was deleted.
 var ErrGone = errors.New("esm: function gone")

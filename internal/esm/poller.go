@@ -212,9 +212,9 @@ func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 	if len(items) == 0 {
 		return
 	}
-	payload := p.event(items)
+	payload, traces := p.event(items)
 	stopBeat := p.heartbeat(items)
-	res, err := p.m.cfg.Invoker.InvokeBatch(ctx, p.es.FunctionArn, payload)
+	res, err := p.m.cfg.Invoker.InvokeBatch(ctx, p.es.FunctionArn, payload, traces)
 	stopBeat()
 	if runCtx.Err() != nil && (err != nil || res.Throttled || res.FunctionError != "") {
 		for _, it := range items {
@@ -287,15 +287,24 @@ func (p *poller) failures(items []item, payload []byte) (map[string]bool, bool) 
 	return failed, true
 }
 
-func (p *poller) event(items []item) []byte {
+// event is the batch's SQS event, and the trace headers its records carry.
+func (p *poller) event(items []item) ([]byte, []string) {
 	recs := make([]sqsRecord, len(items))
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	var traces []string
 	for i, it := range items {
 		body := it.msg.Data()
 		sum := md5.Sum(body)
 		attrs := map[string]json.RawMessage{}
+		trace := ""
+		for _, h := range traceHeaders {
+			if trace = it.msg.Headers().Get(h); trace != "" {
+				traces = append(traces, trace)
+				break
+			}
+		}
 		for k, vs := range it.msg.Headers() {
-			if k == nats.MsgIdHdr || len(vs) == 0 {
+			if k == nats.MsgIdHdr || len(vs) == 0 || k == traceHeaders[0] || k == traceHeaders[1] {
 				continue
 			}
 			b, _ := json.Marshal(map[string]any{"stringValue": vs[0], "stringListValues": []string{}, "binaryListValues": []string{}, "dataType": "String"})
@@ -307,11 +316,14 @@ func (p *poller) event(items []item) []byte {
 				"SentTimestamp": strconv.FormatInt(it.sent.UnixMilli(), 10), "SenderId": "flint",
 				"ApproximateFirstReceiveTimestamp": now},
 			EventSource: "aws:sqs", EventSourceARN: p.es.EventSourceArn, AWSRegion: p.m.cfg.Region}
+		if trace != "" {
+			recs[i].Attributes["AWSTraceHeader"] = trace
+		}
 	}
 	b, _ := json.Marshal(struct {
 		Records []sqsRecord `json:"Records"`
 	}{recs})
-	return b
+	return b, traces
 }
 
 func (p *poller) retry(items []item, delay time.Duration) {

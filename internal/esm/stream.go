@@ -505,7 +505,7 @@ func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
 		if ctx.Err() != nil {
 			return
 		}
-		res, err := p.m.cfg.Invoker.InvokeBatch(context.WithoutCancel(ctx), p.es.FunctionArn, p.event(batch))
+		res, err := p.m.cfg.Invoker.InvokeBatch(context.WithoutCancel(ctx), p.es.FunctionArn, p.event(batch), nil)
 		if err != nil || res.Throttled {
 			if err != nil {
 				p.log.Warn("batch invoke failed", "err", err)

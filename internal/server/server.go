@@ -102,6 +102,7 @@ type Server struct {
 
 	store   *store.Store
 	logs    *logs.Store
+	otlp    *telemetry.OTLP // nil: no OTLP export
 	workers *worker.Manager
 	invoke  *invoke.Service
 	queue   *asyncq.Queue
@@ -241,6 +242,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		st := s.workers.Stats()
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)
+	if cfg.OTLPEndpoint != "" {
+		if s.otlp, err = telemetry.NewOTLP(ctx, telemetry.OTLPConfig{Endpoint: cfg.OTLPEndpoint, Node: cfg.Node}); err != nil {
+			return err
+		}
+		metrics.Export(s.otlp)
+	}
 	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	s.workers = worker.New(worker.Config{
 		// Functions written for AWS's Parameters and Secrets Lambda Extension find it at its port.
@@ -252,6 +259,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(invoke.RegistryOf(s.store), s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
+	if s.otlp != nil {
+		s.invoke.SetTracer(s.otlp)
+	}
 	ledger, err := s.ledger(ctx)
 	if err != nil {
 		return err
@@ -627,6 +637,13 @@ func (s *Server) Close() error {
 		s.stopLogs()
 	}
 	s.logsWG.Wait()
+	if s.otlp != nil { // after the workers: every invocation has been recorded
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.otlp.Close(ctx); err != nil {
+			s.log.Warn("otlp export at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

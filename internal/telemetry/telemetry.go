@@ -5,6 +5,7 @@ package telemetry
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,13 +49,52 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Metrics is the registry and every metric Flint exports.
 type Metrics struct {
-	reg         *prometheus.Registry
-	node        prometheus.Registerer // reg, every metric labelled with the node's name
-	forwards    prometheus.Histogram
-	invocations *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	coldStarts  *prometheus.CounterVec
-	throttles   *prometheus.CounterVec
+	reg          *prometheus.Registry
+	node         prometheus.Registerer // reg, every metric labelled with the node's name
+	forwards     prometheus.Histogram
+	invocations  *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	initDuration *prometheus.HistogramVec
+	coldStarts   *prometheus.CounterVec
+	throttles    *prometheus.CounterVec
+	names        *bounded
+	otlp         *OTLP // nil: no OTLP export
+}
+
+// MaxFunctions bounds the function label's values: the first MaxFunctions functions a node
+// sees are labelled by name; every later one is counted under OtherFunction (version
+// OtherFunction too), so a scrape holds at most MaxFunctions+1 series per metric and label
+// set. A node restart starts the count afresh.
+const MaxFunctions = 1000
+
+// OtherFunction is the function (and version) label of functions past MaxFunctions.
+const OtherFunction = "_other"
+
+// bounded admits up to max distinct function names.
+type bounded struct {
+	max  int
+	mu   sync.RWMutex
+	seen map[string]struct{}
+}
+
+// label returns the function and version labels for function, version.
+func (b *bounded) label(function, version string) (string, string) {
+	b.mu.RLock()
+	_, ok := b.seen[function]
+	b.mu.RUnlock()
+	if ok {
+		return function, version
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen[function]; ok {
+		return function, version
+	}
+	if len(b.seen) >= b.max {
+		return OtherFunction, OtherFunction
+	}
+	b.seen[function] = struct{}{}
+	return function, version
 }
 
 // New registers Flint's metrics, each labelled node="node" when node is set (a cluster node's
@@ -68,18 +108,23 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flint_invocations_total", Help: "Invocations by function, version and outcome (success, error, timeout).",
+			Name: "flint_invocations_total", Help: "Invocations by function, version and outcome (success, error, timeout, throttle).",
 		}, []string{"function", "version", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flint_invocation_duration_seconds", Help: "Invocation duration as in REPORT lines.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
-		}, []string{"function"}),
+		}, []string{"function", "version"}),
+		initDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flint_init_duration_seconds", Help: "Init Duration of cold starts as in REPORT lines.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}, []string{"function", "version"}),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_cold_starts_total", Help: "Invocations that started a new execution environment.",
-		}, []string{"function"}),
+		}, []string{"function", "version"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_throttles_total", Help: "Invocations throttled (sync and URL callers get 429; async events and mapping batches are retried later), by Lambda's reason.",
-		}, []string{"function", "reason"}),
+		}, []string{"function", "version", "reason"}),
+		names: &bounded{max: MaxFunctions, seen: map[string]struct{}{}},
 	}
 	state := func(name string, pick func(s, i, b, p int) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -91,7 +136,7 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 	if node != "" {
 		m.node = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
 	}
-	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.coldStarts, m.throttles,
+	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.initDuration, m.coldStarts, m.throttles,
 		state("starting", func(s, _, _, _ int) int { return s }),
 		state("idle", func(_, i, _, _ int) int { return i }),
 		state("busy", func(_, _, b, _ int) int { return b }),
@@ -112,19 +157,32 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }
 
-// Invoked records one finished invocation.
-func (m *Metrics) Invoked(function, version, outcome string, d time.Duration, cold bool) {
-	m.invocations.WithLabelValues(function, version, outcome).Inc()
-	m.duration.WithLabelValues(function).Observe(d.Seconds())
-	if cold {
-		m.coldStarts.WithLabelValues(function).Inc()
+// Invoked records one finished invocation (worker.Observer), and exports it over OTLP when
+// that is on. The worker calls it off the caller's path.
+func (m *Metrics) Invoked(inv Invocation) {
+	fn, v := m.names.label(inv.Function, inv.Version)
+	m.invocations.WithLabelValues(fn, v, inv.Outcome).Inc()
+	m.duration.WithLabelValues(fn, v).Observe(inv.Duration.Seconds())
+	if inv.Init > 0 || !inv.Cold.Begin.IsZero() {
+		m.coldStarts.WithLabelValues(fn, v).Inc()
+		m.initDuration.WithLabelValues(fn, v).Observe(inv.Init.Seconds())
+	}
+	if m.otlp != nil {
+		m.otlp.export(inv)
 	}
 }
 
-// Throttled records a 429.
-func (m *Metrics) Throttled(function, reason string) {
-	m.throttles.WithLabelValues(function, reason).Inc()
+// Throttled records an invocation not admitted: a throttle by reason, and an invocation with
+// outcome "throttle".
+func (m *Metrics) Throttled(function, version, reason string) {
+	fn, v := m.names.label(function, version)
+	m.throttles.WithLabelValues(fn, v, reason).Inc()
+	m.invocations.WithLabelValues(fn, v, "throttle").Inc()
 }
+
+// Export sends every invocation recorded from now on over OTLP too.
+func (m *Metrics) Export(o *OTLP) { m.otlp = o }
+
 
 // Forwarded records the time a forwarded invocation took, from the request to the answer of
 // the node that ran it (invoke's routing finds this method by type assertion).
