@@ -96,7 +96,7 @@ type Service struct {
 	code         *artifact.Cache
 	limits       artifact.Limits
 	log          *slog.Logger
-	metrics      Metrics // nil: none
+	metrics      Metrics         // nil: none
 	tracer       *telemetry.OTLP // nil: no OTLP export (SetTracer)
 	accountLimit int64
 	// ledger keeps the limits cluster-wide (admit.go); nil on a single node.

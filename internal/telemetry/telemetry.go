@@ -183,7 +183,6 @@ func (m *Metrics) Throttled(function, version, reason string) {
 // Export sends every invocation recorded from now on over OTLP too.
 func (m *Metrics) Export(o *OTLP) { m.otlp = o }
 
-
 // Forwarded records the time a forwarded invocation took, from the request to the answer of
 // the node that ran it (invoke's routing finds this method by type assertion).
 func (m *Metrics) Forwarded(d time.Duration) { m.forwards.Observe(d.Seconds()) }
