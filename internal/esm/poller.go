@@ -37,6 +37,28 @@ type poller struct {
 	throttled map[uint64]int
 }
 
+// lag reads the queue's backlog: messages not yet delivered plus those delivered and not
+// acknowledged, and the oldest one's age (a work queue keeps a message until it is acked).
+func (p *poller) lag(ctx context.Context) (uint64, time.Time, error) {
+	name, err := QueueName(p.es.EventSourceArn)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	cons, err := p.m.cfg.JS.Consumer(ctx, name, consumerName(p.id))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	info := cons.CachedInfo()
+	behind := info.NumPending + uint64(max(info.NumAckPending, 0))
+	var oldest time.Time
+	if behind > 0 {
+		if st, err := p.m.cfg.JS.Stream(ctx, name); err == nil && st.CachedInfo().State.Msgs > 0 {
+			oldest = st.CachedInfo().State.FirstTime
+		}
+	}
+	return behind, oldest, nil
+}
+
 func (p *poller) concurrency() int {
 	if sc := p.es.ScalingConfig; sc != nil && sc.MaximumConcurrency > 0 {
 		return sc.MaximumConcurrency

@@ -352,6 +352,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining, Quorum: s.store.Quorum})
 	metrics.Cluster(s.clusterStats(nodes, ledger))
+	metrics.Functions(s.functionStats)
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring})
@@ -422,6 +423,22 @@ func (s *Server) queueStats() []telemetry.Queue {
 		out[i] = telemetry.Queue{Function: q.Function, Depth: q.Depth, InFlight: q.InFlight, OldestAge: q.OldestAge}
 	}
 	return out
+}
+
+// functionStats adapts the per-function figures for metrics, read at scrape time.
+func (s *Server) functionStats() telemetry.FunctionStats {
+	st := telemetry.FunctionStats{Concurrency: s.invoke.Concurrency()}
+	for _, p := range s.workers.Pools() {
+		st.Environments = append(st.Environments, telemetry.Environments{Function: p.Function, Version: p.Version,
+			Starting: p.Starting, Idle: p.Idle, Busy: p.Busy, Frozen: p.Frozen, Provisioned: p.Provisioned})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range s.esm.Lag(ctx) {
+		name, _, _ := lambda.ParseFunctionName(l.FunctionArn)
+		st.Mappings = append(st.Mappings, telemetry.MappingLag{UUID: l.UUID, Function: name, Behind: l.Behind, OldestAge: l.OldestAge})
+	}
+	return st
 }
 
 // machineMemoryMB reads MemTotal from /proc/meminfo (0 if unknown: no budget).

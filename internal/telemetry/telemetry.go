@@ -30,6 +30,7 @@ type Queue struct {
 // queueCollector exports the async queue at scrape time.
 type queueCollector struct {
 	stats                   QueueStats
+	names                   *bounded
 	depth, inflight, oldest *prometheus.Desc
 }
 
@@ -40,7 +41,19 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	byFn := map[string]*Queue{}
 	for _, q := range c.stats() {
+		fn, _ := c.names.label(q.Function, "")
+		sum := byFn[fn]
+		if sum == nil {
+			sum = &Queue{Function: fn}
+			byFn[fn] = sum
+		}
+		sum.Depth += q.Depth
+		sum.InFlight += q.InFlight
+		sum.OldestAge = max(sum.OldestAge, q.OldestAge)
+	}
+	for _, q := range byFn {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Function)
 		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(q.InFlight), q.Function)
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, q.OldestAge.Seconds(), q.Function)
@@ -143,7 +156,7 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flint_provisioned_environments", Help: "Environments kept initialized for provisioned concurrency.",
 		}, func() float64 { _, _, _, p := envs(); return float64(p) }),
-		&queueCollector{stats: queue,
+		&queueCollector{stats: queue, names: m.names,
 			depth:    prometheus.NewDesc("flint_async_queue_depth", "Async events stored per function, waiting or running.", []string{"function"}, nil),
 			inflight: prometheus.NewDesc("flint_async_in_flight", "Async events running per function.", []string{"function"}, nil),
 			oldest:   prometheus.NewDesc("flint_async_oldest_age_seconds", "Age of the oldest stored async event per function.", []string{"function"}, nil),
@@ -250,5 +263,90 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, draining)
 	for _, p := range s.Peers {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, p.HeartbeatAge.Seconds(), p.Name)
+	}
+}
+
+// FunctionStats is what a scrape reads of this node's functions.
+type FunctionStats struct {
+	// Concurrency is the invocations running per function (all versions).
+	Concurrency  map[string]int
+	Environments []Environments
+	Mappings     []MappingLag
+}
+
+// Environments counts one function version's environments by state.
+type Environments struct {
+	Function, Version                         string
+	Starting, Idle, Busy, Frozen, Provisioned int
+}
+
+// MappingLag is how far an event source mapping is behind its source.
+type MappingLag struct {
+	UUID, Function string // Function: the mapped function's name
+	Behind         uint64
+	OldestAge      time.Duration
+}
+
+// Functions registers the per-function figures, read from stats at every scrape.
+func (m *Metrics) Functions(stats func() FunctionStats) {
+	m.node.MustRegister(&functionCollector{stats: stats, names: m.names,
+		concurrent:  prometheus.NewDesc("flint_concurrent_executions", "Invocations running on this node per function (all versions), as admission counts them.", []string{"function"}, nil),
+		envs:        prometheus.NewDesc("flint_function_environments", "Live execution environments per function version and state (starting, idle, frozen, busy).", []string{"function", "version", "state"}, nil),
+		provisioned: prometheus.NewDesc("flint_function_provisioned_environments", "Environments kept for provisioned concurrency per function version (any state).", []string{"function", "version"}, nil),
+		behind:      prometheus.NewDesc("flint_mapping_records_behind", "Records an event source mapping has not finished: queue messages waiting or running; stream records after the reader plus those read and not finished.", []string{"mapping", "function"}, nil),
+		oldest:      prometheus.NewDesc("flint_mapping_oldest_record_age_seconds", "Age of the oldest record an event source mapping has not finished (0: none).", []string{"mapping", "function"}, nil),
+	})
+}
+
+type functionCollector struct {
+	stats                                         func() FunctionStats
+	names                                         *bounded
+	concurrent, envs, provisioned, behind, oldest *prometheus.Desc
+}
+
+func (c *functionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.concurrent, c.envs, c.provisioned, c.behind, c.oldest} {
+		ch <- d
+	}
+}
+
+func (c *functionCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	conc := map[string]int{}
+	for fn, n := range s.Concurrency {
+		f, _ := c.names.label(fn, "")
+		conc[f] += n
+	}
+	for fn, n := range conc {
+		ch <- prometheus.MustNewConstMetric(c.concurrent, prometheus.GaugeValue, float64(n), fn)
+	}
+	type fv struct{ fn, v string }
+	envs := map[fv]*Environments{}
+	for _, e := range s.Environments {
+		f, v := c.names.label(e.Function, e.Version)
+		sum := envs[fv{f, v}]
+		if sum == nil {
+			sum = &Environments{}
+			envs[fv{f, v}] = sum
+		}
+		sum.Starting += e.Starting
+		sum.Idle += e.Idle
+		sum.Busy += e.Busy
+		sum.Frozen += e.Frozen
+		sum.Provisioned += e.Provisioned
+	}
+	for k, e := range envs {
+		for _, st := range []struct {
+			name string
+			n    int
+		}{{"starting", e.Starting}, {"idle", e.Idle}, {"frozen", e.Frozen}, {"busy", e.Busy}} {
+			ch <- prometheus.MustNewConstMetric(c.envs, prometheus.GaugeValue, float64(st.n), k.fn, k.v, st.name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.provisioned, prometheus.GaugeValue, float64(e.Provisioned), k.fn, k.v)
+	}
+	for _, l := range s.Mappings {
+		f, _ := c.names.label(l.Function, "")
+		ch <- prometheus.MustNewConstMetric(c.behind, prometheus.GaugeValue, float64(l.Behind), l.UUID, f)
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, l.OldestAge.Seconds(), l.UUID, f)
 	}
 }
