@@ -661,3 +661,35 @@ func TestOTLPExport(t *testing.T) {
 		}
 	}
 }
+
+// TestTracesLinux: in the linux sandbox (the Runtime API on the environment's own network
+// namespace, the runtime started by the sandbox's init) the caller's trace reaches the function
+// and the cold start's spans, its phases and init, reach the receiver.
+func TestTracesLinux(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the linux sandbox needs root")
+	}
+	recv := startReceiver(t)
+	s := startServer(t, t.TempDir(), withSandbox("linux"), func(c *config.Config) { c.OTLPEndpoint = recv.url })
+	c := newClient(s.URL())
+	createFunction(t, c, "spanned", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: traceFn}}))
+	const h = "Root=1-5759e98a-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	seen := functionTrace(t, c, "spanned", withTraceHeader(h))
+	if rootOf(seen) != rootOf(h) || !wellFormedRoot.MatchString(seen) {
+		t.Fatalf("the function saw %q, want root %s", seen, rootOf(h))
+	}
+	byName := map[string]*tracepb.Span{}
+	waitFor(t, "the cold invocation's spans", 20*time.Second, func() bool {
+		for _, sp := range recv.trace("5759e98abd862e3fe1be46a994272793") {
+			byName[sp.GetName()] = sp
+		}
+		return len(byName) >= 6
+	})
+	if rt := byName["runtime"]; rt == nil || hex.EncodeToString(rt.GetSpanId()) != parentOf(seen) {
+		t.Errorf("runtime span %v; the function's Parent is %s", rt, parentOf(seen))
+	}
+	if init, cold := byName["init"], byName["cold start"]; init == nil || cold == nil ||
+		hex.EncodeToString(init.GetParentSpanId()) != hex.EncodeToString(cold.GetSpanId()) || init.GetEndTimeUnixNano() <= init.GetStartTimeUnixNano() {
+		t.Errorf("init %v under cold start %v", init, cold)
+	}
+}
