@@ -328,6 +328,65 @@ func TestTraces(t *testing.T) {
 		})
 	})
 
+	t.Run("mapping lag", func(t *testing.T) {
+		createFunction(t, c, "slow-batch", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "import time\ndef handler(e, c):\n    time.sleep(0.4)\n    return {}\n"}}))
+		q, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + "lag-jobs"),
+			FunctionName: aws.String("slow-batch"), BatchSize: aws.Int32(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(streamArn + "lag-events"),
+			FunctionName: aws.String("slow-batch"), BatchSize: aws.Int32(1), StartingPosition: types.EventSourcePositionTrimHorizon})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []*string{q.UUID, st.UUID} {
+			waitFor(t, "mapping enabled", 10*time.Second, func() bool {
+				got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: id})
+				return err == nil && aws.ToString(got.State) == "Enabled"
+			})
+		}
+		nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		const n = 4
+		for range n {
+			if _, err := js.Publish(ctx, "flint.queues.lag-jobs", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.Publish(ctx, "flint.streams.lag-events.k", []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The stream's records run one at a time (one key, one lane): it falls behind by the
+		// records not yet finished; the queue's run at once, each waiting or running until acked.
+		peak := map[string]float64{}
+		aged := map[string]bool{}
+		waitFor(t, "both mappings caught up after lagging", 30*time.Second, func() bool {
+			f := scrapeMetrics(t, s.URL())
+			done := true
+			for _, id := range []string{aws.ToString(q.UUID), aws.ToString(st.UUID)} {
+				l := map[string]string{"mapping": id, "function": "slow-batch"}
+				behind, ok := sample(f, "flint_mapping_records_behind", l)
+				age, _ := sample(f, "flint_mapping_oldest_record_age_seconds", l)
+				peak[id] = max(peak[id], behind)
+				if behind > 0 && age > 0 {
+					aged[id] = true
+				}
+				done = done && ok && behind == 0 && peak[id] >= 2
+			}
+			return done
+		})
+		for _, id := range []string{aws.ToString(q.UUID), aws.ToString(st.UUID)} {
+			if peak[id] > n || !aged[id] {
+				t.Errorf("mapping %s: peak records behind %v (of %d), an oldest age seen: %v", id, peak[id], n, aged[id])
+			}
+		}
+	})
+
 	t.Run("prometheus counts a known load exactly", func(t *testing.T) {
 		createFunction(t, c, "counted", "python3.12", "app.handler", code, withDir)
 		const n, e, th = 12, 3, 4 // invocations sent; of them errors and throttles
@@ -468,7 +527,7 @@ type otlpReceiver struct {
 	metrics map[string]bool // metric names received
 }
 
-func startReceiver(t *testing.T) *otlpReceiver {
+func startReceiver(t testing.TB) *otlpReceiver {
 	t.Helper()
 	r := &otlpReceiver{metrics: map[string]bool{}}
 	mux := http.NewServeMux()
@@ -691,5 +750,27 @@ func TestTracesLinux(t *testing.T) {
 	if init, cold := byName["init"], byName["cold start"]; init == nil || cold == nil ||
 		hex.EncodeToString(init.GetParentSpanId()) != hex.EncodeToString(cold.GetSpanId()) || init.GetEndTimeUnixNano() <= init.GetStartTimeUnixNano() {
 		t.Errorf("init %v under cold start %v", init, cold)
+	}
+}
+
+// BenchmarkWarmInvokeOTLP is BenchmarkWarmInvoke's process c=1 case with OTLP export off and on
+// (spans and metrics to a receiver on loopback): what export costs a warm invocation.
+func BenchmarkWarmInvokeOTLP(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		name := "off"
+		if on {
+			name = "on"
+		}
+		b.Run(name, func(b *testing.B) {
+			s := startServer(b, b.TempDir(), func(c *config.Config) {
+				c.MemoryBudgetMB = 1 << 20
+				if on {
+					c.OTLPEndpoint = startReceiver(b).url
+				}
+			})
+			createFunction(b, newClient(s.URL()), "echo", "provided.al2023", "bootstrap", goEchoZip,
+				func(in *lambda.CreateFunctionInput) { in.MemorySize = aws.Int32(1769) })
+			load(b, s.URL()+"/2015-03-31/functions/echo/invocations", 1)
+		})
 	}
 }
