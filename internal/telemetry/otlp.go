@@ -258,7 +258,9 @@ func (o *OTLP) spans(inv Invocation, sp *Span) {
 	if sp.Trigger != TriggerHTTP {
 		kind = trace.SpanKindConsumer
 	}
-	cold := !inv.Cold.Begin.IsZero()
+	// A provisioned environment's cold start happened before its first invocation came: only
+	// one the invocation waited for is part of its trace.
+	cold := !inv.Cold.Begin.IsZero() && !inv.Cold.Begin.Before(sp.Received)
 	ictx, invoke := o.tracer.Start(context.WithValue(ctx, idsKey{}, ids{trace: sp.TraceID, span: sp.Invoke}), "invoke",
 		trace.WithTimestamp(begin), trace.WithSpanKind(kind), trace.WithLinks(links...),
 		trace.WithAttributes(attribute.String("faas.name", inv.Function), attribute.String("faas.version", inv.Version),
