@@ -1,6 +1,9 @@
-// Package telemetry owns Flint's Prometheus metrics: their definitions, the registry and the
-// /metrics handler. Other packages report through small interfaces they own (worker.Observer);
-// this package imports none of them.
+// Package telemetry owns Flint's observability of invocations: the Prometheus metrics (their
+// definitions, the registry, the /metrics handler, the bound on function labels), X-Ray trace
+// headers (trace.go: parsed, made, formatted, allocation-free to parse on the warm path), and
+// the OTLP exporter of spans and FaaS metrics (otlp.go). Other packages report through small
+// interfaces they own (worker.Observer, invoke.Metrics) with this package's plain types
+// (Invocation, Span); this package imports none of them.
 package telemetry
 
 import (

@@ -133,3 +133,21 @@ func TestFunctionLabelsBounded(t *testing.T) {
 		t.Errorf("functions past the bound have series of their own:\n%s", got)
 	}
 }
+
+// BenchmarkTraceHeader: what a warm invocation pays for its trace header with OTLP off: a
+// caller's parsed, or a new root made.
+func BenchmarkTraceHeader(b *testing.B) {
+	const h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = ParseTraceHeader(h)
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = NewTraceHeader(time.Now(), false)
+		}
+	})
+}

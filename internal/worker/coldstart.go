@@ -12,6 +12,7 @@ import (
 	"github.com/flint-run/flint/internal/runtimeapi"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // start cold-starts an environment for req. It returns either a ready, busy environment, or a
@@ -61,7 +62,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 			return nil, nil, fmt.Errorf("layers for %s: %w", p.fn.Name, err)
 		}
 	}
-	e.cold.Begin, e.cold.Code = begin, p.m.now()
+	e.cold = &telemetry.ColdStart{Begin: begin, Code: p.m.now()}
 	argv, renv, err := p.m.cfg.Runtimes.Entrypoint(p.fn.Runtime, codeDir, optDir)
 	if errors.Is(err, runtimes.ErrNoBootstrap) {
 		return fail("Runtime.InvalidEntrypoint", err.Error())

@@ -35,7 +35,7 @@ type env struct {
 	suspended atomic.Bool
 
 	initDur time.Duration
-	cold    telemetry.ColdStart
+	cold    *telemetry.ColdStart // the cold start's phases, until the first invocation takes them
 	initOut []byte
 
 	// aborted says why the platform destroys the environment for its own reasons (shutdown,
@@ -56,7 +56,7 @@ func (e *env) run(req Request) *call {
 	p := e.p
 	now := p.m.now()
 	c := &call{e: e, req: req, start: now, initDur: e.initDur, cold: e.cold, initOut: e.initOut}
-	e.initDur, e.initOut, e.cold = 0, nil, telemetry.ColdStart{}
+	e.initDur, e.initOut, e.cold = 0, nil, nil
 	inv := runtimeapi.NewInvocation()
 	inv.RequestID = req.RequestID
 	inv.Payload = req.Payload

@@ -15,7 +15,7 @@ type call struct {
 	start    time.Time
 	duration time.Duration
 	initDur  time.Duration
-	cold     telemetry.ColdStart // the cold start that made the environment; zero when warm
+	cold     *telemetry.ColdStart // the cold start that made the environment; nil when warm
 	initOut  []byte
 	output   []byte
 	result   runtimeapi.Result
@@ -78,9 +78,13 @@ func (p *Pool) queueRecord(c *call) {
 func (p *Pool) done(c *call, rec []byte) {
 	p.store(c, rec)
 	if o := p.m.cfg.Observer; o != nil {
-		o.Invoked(telemetry.Invocation{Function: p.fn.Name, Version: p.fn.Version, Outcome: c.outcome.String(),
+		inv := telemetry.Invocation{Function: p.fn.Name, Version: p.fn.Version, Outcome: c.outcome.String(),
 			RequestID: c.req.RequestID, ErrorType: c.result.ErrorType, Start: c.start, Duration: c.duration,
-			Init: c.initDur, Cold: c.cold, Span: c.req.Span})
+			Init: c.initDur, Span: c.req.Span}
+		if c.cold != nil {
+			inv.Cold = *c.cold
+		}
+		o.Invoked(inv)
 	}
 }
 
