@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -69,7 +70,16 @@ type OTLP struct {
 	invokeDur, initDur            metric.Float64Histogram
 	coldStarts, errorsN, timeouts metric.Int64Counter
 	invocations                   metric.Int64Counter
+
+	// attrs caches each function version's and trigger's metric attributes (an attribute set
+	// costs several allocations to build); bounded by maxAttrSets.
+	mu    sync.Mutex
+	attrs map[attrKey]metric.MeasurementOption
 }
+
+type attrKey struct{ fn, version, trigger string }
+
+const maxAttrSets = 4096
 
 // OTLPConfig configures the exporter.
 type OTLPConfig struct {
@@ -108,7 +118,7 @@ func NewOTLP(ctx context.Context, cfg OTLPConfig) (*OTLP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("otlp metric exporter: %w", err)
 	}
-	o := &OTLP{}
+	o := &OTLP{attrs: map[attrKey]metric.MeasurementOption{}}
 	o.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithIDGenerator(presetIDs{}),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample())),
 		sdktrace.WithBatcher(spans, sdktrace.WithBatchTimeout(cfg.SpanBatch), sdktrace.WithMaxQueueSize(8192)))
@@ -204,8 +214,17 @@ func (o *OTLP) export(inv Invocation) {
 	if sp != nil {
 		trigger = sp.Trigger
 	}
-	attrs := metric.WithAttributes(attribute.String("faas.name", inv.Function), attribute.String("faas.version", inv.Version),
-		attribute.String("faas.trigger", trigger))
+	k := attrKey{inv.Function, inv.Version, trigger}
+	o.mu.Lock()
+	attrs, ok := o.attrs[k]
+	if !ok {
+		attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("faas.name", inv.Function),
+			attribute.String("faas.version", inv.Version), attribute.String("faas.trigger", trigger)))
+		if len(o.attrs) < maxAttrSets {
+			o.attrs[k] = attrs
+		}
+	}
+	o.mu.Unlock()
 	bg := context.Background()
 	o.invocations.Add(bg, 1, attrs)
 	o.invokeDur.Record(bg, inv.Duration.Seconds(), attrs)
