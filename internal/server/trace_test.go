@@ -598,11 +598,13 @@ func (r *otlpReceiver) trace(id string) []*tracepb.Span {
 // TestOTLPExport: with --otlp-endpoint, each invocation's spans reach an OTLP/HTTP receiver
 // with the X-Ray root as trace ID: invoke (child of the caller's span), its cold start with
 // its phases and init, and the runtime's span, whose id is the Parent the function saw; an
-// async event adds its queue wait; the FaaS metrics arrive too.
+// async event adds its queue wait; a queue batch is a trace of its own linked to its record's;
+// the FaaS metrics arrive too.
 func TestOTLPExport(t *testing.T) {
 	recv := startReceiver(t)
 	s := startServer(t, t.TempDir(), func(c *config.Config) {
 		c.OTLPEndpoint = recv.url
+		c.NATSListen = "127.0.0.1:0"
 	})
 	c := newClient(s.URL())
 	ctx := context.Background()
@@ -695,6 +697,46 @@ func TestOTLPExport(t *testing.T) {
 	if id(qw.GetParentSpanId()) != id(ainv.GetSpanId()) || ainv.GetKind() != tracepb.Span_SPAN_KIND_CONSUMER ||
 		qw.GetStartTimeUnixNano() != ainv.GetStartTimeUnixNano() || id(ainv.GetParentSpanId()) != "00000000000000aa" {
 		t.Errorf("async spans: queue wait %v, invoke %v", qw, ainv)
+	}
+
+	// A queue batch: a trace of its own, its invoke span linked to the traced record's.
+	m, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + "spanned-jobs"),
+		FunctionName: aws.String("spanned"), BatchSize: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "mapping enabled", 10*time.Second, func() bool {
+		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
+		return err == nil && aws.ToString(got.State) == "Enabled"
+	})
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	msg := nats.NewMsg("flint.queues.spanned-jobs")
+	msg.Data = []byte("{}")
+	msg.Header.Set("X-Amzn-Trace-Id", "Root=1-5759e98b-00000000000000000000beef;Parent=00000000000000bb;Sampled=1")
+	if _, err := js.PublishMsg(ctx, msg); err != nil {
+		t.Fatal(err)
+	}
+	var batch *tracepb.Span
+	waitFor(t, "the batch's invoke span", 30*time.Second, func() bool {
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		for _, sp := range recv.spans {
+			for _, kv := range sp.GetAttributes() {
+				if sp.GetName() == "invoke" && kv.GetKey() == "faas.trigger" && kv.GetValue().GetStringValue() == "datasource" {
+					batch = sp
+				}
+			}
+		}
+		return batch != nil
+	})
+	if l := batch.GetLinks(); len(l) != 1 || id(l[0].GetTraceId()) != "5759e98b00000000000000000000beef" || id(l[0].GetSpanId()) != "00000000000000bb" ||
+		id(batch.GetTraceId()) == "5759e98b00000000000000000000beef" {
+		t.Errorf("batch span in trace %s with links %v: want a trace of its own linked to the record's", id(batch.GetTraceId()), l)
 	}
 
 	// An error and a timeout count in faas.errors and faas.timeouts.
