@@ -15,8 +15,9 @@ import (
 
 // enqueue stores an Event invocation; the caller answers 202 only once it returns nil (JetStream
 // holds the event). It is the data plane's, as Invoke is: it resolves the function in the
-// invocation view, never the store, and changes no configuration.
-func (a *API) enqueue(ctx context.Context, id, name, qualifier string, payload []byte) error {
+// invocation view, never the store, and changes no configuration. trace is the caller's
+// X-Amzn-Trace-Id ("": the queue starts a new trace).
+func (a *API) enqueue(ctx context.Context, id, name, qualifier, trace string, payload []byte) error {
 	if len(payload) > lambda.MaxAsyncPayload {
 		return apierr.RequestTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", lambda.MaxAsyncPayload)
 	}
@@ -29,7 +30,7 @@ func (a *API) enqueue(ctx context.Context, id, name, qualifier string, payload [
 		qualifier = ""
 	}
 	ev := asyncq.Event{RequestID: id, Function: name, Qualifier: qualifier, Payload: payload,
-		EnqueuedAt: time.Now(), FunctionArn: a.account.FunctionARN(name, "")}
+		EnqueuedAt: time.Now(), FunctionArn: a.account.FunctionARN(name, ""), TraceID: trace}
 	return a.queue.Enqueue(ctx, ev)
 }
 
@@ -46,7 +47,7 @@ func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, id strin
 	if err != nil {
 		return apierr.InvalidRequestContent("Could not read request body: %v", err)
 	}
-	if err := a.enqueue(r.Context(), id, name, qualifier, payload); err != nil {
+	if err := a.enqueue(r.Context(), id, name, qualifier, r.Header.Get("X-Amzn-Trace-Id"), payload); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusAccepted, map[string]int{"Status": http.StatusAccepted})

@@ -96,7 +96,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 		return nil
 	}
 	if event {
-		if err := a.enqueue(r.Context(), id, name, qualifier, payload); err != nil {
+		if err := a.enqueue(r.Context(), id, name, qualifier, h.Get("X-Amzn-Trace-Id"), payload); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusAccepted)

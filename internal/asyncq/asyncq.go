@@ -20,6 +20,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // Event is one asynchronous invocation.
@@ -32,6 +34,9 @@ type Event struct {
 	Attempt     int       // executions so far
 	NotBefore   time.Time // zero: now
 	FunctionArn string    // unqualified, for records
+	// TraceID is the event's X-Ray trace header: the caller's, else a new root made by
+	// Enqueue. Every execution (retries included) and the destination records carry it.
+	TraceID string
 }
 
 // Outcome is how one execution went.
@@ -144,10 +149,17 @@ const (
 	hdrAttempt   = "Flint-Attempt"
 	hdrNotBefore = "Flint-Not-Before"
 	hdrArn       = "Flint-Function-Arn"
+	// HeaderTrace carries a trace header on the queue's events and on destination records
+	// published to streams (an SQS message's AWSTraceHeader).
+	HeaderTrace = "X-Amzn-Trace-Id"
 )
 
-// Enqueue stores ev durably; it returns once JetStream has acknowledged the write.
+// Enqueue stores ev durably; it returns once JetStream has acknowledged the write. An event
+// without a trace header gets a new root, so that all its executions share one trace.
 func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
+	if _, ok := telemetry.ParseTraceHeader(ev.TraceID); !ok {
+		ev.TraceID = telemetry.NewTraceHeader(time.Now(), false)
+	}
 	m := nats.NewMsg(q.cfg.Subject + "." + ev.Function)
 	m.Data = ev.Payload
 	m.Header.Set(hdrRequestID, ev.RequestID)
@@ -156,6 +168,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 	m.Header.Set(hdrArn, ev.FunctionArn)
 	m.Header.Set(hdrEnqueued, strconv.FormatInt(ev.EnqueuedAt.UnixNano(), 10))
 	m.Header.Set(hdrAttempt, strconv.Itoa(ev.Attempt))
+	m.Header.Set(HeaderTrace, ev.TraceID)
 	if !ev.NotBefore.IsZero() {
 		m.Header.Set(hdrNotBefore, strconv.FormatInt(ev.NotBefore.UnixNano(), 10))
 	}
@@ -168,7 +181,7 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 func decode(msg jetstream.Msg) (Event, error) {
 	h := msg.Headers()
 	ev := Event{RequestID: h.Get(hdrRequestID), Function: h.Get(hdrFunction), Qualifier: h.Get(hdrQualifier),
-		FunctionArn: h.Get(hdrArn), Payload: msg.Data()}
+		FunctionArn: h.Get(hdrArn), Payload: msg.Data(), TraceID: h.Get(HeaderTrace)}
 	enq, err := strconv.ParseInt(h.Get(hdrEnqueued), 10, 64)
 	if err != nil || ev.RequestID == "" || ev.Function == "" {
 		return ev, fmt.Errorf("malformed async event on %s", msg.Subject())
@@ -325,7 +338,7 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(q.throttleDelay(msg, ev.Function))
 	case out.FunctionError == "":
 		ev.Attempt++
-		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, ev.RequestID+"/Success", log)
+		q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, ev.RequestID+"/Success", ev.TraceID, log)
 		q.ack(ctx, msg, log)
 	default:
 		ev.Attempt++
@@ -412,14 +425,14 @@ func (q *Queue) track(fn string, d int) {
 // fail sends an event that will not run again to the on-failure destination and the DLQ.
 func (q *Queue) fail(ctx context.Context, ev Event, cfg InvokeConfig, condition string, out *Outcome) {
 	log := q.log.With("function", ev.Function, "request_id", ev.RequestID)
-	q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, ev.RequestID+"/"+condition, log)
+	q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, ev.RequestID+"/"+condition, ev.TraceID, log)
 	if cfg.DeadLetter != "" {
 		msg := "Event age exceeded"
 		code := "200"
 		if out != nil && len(out.Payload) > 0 {
 			msg = string(out.Payload[:min(len(out.Payload), 1024)])
 		}
-		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, ev.RequestID+"/dead-letter", log)
+		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, ev.RequestID+"/dead-letter", ev.TraceID, log)
 	}
 }
 

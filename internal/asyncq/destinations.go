@@ -56,8 +56,9 @@ const deliverFor = 20 * time.Second
 // request id and what the record is), so that a retried send, or the record of an event that
 // ran again, is stored once: as the message id of a stream record, and as the request id
 // derived for a function destination's event. A record not delivered by then is logged: the
-// event has run.
-func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id string, log *slog.Logger) {
+// event has run. trace is the event's trace header: a function destination's event continues
+// the trace, a stream record carries it in its X-Amzn-Trace-Id header.
+func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id, trace string, log *slog.Logger) {
 	if arn == "" {
 		return
 	}
@@ -76,7 +77,7 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 			base = strings.TrimSuffix(arn, ":"+m[2])
 		}
 		ev := Event{RequestID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("flint-destination:"+id)).String(), Function: m[1],
-			Qualifier: qualifier, Payload: body, EnqueuedAt: time.Now(), FunctionArn: base}
+			Qualifier: qualifier, Payload: body, EnqueuedAt: time.Now(), FunctionArn: base, TraceID: trace}
 		send = func() error { return q.Enqueue(ctx, ev) }
 	} else if m := streamDestination().FindStringSubmatch(arn); m != nil {
 		send = func() error {
@@ -87,6 +88,9 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 			msg.Data = body
 			for k, v := range headers {
 				msg.Header.Set(k, v)
+			}
+			if trace != "" {
+				msg.Header.Set(HeaderTrace, trace)
 			}
 			_, err := q.cfg.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
 			return err

@@ -100,6 +100,8 @@ func (a *app) serveCommand() *cobra.Command {
 		"MB of MemorySize live environments may hold on this node (0: three quarters of the machine's memory)")
 	f.IntVar(&cfg.SpareMemoryMB, "spare-memory", cfg.SpareMemoryMB,
 		"MB that pre-initialized Python and Node runtimes, kept ready for cold starts as demand asks, may hold (0: none)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cfg.OTLPEndpoint,
+		"an OpenTelemetry collector's OTLP/HTTP base URL (http://HOST:4318) to export invocation spans and FaaS metrics to (off when empty)")
 	f.StringVar(&cfg.Durability, "durability", cfg.Durability,
 		"when an accepted async event is safe: os (written to the OS: survives kill -9) or fsync (on disk: survives power loss)")
 	f.DurationVar(&cfg.AsyncRetryDelay, "async-retry-delay", cfg.AsyncRetryDelay,

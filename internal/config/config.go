@@ -67,6 +67,9 @@ type Config struct {
 	InitTimeout time.Duration
 	// LogRetention bounds how long function logs are kept.
 	LogRetention time.Duration
+	// OTLPEndpoint, when set, is an OpenTelemetry collector's OTLP/HTTP base URL
+	// (http://HOST:4318): Flint exports each invocation's spans and the FaaS metrics there.
+	OTLPEndpoint string
 	// MemoryBudgetMB bounds the MemorySize summed over live environments on this node; idle ones
 	// are evicted least recently used first to make room, else invokes are throttled. 0 picks
 	// three quarters of the machine's memory.
@@ -228,6 +231,11 @@ func (c Config) Validate() error {
 	}
 	if c.SpareMemoryMB < 0 {
 		errs = append(errs, errors.New("spare runtimes' memory must not be negative"))
+	}
+	if c.OTLPEndpoint != "" {
+		if u, err := url.Parse(c.OTLPEndpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("otlp endpoint %q: want an http(s) URL such as http://127.0.0.1:4318", c.OTLPEndpoint))
+		}
 	}
 	if c.AccountConcurrency < 1 {
 		errs = append(errs, errors.New("account concurrency must be at least 1"))

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // The aggregator's bounds. Memory is bounded by MaxFunctions × (Window minutes × one minute's
@@ -65,13 +67,15 @@ type minute struct {
 
 // Invocation is one finished invocation as the worker reported it.
 type Invocation struct {
-	Time     time.Time     `json:"time"`
-	Version  string        `json:"version"`
-	Outcome  string        `json:"outcome"`
-	Duration time.Duration `json:"-"`
-	Cold     bool          `json:"cold"`
-	// DurationMs is Duration for JSON.
+	Time      time.Time     `json:"time"`
+	RequestID string        `json:"requestId"`
+	Version   string        `json:"version"`
+	Outcome   string        `json:"outcome"`
+	Duration  time.Duration `json:"-"`
+	Cold      bool          `json:"cold"`
+	// DurationMs and InitMs (Init Duration, 0 when warm) are in milliseconds for JSON.
 	DurationMs float64 `json:"durationMs"`
+	InitMs     float64 `json:"initMs,omitempty"`
 }
 
 // NewStats returns an empty aggregator; now is its clock (nil: time.Now).
@@ -83,7 +87,8 @@ func NewStats(now func() time.Time) *Stats {
 }
 
 // Invoked records one finished invocation (worker.Observer).
-func (s *Stats) Invoked(function, version, outcome string, d time.Duration, cold bool) {
+func (s *Stats) Invoked(inv telemetry.Invocation) {
+	function, version, outcome, d, cold := inv.Function, inv.Version, inv.Outcome, inv.Duration, inv.Init > 0
 	now := s.now()
 	f := s.function(function, now)
 	f.mu.Lock()
@@ -114,8 +119,8 @@ func (s *Stats) Invoked(function, version, outcome string, d time.Duration, cold
 	m.busy += d
 	m.max = max(m.max, d)
 	m.hist[bucket(d)]++
-	f.recent[f.next] = Invocation{Time: now, Version: version, Outcome: outcome, Duration: d, Cold: cold,
-		DurationMs: ms(d)}
+	f.recent[f.next] = Invocation{Time: now, RequestID: inv.RequestID, Version: version, Outcome: outcome, Duration: d,
+		Cold: cold, DurationMs: ms(d), InitMs: ms(inv.Init)}
 	f.next = (f.next + 1) % RecentInvocations
 	f.n = min(f.n+1, RecentInvocations)
 }

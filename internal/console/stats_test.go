@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // clock is an injected clock tests move by hand.
@@ -25,7 +27,7 @@ func TestStatsSummary(t *testing.T) {
 		case i == 4:
 			outcome = "timeout"
 		}
-		s.Invoked("fn", "$LATEST", outcome, time.Duration(i)*time.Millisecond, i <= 2)
+		invoked(s, "fn", "$LATEST", outcome, time.Duration(i)*time.Millisecond, i <= 2)
 	}
 	got := s.Summary("fn")
 	if got.Invocations != 100 || got.Errors != 4 || got.Timeouts != 1 || got.ColdStarts != 2 || got.MaxMs != 100 {
@@ -51,9 +53,9 @@ func TestStatsWindow(t *testing.T) {
 	start := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	c := &clock{t: start}
 	s := NewStats(c.now)
-	s.Invoked("fn", "1", "success", 5*time.Millisecond, true)
+	invoked(s, "fn", "1", "success", 5*time.Millisecond, true)
 	c.t = start.Add(30 * time.Minute)
-	s.Invoked("fn", "1", "error", 7*time.Millisecond, false)
+	invoked(s, "fn", "1", "error", 7*time.Millisecond, false)
 	if got := s.Summary("fn"); got.Invocations != 2 || got.Errors != 1 {
 		t.Errorf("at +30 min: %+v; want 2 invocations, 1 error", got)
 	}
@@ -61,7 +63,7 @@ func TestStatsWindow(t *testing.T) {
 	if got := s.Summary("fn"); got.Invocations != 1 || got.ColdStarts != 0 {
 		t.Errorf("at +60 min: %+v; want only the second invocation", got)
 	}
-	s.Invoked("fn", "1", "success", time.Millisecond, false) // reuses the first minute's slot
+	invoked(s, "fn", "1", "success", time.Millisecond, false) // reuses the first minute's slot
 	series := s.Series("fn")
 	if len(series) != Window {
 		t.Fatalf("Series has %d points; want %d", len(series), Window)
@@ -90,14 +92,14 @@ func TestStatsConcurrency(t *testing.T) {
 	c := &clock{t: start}
 	s := NewStats(c.now)
 	for range 4 {
-		s.Invoked("fn", "1", "success", 30*time.Second, false) // 2 minutes of work
+		invoked(s, "fn", "1", "success", 30*time.Second, false) // 2 minutes of work
 	}
 	c.t = start.Add(time.Minute) // the minute is over
 	if got := s.Series("fn")[Window-2].Concurrency; got != 2 {
 		t.Errorf("concurrency = %v; want 2", got)
 	}
 	c.t = start.Add(time.Minute + 30*time.Second)
-	s.Invoked("fn", "1", "success", 30*time.Second, false)
+	invoked(s, "fn", "1", "success", 30*time.Second, false)
 	if got := s.Series("fn")[Window-1].Concurrency; got != 1 {
 		t.Errorf("current minute's concurrency after 30 s with 30 s of work = %v; want 1", got)
 	}
@@ -108,7 +110,7 @@ func TestStatsRecent(t *testing.T) {
 	s := NewStats(c.now)
 	for i := range RecentInvocations + 5 {
 		c.t = c.t.Add(time.Second)
-		s.Invoked("fn", fmt.Sprint(i), "success", time.Duration(i+1)*time.Millisecond, i == 0)
+		invoked(s, "fn", fmt.Sprint(i), "success", time.Duration(i+1)*time.Millisecond, i == 0)
 	}
 	got := s.Recent("fn")
 	if len(got) != RecentInvocations {
@@ -139,12 +141,12 @@ func TestStatsBounded(t *testing.T) {
 	s := NewStats(c.now)
 	for i := range MaxFunctions {
 		c.t = c.t.Add(time.Millisecond)
-		s.Invoked(fmt.Sprintf("fn-%05d", i), "1", "success", time.Millisecond, false)
+		invoked(s, fmt.Sprintf("fn-%05d", i), "1", "success", time.Millisecond, false)
 	}
 	c.t = c.t.Add(time.Millisecond)
-	s.Invoked("fn-00000", "1", "success", time.Millisecond, false) // now fn-00001 is the oldest
+	invoked(s, "fn-00000", "1", "success", time.Millisecond, false) // now fn-00001 is the oldest
 	c.t = c.t.Add(time.Millisecond)
-	s.Invoked("newcomer", "1", "success", time.Millisecond, false)
+	invoked(s, "newcomer", "1", "success", time.Millisecond, false)
 	if n := s.Len(); n != MaxFunctions {
 		t.Errorf("tracking %d functions; want at most %d", n, MaxFunctions)
 	}
@@ -161,8 +163,8 @@ func TestStatsBounded(t *testing.T) {
 func TestStatsInvokedAllocs(t *testing.T) {
 	c := &clock{t: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
 	s := NewStats(c.now)
-	s.Invoked("fn", "1", "success", time.Millisecond, true)
-	if n := testing.AllocsPerRun(100, func() { s.Invoked("fn", "1", "success", time.Millisecond, false) }); n != 0 {
+	invoked(s, "fn", "1", "success", time.Millisecond, true)
+	if n := testing.AllocsPerRun(100, func() { invoked(s, "fn", "1", "success", time.Millisecond, false) }); n != 0 {
 		t.Errorf("Invoked allocates %v times per call; want 0", n)
 	}
 }
@@ -214,7 +216,16 @@ func BenchmarkStatsInvoked(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		s.Invoked(names[i%len(names)], "1", "success", time.Duration(i%5000)*time.Microsecond, false)
+		invoked(s, names[i%len(names)], "1", "success", time.Duration(i%5000)*time.Microsecond, false)
 		i++
 	}
+}
+
+// invoked reports one invocation to s as the worker does; a cold one had an INIT of 1 ms.
+func invoked(s *Stats, function, version, outcome string, d time.Duration, cold bool) {
+	inv := telemetry.Invocation{Function: function, Version: version, Outcome: outcome, Duration: d}
+	if cold {
+		inv.Init = time.Millisecond
+	}
+	s.Invoked(inv)
 }

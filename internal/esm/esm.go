@@ -141,10 +141,16 @@ type Result struct {
 }
 
 // Invoker runs a batch synchronously through the invoke engine (resolution, admission, pool).
-// ErrGone means the function no longer exists.
+// ErrGone means the function no longer exists. Each batch is a trace of its own; traces are
+// the X-Ray trace headers its records carry, which the batch's trace links to.
 type Invoker interface {
-	InvokeBatch(ctx context.Context, functionArn string, payload []byte) (Result, error)
+	InvokeBatch(ctx context.Context, functionArn string, payload []byte, traces []string) (Result, error)
 }
+
+// traceHeaders are the message headers that carry a record's trace: Flint's destinations write
+// X-Amzn-Trace-Id; SQS calls its system attribute AWSTraceHeader. Either becomes the record's
+// attributes.AWSTraceHeader, as an SQS record has it.
+var traceHeaders = [...]string{"X-Amzn-Trace-Id", "AWSTraceHeader"}
 
 // ErrGone: the mapping's function was deleted.
 var ErrGone = errors.New("esm: function gone")
@@ -303,11 +309,14 @@ func (m *Manager) settle(ctx context.Context, id string, rev uint64, es *lambda.
 
 func (m *Manager) start(ctx context.Context, id string, es *lambda.EventSourceMapping, key string, log *slog.Logger) {
 	pctx, cancel := context.WithCancel(ctx)
-	r := &running{key: key, cancel: cancel, done: make(chan struct{})}
-	run := (&poller{m: m, id: id, es: *es, log: log, inflight: &r.inflight, throttled: map[uint64]int{}}).run
+	r := &running{key: key, cancel: cancel, done: make(chan struct{}), function: es.FunctionArn, source: es.EventSourceArn}
+	qp := &poller{m: m, id: id, es: *es, log: log, inflight: &r.inflight, throttled: map[uint64]int{}}
+	run, lag := qp.run, qp.lag
 	if IsStream(es.EventSourceArn) {
-		run = (&streamPoller{m: m, id: id, es: *es, log: log, inflight: &r.inflight}).run
+		sp := &streamPoller{m: m, id: id, es: *es, log: log, inflight: &r.inflight}
+		run, lag = sp.run, sp.lag
 	}
+	r.lag = lag
 	m.mu.Lock()
 	m.pollers[id] = r
 	m.mu.Unlock()
@@ -339,6 +348,48 @@ type running struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	inflight atomic.Int64 // batches being invoked
+
+	function, source string // the mapping's FunctionArn and EventSourceArn
+	lag              func(ctx context.Context) (behind uint64, oldest time.Time, err error)
+}
+
+// Lag is how far one mapping is behind its source.
+type Lag struct {
+	UUID, FunctionArn, EventSourceArn string
+	// Behind counts the records not yet finished: for a queue, messages waiting or being
+	// invoked; for a stream, records after the reader's position plus those read and not
+	// finished.
+	Behind uint64
+	// OldestAge is the age of the oldest of them (0: none).
+	OldestAge time.Duration
+}
+
+// Lag reports every running mapping's lag, read from JetStream now (a scrape's cost).
+func (m *Manager) Lag(ctx context.Context) []Lag {
+	m.mu.Lock()
+	type entry struct {
+		id string
+		r  *running
+	}
+	rs := make([]entry, 0, len(m.pollers))
+	for id, r := range m.pollers {
+		rs = append(rs, entry{id, r})
+	}
+	m.mu.Unlock()
+	out := make([]Lag, 0, len(rs))
+	now := time.Now()
+	for _, e := range rs {
+		behind, oldest, err := e.r.lag(ctx)
+		if err != nil {
+			continue // its source is not there (yet): nothing to report
+		}
+		l := Lag{UUID: e.id, FunctionArn: e.r.function, EventSourceArn: e.r.source, Behind: behind}
+		if !oldest.IsZero() {
+			l.OldestAge = max(now.Sub(oldest), 0)
+		}
+		out = append(out, l)
+	}
+	return out
 }
 
 // InFlight reports the batches running per mapping UUID.

@@ -37,6 +37,28 @@ type poller struct {
 	throttled map[uint64]int
 }
 
+// lag reads the queue's backlog: messages not yet delivered plus those delivered and not
+// acknowledged, and the oldest one's age (a work queue keeps a message until it is acked).
+func (p *poller) lag(ctx context.Context) (uint64, time.Time, error) {
+	name, err := QueueName(p.es.EventSourceArn)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	cons, err := p.m.cfg.JS.Consumer(ctx, name, consumerName(p.id))
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	info := cons.CachedInfo()
+	behind := info.NumPending + uint64(max(info.NumAckPending, 0))
+	var oldest time.Time
+	if behind > 0 {
+		if st, err := p.m.cfg.JS.Stream(ctx, name); err == nil && st.CachedInfo().State.Msgs > 0 {
+			oldest = st.CachedInfo().State.FirstTime
+		}
+	}
+	return behind, oldest, nil
+}
+
 func (p *poller) concurrency() int {
 	if sc := p.es.ScalingConfig; sc != nil && sc.MaximumConcurrency > 0 {
 		return sc.MaximumConcurrency
@@ -212,9 +234,9 @@ func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 	if len(items) == 0 {
 		return
 	}
-	payload := p.event(items)
+	payload, traces := p.event(items)
 	stopBeat := p.heartbeat(items)
-	res, err := p.m.cfg.Invoker.InvokeBatch(ctx, p.es.FunctionArn, payload)
+	res, err := p.m.cfg.Invoker.InvokeBatch(ctx, p.es.FunctionArn, payload, traces)
 	stopBeat()
 	if runCtx.Err() != nil && (err != nil || res.Throttled || res.FunctionError != "") {
 		for _, it := range items {
@@ -287,15 +309,24 @@ func (p *poller) failures(items []item, payload []byte) (map[string]bool, bool) 
 	return failed, true
 }
 
-func (p *poller) event(items []item) []byte {
+// event is the batch's SQS event, and the trace headers its records carry.
+func (p *poller) event(items []item) ([]byte, []string) {
 	recs := make([]sqsRecord, len(items))
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
+	var traces []string
 	for i, it := range items {
 		body := it.msg.Data()
 		sum := md5.Sum(body)
 		attrs := map[string]json.RawMessage{}
+		trace := ""
+		for _, h := range traceHeaders {
+			if trace = it.msg.Headers().Get(h); trace != "" {
+				traces = append(traces, trace)
+				break
+			}
+		}
 		for k, vs := range it.msg.Headers() {
-			if k == nats.MsgIdHdr || len(vs) == 0 {
+			if k == nats.MsgIdHdr || len(vs) == 0 || k == traceHeaders[0] || k == traceHeaders[1] {
 				continue
 			}
 			b, _ := json.Marshal(map[string]any{"stringValue": vs[0], "stringListValues": []string{}, "binaryListValues": []string{}, "dataType": "String"})
@@ -307,11 +338,14 @@ func (p *poller) event(items []item) []byte {
 				"SentTimestamp": strconv.FormatInt(it.sent.UnixMilli(), 10), "SenderId": "flint",
 				"ApproximateFirstReceiveTimestamp": now},
 			EventSource: "aws:sqs", EventSourceARN: p.es.EventSourceArn, AWSRegion: p.m.cfg.Region}
+		if trace != "" {
+			recs[i].Attributes["AWSTraceHeader"] = trace
+		}
 	}
 	b, _ := json.Marshal(struct {
 		Records []sqsRecord `json:"Records"`
 	}{recs})
-	return b
+	return b, traces
 }
 
 func (p *poller) retry(items []item, delay time.Duration) {

@@ -182,6 +182,9 @@ type lane struct {
 	idx   int
 	ch    chan record
 	carry *record // read but left for the next batch (payload size)
+	// head is the arrival (Unix ns) of the first record of the batch the lane runs, 0 while it
+	// runs none: the lane's oldest unfinished record, for the mapping's lag.
+	head atomic.Int64
 }
 
 // streamPoller runs one enabled stream mapping: a reader dispatching records to
@@ -193,6 +196,13 @@ type streamPoller struct {
 	name     string
 	log      *slog.Logger
 	inflight *atomic.Int64
+
+	// For the mapping's lag (Lag): the last sequence the reader took from the stream, the
+	// records handed to lanes and not finished, and the lanes themselves.
+	lastRead atomic.Uint64
+	queued   atomic.Int64
+	lanesMu  sync.Mutex
+	running  []*lane
 
 	cpMu  sync.Mutex
 	cp    checkpoint
@@ -362,6 +372,11 @@ func (p *streamPoller) consume(ctx context.Context) error {
 		}()
 	}
 	start := p.cp.resume()
+	p.lanesMu.Lock()
+	p.running = lanes
+	p.lanesMu.Unlock()
+	p.lastRead.Store(start - 1)
+	p.queued.Store(0)
 	cons, err := p.m.cfg.JS.OrderedConsumer(ctx, name, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: start,
 	})
@@ -391,6 +406,7 @@ func (p *streamPoller) consume(ctx context.Context) error {
 			p.log.Warn("record metadata", "err", err)
 			continue
 		}
+		p.lastRead.Store(md.Sequence.Stream)
 		rec := record{seq: md.Sequence.Stream, key: p.partitionKey(msg.Subject()), data: msg.Data(), arrived: md.Timestamp}
 		l := lanes[laneOf(rec.key, len(lanes))]
 		p.cpMu.Lock()
@@ -399,12 +415,43 @@ func (p *streamPoller) consume(ctx context.Context) error {
 		if seen {
 			continue // this lane finished it before a restart
 		}
+		p.queued.Add(1)
 		select {
 		case l.ch <- rec:
 		case <-ctx.Done():
 			return nil
 		}
 	}
+}
+
+// lag is how far the mapping is behind its stream: records not yet read plus those read and
+// not finished, and the arrival of the oldest of them (zero: none).
+func (p *streamPoller) lag(ctx context.Context) (uint64, time.Time, error) {
+	name, _ := StreamName(p.es.EventSourceArn)
+	st, err := p.m.cfg.JS.Stream(ctx, name)
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	last := st.CachedInfo().State.LastSeq
+	read := p.lastRead.Load()
+	behind := uint64(max(p.queued.Load(), 0))
+	if last > read {
+		behind += last - read
+	}
+	var oldest time.Time
+	p.lanesMu.Lock()
+	for _, l := range p.running {
+		if h := l.head.Load(); h != 0 && (oldest.IsZero() || h < oldest.UnixNano()) {
+			oldest = time.Unix(0, h)
+		}
+	}
+	p.lanesMu.Unlock()
+	if oldest.IsZero() && last > read {
+		if m, err := st.GetMsg(ctx, read+1); err == nil {
+			oldest = m.Time
+		}
+	}
+	return behind, oldest, nil
 }
 
 // runLane processes its records a batch at a time until ctx ends.
@@ -416,7 +463,10 @@ func (p *streamPoller) runLane(ctx context.Context, l *lane) {
 			return
 		}
 		p.inflight.Add(1)
+		l.head.Store(batch[0].arrived.UnixNano())
 		p.process(ctx, l, batch)
+		l.head.Store(0)
+		p.queued.Add(-int64(len(batch)))
 		p.inflight.Add(-1)
 		if ctx.Err() != nil {
 			return
@@ -505,7 +555,7 @@ func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
 		if ctx.Err() != nil {
 			return
 		}
-		res, err := p.m.cfg.Invoker.InvokeBatch(context.WithoutCancel(ctx), p.es.FunctionArn, p.event(batch))
+		res, err := p.m.cfg.Invoker.InvokeBatch(context.WithoutCancel(ctx), p.es.FunctionArn, p.event(batch), nil)
 		if err != nil || res.Throttled {
 			if err != nil {
 				p.log.Warn("batch invoke failed", "err", err)

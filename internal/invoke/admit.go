@@ -36,6 +36,18 @@ func (a admission) release() {
 	}
 }
 
+// Concurrency reports the invocations running on this node per function (all its versions),
+// for every function it has seen.
+func (s *Service) Concurrency() map[string]int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string]int, len(s.counters))
+	for name, c := range s.counters {
+		out[name] = int(c.running.Load())
+	}
+	return out
+}
+
 // UseLedger makes the account's and the functions' concurrency limits the cluster's, kept in
 // l (which the caller runs). Call it before Run, on a node that is part of a cluster; a single
 // node never does, and its admission touches nothing but its own counters.

@@ -8,6 +8,7 @@ import (
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 var _ asyncq.Settings = (*Service)(nil)
@@ -19,7 +20,12 @@ func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outc
 		invoked = ev.FunctionArn + ":" + ev.Qualifier
 	}
 	var out Response
-	err := s.Invoke(ctx, Request{Function: ev.Function, Qualifier: ev.Qualifier, RequestID: ev.RequestID, Payload: ev.Payload, InvokedARN: invoked}, collect(&out))
+	due := ev.EnqueuedAt
+	if ev.NotBefore.After(due) { // a retry: it waited in the queue from its retry delay's end
+		due = ev.NotBefore
+	}
+	err := s.Invoke(ctx, Request{Function: ev.Function, Qualifier: ev.Qualifier, RequestID: ev.RequestID, Payload: ev.Payload,
+		InvokedARN: invoked, TraceID: ev.TraceID, Trigger: telemetry.TriggerPubSub, Enqueued: due}, collect(&out))
 	var th *Throttled
 	switch {
 	case errors.Is(err, ErrNotFound):

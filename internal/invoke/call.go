@@ -3,12 +3,14 @@ package invoke
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/lambda"
+	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/worker"
 )
 
@@ -61,8 +63,16 @@ type Request struct {
 	// InvokedARN is the ARN the caller used ("": the function's unqualified ARN).
 	InvokedARN    string
 	ClientContext string // decoded JSON
-	TraceID       string
-	Tail          bool // return the last 4 KB of the log in Response.LogResult
+	// TraceID is the caller's X-Ray trace header (X-Amzn-Trace-Id), "" for none: Invoke then
+	// starts a new trace, as Lambda does, and the runtime gets its header either way.
+	TraceID string
+	// Trigger is how the invocation came (telemetry.Trigger*; "": the Invoke API or a URL);
+	// Enqueued, for an async event, when it became due; Links, for a batch, the trace headers
+	// of its records. They shape the exported trace only.
+	Trigger  string
+	Enqueued time.Time
+	Links    []string
+	Tail     bool // return the last 4 KB of the log in Response.LogResult
 }
 
 // Response is an invocation's result, handed to Invoke's respond. Payload is lent
@@ -107,6 +117,7 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 	}
 	wreq := worker.Request{RequestID: req.RequestID, Payload: req.Payload, InvokedARN: arn,
 		ClientContext: req.ClientContext, TraceID: req.TraceID, Tail: req.Tail}
+	s.trace(&wreq, &req)
 	r := s.router.Load()
 	if r == nil { // a single node
 		return s.run(ctx, e, wreq, respond)
@@ -150,7 +161,31 @@ func (s *Service) runHere(ctx context.Context, e *Entry, wreq worker.Request, re
 
 func (s *Service) throttled(e *Entry, th *Throttled) {
 	if s.metrics != nil {
-		s.metrics.Throttled(e.Fn.Config.FunctionName, th.Reason)
+		s.metrics.Throttled(e.Fn.Config.FunctionName, e.Fn.Config.Version, th.Reason)
+	}
+}
+
+// trace gives the invocation its trace header: the caller's, or a new root when it sent none
+// (or a malformed one), as Lambda does. With OTLP export on, the header's Parent becomes the
+// runtime's span and the span ids are chosen now; the spans are written when it has finished.
+// With export off a caller's header passes as it came and nothing is allocated for it.
+func (s *Service) trace(wreq *worker.Request, req *Request) {
+	if s.tracer == nil {
+		if _, ok := telemetry.ParseTraceHeader(req.TraceID); !ok {
+			wreq.TraceID = telemetry.NewTraceHeader(time.Now(), false)
+		}
+		return
+	}
+	trigger := req.Trigger
+	if trigger == "" {
+		trigger = telemetry.TriggerHTTP
+	}
+	wreq.Span, wreq.TraceID = s.tracer.Begin(req.TraceID, time.Now(), trigger)
+	wreq.Span.Enqueued = req.Enqueued
+	for _, l := range req.Links {
+		if tc, ok := telemetry.ParseTraceHeader(l); ok {
+			wreq.Span.Links = append(wreq.Span.Links, tc)
+		}
 	}
 }
 
@@ -165,14 +200,16 @@ func collect(out *Response) func(Response) {
 
 var _ esm.Invoker = (*Service)(nil)
 
-// InvokeBatch runs an event source mapping's batch (esm.Invoker).
-func (s *Service) InvokeBatch(ctx context.Context, functionArn string, payload []byte) (esm.Result, error) {
+// InvokeBatch runs an event source mapping's batch (esm.Invoker) in a new trace, linked to the
+// traces its records carry.
+func (s *Service) InvokeBatch(ctx context.Context, functionArn string, payload []byte, traces []string) (esm.Result, error) {
 	name, qualifier, err := lambda.ParseFunctionName(functionArn)
 	if err != nil {
 		return esm.Result{}, err
 	}
 	var out Response
-	err = s.Invoke(ctx, Request{Function: name, Qualifier: qualifier, RequestID: uuid.NewString(), Payload: payload, InvokedARN: functionArn}, collect(&out))
+	err = s.Invoke(ctx, Request{Function: name, Qualifier: qualifier, RequestID: uuid.NewString(), Payload: payload, InvokedARN: functionArn,
+		Trigger: telemetry.TriggerDatasource, Links: traces}, collect(&out))
 	var th *Throttled
 	switch {
 	case errors.Is(err, ErrNotFound):

@@ -34,6 +34,7 @@ import (
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
+	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/worker"
 )
 
@@ -42,7 +43,7 @@ var ErrNotFound = errors.New("invoke: function not found")
 
 // Metrics counts throttles (telemetry.Metrics).
 type Metrics interface {
-	Throttled(function, reason string)
+	Throttled(function, version, reason string)
 }
 
 // Registry is what the service reads of the store, one repository each (store.Functions, …):
@@ -95,7 +96,8 @@ type Service struct {
 	code         *artifact.Cache
 	limits       artifact.Limits
 	log          *slog.Logger
-	metrics      Metrics // nil: none
+	metrics      Metrics         // nil: none
+	tracer       *telemetry.OTLP // nil: no OTLP export (SetTracer)
 	accountLimit int64
 	// ledger keeps the limits cluster-wide (admit.go); nil on a single node.
 	ledger  *cluster.Ledger
@@ -153,6 +155,10 @@ func New(st Registry, workers *worker.Manager, code *artifact.Cache, limits arti
 		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
+
+// SetTracer makes every invocation from now on begin its trace with t (OTLP export); call it
+// before serving.
+func (s *Service) SetTracer(t *telemetry.OTLP) { s.tracer = t }
 
 // AccountLimit is the account's concurrency limit.
 func (s *Service) AccountLimit() int { return int(s.accountLimit) }

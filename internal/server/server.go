@@ -105,6 +105,7 @@ type Server struct {
 	store   *store.Store
 	logs    *logs.Store
 	cwlogs  *cwlogs.Service // the CloudWatch Logs API over logs
+	otlp    *telemetry.OTLP // nil: no OTLP export
 	workers *worker.Manager
 	invoke  *invoke.Service
 	queue   *asyncq.Queue
@@ -245,6 +246,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return st.Starting, st.Idle, st.Busy, st.Provisioned
 	}, s.queueStats)
 	consoleStats := console.NewStats(nil)
+	if cfg.OTLPEndpoint != "" {
+		if s.otlp, err = telemetry.NewOTLP(ctx, telemetry.OTLPConfig{Endpoint: cfg.OTLPEndpoint, Node: cfg.Node}); err != nil {
+			return err
+		}
+		metrics.Export(s.otlp)
+	}
 	secretsSvc := secrets.New(secrets.Config{Store: s.store.Secrets(), Crypt: s.keyring, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "secrets")})
 	s.workers = worker.New(worker.Config{
 		// Functions written for AWS's Parameters and Secrets Lambda Extension find it at its port.
@@ -256,6 +263,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	})
 	limits := artifact.DefaultLimits()
 	s.invoke = invoke.New(invoke.RegistryOf(s.store), s.workers, code, limits, cfg.AccountConcurrency, metrics, s.log.With("part", "invoke"))
+	if s.otlp != nil {
+		s.invoke.SetTracer(s.otlp)
+	}
 	ledger, err := s.ledger(ctx)
 	if err != nil {
 		return err
@@ -348,6 +358,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	s.cwlogs = cwlogs.New(cwlogs.Config{Store: s.logs, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "cwlogs")})
 	s.goRun("log retention", func() error { return s.cwlogs.Run(runCtx) })
+	metrics.Functions(s.functionStats)
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
@@ -390,9 +401,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 // console's statistics).
 type observers []worker.Observer
 
-func (o observers) Invoked(function, version, outcome string, d time.Duration, cold bool) {
+func (o observers) Invoked(inv telemetry.Invocation) {
 	for _, x := range o {
-		x.Invoked(function, version, outcome, d, cold)
+		x.Invoked(inv)
 	}
 }
 
@@ -438,6 +449,22 @@ func (s *Server) queueStats() []telemetry.Queue {
 		out[i] = telemetry.Queue{Function: q.Function, Depth: q.Depth, InFlight: q.InFlight, OldestAge: q.OldestAge}
 	}
 	return out
+}
+
+// functionStats adapts the per-function figures for metrics, read at scrape time.
+func (s *Server) functionStats() telemetry.FunctionStats {
+	st := telemetry.FunctionStats{Concurrency: s.invoke.Concurrency()}
+	for _, p := range s.workers.Pools() {
+		st.Environments = append(st.Environments, telemetry.Environments{Function: p.Function, Version: p.Version,
+			Starting: p.Starting, Idle: p.Idle, Busy: p.Busy, Frozen: p.Frozen, Provisioned: p.Provisioned})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range s.esm.Lag(ctx) {
+		name, _, _ := lambda.ParseFunctionName(l.FunctionArn)
+		st.Mappings = append(st.Mappings, telemetry.MappingLag{UUID: l.UUID, Function: name, Behind: l.Behind, OldestAge: l.OldestAge})
+	}
+	return st
 }
 
 // machineMemoryMB reads MemTotal from /proc/meminfo (0 if unknown: no budget).
@@ -653,6 +680,13 @@ func (s *Server) Close() error {
 		s.stopLogs()
 	}
 	s.logsWG.Wait()
+	if s.otlp != nil { // after the workers: every invocation has been recorded
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.otlp.Close(ctx); err != nil {
+			s.log.Warn("otlp export at shutdown", "err", err)
+		}
+		cancel()
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}

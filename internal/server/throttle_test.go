@@ -52,7 +52,7 @@ func TestThrottlesCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The async event is refused once (reserved concurrency 0 sends it to on-failure at once).
-	want := `flint_throttles_total{function="stopped",reason="ReservedFunctionConcurrentInvocationLimitExceeded"} 3`
+	want := `flint_throttles_total{function="stopped",reason="ReservedFunctionConcurrentInvocationLimitExceeded",version="$LATEST"} 3`
 	var body string
 	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if body, err = httpGet(s.URL() + "/metrics"); err != nil {

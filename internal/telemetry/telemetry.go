@@ -1,10 +1,14 @@
-// Package telemetry owns Flint's Prometheus metrics: their definitions, the registry and the
-// /metrics handler. Other packages report through small interfaces they own (worker.Observer);
-// this package imports none of them.
+// Package telemetry owns Flint's observability of invocations: the Prometheus metrics (their
+// definitions, the registry, the /metrics handler, the bound on function labels), X-Ray trace
+// headers (trace.go: parsed, made, formatted, allocation-free to parse on the warm path), and
+// the OTLP exporter of spans and FaaS metrics (otlp.go). Other packages report through small
+// interfaces they own (worker.Observer, invoke.Metrics) with this package's plain types
+// (Invocation, Span); this package imports none of them.
 package telemetry
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +33,7 @@ type Queue struct {
 // queueCollector exports the async queue at scrape time.
 type queueCollector struct {
 	stats                   QueueStats
+	names                   *bounded
 	depth, inflight, oldest *prometheus.Desc
 }
 
@@ -39,7 +44,19 @@ func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	byFn := map[string]*Queue{}
 	for _, q := range c.stats() {
+		fn, _ := c.names.label(q.Function, "")
+		sum := byFn[fn]
+		if sum == nil {
+			sum = &Queue{Function: fn}
+			byFn[fn] = sum
+		}
+		sum.Depth += q.Depth
+		sum.InFlight += q.InFlight
+		sum.OldestAge = max(sum.OldestAge, q.OldestAge)
+	}
+	for _, q := range byFn {
 		ch <- prometheus.MustNewConstMetric(c.depth, prometheus.GaugeValue, float64(q.Depth), q.Function)
 		ch <- prometheus.MustNewConstMetric(c.inflight, prometheus.GaugeValue, float64(q.InFlight), q.Function)
 		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, q.OldestAge.Seconds(), q.Function)
@@ -48,13 +65,52 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 
 // Metrics is the registry and every metric Flint exports.
 type Metrics struct {
-	reg         *prometheus.Registry
-	node        prometheus.Registerer // reg, every metric labelled with the node's name
-	forwards    prometheus.Histogram
-	invocations *prometheus.CounterVec
-	duration    *prometheus.HistogramVec
-	coldStarts  *prometheus.CounterVec
-	throttles   *prometheus.CounterVec
+	reg          *prometheus.Registry
+	node         prometheus.Registerer // reg, every metric labelled with the node's name
+	forwards     prometheus.Histogram
+	invocations  *prometheus.CounterVec
+	duration     *prometheus.HistogramVec
+	initDuration *prometheus.HistogramVec
+	coldStarts   *prometheus.CounterVec
+	throttles    *prometheus.CounterVec
+	names        *bounded
+	otlp         *OTLP // nil: no OTLP export
+}
+
+// MaxFunctions bounds the function label's values: the first MaxFunctions functions a node
+// sees are labelled by name; every later one is counted under OtherFunction (version
+// OtherFunction too), so a scrape holds at most MaxFunctions+1 series per metric and label
+// set. A node restart starts the count afresh.
+const MaxFunctions = 1000
+
+// OtherFunction is the function (and version) label of functions past MaxFunctions.
+const OtherFunction = "_other"
+
+// bounded admits up to max distinct function names.
+type bounded struct {
+	max  int
+	mu   sync.RWMutex
+	seen map[string]struct{}
+}
+
+// label returns the function and version labels for function, version.
+func (b *bounded) label(function, version string) (string, string) {
+	b.mu.RLock()
+	_, ok := b.seen[function]
+	b.mu.RUnlock()
+	if ok {
+		return function, version
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.seen[function]; ok {
+		return function, version
+	}
+	if len(b.seen) >= b.max {
+		return OtherFunction, OtherFunction
+	}
+	b.seen[function] = struct{}{}
+	return function, version
 }
 
 // New registers Flint's metrics, each labelled node="node" when node is set (a cluster node's
@@ -68,18 +124,23 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
 		}),
 		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "flint_invocations_total", Help: "Invocations by function, version and outcome (success, error, timeout).",
+			Name: "flint_invocations_total", Help: "Invocations by function, version and outcome (success, error, timeout, throttle).",
 		}, []string{"function", "version", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "flint_invocation_duration_seconds", Help: "Invocation duration as in REPORT lines.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
-		}, []string{"function"}),
+		}, []string{"function", "version"}),
+		initDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "flint_init_duration_seconds", Help: "Init Duration of cold starts as in REPORT lines.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}, []string{"function", "version"}),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_cold_starts_total", Help: "Invocations that started a new execution environment.",
-		}, []string{"function"}),
+		}, []string{"function", "version"}),
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_throttles_total", Help: "Invocations throttled (sync and URL callers get 429; async events and mapping batches are retried later), by Lambda's reason.",
-		}, []string{"function", "reason"}),
+		}, []string{"function", "version", "reason"}),
+		names: &bounded{max: MaxFunctions, seen: map[string]struct{}{}},
 	}
 	state := func(name string, pick func(s, i, b, p int) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -91,14 +152,14 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 	if node != "" {
 		m.node = prometheus.WrapRegistererWith(prometheus.Labels{"node": node}, m.reg)
 	}
-	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.coldStarts, m.throttles,
+	m.node.MustRegister(m.invocations, m.forwards, m.duration, m.initDuration, m.coldStarts, m.throttles,
 		state("starting", func(s, _, _, _ int) int { return s }),
 		state("idle", func(_, i, _, _ int) int { return i }),
 		state("busy", func(_, _, b, _ int) int { return b }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "flint_provisioned_environments", Help: "Environments kept initialized for provisioned concurrency.",
 		}, func() float64 { _, _, _, p := envs(); return float64(p) }),
-		&queueCollector{stats: queue,
+		&queueCollector{stats: queue, names: m.names,
 			depth:    prometheus.NewDesc("flint_async_queue_depth", "Async events stored per function, waiting or running.", []string{"function"}, nil),
 			inflight: prometheus.NewDesc("flint_async_in_flight", "Async events running per function.", []string{"function"}, nil),
 			oldest:   prometheus.NewDesc("flint_async_oldest_age_seconds", "Age of the oldest stored async event per function.", []string{"function"}, nil),
@@ -112,19 +173,31 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Timeout: 10 * time.Second})
 }
 
-// Invoked records one finished invocation.
-func (m *Metrics) Invoked(function, version, outcome string, d time.Duration, cold bool) {
-	m.invocations.WithLabelValues(function, version, outcome).Inc()
-	m.duration.WithLabelValues(function).Observe(d.Seconds())
-	if cold {
-		m.coldStarts.WithLabelValues(function).Inc()
+// Invoked records one finished invocation (worker.Observer), and exports it over OTLP when
+// that is on. The worker calls it off the caller's path.
+func (m *Metrics) Invoked(inv Invocation) {
+	fn, v := m.names.label(inv.Function, inv.Version)
+	m.invocations.WithLabelValues(fn, v, inv.Outcome).Inc()
+	m.duration.WithLabelValues(fn, v).Observe(inv.Duration.Seconds())
+	if inv.Init > 0 || !inv.Cold.Begin.IsZero() {
+		m.coldStarts.WithLabelValues(fn, v).Inc()
+		m.initDuration.WithLabelValues(fn, v).Observe(inv.Init.Seconds())
+	}
+	if m.otlp != nil {
+		m.otlp.export(inv)
 	}
 }
 
-// Throttled records a 429.
-func (m *Metrics) Throttled(function, reason string) {
-	m.throttles.WithLabelValues(function, reason).Inc()
+// Throttled records an invocation not admitted: a throttle by reason, and an invocation with
+// outcome "throttle".
+func (m *Metrics) Throttled(function, version, reason string) {
+	fn, v := m.names.label(function, version)
+	m.throttles.WithLabelValues(fn, v, reason).Inc()
+	m.invocations.WithLabelValues(fn, v, "throttle").Inc()
 }
+
+// Export sends every invocation recorded from now on over OTLP too.
+func (m *Metrics) Export(o *OTLP) { m.otlp = o }
 
 // Forwarded records the time a forwarded invocation took, from the request to the answer of
 // the node that ran it (invoke's routing finds this method by type assertion).
@@ -193,5 +266,90 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.draining, prometheus.GaugeValue, draining)
 	for _, p := range s.Peers {
 		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, p.HeartbeatAge.Seconds(), p.Name)
+	}
+}
+
+// FunctionStats is what a scrape reads of this node's functions.
+type FunctionStats struct {
+	// Concurrency is the invocations running per function (all versions).
+	Concurrency  map[string]int
+	Environments []Environments
+	Mappings     []MappingLag
+}
+
+// Environments counts one function version's environments by state.
+type Environments struct {
+	Function, Version                         string
+	Starting, Idle, Busy, Frozen, Provisioned int
+}
+
+// MappingLag is how far an event source mapping is behind its source.
+type MappingLag struct {
+	UUID, Function string // Function: the mapped function's name
+	Behind         uint64
+	OldestAge      time.Duration
+}
+
+// Functions registers the per-function figures, read from stats at every scrape.
+func (m *Metrics) Functions(stats func() FunctionStats) {
+	m.node.MustRegister(&functionCollector{stats: stats, names: m.names,
+		concurrent:  prometheus.NewDesc("flint_concurrent_executions", "Invocations running on this node per function (all versions), as admission counts them.", []string{"function"}, nil),
+		envs:        prometheus.NewDesc("flint_function_environments", "Live execution environments per function version and state (starting, idle, frozen, busy).", []string{"function", "version", "state"}, nil),
+		provisioned: prometheus.NewDesc("flint_function_provisioned_environments", "Environments kept for provisioned concurrency per function version (any state).", []string{"function", "version"}, nil),
+		behind:      prometheus.NewDesc("flint_mapping_records_behind", "Records an event source mapping has not finished: queue messages waiting or running; stream records after the reader plus those read and not finished.", []string{"mapping", "function"}, nil),
+		oldest:      prometheus.NewDesc("flint_mapping_oldest_record_age_seconds", "Age of the oldest record an event source mapping has not finished (0: none).", []string{"mapping", "function"}, nil),
+	})
+}
+
+type functionCollector struct {
+	stats                                         func() FunctionStats
+	names                                         *bounded
+	concurrent, envs, provisioned, behind, oldest *prometheus.Desc
+}
+
+func (c *functionCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.concurrent, c.envs, c.provisioned, c.behind, c.oldest} {
+		ch <- d
+	}
+}
+
+func (c *functionCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	conc := map[string]int{}
+	for fn, n := range s.Concurrency {
+		f, _ := c.names.label(fn, "")
+		conc[f] += n
+	}
+	for fn, n := range conc {
+		ch <- prometheus.MustNewConstMetric(c.concurrent, prometheus.GaugeValue, float64(n), fn)
+	}
+	type fv struct{ fn, v string }
+	envs := map[fv]*Environments{}
+	for _, e := range s.Environments {
+		f, v := c.names.label(e.Function, e.Version)
+		sum := envs[fv{f, v}]
+		if sum == nil {
+			sum = &Environments{}
+			envs[fv{f, v}] = sum
+		}
+		sum.Starting += e.Starting
+		sum.Idle += e.Idle
+		sum.Busy += e.Busy
+		sum.Frozen += e.Frozen
+		sum.Provisioned += e.Provisioned
+	}
+	for k, e := range envs {
+		for _, st := range []struct {
+			name string
+			n    int
+		}{{"starting", e.Starting}, {"idle", e.Idle}, {"frozen", e.Frozen}, {"busy", e.Busy}} {
+			ch <- prometheus.MustNewConstMetric(c.envs, prometheus.GaugeValue, float64(st.n), k.fn, k.v, st.name)
+		}
+		ch <- prometheus.MustNewConstMetric(c.provisioned, prometheus.GaugeValue, float64(e.Provisioned), k.fn, k.v)
+	}
+	for _, l := range s.Mappings {
+		f, _ := c.names.label(l.Function, "")
+		ch <- prometheus.MustNewConstMetric(c.behind, prometheus.GaugeValue, float64(l.Behind), l.UUID, f)
+		ch <- prometheus.MustNewConstMetric(c.oldest, prometheus.GaugeValue, l.OldestAge.Seconds(), l.UUID, f)
 	}
 }

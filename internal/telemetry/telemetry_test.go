@@ -66,3 +66,88 @@ func TestForwardedAllocs(t *testing.T) {
 		t.Errorf("Forwarded allocates %v per call", a)
 	}
 }
+
+// TestTraceHeaders: new roots are X-Ray's format; a header parses into its parts and formats
+// back; malformed ones are refused; parsing allocates nothing (it runs on every warm invoke).
+func TestTraceHeaders(t *testing.T) {
+	at := time.Unix(0x5759e988, 0)
+	h := NewTraceHeader(at, true)
+	if len(h) != headerLen || !strings.HasPrefix(h, "Root=1-5759e988-") || !strings.HasSuffix(h, ";Sampled=1") {
+		t.Fatalf("NewTraceHeader = %q", h)
+	}
+	if h2 := NewTraceHeader(at, false); TraceRoot(h2) == TraceRoot(h) || !strings.HasSuffix(h2, ";Sampled=0") {
+		t.Errorf("two roots %q, %q", h, h2)
+	}
+	const aws = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	tc, ok := ParseTraceHeader(aws)
+	if !ok || tc.Sampled != '1' || tc.Parent != [8]byte{0x53, 0x99, 0x5c, 0x3f, 0x42, 0xcd, 0x8a, 0xd8} ||
+		tc.TraceID[0] != 0x57 || tc.TraceID[15] != 0x93 {
+		t.Fatalf("ParseTraceHeader(%q) = %+v, %v", aws, tc, ok)
+	}
+	if got := FormatTraceHeader(tc); got != aws {
+		t.Errorf("FormatTraceHeader = %q, want %q", got, aws)
+	}
+	if tc, ok := ParseTraceHeader("Root=1-5759e988-bd862e3fe1be46a994272793;Lineage=a87bd80c:1|68fd508a:5"); !ok || tc.Parent != [8]byte{} || tc.Sampled != 0 {
+		t.Errorf("root-only header: %+v, %v", tc, ok)
+	}
+	for _, bad := range []string{"", "Root=", "Root=1-5759e988-bd862e3fe1be46a99427279", "Root=2-5759e988-bd862e3fe1be46a994272793",
+		"Root=1-5759e98g-bd862e3fe1be46a994272793", "Parent=53995c3f42cd8ad8", "Root=1-00000000-000000000000000000000000"} {
+		if _, ok := ParseTraceHeader(bad); ok {
+			t.Errorf("ParseTraceHeader(%q) accepted", bad)
+		}
+	}
+	if a := testing.AllocsPerRun(1000, func() { _, _ = ParseTraceHeader(aws) }); a != 0 {
+		t.Errorf("ParseTraceHeader allocates %v per call", a)
+	}
+	if a := testing.AllocsPerRun(1000, func() { _ = NewTraceHeader(at, false) }); a != 1 {
+		t.Errorf("NewTraceHeader allocates %v per call, want 1 (the string)", a)
+	}
+}
+
+// TestFunctionLabelsBounded: past the bound, new functions are counted under "_other" (gauges
+// summed into it) and known ones keep their names.
+func TestFunctionLabelsBounded(t *testing.T) {
+	m := New("", func() (int, int, int, int) { return 0, 0, 0, 0 }, func() []Queue {
+		return []Queue{{Function: "a", Depth: 1}, {Function: "c", Depth: 2}, {Function: "d", Depth: 3}}
+	})
+	m.names.max = 2
+	for _, fn := range []string{"a", "b", "c", "d", "a"} {
+		m.Invoked(Invocation{Function: fn, Version: "1", Outcome: "success", Duration: time.Millisecond})
+	}
+	m.Throttled("e", "$LATEST", "ConcurrentInvocationLimitExceeded")
+	got := scrape(t, m)
+	for _, want := range []string{
+		`flint_invocations_total{function="a",outcome="success",version="1"} 2`,
+		`flint_invocations_total{function="b",outcome="success",version="1"} 1`,
+		`flint_invocations_total{function="_other",outcome="success",version="_other"} 2`,
+		`flint_invocations_total{function="_other",outcome="throttle",version="_other"} 1`,
+		`flint_throttles_total{function="_other",reason="ConcurrentInvocationLimitExceeded",version="_other"} 1`,
+		`flint_async_queue_depth{function="a"} 1`,
+		`flint_async_queue_depth{function="_other"} 5`,
+	} {
+		if !strings.Contains(got, want+"\n") {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(got, `function="c"`) || strings.Contains(got, `function="d"`) {
+		t.Errorf("functions past the bound have series of their own:\n%s", got)
+	}
+}
+
+// BenchmarkTraceHeader: what a warm invocation pays for its trace header with OTLP off: a
+// caller's parsed, or a new root made.
+func BenchmarkTraceHeader(b *testing.B) {
+	const h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	b.Run("parse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, _ = ParseTraceHeader(h)
+		}
+	})
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = NewTraceHeader(time.Now(), false)
+		}
+	})
+}

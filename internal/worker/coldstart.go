@@ -12,6 +12,7 @@ import (
 	"github.com/flint-run/flint/internal/runtimeapi"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // start cold-starts an environment for req. It returns either a ready, busy environment, or a
@@ -61,6 +62,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 			return nil, nil, fmt.Errorf("layers for %s: %w", p.fn.Name, err)
 		}
 	}
+	e.cold = &telemetry.ColdStart{Begin: begin, Code: p.m.now()}
 	argv, renv, err := p.m.cfg.Runtimes.Entrypoint(p.fn.Runtime, codeDir, optDir)
 	if errors.Is(err, runtimes.ErrNoBootstrap) {
 		return fail("Runtime.InvalidEntrypoint", err.Error())
@@ -168,6 +170,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	// linux sandbox answers once its init has exec'd the runtime and reported so), and a clock
 	// started after that said 0.00 ms. So Init Duration counts from asking the sandbox to exec.
 	execAt := p.m.now()
+	e.cold.Created, e.cold.Exec, e.cold.Prestarted = execAt, execAt, sp != nil
 	if sp != nil {
 		// A pre-initialized runtime's Init Duration counts from the bind: its interpreter
 		// started before the invoke, off its path.
@@ -215,7 +218,8 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 			return fail("Runtime.ExitError", "Runtime exited without providing a reason")
 		}
 		// Like Lambda's Init Duration: the runtime's own start, from exec to its first /next.
-		e.initDur = p.m.now().Sub(execAt)
+		e.cold.Ready = p.m.now()
+		e.initDur = e.cold.Ready.Sub(execAt)
 		if ib, ok := inst.(sandbox.InitBooster); ok {
 			if err := ib.EndInit(ctx); err != nil {
 				e.destroy("end init")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flint-run/flint/internal/runtimeapi"
 	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // env is one execution environment.
@@ -37,6 +38,7 @@ type env struct {
 	suspended atomic.Bool
 
 	initDur time.Duration
+	cold    *telemetry.ColdStart // the cold start's phases, until the first invocation takes them
 	initOut []byte
 
 	// aborted says why the platform destroys the environment for its own reasons (shutdown,
@@ -56,8 +58,8 @@ type env struct {
 func (e *env) run(req Request) *call {
 	p := e.p
 	now := p.m.now()
-	c := &call{e: e, req: req, start: now, initDur: e.initDur, initOut: e.initOut}
-	e.initDur, e.initOut = 0, nil
+	c := &call{e: e, req: req, start: now, initDur: e.initDur, cold: e.cold, initOut: e.initOut}
+	e.initDur, e.initOut, e.cold = 0, nil, nil
 	inv := runtimeapi.NewInvocation()
 	inv.RequestID = req.RequestID
 	inv.Payload = req.Payload

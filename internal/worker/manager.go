@@ -152,6 +152,42 @@ func (m *Manager) Stats() Stats {
 	return s
 }
 
+// PoolStats counts one pool's environments by state (for metrics); a function version may
+// have several pools for a moment (a retired one finishing its invocations).
+type PoolStats struct {
+	Function, Version                         string
+	Starting, Idle, Busy, Frozen, Provisioned int
+}
+
+// Pools reports each pool's environments by state.
+func (m *Manager) Pools() []PoolStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]PoolStats, 0, len(m.pools))
+	for p := range m.pools {
+		st := PoolStats{Function: p.fn.Name, Version: p.fn.Version}
+		p.mu.Lock()
+		for e := range p.all {
+			if e.provisioned && e.state != stateDead {
+				st.Provisioned++
+			}
+			switch e.state {
+			case stateStarting:
+				st.Starting++
+			case stateIdle:
+				st.Idle++
+			case stateFrozen:
+				st.Frozen++
+			case stateBusy:
+				st.Busy++
+			}
+		}
+		p.mu.Unlock()
+		out = append(out, st)
+	}
+	return out
+}
+
 // closeCallsWait bounds how long Close waits for Invoke calls to return once every environment
 // is destroyed (they return at once, unless a caller's respond blocks on a slow client).
 const closeCallsWait = 5 * time.Second

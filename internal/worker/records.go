@@ -5,6 +5,7 @@ import (
 
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimeapi"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // call is one invocation's bookkeeping.
@@ -14,6 +15,7 @@ type call struct {
 	start    time.Time
 	duration time.Duration
 	initDur  time.Duration
+	cold     *telemetry.ColdStart // the cold start that made the environment; nil when warm
 	initOut  []byte
 	output   []byte
 	result   runtimeapi.Result
@@ -76,7 +78,13 @@ func (p *Pool) queueRecord(c *call) {
 func (p *Pool) done(c *call, rec []byte) {
 	p.store(c, rec)
 	if o := p.m.cfg.Observer; o != nil {
-		o.Invoked(p.fn.Name, p.fn.Version, c.outcome.String(), c.duration, c.initDur > 0)
+		inv := telemetry.Invocation{Function: p.fn.Name, Version: p.fn.Version, Outcome: c.outcome.String(),
+			RequestID: c.req.RequestID, ErrorType: c.result.ErrorType, Start: c.start, Duration: c.duration,
+			Init: c.initDur, Span: c.req.Span}
+		if c.cold != nil {
+			inv.Cold = *c.cold
+		}
+		o.Invoked(inv)
 	}
 }
 

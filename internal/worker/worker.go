@@ -23,6 +23,7 @@ import (
 
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/sandbox"
+	"github.com/flint-run/flint/internal/telemetry"
 )
 
 // Function is everything needed to start environments for one version of a function. Any change
@@ -63,8 +64,11 @@ type Request struct {
 	Payload       []byte
 	InvokedARN    string
 	ClientContext string // decoded JSON
-	TraceID       string
-	Tail          bool // return the last 4 KB of the log
+	TraceID       string // X-Ray trace header, handed to the runtime as Lambda-Runtime-Trace-Id
+	// Span, when tracing is on, is the invocation's trace for the Observer; the worker only
+	// carries it there.
+	Span *telemetry.Span
+	Tail bool // return the last 4 KB of the log
 	// WarmOnly runs the invocation only on an idle environment: with none, Invoke returns
 	// ErrNoWarm at once and nothing started (a cluster node asks the others before a cold start).
 	WarmOnly bool
@@ -85,9 +89,10 @@ type LogSink interface {
 	Append(function string, record []byte)
 }
 
-// Observer is told about every finished invocation (for metrics); it must not block.
+// Observer is told about every finished invocation (for metrics and traces), off the caller's
+// path; it must not block.
 type Observer interface {
-	Invoked(function, version, outcome string, d time.Duration, cold bool)
+	Invoked(inv telemetry.Invocation)
 }
 
 // Config wires a Manager.

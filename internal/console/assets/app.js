@@ -196,20 +196,15 @@ function functionView(view, name) {
   let detail = null;
   const drawRecent = () => {
     if (!detail) return;
-    // The aggregator's invocations, each matched to the log record's report (which carries the
-    // request ID and init duration) of the same duration, to the hundredth of a millisecond.
-    const unmatched = [...reports.values()].reverse();
     recent.replaceChildren(...detail.recent.map((inv) => {
-      const i = unmatched.findIndex((r) => Math.abs(r.durationMs - inv.durationMs) < 0.011);
-      const rep = i >= 0 ? unmatched.splice(i, 1)[0] : null;
       return h('tr', {},
         h('td', {}, fmtTime(inv.time)),
-        h('td', {}, h('code', {}, rep ? rep.requestId : '')),
+        h('td', {}, h('code', {}, inv.requestId)),
         h('td', {}, inv.version),
         h('td', {}, h('span', { class: 'pill ' + inv.outcome }, inv.outcome)),
         h('td', { class: 'num' }, fmtMs(inv.durationMs)),
         h('td', {}, h('span', { class: 'pill ' + (inv.cold ? 'cold' : 'warm') }, inv.cold ? 'cold' : 'warm')),
-        h('td', { class: 'num' }, rep && rep.initDurationMs ? fmtMs(rep.initDurationMs) : ''));
+        h('td', { class: 'num' }, inv.initMs ? fmtMs(inv.initMs) : ''));
     }));
     if (!detail.recent.length) recent.replaceChildren(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No invocations in this server\'s memory yet.')));
   };
