@@ -16,8 +16,10 @@ var routes = compile([]route{
 	{method: http.MethodPost, pattern: "/2018-06-01/runtime/init/error", serve: (*Server).initError},
 	{pattern: "/2020-01-01/extension/register", serve: (*Server).register},
 	{pattern: "/2020-01-01/extension/event/next", serve: (*Server).extensionNext, wait: true},
-	// init/error and exit/error: accepted; the runtime's exit is what the platform acts on.
+	// init/error and exit/error (any other path under it: 404).
 	{pattern: "/2020-01-01/extension/*", serve: (*Server).extensionError},
+	{pattern: "/2022-07-01/telemetry", serve: (*Server).telemetrySubscribe},
+	{pattern: "/2020-08-15/logs", serve: (*Server).logsSubscribe},
 	{pattern: "/ping", serve: (*Server).ping},
 })
 

@@ -23,8 +23,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // MaxResponse is the largest buffered response a runtime may post (Lambda: 6 MB + 100 bytes).
@@ -117,7 +115,8 @@ type Server struct {
 	closed     chan struct{}
 	closeOnce  sync.Once
 	extensions atomic.Int32
-	readyOnce  sync.Once
+	ext        extState
+	tel        telemetry
 	detached   sync.WaitGroup // long polls the direct transport serves on their own goroutines
 }
 
@@ -171,6 +170,7 @@ func (s *Server) Close() error {
 		err = s.srv.Close()
 	}
 	s.detached.Wait() // woken by closed above; their writes have a deadline
+	s.closeTelemetry()
 	return err
 }
 
@@ -264,7 +264,9 @@ func (s *Server) park(rc *rconn) {
 		rc.close()
 		return
 	}
-	s.readyOnce.Do(s.hooks.Ready)
+	if !s.ext.initDone.Load() {
+		s.runtimeNext()
+	}
 }
 
 // response is a runtime's /invocation/{id}/response.
@@ -388,57 +390,6 @@ func (s *Server) initError(r *http.Request, _ string) reply {
 		body, ct = errorJSON(typ, ""), "application/json"
 	}
 	s.hooks.InitError(Result{Body: body, ContentType: ct, ErrorType: typ})
-	return reply{status: http.StatusAccepted, body: statusOK}
-}
-
-const maxExtensions = 10
-
-// register is an extension's /register.
-func (s *Server) register(r *http.Request, _ string) reply {
-	if r.Method != http.MethodPost {
-		return reply{status: http.StatusNotFound, body: errorJSON("InvalidRequest", "Unknown Extensions API path")}
-	}
-	name := r.Header.Get("Lambda-Extension-Name")
-	if name == "" {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidExtensionName", "Lambda-Extension-Name header is required")}
-	}
-	var req struct {
-		Events []string `json:"events"`
-	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		return reply{status: http.StatusForbidden, body: errorJSON("InvalidRequestFormat", "Could not parse request body: "+err.Error())}
-	}
-	for _, e := range req.Events {
-		if e != "INVOKE" && e != "SHUTDOWN" {
-			return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidEventType", "Invalid event type: "+e)}
-		}
-	}
-	if s.extensions.Add(1) > maxExtensions {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.TooManyExtensions", "Too many extensions registered")}
-	}
-	b, _ := json.Marshal(map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler})
-	return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Identifier", value: uuid.NewString()}
-}
-
-// extensionNext parks an extension until the environment shuts down. Flint does not yet deliver
-// INVOKE events to extensions; an extension registered for SHUTDOWN gets it when the environment
-// is destroyed.
-func (s *Server) extensionNext(r *http.Request, _ string) reply {
-	if r.Header.Get("Lambda-Extension-Identifier") == "" {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")}
-	}
-	select {
-	case <-s.closed:
-		b, _ := json.Marshal(map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(500 * time.Millisecond).UnixMilli()})
-		return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Event-Identifier", value: uuid.NewString()}
-	case <-r.Context().Done():
-		return reply{}
-	}
-}
-
-// extensionError is an extension's /init/error or /exit/error, and any other extension path.
-func (s *Server) extensionError(r *http.Request, _ string) reply {
-	_, _ = io.Copy(io.Discard, r.Body)
 	return reply{status: http.StatusAccepted, body: statusOK}
 }
 
