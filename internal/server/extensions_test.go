@@ -1,0 +1,297 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/flint-run/flint/internal/config"
+)
+
+// probeHandler is the function beside the extension: it prints a line per invocation and, asked
+// to, returns what the extension recorded (in the linux sandbox that file is in the
+// environment's own /tmp).
+const probeHandler = `import os
+
+def handler(event, context):
+    if event.get("dump"):
+        with open(os.environ["PROBE_LOG"]) as f:
+            return f.read()
+    print("hello", event.get("n"))
+    return {"n": event.get("n")}
+`
+
+// TestExternalExtension runs an external extension built as AWS documents them
+// (testdata/extensions/flint-probe: a Python executable in a layer's extensions/ directory,
+// speaking only the published Extensions and Telemetry APIs) beside a Python function, in each
+// sandbox: it registers, is refused what Lambda refuses, subscribes to telemetry, gets an
+// INVOKE per invocation and platform.report for each, and SHUTDOWN when the environment ends.
+// What it receives is compared with testdata/extensions/*.golden.json (AWS's documented shapes,
+// with the values that vary masked after they are checked).
+func TestExternalExtension(t *testing.T) {
+	sandboxes := []string{"process"}
+	if os.Geteuid() == 0 {
+		sandboxes = append(sandboxes, "linux")
+	} else {
+		t.Log("not root: the linux sandbox is not tried")
+	}
+	for _, sb := range sandboxes {
+		t.Run(sb, func(t *testing.T) { testExternalExtension(t, sb) })
+	}
+}
+
+func testExternalExtension(t *testing.T, sandbox string) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sandbox })
+	c := newClient(s.URL())
+	ctx := context.Background()
+	probe, err := os.ReadFile("testdata/extensions/flint-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := c.PublishLayerVersion(ctx, &lambda.PublishLayerVersionInput{LayerName: aws.String("probe-ext"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"extensions/flint-probe": {body: string(probe), mode: 0o755}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := "/tmp/flint-probe.jsonl" // the environment's own /tmp
+	if sandbox == "process" {
+		logPath = filepath.Join(t.TempDir(), "probe.jsonl") // the host's: the process sandbox maps nothing
+	}
+	created := createFunction(t, c, "probe", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: probeHandler}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+			in.Environment = &types.Environment{Variables: map[string]string{"PROBE_LOG": logPath}}
+		})
+
+	const n = 3
+	var ids []string
+	for i := range n {
+		start := time.Now()
+		out := invoke(t, c, "probe", fmt.Sprintf(`{"n":%d}`, i))
+		if out.FunctionError != nil || string(out.Payload) != fmt.Sprintf(`{"n": %d}`, i) {
+			t.Fatalf("invoke %d with the extension = %s %s", i, aws.ToString(out.FunctionError), out.Payload)
+		}
+		id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		ids = append(ids, id)
+		_ = start
+	}
+
+	// The extension gets platform.report once it asked for its next event after each
+	// invocation, buffered for up to timeoutMs: read until it has them all.
+	var lines []map[string]any
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := invoke(t, c, "probe", `{"dump":true}`)
+		var text string
+		if err := json.Unmarshal(out.Payload, &text); err != nil {
+			t.Fatalf("dump = %s %s", aws.ToString(out.FunctionError), out.Payload)
+		}
+		lines = parseProbeLog(t, text)
+		if reports(lines, ids) == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the extension got platform.report for %d of %d invocations; it recorded:\n%s", reports(lines, ids), n, text)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	got := probeView(t, lines, ids, aws.ToString(created.FunctionArn))
+	compareGolden(t, "testdata/extensions/external-extension.golden.json", got)
+
+	if sandbox != "process" {
+		return // the environment's /tmp goes with it: SHUTDOWN is checked where the file is the host's
+	}
+	// Deleting the function ends its environment: SHUTDOWN (spindown) with a 2 s deadline.
+	sent := time.Now()
+	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("probe")}); err != nil {
+		t.Fatal(err)
+	}
+	var shutdown map[string]any
+	for deadline := time.Now().Add(10 * time.Second); shutdown == nil; {
+		b, _ := os.ReadFile(logPath)
+		for _, l := range parseProbeLog(t, string(b)) {
+			if ev, _ := l["event"].(map[string]any); l["kind"] == "event" && ev["eventType"] == "SHUTDOWN" {
+				shutdown = l
+			}
+		}
+		if shutdown == nil && time.Now().After(deadline) {
+			t.Fatalf("no SHUTDOWN event recorded after DeleteFunction:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ev := shutdown["event"].(map[string]any)
+	dl := time.UnixMilli(int64(ev["deadlineMs"].(float64)))
+	if d := dl.Sub(sent); d < 1500*time.Millisecond || d > 10*time.Second {
+		t.Errorf("SHUTDOWN deadline %v after the delete, want about 2 s (external extensions' budget)", d)
+	}
+	ev["deadlineMs"] = "<deadline>"
+	compareGolden(t, "testdata/extensions/shutdown.golden.json", shutdown)
+}
+
+func parseProbeLog(t *testing.T, text string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(text))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("probe log line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// telemetryEvents lists the telemetry events the extension received, in order.
+func telemetryEvents(lines []map[string]any) []map[string]any {
+	var evs []map[string]any
+	for _, l := range lines {
+		if l["kind"] != "telemetry" {
+			continue
+		}
+		for _, e := range l["events"].([]any) {
+			evs = append(evs, e.(map[string]any))
+		}
+	}
+	return evs
+}
+
+func reports(lines []map[string]any, ids []string) int {
+	n := 0
+	for _, e := range telemetryEvents(lines) {
+		if rec, _ := e["record"].(map[string]any); e["type"] == "platform.report" && rec != nil {
+			for _, id := range ids {
+				if rec["requestId"] == id {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+var telemetryTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
+
+// probeView is what the extension recorded, for the invocations ids, with every value that
+// varies checked and then masked: request ids become <request N>, times and durations <ms>.
+func probeView(t *testing.T, lines []map[string]any, ids []string, arn string) map[string]any {
+	t.Helper()
+	reqName := func(id any) (string, bool) {
+		for i, x := range ids {
+			if x == id {
+				return fmt.Sprintf("<request %d>", i+1), true
+			}
+		}
+		return "", false
+	}
+	view := map[string]any{}
+	var probes, events []any
+	for _, l := range lines {
+		switch l["kind"] {
+		case "registered", "subscribed":
+			view[l["kind"].(string)] = l
+		case "probe":
+			probes = append(probes, l)
+		case "event":
+			ev := l["event"].(map[string]any)
+			name, ok := reqName(ev["requestId"])
+			if !ok {
+				continue // the dump's own
+			}
+			ev["requestId"] = name
+			if ev["invokedFunctionArn"] != arn {
+				t.Errorf("INVOKE invokedFunctionArn = %v, want %s", ev["invokedFunctionArn"], arn)
+			}
+			ev["invokedFunctionArn"] = "<function arn>"
+			if dl, _ := ev["deadlineMs"].(float64); math.Abs(float64(time.Now().UnixMilli())-dl) > float64(time.Minute.Milliseconds()) {
+				t.Errorf("INVOKE deadlineMs = %v, not about now + the timeout", ev["deadlineMs"])
+			}
+			ev["deadlineMs"] = "<deadline>"
+			events = append(events, l)
+		}
+	}
+	view["probes"], view["events"] = probes, events
+	var tel []any
+	seen := 0
+	for _, e := range telemetryEvents(lines) {
+		if seen == len(ids) {
+			break // past the last report of ours: the dump's own events
+		}
+		if !telemetryTime.MatchString(fmt.Sprint(e["time"])) {
+			t.Errorf("telemetry time %v, want Lambda's 2022-10-12T00:00:15.064Z format", e["time"])
+		}
+		e["time"] = "<time>"
+		if rec, ok := e["record"].(map[string]any); ok {
+			if id, ok := rec["requestId"]; ok {
+				name, ours := reqName(id)
+				if !ours {
+					continue
+				}
+				rec["requestId"] = name
+			}
+			if m, ok := rec["metrics"].(map[string]any); ok {
+				if d, ok := m["durationMs"].(float64); ok && m["billedDurationMs"] != nil && m["billedDurationMs"].(float64) != math.Ceil(d) {
+					t.Errorf("%s billedDurationMs %v, want ceil(durationMs %v)", e["type"], m["billedDurationMs"], d)
+				}
+				for k, v := range m {
+					switch k {
+					case "durationMs", "initDurationMs", "billedDurationMs":
+						if f, _ := v.(float64); f < 0 {
+							t.Errorf("%s %s = %v", e["type"], k, v)
+						}
+						m[k] = "<ms>"
+					case "maxMemoryUsedMB":
+						m[k] = "<MB>"
+					}
+				}
+			}
+			if e["type"] == "platform.report" {
+				seen++
+			}
+		}
+		tel = append(tel, e)
+	}
+	view["telemetry"] = tel
+	return view
+}
+
+// compareGolden compares got, as indented JSON, with the golden file (rewritten with -update).
+func compareGolden(t *testing.T, path string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to write it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(b)); diff != "" {
+		t.Errorf("%s differs (-want +got):\n%s", path, diff)
+	}
+}
