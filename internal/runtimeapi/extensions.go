@@ -52,6 +52,7 @@ type extState struct {
 	list      []*extension
 	expected  map[string]bool // external extensions' names, until they register
 	runtimeUp bool            // the runtime's first /next came
+	lost      bool            // an external extension ended before it registered: INIT failed
 	// wake is closed (and replaced) when an extension finishes an event or fails: AwaitExtensions
 	// and Shutdown wait on it.
 	wake chan struct{}
@@ -104,7 +105,7 @@ func (s *Server) runtimeNext() {
 // next, and every expected extension registered. It marks INIT over (registration closes).
 func (s *Server) initOverLocked() bool {
 	x := &s.ext
-	if x.initDone.Load() || !x.runtimeUp || len(x.expected) > 0 {
+	if x.initDone.Load() || !x.runtimeUp || len(x.expected) > 0 || x.lost {
 		return false
 	}
 	for _, e := range x.list {
@@ -264,6 +265,51 @@ func (s *Server) extensionNext(r *http.Request, _ string) reply {
 		s.extensionFailed(ExtensionCrash, "Extension "+e.name+" exited")
 		return reply{}
 	}
+}
+
+// exitWatch holds a connection the worker's launcher opened for an external extension (named
+// by Lambda-Extension-Name) and that the extension's process inherited: it closes when the
+// process ends. An end before SHUTDOWN is the extension's crash (Extension.Crash): during INIT
+// it fails INIT, later it resets the environment. Not part of Lambda's API; a function that
+// calls it can only fail its own environment.
+func (s *Server) exitWatch(r *http.Request, _ string) reply {
+	name := r.Header.Get("Lambda-Extension-Name")
+	select {
+	case <-s.closed:
+		return reply{status: http.StatusOK, body: statusOK}
+	case <-r.Context().Done():
+	}
+	select {
+	case <-s.closed:
+		return reply{}
+	default:
+	}
+	if name == "" {
+		return reply{}
+	}
+	x := &s.ext
+	x.mu.Lock()
+	var e *extension
+	for _, o := range x.list {
+		if o.name == name {
+			e = o
+		}
+	}
+	crashed := false
+	switch {
+	case e == nil && x.expected[name]: // gone before it registered
+		x.lost = true
+		crashed = true
+	case e != nil && !e.shutdownSent && e.failed == "":
+		e.failed = ExtensionCrash
+		crashed = true
+	}
+	x.notifyLocked()
+	x.mu.Unlock()
+	if crashed {
+		s.extensionFailed(ExtensionCrash, "Extension "+name+" exited")
+	}
+	return reply{}
 }
 
 // extensionError is an extension's /init/error or /exit/error.

@@ -16,6 +16,7 @@ var routes = compile([]route{
 	{method: http.MethodPost, pattern: "/2018-06-01/runtime/init/error", serve: (*Server).initError},
 	{pattern: "/2020-01-01/extension/register", serve: (*Server).register},
 	{pattern: "/2020-01-01/extension/event/next", serve: (*Server).extensionNext, wait: true},
+	{method: http.MethodGet, pattern: "/2020-01-01/extension/exit-watch", serve: (*Server).exitWatch, wait: true},
 	// init/error and exit/error (any other path under it: 404).
 	{pattern: "/2020-01-01/extension/*", serve: (*Server).extensionError},
 	{pattern: "/2022-07-01/telemetry", serve: (*Server).telemetrySubscribe},

@@ -295,3 +295,99 @@ func compareGolden(t *testing.T, path string, got any) {
 		t.Errorf("%s differs (-want +got):\n%s", path, diff)
 	}
 }
+
+// TestExtensionFailures: an external extension's failures are the invocation's, reported as
+// Lambda reports them (Extension.Crash, Extension.InitError, Extension.ExitError in the error
+// and in REPORT), and the environment is not reused after them; an extension's work after
+// INVOKE holds the environment and counts in REPORT's Duration. testdata/extensions/flint-faulty
+// fails the way its FAULT variable says.
+func TestExtensionFailures(t *testing.T) {
+	sandboxes := []string{"process"}
+	if os.Geteuid() == 0 {
+		sandboxes = append(sandboxes, "linux")
+	}
+	for _, sb := range sandboxes {
+		t.Run(sb, func(t *testing.T) { testExtensionFailures(t, sb) })
+	}
+}
+
+func testExtensionFailures(t *testing.T, sandbox string) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sandbox })
+	c := newClient(s.URL())
+	ctx := context.Background()
+	faulty, err := os.ReadFile("testdata/extensions/flint-faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := c.PublishLayerVersion(ctx, &lambda.PublishLayerVersionInput{LayerName: aws.String("faulty-ext"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"extensions/flint-faulty": {body: string(faulty), mode: 0o755}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := func(name string, env map[string]string) {
+		createFunction(t, c, name, "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 'handled'\n"}}),
+			func(in *lambda.CreateFunctionInput) {
+				in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+				in.Environment = &types.Environment{Variables: env}
+				in.Timeout = aws.Int32(5)
+			})
+	}
+	errorType := func(out *lambda.InvokeOutput) string {
+		var e struct{ ErrorType string }
+		_ = json.Unmarshal(out.Payload, &e)
+		return e.ErrorType
+	}
+
+	t.Run("crash during INIT", func(t *testing.T) {
+		fn("crash-init", map[string]string{"FAULT": "crash-init"})
+		out := invoke(t, c, "crash-init", `{}`, withTail)
+		if aws.ToString(out.FunctionError) != "Unhandled" || errorType(out) != "Extension.Crash" {
+			t.Errorf("invoke = %s %s, want Unhandled Extension.Crash", aws.ToString(out.FunctionError), out.Payload)
+		}
+		if tail := decodeTail(t, out); !strings.Contains(tail, "Error Type: Extension.Crash") {
+			t.Errorf("log tail has no Extension.Crash REPORT:\n%s", tail)
+		}
+	})
+	t.Run("init error", func(t *testing.T) {
+		fn("init-error", map[string]string{"FAULT": "init-error"})
+		out := invoke(t, c, "init-error", `{}`, withTail)
+		if aws.ToString(out.FunctionError) != "Unhandled" || errorType(out) != "Extension.InitError" {
+			t.Errorf("invoke = %s %s, want Unhandled Extension.InitError", aws.ToString(out.FunctionError), out.Payload)
+		}
+	})
+	for _, tc := range []struct{ fault, want string }{{"crash-invoke", "Extension.Crash"}, {"exit-error", "Extension.ExitError"}} {
+		t.Run(tc.fault, func(t *testing.T) {
+			fn(tc.fault, map[string]string{"FAULT": tc.fault})
+			out := invoke(t, c, tc.fault, `{}`, withTail)
+			// The runtime had answered: the caller gets its answer; the record says what failed.
+			if out.FunctionError != nil || string(out.Payload) != `"handled"` {
+				t.Errorf("invoke = %s %s, want the function's answer", aws.ToString(out.FunctionError), out.Payload)
+			}
+			tail := decodeTail(t, out)
+			if !strings.Contains(tail, "Status: error") || !strings.Contains(tail, "Error Type: "+tc.want) {
+				t.Errorf("REPORT does not say %s:\n%s", tc.want, tail)
+			}
+			// Not reused: the next invocation is a cold start (its REPORT has Init Duration).
+			if tail := decodeTail(t, invoke(t, c, tc.fault, `{}`, withTail)); !strings.Contains(tail, "Init Duration") {
+				t.Errorf("the environment was reused after %s:\n%s", tc.want, tail)
+			}
+		})
+	}
+	t.Run("post-invoke work", func(t *testing.T) {
+		fn("slow", map[string]string{"FAULT": "slow", "SLOW_S": "0.6"})
+		invoke(t, c, "slow", `{}`) // INIT
+		start := time.Now()
+		out := invoke(t, c, "slow", `{}`, withTail)
+		took := time.Since(start)
+		tail := decodeTail(t, out)
+		m := regexp.MustCompile(`Duration: ([0-9.]+) ms`).FindStringSubmatch(tail)
+		if m == nil {
+			t.Fatalf("no Duration in REPORT:\n%s", tail)
+		}
+		var ms float64
+		fmt.Sscan(m[1], &ms)
+		if ms < 600 || took < 600*time.Millisecond {
+			t.Errorf("REPORT Duration %v ms (answered in %v): the extension's 600 ms after INVOKE are not in it", ms, took)
+		}
+	})
+}

@@ -17,25 +17,43 @@ import (
 
 // External extensions: executables in /opt/extensions (from the function's layers), each its own
 // process in the environment, started just before the runtime. The worker starts them through
-// the runtime's own start: the entrypoint becomes a small /bin/sh launcher that starts each
+// the runtime's own start: the entrypoint becomes a small shell launcher that starts each
 // extension in the background, detached from the shell (so that the environment's init, not
 // the runtime, is its parent and reaps it), and then execs the runtime. The sandbox contract is
 // unchanged (one Spec.Argv), both backends run it alike (the process backend maps the guest
-// path argument onto the layers' directory; /bin/sh is in every linux sandbox root), and Destroy
+// path argument onto the layers' directory; the host's shells are in every linux sandbox root), and Destroy
 // ends the extensions with the rest of the environment (process group, pid namespace).
 // Extensions do not see the runtime's own variables (Lambda's list).
 
 // extensionsDir is where layers put external extensions.
 var extensionsDir = path.Join(sandbox.GuestOptRoot, "extensions")
 
-// launcher is the /bin/sh program: $1 is the extensions directory, the rest the runtime's argv.
+// launcher is the shell program: $1 is the extensions directory, the rest the runtime's argv.
+// Under bash, each extension inherits (as descriptor 3, which nothing else holds) a connection
+// to the Runtime API's exit watch: it closes when the extension's process ends, however it
+// ends, so a crash is seen at once rather than at the next deadline.
 const launcher = `d=$1; shift
 for x in "$d"/*; do
 	if [ -f "$x" ] && [ -x "$x" ]; then
-		( ( unset _HANDLER LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR AWS_EXECUTION_ENV AWS_LAMBDA_LOG_FORMAT AWS_LAMBDA_LOG_LEVEL AWS_XRAY_CONTEXT_MISSING AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_PORT; exec "$x" ) & )
+		( (
+			if [ -n "$BASH_VERSION" ] && exec 3<>"/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API##*:}"; then
+				printf 'GET /2020-01-01/extension/exit-watch HTTP/1.1\r\nHost: sandbox\r\nLambda-Extension-Name: %s\r\n\r\n' "${x##*/}" >&3
+			fi
+			unset _HANDLER LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR AWS_EXECUTION_ENV AWS_LAMBDA_LOG_FORMAT AWS_LAMBDA_LOG_LEVEL AWS_XRAY_CONTEXT_MISSING AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_PORT
+			exec "$x"
+		) & )
 	fi
 done
 exec "$@"`
+
+// shell runs the launcher: bash where the host has it (the exit watch needs its /dev/tcp),
+// else the POSIX shell, which starts the extensions without the watch.
+var shell = func() string {
+	if _, err := os.Stat("/bin/bash"); err == nil {
+		return "/bin/bash"
+	}
+	return "/bin/sh"
+}()
 
 // extensionNames lists the external extensions the function's layers hold (optDir is the
 // merged layers' host directory): the executables directly under extensions/, by file name,
@@ -63,7 +81,7 @@ func extensionNames(optDir string) []string {
 
 // withExtensions returns argv started through the launcher.
 func withExtensions(argv []string) []string {
-	return append([]string{"/bin/sh", "-c", launcher, "flint-extensions", extensionsDir}, argv...)
+	return append([]string{shell, "-c", launcher, "flint-extensions", extensionsDir}, argv...)
 }
 
 // dialer returns how the Telemetry API reaches a listener inside inst's environment.

@@ -163,10 +163,7 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 		}
 	}
 	if c.pending && c.req.Tail { // the log tail ends with REPORT: the extensions' time is in it
-		c.e.awaitExtensions(c)
-		if c.result.ErrorType != "" {
-			resp.FunctionError = "Unhandled"
-		}
+		c.e.awaitExtensions(c) // the caller still gets the runtime's answer, as Lambda's does
 	}
 	if !c.req.Tail {
 		respond(resp)
