@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/server"
 )
 
 // probeHandler is the function beside the extension: it prints a line per invocation and, asked
@@ -35,14 +38,12 @@ def handler(event, context):
     return {"n": event.get("n")}
 `
 
-// TestExternalExtension runs an external extension built as AWS documents them
-// (testdata/extensions/flint-probe: a Python executable in a layer's extensions/ directory,
-// speaking only the published Extensions and Telemetry APIs) beside a Python function, in each
-// sandbox: it registers, is refused what Lambda refuses, subscribes to telemetry, gets an
-// INVOKE per invocation and platform.report for each, and SHUTDOWN when the environment ends.
-// What it receives is compared with testdata/extensions/*.golden.json (AWS's documented shapes,
-// with the values that vary masked after they are checked).
-func TestExternalExtension(t *testing.T) {
+// TestExtensions runs external extensions built as AWS documents them (executables in a layer's
+// extensions/ directory that speak only the published Extensions and Telemetry APIs, nothing of
+// Flint in them) beside Python and Go functions, in each sandbox, on one server per sandbox:
+// externalExtension (testdata/extensions/flint-probe) and extensionFailures
+// (testdata/extensions/flint-faulty).
+func TestExtensions(t *testing.T) {
 	sandboxes := []string{"process"}
 	if os.Geteuid() == 0 {
 		sandboxes = append(sandboxes, "linux")
@@ -50,12 +51,21 @@ func TestExternalExtension(t *testing.T) {
 		t.Log("not root: the linux sandbox is not tried")
 	}
 	for _, sb := range sandboxes {
-		t.Run(sb, func(t *testing.T) { testExternalExtension(t, sb) })
+		t.Run(sb, func(t *testing.T) {
+			s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sb })
+			t.Run("external extension", func(t *testing.T) { testExternalExtension(t, s, sb) })
+			t.Run("failures", func(t *testing.T) { testExtensionFailures(t, s) })
+		})
 	}
 }
 
-func testExternalExtension(t *testing.T, sandbox string) {
-	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sandbox })
+// testExternalExtension: flint-probe registers, is refused what Lambda refuses, subscribes to
+// telemetry, gets an INVOKE per invocation and platform.report for each, and SHUTDOWN when the
+// environment ends. What it receives is compared with testdata/extensions/*.golden.json (the
+// values that vary masked after they are checked), and each event's shape with AWS's
+// documented examples (testdata/extensions/aws-examples.json). A Go function (aws-lambda-go,
+// unmodified) runs with the same extension.
+func testExternalExtension(t *testing.T, s *server.Server, sandbox string) {
 	c := newClient(s.URL())
 	ctx := context.Background()
 	probe, err := os.ReadFile("testdata/extensions/flint-probe")
@@ -109,8 +119,20 @@ func testExternalExtension(t *testing.T, sandbox string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	checkAWSShapes(t, lines)
 	got := probeView(t, lines, ids, aws.ToString(created.FunctionArn))
 	compareGolden(t, "testdata/extensions/external-extension.golden.json", got)
+
+	// aws-lambda-go's runtime client, unmodified, with the extension beside it.
+	createFunction(t, c, "probe-go", "provided.al2023", "bootstrap", goEchoZip, func(in *lambda.CreateFunctionInput) {
+		in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+		in.Environment = &types.Environment{Variables: map[string]string{"PROBE_LOG": logPath + ".go"}}
+	})
+	for range 2 {
+		if out := invoke(t, c, "probe-go", `{"go":true}`); out.FunctionError != nil || string(out.Payload) != `{"go":true}` {
+			t.Errorf("go echo with the extension = %s %s", aws.ToString(out.FunctionError), out.Payload)
+		}
+	}
 
 	if sandbox != "process" {
 		return // the environment's /tmp goes with it: SHUTDOWN is checked where the file is the host's
@@ -273,11 +295,14 @@ func probeView(t *testing.T, lines []map[string]any, ids []string, arn string) m
 // compareGolden compares got, as indented JSON, with the golden file (rewritten with -update).
 func compareGolden(t *testing.T, path string, got any) {
 	t.Helper()
-	b, err := json.MarshalIndent(got, "", "  ")
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(got); err != nil {
 		t.Fatal(err)
 	}
-	b = append(b, '\n')
+	b := buf.Bytes()
 	if *update {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -296,23 +321,12 @@ func compareGolden(t *testing.T, path string, got any) {
 	}
 }
 
-// TestExtensionFailures: an external extension's failures are the invocation's, reported as
+// testExtensionFailures: an external extension's failures are the invocation's, reported as
 // Lambda reports them (Extension.Crash, Extension.InitError, Extension.ExitError in the error
 // and in REPORT), and the environment is not reused after them; an extension's work after
 // INVOKE holds the environment and counts in REPORT's Duration. testdata/extensions/flint-faulty
 // fails the way its FAULT variable says.
-func TestExtensionFailures(t *testing.T) {
-	sandboxes := []string{"process"}
-	if os.Geteuid() == 0 {
-		sandboxes = append(sandboxes, "linux")
-	}
-	for _, sb := range sandboxes {
-		t.Run(sb, func(t *testing.T) { testExtensionFailures(t, sb) })
-	}
-}
-
-func testExtensionFailures(t *testing.T, sandbox string) {
-	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sandbox })
+func testExtensionFailures(t *testing.T, s *server.Server) {
 	c := newClient(s.URL())
 	ctx := context.Background()
 	faulty, err := os.ReadFile("testdata/extensions/flint-faulty")
@@ -390,4 +404,67 @@ func testExtensionFailures(t *testing.T, sandbox string) {
 			t.Errorf("REPORT Duration %v ms (answered in %v): the extension's 600 ms after INVOKE are not in it", ms, took)
 		}
 	})
+}
+
+// checkAWSShapes compares each event the extension received with AWS's documented example of its
+// type (testdata/extensions/aws-examples.json: the examples of the Extensions API and Telemetry
+// API schema reference pages): the same kind of record, no field the documentation does not
+// have, and every documented field but those it calls optional.
+func checkAWSShapes(t *testing.T, lines []map[string]any) {
+	t.Helper()
+	b, err := os.ReadFile("testdata/extensions/aws-examples.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Events    map[string]map[string]any `json:"events"`
+		Telemetry map[string]map[string]any `json:"telemetry"`
+		Optional  map[string][]string       `json:"optional"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	var compare func(what string, got, want map[string]any, optional []string)
+	compare = func(what string, got, want map[string]any, optional []string) {
+		for k := range got {
+			if _, ok := want[k]; !ok {
+				t.Errorf("%s: field %q is not in AWS's documented example %v", what, k, want)
+			}
+		}
+		for k, v := range want {
+			g, ok := got[k]
+			if !ok {
+				if !slices.Contains(optional, k) {
+					t.Errorf("%s: no %q, which AWS's documented example has", what, k)
+				}
+				continue
+			}
+			if fmt.Sprintf("%T", g) != fmt.Sprintf("%T", v) {
+				t.Errorf("%s: %q is a %T, AWS's documented example has a %T", what, k, g, v)
+			}
+			if gm, ok := g.(map[string]any); ok {
+				compare(what+"."+k, gm, v.(map[string]any), optional)
+			}
+		}
+	}
+	for _, l := range lines {
+		if l["kind"] == "event" {
+			ev := l["event"].(map[string]any)
+			want, ok := doc.Events[fmt.Sprint(ev["eventType"])]
+			if !ok {
+				t.Errorf("event %v has no documented example", ev["eventType"])
+				continue
+			}
+			compare(fmt.Sprint(ev["eventType"]), ev, want, doc.Optional[fmt.Sprint(ev["eventType"])])
+		}
+	}
+	for _, e := range telemetryEvents(lines) {
+		typ := fmt.Sprint(e["type"])
+		want, ok := doc.Telemetry[typ]
+		if !ok {
+			t.Errorf("telemetry event %s has no documented example", typ)
+			continue
+		}
+		compare(typ, e, want, doc.Optional[typ])
+	}
 }
