@@ -17,8 +17,8 @@ var _ sandbox.Dialer = (*instance)(nil)
 
 // Dial connects to addr inside the environment's network namespace (the Telemetry API's
 // deliveries to an extension's listener there). The socket is made on a thread moved into that
-// namespace; the thread is never handed back to the scheduler (it exits with its goroutine), so
-// no other goroutine runs in the environment's network.
+// namespace and back. The thread must come back rather than exit with its goroutine: an exiting
+// thread sends the parent-death signal (SIGKILL) to every environment init it forked.
 func (i *instance) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	// Under the Guard, so the init's pid is this environment's (not reused after Destroy); the
 	// open descriptor pins the namespace from then on.
@@ -31,21 +31,27 @@ func (i *instance) Dial(ctx context.Context, network, addr string) (net.Conn, er
 		return nil, fmt.Errorf("environment's network namespace: %w", err)
 	}
 	defer ns.Close()
-	type result struct {
-		c   net.Conn
-		err error
+	runtime.LockOSThread()
+	own, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("own network namespace: %w", err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
-			done <- result{nil, fmt.Errorf("enter the environment's network namespace: %w", err)}
-			return
+	defer own.Close()
+	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("enter the environment's network namespace: %w", err)
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, network, addr)
+	if rerr := unix.Setns(int(own.Fd()), unix.CLONE_NEWNET); rerr != nil {
+		// Left locked (this should not happen): a thread in the environment's network must
+		// serve no other goroutine.
+		if c != nil {
+			c.Close()
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		done <- result{c, err}
-	}()
-	r := <-done
-	return r.c, r.err
+		return nil, fmt.Errorf("leave the environment's network namespace: %w", rerr)
+	}
+	runtime.UnlockOSThread()
+	return c, err
 }
