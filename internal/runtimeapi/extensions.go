@@ -300,7 +300,9 @@ func (s *Server) exitWatch(r *http.Request, _ string) reply {
 	case e == nil && x.expected[name]: // gone before it registered
 		x.lost = true
 		crashed = true
-	case e != nil && !e.shutdownSent && e.failed == "":
+	case e != nil && e.shutdownSent: // it is done with SHUTDOWN: Shutdown need not wait longer
+		e.busy = false
+	case e != nil && e.failed == "":
 		e.failed = ExtensionCrash
 		crashed = true
 	}

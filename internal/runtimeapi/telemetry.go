@@ -192,7 +192,7 @@ func (sub *subscription) add(ev event) {
 // logsAPIEvent maps a Telemetry API event onto the Logs API's names (2020-08-15 schema).
 func logsAPIEvent(ev event) (event, bool) {
 	switch ev.typ {
-	case "platform.start", "platform.report", "platform.extension", "function", "extension":
+	case "platform.start", "platform.report", "platform.extension", "platform.logsSubscription", "function", "extension":
 		return ev, true
 	case "platform.runtimeDone":
 		var r struct {
