@@ -1,5 +1,6 @@
-// Package runtimeapi serves the Lambda Runtime API (2018-06-01) and the registration part of the
-// Extensions API (2020-01-01) for one execution environment, on that environment's own listener.
+// Package runtimeapi serves the Lambda Runtime API (2018-06-01), the Extensions API (2020-01-01,
+// extensions.go) and the Telemetry and Logs APIs (telemetry.go) for one execution environment,
+// on that environment's own listener.
 //
 // The hot path does not go through net/http's per-request goroutines: when the runtime asks for
 // /next, its connection is taken over (hijacked) and parked, and Invoke, on the caller's own
