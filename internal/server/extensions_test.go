@@ -54,7 +54,7 @@ func TestExtensions(t *testing.T) {
 		t.Run(sb, func(t *testing.T) {
 			s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sb })
 			t.Run("external extension", func(t *testing.T) { testExternalExtension(t, s, sb) })
-			t.Run("failures", func(t *testing.T) { testExtensionFailures(t, s) })
+			t.Run("failures", func(t *testing.T) { testExtensionFailures(t, s, sb) })
 		})
 	}
 }
@@ -331,7 +331,7 @@ func compareGolden(t *testing.T, path string, got any) {
 // and in REPORT), and the environment is not reused after them; an extension's work after
 // INVOKE holds the environment and counts in REPORT's Duration. testdata/extensions/flint-faulty
 // fails the way its FAULT variable says.
-func testExtensionFailures(t *testing.T, s *server.Server) {
+func testExtensionFailures(t *testing.T, s *server.Server, sandbox string) {
 	c := newClient(s.URL())
 	ctx := context.Background()
 	faulty, err := os.ReadFile("testdata/extensions/flint-faulty")
@@ -343,12 +343,15 @@ func testExtensionFailures(t *testing.T, s *server.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn := func(name string, env map[string]string) {
+	fn := func(name string, env map[string]string, timeout ...int32) {
 		createFunction(t, c, name, "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 'handled'\n"}}),
 			func(in *lambda.CreateFunctionInput) {
 				in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
 				in.Environment = &types.Environment{Variables: env}
 				in.Timeout = aws.Int32(5)
+				if len(timeout) > 0 {
+					in.Timeout = aws.Int32(timeout[0])
+				}
 			})
 	}
 	errorType := func(out *lambda.InvokeOutput) string {
@@ -392,6 +395,13 @@ func testExtensionFailures(t *testing.T, s *server.Server) {
 			}
 		})
 	}
+	t.Run("post-invoke work past the timeout", func(t *testing.T) {
+		fn("slow-timeout", map[string]string{"FAULT": "slow", "SLOW_S": "3"}, 1)
+		tail := decodeTail(t, invoke(t, c, "slow-timeout", `{}`, withTail))
+		if !strings.Contains(tail, "Status: timeout") {
+			t.Errorf("an extension working 3 s after INVOKE under a 1 s timeout: REPORT has no Status: timeout:\n%s", tail)
+		}
+	})
 	t.Run("post-invoke work", func(t *testing.T) {
 		fn("slow", map[string]string{"FAULT": "slow", "SLOW_S": "0.6"})
 		invoke(t, c, "slow", `{}`) // INIT
@@ -407,6 +417,40 @@ func testExtensionFailures(t *testing.T, s *server.Server) {
 		fmt.Sscan(m[1], &ms)
 		if ms < 600 || took < 600*time.Millisecond {
 			t.Errorf("REPORT Duration %v ms (answered in %v): the extension's 600 ms after INVOKE are not in it", ms, took)
+		}
+	})
+	if sandbox != "process" {
+		return // the heartbeat file must be the host's
+	}
+	t.Run("SHUTDOWN deadline enforced", func(t *testing.T) {
+		hb := filepath.Join(t.TempDir(), "heartbeat")
+		fn("hang", map[string]string{"FAULT": "hang-shutdown", "HEARTBEAT": hb})
+		invoke(t, c, "hang", `{}`)
+		if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("hang")}); err != nil {
+			t.Fatal(err)
+		}
+		// The extension writes until it is killed: wait until the file stops growing.
+		var last []byte
+		for deadline := time.Now().Add(15 * time.Second); ; {
+			time.Sleep(time.Second)
+			b, _ := os.ReadFile(hb)
+			if len(b) > 0 && string(b) == string(last) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the extension still runs 15 s after SHUTDOWN (its deadline was 2 s)")
+			}
+			last = b
+		}
+		lines := strings.Split(strings.TrimSpace(string(last)), "\n")
+		var first, end, deadlineMs float64
+		fmt.Sscan(lines[0], &first, &deadlineMs)
+		fmt.Sscan(lines[len(lines)-1], &end)
+		if ran := time.Duration((end - first) * float64(time.Second)); ran < time.Second || ran > 4*time.Second {
+			t.Errorf("the extension ran %v after SHUTDOWN, want about its 2 s", ran)
+		}
+		if d := deadlineMs/1000 - first; d < 1.5 || d > 2.5 {
+			t.Errorf("SHUTDOWN deadlineMs %.0f is %.2f s after the extension got it, want 2 s", deadlineMs, d)
 		}
 	})
 }
