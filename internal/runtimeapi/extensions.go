@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -208,7 +209,11 @@ func (s *Server) register(r *http.Request, _ string) reply {
 	if e.invoke {
 		x.invokers.Add(1)
 	}
-	b, _ := json.Marshal(map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler})
+	resp := map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler}
+	if s.info.AccountID != "" && strings.Contains(r.Header.Get("Lambda-Extension-Accept-Feature"), "accountId") {
+		resp["accountId"] = s.info.AccountID
+	}
+	b, _ := json.Marshal(resp)
 	return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Identifier", value: e.id}
 }
 

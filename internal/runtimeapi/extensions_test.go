@@ -247,6 +247,49 @@ func TestTelemetryDelivery(t *testing.T) {
 		}
 		_ = e.srv.Close()
 	})
+	t.Run("dropped", func(t *testing.T) {
+		e := newEnv(t)
+		id := registerExt(t, e, "tel", `{"events":["INVOKE"]}`)
+		e.srv.EndBacklog()
+		batches := make(chan []map[string]any, 16)
+		refused := false
+		srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var b []map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&b)
+			if !refused { // the listener is not ready for the first batch
+				refused = true
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			batches <- b
+		})}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+		if a := subscribe(t, e, "/2022-07-01/telemetry", id, fmt.Sprintf(`{"schemaVersion":"2022-12-13","types":["function"],
+			"buffering":{"timeoutMs":25},"destination":{"protocol":"HTTP","URI":"http://sandbox.localdomain:%d/"}}`, ln.Addr().(*net.TCPAddr).Port)); a.status != http.StatusOK {
+			t.Fatalf("subscribe = %d %s", a.status, a.body)
+		}
+		e.srv.Emit("function", runtimeapi.KindFunction, "lost")
+		time.Sleep(200 * time.Millisecond) // the first batch is refused
+		e.srv.Emit("function", runtimeapi.KindFunction, "kept")
+		select {
+		case b := <-batches:
+			if len(b) != 2 || b[0]["type"] != "platform.logsDropped" || b[1]["record"] != "kept" {
+				t.Fatalf("batch after a refused one = %v", b)
+			}
+			rec := b[0]["record"].(map[string]any)
+			if rec["droppedRecords"] != float64(1) || rec["droppedBytes"].(float64) <= 0 || rec["reason"] == "" {
+				t.Errorf("platform.logsDropped = %v", rec)
+			}
+		case <-time.After(wait):
+			t.Fatal("no delivery after a refused one")
+		}
+		_ = e.srv.Close()
+	})
 	t.Run("TCP and the Logs API", func(t *testing.T) {
 		e := newEnv(t)
 		id := registerExt(t, e, "logs", `{"events":["INVOKE"]}`)

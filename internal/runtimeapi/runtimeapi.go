@@ -95,6 +95,8 @@ type Hooks interface {
 // FunctionInfo is what the Extensions API reports to registering extensions.
 type FunctionInfo struct {
 	Name, Version, Handler string
+	// AccountID is told to extensions that ask for it (Lambda-Extension-Accept-Feature: accountId).
+	AccountID string
 }
 
 // Server is one environment's Runtime API endpoint.

@@ -161,12 +161,15 @@ type subscription struct {
 	addr     string // host:port to dial (the host is the environment's loopback)
 	url      string // the HTTP destination
 
-	buf    [][]byte // guarded by telemetry.mu
-	size   int
-	kick   chan struct{}
-	sendMu sync.Mutex // one delivery at a time
-	conn   net.Conn   // TCP destination's connection, under sendMu
-	client *http.Client
+	buf  [][]byte // guarded by telemetry.mu
+	size int
+	// Events a delivery failed to hand over, reported by the next delivery as
+	// platform.logsDropped. Under sendMu.
+	droppedRecords, droppedBytes int
+	kick                         chan struct{}
+	sendMu                       sync.Mutex // one delivery at a time
+	conn                         net.Conn   // TCP destination's connection, under sendMu
+	client                       *http.Client
 }
 
 // add buffers ev if the subscription takes it. Under telemetry.mu.
@@ -241,7 +244,7 @@ func (sub *subscription) run() {
 }
 
 // deliver sends what is buffered. Events an extension does not accept are dropped, as Lambda
-// drops them.
+// drops them, and counted in a platform.logsDropped event at the head of the next batch.
 func (sub *subscription) deliver() {
 	sub.sendMu.Lock()
 	defer sub.sendMu.Unlock()
@@ -257,6 +260,19 @@ func (sub *subscription) deliver() {
 		return
 	}
 	defer tel.inflight.Add(-1)
+	if sub.droppedRecords > 0 {
+		rec, _ := json.Marshal(map[string]any{"droppedRecords": sub.droppedRecords, "droppedBytes": sub.droppedBytes,
+			"reason": "Consumer seems to have fallen behind as it has not acknowledged receipt of logs."})
+		batch = append([][]byte{event{at: time.Now(), typ: "platform.logsDropped", record: rec}.encode()}, batch...)
+		sub.droppedRecords, sub.droppedBytes = 0, 0
+	}
+	failed := func(err error) {
+		sub.s.log.Debug("telemetry delivery", "extension", sub.name, "err", err)
+		for _, b := range batch {
+			sub.droppedRecords++
+			sub.droppedBytes += len(b)
+		}
+	}
 	var body bytes.Buffer
 	if sub.protocol == "TCP" {
 		for _, b := range batch {
@@ -264,7 +280,7 @@ func (sub *subscription) deliver() {
 			body.WriteByte('\n')
 		}
 		if err := sub.sendTCP(body.Bytes()); err != nil {
-			sub.s.log.Debug("telemetry delivery", "extension", sub.name, "err", err)
+			failed(err)
 		}
 		return
 	}
@@ -285,11 +301,14 @@ func (sub *subscription) deliver() {
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := sub.client.Do(req)
 	if err != nil {
-		sub.s.log.Debug("telemetry delivery", "extension", sub.name, "err", err)
+		failed(err)
 		return
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		failed(fmt.Errorf("listener answered %s", resp.Status))
+	}
 }
 
 func (sub *subscription) sendTCP(b []byte) error {

@@ -130,7 +130,8 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		closeW()
 		return nil, nil, fmt.Errorf("services for %s: %w", p.fn.Name, err)
 	}
-	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
+	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler,
+		AccountID: accountOf(p.fn.ARN)},
 		p.log.With("env", e.id))
 	e.api.ExpectExtensions(extensions)
 	e.api.SetDialer(dialer(inst))
@@ -227,6 +228,8 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		e.initDur = p.m.now().Sub(execAt)
 		if e.api.Subscribed() {
 			e.telemetryInitDone(e.initDur, "success", "")
+		} else {
+			e.api.EndBacklog() // no subscription came during INIT: keep nothing for one
 		}
 		if ib, ok := inst.(sandbox.InitBooster); ok {
 			if err := ib.EndInit(ctx); err != nil {

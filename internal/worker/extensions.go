@@ -93,6 +93,15 @@ func dialer(inst sandbox.Instance) func(ctx context.Context, network, addr strin
 	return d.DialContext
 }
 
+// accountOf is the account of a function's ARN (arn:aws:lambda:REGION:ACCOUNT:function:NAME).
+func accountOf(arn string) string {
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) < 6 {
+		return ""
+	}
+	return parts[4]
+}
+
 // shutdownReason maps why an environment is destroyed onto the SHUTDOWN event's reason.
 func shutdownReason(reason string) string {
 	switch {
