@@ -1,6 +1,7 @@
 package runtimeapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"io"
@@ -272,6 +273,60 @@ func (s *Server) extensionNext(r *http.Request, _ string) reply {
 	}
 }
 
+// SetOutput names where extensions' output read from their exit-watch connections goes (the
+// environment's log output). Call it before Serve.
+func (s *Server) SetOutput(out func([]byte)) { s.output = out }
+
+// watchStream is exitWatch on a connection net/http read: the launcher sent the extension's
+// stdout and stderr after the request, on the same connection. Each line goes to the
+// environment's output and, for subscribers, is an "extension" telemetry event; the end of the
+// stream is the process's (exitWatch's rules).
+func (s *Server) watchStream(w http.ResponseWriter, r *http.Request) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeReply(w, reply{status: http.StatusInternalServerError, body: errorJSON("InternalServerError", "connection cannot be taken over")})
+		return
+	}
+	c, brw, err := hj.Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Time{})
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return
+	}
+	s.watches = append(s.watches, c)
+	s.detached.Add(1) // under mu, before Close's Wait
+	s.mu.Unlock()
+	defer s.detached.Done()
+	name := r.Header.Get("Lambda-Extension-Name")
+	for {
+		line, err := brw.Reader.ReadSlice('\n')
+		if len(line) > 0 {
+			if s.output != nil {
+				s.output(line)
+			}
+			if s.Wants(kindExtension) {
+				s.Emit("extension", kindExtension, strings.TrimRight(string(line), "\r\n"))
+			}
+		}
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
+	select {
+	case <-s.closed: // woken by Close: answer as the wait route does
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n" + string(statusOK)))
+		return
+	default:
+	}
+	s.extensionEnded(name)
+}
+
 // exitWatch holds a connection the worker's launcher opened for an external extension (named
 // by Lambda-Extension-Name) and that the extension's process inherited: it closes when the
 // process ends. An end before SHUTDOWN is the extension's crash (Extension.Crash): during INIT
@@ -289,8 +344,14 @@ func (s *Server) exitWatch(r *http.Request, _ string) reply {
 		return reply{}
 	default:
 	}
+	s.extensionEnded(name)
+	return reply{}
+}
+
+// extensionEnded records that the external extension name's process ended.
+func (s *Server) extensionEnded(name string) {
 	if name == "" {
-		return reply{}
+		return
 	}
 	x := &s.ext
 	x.mu.Lock()
@@ -316,7 +377,6 @@ func (s *Server) exitWatch(r *http.Request, _ string) reply {
 	if crashed {
 		s.extensionFailed(ExtensionCrash, "Extension "+name+" exited")
 	}
-	return reply{}
 }
 
 // extensionError is an extension's /init/error or /exit/error.

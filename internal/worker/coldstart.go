@@ -135,6 +135,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		p.log.With("env", e.id))
 	e.api.ExpectExtensions(extensions)
 	e.api.SetDialer(dialer(inst))
+	e.api.SetOutput(e.out.write)
 	// Registered under the Manager's lock, so that Close (which sets closed under it, then
 	// destroys what its pools hold) either sees this environment or this start sees closed; and
 	// a retired pool whose environments were all gone is the Manager's again.

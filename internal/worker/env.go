@@ -97,11 +97,12 @@ func (e *env) run(req Request) *call {
 		c.output = e.out.take()
 	default:
 		c.result = res
-		c.output = e.out.take()
 		if ext || tel {
+			c.output, c.extOutput = e.out.takeMarked()
 			c.pending = true // awaitExtensions releases it, after the caller is answered
 			return c
 		}
+		c.output = e.out.take()
 		e.release()
 	}
 	return c

@@ -31,13 +31,16 @@ var extensionsDir = path.Join(sandbox.GuestOptRoot, "extensions")
 // launcher is the shell program: $1 is the extensions directory, the rest the runtime's argv.
 // Under bash, each extension inherits (as descriptor 3, which nothing else holds) a connection
 // to the Runtime API's exit watch: it closes when the extension's process ends, however it
-// ends, so a crash is seen at once rather than at the next deadline.
+// ends, so a crash is seen at once rather than at the next deadline. The extension's stdout and
+// stderr go there too, so that the server tells its lines (Telemetry API "extension" events)
+// from the function's; it adds them to the environment's output.
 const launcher = `d=$1; shift
 for x in "$d"/*; do
 	if [ -f "$x" ] && [ -x "$x" ]; then
 		( (
 			if [ -n "$BASH_VERSION" ] && exec 3<>"/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API##*:}"; then
 				printf 'GET /2020-01-01/extension/exit-watch HTTP/1.1\r\nHost: sandbox\r\nLambda-Extension-Name: %s\r\n\r\n' "${x##*/}" >&3
+				exec 1>&3 2>&3
 			fi
 			unset _HANDLER LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR AWS_EXECUTION_ENV AWS_LAMBDA_LOG_FORMAT AWS_LAMBDA_LOG_LEVEL AWS_XRAY_CONTEXT_MISSING AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_PORT
 			exec "$x"
@@ -151,14 +154,23 @@ func runtimeStatus(o outcome, errorType string) string {
 	return "error"
 }
 
-// emitFunctionLines reports each line of a function's output as a "function" event.
-func emitFunctionLines(api *runtimeapi.Server, at time.Time, out []byte) {
-	for len(out) > 0 {
-		line, rest, _ := strings.Cut(string(out), "\n")
-		out = []byte(rest)
-		if line != "" {
+// emitFunctionLines reports each line of a function's output as a "function" event, but the
+// extensions' lines (the spans ext), which were "extension" events already.
+func emitFunctionLines(api *runtimeapi.Server, at time.Time, out []byte, ext [][2]int) {
+	for off := 0; off < len(out); {
+		end := len(out)
+		if i := strings.IndexByte(string(out[off:]), '\n'); i >= 0 {
+			end = off + i
+		}
+		line := string(out[off:end])
+		extension := false
+		for _, sp := range ext {
+			extension = extension || (off >= sp[0] && off < sp[1])
+		}
+		if line != "" && !extension {
 			api.EmitAt(at, "function", runtimeapi.KindFunction, line)
 		}
+		off = end + 1
 	}
 }
 
@@ -196,7 +208,9 @@ func (e *env) telemetryReport(c *call) {
 		MaxMemoryUsedMB  int      `json:"maxMemoryUsedMB"`
 		InitDurationMs   *float64 `json:"initDurationMs,omitempty"`
 	}
-	m := metrics{DurationMs: ms(c.duration), BilledDurationMs: int64(math.Ceil(float64(c.duration) / float64(time.Millisecond))),
+	// Billed as REPORT bills it: the ceiling in whole milliseconds, at least 1.
+	billed := max(int64((c.duration+time.Millisecond-1)/time.Millisecond), 1)
+	m := metrics{DurationMs: ms(c.duration), BilledDurationMs: billed,
 		MemorySizeMB: e.p.fn.MemoryMB, MaxMemoryUsedMB: e.maxMemoryMB()}
 	if c.initDur > 0 {
 		d := ms(c.initDur)
@@ -243,7 +257,7 @@ func (e *env) awaitExtensions(c *call) {
 	tel := e.api.Subscribed()
 	if tel {
 		if e.api.Wants(runtimeapi.KindFunction) {
-			emitFunctionLines(e.api, c.start.Add(c.duration), c.output)
+			emitFunctionLines(e.api, c.start.Add(c.duration), c.output, c.extOutput)
 		}
 		e.telemetryRuntimeDone(c)
 	}
