@@ -1,5 +1,6 @@
-// Package runtimeapi serves the Lambda Runtime API (2018-06-01) and the registration part of the
-// Extensions API (2020-01-01) for one execution environment, on that environment's own listener.
+// Package runtimeapi serves the Lambda Runtime API (2018-06-01), the Extensions API (2020-01-01,
+// extensions.go) and the Telemetry and Logs APIs (telemetry.go) for one execution environment,
+// on that environment's own listener.
 //
 // The hot path does not go through net/http's per-request goroutines: when the runtime asks for
 // /next, its connection is taken over (hijacked) and parked, and Invoke, on the caller's own
@@ -23,8 +24,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // MaxResponse is the largest buffered response a runtime may post (Lambda: 6 MB + 100 bytes).
@@ -96,6 +95,8 @@ type Hooks interface {
 // FunctionInfo is what the Extensions API reports to registering extensions.
 type FunctionInfo struct {
 	Name, Version, Handler string
+	// AccountID is told to extensions that ask for it (Lambda-Extension-Accept-Feature: accountId).
+	AccountID string
 }
 
 // Server is one environment's Runtime API endpoint.
@@ -113,11 +114,14 @@ type Server struct {
 	owned   *rconn      // the runtime's connection between its /response and its next /next
 	reading *rconn      // the connection Invoke is blocked reading, so a parked one can wake it
 	closing bool
+	watches []net.Conn // extensions' exit-watch connections, taken over by watchStream
+	output  func([]byte)
 
 	closed     chan struct{}
 	closeOnce  sync.Once
 	extensions atomic.Int32
-	readyOnce  sync.Once
+	ext        extState
+	tel        telemetry
 	detached   sync.WaitGroup // long polls the direct transport serves on their own goroutines
 }
 
@@ -155,6 +159,9 @@ func (s *Server) Close() error {
 		if s.reading != nil {
 			s.reading.close()
 		}
+		for _, c := range s.watches { // wake their readers: they answer and close
+			_ = c.SetReadDeadline(time.Now())
+		}
 		s.mu.Unlock()
 		select {
 		case rc := <-s.parked:
@@ -171,6 +178,7 @@ func (s *Server) Close() error {
 		err = s.srv.Close()
 	}
 	s.detached.Wait() // woken by closed above; their writes have a deadline
+	s.closeTelemetry()
 	return err
 }
 
@@ -184,6 +192,10 @@ func (s *Server) Current() *Invocation {
 // ServeHTTP serves the requests net/http reads: runtimes on fresh connections, and extensions.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, id := match(r.Method, r.URL.Path)
+	if rt != nil && rt.stream {
+		s.watchStream(w, r)
+		return
+	}
 	rep := s.serve(r, rt, id)
 	if rep.park {
 		s.hijack(w, r)
@@ -264,7 +276,9 @@ func (s *Server) park(rc *rconn) {
 		rc.close()
 		return
 	}
-	s.readyOnce.Do(s.hooks.Ready)
+	if !s.ext.initDone.Load() {
+		s.runtimeNext()
+	}
 }
 
 // response is a runtime's /invocation/{id}/response.
@@ -388,57 +402,6 @@ func (s *Server) initError(r *http.Request, _ string) reply {
 		body, ct = errorJSON(typ, ""), "application/json"
 	}
 	s.hooks.InitError(Result{Body: body, ContentType: ct, ErrorType: typ})
-	return reply{status: http.StatusAccepted, body: statusOK}
-}
-
-const maxExtensions = 10
-
-// register is an extension's /register.
-func (s *Server) register(r *http.Request, _ string) reply {
-	if r.Method != http.MethodPost {
-		return reply{status: http.StatusNotFound, body: errorJSON("InvalidRequest", "Unknown Extensions API path")}
-	}
-	name := r.Header.Get("Lambda-Extension-Name")
-	if name == "" {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidExtensionName", "Lambda-Extension-Name header is required")}
-	}
-	var req struct {
-		Events []string `json:"events"`
-	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<16)).Decode(&req); err != nil && !errors.Is(err, io.EOF) {
-		return reply{status: http.StatusForbidden, body: errorJSON("InvalidRequestFormat", "Could not parse request body: "+err.Error())}
-	}
-	for _, e := range req.Events {
-		if e != "INVOKE" && e != "SHUTDOWN" {
-			return reply{status: http.StatusForbidden, body: errorJSON("Extension.InvalidEventType", "Invalid event type: "+e)}
-		}
-	}
-	if s.extensions.Add(1) > maxExtensions {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.TooManyExtensions", "Too many extensions registered")}
-	}
-	b, _ := json.Marshal(map[string]string{"functionName": s.info.Name, "functionVersion": s.info.Version, "handler": s.info.Handler})
-	return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Identifier", value: uuid.NewString()}
-}
-
-// extensionNext parks an extension until the environment shuts down. Flint does not yet deliver
-// INVOKE events to extensions; an extension registered for SHUTDOWN gets it when the environment
-// is destroyed.
-func (s *Server) extensionNext(r *http.Request, _ string) reply {
-	if r.Header.Get("Lambda-Extension-Identifier") == "" {
-		return reply{status: http.StatusForbidden, body: errorJSON("Extension.MissingExtensionIdentifier", "Missing Lambda-Extension-Identifier header")}
-	}
-	select {
-	case <-s.closed:
-		b, _ := json.Marshal(map[string]any{"eventType": "SHUTDOWN", "shutdownReason": "spindown", "deadlineMs": time.Now().Add(500 * time.Millisecond).UnixMilli()})
-		return reply{status: http.StatusOK, body: b, header: "Lambda-Extension-Event-Identifier", value: uuid.NewString()}
-	case <-r.Context().Done():
-		return reply{}
-	}
-}
-
-// extensionError is an extension's /init/error or /exit/error, and any other extension path.
-func (s *Server) extensionError(r *http.Request, _ string) reply {
-	_, _ = io.Copy(io.Discard, r.Body)
 	return reply{status: http.StatusAccepted, body: statusOK}
 }
 

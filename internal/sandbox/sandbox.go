@@ -79,6 +79,13 @@ type InitBooster interface {
 	EndInit(ctx context.Context) error
 }
 
+// Dialer is an optional capability of an Instance whose environment has a network of its own:
+// connect to addr (127.0.0.1:PORT) as seen from inside it, where the Telemetry API delivers to an
+// extension's listener. Without it the environment shares the host's loopback.
+type Dialer interface {
+	Dial(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
 // MemoryReporter is an optional capability of an Instance: the peak memory the environment has used, in bytes.
 type MemoryReporter interface {
 	MaxMemoryUsed() (uint64, error)

@@ -76,6 +76,13 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	if err != nil {
 		return nil, nil, err
 	}
+	// External extensions start with the runtime, through its entrypoint (extensions.go); a
+	// pre-initialized runtime started without them, so it is not used.
+	extensions := extensionNames(optDir)
+	if len(extensions) > 0 {
+		argv = withExtensions(argv)
+		mayBind = false
+	}
 	var sp *spare
 	if mayBind {
 		var counted bool
@@ -126,8 +133,12 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		closeW()
 		return nil, nil, fmt.Errorf("services for %s: %w", p.fn.Name, err)
 	}
-	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler},
+	e.api = runtimeapi.New(e, runtimeapi.FunctionInfo{Name: p.fn.Name, Version: p.fn.Version, Handler: p.fn.Handler,
+		AccountID: accountOf(p.fn.ARN)},
 		p.log.With("env", e.id))
+	e.api.ExpectExtensions(extensions)
+	e.api.SetDialer(dialer(inst))
+	e.api.SetOutput(e.out.write)
 	// Registered under the Manager's lock, so that Close (which sets closed under it, then
 	// destroys what its pools hold) either sees this environment or this start sees closed; and
 	// a retired pool whose environments were all gone is the Manager's again.
@@ -171,6 +182,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	// started after that said 0.00 ms. So Init Duration counts from asking the sandbox to exec.
 	execAt := p.m.now()
 	e.cold.Created, e.cold.Exec, e.cold.Prestarted = execAt, execAt, sp != nil
+	e.telemetryInitStart(execAt)
 	if sp != nil {
 		// A pre-initialized runtime's Init Duration counts from the bind: its interpreter
 		// started before the invoke, off its path.
@@ -220,6 +232,11 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		// Like Lambda's Init Duration: the runtime's own start, from exec to its first /next.
 		e.cold.Ready = p.m.now()
 		e.initDur = e.cold.Ready.Sub(execAt)
+		if e.api.Subscribed() {
+			e.telemetryInitDone(e.initDur, "success", "")
+		} else {
+			e.api.EndBacklog() // no subscription came during INIT: keep nothing for one
+		}
 		if ib, ok := inst.(sandbox.InitBooster); ok {
 			if err := ib.EndInit(ctx); err != nil {
 				e.destroy("end init")

@@ -67,6 +67,23 @@ func (e *env) run(req Request) *call {
 	inv.InvokedARN = req.InvokedARN
 	inv.ClientContext = req.ClientContext
 	inv.TraceID = req.TraceID
+	ext, tel := e.api.HasExtensions(), e.api.Subscribed()
+	if ext || tel {
+		if failed := e.api.ExtensionFailed(); failed != "" {
+			// An extension died since the last invocation: this environment must go; the
+			// invocation goes to another one.
+			e.destroy("extension failed")
+			c.outcome = outcomeNotDelivered
+			return c
+		}
+		if tel {
+			e.api.EndBacklog()
+			e.telemetryStart(req, now)
+		}
+		if ext {
+			e.api.DispatchInvoke(inv)
+		}
+	}
 	res, err := e.api.Invoke(inv)
 	c.duration = p.m.now().Sub(now)
 	switch {
@@ -85,6 +102,11 @@ func (e *env) run(req Request) *call {
 		c.output = e.out.take()
 	default:
 		c.result = res
+		if ext || tel {
+			c.output, c.extOutput = e.out.takeMarked()
+			c.pending = true // awaitExtensions releases it, after the caller is answered
+			return c
+		}
 		c.output = e.out.take()
 		e.release()
 	}
@@ -169,6 +191,34 @@ func (e *env) teardown(reason string) {
 	p := e.p
 	p.mu.Lock()
 	e.to(stateDead)
+	for i, x := range p.idle {
+		if x == e {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			break
+		}
+	}
+	p.mu.Unlock()
+	// The memory budget is given back now, not after the SHUTDOWN phase below: a cold start
+	// evicting this environment must not find the budget still taken.
+	p.m.release(p.fn.MemoryMB)
+	if e.api.WantsShutdown() || e.api.Subscribed() {
+		// Extensions get SHUTDOWN and up to 2 s before the sandbox goes: off the caller's
+		// goroutine (a reaper or Close ends many environments at once).
+		p.m.wg.Add(1)
+		go func() {
+			defer p.m.wg.Done()
+			e.shutdown(reason)
+			e.destroySandbox(reason)
+		}()
+		return
+	}
+	e.destroySandbox(reason)
+}
+
+// destroySandbox ends the environment's sandbox, Runtime API and services.
+func (e *env) destroySandbox(reason string) {
+	p := e.p
+	p.mu.Lock()
 	delete(p.all, e)
 	empty := p.retired && len(p.all) == 0
 	p.mu.Unlock()
@@ -181,7 +231,6 @@ func (e *env) teardown(reason string) {
 		p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
 	}
 	_ = e.api.Close()
-	p.m.release(p.fn.MemoryMB)
 	p.m.wg.Add(1)
 	go func() { defer p.m.wg.Done(); e.out.close() }()
 	if len(e.services) > 0 {

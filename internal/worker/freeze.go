@@ -14,7 +14,9 @@ func (m *Manager) freezeIdle(now time.Time) {
 	for p := range m.pools {
 		p.mu.Lock()
 		for _, e := range p.idle {
-			if e.state == stateIdle && now.Sub(e.lastUsed) >= m.cfg.FreezeAfter {
+			// Not while telemetry waits to reach an extension in it: the delivery would wait
+			// for the next invocation's thaw.
+			if e.state == stateIdle && now.Sub(e.lastUsed) >= m.cfg.FreezeAfter && !e.api.TelemetryBusy() {
 				candidates = append(candidates, e)
 			}
 		}

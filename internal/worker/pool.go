@@ -162,8 +162,14 @@ func (p *Pool) finish(c *call, respond func(*Response)) {
 			c.outcome = outcomeError
 		}
 	}
+	if c.pending && c.req.Tail { // the log tail ends with REPORT: the extensions' time is in it
+		c.e.awaitExtensions(c) // the caller still gets the runtime's answer, as Lambda's does
+	}
 	if !c.req.Tail {
 		respond(resp)
+		if c.pending {
+			c.e.awaitExtensions(c)
+		}
 		// The log record (and Max Memory Used, a /proc or cgroup read) is built off the
 		// request's goroutine: on a keep-alive connection the client's next request waits for it.
 		p.queueRecord(c)

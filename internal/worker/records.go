@@ -21,6 +21,11 @@ type call struct {
 	result   runtimeapi.Result
 	outcome  outcome
 	aborted  string // why the platform stopped the environment under the invocation (outcomeAborted)
+	// pending: the runtime answered, and the environment has extensions or telemetry
+	// subscribers; env.awaitExtensions finishes the invocation (and releases the environment).
+	pending bool
+	// extOutput are the spans of output that are extensions' lines (not "function" events).
+	extOutput [][2]int
 }
 
 // outcome is how an invocation ended. It is the worker's own signal, never read from what a

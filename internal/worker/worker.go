@@ -11,7 +11,8 @@
 // budget.go (memory budget, LRU eviction), reaper.go, freeze.go, provision.go (provisioned
 // concurrency), records.go (invocation outcomes, START/END/REPORT records), output.go (the
 // output pipe), environ.go (Lambda's environment variables), services.go (per-environment
-// services), spares.go (pre-initialized Python and Node runtimes).
+// services), spares.go (pre-initialized Python and Node runtimes), extensions.go (external
+// extensions' launcher, the invocation's wait for its extensions, SHUTDOWN, telemetry records).
 package worker
 
 import (

@@ -135,7 +135,9 @@ func underHostDirs(path string) bool {
 // sandboxHosts is /etc/hosts in an environment (each has a network namespace of its own): localhost is
 // 127.0.0.1 only (where the Runtime API and the extension ports listen, so that a client that
 // tries ::1 first and does not fall back still connects), and none of the host's names leak in.
-const sandboxHosts = "127.0.0.1\tlocalhost localhost.localdomain\n::1\tip6-localhost ip6-loopback\n"
+// sandbox.localdomain is Lambda's name for the environment itself: extensions listen there for
+// the Telemetry API's deliveries.
+const sandboxHosts = "127.0.0.1\tlocalhost localhost.localdomain sandbox.localdomain sandbox\n::1\tip6-localhost ip6-loopback\n"
 
 // finishRoot mounts the function's own directories and /tmp into the root prepared at r, enters
 // it and makes it read-only; for a prestarted runtime it mounts what it has and leaves entering
