@@ -222,6 +222,26 @@ func reports(lines []map[string]any, ids []string) int {
 	return n
 }
 
+// xrayHeader is an X-Ray trace header as every invocation carries one.
+var xrayHeader = regexp.MustCompile(`^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=[01]$`)
+
+// maskTracing checks an event's or record's tracing (the invocation's X-Ray header) and masks
+// what varies in it.
+func maskTracing(t *testing.T, m map[string]any) {
+	t.Helper()
+	tr, ok := m["tracing"].(map[string]any)
+	if !ok {
+		return
+	}
+	if tr["type"] != "X-Amzn-Trace-Id" || !xrayHeader.MatchString(fmt.Sprint(tr["value"])) {
+		t.Errorf("tracing %v, want type X-Amzn-Trace-Id and an X-Ray header", tr)
+	}
+	tr["value"] = "<trace>"
+	if _, ok := tr["spanId"]; ok {
+		tr["spanId"] = "<span>"
+	}
+}
+
 var telemetryTime = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`)
 
 // probeView is what the extension recorded, for the invocations ids, with every value that
@@ -259,6 +279,7 @@ func probeView(t *testing.T, lines []map[string]any, ids []string, arn string) m
 				t.Errorf("INVOKE deadlineMs = %v, not about now + the timeout", ev["deadlineMs"])
 			}
 			ev["deadlineMs"] = "<deadline>"
+			maskTracing(t, ev)
 			events = append(events, l)
 		}
 	}
@@ -284,6 +305,7 @@ func probeView(t *testing.T, lines []map[string]any, ids []string, arn string) m
 				}
 				rec["requestId"] = name
 			}
+			maskTracing(t, rec)
 			if m, ok := rec["metrics"].(map[string]any); ok {
 				// durationMs has 2 decimals; billedDurationMs is the ceiling of the exact duration.
 				if d, ok := m["durationMs"].(float64); ok && m["billedDurationMs"] != nil {
