@@ -46,6 +46,12 @@ type Environments struct {
 	Spares      int `json:"spares"`
 }
 
+// MappingLag is how far an event source mapping is behind its source.
+type MappingLag struct {
+	Behind    uint64        // records not yet finished
+	OldestAge time.Duration // of the oldest of them
+}
+
 // Config wires a Console.
 type Config struct {
 	Control *control.Plane
@@ -64,6 +70,11 @@ type Config struct {
 	// TLS: the server serves HTTPS, so the session cookie is Secure.
 	TLS          bool
 	Environments func() Environments // nil: not shown
+	// FunctionEnvironments counts one function's environments on this node (all its versions;
+	// Spares stays 0). nil: not shown.
+	FunctionEnvironments func(function string) Environments
+	// MappingLag reports each event source mapping's lag by UUID. nil: not shown.
+	MappingLag func(ctx context.Context) map[string]MappingLag
 	Log          *slog.Logger
 	Now          func() time.Time // nil: time.Now
 }
@@ -320,6 +331,8 @@ type FunctionDetail struct {
 	Recent              []Invocation                   `json:"recent"`
 	Async               *asyncq.FunctionStats          `json:"async,omitempty"`
 	Environments        *Environments                  `json:"environments,omitempty"`
+	// FunctionEnvironments are the function's own (Environments: the node's).
+	FunctionEnvironments *Environments `json:"functionEnvironments,omitempty"`
 }
 
 // pageOf is the versions and aliases a function page lists.
@@ -366,6 +379,10 @@ func (c *Console) getFunction(w http.ResponseWriter, r *http.Request) {
 	if c.cfg.Environments != nil {
 		env := c.cfg.Environments()
 		out.Environments = &env
+	}
+	if c.cfg.FunctionEnvironments != nil {
+		env := c.cfg.FunctionEnvironments(name)
+		out.FunctionEnvironments = &env
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -504,6 +521,9 @@ type MappingRow struct {
 	State          string `json:"state"`
 	StateReason    string `json:"stateReason,omitempty"`
 	BatchSize      int    `json:"batchSize"`
+	// Behind and OldestAgeMs: the mapping's lag, when this node reads it.
+	Behind      *uint64  `json:"behind,omitempty"`
+	OldestAgeMs *float64 `json:"oldestAgeMs,omitempty"`
 }
 
 // SecretRow is one secret, named, never with its value.
@@ -533,9 +553,18 @@ func (c *Console) resources(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	var lag map[string]MappingLag
+	if c.cfg.MappingLag != nil {
+		lag = c.cfg.MappingLag(ctx)
+	}
 	for _, m := range ms.EventSourceMappings {
-		out.Mappings = append(out.Mappings, MappingRow{UUID: m.UUID, EventSourceArn: m.EventSourceArn, FunctionArn: m.FunctionArn,
-			State: m.State, StateReason: m.StateTransitionReason, BatchSize: m.BatchSize})
+		row := MappingRow{UUID: m.UUID, EventSourceArn: m.EventSourceArn, FunctionArn: m.FunctionArn,
+			State: m.State, StateReason: m.StateTransitionReason, BatchSize: m.BatchSize}
+		if l, ok := lag[m.UUID]; ok {
+			age := float64(l.OldestAge) / float64(time.Millisecond)
+			row.Behind, row.OldestAgeMs = &l.Behind, &age
+		}
+		out.Mappings = append(out.Mappings, row)
 	}
 	out.MoreMappings = ms.NextMarker != ""
 	if c.cfg.Secrets != nil {

@@ -408,8 +408,12 @@ func TestFunctionDetail(t *testing.T) {
 	if len(d.Series) != console.Window || d.Series[console.Window-1].Invocations+d.Series[console.Window-2].Invocations != 1 {
 		t.Errorf("series: %d points, last two %+v; want %d with the invocation at the end", len(d.Series), d.Series[len(d.Series)-2:], console.Window)
 	}
-	if len(d.Recent) != 1 || !d.Recent[0].Cold || d.Recent[0].Outcome != "success" || d.Recent[0].DurationMs <= 0 {
-		t.Errorf("recent = %+v; want one cold success", d.Recent)
+	if len(d.Recent) != 1 || !d.Recent[0].Cold || d.Recent[0].Outcome != "success" || d.Recent[0].DurationMs <= 0 ||
+		len(d.Recent[0].RequestID) != 36 || d.Recent[0].InitMs <= 0 {
+		t.Errorf("recent = %+v; want one cold success with its request ID and Init Duration", d.Recent)
+	}
+	if e := d.FunctionEnvironments; e == nil || e.Idle+e.Frozen+e.Busy != 1 {
+		t.Errorf("the function's environments = %+v; want its one environment", e)
 	}
 	if d.Environments == nil || d.Environments.Idle+d.Environments.Frozen+d.Environments.Busy < 1 {
 		t.Errorf("environments = %+v; want the invocation's environment", d.Environments)

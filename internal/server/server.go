@@ -364,7 +364,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
-			Environments: s.environments, Log: s.log.With("part", "console")})})
+			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})
 	var lc net.ListenConfig
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -412,6 +412,27 @@ func (s *Server) environments() console.Environments {
 	st := s.workers.Stats()
 	return console.Environments{Starting: st.Starting, Idle: max(st.Idle-st.Frozen, 0), Frozen: st.Frozen, Busy: st.Busy,
 		Provisioned: st.Provisioned, Spares: st.Spares}
+}
+
+// functionEnvironments counts fn's environments on this node (all its versions), for the console.
+func (s *Server) functionEnvironments(fn string) console.Environments {
+	var e console.Environments
+	for _, p := range s.workers.Pools() {
+		if p.Function == fn {
+			e.Starting, e.Idle, e.Busy, e.Frozen, e.Provisioned = e.Starting+p.Starting, e.Idle+p.Idle, e.Busy+p.Busy,
+				e.Frozen+p.Frozen, e.Provisioned+p.Provisioned
+		}
+	}
+	return e
+}
+
+// mappingLag is each event source mapping's lag this node knows, for the console.
+func (s *Server) mappingLag(ctx context.Context) map[string]console.MappingLag {
+	out := map[string]console.MappingLag{}
+	for _, l := range s.esm.Lag(ctx) {
+		out[l.UUID] = console.MappingLag{Behind: l.Behind, OldestAge: l.OldestAge}
+	}
+	return out
 }
 
 // load is what this node's heartbeat reports of its environments.

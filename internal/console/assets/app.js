@@ -106,9 +106,11 @@ function functionsView(view) {
   return { stop: () => p.stop() };
 }
 
-function renderEnvironments(el, e) {
-  el.replaceChildren(...['starting', 'idle', 'busy', 'frozen', 'provisioned', 'spares'].map((k) =>
-    h('div', { class: 'stat', id: 'env-' + k }, h('b', {}, e[k] ?? 0), h('span', {}, k))));
+function renderEnvironments(el, e, prefix = 'env-') {
+  const states = prefix === 'env-' ? ['starting', 'idle', 'busy', 'frozen', 'provisioned', 'spares']
+    : ['starting', 'idle', 'busy', 'frozen', 'provisioned'];
+  el.replaceChildren(...states.map((k) =>
+    h('div', { class: 'stat', id: prefix + k }, h('b', {}, e[k] ?? 0), h('span', {}, k))));
 }
 
 // ---- function page ----
@@ -124,6 +126,7 @@ function functionView(view, name) {
   const aliases = h('tbody', { id: 'aliases' });
   const recent = h('tbody', { id: 'recent' });
   const envs = h('div', { class: 'stats', id: 'environments' });
+  const fnEnvs = h('div', { class: 'stats', id: 'function-environments' });
   const asyncLine = h('p', { id: 'async-queue', class: 'muted' }, 'none');
   const payload = h('textarea', { id: 'invoke-payload', spellcheck: 'false' });
   payload.value = '{\n  "hello": "flint"\n}';
@@ -181,6 +184,7 @@ function functionView(view, name) {
         h('h2', {}, 'Async invocations waiting'), asyncLine),
       h('div', {},
         h('h2', {}, 'Configuration'), h('div', { class: 'card' }, config),
+        h('h2', {}, 'Environments of this function'), fnEnvs,
         h('h2', {}, 'Environments on this node (all functions)'), envs,
         h('h2', {}, 'Versions'),
         h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Version'), h('th', {}, 'Description'), h('th', {}, 'Last modified'))), versions),
@@ -239,6 +243,7 @@ function functionView(view, name) {
     }));
     if (!d.aliases.length) aliases.replaceChildren(h('tr', {}, h('td', { colspan: 3, class: 'muted' }, 'No aliases.')));
     if (d.environments) renderEnvironments(envs, d.environments);
+    if (d.functionEnvironments) renderEnvironments(fnEnvs, d.functionEnvironments, 'fn-env-');
     asyncLine.textContent = d.async
       ? `${d.async.depth} queued, ${d.async.in_flight} running, oldest ${fmtMs(d.async.oldest_age_ns / 1e6)}`
       : 'none';
@@ -298,7 +303,8 @@ function resourcesView(view) {
       h('th', { class: 'num' }, 'In flight'), h('th', { class: 'num' }, 'Oldest event age'))), asyncBody),
     h('h2', {}, 'Event source mappings'),
     h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'UUID'), h('th', {}, 'Source'), h('th', {}, 'Function'),
-      h('th', {}, 'State'), h('th', { class: 'num' }, 'Batch size'))), mappings),
+      h('th', {}, 'State'), h('th', { class: 'num' }, 'Batch size'), h('th', { class: 'num' }, 'Records behind'),
+      h('th', { class: 'num' }, 'Oldest record age'))), mappings),
     h('h2', {}, 'Secrets (names only)'),
     h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Description'), h('th', {}, 'Last changed'))), secrets));
   const empty = (body, n, text) => body.replaceChildren(h('tr', {}, h('td', { colspan: n, class: 'muted' }, text)));
@@ -308,8 +314,9 @@ function resourcesView(view) {
       h('td', { class: 'num' }, q.in_flight), h('td', { class: 'num' }, fmtMs(q.oldest_age_ns / 1e6)))));
     if (!d.async.length) empty(asyncBody, 4, 'No events waiting.');
     mappings.replaceChildren(...d.mappings.map((m) => h('tr', {}, h('td', {}, h('code', {}, m.uuid)), h('td', {}, m.eventSourceArn),
-      h('td', {}, m.functionArn.split(':').slice(6).join(':')), h('td', { title: m.stateReason || '' }, m.state), h('td', { class: 'num' }, m.batchSize))));
-    if (!d.mappings.length) empty(mappings, 5, 'No event source mappings.');
+      h('td', {}, m.functionArn.split(':').slice(6).join(':')), h('td', { title: m.stateReason || '' }, m.state), h('td', { class: 'num' }, m.batchSize),
+      h('td', { class: 'num' }, m.behind ?? '–'), h('td', { class: 'num' }, m.oldestAgeMs == null ? '–' : fmtMs(m.oldestAgeMs)))));
+    if (!d.mappings.length) empty(mappings, 7, 'No event source mappings.');
     secrets.replaceChildren(...d.secrets.map((s) => h('tr', {}, h('td', {}, s.name), h('td', {}, s.description || ''),
       h('td', {}, s.lastChangedDate ? new Date(s.lastChangedDate * 1000).toLocaleString() : ''))));
     if (!d.secrets.length) empty(secrets, 3, 'No secrets.');
