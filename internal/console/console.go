@@ -75,8 +75,8 @@ type Config struct {
 	FunctionEnvironments func(function string) Environments
 	// MappingLag reports each event source mapping's lag by UUID. nil: not shown.
 	MappingLag func(ctx context.Context) map[string]MappingLag
-	Log          *slog.Logger
-	Now          func() time.Time // nil: time.Now
+	Log        *slog.Logger
+	Now        func() time.Time // nil: time.Now
 }
 
 // Console is the web console's HTTP handler, for everything under Prefix.
