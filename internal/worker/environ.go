@@ -121,8 +121,14 @@ func newID() string {
 }
 
 // logStreamName names a new environment's log stream as Lambda does: the day it starts, its
-// version in brackets, 32 hex digits. The runtime sees it as AWS_LAMBDA_LOG_STREAM_NAME and the
-// CloudWatch Logs API shows the environment's records under it.
+// version in brackets, 32 hex digits; in a custom log group, which several functions may share,
+// the function's name, then the version and the 32 hex digits each in brackets. The runtime sees
+// it as AWS_LAMBDA_LOG_STREAM_NAME and the CloudWatch Logs API shows the environment's records
+// under it.
 func (p *Pool) logStreamName() string {
-	return p.m.now().UTC().Format("2006/01/02") + "/[" + p.fn.Version + "]" + newID() + newID()
+	day := p.m.now().UTC().Format("2006/01/02")
+	if g := p.fn.Logging.Group; g != "" && g != "/aws/lambda/"+p.fn.Name {
+		return day + "/" + p.fn.Name + "[" + p.fn.Version + "][" + newID() + newID() + "]"
+	}
+	return day + "/[" + p.fn.Version + "]" + newID() + newID()
 }

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,5 +29,23 @@ func TestEnvironUserWins(t *testing.T) {
 		if got := seen[k]; len(got) != 1 || got[0] != want {
 			t.Errorf("%s = %q, want once %q", k, got, want)
 		}
+	}
+}
+
+// TestLogStreamName pins Lambda's stream names: YYYY/MM/DD/[VERSION]<32 hex> in the function's
+// own group, YYYY/MM/DD/NAME[VERSION][<32 hex>] in a custom one.
+func TestLogStreamName(t *testing.T) {
+	at := time.Date(2026, 12, 7, 23, 59, 0, 0, time.UTC)
+	p := &Pool{m: &Manager{now: func() time.Time { return at }}, fn: Function{Name: "f", Version: "3"}}
+	if got := p.logStreamName(); !regexp.MustCompile(`^2026/12/07/\[3\][0-9a-f]{32}$`).MatchString(got) {
+		t.Errorf("default group: %q", got)
+	}
+	p.fn.Logging.Group = "/aws/lambda/f"
+	if got := p.logStreamName(); !regexp.MustCompile(`^2026/12/07/\[3\][0-9a-f]{32}$`).MatchString(got) {
+		t.Errorf("the default group named: %q", got)
+	}
+	p.fn.Logging.Group = "/apps/shop"
+	if got := p.logStreamName(); !regexp.MustCompile(`^2026/12/07/f\[3\]\[[0-9a-f]{32}\]$`).MatchString(got) {
+		t.Errorf("custom group: %q", got)
 	}
 }
