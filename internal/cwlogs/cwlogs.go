@@ -16,25 +16,20 @@ package cwlogs
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/awsjson"
 	"github.com/flint-run/flint/internal/logs"
 )
 
 const (
 	targetPrefix = "Logs_20140328."
-	contentType  = "application/x-amz-json-1.1"
 	maxBody      = 1 << 20
 	groupPrefix  = "/aws/lambda/"
 	// DefaultExpireEvery is how often Run removes records older than their group's retention.
@@ -73,10 +68,8 @@ type Service struct {
 	log     *slog.Logger
 	clock   atomic.Pointer[func() time.Time]
 	every   time.Duration
-	ops     map[string]operation
+	wire    awsjson.Service
 }
-
-type operation func(ctx context.Context, body []byte) (any, error)
 
 // New returns the service over cfg.Store.
 func New(cfg Config) *Service {
@@ -94,32 +87,18 @@ func New(cfg Config) *Service {
 	if s.every <= 0 {
 		s.every = DefaultExpireEvery
 	}
-	s.ops = map[string]operation{
-		"DescribeLogGroups":     handle(s.describeLogGroups),
-		"DescribeLogStreams":    handle(s.describeLogStreams),
-		"GetLogEvents":          handle(s.getLogEvents),
-		"FilterLogEvents":       handle(s.filterLogEvents),
-		"PutRetentionPolicy":    handle(s.putRetentionPolicy),
-		"DeleteRetentionPolicy": handle(s.deleteRetentionPolicy),
-		"DeleteLogGroup":        handle(s.deleteLogGroup),
+	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: s.failed, Internal: errInternal,
+		TooLarge: func(n int) *apierr.Error { return errInvalid("Request body is larger than %d bytes.", n) }}
+	s.wire.Ops = map[string]awsjson.Operation{
+		"DescribeLogGroups":     awsjson.Handle(s.describeLogGroups),
+		"DescribeLogStreams":    awsjson.Handle(s.describeLogStreams),
+		"GetLogEvents":          awsjson.Handle(s.getLogEvents),
+		"FilterLogEvents":       awsjson.Handle(s.filterLogEvents),
+		"PutRetentionPolicy":    awsjson.Handle(s.putRetentionPolicy),
+		"DeleteRetentionPolicy": awsjson.Handle(s.deleteRetentionPolicy),
+		"DeleteLogGroup":        awsjson.Handle(s.deleteLogGroup),
 	}
 	return s
-}
-
-func handle[In any, Out any](f func(ctx context.Context, in *In) (Out, error)) operation {
-	return func(ctx context.Context, body []byte) (any, error) {
-		in := new(In)
-		if len(strings.TrimSpace(string(body))) > 0 {
-			if err := json.Unmarshal(body, in); err != nil {
-				var te *json.UnmarshalTypeError
-				if errors.As(err, &te) {
-					return nil, logsError("SerializationException", "Unexpected value at '%s': expected %s", te.Field, te.Type)
-				}
-				return nil, logsError("SerializationException", "Malformed JSON request body.")
-			}
-		}
-		return f(ctx, in)
-	}
 }
 
 // IsLogsRequest reports whether r is a CloudWatch Logs API call, for the API to route it here.
@@ -128,42 +107,9 @@ func IsLogsRequest(r *http.Request) bool {
 }
 
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: Logs_20140328.<Operation>.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := uuid.NewString()
-	w.Header()["X-Amzn-Requestid"] = []string{requestID}
-	target := r.Header.Get("X-Amz-Target")
-	name, ok := strings.CutPrefix(target, targetPrefix)
-	op := s.ops[name]
-	if !ok || op == nil || r.Method != http.MethodPost {
-		s.fail(w, r, requestID, target, logsError("UnknownOperationException",
-			"Unknown operation %s %s (X-Amz-Target %q).", r.Method, r.URL.Path, target))
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		s.fail(w, r, requestID, name, logsError("SerializationException", "Could not read the request body."))
-		return
-	}
-	if len(body) > maxBody {
-		s.fail(w, r, requestID, name, errInvalid("Request body is larger than %d bytes.", maxBody))
-		return
-	}
-	out, err := op(r.Context(), body)
-	if err != nil {
-		s.fail(w, r, requestID, name, err)
-		return
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		s.fail(w, r, requestID, name, errInternal(fmt.Errorf("encode %s response: %w", name, err)))
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	_, _ = w.Write(b)
-}
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-func (s *Service) fail(w http.ResponseWriter, r *http.Request, requestID, op string, err error) {
-	e := asError(err)
+func (s *Service) failed(r *http.Request, requestID, op string, e *apierr.Error, err error) {
 	if e.Status >= 500 {
 		if r.Context().Err() == nil {
 			s.log.Error("cloudwatch logs request failed", "operation", op, "request_id", requestID, "err", err)
@@ -171,9 +117,6 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, requestID, op str
 	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("cloudwatch logs request rejected", "operation", op, "request_id", requestID, "code", e.Code, "message", e.Message)
 	}
-	c := *e
-	c.JSON11 = true
-	apierr.Write(w, &c)
 }
 
 // Run removes the records older than their group's retention every ExpireEvery, until ctx ends.
@@ -245,12 +188,4 @@ func errNoStream() *apierr.Error {
 func errInternal(cause error) *apierr.Error {
 	return (&apierr.Error{Code: "ServiceUnavailableException", Status: http.StatusInternalServerError,
 		Message: "The service cannot complete the request."}).Wrap(cause)
-}
-
-func asError(err error) *apierr.Error {
-	var e *apierr.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return errInternal(err)
 }

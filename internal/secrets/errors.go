@@ -55,15 +55,6 @@ func errInternal(cause error) *apierr.Error {
 		Message: "An error occurred on the server side."}).Wrap(cause)
 }
 
-// asError returns the API error inside err, or an InternalServiceError wrapping it.
-func asError(err error) *apierr.Error {
-	var e *apierr.Error
-	if errors.As(err, &e) {
-		return e
-	}
-	return errInternal(err)
-}
-
 // writeError renders an API error for the JSON 1.1 protocol (through apierr.Write, the one
 // renderer): the Go SDK reads __type (or X-Amzn-ErrorType) and either casing of the message;
 // botocore reads "message" first, then "Message"; both are sent.
@@ -71,4 +62,13 @@ func writeError(w http.ResponseWriter, e *apierr.Error) {
 	c := *e
 	c.JSON11 = true
 	apierr.Write(w, &c)
+}
+
+// asError returns the API error inside err, or an InternalServiceError wrapping it.
+func asError(err error) *apierr.Error {
+	var e *apierr.Error
+	if errors.As(err, &e) {
+		return e
+	}
+	return errInternal(err)
 }

@@ -15,23 +15,20 @@ package secrets
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
-
+	"github.com/flint-run/flint/internal/apierr"
+	"github.com/flint-run/flint/internal/awsjson"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/store"
 )
 
 const (
 	targetPrefix = "secretsmanager."
-	contentType  = "application/x-amz-json-1.1"
 	// maxBody bounds a request: values are at most 64 KiB (about 88 KiB as base64), so this is
 	// generous for any valid request and still stops a client from filling memory.
 	maxBody = 1 << 20
@@ -67,11 +64,8 @@ type Service struct {
 	account string
 	log     *slog.Logger
 	now     func() time.Time
-	ops     map[string]operation
+	wire    awsjson.Service
 }
-
-// operation handles one X-Amz-Target: it decodes the body and returns the response document.
-type operation func(ctx context.Context, body []byte) (any, error)
 
 // New returns the service over cfg.Store.
 func New(cfg Config) *Service {
@@ -91,50 +85,22 @@ func New(cfg Config) *Service {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.ops = map[string]operation{
-		"CreateSecret":         handle(s.createSecret),
-		"GetSecretValue":       handle(s.getSecretValue),
-		"PutSecretValue":       handle(s.putSecretValue),
-		"UpdateSecret":         handle(s.updateSecret),
-		"DescribeSecret":       handle(s.describeSecret),
-		"ListSecrets":          handle(s.listSecrets),
-		"ListSecretVersionIds": handle(s.listSecretVersionIDs),
-		"DeleteSecret":         handle(s.deleteSecret),
-		"RestoreSecret":        handle(s.restoreSecret),
-		"TagResource":          handle(s.tagResource),
-		"UntagResource":        handle(s.untagResource),
+	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: s.failed, Internal: errInternal, Wipe: true,
+		TooLarge: func(n int) *apierr.Error { return errValidation("Request body is larger than %d bytes.", n) }}
+	s.wire.Ops = map[string]awsjson.Operation{
+		"CreateSecret":         awsjson.Handle(s.createSecret),
+		"GetSecretValue":       awsjson.Handle(s.getSecretValue),
+		"PutSecretValue":       awsjson.Handle(s.putSecretValue),
+		"UpdateSecret":         awsjson.Handle(s.updateSecret),
+		"DescribeSecret":       awsjson.Handle(s.describeSecret),
+		"ListSecrets":          awsjson.Handle(s.listSecrets),
+		"ListSecretVersionIds": awsjson.Handle(s.listSecretVersionIDs),
+		"DeleteSecret":         awsjson.Handle(s.deleteSecret),
+		"RestoreSecret":        awsjson.Handle(s.restoreSecret),
+		"TagResource":          awsjson.Handle(s.tagResource),
+		"UntagResource":        awsjson.Handle(s.untagResource),
 	}
 	return s
-}
-
-// handle adapts a typed operation to the wire: decode the JSON body into In, run f.
-func handle[In any, Out any](f func(ctx context.Context, in *In) (Out, error)) operation {
-	return func(ctx context.Context, body []byte) (any, error) {
-		in := new(In)
-		if err := decode(body, in); err != nil {
-			return nil, err
-		}
-		return f(ctx, in)
-	}
-}
-
-// decode reads a request body. Its errors never quote the body: it may hold a secret.
-func decode(body []byte, v any) error {
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil // AWS treats an empty body as {}
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return smError("SerializationException", "Unexpected value at '%s': expected %s", te.Field, te.Type)
-		}
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			return smError("SerializationException", "Malformed JSON request body at offset %d.", se.Offset)
-		}
-		return smError("SerializationException", "Malformed JSON request body.")
-	}
-	return nil
 }
 
 // IsSecretsManagerRequest reports whether r is a Secrets Manager API call, for the server to
@@ -144,52 +110,17 @@ func IsSecretsManagerRequest(r *http.Request) bool {
 }
 
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: secretsmanager.<Operation>.
-func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	requestID := uuid.NewString()
-	w.Header()["X-Amzn-Requestid"] = []string{requestID}
-	target := r.Header.Get("X-Amz-Target")
-	name, ok := strings.CutPrefix(target, targetPrefix)
-	op := s.ops[name]
-	if !ok || op == nil || r.Method != http.MethodPost {
-		s.fail(w, r, requestID, target, smError("UnknownOperationException",
-			"Unknown operation %s %s (X-Amz-Target %q).", r.Method, r.URL.Path, target))
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		s.fail(w, r, requestID, name, smError("SerializationException", "Could not read the request body."))
-		return
-	}
-	if len(body) > maxBody {
-		s.fail(w, r, requestID, name, errValidation("Request body is larger than %d bytes.", maxBody))
-		return
-	}
-	out, err := op(r.Context(), body)
-	clear(body) // it may hold a secret value; do not leave it for the next allocation to find
-	if err != nil {
-		s.fail(w, r, requestID, name, err)
-		return
-	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		s.fail(w, r, requestID, name, errInternal(fmt.Errorf("encode %s response: %w", name, err)))
-		return
-	}
-	w.Header().Set("Content-Type", contentType)
-	_, _ = w.Write(b)
-}
+func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-// fail logs and renders err. Client errors are debug noise; internal ones are logged with their
-// cause, which the client never sees.
-func (s *Service) fail(w http.ResponseWriter, r *http.Request, requestID, op string, err error) {
-	e := asError(err)
+// failed logs an error answer. Client errors are debug noise; internal ones are logged with
+// their cause, which the client never sees.
+func (s *Service) failed(r *http.Request, requestID, op string, e *apierr.Error, err error) {
 	if e.Status >= 500 || e.Code == "DecryptionFailure" {
 		s.log.Error("secrets manager request failed", "operation", op, "request_id", requestID, "err", err)
 	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
 		s.log.Debug("secrets manager request rejected", "operation", op, "request_id", requestID,
 			"code", e.Code, "message", e.Message)
 	}
-	writeError(w, e)
 }
 
 // SecretValue is one version of a secret's value, as GetSecretValue returns it. Exactly one of

@@ -36,7 +36,7 @@ var layering = []struct {
 	{from: "internal/control", to: "internal/worker", why: "the control plane reaches environments only through the invocation service"},
 	{from: "internal/functionurl", to: "...", why: "function URL payload shapes import no Flint package"},
 	{from: "internal/logs", to: "...", why: "the log store imports no Flint package"},
-	{from: "internal/cwlogs", to: "...", except: []string{"internal/logs", "internal/apierr"}, why: "the CloudWatch Logs API reaches logs only through the log store"},
+	{from: "internal/cwlogs", to: "...", except: []string{"internal/logs", "internal/apierr", "internal/awsjson"}, why: "the CloudWatch Logs API reaches logs only through the log store"},
 	{from: "...", to: "internal/worker", except: []string{"internal/invoke", "internal/server"}, why: "only invoke reaches pools (server builds the Manager)"},
 	{from: "internal/worker/...", to: "internal/store", why: "the worker does not touch the store"},
 	{from: "internal/worker/...", to: "internal/api", why: "the worker does not know the HTTP API"},
