@@ -353,13 +353,7 @@ func (s *Service) getLogEvents(ctx context.Context, in *getLogEventsInput) (*get
 		return nil, err
 	}
 	cut := s.cut(g.retention).UnixMilli()
-	lo, hi := int64(-1<<63), int64(1<<63-1)
-	if in.StartTime != nil {
-		lo = *in.StartTime
-	}
-	if in.EndTime != nil {
-		hi = *in.EndTime
-	}
+	lo, hi := window(in.StartTime, in.EndTime)
 	from := logs.From{}
 	if dir == 'f' {
 		from.Seq = max(at.seq, 1)
@@ -511,13 +505,7 @@ func (s *Service) filterLogEvents(ctx context.Context, in *filterLogEventsInput)
 		return nil, err
 	}
 	cut := s.cut(g.retention).UnixMilli()
-	lo, hi := int64(-1<<63), int64(1<<63-1)
-	if in.StartTime != nil {
-		lo = *in.StartTime
-	}
-	if in.EndTime != nil {
-		hi = *in.EndTime
-	}
+	lo, hi := window(in.StartTime, in.EndTime)
 	from := logs.From{Seq: at.seq}
 	if at.seq == 0 {
 		from = s.fromTime(g, max(lo, 0))
@@ -638,3 +626,16 @@ func decodeToken(tok, kind string) (string, error) {
 }
 
 func errBadToken() error { return errInvalid("The specified nextToken is invalid.") }
+
+// window is a request's time range in epoch milliseconds: from start, before end; an absent
+// bound is open.
+func window(start, end *int64) (lo, hi int64) {
+	lo, hi = -1<<63, 1<<63-1
+	if start != nil {
+		lo = *start
+	}
+	if end != nil {
+		hi = *end
+	}
+	return lo, hi
+}
