@@ -252,13 +252,15 @@ func TestTelemetryDelivery(t *testing.T) {
 		id := registerExt(t, e, "tel", `{"events":["INVOKE"]}`)
 		e.srv.EndBacklog()
 		batches := make(chan []map[string]any, 16)
-		refused := false
+		refused := make(chan struct{}) // closed once the first batch was refused
 		srv := &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var b []map[string]any
 			_ = json.NewDecoder(r.Body).Decode(&b)
-			if !refused { // the listener is not ready for the first batch
-				refused = true
+			select {
+			case <-refused:
+			default: // the listener is not ready for the first batch
 				w.WriteHeader(http.StatusServiceUnavailable)
+				close(refused)
 				return
 			}
 			batches <- b
@@ -274,7 +276,11 @@ func TestTelemetryDelivery(t *testing.T) {
 			t.Fatalf("subscribe = %d %s", a.status, a.body)
 		}
 		e.srv.Emit("function", runtimeapi.KindFunction, "lost")
-		time.Sleep(200 * time.Millisecond) // the first batch is refused
+		select {
+		case <-refused:
+		case <-time.After(wait):
+			t.Fatal("the first batch was never delivered")
+		}
 		e.srv.Emit("function", runtimeapi.KindFunction, "kept")
 		select {
 		case b := <-batches:

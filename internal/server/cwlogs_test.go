@@ -599,7 +599,7 @@ func requireAWSCLI(t *testing.T) string {
 	const path = "/usr/bin/aws"
 	out, err := exec.Command(path, "--version").CombinedOutput()
 	if err != nil || !strings.HasPrefix(string(out), "aws-cli/2.") {
-		t.Skipf("AWS CLI v2 not at %s (scripts/tools.sh installs Debian's awscli): %v %s", path, err, out)
+		t.Fatalf("AWS CLI v2 not at %s: run scripts/tools.sh's ensure_tools test (it installs Debian's awscli): %v %s", path, err, out)
 	}
 	return path
 }
