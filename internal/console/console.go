@@ -20,6 +20,7 @@ import (
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/control"
+	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
@@ -456,6 +457,13 @@ func (c *Console) followLogs(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
+	var pattern *cwlogs.Pattern
+	if f := r.URL.Query().Get("filter"); f != "" {
+		if pattern, err = cwlogs.ParsePattern(f); err != nil {
+			c.fail(w, r, apierr.InvalidParameterValue("%s", err.Error()))
+			return
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -474,6 +482,9 @@ func (c *Console) followLogs(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	var clientErr error
 	err = c.cfg.Logs.Follow(ctx, name, logHistory, func(rec logs.Record) error {
+		if pattern != nil && !matches(pattern, string(rec.Text)) {
+			return nil
+		}
 		ev := struct {
 			Time   time.Time `json:"time"`
 			Text   string    `json:"text"`
@@ -656,4 +667,19 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(b)
+}
+
+// matches reports whether a record is one the log view's filter pattern keeps: the pattern
+// matches the whole record (the invocation's lines together, for text patterns) or one of its
+// lines (an event, as CloudWatch Logs filters them: JSON patterns).
+func matches(p *cwlogs.Pattern, record string) bool {
+	if p.Match(record) {
+		return true
+	}
+	for line := range strings.Lines(record) {
+		if p.Match(strings.TrimSuffix(line, "\n")) {
+			return true
+		}
+	}
+	return false
 }

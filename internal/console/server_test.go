@@ -464,6 +464,12 @@ func TestInvokeAndLogTail(t *testing.T) {
 	createFunction(t, c, "tail")
 	b := newBrowserish(t, s)
 
+	// A filter pattern the grammar refuses is the caller's error, before any stream.
+	if resp, body := b.do(t, http.MethodGet, "/console/api/functions/tail/logs?filter="+url.QueryEscape(`{ $.level = `), nil, nil); resp.StatusCode != http.StatusBadRequest ||
+		!strings.Contains(string(body), "InvalidParameterValueException") {
+		t.Errorf("a bad filter pattern: %d %s; want 400 InvalidParameterValueException", resp.StatusCode, body)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+"/console/api/functions/tail/logs", nil)

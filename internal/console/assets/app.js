@@ -151,19 +151,15 @@ function functionView(view, name) {
       button.disabled = false;
     }
   });
-  const filter = h('input', { id: 'log-filter', placeholder: 'filter pattern: ERROR "a phrase" -exclude ?either ?or' });
+  const filter = h('input', { id: 'log-filter', placeholder: 'filter pattern: ERROR "a phrase" -exclude ?either ?or, { $.level = "ERROR" }' });
   const logView = h('pre', { id: 'log-view' });
   const logState = h('span', { class: 'muted', id: 'log-state' }, 'connecting…');
   const records = []; // { time, text, report }
-  const reports = new Map(); // request ID -> report, from the log records
   const drawLogs = () => {
-    const match = compilePattern(filter.value);
-    const shown = records.filter((r) => match(r.text));
-    logView.replaceChildren(...shown.map((r) => h('div', { class: 'log-record' },
+    logView.replaceChildren(...records.map((r) => h('div', { class: 'log-record' },
       h('span', { class: 'log-time' }, fmtTime(r.time) + ' '), r.text)));
     logView.scrollTop = logView.scrollHeight;
   };
-  filter.addEventListener('input', drawLogs);
 
   view.replaceChildren(
     h('p', {}, h('a', { href: '#/' }, '← Functions')),
@@ -251,43 +247,36 @@ function functionView(view, name) {
   };
   const p = poller(load);
 
-  const es = new EventSource(`/console/api/functions/${encodeURIComponent(name)}/logs`);
-  es.addEventListener('open', () => {
-    // A (re)connection replays the newest records: start over rather than repeat them.
-    records.length = 0;
-    reports.clear();
-    logState.textContent = 'live';
+  // The live tail: the server filters the records with the filter pattern (CloudWatch's
+  // grammar, package cwlogs); a new pattern opens a new stream.
+  let es = null;
+  const follow = () => {
+    if (es) es.close();
+    const q = filter.value.trim();
+    es = new EventSource(`/console/api/functions/${encodeURIComponent(name)}/logs` + (q ? `?filter=${encodeURIComponent(q)}` : ''));
+    es.addEventListener('open', () => {
+      // A (re)connection replays the newest records: start over rather than repeat them.
+      records.length = 0;
+      drawLogs();
+      logState.textContent = 'live';
+    });
+    es.addEventListener('error', () => {
+      logState.textContent = 'reconnecting…';
+      api('session').catch(() => {}); // signed out (session ended): api goes to the sign-in page
+    });
+    es.addEventListener('record', (ev) => {
+      records.push(JSON.parse(ev.data));
+      if (records.length > MAX_LOG_RECORDS) records.shift();
+      drawLogs();
+    });
+  };
+  let typing = null;
+  filter.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(follow, 300);
   });
-  es.addEventListener('error', () => {
-    logState.textContent = 'reconnecting…';
-    api('session').catch(() => {}); // signed out (session ended): api goes to the sign-in page
-  });
-  es.addEventListener('record', (ev) => {
-    const rec = JSON.parse(ev.data);
-    records.push(rec);
-    if (records.length > MAX_LOG_RECORDS) records.shift();
-    if (rec.report) {
-      reports.set(rec.report.requestId, rec.report);
-      while (reports.size > 100) reports.delete(reports.keys().next().value);
-    }
-    drawLogs();
-    drawRecent();
-  });
-  return { stop() { p.stop(); es.close(); } };
-}
-
-// compilePattern reads a CloudWatch Logs text filter pattern: terms and "quoted phrases" that
-// must all appear, -terms that must not, and ?terms of which one must (case-sensitive, as
-// CloudWatch's). It is matched against each invocation's whole record.
-function compilePattern(pattern) {
-  const all = [], none = [], any = [];
-  for (const m of pattern.matchAll(/([?-]?)(?:"((?:[^"\\]|\\.)*)"|(\S+))/g)) {
-    const text = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3];
-    if (!text) continue;
-    (m[1] === '-' ? none : m[1] === '?' ? any : all).push(text);
-  }
-  return (s) => all.every((t) => s.includes(t)) && !none.some((t) => s.includes(t)) &&
-    (any.length === 0 || any.some((t) => s.includes(t)));
+  follow();
+  return { stop() { p.stop(); clearTimeout(typing); es.close(); } };
 }
 
 // ---- queues, mappings, secrets ----
