@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/spf13/cobra"
+
+	"github.com/flint-run/flint/internal/logs"
 )
 
 // benchResult is what flint bench reports (and prints with --json). Mode is warm, cold or
@@ -402,31 +402,19 @@ func percentiles(d []time.Duration) (p50, p90, p99, max int64) {
 	return pct(0.50), pct(0.90), pct(0.99), d[len(d)-1].Microseconds()
 }
 
-// initDuration reads the Init Duration of the REPORT line in an invoke's log tail (LogResult,
-// base64): present only when the invocation ran on a new execution environment. Its presence is
-// what counts: a very fast INIT is printed as 0.00 ms.
+// initDuration reads the Init Duration of the report in an invoke's log tail (LogResult, base64):
+// present only when the invocation ran on a new execution environment. Its presence is what
+// counts: a very fast INIT is printed as 0.00 ms.
 func initDuration(logResult string) (time.Duration, bool) {
 	raw, err := base64.StdEncoding.DecodeString(logResult)
 	if err != nil {
 		return 0, false
 	}
-	i := bytes.LastIndex(raw, []byte("REPORT RequestId: "))
-	if i < 0 {
+	r, ok := logs.ParseReport(raw)
+	if !ok || !r.Cold || r.InitDurationMs < 0 {
 		return 0, false
 	}
-	line, _, _ := bytes.Cut(raw[i:], []byte("\n"))
-	for field := range strings.SplitSeq(string(line), "\t") {
-		v, ok := strings.CutPrefix(field, "Init Duration: ")
-		if !ok {
-			continue
-		}
-		ms, err := strconv.ParseFloat(strings.TrimSuffix(v, " ms"), 64)
-		if err != nil || ms < 0 {
-			return 0, false
-		}
-		return time.Duration(ms * float64(time.Millisecond)), true
-	}
-	return 0, false
+	return time.Duration(r.InitDurationMs * float64(time.Millisecond)), true
 }
 
 // recycleAnswer is POST /flint/v1/functions/NAME/recycle's answer.

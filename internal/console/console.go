@@ -490,7 +490,7 @@ func (c *Console) followLogs(w http.ResponseWriter, r *http.Request) {
 			Text   string    `json:"text"`
 			Report *Report   `json:"report,omitempty"`
 		}{Time: rec.Time, Text: string(rec.Text)}
-		if rep, ok := parseReport(rec.Text); ok {
+		if rep, ok := logs.ParseReport(rec.Text); ok {
 			ev.Report = &rep
 		}
 		buf.Reset()

@@ -169,42 +169,6 @@ func TestStatsInvokedAllocs(t *testing.T) {
 	}
 }
 
-func TestParseReport(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		text string
-		want Report
-		ok   bool
-	}{
-		{name: "text cold error",
-			text: "init line\nSTART RequestId: 11111111-2222 Version: $LATEST\nhello\nEND RequestId: 11111111-2222\n" +
-				"REPORT RequestId: 11111111-2222\tDuration: 976.25 ms\tBilled Duration: 977 ms\tMemory Size: 128 MB\tMax Memory Used: 90 MB\tInit Duration: 430.47 ms\tStatus: error\tError Type: Runtime.ExitError\t\n",
-			want: Report{RequestID: "11111111-2222", Version: "$LATEST", DurationMs: 976.25, InitDurationMs: 430.47, Status: "error", ErrorType: "Runtime.ExitError"},
-			ok:   true},
-		{name: "text warm success",
-			text: "START RequestId: abc Version: 3\nEND RequestId: abc\nREPORT RequestId: abc\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 20 MB\t\n",
-			want: Report{RequestID: "abc", Version: "3", DurationMs: 1.5, Status: "success"}, ok: true},
-		{name: "json",
-			text: `{"time":"2026-12-07T10:00:00.000Z","type":"platform.start","record":{"requestId":"r1","version":"$LATEST"}}` + "\n" +
-				`{"timestamp":"2026-12-07T10:00:00.001Z","level":"INFO","requestId":"r1","message":"hi"}` + "\n" +
-				`{"time":"2026-12-07T10:00:00.002Z","type":"platform.report","record":{"requestId":"r1","metrics":{"durationMs":2.25,"billedDurationMs":3,"memorySizeMB":128,"maxMemoryUsedMB":30,"initDurationMs":100.5},"status":"timeout"}}` + "\n",
-			want: Report{RequestID: "r1", Version: "$LATEST", DurationMs: 2.25, InitDurationMs: 100.5, Status: "timeout"}, ok: true},
-		{name: "no report", text: "START RequestId: x Version: $LATEST\ncut short\n", ok: false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, ok := parseReport([]byte(tc.text))
-			if ok != tc.ok {
-				t.Fatalf("ok = %v; want %v", ok, tc.ok)
-			}
-			if ok {
-				if diff := cmp.Diff(tc.want, got); diff != "" {
-					t.Errorf("parseReport (-want +got):\n%s", diff)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkStatsInvoked is the cost the console adds to each finished invocation (on the
 // worker's record writer, off the invoke path).
 func BenchmarkStatsInvoked(b *testing.B) {
