@@ -266,21 +266,8 @@ func TestTraces(t *testing.T) {
 			func(in *lambda.CreateFunctionInput) {
 				in.Environment = &types.Environment{Variables: map[string]string{"DIR": bdir}}
 			})
-		m, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + "traced-jobs"),
-			FunctionName: aws.String("traced-batch"), BatchSize: aws.Int32(1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitFor(t, "mapping enabled", 10*time.Second, func() bool {
-			got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
-			return err == nil && aws.ToString(got.State) == "Enabled"
-		})
-		nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, _ := jetstream.New(nc)
+		m := enabledQueueMapping(t, c, "traced-jobs", "traced-batch")
+		js := outsideJetStream(t, s)
 		const h = "Root=1-6759e988-fedcba9876543210fedcba98;Parent=5555666677778888;Sampled=1"
 		traced := nats.NewMsg("flint.queues.traced-jobs")
 		traced.Data = []byte("one")
@@ -700,21 +687,8 @@ func TestOTLPExport(t *testing.T) {
 	}
 
 	// A queue batch: a trace of its own, its invoke span linked to the traced record's.
-	m, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + "spanned-jobs"),
-		FunctionName: aws.String("spanned"), BatchSize: aws.Int32(1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "mapping enabled", 10*time.Second, func() bool {
-		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
-		return err == nil && aws.ToString(got.State) == "Enabled"
-	})
-	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	enabledQueueMapping(t, c, "spanned-jobs", "spanned")
+	js := outsideJetStream(t, s)
 	msg := nats.NewMsg("flint.queues.spanned-jobs")
 	msg.Data = []byte("{}")
 	msg.Header.Set("X-Amzn-Trace-Id", "Root=1-5759e98b-00000000000000000000beef;Parent=00000000000000bb;Sampled=1")
@@ -815,4 +789,35 @@ func BenchmarkWarmInvokeOTLP(b *testing.B) {
 			load(b, s.URL()+"/2015-03-31/functions/echo/invocations", 1)
 		})
 	}
+}
+
+// enabledQueueMapping maps the queue of that name to fn, one record per batch, once enabled.
+func enabledQueueMapping(t *testing.T, c *lambda.Client, queue, fn string) *lambda.CreateEventSourceMappingOutput {
+	t.Helper()
+	ctx := context.Background()
+	m, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(queueArn + queue),
+		FunctionName: aws.String(fn), BatchSize: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "mapping enabled", 10*time.Second, func() bool {
+		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
+		return err == nil && aws.ToString(got.State) == "Enabled"
+	})
+	return m
+}
+
+// outsideJetStream is JetStream as an outside NATS client of s sees it (closed with the test).
+func outsideJetStream(t *testing.T, s *server.Server) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }
