@@ -23,16 +23,30 @@ const streamArn = "arn:flint:jetstream:us-east-1:000000000000:stream/"
 // records reads n destination records from a stream through an outside NATS client.
 func records(t *testing.T, s *server.Server, stream string, n int) []asyncq.Record {
 	t.Helper()
+	var out []asyncq.Record
+	for _, msg := range destinationMsgs(t, s, stream, n) {
+		var r asyncq.Record
+		if err := json.Unmarshal(msg.Data(), &r); err != nil {
+			t.Fatalf("record %s: %v", msg.Data(), err)
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// destinationMsgs reads n messages of a destination stream through an outside NATS client.
+func destinationMsgs(t *testing.T, s *server.Server, stream string, n int) []jetstream.Msg {
+	t.Helper()
 	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var st jetstream.Stream
-	for st == nil { // Flint creates the stream with the first record
+	for st == nil {
 		if st, err = js.Stream(ctx, stream); err != nil {
 			if ctx.Err() != nil {
 				t.Fatalf("stream %s never appeared: %v", stream, err)
@@ -45,17 +59,13 @@ func records(t *testing.T, s *server.Server, stream string, n int) []asyncq.Reco
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []asyncq.Record
+	var out []jetstream.Msg
 	for len(out) < n {
-		msg, err := cons.Next(jetstream.FetchMaxWait(30 * time.Second))
+		msg, err := cons.Next(jetstream.FetchMaxWait(60 * time.Second))
 		if err != nil {
 			t.Fatalf("%d of %d records from %s: %v", len(out), n, stream, err)
 		}
-		var r asyncq.Record
-		if err := json.Unmarshal(msg.Data(), &r); err != nil {
-			t.Fatalf("record %s: %v", msg.Data(), err)
-		}
-		out = append(out, r)
+		out = append(out, msg)
 	}
 	return out
 }

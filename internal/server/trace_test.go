@@ -115,42 +115,6 @@ func parentOf(h string) string {
 	return ""
 }
 
-// destinationMsgs reads n messages of a destination stream through an outside NATS client.
-func destinationMsgs(t *testing.T, s *server.Server, stream string, n int) []jetstream.Msg {
-	t.Helper()
-	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var st jetstream.Stream
-	for st == nil {
-		if st, err = js.Stream(ctx, stream); err != nil {
-			if ctx.Err() != nil {
-				t.Fatalf("stream %s never appeared: %v", stream, err)
-			}
-			st = nil
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
-	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []jetstream.Msg
-	for len(out) < n {
-		msg, err := cons.Next(jetstream.FetchMaxWait(60 * time.Second))
-		if err != nil {
-			t.Fatalf("%d of %d records from %s: %v", len(out), n, stream, err)
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
 // TestTraces: every invocation carries a trace header to its runtime (_X_AMZN_TRACE_ID): the
 // caller's, else a new root; async events keep theirs through retries and destinations; queue
 // batches get a trace of their own and see their records'; and /metrics counts a known load
