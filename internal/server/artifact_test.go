@@ -30,32 +30,42 @@ type codeState struct {
 
 func readCodeState(t *testing.T, s *server.Server, dataDir string) codeState {
 	t.Helper()
+	st, err := tryCodeState(s, dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// tryCodeState reads the code state, each read bounded: a listing of the code bucket was seen
+// to hang until its context ended on a loaded machine (waitCodeState then reads again).
+func tryCodeState(s *server.Server, dataDir string) (codeState, error) {
 	var st codeState
 	ents, err := os.ReadDir(filepath.Join(dataDir, "code"))
 	if err != nil {
-		t.Fatal(err)
+		return st, err
 	}
 	for _, e := range ents {
 		st.dirs = append(st.dirs, e.Name())
 	}
 	// Flint's own (in-process) connection: outside NATS clients cannot reach the object store.
 	js := s.JetStream()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	obs, err := js.ObjectStore(ctx, "flint_code")
 	if err != nil {
-		t.Fatal(err)
+		return st, err
 	}
 	infos, err := obs.List(ctx)
 	if err != nil && !errors.Is(err, jetstream.ErrNoObjectsFound) {
-		t.Fatal(err)
+		return st, err
 	}
 	for _, in := range infos {
 		st.objects = append(st.objects, in.Name)
 	}
 	slices.Sort(st.dirs)
 	slices.Sort(st.objects)
-	return st
+	return st, nil
 }
 
 func (a codeState) equal(b codeState) bool {
@@ -71,12 +81,13 @@ func codeKey(zip []byte) string {
 func waitCodeState(t *testing.T, s *server.Server, dataDir string, what string, ok func(codeState) bool) {
 	t.Helper()
 	var st codeState
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		if st = readCodeState(t, s, dataDir); ok(st) {
+	var err error
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if st, err = tryCodeState(s, dataDir); err == nil && ok(st) {
 			return
 		}
 	}
-	t.Errorf("%s: code state %+v", what, st)
+	t.Errorf("%s: code state %+v (last read: %v)", what, st, err)
 }
 
 func startCodeServer(t *testing.T, dir string) *server.Server {
