@@ -2,7 +2,6 @@ package asyncq
 
 import (
 	"context"
-	"log/slog"
 	"regexp"
 	"slices"
 	"strings"
@@ -58,12 +57,12 @@ const deliverFor = 20 * time.Second
 // derived for a function destination's event. A record not delivered by then is logged: the
 // event has run. trace is the event's trace header: a function destination's event continues
 // the trace, a stream record carries it in its X-Amzn-Trace-Id header.
-func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id, trace string, log *slog.Logger) {
+func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id, trace string, log *eventLog) {
 	if arn == "" {
 		return
 	}
 	if m := streamDestination().FindStringSubmatch(arn); m != nil && ReservedStreamName(m[1]) {
-		log.Warn("not delivering to a stream reserved for Flint", "destination", arn)
+		log.get().Warn("not delivering to a stream reserved for Flint", "destination", arn)
 		return
 	}
 	var send func() error
@@ -96,7 +95,7 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 			return err
 		}
 	} else {
-		log.Error("unknown destination", "arn", arn)
+		log.get().Error("unknown destination", "arn", arn)
 		return
 	}
 	deadline := time.Now().Add(deliverFor)
@@ -106,10 +105,10 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 			return
 		}
 		if time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
-			log.Error("destination: record not delivered", "arn", arn, "err", err)
+			log.get().Error("destination: record not delivered", "arn", arn, "err", err)
 			return
 		}
-		log.Warn("destination: retrying", "arn", arn, "err", err)
+		log.get().Warn("destination: retrying", "arn", arn, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(wait):

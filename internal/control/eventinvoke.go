@@ -15,18 +15,19 @@ import (
 
 // eventInvokeStore is the asynchronous invocation configs' repository (store.EventInvokeConfigs).
 type eventInvokeStore interface {
-	Put(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) error
+	Put(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) (uint64, error)
 	Get(ctx context.Context, name, qualifier string) (*lambda.EventInvokeConfig, error)
-	Delete(ctx context.Context, name, qualifier string) error
+	Delete(ctx context.Context, name, qualifier string) (uint64, error)
 	List(ctx context.Context, name string) ([]*lambda.EventInvokeConfig, error)
 }
 
 // EventInvokeConfigs serves Put/Update/Get/Delete/ListFunctionEventInvokeConfig(s): retries,
-// event age and destinations of asynchronous invocations, which the queue reads from the store
-// when it handles an event. A config may be put on whatever an asynchronous invocation can
+// event age and destinations of asynchronous invocations, which the queue reads from the
+// invocation view (a write waits until the view holds it). A config may be put on whatever an asynchronous invocation can
 // address: its view resolves a name and qualifier as invocations do (invoke.Service).
 type EventInvokeConfigs struct {
 	resolver
+	awaiter
 	configs eventInvokeStore
 	view    FunctionView
 }
@@ -121,9 +122,11 @@ func (s *EventInvokeConfigs) write(ctx context.Context, t Target, in EventInvoke
 	if err := checkEventInvokeConfig(c); err != nil {
 		return nil, err
 	}
-	if err := s.configs.Put(ctx, name, q, c); err != nil {
+	rev, err := s.configs.Put(ctx, name, q, c)
+	if err != nil {
 		return nil, err
 	}
+	s.await(ctx, invoke.EventInvokeConfigs, rev)
 	return c, nil
 }
 
@@ -150,11 +153,13 @@ func (s *EventInvokeConfigs) Delete(ctx context.Context, t Target) error {
 	if err != nil {
 		return err
 	}
-	if err := s.configs.Delete(ctx, name, q); errors.Is(err, store.ErrNotFound) {
+	rev, err := s.configs.Delete(ctx, name, q)
+	if errors.Is(err, store.ErrNotFound) {
 		return s.configNotFound(name, q)
 	} else if err != nil {
 		return err
 	}
+	s.await(ctx, invoke.EventInvokeConfigs, rev)
 	return nil
 }
 

@@ -81,7 +81,7 @@ func New(cfg Config) *Plane {
 		Tags:               &Tags{account: cfg.Account, awaiter: w, functions: st.Functions()},
 		Policies:           &Policies{resolver: r, awaiter: w, policies: st.Policies()},
 		Provisioned:        &Provisioned{resolver: r, awaiter: w, configs: st.Provisioned(), capacity: cfg.Invoke},
-		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
+		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, awaiter: w, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
 		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code(), collector: code},
 		names:              r,
 	}

@@ -38,31 +38,48 @@ func (s *Service) InvokeAsync(ctx context.Context, ev asyncq.Event) (asyncq.Outc
 }
 
 // AsyncConfig returns the asynchronous invocation settings for function:qualifier: its event
-// invoke config (Lambda's defaults without one) and the function's dead-letter target.
+// invoke config (Lambda's defaults without one) and the dead-letter target of the version it
+// runs. Both come from the view (the queue asks for every event it takes; reading them from
+// the store was most of the cost of settling one), which a write to either waits for.
 func (s *Service) AsyncConfig(ctx context.Context, function, qualifier string) (asyncq.InvokeConfig, error) {
-	f, err := s.store.Functions.Get(ctx, function)
-	if errors.Is(err, store.ErrNotFound) {
+	e, err := s.Lookup(ctx, function, qualifier)
+	if errors.Is(err, ErrNotFound) {
 		return asyncq.InvokeConfig{}, asyncq.ErrGone
 	}
 	if err != nil {
 		return asyncq.InvokeConfig{}, err
 	}
 	cfg := asyncq.DefaultInvokeConfig
-	if dl := f.Config.DeadLetterConfig; dl != nil {
+	if dl := e.Fn.Config.DeadLetterConfig; dl != nil {
 		cfg.DeadLetter = dl.TargetArn
 	}
-	c, err := s.store.EventInvokeConfigs.Get(ctx, function, qualifier)
-	if errors.Is(err, store.ErrNotFound) {
+	s.mu.RLock()
+	it := s.eic[store.EventInvokeConfigKey(function, qualifier)]
+	s.mu.RUnlock()
+	if it == nil || it.c == nil {
 		return cfg, nil
 	}
-	if err != nil {
-		return cfg, err
-	}
-	return applyEventInvokeConfig(cfg, c), nil
+	return overlayEventInvokeConfig(cfg, it.c), nil
 }
 
-// applyEventInvokeConfig overlays a stored config on defaults.
-func applyEventInvokeConfig(cfg asyncq.InvokeConfig, c *lambda.EventInvokeConfig) asyncq.InvokeConfig {
+// applyEventInvokeConfig installs revision rev of an asynchronous invocation config (c nil:
+// deleted) unless a newer one is known.
+func (s *Service) applyEventInvokeConfig(key string, rev uint64, c *lambda.EventInvokeConfig) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old := s.eic[key]; old != nil && rev <= old.rev {
+		return
+	}
+	if c == nil {
+		// A tombstone keeps its revision: an older put replayed after it must not revive it.
+		s.eic[key] = &eicItem{rev: rev}
+		return
+	}
+	s.eic[key] = &eicItem{rev: rev, c: c}
+}
+
+// overlayEventInvokeConfig overlays a stored config on defaults.
+func overlayEventInvokeConfig(cfg asyncq.InvokeConfig, c *lambda.EventInvokeConfig) asyncq.InvokeConfig {
 	if c.MaximumRetryAttempts != nil {
 		cfg.MaximumRetryAttempts = *c.MaximumRetryAttempts
 	}

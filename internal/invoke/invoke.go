@@ -48,7 +48,7 @@ type Metrics interface {
 
 // Registry is what the service reads of the store, one repository each (store.Functions, …):
 // it watches them to keep its view, and reads them where the view cannot answer (a record
-// newer than the view, code, asynchronous settings).
+// newer than the view, code).
 type Registry struct {
 	Functions interface {
 		Get(ctx context.Context, name string) (store.Function, error)
@@ -76,7 +76,7 @@ type Registry struct {
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, p *lambda.StoredPolicy)) error
 	}
 	EventInvokeConfigs interface {
-		Get(ctx context.Context, name, qualifier string) (*lambda.EventInvokeConfig, error)
+		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, c *lambda.EventInvokeConfig)) error
 	}
 	Code interface {
 		Get(ctx context.Context, key string) ([]byte, error)
@@ -109,6 +109,7 @@ type Service struct {
 	prov     map[string]*provItem  // key: NAME.QUALIFIER
 	urls     map[string]*urlItem   // key: URL id
 	public   map[string]uint64     // key: store.PolicyKey of policies that open NONE URLs; value: revision
+	eic      map[string]*eicItem   // key: store.EventInvokeConfigKey
 	counters map[string]*counters  // per function name, shared by its versions
 	ready    chan struct{}
 
@@ -138,6 +139,11 @@ type aliasItem struct {
 	alias *lambda.Alias
 }
 
+type eicItem struct {
+	rev uint64
+	c   *lambda.EventInvokeConfig // nil: deleted
+}
+
 type urlItem struct {
 	rev uint64
 	url *lambda.FunctionURL
@@ -152,7 +158,7 @@ type provItem struct {
 // metrics may be nil.
 func New(st Registry, workers *worker.Manager, code *artifact.Cache, limits artifact.Limits, accountLimit int, metrics Metrics, log *slog.Logger) *Service {
 	return &Service{store: st, workers: workers, code: code, limits: limits, log: log, metrics: metrics, accountLimit: int64(accountLimit),
-		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), counters: make(map[string]*counters),
+		entries: make(map[string]*Entry), aliases: make(map[string]*aliasItem), prov: make(map[string]*provItem), urls: make(map[string]*urlItem), public: make(map[string]uint64), eic: make(map[string]*eicItem), counters: make(map[string]*counters),
 		ready: make(chan struct{})}
 }
 
@@ -168,7 +174,7 @@ func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	const watches = 6
+	const watches = 7
 	var pending sync.WaitGroup
 	pending.Add(watches)
 	go func() { pending.Wait(); close(s.ready) }()
@@ -180,6 +186,9 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() { errs <- s.store.Provisioned.Watch(ctx, once(), watched(s, Provisioned, s.applyProvisioned)) }()
 	go func() { errs <- s.store.URLs.Watch(ctx, once(), watched(s, URLs, s.applyURL)) }()
 	go func() { errs <- s.store.Policies.Watch(ctx, once(), watched(s, Policies, s.applyPolicy)) }()
+	go func() {
+		errs <- s.store.EventInvokeConfigs.Watch(ctx, once(), watched(s, EventInvokeConfigs, s.applyEventInvokeConfig))
+	}()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)

@@ -20,10 +20,11 @@ const (
 	Provisioned
 	URLs
 	Policies
+	EventInvokeConfigs
 	views
 )
 
-var viewNames = [views]string{"functions", "versions", "aliases", "provisioned", "urls", "policies"}
+var viewNames = [views]string{"functions", "versions", "aliases", "provisioned", "urls", "policies", "event invoke configs"}
 
 func (v View) String() string {
 	if v < 0 || v >= views {

@@ -547,6 +547,19 @@ func (r *replicated) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstr
 	return ack, r.s.failed(err)
 }
 
+// PublishMsgAsync refuses at once while this node has lost the quorum, as PublishMsg does; a
+// publish whose ack never comes is explained by Failed.
+func (r *replicated) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if err := r.s.refuse(); err != nil {
+		return nil, err
+	}
+	return r.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// Failed is the error for a write that got err instead of its ack: the quorum error if the node
+// has lost its quorum meanwhile.
+func (r *replicated) Failed(err error) error { return r.s.failed(err) }
+
 func (r *replicated) Publish(ctx context.Context, subj string, data []byte, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	return r.PublishMsg(ctx, &nats.Msg{Subject: subj, Data: data}, opts...)
 }

@@ -175,6 +175,10 @@ func (r Policies) Watch(ctx context.Context, ready func(), fn func(key string, r
 	return r.s.policies.watch(ctx, r.s.js, ready, fn)
 }
 
+// EventInvokeConfigKey is the KV key of NAME's asynchronous invocation config for qualifier (""
+// or $LATEST: the unqualified function), as Watch reports it.
+func EventInvokeConfigKey(name, qualifier string) string { return eicKey(name, qualifier) }
+
 // eicKey is the KV key of NAME's config for qualifier ("" or $LATEST: the unqualified function).
 func eicKey(name, qualifier string) string {
 	if qualifier == "" || qualifier == lambda.LatestVersion {
@@ -183,10 +187,9 @@ func eicKey(name, qualifier string) string {
 	return name + "." + qualifier
 }
 
-// Put stores (creates or replaces) an asynchronous invocation config.
-func (r EventInvokeConfigs) Put(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) error {
-	_, err := r.s.eic.put(ctx, eicKey(name, qualifier), c)
-	return err
+// Put stores (creates or replaces) an asynchronous invocation config; it returns the revision.
+func (r EventInvokeConfigs) Put(ctx context.Context, name, qualifier string, c *lambda.EventInvokeConfig) (uint64, error) {
+	return r.s.eic.put(ctx, eicKey(name, qualifier), c)
 }
 
 // Get returns an asynchronous invocation config.
@@ -195,9 +198,15 @@ func (r EventInvokeConfigs) Get(ctx context.Context, name, qualifier string) (*l
 	return c, err
 }
 
-// Delete removes an asynchronous invocation config.
-func (r EventInvokeConfigs) Delete(ctx context.Context, name, qualifier string) error {
-	return r.s.eic.delete(ctx, eicKey(name, qualifier))
+// Delete removes an asynchronous invocation config; it returns the deletion's revision (or a
+// later one).
+func (r EventInvokeConfigs) Delete(ctx context.Context, name, qualifier string) (uint64, error) {
+	return r.s.eic.remove(ctx, eicKey(name, qualifier))
+}
+
+// Watch reports config changes (deletions: c nil) with their KV keys (EventInvokeConfigKey).
+func (r EventInvokeConfigs) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, c *lambda.EventInvokeConfig)) error {
+	return r.s.eic.watch(ctx, r.s.js, ready, fn)
 }
 
 // List returns a function's asynchronous invocation configs.
