@@ -41,13 +41,13 @@ const lineTimeLayout = "2006-01-02T15:04:05.000Z"
 // its end, and the function's lines at the time they carry (clamped to the invocation) or else
 // the time of the line before. A record stored without a Meta has its stored time throughout,
 // in a stream of the day it was stored.
-func events(r logs.Record, fn string) []event {
+func events(r logs.Record) []event {
 	ingest := r.Time.UnixMilli()
 	stream := r.Stream
 	start, end := r.Time, r.Time
 	var initAt time.Time
 	if stream == "" {
-		sum := sha256.Sum256([]byte(fn + "/" + r.Time.Format("2006/01/02")))
+		sum := sha256.Sum256([]byte(r.Function + "/" + r.Time.Format("2006/01/02")))
 		stream = r.Time.Format("2006/01/02") + "/[" + logs.Latest + "]" + hex.EncodeToString(sum[:16])
 	} else {
 		start, end = r.Start, r.End

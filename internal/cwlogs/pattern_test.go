@@ -184,7 +184,7 @@ func TestEventsOfRecord(t *testing.T) {
 		Msg  string
 	}
 	var got []ev
-	for _, e := range events(r, "f") {
+	for _, e := range events(r) {
 		if e.stream != r.Stream || e.ingest != stored.UnixMilli() || e.pos.seq != 7 {
 			t.Errorf("event %+v: wrong stream, ingestion time or sequence", e)
 		}
@@ -204,7 +204,7 @@ func TestEventsOfRecord(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	// Without a Meta (a record stored before records carried one): the stored time throughout.
-	old := events(logs.Record{Time: stored, Text: []byte("START RequestId: r0 Version: $LATEST\nhi\n"), Seq: 3}, "f")
+	old := events(logs.Record{Time: stored, Text: []byte("START RequestId: r0 Version: $LATEST\nhi\n"), Seq: 3, Function: "f"})
 	if len(old) != 2 || old[0].ts != stored.UnixMilli() || old[1].ts != stored.UnixMilli() || old[0].stream != old[1].stream ||
 		len(old[0].stream) != len("2026/12/07/[$LATEST]")+32 {
 		t.Errorf("events of a record without meta: %+v", old)
