@@ -99,7 +99,7 @@ func (p *Pool) store(c *call, rec []byte) {
 	case RecordSink:
 		// Strings and times only: no allocation beyond Append's.
 		sink.AppendRecord(p.fn.Name, logs.Meta{Env: c.e.id, Version: p.fn.Version, Start: c.start,
-			Duration: c.duration, Init: c.initDur, Stream: c.e.logStream}, rec)
+			Duration: c.duration, Init: c.initDur, Stream: c.e.logStream, Group: p.fn.Logging.Group}, rec)
 	default:
 		sink.Append(p.fn.Name, rec)
 	}
