@@ -209,6 +209,23 @@ func TestEventsOfRecord(t *testing.T) {
 		len(old[0].stream) != len("2026/12/07/[$LATEST]")+32 {
 		t.Errorf("events of a record without meta: %+v", old)
 	}
+	// The JSON format's platform events mark the same moments.
+	init := logs.Init{Type: "on-demand", Duration: 200 * time.Millisecond}
+	var jb []byte
+	jb = logs.AppendInitStartJSON(jb, start.Add(-init.Duration), init)
+	jb = append(jb, "init line\n"...)
+	jb = logs.AppendInitReportJSON(jb, start, init)
+	jb = logs.AppendStartJSON(jb, start, "r1", "")
+	jb = append(jb, "plain line\n"...)
+	jb = logs.AppendReportJSON(jb, end, logs.Report{RequestID: "r1", Duration: 900 * time.Millisecond})
+	r.Text = jb
+	var times []int64
+	for _, e := range events(r) {
+		times = append(times, e.ts-start.UnixMilli())
+	}
+	if diff := cmp.Diff([]int64{-200, -200, 0, 0, 0, 900}, times); diff != "" {
+		t.Errorf("JSON events' times (-want +got):\n%s", diff)
+	}
 	if a, b := (pos{3, 1}).id(), (pos{3, 2}).id(); len(a) != 56 || a >= b {
 		t.Errorf("event ids %s, %s: want 56 digits, ordered", a, b)
 	}
