@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
@@ -85,6 +86,7 @@ type Console struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sessions sessions
+	limiter  signInLimiter // failed sign-ins per client address
 	static   http.Handler
 	signin   *template.Template
 }
@@ -206,6 +208,14 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 			c.renderSignIn(w, http.StatusForbidden, "Cross-site sign-in refused.")
 			return
 		}
+		client, now := clientKey(r.RemoteAddr), c.cfg.Now()
+		if ok, wait := c.limiter.take(client, now); !ok {
+			secs := int((wait + time.Second - 1) / time.Second)
+			c.cfg.Log.Info("console sign-in refused: too many attempts", "remote", r.RemoteAddr)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			c.renderSignIn(w, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d seconds.", secs))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxSignInBody)
 		if err := r.ParseForm(); err != nil {
 			c.renderSignIn(w, http.StatusBadRequest, "The sign-in form could not be read.")
@@ -222,6 +232,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 			c.renderSignIn(w, http.StatusUnauthorized, "Unknown access key ID or wrong secret access key.")
 			return
 		}
+		c.limiter.giveBack(client, now)
 		sid, sess := c.sessions.create(id, c.cfg.Now())
 		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sid, Path: Prefix, Expires: sess.expires,
 			MaxAge: int(sessionTTL / time.Second), HttpOnly: true, Secure: c.cfg.TLS, SameSite: http.SameSiteStrictMode})
