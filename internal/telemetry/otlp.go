@@ -207,19 +207,22 @@ func (presetIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
 	return s
 }
 
-// export records a finished invocation: its spans (when it has a Span) and the FaaS metrics.
-func (o *OTLP) export(inv Invocation) {
+// export records a finished invocation: its spans (when it has a Span) and the FaaS metrics,
+// whose faas.name and faas.version are fn and version: the Prometheus labels, bounded as they
+// are (Metrics.Invoked passes them; see MaxFunctions), so that an OTLP backend gets no more
+// series than a scrape. Spans name the function as it is: they are not series.
+func (o *OTLP) export(inv Invocation, fn, version string) {
 	sp := inv.Span
 	trigger := TriggerHTTP
 	if sp != nil {
 		trigger = sp.Trigger
 	}
-	k := attrKey{inv.Function, inv.Version, trigger}
+	k := attrKey{fn, version, trigger}
 	o.mu.Lock()
 	attrs, ok := o.attrs[k]
 	if !ok {
-		attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("faas.name", inv.Function),
-			attribute.String("faas.version", inv.Version), attribute.String("faas.trigger", trigger)))
+		attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("faas.name", fn),
+			attribute.String("faas.version", version), attribute.String("faas.trigger", trigger)))
 		if len(o.attrs) < maxAttrSets {
 			o.attrs[k] = attrs
 		}
