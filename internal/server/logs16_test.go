@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"regexp"
@@ -16,7 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/nats-io/nats.go/jetstream"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/server"
 )
 
@@ -195,4 +198,40 @@ func sharedRecords(t *testing.T, s *server.Server) uint64 {
 		n += c
 	}
 	return n
+}
+
+// TestThrottleSpan: with OTLP export on, an invocation refused with TooManyRequestsException
+// has its "invoke" span in the caller's trace, with an error status and the throttle's reason.
+func TestThrottleSpan(t *testing.T) {
+	recv := startReceiver(t)
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.OTLPEndpoint = recv.url })
+	c := newClient(s.URL())
+	ctx := context.Background()
+	createFunction(t, c, "throttled", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: printer}}))
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("throttled"),
+		ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	const h = "Root=1-5759e988-bd862e3fe1be46a994272795;Parent=53995c3f42cd8ad8;Sampled=1"
+	_, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("throttled"), Payload: []byte(`{}`)}, withTraceHeader(h))
+	var tmr *types.TooManyRequestsException
+	if !errors.As(err, &tmr) || tmr.Reason != types.ThrottleReasonReservedFunctionConcurrentInvocationLimitExceeded {
+		t.Fatalf("invoke at reserved concurrency 0: %v, want TooManyRequestsException", err)
+	}
+	var spans []*tracepb.Span
+	waitFor(t, "the throttled invocation's span", 20*time.Second, func() bool {
+		spans = recv.trace("5759e988bd862e3fe1be46a994272795")
+		return len(spans) > 0
+	})
+	sp := spans[0]
+	attrs := map[string]string{}
+	for _, kv := range sp.GetAttributes() {
+		attrs[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	if len(spans) != 1 || sp.GetName() != "invoke" || sp.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
+		!strings.Contains(sp.GetStatus().GetMessage(), "ReservedFunctionConcurrentInvocationLimitExceeded") ||
+		attrs["flint.throttle_reason"] != "ReservedFunctionConcurrentInvocationLimitExceeded" || attrs["faas.name"] != "throttled" ||
+		hex.EncodeToString(sp.GetParentSpanId()) != "53995c3f42cd8ad8" {
+		t.Errorf("spans %v: want one invoke span, child of the caller's, with an error status and the reason", spans)
+	}
 }

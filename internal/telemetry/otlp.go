@@ -316,3 +316,51 @@ func (o *OTLP) spans(inv Invocation, sp *Span) {
 	rt.End(trace.WithTimestamp(end))
 	invoke.End(trace.WithTimestamp(end))
 }
+
+// Throttle is an invocation refused with TooManyRequestsException, for its span.
+type Throttle struct {
+	Function, Version string
+	RequestID         string
+	Reason            string // Lambda's ThrottleReason
+	// Span is the invocation's trace context when it had one before the throttle (Begin); nil:
+	// the span continues Header (the caller's X-Amzn-Trace-Id) and takes Trigger.
+	Span            *Span
+	Header, Trigger string
+}
+
+// Throttled exports the span of an invocation refused at now: "invoke", from when it was taken
+// until now, with an error status and the throttle's reason. The invocation service calls it
+// on the throttled path only, never when OTLP export is off.
+func (o *OTLP) Throttled(th Throttle, now time.Time) {
+	sp := th.Span
+	if sp == nil {
+		trigger := th.Trigger
+		if trigger == "" {
+			trigger = TriggerHTTP
+		}
+		sp, _ = o.Begin(th.Header, now, trigger)
+	}
+	if !sp.Sampled {
+		return
+	}
+	ctx := context.Background()
+	if sp.Parent != [8]byte{} {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: sp.TraceID, SpanID: sp.Parent, TraceFlags: trace.FlagsSampled, Remote: true}))
+	}
+	kind := trace.SpanKindServer
+	if sp.Trigger != TriggerHTTP {
+		kind = trace.SpanKindConsumer
+	}
+	begin := sp.Received
+	if begin.IsZero() || begin.After(now) {
+		begin = now
+	}
+	_, s := o.tracer.Start(context.WithValue(ctx, idsKey{}, ids{trace: sp.TraceID, span: sp.Invoke}), "invoke",
+		trace.WithTimestamp(begin), trace.WithSpanKind(kind),
+		trace.WithAttributes(attribute.String("faas.name", th.Function), attribute.String("faas.version", th.Version),
+			attribute.String("faas.invocation_id", th.RequestID), attribute.String("faas.trigger", sp.Trigger),
+			attribute.String("error.type", "TooManyRequestsException"), attribute.String("flint.throttle_reason", th.Reason)))
+	s.SetStatus(codes.Error, "TooManyRequestsException: "+th.Reason)
+	s.End(trace.WithTimestamp(now))
+}

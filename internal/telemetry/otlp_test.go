@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -124,3 +125,51 @@ func TestOTLPMetricAttributesBounded(t *testing.T) {
 		t.Errorf("the scrape disagrees with OTLP on the bound")
 	}
 }
+
+// TestThrottleSpan: a throttled invocation's span continues the caller's trace, with an error
+// status and the throttle's reason; an unsampled caller's trace gets none.
+func TestThrottleSpan(t *testing.T) {
+	r := startReceiver(t)
+	o, err := NewOTLP(t.Context(), OTLPConfig{Endpoint: r.url, SpanBatch: time.Hour, MetricInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	now := time.Now()
+	o.Throttled(Throttle{Function: "busy", Version: "$LATEST", RequestID: "req-1", Reason: "ReservedFunctionConcurrentInvocationLimitExceeded", Header: h}, now)
+	o.Throttled(Throttle{Function: "quiet", Reason: "ConcurrentInvocationLimitExceeded",
+		Header: "Root=1-5759e988-bd862e3fe1be46a994272794;Parent=53995c3f42cd8ad8;Sampled=0"}, now)
+	sp, _ := o.Begin("", now.Add(-time.Millisecond), TriggerPubSub) // taken, then throttled: its ids are kept
+	o.Throttled(Throttle{Function: "async", Reason: "ConcurrentInvocationLimitExceeded", Span: sp}, now)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := o.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.spans) != 2 {
+		t.Fatalf("%d spans, want the sampled throttles' 2", len(r.spans))
+	}
+	got := r.spans[0]
+	attrs := map[string]string{}
+	for _, kv := range got.GetAttributes() {
+		attrs[kv.GetKey()] = kv.GetValue().GetStringValue()
+	}
+	if got.GetName() != "invoke" || got.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR ||
+		got.GetStatus().GetMessage() != "TooManyRequestsException: ReservedFunctionConcurrentInvocationLimitExceeded" ||
+		attrs["flint.throttle_reason"] != "ReservedFunctionConcurrentInvocationLimitExceeded" || attrs["faas.name"] != "busy" ||
+		attrs["error.type"] != "TooManyRequestsException" || attrs["faas.invocation_id"] != "req-1" {
+		t.Errorf("throttle span %v", got)
+	}
+	if hexID(got.GetTraceId()) != "5759e988bd862e3fe1be46a994272793" || hexID(got.GetParentSpanId()) != "53995c3f42cd8ad8" ||
+		got.GetKind() != tracepb.Span_SPAN_KIND_SERVER {
+		t.Errorf("throttle span not in the caller's trace under its span: %v", got)
+	}
+	async := r.spans[1]
+	if [16]byte(async.GetTraceId()) != sp.TraceID || [8]byte(async.GetSpanId()) != sp.Invoke || async.GetKind() != tracepb.Span_SPAN_KIND_CONSUMER {
+		t.Errorf("throttle span of a taken invocation %v, want its ids %x/%x", async, sp.TraceID, sp.Invoke)
+	}
+}
+
+func hexID(b []byte) string { return hex.EncodeToString(b) }
