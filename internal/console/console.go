@@ -208,16 +208,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 			c.renderSignIn(w, http.StatusForbidden, "Cross-site sign-in refused.")
 			return
 		}
-		client, now := clientKey(r.RemoteAddr), c.cfg.Now()
-		if ok, wait := c.limiter.take(client, now); !ok {
-			secs := int((wait + time.Second - 1) / time.Second)
-			c.cfg.Log.Info("console sign-in refused: too many attempts", "remote", r.RemoteAddr)
-			w.Header().Set("Retry-After", strconv.Itoa(secs))
-			c.renderSignIn(w, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d seconds.", secs))
-			return
-		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxSignInBody)
 		if err := r.ParseForm(); err != nil {
+			if c.limited(w, r) {
+				return
+			}
 			c.renderSignIn(w, http.StatusBadRequest, "The sign-in form could not be read.")
 			return
 		}
@@ -228,11 +223,13 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 		}
 		// Compare even for an unknown key, so the answer's timing does not say which keys exist.
 		if match := equalSecret(secret, want); !ok || !match || secret == "" {
+			if c.limited(w, r) {
+				return
+			}
 			c.cfg.Log.Info("console sign-in refused", "access_key_id", id, "remote", r.RemoteAddr)
 			c.renderSignIn(w, http.StatusUnauthorized, "Unknown access key ID or wrong secret access key.")
 			return
 		}
-		c.limiter.giveBack(client, now)
 		sid, sess := c.sessions.create(id, c.cfg.Now())
 		http.SetCookie(w, &http.Cookie{Name: cookieName, Value: sid, Path: Prefix, Expires: sess.expires,
 			MaxAge: int(sessionTTL / time.Second), HttpOnly: true, Secure: c.cfg.TLS, SameSite: http.SameSiteStrictMode})
@@ -242,6 +239,22 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// limited counts a failed sign-in against its client's address and, when the address is past
+// its limit, answers 429 (not logged one by one) and reports true. Only failures count: as with
+// the API's signatures, a right secret is always accepted, so no one behind the same proxy or
+// NAT as a failing client is locked out by it (the secrets are keys' 240 random bits: what the
+// limit buys is quiet logs and a back-off signal, not protection from guessing).
+func (c *Console) limited(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := c.limiter.take(clientKey(r.RemoteAddr), c.cfg.Now())
+	if ok {
+		return false
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	c.renderSignIn(w, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d seconds.", secs))
+	return true
 }
 
 func (c *Console) renderSignIn(w http.ResponseWriter, status int, msg string) {

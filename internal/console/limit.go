@@ -6,10 +6,9 @@ import (
 	"time"
 )
 
-// Failed sign-ins are limited per client address, so that a key's secret cannot be guessed at
-// the speed of the network: each address has a token bucket of signInBurst attempts, refilled
-// one per signInRefill; every attempt takes a token and a successful one gives it back. An
-// address without a token is answered 429 before its form is read.
+// Failed sign-ins are limited per client address (Console.limited): each address has a token
+// bucket of signInBurst failures, refilled one per signInRefill; each failure takes a token, and
+// a failure from an address without one is answered 429.
 const (
 	signInBurst  = 10
 	signInRefill = 10 * time.Second
@@ -71,15 +70,6 @@ func (l *signInLimiter) take(client string, now time.Time) (ok bool, wait time.D
 	}
 	b.tokens--
 	return true, 0
-}
-
-// giveBack returns the attempt a successful sign-in took.
-func (l *signInLimiter) giveBack(client string, now time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.bucket(client, now)
-	b.refill(now)
-	b.tokens = min(signInBurst, b.tokens+1)
 }
 
 func (l *signInLimiter) bucket(client string, now time.Time) *tokenBucket {
