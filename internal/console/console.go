@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
@@ -85,6 +86,7 @@ type Console struct {
 	cfg      Config
 	mux      *http.ServeMux
 	sessions sessions
+	limiter  signInLimiter // failed sign-ins per client address
 	static   http.Handler
 	signin   *template.Template
 }
@@ -208,6 +210,9 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxSignInBody)
 		if err := r.ParseForm(); err != nil {
+			if c.limited(w, r) {
+				return
+			}
 			c.renderSignIn(w, http.StatusBadRequest, "The sign-in form could not be read.")
 			return
 		}
@@ -218,6 +223,9 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 		}
 		// Compare even for an unknown key, so the answer's timing does not say which keys exist.
 		if match := equalSecret(secret, want); !ok || !match || secret == "" {
+			if c.limited(w, r) {
+				return
+			}
 			c.cfg.Log.Info("console sign-in refused", "access_key_id", id, "remote", r.RemoteAddr)
 			c.renderSignIn(w, http.StatusUnauthorized, "Unknown access key ID or wrong secret access key.")
 			return
@@ -231,6 +239,22 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request, dev bool) {
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
+}
+
+// limited counts a failed sign-in against its client's address and, when the address is past
+// its limit, answers 429 (not logged one by one) and reports true. Only failures count: as with
+// the API's signatures, a right secret is always accepted, so no one behind the same proxy or
+// NAT as a failing client is locked out by it (the secrets are keys' 240 random bits: what the
+// limit buys is quiet logs and a back-off signal, not protection from guessing).
+func (c *Console) limited(w http.ResponseWriter, r *http.Request) bool {
+	ok, wait := c.limiter.take(clientKey(r.RemoteAddr), c.cfg.Now())
+	if ok {
+		return false
+	}
+	secs := int((wait + time.Second - 1) / time.Second)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	c.renderSignIn(w, http.StatusTooManyRequests, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d seconds.", secs))
+	return true
 }
 
 func (c *Console) renderSignIn(w http.ResponseWriter, status int, msg string) {

@@ -15,7 +15,9 @@
 // loopback address by a loopback name; otherwise only a browser signed in with an access key
 // (a session cookie: random 256-bit ID, HttpOnly, SameSite=Strict, Secure over TLS, 12 h).
 // Every POST must come from the console's own origin and, with a session, carry the session's
-// CSRF token. Nothing but the sign-in page is served without a session.
+// CSRF token. Nothing but the sign-in page is served without a session. Failed sign-ins are
+// limited per client address (IPv6: per /64) by a token bucket (limit.go): past it, a failure
+// gets 429 with Retry-After; a right secret is always accepted, as the API's signatures are.
 //
 // The package must not reach environments or the store directly (it reads through the control
 // plane and invokes through the invocation service), must not keep unbounded state, and adds

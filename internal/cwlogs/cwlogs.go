@@ -1,8 +1,10 @@
 // Package cwlogs is the CloudWatch Logs API (JSON 1.1, X-Amz-Target Logs_20140328.<Op>, SigV4
 // name "logs") over the function logs the logs package keeps: what `aws logs tail`, `aws logs
-// filter-log-events` and the SDKs read. Each function NAME has the log group /aws/lambda/NAME
-// (while it has records or a retention policy), with a stream per execution environment named
-// as Lambda names them (YYYY/MM/DD/[VERSION]<32 hex>), and each line of an invocation's output
+// filter-log-events` and the SDKs read. Each function NAME has the log group /aws/lambda/NAME,
+// or the custom group its LoggingConfig.LogGroup names, which several functions may share (while
+// the group has records or a retention policy), with a stream per execution environment named
+// as Lambda names them (YYYY/MM/DD/[VERSION]<32 hex>; in a custom group
+// YYYY/MM/DD/NAME[VERSION][<32 hex>]), and each line of an invocation's output
 // (START, the function's lines, END, REPORT) is one event with its own time. It serves
 // DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents (with the filter-pattern
 // grammar of pattern.go and spaced.go), PutRetentionPolicy, DeleteRetentionPolicy and
@@ -31,21 +33,21 @@ import (
 const (
 	targetPrefix = "Logs_20140328."
 	maxBody      = 1 << 20
-	groupPrefix  = "/aws/lambda/"
 	// DefaultExpireEvery is how often Run removes records older than their group's retention.
 	DefaultExpireEvery = 10 * time.Minute
 )
 
-// Store is what the API needs of the log store (logs.Store satisfies it).
+// Store is what the API needs of the log store (logs.Store satisfies it). Groups are named as
+// CloudWatch Logs names them: /aws/lambda/NAME, or a function's custom LoggingConfig.LogGroup.
 type Store interface {
 	Groups(ctx context.Context) ([]logs.Group, error)
-	Group(ctx context.Context, fn string) (logs.Group, bool, error)
-	Scan(ctx context.Context, fn string, from logs.From, visit func(logs.Record) bool) error
-	Retention(ctx context.Context, fn string) (int, error)
+	Group(ctx context.Context, group string) (logs.Group, bool, error)
+	ScanGroup(ctx context.Context, group string, from logs.From, visit func(logs.Record) bool) error
+	Retention(ctx context.Context, group string) (int, error)
 	Retentions(ctx context.Context) (map[string]logs.Policy, error)
-	SetRetention(ctx context.Context, fn string, days int) error
-	Expire(ctx context.Context, fn string, before time.Time) error
-	Delete(ctx context.Context, fn string) error
+	SetRetention(ctx context.Context, group string, days int) error
+	Expire(ctx context.Context, group string, before time.Time) error
+	DeleteGroup(ctx context.Context, group string) error
 }
 
 var _ Store = (*logs.Store)(nil)
@@ -141,9 +143,9 @@ func (s *Service) expireAll(ctx context.Context) {
 		}
 		return
 	}
-	for fn, pol := range ret {
-		if err := s.store.Expire(ctx, fn, s.cut(pol.Days)); err != nil && ctx.Err() == nil {
-			s.log.Warn("expire function logs", "function", fn, "err", err)
+	for g, pol := range ret {
+		if err := s.store.Expire(ctx, g, s.cut(pol.Days)); err != nil && ctx.Err() == nil {
+			s.log.Warn("expire function logs", "log_group", g, "err", err)
 		}
 	}
 }

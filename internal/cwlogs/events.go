@@ -38,22 +38,23 @@ const lineTimeLayout = "2006-01-02T15:04:05.000Z"
 
 // events splits a stored record into its lines, each an event with its own time: output before
 // START (the INIT's) at the start of INIT, START at the invocation's start, END and REPORT at
-// its end, and the function's lines at the time they carry (clamped to the invocation) or else
+// its end (in the JSON format: platform.initStart and the INIT's output at the start of INIT,
+// platform.initReport and platform.start at the invocation's start, platform.report at its end), and the function's lines at the time they carry (clamped to the invocation) or else
 // the time of the line before. A record stored without a Meta has its stored time throughout,
 // in a stream of the day it was stored.
-func events(r logs.Record, fn string) []event {
+func events(r logs.Record) []event {
 	ingest := r.Time.UnixMilli()
 	stream := r.Stream
 	start, end := r.Time, r.Time
 	var initAt time.Time
 	if stream == "" {
-		sum := sha256.Sum256([]byte(fn + "/" + r.Time.Format("2006/01/02")))
+		sum := sha256.Sum256([]byte(r.Function + "/" + r.Time.Format("2006/01/02")))
 		stream = r.Time.Format("2006/01/02") + "/[" + logs.Latest + "]" + hex.EncodeToString(sum[:16])
 	} else {
 		start, end = r.Start, r.End
 		initAt = start.Add(-r.Init)
 	}
-	started := !bytes.Contains(r.Text, []byte("START RequestId: ")) || r.Stream == ""
+	started := !bytes.Contains(r.Text, []byte("START RequestId: ")) && !bytes.Contains(r.Text, []byte(jsonStart)) || r.Stream == ""
 	cur := start
 	if !started {
 		cur = initAt
@@ -73,10 +74,12 @@ func events(r logs.Record, fn string) []event {
 		s := string(msg)
 		switch {
 		case r.Stream == "":
-		case strings.HasPrefix(s, "START RequestId: "):
+		case strings.HasPrefix(s, "START RequestId: "), platformEvent(s, jsonStart):
 			started, cur = true, start
-		case strings.HasPrefix(s, "END RequestId: "), strings.HasPrefix(s, "REPORT RequestId: "):
+		case strings.HasPrefix(s, "END RequestId: "), strings.HasPrefix(s, "REPORT RequestId: "), platformEvent(s, jsonReport):
 			cur = end
+		case !started && platformEvent(s, jsonInitReport):
+			cur = start // the INIT ended as the invocation began
 		case started:
 			if t, ok := lineTime(s); ok && !t.Before(cur) {
 				cur = t
@@ -88,6 +91,20 @@ func events(r logs.Record, fn string) []event {
 		out = append(out, event{stream: stream, ts: cur.UnixMilli(), ingest: ingest, msg: s, pos: pos{r.Seq, line}})
 	}
 	return out
+}
+
+// The JSON log format's platform events, as logs.Append*JSON write them:
+// {"time":"2024-01-02T15:04:05.000Z","type":"platform.start","record":{...}}.
+const (
+	jsonStart      = `","type":"platform.start","record":`
+	jsonReport     = `","type":"platform.report","record":`
+	jsonInitReport = `","type":"platform.initReport","record":`
+)
+
+// platformEvent reports whether line s is the platform event whose type part is typ.
+func platformEvent(s, typ string) bool {
+	const head = len(`{"time":"`) + len(lineTimeLayout)
+	return strings.HasPrefix(s, `{"time":"`) && len(s) > head && strings.HasPrefix(s[head:], typ)
 }
 
 // lineTime reads the time a line begins with, directly or after a "[LEVEL]\t" prefix.

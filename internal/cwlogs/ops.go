@@ -29,8 +29,7 @@ const (
 
 // group is a request's log group, resolved.
 type group struct {
-	name      string // /aws/lambda/NAME
-	fn        string
+	name      string // /aws/lambda/NAME or a custom group
 	created   time.Time
 	retention int
 }
@@ -55,22 +54,18 @@ func (s *Service) groupOf(ctx context.Context, name, ident string) (*group, erro
 	if !groupNameRE.MatchString(name) {
 		return nil, errInvalid("1 validation error detected: Value '%s' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+", name)
 	}
-	fn, ok := strings.CutPrefix(name, groupPrefix)
-	if !ok || strings.Contains(fn, "/") {
-		return nil, errNoGroup()
-	}
-	g, found, err := s.store.Group(ctx, fn)
+	g, found, err := s.store.Group(ctx, name)
 	if err != nil {
 		return nil, errInternal(err)
 	}
-	days, err := s.store.Retention(ctx, fn)
+	days, err := s.store.Retention(ctx, name)
 	if err != nil {
 		return nil, errInternal(err)
 	}
 	if !found && days == 0 {
 		return nil, errNoGroup()
 	}
-	return &group{name: name, fn: fn, created: g.First, retention: days}, nil
+	return &group{name: name, created: g.First, retention: days}, nil
 }
 
 func (s *Service) groupARN(name string) string {
@@ -123,8 +118,7 @@ func (s *Service) describeLogGroups(ctx context.Context, in *describeLogGroupsIn
 		return nil, errInternal(err)
 	}
 	byName := map[string]logGroupOut{}
-	add := func(fn string, created time.Time) {
-		name := groupPrefix + fn
+	add := func(name string, created time.Time) {
 		if in.LogGroupNamePrefix != "" && !strings.HasPrefix(name, in.LogGroupNamePrefix) ||
 			in.LogGroupNamePattern != "" && !strings.Contains(name, in.LogGroupNamePattern) {
 			return
@@ -134,17 +128,17 @@ func (s *Service) describeLogGroups(ctx context.Context, in *describeLogGroupsIn
 			g = logGroupOut{LogGroupName: name, CreationTime: created.UnixMilli(), ARN: s.groupARN(name) + ":*",
 				LogGroupARN: s.groupARN(name), LogGroupClass: "STANDARD"}
 		}
-		if pol, ok := ret[fn]; ok {
+		if pol, ok := ret[name]; ok {
 			g.RetentionInDays = &pol.Days
 		}
 		byName[name] = g
 	}
 	for _, g := range groups {
-		add(g.Function, g.First)
+		add(g.Name, g.First)
 	}
-	for fn, pol := range ret {
+	for name, pol := range ret {
 		// A group whose records have all expired: it dates from its policy, at the latest.
-		add(fn, pol.Set)
+		add(name, pol.Set)
 	}
 	out := &describeLogGroupsOutput{LogGroups: []logGroupOut{}}
 	names := make([]string, 0, len(byName))
@@ -220,8 +214,8 @@ func (s *Service) describeLogStreams(ctx context.Context, in *describeLogStreams
 	}
 	streams := map[string]*logStreamOut{}
 	cut := s.cut(g.retention).UnixMilli()
-	err = s.store.Scan(ctx, g.fn, s.fromTime(g, 0), func(r logs.Record) bool {
-		for _, e := range events(r, g.fn) {
+	err = s.store.ScanGroup(ctx, g.name, s.fromTime(g, 0), func(r logs.Record) bool {
+		for _, e := range events(r) {
 			if e.ts < cut || in.LogStreamNamePrefix != "" && !strings.HasPrefix(e.stream, in.LogStreamNamePrefix) {
 				continue
 			}
@@ -362,9 +356,9 @@ func (s *Service) getLogEvents(ctx context.Context, in *getLogEventsInput) (*get
 	var bytes int
 	found := false
 	var end pos // just past the last event read
-	err = s.store.Scan(ctx, g.fn, from, func(r logs.Record) bool {
+	err = s.store.ScanGroup(ctx, g.name, from, func(r logs.Record) bool {
 		end = pos{r.Seq + 1, 0}
-		for _, e := range events(r, g.fn) {
+		for _, e := range events(r) {
 			if e.stream != in.LogStreamName || e.ts < cut {
 				continue
 			}
@@ -426,8 +420,8 @@ func (s *Service) getLogEvents(ctx context.Context, in *getLogEventsInput) (*get
 // too: it is a rare path, for the error).
 func (s *Service) streamExists(ctx context.Context, g *group, name string) bool {
 	found := false
-	_ = s.store.Scan(ctx, g.fn, logs.From{}, func(r logs.Record) bool {
-		for _, e := range events(r, g.fn) {
+	_ = s.store.ScanGroup(ctx, g.name, logs.From{}, func(r logs.Record) bool {
+		for _, e := range events(r) {
 			if e.stream == name {
 				found = true
 				return false
@@ -512,8 +506,8 @@ func (s *Service) filterLogEvents(ctx context.Context, in *filterLogEventsInput)
 	}
 	out := &filterLogEventsOutput{Events: []filteredEvent{}}
 	bytes := 0
-	err = s.store.Scan(ctx, g.fn, from, func(r logs.Record) bool {
-		for _, e := range events(r, g.fn) {
+	err = s.store.ScanGroup(ctx, g.name, from, func(r logs.Record) bool {
+		for _, e := range events(r) {
 			if e.pos.less(at) || e.ts < cut || e.ts < lo || e.ts >= hi ||
 				len(in.LogStreamNames) > 0 && !slices.Contains(in.LogStreamNames, e.stream) ||
 				in.LogStreamNamePrefix != "" && !strings.HasPrefix(e.stream, in.LogStreamNamePrefix) ||
@@ -561,12 +555,12 @@ func (s *Service) putRetentionPolicy(ctx context.Context, in *retentionInput) (*
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.SetRetention(ctx, g.fn, days); err != nil {
+	if err := s.store.SetRetention(ctx, g.name, days); err != nil {
 		return nil, errInternal(err)
 	}
 	// Applied at once: what is older is not returned from now on, and leaves JetStream now.
-	if err := s.store.Expire(ctx, g.fn, s.cut(days)); err != nil {
-		s.log.Warn("expire function logs", "function", g.fn, "err", err)
+	if err := s.store.Expire(ctx, g.name, s.cut(days)); err != nil {
+		s.log.Warn("expire function logs", "log_group", g.name, "err", err)
 	}
 	return &empty{}, nil
 }
@@ -576,7 +570,7 @@ func (s *Service) deleteRetentionPolicy(ctx context.Context, in *retentionInput)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.SetRetention(ctx, g.fn, 0); err != nil {
+	if err := s.store.SetRetention(ctx, g.name, 0); err != nil {
 		return nil, errInternal(err)
 	}
 	return &empty{}, nil
@@ -587,7 +581,7 @@ func (s *Service) deleteLogGroup(ctx context.Context, in *retentionInput) (*empt
 	if err != nil {
 		return nil, err
 	}
-	if err := s.store.Delete(ctx, g.fn); err != nil {
+	if err := s.store.DeleteGroup(ctx, g.name); err != nil {
 		return nil, errInternal(err)
 	}
 	return &empty{}, nil

@@ -184,7 +184,7 @@ func TestEventsOfRecord(t *testing.T) {
 		Msg  string
 	}
 	var got []ev
-	for _, e := range events(r, "f") {
+	for _, e := range events(r) {
 		if e.stream != r.Stream || e.ingest != stored.UnixMilli() || e.pos.seq != 7 {
 			t.Errorf("event %+v: wrong stream, ingestion time or sequence", e)
 		}
@@ -204,10 +204,27 @@ func TestEventsOfRecord(t *testing.T) {
 		t.Errorf("events (-want +got):\n%s", diff)
 	}
 	// Without a Meta (a record stored before records carried one): the stored time throughout.
-	old := events(logs.Record{Time: stored, Text: []byte("START RequestId: r0 Version: $LATEST\nhi\n"), Seq: 3}, "f")
+	old := events(logs.Record{Time: stored, Text: []byte("START RequestId: r0 Version: $LATEST\nhi\n"), Seq: 3, Function: "f"})
 	if len(old) != 2 || old[0].ts != stored.UnixMilli() || old[1].ts != stored.UnixMilli() || old[0].stream != old[1].stream ||
 		len(old[0].stream) != len("2026/12/07/[$LATEST]")+32 {
 		t.Errorf("events of a record without meta: %+v", old)
+	}
+	// The JSON format's platform events mark the same moments.
+	init := logs.Init{Type: "on-demand", Duration: 200 * time.Millisecond}
+	var jb []byte
+	jb = logs.AppendInitStartJSON(jb, start.Add(-init.Duration), init)
+	jb = append(jb, "init line\n"...)
+	jb = logs.AppendInitReportJSON(jb, start, init)
+	jb = logs.AppendStartJSON(jb, start, "r1", "")
+	jb = append(jb, "plain line\n"...)
+	jb = logs.AppendReportJSON(jb, end, logs.Report{RequestID: "r1", Duration: 900 * time.Millisecond})
+	r.Text = jb
+	var times []int64
+	for _, e := range events(r) {
+		times = append(times, e.ts-start.UnixMilli())
+	}
+	if diff := cmp.Diff([]int64{-200, -200, 0, 0, 0, 900}, times); diff != "" {
+		t.Errorf("JSON events' times (-want +got):\n%s", diff)
 	}
 	if a, b := (pos{3, 1}).id(), (pos{3, 2}).id(); len(a) != 56 || a >= b {
 		t.Errorf("event ids %s, %s: want 56 digits, ordered", a, b)

@@ -107,7 +107,7 @@ func (s *Service) Invoke(ctx context.Context, req Request, respond func(Response
 	}
 	adm, th := s.admit(ctx, e)
 	if th != nil {
-		s.throttled(e, th)
+		s.throttled(e, th, req.RequestID, req.TraceID, req.Trigger, nil)
 		return th
 	}
 	defer adm.release()
@@ -141,7 +141,7 @@ func (s *Service) run(ctx context.Context, e *Entry, wreq worker.Request, respon
 	err := s.runHere(ctx, e, wreq, respond)
 	if errors.Is(err, worker.ErrNoCapacity) {
 		th := &Throttled{Reason: ReasonAccount, err: err}
-		s.throttled(e, th)
+		s.throttled(e, th, wreq.RequestID, "", "", wreq.Span)
 		return th
 	}
 	return err
@@ -159,9 +159,16 @@ func (s *Service) runHere(ctx context.Context, e *Entry, wreq worker.Request, re
 	})
 }
 
-func (s *Service) throttled(e *Entry, th *Throttled) {
+// throttled counts a throttle and, with OTLP export on, exports its span: in the trace the
+// invocation was given (sp) when it had one, else continuing the caller's header. With export
+// off it adds nothing to the throttled path.
+func (s *Service) throttled(e *Entry, th *Throttled, requestID, header, trigger string, sp *telemetry.Span) {
 	if s.metrics != nil {
 		s.metrics.Throttled(e.Fn.Config.FunctionName, e.Fn.Config.Version, th.Reason)
+	}
+	if s.tracer != nil {
+		s.tracer.Throttled(telemetry.Throttle{Function: e.Fn.Config.FunctionName, Version: e.Fn.Config.Version,
+			RequestID: requestID, Reason: th.Reason, Span: sp, Header: header, Trigger: trigger}, time.Now())
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package logs owns function output as data: the platform lines Lambda writes around every
 // invocation (START, END, REPORT and the timeout line, byte for byte as AWS writes them), the
-// X-Amz-Log-Result tail, and the durable per-function log store on JetStream that the CLI reads
-// and follows over HTTP.
+// X-Amz-Log-Result tail, and the durable log store on JetStream, by function and by log group
+// (a function's own, /aws/lambda/NAME, or the custom one its LoggingConfig names: groups.go),
+// that the CLI reads and follows over HTTP and CloudWatch Logs' view reads by group.
 //
 // The invoke path only formats into a caller's buffer (Append* functions, no fmt, no allocation)
 // and hands a finished invocation's text to Store.Append, which copies it into a bounded queue and

@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestRecordMeta: a record appended with a Meta comes back with its environment's stream (one
@@ -72,7 +74,7 @@ func TestAppendRecordDoesNotAllocate(t *testing.T) {
 }
 
 // TestGroupsRetentionExpire: groups are the functions with records; a retention is kept per
-// function; Expire removes what was stored before a time and nothing after; Delete removes both.
+// group; Expire removes what was stored before a time and nothing after; DeleteGroup removes both.
 func TestGroupsRetentionExpire(t *testing.T) {
 	js := startJetStream(t)
 	s := newStore(t, js, StoreConfig{Linger: -1})
@@ -89,38 +91,140 @@ func TestGroupsRetentionExpire(t *testing.T) {
 	if err != nil || len(groups) != 2 {
 		t.Fatalf("Groups = %+v, %v", groups, err)
 	}
-	if _, ok, err := s.Group(t.Context(), "c"); ok || err != nil {
+	if _, ok, err := s.Group(t.Context(), "/aws/lambda/c"); ok || err != nil {
 		t.Errorf("Group(c) = %v, %v; want none", ok, err)
 	}
-	if err := s.SetRetention(t.Context(), "a", 3); err != nil {
+	if err := s.SetRetention(t.Context(), "/aws/lambda/a", 3); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := s.Retention(t.Context(), "a"); d != 3 || err != nil {
+	if d, err := s.Retention(t.Context(), "/aws/lambda/a"); d != 3 || err != nil {
 		t.Errorf("Retention(a) = %d, %v", d, err)
 	}
-	if all, err := s.Retentions(t.Context()); err != nil || len(all) != 1 || all["a"].Days != 3 || all["a"].Set.IsZero() {
+	if all, err := s.Retentions(t.Context()); err != nil || len(all) != 1 || all["/aws/lambda/a"].Days != 3 || all["/aws/lambda/a"].Set.IsZero() {
 		t.Errorf("Retentions = %v, %v", all, err)
 	}
-	if err := s.Expire(t.Context(), "a", mid); err != nil {
+	if err := s.Expire(t.Context(), "/aws/lambda/a", mid); err != nil {
 		t.Fatal(err)
 	}
 	recs, _ := s.Read(t.Context(), "a", 0)
 	if got := recordTexts(t, "a", recs); len(got) != 1 || got[0] != string(text("a", 2)) {
 		t.Errorf("after Expire: %q", got)
 	}
-	if err := s.Expire(t.Context(), "b", time.Now().Add(time.Minute)); err != nil {
+	if err := s.Expire(t.Context(), "/aws/lambda/b", time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if recs, _ := s.Read(t.Context(), "b", 0); len(recs) != 0 {
 		t.Errorf("b after expiring everything: %d records", len(recs))
 	}
-	if err := s.Delete(t.Context(), "a"); err != nil {
+	if err := s.DeleteGroup(t.Context(), "/aws/lambda/a"); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := s.Retention(t.Context(), "a"); d != 0 {
+	if d, _ := s.Retention(t.Context(), "/aws/lambda/a"); d != 0 {
 		t.Errorf("retention after Delete: %d", d)
 	}
 	if groups, err := s.Groups(t.Context()); err != nil || len(groups) != 0 {
 		t.Errorf("Groups after Delete and Expire = %+v, %v", groups, err)
+	}
+}
+
+// TestCustomGroups: a record in a custom log group is that group's, whichever function wrote it,
+// and not its function's own group's; a function still reads all of its records; retention,
+// expiry and deletion of one group leave the others' records alone.
+func TestCustomGroups(t *testing.T) {
+	js := startJetStream(t)
+	s := newStore(t, js, StoreConfig{Linger: -1})
+	run(t, s)
+	const shared = "/shared/app.v1#x"
+	start := time.Date(2026, 12, 7, 1, 2, 3, 0, time.UTC)
+	s.AppendRecord("a", Meta{Env: "e1", Start: start, Group: "/aws/lambda/a"}, text("a", 1)) // its own, named
+	s.AppendRecord("a", Meta{Env: "e2", Start: start, Group: shared}, text("a", 2))
+	s.AppendRecord("b", Meta{Env: "e3", Version: "3", Start: start, Group: shared}, text("b", 1))
+	s.AppendRecord("c", Meta{Env: "e4", Start: start, Group: "/aws/lambda/a"}, text("c", 1)) // another's default name
+	s.Append("d", text("d", 1))
+	waitStored(t, s, "a", 2)
+	waitStored(t, s, "b", 1)
+	waitStored(t, s, "c", 1)
+	waitStored(t, s, "d", 1)
+
+	groups, err := s.Groups(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, g := range groups {
+		got[g.Name] = g.Records
+		if g.First.IsZero() {
+			t.Errorf("group %s has no first time", g.Name)
+		}
+	}
+	want := map[string]uint64{"/aws/lambda/a": 2, shared: 2, "/aws/lambda/d": 1}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Groups (-want +got):\n%s", diff)
+	}
+	groupTexts := func(g string) (out []string) {
+		t.Helper()
+		if err := s.ScanGroup(t.Context(), g, From{}, func(r Record) bool {
+			if r.Group != g {
+				t.Errorf("record of %s in group %s says group %q", r.Function, g, r.Group)
+			}
+			out = append(out, string(r.Text))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{string(text("a", 2)), string(text("b", 1))}, groupTexts(shared)); diff != "" {
+		t.Errorf("shared group (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{string(text("a", 1)), string(text("c", 1))}, groupTexts("/aws/lambda/a")); diff != "" {
+		t.Errorf("a's own group (-want +got):\n%s", diff)
+	}
+	if _, ok, err := s.Group(t.Context(), "/aws/lambda/b"); ok || err != nil {
+		t.Errorf("b logs only to the shared group, yet /aws/lambda/b exists: %v %v", ok, err)
+	}
+	var streams []string
+	_ = s.ScanGroup(t.Context(), shared, From{}, func(r Record) bool { streams = append(streams, r.Stream); return true })
+	custom := regexp.MustCompile(`^2026/12/07/b\[3\]\[[0-9a-f]{32}\]$`)
+	if len(streams) != 2 || !custom.MatchString(streams[1]) {
+		t.Errorf("streams in the shared group: %q, want b's named YYYY/MM/DD/b[3][<32 hex>]", streams)
+	}
+	// A function reads all its records, whichever group holds them.
+	recs, err := s.Read(t.Context(), "a", 0)
+	if err != nil || len(recs) != 2 {
+		t.Errorf("Read(a) = %d records, %v; want 2", len(recs), err)
+	}
+
+	if err := s.SetRetention(t.Context(), shared, 5); err != nil {
+		t.Fatal(err)
+	}
+	if pols, err := s.Retentions(t.Context()); err != nil || len(pols) != 1 || pols[shared].Days != 5 {
+		t.Errorf("Retentions = %v, %v", pols, err)
+	}
+	if d, err := s.Retention(t.Context(), "/aws/lambda/a"); d != 0 || err != nil {
+		t.Errorf("a's own group took the shared group's retention: %d %v", d, err)
+	}
+	if err := s.Expire(t.Context(), shared, time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := groupTexts(shared); len(got) != 0 {
+		t.Errorf("shared group after expiring all: %q", got)
+	}
+	if got := groupTexts("/aws/lambda/a"); len(got) != 2 {
+		t.Errorf("a's own group after expiring the shared one: %q", got)
+	}
+	s.AppendRecord("b", Meta{Env: "e3", Start: start, Group: shared}, text("b", 2))
+	waitStored(t, s, "b", 1)
+	if err := s.DeleteGroup(t.Context(), shared); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Group(t.Context(), shared); ok {
+		t.Error("shared group still has records after DeleteGroup")
+	}
+	if d, _ := s.Retention(t.Context(), shared); d != 0 {
+		t.Errorf("shared group's retention after DeleteGroup: %d", d)
+	}
+	if got := groupTexts("/aws/lambda/a"); len(got) != 2 {
+		t.Errorf("a's own group after deleting the shared one: %q", got)
 	}
 }

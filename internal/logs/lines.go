@@ -157,6 +157,50 @@ func AppendReportJSON(b []byte, at time.Time, r Report) []byte {
 	return append(b, "}}\n"...)
 }
 
+// Init is what the platform.initStart and platform.initReport events say of an environment's
+// INIT, with the Telemetry API's field names.
+type Init struct {
+	Type            string // initializationType: on-demand or provisioned-concurrency
+	RuntimeVersion  string
+	FunctionName    string
+	FunctionVersion string        // "" is $LATEST
+	Duration        time.Duration // platform.initReport's metrics.durationMs
+	Status          string        // platform.initReport's: success, error or timeout ("": success)
+	ErrorType       string
+}
+
+// AppendInitStartJSON appends the platform.initStart event of an INIT that began at. Lambda
+// writes it before the INIT's output, on an environment's first invocation.
+func AppendInitStartJSON(b []byte, at time.Time, in Init) []byte {
+	b = appendEventHead(b, at, "platform.initStart")
+	b = append(b, `"initializationType":`...)
+	b = appendJSONString(b, in.Type)
+	b = append(b, `,"phase":"init","runtimeVersion":`...)
+	b = appendJSONString(b, in.RuntimeVersion)
+	b = append(b, `,"functionName":`...)
+	b = appendJSONString(b, in.FunctionName)
+	b = append(b, `,"functionVersion":`...)
+	b = appendJSONString(b, cmp.Or(in.FunctionVersion, Latest))
+	return append(b, "}}\n"...)
+}
+
+// AppendInitReportJSON appends the platform.initReport event of an INIT that ended at: how it
+// ended and how long it took.
+func AppendInitReportJSON(b []byte, at time.Time, in Init) []byte {
+	b = appendEventHead(b, at, "platform.initReport")
+	b = append(b, `"initializationType":`...)
+	b = appendJSONString(b, in.Type)
+	b = append(b, `,"phase":"init","status":`...)
+	b = appendJSONString(b, cmp.Or(in.Status, "success"))
+	if in.ErrorType != "" {
+		b = append(b, `,"errorType":`...)
+		b = appendJSONString(b, in.ErrorType)
+	}
+	b = append(b, `,"metrics":{"durationMs":`...)
+	b = appendMillis(b, in.Duration)
+	return append(b, "}}}\n"...)
+}
+
 func appendEventHead(b []byte, at time.Time, typ string) []byte {
 	b = append(b, `{"time":"`...)
 	b = at.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z")

@@ -34,6 +34,9 @@ func TestLinesGolden(t *testing.T) {
 		{"report_billed_minimum", AppendReport(nil, Report{RequestID: reqID, Duration: 10 * time.Microsecond, MemorySizeMB: 128, MaxMemoryUsedMB: 30})},
 		{"report_billed_exact", AppendReport(nil, Report{RequestID: reqID, Duration: 5 * time.Millisecond, MemorySizeMB: 128, MaxMemoryUsedMB: 30})},
 		{"timeout", AppendTimeout(nil, timedOutAt, reqID, 3*time.Second)},
+		{"init_start_json", AppendInitStartJSON(nil, timedOutAt, Init{Type: "on-demand", RuntimeVersion: "python3.12", FunctionName: "fn"})},
+		{"init_report_json", AppendInitReportJSON(nil, timedOutAt, Init{Type: "provisioned-concurrency", Duration: 430470 * time.Microsecond})},
+		{"init_report_json_error", AppendInitReportJSON(nil, timedOutAt, Init{Type: "on-demand", Duration: 3 * time.Second, Status: "timeout", ErrorType: "Sandbox.Timedout"})},
 		{"invocation_timeout", func() []byte {
 			b := AppendStart(nil, reqID, "")
 			b = append(b, "2019-06-07T19:11:17.562Z\t"+reqID+"\tINFO\tworking\n"...)
@@ -122,6 +125,7 @@ func TestTail(t *testing.T) {
 
 func TestAppendLinesDoNotAllocate(t *testing.T) {
 	r := Report{RequestID: reqID, Duration: 976250 * time.Microsecond, MemorySizeMB: 128, MaxMemoryUsedMB: 90, InitDuration: 430470 * time.Microsecond, Status: "error", ErrorType: "Runtime.ExitError"}
+	in := Init{Type: "on-demand", RuntimeVersion: "python3.12", FunctionName: "fn", Duration: time.Second, Status: "error", ErrorType: "Runtime.ExitError"}
 	buf := make([]byte, 0, 1024)
 	tests := []struct {
 		name string
@@ -132,6 +136,8 @@ func TestAppendLinesDoNotAllocate(t *testing.T) {
 		{"AppendReport", func() { buf = AppendReport(buf[:0], r) }},
 		{"AppendTimeout", func() { buf = AppendTimeout(buf[:0], timedOutAt, reqID, 3*time.Second) }},
 		{"AppendAborted", func() { buf = AppendAborted(buf[:0], timedOutAt, reqID, "shutdown") }},
+		{"AppendInitStartJSON", func() { buf = AppendInitStartJSON(buf[:0], timedOutAt, in) }},
+		{"AppendInitReportJSON", func() { buf = AppendInitReportJSON(buf[:0], timedOutAt, in) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

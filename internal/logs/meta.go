@@ -11,7 +11,7 @@ import (
 
 // Headers of a record stored with its Meta.
 const (
-	hdrStream = "Flint-Log-Stream" // the CloudWatch Logs stream: YYYY/MM/DD/[VERSION]<32 hex>
+	hdrStream = "Flint-Log-Stream" // the CloudWatch Logs stream: YYYY/MM/DD/[VERSION]<32 hex>, or YYYY/MM/DD/NAME[VERSION][<32 hex>]
 	hdrStart  = "Flint-Start"      // Meta.Start, Unix nanoseconds
 	hdrEnd    = "Flint-End"        // Meta.Start+Duration, Unix nanoseconds
 	hdrInit   = "Flint-Init"       // Meta.Init, nanoseconds
@@ -31,7 +31,8 @@ const (
 )
 
 // streamName returns the stream of e's environment, naming it on first sight as Lambda does:
-// the UTC day the environment began, the version in brackets, 32 hex digits for the environment.
+// the UTC day the environment began, the version in brackets, 32 hex digits for the environment
+// (in a custom log group: the day, the function, the version and the 32 hex digits in brackets).
 func (s *Store) streamName(fn string, m Meta) string {
 	if m.Stream != "" {
 		return m.Stream
@@ -58,7 +59,12 @@ func (s *Store) streamName(fn string, m Meta) string {
 		version = Latest
 	}
 	sum := sha256.Sum256([]byte(key))
-	name := m.Start.Add(-m.Init).UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(sum[:16])
+	day := m.Start.Add(-m.Init).UTC().Format("2006/01/02")
+	name := day + "/[" + version + "]" + hex.EncodeToString(sum[:16])
+	if !ownGroup(fn, m.Group) {
+		// A custom group, which several functions may share, names the function too.
+		name = day + "/" + fn + "[" + version + "][" + hex.EncodeToString(sum[:16]) + "]"
+	}
 	s.envs[key] = envStream{name: name, seen: now}
 	return name
 }

@@ -19,6 +19,7 @@ const (
 type Record struct {
 	Time     time.Time // when JetStream stored the record (UTC)
 	Function string
+	Group    string // its log group: /aws/lambda/<Function>, or the custom group it was stored in
 	Text     []byte
 	Seq      uint64 // the record's stream sequence: its place among all records, for cursors
 
@@ -29,21 +30,21 @@ type Record struct {
 	Init       time.Duration
 }
 
-// Read returns fn's stored records, oldest first. With limit > 0 it returns only the newest
-// limit records. It reads with an ordered consumer filtered on fn's subject and stops at the
-// last record stored for fn when Read was called.
+// Read returns fn's stored records (in every log group it has logged to), oldest first. With
+// limit > 0 it returns only the newest limit records. It reads with an ordered consumer filtered
+// on fn's subjects and stops at the last record stored for fn when Read was called.
 func (s *Store) Read(ctx context.Context, fn string, limit int) ([]Record, error) {
 	if !validName(fn) {
 		return nil, fmt.Errorf("read logs of %q: %w", fn, ErrBadFunctionName)
 	}
-	last, err := s.stream.GetLastMsgForSubject(ctx, s.subject(fn))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil, nil
-	}
+	last, err := s.last(ctx, s.fnFilters(fn))
 	if err != nil {
 		return nil, fmt.Errorf("read logs of %s: %w", fn, err)
 	}
-	recs, err := s.readUpTo(ctx, fn, last.Sequence, limit)
+	if last == 0 {
+		return nil, nil
+	}
+	recs, err := s.readUpTo(ctx, fn, last, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read logs of %s: %w", fn, err)
 	}
@@ -76,7 +77,7 @@ func (s *Store) Follow(ctx context.Context, fn string, last int, emit func(Recor
 			}
 		}
 	}
-	cons, it, err := s.open(ctx, fn, bound+1)
+	cons, it, err := s.openFrom(ctx, s.fnFilters(fn), From{Seq: bound + 1})
 	if err != nil {
 		return ctxNil(ctx, fmt.Errorf("follow logs of %s: %w", fn, err))
 	}
@@ -86,7 +87,7 @@ func (s *Store) Follow(ctx context.Context, fn string, last int, emit func(Recor
 		if err != nil {
 			return ctxNil(ctx, fmt.Errorf("follow logs of %s: %w", fn, err))
 		}
-		r, _, err := toRecord(fn, m)
+		r, _, err := s.toRecord(m)
 		if err != nil {
 			return fmt.Errorf("follow logs of %s: %w", fn, err)
 		}
@@ -104,13 +105,16 @@ func ctxNil(ctx context.Context, err error) error {
 	return err
 }
 
-// Purge deletes all of fn's stored records. Records still queued by Append may be stored after.
+// Purge deletes all of fn's stored records, in every log group. Records still queued by Append
+// may be stored after.
 func (s *Store) Purge(ctx context.Context, fn string) error {
 	if !validName(fn) {
 		return fmt.Errorf("purge logs of %q: %w", fn, ErrBadFunctionName)
 	}
-	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(fn))); err != nil {
-		return fmt.Errorf("purge logs of %s: %w", fn, err)
+	for _, f := range s.fnFilters(fn) {
+		if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(f)); err != nil {
+			return fmt.Errorf("purge logs of %s: %w", fn, err)
+		}
 	}
 	return nil
 }
@@ -120,7 +124,7 @@ func (s *Store) Purge(ctx context.Context, fn string) error {
 func (s *Store) readUpTo(ctx context.Context, fn string, bound uint64, limit int) ([]Record, error) {
 	var ring recordRing
 	ring.limit = limit
-	err := s.scan(ctx, fn, From{}, bound, func(r Record) bool {
+	err := s.scan(ctx, s.fnFilters(fn), From{}, bound, func(r Record) bool {
 		ring.add(r)
 		return true
 	})
@@ -137,34 +141,36 @@ type From struct {
 	Time time.Time
 }
 
-// Scan calls visit for fn's records from from on, oldest first, up to the last record stored
-// for fn when Scan was called, until visit returns false.
+// Scan calls visit for fn's records (in every log group) from from on, oldest first, up to the
+// last record stored for fn when Scan was called, until visit returns false.
 func (s *Store) Scan(ctx context.Context, fn string, from From, visit func(Record) bool) error {
 	if !validName(fn) {
 		return fmt.Errorf("read logs of %q: %w", fn, ErrBadFunctionName)
 	}
-	last, err := s.stream.GetLastMsgForSubject(ctx, s.subject(fn))
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read logs of %s: %w", fn, err)
-	}
-	if from.Seq > last.Sequence {
-		return nil
-	}
-	if err := s.scan(ctx, fn, from, last.Sequence, visit); err != nil {
+	if err := s.scanAll(ctx, s.fnFilters(fn), from, visit); err != nil {
 		return fmt.Errorf("read logs of %s: %w", fn, err)
 	}
 	return nil
 }
 
-// scan is Scan up to stream sequence bound.
-func (s *Store) scan(ctx context.Context, fn string, from From, bound uint64, visit func(Record) bool) error {
+// scanAll is scan up to the last record stored under filters now.
+func (s *Store) scanAll(ctx context.Context, filters []string, from From, visit func(Record) bool) error {
+	last, err := s.last(ctx, filters)
+	if err != nil {
+		return err
+	}
+	if last == 0 || from.Seq > last {
+		return nil
+	}
+	return s.scan(ctx, filters, from, last, visit)
+}
+
+// scan calls visit for the records under filters from from on, up to stream sequence bound.
+func (s *Store) scan(ctx context.Context, filters []string, from From, bound uint64, visit func(Record) bool) error {
 	if bound == 0 {
 		return nil
 	}
-	cons, it, err := s.openFrom(ctx, fn, from)
+	cons, it, err := s.openFrom(ctx, filters, from)
 	if err != nil {
 		return err
 	}
@@ -192,7 +198,7 @@ func (s *Store) scan(ctx context.Context, fn string, from From, bound uint64, vi
 			}
 			return err
 		}
-		r, meta, err := toRecord(fn, m)
+		r, meta, err := s.toRecord(m)
 		if err != nil {
 			return err
 		}
@@ -206,15 +212,10 @@ func (s *Store) scan(ctx context.Context, fn string, from From, bound uint64, vi
 	}
 }
 
-// open starts an ordered consumer on fn's subject at stream sequence start (1 = DeliverAll).
-func (s *Store) open(ctx context.Context, fn string, start uint64) (jetstream.Consumer, jetstream.MessagesContext, error) {
-	return s.openFrom(ctx, fn, From{Seq: start})
-}
-
-// openFrom starts an ordered consumer on fn's subject at from.
-func (s *Store) openFrom(ctx context.Context, fn string, from From) (jetstream.Consumer, jetstream.MessagesContext, error) {
+// openFrom starts an ordered consumer on filters at from.
+func (s *Store) openFrom(ctx context.Context, filters []string, from From) (jetstream.Consumer, jetstream.MessagesContext, error) {
 	cfg := jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{s.subject(fn)},
+		FilterSubjects:    filters,
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: consumerInactive,
 	}
@@ -258,12 +259,13 @@ func (s *Store) deleteConsumer(cons jetstream.Consumer) {
 	}
 }
 
-func toRecord(fn string, m jetstream.Msg) (Record, *jetstream.MsgMetadata, error) {
+func (s *Store) toRecord(m jetstream.Msg) (Record, *jetstream.MsgMetadata, error) {
 	meta, err := m.Metadata()
 	if err != nil {
 		return Record{}, nil, err
 	}
-	r := Record{Time: meta.Timestamp.UTC(), Function: fn, Text: m.Data(), Seq: meta.Sequence.Stream}
+	r := Record{Time: meta.Timestamp.UTC(), Text: m.Data(), Seq: meta.Sequence.Stream}
+	r.Group, r.Function, _ = s.groupOfSubject(m.Subject())
 	readMeta(&r, m.Headers())
 	return r, meta, nil
 }

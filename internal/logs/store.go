@@ -47,7 +47,7 @@ var ErrBadFunctionName = errors.New("function name must match [a-zA-Z0-9-_]{1,64
 // defaults above.
 type StoreConfig struct {
 	Stream            string        // stream name, default FLINT_LOGS
-	Subject           string        // subject prefix, default flint.logs; records go to <prefix>.<function>
+	Subject           string        // subject prefix, default flint.logs; records go to <prefix>.<function>, or <prefix>.<function>.<group token> in a custom log group
 	MaxAge            time.Duration // default 7 days
 	MaxBytes          int64         // default 1 GiB
 	MaxMsgsPerSubject int64         // records kept per function, default 100000
@@ -137,6 +137,8 @@ type Store struct {
 	// envs names each environment's log stream by the day of its first record (as Lambda names
 	// a stream by the day the environment started); only Run's goroutine touches it.
 	envs map[string]envStream
+	// groupTokens caches each custom log group's subject token; only Run's goroutine touches it.
+	groupTokens map[string]string
 
 	retention jetstream.KeyValue // retention in days per function (CloudWatch Logs' policy)
 }
@@ -158,6 +160,9 @@ type Meta struct {
 	Duration time.Duration // from Start to its END line
 	Init     time.Duration // the INIT before it on a cold start: output before START is timed Start-Init
 	Stream   string        // the environment's stream (its AWS_LAMBDA_LOG_STREAM_NAME); "": named from Env
+	// Group is the function's log group (its LoggingConfig.LogGroup); "" or /aws/lambda/<function>
+	// is the function's own. A record of another group is kept under that group (see groupSubject).
+	Group string
 }
 
 // NewStore creates or updates the log stream (file storage, subjects "<prefix>.>") and returns a
@@ -211,6 +216,7 @@ func NewStore(ctx context.Context, js jetstream.JetStream, cfg StoreConfig, log 
 		free:         make(chan *entry, cfg.QueueLen),
 		flushTimeout: flushTimeout,
 		envs:         map[string]envStream{},
+		groupTokens:  map[string]string{},
 		retention:    retention,
 	}, nil
 }
@@ -395,10 +401,11 @@ func (s *Store) publish(inflight []pending, batch []*entry) []pending {
 	for _, e := range batch {
 		var f jetstream.PubAckFuture
 		var err error
+		subj := s.recordSubject(e)
 		if e.meta.Env == "" {
-			f, err = s.js.PublishAsync(s.subject(e.fn), e.buf)
+			f, err = s.js.PublishAsync(subj, e.buf)
 		} else {
-			f, err = s.js.PublishMsgAsync(&nats.Msg{Subject: s.subject(e.fn), Data: e.buf, Header: s.header(e)})
+			f, err = s.js.PublishMsgAsync(&nats.Msg{Subject: subj, Data: e.buf, Header: s.header(e)})
 		}
 		if err != nil {
 			failed++

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/flint-run/flint/internal/logs"
 )
 
 // The JSON log format's functions: each logs below, at and above its level, prints a plain line,
@@ -89,10 +91,20 @@ func TestLoggingConfig(t *testing.T) {
 			}
 			records = append(records, r)
 		}
-		if len(lines) != 5 || len(records) != 4 {
-			t.Fatalf("log: %d lines, want platform.start, 2 records, the print, platform.report:\n%s", len(lines), strings.Join(lines, "\n"))
+		if len(lines) != 7 || len(records) != 6 {
+			t.Fatalf("log: %d lines, want platform.initStart, platform.initReport, platform.start, 2 records, the print, platform.report:\n%s", len(lines), strings.Join(lines, "\n"))
 		}
-		start, info, exc, report := records[0], records[1], records[2], records[3]
+		initStart, initReport := records[0], records[1]
+		if r, _ := initStart["record"].(map[string]any); initStart["type"] != "platform.initStart" || r["initializationType"] != "on-demand" ||
+			r["phase"] != "init" || r["runtimeVersion"] != "python3.11" || r["functionName"] != "py-json" || r["functionVersion"] != "$LATEST" {
+			t.Errorf("first line of a cold start %v, want platform.initStart", initStart)
+		}
+		r, _ := initReport["record"].(map[string]any)
+		m, _ := r["metrics"].(map[string]any)
+		if initReport["type"] != "platform.initReport" || r["status"] != "success" || r["phase"] != "init" || m["durationMs"] == nil {
+			t.Errorf("second line of a cold start %v, want platform.initReport with its duration", initReport)
+		}
+		start, info, exc, report := records[2], records[3], records[4], records[5]
 		reqID := aws.ToString(startRequestID(start))
 		if start["type"] != "platform.start" || reqID == "" || start["record"].(map[string]any)["version"] != "$LATEST" {
 			t.Errorf("first line %v, want platform.start with the request and $LATEST", start)
@@ -110,6 +122,19 @@ func TestLoggingConfig(t *testing.T) {
 			metrics["memorySizeMB"] != float64(128) || metrics["durationMs"] == nil || metrics["billedDurationMs"] == nil || metrics["initDurationMs"] == nil {
 			t.Errorf("last line %v, want platform.report with the metrics of a cold invoke", report)
 		}
+		// The report is still read from the record, init events and all (console, flint bench).
+		if rr, ok := logs.ParseReport([]byte(decodeTail(t, out))); !ok || rr.RequestID != reqID || !rr.Cold || rr.Status != "success" || rr.Version != "$LATEST" {
+			t.Errorf("ParseReport of a cold JSON record = %+v, %v", rr, ok)
+		}
+		if it, st := initReport["time"].(string), start["time"].(string); it == "" || it > st {
+			t.Errorf("platform.initReport at %v after platform.start at %v", initReport["time"], start["time"])
+		}
+
+		// A warm invoke has no INIT, so no init events.
+		warm := strings.Split(strings.TrimSuffix(decodeTail(t, invoke(t, c, "py-json", `{}`, withTail)), "\n"), "\n")
+		if len(warm) != 5 || !strings.Contains(warm[0], `"type":"platform.start"`) || strings.Contains(strings.Join(warm, "\n"), "platform.init") {
+			t.Errorf("warm invoke's log, want platform.start first and no init events:\n%s", strings.Join(warm, "\n"))
+		}
 	})
 
 	t.Run("node at WARN, no platform events", func(t *testing.T) {
@@ -119,7 +144,7 @@ func TestLoggingConfig(t *testing.T) {
 		}
 		lines := strings.Split(strings.TrimSuffix(decodeTail(t, out), "\n"), "\n")
 		if len(lines) != 2 {
-			t.Fatalf("log: want the warning and the error only:\n%s", strings.Join(lines, "\n"))
+			t.Fatalf("log of a cold start: want the warning and the error only (no platform events, init's neither):\n%s", strings.Join(lines, "\n"))
 		}
 		var warn, bad map[string]any
 		if json.Unmarshal([]byte(lines[0]), &warn) != nil || json.Unmarshal([]byte(lines[1]), &bad) != nil {

@@ -207,19 +207,22 @@ func (presetIDs) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
 	return s
 }
 
-// export records a finished invocation: its spans (when it has a Span) and the FaaS metrics.
-func (o *OTLP) export(inv Invocation) {
+// export records a finished invocation: its spans (when it has a Span) and the FaaS metrics,
+// whose faas.name and faas.version are fn and version: the Prometheus labels, bounded as they
+// are (Metrics.Invoked passes them; see MaxFunctions), so that an OTLP backend gets no more
+// series than a scrape. Spans name the function as it is: they are not series.
+func (o *OTLP) export(inv Invocation, fn, version string) {
 	sp := inv.Span
 	trigger := TriggerHTTP
 	if sp != nil {
 		trigger = sp.Trigger
 	}
-	k := attrKey{inv.Function, inv.Version, trigger}
+	k := attrKey{fn, version, trigger}
 	o.mu.Lock()
 	attrs, ok := o.attrs[k]
 	if !ok {
-		attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("faas.name", inv.Function),
-			attribute.String("faas.version", inv.Version), attribute.String("faas.trigger", trigger)))
+		attrs = metric.WithAttributeSet(attribute.NewSet(attribute.String("faas.name", fn),
+			attribute.String("faas.version", version), attribute.String("faas.trigger", trigger)))
 		if len(o.attrs) < maxAttrSets {
 			o.attrs[k] = attrs
 		}
@@ -312,4 +315,52 @@ func (o *OTLP) spans(inv Invocation, sp *Span) {
 	}
 	rt.End(trace.WithTimestamp(end))
 	invoke.End(trace.WithTimestamp(end))
+}
+
+// Throttle is an invocation refused with TooManyRequestsException, for its span.
+type Throttle struct {
+	Function, Version string
+	RequestID         string
+	Reason            string // Lambda's ThrottleReason
+	// Span is the invocation's trace context when it had one before the throttle (Begin); nil:
+	// the span continues Header (the caller's X-Amzn-Trace-Id) and takes Trigger.
+	Span            *Span
+	Header, Trigger string
+}
+
+// Throttled exports the span of an invocation refused at now: "invoke", from when it was taken
+// until now, with an error status and the throttle's reason. The invocation service calls it
+// on the throttled path only, never when OTLP export is off.
+func (o *OTLP) Throttled(th Throttle, now time.Time) {
+	sp := th.Span
+	if sp == nil {
+		trigger := th.Trigger
+		if trigger == "" {
+			trigger = TriggerHTTP
+		}
+		sp, _ = o.Begin(th.Header, now, trigger)
+	}
+	if !sp.Sampled {
+		return
+	}
+	ctx := context.Background()
+	if sp.Parent != [8]byte{} {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: sp.TraceID, SpanID: sp.Parent, TraceFlags: trace.FlagsSampled, Remote: true}))
+	}
+	kind := trace.SpanKindServer
+	if sp.Trigger != TriggerHTTP {
+		kind = trace.SpanKindConsumer
+	}
+	begin := sp.Received
+	if begin.IsZero() || begin.After(now) {
+		begin = now
+	}
+	_, s := o.tracer.Start(context.WithValue(ctx, idsKey{}, ids{trace: sp.TraceID, span: sp.Invoke}), "invoke",
+		trace.WithTimestamp(begin), trace.WithSpanKind(kind),
+		trace.WithAttributes(attribute.String("faas.name", th.Function), attribute.String("faas.version", th.Version),
+			attribute.String("faas.invocation_id", th.RequestID), attribute.String("faas.trigger", sp.Trigger),
+			attribute.String("error.type", "TooManyRequestsException"), attribute.String("flint.throttle_reason", th.Reason)))
+	s.SetStatus(codes.Error, "TooManyRequestsException: "+th.Reason)
+	s.End(trace.WithTimestamp(now))
 }

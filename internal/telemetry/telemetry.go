@@ -80,7 +80,8 @@ type Metrics struct {
 // MaxFunctions bounds the function label's values: the first MaxFunctions functions a node
 // sees are labelled by name; every later one is counted under OtherFunction (version
 // OtherFunction too), so a scrape holds at most MaxFunctions+1 series per metric and label
-// set. A node restart starts the count afresh.
+// set. The OTLP metrics' faas.name and faas.version are the same labels. A node restart starts
+// the count afresh.
 const MaxFunctions = 1000
 
 // OtherFunction is the function (and version) label of functions past MaxFunctions.
@@ -184,7 +185,7 @@ func (m *Metrics) Invoked(inv Invocation) {
 		m.initDuration.WithLabelValues(fn, v).Observe(inv.Init.Seconds())
 	}
 	if m.otlp != nil {
-		m.otlp.export(inv)
+		m.otlp.export(inv, fn, v)
 	}
 }
 

@@ -99,7 +99,7 @@ func (p *Pool) store(c *call, rec []byte) {
 	case RecordSink:
 		// Strings and times only: no allocation beyond Append's.
 		sink.AppendRecord(p.fn.Name, logs.Meta{Env: c.e.id, Version: p.fn.Version, Start: c.start,
-			Duration: c.duration, Init: c.initDur, Stream: c.e.logStream}, rec)
+			Duration: c.duration, Init: c.initDur, Stream: c.e.logStream, Group: p.fn.Logging.Group}, rec)
 	default:
 		sink.Append(p.fn.Name, rec)
 	}
@@ -151,12 +151,21 @@ func (p *Pool) record(c *call) []byte {
 }
 
 // appendRecord appends c's log record (START, output, END, REPORT) to b; in the JSON log format
-// the platform.start and platform.report events in place of those lines, unless the function's
+// the platform.start and platform.report events in place of those lines, and on a cold start
+// platform.initStart and platform.initReport around the INIT's output, unless the function's
 // system log level is above INFO.
 func (p *Pool) appendRecord(b []byte, c *call) []byte {
 	json := p.fn.Logging.JSON
 	platform := !json || p.fn.Logging.SystemLevel != "WARN"
-	b = append(b, c.initOut...)
+	if json && platform && c.initDur > 0 {
+		in := logs.Init{Type: initType(c.e.provisioned), RuntimeVersion: p.fn.Runtime.Name, FunctionName: p.fn.Name,
+			FunctionVersion: p.fn.Version, Duration: c.initDur}
+		b = logs.AppendInitStartJSON(b, c.start.Add(-c.initDur), in)
+		b = append(b, c.initOut...)
+		b = logs.AppendInitReportJSON(b, c.start, in)
+	} else {
+		b = append(b, c.initOut...)
+	}
 	switch {
 	case !json:
 		b = logs.AppendStart(b, c.req.RequestID, p.fn.Version)

@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,15 +85,27 @@ func TestRecordWriterMeta(t *testing.T) {
 	sink := &metaSink{copySink: copySink{buf: make([]byte, 0, 4096), done: make(chan struct{})}}
 	m := New(Config{Log: slog.New(slog.DiscardHandler), Logs: sink})
 	defer m.Close()
-	p := m.Pool(Function{Name: "fn", Version: "3", MemoryMB: 128, Timeout: time.Second})
+	p := m.Pool(Function{Name: "fn", Version: "3", MemoryMB: 128, Timeout: time.Second, Logging: Logging{JSON: true, Group: "/shared/app"}})
 	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
 	c := &call{e: &env{p: p, id: "0123456789abcdef"}, req: Request{RequestID: "r"}, start: start,
 		output: []byte("hi\n"), duration: 1500 * time.Microsecond, initDur: 200 * time.Millisecond}
 	m.records <- c
 	<-sink.done
-	want := logs.Meta{Env: "0123456789abcdef", Version: "3", Start: start, Duration: 1500 * time.Microsecond, Init: 200 * time.Millisecond}
+	want := logs.Meta{Env: "0123456789abcdef", Version: "3", Start: start, Duration: 1500 * time.Microsecond, Init: 200 * time.Millisecond,
+		Group: "/shared/app"}
 	if sink.meta != want {
 		t.Errorf("meta = %+v, want %+v", sink.meta, want)
+	}
+	// A cold start's JSON record: the INIT's events, then the invocation's.
+	var types []string
+	for _, line := range bytes.Split(bytes.TrimSpace(sink.buf), []byte("\n")) {
+		if i := bytes.Index(line, []byte(`"type":"`)); i >= 0 {
+			typ, _, _ := bytes.Cut(line[i+len(`"type":"`):], []byte(`"`))
+			types = append(types, string(typ))
+		}
+	}
+	if got := strings.Join(types, " "); got != "platform.initStart platform.initReport platform.start platform.report" {
+		t.Errorf("JSON record's events: %s\n%s", got, sink.buf)
 	}
 	got := testing.AllocsPerRun(200, func() {
 		m.records <- c
