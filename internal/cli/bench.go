@@ -40,6 +40,7 @@ type benchResult struct {
 	Seconds        float64 `json:"seconds"`
 	*ColdFigures
 	*BurstFigures
+	*AsyncFigures
 }
 
 // ColdFigures say how many answers came from a new execution environment (their REPORT line has
@@ -72,6 +73,8 @@ func (a *app) benchCommand() *cobra.Command {
 		cold        bool
 		pause       time.Duration
 		burst       int
+		async       bool
+		durability  string
 		asJSON      bool
 	)
 	cmd := &cobra.Command{
@@ -92,6 +95,13 @@ func (a *app) benchCommand() *cobra.Command {
 			"and makes the exit code 1. The cold starts are --pause apart (250ms unless given, not timed),\n" +
 			"as a function's cold starts are apart in real traffic: the pre-initialized runtimes Flint keeps\n" +
 			"for Python and Node refill in between; --pause 0 measures cold starts back to back.\n\n" +
+			"--async sends Event invokes (InvocationType Event) and times each until its 202, when Flint\n" +
+			"has stored the event; the events then run as any others (give the function reserved\n" +
+			"concurrency 0 to measure the enqueue alone). Two yardsticks are measured first, by this\n" +
+			"command, at the same concurrency: the loopback floor (the same client against a bare HTTP\n" +
+			"server answering 202) and a JetStream publish waiting for its ack (an embedded server with\n" +
+			"file storage in a temporary directory; --durability fsync flushes each write, as the server\n" +
+			"flag does: give your server's). The figures are printed beside them, as ratios.\n\n" +
 			"--burst N releases N invokes at once from zero idle environments (recycled first, as for\n" +
 			"--cold) over connections opened beforehand, and prints the time until all N answered, their\n" +
 			"latency percentiles, how many were cold and the Init Durations; throttles are counted apart\n" +
@@ -101,13 +111,18 @@ func (a *app) benchCommand() *cobra.Command {
 		Example: "  flint bench go-echo '{\"hi\":1}'\n" +
 			"  flint bench go-echo -c 16 -n 20000 --json\n" +
 			"  flint bench go-echo --cold -n 20\n" +
-			"  flint bench go-echo --burst 16",
+			"  flint bench go-echo --burst 16\n" +
+			"  flint bench go-echo --async -c 16 -n 20000",
 		Args: rangeArgs(1, 2, "function NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f := cmd.Flags()
 			switch {
-			case cold && f.Changed("burst"):
-				return usageErrorf(cmd, "--cold and --burst are two measurements: give one")
+			case cold && f.Changed("burst"), async && (cold || f.Changed("burst")):
+				return usageErrorf(cmd, "--cold, --burst and --async are different measurements: give one")
+			case !async && f.Changed("durability"):
+				return usageErrorf(cmd, "--durability applies to --async only")
+			case durability != "os" && durability != "fsync":
+				return usageErrorf(cmd, "--durability must be os or fsync")
 			case f.Changed("burst") && burst < 1:
 				return usageErrorf(cmd, "--burst must be at least 1")
 			case f.Changed("burst") && (f.Changed("concurrency") || f.Changed("requests") || f.Changed("warmup")):
@@ -163,6 +178,8 @@ func (a *app) benchCommand() *cobra.Command {
 				r, err = b.cold(ctx, requests)
 			case burst > 0:
 				r, err = b.burst(ctx, burst)
+			case async:
+				r, err = b.async(ctx, requests, concurrency, warmup, durability == "fsync", conns, describe)
 			default:
 				r, err = b.warm(ctx, requests, concurrency, warmup, describe)
 			}
@@ -199,6 +216,8 @@ func (a *app) benchCommand() *cobra.Command {
 	f.BoolVar(&cold, "cold", false, "measure cold starts: each invoke on a new execution environment")
 	f.DurationVar(&pause, "pause", 250*time.Millisecond, "--cold: the wait between cold starts, not timed")
 	f.IntVar(&burst, "burst", 0, "measure N invokes released at once from zero idle environments")
+	f.BoolVar(&async, "async", false, "measure Event invokes: the time to each 202, beside a loopback and a JetStream floor")
+	f.StringVar(&durability, "durability", "os", "--async: the JetStream floor's durability, os or fsync (give your server's)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one JSON object")
 	return cmd
 }
@@ -510,6 +529,8 @@ func writeBench(a *app, r benchResult) {
 		fmt.Fprintf(a.stdout, "%s: %d cold invokes, one at a time, each on a new execution environment\n", r.Function, r.Cold)
 	case "burst":
 		fmt.Fprintf(a.stdout, "%s: burst of %d invokes at once from zero idle environments, all answered in %s\n", r.Function, r.Burst, ms(r.AllAnsweredUs))
+	case "async":
+		fmt.Fprintf(a.stdout, "%s: %d Event invokes at concurrency %d in %.2f s, each timed until its 202\n", r.Function, r.Invokes, r.Concurrency, r.Seconds)
 	default:
 		fmt.Fprintf(a.stdout, "%s: %d invokes at concurrency %d in %.2f s\n", r.Function, r.Invokes, r.Concurrency, r.Seconds)
 	}
@@ -540,6 +561,15 @@ func writeBench(a *app, r benchResult) {
 	case "burst":
 		fmt.Fprintf(a.stdout, "  answered %d of %d: cold %d, warm %d; throttled %d, failed %d; function errors %d\n",
 			r.Invokes, r.Burst, r.Cold, r.NotCold, r.Throttled, r.Failed, r.FunctionErrors)
+	case "async":
+		af := r.AsyncFigures
+		fmt.Fprintf(a.stdout, "  throughput  %.0f events/s; failed invokes %d\n", r.PerSecond, r.Failed)
+		tw := tabwriter.NewWriter(a.stdout, 0, 0, 3, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "yardstick (same run)\tevents/s\tp50\tp99\tFlint's ratio\t\n")
+		fmt.Fprintf(tw, "loopback floor\t%.0f\t%s\t\t\t\n", af.FloorPerSecond, ms(af.FloorP50us))
+		fmt.Fprintf(tw, "JetStream publish (%s)\t%.0f\t%s\t%s\tp99 %.2f×\t\n", af.Durability, af.JSPerSecond, ms(af.JSP50us), ms(af.JSP99us), af.P99RatioJetStream)
+		fmt.Fprintf(tw, "both, in series\t%.0f\t%s\t\trate %.2f×, p50 %.2f×\t\n", af.CombinedPerSec, ms(af.FloorP50us+af.JSP50us), af.RateRatio, af.P50Ratio)
+		_ = tw.Flush()
 	default:
 		fmt.Fprintf(a.stdout, "  throughput  %.0f invokes/s\n", r.PerSecond)
 		fmt.Fprintf(a.stdout, "  function errors %d, failed invokes %d\n", r.FunctionErrors, r.Failed)

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
+	"github.com/flint-run/flint/internal/benchfloor"
 	"github.com/flint-run/flint/internal/config"
 )
 
@@ -26,6 +27,13 @@ import (
 // (straight to on-failure, of which there is none), as it would take events to run, so the
 // figures include its share of the machine. durability=fsync flushes every write to disk
 // before the 202; durability=os (the default) hands it to the operating system.
+//
+// The yardsticks are measured in the same run, before Flint, at the same concurrency
+// (internal/benchfloor): the loopback floor (the same client against a bare HTTP server
+// answering 202) and a JetStream publish waiting for its ack (file storage, same durability).
+// Besides events/s, p50_us and p99_us it reports issue 18's ratios: x_combined (events/s ÷ the
+// two floors' rates in series; target ≥ 0.8 at c=16), p50_x_floors (p50 ÷ the floors' p50s
+// added; target ≤ 1.5 at c=1) and p99_x_jetstream (target ≤ 3 at c=16).
 func BenchmarkAsyncEnqueue(b *testing.B) {
 	for _, durability := range []string{"os", "fsync"} {
 		b.Run("durability="+durability, func(b *testing.B) {
@@ -39,38 +47,71 @@ func BenchmarkAsyncEnqueue(b *testing.B) {
 			}
 			url := s.URL() + "/2015-03-31/functions/sink/invocations"
 			for _, c := range []int{1, 16} {
-				b.Run("c="+strconv.Itoa(c), func(b *testing.B) { loadEvents(b, url, c) })
+				b.Run("c="+strconv.Itoa(c), func(b *testing.B) { loadEvents(b, url, c, durability == "fsync") })
 			}
 		})
 	}
 }
 
-// loadEvents sends b.N Event invokes to url from c keep-alive clients and reports events/s and
-// the p50/p99 time to the 202.
-func loadEvents(b *testing.B, url string, c int) {
+// loadEvents sends b.N Event invokes to url from c keep-alive clients and reports events/s, the
+// p50/p99 time to the 202, and the ratios to the floors measured first (see
+// BenchmarkAsyncEnqueue).
+func loadEvents(b *testing.B, url string, c int, fsync bool) {
 	b.Helper()
+	ctx := context.Background()
 	body := []byte(`{"hello":"world"}`)
 	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 2 * c}}
 	defer client.CloseIdleConnections()
-	send := func() (time.Duration, error) {
-		req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-		if err != nil {
-			return 0, err
+	post := func(url string) func(context.Context) error {
+		return func(ctx context.Context) error {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("X-Amz-Invocation-Type", "Event")
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				return errors.New("status " + resp.Status)
+			}
+			return nil
 		}
-		req.Header.Set("X-Amz-Invocation-Type", "Event")
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return 0, errors.New("status " + resp.Status)
-		}
-		return time.Since(start), nil
 	}
-	drive(b, c, 100, "events/s", send) // warm-up: connections open, stream files created
+	const floorN = 5000
+	floorURL, stop, err := benchfloor.Loopback()
+	if err != nil {
+		b.Fatal(err)
+	}
+	floor, err := benchfloor.Measure(ctx, c, floorN, post(floorURL))
+	stop()
+	if err != nil {
+		b.Fatal(err)
+	}
+	js, err := benchfloor.JetStream(ctx, b.TempDir(), fsync, c, floorN, body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := benchfloor.Measure(ctx, c, max(100, c), post(url)); err != nil { // warm-up: connections open, stream files created
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	r, err := benchfloor.Measure(ctx, c, max(b.N, c), post(url))
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) }
+	b.ReportMetric(r.PerSecond, "events/s")
+	b.ReportMetric(us(r.P50), "p50_us")
+	b.ReportMetric(us(r.P99), "p99_us")
+	b.ReportMetric(r.PerSecond/benchfloor.Combined(floor, js), "x_combined")
+	b.ReportMetric(us(r.P50)/max(us(floor.P50+js.P50), 1), "p50_x_floors")
+	b.ReportMetric(us(r.P99)/max(us(js.P99), 1), "p99_x_jetstream")
+	b.Logf("floor %.0f/s p50 %v; JetStream %.0f/s p50 %v p99 %v", floor.PerSecond, floor.P50, js.PerSecond, js.P50, js.P99)
 }
 
 // BenchmarkAsyncEndToEnd measures, at low load (one event at a time, warm environment), the
