@@ -115,6 +115,39 @@ func TestAsyncSurvivesKill9(t *testing.T) {
 	}
 }
 
+// TestAsyncLongEventNotRedelivered: an event that runs for several AckWaits is not delivered
+// again while it runs: the queue's heartbeats (one ticker for every running event) keep it.
+func TestAsyncLongEventNotRedelivered(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "ids")
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.AsyncAckWait = time.Second })
+	c := newClient(s.URL())
+	createFunction(t, c, "slow", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "" +
+		"import os, time\n" +
+		"def handler(event, context):\n" +
+		"    with open(os.environ['OUT'], 'a') as f:\n" +
+		"        f.write(context.aws_request_id + '\\n')\n" +
+		"    time.sleep(3.5)\n"}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Timeout = aws.Int32(30)
+			in.Environment = &types.Environment{Variables: map[string]string{"OUT": out}}
+		})
+	if accepted := sendEvents(t, c, "slow", 1, 1); len(accepted) != 1 {
+		t.Fatal("the event was not accepted")
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if st, err := asyncStats(s.URL()); err == nil && depth(st, "slow") == 0 && len(readIDs(t, out)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the event did not run to its end within 30 s: executions %v", readIDs(t, out))
+		}
+	}
+	time.Sleep(1500 * time.Millisecond) // past another AckWait: a redelivery would have started
+	if ids := readIDs(t, out); len(ids) != 1 {
+		t.Fatalf("%d executions of one event that ran 3.5 s with AckWait 1 s, want 1: it was delivered again while running", len(ids))
+	}
+}
+
 // TestCloseEndsRunningAsyncEvent: Server.Close with an async event running does not wait for
 // the function past its grace period (its shutdown order then destroys environments); the
 // event, handed back, runs again after a restart with the same request id.
