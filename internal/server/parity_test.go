@@ -177,6 +177,9 @@ func (r *parityRunner) run(c parityCase, vars *strings.Replacer) (string, error)
 	switch {
 	case errors.As(err, &ae):
 		got.Code, got.Message = ae.ErrorCode(), ae.ErrorMessage()
+		if got.Message == "UnknownError" {
+			got.Message = "" // the SDK's stand-in for AWS's "Message": null
+		}
 	case err != nil:
 		return "", fmt.Errorf("%s: %w", c.Op, err)
 	}
@@ -208,6 +211,7 @@ func (r *parityRunner) run(c parityCase, vars *strings.Replacer) (string, error)
 		b, _ := json.Marshal(out)
 		var doc map[string]any
 		json.Unmarshal(b, &doc)
+		delete(doc, "ResultMetadata")
 		keys := make([]string, 0, len(want.Fields))
 		for k := range want.Fields {
 			keys = append(keys, k)
@@ -253,7 +257,12 @@ func normaliseAny(v any) any {
 			v[i] = normaliseAny(v[i])
 		}
 	case map[string]any:
+		// The SDK's output structs render an absent member as null; AWS leaves it out.
 		for k := range v {
+			if v[k] == nil {
+				delete(v, k)
+				continue
+			}
 			v[k] = normaliseAny(v[k])
 		}
 	}
@@ -302,8 +311,11 @@ func withFunctionDefaults(in json.RawMessage) json.RawMessage {
 			m[k] = v
 		}
 	}
-	b, _ := json.Marshal(m)
-	return b
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // keep the <placeholders>
+	enc.Encode(m)
+	return b.Bytes()
 }
 
 // call runs op through the real SDK client with its client-side validation removed (AWS
