@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -27,7 +28,7 @@ import (
 // A parityCase replays one request whose answer from real AWS was recorded, against a real
 // Flint, and compares the answers. Placeholders in strings: <fn> and <fn2> (function names
 // unique to the case), <layer> (a layer name unique to the case), <account>, <region>, <role>,
-// <zip> (a Python handler's zip, base64), <a*N> (N letters a).
+// <zip> (a Python handler's zip, base64), <sha> (its CodeSha256), <a*N> (N letters a).
 type parityCase struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
@@ -95,9 +96,10 @@ func TestParity(t *testing.T) {
 	}
 
 	s := startServer(t, t.TempDir())
-	r := &parityRunner{c: newClient(s.URL()), url: s.URL(),
-		zip: base64.StdEncoding.EncodeToString(mustZip(t, map[string]zipEntry{
-			"index.py": {body: "def handler(event, context):\n    return event\n"}}))}
+	zip := mustZip(t, map[string]zipEntry{"index.py": {body: "def handler(event, context):\n    return event\n"}})
+	sum256 := sha256.Sum256(zip)
+	r := &parityRunner{c: newClient(s.URL()), url: s.URL(), zip: base64.StdEncoding.EncodeToString(zip),
+		sha: base64.StdEncoding.EncodeToString(sum256[:])}
 
 	var sum paritySummary
 	var differing []string
@@ -134,7 +136,8 @@ func TestParity(t *testing.T) {
 type parityRunner struct {
 	c   *lambda.Client
 	url string
-	zip string
+	zip string // the Python function's zip, base64
+	sha string // its CodeSha256
 }
 
 var aRun = regexp.MustCompile(`<a\*(\d+)>`)
@@ -148,6 +151,7 @@ func (r *parityRunner) vars(i int) *strings.Replacer {
 		"<region>", "us-east-1",
 		"<role>", role,
 		"<zip>", r.zip,
+		"<sha>", r.sha,
 	)
 }
 
