@@ -42,7 +42,7 @@ func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
 		return apierr.InvalidParameterValue("The Runtime parameter must be set for a function of PackageType Zip.")
 	}
 	if _, ok := runtimes.Lookup(c.Runtime); !ok {
-		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %v or be a valid ARN", c.Runtime, runtimes.Names())
+		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s or be a valid ARN", c.Runtime, lambda.FormatList(runtimes.Names()))
 	}
 	if err := s.checkRuntime(c); err != nil {
 		return err
@@ -63,8 +63,8 @@ func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
 			return err
 		}
 	}
-	if len(c.Architectures) != 1 || (c.Architectures[0] != "x86_64" && c.Architectures[0] != "arm64") {
-		return apierr.Validation("1 validation error detected: Value '%v' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]", c.Architectures)
+	if err := lambda.ValidateArchitectures(c.Architectures); err != nil {
+		return err
 	}
 	if dl := c.DeadLetterConfig; dl != nil && dl.TargetArn != "" && !asyncq.ValidDestination(dl.TargetArn) {
 		return apierr.InvalidParameterValue("The provided DeadLetterConfig TargetArn %s is invalid. Flint accepts functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME) and JetStream streams (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME).", dl.TargetArn)

@@ -337,3 +337,19 @@ func ValidateEnvironment(vars map[string]string) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// FormatList renders a list value as AWS's messages do: [a, b].
+func FormatList(values []string) string { return "[" + strings.Join(values, ", ") + "]" }
+
+// ValidateArchitectures checks a function's Architectures: exactly one, x86_64 or arm64.
+func ValidateArchitectures(archs []string) error {
+	switch {
+	case len(archs) > 1:
+		return validationError(FormatList(archs), "architectures", "Member must have length less than or equal to 1")
+	case len(archs) == 0:
+		return validationError(FormatList(archs), "architectures", "Member must have length greater than or equal to 1")
+	case archs[0] != "x86_64" && archs[0] != "arm64":
+		return validationError(FormatList(archs), "architectures", "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]")
+	}
+	return nil
+}
