@@ -80,8 +80,9 @@ func unsupported(param string) error {
 	return apierr.InvalidParameterValue("Unsupported %s parameter for given event source mapping type.", param)
 }
 
-func mappingNotFound(id string) *apierr.Error {
-	return apierr.ResourceNotFound("The resource you requested does not exist. (Service: Lambda, Status Code: 404, Request ID: %s)", id)
+// mappingNotFound is AWS's answer for a mapping that does not exist (it does not name it).
+func mappingNotFound() *apierr.Error {
+	return apierr.ResourceNotFound("The resource you requested does not exist.")
 }
 
 func epochNow() float64 { return float64(time.Now().UnixMilli()) / 1000 }
@@ -314,7 +315,7 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 func (s *Mappings) Get(ctx context.Context, id string) (*lambda.EventSourceMapping, error) {
 	m, _, err := s.mappings.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, mappingNotFound(id)
+		return nil, mappingNotFound()
 	}
 	if err != nil {
 		return nil, err
@@ -376,7 +377,7 @@ func (s *Mappings) modify(ctx context.Context, id string, change func(*lambda.Ev
 	for range 5 {
 		m, rev, err := s.mappings.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, mappingNotFound(id)
+			return nil, mappingNotFound()
 		}
 		if err != nil {
 			return nil, err
