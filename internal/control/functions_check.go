@@ -105,10 +105,15 @@ func (s *Functions) resolveLayers(ctx context.Context, arns []string) ([]lambda.
 	for _, arn := range arns {
 		m := functionLayerPattern().FindStringSubmatch(arn)
 		if m == nil || m[4] == "" {
-			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]", arn)
+			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '%s' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 2048, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: %s, Member must not be null]", lambda.FormatList(arns), layerVersionARNModel)
 		}
 		if err := s.account.ResolveLayer(arn, m[1], m[2]); err != nil {
 			return nil, nil, 0, err
+		}
+		for _, prev := range cfg {
+			if p := functionLayerPattern().FindStringSubmatch(prev.Arn); p[3] == m[3] {
+				return nil, nil, 0, apierr.InvalidParameterValue("Two different versions of the same layer are not allowed to be referenced in the same function. %s and %s are versions of the same layer.", prev.Arn, arn)
+			}
 		}
 		n, _ := strconv.Atoi(m[4])
 		l, err := s.layers.Get(ctx, m[3], n)

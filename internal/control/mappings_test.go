@@ -156,7 +156,7 @@ func TestMappings(t *testing.T) {
 		code, msg string
 	}{
 		{"source", qa.UUID, control.MappingInput{EventSourceArn: ptr(queueB)}, "InvalidParameterValueException", "EventSourceArn cannot be updated"},
-		{"missing", "00000000-0000-0000-0000-000000000000", control.MappingInput{BatchSize: ptr(2)}, "ResourceNotFoundException", "Request ID: 00000000-0000-0000-0000-000000000000"},
+		{"missing", "00000000-0000-0000-0000-000000000000", control.MappingInput{BatchSize: ptr(2)}, "ResourceNotFoundException", "The resource you requested does not exist."},
 		{"batch", qa.UUID, control.MappingInput{BatchSize: ptr(10001)}, "ValidationException", "'batchSize'"},
 		{"missing function", qa.UUID, control.MappingInput{FunctionName: ptr("nope")}, "ResourceNotFoundException", "Function does not exist"},
 		{"stream parameter", qa.UUID, control.MappingInput{ParallelizationFactor: ptr(2)}, "InvalidParameterValueException", "Unsupported ParallelizationFactor"},

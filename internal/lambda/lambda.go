@@ -286,15 +286,16 @@ type ScheduleState struct {
 
 // LayerVersion is Lambda's layer version (GetLayerVersion's shape) plus where its content is.
 type LayerVersion struct {
-	Content                 LayerContent `json:"Content"`
-	LayerArn                string       `json:"LayerArn"`
-	LayerVersionArn         string       `json:"LayerVersionArn"`
-	Description             string       `json:"Description"`
-	CreatedDate             string       `json:"CreatedDate"`
-	Version                 int          `json:"Version"`
-	CompatibleRuntimes      []string     `json:"CompatibleRuntimes,omitempty"`
-	CompatibleArchitectures []string     `json:"CompatibleArchitectures,omitempty"`
-	LicenseInfo             string       `json:"LicenseInfo,omitempty"`
+	Content         LayerContent `json:"Content"`
+	LayerArn        string       `json:"LayerArn"`
+	LayerVersionArn string       `json:"LayerVersionArn"`
+	Description     string       `json:"Description"`
+	CreatedDate     string       `json:"CreatedDate"`
+	Version         int          `json:"Version"`
+	// omitzero: a list given empty is answered [] as AWS does, one not given is left out.
+	CompatibleRuntimes      []string `json:"CompatibleRuntimes,omitzero"`
+	CompatibleArchitectures []string `json:"CompatibleArchitectures,omitzero"`
+	LicenseInfo             string   `json:"LicenseInfo,omitempty"`
 }
 
 // LayerContent describes a layer version's package.
