@@ -71,7 +71,7 @@ func (s *Versions) publish(ctx context.Context, f store.Function, in PublishInpu
 			return nil, preconditionFailed()
 		}
 		if in.CodeSha256 != "" && in.CodeSha256 != f.Config.CodeSha256 {
-			return nil, apierr.PreconditionFailed("CodeSha256 (%s) is different from current CodeSha256 in $LATEST (%s). Please try again with the CodeSha256 in $LATEST.", in.CodeSha256, f.Config.CodeSha256)
+			return nil, apierr.InvalidParameterValue("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the CodeSHA256 in $LATEST.", in.CodeSha256, f.Config.CodeSha256)
 		}
 		name := f.Config.FunctionName
 		if f.LastVersion > 0 {
