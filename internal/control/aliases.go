@@ -32,6 +32,9 @@ type Aliases struct {
 	resolver
 	awaiter
 	aliases aliasStore
+	// provisioned holds the aliases' provisioned-concurrency configs: deleting an alias
+	// deletes its config, as on AWS.
+	provisioned provisionedStore
 }
 
 // AliasInput is CreateAlias's and UpdateAlias's request body.
@@ -254,6 +257,15 @@ func (s *Aliases) Delete(ctx context.Context, t Target, alias string) error {
 		return err
 	}
 	s.await(ctx, invoke.Aliases, rev)
+	if s.provisioned != nil {
+		prev, err := s.provisioned.Delete(ctx, name, alias)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			s.await(ctx, invoke.Provisioned, prev)
+		}
+	}
 	return nil
 }
 
