@@ -192,7 +192,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	set(&cfg.Timeout, in.Timeout)
 	set(&cfg.MemorySize, in.MemorySize)
 	if in.Environment != nil {
-		cfg.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables}
+		cfg.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables, Order: in.Environment.Order}
 	}
 	if in.EphemeralStorage != nil {
 		cfg.EphemeralStorage = in.EphemeralStorage
@@ -467,7 +467,7 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 		set(&c.Runtime, in.Runtime)
 		set(&c.KMSKeyArn, in.KMSKeyArn)
 		if in.Environment != nil {
-			c.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables}
+			c.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables, Order: in.Environment.Order}
 			if len(in.Environment.Variables) == 0 {
 				c.Environment = nil
 			}

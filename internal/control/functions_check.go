@@ -59,7 +59,7 @@ func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
 		}
 	}
 	if c.Environment != nil {
-		if err := lambda.ValidateEnvironment(c.Environment.Variables); err != nil {
+		if err := lambda.ValidateEnvironment(c.Environment.Variables, c.Environment.Order); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -311,7 +312,7 @@ func ValidateDescription(d string) error {
 
 // ValidateEnvironment checks user variables: names, values, reserved keys and the 4 KB total.
 // AWS's messages for the map leave out the offending entry (the values are sensitive).
-func ValidateEnvironment(vars map[string]string) error {
+func ValidateEnvironment(vars map[string]string, order []string) error {
 	var reserved []string
 	for k, v := range vars {
 		if !envKeyPattern.MatchString(k) {
@@ -329,7 +330,7 @@ func ValidateEnvironment(vars map[string]string) error {
 		slices.Sort(reserved)
 		return invalidParameter("Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", strings.Join(reserved, ", "))
 	}
-	b, _ := json.Marshal(vars)
+	b := envJSON(vars, order)
 	if len(b) > MaxEnvBytes {
 		return invalidParameter("Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: %s", b)
 	}
@@ -352,4 +353,27 @@ func ValidateArchitectures(archs []string) error {
 		return validationError(FormatList(archs), "architectures", "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]")
 	}
 	return nil
+}
+
+// envJSON is the variables as AWS measures them: a JSON object in the order the request sent
+// them (order), or by name when the order is not known.
+func envJSON(vars map[string]string, order []string) []byte {
+	if len(order) != len(vars) {
+		b, _ := json.Marshal(vars)
+		return b
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, k := range order {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(vars[k])
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(vb)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
 }
