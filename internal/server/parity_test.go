@@ -109,6 +109,10 @@ func TestParity(t *testing.T) {
 		vars := r.vars(i)
 		diff, err := r.run(c, vars)
 		switch {
+		case err != nil && c.KnownDifference != "":
+			// The setup itself meets the known difference (an operation Flint lacks).
+			sum.known++
+			t.Logf("known difference %s (%s): %v", c.Name, c.KnownDifference, err)
 		case err != nil:
 			t.Errorf("%s: %v", c.Name, err)
 			sum.differing++
