@@ -100,6 +100,11 @@ func ParseFunctionRef(s string) (FunctionRef, error) {
 // ParseTarget checks a FunctionName and the Qualifier parameter as AWS's service model does,
 // reporting every failed constraint, and splits the name.
 func ParseTarget(s, qualifier string) (FunctionRef, error) {
+	// The common case, a plain name and a plain qualifier, without the regular expressions:
+	// every invoke comes through here.
+	if plainName(s) && (qualifier == "" || qualifier == LatestVersion || len(qualifier) <= 128 && plainName(qualifier)) {
+		return FunctionRef{Name: s}, nil
+	}
 	var parts []string
 	ref, ok := splitFunctionName(functionNameRE(), s)
 	if !ok {
@@ -117,6 +122,21 @@ func ParseTarget(s, qualifier string) (FunctionRef, error) {
 		return FunctionRef{}, validationErrors(parts)
 	}
 	return ref, nil
+}
+
+// plainName reports whether s is non-empty and made of [a-zA-Z0-9_-] only (a name that both
+// FunctionName patterns take whole, and a qualifier that AWS's takes).
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseCreateName checks CreateFunction's FunctionName: AWS's model bounds it at 140 characters

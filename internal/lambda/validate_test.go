@@ -105,3 +105,18 @@ func TestEnvironmentSizeKeepsOrder(t *testing.T) {
 		t.Fatalf("ValidateEnvironment = %v, want InvalidParameterValue starting %q", err, want)
 	}
 }
+
+// TestParseTargetPlainNameAllocatesNothing: every invoke parses its FunctionName; a plain name
+// and qualifier take no regular expression and no allocation.
+func TestParseTargetPlainNameAllocatesNothing(t *testing.T) {
+	for _, tt := range []struct{ name, qualifier string }{{"my-function", ""}, {"my_fn", "$LATEST"}, {"fn", "live"}, {"fn", "7"}} {
+		var ref FunctionRef
+		var err error
+		if n := testing.AllocsPerRun(100, func() { ref, err = ParseTarget(tt.name, tt.qualifier) }); n != 0 {
+			t.Errorf("ParseTarget(%q, %q): %v allocations", tt.name, tt.qualifier, n)
+		}
+		if err != nil || ref != (FunctionRef{Name: tt.name}) {
+			t.Errorf("ParseTarget(%q, %q) = %+v, %v", tt.name, tt.qualifier, ref, err)
+		}
+	}
+}
