@@ -21,7 +21,6 @@ const (
 )
 
 var (
-	qualifierPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`) })
 	// The Go forms of the models above, capturing region, account, name and qualifier.
 	functionNameRE = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:(\d{12}):)?(?:function:)?([a-zA-Z0-9_.-]+)(?::(\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?$`)
@@ -272,9 +271,6 @@ func (e *ForeignAccountError) Error() string {
 	}
 	return e.Message
 }
-
-// ValidQualifier reports whether q is a well-formed qualifier.
-func ValidQualifier(q string) bool { return qualifierPattern().MatchString(q) }
 
 // ValidateMemory checks MemorySize.
 func ValidateMemory(mb int) error {
