@@ -41,6 +41,7 @@ import (
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/tlscert"
@@ -316,6 +317,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	sqsSvc := sqs.New(sqs.Config{JS: s.store.JetStream(), Store: s.store.SQSQueues(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sqs")})
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
@@ -361,7 +363,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics.Functions(s.functionStats)
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		Secrets: secretsSvc, CWLogs: s.cwlogs, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})
