@@ -2,8 +2,13 @@ package server_test
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -226,4 +231,287 @@ func wantCode(t testing.TB, err error, code string) {
 	}
 }
 
-var _ = strings.Contains
+
+// TestSQSQueryProtocolCLI runs Debian's AWS CLI v2, which speaks the query protocol to SQS
+// (form bodies, XML answers): create, send, receive, delete, and an unknown queue's error.
+func TestSQSQueryProtocolCLI(t *testing.T) {
+	awsCLI := requireAWSCLI(t)
+	s := startServer(t, t.TempDir())
+	cli := func(args ...string) map[string]any {
+		t.Helper()
+		var out map[string]any
+		b := runCLI(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", append([]string{"sqs"}, args...)...)
+		if len(strings.TrimSpace(string(b))) > 0 {
+			if err := json.Unmarshal(b, &out); err != nil {
+				t.Fatalf("aws sqs %s printed %s", strings.Join(args, " "), b)
+			}
+		}
+		return out
+	}
+	created := cli("create-queue", "--queue-name", "cli-q", "--attributes", "VisibilityTimeout=5,DelaySeconds=0", "--tags", "team=a")
+	url, _ := created["QueueUrl"].(string)
+	if want := s.URL() + "/000000000000/cli-q"; url != want {
+		t.Fatalf("create-queue: %v, want QueueUrl %s", created, want)
+	}
+	sent := cli("send-message", "--queue-url", url, "--message-body", "hello <cli> & co",
+		"--message-attributes", `{"k":{"DataType":"String","StringValue":"v"},"b":{"DataType":"Binary","BinaryValue":"AAE="}}`)
+	if sent["MD5OfMessageBody"] != bodyMD5Hex("hello <cli> & co") || sent["MessageId"] == "" || sent["MD5OfMessageAttributes"] == nil {
+		t.Errorf("send-message: %v", sent)
+	}
+	got := cli("receive-message", "--queue-url", url, "--wait-time-seconds", "2", "--attribute-names", "All", "--message-attribute-names", "All")
+	msgs, _ := got["Messages"].([]any)
+	if len(msgs) != 1 {
+		t.Fatalf("receive-message: %v", got)
+	}
+	m := msgs[0].(map[string]any)
+	if m["Body"] != "hello <cli> & co" || m["MessageId"] != sent["MessageId"] || m["MD5OfMessageAttributes"] != sent["MD5OfMessageAttributes"] {
+		t.Errorf("received %v, sent %v", m, sent)
+	}
+	if a := m["Attributes"].(map[string]any); a["ApproximateReceiveCount"] != "1" {
+		t.Errorf("attributes %v", a)
+	}
+	cli("delete-message", "--queue-url", url, "--receipt-handle", m["ReceiptHandle"].(string))
+	attrs := cli("get-queue-attributes", "--queue-url", url, "--attribute-names", "All")["Attributes"].(map[string]any)
+	if attrs["ApproximateNumberOfMessages"] != "0" || attrs["ApproximateNumberOfMessagesNotVisible"] != "0" ||
+		attrs["QueueArn"] != "arn:aws:sqs:us-east-1:000000000000:cli-q" || attrs["VisibilityTimeout"] != "5" {
+		t.Errorf("get-queue-attributes after delete: %v", attrs)
+	}
+	if tags := cli("list-queue-tags", "--queue-url", url); fmt.Sprint(tags["Tags"]) != "map[team:a]" {
+		t.Errorf("list-queue-tags: %v", tags)
+	}
+	// An unknown queue: the CLI prints AWS's code.
+	cmd := cliCommand(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "sqs", "get-queue-url", "--queue-name", "nope")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "AWS.SimpleQueueService.NonExistentQueue") {
+		t.Errorf("get-queue-url of a missing queue: %v %s", err, out)
+	}
+}
+
+func bodyMD5Hex(s string) string {
+	sum := md5.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// TestSQSRejections sends every kind of bad input the SQS API refuses, through the SDK, and
+// checks AWS's error codes and that nothing changed: no message sent, no queue made or altered.
+func TestSQSRejections(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newSQS(s.URL())
+	ctx := context.Background()
+	url := createQueue(t, c, "strict", nil)
+	entries := func(n int, id func(i int) string) []types.SendMessageBatchRequestEntry {
+		var out []types.SendMessageBatchRequestEntry
+		for i := range n {
+			out = append(out, types.SendMessageBatchRequestEntry{Id: aws.String(id(i)), MessageBody: aws.String("x")})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+		code string
+	}{
+		{"unknown queue", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.URL() + "/000000000000/missing"), MessageBody: aws.String("x")})
+			return err
+		}, "AWS.SimpleQueueService.NonExistentQueue"},
+		{"another account's queue", func() error {
+			_, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(s.URL() + "/111111111111/strict")})
+			return err
+		}, "AWS.SimpleQueueService.NonExistentQueue"},
+		{"message over 256 KiB", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(strings.Repeat("a", 262145))})
+			return err
+		}, "InvalidParameterValue"},
+		{"attributes push it over", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(strings.Repeat("a", 262140)),
+				MessageAttributes: map[string]types.MessageAttributeValue{"key": {DataType: aws.String("String"), StringValue: aws.String("value")}}})
+			return err
+		}, "InvalidParameterValue"},
+		{"batch of 11", func() error {
+			_, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries(11, func(i int) string { return fmt.Sprint("e", i) })})
+			return err
+		}, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"},
+		{"duplicate batch ids", func() error {
+			_, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries(3, func(i int) string { return "same" })})
+			return err
+		}, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"},
+		{"empty batch", func() error {
+			_, err := c.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: []types.SendMessageBatchRequestEntry{}})
+			return err
+		}, "AWS.SimpleQueueService.EmptyBatchRequest"},
+		{"empty delete batch", func() error {
+			_, err := c.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(url), Entries: []types.DeleteMessageBatchRequestEntry{}})
+			return err
+		}, "AWS.SimpleQueueService.EmptyBatchRequest"},
+		{"delay over 900", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x"), DelaySeconds: 901})
+			return err
+		}, "InvalidParameterValue"},
+		{"bad attribute type", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x"),
+				MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("Blob"), StringValue: aws.String("v")}}})
+			return err
+		}, "InvalidParameterValue"},
+		{"receive 11", func() error {
+			_, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 11})
+			return err
+		}, "InvalidParameterValue"},
+		{"wait 21 s", func() error {
+			_, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 21})
+			return err
+		}, "InvalidParameterValue"},
+		{"forged receipt handle", func() error {
+			_, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(url), ReceiptHandle: aws.String("not-a-handle")})
+			return err
+		}, "ReceiptHandleIsInvalid"},
+		{"bad queue attribute value", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("bad"), Attributes: map[string]string{"VisibilityTimeout": "43201"}})
+			return err
+		}, "InvalidAttributeValue"},
+		{"unknown queue attribute", func() error {
+			_, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{"Colour": "red"}})
+			return err
+		}, "InvalidAttributeName"},
+		{"redrive to a missing queue", func() error {
+			_, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{
+				"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:nowhere","maxReceiveCount":3}`}})
+			return err
+		}, "InvalidParameterValue"},
+		{"bad queue name", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("no spaces")})
+			return err
+		}, "InvalidParameterValue"},
+		{"fifo name without the attribute", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q.fifo")})
+			return err
+		}, "InvalidParameterValue"},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.code) })
+	}
+	// Nothing changed: the queue is empty, its attributes are the defaults, no other queue.
+	if v, inflight, delayed := queueCounts(t, c, url); v+inflight+delayed != 0 {
+		t.Errorf("after the rejections the queue holds %d/%d/%d messages", v, inflight, delayed)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url), AttributeNames: []types.QueueAttributeName{"All"}})
+	if err != nil || attrs.Attributes["RedrivePolicy"] != "" || attrs.Attributes["VisibilityTimeout"] != "30" {
+		t.Errorf("attributes after the rejections: %v %v", attrs.Attributes, err)
+	}
+	list, err := c.ListQueues(ctx, &sqs.ListQueuesInput{})
+	if err != nil || len(list.QueueUrls) != 1 {
+		t.Errorf("queues after the rejections: %v %v", list.QueueUrls, err)
+	}
+	// The JSON protocol's wire: __type and the x-amzn-query-error header, as AWS sends them.
+	req, _ := http.NewRequest("POST", s.URL()+"/", strings.NewReader(`{"QueueName":"missing"}`))
+	req.Header.Set("X-Amz-Target", "AmazonSQS.GetQueueUrl")
+	req.Header.Set("Content-Type", "application/x-amz-json-1.0")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || resp.Header.Get("X-Amzn-Query-Error") != "AWS.SimpleQueueService.NonExistentQueue;Sender" ||
+		!strings.Contains(string(b), `"__type":"com.amazonaws.sqs#QueueDoesNotExist"`) {
+		t.Errorf("unsigned JSON GetQueueUrl of a missing queue: %d %v %s", resp.StatusCode, resp.Header, b)
+	}
+}
+
+// TestSQSFIFOAndDeadLetter: a FIFO queue keeps each group's order through a failure and
+// deduplicates; a message received maxReceiveCount times moves to the dead-letter queue; a
+// delayed message waits its DelaySeconds.
+func TestSQSFIFOAndDeadLetter(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newSQS(s.URL())
+	ctx := context.Background()
+	fifo := createQueue(t, c, "jobs.fifo", map[string]string{"FifoQueue": "true", "ContentBasedDeduplication": "true", "VisibilityTimeout": "1"})
+	var want []string
+	for i := range 6 {
+		group := []string{"g1", "g2"}[i%2]
+		body := fmt.Sprintf("%s-%d", group, i)
+		want = append(want, body)
+		if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(fifo), MessageBody: aws.String(body), MessageGroupId: aws.String(group)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same body again (content-based deduplication): accepted, not delivered twice.
+	dup, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(fifo), MessageBody: aws.String("g1-0"), MessageGroupId: aws.String("g1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(fifo), MessageBody: aws.String("x")})
+	wantCode(t, err, "MissingParameter")
+	var got []string
+	failedOnce := false
+	for len(got) < len(want) {
+		msgs := receive(t, c, fifo, 10, 5)
+		if len(msgs) == 0 {
+			t.Fatalf("FIFO queue ran dry after %v", got)
+		}
+		for _, m := range msgs {
+			if *m.Body == "g1-2" && !failedOnce { // not deleted: comes back after 1 s, before g1-4
+				failedOnce = true
+				continue
+			}
+			got = append(got, *m.Body)
+			if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(fifo), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, g := range []string{"g1", "g2"} {
+		var order []string
+		for _, b := range got {
+			if strings.HasPrefix(b, g) {
+				order = append(order, b)
+			}
+		}
+		for i := 1; i < len(order); i++ {
+			if order[i-1] > order[i] {
+				t.Errorf("group %s came in order %v", g, order)
+			}
+		}
+	}
+	if len(got) != 6 || dup.MessageId == nil {
+		t.Errorf("FIFO delivered %v", got)
+	}
+
+	dlq := createQueue(t, c, "dead", nil)
+	src := createQueue(t, c, "src", map[string]string{"VisibilityTimeout": "1",
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":"2"}`})
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(src), MessageBody: aws.String("poison")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if m := receive(t, c, src, 1, 5); len(m) != 1 {
+			t.Fatalf("receive %d of the poison message: %v", i+1, bodies(m))
+		}
+	}
+	if m := receive(t, c, src, 1, 3); len(m) != 0 {
+		t.Errorf("a third receive got %v; it should have moved to the dead-letter queue", bodies(m))
+	}
+	dead := receive(t, c, dlq, 1, 5)
+	if len(dead) != 1 || *dead[0].Body != "poison" || *dead[0].MessageId != *sent.MessageId ||
+		dead[0].Attributes["DeadLetterQueueSourceArn"] != "arn:aws:sqs:us-east-1:000000000000:src" {
+		t.Fatalf("dead-letter queue holds %v", dead)
+	}
+
+	// DelaySeconds: the message is counted delayed, then arrives.
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(src), MessageBody: aws.String("later"), DelaySeconds: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, delayed := queueCounts(t, c, src); v != 0 || delayed != 1 {
+		t.Errorf("a delayed message counts visible %d, delayed %d", v, delayed)
+	}
+	if m := receive(t, c, src, 1, 0); len(m) != 0 {
+		t.Errorf("a delayed message was received at once: %v", bodies(m))
+	}
+	later := receive(t, c, src, 1, 10)
+	if len(later) != 1 || *later[0].Body != "later" || later[0].Attributes["ApproximateReceiveCount"] != "1" {
+		t.Fatalf("after the delay: %v", later)
+	}
+	if _, _, delayed := queueCounts(t, c, src); delayed != 0 {
+		t.Errorf("delayed %d after delivery", delayed)
+	}
+}
