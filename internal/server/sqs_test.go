@@ -231,7 +231,6 @@ func wantCode(t testing.TB, err error, code string) {
 	}
 }
 
-
 // TestSQSQueryProtocolCLI runs Debian's AWS CLI v2, which speaks the query protocol to SQS
 // (form bodies, XML answers): create, send, receive, delete, and an unknown queue's error.
 func TestSQSQueryProtocolCLI(t *testing.T) {
