@@ -178,7 +178,9 @@ type Config struct {
 	// Owner, on a cluster node, gives each stream mapping to one node at a time; nil (a single
 	// node): this node reads every stream mapping.
 	Owner Owner
-	Log   *slog.Logger
+	// SQS is the SQS API's queues, which mappings over arn:aws:sqs ARNs read; nil: none.
+	SQS SQSQueues
+	Log *slog.Logger
 }
 
 // Owner decides which node reads a stream mapping (cluster.Leases). Hold runs run while this

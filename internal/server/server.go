@@ -318,7 +318,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		return err
 	}
 	sqsSvc := sqs.New(sqs.Config{JS: s.store.JetStream(), Store: s.store.SQSQueues(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sqs")})
-	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
+	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke, SQS: sqsSvc,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
 	select {
@@ -353,7 +353,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	account := lambda.Account{Region: cfg.Region, ID: cfg.AccountID}
 	plane := control.New(control.Config{Store: s.store, View: s.invoke, Invoke: s.invoke, Account: account,
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
-		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
+		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc, SQS: sqsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining, Quorum: s.store.Quorum})

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
@@ -512,5 +515,126 @@ func TestSQSFIFOAndDeadLetter(t *testing.T) {
 	}
 	if _, _, delayed := queueCounts(t, c, src); delayed != 0 {
 		t.Errorf("delayed %d after delivery", delayed)
+	}
+}
+
+// sqsWorker handles SQS events from arn:aws:sqs queues: it records "ok" lines (body, messageId,
+// receive count) and reported failures in DIR. Bodies that are multiples of 10 fail on their
+// first receive; "poison" always fails.
+const sqsWorker = `import os, json
+D = os.environ['DIR']
+def handler(event, context):
+    fails, ok = [], []
+    for r in event['Records']:
+        assert r['eventSource'] == 'aws:sqs' and r['eventSourceARN'] == 'arn:aws:sqs:us-east-1:000000000000:' + os.environ['QUEUE'], r
+        assert r['messageAttributes']['n']['dataType'] == 'Number' and r['md5OfMessageAttributes'], r
+        b, rc = r['body'], int(r['attributes']['ApproximateReceiveCount'])
+        if b == 'poison' or (b.isdigit() and int(b) % 10 == 0 and rc == 1):
+            fails.append({'itemIdentifier': r['messageId']})
+        else:
+            ok.append('%s %s %d\n' % (b, r['messageId'], rc))
+    with open(os.path.join(D, 'ok'), 'a') as f:
+        f.write(''.join(ok))
+    with open(os.path.join(D, 'failed'), 'a') as f:
+        f.write(''.join(x['itemIdentifier'] + '\n' for x in fails))
+    return {'batchItemFailures': fails}
+`
+
+// TestSQSLambdaMapping maps a function to an arn:aws:sqs queue with ReportBatchItemFailures:
+// 500 messages sent with SendMessageBatch, 10% failing once, are all processed, the failed ones
+// retried with the same messageId, a poison message ends in the dead-letter queue after
+// maxReceiveCount, and the queue is empty after. Bad mappings are refused.
+func TestSQSLambdaMapping(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	q := newSQS(s.URL())
+	ctx := context.Background()
+	dir := t.TempDir()
+	dlq := createQueue(t, q, "work-dlq", nil)
+	url := createQueue(t, q, "work", map[string]string{"VisibilityTimeout": "1",
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:work-dlq","maxReceiveCount":3}`})
+	createFunction(t, c, "sqs-worker", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: sqsWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &lambdatypes.Environment{Variables: map[string]string{"DIR": dir, "QUEUE": "work"}}
+		})
+	const arn = "arn:aws:sqs:us-east-1:000000000000:work"
+	for _, bad := range []struct {
+		name string
+		in   lambda.CreateEventSourceMappingInput
+		want string
+	}{
+		{"missing queue", lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(arn + "-nope")}, "InvalidParameterValueException"},
+		{"batch over 10 without a window", lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(arn), BatchSize: aws.Int32(100)}, "InvalidParameterValueException"},
+	} {
+		in := bad.in
+		in.FunctionName = aws.String("sqs-worker")
+		_, err := c.CreateEventSourceMapping(ctx, &in)
+		wantCode(t, err, bad.want)
+	}
+	// Flint's extensions for arn:flint queues: the SQS queue's own attributes decide instead.
+	if status, out := postJSON(t, s.URL()+"/2015-03-31/event-source-mappings", map[string]any{
+		"EventSourceArn": arn, "FunctionName": "sqs-worker", "MaximumReceiveCount": 3}); status != 400 || out["Type"] != "User" {
+		t.Errorf("MaximumReceiveCount on an SQS mapping: %d %v", status, out)
+	}
+	if list, err := c.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{}); err != nil || len(list.EventSourceMappings) != 0 {
+		t.Fatalf("mappings after the refusals: %v %v", list, err)
+	}
+
+	m, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("sqs-worker"),
+		EventSourceArn: aws.String(arn), BatchSize: aws.Int32(10), FunctionResponseTypes: []lambdatypes.FunctionResponseType{"ReportBatchItemFailures"},
+		ScalingConfig: &lambdatypes.ScalingConfig{MaximumConcurrency: aws.Int32(4)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "mapping Enabled", 10*time.Second, func() bool {
+		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
+		return err == nil && aws.ToString(got.State) == "Enabled"
+	})
+	const n = 500
+	for b := 0; b < n/10; b++ {
+		var entries []types.SendMessageBatchRequestEntry
+		for i := b * 10; i < b*10+10; i++ {
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(fmt.Sprint("m", i)), MessageBody: aws.String(strconv.Itoa(i)),
+				MessageAttributes: map[string]types.MessageAttributeValue{"n": {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(i))}}})
+		}
+		out, err := q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		if err != nil || len(out.Failed) != 0 {
+			t.Fatalf("SendMessageBatch: %v %+v", err, out)
+		}
+	}
+	if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("poison"),
+		MessageAttributes: map[string]types.MessageAttributeValue{"n": {DataType: aws.String("Number"), StringValue: aws.String("-1")}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "every message processed", 2*time.Minute, func() bool { return len(okBodies(t, dir)) >= n })
+	ok := okBodies(t, dir)
+	failed := map[string]bool{}
+	for _, id := range readLines(t, filepath.Join(dir, "failed")) {
+		failed[id] = true
+	}
+	for i := range n {
+		mid := ok[strconv.Itoa(i)]
+		switch {
+		case mid == "":
+			t.Errorf("message %d never processed", i)
+		case i%10 == 0 && !failed[mid]:
+			t.Errorf("message %d (%s) was not failed once and retried with the same messageId", i, mid)
+		}
+	}
+	// The poison message is received maxReceiveCount (3) times, then moved.
+	var dead []types.Message
+	waitFor(t, "poison message in the dead-letter queue", time.Minute, func() bool {
+		dead = receive(t, q, dlq, 1, 1)
+		return len(dead) == 1
+	})
+	if *dead[0].Body != "poison" || dead[0].Attributes["DeadLetterQueueSourceArn"] != arn {
+		t.Errorf("dead-letter queue holds %s %v", *dead[0].Body, dead[0].Attributes)
+	}
+	waitFor(t, "queue empty", 30*time.Second, func() bool {
+		v, inflight, delayed := queueCounts(t, q, url)
+		return v+inflight+delayed == 0
+	})
+	if got := len(readLines(t, filepath.Join(dir, "failed"))); got != n/10+3 {
+		t.Errorf("%d failures reported, want %d (each tenth message once, poison 3 times)", got, n/10+3)
 	}
 }
