@@ -259,11 +259,8 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		return nil, apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue or stream ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME or stream/NAME).")
 	}
 	name, stream := esm.StreamName(*in.EventSourceArn)
-	sqsQueue := esm.IsSQS(*in.EventSourceArn)
+	sqsQueue := esm.IsSQS(*in.EventSourceArn) && s.sqs != nil // without the SQS API, an unknown kind of ARN
 	if sqsQueue {
-		if s.sqs == nil {
-			return nil, apierr.InvalidParameterValue("Unrecognized event source: this server has no SQS API.")
-		}
 		if _, err := s.sqs.Source(ctx, *in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist for this wsdl version.")
 		}
