@@ -236,6 +236,11 @@ func (p *poller) fetch(ctx context.Context, cons jetstream.Consumer, n int, wind
 		}
 		return out, nil
 	}
+	// A pull beyond the consumer's MaxAckPending (an SQS FIFO queue's shared consumer: 1) is
+	// not answered at once, even a no-wait one: it waits for acks of the batch it holds back.
+	if mp := cons.CachedInfo().Config.MaxAckPending; mp > 0 {
+		n = min(n, mp)
+	}
 	if window > 0 {
 		b, err := cons.Fetch(n, jetstream.FetchMaxWait(window))
 		return collect(b, err, nil)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -637,4 +638,111 @@ func TestSQSLambdaMapping(t *testing.T) {
 	if got := len(readLines(t, filepath.Join(dir, "failed"))); got != n/10+3 {
 		t.Errorf("%d failures reported, want %d (each tenth message once, poison 3 times)", got, n/10+3)
 	}
+}
+
+// fifoWorker records "GROUP SEQ" for each record it handles in DIR/fifo. A message whose SEQ is
+// 3 more than a multiple of 7 fails on its first receive, and so do the records after it of its
+// group in the batch, as a FIFO handler must report them.
+const fifoWorker = `import os
+D = os.environ['DIR']
+def handler(event, context):
+    fails, ok, stopped = [], [], set()
+    for r in event['Records']:
+        g, rc = r['attributes']['MessageGroupId'], int(r['attributes']['ApproximateReceiveCount'])
+        seq = int(r['body'].split(':')[1])
+        if g in stopped or (seq % 7 == 3 and rc == 1):
+            stopped.add(g)
+            fails.append({'itemIdentifier': r['messageId']})
+            continue
+        ok.append('%s %d\n' % (g, seq))
+    with open(os.path.join(D, 'fifo'), 'a') as f:
+        f.write(''.join(ok))
+    return {'batchItemFailures': fails}
+`
+
+// TestSQSFIFOMappingSurvivesRestart: a FIFO queue mapped to a function keeps each message
+// group's order through failures, and loses nothing across a restart in the middle.
+func TestSQSFIFOMappingSurvivesRestart(t *testing.T) {
+	data, dir := t.TempDir(), t.TempDir()
+	s := startServer(t, data)
+	c := newClient(s.URL())
+	q := newSQS(s.URL())
+	ctx := context.Background()
+	url := createQueue(t, q, "ordered.fifo", map[string]string{"FifoQueue": "true", "VisibilityTimeout": "1"})
+	createFunction(t, c, "fifo-worker", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: fifoWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &lambdatypes.Environment{Variables: map[string]string{"DIR": dir}}
+		})
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("fifo-worker"),
+		EventSourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:ordered.fifo"), BatchSize: aws.Int32(10),
+		FunctionResponseTypes: []lambdatypes.FunctionResponseType{"ReportBatchItemFailures"}}); err != nil {
+		t.Fatal(err)
+	}
+	const groups, per = 3, 15
+	var entries []types.SendMessageBatchRequestEntry
+	flush := func() {
+		if len(entries) == 0 {
+			return
+		}
+		out, err := q.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(url), Entries: entries})
+		if err != nil || len(out.Failed) != 0 {
+			t.Fatalf("SendMessageBatch: %v %+v", err, out)
+		}
+		entries = nil
+	}
+	for i := range per {
+		for g := range groups {
+			id := fmt.Sprintf("g%d-%d", g, i)
+			entries = append(entries, types.SendMessageBatchRequestEntry{Id: aws.String(id), MessageBody: aws.String(fmt.Sprintf("g%d:%d", g, i)),
+				MessageGroupId: aws.String(fmt.Sprint("g", g)), MessageDeduplicationId: aws.String(id)})
+			if len(entries) == 10 {
+				flush()
+			}
+		}
+	}
+	flush()
+	lines := func() []string {
+		return strings.Split(strings.TrimSpace(readFile(t, filepath.Join(dir, "fifo"))), "\n")
+	}
+	waitFor(t, "some messages processed", time.Minute, func() bool { return len(lines()) >= 10 })
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	before := len(lines())
+	s = startServer(t, data)
+	q = newSQS(s.URL())
+	waitFor(t, "every message processed after the restart", 2*time.Minute, func() bool {
+		seen := map[string]bool{}
+		for _, l := range lines() {
+			seen[l] = true
+		}
+		return len(seen) >= groups*per
+	})
+	t.Logf("%d messages processed before the restart", before)
+	last := map[string]int{}
+	for _, l := range lines() {
+		var g string
+		var n int
+		if _, err := fmt.Sscanf(l, "%s %d", &g, &n); err != nil {
+			t.Fatalf("line %q", l)
+		}
+		if prev, ok := last[g]; ok && n < prev {
+			t.Errorf("group %s: %d after %d", g, n, prev)
+		}
+		last[g] = n
+	}
+	waitFor(t, "queue empty", 30*time.Second, func() bool {
+		v, inflight, _ := queueCounts(t, q, s.URL()+"/000000000000/ordered.fifo")
+		return v+inflight == 0
+	})
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -401,6 +401,11 @@ func fetch(ctx context.Context, c jetstream.Consumer, n int, wait time.Duration)
 		}
 		return out, nil
 	}
+	// A pull beyond the consumer's MaxAckPending (1 on a FIFO queue) is not answered at once,
+	// even a no-wait one: it waits for acks that cannot come while it is outstanding.
+	if mp := c.CachedInfo().Config.MaxAckPending; mp > 0 {
+		n = min(n, mp)
+	}
 	if wait <= 0 {
 		b, err := c.FetchNoWait(n)
 		return collect(b, err, nil)
