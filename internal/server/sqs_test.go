@@ -746,3 +746,98 @@ func readFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+// TestSQSAttributesTagsAndLongPoll: a long poll returns as soon as a message comes, not at its
+// end; SetQueueAttributes changes the visibility timeout receives get; ChangeMessageVisibility
+// in a batch; tags; ListQueues by prefix and in pages.
+func TestSQSAttributesTagsAndLongPoll(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newSQS(s.URL())
+	ctx := context.Background()
+	url := createQueue(t, c, "poll", nil)
+
+	got := make(chan []types.Message, 1)
+	start := time.Now()
+	go func() {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), WaitTimeSeconds: 20, MaxNumberOfMessages: 10,
+			AttributeNames: []types.QueueAttributeName{"ApproximateReceiveCount"}}) // the older name of the system attributes
+		if err != nil {
+			t.Error(err)
+		}
+		got <- out.Messages
+	}()
+	time.Sleep(300 * time.Millisecond)
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("wake")}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := <-got
+	if len(msgs) != 1 || *msgs[0].Body != "wake" || msgs[0].Attributes["ApproximateReceiveCount"] != "1" || len(msgs[0].Attributes) != 1 {
+		t.Fatalf("long poll got %+v", msgs)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the long poll returned after %s, not when the message came", d)
+	}
+	// The queue's visibility timeout, changed, applies to the next receives.
+	if _, err := c.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{"VisibilityTimeout": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: msgs[0].ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("two")}); err != nil {
+		t.Fatal(err)
+	}
+	both := receive(t, c, url, 10, 5)
+	for len(both) < 2 {
+		more := receive(t, c, url, 10, 5)
+		if len(more) == 0 {
+			t.Fatalf("got %v, want wake and two", bodies(both))
+		}
+		both = append(both, more...)
+	}
+	// Keep both invisible for a minute in one batch call; a forged entry fails alone.
+	res, err := c.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(url), Entries: []types.ChangeMessageVisibilityBatchRequestEntry{
+		{Id: aws.String("a"), ReceiptHandle: both[0].ReceiptHandle, VisibilityTimeout: 60},
+		{Id: aws.String("b"), ReceiptHandle: both[1].ReceiptHandle, VisibilityTimeout: 60},
+		{Id: aws.String("c"), ReceiptHandle: aws.String("forged"), VisibilityTimeout: 60}}})
+	if err != nil || len(res.Successful) != 2 || len(res.Failed) != 1 || aws.ToString(res.Failed[0].Code) != "ReceiptHandleIsInvalid" || !res.Failed[0].SenderFault {
+		t.Fatalf("ChangeMessageVisibilityBatch: %v %+v", err, res)
+	}
+	if m := receive(t, c, url, 10, 2); len(m) != 0 {
+		t.Errorf("messages kept invisible came back: %v", bodies(m))
+	}
+	if _, inflight, _ := queueCounts(t, c, url); inflight != 2 {
+		t.Errorf("%d in flight, want 2", inflight)
+	}
+
+	if _, err := c.TagQueue(ctx, &sqs.TagQueueInput{QueueUrl: aws.String(url), Tags: map[string]string{"team": "a", "env": "dev"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UntagQueue(ctx, &sqs.UntagQueueInput{QueueUrl: aws.String(url), TagKeys: []string{"env"}}); err != nil {
+		t.Fatal(err)
+	}
+	tags, err := c.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: aws.String(url)})
+	if err != nil || len(tags.Tags) != 1 || tags.Tags["team"] != "a" {
+		t.Errorf("ListQueueTags: %v %v", tags, err)
+	}
+
+	for _, n := range []string{"poll-b", "poll-c", "other"} {
+		createQueue(t, c, n, nil)
+	}
+	var pages [][]string
+	var token *string
+	for {
+		out, err := c.ListQueues(ctx, &sqs.ListQueuesInput{QueueNamePrefix: aws.String("poll"), MaxResults: aws.Int32(2), NextToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, out.QueueUrls)
+		if token = out.NextToken; token == nil {
+			break
+		}
+	}
+	want := [][]string{{url, s.URL() + "/000000000000/poll-b"}, {s.URL() + "/000000000000/poll-c"}}
+	if fmt.Sprint(pages) != fmt.Sprint(want) {
+		t.Errorf("ListQueues pages %v, want %v", pages, want)
+	}
+}
