@@ -356,6 +356,12 @@ func TestSQSRejections(t *testing.T) {
 				MessageAttributes: map[string]types.MessageAttributeValue{"k": {DataType: aws.String("Blob"), StringValue: aws.String("v")}}})
 			return err
 		}, "InvalidParameterValue"},
+		{"a header in the trace header", func() error {
+			_, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x"),
+				MessageSystemAttributes: map[string]types.MessageSystemAttributeValue{"AWSTraceHeader": {DataType: aws.String("String"),
+					StringValue: aws.String("Root=1-5759e988-bd862e3fe1be46a994272793\r\nSqs-Message-Id: forged")}}})
+			return err
+		}, "InvalidParameterValue"},
 		{"receive 11", func() error {
 			_, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(url), MaxNumberOfMessages: 11})
 			return err

@@ -76,6 +76,10 @@ func (s *Service) prepare(q *queue, in *sendMessageInput) (*prepared, error) {
 		if k != "AWSTraceHeader" || v.DataType != "String" || v.StringValue == nil {
 			return nil, errInvalidParameter("Message system attribute name '%s' is invalid.", k)
 		}
+		// It rides in a header: printable ASCII only, so it cannot end the header.
+		if !fifoIDRE().MatchString(strings.ReplaceAll(*v.StringValue, " ", "!")) {
+			return nil, errInvalidParameter("Value %q for parameter AWSTraceHeader is invalid.", *v.StringValue)
+		}
 		trace = *v.StringValue
 	}
 	delay := atoi(q.Attributes["DelaySeconds"])
@@ -529,11 +533,22 @@ func ackSubject(q *queue, handle string) (string, error) {
 	if err != nil {
 		return "", errReceiptHandle(handle)
 	}
+	// It goes out as a subject: printable ASCII without spaces or wildcards, and nothing else.
+	for _, c := range b {
+		if c <= ' ' || c > '~' || c == '*' || c == '>' {
+			return "", errReceiptHandle(handle)
+		}
+	}
 	t := strings.Split(string(b), ".")
 	var stream, cons string
 	switch {
 	case len(t) == 9 && t[0] == "$JS" && t[1] == "ACK":
 		stream, cons = t[2], t[3]
+		for _, n := range t[4:] {
+			if _, err := strconv.ParseUint(n, 10, 64); err != nil {
+				return "", errReceiptHandle(handle)
+			}
+		}
 	case len(t) >= 11 && t[0] == "$JS" && t[1] == "ACK":
 		stream, cons = t[4], t[5]
 	default:

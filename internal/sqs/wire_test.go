@@ -1,6 +1,7 @@
 package sqs
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -147,6 +148,24 @@ func TestIsSQSRequest(t *testing.T) {
 	} {
 		if got := IsSQSRequest(tc.r); got != tc.want {
 			t.Errorf("%s: IsSQSRequest = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAckSubject: a receipt handle acts only on a delivery of its own queue's shared consumer,
+// and nothing but an ACK subject goes out.
+func TestAckSubject(t *testing.T) {
+	q := &queue{Name: "orders"}
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	good := "$JS.ACK.orders.sqs.1.5.5.1765000000000000000.0"
+	if got, err := ackSubject(q, enc(good)); err != nil || got != good {
+		t.Errorf("ackSubject(good) = %q, %v", got, err)
+	}
+	for _, bad := range []string{"not base64 !", enc("$JS.ACK.other.sqs.1.5.5.1.0"), enc("$JS.ACK.orders.esm-x.1.5.5.1.0"),
+		enc("$JS.ACK.orders.sqs.1.5.5.1.0 extra"), enc("$JS.ACK.orders.sqs.1.*.5.1.0"), enc("$JS.ACK.orders.sqs.>"),
+		enc("$JS.ACK.orders.sqs.1.5.5.1.0\r\nPUB x 1"), enc("$JS.API.STREAM.DELETE.orders"), enc("$JS.ACK.orders.sqs.a.5.5.1.0")} {
+		if _, err := ackSubject(q, bad); err == nil || asError(err).Code != "ReceiptHandleIsInvalid" {
+			t.Errorf("ackSubject(%q) = %v, want ReceiptHandleIsInvalid", bad, err)
 		}
 	}
 }
