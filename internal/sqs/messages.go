@@ -567,6 +567,23 @@ func (s *Service) settle(ctx context.Context, q *queue, handle string, body []by
 	if err != nil {
 		return err
 	}
+	// The server does not answer an ACK of a sequence it has not delivered yet; tell such a
+	// handle apart at once instead of waiting out the request.
+	if seq := ackSequence(subj); seq > 0 {
+		c, err := s.consumer(ctx, q)
+		if err != nil {
+			return err
+		}
+		if seq > c.CachedInfo().Delivered.Stream {
+			info, err := c.Info(ctx)
+			if err != nil {
+				return fmt.Errorf("queue %s consumer: %w", q.Name, err)
+			}
+			if seq > info.Delivered.Stream {
+				return errReceiptHandle(handle)
+			}
+		}
+	}
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := s.js.Conn().RequestWithContext(rctx, subj, body); err != nil {
@@ -577,6 +594,17 @@ func (s *Service) settle(ctx context.Context, q *queue, handle string, body []by
 		return fmt.Errorf("acknowledge on queue %s: %w", q.Name, err)
 	}
 	return nil
+}
+
+// ackSequence is the stream sequence an ACK subject acknowledges (0 if it cannot tell).
+func ackSequence(subj string) uint64 {
+	t := strings.Split(subj, ".")
+	i := 5 // $JS.ACK.stream.consumer.delivered.SSEQ…
+	if len(t) >= 11 {
+		i = 7
+	}
+	n, _ := strconv.ParseUint(t[i], 10, 64)
+	return n
 }
 
 func nakBody(d time.Duration) []byte {
