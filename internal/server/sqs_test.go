@@ -886,3 +886,92 @@ func TestSQSSigned(t *testing.T) {
 		t.Errorf("unsigned query call: %d %s", resp.StatusCode, b)
 	}
 }
+
+// TestSQSRedriveMoveTask: messages that went to a dead-letter queue are listed by source, moved
+// back by StartMessageMoveTask (to each message's source, ids kept), and a slow task can be
+// cancelled; bad requests get AWS's errors.
+func TestSQSRedriveMoveTask(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newSQS(s.URL())
+	ctx := context.Background()
+	dlq := createQueue(t, c, "rd-dlq", nil)
+	const dlqArn = "arn:aws:sqs:us-east-1:000000000000:rd-dlq"
+	src := createQueue(t, c, "rd-src", map[string]string{"VisibilityTimeout": "1",
+		"RedrivePolicy": `{"deadLetterTargetArn":"` + dlqArn + `","maxReceiveCount":1}`})
+	ids := map[string]bool{}
+	for i := range 5 {
+		out, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(src), MessageBody: aws.String(fmt.Sprint("m", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[*out.MessageId] = true
+	}
+	for got := 0; got < 5; {
+		got += len(receive(t, c, src, 10, 2))
+	}
+	waitFor(t, "all five in the dead-letter queue", 30*time.Second, func() bool {
+		receive(t, c, src, 10, 1) // the receive that finds them past maxReceiveCount moves them
+		v, _, _ := queueCounts(t, c, dlq)
+		return v == 5
+	})
+	srcs, err := c.ListDeadLetterSourceQueues(ctx, &sqs.ListDeadLetterSourceQueuesInput{QueueUrl: aws.String(dlq)})
+	if err != nil || len(srcs.QueueUrls) != 1 || srcs.QueueUrls[0] != src {
+		t.Errorf("ListDeadLetterSourceQueues: %v %v", srcs, err)
+	}
+
+	_, err = c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:rd-src")})
+	wantCode(t, err, "InvalidParameterValue") // not a dead-letter queue
+	_, err = c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:nope")})
+	wantCode(t, err, "ResourceNotFoundException")
+
+	// A slow task, cancelled after a message or two.
+	slow, err := c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(dlqArn), MaxNumberOfMessagesPerSecond: aws.Int32(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(dlqArn)})
+	wantCode(t, err, "AWS.SimpleQueueService.UnsupportedOperation") // one task at a time
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := c.CancelMessageMoveTask(ctx, &sqs.CancelMessageMoveTaskInput{TaskHandle: slow.TaskHandle}); err != nil {
+		t.Fatal(err)
+	}
+	task := func() types.ListMessageMoveTasksResultEntry {
+		out, err := c.ListMessageMoveTasks(ctx, &sqs.ListMessageMoveTasksInput{SourceArn: aws.String(dlqArn)})
+		if err != nil || len(out.Results) != 1 {
+			t.Fatalf("ListMessageMoveTasks: %v %v", out, err)
+		}
+		return out.Results[0]
+	}
+	waitFor(t, "the slow task cancelled", 10*time.Second, func() bool { return aws.ToString(task().Status) == "CANCELLED" })
+	if moved := task().ApproximateNumberOfMessagesMoved; moved < 1 || moved >= 5 {
+		t.Errorf("the cancelled task moved %d of 5", moved)
+	}
+
+	// A task at full speed moves the rest back to rd-src.
+	if _, err := c.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(dlqArn)}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the task completed", 10*time.Second, func() bool { return aws.ToString(task().Status) == "COMPLETED" })
+	if e := task(); aws.ToInt64(e.ApproximateNumberOfMessagesToMove) != e.ApproximateNumberOfMessagesMoved || e.TaskHandle != nil {
+		t.Errorf("completed task: %+v", e)
+	}
+	back := map[string]bool{}
+	for len(back) < 5 {
+		msgs := receive(t, c, src, 10, 3)
+		if len(msgs) == 0 {
+			t.Fatalf("only %d messages came back", len(back))
+		}
+		for _, m := range msgs {
+			if !ids[*m.MessageId] || m.Attributes["DeadLetterQueueSourceArn"] != "" {
+				t.Errorf("moved back: %s %v", *m.MessageId, m.Attributes)
+			}
+			back[*m.MessageId] = true
+			if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(src), ReceiptHandle: m.ReceiptHandle}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if v, inflight, _ := queueCounts(t, c, dlq); v+inflight != 0 {
+		t.Errorf("the dead-letter queue still holds %d/%d", v, inflight)
+	}
+}

@@ -42,7 +42,8 @@
 // a time, so every group's order holds through failures and redeliveries (at the price of
 // parallelism across groups).
 //
-// The package runs no goroutines of its own; every blocking call takes the request's context.
+// Every blocking call takes the request's context; the one goroutine of the package's own is
+// a message move task's, owned by Run.
 package sqs
 
 import (
@@ -93,12 +94,15 @@ type Service struct {
 
 	mu        sync.Mutex
 	consumers map[string]jetstream.Consumer // by stream: the shared consumer, as last configured
+	tasks     map[string][]*moveTask        // message move tasks by source ARN, newest first
+
+	starts chan *moveTask // to Run, which owns the tasks' goroutines
 }
 
 // New returns the service.
 func New(cfg Config) *Service {
 	s := &Service{js: cfg.JS, store: cfg.Store, region: cfg.Region, account: cfg.AccountID, log: cfg.Log,
-		consumers: map[string]jetstream.Consumer{}}
+		consumers: map[string]jetstream.Consumer{}, tasks: map[string][]*moveTask{}, starts: make(chan *moveTask)}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
@@ -332,4 +336,5 @@ var queryActions = map[string]bool{
 	"ListQueues": true, "DeleteQueue": true, "PurgeQueue": true, "SendMessage": true, "SendMessageBatch": true,
 	"ReceiveMessage": true, "DeleteMessage": true, "DeleteMessageBatch": true, "ChangeMessageVisibility": true,
 	"ChangeMessageVisibilityBatch": true, "TagQueue": true, "UntagQueue": true, "ListQueueTags": true,
+	"ListDeadLetterSourceQueues": true, "StartMessageMoveTask": true, "ListMessageMoveTasks": true, "CancelMessageMoveTask": true,
 }

@@ -64,6 +64,10 @@ func (s *Service) operations() map[string]operation {
 		"TagQueue":                     handle(s.tagQueue),
 		"UntagQueue":                   handle(s.untagQueue),
 		"ListQueueTags":                handle(s.listQueueTags),
+		"ListDeadLetterSourceQueues":   handle(s.listDeadLetterSourceQueues),
+		"StartMessageMoveTask":         handle(s.startMessageMoveTask),
+		"ListMessageMoveTasks":         handle(s.listMessageMoveTasks),
+		"CancelMessageMoveTask":        handle(s.cancelMessageMoveTask),
 	}
 }
 
@@ -335,8 +339,9 @@ const xmlns = "http://queue.amazonaws.com/doc/2012-11-05/"
 // The query protocol's XML names: a list member's element, per operation where they differ,
 // and key/value members' elements.
 var (
-	xmlLists = map[string]string{"QueueUrls": "QueueUrl", "Messages": "Message", "Failed": "BatchResultErrorEntry"}
-	xmlMaps  = map[string]struct{ elem, key, value string }{
+	xmlLists = map[string]string{"QueueUrls": "QueueUrl", "queueUrls": "QueueUrl", "Messages": "Message",
+		"Failed": "BatchResultErrorEntry", "Results": "ListMessageMoveTasksResultEntry"}
+	xmlMaps = map[string]struct{ elem, key, value string }{
 		"Attributes": {"Attribute", "Name", "Value"}, "Tags": {"Tag", "Key", "Value"},
 		"MessageAttributes": {"MessageAttribute", "Name", "Value"},
 	}
