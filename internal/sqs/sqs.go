@@ -36,6 +36,9 @@
 // ApproximateNumberOfMessagesDelayed. A NAK with a delay on first delivery was the other way,
 // but it would count as a receive and hold the message in the consumer's in-flight window.
 //
+// StartMessageMoveTask (movetasks.go) moves a dead-letter queue's messages back to their
+// sources, or to a destination, in a task owned by Run.
+//
 // FIFO queues: MessageGroupId and MessageDeduplicationId (or ContentBasedDeduplication's
 // SHA-256 of the body) ride on the message; deduplication is JetStream's Nats-Msg-Id window,
 // five minutes as SQS's. The shared consumer of a FIFO queue lets one message be in flight at
