@@ -424,6 +424,16 @@ func TestSQSRejections(t *testing.T) {
 		!strings.Contains(string(b), `"__type":"com.amazonaws.sqs#QueueDoesNotExist"`) {
 		t.Errorf("unsigned JSON GetQueueUrl of a missing queue: %d %v %s", resp.StatusCode, resp.Header, b)
 	}
+	// The query protocol posted to the queue's URL without QueueUrl (older clients) names it.
+	resp, err = http.Post(url, "application/x-www-form-urlencoded", strings.NewReader("Action=GetQueueAttributes&AttributeName.1=QueueArn&Version=2012-11-05"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := `<GetQueueAttributesResult><Attribute><Name>QueueArn</Name><Value>arn:aws:sqs:us-east-1:000000000000:strict</Value></Attribute></GetQueueAttributesResult>`; resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+		t.Errorf("query GetQueueAttributes at the queue URL: %d %s", resp.StatusCode, b)
+	}
 }
 
 // TestSQSFIFOAndDeadLetter: a FIFO queue keeps each group's order through a failure and

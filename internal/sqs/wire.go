@@ -95,6 +95,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var form url.Values
 		if form, err = queryForm(r, body); err == nil {
 			op = form.Get("Action")
+			// Older clients post to the queue's URL and leave QueueUrl out.
+			if form.Get("QueueUrl") == "" && queuePathRE().MatchString(r.URL.Path) {
+				form.Set("QueueUrl", r.URL.Path)
+			}
 			var doc []byte
 			if doc, err = formDocument(form); err == nil {
 				out, err = s.run(r.Context(), c, op, doc)
