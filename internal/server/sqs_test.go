@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -984,4 +985,42 @@ func TestSQSRedriveMoveTask(t *testing.T) {
 	if v, inflight, _ := queueCounts(t, c, dlq); v+inflight != 0 {
 		t.Errorf("the dead-letter queue still holds %d/%d", v, inflight)
 	}
+}
+
+// TestSQSLargeAttributes: attributes beyond what a JetStream header holds (64 KiB) still travel
+// with their message: received, dead-lettered and moved back intact, MD5 as sent.
+func TestSQSLargeAttributes(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newSQS(s.URL())
+	ctx := context.Background()
+	createQueue(t, c, "big-dlq", nil)
+	url := createQueue(t, c, "big", map[string]string{"VisibilityTimeout": "1",
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:big-dlq","maxReceiveCount":1}`})
+	attrs := map[string]types.MessageAttributeValue{
+		"text": {DataType: aws.String("String"), StringValue: aws.String(strings.Repeat("t", 150000))},
+		"blob": {DataType: aws.String("Binary"), BinaryValue: bytes.Repeat([]byte{7}, 100000)},
+	}
+	sent, err := c.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("body"), MessageAttributes: attrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string, m types.Message) {
+		t.Helper()
+		if *m.Body != "body" || *m.MD5OfMessageAttributes != *sent.MD5OfMessageAttributes ||
+			len(*m.MessageAttributes["text"].StringValue) != 150000 || len(m.MessageAttributes["blob"].BinaryValue) != 100000 {
+			t.Errorf("%s: body %q, attributes md5 %v (sent %s)", where, *m.Body, m.MD5OfMessageAttributes, *sent.MD5OfMessageAttributes)
+		}
+	}
+	got := receive(t, c, url, 1, 5)
+	if len(got) != 1 {
+		t.Fatal("not received")
+	}
+	check("received", got[0])
+	var dead []types.Message
+	waitFor(t, "dead-lettered", 20*time.Second, func() bool {
+		receive(t, c, url, 1, 1)
+		dead = receive(t, c, s.URL()+"/000000000000/big-dlq", 1, 0)
+		return len(dead) == 1
+	})
+	check("dead-lettered", dead[0])
 }

@@ -35,11 +35,15 @@ const (
 	hdrID         = "Sqs-Message-Id"
 	hdrSent       = "Sqs-Sent-Timestamp" // Unix milliseconds; a delayed message is stored later
 	hdrAttributes = "Sqs-Message-Attributes"
-	hdrGroup      = "Sqs-Message-Group-Id"
-	hdrDedup      = "Sqs-Message-Deduplication-Id"
-	hdrDLQSource  = "Sqs-Dead-Letter-Queue-Source-Arn"
-	hdrTrace      = "AWSTraceHeader" // the header Flint's queue mappings already read a trace from
-	hdrTraceFlint = "X-Amzn-Trace-Id"
+	// hdrAttributesLen, instead of hdrAttributes, says the first N bytes of the data are the
+	// attributes' JSON: JetStream keeps at most 64 KiB of headers, and attributes may take
+	// 256 KiB. Only messages with that much in attributes are stored so.
+	hdrAttributesLen = "Sqs-Message-Attributes-Length"
+	hdrGroup         = "Sqs-Message-Group-Id"
+	hdrDedup         = "Sqs-Message-Deduplication-Id"
+	hdrDLQSource     = "Sqs-Dead-Letter-Queue-Source-Arn"
+	hdrTrace         = "AWSTraceHeader" // the header Flint's queue mappings already read a trace from
+	hdrTraceFlint    = "X-Amzn-Trace-Id"
 )
 
 // idSpace is the namespace of message ids derived from a stream sequence: internal/esm's, so
@@ -206,6 +210,13 @@ func decode(msg jetstream.Msg) (*stored, error) {
 		if err := json.Unmarshal([]byte(a), &m.Attrs); err != nil {
 			m.Attrs = nil
 		}
+		return m, nil
+	}
+	if n, err := strconv.Atoi(h.Get(hdrAttributesLen)); err == nil && n >= 0 && n <= len(m.Body) {
+		if err := json.Unmarshal(m.Body[:n], &m.Attrs); err != nil {
+			m.Attrs = nil
+		}
+		m.Body = m.Body[n:]
 		return m, nil
 	}
 	// Published by a NATS client: its own headers are String attributes.

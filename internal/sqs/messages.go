@@ -37,6 +37,10 @@ type sendMessageOutput struct {
 	SequenceNumber               string `json:"SequenceNumber,omitempty"`
 }
 
+// maxAttributesHeader bounds the attributes kept in a header (JetStream: 64 KiB of headers in
+// all, the other headers included).
+const maxAttributesHeader = 48 << 10
+
 var fifoIDRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile("^[\\x21-\\x7e]{1,128}$") })
 
 // prepared is a validated message ready to publish.
@@ -128,12 +132,18 @@ func (s *Service) prepare(q *queue, in *sendMessageInput) (*prepared, error) {
 	}
 	h.Set(hdrID, id)
 	h.Set(hdrSent, strconv.FormatInt(time.Now().UnixMilli(), 10))
+	data := []byte(body)
 	if len(in.MessageAttributes) > 0 {
 		b, err := json.Marshal(in.MessageAttributes)
 		if err != nil {
 			return nil, err
 		}
-		h.Set(hdrAttributes, string(b))
+		if len(b) <= maxAttributesHeader {
+			h.Set(hdrAttributes, string(b))
+		} else {
+			h.Set(hdrAttributesLen, strconv.Itoa(len(b)))
+			data = append(b, body...)
+		}
 	}
 	if trace != "" {
 		h.Set(hdrTrace, trace)
@@ -146,7 +156,7 @@ func (s *Service) prepare(q *queue, in *sendMessageInput) (*prepared, error) {
 		p.opts = append(p.opts, jetstream.WithScheduleAt(at), jetstream.WithScheduleTarget(subject))
 		subject = delaySubject + q.stream() + "." + id
 	}
-	p.msg = &nats.Msg{Subject: subject, Header: h, Data: []byte(body)}
+	p.msg = &nats.Msg{Subject: subject, Header: h, Data: data}
 	p.out = sendMessageOutput{MD5OfMessageBody: bodyMD5(body), MD5OfMessageAttributes: AttributesMD5(in.MessageAttributes),
 		MD5OfMessageSystemAttributes: AttributesMD5(in.MessageSystemAttributes), MessageId: id}
 	return p, nil
@@ -505,7 +515,7 @@ func (s *Service) deadLetter(ctx context.Context, q *queue, dlqARN string, msg j
 		return fmt.Errorf("dead-letter queue %s: %w", dlqARN, err)
 	}
 	out := nats.NewMsg(subjectOf(dlq.stream()))
-	out.Data = m.Body
+	out.Data = msg.Data() // as stored: large attributes ride in it (hdrAttributesLen)
 	for k, vs := range msg.Headers() {
 		if !strings.HasPrefix(k, "Nats-") {
 			out.Header[k] = vs

@@ -243,7 +243,7 @@ func (s *Service) moveOne(ctx context.Context, t *moveTask, msg jetstream.Msg) s
 		return "The destination queue " + dest + " does not exist."
 	}
 	out := nats.NewMsg(subjectOf(q.stream()))
-	out.Data = m.Body
+	out.Data = msg.Data() // as stored: large attributes ride in it (hdrAttributesLen)
 	for k, vs := range msg.Headers() {
 		if !strings.HasPrefix(k, "Nats-") && k != hdrDLQSource {
 			out.Header[k] = vs
