@@ -475,7 +475,11 @@ func (p *poller) heartbeat(items []item) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(p.m.cfg.AckWait / 3)
+		every := p.m.cfg.AckWait / 3
+		if p.sqs != nil { // the queue's consumer: AckWait = its VisibilityTimeout, at least 1 s
+			every = max(p.visibility(), time.Second) / 3
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {

@@ -1024,3 +1024,55 @@ func TestSQSLargeAttributes(t *testing.T) {
 	})
 	check("dead-lettered", dead[0])
 }
+
+// slowWorker takes 2.5 s per batch and records each record it is given.
+const slowWorker = `import os, time
+def handler(event, context):
+    time.sleep(2.5)
+    with open(os.path.join(os.environ['DIR'], 'seen'), 'a') as f:
+        for r in event['Records']:
+            f.write('%s %s\n' % (r['body'], r['attributes']['ApproximateReceiveCount']))
+`
+
+// TestSQSVisibilityWhileRunning: a batch that runs longer than its queue's visibility timeout is
+// not handed to another invocation meanwhile (the mapping keeps it in flight while it runs);
+// a queue whose VisibilityTimeout is 0 hands a received message to the next receive at once.
+func TestSQSVisibilityWhileRunning(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	q := newSQS(s.URL())
+	ctx := context.Background()
+	dir := t.TempDir()
+	url := createQueue(t, q, "slow", map[string]string{"VisibilityTimeout": "1"})
+	createFunction(t, c, "slow-worker", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slowWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &lambdatypes.Environment{Variables: map[string]string{"DIR": dir}}
+		})
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("slow-worker"),
+		EventSourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:slow")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("once")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the message handled", time.Minute, func() bool { return readFile(t, filepath.Join(dir, "seen")) != "" })
+	time.Sleep(3 * time.Second) // a second invocation, had there been one, would have finished by now
+	if got := readFile(t, filepath.Join(dir, "seen")); got != "once 1\n" {
+		t.Errorf("the function saw %q, want the message once", got)
+	}
+	waitFor(t, "queue empty", 10*time.Second, func() bool {
+		v, inflight, _ := queueCounts(t, q, url)
+		return v+inflight == 0
+	})
+
+	zero := createQueue(t, q, "zero", map[string]string{"VisibilityTimeout": "0"})
+	if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(zero), MessageBody: aws.String("z")}); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, q, zero, 1, 2); len(m) != 1 {
+		t.Fatal("not received")
+	}
+	if m := receive(t, q, zero, 1, 2); len(m) != 1 || m[0].Attributes["ApproximateReceiveCount"] != "2" {
+		t.Errorf("with VisibilityTimeout 0 the second receive got %v", m)
+	}
+}

@@ -383,8 +383,14 @@ func (s *Service) receiveMessage(ctx context.Context, _ *call, in *receiveMessag
 			}
 			continue
 		}
-		if in.VisibilityTimeout.set && time.Duration(in.VisibilityTimeout.v)*time.Second != q.visibility() {
-			_ = msg.NakWithDelay(max(time.Duration(in.VisibilityTimeout.v)*time.Second, time.Millisecond))
+		// The consumer's AckWait is the queue's VisibilityTimeout (at least a second: JetStream's
+		// floor); another one, this receive's or a queue's 0, is a NAK with that delay.
+		vis := q.visibility()
+		if in.VisibilityTimeout.set {
+			vis = time.Duration(in.VisibilityTimeout.v) * time.Second
+		}
+		if vis != max(q.visibility(), time.Second) {
+			_ = msg.NakWithDelay(max(vis, time.Millisecond))
 		}
 		out.Messages = append(out.Messages, s.message(msg, m, sys, in.MessageAttributeNames))
 	}
