@@ -24,10 +24,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/flint-run/flint/internal/config"
+	"github.com/flint-run/flint/internal/server"
 )
 
 // newSQS is aws-sdk-go-v2's real SQS client (JSON 1.0) pointed at Flint.
@@ -303,6 +305,11 @@ func TestSQSRejections(t *testing.T) {
 	c := newSQS(s.URL())
 	ctx := context.Background()
 	url := createQueue(t, c, "strict", nil)
+	// A Kinesis-like stream (limits retention, flint.streams.events.>) that a queue must not take.
+	if _, err := s.JetStream().CreateStream(ctx, jetstream.StreamConfig{Name: "events", Subjects: []string{"flint.streams.events.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	streamsBefore := streamConfigs(t, s)
 	entries := func(n int, id func(i int) string) []types.SendMessageBatchRequestEntry {
 		var out []types.SendMessageBatchRequestEntry
 		for i := range n {
@@ -392,6 +399,18 @@ func TestSQSRejections(t *testing.T) {
 			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("no spaces")})
 			return err
 		}, "InvalidParameterValue"},
+		{"a name of Flint's own streams", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("KV_flint_functions")})
+			return err
+		}, "InvalidParameterValue"},
+		{"the async queue's stream", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("FLINT_ASYNC")})
+			return err
+		}, "InvalidParameterValue"},
+		{"a stream that is not a queue", func() error {
+			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("events")})
+			return err
+		}, "InvalidParameterValue"},
 		{"fifo name without the attribute", func() error {
 			_, err := c.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("q.fifo")})
 			return err
@@ -410,6 +429,9 @@ func TestSQSRejections(t *testing.T) {
 	list, err := c.ListQueues(ctx, &sqs.ListQueuesInput{})
 	if err != nil || len(list.QueueUrls) != 1 {
 		t.Errorf("queues after the rejections: %v %v", list.QueueUrls, err)
+	}
+	if d := cmp.Diff(streamsBefore, streamConfigs(t, s)); d != "" {
+		t.Errorf("streams changed by rejected requests (-before +after):\n%s", d)
 	}
 	// The JSON protocol's wire: __type and the x-amzn-query-error header, as AWS sends them.
 	req, _ := http.NewRequest("POST", s.URL()+"/", strings.NewReader(`{"QueueName":"missing"}`))
@@ -1075,4 +1097,20 @@ func TestSQSVisibilityWhileRunning(t *testing.T) {
 	if m := receive(t, q, zero, 1, 2); len(m) != 1 || m[0].Attributes["ApproximateReceiveCount"] != "2" {
 		t.Errorf("with VisibilityTimeout 0 the second receive got %v", m)
 	}
+}
+
+// streamConfigs is every JetStream stream's name and configuration as JSON.
+func streamConfigs(t testing.TB, s *server.Server) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	names := s.JetStream().StreamNames(context.Background())
+	for n := range names.Name() {
+		st, err := s.JetStream().Stream(context.Background(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(st.CachedInfo().Config)
+		out[n] = string(b)
+	}
+	return out
 }

@@ -198,11 +198,6 @@ func (s *Service) createQueue(ctx context.Context, c *call, in *createQueueInput
 	now := time.Now().Unix()
 	q := &queue{Name: in.QueueName, Created: now, Modified: now, Attributes: defaults(fifo), Tags: in.Tags}
 	maps.Copy(q.Attributes, in.Attributes)
-	if st, err := s.js.Stream(ctx, q.stream()); err == nil {
-		if owner := st.CachedInfo().Config.Metadata[metaQueueName]; owner != "" && owner != q.Name {
-			return nil, errInvalidParameter("Value %s for parameter QueueName is invalid. Reason: its JetStream stream %s holds queue %s.", q.Name, q.stream(), owner)
-		}
-	}
 	doc, err := json.Marshal(q)
 	if err != nil {
 		return nil, err

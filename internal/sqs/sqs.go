@@ -63,6 +63,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/store"
 )
 
@@ -265,8 +266,39 @@ func consumerConfig(q *queue) jetstream.ConsumerConfig {
 	return c
 }
 
+// errNotQueue refuses a queue whose stream name is taken by a stream that is not a queue: Flint's
+// own (its async queue, logs, KV buckets), a Kinesis-like stream, a destination.
+func errNotQueue(q *queue) *Error {
+	return errInvalidParameter("Value %s for parameter QueueName is invalid. Reason: JetStream stream %s exists and is not a queue.", q.Name, q.stream())
+}
+
+// adoptable reports whether an existing stream may become (or stay) queue q's: it is a queue's,
+// a work queue with q's subjects only (an arn:flint queue's, or q's own), of no other queue.
+func adoptable(q *queue, cfg jetstream.StreamConfig) bool {
+	if owner := cfg.Metadata[metaQueueName]; owner != "" && owner != q.Name {
+		return false
+	}
+	if cfg.Retention != jetstream.WorkQueuePolicy {
+		return false
+	}
+	for _, subj := range cfg.Subjects {
+		if subj != subjectOf(q.stream()) && subj != delaySubject+q.stream()+".*" {
+			return false
+		}
+	}
+	return true
+}
+
 // ensure makes queue q's stream and shared consumer exist as its attributes say.
 func (s *Service) ensure(ctx context.Context, q *queue) (jetstream.Consumer, error) {
+	if asyncq.ReservedStreamName(q.stream()) {
+		return nil, errNotQueue(q)
+	}
+	if st, err := s.js.Stream(ctx, q.stream()); err == nil && !adoptable(q, st.CachedInfo().Config) {
+		return nil, errNotQueue(q)
+	} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("queue %s stream: %w", q.Name, err)
+	}
 	st, err := s.js.CreateOrUpdateStream(ctx, streamConfig(q))
 	if err != nil {
 		return nil, fmt.Errorf("queue %s stream: %w", q.Name, err)
