@@ -108,7 +108,7 @@ func parseRedrive(s string) (redrivePolicy, bool) {
 	return redrivePolicy{Target: raw.Target, Max: n}, true
 }
 
-// checkAttributesSet validates attributes to set on a queue (fifo: the queue's kind); create
+// checkQueueAttributes validates attributes to set on a queue (fifo: the queue's kind); create
 // says whether the queue is being created.
 func (s *Service) checkQueueAttributes(ctx context.Context, attrs map[string]string, fifo, create bool) error {
 	for _, k := range slices.Sorted(maps.Keys(attrs)) {
