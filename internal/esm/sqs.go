@@ -9,9 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// # SQS API queues
-//
-// A mapping over arn:aws:sqs:REGION:ACCOUNT:NAME reads a queue made with the SQS API
+// SQS API queues: a mapping over arn:aws:sqs:REGION:ACCOUNT:NAME reads a queue made with the SQS API
 // (internal/sqs) through the queue's own shared consumer, the one ReceiveMessage uses, so the
 // function and any SQS client compete for messages as on SQS. The queue decides what the
 // mapping's Flint extensions decide for arn:flint queues: its VisibilityTimeout is how long a
