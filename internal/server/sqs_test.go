@@ -285,8 +285,17 @@ func TestSQSQueryProtocolCLI(t *testing.T) {
 	if tags := cli("list-queue-tags", "--queue-url", url); fmt.Sprint(tags["Tags"]) != "map[team:a]" {
 		t.Errorf("list-queue-tags: %v", tags)
 	}
+	// A batch of 11: refused whole, with AWS's code, in the query protocol's XML error.
+	var entries []string
+	for i := range 11 {
+		entries = append(entries, fmt.Sprintf(`{"Id":"e%d","MessageBody":"x"}`, i))
+	}
+	cmd := cliCommand(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "sqs", "send-message-batch", "--queue-url", url, "--entries", "["+strings.Join(entries, ",")+"]")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "AWS.SimpleQueueService.TooManyEntriesInBatchRequest") {
+		t.Errorf("send-message-batch of 11: %v %s", err, out)
+	}
 	// An unknown queue: the CLI prints AWS's code.
-	cmd := cliCommand(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "sqs", "get-queue-url", "--queue-name", "nope")
+	cmd = cliCommand(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "sqs", "get-queue-url", "--queue-name", "nope")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "AWS.SimpleQueueService.NonExistentQueue") {
 		t.Errorf("get-queue-url of a missing queue: %v %s", err, out)
