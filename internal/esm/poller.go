@@ -37,10 +37,11 @@ type poller struct {
 	throttled map[uint64]int
 
 	// sqs is the SQS API queue an arn:aws:sqs mapping reads (nil for arn:flint queues), set
-	// once by run before the first batch; sqsVisibility is its VisibilityTimeout as read for
-	// the latest batch.
+	// once by run before the first batch; sqsVisibility and sqsMaxReceive are its settings as
+	// read for the latest batch.
 	sqs           *SQSQueue
 	sqsVisibility atomic.Int64
+	sqsMaxReceive atomic.Int64
 }
 
 // lag reads the queue's backlog: messages not yet delivered plus those delivered and not
@@ -98,10 +99,10 @@ func (p *poller) visibility() time.Duration {
 
 func (p *poller) maxReceive() int {
 	if p.sqs != nil {
-		if p.sqs.MaxReceive == 0 {
-			return int(^uint(0) >> 1) // no RedrivePolicy: kept until its retention ends
+		if n := p.sqsMaxReceive.Load(); n > 0 {
+			return int(n)
 		}
-		return p.sqs.MaxReceive
+		return int(^uint(0) >> 1) // no RedrivePolicy: kept until its retention ends
 	}
 	if n := p.es.MaximumReceiveCount; n > 0 {
 		return n
@@ -120,7 +121,7 @@ func (p *poller) run(ctx context.Context) error {
 			return err
 		}
 		p.sqs, cons = q, q.Consumer
-		p.sqsVisibility.Store(int64(q.Visibility(ctx)))
+		p.readSQSSettings(ctx)
 	} else if c, err := p.ownConsumer(ctx, conc, batchSize); err != nil {
 		return err
 	} else {
@@ -195,6 +196,12 @@ func (p *poller) ownConsumer(ctx context.Context, conc, batchSize int) (jetstrea
 		return nil, fmt.Errorf("consumer for %s: %w", name, err)
 	}
 	return cons, nil
+}
+
+func (p *poller) readSQSSettings(ctx context.Context) {
+	vis, maxReceive := p.sqs.Settings(ctx)
+	p.sqsVisibility.Store(int64(vis))
+	p.sqsMaxReceive.Store(int64(maxReceive))
 }
 
 // sqsSource finds the SQS API queue the mapping reads, waiting (a log line a minute) while it
@@ -288,7 +295,7 @@ var idSpace = uuid.MustParse("6c1c2a3e-6a0e-4f1b-9d5c-1f1e5a0e0f11")
 func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 	ctx := context.WithoutCancel(runCtx)
 	if p.sqs != nil {
-		p.sqsVisibility.Store(int64(p.sqs.Visibility(ctx)))
+		p.readSQSSettings(ctx)
 	}
 	var items []item
 	for _, msg := range msgs {

@@ -29,14 +29,13 @@ type SQSQueues interface {
 type SQSQueue struct {
 	Stream   string
 	Consumer jetstream.Consumer // the queue's shared consumer
-	// Visibility reads the queue's VisibilityTimeout now (it may change while a mapping runs).
-	Visibility func(ctx context.Context) time.Duration
-	// MaxReceive is the RedrivePolicy's maxReceiveCount; 0: no dead-letter queue.
-	MaxReceive int
+	// Settings reads the queue's VisibilityTimeout and its RedrivePolicy's maxReceiveCount (0:
+	// no dead-letter queue) now: they may change while a mapping runs.
+	Settings func(ctx context.Context) (visibility time.Duration, maxReceive int)
 	// Record renders a delivered message (received times, throttles not counted) as a record of
 	// the SQS event, with its messageId and trace header (AWSTraceHeader).
 	Record func(msg jetstream.Msg, received int, eventSourceARN, region string) (id string, rec json.RawMessage, trace string, err error)
-	// DeadLetter moves a message received more than MaxReceive times to the dead-letter queue.
+	// DeadLetter moves a message received more than maxReceive times to the dead-letter queue.
 	DeadLetter func(ctx context.Context, msg jetstream.Msg, received int) error
 }
 

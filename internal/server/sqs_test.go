@@ -600,8 +600,7 @@ func TestSQSLambdaMapping(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	dlq := createQueue(t, q, "work-dlq", nil)
-	url := createQueue(t, q, "work", map[string]string{"VisibilityTimeout": "1",
-		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:work-dlq","maxReceiveCount":3}`})
+	url := createQueue(t, q, "work", map[string]string{"VisibilityTimeout": "1"})
 	createFunction(t, c, "sqs-worker", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: sqsWorker}}),
 		func(in *lambda.CreateFunctionInput) {
 			in.Environment = &lambdatypes.Environment{Variables: map[string]string{"DIR": dir, "QUEUE": "work"}}
@@ -639,6 +638,11 @@ func TestSQSLambdaMapping(t *testing.T) {
 		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
 		return err == nil && aws.ToString(got.State) == "Enabled"
 	})
+	// The dead-letter queue is set after the mapping started: the running mapping follows it.
+	if _, err := q.SetQueueAttributes(ctx, &sqs.SetQueueAttributesInput{QueueUrl: aws.String(url), Attributes: map[string]string{
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:work-dlq","maxReceiveCount":3}`}}); err != nil {
+		t.Fatal(err)
+	}
 	const n = 500
 	for b := 0; b < n/10; b++ {
 		var entries []types.SendMessageBatchRequestEntry

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,14 +28,18 @@ func (s *Service) Source(ctx context.Context, arn string) (*esm.SQSQueue, error)
 	if err != nil {
 		return nil, err
 	}
-	dlq, maxReceive := q.redrive()
 	name := q.Name
-	src := &esm.SQSQueue{Stream: q.stream(), Consumer: c, MaxReceive: maxReceive}
-	src.Visibility = func(ctx context.Context) time.Duration {
-		if q, _, err := s.load(ctx, name); err == nil {
-			return q.visibility()
+	// The queue as last read: batches read it afresh (Settings) and dead-letter by it, at once.
+	var current atomic.Pointer[queue]
+	current.Store(q)
+	src := &esm.SQSQueue{Stream: q.stream(), Consumer: c}
+	src.Settings = func(ctx context.Context) (time.Duration, int) {
+		if fresh, _, err := s.load(ctx, name); err == nil {
+			current.Store(fresh)
 		}
-		return q.visibility()
+		q := current.Load()
+		_, maxReceive := q.redrive()
+		return q.visibility(), maxReceive
 	}
 	src.Record = func(msg jetstream.Msg, received int, eventSourceARN, region string) (string, json.RawMessage, string, error) {
 		m, err := decode(msg)
@@ -45,6 +50,8 @@ func (s *Service) Source(ctx context.Context, arn string) (*esm.SQSQueue, error)
 		return m.ID, b, m.Trace, err
 	}
 	src.DeadLetter = func(ctx context.Context, msg jetstream.Msg, received int) error {
+		q := current.Load()
+		dlq, _ := q.redrive()
 		if dlq == "" {
 			return fmt.Errorf("queue %s has no dead-letter queue", name)
 		}
