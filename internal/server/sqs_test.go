@@ -542,6 +542,14 @@ func TestSQSFIFOAndDeadLetter(t *testing.T) {
 	if m := receive(t, c, src, 1, 3); len(m) != 0 {
 		t.Errorf("a third receive got %v; it should have moved to the dead-letter queue", bodies(m))
 	}
+	// The policy reads back as AWS writes it (a number, though given as a string); the same
+	// CreateQueue again is the same queue.
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(src), AttributeNames: []types.QueueAttributeName{"RedrivePolicy"}})
+	if want := `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":2}`; err != nil || attrs.Attributes["RedrivePolicy"] != want {
+		t.Errorf("RedrivePolicy reads %q (%v), want %s", attrs.Attributes["RedrivePolicy"], err, want)
+	}
+	createQueue(t, c, "src", map[string]string{"VisibilityTimeout": "1",
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:dead","maxReceiveCount":"2"}`})
 	dead := receive(t, c, dlq, 1, 5)
 	if len(dead) != 1 || *dead[0].Body != "poison" || *dead[0].MessageId != *sent.MessageId ||
 		dead[0].Attributes["DeadLetterQueueSourceArn"] != "arn:aws:sqs:us-east-1:000000000000:src" {

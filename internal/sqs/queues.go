@@ -108,6 +108,18 @@ func parseRedrive(s string) (redrivePolicy, bool) {
 	return redrivePolicy{Target: raw.Target, Max: n}, true
 }
 
+// normalize writes a valid RedrivePolicy as AWS returns it: {"deadLetterTargetArn":ARN,
+// "maxReceiveCount":N}, N a number, whichever form it was given in.
+func normalize(attrs map[string]string) {
+	if p, ok := parseRedrive(attrs["RedrivePolicy"]); ok {
+		b, _ := json.Marshal(struct {
+			Target string `json:"deadLetterTargetArn"`
+			Max    int    `json:"maxReceiveCount"`
+		}{p.Target, p.Max})
+		attrs["RedrivePolicy"] = string(b)
+	}
+}
+
 // checkQueueAttributes validates attributes to set on a queue (fifo: the queue's kind); create
 // says whether the queue is being created.
 func (s *Service) checkQueueAttributes(ctx context.Context, attrs map[string]string, fifo, create bool) error {
@@ -186,6 +198,7 @@ func (s *Service) createQueue(ctx context.Context, c *call, in *createQueueInput
 	if err := s.checkQueueAttributes(ctx, in.Attributes, fifo, true); err != nil {
 		return nil, err
 	}
+	normalize(in.Attributes)
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
@@ -357,6 +370,7 @@ func (s *Service) setQueueAttributes(ctx context.Context, _ *call, in *setQueueA
 		if err := s.checkQueueAttributes(ctx, in.Attributes, q.fifo(), false); err != nil {
 			return err
 		}
+		normalize(in.Attributes)
 		maps.Copy(q.Attributes, in.Attributes)
 		if q.Attributes["RedrivePolicy"] == "" {
 			delete(q.Attributes, "RedrivePolicy")
