@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -1134,4 +1136,26 @@ func streamConfigs(t testing.TB, s *server.Server) map[string]string {
 		out[n] = string(b)
 	}
 	return out
+}
+
+// TestSQSOverTLS: queue URLs carry the scheme the client called, https behind TLS.
+func TestSQSOverTLS(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data, func(c *config.Config) { c.TLSSelfSigned = true })
+	pem, err := os.ReadFile(filepath.Join(data, "tls", "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	c := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()),
+		HTTPClient:  &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}},
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""), RetryMaxAttempts: 1})
+	url := createQueue(t, c, "secure", nil)
+	if want := s.URL() + "/000000000000/secure"; url != want || !strings.HasPrefix(url, "https://") {
+		t.Errorf("QueueUrl %s, want %s", url, want)
+	}
+	if _, err := c.SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("x")}); err != nil {
+		t.Fatal(err)
+	}
 }

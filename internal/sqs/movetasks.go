@@ -401,7 +401,7 @@ func (s *Service) listDeadLetterSourceQueues(ctx context.Context, c *call, in *l
 			out.NextToken = base64.RawURLEncoding.EncodeToString([]byte(after))
 			break
 		}
-		out.QueueUrls = append(out.QueueUrls, s.queueURL(c.host, k))
+		out.QueueUrls = append(out.QueueUrls, s.queueURL(c.base, k))
 		after = k
 	}
 	return out, nil

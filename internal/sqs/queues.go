@@ -202,7 +202,7 @@ func (s *Service) createQueue(ctx context.Context, c *call, in *createQueueInput
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
-	out := &queueURLOutput{QueueUrl: s.queueURL(c.host, in.QueueName)}
+	out := &queueURLOutput{QueueUrl: s.queueURL(c.base, in.QueueName)}
 	if q, _, err := s.load(ctx, in.QueueName); err == nil {
 		return out, sameAttributes(q, in.Attributes)
 	} else if !isNotExist(err) {
@@ -266,7 +266,7 @@ func (s *Service) getQueueURL(ctx context.Context, c *call, in *getQueueURLInput
 	if _, _, err := s.load(ctx, in.QueueName); err != nil {
 		return nil, err
 	}
-	return &queueURLOutput{QueueUrl: s.queueURL(c.host, in.QueueName)}, nil
+	return &queueURLOutput{QueueUrl: s.queueURL(c.base, in.QueueName)}, nil
 }
 
 type queueInput struct {
@@ -454,7 +454,7 @@ func (s *Service) listQueues(ctx context.Context, c *call, in *listQueuesInput) 
 			}
 			break
 		}
-		out.QueueUrls = append(out.QueueUrls, s.queueURL(c.host, k))
+		out.QueueUrls = append(out.QueueUrls, s.queueURL(c.base, k))
 		after = k
 	}
 	return out, nil

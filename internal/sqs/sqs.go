@@ -167,9 +167,9 @@ func (s *Service) ARN(name string) string {
 	return "arn:aws:sqs:" + s.region + ":" + s.account + ":" + name
 }
 
-// queueURL is queue name's URL as seen by r's client.
-func (s *Service) queueURL(host, name string) string {
-	return "http://" + host + "/" + s.account + "/" + name
+// queueURL is queue name's URL under base, the scheme and host the client called.
+func (s *Service) queueURL(base, name string) string {
+	return base + "/" + s.account + "/" + name
 }
 
 var errNoQueue = errors.New("no such queue")

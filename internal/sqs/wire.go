@@ -23,7 +23,7 @@ import (
 
 // call is what an operation knows of its request beyond its input.
 type call struct {
-	host string // the Host the client addressed, for queue URLs
+	base string // the scheme and Host the client addressed, for queue URLs: "https://host:port"
 }
 
 // operation runs one API operation on its input document (JSON, whichever the wire).
@@ -80,7 +80,10 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header()["X-Amzn-Requestid"] = []string{requestID}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	json10 := r.Header.Get("X-Amz-Target") != ""
-	c := &call{host: r.Host}
+	c := &call{base: "http://" + r.Host}
+	if r.TLS != nil {
+		c.base = "https://" + r.Host
+	}
 	var op string
 	var out any
 	switch {
