@@ -40,6 +40,7 @@ type Mappings struct {
 	mappings    mappingStore
 	js          jetstream.JetStream // where the queues and streams mappings read live
 	checkpoints esm.Checkpoints     // stream mappings' positions
+	sqs         esm.SQSQueues       // the SQS API's queues (arn:aws:sqs); nil: none
 }
 
 // MappingInput is CreateEventSourceMapping's and UpdateEventSourceMapping's request body.
@@ -154,6 +155,18 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 	if err := in.kindCheck(stream); err != nil {
 		return false, err
 	}
+	if esm.IsSQS(m.EventSourceArn) {
+		// The queue's own VisibilityTimeout and RedrivePolicy decide what these Flint
+		// extensions decide for arn:flint queues; Lambda takes no destination for SQS.
+		switch {
+		case in.MaximumReceiveCount != nil:
+			return false, unsupported("MaximumReceiveCount")
+		case in.VisibilityTimeoutSeconds != nil:
+			return false, unsupported("VisibilityTimeoutSeconds")
+		case in.DestinationConfig != nil && in.DestinationConfig.OnFailure != nil && in.DestinationConfig.OnFailure.Destination != "":
+			return false, unsupported("DestinationConfig")
+		}
+	}
 	if stream {
 		if err := applyStream(m, in); err != nil {
 			return false, err
@@ -246,7 +259,12 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		return nil, apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue or stream ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME or stream/NAME).")
 	}
 	name, stream := esm.StreamName(*in.EventSourceArn)
-	if !stream {
+	sqsQueue := esm.IsSQS(*in.EventSourceArn) && s.sqs != nil // without the SQS API, an unknown kind of ARN
+	if sqsQueue {
+		if _, err := s.sqs.Source(ctx, *in.EventSourceArn); err != nil {
+			return nil, apierr.InvalidParameterValue("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist for this wsdl version.")
+		}
+	} else if !stream {
 		var err error
 		if name, err = esm.QueueName(*in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Unrecognized event source: %v", err)
@@ -276,7 +294,7 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		if o.EventSourceArn != m.EventSourceArn {
 			continue
 		}
-		if !stream {
+		if !stream && !sqsQueue { // an arn:flint queue admits one consumer
 			return nil, apierr.ResourceConflict("An event source mapping with event source (\"%s\") already exists. Please update or delete the existing mapping with UUID %s", o.EventSourceArn, o.UUID)
 		}
 		if o.FunctionArn == m.FunctionArn {
@@ -292,6 +310,8 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		if err := esm.InitStreamCheckpoint(ctx, s.js, s.checkpoints, id, m); err != nil {
 			return nil, err
 		}
+	} else if sqsQueue {
+		// The queue and its shared consumer exist (Source above).
 	} else if _, err := esm.EnsureQueue(ctx, s.js, name); err != nil {
 		return nil, apierr.InvalidParameterValue("Invalid event source: %v", err)
 	}
