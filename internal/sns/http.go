@@ -74,7 +74,7 @@ func (s *Service) confirmation(c *call, t *topic, sub *subscription) *httpDelive
 		Message: "You have chosen to subscribe to the topic " + t.Arn +
 			".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		SubscribeURL: subscribeURL, Timestamp: time.Now().UTC().Format(timeFormat), SignatureVersion: "1"}
-	b, _ := json.Marshal(e)
+	b, _ := encode(e)
 	return &httpDelivery{URL: sub.Endpoint, Body: string(b), Headers: map[string]string{
 		"x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": e.MessageId, "x-amz-sns-topic-arn": t.Arn}}
 }

@@ -1,6 +1,7 @@
 package sns
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -337,7 +338,7 @@ func attributeDocument(attrs map[string]attributeValue) map[string]any {
 func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscription, body string) error {
 	switch sub.Protocol {
 	case "lambda":
-		payload, err := json.Marshal(lambdaEvent(s.envelope(c, m, sub, body), sub.Arn))
+		payload, err := encode(lambdaEvent(s.envelope(c, m, sub, body), sub.Arn))
 		if err != nil {
 			return err
 		}
@@ -366,7 +367,7 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 				}
 			}
 		} else {
-			b, err := json.Marshal(s.envelope(c, m, sub, body))
+			b, err := encode(s.envelope(c, m, sub, body))
 			if err != nil {
 				return err
 			}
@@ -388,7 +389,7 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 		if sub.Attributes["RawMessageDelivery"] == "true" {
 			b = []byte(body)
 			headers["x-amz-sns-rawdelivery"] = "true"
-		} else if b, err = json.Marshal(s.envelope(c, m, sub, body)); err != nil {
+		} else if b, err = encode(s.envelope(c, m, sub, body)); err != nil {
 			return err
 		}
 		return s.enqueueHTTP(ctx, &httpDelivery{URL: sub.Endpoint, Headers: headers, Body: string(b)})
@@ -479,4 +480,16 @@ func lambdaEvent(e *envelope, subArn string) *LambdaEvent {
 		Sns: LambdaSNS{Type: e.Type, MessageId: e.MessageId, TopicArn: e.TopicArn, Subject: e.Subject, Message: e.Message,
 			Timestamp: e.Timestamp, SignatureVersion: e.SignatureVersion, Signature: e.Signature, SigningCertUrl: e.SigningCertURL,
 			UnsubscribeUrl: e.UnsubscribeURL, MessageAttributes: attrs}}}}
+}
+
+// encode is JSON as SNS writes it: "<", ">" and "&" as themselves (a message's text and the
+// UnsubscribeURL's query read the same in the body as they were published).
+func encode(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

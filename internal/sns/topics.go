@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -209,6 +210,7 @@ func (s *Service) listTopics(ctx context.Context, _ *call, in *listInput) (any, 
 	for _, k := range keys {
 		arns = append(arns, s.topicARN(strings.ReplaceAll(strings.TrimPrefix(k, "topic."), "=", ".")))
 	}
+	slices.Sort(arns) // the token is the last ARN of a page
 	pg, next := page(arns, func(a string) string { return a }, in.NextToken, 100)
 	out := &listTopicsOutput{Topics: []topicEntry{}, NextToken: next}
 	for _, a := range pg {
