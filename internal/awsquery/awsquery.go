@@ -180,7 +180,7 @@ func (s *Spec) build(flat map[string]string, top bool) (map[string]any, error) {
 		sort.Slice(idxs, func(a, b int) bool { x, _ := strconv.Atoi(idxs[a]); y, _ := strconv.Atoi(idxs[b]); return x < y })
 		switch {
 		case wrapped[head] == "entry":
-			m, err := s.entries(head, idxs, byIdx, firstKey(byIdx, "key", "Name", "Key"), firstKey(byIdx, "value", "Value", "Value"))
+			m, err := s.entries(head+".entry", idxs, byIdx, firstKey(byIdx, "key", "Name", "Key"), firstKey(byIdx, "value", "Value", "Value"))
 			if err != nil {
 				return nil, err
 			}
