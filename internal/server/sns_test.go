@@ -20,6 +20,7 @@ import (
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	snstypes "github.com/aws/aws-sdk-go-v2/service/sns/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // newSNS is aws-sdk-go-v2's real SNS client (the query protocol) pointed at Flint.
@@ -361,6 +362,78 @@ func TestSNSRejections(t *testing.T) {
 	}
 	if v, _, _ := queueCounts(t, q, queue); v != 2 {
 		t.Errorf("queue holds %d after the batch, want 2", v)
+	}
+
+	// Attributes: an invalid filter policy set later is refused and the old one stays.
+	sa := subs.Subscriptions[0].SubscriptionArn
+	if _, err := n.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{SubscriptionArn: sa,
+		AttributeName: aws.String("FilterPolicy"), AttributeValue: aws.String(`{"k":["v"]}`)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{SubscriptionArn: sa,
+		AttributeName: aws.String("FilterPolicy"), AttributeValue: aws.String(`{"k":"not an array"}`)})
+	wantCode(t, err, "InvalidParameter")
+	_, err = n.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{SubscriptionArn: sa,
+		AttributeName: aws.String("FilterPolicyScope"), AttributeValue: aws.String("Everything")})
+	wantCode(t, err, "InvalidParameter")
+	got, err := n.GetSubscriptionAttributes(ctx, &sns.GetSubscriptionAttributesInput{SubscriptionArn: sa})
+	if err != nil || got.Attributes["FilterPolicy"] != `{"k":["v"]}` || got.Attributes["FilterPolicyScope"] != "MessageAttributes" {
+		t.Errorf("attributes after refused changes: %v %v", got, err)
+	}
+	if _, err := n.SetSubscriptionAttributes(ctx, &sns.SetSubscriptionAttributesInput{SubscriptionArn: sa,
+		AttributeName: aws.String("FilterPolicy"), AttributeValue: aws.String("")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.SetTopicAttributes(ctx, &sns.SetTopicAttributesInput{TopicArn: aws.String(arn), AttributeName: aws.String("DisplayName"),
+		AttributeValue: aws.String("Rejections")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.SetTopicAttributes(ctx, &sns.SetTopicAttributesInput{TopicArn: aws.String(arn), AttributeName: aws.String("FifoTopic"), AttributeValue: aws.String("true")})
+	wantCode(t, err, "InvalidParameter")
+	ta, err := n.GetTopicAttributes(ctx, &sns.GetTopicAttributesInput{TopicArn: aws.String(arn)})
+	if err != nil || ta.Attributes["DisplayName"] != "Rejections" || ta.Attributes["SubscriptionsConfirmed"] != "1" || ta.Attributes["FifoTopic"] != "" {
+		t.Errorf("GetTopicAttributes: %v %v", ta, err)
+	}
+
+	// FIFO: a FIFO queue behind a FIFO topic gets the group id; a repeated deduplication id
+	// is the same message (same MessageId) and is not delivered twice.
+	fifoQueue := createQueue(t, q, "sns-rej.fifo", map[string]string{"FifoQueue": "true"})
+	fifoTopic := "arn:aws:sns:us-east-1:000000000000:rej.fifo"
+	if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(fifoTopic), Protocol: aws.String("sqs"),
+		Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:sns-rej.fifo"), Attributes: map[string]string{"RawMessageDelivery": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 2 {
+		p, err := n.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(fifoTopic), Message: aws.String("once"), MessageGroupId: aws.String("g1"),
+			MessageDeduplicationId: aws.String("d1")})
+		if err != nil || aws.ToString(p.SequenceNumber) == "" {
+			t.Fatalf("FIFO publish: %v %v", p, err)
+		}
+		ids = append(ids, aws.ToString(p.MessageId))
+	}
+	if ids[0] != ids[1] {
+		t.Errorf("a repeated deduplication id answered %v", ids)
+	}
+	if _, err := n.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(fifoTopic), Message: aws.String("content"), MessageGroupId: aws.String("g1")}); err != nil {
+		t.Fatal(err)
+	}
+	fm := receive(t, q, fifoQueue, 10, 1)
+	var fb []string
+	for _, m := range fm {
+		fb = append(fb, aws.ToString(m.Body)+"/"+m.Attributes["MessageGroupId"])
+	}
+	// The FIFO queue lets one message of the group out at a time: read, delete, read on.
+	for len(fm) == 1 {
+		if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(fifoQueue), ReceiptHandle: fm[0].ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+		if fm = receive(t, q, fifoQueue, 10, 1); len(fm) == 1 {
+			fb = append(fb, aws.ToString(fm[0].Body)+"/"+fm[0].Attributes["MessageGroupId"])
+		}
+	}
+	if fmt.Sprint(fb) != "[once/g1 content/g1]" {
+		t.Errorf("FIFO queue got %v", fb)
 	}
 
 	awsCLI := requireAWSCLI(t)
