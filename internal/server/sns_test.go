@@ -436,6 +436,27 @@ func TestSNSRejections(t *testing.T) {
 		t.Errorf("FIFO queue got %v", fb)
 	}
 
+	// A subscription whose queue is gone: the notification goes to its RedrivePolicy's queue.
+	dlq := createQueue(t, q, "sns-dlq", nil)
+	dl, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("dl")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: dl.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:gone"),
+		Attributes: map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"not an arn"}`}})
+	wantCode(t, err, "InvalidParameter")
+	if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: dl.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:gone"),
+		Attributes: map[string]string{"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:sns-dlq"}`}}); err != nil {
+		t.Fatal(err)
+	}
+	dp, err := n.Publish(ctx, &sns.PublishInput{TopicArn: dl.TopicArn, Message: aws.String("undeliverable")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dm := receive(t, q, dlq, 10, 1); len(dm) != 1 || !strings.Contains(aws.ToString(dm[0].Body), `"MessageId":"`+aws.ToString(dp.MessageId)+`"`) {
+		t.Errorf("dead-letter queue got %v", dm)
+	}
+
 	awsCLI := requireAWSCLI(t)
 	b := runCLI(t, awsCLI, s.URL(), "AKIDFLINTTEST", "secret", "sns", "create-topic", "--name", "cli-topic")
 	var created map[string]string

@@ -18,7 +18,8 @@ import (
 // http(s) deliveries are messages in the FLINT_SNS_HTTP work-queue stream, stored before
 // Publish (or Subscribe, for a confirmation) answers and POSTed by Run's consumer off the
 // request path. A delivery the endpoint does not take (not 2xx, or unreachable) is retried
-// with growing delays, httpAttempts times in all, then dropped with a log line.
+// with growing delays, httpAttempts times in all, then goes to the subscription's dead-letter
+// queue (its RedrivePolicy when published), or is dropped with a log line.
 const (
 	httpStream   = "FLINT_SNS_HTTP"
 	httpSubject  = "flint.snshttp"
@@ -34,6 +35,11 @@ type httpDelivery struct {
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"headers"`
 	Body    string            `json:"body"`
+	// A notification's subscription and its RedrivePolicy when published: where it goes
+	// after its last attempt. Envelope: what the dead-letter queue gets when Body is raw.
+	Subscription  string `json:"subscription,omitempty"`
+	RedrivePolicy string `json:"redrivePolicy,omitempty"`
+	Envelope      string `json:"envelope,omitempty"`
 }
 
 func (s *Service) ensureStream(ctx context.Context) error {
@@ -142,7 +148,19 @@ func (s *Service) post(ctx context.Context, msg jetstream.Msg) {
 		attempt = int(md.NumDelivered)
 	}
 	if attempt >= httpAttempts {
-		s.log.Warn("sns http delivery failed: dropped", "url", d.URL, "attempts", attempt, "err", err)
+		s.log.Warn("sns http delivery failed", "url", d.URL, "attempts", attempt, "err", err)
+		env := d.Envelope
+		if env == "" {
+			env = d.Body
+		}
+		if d.Subscription != "" {
+			if err := s.deadLetter(ctx, d.RedrivePolicy, d.Subscription, env, "", ""); err != nil {
+				// Not stored in the dead-letter queue: keep the delivery and try it all again.
+				s.log.Error("sns http delivery: dead-letter queue", "err", err)
+				_ = msg.NakWithDelay(httpRetryDelays[len(httpRetryDelays)-1])
+				return
+			}
+		}
 		_ = msg.Term()
 		return
 	}

@@ -375,10 +375,14 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 		}
 		_, err := s.cfg.SQS.SendByARN(ctx, sub.Endpoint, text, attrs, m.groupID, m.dedupID)
 		if e := awsquery.As(err); e != nil && e.Sender() {
-			// The queue is gone or refuses the message: SNS drops the delivery (it would go
-			// to the subscription's dead-letter queue after its retries).
+			// The queue is gone or refuses the message: retrying will not help, so it goes to
+			// the subscription's dead-letter queue, or is dropped, as SNS does.
 			s.log.Warn("sns delivery to queue refused", "subscription", sub.Arn, "queue", sub.Endpoint, "code", e.Code, "message", e.Message)
-			return nil
+			env, err := encode(s.envelope(c, m, sub, body))
+			if err != nil {
+				return err
+			}
+			return s.deadLetter(ctx, sub.Attributes["RedrivePolicy"], sub.Arn, string(env), m.groupID, m.dedupID)
 		}
 		return err
 	default: // http, https
@@ -392,7 +396,16 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 		} else if b, err = encode(s.envelope(c, m, sub, body)); err != nil {
 			return err
 		}
-		return s.enqueueHTTP(ctx, &httpDelivery{URL: sub.Endpoint, Headers: headers, Body: string(b)})
+		d := &httpDelivery{URL: sub.Endpoint, Headers: headers, Body: string(b), Subscription: sub.Arn, RedrivePolicy: sub.Attributes["RedrivePolicy"]}
+		if sub.Attributes["RawMessageDelivery"] == "true" {
+			// The dead-letter queue gets the envelope, whichever form the endpoint gets.
+			env, err := encode(s.envelope(c, m, sub, body))
+			if err != nil {
+				return err
+			}
+			d.Envelope = string(env)
+		}
+		return s.enqueueHTTP(ctx, d)
 	}
 }
 
@@ -492,4 +505,24 @@ func encode(v any) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// deadLetter sends an undeliverable notification (its envelope) to the queue a subscription's
+// RedrivePolicy names; without one, or when that queue refuses it too, it is dropped with a
+// log line. Only a failure to store (not a refusal) is an error.
+func (s *Service) deadLetter(ctx context.Context, policy, subArn, envelope, groupID, dedupID string) error {
+	dlq, _ := deadLetterARN(policy)
+	if dlq == "" {
+		s.log.Warn("sns notification dropped: undeliverable, no dead-letter queue", "subscription", subArn)
+		return nil
+	}
+	_, err := s.cfg.SQS.SendByARN(ctx, dlq, envelope, nil, groupID, dedupID)
+	if e := awsquery.As(err); e != nil && e.Sender() {
+		s.log.Warn("sns notification dropped: its dead-letter queue refused it", "subscription", subArn, "queue", dlq, "code", e.Code)
+		return nil
+	}
+	if err == nil {
+		s.log.Info("sns notification moved to the subscription's dead-letter queue", "subscription", subArn, "queue", dlq)
+	}
+	return err
 }

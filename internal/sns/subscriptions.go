@@ -57,7 +57,11 @@ func checkSubscriptionAttribute(name, value, protocol string) error {
 		if value == "true" && protocol == "lambda" {
 			return errInvalid("Attributes Reason: Delivery protocol [lambda] does not support raw message delivery.")
 		}
-	case "RedrivePolicy", "DeliveryPolicy", "ReplayPolicy":
+	case "RedrivePolicy":
+		if _, err := deadLetterARN(value); err != nil {
+			return err
+		}
+	case "DeliveryPolicy", "ReplayPolicy":
 		if !json.Valid([]byte(value)) {
 			return errInvalid(name + ": failed to parse JSON.")
 		}
@@ -344,4 +348,22 @@ func (s *Service) setSubscriptionAttributes(ctx context.Context, _ *call, in *se
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
+}
+
+// deadLetterARN reads a subscription's RedrivePolicy: the SQS queue undeliverable messages go to.
+func deadLetterARN(policy string) (string, error) {
+	if policy == "" {
+		return "", nil
+	}
+	var p struct {
+		DeadLetterTargetArn string `json:"deadLetterTargetArn"`
+	}
+	if err := json.Unmarshal([]byte(policy), &p); err != nil {
+		return "", errInvalid("RedrivePolicy: failed to parse JSON.")
+	}
+	a := strings.Split(p.DeadLetterTargetArn, ":")
+	if len(a) != 6 || a[0] != "arn" || a[2] != "sqs" || a[5] == "" {
+		return "", errInvalid("RedrivePolicy: deadLetterTargetArn is an invalid arn")
+	}
+	return p.DeadLetterTargetArn, nil
 }
