@@ -403,6 +403,9 @@ func TestSNSRejections(t *testing.T) {
 		Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:sns-rej.fifo"), Attributes: map[string]string{"RawMessageDelivery": "true"}}); err != nil {
 		t.Fatal(err)
 	}
+	_, err = n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(fifoTopic), Protocol: aws.String("sqs"),
+		Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:sns-rej")})
+	wantCode(t, err, "InvalidParameter") // a standard queue behind a FIFO topic
 	var ids []string
 	for range 2 {
 		p, err := n.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(fifoTopic), Message: aws.String("once"), MessageGroupId: aws.String("g1"),

@@ -110,6 +110,9 @@ func (s *Service) subscribe(ctx context.Context, c *call, in *subscribeInput) (a
 	if err := s.checkEndpoint(in.Protocol, in.Endpoint); err != nil {
 		return nil, err
 	}
+	if t.fifo() && in.Protocol == "sqs" && !strings.HasSuffix(in.Endpoint, ".fifo") {
+		return nil, errInvalid("Invalid parameter: Endpoint Reason: FIFO SNS Topics currently only support FIFO SQS Queues as endpoints")
+	}
 	attrs := map[string]string{}
 	for k, v := range in.Attributes {
 		if err := checkSubscriptionAttribute(k, v, in.Protocol); err != nil {
