@@ -490,3 +490,73 @@ func TestSNSRejections(t *testing.T) {
 		t.Errorf("aws sns publish to an unknown topic: %v %s", err, out)
 	}
 }
+
+// TestSNSSigned runs the SNS API with access keys: signed calls (SigV4 scope sns) work, a
+// wrong secret gets InvalidSignatureException, an unsigned call an SNS ErrorResponse, and an
+// http subscriber's unsigned GET of its SubscribeURL still confirms (its token is the credential).
+func TestSNSSigned(t *testing.T) {
+	data := t.TempDir()
+	key := createAccessKey(t, data, "test")
+	s := startServer(t, data)
+	ctx := context.Background()
+	opts := func(secret string) sns.Options {
+		return sns.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()),
+			Credentials: credentials.NewStaticCredentialsProvider(key.AccessKeyID, secret, ""), RetryMaxAttempts: 1}
+	}
+	n := sns.New(opts(key.SecretAccessKey))
+	topic, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("signed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sns.New(opts("wrong"+key.SecretAccessKey[5:])).ListTopics(ctx, &sns.ListTopicsInput{})
+	wantCode(t, err, "InvalidSignatureException")
+	resp, err := http.Post(s.URL()+"/", "application/x-www-form-urlencoded", strings.NewReader("Action=ListTopics&Version=2010-03-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode < 400 || !strings.Contains(string(b), `<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/">`) || resp.Header.Get("X-Amzn-Query-Error") == "" {
+		t.Errorf("unsigned query call: %d %s", resp.StatusCode, b)
+	}
+	confirmed := make(chan int, 1)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var e map[string]string
+		body, _ := io.ReadAll(r.Body)
+		_ = json.Unmarshal(body, &e)
+		if e["Type"] != "SubscriptionConfirmation" {
+			return
+		}
+		// Guessing the token gets nothing; the real one confirms.
+		if resp, err := http.Get(strings.Replace(e["SubscribeURL"], e["Token"], strings.Repeat("0", len(e["Token"])), 1)); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				t.Error("a guessed token confirmed the subscription")
+			}
+		}
+		resp, err := http.Get(e["SubscribeURL"])
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		resp.Body.Close()
+		confirmed <- resp.StatusCode
+	}))
+	defer hook.Close()
+	sub, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("http"), Endpoint: aws.String(hook.URL)})
+	if err != nil || aws.ToString(sub.SubscriptionArn) != "pending confirmation" {
+		t.Fatalf("Subscribe http: %v %v", sub, err)
+	}
+	select {
+	case code := <-confirmed:
+		if code != 200 {
+			t.Fatalf("GET SubscribeURL: %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no SubscriptionConfirmation")
+	}
+	list, err := n.ListSubscriptionsByTopic(ctx, &sns.ListSubscriptionsByTopicInput{TopicArn: topic.TopicArn})
+	if err != nil || len(list.Subscriptions) != 1 || !strings.HasPrefix(aws.ToString(list.Subscriptions[0].SubscriptionArn), aws.ToString(topic.TopicArn)+":") {
+		t.Errorf("after confirmation: %+v %v", list, err)
+	}
+}
