@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -362,6 +363,27 @@ func TestSNSRejections(t *testing.T) {
 	}
 	if v, _, _ := queueCounts(t, q, queue); v != 2 {
 		t.Errorf("queue holds %d after the batch, want 2", v)
+	}
+
+	// MessageStructure json: each protocol gets its own text, "default" the others.
+	if _, err := n.Publish(ctx, &sns.PublishInput{TopicArn: aws.String(arn), MessageStructure: aws.String("json"),
+		Message: aws.String(`{"default":"for all","sqs":"for sqs","lambda":"for lambda"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var structured []string
+	for _, m := range receive(t, q, queue, 10, 1) {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &e); err != nil {
+			t.Fatalf("envelope %s: %v", aws.ToString(m.Body), err)
+		}
+		structured = append(structured, fmt.Sprint(e["Message"]))
+		if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queue), ReceiptHandle: m.ReceiptHandle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(structured)
+	if fmt.Sprint(structured) != "[for sqs one two]" {
+		t.Errorf("the queue got %v", structured)
 	}
 
 	// Attributes: an invalid filter policy set later is refused and the old one stays.
