@@ -34,6 +34,7 @@ import (
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -53,6 +54,7 @@ type API struct {
 	mux       *http.ServeMux
 	secrets   *secrets.Service
 	cwlogs    *cwlogs.Service
+	kinesis   *kinesis.Service
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
@@ -85,6 +87,7 @@ type Config struct {
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
+	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -108,6 +111,7 @@ func New(cfg Config) *API {
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
+	a.kinesis = cfg.Kinesis
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
@@ -217,7 +221,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.route(w, r)
 		return
 	}
-	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) || kinesis.IsKinesisRequest(r) {
 		a.signedRPC.ServeHTTP(w, r)
 		return
 	}
@@ -234,6 +238,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.cwlogs.ServeHTTP(w, r)
 		return
 	}
+	if a.kinesis != nil && kinesis.IsKinesisRequest(r) {
+		a.kinesis.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -244,6 +252,8 @@ func SigningService(r *http.Request) string {
 		return "secretsmanager"
 	case cwlogs.IsLogsRequest(r):
 		return "logs"
+	case kinesis.IsKinesisRequest(r):
+		return "kinesis"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):
 		return "scheduler"
 	}

@@ -113,7 +113,7 @@ func QueueName(arn string) (string, error) {
 // ValidFailureDestination reports whether arn is an on-failure destination a queue mapping can
 // deliver to (a JetStream stream).
 func ValidFailureDestination(arn string) bool {
-	_, ok := StreamName(arn)
+	_, ok := flintStreamName(arn)
 	return ok
 }
 
