@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -30,8 +31,12 @@ import (
 
 // newKinesisClient is aws-sdk-go-v2's real Kinesis client pointed at Flint, unmodified.
 func newKinesisClient(url string) *kinesis.Client {
+	return kinesisClientWith(url, "AKIDFLINTTEST", "secret")
+}
+
+func kinesisClientWith(url, id, secret string) *kinesis.Client {
 	return kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(url),
-		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""), RetryMaxAttempts: 1})
+		Credentials: credentials.NewStaticCredentialsProvider(id, secret, ""), RetryMaxAttempts: 1})
 }
 
 // kinesisWorker appends "KEY DATA SEQ SHARD" for every record of every batch, checking the
@@ -43,7 +48,7 @@ def handler(event, context):
     for r in event['Records']:
         k = r['kinesis']
         assert r['eventSource'] == 'aws:kinesis' and r['eventName'] == 'aws:kinesis:record', r
-        assert r['eventSourceARN'] == 'arn:aws:kinesis:us-east-1:000000000000:stream/events', r
+        assert r['eventSourceARN'] == os.environ.get('ARN', 'arn:aws:kinesis:us-east-1:000000000000:stream/events'), r
         shard, seq = r['eventID'].split(':')
         assert seq == k['sequenceNumber'], r
         out.append('%s %s %s %s\n' % (k['partitionKey'], base64.b64decode(k['data']).decode(), seq, shard))
@@ -63,7 +68,7 @@ func shardOf(key string) string {
 type putRec struct{ key, data, seq, shard string }
 
 // TestKinesisAPI drives the Kinesis API with aws-sdk-go-v2's kinesis client: a 4-shard stream,
-// 4,000 records over 20 partition keys with PutRecords (plus records put by a NATS client and
+// 10,000 records over 20 partition keys with PutRecords (plus records put by a NATS client and
 // ones whose keys cannot be subjects), each on the shard its MD5 says; GetRecords over every
 // shard returns them all, each key in order; a Lambda mapping over the arn:aws:kinesis ARN
 // delivers them to a function in per-key order with the API's sequence numbers and real
@@ -92,9 +97,9 @@ func TestKinesisAPI(t *testing.T) {
 		t.Fatalf("DescribeStream = %+v", d)
 	}
 
-	// 4,000 records over 20 keys, 500 a call, then two a NATS client publishes and two whose
+	// 10,000 records over 20 keys, 500 a call, then two a NATS client publishes and two whose
 	// partition keys cannot be subjects.
-	const keys, perKey = 20, 200
+	const keys, perKey = 20, 500
 	var puts []putRec
 	var batch []ktypes.PutRecordsRequestEntry
 	flush := func() {
@@ -395,5 +400,107 @@ func TestKinesisAWSCLI(t *testing.T) {
 	it := aws("kinesis", "get-shard-iterator", "--stream-name", "cli", "--shard-id", shard, "--shard-iterator-type", "TRIM_HORIZON", "--query", "ShardIterator")
 	if got := aws("kinesis", "get-records", "--shard-iterator", it, "--query", "Records[0].[PartitionKey,Data]"); got != "user-1\taGVsbG8=" {
 		t.Fatalf("get-records: %q", got)
+	}
+}
+
+// TestKinesisMapping runs the stream mapping machinery over a Kinesis stream on a server that
+// checks signatures: a poisoned record reported with ReportBatchItemFailures (by the API's
+// sequence number) goes alone to the on-failure destination after its retries,
+// described with its real shard and sequence number, and every other record reaches the
+// function in per-key order; a second function mapped over the same stream by its Flint ARN
+// reads the same records.
+func TestKinesisMapping(t *testing.T) {
+	data, dir, mirror := t.TempDir(), t.TempDir(), t.TempDir()
+	key := createAccessKey(t, data, "test")
+	s := startServer(t, data, func(c *config.Config) { c.NATSListen = "127.0.0.1:0"; c.StreamRetryDelay = 20 * time.Millisecond })
+	ctx := context.Background()
+	var ae smithy.APIError
+	if _, err := kinesisClientWith(s.URL(), key.AccessKeyID, "wrong"+key.SecretAccessKey[5:]).ListStreams(ctx, &kinesis.ListStreamsInput{}); !errors.As(err, &ae) || ae.ErrorCode() != "InvalidSignatureException" {
+		t.Fatalf("wrong secret: %v", err)
+	}
+	kc := kinesisClientWith(s.URL(), key.AccessKeyID, key.SecretAccessKey)
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("events"),
+		StreamModeDetails: &ktypes.StreamModeDetails{StreamMode: ktypes.StreamModeOnDemand}}); err != nil {
+		t.Fatal(err)
+	}
+	const keys, perKey = 3, 30
+	var recs []ktypes.PutRecordsRequestEntry
+	for i := range perKey {
+		for k := range keys {
+			recs = append(recs, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%d", k)), Data: []byte(fmt.Sprintf("k%d/%d", k, i))})
+		}
+	}
+	// Last, so that it ends its batch: a batch that failed whole (the partial response not
+	// understood) would reach the destination from its first record, not from the poison.
+	recs = append(recs, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String("k1"), Data: []byte("poison")})
+	out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("events"), Records: recs})
+	if err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	var poisonSeq, poisonShard string
+	seqs := map[string]string{} // data → sequence number
+	for i, r := range out.Records {
+		seqs[string(recs[i].Data)] = aws.ToString(r.SequenceNumber)
+		if string(recs[i].Data) == "poison" {
+			poisonSeq, poisonShard = aws.ToString(r.SequenceNumber), aws.ToString(r.ShardId)
+		}
+	}
+
+	c := clientWith(s.URL(), key.AccessKeyID, key.SecretAccessKey)
+	zip := mustZip(t, map[string]zipEntry{"app.py": {body: streamWorker}})
+	createFunction(t, c, "reader", "python3.12", "app.handler", zip, func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{"DIR": dir}}
+	})
+	createFunction(t, c, "mirror", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: kinesisWorker}}), func(in *lambda.CreateFunctionInput) {
+		in.Environment = &types.Environment{Variables: map[string]string{"DIR": mirror, "ARN": streamArn + "events"}}
+	})
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		EventSourceArn: aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/events"), FunctionName: aws.String("reader"),
+		StartingPosition: types.EventSourcePositionTrimHorizon, BatchSize: aws.Int32(10),
+		FunctionResponseTypes: []types.FunctionResponseType{types.FunctionResponseTypeReportBatchItemFailures},
+		MaximumRetryAttempts:  aws.Int32(1),
+		DestinationConfig:     &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String(streamArn + "kdlq")}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		EventSourceArn: aws.String(streamArn + "events"), FunctionName: aws.String("mirror"),
+		StartingPosition: types.EventSourcePositionTrimHorizon, BatchSize: aws.Int32(50)}); err != nil {
+		t.Fatal(err)
+	}
+
+	msg := nextMsg(t, must(jetstream.New(must(nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))))), "kdlq")
+	var failure struct {
+		RequestContext struct {
+			Condition string `json:"condition"`
+			Attempts  int    `json:"approximateInvokeCount"`
+		} `json:"requestContext"`
+		Info map[string]any `json:"KinesisBatchInfo"`
+	}
+	if err := json.Unmarshal(msg.Data(), &failure); err != nil {
+		t.Fatal(err)
+	}
+	if i := failure.Info; failure.RequestContext.Condition != "RetryAttemptsExhausted" || i["startSequenceNumber"] != poisonSeq ||
+		i["endSequenceNumber"] != poisonSeq || i["batchSize"] != 1.0 || i["shardId"] != poisonShard ||
+		i["streamArn"] != "arn:aws:kinesis:us-east-1:000000000000:stream/events" {
+		t.Errorf("on-failure record = %s; want the poisoned record %s on %s alone", msg.Data(), poisonSeq, poisonShard)
+	}
+	waitFor(t, "every record", time.Minute, func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "recs"))
+		m, _ := os.ReadFile(filepath.Join(mirror, "recs"))
+		return strings.Count(string(b), "\n") >= keys*perKey && strings.Count(string(m), "\n") >= keys*perKey+1
+	})
+	checkStreamOrder(t, dir, keys, perKey)
+	// The mirror read the same records by the Flint ARN: one shard, plain sequence numbers.
+	m, _ := os.ReadFile(filepath.Join(mirror, "recs"))
+	lines := strings.Split(strings.TrimSpace(string(m)), "\n")
+	if len(lines) != keys*perKey+1 {
+		t.Fatalf("the Flint ARN mapping delivered %d records, want %d", len(lines), keys*perKey+1)
+	}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if want := strings.TrimLeft(seqs[f[1]], "0"); f[2] != want || f[3] != "shardId-000000000000" {
+			t.Fatalf("Flint ARN mapping delivered %q, want sequence %s on shardId-000000000000", line, want)
+		}
 	}
 }
