@@ -260,6 +260,14 @@ func (p *streamPoller) bisect() bool {
 	return p.es.BisectBatchOnFunctionError != nil && *p.es.BisectBatchOnFunctionError
 }
 
+// laneBuffer is how many records a lane holds read ahead: two batches, but within a bound for
+// all lanes together (a Kinesis stream of many shards has ParallelizationFactor lanes for each),
+// so that memory stays bounded; a lane whose buffer is below its batch size fills its batch
+// within the batching window as the reader goes on.
+func laneBuffer(batchSize, lanes int) int {
+	return min(2*batchSize, 20000, max(16, 200000/max(lanes, 1)))
+}
+
 // laneOf keeps every record of a partition key on one lane, so that its records stay in order.
 func laneOf(key string, n int) int {
 	h := fnv.New32a()
@@ -397,7 +405,7 @@ func (p *streamPoller) consume(ctx context.Context) error {
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
 	for i := range lanes {
-		lanes[i] = &lane{idx: i, ch: make(chan record, min(2*p.batchSize(), 20000))}
+		lanes[i] = &lane{idx: i, ch: make(chan record, laneBuffer(p.batchSize(), len(lanes)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

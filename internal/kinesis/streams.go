@@ -28,7 +28,7 @@ const (
 	minRetentionH    = 24
 	maxRetentionH    = 8760
 	onDemandShards   = 4
-	maxShards        = 1024
+	maxShards        = 500 // AWS's default shard quota; a mapping runs lanes for each
 )
 
 var (
