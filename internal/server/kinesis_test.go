@@ -214,6 +214,33 @@ func TestKinesisAPI(t *testing.T) {
 			t.Fatalf("%s %s: %+v, %v", typ, mid.seq, out, err)
 		}
 	}
+	// AT_TIMESTAMP: from before the first record, the shard's first; from the future, nothing.
+	for ts, want := range map[time.Time]int{time.Now().Add(-time.Hour): 1, time.Now().Add(time.Hour): 0} {
+		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("events"), ShardId: aws.String(puts[0].shard),
+			ShardIteratorType: ktypes.ShardIteratorTypeAtTimestamp, Timestamp: aws.Time(ts)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := kc.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+		if err != nil || len(out.Records) != want || (want == 1 && aws.ToString(out.Records[0].SequenceNumber) != puts[0].seq) {
+			t.Fatalf("AT_TIMESTAMP %v: %+v, %v", ts, out, err)
+		}
+	}
+	// ListShards and DescribeStream page.
+	page, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String("events"), MaxResults: aws.Int32(3)})
+	if err != nil || len(page.Shards) != 3 || page.NextToken == nil {
+		t.Fatalf("ListShards(MaxResults 3) = %+v, %v", page, err)
+	}
+	if page, err = kc.ListShards(ctx, &kinesis.ListShardsInput{NextToken: page.NextToken}); err != nil || len(page.Shards) != 1 ||
+		aws.ToString(page.Shards[0].ShardId) != "shardId-000000000003" || page.NextToken != nil {
+		t.Fatalf("ListShards(NextToken) = %+v, %v", page, err)
+	}
+	if dp, err := kc.DescribeStream(ctx, &kinesis.DescribeStreamInput{StreamName: aws.String("events"), Limit: aws.Int32(2),
+		ExclusiveStartShardId: aws.String("shardId-000000000001")}); err != nil || len(dp.StreamDescription.Shards) != 2 ||
+		aws.ToBool(dp.StreamDescription.HasMoreShards) {
+		t.Fatalf("DescribeStream(Limit 2, after shard 1) = %+v, %v", dp, err)
+	}
+
 	latest := map[string]*string{}
 	for _, sh := range d.Shards {
 		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("events"), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeLatest})
@@ -310,6 +337,15 @@ func TestKinesisAPI(t *testing.T) {
 	sum, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamARN: d.StreamARN})
 	if err != nil || aws.ToInt32(sum.StreamDescriptionSummary.RetentionPeriodHours) != 48 || aws.ToInt32(sum.StreamDescriptionSummary.OpenShardCount) != 4 {
 		t.Fatalf("DescribeStreamSummary after IncreaseStreamRetentionPeriod(48) = %+v, %v", sum, err)
+	}
+	if _, err := kc.DecreaseStreamRetentionPeriod(ctx, &kinesis.DecreaseStreamRetentionPeriodInput{StreamName: aws.String("events"), RetentionPeriodHours: aws.Int32(72)}); !errors.As(err, new(*ktypes.InvalidArgumentException)) {
+		t.Errorf("DecreaseStreamRetentionPeriod to longer: %v", err)
+	}
+	if _, err := kc.DecreaseStreamRetentionPeriod(ctx, &kinesis.DecreaseStreamRetentionPeriodInput{StreamName: aws.String("events"), RetentionPeriodHours: aws.Int32(36)}); err != nil {
+		t.Fatal(err)
+	}
+	if sum, err := kc.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String("events")}); err != nil || aws.ToInt32(sum.StreamDescriptionSummary.RetentionPeriodHours) != 36 {
+		t.Fatalf("DescribeStreamSummary after DecreaseStreamRetentionPeriod(36) = %+v, %v", sum, err)
 	}
 
 	// A mapping over the aws ARN delivers every record in per-key order, with the API's sequence
