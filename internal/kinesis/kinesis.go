@@ -106,6 +106,9 @@ func New(cfg Config) *Service {
 		"PutRecords":                    awsjson.Handle(s.putRecords),
 		"GetShardIterator":              awsjson.Handle(s.getShardIterator),
 		"GetRecords":                    awsjson.Handle(s.getRecords),
+		"AddTagsToStream":               awsjson.Handle(s.addTags),
+		"ListTagsForStream":             awsjson.Handle(s.listTags),
+		"RemoveTagsFromStream":          awsjson.Handle(s.removeTags),
 	}
 	return s
 }

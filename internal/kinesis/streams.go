@@ -498,3 +498,121 @@ func (s *Service) setRetention(ctx context.Context, in *retentionInput, increase
 	}
 	return nil
 }
+
+// AddTagsToStream, ListTagsForStream, RemoveTagsFromStream: the tags live in the stream's
+// metadata with the rest of its description.
+
+const maxTags = 50
+
+type addTagsInput struct {
+	streamRef
+	Tags map[string]string `json:"Tags"`
+}
+
+func (s *Service) addTags(ctx context.Context, in *addTagsInput) (struct{}, error) {
+	if len(in.Tags) < 1 || len(in.Tags) > 10 {
+		return struct{}{}, errValidation("Value at 'tags' failed to satisfy constraint: Member must have length between 1 and 10")
+	}
+	return struct{}{}, s.retag(ctx, in.streamRef, func(tags map[string]string) {
+		for k, v := range in.Tags {
+			tags[k] = v
+		}
+	})
+}
+
+type removeTagsInput struct {
+	streamRef
+	TagKeys []string `json:"TagKeys"`
+}
+
+func (s *Service) removeTags(ctx context.Context, in *removeTagsInput) (struct{}, error) {
+	if len(in.TagKeys) < 1 || len(in.TagKeys) > 50 {
+		return struct{}{}, errValidation("Value at 'tagKeys' failed to satisfy constraint: Member must have length between 1 and 50")
+	}
+	return struct{}{}, s.retag(ctx, in.streamRef, func(tags map[string]string) {
+		for _, k := range in.TagKeys {
+			delete(tags, k)
+		}
+	})
+}
+
+// retag changes a stream's tags with change and stores them.
+func (s *Service) retag(ctx context.Context, ref streamRef, change func(map[string]string)) error {
+	name, err := nameOf(ref.StreamName, ref.StreamARN)
+	if err != nil {
+		return err
+	}
+	k, err := s.load(ctx, name)
+	if err != nil {
+		return err
+	}
+	tags := map[string]string{}
+	for key, v := range k.tags {
+		tags[key] = v
+	}
+	change(tags)
+	for key, v := range tags {
+		if len(key) < 1 || len(key) > 128 || len(v) > 256 {
+			return errInvalid("Tag keys are 1 to 128 characters and values at most 256: %q.", key)
+		}
+	}
+	if len(tags) > maxTags {
+		return kinesisError("LimitExceededException", "Failed to add tags to stream %s under account %s because a given stream cannot have more than %d tags.", name, s.account, maxTags)
+	}
+	cfg := k.info.Config
+	meta := make(map[string]string, len(cfg.Metadata))
+	for key, v := range cfg.Metadata {
+		meta[key] = v
+	}
+	delete(meta, metaTags)
+	if len(tags) > 0 {
+		b, _ := json.Marshal(tags)
+		meta[metaTags] = string(b)
+	}
+	cfg.Metadata = meta
+	if _, err := s.js.UpdateStream(ctx, cfg); err != nil {
+		return errInternal(err)
+	}
+	return nil
+}
+
+type listTagsInput struct {
+	streamRef
+	ExclusiveStartTagKey string `json:"ExclusiveStartTagKey"`
+	Limit                *int   `json:"Limit"`
+}
+
+type tag struct {
+	Key   string `json:"Key"`
+	Value string `json:"Value"`
+}
+
+func (s *Service) listTags(ctx context.Context, in *listTagsInput) (any, error) {
+	name, err := nameOf(in.StreamName, in.StreamARN)
+	if err != nil {
+		return nil, err
+	}
+	limit := maxTags
+	if in.Limit != nil {
+		if *in.Limit < 1 || *in.Limit > maxTags {
+			return nil, errValidation("Value '%d' at 'limit' failed to satisfy constraint: Member must have value between 1 and 50", *in.Limit)
+		}
+		limit = *in.Limit
+	}
+	k, err := s.load(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(k.tags))
+	for key := range k.tags {
+		if key > in.ExclusiveStartTagKey {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	out := []tag{}
+	for _, key := range keys[:min(limit, len(keys))] {
+		out = append(out, tag{key, k.tags[key]})
+	}
+	return map[string]any{"Tags": out, "HasMoreTags": len(keys) > limit}, nil
+}

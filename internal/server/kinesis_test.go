@@ -394,6 +394,18 @@ func TestKinesisAPI(t *testing.T) {
 		lastOf[key+"@"+shard] = seq
 	}
 
+	// Tags.
+	if _, err := kc.AddTagsToStream(ctx, &kinesis.AddTagsToStreamInput{StreamName: aws.String("events"), Tags: map[string]string{"team": "a", "env": "test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kc.RemoveTagsFromStream(ctx, &kinesis.RemoveTagsFromStreamInput{StreamName: aws.String("events"), TagKeys: []string{"team"}}); err != nil {
+		t.Fatal(err)
+	}
+	if tags, err := kc.ListTagsForStream(ctx, &kinesis.ListTagsForStreamInput{StreamName: aws.String("events")}); err != nil ||
+		len(tags.Tags) != 1 || aws.ToString(tags.Tags[0].Key) != "env" || aws.ToString(tags.Tags[0].Value) != "test" {
+		t.Fatalf("ListTagsForStream = %+v, %v", tags, err)
+	}
+
 	// ListStreams and DeleteStream.
 	ls, err := kc.ListStreams(ctx, &kinesis.ListStreamsInput{})
 	if err != nil || !slices.Equal(ls.StreamNames, []string{"events"}) {
