@@ -184,10 +184,17 @@ func (s *Service) publishError(name string, err error) error {
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrStreamNotFound) {
 		return s.errNoStream(name)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+	if throttled(err) {
 		return kinesisError("ProvisionedThroughputExceededException", "Rate exceeded for stream %s under account %s.", name, s.account)
 	}
 	return errInternal(err)
+}
+
+// throttled reports whether a publish failed for want of capacity (the server slow to store,
+// too many publishes in flight): Kinesis's ProvisionedThroughputExceededException, which
+// producers retry with backoff.
+func throttled(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrTooManyStalledMsgs)
 }
 
 // PutRecords
@@ -255,7 +262,7 @@ func (s *Service) putRecords(ctx context.Context, in *putRecordsInput) (*putReco
 	fail := func(i int, err error) {
 		out.FailedRecordCount++
 		code, msg := "InternalFailure", "Internal service failure."
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		if throttled(err) {
 			r := in.Records[i]
 			code, msg = "ProvisionedThroughputExceededException", "Rate exceeded for shard "+esm.ShardID(recordShard(k, r.PartitionKey, r.ExplicitHashKey))+" in stream "+name+" under account "+s.account+"."
 		}
