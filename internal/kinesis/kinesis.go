@@ -1,6 +1,11 @@
 // Package kinesis is the Kinesis Data Streams API (JSON 1.1, X-Amz-Target
 // Kinesis_20131202.<Op>, SigV4 name "kinesis") over Flint's streams: what Kinesis producers and
-// consumers written for AWS (the SDKs, the AWS CLI) call, unmodified, on Flint's one endpoint.
+// consumers written for AWS (the SDKs, the AWS CLI) call, unmodified, on Flint's one endpoint:
+// CreateStream (provisioned or on-demand: 4 shards), DescribeStream, DescribeStreamSummary,
+// ListStreams, ListShards, DeleteStream, Increase/DecreaseStreamRetentionPeriod, PutRecord,
+// PutRecords, GetShardIterator, GetRecords and the stream tag operations. aws-sdk-go-v2's
+// kinesis client (v1.57.0) and the AWS CLI send JSON 1.1, not CBOR, so no client option is
+// needed.
 //
 // # Streams, shards and sequence numbers
 //
