@@ -119,6 +119,7 @@ func TestKinesisAPI(t *testing.T) {
 		}
 		batch = batch[:0]
 	}
+	putStart := time.Now()
 	for i := range perKey {
 		for k := range keys {
 			key := fmt.Sprintf("k%d", k)
@@ -128,6 +129,7 @@ func TestKinesisAPI(t *testing.T) {
 			}
 		}
 	}
+	t.Logf("PutRecords: %d records in %v", len(puts), time.Since(putStart))
 	nc, err := nats.Connect(s.NATSURL(), nats.Token(s.NATSToken()))
 	if err != nil {
 		t.Fatal(err)
@@ -169,6 +171,7 @@ func TestKinesisAPI(t *testing.T) {
 		bySeq[p.seq] = p
 	}
 	got := map[string]bool{}
+	getStart := time.Now()
 	for _, sh := range d.Shards {
 		it, err := kc.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String("events"), ShardId: sh.ShardId, ShardIteratorType: ktypes.ShardIteratorTypeTrimHorizon})
 		if err != nil {
@@ -200,6 +203,7 @@ func TestKinesisAPI(t *testing.T) {
 	if len(got) != len(puts) {
 		t.Fatalf("GetRecords over every shard returned %d records of %d", len(got), len(puts))
 	}
+	t.Logf("GetRecords over 4 shards: %d records in %v", len(got), time.Since(getStart))
 
 	// AT/AFTER_SEQUENCE_NUMBER and LATEST.
 	mid := puts[1234]
