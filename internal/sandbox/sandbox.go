@@ -46,7 +46,8 @@ type Instance interface {
 	Listener(port int) net.Listener
 	// Start boots the environment and starts Spec.Argv. ctx bounds boot only, never the lifetime.
 	Start(ctx context.Context) error
-	// Wait blocks until the environment's main process exits (or ctx ends).
+	// Wait blocks until the environment's main process exits (or ctx ends). What else runs in
+	// the environment (external extensions) lives on until Destroy.
 	Wait(ctx context.Context) (Exit, error)
 	// Destroy kills everything and releases every resource; it is idempotent.
 	Destroy(ctx context.Context) error

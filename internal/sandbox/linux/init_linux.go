@@ -218,8 +218,8 @@ func sandboxInit() error {
 }
 
 // waitRuntime tells the parent the runtime (pid) runs (msgStarted) and reaps, as pid 1, every
-// orphan; when the runtime ends, it reports how and leaves: the kernel kills what is left of the
-// namespace. Where it can, it becomes pid1Program for that, which sends the msgStarted once
+// orphan; when the runtime ends, it reports how, and goes on reaping while anything else of the
+// environment runs (external extensions, which get SHUTDOWN before Destroy kills the rest). Where it can, it becomes pid1Program for that, which sends the msgStarted once
 // its exec is over: the parent, which may freeze the environment from then on, must not freeze
 // it during the exec (the exec waits for the init's other threads to end, which the freezer
 // holds: both wait for ever).
@@ -233,6 +233,9 @@ func waitRuntime(pid int) error {
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
+		if errors.Is(err, unix.ECHILD) {
+			unix.Exit(0) // nothing of the environment is left
+		}
 		if err != nil {
 			return fmt.Errorf("wait: %w", err)
 		}
@@ -244,7 +247,6 @@ func waitRuntime(pid int) error {
 			status = "signal " + strconv.Itoa(int(ws.Signal()))
 		}
 		_ = unix.Sendmsg(controlFD, append([]byte{msgExit}, status...), nil, nil, 0)
-		unix.Exit(0)
 	}
 }
 

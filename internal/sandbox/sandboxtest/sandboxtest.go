@@ -245,6 +245,31 @@ for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
 		}
 	})
 
+	t.Run("the rest of the environment outlives its main process until Destroy", func(t *testing.T) {
+		// External extensions run beside the runtime: when it ends, they still get SHUTDOWN
+		// before Destroy ends them.
+		inst, out := start(t, b, t.TempDir(), `(while :; do echo alive; sleep 0.05; done) & exit 4`)
+		exit, err := inst.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit.Code != 4 {
+			t.Errorf("exit = %+v, want the main process's exit status 4", exit)
+		}
+		out.readFor(300 * time.Millisecond) // what was written before Wait returned
+		if n := out.readFor(time.Second); n == 0 {
+			t.Error("the background process printed nothing after the main process ended: it was killed with it")
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := inst.Wait(ctx); again != exit {
+			t.Errorf("Wait after Destroy = %+v, want the main process's exit %+v", again, exit)
+		}
+		checkReleased(t, paths, out)
+	})
+
 	t.Run("exit codes and signals", func(t *testing.T) {
 		for _, tc := range []struct {
 			script string
