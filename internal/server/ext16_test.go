@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 
@@ -216,4 +218,54 @@ func testExtensionShutdown(t *testing.T, sandbox string) {
 		ev := pl.awaitShutdown(t, 20*time.Second)
 		checkShutdown(t, ev, "spindown", sent.Add(time.Second)) // reaped 2 s or more after
 	})
+}
+
+// TestExtensionsInvalidEntrypoint: a bootstrap that cannot be executed is Runtime.
+// InvalidEntrypoint with Lambda's message whether or not the function's layers hold external
+// extensions, in each sandbox (the runtime's exec is the sandbox's own, not a launcher's: a
+// shell's exec turned "permission denied" into Runtime.ExitError, and ran a bootstrap of no
+// executable format as a shell script).
+func TestExtensionsInvalidEntrypoint(t *testing.T) {
+	faulty, err := os.ReadFile("testdata/extensions/flint-faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range extSandboxes(t) {
+		t.Run(sb, func(t *testing.T) {
+			s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = sb })
+			c := newClient(s.URL())
+			layer, err := c.PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{LayerName: aws.String("ext"),
+				Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"extensions/flint-faulty": {body: string(faulty), mode: 0o755}})}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range []struct {
+				name string
+				boot zipEntry
+				want string
+			}{
+				{"not executable", zipEntry{body: "#!/bin/sh\necho hi\n", mode: 0o644}, "fork/exec /var/task/bootstrap: permission denied"},
+				{"no executable format", zipEntry{body: "echo hi\n", mode: 0o755}, "fork/exec /var/task/bootstrap: exec format error"},
+				{"interpreter missing", zipEntry{body: "#!/nonexistent/sh\n", mode: 0o755}, "fork/exec /var/task/bootstrap: no such file or directory"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					for _, withExt := range []bool{false, true} {
+						fn := strings.ReplaceAll(tc.name, " ", "-") + map[bool]string{false: "-plain", true: "-ext"}[withExt]
+						createFunction(t, c, fn, "provided.al2023", "bootstrap", mustZip(t, map[string]zipEntry{"bootstrap": tc.boot}),
+							func(in *lambda.CreateFunctionInput) {
+								if withExt {
+									in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+								}
+							})
+						out := invoke(t, c, fn, `{}`)
+						e := functionError(t, out)
+						id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+						if want := "RequestId: " + id + " Error: " + tc.want; e.ErrorType != "Runtime.InvalidEntrypoint" || e.ErrorMessage != want {
+							t.Errorf("extensions %v: error %+v, want Runtime.InvalidEntrypoint %q", withExt, e, want)
+						}
+					}
+				})
+			}
+		})
+	}
 }
