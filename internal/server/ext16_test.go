@@ -413,3 +413,58 @@ func testExtensionCrashWithoutBash(t *testing.T) {
 		})
 	}
 }
+
+// TestTelemetrySandboxLocaldomainProcess: in the process sandbox (the host's network, whose
+// /etc/hosts does not name sandbox.localdomain) an extension that subscribes with
+// http://sandbox.localdomain:PORT gets its telemetry: Flint resolves the name itself, to the
+// environment's loopback, when it delivers; the listener may be on the IPv4 or the IPv6
+// loopback (a listener bound to "localhost" is on ::1 only where it resolves there first).
+func TestTelemetrySandboxLocaldomainProcess(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = "process" })
+	c := newClient(s.URL())
+	probe, err := os.ReadFile("testdata/extensions/flint-probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := c.PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{LayerName: aws.String("probe"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{"extensions/flint-probe": {body: string(probe), mode: 0o755}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bind := range []string{"127.0.0.1", "::1"} {
+		t.Run(bind, func(t *testing.T) {
+			log := filepath.Join(t.TempDir(), "probe.jsonl")
+			fn := map[string]string{"127.0.0.1": "localdomain-ipv4", "::1": "localdomain-ipv6"}[bind]
+			createFunction(t, c, fn, "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: probeHandler}}),
+				func(in *lambda.CreateFunctionInput) {
+					in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+					in.Environment = &types.Environment{Variables: map[string]string{"PROBE_LOG": log, "PROBE_BIND": bind}}
+				})
+			var ids []string
+			for i := range 2 {
+				out := invoke(t, c, fn, fmt.Sprintf(`{"n":%d}`, i), withTail)
+				if out.FunctionError != nil {
+					t.Fatalf("invoke = %s %s", aws.ToString(out.FunctionError), out.Payload)
+				}
+				id, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+				ids = append(ids, id)
+			}
+			for deadline := time.Now().Add(20 * time.Second); ; {
+				b, _ := os.ReadFile(log)
+				lines := parseProbeLog(t, string(b))
+				if reports(lines, ids) == len(ids) {
+					for _, l := range lines {
+						if l["kind"] == "subscribed" && l["status"] != float64(200) {
+							t.Errorf("subscription with http://sandbox.localdomain:PORT = %v", l)
+						}
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the extension listening on %s got platform.report for %d of %d invocations; it recorded:\n%s", bind, reports(lines, ids), len(ids), b)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		})
+	}
+}
