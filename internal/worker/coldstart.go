@@ -147,6 +147,9 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		AccountID: accountOf(p.fn.ARN)},
 		p.log.With("env", e.id))
 	e.api.ExpectExtensions(extensions)
+	if len(extensions) > 0 {
+		p.m.checkLocaldomain(inst)
+	}
 	e.api.SetDialer(dialer(inst))
 	e.api.SetOutput(e.out.write)
 	// Registered under the Manager's lock, so that Close (which sets closed under it, then

@@ -95,6 +95,34 @@ func extensionNames(optDir string) []string {
 	return names[:min(len(names), sandbox.MaxExtensions)]
 }
 
+// checkLocaldomain warns, once, when environments that share the host's network (no
+// sandbox.Dialer: the process sandbox) start extensions and the host does not name
+// sandbox.localdomain: Flint delivers telemetry there itself (runtimeapi's dialEnv), but an
+// extension that resolves the name to listen on it, as AWS's samples do, fails. Flint does not
+// change the host's /etc/hosts for it. Off the cold start's path.
+func (m *Manager) checkLocaldomain(inst sandbox.Instance) {
+	if _, ok := inst.(sandbox.Dialer); ok {
+		return
+	}
+	m.hostsChecked.Do(func() {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			// Bounded: Close waits for it.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			addrs, err := net.DefaultResolver.LookupHost(ctx, "sandbox.localdomain")
+			for _, a := range addrs {
+				if ip := net.ParseIP(a); ip != nil && ip.IsLoopback() {
+					return
+				}
+			}
+			m.log.Warn("sandbox.localdomain does not name this host's loopback: extensions that listen on it fail in the process sandbox (add \"127.0.0.1 sandbox.localdomain\" to /etc/hosts, or use the linux sandbox, whose environments name it)",
+				"addrs", addrs, "err", err)
+		}()
+	})
+}
+
 // dialer returns how the Telemetry API reaches a listener inside inst's environment.
 func dialer(inst sandbox.Instance) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	if d, ok := inst.(sandbox.Dialer); ok {
