@@ -468,3 +468,60 @@ func TestTelemetrySandboxLocaldomainProcess(t *testing.T) {
 		})
 	}
 }
+
+// holderExtension starts a process that leaves the environment's process group (a session of
+// its own, so Destroy in the process sandbox does not reach it) with the extension's output,
+// writes its pid to HOLDER_PID, and becomes flint-faulty (lib/flint-faulty in the same layer,
+// under the name it was started as).
+const holderExtension = `#!/usr/bin/python3
+import os, subprocess
+p = subprocess.Popen(["sleep", "300"], start_new_session=True)
+with open(os.environ["HOLDER_PID"], "w") as f:
+    f.write(str(p.pid))
+real = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib", "flint-faulty")
+os.execv("/usr/bin/python3", ["python3", real])
+`
+
+// TestExtensionOutputHeldPastDestroy: a process that escaped the process sandbox's Destroy and
+// holds an extension's output does not keep the server from stopping (the output's reader is
+// woken when the environment is destroyed).
+func TestExtensionOutputHeldPastDestroy(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = "process" })
+	c := newClient(s.URL())
+	faulty, err := os.ReadFile("testdata/extensions/flint-faulty")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer, err := c.PublishLayerVersion(context.Background(), &lambda.PublishLayerVersionInput{LayerName: aws.String("holder"),
+		Content: &types.LayerVersionContentInput{ZipFile: mustZip(t, map[string]zipEntry{
+			"extensions/flint-faulty": {body: holderExtension, mode: 0o755},
+			"lib/flint-faulty":        {body: string(faulty), mode: 0o755}})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pidFile := filepath.Join(t.TempDir(), "holder.pid")
+	createFunction(t, c, "holder", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: "def handler(e, c):\n    return 'ok'\n"}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Layers = []string{aws.ToString(layer.LayerVersionArn)}
+			in.Environment = &types.Environment{Variables: map[string]string{"HOLDER_PID": pidFile}}
+		})
+	if out := invoke(t, c, "holder", `{}`); out.FunctionError != nil {
+		t.Fatalf("invoke = %s %s", aws.ToString(out.FunctionError), out.Payload)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	fmt.Sscan(string(b), &pid)
+	defer syscall.Kill(pid, syscall.SIGKILL)
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(60 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL)
+		<-closed
+		t.Fatal("the server did not stop within 60 s while a process outside the environment held an extension's output")
+	}
+}

@@ -147,6 +147,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		AccountID: accountOf(p.fn.ARN)},
 		p.log.With("env", e.id))
 	e.api.ExpectExtensions(extensions)
+	e.extOut = extOut // before the environment is registered: a destroy from then on reads it
 	if len(extensions) > 0 {
 		p.m.checkLocaldomain(inst)
 	}

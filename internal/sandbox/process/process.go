@@ -228,10 +228,10 @@ func (i *instance) Start(ctx context.Context) error {
 		return fmt.Errorf("process: start %s: %w", i.cmd.Path, err)
 	}
 	_ = i.MarkStarted() // cannot fail: cmd.Start refuses a second Start first
-	// The reaper is owned by the instance; it ends when the process does, which Destroy forces.
-	go i.reap()
 	// The extensions join the runtime's process group, so that Destroy ends them with it; one
-	// that cannot be started gets the error on its output, which no process holds then.
+	// that cannot be started gets the error on its output, which no process holds then. The
+	// runtime is reaped only after: a runtime that ended at once is a zombie until then, which
+	// keeps its group there to join.
 	for _, x := range i.exts {
 		x.SysProcAttr = sysProcAttr()
 		x.SysProcAttr.Pgid = i.cmd.Process.Pid
@@ -241,6 +241,8 @@ func (i *instance) Start(ctx context.Context) error {
 		}
 		go func() { _ = x.Wait() }() // owned by the instance: ends when the extension does, which Destroy forces
 	}
+	// The reaper is owned by the instance; it ends when the process does, which Destroy forces.
+	go i.reap()
 	return nil
 }
 
