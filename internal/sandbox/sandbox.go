@@ -160,8 +160,8 @@ type Extension struct {
 	Env  []string // as Spec.Env: the backend adds AWS_LAMBDA_RUNTIME_API and the Ports' variables
 	// Output receives its stdout and stderr, and nothing else does: its end of file tells the
 	// worker that the extension's process (and whatever it started that kept its output) ended.
-	// The worker owns it; an extension that cannot be executed gets the error written there and
-	// its Output closed at once.
+	// The worker owns it (and closes its own copy once Start returned); an extension that cannot
+	// be executed gets the error written there, and no process of the environment holds it.
 	Output *os.File
 }
 

@@ -260,8 +260,9 @@ func startExtensions(exts []initExtension, outs []int, null *os.File) {
 
 // waitRuntime tells the parent the runtime (pid) runs (msgStarted) and reaps, as pid 1, every
 // orphan; when the runtime ends, it reports how, and goes on reaping while anything else of the
-// environment runs (external extensions, which get SHUTDOWN before Destroy kills the rest). Where it can, it becomes pid1Program for that, which sends the msgStarted once
-// its exec is over: the parent, which may freeze the environment from then on, must not freeze
+// environment runs (external extensions, which get SHUTDOWN before Destroy kills the rest).
+// Where it can, it becomes pid1Program for that, which sends the msgStarted once its exec is
+// over: the parent, which may freeze the environment from then on, must not freeze
 // it during the exec (the exec waits for the init's other threads to end, which the freezer
 // holds: both wait for ever).
 func waitRuntime(pid int) error {
