@@ -80,6 +80,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	}
 	for _, x := range spec.Extensions {
 		path := m.path(x.Path)
+		i.extPaths = append(i.extPaths, x.Path)
 		i.exts = append(i.exts, &exec.Cmd{Path: path, Args: []string{path}, Env: i.hostEnv(m, x.Env),
 			Dir: spec.TaskDir, Stdout: x.Output, Stderr: x.Output})
 	}
@@ -189,11 +190,12 @@ func (m pathMap) list(v string) string {
 type instance struct {
 	sandbox.Guard // Wait; started, destroyed and the exit
 
-	ln    net.Listener
-	ports sandbox.Listeners // set by Create, read-only after
-	cmd   *exec.Cmd
-	exts  []*exec.Cmd // Spec.Extensions, started in cmd's process group
-	argv0 string      // the entrypoint as the function names it (a guest path)
+	ln       net.Listener
+	ports    sandbox.Listeners // set by Create, read-only after
+	cmd      *exec.Cmd
+	exts     []*exec.Cmd // Spec.Extensions, started in cmd's process group
+	extPaths []string    // their guest paths
+	argv0    string      // the entrypoint as the function names it (a guest path)
 
 	specPorts  []sandbox.Port
 	portEnv    []string // the ports' variables, naming the ports served
@@ -232,10 +234,14 @@ func (i *instance) Start(ctx context.Context) error {
 	// that cannot be started gets the error on its output, which no process holds then. The
 	// runtime is reaped only after: a runtime that ended at once is a zombie until then, which
 	// keeps its group there to join.
-	for _, x := range i.exts {
+	for n, x := range i.exts {
 		x.SysProcAttr = sysProcAttr()
 		x.SysProcAttr.Pgid = i.cmd.Process.Pid
 		if err := x.Start(); err != nil {
+			// Named as the environment names it, as the linux sandbox's init does.
+			if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Op == "fork/exec" {
+				err = &sandbox.ExecError{Path: i.extPaths[n], Err: pe.Err}
+			}
 			fmt.Fprintf(x.Stdout, "%v\n", err)
 			continue
 		}

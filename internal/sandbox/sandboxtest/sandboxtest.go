@@ -825,7 +825,7 @@ func checkExtensions(t *testing.T, b sandbox.Backend) {
 			t.Error("the environment ended with an extension")
 		case <-time.After(200 * time.Millisecond):
 		}
-		if got := outs["garbage"].all(t); !strings.Contains(got, "exec format error") {
+		if got := outs["garbage"].all(t); got != "fork/exec /opt/extensions/garbage: exec format error\n" {
 			t.Errorf("output of an extension that cannot be executed = %q, want the exec error", got)
 		}
 		if line := outs["stays"].line(t); line != "stays" {
