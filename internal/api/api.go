@@ -40,6 +40,7 @@ import (
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/telemetry"
 )
 
@@ -55,6 +56,8 @@ type API struct {
 	secrets   *secrets.Service
 	cwlogs    *cwlogs.Service
 	kinesis   *kinesis.Service
+	sqs       *sqs.Service
+	signedSQS [2]http.Handler // auth's middleware for the SQS API: query protocol, JSON 1.0
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
@@ -88,6 +91,7 @@ type Config struct {
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
 	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
+	SQS     *sqs.Service     // the SQS API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -112,6 +116,7 @@ func New(cfg Config) *API {
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
 	a.kinesis = cfg.Kinesis
+	a.sqs = cfg.SQS
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
@@ -119,6 +124,9 @@ func New(cfg Config) *API {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
 		a.signedRPC = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
 			Render: func(w http.ResponseWriter, e *apierr.Error) { c := *e; c.JSON11 = true; apierr.Write(w, &c) }})
+		for i, json10 := range []bool{false, true} {
+			a.signedSQS[i] = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log, Render: sqs.Refusal(json10)})
+		}
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
@@ -225,6 +233,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.signedRPC.ServeHTTP(w, r)
 		return
 	}
+	if a.sqs != nil && sqs.IsSQSRequest(r) {
+		if r.Header.Get("X-Amz-Target") != "" {
+			a.signedSQS[1].ServeHTTP(w, r)
+		} else {
+			a.signedSQS[0].ServeHTTP(w, r)
+		}
+		return
+	}
 	a.signed.ServeHTTP(w, r)
 }
 
@@ -242,6 +258,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.kinesis.ServeHTTP(w, r)
 		return
 	}
+	if a.sqs != nil && sqs.IsSQSRequest(r) {
+		a.sqs.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -254,6 +274,8 @@ func SigningService(r *http.Request) string {
 		return "logs"
 	case kinesis.IsKinesisRequest(r):
 		return "kinesis"
+	case sqs.IsSQSRequest(r):
+		return "sqs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):
 		return "scheduler"
 	}

@@ -14,6 +14,13 @@
 // sequence. Message headers become messageAttributes (stringValue). One mapping per queue: a
 // work-queue stream admits one consumer per subject.
 //
+// A queue made with the SQS API (internal/sqs) is named by its AWS ARN,
+//
+//	arn:aws:sqs:REGION:ACCOUNT:NAME
+//
+// and read through the queue's own shared consumer, with its visibility timeout and redrive
+// policy (sqs.go, Config.SQS). Any number of functions may map it; they compete for messages.
+//
 // A stream (Kinesis-like) is a JetStream stream with limits retention:
 //
 //	arn:flint:jetstream:REGION:ACCOUNT:stream/NAME
@@ -187,7 +194,9 @@ type Config struct {
 	// Owner, on a cluster node, gives each stream mapping to one node at a time; nil (a single
 	// node): this node reads every stream mapping.
 	Owner Owner
-	Log   *slog.Logger
+	// SQS is the SQS API's queues, which mappings over arn:aws:sqs ARNs read; nil: none.
+	SQS SQSQueues
+	Log *slog.Logger
 }
 
 // Owner decides which node reads a stream mapping (cluster.Leases). Hold runs run while this

@@ -49,6 +49,7 @@ const (
 	policiesBucket      = "flint_policies"
 	secretsBucket       = "flint_secrets"
 	nodesBucket         = "flint_nodes"
+	sqsQueuesBucket     = "flint_sqs_queues"
 )
 
 // Options configure Open.
@@ -95,6 +96,7 @@ type Store struct {
 	policies  bucket[lambda.StoredPolicy]
 	secrets   Records
 	nodes     Records
+	sqsQueues Records
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -269,6 +271,9 @@ func (s *Store) open(ctx context.Context) error {
 		{nodesBucket, "Flint nodes' heartbeats (by node name)", func(kv jetstream.KeyValue) {
 			s.nodes = Records{bucket[json.RawMessage]{kv: kv, what: "node", log: s.log}}
 		}},
+		{sqsQueuesBucket, "Flint SQS API queues' attributes and tags (by queue name)", func(kv jetstream.KeyValue) {
+			s.sqsQueues = Records{bucket[json.RawMessage]{kv: kv, what: "queue", log: s.log}}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -307,6 +312,10 @@ func (s *Store) Checkpoints() Records { return s.checkpts }
 
 // Nodes holds the nodes' heartbeats (cluster.Membership owns their shape).
 func (s *Store) Nodes() Records { return s.nodes }
+
+// SQSQueues holds the SQS API's queues: attributes and tags (internal/sqs owns the documents;
+// the messages are in JetStream streams).
+func (s *Store) SQSQueues() Records { return s.sqsQueues }
 
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }
