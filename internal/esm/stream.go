@@ -212,6 +212,7 @@ type streamPoller struct {
 	// records are all on one shard).
 	shards  Shards
 	kinesis bool
+	filters filters // the mapping's FilterCriteria
 
 	// For the mapping's lag (Lag): the last sequence the reader took from the stream, the
 	// records handed to lanes and not finished, and the lanes themselves.
@@ -376,11 +377,14 @@ func (p *streamPoller) read(parent context.Context) error {
 // consume dispatches the stream's records to the lanes until ctx ends, then waits for the
 // lanes' batches in flight.
 func (p *streamPoller) consume(ctx context.Context) error {
+	var err error
+	if p.filters, err = compileFilters(p.es.FilterCriteria); err != nil {
+		return err
+	}
 	name, _ := StreamName(p.es.EventSourceArn)
 	p.name = name
 	p.kinesis = IsKinesis(p.es.EventSourceArn)
 	var st jetstream.Stream
-	var err error
 	if p.kinesis {
 		// A Kinesis stream is created by the Kinesis API only: a mapping never makes one.
 		if st, err = p.m.cfg.JS.Stream(ctx, name); err != nil {
@@ -578,6 +582,29 @@ func (p *streamPoller) collect(ctx context.Context, l *lane, window time.Duratio
 // bisection, retries, or the on-failure destination. Once ctx ends it stops retrying and leaves
 // what is not done unchecked for the next start.
 func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
+	if len(p.filters) > 0 {
+		// Records no filter matches are skipped, as Lambda does for streams (on their data);
+		// a batch of only those is done at once.
+		last := batch[len(batch)-1].seq
+		kept := batch[:0:0]
+		for _, r := range batch {
+			if p.filters.match(map[string]any{"data": dataValue(r.data)}) {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) > 0 {
+			p.processBatch(ctx, l, kept)
+		}
+		if ctx.Err() == nil { // finished: the skipped records after the last kept one too
+			p.done(ctx, l, last)
+		}
+		return
+	}
+	p.processBatch(ctx, l, batch)
+}
+
+// processBatch runs a batch until it is done: delivered, or given up on (destinations).
+func (p *streamPoller) processBatch(ctx context.Context, l *lane, batch []record) {
 	attempts := 0
 	for len(batch) > 0 {
 		if age := p.maxAge(); age >= 0 {
@@ -621,11 +648,11 @@ func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
 		}
 		if p.bisect() && len(batch) > 1 {
 			half := len(batch) / 2
-			p.process(ctx, l, batch[:half])
+			p.processBatch(ctx, l, batch[:half])
 			if ctx.Err() != nil {
 				return
 			}
-			p.process(ctx, l, batch[half:])
+			p.processBatch(ctx, l, batch[half:])
 			return
 		}
 		attempts++
