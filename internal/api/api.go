@@ -34,6 +34,7 @@ import (
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -54,6 +55,7 @@ type API struct {
 	mux       *http.ServeMux
 	secrets   *secrets.Service
 	cwlogs    *cwlogs.Service
+	kinesis   *kinesis.Service
 	sqs       *sqs.Service
 	signedSQS [2]http.Handler // auth's middleware for the SQS API: query protocol, JSON 1.0
 	auth      *sigv4.Verifier
@@ -88,6 +90,7 @@ type Config struct {
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
+	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
 	SQS     *sqs.Service     // the SQS API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
@@ -112,6 +115,7 @@ func New(cfg Config) *API {
 		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
+	a.kinesis = cfg.Kinesis
 	a.sqs = cfg.SQS
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
@@ -225,7 +229,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.route(w, r)
 		return
 	}
-	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) || kinesis.IsKinesisRequest(r) {
 		a.signedRPC.ServeHTTP(w, r)
 		return
 	}
@@ -250,6 +254,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.cwlogs.ServeHTTP(w, r)
 		return
 	}
+	if a.kinesis != nil && kinesis.IsKinesisRequest(r) {
+		a.kinesis.ServeHTTP(w, r)
+		return
+	}
 	if a.sqs != nil && sqs.IsSQSRequest(r) {
 		a.sqs.ServeHTTP(w, r)
 		return
@@ -264,6 +272,8 @@ func SigningService(r *http.Request) string {
 		return "secretsmanager"
 	case cwlogs.IsLogsRequest(r):
 		return "logs"
+	case kinesis.IsKinesisRequest(r):
+		return "kinesis"
 	case sqs.IsSQSRequest(r):
 		return "sqs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):

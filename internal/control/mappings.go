@@ -332,6 +332,15 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 	}
 	// The source exists once the 202 is out, so that clients can publish at once; a stream's
 	// starting position is fixed now.
+	if esm.IsKinesis(m.EventSourceArn) {
+		// A Kinesis stream exists only once the Kinesis API created it (Lambda's words for a
+		// stream it cannot read).
+		if err := esm.CheckKinesis(ctx, s.js, name); errors.Is(err, esm.ErrNotKinesis) {
+			return nil, apierr.InvalidParameterValue("Cannot access stream %s. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream.", m.EventSourceArn)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	if stream {
 		if _, err := esm.EnsureStream(ctx, s.js, name); err != nil {
 			return nil, apierr.InvalidParameterValue("Invalid event source: %v", err)

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	ktypes "github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	lambdatypes "github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -104,4 +107,61 @@ func TestSQSMappingFilterCriteria(t *testing.T) {
 		b, _ := os.ReadFile(filepath.Join(dir, "bodies"))
 		return strings.Contains(string(b), "plain-drop-8\n")
 	})
+}
+
+// TestKinesisMappingFilterCriteria: a stream mapping's FilterCriteria match the records' data
+// (JSON, decoded from base64 as Lambda does); the others, and data that is not JSON, are
+// skipped.
+func TestKinesisMappingFilterCriteria(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	kc := newKinesisClient(s.URL())
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := kc.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String("events"), ShardCount: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	createFunction(t, c, "orders", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: kinesisWorker}}),
+		func(in *lambda.CreateFunctionInput) {
+			in.Environment = &lambdatypes.Environment{Variables: map[string]string{"DIR": dir}}
+		})
+	var recs []ktypes.PutRecordsRequestEntry
+	var want []string
+	for i := range 40 {
+		typ := []string{"buy", "sell"}[i%2]
+		data := fmt.Sprintf(`{"order": {"type": %q, "n": %d}}`, typ, i)
+		recs = append(recs, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String(fmt.Sprintf("k%d", i%5)), Data: []byte(data)})
+		if typ == "buy" && i >= 10 {
+			want = append(want, data)
+		}
+	}
+	recs = append(recs, ktypes.PutRecordsRequestEntry{PartitionKey: aws.String("k0"), Data: []byte("not json")})
+	if out, err := kc.PutRecords(ctx, &kinesis.PutRecordsInput{StreamName: aws.String("events"), Records: recs}); err != nil || aws.ToInt32(out.FailedRecordCount) != 0 {
+		t.Fatalf("PutRecords: %v", err)
+	}
+	if _, err := c.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+		EventSourceArn: aws.String("arn:aws:kinesis:us-east-1:000000000000:stream/events"), FunctionName: aws.String("orders"),
+		StartingPosition: lambdatypes.EventSourcePositionTrimHorizon, BatchSize: aws.Int32(7),
+		FilterCriteria: &lambdatypes.FilterCriteria{Filters: []lambdatypes.Filter{
+			{Pattern: aws.String(`{"data": {"order": {"type": ["buy"], "n": [{"numeric": [">=", 10]}]}}}`)}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() []string {
+		b, _ := os.ReadFile(filepath.Join(dir, "recs"))
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			if f := strings.SplitN(line, " ", 2); len(f) == 2 {
+				got = append(got, strings.Join(strings.Fields(f[1])[:len(strings.Fields(f[1]))-2], " "))
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+	slices.Sort(want)
+	waitFor(t, "the matching records", 30*time.Second, func() bool { return len(read()) >= len(want) })
+	time.Sleep(300 * time.Millisecond) // anything else would have come with them
+	if got := read(); !slices.Equal(got, want) {
+		t.Fatalf("the function got %q, want %q", got, want)
+	}
 }
