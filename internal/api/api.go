@@ -33,6 +33,7 @@ import (
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
+	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
@@ -68,6 +69,7 @@ type API struct {
 	runtimes  *runtimes.Table
 	nodes     Nodes
 	console   http.Handler
+	lag       func(ctx context.Context) []esm.Lag
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
@@ -106,13 +108,16 @@ type Config struct {
 	// Console serves the web console under /console/ with its own sign-in (internal/console);
 	// nil: none.
 	Console http.Handler
+	// MappingLag reports how far behind each event source mapping this node runs is (GET
+	// /flint/v1/mappings/lag); nil: none listed.
+	MappingLag func(ctx context.Context) []esm.Lag
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console, lag: cfg.MappingLag}
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
 	a.kinesis = cfg.Kinesis
@@ -162,6 +167,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("GET /flint/v1/mappings/lag", a.handle(a.mappingLag))
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
 	if cfg.Nodes != nil {
 		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))

@@ -369,6 +369,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, CWLogs: s.cwlogs, Kinesis: s.kinesis, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		MappingLag: s.esm.Lag,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})
