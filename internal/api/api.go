@@ -33,7 +33,9 @@ import (
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
+	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -55,6 +57,7 @@ type API struct {
 	mux       *http.ServeMux
 	secrets   *secrets.Service
 	cwlogs    *cwlogs.Service
+	kinesis   *kinesis.Service
 	sqs       *sqs.Service
 	signedSQS [2]http.Handler // auth's middleware for the SQS API: query protocol, JSON 1.0
 	sns       *sns.Service
@@ -69,6 +72,7 @@ type API struct {
 	runtimes  *runtimes.Table
 	nodes     Nodes
 	console   http.Handler
+	lag       func(ctx context.Context) []esm.Lag
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
@@ -91,6 +95,7 @@ type Config struct {
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
+	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
 	SQS     *sqs.Service     // the SQS API on the same endpoint; nil: none
 	SNS     *sns.Service     // the SNS API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
@@ -107,15 +112,19 @@ type Config struct {
 	// Console serves the web console under /console/ with its own sign-in (internal/console);
 	// nil: none.
 	Console http.Handler
+	// MappingLag reports how far behind each event source mapping this node runs is (GET
+	// /flint/v1/mappings/lag); nil: none listed.
+	MappingLag func(ctx context.Context) []esm.Lag
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console, lag: cfg.MappingLag}
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
+	a.kinesis = cfg.Kinesis
 	a.sqs = cfg.SQS
 	a.sns = cfg.SNS
 	if a.devMode == nil {
@@ -164,6 +173,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("GET /flint/v1/mappings/lag", a.handle(a.mappingLag))
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
 	if cfg.Nodes != nil {
 		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))
@@ -241,7 +251,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.signedSNS.ServeHTTP(w, r)
 		return
 	}
-	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) || kinesis.IsKinesisRequest(r) {
 		a.signedRPC.ServeHTTP(w, r)
 		return
 	}
@@ -270,6 +280,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.sns.ServeHTTP(w, r)
 		return
 	}
+	if a.kinesis != nil && kinesis.IsKinesisRequest(r) {
+		a.kinesis.ServeHTTP(w, r)
+		return
+	}
 	if a.sqs != nil && sqs.IsSQSRequest(r) {
 		a.sqs.ServeHTTP(w, r)
 		return
@@ -286,6 +300,8 @@ func SigningService(r *http.Request) string {
 		return "logs"
 	case sns.IsSNSRequest(r):
 		return "sns"
+	case kinesis.IsKinesisRequest(r):
+		return "kinesis"
 	case sqs.IsSQSRequest(r):
 		return "sqs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):

@@ -123,6 +123,8 @@ func (a *app) rootCommand() *cobra.Command {
 		a.rmCommand(),
 		a.logsCommand(),
 		a.queueCommand(),
+		a.queuesCommand(),
+		a.streamsCommand(),
 		a.nodesCommand(),
 		a.keysCommand(),
 		a.runtimesCommand(),

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/esm"
+	"github.com/flint-run/flint/internal/eventfilter"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
@@ -62,6 +63,7 @@ type MappingInput struct {
 	MaximumRetryAttempts           *int                      `json:"MaximumRetryAttempts"`
 	MaximumRecordAgeInSeconds      *int                      `json:"MaximumRecordAgeInSeconds"`
 	TumblingWindowInSeconds        *int                      `json:"TumblingWindowInSeconds"`
+	FilterCriteria                 *lambda.FilterCriteria    `json:"FilterCriteria"`
 }
 
 // MappingFilter is what ListEventSourceMappings selects by; empty fields select all.
@@ -138,6 +140,13 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 		enabled = *in.Enabled
 	}
 	set(&m.BatchSize, in.BatchSize)
+	if in.FilterCriteria != nil {
+		fc, err := checkFilterCriteria(in.FilterCriteria)
+		if err != nil {
+			return false, err
+		}
+		m.FilterCriteria = fc
+	}
 	set(&m.MaximumBatchingWindowInSeconds, in.MaximumBatchingWindowInSeconds)
 	set(&m.FunctionResponseTypes, in.FunctionResponseTypes)
 	if in.ScalingConfig != nil {
@@ -204,6 +213,26 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 		return false, apierr.InvalidParameterValue("VisibilityTimeoutSeconds must be between 0 and 43200.")
 	}
 	return enabled, nil
+}
+
+// maxFilters is Lambda's default quota of filters per event source mapping.
+const maxFilters = 5
+
+// checkFilterCriteria validates a mapping's filters; no filters (FilterCriteria {} or an empty
+// list) removes filtering, as on Lambda.
+func checkFilterCriteria(fc *lambda.FilterCriteria) (*lambda.FilterCriteria, error) {
+	if len(fc.Filters) == 0 {
+		return nil, nil
+	}
+	if len(fc.Filters) > maxFilters {
+		return nil, apierr.InvalidParameterValue("The number of filters in FilterCriteria (%d) exceeds the limit of %d.", len(fc.Filters), maxFilters)
+	}
+	for _, f := range fc.Filters {
+		if _, err := eventfilter.Compile(f.Pattern); err != nil {
+			return nil, apierr.InvalidParameterValue("Invalid filter pattern definition.")
+		}
+	}
+	return &lambda.FilterCriteria{Filters: slices.Clone(fc.Filters)}, nil
 }
 
 // applyStream merges and validates a stream mapping's own parameters.
@@ -303,6 +332,15 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 	}
 	// The source exists once the 202 is out, so that clients can publish at once; a stream's
 	// starting position is fixed now.
+	if esm.IsKinesis(m.EventSourceArn) {
+		// A Kinesis stream exists only once the Kinesis API created it (Lambda's words for a
+		// stream it cannot read).
+		if err := esm.CheckKinesis(ctx, s.js, name); errors.Is(err, esm.ErrNotKinesis) {
+			return nil, apierr.InvalidParameterValue("Cannot access stream %s. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream.", m.EventSourceArn)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	if stream {
 		if _, err := esm.EnsureStream(ctx, s.js, name); err != nil {
 			return nil, apierr.InvalidParameterValue("Invalid event source: %v", err)

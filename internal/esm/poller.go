@@ -42,6 +42,10 @@ type poller struct {
 	sqs           *SQSQueue
 	sqsVisibility atomic.Int64
 	sqsMaxReceive atomic.Int64
+
+	// filters are the mapping's FilterCriteria: a message none of them matches is deleted
+	// without running the function, as Lambda does for SQS (on its body).
+	filters filters
 }
 
 // lag reads the queue's backlog: messages not yet delivered plus those delivered and not
@@ -112,6 +116,10 @@ func (p *poller) maxReceive() int {
 
 // run polls until ctx ends, then waits for the batches in flight.
 func (p *poller) run(ctx context.Context) error {
+	var err error
+	if p.filters, err = compileFilters(p.es.FilterCriteria); err != nil {
+		return err
+	}
 	conc := p.concurrency()
 	batchSize := max(p.es.BatchSize, 1)
 	var cons jetstream.Consumer
@@ -317,12 +325,20 @@ func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 			p.deadLetter(ctx, it)
 			continue
 		}
+		body := msg.Data()
 		if p.sqs != nil {
 			if it.id, it.rec, it.trace, err = p.sqs.Record(msg, it.received, p.es.EventSourceArn, p.m.cfg.Region); err != nil {
 				p.log.Warn("message record", "err", err)
 				_ = msg.Nak()
 				continue
 			}
+			if len(p.filters) > 0 {
+				body = recordBody(it.rec)
+			}
+		}
+		if len(p.filters) > 0 && !p.filters.match(map[string]any{"body": dataValue(body)}) {
+			p.ack(ctx, it) // filtered out: deleted, as Lambda does
+			continue
 		}
 		items = append(items, it)
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -120,6 +121,8 @@ type Server struct {
 	keyring *crypt.Keyring
 	devMode func() bool // the API does not check signatures
 	lock    *os.File    // DATA/flint.lock, held until Close
+
+	kinesis *kinesis.Service // the Kinesis Data Streams API over Flint's streams
 
 	natsToken string // what outside NATS clients present (NATSListen)
 	// limitsNode, when set (ShareLimits), names this node in the cluster's concurrency ledger.
@@ -365,11 +368,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	s.cwlogs = cwlogs.New(cwlogs.Config{Store: s.logs, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "cwlogs")})
 	s.goRun("log retention", func() error { return s.cwlogs.Run(runCtx) })
+	s.kinesis = kinesis.New(kinesis.Config{JS: s.store.JetStream(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "kinesis")})
 	metrics.Functions(s.functionStats)
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, CWLogs: s.cwlogs, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
-		SNS: snsSvc,
+		Secrets: secretsSvc, CWLogs: s.cwlogs, Kinesis: s.kinesis, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		SNS: snsSvc, MappingLag: s.esm.Lag,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})
