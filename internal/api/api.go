@@ -41,6 +41,7 @@ import (
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sns"
 	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/telemetry"
 )
@@ -59,6 +60,8 @@ type API struct {
 	kinesis   *kinesis.Service
 	sqs       *sqs.Service
 	signedSQS [2]http.Handler // auth's middleware for the SQS API: query protocol, JSON 1.0
+	sns       *sns.Service
+	signedSNS http.Handler // auth's middleware for the SNS API
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
@@ -94,6 +97,7 @@ type Config struct {
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
 	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
 	SQS     *sqs.Service     // the SQS API on the same endpoint; nil: none
+	SNS     *sns.Service     // the SNS API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -122,6 +126,7 @@ func New(cfg Config) *API {
 	a.cwlogs = cfg.CWLogs
 	a.kinesis = cfg.Kinesis
 	a.sqs = cfg.SQS
+	a.sns = cfg.SNS
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
@@ -132,6 +137,7 @@ func New(cfg Config) *API {
 		for i, json10 := range []bool{false, true} {
 			a.signedSQS[i] = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log, Render: sqs.Refusal(json10)})
 		}
+		a.signedSNS = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log, Render: sns.Refusal})
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
@@ -235,6 +241,16 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.route(w, r)
 		return
 	}
+	// SNS topics: a SubscribeURL's GET is unsigned (its token is the credential), and SNS is
+	// told from SQS (which takes unsigned form POSTs to /) before SQS is asked.
+	if a.sns != nil && sns.IsConfirmURL(r) {
+		a.sns.ServeHTTP(w, r)
+		return
+	}
+	if a.sns != nil && sns.IsSNSRequest(r) {
+		a.signedSNS.ServeHTTP(w, r)
+		return
+	}
 	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) || kinesis.IsKinesisRequest(r) {
 		a.signedRPC.ServeHTTP(w, r)
 		return
@@ -260,6 +276,10 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.cwlogs.ServeHTTP(w, r)
 		return
 	}
+	if a.sns != nil && sns.IsSNSRequest(r) {
+		a.sns.ServeHTTP(w, r)
+		return
+	}
 	if a.kinesis != nil && kinesis.IsKinesisRequest(r) {
 		a.kinesis.ServeHTTP(w, r)
 		return
@@ -278,6 +298,8 @@ func SigningService(r *http.Request) string {
 		return "secretsmanager"
 	case cwlogs.IsLogsRequest(r):
 		return "logs"
+	case sns.IsSNSRequest(r):
+		return "sns"
 	case kinesis.IsKinesisRequest(r):
 		return "kinesis"
 	case sqs.IsSQSRequest(r):

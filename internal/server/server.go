@@ -42,6 +42,7 @@ import (
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sns"
 	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
@@ -322,6 +323,9 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	sqsSvc := sqs.New(sqs.Config{JS: s.store.JetStream(), Store: s.store.SQSQueues(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sqs")})
 	s.goRunIn(&s.intake, "sqs message move tasks", func() error { return sqsSvc.Run(intakeCtx) })
+	snsSvc := sns.New(sns.Config{JS: s.store.JetStream(), Store: s.store.SNS(), Async: s.queue, SQS: sqsSvc,
+		Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sns")})
+	s.goRunIn(&s.intake, "sns http deliveries", func() error { return snsSvc.Run(intakeCtx) })
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke, SQS: sqsSvc,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
@@ -369,7 +373,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
 		Secrets: secretsSvc, CWLogs: s.cwlogs, Kinesis: s.kinesis, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
-		MappingLag: s.esm.Lag,
+		SNS: snsSvc, MappingLag: s.esm.Lag,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})

@@ -3,25 +3,13 @@ package sqs
 import (
 	"errors"
 	"fmt"
+	"github.com/flint-run/flint/internal/awsquery"
 	"net/http"
 )
 
-// Error is an SQS API error: the JSON protocol's __type, the query protocol's code (which the
-// JSON protocol repeats in the x-amzn-query-error header, and the SDKs report as the error
-// code), the HTTP status and the message, as AWS sends them.
-type Error struct {
-	Type    string // JSON 1.0 __type, "com.amazonaws.sqs#QueueDoesNotExist"
-	Code    string // query protocol code, "AWS.SimpleQueueService.NonExistentQueue"
-	Status  int
-	Message string
-	cause   error
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-func (e *Error) Unwrap() error { return e.cause }
-
-// Sender reports whether the client is at fault ("Sender"), else the service ("Receiver").
-func (e *Error) Sender() bool { return e.Status < 500 }
+// Error is an SQS API error (awsquery's): the JSON protocol's __type, the query protocol's
+// code, the HTTP status and the message, as AWS sends them.
+type Error = awsquery.Error
 
 func newError(typ, code, format string, args ...any) *Error {
 	return &Error{Type: typ, Code: code, Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...)}
@@ -97,7 +85,7 @@ func errSerialization(format string, args ...any) *Error {
 // errInternal hides an internal failure; the cause is logged, never sent.
 func errInternal(cause error) *Error {
 	return &Error{Type: "com.amazon.coral.service#InternalFailure", Code: "InternalError", Status: http.StatusInternalServerError,
-		Message: "We encountered an internal error. Please try again.", cause: cause}
+		Message: "We encountered an internal error. Please try again.", Cause: cause}
 }
 
 // asError returns the API error inside err, or an internal one wrapping it.

@@ -737,3 +737,27 @@ func (s *Service) changeMessageVisibilityBatch(ctx context.Context, _ *call, in 
 		return s.settle(ctx, q, e.ReceiptHandle, nakBody(time.Duration(e.VisibilityTimeout.v)*time.Second))
 	})
 }
+
+// SendByARN sends one message to the queue named by its ARN, as SendMessage would, for the
+// services that deliver to queues (an SNS sqs subscription); it is durable when SendByARN
+// returns. groupID and dedupID apply to FIFO queues. The error is the API's (the queue does
+// not exist: AWS.SimpleQueueService.NonExistentQueue; the message is invalid for it).
+func (s *Service) SendByARN(ctx context.Context, arn, body string, attrs map[string]AttributeValue, groupID, dedupID string) (messageID string, err error) {
+	q, err := s.byARN(ctx, arn)
+	if err != nil {
+		return "", err
+	}
+	in := &sendMessageInput{MessageBody: &body, MessageAttributes: attrs}
+	if q.fifo() {
+		in.MessageGroupId, in.MessageDeduplicationId = groupID, dedupID
+	}
+	p, err := s.prepare(q, in)
+	if err != nil {
+		return "", err
+	}
+	out, err := s.publish(ctx, q, p)
+	if err != nil {
+		return "", err
+	}
+	return out.MessageId, nil
+}

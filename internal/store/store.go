@@ -50,6 +50,7 @@ const (
 	secretsBucket       = "flint_secrets"
 	nodesBucket         = "flint_nodes"
 	sqsQueuesBucket     = "flint_sqs_queues"
+	snsBucket           = "flint_sns"
 )
 
 // Options configure Open.
@@ -97,6 +98,7 @@ type Store struct {
 	secrets   Records
 	nodes     Records
 	sqsQueues Records
+	sns       Records
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -274,6 +276,9 @@ func (s *Store) open(ctx context.Context) error {
 		{sqsQueuesBucket, "Flint SQS API queues' attributes and tags (by queue name)", func(kv jetstream.KeyValue) {
 			s.sqsQueues = Records{bucket[json.RawMessage]{kv: kv, what: "queue", log: s.log}}
 		}},
+		{snsBucket, "Flint SNS API topics and subscriptions", func(kv jetstream.KeyValue) {
+			s.sns = Records{bucket[json.RawMessage]{kv: kv, what: "sns record", log: s.log}}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -316,6 +321,9 @@ func (s *Store) Nodes() Records { return s.nodes }
 // SQSQueues holds the SQS API's queues: attributes and tags (internal/sqs owns the documents;
 // the messages are in JetStream streams).
 func (s *Store) SQSQueues() Records { return s.sqsQueues }
+
+// SNS holds the SNS API's topics and subscriptions (internal/sns owns the documents).
+func (s *Store) SNS() Records { return s.sns }
 
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }
