@@ -125,6 +125,7 @@ func (a *app) rootCommand() *cobra.Command {
 		a.queueCommand(),
 		a.queuesCommand(),
 		a.streamsCommand(),
+		a.topicsCommand(),
 		a.nodesCommand(),
 		a.keysCommand(),
 		a.runtimesCommand(),

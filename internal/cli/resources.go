@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/spf13/cobra"
@@ -211,6 +212,94 @@ func (a *app) streamsCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the streams as one JSON object")
+	return cmd
+}
+
+// topicRow is one line of flint topics.
+type topicRow struct {
+	Name          string         `json:"name"`
+	ARN           string         `json:"arn"`
+	FIFO          bool           `json:"fifo"`
+	Subscriptions map[string]int `json:"subscriptions"` // by protocol
+	Pending       int            `json:"pending_confirmation"`
+}
+
+func (a *app) topicsCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "List the SNS topics with their subscriptions",
+		Long: "List the topics made with the SNS API, with their confirmed subscriptions by protocol\n" +
+			"(lambda, sqs, http, https) and how many wait for confirmation.",
+		Args: rangeArgs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			cfg, err := a.awsConfig(ctx)
+			if err != nil {
+				return err
+			}
+			endpoint := a.endpoint
+			c := sns.NewFromConfig(cfg, func(o *sns.Options) { o.BaseEndpoint = aws.String(endpoint) })
+			var rows []topicRow
+			byArn := map[string]*topicRow{}
+			tp := sns.NewListTopicsPaginator(c, &sns.ListTopicsInput{})
+			for tp.HasMorePages() {
+				page, err := tp.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				for _, t := range page.Topics {
+					arn := aws.ToString(t.TopicArn)
+					rows = append(rows, topicRow{Name: arn[strings.LastIndex(arn, ":")+1:], ARN: arn,
+						FIFO: strings.HasSuffix(arn, ".fifo"), Subscriptions: map[string]int{}})
+				}
+			}
+			for i := range rows {
+				byArn[rows[i].ARN] = &rows[i]
+			}
+			sp := sns.NewListSubscriptionsPaginator(c, &sns.ListSubscriptionsInput{})
+			for sp.HasMorePages() {
+				page, err := sp.NextPage(ctx)
+				if err != nil {
+					return err
+				}
+				for _, sub := range page.Subscriptions {
+					r := byArn[aws.ToString(sub.TopicArn)]
+					if r == nil {
+						continue
+					}
+					if aws.ToString(sub.SubscriptionArn) == "PendingConfirmation" {
+						r.Pending++
+						continue
+					}
+					r.Subscriptions[aws.ToString(sub.Protocol)]++
+				}
+			}
+			if asJSON {
+				return writeJSONLine(a.stdout, map[string]any{"topics": nonNil(rows)})
+			}
+			if len(rows) == 0 {
+				_, err := fmt.Fprintln(a.stdout, "no topics")
+				return err
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "TOPIC\tSUBSCRIPTIONS\tPENDING")
+			for _, r := range rows {
+				var parts []string
+				for proto, n := range r.Subscriptions {
+					parts = append(parts, fmt.Sprintf("%s %d", proto, n))
+				}
+				slices.Sort(parts)
+				subs := strings.Join(parts, ", ")
+				if subs == "" {
+					subs = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Name, subs, r.Pending)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the topics as one JSON object")
 	return cmd
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
@@ -27,7 +29,7 @@ func TestQueuesAndStreamsAgainstServer(t *testing.T) {
 	q := sqs.New(sqs.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()), Credentials: creds})
 	k := kinesis.New(kinesis.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()), Credentials: creds})
 
-	for _, args := range [][]string{{"queues"}, {"streams"}} {
+	for _, args := range [][]string{{"queues"}, {"streams"}, {"topics"}} {
 		code, out, errOut := runCLI(t, ctx, args...)
 		if code != 0 || out != "no "+args[0]+"\n" {
 			t.Fatalf("flint %s with none: exit %d, %q %q", args[0], code, out, errOut)
@@ -81,6 +83,23 @@ func TestQueuesAndStreamsAgainstServer(t *testing.T) {
 			t.Fatalf("flint streams: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 		}
 		time.Sleep(200 * time.Millisecond) // the mapping's poller starts a moment after it is created
+	}
+	topics := sns.New(sns.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()), Credentials: creds})
+	topic, err := topics.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("news")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ep := range []string{"arn:aws:sqs:us-east-1:000000000000:jobs", "arn:aws:lambda:us-east-1:000000000000:function:reader"} {
+		proto := "sqs"
+		if strings.Contains(ep, ":lambda:") {
+			proto = "lambda"
+		}
+		if _, err := topics.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String(proto), Endpoint: aws.String(ep)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, out, errOut := runCLI(t, ctx, "topics"); code != 0 || !regexp.MustCompile(`(?m)^TOPIC +SUBSCRIPTIONS +PENDING\nnews +lambda 1, sqs 1 +0\n$`).MatchString(out) {
+		t.Fatalf("flint topics: exit %d, stderr %q, stdout:\n%s", code, errOut, out)
 	}
 	if code, out, _ := runCLI(t, ctx, "queues", "--json"); code != 0 || !regexp.MustCompile(`^\{"queues":\[\{"name":"jobs",.*"messages":3,`).MatchString(out) {
 		t.Fatalf("flint queues --json: exit %d, %s", code, out)
