@@ -5,7 +5,10 @@
 # - c=16 throughput and p99: Flint vs the relay with 16 runtimes (bench/relay -n 16);
 # - cold-start p50 through the API (flint bench --cold): Python hello vs a bare
 #   `/usr/bin/python3 -c pass`, Node hello vs a bare `node -e 0` (medians of several runs), the Go
-#   echo bootstrap vs exec'ing it bare until its first /next (bench/relay -startup);
+#   echo bootstrap vs exec'ing it bare until its first /next (bench/relay -startup); the cold
+#   starts are 250 ms apart (flint bench's --pause) and so are the bare starts: on this VM a
+#   process that slept starts about 1.5× slower than one started right after another, so both
+#   sides are measured after the same idle time (docs/PERFORMANCE.md);
 # - burst: 50 invokes at once of a 200 ms Python function, all cold (flint bench --burst 50):
 #   the wall time until all answered, vs the 200 ms the function itself sleeps; twice (the first
 #   sizes the pre-initialized runtimes' pool), then a third under warm invokes of the Go echo,
@@ -78,13 +81,14 @@ def median_us(argv, k=15):
     subprocess.run(argv, check=True, env=env)  # once unmeasured: page cache
     took = []
     for _ in range(k):
+        time.sleep(0.25)  # as flint bench --cold's pause between cold starts (not timed)
         t = time.perf_counter()
         subprocess.run(argv, check=True, env=env)
         took.append((time.perf_counter() - t) * 1e6)
     return statistics.median(took)
 print(json.dumps({"python_us": median_us([sys.argv[1], "-c", "pass"]), "node_us": median_us([sys.argv[2], "-e", "0"])}))
 PY
-"$tmp/relay" -startup 21 "$tmp/go-echo/bootstrap" | put go_bare
+"$tmp/relay" -startup 21 -pause 250ms "$tmp/go-echo/bootstrap" | put go_bare
 
 echo "relay, c=1 and c=16…" >&2
 for rc in 1 16; do

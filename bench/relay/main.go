@@ -18,10 +18,14 @@
 // With -startup K it serves nothing: it execs the runtime K times, one at a time, and prints
 // the median time from the exec until the runtime's first GET /next arrives (then kills it),
 // in microseconds: the bare start a platform's cold start of that runtime is compared with.
+// -pause D waits D (not timed) before each start, as `flint bench --cold` waits between cold
+// starts: on a VM a process that slept runs its first instructions much slower, so a yardstick
+// measured back to back and cold starts measured apart would not compare like with like.
 //
 //	relay -listen 127.0.0.1:8080 ./bootstrap
 //	relay -listen 127.0.0.1:8080 -n 16 ./bootstrap
 //	relay -startup 20 ./bootstrap
+//	relay -startup 20 -pause 250ms ./bootstrap
 package main
 
 import (
@@ -43,6 +47,7 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address for clients (any path; POST the event)")
 	n := flag.Int("n", 1, "runtimes to start; more than one serves concurrent client connections")
 	startup := flag.Int("startup", 0, "instead of serving, time K bare starts of the runtime until its first /next")
+	pause := flag.Duration("pause", 0, "-startup: wait this long (not timed) before each start")
 	flag.Parse()
 	if flag.NArg() != 1 || *n < 1 || *startup < 0 {
 		fmt.Fprintln(os.Stderr, "usage: relay [-listen ADDR] [-n N] BOOTSTRAP | relay -startup K BOOTSTRAP")
@@ -50,7 +55,7 @@ func main() {
 	}
 	var err error
 	if *startup > 0 {
-		err = timeStarts(*startup, flag.Arg(0))
+		err = timeStarts(*startup, *pause, flag.Arg(0))
 	} else {
 		err = run(*listen, *n, flag.Arg(0))
 	}
@@ -95,10 +100,12 @@ func start(bootstrap string) (*runtime, error) {
 
 func (r *runtime) kill() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() }
 
-// timeStarts prints the median of k bare starts (exec until the first /next), in microseconds.
-func timeStarts(k int, bootstrap string) error {
+// timeStarts prints the median of k bare starts (exec until the first /next), each after pause,
+// in microseconds.
+func timeStarts(k int, pause time.Duration, bootstrap string) error {
 	took := make([]time.Duration, 0, k)
 	for range k {
+		time.Sleep(pause)
 		t := time.Now()
 		r, err := start(bootstrap)
 		if err != nil {

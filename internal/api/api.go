@@ -33,12 +33,16 @@ import (
 	"github.com/flint-run/flint/internal/control"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
+	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sns"
+	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/telemetry"
 )
 
@@ -53,6 +57,11 @@ type API struct {
 	mux       *http.ServeMux
 	secrets   *secrets.Service
 	cwlogs    *cwlogs.Service
+	kinesis   *kinesis.Service
+	sqs       *sqs.Service
+	signedSQS [2]http.Handler // auth's middleware for the SQS API: query protocol, JSON 1.0
+	sns       *sns.Service
+	signedSNS http.Handler // auth's middleware for the SNS API
 	auth      *sigv4.Verifier
 	signed    http.Handler // auth's middleware around route
 	signedURL http.Handler // auth's middleware around AWS_IAM function URL calls
@@ -63,6 +72,7 @@ type API struct {
 	runtimes  *runtimes.Table
 	nodes     Nodes
 	console   http.Handler
+	lag       func(ctx context.Context) []esm.Lag
 }
 
 // Nodes lists the cluster's nodes and drains them (cluster.Membership).
@@ -85,6 +95,9 @@ type Config struct {
 	Log     *slog.Logger
 	Secrets *secrets.Service // the Secrets Manager API on the same endpoint; nil: none
 	CWLogs  *cwlogs.Service  // the CloudWatch Logs API on the same endpoint; nil: none
+	Kinesis *kinesis.Service // the Kinesis Data Streams API on the same endpoint; nil: none
+	SQS     *sqs.Service     // the SQS API on the same endpoint; nil: none
+	SNS     *sns.Service     // the SNS API on the same endpoint; nil: none
 	// Auth verifies SigV4 signatures. DevMode, when it returns true, skips verification (local
 	// development: no access keys, loopback only); nil Auth is the same as DevMode always true.
 	Auth    *sigv4.Verifier
@@ -99,15 +112,21 @@ type Config struct {
 	// Console serves the web console under /console/ with its own sign-in (internal/console);
 	// nil: none.
 	Console http.Handler
+	// MappingLag reports how far behind each event source mapping this node runs is (GET
+	// /flint/v1/mappings/lag); nil: none listed.
+	MappingLag func(ctx context.Context) []esm.Lag
 }
 
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,
 		account: cfg.Account, log: cfg.Log, mux: http.NewServeMux(), secrets: cfg.Secrets, auth: cfg.Auth, devMode: cfg.DevMode, keyring: cfg.Keyring,
-		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console}
+		linkKey: make([]byte, 32), runtimes: cfg.Runtimes, nodes: cfg.Nodes, console: cfg.Console, lag: cfg.MappingLag}
 	_, _ = rand.Read(a.linkKey)
 	a.cwlogs = cfg.CWLogs
+	a.kinesis = cfg.Kinesis
+	a.sqs = cfg.SQS
+	a.sns = cfg.SNS
 	if a.devMode == nil {
 		a.devMode = func() bool { return false }
 	}
@@ -115,6 +134,10 @@ func New(cfg Config) *API {
 		a.signed = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log})
 		a.signedRPC = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log,
 			Render: func(w http.ResponseWriter, e *apierr.Error) { c := *e; c.JSON11 = true; apierr.Write(w, &c) }})
+		for i, json10 := range []bool{false, true} {
+			a.signedSQS[i] = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log, Render: sqs.Refusal(json10)})
+		}
+		a.signedSNS = a.auth.Middleware(http.HandlerFunc(a.route), sigv4.MiddlewareOptions{Log: cfg.Log, Render: sns.Refusal})
 		a.signedURL = a.auth.Middleware(http.HandlerFunc(a.serveSignedURL),
 			sigv4.MiddlewareOptions{MaxBody: lambda.MaxSyncPayload, Render: urlRefusal, Log: cfg.Log})
 	}
@@ -150,6 +173,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("DELETE /2019-09-25/functions/{name}/event-invoke-config", a.handle(a.deleteEventInvokeConfig))
 	m.HandleFunc("GET /2019-09-25/functions/{name}/event-invoke-config/list", a.handle(a.listEventInvokeConfigs))
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
+	m.HandleFunc("GET /flint/v1/mappings/lag", a.handle(a.mappingLag))
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
 	if cfg.Nodes != nil {
 		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))
@@ -217,8 +241,26 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		a.route(w, r)
 		return
 	}
-	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) {
+	// SNS topics: a SubscribeURL's GET is unsigned (its token is the credential), and SNS is
+	// told from SQS (which takes unsigned form POSTs to /) before SQS is asked.
+	if a.sns != nil && sns.IsConfirmURL(r) {
+		a.sns.ServeHTTP(w, r)
+		return
+	}
+	if a.sns != nil && sns.IsSNSRequest(r) {
+		a.signedSNS.ServeHTTP(w, r)
+		return
+	}
+	if secrets.IsSecretsManagerRequest(r) || cwlogs.IsLogsRequest(r) || kinesis.IsKinesisRequest(r) {
 		a.signedRPC.ServeHTTP(w, r)
+		return
+	}
+	if a.sqs != nil && sqs.IsSQSRequest(r) {
+		if r.Header.Get("X-Amz-Target") != "" {
+			a.signedSQS[1].ServeHTTP(w, r)
+		} else {
+			a.signedSQS[0].ServeHTTP(w, r)
+		}
 		return
 	}
 	a.signed.ServeHTTP(w, r)
@@ -234,6 +276,18 @@ func (a *API) route(w http.ResponseWriter, r *http.Request) {
 		a.cwlogs.ServeHTTP(w, r)
 		return
 	}
+	if a.sns != nil && sns.IsSNSRequest(r) {
+		a.sns.ServeHTTP(w, r)
+		return
+	}
+	if a.kinesis != nil && kinesis.IsKinesisRequest(r) {
+		a.kinesis.ServeHTTP(w, r)
+		return
+	}
+	if a.sqs != nil && sqs.IsSQSRequest(r) {
+		a.sqs.ServeHTTP(w, r)
+		return
+	}
 	a.mux.ServeHTTP(w, r)
 }
 
@@ -244,6 +298,12 @@ func SigningService(r *http.Request) string {
 		return "secretsmanager"
 	case cwlogs.IsLogsRequest(r):
 		return "logs"
+	case sns.IsSNSRequest(r):
+		return "sns"
+	case kinesis.IsKinesisRequest(r):
+		return "kinesis"
+	case sqs.IsSQSRequest(r):
+		return "sqs"
 	case strings.HasPrefix(r.URL.Path, "/schedules"):
 		return "scheduler"
 	}

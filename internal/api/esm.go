@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/flint-run/flint/internal/control"
 )
@@ -57,4 +58,28 @@ func (a *API) listEventSourceMappings(w http.ResponseWriter, r *http.Request, _ 
 		return err
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// mappingLagEntry is one mapping's lag as GET /flint/v1/mappings/lag reports it.
+type mappingLagEntry struct {
+	UUID           string        `json:"uuid"`
+	FunctionArn    string        `json:"function_arn"`
+	EventSourceArn string        `json:"event_source_arn"`
+	Behind         uint64        `json:"behind"`
+	OldestAge      time.Duration `json:"oldest_age_ns"`
+}
+
+// mappingLag serves GET /flint/v1/mappings/lag: the mappings this node runs, with the records
+// or messages each has not finished and the oldest one's age (flint queues, flint streams).
+func (a *API) mappingLag(w http.ResponseWriter, r *http.Request, _ string) error {
+	out := []mappingLagEntry{}
+	if a.lag != nil {
+		for _, l := range a.lag(r.Context()) {
+			out = append(out, mappingLagEntry{UUID: l.UUID, FunctionArn: l.FunctionArn, EventSourceArn: l.EventSourceArn,
+				Behind: l.Behind, OldestAge: l.OldestAge})
+		}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Mappings []mappingLagEntry `json:"mappings"`
+	}{out})
 }

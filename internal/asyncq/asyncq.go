@@ -147,7 +147,9 @@ func New(ctx context.Context, cfg Config) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("async stream: %w", err)
 	}
-	return &Queue{cfg: cfg, stream: st, log: cfg.Log, inflight: map[string]int{}, progress: map[string]time.Time{}, streams: map[string]bool{}, running: map[jetstream.Msg]struct{}{}, acks: linger.New[settledAck](ackLinger, 4*cfg.Concurrency),
+	return &Queue{cfg: cfg, stream: st, log: cfg.Log,
+		inflight: map[string]int{}, progress: map[string]time.Time{}, streams: map[string]bool{}, running: map[jetstream.Msg]struct{}{},
+		acks:         linger.New[settledAck](ackLinger, 4*cfg.Concurrency),
 		publishBound: newCoarseDeadline(publishTimeout), ackBound: newCoarseDeadline(ackTimeout)}, nil
 }
 

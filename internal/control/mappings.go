@@ -11,6 +11,7 @@ import (
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/esm"
+	"github.com/flint-run/flint/internal/eventfilter"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
@@ -40,6 +41,7 @@ type Mappings struct {
 	mappings    mappingStore
 	js          jetstream.JetStream // where the queues and streams mappings read live
 	checkpoints esm.Checkpoints     // stream mappings' positions
+	sqs         esm.SQSQueues       // the SQS API's queues (arn:aws:sqs); nil: none
 }
 
 // MappingInput is CreateEventSourceMapping's and UpdateEventSourceMapping's request body.
@@ -61,6 +63,7 @@ type MappingInput struct {
 	MaximumRetryAttempts           *int                      `json:"MaximumRetryAttempts"`
 	MaximumRecordAgeInSeconds      *int                      `json:"MaximumRecordAgeInSeconds"`
 	TumblingWindowInSeconds        *int                      `json:"TumblingWindowInSeconds"`
+	FilterCriteria                 *lambda.FilterCriteria    `json:"FilterCriteria"`
 }
 
 // MappingFilter is what ListEventSourceMappings selects by; empty fields select all.
@@ -138,6 +141,13 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 		enabled = *in.Enabled
 	}
 	set(&m.BatchSize, in.BatchSize)
+	if in.FilterCriteria != nil {
+		fc, err := checkFilterCriteria(in.FilterCriteria)
+		if err != nil {
+			return false, err
+		}
+		m.FilterCriteria = fc
+	}
 	set(&m.MaximumBatchingWindowInSeconds, in.MaximumBatchingWindowInSeconds)
 	set(&m.FunctionResponseTypes, in.FunctionResponseTypes)
 	if in.ScalingConfig != nil {
@@ -154,6 +164,18 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 	stream := esm.IsStream(m.EventSourceArn)
 	if err := in.kindCheck(stream); err != nil {
 		return false, err
+	}
+	if esm.IsSQS(m.EventSourceArn) {
+		// The queue's own VisibilityTimeout and RedrivePolicy decide what these Flint
+		// extensions decide for arn:flint queues; Lambda takes no destination for SQS.
+		switch {
+		case in.MaximumReceiveCount != nil:
+			return false, unsupported("MaximumReceiveCount")
+		case in.VisibilityTimeoutSeconds != nil:
+			return false, unsupported("VisibilityTimeoutSeconds")
+		case in.DestinationConfig != nil && in.DestinationConfig.OnFailure != nil && in.DestinationConfig.OnFailure.Destination != "":
+			return false, unsupported("DestinationConfig")
+		}
 	}
 	if stream {
 		if err := applyStream(m, in); err != nil {
@@ -192,6 +214,26 @@ func (s *Mappings) apply(ctx context.Context, op string, m *lambda.EventSourceMa
 		return false, apierr.InvalidParameterValue("VisibilityTimeoutSeconds must be between 0 and 43200.")
 	}
 	return enabled, nil
+}
+
+// maxFilters is Lambda's default quota of filters per event source mapping.
+const maxFilters = 5
+
+// checkFilterCriteria validates a mapping's filters; no filters (FilterCriteria {} or an empty
+// list) removes filtering, as on Lambda.
+func checkFilterCriteria(fc *lambda.FilterCriteria) (*lambda.FilterCriteria, error) {
+	if len(fc.Filters) == 0 {
+		return nil, nil
+	}
+	if len(fc.Filters) > maxFilters {
+		return nil, apierr.InvalidParameterValue("The number of filters in FilterCriteria (%d) exceeds the limit of %d.", len(fc.Filters), maxFilters)
+	}
+	for _, f := range fc.Filters {
+		if _, err := eventfilter.Compile(f.Pattern); err != nil {
+			return nil, apierr.InvalidParameterValue("Invalid filter pattern definition.")
+		}
+	}
+	return &lambda.FilterCriteria{Filters: slices.Clone(fc.Filters)}, nil
 }
 
 // applyStream merges and validates a stream mapping's own parameters.
@@ -247,7 +289,12 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		return nil, apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue or stream ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME or stream/NAME).")
 	}
 	name, stream := esm.StreamName(*in.EventSourceArn)
-	if !stream {
+	sqsQueue := esm.IsSQS(*in.EventSourceArn) && s.sqs != nil // without the SQS API, an unknown kind of ARN
+	if sqsQueue {
+		if _, err := s.sqs.Source(ctx, *in.EventSourceArn); err != nil {
+			return nil, apierr.InvalidParameterValue("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist for this wsdl version.")
+		}
+	} else if !stream {
 		var err error
 		if name, err = esm.QueueName(*in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Unrecognized event source: %v", err)
@@ -277,7 +324,7 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		if o.EventSourceArn != m.EventSourceArn {
 			continue
 		}
-		if !stream {
+		if !stream && !sqsQueue { // an arn:flint queue admits one consumer
 			return nil, apierr.ResourceConflict("An event source mapping with event source (\"%s\") already exists. Please update or delete the existing mapping with UUID %s", o.EventSourceArn, o.UUID)
 		}
 		if o.FunctionArn == m.FunctionArn {
@@ -286,6 +333,15 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 	}
 	// The source exists once the 202 is out, so that clients can publish at once; a stream's
 	// starting position is fixed now.
+	if esm.IsKinesis(m.EventSourceArn) {
+		// A Kinesis stream exists only once the Kinesis API created it (Lambda's words for a
+		// stream it cannot read).
+		if err := esm.CheckKinesis(ctx, s.js, name); errors.Is(err, esm.ErrNotKinesis) {
+			return nil, apierr.InvalidParameterValue("Cannot access stream %s. Please ensure the role can perform the GetRecords, GetShardIterator, DescribeStream, and ListStreams Actions on your stream.", m.EventSourceArn)
+		} else if err != nil {
+			return nil, err
+		}
+	}
 	if stream {
 		if _, err := esm.EnsureStream(ctx, s.js, name); err != nil {
 			return nil, apierr.InvalidParameterValue("Invalid event source: %v", err)
@@ -293,6 +349,8 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		if err := esm.InitStreamCheckpoint(ctx, s.js, s.checkpoints, id, m); err != nil {
 			return nil, err
 		}
+	} else if sqsQueue {
+		// The queue and its shared consumer exist (Source above).
 	} else if _, err := esm.EnsureQueue(ctx, s.js, name); err != nil {
 		return nil, apierr.InvalidParameterValue("Invalid event source: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/flint-run/flint/internal/artifact"
+	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/runtimes"
 	"github.com/flint-run/flint/internal/store"
@@ -30,6 +31,8 @@ type Config struct {
 	Keys MasterKeys
 	// Secrets rewraps the secrets after a rotation; nil: there are none.
 	Secrets Rewrapper
+	// SQS is the SQS API's queues, which mappings over arn:aws:sqs ARNs read; nil: none.
+	SQS esm.SQSQueues
 	// Invoke is the invocation service (invoke.Service): functions and concurrency ask it for
 	// the account's concurrency limit, provisioned concurrency for the environments ready, and
 	// mappings and event invoke configs find functions as an invoke would.
@@ -74,7 +77,7 @@ func New(cfg Config) *Plane {
 		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke},
 		Code:        code,
 		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(),
-			checkpoints: st.Checkpoints()},
+			checkpoints: st.Checkpoints(), sqs: cfg.SQS},
 		Schedules:          &Schedules{account: cfg.Account, schedules: st.Schedules(), scheduler: cfg.Scheduler},
 		URLs:               &URLs{resolver: r, awaiter: w, urls: st.URLs()},
 		MasterKey:          &MasterKey{keys: cfg.Keys, env: st, secrets: cfg.Secrets, log: cfg.Log},

@@ -14,6 +14,13 @@
 // sequence. Message headers become messageAttributes (stringValue). One mapping per queue: a
 // work-queue stream admits one consumer per subject.
 //
+// A queue made with the SQS API (internal/sqs) is named by its AWS ARN,
+//
+//	arn:aws:sqs:REGION:ACCOUNT:NAME
+//
+// and read through the queue's own shared consumer, with its visibility timeout and redrive
+// policy (sqs.go, Config.SQS). Any number of functions may map it; they compete for messages.
+//
 // A stream (Kinesis-like) is a JetStream stream with limits retention:
 //
 //	arn:flint:jetstream:REGION:ACCOUNT:stream/NAME
@@ -24,14 +31,23 @@
 // asynchronous destination's flint.destinations.NAME) are delivered too, the subject being their
 // partition key. Any number of functions may map one stream, each with its own position.
 //
+// A Kinesis stream, made by the Kinesis API (internal/kinesis), is such a stream with a shard
+// count in its metadata:
+//
+//	arn:aws:kinesis:REGION:ACCOUNT:stream/NAME
+//
+// names it (a mapping never creates it). Its records are on the shards their hash keys fall in
+// (shard.go) and its mappings run ParallelizationFactor lanes per shard.
+//
 // # Stream semantics
 //
 // A stream mapping reads the stream in order from its checkpoint and spreads records over
 // ParallelizationFactor lanes by a hash of the partition key; each lane runs one batch at a
 // time, so records of one key reach the function in order. A batch is up to BatchSize records
 // (default 100) gathered within MaximumBatchingWindowInSeconds, in a Kinesis-shaped event
-// (sequenceNumber = the JetStream stream sequence, data base64, eventID
-// "shardId-000000000000:SEQ": a Flint stream is one shard). On a function error the batch is
+// (sequenceNumber = the JetStream stream sequence, zero-padded on a Kinesis stream as its API
+// gives it; data base64; eventID "shardId-…:SEQ": the record's shard on a Kinesis stream, else
+// shardId-000000000000, a Flint stream being one shard). On a function error the batch is
 // retried (exponential backoff from Config.StreamRetryDelay) until it succeeds,
 // MaximumRetryAttempts (-1: forever) is exhausted or its records are older than
 // MaximumRecordAgeInSeconds (-1: no limit); BisectBatchOnFunctionError splits a failing batch in
@@ -113,7 +129,7 @@ func QueueName(arn string) (string, error) {
 // ValidFailureDestination reports whether arn is an on-failure destination a queue mapping can
 // deliver to (a JetStream stream).
 func ValidFailureDestination(arn string) bool {
-	_, ok := StreamName(arn)
+	_, ok := flintStreamName(arn)
 	return ok
 }
 
@@ -178,7 +194,9 @@ type Config struct {
 	// Owner, on a cluster node, gives each stream mapping to one node at a time; nil (a single
 	// node): this node reads every stream mapping.
 	Owner Owner
-	Log   *slog.Logger
+	// SQS is the SQS API's queues, which mappings over arn:aws:sqs ARNs read; nil: none.
+	SQS SQSQueues
+	Log *slog.Logger
 }
 
 // Owner decides which node reads a stream mapping (cluster.Leases). Hold runs run while this

@@ -90,3 +90,18 @@ func TestReservedStreams(t *testing.T) {
 		t.Error("a user stream refused")
 	}
 }
+
+// TestLaneBuffer checks that read-ahead is two batches for a few lanes and bounded in total for
+// the many lanes of a Kinesis stream with many shards.
+func TestLaneBuffer(t *testing.T) {
+	for _, tc := range []struct{ batch, lanes, want int }{
+		{100, 1, 200}, {10000, 10, 20000}, {10000, 4, 20000}, {10000, 5000, 40}, {100, 20000, 16},
+	} {
+		if got := laneBuffer(tc.batch, tc.lanes); got != tc.want {
+			t.Errorf("laneBuffer(%d, %d) = %d, want %d", tc.batch, tc.lanes, got, tc.want)
+		}
+		if total := laneBuffer(tc.batch, tc.lanes) * tc.lanes; total > 400000 {
+			t.Errorf("laneBuffer(%d, %d): %d records buffered in all", tc.batch, tc.lanes, total)
+		}
+	}
+}

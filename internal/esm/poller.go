@@ -35,16 +35,41 @@ type poller struct {
 	// throttled counts the deliveries of a message (by stream sequence) that never reached the
 	// function, so that throttles do not count as receives.
 	throttled map[uint64]int
+
+	// sqs is the SQS API queue an arn:aws:sqs mapping reads (nil for arn:flint queues), set
+	// once by run before the first batch; sqsVisibility and sqsMaxReceive are its settings as
+	// read for the latest batch.
+	sqs           *SQSQueue
+	sqsVisibility atomic.Int64
+	sqsMaxReceive atomic.Int64
+
+	// filters are the mapping's FilterCriteria: a message none of them matches is deleted
+	// without running the function, as Lambda does for SQS (on its body).
+	filters filters
 }
 
 // lag reads the queue's backlog: messages not yet delivered plus those delivered and not
 // acknowledged, and the oldest one's age (a work queue keeps a message until it is acked).
 func (p *poller) lag(ctx context.Context) (uint64, time.Time, error) {
-	name, err := QueueName(p.es.EventSourceArn)
+	var name, cname string
+	var err error
+	if IsSQS(p.es.EventSourceArn) {
+		if p.m.cfg.SQS == nil {
+			return 0, time.Time{}, errUnknown
+		}
+		q, err := p.m.cfg.SQS.Source(ctx, p.es.EventSourceArn)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		name, cname = q.Stream, q.Consumer.CachedInfo().Name
+	} else {
+		name, err = QueueName(p.es.EventSourceArn)
+		cname = consumerName(p.id)
+	}
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	cons, err := p.m.cfg.JS.Consumer(ctx, name, consumerName(p.id))
+	cons, err := p.m.cfg.JS.Consumer(ctx, name, cname)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -67,6 +92,9 @@ func (p *poller) concurrency() int {
 }
 
 func (p *poller) visibility() time.Duration {
+	if p.sqs != nil {
+		return time.Duration(p.sqsVisibility.Load())
+	}
 	if v := p.es.VisibilityTimeoutSeconds; v > 0 {
 		return time.Duration(v * float64(time.Second))
 	}
@@ -74,6 +102,12 @@ func (p *poller) visibility() time.Duration {
 }
 
 func (p *poller) maxReceive() int {
+	if p.sqs != nil {
+		if n := p.sqsMaxReceive.Load(); n > 0 {
+			return int(n)
+		}
+		return int(^uint(0) >> 1) // no RedrivePolicy: kept until its retention ends
+	}
 	if n := p.es.MaximumReceiveCount; n > 0 {
 		return n
 	}
@@ -82,27 +116,24 @@ func (p *poller) maxReceive() int {
 
 // run polls until ctx ends, then waits for the batches in flight.
 func (p *poller) run(ctx context.Context) error {
-	name, err := QueueName(p.es.EventSourceArn)
-	if err != nil {
-		return err
-	}
-	st, err := EnsureQueue(ctx, p.m.cfg.JS, name)
-	if err != nil {
+	var err error
+	if p.filters, err = compileFilters(p.es.FilterCriteria); err != nil {
 		return err
 	}
 	conc := p.concurrency()
 	batchSize := max(p.es.BatchSize, 1)
-	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       consumerName(p.id),
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       p.m.cfg.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: conc*batchSize + batchSize,
-		MaxWaiting:    max(512, conc),
-		FilterSubject: QueueSubject(name),
-	})
-	if err != nil {
-		return fmt.Errorf("consumer for %s: %w", name, err)
+	var cons jetstream.Consumer
+	if IsSQS(p.es.EventSourceArn) {
+		q, err := p.sqsSource(ctx)
+		if err != nil || q == nil {
+			return err
+		}
+		p.sqs, cons = q, q.Consumer
+		p.readSQSSettings(ctx)
+	} else if c, err := p.ownConsumer(ctx, conc, batchSize); err != nil {
+		return err
+	} else {
+		cons = c
 	}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
@@ -150,6 +181,61 @@ func (p *poller) run(ctx context.Context) error {
 	}
 }
 
+// ownConsumer makes the arn:flint queue's stream and this mapping's own durable consumer.
+func (p *poller) ownConsumer(ctx context.Context, conc, batchSize int) (jetstream.Consumer, error) {
+	name, err := QueueName(p.es.EventSourceArn)
+	if err != nil {
+		return nil, err
+	}
+	st, err := EnsureQueue(ctx, p.m.cfg.JS, name)
+	if err != nil {
+		return nil, err
+	}
+	cons, err := st.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       consumerName(p.id),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       p.m.cfg.AckWait,
+		MaxDeliver:    -1,
+		MaxAckPending: conc*batchSize + batchSize,
+		MaxWaiting:    max(512, conc),
+		FilterSubject: QueueSubject(name),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer for %s: %w", name, err)
+	}
+	return cons, nil
+}
+
+func (p *poller) readSQSSettings(ctx context.Context) {
+	vis, maxReceive := p.sqs.Settings(ctx)
+	p.sqsVisibility.Store(int64(vis))
+	p.sqsMaxReceive.Store(int64(maxReceive))
+}
+
+// sqsSource finds the SQS API queue the mapping reads, waiting (a log line a minute) while it
+// does not exist: it may be made again. nil, nil: ctx ended.
+func (p *poller) sqsSource(ctx context.Context) (*SQSQueue, error) {
+	if p.m.cfg.SQS == nil {
+		return nil, fmt.Errorf("%w %s: this server has no SQS API", errUnknown, p.es.EventSourceArn)
+	}
+	var logged time.Time
+	for {
+		q, err := p.m.cfg.SQS.Source(ctx, p.es.EventSourceArn)
+		if err == nil {
+			return q, nil
+		}
+		if time.Since(logged) > time.Minute {
+			p.log.Warn("mapped queue unavailable; retrying", "queue", p.es.EventSourceArn, "err", err)
+			logged = time.Now()
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil, nil
+		}
+	}
+}
+
 // fetch returns the next batch: with a batching window, up to n messages within it; without, the
 // first message (long poll up to a second) and whatever else is ready.
 func (p *poller) fetch(ctx context.Context, cons jetstream.Consumer, n int, window time.Duration) ([]jetstream.Msg, error) {
@@ -164,6 +250,11 @@ func (p *poller) fetch(ctx context.Context, cons jetstream.Consumer, n int, wind
 			return out, err
 		}
 		return out, nil
+	}
+	// A pull beyond the consumer's MaxAckPending (an SQS FIFO queue's shared consumer: 1) is
+	// not answered at once, even a no-wait one: it waits for acks of the batch it holds back.
+	if mp := cons.CachedInfo().Config.MaxAckPending; mp > 0 {
+		n = min(n, mp)
 	}
 	if window > 0 {
 		b, err := cons.Fetch(n, jetstream.FetchMaxWait(window))
@@ -185,6 +276,8 @@ func (p *poller) fetch(ctx context.Context, cons jetstream.Consumer, n int, wind
 // item is one message of a batch.
 type item struct {
 	msg      jetstream.Msg
+	rec      json.RawMessage // an SQS API queue's record, built by the queue
+	trace    string          // with rec: its trace header
 	id       string
 	seq      uint64
 	received int
@@ -209,6 +302,9 @@ var idSpace = uuid.MustParse("6c1c2a3e-6a0e-4f1b-9d5c-1f1e5a0e0f11")
 // handle runs one batch. ctx ending leaves the messages unacknowledged (they come back).
 func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 	ctx := context.WithoutCancel(runCtx)
+	if p.sqs != nil {
+		p.readSQSSettings(ctx)
+	}
 	var items []item
 	for _, msg := range msgs {
 		md, err := msg.Metadata()
@@ -227,6 +323,21 @@ func (p *poller) handle(runCtx context.Context, msgs []jetstream.Msg) {
 		p.mu.Unlock()
 		if it.received > p.maxReceive() {
 			p.deadLetter(ctx, it)
+			continue
+		}
+		body := msg.Data()
+		if p.sqs != nil {
+			if it.id, it.rec, it.trace, err = p.sqs.Record(msg, it.received, p.es.EventSourceArn, p.m.cfg.Region); err != nil {
+				p.log.Warn("message record", "err", err)
+				_ = msg.Nak()
+				continue
+			}
+			if len(p.filters) > 0 {
+				body = recordBody(it.rec)
+			}
+		}
+		if len(p.filters) > 0 && !p.filters.match(map[string]any{"body": dataValue(body)}) {
+			p.ack(ctx, it) // filtered out: deleted, as Lambda does
 			continue
 		}
 		items = append(items, it)
@@ -311,6 +422,20 @@ func (p *poller) failures(items []item, payload []byte) (map[string]bool, bool) 
 
 // event is the batch's SQS event, and the trace headers its records carry.
 func (p *poller) event(items []item) ([]byte, []string) {
+	if p.sqs != nil {
+		recs := make([]json.RawMessage, len(items))
+		var traces []string
+		for i, it := range items {
+			recs[i] = it.rec
+			if it.trace != "" {
+				traces = append(traces, it.trace)
+			}
+		}
+		b, _ := json.Marshal(struct {
+			Records []json.RawMessage `json:"Records"`
+		}{recs})
+		return b, traces
+	}
 	recs := make([]sqsRecord, len(items))
 	now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 	var traces []string
@@ -373,7 +498,11 @@ func (p *poller) heartbeat(items []item) (stop func()) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		t := time.NewTicker(p.m.cfg.AckWait / 3)
+		every := p.m.cfg.AckWait / 3
+		if p.sqs != nil { // the queue's consumer: AckWait = its VisibilityTimeout, at least 1 s
+			every = max(p.visibility(), time.Second) / 3
+		}
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
@@ -391,6 +520,16 @@ func (p *poller) heartbeat(items []item) (stop func()) {
 
 // deadLetter moves a message received too often to the on-failure destination.
 func (p *poller) deadLetter(ctx context.Context, it item) {
+	if p.sqs != nil {
+		if err := p.sqs.DeadLetter(ctx, it.msg, it.received-1); err != nil {
+			p.log.Warn("move to dead-letter queue", "err", err)
+			return
+		}
+		p.mu.Lock()
+		delete(p.throttled, it.seq)
+		p.mu.Unlock()
+		return
+	}
 	var dest string
 	if d := p.es.DestinationConfig; d != nil && d.OnFailure != nil {
 		dest = d.OnFailure.Destination

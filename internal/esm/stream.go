@@ -26,14 +26,25 @@ import (
 // Stream mapping defaults (Kinesis's).
 const (
 	DefaultStreamBatchSize = 100
-	// shardID names the one shard a Flint stream has: ParallelizationFactor lanes share it.
-	shardID = "shardId-000000000000"
 	// maxBatchBytes keeps a batch's event under the 6 MB synchronous payload limit.
 	maxBatchBytes = 5 << 20
 )
 
-// StreamName returns the JetStream stream a stream ARN names.
+// StreamName returns the JetStream stream a stream ARN names: a Flint stream
+// (arn:flint:jetstream:…:stream/NAME) or a Kinesis stream (arn:aws:kinesis:…:stream/NAME).
 func StreamName(arn string) (string, bool) {
+	if name, ok := flintStreamName(arn); ok {
+		return name, true
+	}
+	if m := kinesisARN().FindStringSubmatch(arn); m != nil && !asyncq.ReservedStreamName(m[1]) {
+		return m[1], true
+	}
+	return "", false
+}
+
+// flintStreamName returns the JetStream stream a Flint stream ARN names (not a Kinesis one:
+// destinations are Flint streams only).
+func flintStreamName(arn string) (string, bool) {
 	if m := streamARN().FindStringSubmatch(arn); m != nil && !asyncq.ReservedStreamName(m[1]) {
 		return m[1], true
 	}
@@ -41,7 +52,7 @@ func StreamName(arn string) (string, bool) {
 }
 
 // IsStream reports whether arn has the form of a stream (not a queue) event source.
-func IsStream(arn string) bool { return streamARN().MatchString(arn) }
+func IsStream(arn string) bool { return streamARN().MatchString(arn) || IsKinesis(arn) }
 
 // StreamSubject is the subject prefix records are published under: a record published to
 // StreamSubject(name)+"."+KEY has partition key KEY.
@@ -173,6 +184,7 @@ func mustJSON(v any) []byte {
 type record struct {
 	seq     uint64
 	key     string
+	shard   int // the Kinesis shard it is on (0 on a Flint stream)
 	data    []byte
 	arrived time.Time
 }
@@ -196,6 +208,11 @@ type streamPoller struct {
 	name     string
 	log      *slog.Logger
 	inflight *atomic.Int64
+	// shards splits a Kinesis stream's records over its shards (N 1 on a Flint stream, whose
+	// records are all on one shard).
+	shards  Shards
+	kinesis bool
+	filters filters // the mapping's FilterCriteria
 
 	// For the mapping's lag (Lag): the last sequence the reader took from the stream, the
 	// records handed to lanes and not finished, and the lanes themselves.
@@ -212,7 +229,19 @@ type streamPoller struct {
 
 func (p *streamPoller) batchSize() int { return max(p.es.BatchSize, 1) }
 
-func (p *streamPoller) lanes() int { return min(max(p.es.ParallelizationFactor, 1), 10) }
+// lanes is ParallelizationFactor lanes per shard.
+func (p *streamPoller) lanes() int { return p.perShard() * max(p.shards.N, 1) }
+
+func (p *streamPoller) perShard() int { return min(max(p.es.ParallelizationFactor, 1), 10) }
+
+// seqString is a record's sequence number as the event shows it: on a Kinesis stream, the one
+// the Kinesis API gave it.
+func (p *streamPoller) seqString(seq uint64) string {
+	if p.kinesis {
+		return SequenceNumber(seq)
+	}
+	return strconv.FormatUint(seq, 10)
+}
 
 func (p *streamPoller) maxRetries() int {
 	if p.es.MaximumRetryAttempts != nil {
@@ -232,20 +261,19 @@ func (p *streamPoller) bisect() bool {
 	return p.es.BisectBatchOnFunctionError != nil && *p.es.BisectBatchOnFunctionError
 }
 
+// laneBuffer is how many records a lane holds read ahead: two batches, but within a bound for
+// all lanes together (a Kinesis stream of many shards has ParallelizationFactor lanes for each),
+// so that memory stays bounded; a lane whose buffer is below its batch size fills its batch
+// within the batching window as the reader goes on.
+func laneBuffer(batchSize, lanes int) int {
+	return min(2*batchSize, 20000, max(16, 200000/max(lanes, 1)))
+}
+
 // laneOf keeps every record of a partition key on one lane, so that its records stay in order.
 func laneOf(key string, n int) int {
 	h := fnv.New32a()
 	h.Write([]byte(key))
 	return int(h.Sum32() % uint32(n))
-}
-
-// partitionKey is what follows the stream's record prefix in the subject, or the whole subject
-// for records stored under other subjects of the stream.
-func (p *streamPoller) partitionKey(subject string) string {
-	if k, ok := strings.CutPrefix(subject, StreamSubject(p.name)+"."); ok {
-		return k
-	}
-	return subject
 }
 
 // loadCheckpoint reads the mapping's position, or starts one from StartingPosition.
@@ -349,11 +377,28 @@ func (p *streamPoller) read(parent context.Context) error {
 // consume dispatches the stream's records to the lanes until ctx ends, then waits for the
 // lanes' batches in flight.
 func (p *streamPoller) consume(ctx context.Context) error {
+	var err error
+	if p.filters, err = compileFilters(p.es.FilterCriteria); err != nil {
+		return err
+	}
 	name, _ := StreamName(p.es.EventSourceArn)
 	p.name = name
-	st, err := EnsureStream(ctx, p.m.cfg.JS, name)
-	if err != nil {
+	p.kinesis = IsKinesis(p.es.EventSourceArn)
+	var st jetstream.Stream
+	if p.kinesis {
+		// A Kinesis stream is created by the Kinesis API only: a mapping never makes one.
+		if st, err = p.m.cfg.JS.Stream(ctx, name); err != nil {
+			return fmt.Errorf("kinesis stream %s: %w", name, err)
+		}
+		n := StreamShards(st.CachedInfo().Config.Metadata)
+		if n == 0 {
+			return fmt.Errorf("stream %s is not a Kinesis stream", name)
+		}
+		p.shards = NewShards(n)
+	} else if st, err = EnsureStream(ctx, p.m.cfg.JS, name); err != nil {
 		return err
+	} else {
+		p.shards = NewShards(1)
 	}
 	if err := p.loadCheckpoint(ctx, st); err != nil {
 		return err
@@ -364,7 +409,7 @@ func (p *streamPoller) consume(ctx context.Context) error {
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
 	for i := range lanes {
-		lanes[i] = &lane{idx: i, ch: make(chan record, min(2*p.batchSize(), 20000))}
+		lanes[i] = &lane{idx: i, ch: make(chan record, laneBuffer(p.batchSize(), len(lanes)))}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -407,8 +452,9 @@ func (p *streamPoller) consume(ctx context.Context) error {
 			continue
 		}
 		p.lastRead.Store(md.Sequence.Stream)
-		rec := record{seq: md.Sequence.Stream, key: p.partitionKey(msg.Subject()), data: msg.Data(), arrived: md.Timestamp}
-		l := lanes[laneOf(rec.key, len(lanes))]
+		rec := record{seq: md.Sequence.Stream, key: RecordKey(p.name, msg.Subject(), msg.Headers()), data: msg.Data(), arrived: md.Timestamp}
+		rec.shard = p.shards.RecordShard(rec.key, msg.Headers())
+		l := lanes[rec.shard*p.perShard()+laneOf(rec.key, p.perShard())]
 		p.cpMu.Lock()
 		seen := rec.seq <= p.cp.Lanes[l.idx]
 		p.cpMu.Unlock()
@@ -536,6 +582,29 @@ func (p *streamPoller) collect(ctx context.Context, l *lane, window time.Duratio
 // bisection, retries, or the on-failure destination. Once ctx ends it stops retrying and leaves
 // what is not done unchecked for the next start.
 func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
+	if len(p.filters) > 0 {
+		// Records no filter matches are skipped, as Lambda does for streams (on their data);
+		// a batch of only those is done at once.
+		last := batch[len(batch)-1].seq
+		kept := batch[:0:0]
+		for _, r := range batch {
+			if p.filters.match(map[string]any{"data": dataValue(r.data)}) {
+				kept = append(kept, r)
+			}
+		}
+		if len(kept) > 0 {
+			p.processBatch(ctx, l, kept)
+		}
+		if ctx.Err() == nil { // finished: the skipped records after the last kept one too
+			p.done(ctx, l, last)
+		}
+		return
+	}
+	p.processBatch(ctx, l, batch)
+}
+
+// processBatch runs a batch until it is done: delivered, or given up on (destinations).
+func (p *streamPoller) processBatch(ctx context.Context, l *lane, batch []record) {
 	attempts := 0
 	for len(batch) > 0 {
 		if age := p.maxAge(); age >= 0 {
@@ -579,11 +648,11 @@ func (p *streamPoller) process(ctx context.Context, l *lane, batch []record) {
 		}
 		if p.bisect() && len(batch) > 1 {
 			half := len(batch) / 2
-			p.process(ctx, l, batch[:half])
+			p.processBatch(ctx, l, batch[:half])
 			if ctx.Err() != nil {
 				return
 			}
-			p.process(ctx, l, batch[half:])
+			p.processBatch(ctx, l, batch[half:])
 			return
 		}
 		attempts++
@@ -628,7 +697,7 @@ func (p *streamPoller) firstFailure(batch []record, payload []byte) int {
 	first := len(batch)
 	for _, f := range resp.BatchItemFailures {
 		id, _ := f["itemIdentifier"].(string)
-		i := slices.IndexFunc(batch, func(r record) bool { return strconv.FormatUint(r.seq, 10) == id })
+		i := slices.IndexFunc(batch, func(r record) bool { return p.seqString(r.seq) == id })
 		if i < 0 {
 			p.log.Warn("invalid partial batch response; the whole batch failed", "item", f["itemIdentifier"])
 			return 0
@@ -660,10 +729,10 @@ func (p *streamPoller) event(batch []record) []byte {
 	recs := make([]kinesisRecord, len(batch))
 	for i, r := range batch {
 		k := &recs[i]
-		seq := strconv.FormatUint(r.seq, 10)
+		seq := p.seqString(r.seq)
 		k.Kinesis.SchemaVersion, k.Kinesis.PartitionKey, k.Kinesis.Sequence, k.Kinesis.Data = "1.0", r.key, seq, r.data
 		k.Kinesis.Arrival = float64(r.arrived.UnixMilli()) / 1000
-		k.EventSource, k.EventVersion, k.EventID, k.EventName = "aws:kinesis", "1.0", shardID+":"+seq, "aws:kinesis:record"
+		k.EventSource, k.EventVersion, k.EventID, k.EventName = "aws:kinesis", "1.0", ShardID(r.shard)+":"+seq, "aws:kinesis:record"
 		k.InvokeIdentityArn = "arn:aws:iam::" + accountOf(p.es.FunctionArn) + ":role/flint-esm"
 		k.AWSRegion, k.EventSourceARN = p.m.cfg.Region, p.es.EventSourceArn
 	}
@@ -687,7 +756,7 @@ func (p *streamPoller) fail(ctx context.Context, batch []record, condition strin
 		dest = d.OnFailure.Destination
 	}
 	log := p.log.With("condition", condition, "first_sequence", first.seq, "last_sequence", last.seq, "records", len(batch))
-	name, ok := StreamName(dest)
+	name, ok := flintStreamName(dest)
 	if !ok {
 		log.Warn("discarding records (no on-failure destination)")
 		return
@@ -702,9 +771,9 @@ func (p *streamPoller) fail(ctx context.Context, batch []record, condition strin
 		"responseContext": resp,
 		"version":         "1.0",
 		"timestamp":       time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
-		"KinesisBatchInfo": map[string]any{"shardId": shardID,
-			"startSequenceNumber":             strconv.FormatUint(first.seq, 10),
-			"endSequenceNumber":               strconv.FormatUint(last.seq, 10),
+		"KinesisBatchInfo": map[string]any{"shardId": ShardID(first.shard),
+			"startSequenceNumber":             p.seqString(first.seq),
+			"endSequenceNumber":               p.seqString(last.seq),
 			"approximateArrivalOfFirstRecord": first.arrived.UTC().Format(time.RFC3339Nano),
 			"approximateArrivalOfLastRecord":  last.arrived.UTC().Format(time.RFC3339Nano),
 			"batchSize":                       len(batch), "streamArn": p.es.EventSourceArn},

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/worker"
 )
 
@@ -51,6 +52,7 @@ const (
 	hInvokedARN = "Flint-Invoked-Arn"
 	hClientCtx  = "Flint-Client-Context"
 	hTraceID    = "Flint-Trace-Id"
+	hSpan       = "Flint-Span" // the invocation's span ids (telemetry.Span.Encode), with OTLP export on
 	hTail       = "Flint-Tail"
 	hCold       = "Flint-Cold"
 	hDeadline   = "Flint-Deadline" // unix nanoseconds
@@ -502,6 +504,9 @@ func (r *router) forward(ctx context.Context, node string, e *Entry, wreq worker
 	if wreq.TraceID != "" {
 		h.Set(hTraceID, wreq.TraceID)
 	}
+	if wreq.Span != nil { // the node that runs it exports its spans, with the ids chosen here
+		h.Set(hSpan, wreq.Span.Encode())
+	}
 	if wreq.Tail {
 		h.Set(hTail, "1")
 	}
@@ -587,6 +592,13 @@ func (r *router) serve(ctx context.Context, m *nats.Msg) {
 	}
 	wreq := worker.Request{RequestID: h.Get(hRequestID), Payload: m.Data, InvokedARN: h.Get(hInvokedARN),
 		ClientContext: h.Get(hClientCtx), TraceID: h.Get(hTraceID), Tail: h.Get(hTail) == "1", WarmOnly: h.Get(hCold) != "1"}
+	if r.s.tracer != nil {
+		if sp, ok := telemetry.DecodeSpan(h.Get(hSpan)); ok {
+			wreq.Span = sp
+		} else { // the sender exports nothing: this node begins the trace as it would its own
+			r.s.trace(&wreq, &Request{TraceID: wreq.TraceID})
+		}
+	}
 	version := e.Fn.Config.Version
 	err = e.pool.Invoke(ctx, wreq, func(res *worker.Response) {
 		answer.Header.Set(hStatus, statusRan)

@@ -368,6 +368,7 @@ type EventSourceMapping struct {
 	FunctionResponseTypes          []string           `json:"FunctionResponseTypes,omitempty"`
 	ScalingConfig                  *ScalingConfig     `json:"ScalingConfig,omitempty"`
 	DestinationConfig              *DestinationConfig `json:"DestinationConfig,omitempty"`
+	FilterCriteria                 *FilterCriteria    `json:"FilterCriteria,omitempty"`
 	// Stream mappings only (Kinesis-like).
 	StartingPosition           string  `json:"StartingPosition,omitempty"`
 	StartingPositionTimestamp  float64 `json:"StartingPositionTimestamp,omitempty"`
@@ -381,6 +382,17 @@ type EventSourceMapping struct {
 	// VisibilityTimeoutSeconds is a Flint extension: how long a failed message stays invisible
 	// before it is received again (SQS's queue visibility timeout).
 	VisibilityTimeoutSeconds float64 `json:"VisibilityTimeoutSeconds,omitempty"`
+}
+
+// FilterCriteria are a mapping's event filters (package eventfilter): a record is sent to the
+// function when one of them matches it.
+type FilterCriteria struct {
+	Filters []Filter `json:"Filters"`
+}
+
+// Filter is one event pattern.
+type Filter struct {
+	Pattern string `json:"Pattern"`
 }
 
 // ScalingConfig bounds a queue mapping's concurrent batches.

@@ -273,38 +273,20 @@ func (s *Server) extensionNext(r *http.Request, _ string) reply {
 	}
 }
 
-// SetOutput names where extensions' output read from their exit-watch connections goes (the
-// environment's log output). Call it before Serve.
+// SetOutput names where external extensions' output (WatchExtension) goes: the environment's
+// log output. Call it before Serve.
 func (s *Server) SetOutput(out func([]byte)) { s.output = out }
 
-// watchStream is exitWatch on a connection net/http read: the launcher sent the extension's
-// stdout and stderr after the request, on the same connection. Each line goes to the
-// environment's output and, for subscribers, is an "extension" telemetry event; the end of the
-// stream is the process's (exitWatch's rules).
-func (s *Server) watchStream(w http.ResponseWriter, r *http.Request) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		writeReply(w, reply{status: http.StatusInternalServerError, body: errorJSON("InternalServerError", "connection cannot be taken over")})
-		return
-	}
-	c, brw, err := hj.Hijack()
-	if err != nil {
-		return
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Time{})
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return
-	}
-	s.watches = append(s.watches, c)
-	s.detached.Add(1) // under mu, before Close's Wait
-	s.mu.Unlock()
-	defer s.detached.Done()
-	name := r.Header.Get("Lambda-Extension-Name")
+// WatchExtension reads the external extension name's output, which nothing else writes to
+// (sandbox.Extension.Output), until its end: each line goes to the environment's output and,
+// for subscribers, is an "extension" telemetry event (not a "function" one). The end of the
+// output is the end of the extension's process, however it ends, so a crash is seen at once
+// rather than at the next deadline: before SHUTDOWN it is the extension's crash
+// (Extension.Crash): during INIT it fails INIT, later it resets the environment.
+func (s *Server) WatchExtension(name string, r io.Reader) {
+	br := bufio.NewReaderSize(r, 16<<10)
 	for {
-		line, err := brw.Reader.ReadSlice('\n')
+		line, err := br.ReadSlice('\n')
 		if len(line) > 0 {
 			if s.output != nil {
 				s.output(line)
@@ -318,34 +300,11 @@ func (s *Server) watchStream(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	select {
-	case <-s.closed: // woken by Close: answer as the wait route does
-		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n" + string(statusOK)))
+	case <-s.closed: // the environment is gone: its end, not the extension's doing
 		return
 	default:
 	}
 	s.extensionEnded(name)
-}
-
-// exitWatch holds a connection the worker's launcher opened for an external extension (named
-// by Lambda-Extension-Name) and that the extension's process inherited: it closes when the
-// process ends. An end before SHUTDOWN is the extension's crash (Extension.Crash): during INIT
-// it fails INIT, later it resets the environment. Not part of Lambda's API; a function that
-// calls it can only fail its own environment.
-func (s *Server) exitWatch(r *http.Request, _ string) reply {
-	name := r.Header.Get("Lambda-Extension-Name")
-	select {
-	case <-s.closed:
-		return reply{status: http.StatusOK, body: statusOK}
-	case <-r.Context().Done():
-	}
-	select {
-	case <-s.closed:
-		return reply{}
-	default:
-	}
-	s.extensionEnded(name)
-	return reply{}
 }
 
 // extensionEnded records that the external extension name's process ended.

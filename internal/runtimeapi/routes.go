@@ -16,7 +16,6 @@ var routes = compile([]route{
 	{method: http.MethodPost, pattern: "/2018-06-01/runtime/init/error", serve: (*Server).initError},
 	{pattern: "/2020-01-01/extension/register", serve: (*Server).register},
 	{pattern: "/2020-01-01/extension/event/next", serve: (*Server).extensionNext, wait: true},
-	{method: http.MethodGet, pattern: "/2020-01-01/extension/exit-watch", serve: (*Server).exitWatch, wait: true, stream: true},
 	// init/error and exit/error (any other path under it: 404).
 	{pattern: "/2020-01-01/extension/*", serve: (*Server).extensionError},
 	{pattern: "/2022-07-01/telemetry", serve: (*Server).telemetrySubscribe},
@@ -52,9 +51,6 @@ type route struct {
 	// transport runs on Invoke's goroutine and cannot wait, so it serves such a route on a
 	// goroutine of its own.
 	wait bool
-	// stream: net/http's transport takes the connection over after the request (watchStream)
-	// and reads what follows it; the direct transport serves it as a wait route.
-	stream bool
 
 	// pattern split by compile: the path is prefix, then the wildcard part, then suffix.
 	kind           matchKind

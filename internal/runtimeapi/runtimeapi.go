@@ -114,7 +114,6 @@ type Server struct {
 	owned   *rconn      // the runtime's connection between its /response and its next /next
 	reading *rconn      // the connection Invoke is blocked reading, so a parked one can wake it
 	closing bool
-	watches []net.Conn // extensions' exit-watch connections, taken over by watchStream
 	output  func([]byte)
 
 	closed     chan struct{}
@@ -159,9 +158,6 @@ func (s *Server) Close() error {
 		if s.reading != nil {
 			s.reading.close()
 		}
-		for _, c := range s.watches { // wake their readers: they answer and close
-			_ = c.SetReadDeadline(time.Now())
-		}
 		s.mu.Unlock()
 		select {
 		case rc := <-s.parked:
@@ -192,10 +188,6 @@ func (s *Server) Current() *Invocation {
 // ServeHTTP serves the requests net/http reads: runtimes on fresh connections, and extensions.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt, id := match(r.Method, r.URL.Path)
-	if rt != nil && rt.stream {
-		s.watchStream(w, r)
-		return
-	}
 	rep := s.serve(r, rt, id)
 	if rep.park {
 		s.hijack(w, r)

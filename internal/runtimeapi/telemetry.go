@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -330,18 +332,30 @@ func (sub *subscription) sendTCP(b []byte) error {
 	return nil
 }
 
-// dialEnv connects to addr (host:port; the host is the environment's) in the environment.
+// dialEnv connects to addr (host:port) in the environment. Whatever the host part names
+// (sandbox.localdomain, as AWS's extensions put it, or localhost), Flint resolves it itself to
+// the environment's loopback: inside the linux sandbox's network namespace, where the root's
+// /etc/hosts names it so too, and in the process sandbox the host's, whose own /etc/hosts
+// rarely names sandbox.localdomain. The IPv4 loopback first, then the IPv6 one: a listener
+// bound to "localhost" may be on ::1 only (Node's lookup order on many hosts).
 func (s *Server) dialEnv(ctx context.Context, network, addr string) (net.Conn, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, err
 	}
-	addr = net.JoinHostPort("127.0.0.1", port)
-	if s.tel.dial != nil {
-		return s.tel.dial(ctx, network, addr)
+	dial := s.tel.dial
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
 	}
-	var d net.Dialer
-	return d.DialContext(ctx, network, addr)
+	c, err := dial(ctx, network, net.JoinHostPort("127.0.0.1", port))
+	if err == nil || !errors.Is(err, syscall.ECONNREFUSED) {
+		return c, err
+	}
+	if c, err6 := dial(ctx, network, net.JoinHostPort("::1", port)); err6 == nil {
+		return c, nil
+	}
+	return nil, err
 }
 
 // flushTelemetry delivers every subscription's buffered events now (before SHUTDOWN).

@@ -46,7 +46,8 @@ type Instance interface {
 	Listener(port int) net.Listener
 	// Start boots the environment and starts Spec.Argv. ctx bounds boot only, never the lifetime.
 	Start(ctx context.Context) error
-	// Wait blocks until the environment's main process exits (or ctx ends).
+	// Wait blocks until the environment's main process exits (or ctx ends). What else runs in
+	// the environment (external extensions) lives on until Destroy.
 	Wait(ctx context.Context) (Exit, error)
 	// Destroy kills everything and releases every resource; it is idempotent.
 	Destroy(ctx context.Context) error
@@ -145,6 +146,39 @@ type Spec struct {
 	EphemeralStorageMB int
 	// Output receives the environment's merged stdout and stderr. The worker owns it.
 	Output *os.File
+	// Extensions are started in the environment beside Argv (Lambda's external extensions),
+	// right after it: same user, limits and namespaces, working directory GuestTaskRoot, and
+	// they end with the environment (Destroy), not with Argv's process. At most MaxExtensions.
+	Extensions []Extension
+}
+
+// Extension is an executable Start runs in the environment beside the runtime. Its own process
+// rather than a launcher's doing, so that the runtime's exec errors stay Start's (ExecError)
+// and nothing of the function's image (a shell) is needed to start it.
+type Extension struct {
+	Path string   // a guest path (/opt/extensions/NAME)
+	Env  []string // as Spec.Env: the backend adds AWS_LAMBDA_RUNTIME_API and the Ports' variables
+	// Output receives its stdout and stderr, and nothing else does: its end of file tells the
+	// worker that the extension's process (and whatever it started that kept its output) ended.
+	// The worker owns it (and closes its own copy once Start returned); an extension that cannot
+	// be executed gets the error written there, and no process of the environment holds it.
+	Output *os.File
+}
+
+// MaxExtensions bounds Spec.Extensions (a backend may pass their outputs in one message).
+const MaxExtensions = 16
+
+// CheckExtensions validates Spec.Extensions; backends call it in Create.
+func CheckExtensions(exts []Extension) error {
+	if len(exts) > MaxExtensions {
+		return fmt.Errorf("sandbox: %d extensions, at most %d", len(exts), MaxExtensions)
+	}
+	for _, x := range exts {
+		if x.Path == "" || x.Path[0] != '/' || x.Output == nil {
+			return fmt.Errorf("sandbox: extension %q: an absolute path and an output are required", x.Path)
+		}
+	}
+	return nil
 }
 
 // Port is a TCP port served to an environment on its loopback (127.0.0.1), in the host rather

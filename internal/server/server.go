@@ -32,6 +32,7 @@ import (
 	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/esm"
 	"github.com/flint-run/flint/internal/invoke"
+	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/logs"
 	"github.com/flint-run/flint/internal/runtimes"
@@ -41,6 +42,8 @@ import (
 	"github.com/flint-run/flint/internal/scheduler"
 	"github.com/flint-run/flint/internal/secrets"
 	"github.com/flint-run/flint/internal/sigv4"
+	"github.com/flint-run/flint/internal/sns"
+	"github.com/flint-run/flint/internal/sqs"
 	"github.com/flint-run/flint/internal/store"
 	"github.com/flint-run/flint/internal/telemetry"
 	"github.com/flint-run/flint/internal/tlscert"
@@ -118,6 +121,8 @@ type Server struct {
 	keyring *crypt.Keyring
 	devMode func() bool // the API does not check signatures
 	lock    *os.File    // DATA/flint.lock, held until Close
+
+	kinesis *kinesis.Service // the Kinesis Data Streams API over Flint's streams
 
 	natsToken string // what outside NATS clients present (NATSListen)
 	// limitsNode, when set (ShareLimits), names this node in the cluster's concurrency ledger.
@@ -316,7 +321,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke,
+	sqsSvc := sqs.New(sqs.Config{JS: s.store.JetStream(), Store: s.store.SQSQueues(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sqs")})
+	s.goRunIn(&s.intake, "sqs message move tasks", func() error { return sqsSvc.Run(intakeCtx) })
+	snsSvc := sns.New(sns.Config{JS: s.store.JetStream(), Store: s.store.SNS(), Async: s.queue, SQS: sqsSvc,
+		Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sns")})
+	s.goRunIn(&s.intake, "sns http deliveries", func() error { return snsSvc.Run(intakeCtx) })
+	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke, SQS: sqsSvc,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})
 	s.goRunIn(&s.intake, "event source mappings", func() error { return s.esm.Run(intakeCtx) })
 	select {
@@ -351,17 +361,19 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	account := lambda.Account{Region: cfg.Region, ID: cfg.AccountID}
 	plane := control.New(control.Config{Store: s.store, View: s.invoke, Invoke: s.invoke, Account: account,
 		Log: s.log.With("part", "control"), Code: code, Limits: limits, CodeGrace: cfg.CodeGrace, Runtimes: interps,
-		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc})
+		Scheduler: schedules, Keys: s.keyring, Secrets: secretsSvc, SQS: sqsSvc})
 	s.goRun("code collector", func() error { return plane.Code.Run(runCtx) })
 	nodes := cluster.New(cluster.Config{Name: nodeName(cfg), Address: s.URL, Sandbox: backend.Name(), Records: s.store.Nodes(),
 		Load: s.load, Log: s.log.With("part", "cluster"), OnDrain: s.invoke.SetDraining, Quorum: s.store.Quorum})
 	metrics.Cluster(s.clusterStats(nodes, ledger))
 	s.cwlogs = cwlogs.New(cwlogs.Config{Store: s.logs, Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "cwlogs")})
 	s.goRun("log retention", func() error { return s.cwlogs.Run(runCtx) })
+	s.kinesis = kinesis.New(kinesis.Config{JS: s.store.JetStream(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "kinesis")})
 	metrics.Functions(s.functionStats)
 	handler := api.New(api.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Metrics: metrics, Queue: s.queue,
 		Account: account, Log: s.log.With("part", "api"), Runtimes: interps, Nodes: nodes,
-		Secrets: secretsSvc, CWLogs: s.cwlogs, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		Secrets: secretsSvc, CWLogs: s.cwlogs, Kinesis: s.kinesis, SQS: sqsSvc, Auth: auth, DevMode: s.devMode, Keyring: s.keyring,
+		SNS: snsSvc, MappingLag: s.esm.Lag,
 		Console: console.New(console.Config{Control: plane, Invoke: s.invoke, Logs: s.logs, Queue: s.queue, Secrets: secretsSvc,
 			Stats: consoleStats, Account: account, Keys: keys, DevMode: s.devMode, TLS: s.tls != nil,
 			Environments: s.environments, FunctionEnvironments: s.functionEnvironments, MappingLag: s.mappingLag, Log: s.log.With("part", "console")})})

@@ -49,6 +49,8 @@ const (
 	policiesBucket      = "flint_policies"
 	secretsBucket       = "flint_secrets"
 	nodesBucket         = "flint_nodes"
+	sqsQueuesBucket     = "flint_sqs_queues"
+	snsBucket           = "flint_sns"
 )
 
 // Options configure Open.
@@ -95,6 +97,8 @@ type Store struct {
 	policies  bucket[lambda.StoredPolicy]
 	secrets   Records
 	nodes     Records
+	sqsQueues Records
+	sns       Records
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -269,6 +273,12 @@ func (s *Store) open(ctx context.Context) error {
 		{nodesBucket, "Flint nodes' heartbeats (by node name)", func(kv jetstream.KeyValue) {
 			s.nodes = Records{bucket[json.RawMessage]{kv: kv, what: "node", log: s.log}}
 		}},
+		{sqsQueuesBucket, "Flint SQS API queues' attributes and tags (by queue name)", func(kv jetstream.KeyValue) {
+			s.sqsQueues = Records{bucket[json.RawMessage]{kv: kv, what: "queue", log: s.log}}
+		}},
+		{snsBucket, "Flint SNS API topics and subscriptions", func(kv jetstream.KeyValue) {
+			s.sns = Records{bucket[json.RawMessage]{kv: kv, what: "sns record", log: s.log}}
+		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
 		}},
@@ -307,6 +317,13 @@ func (s *Store) Checkpoints() Records { return s.checkpts }
 
 // Nodes holds the nodes' heartbeats (cluster.Membership owns their shape).
 func (s *Store) Nodes() Records { return s.nodes }
+
+// SQSQueues holds the SQS API's queues: attributes and tags (internal/sqs owns the documents;
+// the messages are in JetStream streams).
+func (s *Store) SQSQueues() Records { return s.sqsQueues }
+
+// SNS holds the SNS API's topics and subscriptions (internal/sns owns the documents).
+func (s *Store) SNS() Records { return s.sns }
 
 // Secrets holds the Secrets Manager API's secrets (encrypted by their owner).
 func (s *Store) Secrets() Records { return s.secrets }

@@ -2,9 +2,11 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -363,4 +365,73 @@ func (o *OTLP) Throttled(th Throttle, now time.Time) {
 			attribute.String("error.type", "TooManyRequestsException"), attribute.String("flint.throttle_reason", th.Reason)))
 	s.SetStatus(codes.Error, "TooManyRequestsException: "+th.Reason)
 	s.End(trace.WithTimestamp(now))
+}
+
+// Encode writes the span's ids and times as one header value, for an invocation forwarded to
+// another node of a cluster: that node runs it and exports its spans, with the ids this node
+// chose (the function was already given the runtime span's id as its Parent). Links are not
+// carried: only event source batches have them, and those run where they are read.
+func (sp *Span) Encode() string {
+	b := make([]byte, 0, 160)
+	b = hex.AppendEncode(b, sp.TraceID[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, sp.Parent[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, sp.Invoke[:])
+	b = append(b, '-')
+	b = hex.AppendEncode(b, sp.Runtime[:])
+	b = append(b, '-')
+	if sp.Sampled {
+		b = append(b, '1')
+	} else {
+		b = append(b, '0')
+	}
+	b = append(b, '-')
+	b = strconv.AppendInt(b, sp.Received.UnixNano(), 10)
+	b = append(b, '-')
+	if !sp.Enqueued.IsZero() {
+		b = strconv.AppendInt(b, sp.Enqueued.UnixNano(), 10)
+	}
+	b = append(b, '-')
+	b = append(b, sp.Trigger...)
+	return string(b)
+}
+
+// DecodeSpan reads what Encode wrote; false if s is not such a value.
+func DecodeSpan(s string) (*Span, bool) {
+	f := strings.Split(s, "-")
+	if len(f) != 8 || len(f[4]) != 1 || (f[4][0] != '0' && f[4][0] != '1') {
+		return nil, false
+	}
+	sp := &Span{Sampled: f[4][0] == '1'}
+	for i, dst := range [][]byte{sp.TraceID[:], sp.Parent[:], sp.Invoke[:], sp.Runtime[:]} {
+		if len(f[i]) != 2*len(dst) {
+			return nil, false
+		}
+		if _, err := hex.Decode(dst, []byte(f[i])); err != nil {
+			return nil, false
+		}
+	}
+	recv, err := strconv.ParseInt(f[5], 10, 64)
+	if err != nil {
+		return nil, false
+	}
+	sp.Received = time.Unix(0, recv)
+	if f[6] != "" {
+		enq, err := strconv.ParseInt(f[6], 10, 64)
+		if err != nil {
+			return nil, false
+		}
+		sp.Enqueued = time.Unix(0, enq)
+	}
+	switch f[7] {
+	case TriggerHTTP, TriggerPubSub, TriggerDatasource:
+		sp.Trigger = f[7]
+	default:
+		return nil, false
+	}
+	if sp.TraceID == ([16]byte{}) || sp.Invoke == ([8]byte{}) || sp.Runtime == ([8]byte{}) {
+		return nil, false
+	}
+	return sp, true
 }

@@ -151,3 +151,29 @@ func BenchmarkTraceHeader(b *testing.B) {
 		}
 	})
 }
+
+// A span forwarded to another node arrives as it was made; anything else is refused.
+func TestSpanEncodeDecode(t *testing.T) {
+	o := &OTLP{}
+	now := time.Unix(1765000000, 123456789)
+	sp, _ := o.Begin("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", now, TriggerPubSub)
+	sp.Enqueued = now.Add(-time.Second)
+	got, ok := DecodeSpan(sp.Encode())
+	if !ok {
+		t.Fatalf("DecodeSpan(%q) refused", sp.Encode())
+	}
+	if got.TraceID != sp.TraceID || got.Parent != sp.Parent || got.Invoke != sp.Invoke || got.Runtime != sp.Runtime ||
+		got.Sampled != sp.Sampled || !got.Received.Equal(sp.Received) || !got.Enqueued.Equal(sp.Enqueued) || got.Trigger != sp.Trigger {
+		t.Fatalf("decoded %+v, want %+v", got, sp)
+	}
+	root, _ := o.Begin("", now, TriggerHTTP) // no caller: no parent, no queue wait
+	if got, ok := DecodeSpan(root.Encode()); !ok || got.Parent != ([8]byte{}) || !got.Enqueued.IsZero() {
+		t.Fatalf("root span decoded %+v %v", got, ok)
+	}
+	for _, bad := range []string{"", "x", strings.Replace(sp.Encode(), "-1-", "-2-", 1), strings.TrimSuffix(sp.Encode(), "pubsub") + "carrier",
+		"00000000000000000000000000000000-0000000000000000-0000000000000000-0000000000000000-1-1-" + "-http"} {
+		if _, ok := DecodeSpan(bad); ok {
+			t.Errorf("DecodeSpan(%q) accepted", bad)
+		}
+	}
+}

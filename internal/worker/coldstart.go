@@ -76,13 +76,15 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	if err != nil {
 		return nil, nil, err
 	}
-	// External extensions start with the runtime, through its entrypoint (extensions.go); a
-	// pre-initialized runtime started without them, so it is not used.
+	// External extensions start with the runtime (extensions.go); a pre-initialized runtime
+	// started without them, so it is not used.
 	extensions := extensionNames(optDir)
 	if len(extensions) > 0 {
-		argv = withExtensions(argv)
 		mayBind = false
 	}
+	var exts []sandbox.Extension
+	var extOut []*os.File // the worker's ends of the extensions' output pipes, until watched
+	closeExt := func() { closeExtensionPipes(exts, extOut); exts, extOut = nil, nil }
 	var sp *spare
 	if mayBind {
 		var counted bool
@@ -108,11 +110,18 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 			w.Close()
 			return nil, nil, fmt.Errorf("output pipe: %w", err)
 		}
+		if exts, extOut, err = extensionPipes(extensions, environ); err != nil {
+			r.Close()
+			w.Close()
+			return nil, nil, err
+		}
 		spec := sandbox.Spec{ID: e.id, TaskDir: codeDir, OptDir: optDir, RuntimeDir: p.m.cfg.RuntimeDir, Argv: argv,
-			Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w}
+			Env: environ, Ports: p.m.ports, MemoryMB: p.fn.MemoryMB, EphemeralStorageMB: p.fn.EphemeralMB, Output: w,
+			Extensions: exts}
 		if inst, err = p.m.cfg.Backend.Create(ctx, spec); err != nil {
 			r.Close()
 			w.Close()
+			closeExt()
 			return nil, nil, fmt.Errorf("create environment for %s: %w", p.fn.Name, err)
 		}
 	}
@@ -120,6 +129,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		if w != nil {
 			w.Close()
 		}
+		closeExt()
 	}
 	e.inst = inst
 	// The services' servers are made before the environment is registered (from then on a
@@ -137,6 +147,10 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		AccountID: accountOf(p.fn.ARN)},
 		p.log.With("env", e.id))
 	e.api.ExpectExtensions(extensions)
+	e.extOut = extOut // before the environment is registered: a destroy from then on reads it
+	if len(extensions) > 0 {
+		p.m.checkLocaldomain(inst)
+	}
 	e.api.SetDialer(dialer(inst))
 	e.api.SetOutput(e.out.write)
 	// Registered under the Manager's lock, so that Close (which sets closed under it, then
@@ -159,6 +173,13 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	p.mu.Unlock()
 	p.m.mu.Unlock()
 	registered = true
+	// Each extension's output is read until its process ends (Destroy ends it at the latest).
+	for n, r := range extOut {
+		name := extensions[n]
+		p.m.wg.Add(1)
+		go func() { defer p.m.wg.Done(); e.api.WatchExtension(name, r); r.Close() }()
+	}
+	extOut = nil
 	p.m.wg.Add(2)
 	go func() { defer p.m.wg.Done(); e.out.run() }()
 	go func() {
@@ -196,7 +217,7 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		p.m.bound.Add(1)
 	} else {
 		err = inst.Start(ctx)
-		w.Close() // the environment holds its own copy
+		closeW() // the environment holds its own copies
 	}
 	if ee, ok := errors.AsType[*sandbox.ExecError](err); ok {
 		// The package's entrypoint cannot be executed: the function's error, as on Lambda.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type env struct {
 	inst      sandbox.Instance
 	api       *runtimeapi.Server
 	out       *capture
+	extOut    []*os.File     // the external extensions' output pipes, read by WatchExtension
 	services  []*http.Server // one per Config.Services; set before the environment is registered
 
 	// Guarded by p.mu; state changes only through to (state.go).
@@ -231,6 +233,11 @@ func (e *env) destroySandbox(reason string) {
 		p.log.Warn("destroy environment", "env", e.id, "reason", reason, "err", err)
 	}
 	_ = e.api.Close()
+	for _, r := range e.extOut {
+		// Their readers end at the extensions' end, which Destroy brought, unless a process
+		// that escaped it (the process sandbox's, in a session of its own) holds a write end.
+		_ = r.SetReadDeadline(time.Now())
+	}
 	p.m.wg.Add(1)
 	go func() { defer p.m.wg.Done(); e.out.close() }()
 	if len(e.services) > 0 {

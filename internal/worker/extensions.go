@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"os"
@@ -15,48 +16,58 @@ import (
 	"github.com/flint-run/flint/internal/sandbox"
 )
 
-// External extensions: executables in /opt/extensions (from the function's layers), each its own
-// process in the environment, started just before the runtime. The worker starts them through
-// the runtime's own start: the entrypoint becomes a small shell launcher that starts each
-// extension in the background, detached from the shell (so that the environment's init, not
-// the runtime, is its parent and reaps it), and then execs the runtime. The sandbox contract is
-// unchanged (one Spec.Argv), both backends run it alike (the process backend maps the guest
-// path argument onto the layers' directory; the host's shells are in every linux sandbox root), and Destroy
-// ends the extensions with the rest of the environment (process group, pid namespace).
+// External extensions: executables in /opt/extensions (from the function's layers), each its
+// own process in the environment, which the sandbox starts beside the runtime
+// (sandbox.Spec.Extensions): the runtime's exec errors stay the sandbox's (Runtime.
+// InvalidEntrypoint), and nothing of the function's image is needed to start them. Each one's
+// stdout and stderr are a pipe of its own, read by the Runtime API server (WatchExtension):
+// its lines are "extension" telemetry events and its end of file is the process's end, so a
+// crash is seen at once. Destroy ends the extensions with the rest of the environment.
 // Extensions do not see the runtime's own variables (Lambda's list).
 
 // extensionsDir is where layers put external extensions.
 var extensionsDir = path.Join(sandbox.GuestOptRoot, "extensions")
 
-// launcher is the shell program: $1 is the extensions directory, the rest the runtime's argv.
-// Under bash, each extension inherits (as descriptor 3, which nothing else holds) a connection
-// to the Runtime API's exit watch: it closes when the extension's process ends, however it
-// ends, so a crash is seen at once rather than at the next deadline. The extension's stdout and
-// stderr go there too, so that the server tells its lines (Telemetry API "extension" events)
-// from the function's; it adds them to the environment's output.
-const launcher = `d=$1; shift
-for x in "$d"/*; do
-	if [ -f "$x" ] && [ -x "$x" ]; then
-		( (
-			if [ -n "$BASH_VERSION" ] && exec 3<>"/dev/tcp/${AWS_LAMBDA_RUNTIME_API%:*}/${AWS_LAMBDA_RUNTIME_API##*:}"; then
-				printf 'GET /2020-01-01/extension/exit-watch HTTP/1.1\r\nHost: sandbox\r\nLambda-Extension-Name: %s\r\n\r\n' "${x##*/}" >&3
-				exec 1>&3 2>&3
-			fi
-			unset _HANDLER LAMBDA_TASK_ROOT LAMBDA_RUNTIME_DIR AWS_EXECUTION_ENV AWS_LAMBDA_LOG_FORMAT AWS_LAMBDA_LOG_LEVEL AWS_XRAY_CONTEXT_MISSING AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_ADDRESS _AWS_XRAY_DAEMON_PORT
-			exec "$x"
-		) & )
-	fi
-done
-exec "$@"`
+// runtimeOnly are the variables extensions do not get.
+var runtimeOnly = []string{"_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", "AWS_EXECUTION_ENV",
+	"AWS_LAMBDA_LOG_FORMAT", "AWS_LAMBDA_LOG_LEVEL", "AWS_XRAY_CONTEXT_MISSING", "AWS_XRAY_DAEMON_ADDRESS",
+	"_AWS_XRAY_DAEMON_ADDRESS", "_AWS_XRAY_DAEMON_PORT"}
 
-// shell runs the launcher: bash where the host has it (the exit watch needs its /dev/tcp),
-// else the POSIX shell, which starts the extensions without the watch.
-var shell = func() string {
-	if _, err := os.Stat("/bin/bash"); err == nil {
-		return "/bin/bash"
+// extensionPipes is the sandbox's Spec.Extensions for names, the environment's variables
+// environ without runtimeOnly, each with a pipe of its own for its output: the environment gets
+// the write ends (close them once it holds its own copies), the worker reads the others.
+func extensionPipes(names, environ []string) (exts []sandbox.Extension, outs []*os.File, err error) {
+	env := make([]string, 0, len(environ))
+	for _, kv := range environ {
+		if k, _, _ := strings.Cut(kv, "="); !slices.Contains(runtimeOnly, k) {
+			env = append(env, kv)
+		}
 	}
-	return "/bin/sh"
-}()
+	for _, n := range names {
+		r, w, err := os.Pipe()
+		if err != nil {
+			closeExtensionPipes(exts, outs)
+			return nil, nil, fmt.Errorf("extension output pipe: %w", err)
+		}
+		exts = append(exts, sandbox.Extension{Path: path.Join(extensionsDir, n), Env: env, Output: w})
+		outs = append(outs, r)
+	}
+	return exts, outs, nil
+}
+
+// closeExtensionPipes closes the ends extensionPipes made that are still open.
+func closeExtensionPipes(exts []sandbox.Extension, outs []*os.File) {
+	for _, x := range exts {
+		if x.Output != nil {
+			x.Output.Close()
+		}
+	}
+	for _, r := range outs {
+		if r != nil {
+			r.Close()
+		}
+	}
+}
 
 // extensionNames lists the external extensions the function's layers hold (optDir is the
 // merged layers' host directory): the executables directly under extensions/, by file name,
@@ -79,12 +90,37 @@ func extensionNames(optDir string) []string {
 		names = append(names, de.Name())
 	}
 	slices.Sort(names)
-	return names
+	// Lambda's limit is 10 (the 11th registration is refused); past the sandbox's, the rest
+	// are not started.
+	return names[:min(len(names), sandbox.MaxExtensions)]
 }
 
-// withExtensions returns argv started through the launcher.
-func withExtensions(argv []string) []string {
-	return append([]string{shell, "-c", launcher, "flint-extensions", extensionsDir}, argv...)
+// checkLocaldomain warns, once, when environments that share the host's network (no
+// sandbox.Dialer: the process sandbox) start extensions and the host does not name
+// sandbox.localdomain: Flint delivers telemetry there itself (runtimeapi's dialEnv), but an
+// extension that resolves the name to listen on it, as AWS's samples do, fails. Flint does not
+// change the host's /etc/hosts for it. Off the cold start's path.
+func (m *Manager) checkLocaldomain(inst sandbox.Instance) {
+	if _, ok := inst.(sandbox.Dialer); ok {
+		return
+	}
+	m.hostsChecked.Do(func() {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			// Bounded: Close waits for it.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			addrs, err := net.DefaultResolver.LookupHost(ctx, "sandbox.localdomain")
+			for _, a := range addrs {
+				if ip := net.ParseIP(a); ip != nil && ip.IsLoopback() {
+					return
+				}
+			}
+			m.log.Warn("sandbox.localdomain does not name this host's loopback: extensions that listen on it fail in the process sandbox (add \"127.0.0.1 sandbox.localdomain\" to /etc/hosts, or use the linux sandbox, whose environments name it)",
+				"addrs", addrs, "err", err)
+		}()
+	})
 }
 
 // dialer returns how the Telemetry API reaches a listener inside inst's environment.

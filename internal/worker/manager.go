@@ -24,6 +24,7 @@ type Manager struct {
 	wg     sync.WaitGroup // environment goroutines
 
 	budgetWarned time.Time // when a memory-budget throttle was last logged
+	hostsChecked sync.Once // whether the host names sandbox.localdomain (checkLocaldomain)
 
 	spares *spares      // pre-initialized runtimes
 	bound  atomic.Int64 // cold starts bound to one

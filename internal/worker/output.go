@@ -77,8 +77,8 @@ func (c *capture) room(n int) {
 	c.ext = ext
 }
 
-// write adds output that reached the server another way (an extension's, over its exit-watch
-// connection) after what the pipe holds now.
+// write adds output that reached the server another way (an extension's, from its own output
+// pipe) after what the environment's pipe holds now.
 func (c *capture) write(b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -12,7 +12,7 @@
 // concurrency), records.go (invocation outcomes, START/END/REPORT records), output.go (the
 // output pipe), environ.go (Lambda's environment variables), services.go (per-environment
 // services), spares.go (pre-initialized Python and Node runtimes), extensions.go (external
-// extensions' launcher, the invocation's wait for its extensions, SHUTDOWN, telemetry records).
+// extensions' output pipes, the invocation's wait for its extensions, SHUTDOWN, telemetry records).
 package worker
 
 import (

@@ -533,6 +533,12 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 	if err := sandbox.CheckPorts(spec.Ports); err != nil {
 		return nil, fmt.Errorf("linux sandbox: %w", err)
 	}
+	if err := sandbox.CheckExtensions(spec.Extensions); err != nil {
+		return nil, fmt.Errorf("linux sandbox: %w", err)
+	}
+	if prestart && len(spec.Extensions) > 0 {
+		return nil, errors.New("linux sandbox: a prestarted runtime starts without extensions")
+	}
 	if err := b.ensureParents(); err != nil {
 		return nil, fmt.Errorf("linux sandbox: %w", err)
 	}
@@ -544,7 +550,8 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 		tmpMB = defaultEphemeralMB
 	}
 	i := &instance{b: b, id: spec.ID, argv0: spec.Argv[0], memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
-		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4)}
+		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4),
+		initGone: make(chan struct{})}
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
 	}
@@ -570,9 +577,13 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 	}
 	i.home = interpreterHome(spec.Argv) // an interpreter outside /usr: shown at /var/lang
 	argv, env := inGuestLang(i.home, spec.Argv, env)
+	exts := make([]initExtension, len(spec.Extensions))
+	for n, x := range spec.Extensions {
+		exts[n] = initExtension{Path: x.Path, Env: i.guestEnv(x.Env)}
+	}
 	cfg, err := json.Marshal(initConfig{TaskDir: spec.TaskDir, OptDir: spec.OptDir,
 		RuntimeDir: spec.RuntimeDir, Interp: i.home, TmpMB: tmpMB, ShmMB: shmMB, Hostname: hostname(spec.ID),
-		Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID, Prestart: prestart})
+		Ports: numbers, Argv: argv, Env: env, UID: b.guestUID, GID: b.guestGID, Prestart: prestart, Extensions: exts})
 	if err != nil {
 		if sp.cmd != nil {
 			b.discard(sp)
@@ -609,9 +620,17 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 		}
 		return fail(err)
 	}
-	var rights []byte
+	// The environment's output, then each extension's (the init tells them apart by count).
+	var fds []int
 	if spec.Output != nil {
-		rights = unix.UnixRights(int(spec.Output.Fd()))
+		fds = append(fds, int(spec.Output.Fd()))
+	}
+	for _, x := range spec.Extensions {
+		fds = append(fds, int(x.Output.Fd()))
+	}
+	var rights []byte
+	if len(fds) > 0 {
+		rights = unix.UnixRights(fds...)
 	}
 	if sp.cmd != nil {
 		if _, _, err := sp.conn.WriteMsgUnix(append([]byte{msgConfig}, cfg...), rights, nil); err != nil {
@@ -638,6 +657,7 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 		}
 	}
 	runtime.KeepAlive(spec.Output)
+	runtime.KeepAlive(spec.Extensions)
 	cmd, conn := sp.cmd, sp.conn
 	i.cmd, i.conn = cmd, conn
 	go i.reap() // owned by the instance; ends when the init does, which Destroy forces

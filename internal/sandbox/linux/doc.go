@@ -11,8 +11,10 @@
 // namespace and hands them all to the parent in one message over a socketpair (SCM_RIGHTS: the
 // Runtime API's first, then the ports' in the Spec's order), waits until the parent has placed it
 // into the environment's cgroups, drops every capability, installs the seccomp filter and forks
-// the runtime, then (on amd64) execs a 456-byte static program in its own place (pid1_amd64.asm)
-// that reaps orphans and reports the runtime's exit. What listens on those sockets is the worker,
+// the runtime and then each of the Spec's extensions, then (on amd64) execs a 456-byte static
+// program in its own place (pid1_amd64.asm) that reaps orphans and reports the runtime's exit.
+// The runtime's exit is the instance's Wait; the rest of the environment (extensions, which get
+// SHUTDOWN) lives until Destroy kills the init. What listens on those sockets is the worker,
 // in the host: nothing of Flint runs inside the environment but that pid 1. A prestarted
 // environment (prestart_linux.go) starts its runtime before its function is known, chrooted into
 // the root through an exec stage ("flint-sandbox-exec") that drops its privileges; the init

@@ -58,10 +58,19 @@ type initConfig struct {
 	// Interp is an interpreter's installation outside the host directories, shown at /var/lang
 	// (interpreterHome).
 	Interp string `json:"interp,omitempty"`
+	// Extensions are started beside the runtime, as it is; their outputs follow the
+	// environment's in the configuration message's descriptors.
+	Extensions []initExtension `json:"extensions,omitempty"`
 	// Prestart starts the runtime before its function is known (Backend.Prestart): /var/task and
 	// /opt stay empty until a bind message, and the init keeps the privileges to mount them
 	// until then, so the runtime's are dropped by a stage of its own (execArg0).
 	Prestart bool `json:"prestart,omitempty"`
+}
+
+// initExtension is one of sandbox.Spec.Extensions, its path and environment in guest terms.
+type initExtension struct {
+	Path string   `json:"path"`
+	Env  []string `json:"env"`
 }
 
 // Init runs the in-sandbox setup when this process is a sandbox init started by the backend, and
@@ -96,7 +105,7 @@ func Init() {
 func sandboxInit() error {
 	unix.CloseOnExec(controlFD)
 	buf := make([]byte, 1<<20)
-	oob := make([]byte, unix.CmsgSpace(4))
+	oob := make([]byte, unix.CmsgSpace(4*(1+sandbox.MaxExtensions)))
 	// The root's directory comes over the control socket, not in argv: the environment can read
 	// its pid 1's command line, and nothing of the host's layout may show there. The init builds
 	// the function-independent part of the root while it waits for its configuration (a spare
@@ -115,20 +124,33 @@ func sandboxInit() error {
 	if err != nil || buf[0] != msgConfig {
 		return fmt.Errorf("read config: %v (%d bytes)", err, n)
 	}
-	// The environment's output, for this init's and the runtime's stdout and stderr.
-	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) > 0 {
-		if fds, err := unix.ParseUnixRights(&cms[0]); err == nil && len(fds) > 0 {
-			for _, fd := range []int{1, 2} {
-				if err := unix.Dup3(fds[0], fd, 0); err != nil {
-					return fmt.Errorf("output: %w", err)
-				}
-			}
-			unix.Close(fds[0])
-		}
-	}
 	var cfg initConfig
 	if err := json.Unmarshal(buf[1:n], &cfg); err != nil {
 		return fmt.Errorf("config: %w", err)
+	}
+	// The environment's output, for this init's and the runtime's stdout and stderr, then the
+	// extensions' (close-on-exec: each goes to its extension only, or its end of file would
+	// wait for the runtime's).
+	var extOut []int
+	if cms, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(cms) > 0 {
+		if fds, err := unix.ParseUnixRights(&cms[0]); err == nil && len(fds) > 0 {
+			if len(fds) > len(cfg.Extensions) {
+				for _, fd := range []int{1, 2} {
+					if err := unix.Dup3(fds[0], fd, 0); err != nil {
+						return fmt.Errorf("output: %w", err)
+					}
+				}
+				unix.Close(fds[0])
+				fds = fds[1:]
+			}
+			for _, fd := range fds {
+				unix.CloseOnExec(fd)
+			}
+			extOut = fds
+		}
+	}
+	if len(extOut) != len(cfg.Extensions) {
+		return fmt.Errorf("config: %d extensions, %d outputs", len(cfg.Extensions), len(extOut))
 	}
 	if cfg.Probe {
 		if err := unix.Sendmsg(controlFD, []byte{msgProbeAck}, nil, nil, 0); err != nil {
@@ -213,14 +235,34 @@ func sandboxInit() error {
 	if err != nil {
 		return fmt.Errorf("exec %s: %w", cfg.Argv[0], err)
 	}
+	startExtensions(cfg.Extensions, extOut, null)
 	null.Close()
 	return waitRuntime(pid)
 }
 
+// startExtensions starts each extension (its output is outs[n]) as the runtime was started,
+// and closes the init's copies of their outputs: each one's end of file is its process's. One
+// that cannot be executed gets the error on its output instead.
+func startExtensions(exts []initExtension, outs []int, null *os.File) {
+	for n, x := range exts {
+		_, err := syscall.ForkExec(x.Path, []string{x.Path}, &syscall.ProcAttr{
+			Dir:   "/var/task",
+			Env:   x.Env,
+			Files: []uintptr{null.Fd(), uintptr(outs[n]), uintptr(outs[n])},
+			Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
+		})
+		if err != nil {
+			_, _ = unix.Write(outs[n], []byte("fork/exec "+x.Path+": "+err.Error()+"\n"))
+		}
+		unix.Close(outs[n])
+	}
+}
+
 // waitRuntime tells the parent the runtime (pid) runs (msgStarted) and reaps, as pid 1, every
-// orphan; when the runtime ends, it reports how and leaves: the kernel kills what is left of the
-// namespace. Where it can, it becomes pid1Program for that, which sends the msgStarted once
-// its exec is over: the parent, which may freeze the environment from then on, must not freeze
+// orphan; when the runtime ends, it reports how, and goes on reaping while anything else of the
+// environment runs (external extensions, which get SHUTDOWN before Destroy kills the rest).
+// Where it can, it becomes pid1Program for that, which sends the msgStarted once its exec is
+// over: the parent, which may freeze the environment from then on, must not freeze
 // it during the exec (the exec waits for the init's other threads to end, which the freezer
 // holds: both wait for ever).
 func waitRuntime(pid int) error {
@@ -233,6 +275,9 @@ func waitRuntime(pid int) error {
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
+		if errors.Is(err, unix.ECHILD) {
+			unix.Exit(0) // nothing of the environment is left
+		}
 		if err != nil {
 			return fmt.Errorf("wait: %w", err)
 		}
@@ -244,7 +289,6 @@ func waitRuntime(pid int) error {
 			status = "signal " + strconv.Itoa(int(ws.Signal()))
 		}
 		_ = unix.Sendmsg(controlFD, append([]byte{msgExit}, status...), nil, nil, 0)
-		unix.Exit(0)
 	}
 }
 

@@ -35,7 +35,7 @@ func (m message) closeFDs() {
 
 // instance is one environment.
 type instance struct {
-	sandbox.Guard // Wait; started, destroyed and the exit (Exited once the init is gone)
+	sandbox.Guard // Wait; started, destroyed and the exit (Exited once the runtime is gone)
 
 	b     *Backend
 	id    string
@@ -50,6 +50,10 @@ type instance struct {
 	nfds  int               // descriptors the ready message carries (1+len(ports))
 	veth  *veth             // with Network "egress"
 	msgs  chan message
+	// initGone is closed once the init (pid 1) has exited: with it every process of the
+	// environment. The runtime's end (Exited) comes first, and the rest of the environment (its
+	// extensions) lives on until Destroy, as in every backend.
+	initGone chan struct{}
 
 	peak peakMemory
 
@@ -97,7 +101,7 @@ func (i *instance) next(ctx context.Context) (message, error) {
 			return m, errors.New(m.body)
 		}
 		return m, nil
-	case <-i.Done():
+	case <-i.initGone:
 		select { // a message sent just before the init exited
 		case m := <-i.msgs:
 			if m.kind == msgError {
@@ -112,9 +116,11 @@ func (i *instance) next(ctx context.Context) (message, error) {
 	}
 }
 
-// reap reads the init's messages until it exits, then records how the environment ended.
+// reap reads the init's messages until it exits. The runtime's end, which the init reports,
+// is the environment's exit (Wait returns): what else runs in it (external extensions, which
+// still get SHUTDOWN) is left to Destroy, which kills the init and with it the pid namespace.
 func (i *instance) reap() {
-	var exitMsg string
+	defer close(i.initGone)
 	var runtimePID int // in the environment's pid namespace
 	buf := make([]byte, 4096)
 	// Room for every descriptor the ready message carries: the kernel drops (and closes) the
@@ -136,24 +142,22 @@ func (i *instance) reap() {
 			}
 		}
 		switch m.kind {
-		case msgExit:
+		case msgExit: // from the init itself (where it could not become pid1Program)
 			m.closeFDs()
-			exitMsg = m.body
+			i.runtimeExited(m.body)
 			continue
 		case msgStarted:
 			runtimePID, _ = strconv.Atoi(strings.TrimSpace(m.body))
 		case msgChild:
-			// From pid1Program: the end of one of pid 1's children. The runtime's ends the
-			// environment, as the init's own exit message does: what is left of the namespace
-			// goes with pid 1.
+			// From pid1Program: the end of one of pid 1's children.
 			m.closeFDs()
 			if len(m.body) == 8 && runtimePID > 0 && int(int32(binary.LittleEndian.Uint32([]byte(m.body[:4])))) == runtimePID {
 				ws := unix.WaitStatus(binary.LittleEndian.Uint32([]byte(m.body[4:])))
-				exitMsg = "code " + strconv.Itoa(ws.ExitStatus())
+				status := "code " + strconv.Itoa(ws.ExitStatus())
 				if ws.Signaled() {
-					exitMsg = "signal " + strconv.Itoa(int(ws.Signal()))
+					status = "signal " + strconv.Itoa(int(ws.Signal()))
 				}
-				_ = i.cmd.Process.Kill()
+				i.runtimeExited(status)
 			}
 			continue
 		}
@@ -164,15 +168,10 @@ func (i *instance) reap() {
 		}
 	}
 	_ = i.cmd.Wait()
+	// The init ended before it reported the runtime's end (killed by Destroy, or the runtime
+	// never started): the environment's exit is the init's.
 	exit := sandbox.Exit{At: time.Now()}
-	if kind, v, ok := strings.Cut(exitMsg, " "); ok {
-		n, _ := strconv.Atoi(v)
-		if kind == "signal" {
-			exit.Code, exit.Signal = -1, sandbox.SignalName(syscall.Signal(n))
-		} else {
-			exit.Code = n
-		}
-	} else if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws, ok := i.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		exit.Code, exit.Signal = -1, sandbox.SignalName(ws.Signal())
 	} else {
 		exit.Code = i.cmd.ProcessState.ExitCode()
@@ -181,6 +180,23 @@ func (i *instance) reap() {
 		exit.OOMKilled = i.cg.oomKilled()
 	}
 	i.peak.finish(i.cg)
+	i.Exited(exit) // a no-op after runtimeExited
+}
+
+// runtimeExited records the runtime's end ("code N" or "signal N", as the init reports it) as
+// the environment's exit.
+func (i *instance) runtimeExited(status string) {
+	exit := sandbox.Exit{At: time.Now()}
+	kind, v, _ := strings.Cut(status, " ")
+	n, _ := strconv.Atoi(v)
+	if kind == "signal" {
+		exit.Code, exit.Signal = -1, sandbox.SignalName(syscall.Signal(n))
+	} else {
+		exit.Code = n
+	}
+	if exit.Signal == "killed" {
+		exit.OOMKilled = i.cg.oomKilled()
+	}
 	i.Exited(exit)
 }
 
@@ -240,7 +256,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-i.Done():
+		case <-i.initGone:
 		case <-ctx.Done():
 			return fmt.Errorf("linux sandbox: destroy %s: %w", i.id, ctx.Err())
 		}

@@ -45,6 +45,9 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 	if err := sandbox.CheckPorts(spec.Ports); err != nil {
 		return nil, fmt.Errorf("process: %w", err)
 	}
+	if err := sandbox.CheckExtensions(spec.Extensions); err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(b.host, "0"))
 	if err != nil {
@@ -75,6 +78,12 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instan
 		// where the platform can, killed with Flint even after a kill -9: sysProcAttr).
 		SysProcAttr: sysProcAttr(),
 	}
+	for _, x := range spec.Extensions {
+		path := m.path(x.Path)
+		i.extPaths = append(i.extPaths, x.Path)
+		i.exts = append(i.exts, &exec.Cmd{Path: path, Args: []string{path}, Env: i.hostEnv(m, x.Env),
+			Dir: spec.TaskDir, Stdout: x.Output, Stderr: x.Output})
+	}
 	return i, nil
 }
 
@@ -97,6 +106,9 @@ func (i *instance) hostEnv(m pathMap, env []string) []string {
 // directory is the runtime's until Bind names the function's.
 func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bindable, error) {
 	spec.TaskDir, spec.OptDir = "", ""
+	if len(spec.Extensions) > 0 {
+		return nil, errors.New("process: a prestarted runtime starts without extensions")
+	}
 	inst, err := b.Create(ctx, spec)
 	if err != nil {
 		return nil, err
@@ -178,10 +190,12 @@ func (m pathMap) list(v string) string {
 type instance struct {
 	sandbox.Guard // Wait; started, destroyed and the exit
 
-	ln    net.Listener
-	ports sandbox.Listeners // set by Create, read-only after
-	cmd   *exec.Cmd
-	argv0 string // the entrypoint as the function names it (a guest path)
+	ln       net.Listener
+	ports    sandbox.Listeners // set by Create, read-only after
+	cmd      *exec.Cmd
+	exts     []*exec.Cmd // Spec.Extensions, started in cmd's process group
+	extPaths []string    // their guest paths
+	argv0    string      // the entrypoint as the function names it (a guest path)
 
 	specPorts  []sandbox.Port
 	portEnv    []string // the ports' variables, naming the ports served
@@ -216,6 +230,23 @@ func (i *instance) Start(ctx context.Context) error {
 		return fmt.Errorf("process: start %s: %w", i.cmd.Path, err)
 	}
 	_ = i.MarkStarted() // cannot fail: cmd.Start refuses a second Start first
+	// The extensions join the runtime's process group, so that Destroy ends them with it; one
+	// that cannot be started gets the error on its output, which no process holds then. The
+	// runtime is reaped only after: a runtime that ended at once is a zombie until then, which
+	// keeps its group there to join.
+	for n, x := range i.exts {
+		x.SysProcAttr = sysProcAttr()
+		x.SysProcAttr.Pgid = i.cmd.Process.Pid
+		if err := x.Start(); err != nil {
+			// Named as the environment names it, as the linux sandbox's init does.
+			if pe, ok := errors.AsType[*fs.PathError](err); ok && pe.Op == "fork/exec" {
+				err = &sandbox.ExecError{Path: i.extPaths[n], Err: pe.Err}
+			}
+			fmt.Fprintf(x.Stdout, "%v\n", err)
+			continue
+		}
+		go func() { _ = x.Wait() }() // owned by the instance: ends when the extension does, which Destroy forces
+	}
 	// The reaper is owned by the instance; it ends when the process does, which Destroy forces.
 	go i.reap()
 	return nil

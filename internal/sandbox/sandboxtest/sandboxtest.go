@@ -245,6 +245,31 @@ for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
 		}
 	})
 
+	t.Run("the rest of the environment outlives its main process until Destroy", func(t *testing.T) {
+		// External extensions run beside the runtime: when it ends, they still get SHUTDOWN
+		// before Destroy ends them.
+		inst, out := start(t, b, t.TempDir(), `(while :; do echo alive; sleep 0.05; done) & exit 4`)
+		exit, err := inst.Wait(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if exit.Code != 4 {
+			t.Errorf("exit = %+v, want the main process's exit status 4", exit)
+		}
+		out.readFor(300 * time.Millisecond) // what was written before Wait returned
+		if n := out.readFor(time.Second); n == 0 {
+			t.Error("the background process printed nothing after the main process ended: it was killed with it")
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if again, _ := inst.Wait(ctx); again != exit {
+			t.Errorf("Wait after Destroy = %+v, want the main process's exit %+v", again, exit)
+		}
+		checkReleased(t, paths, out)
+	})
+
 	t.Run("exit codes and signals", func(t *testing.T) {
 		for _, tc := range []struct {
 			script string
@@ -422,6 +447,8 @@ for v in ('FLINT_TEST_PORT', 'FLINT_TEST_OTHER_PORT'):
 			})
 		}
 	})
+
+	t.Run("extensions run beside the runtime, each with its own output", func(t *testing.T) { checkExtensions(t, b) })
 
 	t.Run("exceeding the memory limit is an OOM kill", func(t *testing.T) {
 		// Touch 512 MB (bytearray * n writes every page) in a 128 MB environment.
@@ -734,4 +761,126 @@ func startSpecIf(t *testing.T, b sandbox.Backend, edit func(*sandbox.Spec), need
 	}
 	w.Close()
 	return inst, &output{r: r, br: bufio.NewReader(r)}
+}
+
+// checkExtensions: Spec.Extensions are started beside the runtime (nothing of the image, no
+// shell, starts them), with their variables and the Runtime API's address; each one's output is
+// its own, and reaches its end when its process ends, while the runtime runs on; one that cannot
+// be executed gets the error there; the rest end with Destroy. An entrypoint that cannot be
+// executed is still Start's ExecError with extensions present.
+func checkExtensions(t *testing.T, b sandbox.Backend) {
+	ctx := context.Background()
+	opt := t.TempDir()
+	if err := os.Chmod(opt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(opt, "extensions")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"quits":   "#!/bin/sh\necho \"quits var=$EXT_VAR api=${AWS_LAMBDA_RUNTIME_API:+set}\"\n",
+		"stays":   "#!/bin/sh\necho stays\nexec sleep 300\n",
+		"garbage": "not a program\n",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pipes := func(t *testing.T, names ...string) ([]sandbox.Extension, map[string]*output) {
+		var exts []sandbox.Extension
+		outs := map[string]*output{}
+		for _, n := range names {
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { r.Close(); w.Close() })
+			exts = append(exts, sandbox.Extension{Path: sandbox.GuestOptRoot + "/extensions/" + n,
+				Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin", "EXT_VAR=x1"}, Output: w})
+			outs[n] = &output{r: r, br: bufio.NewReader(r)}
+		}
+		return exts, outs
+	}
+	closeWriters := func(exts []sandbox.Extension) {
+		for _, x := range exts {
+			x.Output.Close()
+		}
+	}
+
+	t.Run("started, with their own outputs", func(t *testing.T) {
+		exts, outs := pipes(t, "quits", "stays", "garbage")
+		inst, out := startSpec(t, b, func(s *sandbox.Spec) { s.OptDir, s.Extensions = opt, exts },
+			t.TempDir(), `echo runtime; exec sleep 300`)
+		closeWriters(exts) // the environment holds its own copies
+		if line := out.line(t); line != "runtime" {
+			t.Errorf("runtime output %q, want only its own line", line)
+		}
+		if got := strings.TrimSpace(outs["quits"].all(t)); got != "quits var=x1 api=set" {
+			t.Errorf("extension output %q, want its line with its variable and the Runtime API's address", got)
+		}
+		// That end of file was the extension's end: the environment runs on.
+		select {
+		case <-waitDone(inst):
+			t.Error("the environment ended with an extension")
+		case <-time.After(200 * time.Millisecond):
+		}
+		if got := outs["garbage"].all(t); got != "fork/exec /opt/extensions/garbage: exec format error\n" {
+			t.Errorf("output of an extension that cannot be executed = %q, want the exec error", got)
+		}
+		if line := outs["stays"].line(t); line != "stays" {
+			t.Errorf("extension output %q", line)
+		}
+		if n := out.readFor(200 * time.Millisecond); n != 0 {
+			t.Errorf("the runtime's output got %d more bytes: an extension's output went there", n)
+		}
+		paths := hostPaths(inst)
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkReleased(t, paths, out)
+		checkReleased(t, nil, outs["stays"])
+	})
+
+	t.Run("an entrypoint that cannot be executed is still an ExecError", func(t *testing.T) {
+		task := t.TempDir()
+		if err := os.WriteFile(filepath.Join(task, "bootstrap"), []byte("#!/bin/sh\necho hi\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		exts, outs := pipes(t, "stays")
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		sp := spec(t, task, "", w)
+		sp.Argv, sp.OptDir, sp.Extensions = []string{"/var/task/bootstrap"}, opt, exts
+		inst, err := b.Create(ctx, sp)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer inst.Destroy(ctx)
+		err = inst.Start(ctx)
+		closeWriters(exts)
+		if _, ok := errors.AsType[*sandbox.ExecError](err); !ok || !errors.Is(err, syscall.EACCES) {
+			t.Fatalf("Start = %v, want an ExecError (permission denied) as without extensions", err)
+		}
+		if err := inst.Destroy(ctx); err != nil {
+			t.Fatal(err)
+		}
+		checkReleased(t, nil, outs["stays"])
+	})
+}
+
+// waitDone is closed when inst's main process has exited.
+func waitDone(inst sandbox.Instance) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, _ = inst.Wait(ctx)
+		close(done)
+	}()
+	return done
 }
