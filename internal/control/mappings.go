@@ -286,10 +286,20 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		return nil, apierr.Validation("1 validation error detected: Value null at 'functionName' failed to satisfy constraint: Member must not be null")
 	}
 	if in.EventSourceArn == nil {
-		return nil, apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue or stream ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME or stream/NAME).")
+		return nil, apierr.InvalidParameterValue("Unrecognized event source.")
 	}
 	name, stream := esm.StreamName(*in.EventSourceArn)
 	sqsQueue := esm.IsSQS(*in.EventSourceArn) && s.sqs != nil // without the SQS API, an unknown kind of ARN
+	// AWS's order: a parameter the kind of source does not take, then a missing function, then
+	// the source itself.
+	if sqsQueue && in.DestinationConfig != nil {
+		return nil, unsupported("DestinationConfig")
+	}
+	if ref, err := s.account.Resolve(*in.FunctionName, "CreateEventSourceMapping"); err == nil {
+		if _, err := s.functions.Lookup(ctx, ref.Name, ref.Qualifier); errors.Is(err, invoke.ErrNotFound) {
+			return nil, apierr.InvalidParameterValue("Function does not exist")
+		}
+	}
 	if sqsQueue {
 		if _, err := s.sqs.Source(ctx, *in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist for this wsdl version.")
