@@ -15,7 +15,10 @@ func TestGoldenEventInvoke(t *testing.T) {
 		async = "/2014-11-13/functions/golden-eic/invoke-async"
 		dest  = `{"OnFailure":{"Destination":"arn:aws:lambda:us-east-1:000000000000:function:golden-eic-dlq"}}`
 	)
-	runGolden(t, append(createFunction("golden-eic"), []step{
+	dlq := createFunction("golden-eic-dlq")[0]
+	dlq.name = "create-destination-function"
+	steps := append(createFunction("golden-eic"), dlq)
+	runGolden(t, append(steps, []step{
 		{"publish", "POST", "/2015-03-31/functions/golden-eic/versions", `{}`},
 		{"alias", "POST", "/2015-03-31/functions/golden-eic/aliases", `{"Name":"live","FunctionVersion":"1"}`},
 		{"get-none", "GET", fn, ""},
@@ -28,10 +31,12 @@ func TestGoldenEventInvoke(t *testing.T) {
 		{"get-updated", "GET", fn, ""},
 		{"put-replaces", "PUT", fn, `{"MaximumEventAgeInSeconds":120}`},
 		{"update-version-new", "POST", fn + "?Qualifier=1", `{"MaximumRetryAttempts":2}`},
+		{"put-version", "PUT", fn + "?Qualifier=1", `{"MaximumRetryAttempts":2}`},
 		{"put-alias", "PUT", fn + "?Qualifier=live", `{"DestinationConfig":{"OnSuccess":{"Destination":"arn:flint:jetstream:us-east-1:000000000000:stream/results"}}}`},
-		{"put-missing-version", "PUT", fn + "?Qualifier=9", `{}`},
-		{"put-missing-alias", "PUT", fn + "?Qualifier=nope", `{}`},
-		{"put-bad-qualifier", "PUT", fn + "?Qualifier=a%21b", `{}`},
+		{"put-no-settings", "PUT", fn, `{}`},
+		{"put-missing-version", "PUT", fn + "?Qualifier=9", `{"MaximumRetryAttempts":1}`},
+		{"put-missing-alias", "PUT", fn + "?Qualifier=nope", `{"MaximumRetryAttempts":1}`},
+		{"put-bad-qualifier", "PUT", fn + "?Qualifier=a%21b", `{"MaximumRetryAttempts":1}`},
 		{"put-bad-retries", "PUT", fn, `{"MaximumRetryAttempts":3}`},
 		{"put-negative-retries", "PUT", fn, `{"MaximumRetryAttempts":-1}`},
 		{"put-bad-age", "PUT", fn, `{"MaximumEventAgeInSeconds":59}`},
@@ -41,9 +46,11 @@ func TestGoldenEventInvoke(t *testing.T) {
 		{"update-bad-retries", "POST", fn, `{"MaximumRetryAttempts":5}`},
 		{"put-bad-json", "PUT", fn, `{"MaximumRetryAttempts":`},
 		{"put-wrong-type", "PUT", fn, `{"MaximumRetryAttempts":"1"}`},
-		{"put-qualified-name", "PUT", "/2019-09-25/functions/golden-eic:1/event-invoke-config", `{}`},
-		{"put-missing-function", "PUT", "/2019-09-25/functions/golden-eic-nope/event-invoke-config", `{}`},
-		{"put-foreign-region", "PUT", "/2019-09-25/functions/arn:aws:lambda:eu-west-1:123456789012:function:golden-eic/event-invoke-config", `{}`},
+		{"put-destination-itself", "PUT", fn, `{"DestinationConfig":{"OnSuccess":{"Destination":"arn:aws:lambda:us-east-1:000000000000:function:golden-eic"}}}`},
+		{"put-destination-missing", "PUT", fn, `{"DestinationConfig":{"OnSuccess":{"Destination":"arn:aws:lambda:us-east-1:000000000000:function:golden-eic-nope"}}}`},
+		{"put-qualified-name", "PUT", "/2019-09-25/functions/golden-eic:1/event-invoke-config?Qualifier=live", `{"MaximumRetryAttempts":1}`},
+		{"put-missing-function", "PUT", "/2019-09-25/functions/golden-eic-nope/event-invoke-config", `{"MaximumRetryAttempts":1}`},
+		{"put-foreign-region", "PUT", "/2019-09-25/functions/arn:aws:lambda:eu-west-1:123456789012:function:golden-eic/event-invoke-config", `{"MaximumRetryAttempts":1}`},
 		{"get-after-rejections", "GET", fn, ""},
 		{"list", "GET", fn + "/list", ""},
 		{"list-page", "GET", fn + "/list?MaxItems=2", ""},

@@ -33,7 +33,7 @@ func TestGoldenProvisioned(t *testing.T) {
 		{"put-null", "PUT", fn + "?Qualifier=1", `{}`},
 		{"put-bad-json", "PUT", fn + "?Qualifier=1", `{"ProvisionedConcurrentExecutions":`},
 		{"put-wrong-type", "PUT", fn + "?Qualifier=1", `{"ProvisionedConcurrentExecutions":"1"}`},
-		{"put-qualified-name", "PUT", "/2019-09-30/functions/golden-prov:1/provisioned-concurrency?Qualifier=1", `{"ProvisionedConcurrentExecutions":1}`},
+		{"put-qualified-name", "PUT", "/2019-09-30/functions/golden-prov:1/provisioned-concurrency?Qualifier=live", `{"ProvisionedConcurrentExecutions":1}`},
 		{"put-missing-function", "PUT", "/2019-09-30/functions/golden-prov-nope/provisioned-concurrency?Qualifier=1", `{"ProvisionedConcurrentExecutions":1}`},
 		{"put-foreign-account", "PUT", "/2019-09-30/functions/arn:aws:lambda:us-east-1:210987654321:function:golden-prov/provisioned-concurrency?Qualifier=1", `{"ProvisionedConcurrentExecutions":1}`},
 		{"get-no-qualifier", "GET", fn, ""},

@@ -69,7 +69,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	}
 	entry, err := a.invoke.Lookup(r.Context(), name, qualifier)
 	if errors.Is(err, invoke.ErrNotFound) {
-		return a.notFound(name, qualifier)
+		return a.invokeNotFound(name, qualifier)
 	}
 	if err != nil {
 		return err
@@ -113,7 +113,7 @@ func (a *API) invokeFunctionErr(w http.ResponseWriter, r *http.Request, id strin
 	case errors.As(err, &th):
 		return throttled(th.Reason, err)
 	case errors.Is(err, invoke.ErrNotFound):
-		return a.notFound(name, qualifier)
+		return a.invokeNotFound(name, qualifier)
 	}
 	return err
 }
@@ -129,6 +129,14 @@ func throttled(reason string, err error) *apierr.Error {
 }
 
 // writeInvokeResponse writes an invocation's result as the Invoke API's response.
+// invokeNotFound is Invoke's 404: AWS names the version an unqualified invoke runs.
+func (a *API) invokeNotFound(name, qualifier string) error {
+	if qualifier == "" {
+		qualifier = lambda.LatestVersion
+	}
+	return a.notFound(name, qualifier)
+}
+
 func writeInvokeResponse(w http.ResponseWriter, resp invoke.Response) {
 	wh := w.Header()
 	ct := resp.ContentType

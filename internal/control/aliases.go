@@ -3,8 +3,11 @@ package control
 import (
 	"context"
 	"errors"
+	"maps"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/google/uuid"
@@ -29,6 +32,9 @@ type Aliases struct {
 	resolver
 	awaiter
 	aliases aliasStore
+	// provisioned holds the aliases' provisioned-concurrency configs: deleting an alias
+	// deletes its config, as on AWS.
+	provisioned provisionedStore
 }
 
 // AliasInput is CreateAlias's and UpdateAlias's request body.
@@ -50,6 +56,41 @@ var aliasPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustComp
 
 func (s *Aliases) notFound(name, alias string) *apierr.Error {
 	return apierr.ResourceNotFound("Alias not found: %s", s.account.FunctionARN(name, alias))
+}
+
+// weightsString renders AdditionalVersionWeights as AWS's messages quote it (a Java map:
+// {2=0.5}).
+func weightsString(w map[string]float64) string {
+	keys := slices.Sorted(maps.Keys(w))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		f := strconv.FormatFloat(w[k], 'f', -1, 64)
+		if !strings.ContainsAny(f, ".eE") {
+			f += ".0"
+		}
+		parts[i] = k + "=" + f
+	}
+	return "{" + strings.Join(parts, ", ") + "}"
+}
+
+// checkRoutingModel applies the service model's constraints on a routing configuration, which
+// AWS checks before anything else: version keys are numbers, weights between 0 and 1.
+func checkRoutingModel(rc *lambda.AliasRoutingConfig) error {
+	if rc == nil {
+		return nil
+	}
+	w := rc.AdditionalVersionWeights
+	for v := range w {
+		if len(v) < 1 || len(v) > 1024 || !isNumber(v) || strings.HasPrefix(v, "-") || strings.HasPrefix(v, "+") {
+			return apierr.Validation("1 validation error detected: Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map keys must satisfy constraint: [Member must have length less than or equal to 1024, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: [0-9]+]", weightsString(w))
+		}
+	}
+	for _, x := range w {
+		if x < 0 || x > 1 {
+			return apierr.Validation("1 validation error detected: Value '%s' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0, Member must not be null]", weightsString(w))
+		}
+	}
+	return nil
 }
 
 // check validates an alias against the function's versions.
@@ -85,10 +126,10 @@ func (s *Aliases) check(ctx context.Context, name string, al *lambda.Alias) erro
 		if al.FunctionVersion == lambda.LatestVersion {
 			return apierr.InvalidParameterValue("$LATEST is not supported for an alias pointing to more than 1 version")
 		}
-		for v, w := range rc.AdditionalVersionWeights {
-			if w < 0 || w > 1 {
-				return apierr.Validation("1 validation error detected: Value '%v' at 'routingConfig.additionalVersionWeights' failed to satisfy constraint: Map value must satisfy constraint: [Member must have value less than or equal to 1.0, Member must have value greater than or equal to 0.0]", w)
-			}
+		if err := checkRoutingModel(rc); err != nil {
+			return err
+		}
+		for v := range rc.AdditionalVersionWeights {
 			if v == al.FunctionVersion {
 				return apierr.InvalidParameterValue("Invalid function version %s. Function version %s is already included in routing configuration.", v, v)
 			}
@@ -107,7 +148,17 @@ func (s *Aliases) check(ctx context.Context, name string, al *lambda.Alias) erro
 
 // Create stores a new alias of the function t names.
 func (s *Aliases) Create(ctx context.Context, t Target, in AliasInput) (*lambda.Alias, error) {
+	if err := checkRoutingModel(in.RoutingConfig); err != nil {
+		return nil, err
+	}
 	f, err := s.latest(ctx, t)
+	var nf *apierr.Error
+	if errors.As(err, &nf) && nf.Code == "ResourceNotFoundException" && in.FunctionVersion != nil {
+		// AWS names the version the alias was to point to.
+		if name, _, perr := s.name(t); perr == nil {
+			return nil, apierr.ResourceNotFound("Function not found: %s", s.account.FunctionARN(name, *in.FunctionVersion))
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -150,6 +201,9 @@ func (s *Aliases) Get(ctx context.Context, t Target, alias string) (*lambda.Alia
 
 // Update changes an alias, if in.RevisionId (when given) is still its revision.
 func (s *Aliases) Update(ctx context.Context, t Target, alias string, in AliasInput) (*lambda.Alias, error) {
+	if err := checkRoutingModel(in.RoutingConfig); err != nil {
+		return nil, err
+	}
 	f, err := s.latest(ctx, t)
 	if err != nil {
 		return nil, err
@@ -203,6 +257,15 @@ func (s *Aliases) Delete(ctx context.Context, t Target, alias string) error {
 		return err
 	}
 	s.await(ctx, invoke.Aliases, rev)
+	if s.provisioned != nil {
+		prev, err := s.provisioned.Delete(ctx, name, alias)
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if err == nil {
+			s.await(ctx, invoke.Provisioned, prev)
+		}
+	}
 	return nil
 }
 

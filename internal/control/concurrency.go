@@ -34,8 +34,17 @@ func (s *Concurrency) Put(ctx context.Context, t Target, in FunctionConcurrency)
 	if n < 0 {
 		return nil, apierr.Validation("1 validation error detected: Value '%d' at 'reservedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 0", n)
 	}
-	f, err := s.latest(ctx, t)
+	name, q, err := s.name(t)
 	if err != nil {
+		return nil, err
+	}
+	if q != "" {
+		return nil, apierr.InvalidParameterValue("This operation is permitted on Lambda functions only. Aliases and versions do not support this operation. Please specify either a function name or an unqualified function ARN.")
+	}
+	f, err := s.functions.Get(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, s.notFound(name, lambda.LatestVersion) // AWS names $LATEST here
+	} else if err != nil {
 		return nil, err
 	}
 	if err := s.reserve(ctx, f, &n); err != nil {

@@ -39,7 +39,7 @@ func TestConcurrency(t *testing.T) {
 		{"null", fn, nil, "ValidationException", "Value null at 'reservedConcurrentExecutions'"},
 		{"negative", fn, ptr(-1), "ValidationException", "Value '-1' at 'reservedConcurrentExecutions'"},
 		{"too many", fn, ptr(901), "InvalidParameterValueException", "below its minimum value of [100]"},
-		{"qualified", control.Target{Op: "PutFunctionConcurrency", Name: "fn:1"}, ptr(1), "ResourceNotFoundException", "function:fn:1"},
+		{"qualified", control.Target{Op: "PutFunctionConcurrency", Name: "fn:1"}, ptr(1), "InvalidParameterValueException", "This operation is permitted on Lambda functions only."},
 		{"missing function", control.Target{Op: "PutFunctionConcurrency", Name: "nope"}, ptr(1), "ResourceNotFoundException", "function:nope"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

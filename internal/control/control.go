@@ -65,15 +65,12 @@ type resolver struct {
 // name parses t into the bare function name and its qualifier (from the ARN or the Qualifier
 // parameter, which must agree).
 func (r resolver) name(t Target) (name, qualifier string, err error) {
-	ref, err := r.account.Resolve(t.Name, t.Op)
+	ref, err := r.account.ResolveTarget(t.Name, t.Qualifier, t.Op)
 	if err != nil {
 		return "", "", err
 	}
 	name, qualifier = ref.Name, ref.Qualifier
 	if q := t.Qualifier; q != "" {
-		if !lambda.ValidQualifier(q) {
-			return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: (|[a-zA-Z0-9$_-]+)", q)
-		}
 		if qualifier != "" && qualifier != q {
 			return "", "", apierr.InvalidParameterValue("The derived qualifier from the function name does not match the specified qualifier.")
 		}
@@ -128,7 +125,7 @@ func (r resolver) qualified(ctx context.Context, t Target) (*lambda.Function, er
 	}
 	f, err := r.functions.Get(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, r.notFound(name, "")
+		return nil, r.notFound(name, qualifier) // AWS names the qualifier asked for, $LATEST too
 	}
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package control
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/lambda"
@@ -34,4 +35,16 @@ func AWSError(err error) error {
 			quorum.Node, quorum.Reach, quorum.Size, quorum.Needs).Wrap(err)
 	}
 	return err
+}
+
+// validationErrors is AWS's ValidationException for every failed constraint of a request
+// (nil for none), in the order given.
+func validationErrors(parts []string) error {
+	switch len(parts) {
+	case 0:
+		return nil
+	case 1:
+		return apierr.Validation("1 validation error detected: %s", parts[0])
+	}
+	return apierr.Validation("%d validation errors detected: %s", len(parts), strings.Join(parts, "; "))
 }

@@ -13,6 +13,7 @@ func TestEventInvokeConfigs(t *testing.T) {
 	ctx := context.Background()
 	plane := e.withInvoke()
 	e.function(t, "fn")
+	e.function(t, "dlq")
 	e.version(t, "fn", 1)
 	if _, err := plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "live", FunctionVersion: ptr("1")}); err != nil {
 		t.Fatal(err)
@@ -37,13 +38,18 @@ func TestEventInvokeConfigs(t *testing.T) {
 		{"negative retries", fn, control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(-1)}, "ValidationException", "at 'maximumRetryAttempts'"},
 		{"age under a minute", fn, control.EventInvokeConfigInput{MaximumEventAgeInSeconds: ptr(59)}, "ValidationException", "Value '59' at 'maximumEventAgeInSeconds'"},
 		{"age over 6 hours", fn, control.EventInvokeConfigInput{MaximumEventAgeInSeconds: ptr(21601)}, "ValidationException", "at 'maximumEventAgeInSeconds'"},
-		{"SQS destination", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:aws:sqs:us-east-1:123456789012:q")}, "InvalidParameterValueException", "The destination ARN arn:aws:sqs"},
-		{"Flint's own stream", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:flint:jetstream:us-east-1:123456789012:stream/KV_x")}, "InvalidParameterValueException", "stream/KV_x is invalid"},
-		{"missing version", at("fn", "9"), control.EventInvokeConfigInput{}, "ResourceNotFoundException", "function:fn:9"},
-		{"missing alias", at("fn", "nope"), control.EventInvokeConfigInput{}, "ResourceNotFoundException", "function:fn:nope"},
-		{"qualified name", at("fn:1", ""), control.EventInvokeConfigInput{}, "InvalidParameterValueException", "must not carry a qualifier"},
-		{"missing function", at("nope", ""), control.EventInvokeConfigInput{}, "ResourceNotFoundException", "function:nope"},
-		{"another region", at("arn:aws:lambda:eu-west-1:123456789012:function:fn", ""), control.EventInvokeConfigInput{}, "ResourceNotFoundException", "not reachable in this region"},
+		{"SQS destination", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:aws:sqs:us-east-1:123456789012:q")}, "InvalidParameterValueException",
+			"The provided destination config DestinationConfig(onSuccess=null, onFailure=OnFailure(destination=arn:aws:sqs:us-east-1:123456789012:q)) is invalid."},
+		{"Flint's own stream", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:flint:jetstream:us-east-1:123456789012:stream/KV_x")}, "InvalidParameterValueException", "stream/KV_x)) is invalid."},
+		{"malformed destination", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:aws:_-/!lambda:us-east-1:123456789012:function:dlq")}, "ValidationException", "at 'destinationConfig.onFailure.destination'"},
+		{"missing destination function", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:aws:lambda:us-east-1:123456789012:function:nope")}, "InvalidParameterValueException", "The destination ARN arn:aws:lambda:us-east-1:123456789012:function:nope is invalid."},
+		{"itself", fn, control.EventInvokeConfigInput{DestinationConfig: dest("arn:aws:lambda:us-east-1:123456789012:function:fn")}, "InvalidParameterValueException", "You can't specify the function as a destination for itself."},
+		{"no settings", fn, control.EventInvokeConfigInput{}, "InvalidParameterValueException", "You must specify at least one of error handling or destination setting."},
+		{"missing version", at("fn", "9"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(1)}, "ResourceNotFoundException", "The function doesn't exist."},
+		{"missing alias", at("fn", "nope"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(1)}, "ResourceNotFoundException", "The function doesn't exist."},
+		{"qualifier mismatch", at("fn:1", "live"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(1)}, "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier."},
+		{"missing function", at("nope", ""), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(1)}, "ResourceNotFoundException", "The function doesn't exist."},
+		{"another region", at("arn:aws:lambda:eu-west-1:123456789012:function:fn", ""), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(1)}, "ResourceNotFoundException", "not reachable in this region"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := svc.Put(ctx, tt.target, tt.in)
@@ -75,18 +81,22 @@ func TestEventInvokeConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaximumRetryAttempts != nil || c.DestinationConfig != nil {
+	// AWS answers DestinationConfig with both destinations, empty when not set.
+	if c.MaximumRetryAttempts != nil || c.DestinationConfig == nil || c.DestinationConfig.OnFailure == nil || c.DestinationConfig.OnFailure.Destination != "" ||
+		c.DestinationConfig.OnSuccess == nil || c.DestinationConfig.OnSuccess.Destination != "" {
 		t.Fatalf("put kept fields it did not give: %+v", c)
 	}
 	got, err := svc.Get(ctx, fn)
 	if err != nil || *got.MaximumEventAgeInSeconds != 120 || got.MaximumRetryAttempts != nil {
 		t.Fatalf("get = %+v, %v", got, err)
 	}
-	// Update of a qualifier without a config starts from none.
-	if c, err := svc.Update(ctx, at("fn", "1"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(2)}); err != nil || c.FunctionArn != e.account.FunctionARN("fn", "1") {
-		t.Fatalf("update of version 1 = %+v, %v", c, err)
+	// Update of a qualifier without a config is AWS's 404; Put creates it.
+	_, err = svc.Update(ctx, at("fn", "1"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(2)})
+	wantErr(t, err, "ResourceNotFoundException", "The function arn:aws:lambda:us-east-1:123456789012:function:fn:1 doesn't have an EventInvokeConfig")
+	if c, err := svc.Put(ctx, at("fn", "1"), control.EventInvokeConfigInput{MaximumRetryAttempts: ptr(2)}); err != nil || c.FunctionArn != e.account.FunctionARN("fn", "1") {
+		t.Fatalf("put of version 1 = %+v, %v", c, err)
 	}
-	if _, err := svc.Put(ctx, at("fn", "live"), control.EventInvokeConfigInput{}); err != nil {
+	if _, err := svc.Put(ctx, at("fn", "live"), control.EventInvokeConfigInput{MaximumEventAgeInSeconds: ptr(21600)}); err != nil {
 		t.Fatal(err)
 	}
 	// The queue reads the config of the version it invokes.
@@ -114,7 +124,7 @@ func TestEventInvokeConfigs(t *testing.T) {
 	}
 
 	_, err = svc.List(ctx, at("nope", ""), badPage)
-	wantErr(t, err, "ResourceNotFoundException", "function:nope")
+	wantErr(t, err, "ResourceNotFoundException", "The function doesn't exist.")
 	_, err = svc.List(ctx, fn, badPage)
 	wantErr(t, err, "ValidationException", "maxItems")
 

@@ -192,7 +192,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	set(&cfg.Timeout, in.Timeout)
 	set(&cfg.MemorySize, in.MemorySize)
 	if in.Environment != nil {
-		cfg.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables}
+		cfg.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables, Order: in.Environment.Order}
 	}
 	if in.EphemeralStorage != nil {
 		cfg.EphemeralStorage = in.EphemeralStorage
@@ -253,7 +253,10 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 		if err != nil {
 			return nil, err
 		}
-		return &v.Config, nil
+		// AWS answers version 1's configuration under the function's unqualified ARN.
+		c := v.Config
+		c.FunctionArn = f.Config.FunctionArn
+		return &c, nil
 	}
 	return &f.Config, nil
 }
@@ -261,7 +264,17 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 // Get returns the function t names: $LATEST, a published version, or the version an alias
 // points to (GetFunction, GetFunctionConfiguration).
 func (s *Functions) Get(ctx context.Context, t Target) (*lambda.Function, error) {
-	return s.qualified(ctx, t)
+	f, err := s.qualified(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	// AWS names what was asked for: fn:$LATEST for $LATEST, the alias's ARN for an alias.
+	if name, q, _ := s.name(t); q != "" {
+		c := *f
+		c.Config.FunctionArn = s.account.FunctionARN(name, q)
+		return &c, nil
+	}
+	return f, nil
 }
 
 // Package returns the code package of the function t names ($LATEST only).
@@ -454,7 +467,7 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 		set(&c.Runtime, in.Runtime)
 		set(&c.KMSKeyArn, in.KMSKeyArn)
 		if in.Environment != nil {
-			c.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables}
+			c.Environment = &lambda.EnvironmentResp{Variables: in.Environment.Variables, Order: in.Environment.Order}
 			if len(in.Environment.Variables) == 0 {
 				c.Environment = nil
 			}

@@ -42,7 +42,7 @@ func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
 		return apierr.InvalidParameterValue("The Runtime parameter must be set for a function of PackageType Zip.")
 	}
 	if _, ok := runtimes.Lookup(c.Runtime); !ok {
-		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %v or be a valid ARN", c.Runtime, runtimes.Names())
+		return apierr.InvalidParameterValue("Value %s at 'runtime' failed to satisfy constraint: Member must satisfy enum value set: %s or be a valid ARN", c.Runtime, lambda.FormatList(runtimes.Names()))
 	}
 	if err := s.checkRuntime(c); err != nil {
 		return err
@@ -59,12 +59,12 @@ func (s *Functions) validateConfig(c *lambda.FunctionConfiguration) error {
 		}
 	}
 	if c.Environment != nil {
-		if err := lambda.ValidateEnvironment(c.Environment.Variables); err != nil {
+		if err := lambda.ValidateEnvironment(c.Environment.Variables, c.Environment.Order); err != nil {
 			return err
 		}
 	}
-	if len(c.Architectures) != 1 || (c.Architectures[0] != "x86_64" && c.Architectures[0] != "arm64") {
-		return apierr.Validation("1 validation error detected: Value '%v' at 'architectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64]]", c.Architectures)
+	if err := lambda.ValidateArchitectures(c.Architectures); err != nil {
+		return err
 	}
 	if dl := c.DeadLetterConfig; dl != nil && dl.TargetArn != "" && !asyncq.ValidDestination(dl.TargetArn) {
 		return apierr.InvalidParameterValue("The provided DeadLetterConfig TargetArn %s is invalid. Flint accepts functions (arn:aws:lambda:REGION:ACCOUNT:function:NAME) and JetStream streams (arn:flint:jetstream:REGION:ACCOUNT:stream/NAME).", dl.TargetArn)
@@ -105,10 +105,15 @@ func (s *Functions) resolveLayers(ctx context.Context, arns []string) ([]lambda.
 	for _, arn := range arns {
 		m := functionLayerPattern().FindStringSubmatch(arn)
 		if m == nil || m[4] == "" {
-			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '[%s]' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+]", arn)
+			return nil, nil, 0, apierr.Validation("1 validation error detected: Value '%s' at 'layers' failed to satisfy constraint: Member must satisfy constraint: [Member must have length less than or equal to 2048, Member must have length greater than or equal to 1, Member must satisfy regular expression pattern: %s, Member must not be null]", lambda.FormatList(arns), layerVersionARNModel)
 		}
 		if err := s.account.ResolveLayer(arn, m[1], m[2]); err != nil {
 			return nil, nil, 0, err
+		}
+		for _, prev := range cfg {
+			if p := functionLayerPattern().FindStringSubmatch(prev.Arn); p[3] == m[3] {
+				return nil, nil, 0, apierr.InvalidParameterValue("Two different versions of the same layer are not allowed to be referenced in the same function. %s and %s are versions of the same layer.", prev.Arn, arn)
+			}
 		}
 		n, _ := strconv.Atoi(m[4])
 		l, err := s.layers.Get(ctx, m[3], n)

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"sync"
@@ -165,15 +166,24 @@ func (s *Layers) Publish(ctx context.Context, layer string, in LayerInput, conte
 	if len(in.CompatibleRuntimes) > 15 || len(in.CompatibleArchitectures) > 2 || len(in.LicenseInfo) > 512 {
 		return nil, apierr.Validation("1 validation error detected: CompatibleRuntimes (15), CompatibleArchitectures (2) or LicenseInfo (512 characters) over their limits")
 	}
+	// AWS reports both lists at once, each whole, when any of their members is not allowed.
+	var parts []string
 	for _, rt := range in.CompatibleRuntimes {
 		if _, ok := runtimes.Lookup(rt); !ok {
-			return nil, apierr.InvalidParameterValue("Value %s at 'compatibleRuntimes' failed to satisfy constraint: Member must satisfy enum value set: %v", rt, runtimes.Names())
+			parts = append(parts, fmt.Sprintf("Value '%s' at 'compatibleRuntimes' failed to satisfy constraint: Member must satisfy enum value set: %s",
+				lambda.FormatList(in.CompatibleRuntimes), lambda.FormatList(runtimes.Names())))
+			break
 		}
 	}
 	for _, arch := range in.CompatibleArchitectures {
 		if arch != "x86_64" && arch != "arm64" {
-			return nil, apierr.Validation("1 validation error detected: Value '%s' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy enum value set: [x86_64, arm64]", arch)
+			parts = append(parts, fmt.Sprintf("Value '%s' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]",
+				lambda.FormatList(in.CompatibleArchitectures)))
+			break
 		}
+	}
+	if err := validationErrors(parts); err != nil {
+		return nil, err
 	}
 	info, err := content.Validate()
 	if err != nil {
@@ -209,8 +219,11 @@ func (s *Layers) version(ctx context.Context, layer, version string) (string, in
 		return "", 0, nil, err
 	}
 	n, err := strconv.Atoi(version)
-	if err != nil || n < 1 {
+	if err != nil {
 		return "", 0, nil, apierr.Validation("1 validation error detected: Value '%s' at 'versionNumber' failed to satisfy constraint: Member must be a positive number", version)
+	}
+	if n < 1 {
+		return "", 0, nil, apierr.InvalidParameterValue("Layer Version Cannot be less than 1")
 	}
 	l, err := s.layers.Get(ctx, name, n)
 	if errors.Is(err, store.ErrNotFound) {
@@ -232,7 +245,7 @@ func (s *Layers) Get(ctx context.Context, layer, version string) (*Layer, error)
 func (s *Layers) GetByARN(ctx context.Context, arn string) (*Layer, error) {
 	m := layerARNPattern().FindStringSubmatch(arn)
 	if m == nil || m[4] == "" {
-		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:[a-zA-Z0-9-]+:lambda:[a-zA-Z0-9-]+:\\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+", arn)
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'arn' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", arn, layerVersionARNModel)
 	}
 	if err := s.here(arn, m[1], m[2]); err != nil {
 		return nil, err
@@ -277,6 +290,22 @@ func (s *Layers) Delete(ctx context.Context, layer, version string) (found bool,
 	return true, nil
 }
 
+// layerVersionARNModel is AWS's pattern for a layer version ARN.
+const layerVersionARNModel = `(arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:layer:[a-zA-Z0-9-_]+:[0-9]+)|(arn:[a-zA-Z0-9-]+:lambda:::awslayer:[a-zA-Z0-9-_]+)`
+
+// check refuses filter values AWS's model does not allow.
+func (f LayerFilter) check() error {
+	if f.Runtime != "" {
+		if _, ok := runtimes.Lookup(f.Runtime); !ok {
+			return apierr.Validation("1 validation error detected: Value '%s' at 'compatibleRuntime' failed to satisfy constraint: Member must satisfy enum value set: %s", f.Runtime, lambda.FormatList(runtimes.Names()))
+		}
+	}
+	if a := f.Architecture; a != "" && a != "x86_64" && a != "arm64" {
+		return apierr.Validation("1 validation error detected: Value '%s' at 'compatibleArchitecture' failed to satisfy constraint: Member must satisfy enum value set: [x86_64, arm64]", a)
+	}
+	return nil
+}
+
 func (f LayerFilter) matches(l *lambda.StoredLayer) bool {
 	has := func(list []string, v string) bool {
 		if v == "" {
@@ -294,6 +323,9 @@ func (f LayerFilter) matches(l *lambda.StoredLayer) bool {
 
 // List returns a page of the layers, by name, each with its latest version that f keeps.
 func (s *Layers) List(ctx context.Context, f LayerFilter, p Page) (*LayerList, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
 	all, err := s.layers.List(ctx, "")
 	if err != nil {
 		return nil, err
@@ -333,6 +365,9 @@ func (s *Layers) List(ctx context.Context, f LayerFilter, p Page) (*LayerList, e
 func (s *Layers) Versions(ctx context.Context, layer string, f LayerFilter, page func() (Page, error)) (*LayerVersionList, error) {
 	name, err := s.name(layer)
 	if err != nil {
+		return nil, err
+	}
+	if err := f.check(); err != nil {
 		return nil, err
 	}
 	p, err := page()

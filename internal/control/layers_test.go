@@ -97,8 +97,8 @@ func TestLayers(t *testing.T) {
 		{"long description", "lib", control.LayerInput{Description: strings.Repeat("x", 257)}, false, good, "ValidationException", "at 'description'"},
 		{"16 runtimes", "lib", control.LayerInput{CompatibleRuntimes: make([]string, 16)}, false, good, "ValidationException", "over their limits"},
 		{"long license", "lib", control.LayerInput{LicenseInfo: strings.Repeat("x", 513)}, false, good, "ValidationException", "over their limits"},
-		{"unknown runtime", "lib", control.LayerInput{CompatibleRuntimes: []string{"cobol"}}, false, good, "InvalidParameterValueException", "Value cobol at 'compatibleRuntimes'"},
-		{"unknown architecture", "lib", control.LayerInput{CompatibleArchitectures: []string{"mips"}}, false, good, "ValidationException", "Value 'mips' at 'compatibleArchitectures'"},
+		{"unknown runtime", "lib", control.LayerInput{CompatibleRuntimes: []string{"cobol"}}, false, good, "ValidationException", "Value '[cobol]' at 'compatibleRuntimes'"},
+		{"unknown architecture", "lib", control.LayerInput{CompatibleArchitectures: []string{"mips"}}, false, good, "ValidationException", "Value '[mips]' at 'compatibleArchitectures' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]"},
 		{"not a zip", "lib", control.LayerInput{}, false, []byte("hello"), "InvalidParameterValueException", "Could not unzip"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +145,7 @@ func TestLayers(t *testing.T) {
 		{"missing", "lib", "9", 0, "ResourceNotFoundException"},
 		{"missing layer", "nope", "1", 0, "ResourceNotFoundException"},
 		{"not a number", "lib", "x", 0, "ValidationException"},
-		{"zero", "lib", "0", 0, "ValidationException"},
+		{"zero", "lib", "0", 0, "InvalidParameterValueException"}, // AWS: "Layer Version Cannot be less than 1",
 		{"another region", "arn:aws:lambda:eu-west-1:123456789012:layer:lib", "1", 0, "ResourceNotFoundException"},
 	} {
 		t.Run("get "+tt.name, func(t *testing.T) {

@@ -83,8 +83,9 @@ func unsupported(param string) error {
 	return apierr.InvalidParameterValue("Unsupported %s parameter for given event source mapping type.", param)
 }
 
-func mappingNotFound(id string) *apierr.Error {
-	return apierr.ResourceNotFound("The resource you requested does not exist. (Service: Lambda, Status Code: 404, Request ID: %s)", id)
+// mappingNotFound is AWS's answer for a mapping that does not exist (it does not name it).
+func mappingNotFound() *apierr.Error {
+	return apierr.ResourceNotFound("The resource you requested does not exist.")
 }
 
 func epochNow() float64 { return float64(time.Now().UnixMilli()) / 1000 }
@@ -285,10 +286,20 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 		return nil, apierr.Validation("1 validation error detected: Value null at 'functionName' failed to satisfy constraint: Member must not be null")
 	}
 	if in.EventSourceArn == nil {
-		return nil, apierr.InvalidParameterValue("Unrecognized event source, must be a Flint queue or stream ARN (arn:flint:jetstream:REGION:ACCOUNT:queue/NAME or stream/NAME).")
+		return nil, apierr.InvalidParameterValue("Unrecognized event source.")
 	}
 	name, stream := esm.StreamName(*in.EventSourceArn)
 	sqsQueue := esm.IsSQS(*in.EventSourceArn) && s.sqs != nil // without the SQS API, an unknown kind of ARN
+	// AWS's order: a parameter the kind of source does not take, then a missing function, then
+	// the source itself.
+	if sqsQueue && in.DestinationConfig != nil {
+		return nil, unsupported("DestinationConfig")
+	}
+	if ref, err := s.account.Resolve(*in.FunctionName, "CreateEventSourceMapping"); err == nil {
+		if _, err := s.functions.Lookup(ctx, ref.Name, ref.Qualifier); errors.Is(err, invoke.ErrNotFound) {
+			return nil, apierr.InvalidParameterValue("Function does not exist")
+		}
+	}
 	if sqsQueue {
 		if _, err := s.sqs.Source(ctx, *in.EventSourceArn); err != nil {
 			return nil, apierr.InvalidParameterValue("Error occurred while ReceiveMessage. SQS Error Code: AWS.SimpleQueueService.NonExistentQueue. SQS Error Message: The specified queue does not exist for this wsdl version.")
@@ -372,7 +383,7 @@ func (s *Mappings) Create(ctx context.Context, in MappingInput) (*lambda.EventSo
 func (s *Mappings) Get(ctx context.Context, id string) (*lambda.EventSourceMapping, error) {
 	m, _, err := s.mappings.Get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, mappingNotFound(id)
+		return nil, mappingNotFound()
 	}
 	if err != nil {
 		return nil, err
@@ -434,7 +445,7 @@ func (s *Mappings) modify(ctx context.Context, id string, change func(*lambda.Ev
 	for range 5 {
 		m, rev, err := s.mappings.Get(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
-			return nil, mappingNotFound(id)
+			return nil, mappingNotFound()
 		}
 		if err != nil {
 			return nil, err

@@ -60,11 +60,11 @@ func TestMappings(t *testing.T) {
 	}{
 		{"no function", control.MappingInput{EventSourceArn: ptr(queueA)}, "ValidationException", "Value null at 'functionName'"},
 		{"empty function", control.MappingInput{FunctionName: ptr(""), EventSourceArn: ptr(queueA)}, "ValidationException", "Value null at 'functionName'"},
-		{"no source", control.MappingInput{FunctionName: ptr("fn")}, "InvalidParameterValueException", "Unrecognized event source, must be"},
+		{"no source", control.MappingInput{FunctionName: ptr("fn")}, "InvalidParameterValueException", "Unrecognized event source."},
 		{"foreign source", control.MappingInput{FunctionName: ptr("fn"), EventSourceArn: ptr("arn:aws:sqs:us-east-1:123456789012:qa")}, "InvalidParameterValueException", "Unrecognized event source: unknown event source ARN"},
 		{"Flint's own stream", control.MappingInput{FunctionName: ptr("fn"), EventSourceArn: ptr("arn:flint:jetstream:us-east-1:123456789012:queue/KV_x")}, "InvalidParameterValueException", "Flint's own streams"},
-		{"missing function", control.MappingInput{FunctionName: ptr("nope"), EventSourceArn: ptr(queueA)}, "ResourceNotFoundException", "Function does not exist"},
-		{"missing alias", control.MappingInput{FunctionName: ptr("fn:live"), EventSourceArn: ptr(queueA)}, "ResourceNotFoundException", "Function does not exist"},
+		{"missing function", control.MappingInput{FunctionName: ptr("nope"), EventSourceArn: ptr(queueA)}, "InvalidParameterValueException", "Function does not exist"},
+		{"missing alias", control.MappingInput{FunctionName: ptr("fn:live"), EventSourceArn: ptr(queueA)}, "InvalidParameterValueException", "Function does not exist"},
 		{"other account", control.MappingInput{FunctionName: ptr("arn:aws:lambda:us-east-1:999999999999:function:fn"), EventSourceArn: ptr(queueA)}, "AccessDeniedException", ""},
 		{"other region", control.MappingInput{FunctionName: ptr("arn:aws:lambda:eu-west-1:123456789012:function:fn"), EventSourceArn: ptr(queueA)}, "ResourceNotFoundException", "eu-west-1"},
 		{"batch 0", control.MappingInput{FunctionName: ptr("fn"), EventSourceArn: ptr(queueA), BatchSize: ptr(0)}, "ValidationException", "'batchSize'"},
@@ -156,7 +156,7 @@ func TestMappings(t *testing.T) {
 		code, msg string
 	}{
 		{"source", qa.UUID, control.MappingInput{EventSourceArn: ptr(queueB)}, "InvalidParameterValueException", "EventSourceArn cannot be updated"},
-		{"missing", "00000000-0000-0000-0000-000000000000", control.MappingInput{BatchSize: ptr(2)}, "ResourceNotFoundException", "Request ID: 00000000-0000-0000-0000-000000000000"},
+		{"missing", "00000000-0000-0000-0000-000000000000", control.MappingInput{BatchSize: ptr(2)}, "ResourceNotFoundException", "The resource you requested does not exist."},
 		{"batch", qa.UUID, control.MappingInput{BatchSize: ptr(10001)}, "ValidationException", "'batchSize'"},
 		{"missing function", qa.UUID, control.MappingInput{FunctionName: ptr("nope")}, "ResourceNotFoundException", "Function does not exist"},
 		{"stream parameter", qa.UUID, control.MappingInput{ParallelizationFactor: ptr(2)}, "InvalidParameterValueException", "Unsupported ParallelizationFactor"},

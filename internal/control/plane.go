@@ -70,7 +70,7 @@ func New(cfg Config) *Plane {
 	code := newCode(st.Code(), st.Functions(), st.Versions(), st.Layers(), cfg.Code, cfg.Limits, cfg.CodeGrace, cfg.Log)
 	versions := &Versions{resolver: r, awaiter: w, functions: st.Functions(), versions: st.Versions(), aliases: st.Aliases()}
 	return &Plane{
-		Aliases:  &Aliases{resolver: r, awaiter: w, aliases: st.Aliases()},
+		Aliases:  &Aliases{resolver: r, awaiter: w, aliases: st.Aliases(), provisioned: st.Provisioned()},
 		Versions: versions,
 		Functions: &Functions{resolver: r, awaiter: w, functions: st.Functions(), layers: st.Layers(), code: code,
 			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke},

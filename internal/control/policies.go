@@ -58,7 +58,7 @@ type PermissionInput struct {
 }
 
 var (
-	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9-_.]{1,100}$`) })
+	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,100}$`) })
 	actionPattern      = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
 	accountPattern     = regexp.MustCompile(`^\d{12}$`)
 )
@@ -66,15 +66,40 @@ var (
 // maxPolicyBytes is Lambda's limit on a function's policy.
 const maxPolicyBytes = 20 << 10
 
-// target resolves the function and qualifier a policy request names; the qualifier must be an
-// existing version or alias.
-func (s *Policies) target(ctx context.Context, t Target) (name, qualifier string, err error) {
+// policyOp is which policy operation resolves its target: each answers a missing function,
+// version or alias in its own words.
+type policyOp int
+
+const (
+	policyAdd policyOp = iota
+	policyRemove
+	policyGet
+)
+
+// aliasName is AWS's pattern for an alias name: a qualifier that could be one is reported as a
+// missing alias, any other as a missing function version.
+var aliasName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+
+// target resolves the function t names and the version or alias its qualifier names ("" for
+// the function's own policy).
+func (s *Policies) target(ctx context.Context, t Target, op policyOp) (name, qualifier string, err error) {
 	name, qualifier, err = s.name(t)
 	if err != nil {
 		return "", "", err
 	}
+	missing := func(q string) error {
+		switch {
+		case op == policyGet:
+			return apierr.ResourceNotFound("The resource you requested does not exist.")
+		case q == "" && op == policyRemove:
+			return apierr.ResourceNotFound("No policy found for: %s", s.account.FunctionARN(name, ""))
+		case q != "" && !isNumber(q) && aliasName.MatchString(q):
+			return apierr.ResourceNotFound("Cannot find alias arn: %s", s.account.FunctionARN(name, q))
+		}
+		return s.notFound(name, q)
+	}
 	if _, err := s.functions.Get(ctx, name); errors.Is(err, store.ErrNotFound) {
-		return "", "", s.notFound(name, "")
+		return "", "", missing("")
 	} else if err != nil {
 		return "", "", err
 	}
@@ -85,13 +110,13 @@ func (s *Policies) target(ctx context.Context, t Target) (name, qualifier string
 	case isNumber(qualifier):
 		n, _ := strconv.Atoi(qualifier)
 		if _, _, err := s.versions.Get(ctx, name, n); errors.Is(err, store.ErrNotFound) {
-			return "", "", s.notFound(name, qualifier)
+			return "", "", missing(qualifier)
 		} else if err != nil {
 			return "", "", err
 		}
 	default:
 		if _, err := s.aliases.Get(ctx, name, qualifier); errors.Is(err, store.ErrNotFound) {
-			return "", "", s.notFound(name, qualifier)
+			return "", "", missing(qualifier)
 		} else if err != nil {
 			return "", "", err
 		}
@@ -108,7 +133,8 @@ func policyPrincipal(p string) (any, error) {
 		return map[string]string{"AWS": "arn:aws:iam::" + p + ":root"}, nil
 	case strings.HasPrefix(p, "arn:"):
 		return map[string]string{"AWS": p}, nil
-	case strings.Contains(p, ".") && !strings.ContainsAny(p, ": /"):
+	case !strings.ContainsAny(p, ": /") && (strings.HasSuffix(p, ".amazonaws.com") || strings.HasSuffix(p, ".amazon.com") || strings.HasSuffix(p, ".amazonaws.com.cn")):
+		// A service principal: AWS accepts only its own services' names.
 		return map[string]string{"Service": p}, nil
 	}
 	return nil, apierr.InvalidParameterValue("The provided principal was invalid. Please check the principal and try again.")
@@ -125,7 +151,7 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 		}
 	}
 	if !statementIDPattern().MatchString(*in.StatementID) {
-		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_.]+)", *in.StatementID)
+		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)", *in.StatementID)
 	}
 	if !actionPattern.MatchString(*in.Action) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])", *in.Action)
@@ -140,7 +166,7 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 	if err != nil {
 		return nil, err
 	}
-	name, qualifier, err := s.target(ctx, t)
+	name, qualifier, err := s.target(ctx, t, policyAdd)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +213,7 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 // Remove removes statement sid from the policy t names, if revisionID (when set) is the
 // policy's revision.
 func (s *Policies) Remove(ctx context.Context, t Target, sid, revisionID string) error {
-	name, qualifier, err := s.target(ctx, t)
+	name, qualifier, err := s.target(ctx, t, policyRemove)
 	if err != nil {
 		return err
 	}
@@ -246,7 +272,7 @@ func (s *Policies) modify(ctx context.Context, name, qualifier, revisionID strin
 
 // Get returns the policy of the function, version or alias t names.
 func (s *Policies) Get(ctx context.Context, t Target) (*lambda.StoredPolicy, error) {
-	name, qualifier, err := s.target(ctx, t)
+	name, qualifier, err := s.target(ctx, t, policyGet)
 	if err != nil {
 		return nil, err
 	}

@@ -59,45 +59,107 @@ type ProvisionedList struct {
 	NextMarker                    string              `json:"NextMarker,omitempty"`
 }
 
-// target reads the function t names and checks t.Qualifier: a published version or an alias.
-func (s *Provisioned) target(ctx context.Context, t Target) (store.Function, string, error) {
-	f, err := s.unqualified(ctx, t)
+// target reads the function t names and the published version or alias its qualifier names
+// (the Qualifier parameter or in the name). latest is the operation's refusal of $LATEST.
+func (s *Provisioned) target(ctx context.Context, t Target, latest string) (store.Function, string, error) {
+	name, q, err := s.name(t)
 	if err != nil {
+		return store.Function{}, "", err
+	}
+	if q == "" {
+		return store.Function{}, "", apierr.Validation("1 validation error detected: Value null at 'qualifier' failed to satisfy constraint: Member must not be null")
+	}
+	// AWS names the qualifier asked for, as a version or as an alias, even when the function
+	// itself is missing.
+	missing := func() error {
+		if isNumber(q) {
+			return s.notFound(name, q)
+		}
+		return apierr.ResourceNotFound("Cannot find alias arn: %s", s.account.FunctionARN(name, q))
+	}
+	f, err := s.functions.Get(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return f, "", missing()
+	} else if err != nil {
 		return f, "", err
 	}
-	q := t.Qualifier
-	switch {
-	case q == "":
-		return f, "", apierr.Validation("1 validation error detected: Value null at 'qualifier' failed to satisfy constraint: Member must not be null")
-	case q == lambda.LatestVersion:
-		return f, "", apierr.InvalidParameterValue("Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
+	if q == lambda.LatestVersion {
+		return f, "", apierr.InvalidParameterValue("%s", latest)
 	}
-	name := f.Config.FunctionName
 	if n, err := strconv.Atoi(q); err == nil {
 		if _, _, err := s.versions.Get(ctx, name, n); errors.Is(err, store.ErrNotFound) {
-			return f, "", s.notFound(name, q)
+			return f, "", missing()
 		} else if err != nil {
 			return f, "", err
 		}
 		return f, q, nil
 	}
 	if _, err := s.aliases.Get(ctx, name, q); errors.Is(err, store.ErrNotFound) {
-		return f, "", apierr.ResourceNotFound("Alias not found: %s", s.account.FunctionARN(name, q))
+		return f, "", missing()
 	} else if err != nil {
 		return f, "", err
 	}
 	return f, q, nil
 }
 
+// AWS's refusals of $LATEST: Put's, and Get's and Delete's.
+const (
+	putLatest = "Provisioned Concurrency Configs cannot be applied to unpublished function versions."
+	useLatest = "The function resource provided must be an alias or a published version."
+)
+
+// conflict refuses a config on a version that an alias with a config points to, or on an alias
+// whose version has one: one version's environments are provisioned once.
+func (s *Provisioned) conflict(ctx context.Context, name, q string) error {
+	all, err := s.configs.List(ctx, name)
+	if err != nil {
+		return err
+	}
+	version := func(alias string) (string, error) {
+		al, err := s.aliases.Get(ctx, name, alias)
+		if err != nil {
+			return "", err
+		}
+		return al.FunctionVersion, nil
+	}
+	if !isNumber(q) {
+		v, err := version(q)
+		if err != nil {
+			return err
+		}
+		if _, ok := all[v]; ok {
+			return apierr.ResourceConflict("Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version")
+		}
+		return nil
+	}
+	for other := range all {
+		if isNumber(other) || other == q {
+			continue
+		}
+		if v, err := version(other); err == nil && v == q {
+			return apierr.ResourceConflict("Version is pointed by a Provisioned Concurrency alias")
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
 // Put sets the provisioned concurrency of the version or alias t names. Its environments start
 // after the answer: the config returned is IN_PROGRESS until they are ready.
 func (s *Provisioned) Put(ctx context.Context, t Target, in ProvisionedInput) (*ProvisionedConfig, error) {
-	if in.ProvisionedConcurrentExecutions == nil || *in.ProvisionedConcurrentExecutions < 1 {
-		return nil, apierr.Validation("1 validation error detected: Value at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1")
+	if in.ProvisionedConcurrentExecutions == nil {
+		return nil, apierr.Validation("1 validation error detected: Value null at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must not be null")
+	}
+	if *in.ProvisionedConcurrentExecutions < 1 {
+		return nil, apierr.Validation("1 validation error detected: Value '%d' at 'provisionedConcurrentExecutions' failed to satisfy constraint: Member must have value greater than or equal to 1", *in.ProvisionedConcurrentExecutions)
 	}
 	n := *in.ProvisionedConcurrentExecutions
-	f, q, err := s.target(ctx, t)
+	f, q, err := s.target(ctx, t, putLatest)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.conflict(ctx, f.Config.FunctionName, q); err != nil {
 		return nil, err
 	}
 	if f.ReservedConcurrency != nil && n > *f.ReservedConcurrency {
@@ -135,7 +197,7 @@ func configNotFound() error {
 
 // Get returns the provisioned-concurrency config of the version or alias t names.
 func (s *Provisioned) Get(ctx context.Context, t Target) (*ProvisionedConfig, error) {
-	f, q, err := s.target(ctx, t)
+	f, q, err := s.target(ctx, t, useLatest)
 	if err != nil {
 		return nil, err
 	}
@@ -152,18 +214,14 @@ func (s *Provisioned) Get(ctx context.Context, t Target) (*ProvisionedConfig, er
 }
 
 // Delete removes the provisioned-concurrency config of the version or alias t names; its
-// environments are no longer kept once Delete returns.
+// environments are no longer kept once Delete returns. Deleting a config that does not exist
+// succeeds, as on AWS.
 func (s *Provisioned) Delete(ctx context.Context, t Target) error {
-	f, q, err := s.target(ctx, t)
+	f, q, err := s.target(ctx, t, useLatest)
 	if err != nil {
 		return err
 	}
 	name := f.Config.FunctionName
-	if _, _, err := s.configs.Get(ctx, name, q); errors.Is(err, store.ErrNotFound) {
-		return configNotFound()
-	} else if err != nil {
-		return err
-	}
 	rev, err := s.configs.Delete(ctx, name, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil // deleted meanwhile

@@ -34,7 +34,10 @@ func TestProvisioned(t *testing.T) {
 	for _, name := range []string{"fn", "capped"} {
 		e.function(t, name)
 		e.version(t, name, 1)
-		if _, err := plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: name}, control.AliasInput{Name: "live", FunctionVersion: ptr("1")}); err != nil {
+		e.version(t, name, 2)
+		// live points to version 2: version 1 and live are provisioned side by side below (one
+		// version is provisioned once, as on AWS).
+		if _, err := plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: name}, control.AliasInput{Name: "live", FunctionVersion: ptr("2")}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,8 +73,8 @@ func TestProvisioned(t *testing.T) {
 		{"no qualifier", at("fn", ""), n(1), "ValidationException", "Value null at 'qualifier'"},
 		{"$LATEST", at("fn", "$LATEST"), n(1), "InvalidParameterValueException", "unpublished function versions"},
 		{"missing version", at("fn", "9"), n(1), "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:fn:9"},
-		{"missing alias", at("fn", "nope"), n(1), "ResourceNotFoundException", "Alias not found: arn:aws:lambda:us-east-1:123456789012:function:fn:nope"},
-		{"qualified name", at("fn:1", "1"), n(1), "InvalidParameterValueException", "must not carry a qualifier"},
+		{"missing alias", at("fn", "nope"), n(1), "ResourceNotFoundException", "Cannot find alias arn: arn:aws:lambda:us-east-1:123456789012:function:fn:nope"},
+		{"qualifier mismatch", at("fn:1", "live"), n(1), "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier."},
 		{"missing function", at("nope", "1"), n(1), "ResourceNotFoundException", "function:nope"},
 		{"another account", at("arn:aws:lambda:us-east-1:210987654321:function:fn", "1"), n(1), "AccessDeniedException", ""},
 		{"over the reserved", at("capped", "1"), n(2), "InvalidParameterValueException", "greater than the reservedConcurrentExecution"},
@@ -111,6 +114,15 @@ func TestProvisioned(t *testing.T) {
 	if _, err := svc.Put(ctx, at("fn", "live"), n(1)); err != nil {
 		t.Fatal(err)
 	}
+	// AWS's conflicts: the version an alias with a config points to, an alias on a version
+	// with one.
+	_, err = svc.Put(ctx, at("fn", "2"), n(1))
+	wantErr(t, err, "ResourceConflictException", "Version is pointed by a Provisioned Concurrency alias")
+	if _, err := plane.Aliases.Create(ctx, control.Target{Op: "CreateAlias", Name: "fn"}, control.AliasInput{Name: "one", FunctionVersion: ptr("1")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Put(ctx, at("fn", "one"), n(1))
+	wantErr(t, err, "ResourceConflictException", "Alias can't be used for Provisioned Concurrency configuration on an already Provisioned version")
 	if _, err := svc.Put(ctx, at("capped", "1"), n(1)); err != nil {
 		t.Fatalf("put within the reserved: %v", err)
 	}
@@ -157,6 +169,7 @@ func TestProvisioned(t *testing.T) {
 			t.Fatalf("view after put %d: %d, %v", i, requested, err)
 		}
 	}
-	wantErr(t, svc.Delete(ctx, at("fn", "1")), "ProvisionedConcurrencyConfigNotFoundException", "")
-	wantErr(t, svc.Delete(ctx, at("fn", "$LATEST")), "InvalidParameterValueException", "unpublished")
+	// Deleting a config that does not exist succeeds, as on AWS.
+	wantErr(t, svc.Delete(ctx, at("fn", "1")), "", "")
+	wantErr(t, svc.Delete(ctx, at("fn", "$LATEST")), "InvalidParameterValueException", "The function resource provided must be an alias or a published version.")
 }

@@ -35,13 +35,24 @@ type TagsInput struct {
 // maxTags is Lambda's limit of tags per function.
 const maxTags = 50
 
-// taggableARN is an unqualified function ARN: the only resource Flint tags.
-var taggableARN = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:function:([a-zA-Z0-9-_]{1,64})$`)
+// resourceModel is AWS's pattern for the Resource of the tagging operations.
+const resourceModel = `arn:(aws[a-zA-Z-]*):lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:(function:[a-zA-Z0-9-_]+(:(\$LATEST|[a-zA-Z0-9-_]+))?|layer:([a-zA-Z0-9-_]+)|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|capacity-provider:[a-zA-Z0-9-_]+)`
+
+// taggable is resourceModel in Go, capturing the kind of resource and the rest.
+var taggable = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d:\d{12}:(?:(function):([a-zA-Z0-9_-]+)(?::(?:\$LATEST|[a-zA-Z0-9_-]+))?|(layer):[a-zA-Z0-9_-]+|(code-signing-config):csc-[a-z0-9]{17}|(event-source-mapping):[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|(capacity-provider):[a-zA-Z0-9_-]+)$`)
 })
+
+// tooManyTags is AWS's answer when a resource would carry more than maxTags tags.
+func tooManyTags() error {
+	return apierr.InvalidParameterValue("Number of tags exceeds resource tag limit.")
+}
 
 // checkTags applies Lambda's limits on tag keys and values.
 func checkTags(tags map[string]string) error {
+	if len(tags) > maxTags {
+		return tooManyTags()
+	}
 	for k, v := range tags {
 		if len(k) < 1 || len(k) > 128 || len(v) > 256 {
 			return apierr.InvalidParameterValue("Tag keys must be 1 to 128 characters and values at most 256 characters.")
@@ -51,17 +62,27 @@ func checkTags(tags map[string]string) error {
 }
 
 // function reads the function t names by its unqualified ARN (t.Name; t.Qualifier is not used).
+// Flint tags functions only: the other resources AWS tags are answered as AWS answers for ones
+// that do not exist (Flint has no capacity providers; mappings and layers it has carry no tags).
 func (s *Tags) function(ctx context.Context, t Target) (store.Function, error) {
 	arn := t.Name
-	m := taggableARN().FindStringSubmatch(arn)
+	m := taggable().FindStringSubmatch(arn)
 	if m == nil {
-		if strings.Contains(arn, ":function:") {
-			return store.Function{}, apierr.InvalidParameterValue("Tags are not supported on function versions or aliases; use the unqualified function ARN: %s", arn)
-		}
-		return store.Function{}, apierr.Validation("1 validation error detected: Value '%s' at 'resource' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:(aws[a-zA-Z-]*):lambda:[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\\d{1}:\\d{12}:(function:[a-zA-Z0-9-_]+(:(\\$LATEST|[a-zA-Z0-9-_]+))?|code-signing-config:csc-[a-z0-9]{17}|event-source-mapping:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})", arn)
+		return store.Function{}, apierr.Validation("1 validation error detected: Value '%s' at 'resource' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", arn, resourceModel)
 	}
-	if _, err := s.account.Resolve(arn, t.Op); err != nil {
+	if _, err := s.account.Resolve(arn, t.Op); err != nil && m[1] == "function" {
 		return store.Function{}, err
+	}
+	switch {
+	case m[5] == "event-source-mapping":
+		return store.Function{}, apierr.ResourceNotFound("Event source mapping not found: %s", arn)
+	case m[6] == "capacity-provider":
+		return store.Function{}, apierr.ResourceNotFound("Capacity provider not found: %s", arn)
+	case m[1] != "function":
+		return store.Function{}, apierr.InvalidParameterValue("Flint tags functions only: %s", arn)
+	}
+	if strings.Count(strings.SplitN(arn, ":function:", 2)[1], ":") > 0 {
+		return store.Function{}, apierr.InvalidParameterValue("Tags on function aliases and versions are not supported. Please specify a function ARN.")
 	}
 	f, err := s.functions.Get(ctx, m[2])
 	if errors.Is(err, store.ErrNotFound) {
@@ -88,6 +109,9 @@ func (s *Tags) Tag(ctx context.Context, t Target, in TagsInput) error {
 	if in.Tags == nil {
 		return apierr.Validation("1 validation error detected: Value null at 'tags' failed to satisfy constraint: Member must not be null")
 	}
+	if len(in.Tags) == 0 {
+		return apierr.InvalidParameterValue("An error occurred and the request cannot be processed.")
+	}
 	if err := checkTags(in.Tags); err != nil {
 		return err
 	}
@@ -99,7 +123,7 @@ func (s *Tags) Tag(ctx context.Context, t Target, in TagsInput) error {
 	return s.update(ctx, t, func(tags map[string]string) error {
 		maps.Copy(tags, in.Tags)
 		if len(tags) > maxTags {
-			return apierr.InvalidParameterValue("A function can have at most %d tags.", maxTags)
+			return tooManyTags()
 		}
 		return nil
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"regexp"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
@@ -70,22 +71,42 @@ func (in *URLInput) validate(create bool) error {
 	return nil
 }
 
-// target resolves the function and the qualifier of a URL operation: "" ($LATEST) or an alias.
-func (s *URLs) target(ctx context.Context, t Target) (name, qualifier string, err error) {
-	f, err := s.unqualified(ctx, t)
+// urlQualifier is AWS's model for a URL operation's Qualifier: an alias name ($LATEST and
+// versions are refused before anything else is looked at).
+var urlQualifier = regexp.MustCompile(`^[0-9a-zA-Z_-]+$`)
+
+// AWS's 404 messages of the URL operations when the function or alias is missing: the writes
+// say the function does not exist, the reads that the resource does not.
+const (
+	urlFunctionMissing = "Function does not exist"
+	urlResourceMissing = "The resource you requested does not exist."
+)
+
+// target resolves the function and the qualifier of a URL operation: "" (the unqualified
+// function) or an alias, given as the Qualifier parameter or in the name (fn:alias); missing is
+// the operation's 404 message.
+func (s *URLs) target(ctx context.Context, t Target, missing string) (name, qualifier string, err error) {
+	name, q, err := s.name(t)
 	if err != nil {
 		return "", "", err
 	}
-	name, q := f.Config.FunctionName, t.Qualifier
+	if p := t.Qualifier; p != "" && (!urlQualifier.MatchString(p) || isNumber(p)) {
+		return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)", p)
+	}
+	if _, err := s.functions.Get(ctx, name); errors.Is(err, store.ErrNotFound) {
+		return "", "", apierr.ResourceNotFound("%s", missing)
+	} else if err != nil {
+		return "", "", err
+	}
 	if q == lambda.LatestVersion {
 		q = ""
 	}
 	if q != "" {
 		if isNumber(q) {
-			return "", "", apierr.InvalidParameterValue("Function URLs can point to an alias or $LATEST, not to a version: %s", q)
+			return "", "", apierr.ResourceNotFound("%s", missing)
 		}
 		if _, err := s.aliases.Get(ctx, name, q); errors.Is(err, store.ErrNotFound) {
-			return "", "", apierr.ResourceNotFound("Alias not found: %s", s.account.FunctionARN(name, q))
+			return "", "", apierr.ResourceNotFound("%s", missing)
 		} else if err != nil {
 			return "", "", err
 		}
@@ -111,7 +132,7 @@ func (s *URLs) Create(ctx context.Context, t Target, in URLInput) (*lambda.Funct
 	if err := in.validate(true); err != nil {
 		return nil, err
 	}
-	name, q, err := s.target(ctx, t)
+	name, q, err := s.target(ctx, t, urlFunctionMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +154,7 @@ func (s *URLs) Create(ctx context.Context, t Target, in URLInput) (*lambda.Funct
 
 // Get returns the URL of the function (or alias) t names.
 func (s *URLs) Get(ctx context.Context, t Target) (*lambda.FunctionURL, error) {
-	name, q, err := s.target(ctx, t)
+	name, q, err := s.target(ctx, t, urlResourceMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +166,7 @@ func (s *URLs) Update(ctx context.Context, t Target, in URLInput) (*lambda.Funct
 	if err := in.validate(false); err != nil {
 		return nil, err
 	}
-	name, q, err := s.target(ctx, t)
+	name, q, err := s.target(ctx, t, urlFunctionMissing)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +190,7 @@ func (s *URLs) Update(ctx context.Context, t Target, in URLInput) (*lambda.Funct
 
 // Delete removes the URL of the function (or alias) t names; it is an error if there is none.
 func (s *URLs) Delete(ctx context.Context, t Target) error {
-	name, q, err := s.target(ctx, t)
+	name, q, err := s.target(ctx, t, urlResourceMissing)
 	if err != nil {
 		return err
 	}
@@ -191,6 +212,10 @@ func (s *URLs) Delete(ctx context.Context, t Target) error {
 // List returns every URL of the function t names (its Qualifier parameter is not read).
 func (s *URLs) List(ctx context.Context, t Target) ([]*lambda.FunctionURL, error) {
 	f, err := s.unqualified(ctx, t)
+	var nf *apierr.Error
+	if errors.As(err, &nf) && nf.Code == "ResourceNotFoundException" {
+		return nil, apierr.ResourceNotFound(urlFunctionMissing)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -36,11 +36,13 @@ func TestURLs(t *testing.T) {
 		{"bad invoke mode", fn, control.URLInput{AuthType: ptr("NONE"), InvokeMode: ptr("STREAM")}, "ValidationException", "at 'invokeMode'"},
 		{"max age", fn, control.URLInput{AuthType: ptr("NONE"), Cors: &lambda.Cors{MaxAge: ptr(86401)}}, "ValidationException", "'cors.maxAge'"},
 		{"seven methods", fn, control.URLInput{AuthType: ptr("NONE"), Cors: &lambda.Cors{AllowMethods: make([]string, 7)}}, "ValidationException", "cors lists"},
-		{"missing function", control.Target{Op: "CreateFunctionUrlConfig", Name: "nope"}, none, "ResourceNotFoundException", "Function not found: arn:aws:lambda:us-east-1:123456789012:function:nope"},
-		{"qualified name", control.Target{Op: "CreateFunctionUrlConfig", Name: "fn:live"}, none, "InvalidParameterValueException", "must not carry a qualifier"},
+		{"missing function", control.Target{Op: "CreateFunctionUrlConfig", Name: "nope"}, none, "ResourceNotFoundException", "Function does not exist"},
+		// AWS accepts fn:alias; a qualifier that disagrees with the Qualifier parameter is refused.
+		{"qualifier mismatch", control.Target{Op: "CreateFunctionUrlConfig", Name: "fn:live", Qualifier: "other"}, none, "InvalidParameterValueException", "The derived qualifier from the function name does not match the specified qualifier."},
 		{"other account", control.Target{Op: "CreateFunctionUrlConfig", Name: "arn:aws:lambda:us-east-1:999999999999:function:fn"}, none, "AccessDeniedException", ""},
-		{"version", at("1"), none, "InvalidParameterValueException", "not to a version: 1"},
-		{"missing alias", at("gone"), none, "ResourceNotFoundException", "Alias not found: arn:aws:lambda:us-east-1:123456789012:function:fn:gone"},
+		{"version", at("1"), none, "ValidationException", "Value '1' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)"},
+		{"$LATEST", at("$LATEST"), none, "ValidationException", "Value '$LATEST' at 'qualifier'"},
+		{"missing alias", at("gone"), none, "ResourceNotFoundException", "Function does not exist"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := svc.Create(ctx, tt.target, tt.in)
@@ -64,10 +66,8 @@ func TestURLs(t *testing.T) {
 	if got, err := e.view.LookupURL(ctx, u.ID); err != nil || got.Config.AuthType != "NONE" {
 		t.Fatalf("view after create: %+v, %v", got, err)
 	}
-	for _, q := range []string{"", "$LATEST"} {
-		_, err := svc.Create(ctx, at(q), control.URLInput{AuthType: ptr("AWS_IAM")})
-		wantErr(t, err, "ResourceConflictException", "FunctionUrlConfig exists")
-	}
+	_, err = svc.Create(ctx, at(""), control.URLInput{AuthType: ptr("AWS_IAM")})
+	wantErr(t, err, "ResourceConflictException", "FunctionUrlConfig exists")
 	live, err := svc.Create(ctx, at("live"), control.URLInput{AuthType: ptr("AWS_IAM"), InvokeMode: ptr("RESPONSE_STREAM")})
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +75,11 @@ func TestURLs(t *testing.T) {
 	if live.ID == u.ID || live.Qualifier != "live" || live.Config.FunctionArn != e.account.FunctionARN("fn", "live") || live.Config.InvokeMode != "RESPONSE_STREAM" {
 		t.Fatalf("alias URL %+v", live)
 	}
-	if got, err := svc.Get(ctx, at("$LATEST")); err != nil || got.ID != u.ID {
-		t.Fatalf("get $LATEST: %+v, %v", got, err)
+	if got, err := svc.Get(ctx, at("")); err != nil || got.ID != u.ID {
+		t.Fatalf("get unqualified: %+v, %v", got, err)
+	}
+	if got, err := svc.Get(ctx, control.Target{Op: "GetFunctionUrlConfig", Name: "fn:live"}); err != nil || got.ID != live.ID {
+		t.Fatalf("get fn:live: %+v, %v", got, err)
 	}
 	if got, err := svc.Get(ctx, at("live")); err != nil || got.ID != live.ID {
 		t.Fatalf("get live: %+v, %v", got, err)
@@ -89,7 +92,7 @@ func TestURLs(t *testing.T) {
 	_, err = svc.Update(ctx, fn, control.URLInput{AuthType: ptr("OPEN")})
 	wantErr(t, err, "ValidationException", "at 'authType'")
 	_, err = svc.Update(ctx, at("1"), none)
-	wantErr(t, err, "InvalidParameterValueException", "not to a version")
+	wantErr(t, err, "ValidationException", "Value '1' at 'qualifier'")
 	if got, _ := svc.Get(ctx, fn); got.Config.AuthType != "NONE" || got.Config.LastModifiedTime != u.Config.LastModifiedTime {
 		t.Fatalf("after rejected updates %+v", got.Config)
 	}

@@ -71,7 +71,7 @@ func (s *Versions) publish(ctx context.Context, f store.Function, in PublishInpu
 			return nil, preconditionFailed()
 		}
 		if in.CodeSha256 != "" && in.CodeSha256 != f.Config.CodeSha256 {
-			return nil, apierr.PreconditionFailed("CodeSha256 (%s) is different from current CodeSha256 in $LATEST (%s). Please try again with the CodeSha256 in $LATEST.", in.CodeSha256, f.Config.CodeSha256)
+			return nil, apierr.InvalidParameterValue("CodeSHA256 (%s) is different from current CodeSHA256 in $LATEST (%s). Please try again with the CodeSHA256 in $LATEST.", in.CodeSha256, f.Config.CodeSha256)
 		}
 		name := f.Config.FunctionName
 		if f.LastVersion > 0 {
@@ -162,16 +162,18 @@ func (s *Versions) List(ctx context.Context, t Target, page func() (Page, error)
 
 // delete removes a published version unless an alias points to it.
 func (s *Versions) delete(ctx context.Context, name, qualifier string) error {
-	n, err := strconv.Atoi(qualifier)
-	if err != nil {
-		return apierr.InvalidParameterValue("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias.")
-	}
+	// AWS's order: the function must exist, the qualifier must be a version, and deleting a
+	// version that does not exist succeeds (DeleteFunction is idempotent).
 	if _, err := s.functions.Get(ctx, name); errors.Is(err, store.ErrNotFound) {
 		return s.notFound(name, "")
 	}
+	n, err := strconv.Atoi(qualifier)
+	if err != nil {
+		return apierr.InvalidParameterValue("Deletion of aliases is not currently supported.")
+	}
 	_, _, err = s.versions.Get(ctx, name, n)
 	if errors.Is(err, store.ErrNotFound) {
-		return s.notFound(name, qualifier)
+		return nil
 	}
 	if err != nil {
 		return err

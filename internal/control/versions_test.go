@@ -28,7 +28,7 @@ func TestVersions(t *testing.T) {
 		code, msg string
 	}{
 		{"stale revision", fn, control.PublishInput{RevisionId: "stale"}, "PreconditionFailedException", "Revision Id"},
-		{"other code", fn, control.PublishInput{CodeSha256: "abc"}, "PreconditionFailedException", "CodeSha256 (abc) is different from current CodeSha256 in $LATEST (" + created.CodeSha256 + ")"},
+		{"other code", fn, control.PublishInput{CodeSha256: "abc"}, "InvalidParameterValueException", "CodeSHA256 (abc) is different from current CodeSHA256 in $LATEST (" + created.CodeSha256 + ")"},
 		{"qualified", control.Target{Op: "PublishVersion", Name: "fn:1"}, control.PublishInput{}, "ResourceNotFoundException", "function:fn:1"},
 		{"missing function", control.Target{Op: "PublishVersion", Name: "nope"}, control.PublishInput{}, "ResourceNotFoundException", "function:nope"},
 	} {

@@ -4,7 +4,9 @@
 package lambda
 
 import (
+	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 )
@@ -74,10 +76,50 @@ type FunctionLayer struct {
 
 type EnvironmentResp struct {
 	Variables map[string]string `json:"Variables"`
+	// Order is the variables' names in the order the request sent them (not stored): AWS's
+	// size error quotes the variables in that order.
+	Order []string `json:"-"`
 }
 type Environment struct {
 	Variables map[string]string `json:"Variables"`
+	Order     []string          `json:"-"` // as EnvironmentResp.Order
 }
+
+// UnmarshalJSON decodes an Environment and keeps the order of its variables.
+func (e *Environment) UnmarshalJSON(b []byte) error {
+	var raw struct {
+		Variables json.RawMessage `json:"Variables"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*e = Environment{}
+	if len(raw.Variables) == 0 || string(raw.Variables) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(raw.Variables, &e.Variables); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw.Variables))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+		if name, ok := k.(string); ok && !slices.Contains(e.Order, name) {
+			e.Order = append(e.Order, name)
+		}
+	}
+	return nil
+}
+
 type TracingConfig struct {
 	Mode string `json:"Mode"`
 }
@@ -286,15 +328,16 @@ type ScheduleState struct {
 
 // LayerVersion is Lambda's layer version (GetLayerVersion's shape) plus where its content is.
 type LayerVersion struct {
-	Content                 LayerContent `json:"Content"`
-	LayerArn                string       `json:"LayerArn"`
-	LayerVersionArn         string       `json:"LayerVersionArn"`
-	Description             string       `json:"Description"`
-	CreatedDate             string       `json:"CreatedDate"`
-	Version                 int          `json:"Version"`
-	CompatibleRuntimes      []string     `json:"CompatibleRuntimes,omitempty"`
-	CompatibleArchitectures []string     `json:"CompatibleArchitectures,omitempty"`
-	LicenseInfo             string       `json:"LicenseInfo,omitempty"`
+	Content         LayerContent `json:"Content"`
+	LayerArn        string       `json:"LayerArn"`
+	LayerVersionArn string       `json:"LayerVersionArn"`
+	Description     string       `json:"Description"`
+	CreatedDate     string       `json:"CreatedDate"`
+	Version         int          `json:"Version"`
+	// omitzero: a list given empty is answered [] as AWS does, one not given is left out.
+	CompatibleRuntimes      []string `json:"CompatibleRuntimes,omitzero"`
+	CompatibleArchitectures []string `json:"CompatibleArchitectures,omitzero"`
+	LicenseInfo             string   `json:"LicenseInfo,omitempty"`
 }
 
 // LayerContent describes a layer version's package.

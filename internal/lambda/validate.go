@@ -1,6 +1,7 @@
 package lambda
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -10,12 +11,25 @@ import (
 	"sync"
 )
 
+// AWS's service-model patterns (as of 2025) for a FunctionName: the operations that address an
+// existing function take a NamespacedFunctionName (dots in the name, $LATEST.PUBLISHED), and
+// CreateFunction its own, stricter one. Their texts are quoted in ValidationExceptions.
+const (
+	functionNameModel = `(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST(\.PUBLISHED)?|[a-zA-Z0-9-_]+))?`
+	createNameModel   = `(arn:(aws[a-zA-Z-]*)?:lambda:)?((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`
+	qualifierModel    = `\$(LATEST(\.PUBLISHED)?)|[a-zA-Z0-9-_$]+`
+)
+
 var (
-	namePattern      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
-	qualifierPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\$LATEST|[a-zA-Z0-9_-]{1,128})$`) })
+	// The Go forms of the models above, capturing region, account, name and qualifier.
+	functionNameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:(\d{12}):)?(?:function:)?([a-zA-Z0-9_.-]+)(?::(\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_-]+))?$`)
+	})
+	createNameRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:(\d{12}):)?(?:function:)?([a-zA-Z0-9_-]+)(?::(\$LATEST|[a-zA-Z0-9_-]+))?$`)
+	})
+	qualifierParamRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_$-]+)$`) })
 	envKeyPattern    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
-	arnPattern       = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:lambda:([a-z]{2}(-gov)?-[a-z]+-\d):(\d{12}):function:(.+)$`)
-	partialPattern   = regexp.MustCompile(`^(\d{12}):function:(.+)$`)
 )
 
 // reservedEnv are the variables Lambda sets itself and refuses in configuration.
@@ -39,7 +53,20 @@ func (e *InvalidError) Error() string { return e.Message }
 
 // validationError renders the service model's constraint failures as AWS does.
 func validationError(value, field, constraint string) error {
-	return &InvalidError{Model: true, Message: fmt.Sprintf("1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: %s", value, field, constraint)}
+	return validationErrors([]string{constraintPart(value, field, constraint)})
+}
+
+// constraintPart is one failed constraint of a ValidationException's message.
+func constraintPart(value, field, constraint string) string {
+	return fmt.Sprintf("Value '%s' at '%s' failed to satisfy constraint: %s", value, field, constraint)
+}
+
+// validationErrors renders every failed constraint of a request, as AWS lists them.
+func validationErrors(parts []string) error {
+	if len(parts) == 1 {
+		return &InvalidError{Model: true, Message: "1 validation error detected: " + parts[0]}
+	}
+	return &InvalidError{Model: true, Message: fmt.Sprintf("%d validation errors detected: %s", len(parts), strings.Join(parts, "; "))}
 }
 
 func invalidParameter(format string, args ...any) error {
@@ -54,22 +81,80 @@ type FunctionRef struct {
 	Region, Account string
 }
 
-// ParseFunctionRef checks the syntax of a FunctionName and splits it.
+func splitFunctionName(re *regexp.Regexp, s string) (FunctionRef, bool) {
+	m := re.FindStringSubmatch(s)
+	if m == nil {
+		return FunctionRef{}, false
+	}
+	return FunctionRef{Region: m[1], Account: m[2], Name: m[3], Qualifier: m[4]}, true
+}
+
+// ParseFunctionRef checks the syntax of the FunctionName of an operation on an existing
+// function and splits it. Like AWS it bounds neither the name's length nor the ARN's: a name
+// longer than a function's can be is simply not found.
 func ParseFunctionRef(s string) (FunctionRef, error) {
-	var ref FunctionRef
-	rest := s
-	if m := arnPattern.FindStringSubmatch(s); m != nil {
-		ref.Region, ref.Account, rest = m[2], m[4], m[5]
-	} else if m := partialPattern.FindStringSubmatch(s); m != nil {
-		ref.Account, rest = m[1], m[2]
+	return ParseTarget(s, "")
+}
+
+// ParseTarget checks a FunctionName and the Qualifier parameter as AWS's service model does,
+// reporting every failed constraint, and splits the name.
+func ParseTarget(s, qualifier string) (FunctionRef, error) {
+	// The common case, a plain name and a plain qualifier, without the regular expressions:
+	// every invoke comes through here.
+	if plainName(s) && (qualifier == "" || qualifier == LatestVersion || len(qualifier) <= 128 && plainName(qualifier)) {
+		return FunctionRef{Name: s}, nil
 	}
-	ref.Name, ref.Qualifier, _ = strings.Cut(rest, ":")
-	if !namePattern().MatchString(ref.Name) || len(s) > 256 {
-		return FunctionRef{}, validationError(s, "functionName",
-			`Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\d{1}:)?(\d{12}:)?(function:)?([a-zA-Z0-9-_\.]+)(:(\$LATEST|[a-zA-Z0-9-_]+))?`)
+	var parts []string
+	ref, ok := splitFunctionName(functionNameRE(), s)
+	if !ok {
+		parts = append(parts, constraintPart(s, "functionName", "Member must satisfy regular expression pattern: "+functionNameModel))
 	}
-	if ref.Qualifier != "" && !qualifierPattern().MatchString(ref.Qualifier) {
-		return FunctionRef{}, validationError(s, "functionName", `Member must satisfy regular expression pattern: (\$LATEST|[a-zA-Z0-9-_]+)`)
+	if qualifier != "" {
+		if len(qualifier) > 128 {
+			parts = append(parts, constraintPart(qualifier, "qualifier", "Member must have length less than or equal to 128"))
+		}
+		if !qualifierParamRE().MatchString(qualifier) {
+			parts = append(parts, constraintPart(qualifier, "qualifier", "Member must satisfy regular expression pattern: "+qualifierModel))
+		}
+	}
+	if parts != nil {
+		return FunctionRef{}, validationErrors(parts)
+	}
+	return ref, nil
+}
+
+// plainName reports whether s is non-empty and made of [a-zA-Z0-9_-] only (a name that both
+// FunctionName patterns take whole, and a qualifier that AWS's takes).
+func plainName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseCreateName checks CreateFunction's FunctionName: AWS's model bounds it at 140 characters
+// and a stricter pattern (both reported), and the service a function's name at 64.
+func ParseCreateName(s string) (FunctionRef, error) {
+	var parts []string
+	if len(s) > 140 {
+		parts = append(parts, constraintPart(s, "functionName", "Member must have length less than or equal to 140"))
+	}
+	ref, ok := splitFunctionName(createNameRE(), s)
+	if !ok {
+		parts = append(parts, constraintPart(s, "functionName", "Member must satisfy regular expression pattern: "+createNameModel))
+	}
+	if parts != nil {
+		return FunctionRef{}, validationErrors(parts)
+	}
+	if len(ref.Name) > 64 {
+		return FunctionRef{}, &InvalidError{Message: "1 validation error detected: " +
+			constraintPart(s, "functionName", "Member must have length less than or equal to 64")}
 	}
 	return ref, nil
 }
@@ -87,7 +172,19 @@ func ParseFunctionName(s string) (name, qualifier string, err error) {
 // (404) or in another account (403). Every operation that takes a FunctionName comes through
 // here, so they all answer alike.
 func (a Account) Resolve(s, op string) (FunctionRef, error) {
-	ref, err := ParseFunctionRef(s)
+	return a.ResolveTarget(s, "", op)
+}
+
+// ResolveTarget is Resolve for a FunctionName and its Qualifier parameter, checked together as
+// AWS checks them (the qualifier's agreement with the name is the caller's to check).
+func (a Account) ResolveTarget(s, qualifier, op string) (FunctionRef, error) {
+	var ref FunctionRef
+	var err error
+	if op == "CreateFunction" {
+		ref, err = ParseCreateName(s)
+	} else {
+		ref, err = ParseTarget(s, qualifier)
+	}
 	if err != nil {
 		return ref, err
 	}
@@ -175,9 +272,6 @@ func (e *ForeignAccountError) Error() string {
 	return e.Message
 }
 
-// ValidQualifier reports whether q is a well-formed qualifier.
-func ValidQualifier(q string) bool { return qualifierPattern().MatchString(q) }
-
 // ValidateMemory checks MemorySize.
 func ValidateMemory(mb int) error {
 	if mb < MinMemoryMB {
@@ -234,7 +328,7 @@ func ValidateDescription(d string) error {
 
 // ValidateEnvironment checks user variables: names, values, reserved keys and the 4 KB total.
 // AWS's messages for the map leave out the offending entry (the values are sensitive).
-func ValidateEnvironment(vars map[string]string) error {
+func ValidateEnvironment(vars map[string]string, order []string) error {
 	var reserved []string
 	for k, v := range vars {
 		if !envKeyPattern.MatchString(k) {
@@ -252,7 +346,7 @@ func ValidateEnvironment(vars map[string]string) error {
 		slices.Sort(reserved)
 		return invalidParameter("Lambda was unable to configure your environment variables because the environment variables you have provided contains reserved keys that are currently not supported for modification. Reserved keys used in this request: %s", strings.Join(reserved, ", "))
 	}
-	b, _ := json.Marshal(vars)
+	b := envJSON(vars, order)
 	if len(b) > MaxEnvBytes {
 		return invalidParameter("Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: %s", b)
 	}
@@ -260,3 +354,42 @@ func ValidateEnvironment(vars map[string]string) error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// FormatList renders a list value as AWS's messages do: [a, b].
+func FormatList(values []string) string { return "[" + strings.Join(values, ", ") + "]" }
+
+// ValidateArchitectures checks a function's Architectures: exactly one, x86_64 or arm64.
+func ValidateArchitectures(archs []string) error {
+	switch {
+	case len(archs) > 1:
+		return validationError(FormatList(archs), "architectures", "Member must have length less than or equal to 1")
+	case len(archs) == 0:
+		return validationError(FormatList(archs), "architectures", "Member must have length greater than or equal to 1")
+	case archs[0] != "x86_64" && archs[0] != "arm64":
+		return validationError(FormatList(archs), "architectures", "Member must satisfy constraint: [Member must satisfy enum value set: [x86_64, arm64], Member must not be null]")
+	}
+	return nil
+}
+
+// envJSON is the variables as AWS measures them: a JSON object in the order the request sent
+// them (order), or by name when the order is not known.
+func envJSON(vars map[string]string, order []string) []byte {
+	if len(order) != len(vars) {
+		b, _ := json.Marshal(vars)
+		return b
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	for i, k := range order {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		kb, _ := json.Marshal(k)
+		vb, _ := json.Marshal(vars[k])
+		buf.Write(kb)
+		buf.WriteByte(':')
+		buf.Write(vb)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes()
+}

@@ -1,7 +1,9 @@
 package lambda
 
 import (
+	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -77,13 +79,44 @@ func TestValidateHandlerAndEnvironment(t *testing.T) {
 			t.Errorf("ValidateHandler(%q) = %v, want a ValidationException", h, err)
 		}
 	}
-	if err := ValidateEnvironment(map[string]string{"OK": "any value: ,=\n\t é"}); err != nil {
+	if err := ValidateEnvironment(map[string]string{"OK": "any value: ,=\n\t é"}, nil); err != nil {
 		t.Errorf("ValidateEnvironment: %v", err)
 	}
 	for _, env := range []map[string]string{{"OK": "a\x00"}, {"A": "x"}, {"A\x00B": "x"}, {"1A": "x"}} {
 		var inv *InvalidError
-		if err := ValidateEnvironment(env); !errors.As(err, &inv) || !inv.Model {
+		if err := ValidateEnvironment(env, nil); !errors.As(err, &inv) || !inv.Model {
 			t.Errorf("ValidateEnvironment(%q) = %v, want a ValidationException", env, err)
+		}
+	}
+}
+
+// TestEnvironmentSizeKeepsOrder: AWS's 4 KB error quotes the variables in the order the request
+// sent them (recorded: LocalStack's test_large_environment_fails_multiple_keys), not by name.
+func TestEnvironmentSizeKeepsOrder(t *testing.T) {
+	var env Environment
+	body := `{"Variables":{"SMALL_VAR":"ok","LARGE_VAR":"` + strings.Repeat("x", 4064) + `"}}`
+	if err := json.Unmarshal([]byte(body), &env); err != nil {
+		t.Fatal(err)
+	}
+	err := ValidateEnvironment(env.Variables, env.Order)
+	want := `Lambda was unable to configure your environment variables because the environment variables you have provided exceeded the 4KB limit. String measured: {"SMALL_VAR":"ok","LARGE_VAR":"`
+	var inv *InvalidError
+	if !errors.As(err, &inv) || inv.Model || !strings.HasPrefix(inv.Message, want) {
+		t.Fatalf("ValidateEnvironment = %v, want InvalidParameterValue starting %q", err, want)
+	}
+}
+
+// TestParseTargetPlainNameAllocatesNothing: every invoke parses its FunctionName; a plain name
+// and qualifier take no regular expression and no allocation.
+func TestParseTargetPlainNameAllocatesNothing(t *testing.T) {
+	for _, tt := range []struct{ name, qualifier string }{{"my-function", ""}, {"my_fn", "$LATEST"}, {"fn", "live"}, {"fn", "7"}} {
+		var ref FunctionRef
+		var err error
+		if n := testing.AllocsPerRun(100, func() { ref, err = ParseTarget(tt.name, tt.qualifier) }); n != 0 {
+			t.Errorf("ParseTarget(%q, %q): %v allocations", tt.name, tt.qualifier, n)
+		}
+		if err != nil || ref != (FunctionRef{Name: tt.name}) {
+			t.Errorf("ParseTarget(%q, %q) = %+v, %v", tt.name, tt.qualifier, ref, err)
 		}
 	}
 }

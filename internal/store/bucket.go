@@ -83,7 +83,9 @@ func (b bucket[T]) get(ctx context.Context, key string) (*T, uint64, error) {
 		}
 		e, err = b.kv.Get(ctx, key)
 	}
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
+	// A key that cannot be stored (a name with characters no resource's name has, like an
+	// alias "$latest") names nothing: not found, as AWS answers.
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
 		return nil, 0, fmt.Errorf("%s %s: %w", b.what, key, ErrNotFound)
 	}
 	if err != nil {
