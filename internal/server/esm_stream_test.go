@@ -296,7 +296,7 @@ func TestESMStreamRejectsBadInput(t *testing.T) {
 		{"queue-only scaling config", lambda.CreateEventSourceMappingInput{StartingPosition: types.EventSourcePositionLatest, ScalingConfig: &types.ScalingConfig{MaximumConcurrency: aws.Int32(5)}}, "InvalidParameterValueException"},
 		{"bad destination", lambda.CreateEventSourceMappingInput{StartingPosition: types.EventSourcePositionLatest,
 			DestinationConfig: &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("arn:aws:sqs:us-east-1:000000000000:q")}}}, "InvalidParameterValueException"},
-		{"missing function", lambda.CreateEventSourceMappingInput{StartingPosition: types.EventSourcePositionLatest, FunctionName: aws.String("nope")}, "ResourceNotFoundException"},
+		{"missing function", lambda.CreateEventSourceMappingInput{StartingPosition: types.EventSourcePositionLatest, FunctionName: aws.String("nope")}, "InvalidParameterValueException"},
 	} {
 		in := tc.in
 		in.EventSourceArn = arn

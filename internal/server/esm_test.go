@@ -270,7 +270,7 @@ func TestESMRejectsBadInput(t *testing.T) {
 	}{
 		{"unknown arn", lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String("arn:aws:sqs:us-east-1:000000000000:q")}, "InvalidParameterValueException"},
 		{"stream not yet", lambda.CreateEventSourceMappingInput{EventSourceArn: aws.String(streamArn + "s")}, "InvalidParameterValueException"},
-		{"missing function", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("nope")}, "ResourceNotFoundException"},
+		{"missing function", lambda.CreateEventSourceMappingInput{FunctionName: aws.String("nope")}, "InvalidParameterValueException"},
 		{"batch size 0", lambda.CreateEventSourceMappingInput{BatchSize: aws.Int32(0)}, "ValidationException"},
 		{"batch size too big", lambda.CreateEventSourceMappingInput{BatchSize: aws.Int32(10001), MaximumBatchingWindowInSeconds: aws.Int32(1)}, "ValidationException"},
 		{"big batch without window", lambda.CreateEventSourceMappingInput{BatchSize: aws.Int32(100)}, "InvalidParameterValueException"},
