@@ -50,9 +50,27 @@ type StoredCode struct {
 	ModTime time.Time
 }
 
+// codeListTimeout bounds one listing of the code bucket, and codeListAttempts how many are made:
+// nats.go's object-store listing was seen to wait for the end of its watch forever on a loaded
+// machine (a test hung 16 minutes in it, another until its 30 s context ended), and a new
+// listing then answers at once.
+const (
+	codeListTimeout  = 15 * time.Second
+	codeListAttempts = 3
+)
+
 // List returns every stored code package (its key and when it was stored).
 func (r Code) List(ctx context.Context) ([]StoredCode, error) {
-	infos, err := r.s.code.List(ctx)
+	var infos []*jetstream.ObjectInfo
+	var err error
+	for range codeListAttempts {
+		lctx, cancel := context.WithTimeout(ctx, codeListTimeout)
+		infos, err = r.s.code.List(lctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			break
+		}
+	}
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil, nil
 	}
