@@ -36,7 +36,7 @@ func TestClusterCapacity(t *testing.T) {
 
 	t.Run("one node", func(t *testing.T) {
 		s := startServer(t, t.TempDir(), budget)
-		c := newClient(s.URL())
+		c := newClusterClient(s.URL())
 		createFunction(t, c, "capacity", "provided.al2023", "bootstrap", goEchoZip)
 		ok, throttled := burst(t, []*lambda.Client{c}, "capacity", calls, event)
 		t.Logf("1 node, budget for %d: %d of %d served at once, %d throttled", capacityPerNode, ok, calls, throttled)
@@ -48,7 +48,7 @@ func TestClusterCapacity(t *testing.T) {
 	nodes := startCluster(t, 3, budget)
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(n.srv.URL())
+		clients[i] = newClusterClient(n.srv.URL())
 	}
 	for _, tc := range []struct {
 		name    string

@@ -27,7 +27,7 @@ func BenchmarkClusterCosts(b *testing.B) {
 		ctx := context.Background()
 		clients := make([]*lambda.Client, len(nodes))
 		for i, n := range nodes {
-			clients[i] = newClient(n.srv.URL())
+			clients[i] = newClusterClient(n.srv.URL())
 		}
 		sum := func() (c, s uint64) {
 			for _, n := range nodes {
@@ -149,7 +149,7 @@ func BenchmarkClusterIdle(b *testing.B) {
 		b.Run(fmt.Sprintf("nodes=%d", size), func(b *testing.B) {
 			for range b.N {
 				nodes := startCluster(b, size)
-				c := newClient(nodes[0].srv.URL())
+				c := newClusterClient(nodes[0].srv.URL())
 				createFunction(b, c, "idle", "provided.al2023", "bootstrap", goEchoZip)
 				if _, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("idle")}); err != nil {
 					b.Fatal(err)

@@ -128,7 +128,7 @@ func TestClusterDrain(t *testing.T) {
 	nodes := startCluster(t, 3)
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(n.srv.URL())
+		clients[i] = newClusterClient(n.srv.URL())
 	}
 	ctx := context.Background()
 	createFunction(t, clients[0], "slow", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slowPy}}))
@@ -244,7 +244,7 @@ func TestClusterDrain(t *testing.T) {
 	if err := nodes[1].start(sctx); err != nil {
 		t.Fatalf("restart node 2: %v", err)
 	}
-	clients[1] = newClient(nodes[1].srv.URL())
+	clients[1] = newClusterClient(nodes[1].srv.URL())
 	for range 3 {
 		if err := invokeOK(clients[1], "slow", `{}`); err != nil {
 			t.Fatalf("invoke through restarted draining node 2: %v", err)
@@ -278,7 +278,7 @@ func TestClusterProvisioned(t *testing.T) {
 	nodes := startCluster(t, 3)
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(n.srv.URL())
+		clients[i] = newClusterClient(n.srv.URL())
 	}
 	ctx := context.Background()
 	createFunction(t, clients[0], "prov", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slowPy}}))
@@ -358,7 +358,7 @@ func TestMetricsCluster(t *testing.T) {
 	nodes := startCluster(t, 3)
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(n.srv.URL())
+		clients[i] = newClusterClient(n.srv.URL())
 	}
 	ctx := context.Background()
 	for i, n := range nodes {

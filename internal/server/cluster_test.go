@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
@@ -164,7 +165,7 @@ func TestCluster(t *testing.T) {
 	t.Logf("3 nodes serving %v after starting together", time.Since(t0))
 	clients := make([]*lambda.Client, len(nodes))
 	for i, n := range nodes {
-		clients[i] = newClient(n.srv.URL())
+		clients[i] = newClusterClient(n.srv.URL())
 	}
 	ctx := context.Background()
 	greeting := func(c *lambda.Client) (string, error) { return greetingOf(ctx, c, "greeter") }
@@ -368,7 +369,7 @@ def handler(event, context):
 			t.Fatalf("restart node 2: %v", err)
 		}
 		t.Logf("node 2 serving again %v after its restart", time.Since(t0))
-		c := newClient(node2.srv.URL())
+		c := newClusterClient(node2.srv.URL())
 		if got, err := greeting(c); err != nil || got != "while node 2 was down" {
 			t.Fatalf("restarted node 2 runs %q, %v; want the update made while it was down", got, err)
 		}
@@ -396,4 +397,20 @@ func upNodes(url string) ([]string, error) {
 	}
 	slices.Sort(up)
 	return up, nil
+}
+
+// newClusterClient is newClient with the SDK's standard retries of 5xx answers, as real clients
+// have: a cluster test starts three servers beside the suite's other processes on two cores, and
+// a write that meets a stream leader's election answers ServiceException ("no response from
+// stream") until the election is over, which a retry rides out.
+// Only a 500 is retried: throttles (429) and the other refusals are what the tests count.
+func newClusterClient(url string) *lambda.Client {
+	c := newClient(url)
+	return lambda.New(c.Options(), func(o *lambda.Options) {
+		o.RetryMaxAttempts = 0
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = 5
+			so.Retryables = []retry.IsErrorRetryable{retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{http.StatusInternalServerError: {}}}}
+		})
+	})
 }

@@ -135,13 +135,13 @@ func TestClusterStreamFailover(t *testing.T) {
 	nodes := startCluster(t, 3, func(c *config.Config) { c.NATSListen = "127.0.0.1:0" })
 	ctx := context.Background()
 	dir := t.TempDir()
-	c := newClient(nodes[0].srv.URL())
+	c := newClusterClient(nodes[0].srv.URL())
 	createFunction(t, c, "lanes", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: laneWorker}}),
 		func(in *lambda.CreateFunctionInput) {
 			in.Environment = &types.Environment{Variables: map[string]string{"DIR": dir, "SLEEP": "0.1"}}
 		})
 	const keys, perKey, batch, lanes = 20, 500, 25, 4
-	m, err := newClient(nodes[1].srv.URL()).CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
+	m, err := newClusterClient(nodes[1].srv.URL()).CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{
 		EventSourceArn: aws.String(streamArn + "orders"), FunctionName: aws.String("lanes"),
 		StartingPosition: types.EventSourcePositionTrimHorizon, BatchSize: aws.Int32(batch),
 		ParallelizationFactor: aws.Int32(lanes),
@@ -233,7 +233,7 @@ func TestClusterStreamFailover(t *testing.T) {
 // clusters: it never opens the lane leases bucket.
 func TestStreamSingleNodeTakesNoLease(t *testing.T) {
 	s := startServer(t, t.TempDir(), func(c *config.Config) { c.NATSListen = "127.0.0.1:0" })
-	c := newClient(s.URL())
+	c := newClusterClient(s.URL())
 	ctx := context.Background()
 	dir := t.TempDir()
 	createFunction(t, c, "lanes", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: laneWorker}}),

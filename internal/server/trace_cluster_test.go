@@ -19,7 +19,7 @@ import (
 func TestTracesForwarded(t *testing.T) {
 	recv := startReceiver(t)
 	nodes := startCluster(t, 2, func(c *config.Config) { c.OTLPEndpoint = recv.url })
-	clients := []*lambda.Client{newClient(nodes[0].srv.URL()), newClient(nodes[1].srv.URL())}
+	clients := []*lambda.Client{newClusterClient(nodes[0].srv.URL()), newClusterClient(nodes[1].srv.URL())}
 	createFunction(t, clients[0], "hop", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: traceFn}}))
 	waitFunction(t, clients, "hop")
 	// Node 1 draining: what reaches it runs on node 2.
