@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -74,6 +75,20 @@ type Service struct {
 	// Wipe clears the request body once the operation is done: it may hold a secret value, which
 	// must not be left for the next allocation to find.
 	Wipe bool
+}
+
+// LogFailures is the usual Failed: a server error logged as an error (unless the caller went
+// away), a refusal at debug level. api names the API in the messages ("kinesis").
+func LogFailures(log *slog.Logger, api string) func(r *http.Request, requestID, op string, e *apierr.Error, err error) {
+	return func(r *http.Request, requestID, op string, e *apierr.Error, err error) {
+		if e.Status >= 500 {
+			if r.Context().Err() == nil {
+				log.Error(api+" request failed", "operation", op, "request_id", requestID, "err", err)
+			}
+		} else if log.Enabled(r.Context(), slog.LevelDebug) {
+			log.Debug(api+" request rejected", "operation", op, "request_id", requestID, "code", e.Code, "message", e.Message)
+		}
+	}
 }
 
 // Matches reports whether r is a call of this API, for the server to route it here.

@@ -89,7 +89,7 @@ func New(cfg Config) *Service {
 	if s.every <= 0 {
 		s.every = DefaultExpireEvery
 	}
-	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: s.failed, Internal: errInternal,
+	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: awsjson.LogFailures(s.log, "cloudwatch logs"), Internal: errInternal,
 		TooLarge: func(n int) *apierr.Error { return errInvalid("Request body is larger than %d bytes.", n) }}
 	s.wire.Ops = map[string]awsjson.Operation{
 		"DescribeLogGroups":     awsjson.Handle(s.describeLogGroups),
@@ -111,15 +111,6 @@ func IsLogsRequest(r *http.Request) bool {
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: Logs_20140328.<Operation>.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-func (s *Service) failed(r *http.Request, requestID, op string, e *apierr.Error, err error) {
-	if e.Status >= 500 {
-		if r.Context().Err() == nil {
-			s.log.Error("cloudwatch logs request failed", "operation", op, "request_id", requestID, "err", err)
-		}
-	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("cloudwatch logs request rejected", "operation", op, "request_id", requestID, "code", e.Code, "message", e.Message)
-	}
-}
 
 // Run removes the records older than their group's retention every ExpireEvery, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {

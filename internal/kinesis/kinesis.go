@@ -96,7 +96,7 @@ func New(cfg Config) *Service {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.SetClock(cfg.Now)
-	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: s.failed, Internal: errInternal,
+	s.wire = awsjson.Service{Prefix: targetPrefix, MaxBody: maxBody, Failed: awsjson.LogFailures(s.log, "kinesis"), Internal: errInternal,
 		TooLarge: func(n int) *apierr.Error { return errInvalid("Request body is larger than %d bytes.", n) }}
 	s.wire.Ops = map[string]awsjson.Operation{
 		"CreateStream":                  awsjson.Handle(s.createStream),
@@ -126,15 +126,6 @@ func IsKinesisRequest(r *http.Request) bool {
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: Kinesis_20131202.<Operation>.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-func (s *Service) failed(r *http.Request, requestID, op string, e *apierr.Error, err error) {
-	if e.Status >= 500 {
-		if r.Context().Err() == nil {
-			s.log.Error("kinesis request failed", "operation", op, "request_id", requestID, "err", err)
-		}
-	} else if s.log.Enabled(r.Context(), slog.LevelDebug) {
-		s.log.Debug("kinesis request rejected", "operation", op, "request_id", requestID, "code", e.Code, "message", e.Message)
-	}
-}
 
 // SetClock replaces the clock iterators expire by (nil: time.Now); for tests.
 func (s *Service) SetClock(now func() time.Time) {
