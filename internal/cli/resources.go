@@ -121,23 +121,10 @@ func (a *app) queuesCommand() *cobra.Command {
 					rows = append(rows, row)
 				}
 			}
-			if asJSON {
-				return writeJSONLine(a.stdout, map[string]any{"queues": nonNil(rows)})
-			}
-			if len(rows) == 0 {
-				_, err := fmt.Fprintln(a.stdout, "no queues")
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "QUEUE\tMESSAGES\tIN-FLIGHT\tDELAYED\tDEAD-LETTER\tFUNCTIONS")
-			for _, r := range rows {
-				dl := r.DeadLetter
-				if dl == "" {
-					dl = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\n", r.Name, r.Visible, r.InFlight, r.Delayed, dl, functionsOf(r.Mappings))
-			}
-			return tw.Flush()
+			return printRows(a.stdout, asJSON, "queues", rows, "QUEUE\tMESSAGES\tIN-FLIGHT\tDELAYED\tDEAD-LETTER\tFUNCTIONS",
+				func(r queueRow) string {
+					return fmt.Sprintf("%s\t%d\t%d\t%d\t%s\t%s", r.Name, r.Visible, r.InFlight, r.Delayed, orDashString(r.DeadLetter), functionsOf(r.Mappings))
+				})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the queues as one JSON object")
@@ -196,19 +183,10 @@ func (a *app) streamsCommand() *cobra.Command {
 					rows = append(rows, row)
 				}
 			}
-			if asJSON {
-				return writeJSONLine(a.stdout, map[string]any{"streams": nonNil(rows)})
-			}
-			if len(rows) == 0 {
-				_, err := fmt.Fprintln(a.stdout, "no streams")
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "STREAM\tSTATUS\tMODE\tSHARDS\tRETENTION\tFUNCTIONS")
-			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%dh\t%s\n", r.Name, r.Status, r.Mode, r.Shards, r.RetentionHours, functionsOf(r.Mappings))
-			}
-			return tw.Flush()
+			return printRows(a.stdout, asJSON, "streams", rows, "STREAM\tSTATUS\tMODE\tSHARDS\tRETENTION\tFUNCTIONS",
+				func(r streamRow) string {
+					return fmt.Sprintf("%s\t%s\t%s\t%d\t%dh\t%s", r.Name, r.Status, r.Mode, r.Shards, r.RetentionHours, functionsOf(r.Mappings))
+				})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the streams as one JSON object")
@@ -275,46 +253,42 @@ func (a *app) topicsCommand() *cobra.Command {
 					r.Subscriptions[aws.ToString(sub.Protocol)]++
 				}
 			}
-			if asJSON {
-				return writeJSONLine(a.stdout, map[string]any{"topics": nonNil(rows)})
-			}
-			if len(rows) == 0 {
-				_, err := fmt.Fprintln(a.stdout, "no topics")
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "TOPIC\tSUBSCRIPTIONS\tPENDING")
-			for _, r := range rows {
+			return printRows(a.stdout, asJSON, "topics", rows, "TOPIC\tSUBSCRIPTIONS\tPENDING", func(r topicRow) string {
 				var parts []string
 				for proto, n := range r.Subscriptions {
 					parts = append(parts, fmt.Sprintf("%s %d", proto, n))
 				}
 				slices.Sort(parts)
-				subs := strings.Join(parts, ", ")
-				if subs == "" {
-					subs = "-"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\n", r.Name, subs, r.Pending)
-			}
-			return tw.Flush()
+				return fmt.Sprintf("%s\t%s\t%d", r.Name, orDashString(strings.Join(parts, ", ")), r.Pending)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the topics as one JSON object")
 	return cmd
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
-
-func writeJSONLine(w io.Writer, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
+// printRows prints rows as {"<what>": [...]} with --json, "no <what>" when there are none, and
+// else a table: header, then line of each row (tab-separated columns).
+func printRows[T any](w io.Writer, asJSON bool, what string, rows []T, header string, line func(T) string) error {
+	if asJSON {
+		if rows == nil {
+			rows = []T{}
+		}
+		b, err := json.Marshal(map[string]any{what: rows})
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	_, err = fmt.Fprintf(w, "%s\n", b)
-	return err
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "no "+what)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		fmt.Fprintln(tw, line(r))
+	}
+	return tw.Flush()
 }
