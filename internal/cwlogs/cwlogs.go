@@ -111,7 +111,6 @@ func IsLogsRequest(r *http.Request) bool {
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: Logs_20140328.<Operation>.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-
 // Run removes the records older than their group's retention every ExpireEvery, until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.every)

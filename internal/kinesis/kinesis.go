@@ -126,7 +126,6 @@ func IsKinesisRequest(r *http.Request) bool {
 // ServeHTTP serves one JSON 1.1 call: POST / with X-Amz-Target: Kinesis_20131202.<Operation>.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.wire.ServeHTTP(w, r) }
 
-
 // SetClock replaces the clock iterators expire by (nil: time.Now); for tests.
 func (s *Service) SetClock(now func() time.Time) {
 	if now == nil {
