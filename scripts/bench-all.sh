@@ -54,7 +54,7 @@ trap cleanup EXIT
 started=$(date +%s)
 
 echo "building…" >&2
-go build -o bin/flint ./cmd/flint
+CGO_ENABLED=0 go build -o bin/flint ./cmd/flint
 (cd "$loadgen_src" && go build -o "$tmp/loadgen" .)
 go build -o "$tmp/relay" ./bench/relay
 mkdir -p "$tmp/go-echo" "$tmp/sleeper" "$tmp/r"

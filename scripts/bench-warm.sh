@@ -14,7 +14,7 @@ n=${1:-5000}
 bench=$(cd ../shared/bench && pwd)
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-go build -o bin/flint ./cmd/flint
+CGO_ENABLED=0 go build -o bin/flint ./cmd/flint
 (cd "$bench/loadgen" && go build -o "$tmp/loadgen" .)
 go build -o "$tmp/relay" ./bench/relay
 mkdir -p "$tmp/fn"

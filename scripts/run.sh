@@ -23,7 +23,9 @@ fi
 
 echo "run.sh: building bin/flint and the Go example" >&2
 # The version flint version prints: the nearest tag and commit (GOFLAGS may turn VCS stamping off).
-go build -ldflags "-X github.com/flint-run/flint/internal/cli.version=$(git describe --tags --always --dirty 2>/dev/null || true)" -o bin/flint ./cmd/flint
+# Static (no cgo): each linux sandbox's init is this binary re-executed, and a dynamically linked
+# one spends ~3 ms of CPU in the dynamic loader and libc before Go starts (docs/PERFORMANCE.md).
+CGO_ENABLED=0 go build -ldflags "-X github.com/flint-run/flint/internal/cli.version=$(git describe --tags --always --dirty 2>/dev/null || true)" -o bin/flint ./cmd/flint
 build="$(mktemp -d)"
 server=""
 cleanup() {

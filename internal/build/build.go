@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Lambda's deployment package limits.
@@ -485,13 +486,19 @@ var (
 // reach as FILE.NAME counts: a Python function or handler assignment at the module's top level
 // (column 0), a Node export. Mentions in comments, strings or nested code do not.
 var (
-	pyDef        = regexp.MustCompile(`(?m)^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(`)
-	pyAssign     = regexp.MustCompile(`(?m)^((?:lambda_)?handler)[ \t]*=[^=]`)
-	jsExportsAs  = regexp.MustCompile(`(?m)^[ \t]*(?:module\.)?exports\.([A-Za-z_$][\w$]*)[ \t]*=[^=]`)
-	jsExportDecl = regexp.MustCompile(`(?m)^[ \t]*export[ \t]+(?:(?:const|let|var)[ \t]+([A-Za-z_$][\w$]*)|(?:async[ \t]+)?function[ \t]*\*?[ \t]*([A-Za-z_$][\w$]*))`)
-	jsExportList = regexp.MustCompile(`(?m)^[ \t]*export[ \t]*\{([^}]*)\}`)
-	jsModuleObj  = regexp.MustCompile(`(?m)^[ \t]*module\.exports[ \t]*=[ \t]*\{`)
-	jsObjKey     = regexp.MustCompile(`^(?:async[ \t]+)?\*?[ \t]*([A-Za-z_$][\w$]*)`)
+	pyDef = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^(?:async[ \t]+)?def[ \t]+([A-Za-z_]\w*)[ \t]*\(`)
+	})
+	pyAssign    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^((?:lambda_)?handler)[ \t]*=[^=]`) })
+	jsExportsAs = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^[ \t]*(?:module\.)?exports\.([A-Za-z_$][\w$]*)[ \t]*=[^=]`)
+	})
+	jsExportDecl = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`(?m)^[ \t]*export[ \t]+(?:(?:const|let|var)[ \t]+([A-Za-z_$][\w$]*)|(?:async[ \t]+)?function[ \t]*\*?[ \t]*([A-Za-z_$][\w$]*))`)
+	})
+	jsExportList = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^[ \t]*export[ \t]*\{([^}]*)\}`) })
+	jsModuleObj  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?m)^[ \t]*module\.exports[ \t]*=[ \t]*\{`) })
+	jsObjKey     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:async[ \t]+)?\*?[ \t]*([A-Za-z_$][\w$]*)`) })
 )
 
 // findHandlers returns every FILE.NAME handler the conventional files in dir define, in file
@@ -538,10 +545,10 @@ func findHandlers(dir, lang string) (handler string, found []string) {
 // pythonFunctions returns the names a module defines at its top level that Lambda could call.
 func pythonFunctions(src string) []string {
 	var names []string
-	for _, m := range pyDef.FindAllStringSubmatch(src, -1) {
+	for _, m := range pyDef().FindAllStringSubmatch(src, -1) {
 		names = append(names, m[1])
 	}
-	for _, m := range pyAssign.FindAllStringSubmatch(src, -1) {
+	for _, m := range pyAssign().FindAllStringSubmatch(src, -1) {
 		if !slices.Contains(names, m[1]) {
 			names = append(names, m[1])
 		}
@@ -557,13 +564,13 @@ func nodeExports(src string) []string {
 			names = append(names, n)
 		}
 	}
-	for _, m := range jsExportsAs.FindAllStringSubmatch(src, -1) {
+	for _, m := range jsExportsAs().FindAllStringSubmatch(src, -1) {
 		add(m[1])
 	}
-	for _, m := range jsExportDecl.FindAllStringSubmatch(src, -1) {
+	for _, m := range jsExportDecl().FindAllStringSubmatch(src, -1) {
 		add(m[1] + m[2])
 	}
-	for _, m := range jsExportList.FindAllStringSubmatch(src, -1) {
+	for _, m := range jsExportList().FindAllStringSubmatch(src, -1) {
 		for _, item := range strings.Split(m[1], ",") {
 			f := strings.Fields(item) // "a", or "a as b"
 			switch {
@@ -574,9 +581,9 @@ func nodeExports(src string) []string {
 			}
 		}
 	}
-	for _, loc := range jsModuleObj.FindAllStringIndex(src, -1) {
+	for _, loc := range jsModuleObj().FindAllStringIndex(src, -1) {
 		for _, item := range topLevelItems(src[loc[1]:]) {
-			if k := jsObjKey.FindStringSubmatch(strings.TrimSpace(item)); k != nil {
+			if k := jsObjKey().FindStringSubmatch(strings.TrimSpace(item)); k != nil {
 				add(k[1])
 			}
 		}

@@ -182,7 +182,7 @@ func Default() Config {
 
 var (
 	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
-	accountPattern = regexp.MustCompile(`^\d{12}$`)
+	accountPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{12}$`) })
 )
 
 // Validate reports every problem with c.
@@ -202,7 +202,7 @@ func (c Config) Validate() error {
 	if !regionPattern.MatchString(c.Region) {
 		errs = append(errs, fmt.Errorf("region %q is not a region name like us-east-1", c.Region))
 	}
-	if !accountPattern.MatchString(c.AccountID) {
+	if !accountPattern().MatchString(c.AccountID) {
 		errs = append(errs, fmt.Errorf("account id %q must be 12 digits", c.AccountID))
 	}
 	if c.KeepAlive <= 0 {

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/logs"
@@ -16,7 +17,7 @@ import (
 // retentionDays are the values PutRetentionPolicy accepts, as AWS lists them.
 var retentionDays = []int{1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653}
 
-var groupNameRE = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`)
+var groupNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]{1,512}$`) })
 
 const (
 	maxEvents     = 10000   // GetLogEvents' and FilterLogEvents' largest (and default) limit
@@ -51,7 +52,7 @@ func (s *Service) groupOf(ctx context.Context, name, ident string) (*group, erro
 			name = strings.TrimSuffix(after, ":*")
 		}
 	}
-	if !groupNameRE.MatchString(name) {
+	if !groupNameRE().MatchString(name) {
 		return nil, errInvalid("1 validation error detected: Value '%s' at 'logGroupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\.\\-_/#A-Za-z0-9]+", name)
 	}
 	g, found, err := s.store.Group(ctx, name)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,9 +35,11 @@ const (
 var (
 	// awsNameRE is what Kinesis accepts as a stream name; flintNameRE what a JetStream stream
 	// and a subject token can hold (no dots).
-	awsNameRE   = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`)
-	flintNameRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	arnRE       = regexp.MustCompile(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]*:\d{0,12}:stream/(.+)$`)
+	awsNameRE   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,128}$`) })
+	flintNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
+	arnRE       = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:aws[a-z-]*:kinesis:[a-z0-9-]*:\d{0,12}:stream/(.+)$`)
+	})
 )
 
 // stream is a Kinesis stream as its JetStream stream describes it.
@@ -56,7 +59,7 @@ func (s *Service) arn(name string) string { return esm.KinesisARN(s.region, s.ac
 // nameOf resolves a request's StreamName or StreamARN.
 func nameOf(name, arn string) (string, error) {
 	if arn != "" {
-		m := arnRE.FindStringSubmatch(arn)
+		m := arnRE().FindStringSubmatch(arn)
 		if m == nil {
 			return "", errValidation("Value '%s' at 'streamARN' failed to satisfy constraint: Member must satisfy regular expression pattern: arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+", arn)
 		}
@@ -68,7 +71,7 @@ func nameOf(name, arn string) (string, error) {
 	if name == "" {
 		return "", errInvalid("Either StreamName or StreamARN must be provided.")
 	}
-	if !awsNameRE.MatchString(name) {
+	if !awsNameRE().MatchString(name) {
 		return "", errValidation("Value '%s' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+", name)
 	}
 	return name, nil
@@ -76,7 +79,7 @@ func nameOf(name, arn string) (string, error) {
 
 // load reads stream name; ResourceNotFoundException when there is no such Kinesis stream.
 func (s *Service) load(ctx context.Context, name string) (*stream, error) {
-	if !flintNameRE.MatchString(name) || asyncq.ReservedStreamName(name) {
+	if !flintNameRE().MatchString(name) || asyncq.ReservedStreamName(name) {
 		return nil, s.errNoStream(name)
 	}
 	st, err := s.js.Stream(ctx, name)
@@ -137,7 +140,7 @@ func (s *Service) createStream(ctx context.Context, in *createStreamInput) (stru
 	if _, err := nameOf(in.StreamName, ""); err != nil {
 		return none, err
 	}
-	if !flintNameRE.MatchString(in.StreamName) {
+	if !flintNameRE().MatchString(in.StreamName) {
 		return none, errInvalid("Flint stream names are 1 to 64 characters of [a-zA-Z0-9_-] (no dots: a name is a JetStream stream name and a subject token): %s", in.StreamName)
 	}
 	if asyncq.ReservedStreamName(in.StreamName) {

@@ -384,7 +384,7 @@ func versionDirs(dir string) []string {
 	}
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() && versionName.MatchString(e.Name()) {
+		if e.IsDir() && versionName().MatchString(e.Name()) {
 			names = append(names, e.Name())
 		}
 	}
@@ -399,8 +399,8 @@ func versionDirs(dir string) []string {
 }
 
 var (
-	versionName   = regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?$`)
-	versionOutput = regexp.MustCompile(`(?:Python |^v)(\d+\.\d+(?:\.\d+)?)`)
+	versionName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^v?\d+\.\d+(\.\d+)?$`) })
+	versionOutput = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?:Python |^v)(\d+\.\d+(?:\.\d+)?)`) })
 )
 
 // versions caches what each interpreter said its version is, by path, size and modification
@@ -438,7 +438,7 @@ func interpreterVersion(ctx context.Context, path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s --version: %w", path, err)
 	}
-	m := versionOutput.FindStringSubmatch(strings.TrimSpace(string(out)))
+	m := versionOutput().FindStringSubmatch(strings.TrimSpace(string(out)))
 	if m == nil {
 		return "", fmt.Errorf("%s --version printed %q, not a version", path, out)
 	}

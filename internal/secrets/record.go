@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/crypt"
@@ -136,7 +137,7 @@ func stamp(t time.Time) *epoch {
 // dots that NATS reads as separators, so the key is the name in URL-safe base64.
 func key(name string) string { return base64.RawURLEncoding.EncodeToString([]byte(name)) }
 
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`)
+var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]+$`) })
 
 // checkName validates a secret name (field is the wire name, for messages).
 func checkName(field, name string, max int) error {
@@ -146,7 +147,7 @@ func checkName(field, name string, max int) error {
 	if len(name) > max {
 		return errValidation("1 validation error detected: Value at '%s' failed to satisfy constraint: Member must have length less than or equal to %d", field, max)
 	}
-	if !namePattern.MatchString(name) {
+	if !namePattern().MatchString(name) {
 		return errValidation("Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!")
 	}
 	return nil

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -22,7 +23,7 @@ import (
 
 // runPattern is the name of a server's parent under a base: a hash of its state directory's
 // path, then a random part that makes each run of a server on that directory a parent of its own.
-var runPattern = regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-f]{8}$`)
+var runPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-f]{12}-[0-9a-f]{8}$`) })
 
 // dataID is the first part of a run's name: which state directory it belongs to, for operators.
 func dataID(stateDir string) string {
@@ -161,7 +162,7 @@ func (cg *cgroups) orphans() (runs [][]string, locks []int) {
 	for _, h := range cg.hier {
 		entries, _ := os.ReadDir(h.base)
 		for _, e := range entries {
-			if e.IsDir() && runPattern.MatchString(e.Name()) && e.Name() != cg.run {
+			if e.IsDir() && runPattern().MatchString(e.Name()) && e.Name() != cg.run {
 				names[e.Name()] = true
 			}
 		}
