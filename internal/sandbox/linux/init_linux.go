@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -268,6 +269,9 @@ func startExtensions(exts []initExtension, outs []int, null *os.File) {
 func waitRuntime(pid int) error {
 	started := fmt.Appendf(nil, "%c%-11d", msgStarted, pid)
 	execPID1(string(started)) // returns only if it could not
+	// Still this binary, for the environment's life: collect again (the backend starts inits
+	// with GOGC=off, which suits a start but not a process that reaps for ever).
+	debug.SetGCPercent(100)
 	_ = unix.Sendmsg(controlFD, started, nil, nil, 0)
 	for {
 		var ws unix.WaitStatus
