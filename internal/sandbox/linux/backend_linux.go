@@ -499,10 +499,12 @@ func (b *Backend) spawn(root string) (*exec.Cmd, *net.UnixConn, error) {
 
 // initEnviron is the init's whole environment (the runtime's is the configuration's, never this).
 // The init is this whole binary, whose package initializers allocate a few megabytes: with the
-// collector on they cost one collection, a fifth of the init's start-up CPU (1.6 of ~8 ms). The
-// init allocates little after them and execs pid1Program or its runtime; a spare init keeps
-// its heap while it waits (see docs/ARCHITECTURE.md, "Cold start").
-var initEnviron = []string{"GOGC=off"}
+// collector on they cost one collection, a fifth of the init's start-up CPU. The init allocates
+// little after them and execs pid1Program (waitRuntime collects again where it cannot). One P:
+// the init runs one goroutine, and each thread more is one more to signal when it changes its
+// credentials (every thread does, in turn), which under a burst of inits on a busy machine
+// waits for each to be scheduled (0→64 Go echo, linux: ~6% less CPU, in 5 pairs of runs).
+var initEnviron = []string{"GOGC=off", "GOMAXPROCS=1"}
 
 func send(conn *net.UnixConn, kind byte, body []byte) error {
 	_, err := conn.Write(append([]byte{kind}, body...))
