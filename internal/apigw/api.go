@@ -41,6 +41,18 @@ type Route struct {
 	Function             string `json:"function"`
 	Qualifier            string `json:"qualifier,omitempty"`
 	PayloadFormatVersion string `json:"payloadFormatVersion"` // "2.0" or "1.0"
+	// TimeoutInMillis is the integration's timeout (SAM's HttpApi TimeoutInMillis): API
+	// Gateway answers 504 (REST) or 503 (HTTP) when the function has not answered by then.
+	// 0: the longest, MaxTimeout.
+	TimeoutInMillis int `json:"timeoutInMillis,omitempty"`
+}
+
+// MaxTimeout is the longest integration timeout of each protocol, API Gateway's defaults.
+func MaxTimeout(protocol string) int {
+	if protocol == ProtocolREST {
+		return 29000
+	}
+	return 30000
 }
 
 // Key is the route's key as API Gateway shows it: "GET /items/{id}", or "$default".

@@ -137,6 +137,9 @@ func (in *APIInput) validate(name string) (*apigw.API, error) {
 		default:
 			return nil, apierr.Validation("Invalid payloadFormatVersion '%s' at %s: an HTTP API takes 1.0 or 2.0, a REST API 1.0.", r.PayloadFormatVersion, where)
 		}
+		if max := apigw.MaxTimeout(in.Protocol); r.TimeoutInMillis != 0 && (r.TimeoutInMillis < 50 || r.TimeoutInMillis > max) {
+			return nil, apierr.Validation("Invalid timeoutInMillis %d at %s: it must be between 50 and %d.", r.TimeoutInMillis, where, max)
+		}
 		if r.Function == "" {
 			return nil, apierr.Validation("Missing function at %s.", where)
 		}
