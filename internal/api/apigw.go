@@ -165,13 +165,10 @@ func apiNoRoute(w http.ResponseWriter, rest bool) {
 	apiError(w, http.StatusNotFound, "Not Found")
 }
 
-// apiIntegrationFailed is a function that could not be invoked (gone, or over its limits).
-func apiIntegrationFailed(w http.ResponseWriter, rest bool) {
-	if rest {
-		apiError(w, http.StatusInternalServerError, "Internal server error")
-		return
-	}
-	apiError(w, http.StatusInternalServerError, "Internal Server Error")
+// apiIntegrationFailed is a function that could not be invoked (gone, or over its limits): as
+// Lambda's guide words it, API Gateway answers 500 when Lambda rejects the invocation.
+func apiIntegrationFailed(w http.ResponseWriter) {
+	apiError(w, http.StatusInternalServerError, "Internal server error")
 }
 
 // apiBadGateway is a function that failed or answered what its payload format cannot read.
@@ -239,7 +236,7 @@ func (a *API) serveAPI(w http.ResponseWriter, r *http.Request, id, rawPath, path
 	}
 	if err != nil || len(event) > lambda.MaxSyncPayload {
 		// Lambda refuses an event over its synchronous limit: the integration fails.
-		apiIntegrationFailed(w, rest)
+		apiIntegrationFailed(w)
 		return
 	}
 	// The integration's timeout answers the caller while the function runs on (its own timeout
@@ -284,10 +281,10 @@ func (a *API) serveAPI(w http.ResponseWriter, r *http.Request, id, rawPath, path
 		case errors.As(err, &th) && !rest:
 			apiError(w, http.StatusTooManyRequests, "Too Many Requests")
 		case errors.Is(err, invoke.ErrNotFound), errors.As(err, &th):
-			apiIntegrationFailed(w, rest)
+			apiIntegrationFailed(w)
 		default:
 			a.log.Error("api invoke", "api", api.Name, "function", fn, "err", err)
-			apiIntegrationFailed(w, rest)
+			apiIntegrationFailed(w)
 		}
 	})
 }

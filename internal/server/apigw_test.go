@@ -410,7 +410,7 @@ func TestAPIGatewayIntegrationFailures(t *testing.T) {
 	}{
 		{"HTTP", "/limited", 429, `{"message":"Too Many Requests"}`},
 		{"REST", "/Prod/limited", 500, `{"message":"Internal server error"}`},
-		{"HTTP", "/doomed", 500, `{"message":"Internal Server Error"}`},
+		{"HTTP", "/doomed", 500, `{"message":"Internal server error"}`},
 		{"REST", "/Prod/doomed", 500, `{"message":"Internal server error"}`},
 		{"HTTP", "/slow", 503, `{"message":"Service Unavailable"}`},
 		{"REST", "/Prod/slow", 504, `{"message":"Endpoint request timed out"}`},
