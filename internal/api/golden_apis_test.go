@@ -37,7 +37,7 @@ func TestGoldenAPIs(t *testing.T) {
 			route("ANY", "/files/{proxy+}", "arn:aws:lambda:us-east-1:000000000000:function:golden-api:live", ""),
 			route("POST", "/items", "golden-api", `,"qualifier":"1","payloadFormatVersion":"1.0"`),
 			route("ANY", "$default", "golden-api", `,"timeoutInMillis":5000`))},
-		{"put-rest", "PUT", p + "golden-RestApi", api("REST", "", get, route("ANY", "/{proxy+}", "golden-api", ""))},
+		{"put-rest", "PUT", p + "golden-RestApi", api("REST", "", get, route("any", "/{proxy+}", "golden-api", ""))},
 		{"put-rest-stage", "PUT", p + "golden-RestApi", api("REST", `,"stage":"v1"`, get)},
 		{"get", "GET", p + "golden-HttpApi", ""},
 		{"list", "GET", "/flint/v1/apis", ""},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/apigw"
@@ -114,6 +115,7 @@ func (in *APIInput) validate(name string) (*apigw.API, error) {
 	a.Routes = make([]apigw.Route, 0, len(in.Routes))
 	for i, r := range in.Routes {
 		where := fmt.Sprintf("routes[%d]", i)
+		r.Method = strings.ToUpper(r.Method) // SAM's templates write methods in either case
 		if !apigw.ValidMethod(r.Method) {
 			return nil, apierr.Validation("Invalid method '%s' at %s: it must be one of %v.", r.Method, where, apigw.Methods)
 		}
