@@ -48,18 +48,18 @@ func managedSource(arn string) bool {
 
 // mappingWant is a mapping's desired settings with Lambda's defaults filled in.
 type mappingWant struct {
-	source, function             string // function: name or name:alias
-	stream                       bool
-	batch, window                int32
-	enabled                      bool
-	filters                      []string
-	responseTypes                []string
-	maxConcurrency               int32
-	startingPosition             string
-	parallelization              int32
-	bisect                       bool
-	maxRetries, maxRecordAge     int32
-	onFailure                    string
+	source, function         string // function: name or name:alias
+	stream                   bool
+	batch, window            int32
+	enabled                  bool
+	filters                  []string
+	responseTypes            []string
+	maxConcurrency           int32
+	startingPosition         string
+	parallelization          int32
+	bisect                   bool
+	maxRetries, maxRecordAge int32
+	onFailure                string
 }
 
 func newMappingWant(m *Mapping, source, function string) mappingWant {
