@@ -183,6 +183,7 @@ func (p *samParser) props(id string) map[string]any {
 type props struct {
 	p     *samParser
 	where string // "Fn", "Fn: event E"
+	path  string // the properties' path below where's, "" or e.g. "Environment.Variables."
 	m     map[string]any
 	read  map[string]bool
 }
@@ -210,7 +211,7 @@ func (pr *props) str(k string) string {
 	}
 	s, err := pr.p.value(v)
 	if err != nil {
-		pr.p.fail("%s: property %s: %v", pr.where, k, err)
+		pr.p.fail("%s: property %s: %v", pr.where, pr.path+k, err)
 	}
 	return s
 }
@@ -223,7 +224,7 @@ func (pr *props) num(k string) *int32 {
 	}
 	n, err := strconv.ParseInt(s, 10, 32)
 	if err != nil {
-		pr.p.fail("%s: property %s: %q is not a whole number", pr.where, k, s)
+		pr.p.fail("%s: property %s: %q is not a whole number", pr.where, pr.path+k, s)
 		return nil
 	}
 	v := int32(n)
@@ -238,7 +239,7 @@ func (pr *props) flag(k string) *bool {
 	}
 	b, err := strconv.ParseBool(s)
 	if err != nil {
-		pr.p.fail("%s: property %s: %q is not true or false", pr.where, k, s)
+		pr.p.fail("%s: property %s: %q is not true or false", pr.where, pr.path+k, s)
 		return nil
 	}
 	return &b
@@ -252,14 +253,14 @@ func (pr *props) strs(k string) []string {
 	}
 	l, ok := v.([]any)
 	if !ok {
-		pr.p.fail("%s: property %s: want a list", pr.where, k)
+		pr.p.fail("%s: property %s: want a list", pr.where, pr.path+k)
 		return nil
 	}
 	var out []string
 	for _, e := range l {
 		s, err := pr.p.value(e)
 		if err != nil {
-			pr.p.fail("%s: property %s: %v", pr.where, k, err)
+			pr.p.fail("%s: property %s: %v", pr.where, pr.path+k, err)
 		}
 		out = append(out, s)
 	}
@@ -275,18 +276,18 @@ func (pr *props) doc(k string) string {
 		return ""
 	case string:
 		if !json.Valid([]byte(v)) {
-			pr.p.fail("%s: property %s: not a JSON document", pr.where, k)
+			pr.p.fail("%s: property %s: not a JSON document", pr.where, pr.path+k)
 		}
 		return v
 	}
 	t, err := pr.p.tree(v)
 	if err != nil {
-		pr.p.fail("%s: property %s: %v", pr.where, k, err)
+		pr.p.fail("%s: property %s: %v", pr.where, pr.path+k, err)
 		return ""
 	}
 	b, err := json.Marshal(t)
 	if err != nil {
-		pr.p.fail("%s: property %s: %v", pr.where, k, err)
+		pr.p.fail("%s: property %s: %v", pr.where, pr.path+k, err)
 	}
 	return string(b)
 }
@@ -299,10 +300,12 @@ func (pr *props) sub(k string) *props {
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		pr.p.fail("%s: property %s: want a map", pr.where, k)
+		pr.p.fail("%s: property %s: want a map", pr.where, pr.path+k)
 		return nil
 	}
-	return pr.p.newProps(pr.where+": "+k, m)
+	sub := pr.p.newProps(pr.where, m)
+	sub.path = pr.path + k + "."
+	return sub
 }
 
 // tags reads a CloudFormation Tags list ([{Key, Value}]) or a SAM tag map.
@@ -315,7 +318,7 @@ func (pr *props) tags(k string) map[string]string {
 		for tk, tv := range v {
 			s, err := pr.p.value(tv)
 			if err != nil {
-				pr.p.fail("%s: property %s.%s: %v", pr.where, k, tk, err)
+				pr.p.fail("%s: property %s.%s: %v", pr.where, pr.path+k, tk, err)
 			}
 			out[tk] = s
 		}
@@ -325,13 +328,13 @@ func (pr *props) tags(k string) map[string]string {
 			key, _ := m["Key"].(string)
 			val, err := pr.p.value(m["Value"])
 			if key == "" || err != nil {
-				pr.p.fail("%s: property %s: want a list of Key and Value", pr.where, k)
+				pr.p.fail("%s: property %s: want a list of Key and Value", pr.where, pr.path+k)
 				continue
 			}
 			out[key] = val
 		}
 	default:
-		pr.p.fail("%s: property %s: want a list of Key and Value", pr.where, k)
+		pr.p.fail("%s: property %s: want a list of Key and Value", pr.where, pr.path+k)
 	}
 	return out
 }
@@ -341,7 +344,7 @@ func (pr *props) ignore(why string, keys ...string) {
 	for _, k := range keys {
 		if pr.has(k) {
 			pr.read[k] = true
-			pr.p.warn("%s: property %s is ignored: %s", pr.where, k, why)
+			pr.p.warn("%s: property %s is ignored: %s", pr.where, pr.path+k, why)
 		}
 	}
 }
@@ -350,7 +353,7 @@ func (pr *props) ignore(why string, keys ...string) {
 func (pr *props) done() {
 	for _, k := range sortedKeys(pr.m) {
 		if !pr.read[k] {
-			pr.p.fail("%s: property %s is not supported by Flint", pr.where, k)
+			pr.p.fail("%s: property %s is not supported by Flint", pr.where, pr.path+k)
 		}
 	}
 }
@@ -721,7 +724,8 @@ func (p *samParser) filters(pr *props) []string {
 	list, _ := fc.raw("Filters").([]any)
 	for _, e := range list {
 		m, _ := e.(map[string]any)
-		fp := p.newProps(fc.where+".Filters", m)
+		fp := p.newProps(fc.where, m)
+		fp.path = fc.path + "Filters."
 		out = append(out, fp.doc("Pattern"))
 		fp.done()
 	}
@@ -769,7 +773,8 @@ func (p *samParser) snsEvent(fid string, f *Function, name string, pr *props) {
 			sqsSub = nil
 		}
 	case map[string]any:
-		subQueue = p.newProps(where+": SqsSubscription", v)
+		subQueue = p.newProps(where, v)
+		subQueue.path = "SqsSubscription."
 	default:
 		p.fail("%s: property SqsSubscription: want true or a map", where)
 		return
@@ -788,7 +793,7 @@ func (p *samParser) snsEvent(fid string, f *Function, name string, pr *props) {
 		mp.BatchSize, mp.Enabled = subQueue.num("BatchSize"), subQueue.flag("Enabled")
 		subQueue.ignore("Flint does not check queue policies", "QueuePolicyLogicalId")
 		subQueue.done()
-		p.checkSource(where+": SqsSubscription", "QueueArn", mp.Source, typeQueue, "Arn", "arn:aws:sqs:")
+		p.checkSource(where, "SqsSubscription.QueueArn", mp.Source, typeQueue, "Arn", "arn:aws:sqs:")
 	} else {
 		qid := fid + name + "Queue"
 		if _, taken := p.types[qid]; taken {
@@ -949,10 +954,11 @@ func (p *samParser) topic(id string) {
 		list, _ := l.([]any)
 		for i, e := range list {
 			m, _ := e.(map[string]any)
-			sp := p.newProps(fmt.Sprintf("%s: Subscription[%d]", id, i), m)
+			sp := p.newProps(id, m)
+			sp.path = fmt.Sprintf("Subscription[%d].", i)
 			s := &Subscription{Topic: placeholder(id, ""), Protocol: sp.str("Protocol"), Endpoint: sp.str("Endpoint"), Owner: id}
 			sp.done()
-			p.checkSubscription(sp.where, s)
+			p.checkSubscription(id, sp.path, s)
 			p.st.Subscriptions = append(p.st.Subscriptions, s)
 		}
 	}
@@ -989,30 +995,30 @@ func (p *samParser) subscription(id string) {
 	}
 	pr.ignore("Flint does not check IAM permissions", "SubscriptionRoleArn")
 	pr.done()
-	p.checkSubscription(id, s)
+	p.checkSubscription(id, "", s)
 	p.st.Subscriptions = append(p.st.Subscriptions, s)
 }
 
 // checkSubscription checks a subscription's protocol and endpoint: SNS's to Lambda, SQS and
 // HTTP(S); a !GetAtt of the template's function or queue for the first two.
-func (p *samParser) checkSubscription(where string, s *Subscription) {
+func (p *samParser) checkSubscription(where, path string, s *Subscription) {
 	switch s.Protocol {
 	case "lambda":
 		if _, ok := p.refTo(s.Endpoint, typeFunction, "Arn"); !ok && (hasRef(s.Endpoint) || !strings.HasPrefix(s.Endpoint, "arn:aws:lambda:")) {
-			p.fail("%s: property Endpoint: want !GetAtt of a function's Arn or a function ARN", where)
+			p.fail("%s: property %sEndpoint: want !GetAtt of a function's Arn or a function ARN", where, path)
 		}
 	case "sqs":
 		if _, ok := p.refTo(s.Endpoint, typeQueue, "Arn"); !ok && (hasRef(s.Endpoint) || !strings.HasPrefix(s.Endpoint, "arn:aws:sqs:")) {
-			p.fail("%s: property Endpoint: want !GetAtt of a queue's Arn or a queue ARN", where)
+			p.fail("%s: property %sEndpoint: want !GetAtt of a queue's Arn or a queue ARN", where, path)
 		}
 	case "http", "https":
 		if !strings.HasPrefix(s.Endpoint, s.Protocol+"://") {
-			p.fail("%s: property Endpoint: want an %s:// URL", where, s.Protocol)
+			p.fail("%s: property %sEndpoint: want an %s:// URL", where, path, s.Protocol)
 		}
 	case "":
-		p.fail("%s: property Protocol is required", where)
+		p.fail("%s: property %sProtocol is required", where, path)
 	default:
-		p.fail("%s: property Protocol %s is not supported by Flint (lambda, sqs, http or https)", where, s.Protocol)
+		p.fail("%s: property %sProtocol %s is not supported by Flint (lambda, sqs, http or https)", where, path, s.Protocol)
 	}
 }
 
