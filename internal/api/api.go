@@ -216,6 +216,10 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /flint/v1/functions/{name}/code", a.handle(a.functionCode))
 	m.HandleFunc("POST /flint/v1/functions/{name}/recycle", a.handle(a.recycleFunction))
 	m.HandleFunc("POST /flint/v1/master-key/rotate", a.handle(a.rotateMasterKey))
+	m.HandleFunc("PUT /flint/v1/apis/{name}", a.handleAPIs(a.putAPI))
+	m.HandleFunc("GET /flint/v1/apis/{name}", a.handleAPIs(a.getAPI))
+	m.HandleFunc("DELETE /flint/v1/apis/{name}", a.handleAPIs(a.deleteAPI))
+	m.HandleFunc("GET /flint/v1/apis", a.handleAPIs(a.listAPIs))
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics.Handler())
 	}
@@ -230,6 +234,10 @@ func New(cfg Config) *API {
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id, path, ok := urlID(r); ok {
 		a.serveFunctionURL(w, r, id, path)
+		return
+	}
+	if id, rawPath, path, ok := apiTarget(r); ok {
+		a.serveAPI(w, r, id, rawPath, path) // public, as API Gateway routes without an authorizer
 		return
 	}
 	if a.console != nil && (r.URL.Path == "/console" || strings.HasPrefix(r.URL.Path, "/console/")) {

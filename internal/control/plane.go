@@ -58,6 +58,7 @@ type Plane struct {
 	Provisioned        *Provisioned
 	EventInvokeConfigs *EventInvokeConfigs
 	Layers             *Layers
+	APIs               *APIs // API Gateway APIs (/flint/v1/apis)
 
 	names resolver
 }
@@ -87,6 +88,7 @@ func New(cfg Config) *Plane {
 		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, awaiter: w, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
 		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code(), collector: code},
 		names:              r,
+		APIs:               &APIs{resolver: r, awaiter: w, apis: st.APIs()},
 	}
 }
 

@@ -1,16 +1,11 @@
 package functionurl
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/url"
-	"sort"
-	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/flint-run/flint/internal/apigw"
 )
 
 // URLRequest is a function URL request event (payload format 2.0).
@@ -59,115 +54,24 @@ type URLHTTPContext struct {
 func NewURLRequest(r *http.Request, path, urlID, domain, accountID, requestID string, body []byte, now time.Time) ([]byte, error) {
 	ev := URLRequest{
 		Version: "2.0", RouteKey: "$default", RawPath: path, RawQueryString: r.URL.RawQuery,
-		Headers: map[string]string{}, PathParameters: nil, StageVariables: nil,
+		PathParameters: nil, StageVariables: nil,
 		RequestContext: URLRequestContext{
 			AccountID: accountID, APIID: urlID, DomainName: domain, DomainPrefix: urlID,
-			HTTP:      URLHTTPContext{Method: r.Method, Path: path, Protocol: r.Proto, SourceIP: sourceIP(r), UserAgent: r.UserAgent()},
+			HTTP:      URLHTTPContext{Method: r.Method, Path: path, Protocol: r.Proto, SourceIP: apigw.SourceIP(r), UserAgent: r.UserAgent()},
 			RequestID: requestID, RouteKey: "$default", Stage: "$default",
 			Time: now.UTC().Format("02/Jan/2006:15:04:05 -0700"), TimeEpoch: now.UnixMilli(),
 		},
 	}
-	for k, vs := range r.Header {
-		lk := strings.ToLower(k)
-		if lk == "cookie" {
-			for _, v := range vs {
-				for _, c := range strings.Split(v, ";") {
-					if c = strings.TrimSpace(c); c != "" {
-						ev.Cookies = append(ev.Cookies, c)
-					}
-				}
-			}
-			continue
-		}
-		ev.Headers[lk] = strings.Join(vs, ",")
-	}
-	ev.Headers["host"] = r.Host
-	if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(q) > 0 {
-		ev.QueryStringParameters = map[string]string{}
-		for k, vs := range q {
-			ev.QueryStringParameters[k] = strings.Join(vs, ",")
-		}
-	}
-	if len(body) > 0 {
-		if utf8.Valid(body) && !isBinary(r.Header.Get("Content-Type")) {
-			ev.Body = string(body)
-		} else {
-			ev.Body, ev.IsBase64Encoded = base64.StdEncoding.EncodeToString(body), true
-		}
-	}
+	ev.Headers, ev.Cookies = apigw.LowerHeaders(r)
+	ev.QueryStringParameters = apigw.JoinedQuery(r.URL.RawQuery)
+	ev.Body, ev.IsBase64Encoded = apigw.EncodeBody(body, r.Header.Get("Content-Type"))
 	return json.Marshal(ev)
 }
 
-func isBinary(contentType string) bool {
-	ct := strings.ToLower(contentType)
-	for _, text := range []string{"text/", "json", "xml", "javascript", "x-www-form-urlencoded", "yaml"} {
-		if strings.Contains(ct, text) {
-			return false
-		}
-	}
-	return ct != ""
-}
-
-func sourceIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // URLResponse is what a function URL answers: status, headers and body.
-type URLResponse struct {
-	Status  int
-	Headers http.Header
-	Body    []byte
-}
+type URLResponse = apigw.Response
 
-// ParseURLResponse applies Lambda's rules to a function's result: a JSON object with statusCode
-// is an HTTP response (headers, multiValueHeaders, cookies, body, isBase64Encoded); any other
-// valid JSON is a 200 application/json body as returned.
-func ParseURLResponse(payload []byte) URLResponse {
-	out := URLResponse{Status: http.StatusOK, Headers: http.Header{}}
-	var shaped struct {
-		StatusCode        *int                `json:"statusCode"`
-		Headers           map[string]string   `json:"headers"`
-		MultiValueHeaders map[string][]string `json:"multiValueHeaders"`
-		Cookies           []string            `json:"cookies"`
-		Body              *string             `json:"body"`
-		IsBase64Encoded   bool                `json:"isBase64Encoded"`
-	}
-	if bytes.HasPrefix(bytes.TrimSpace(payload), []byte("{")) && json.Unmarshal(payload, &shaped) == nil && shaped.StatusCode != nil {
-		out.Status = *shaped.StatusCode
-		keys := make([]string, 0, len(shaped.Headers))
-		for k := range shaped.Headers {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			out.Headers.Set(k, shaped.Headers[k])
-		}
-		for k, vs := range shaped.MultiValueHeaders {
-			for _, v := range vs {
-				out.Headers.Add(k, v)
-			}
-		}
-		for _, c := range shaped.Cookies {
-			out.Headers.Add("Set-Cookie", c)
-		}
-		if shaped.Body != nil {
-			out.Body = []byte(*shaped.Body)
-			if shaped.IsBase64Encoded {
-				if b, err := base64.StdEncoding.DecodeString(*shaped.Body); err == nil {
-					out.Body = b
-				}
-			}
-		}
-		if out.Headers.Get("Content-Type") == "" && len(out.Body) > 0 {
-			out.Headers.Set("Content-Type", "application/json")
-		}
-		return out
-	}
-	out.Headers.Set("Content-Type", "application/json")
-	out.Body = payload
-	return out
-}
+// ParseURLResponse applies Lambda's rules to a function's result (payload format 2.0's, as HTTP
+// APIs): a JSON object with statusCode is an HTTP response (headers, multiValueHeaders, cookies,
+// body, isBase64Encoded); any other valid JSON is a 200 application/json body as returned.
+func ParseURLResponse(payload []byte) URLResponse { return apigw.ParseV2Response(payload) }

@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flint-run/flint/internal/apigw"
 	"github.com/flint-run/flint/internal/artifact"
 	"github.com/flint-run/flint/internal/cluster"
 	"github.com/flint-run/flint/internal/crypt"
@@ -81,12 +82,16 @@ type Registry struct {
 	Code interface {
 		Get(ctx context.Context, key string) ([]byte, error)
 	}
+	APIs interface {
+		Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, a *apigw.API)) error
+	}
 }
 
 // RegistryOf is the Registry backed by st's repositories.
 func RegistryOf(st *store.Store) Registry {
 	return Registry{Functions: st.Functions(), Versions: st.Versions(), Aliases: st.Aliases(), Provisioned: st.Provisioned(),
-		URLs: st.URLs(), Policies: st.Policies(), EventInvokeConfigs: st.EventInvokeConfigs(), Code: st.Code()}
+		URLs: st.URLs(), Policies: st.Policies(), EventInvokeConfigs: st.EventInvokeConfigs(), Code: st.Code(),
+		APIs: st.APIs()}
 }
 
 // Service is the in-memory view of every function, version and alias.
@@ -111,6 +116,7 @@ type Service struct {
 	public   map[string]uint64     // key: store.PolicyKey of policies that open NONE URLs; value: revision
 	eic      map[string]*eicItem   // key: store.EventInvokeConfigKey
 	counters map[string]*counters  // per function name, shared by its versions
+	apis     apiView               // API Gateway APIs' route tables (apis.go)
 	ready    chan struct{}
 
 	seen [views]watermark // per bucket, the newest revision the watch has applied
@@ -174,7 +180,7 @@ func (s *Service) ReservedTotal() int { return int(s.reservedSum.Load()) }
 
 // Run applies every change in the store to the cache until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
-	const watches = 7
+	const watches = 8
 	var pending sync.WaitGroup
 	pending.Add(watches)
 	go func() { pending.Wait(); close(s.ready) }()
@@ -189,6 +195,7 @@ func (s *Service) Run(ctx context.Context) error {
 	go func() {
 		errs <- s.store.EventInvokeConfigs.Watch(ctx, once(), watched(s, EventInvokeConfigs, s.applyEventInvokeConfig))
 	}()
+	go func() { errs <- s.store.APIs.Watch(ctx, once(), watched(s, APIs, s.applyAPI)) }()
 	var err error
 	for range watches {
 		err = errors.Join(err, <-errs)

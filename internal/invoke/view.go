@@ -21,10 +21,11 @@ const (
 	URLs
 	Policies
 	EventInvokeConfigs
+	APIs
 	views
 )
 
-var viewNames = [views]string{"functions", "versions", "aliases", "provisioned", "urls", "policies", "event invoke configs"}
+var viewNames = [views]string{"functions", "versions", "aliases", "provisioned", "urls", "policies", "event invoke configs", "apis"}
 
 func (v View) String() string {
 	if v < 0 || v >= views {

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/flint-run/flint/internal/apigw"
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/lambda"
 )
@@ -51,6 +52,7 @@ const (
 	nodesBucket         = "flint_nodes"
 	sqsQueuesBucket     = "flint_sqs_queues"
 	snsBucket           = "flint_sns"
+	apisBucket          = "flint_apis"
 )
 
 // Options configure Open.
@@ -99,6 +101,7 @@ type Store struct {
 	nodes     Records
 	sqsQueues Records
 	sns       Records
+	apis      bucket[apigw.API]
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -278,6 +281,9 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{snsBucket, "Flint SNS API topics and subscriptions", func(kv jetstream.KeyValue) {
 			s.sns = Records{bucket[json.RawMessage]{kv: kv, what: "sns record", log: s.log}}
+		}},
+		{apisBucket, "Flint API Gateway APIs (by name)", func(kv jetstream.KeyValue) {
+			s.apis = bucket[apigw.API]{kv: kv, what: "api", log: s.log}
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
