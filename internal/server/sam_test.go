@@ -48,6 +48,9 @@ def handler(event, context):
     elif event.get('version') == '2.0' and 'requestContext' in event:
         rec('http', event)
         return {'statusCode': 200, 'body': 'hello ' + event['pathParameters']['name']}
+    elif 'httpMethod' in event:
+        rec('rest', event)
+        return {'statusCode': 200, 'body': 'item ' + event['pathParameters']['id']}
     else:
         rec('other', event)
     return {}
@@ -65,6 +68,11 @@ Resources:
     Type: AWS::Kinesis::Stream
     Properties:
       ShardCount: 2
+  Rest:
+    Type: AWS::Serverless::Api
+    Properties:
+      StageName: v1
+      Variables: {color: blue}
   Worker:
     Type: AWS::Serverless::Function
     Properties:
@@ -97,6 +105,9 @@ Resources:
         Hello:
           Type: HttpApi
           Properties: {Path: "/hello/{name}", Method: GET}
+        Item:
+          Type: Api
+          Properties: {Path: "/items/{id}", Method: get, RestApiId: !Ref Rest}
 `
 
 // TestSAMEventsDeploy deploys a SAM template with a queue, a topic, a stream and a function
@@ -161,7 +172,7 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"api samtest-ServerlessHttpApi created", "function sam-worker created", "mapping sam-worker created",
+	want := []string{"api samtest-Rest created", "api samtest-ServerlessHttpApi created", "function sam-worker created", "mapping sam-worker created",
 		"mapping sam-worker created", "queue samtest-Jobs created", "schedule sam-worker created", "stream samtest-Clicks created",
 		"subscription samtest-News created", "topic samtest-News created"}
 	if got := changed(res); !slices.Equal(got, want) {
@@ -227,6 +238,19 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if resp.StatusCode != 200 || string(hb) != "hello flint" {
 		t.Errorf("GET /hello/flint through the HTTP API: %d %q", resp.StatusCode, hb)
 	}
+	status, _, body = signed(t, "GET", url+"/flint/v1/apis/samtest-Rest", key.AccessKeyID, key.SecretAccessKey, nil, time.Now(), nil)
+	if err := json.Unmarshal(body, &api); status != 200 || err != nil || api.Protocol != "REST" || api.Stage != "v1" {
+		t.Fatalf("GET /flint/v1/apis/samtest-Rest: %d %s", status, body)
+	}
+	resp, err = http.Get(url + "/execute-api/" + api.APIID + "/v1/items/42")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(hb) != "item 42" {
+		t.Errorf("GET /v1/items/42 through the REST API: %d %q", resp.StatusCode, hb)
+	}
 	events := func(kind string) []map[string]any {
 		files, _ := filepath.Glob(filepath.Join(rec, kind+"-*.json"))
 		var out []map[string]any
@@ -247,7 +271,7 @@ func TestSAMEventsDeploy(t *testing.T) {
 		r, _ := rs[0].(map[string]any)
 		return r
 	}
-	for _, kind := range []string{"sqs", "sns", "kinesis", "http", "schedule"} {
+	for _, kind := range []string{"sqs", "sns", "kinesis", "http", "rest", "schedule"} {
 		waitFor(t, kind+" event", 100*time.Second, func() bool { return len(events(kind)) > 0 })
 	}
 	if r := record(events("sqs")[0]); r["body"] != "job-1" || !strings.HasSuffix(r["eventSourceARN"].(string), ":samtest-Jobs") {
@@ -261,6 +285,10 @@ func TestSAMEventsDeploy(t *testing.T) {
 	}
 	if e := events("http")[0]; e["rawPath"] != "/hello/flint" || e["routeKey"] != "GET /hello/{name}" {
 		t.Errorf("HTTP API event %v", e)
+	}
+	if e := events("rest")[0]; e["resource"] != "/items/{id}" || e["stageVariables"].(map[string]any)["color"] != "blue" ||
+		e["requestContext"].(map[string]any)["stage"] != "v1" {
+		t.Errorf("REST API event %v", e)
 	}
 	if e := events("schedule")[0]; e["detail-type"] != "Scheduled Event" {
 		t.Errorf("schedule event %v", e)
@@ -298,7 +326,7 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("deploy without the events changed\n%v\nwant\n%v", got, want)
 	}
-	wantUnpruned := []string{"api samtest-ServerlessHttpApi", "queue samtest-Jobs", "topic samtest-News", "stream samtest-Clicks"}
+	wantUnpruned := []string{"api samtest-Rest", "api samtest-ServerlessHttpApi", "queue samtest-Jobs", "topic samtest-News", "stream samtest-Clicks"}
 	if !slices.Equal(res.Unpruned, wantUnpruned) {
 		t.Errorf("unpruned %v, want %v", res.Unpruned, wantUnpruned)
 	}
@@ -306,7 +334,7 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"api samtest-ServerlessHttpApi deleted", "queue samtest-Jobs deleted", "stream samtest-Clicks deleted", "topic samtest-News deleted"}
+	want = []string{"api samtest-Rest deleted", "api samtest-ServerlessHttpApi deleted", "queue samtest-Jobs deleted", "stream samtest-Clicks deleted", "topic samtest-News deleted"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("deploy --prune changed\n%v\nwant\n%v", got, want)
 	}
