@@ -154,6 +154,20 @@ func isSAM(doc *yaml.Node) bool {
 
 var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
 
+// envKeyPattern and reservedEnv are Lambda's rules for environment variable names, checked
+// before anything is deployed: a function Lambda refuses would otherwise stop a deployment
+// after the stack's queues, topics and streams were created.
+var envKeyPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`) })
+
+var reservedEnv = map[string]bool{
+	"_HANDLER": true, "_X_AMZN_TRACE_ID": true, "AWS_REGION": true, "AWS_DEFAULT_REGION": true,
+	"AWS_EXECUTION_ENV": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true,
+	"AWS_LAMBDA_FUNCTION_VERSION": true, "AWS_LAMBDA_INITIALIZATION_TYPE": true,
+	"AWS_LAMBDA_LOG_GROUP_NAME": true, "AWS_LAMBDA_LOG_STREAM_NAME": true, "AWS_ACCESS_KEY": true,
+	"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
+	"AWS_LAMBDA_RUNTIME_API": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
+}
+
 func (st *Stack) validate() error {
 	if len(st.Functions) == 0 {
 		return errors.New("no functions")
@@ -175,6 +189,13 @@ func (st *Stack) validate() error {
 		if f == nil || f.Code == "" {
 			errs = append(errs, fmt.Errorf("function %s: code is required", name))
 			continue
+		}
+		for _, k := range sortedKeys(f.Env) {
+			if !envKeyPattern().MatchString(k) {
+				errs = append(errs, fmt.Errorf("function %s: environment variable %q: Lambda takes a letter, then one or more letters, digits or _", name, k))
+			} else if reservedEnv[k] {
+				errs = append(errs, fmt.Errorf("function %s: environment variable %s is reserved: Lambda sets it itself", name, k))
+			}
 		}
 		if len(f.Layers) > 5 {
 			errs = append(errs, fmt.Errorf("function %s: %d layers, Lambda allows at most 5", name, len(f.Layers)))

@@ -121,6 +121,8 @@ functions:
 		{"functions:\n  f: {code: x, alias: a, deploy: Sometimes}\n", "unknown deployment preference"},
 		{"functions:\n  f: {runtime: python3.12}\n", "code is required"},
 		{"stack: x\n", "no functions"},
+		{"functions:\n  f: {code: x, env: {Q: 1}}\n", `environment variable "Q": Lambda takes a letter`},
+		{"functions:\n  f: {code: x, env: {AWS_REGION: eu-west-1}}\n", "environment variable AWS_REGION is reserved"},
 	}
 	for _, b := range bad {
 		if _, err := Parse([]byte(b.doc)); err == nil || !strings.Contains(err.Error(), b.want) {

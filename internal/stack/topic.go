@@ -223,7 +223,7 @@ func (d *Deployer) subscriptions(ctx context.Context, res *Result, st *Stack, ow
 		attrs := want[k]
 		what := fmt.Sprintf("%s → %s %s", topicName(k.topic), k.protocol, k.endpoint)
 		arn, ok := existing[k]
-		if !ok || arn == "pending confirmation" && k.protocol != "http" && k.protocol != "https" {
+		if !ok {
 			set := map[string]string{}
 			for a, v := range attrs {
 				if v != "" {
