@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -323,5 +324,29 @@ func TestRefsResolve(t *testing.T) {
 	}
 	if _, err := r.resolve(placeholder("T", "TopicName")); err == nil || !strings.Contains(err.Error(), "!GetAtt T.TopicName") {
 		t.Errorf("resolve of an unknown reference = %v, want an error naming it", err)
+	}
+}
+
+// TestSAMDocExample parses the SAM example of docs/SAM.md, so that the page stays true.
+func TestSAMDocExample(t *testing.T) {
+	b, err := os.ReadFile("../../docs/SAM.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "```yaml\nTransform: AWS::Serverless-2016-10-31\n")
+	if start < 0 {
+		t.Fatal("docs/SAM.md has no SAM example")
+	}
+	doc = doc[start+len("```yaml\n"):]
+	doc = doc[:strings.Index(doc, "```")]
+	st, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatalf("the example of docs/SAM.md: %v", err)
+	}
+	f := st.Functions["Orders"]
+	if len(f.Mappings) != 2 || len(st.Subscriptions) != 1 || len(st.Queues) != 2 || len(st.APIs) != 1 || len(st.Warnings) != 0 {
+		t.Errorf("the example parsed to %d mappings, %d subscriptions, %d queues, %d APIs, warnings %v",
+			len(f.Mappings), len(st.Subscriptions), len(st.Queues), len(st.APIs), st.Warnings)
 	}
 }
