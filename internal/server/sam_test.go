@@ -81,6 +81,7 @@ Resources:
       Handler: app.handler
       Runtime: python3.12
       Timeout: 10
+      AutoPublishAlias: live
       Environment:
         Variables:
           DIR: __DIR__
@@ -172,11 +173,26 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"api samtest-Rest created", "api samtest-ServerlessHttpApi created", "function sam-worker created", "mapping sam-worker created",
+	want := []string{"alias sam-worker created", "api samtest-Rest created", "api samtest-ServerlessHttpApi created", "function sam-worker created", "mapping sam-worker created",
 		"mapping sam-worker created", "queue samtest-Jobs created", "schedule sam-worker created", "stream samtest-Clicks created",
-		"subscription samtest-News created", "topic samtest-News created"}
+		"subscription samtest-News created", "topic samtest-News created", "version sam-worker published"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("first deploy changed\n%v\nwant\n%v", got, want)
+	}
+
+	// The events are wired on the alias, as SAM wires them.
+	maps0, err := lc.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{})
+	if err != nil || len(maps0.EventSourceMappings) != 2 {
+		t.Fatalf("ListEventSourceMappings: %v %v", maps0, err)
+	}
+	for _, m := range maps0.EventSourceMappings {
+		if !strings.HasSuffix(aws.ToString(m.FunctionArn), ":function:sam-worker:live") {
+			t.Errorf("mapping from %s invokes %s, want the alias live", aws.ToString(m.EventSourceArn), aws.ToString(m.FunctionArn))
+		}
+	}
+	subs, err := snc.ListSubscriptions(ctx, &sns.ListSubscriptionsInput{})
+	if err != nil || len(subs.Subscriptions) != 1 || !strings.HasSuffix(aws.ToString(subs.Subscriptions[0].Endpoint), ":function:sam-worker:live") {
+		t.Fatalf("ListSubscriptions: %v %v", subs, err)
 	}
 
 	// The references resolved to what the APIs say.
@@ -322,7 +338,8 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"function sam-worker updated", "mapping sam-worker deleted", "mapping sam-worker deleted", "subscription samtest-News deleted"}
+	want = []string{"alias sam-worker shifted", "function sam-worker updated", "mapping sam-worker deleted", "mapping sam-worker deleted",
+		"subscription samtest-News deleted", "version sam-worker published"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("deploy without the events changed\n%v\nwant\n%v", got, want)
 	}
