@@ -116,8 +116,8 @@ Resources:
 // clients, against a server with an access key (so every call, the management API's PUT
 // included, must be signed): each event reaches the function, the function's environment holds
 // the resources' !Ref and !GetAtt values, a second deploy changes nothing, a template that
-// would reshard the stream is refused before anything changes, and --prune removes what left
-// the file.
+// would take another stack's queue or reshard the stream is refused before anything changes,
+// and --prune removes what left the file.
 func TestSAMEventsDeploy(t *testing.T) {
 	data := t.TempDir()
 	key := createAccessKey(t, data, "sam")
@@ -147,18 +147,22 @@ func TestSAMEventsDeploy(t *testing.T) {
 		}
 	}
 	write("src/app.py", samWorker)
-	deploy := func(tmpl string, prune bool) (*stack.Result, error) {
+	deployAs := func(name, tmpl string, prune bool) (*stack.Result, error) {
 		t.Helper()
 		write("template.yaml", strings.Replace(tmpl, "__DIR__", rec, 1))
 		st, err := stack.Load(filepath.Join(dir, "template.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		st.Name = "samtest"
+		st.Name = name
 		out.Reset()
 		res, err := d.Deploy(ctx, st, stack.Options{Prune: prune})
 		t.Logf("deploy:\n%s", out.String())
 		return res, err
+	}
+	deploy := func(tmpl string, prune bool) (*stack.Result, error) {
+		t.Helper()
+		return deployAs("samtest", tmpl, prune)
 	}
 	changed := func(res *stack.Result) []string {
 		var cs []string
@@ -317,6 +321,16 @@ func TestSAMEventsDeploy(t *testing.T) {
 	res, err = deploy(samEventsTemplate, false)
 	if err != nil || len(res.Changes) != 0 {
 		t.Errorf("second deploy: %v, changes %v", err, changed(res))
+	}
+
+	// Another stack's queue is refused before anything changes.
+	theirs := "Resources:\n  Mine:\n    Type: AWS::SQS::Queue\n  Theirs:\n    Type: AWS::SQS::Queue\n    Properties: {QueueName: samtest-Jobs}\n" +
+		"  Fn:\n    Type: AWS::Serverless::Function\n    Properties: {FunctionName: other-fn, CodeUri: src/, Handler: app.handler, Runtime: python3.12}\n"
+	if res, err := deployAs("other", theirs, false); err == nil || !strings.Contains(err.Error(), "queue samtest-Jobs belongs to stack samtest") || len(res.Changes) != 0 {
+		t.Errorf("deploy of another stack's queue: %v, changes %v; want a refusal and no change", err, changed(res))
+	}
+	if _, err := sqc.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String("other-Mine")}); err == nil {
+		t.Error("the refused deploy created queue other-Mine")
 	}
 
 	// Resharding is refused before anything changes: the new queue is not created.

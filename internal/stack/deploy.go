@@ -204,8 +204,9 @@ func (d *Deployer) Deploy(ctx context.Context, st *Stack, opts Options) (*Result
 	return res, rollback
 }
 
-// check runs the read-only checks of a deployment: the clients it needs are there and no
-// deployed stream would have to be resharded.
+// check runs the read-only checks of a deployment: the clients it needs are there, no queue,
+// topic or stream of the template is another stack's, and no deployed stream would have to be
+// resharded.
 func (d *Deployer) check(ctx context.Context, st *Stack) error {
 	switch {
 	case len(st.Queues) > 0 && d.SQS == nil:
@@ -218,6 +219,9 @@ func (d *Deployer) check(ctx context.Context, st *Stack) error {
 		return errors.New("the stack has APIs but the deployer no Flint endpoint")
 	}
 	if _, err := queueOrder(st); err != nil {
+		return err
+	}
+	if err := d.checkOwners(ctx, st); err != nil {
 		return err
 	}
 	if len(st.Streams) > 0 {

@@ -182,7 +182,10 @@ func (d *Deployer) queueArn(ctx context.Context, url string) (string, error) {
 	return out.Attributes["QueueArn"], nil
 }
 
-// tagsToSet are the tags of want that cur lacks or has with another value.
+// tagsToSet are the tags of want that cur lacks or has with another value. A resource that
+// exists without the stack tag was not made by a stack: it is adopted as it is, updated but
+// never given the tag, so that --prune never deletes it (checkOwners refused one of another
+// stack).
 func tagsToSet(cur, want map[string]string) map[string]string {
 	add := map[string]string{}
 	for k, v := range want {
@@ -190,7 +193,62 @@ func tagsToSet(cur, want map[string]string) map[string]string {
 			add[k] = v
 		}
 	}
+	if _, ok := cur[StackTag]; !ok {
+		delete(add, StackTag)
+	}
 	return add
+}
+
+// ownerError refuses a resource another stack made.
+func ownerError(kind, name string, tags map[string]string, stackName string) error {
+	if owner, ok := tags[StackTag]; ok && owner != stackName {
+		return fmt.Errorf("%s %s belongs to stack %s; rename it in this template", kind, name, owner)
+	}
+	return nil
+}
+
+// checkOwners refuses, before anything changes, a template whose queues or topics exist as
+// another stack's (streams: checkStreams).
+func (d *Deployer) checkOwners(ctx context.Context, st *Stack) error {
+	for _, id := range sortedKeys(st.Queues) {
+		name := st.Queues[id].name(st.Name, id)
+		got, err := d.SQS.GetQueueUrl(ctx, &sqs.GetQueueUrlInput{QueueName: aws.String(name)})
+		if isNoQueue(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", name, err)
+		}
+		tags, err := d.SQS.ListQueueTags(ctx, &sqs.ListQueueTagsInput{QueueUrl: got.QueueUrl})
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", name, err)
+		}
+		if err := ownerError("queue", name, tags.Tags, st.Name); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+	}
+	if len(st.Topics) == 0 {
+		return nil
+	}
+	arns, err := d.topicArns(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range sortedKeys(st.Topics) {
+		name := st.Topics[id].name(st.Name, id)
+		arn, ok := arns[name]
+		if !ok {
+			continue
+		}
+		tags, err := d.topicTags(ctx, arn)
+		if err != nil {
+			return fmt.Errorf("topic %s: %w", name, err)
+		}
+		if err := ownerError("topic", name, tags, st.Name); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
+		}
+	}
+	return nil
 }
 
 // stackQueues are the URLs of the queues tagged with the stack's name, by name.

@@ -659,6 +659,7 @@ func (p *samParser) event(fid, fname string, f *Function, name string, v any) {
 			mp.MaxConcurrency = sc.num("MaximumConcurrency")
 			sc.done()
 		}
+		p.checkMapping(where, mp, false)
 		f.Mappings = append(f.Mappings, mp)
 	case "Kinesis":
 		mp := &Mapping{Event: name, Source: pr.str("Stream"), StartingPosition: pr.str("StartingPosition"),
@@ -667,8 +668,8 @@ func (p *samParser) event(fid, fname string, f *Function, name string, v any) {
 			MaxRetries: pr.num("MaximumRetryAttempts"), MaxRecordAge: pr.num("MaximumRecordAgeInSeconds"),
 			Enabled: pr.flag("Enabled"), ResponseTypes: pr.strs("FunctionResponseTypes")}
 		p.checkSource(where, "Stream", mp.Source, typeStream, "Arn", "arn:aws:kinesis:")
-		if mp.StartingPosition == "" {
-			p.fail("%s: property StartingPosition is required (TRIM_HORIZON or LATEST)", where)
+		if mp.StartingPosition != "TRIM_HORIZON" && mp.StartingPosition != "LATEST" {
+			p.fail("%s: property StartingPosition: want TRIM_HORIZON or LATEST", where)
 		}
 		if n := pr.num("TumblingWindowInSeconds"); n != nil && *n != 0 {
 			p.fail("%s: property TumblingWindowInSeconds is not supported by Flint", where)
@@ -685,6 +686,7 @@ func (p *samParser) event(fid, fname string, f *Function, name string, v any) {
 			dc.done()
 		}
 		mp.Filters = p.filters(pr)
+		p.checkMapping(where, mp, true)
 		f.Mappings = append(f.Mappings, mp)
 	case "SNS":
 		p.snsEvent(fid, f, name, pr)
@@ -698,6 +700,35 @@ func (p *samParser) event(fid, fname string, f *Function, name string, v any) {
 		return
 	}
 	pr.done()
+}
+
+// checkMapping checks a mapping's settings against Lambda's limits, so that a value Lambda
+// refuses fails the template before anything is deployed.
+func (p *samParser) checkMapping(where string, m *Mapping, stream bool) {
+	between := func(prop string, v *int32, lo, hi int32) {
+		if v != nil && (*v < lo || *v > hi) {
+			p.fail("%s: property %s: %d is not between %d and %d", where, prop, *v, lo, hi)
+		}
+	}
+	between("BatchSize", m.BatchSize, 1, 10000)
+	between("MaximumBatchingWindowInSeconds", m.Window, 0, 300)
+	if !stream && m.BatchSize != nil && *m.BatchSize > 10 && (m.Window == nil || *m.Window < 1) {
+		p.fail("%s: property MaximumBatchingWindowInSeconds: at least 1 is required with a BatchSize over 10", where)
+	}
+	between("ScalingConfig.MaximumConcurrency", m.MaxConcurrency, 2, 1000)
+	between("ParallelizationFactor", m.Parallelization, 1, 10)
+	between("MaximumRetryAttempts", m.MaxRetries, -1, 10000)
+	if a := m.MaxRecordAge; a != nil && *a != -1 && (*a < 60 || *a > 604800) {
+		p.fail("%s: property MaximumRecordAgeInSeconds: want -1 or 60 to 604800", where)
+	}
+	for _, t := range m.ResponseTypes {
+		if t != "ReportBatchItemFailures" {
+			p.fail("%s: property FunctionResponseTypes: %s is not ReportBatchItemFailures", where, t)
+		}
+	}
+	if len(m.Filters) > 5 {
+		p.fail("%s: property FilterCriteria: %d filters, Lambda allows at most 5", where, len(m.Filters))
+	}
 }
 
 // checkSource checks that an event's source is a reference to a resource of type t (its
@@ -828,8 +859,16 @@ func (p *samParser) apiEvent(fid, fname string, f *Function, name, t string, pr 
 			r.Path, r.Method = "$default", "ANY" // SAM's catch-all route
 		}
 	}
-	if r.Path == "" || r.Method == "" {
+	switch {
+	case r.Path == "" || r.Method == "":
 		p.fail("%s: properties Path and Method are required", where)
+	case !slices.Contains([]string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"}, r.Method):
+		p.fail("%s: property Method: %s is not an HTTP method API Gateway routes", where, r.Method)
+	case r.Path != "$default" && !strings.HasPrefix(r.Path, "/") || r.Path == "$default" && t != "HttpApi":
+		p.fail("%s: property Path: %q does not start with /", where, r.Path)
+	}
+	if v := r.PayloadFormatVersion; v != "" && v != "1.0" && v != "2.0" {
+		p.fail("%s: property PayloadFormatVersion: want 1.0 or 2.0", where)
 	}
 	if a := pr.sub("Auth"); a != nil {
 		if az := a.str("Authorizer"); az != "NONE" {
@@ -915,8 +954,21 @@ func (p *samParser) queue(id string) {
 			q.Attributes[k] = s
 		}
 	}
+	limits := map[string][2]int{"DelaySeconds": {0, 900}, "MaximumMessageSize": {1024, 262144},
+		"MessageRetentionPeriod": {60, 1209600}, "ReceiveMessageWaitTimeSeconds": {0, 20}, "VisibilityTimeout": {0, 43200}}
+	for _, k := range sortedKeys(limits) {
+		lim := limits[k]
+		if v, ok := q.Attributes[k]; ok {
+			if n, err := strconv.Atoi(v); err != nil || n < lim[0] || n > lim[1] {
+				p.fail("%s: property %s: %q is not a whole number between %d and %d", id, k, v, lim[0], lim[1])
+			}
+		}
+	}
 	if rp := pr.sub("RedrivePolicy"); rp != nil {
 		target, max := rp.str("deadLetterTargetArn"), rp.num("maxReceiveCount")
+		if max != nil && (*max < 1 || *max > 1000) {
+			p.fail("%s: property RedrivePolicy.maxReceiveCount: %d is not between 1 and 1000", id, *max)
+		}
 		rp.done()
 		if target == "" || max == nil {
 			p.fail("%s: property RedrivePolicy: want deadLetterTargetArn and maxReceiveCount", id)
@@ -1029,6 +1081,19 @@ func (p *samParser) stream(id string) {
 	if md := pr.sub("StreamModeDetails"); md != nil {
 		s.Mode = md.str("StreamMode")
 		md.done()
+	}
+	switch {
+	case s.Mode != "" && s.Mode != "PROVISIONED" && s.Mode != "ON_DEMAND":
+		p.fail("%s: property StreamModeDetails.StreamMode: want PROVISIONED or ON_DEMAND", id)
+	case s.Mode == "ON_DEMAND" && s.Shards != nil:
+		p.fail("%s: property ShardCount: an ON_DEMAND stream has no shard count", id)
+	case s.Mode == "PROVISIONED" && s.Shards == nil:
+		p.fail("%s: property ShardCount is required for a PROVISIONED stream", id)
+	case s.Shards != nil && *s.Shards < 1:
+		p.fail("%s: property ShardCount: at least 1", id)
+	}
+	if h := s.RetentionHours; h != nil && (*h < 24 || *h > 8760) {
+		p.fail("%s: property RetentionPeriodHours: %d is not between 24 and 8760", id, *h)
 	}
 	pr.ignore("Flint encrypts its data with its own keys", "StreamEncryption")
 	pr.ignore("Flint has no shard-level metrics", "DesiredShardLevelMetrics")

@@ -68,7 +68,7 @@ func (d *Deployer) describeStream(ctx context.Context, name string) (*ktypes.Str
 }
 
 // checkStreams refuses, before anything changes, a template that would reshard a deployed
-// stream or change its mode.
+// stream or change its mode, or whose stream is another stack's.
 func (d *Deployer) checkStreams(ctx context.Context, st *Stack) error {
 	for _, id := range sortedKeys(st.Streams) {
 		s := st.Streams[id]
@@ -79,6 +79,13 @@ func (d *Deployer) checkStreams(ctx context.Context, st *Stack) error {
 		}
 		if cur == nil {
 			continue
+		}
+		tags, err := d.streamTags(ctx, name)
+		if err != nil {
+			return err
+		}
+		if err := ownerError("stream", name, tags, st.Name); err != nil {
+			return fmt.Errorf("%s: %w", id, err)
 		}
 		var mode ktypes.StreamMode
 		if cur.StreamModeDetails != nil {

@@ -123,13 +123,9 @@ func (d *Deployer) topic(ctx context.Context, res *Result, st *Stack, id string,
 			}
 			what = append(what, k)
 		}
-		curTags, err := d.SNS.ListTagsForResource(ctx, &sns.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+		have, err := d.topicTags(ctx, arn)
 		if err != nil {
 			return fmt.Errorf("topic %s: %w", name, err)
-		}
-		have := map[string]string{}
-		for _, tg := range curTags.Tags {
-			have[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
 		}
 		if add := tagsToSet(have, tags); len(add) > 0 {
 			var tl []snstypes.Tag
@@ -149,6 +145,18 @@ func (d *Deployer) topic(ctx context.Context, res *Result, st *Stack, id string,
 	return nil
 }
 
+func (d *Deployer) topicTags(ctx context.Context, arn string) (map[string]string, error) {
+	out, err := d.SNS.ListTagsForResource(ctx, &sns.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]string{}
+	for _, tg := range out.Tags {
+		have[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	return have, nil
+}
+
 // stackTopics are the ARNs of the topics tagged with the stack's name, by name.
 func (d *Deployer) stackTopics(ctx context.Context, stackName string) (map[string]string, error) {
 	all, err := d.topicArns(ctx)
@@ -157,17 +165,15 @@ func (d *Deployer) stackTopics(ctx context.Context, stackName string) (map[strin
 	}
 	out := map[string]string{}
 	for name, arn := range all {
-		tags, err := d.SNS.ListTagsForResource(ctx, &sns.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+		tags, err := d.topicTags(ctx, arn)
 		if isNoTopic(err) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("topic %s: %w", name, err)
 		}
-		for _, tg := range tags.Tags {
-			if aws.ToString(tg.Key) == StackTag && aws.ToString(tg.Value) == stackName {
-				out[name] = arn
-			}
+		if tags[StackTag] == stackName {
+			out[name] = arn
 		}
 	}
 	return out, nil
