@@ -46,7 +46,8 @@
 // and calls only the APIs needed to reach the desired one: a second deploy of an unchanged stack
 // calls no mutating API and reports "no changes". Functions, queues, topics, streams and APIs a
 // stack created carry the tag flint:stack; one no longer in the file is deleted only with
-// Options.Prune.
+// Options.Prune. A queue, topic or stream that exists without the tag is adopted untagged (never
+// pruned); one tagged by another stack is refused by the read-only checks.
 //
 // A SAM template owns its functions' events. A mapping is found by function (any qualifier) and
 // source ARN and updated in place, every setting sent so that one removed from the template goes
