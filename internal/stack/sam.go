@@ -630,18 +630,25 @@ func (p *samParser) event(fid, fname string, f *Function, name string, v any) {
 	pr := p.newProps(where, pm)
 	switch t {
 	case "Schedule", "ScheduleV2":
-		expr := pr.str("Schedule")
+		exprProp := "Schedule"
 		if t == "ScheduleV2" {
-			expr = pr.str("ScheduleExpression")
+			exprProp = "ScheduleExpression"
 		}
+		expr := pr.str(exprProp)
 		sc := &Schedule{Expression: expr, Input: pr.str("Input"), Enabled: pr.flag("Enabled")}
-		if t == "ScheduleV2" {
-			if s := pr.str("State"); s != "" {
-				on := s == "ENABLED"
-				sc.Enabled = &on
-			}
-		} else {
+		switch st := pr.str("State"); st {
+		case "":
+		case "ENABLED", "DISABLED":
+			on := st == "ENABLED"
+			sc.Enabled = &on
+		default:
+			p.fail("%s: property State: want ENABLED or DISABLED", where)
+		}
+		if t == "Schedule" {
 			sc.Rule, sc.RuleName = true, pr.str("Name")
+		}
+		if expr == "" {
+			p.fail("%s: property %s is required", where, exprProp)
 		}
 		pr.raw("Description")
 		pr.ignore("Flint does not check IAM permissions", "RoleArn", "PermissionsBoundary")
