@@ -32,7 +32,7 @@ func (o *stackOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "deploy the stack in this file (flint.yaml or a SAM template.yaml) instead of PATH")
 	f.StringVar(&o.name, "stack", "", "stack name (with -f; default: the file's 'stack', else its directory's name)")
-	f.BoolVar(&o.prune, "prune", false, "with -f: delete the stack's functions that the file no longer has")
+	f.BoolVar(&o.prune, "prune", false, "with -f: delete the stack's functions, queues, topics, streams and APIs that the file no longer has")
 	f.DurationVar(&o.step, "deploy-step", 0, "with -f: the interval between gradual deployment steps (default: the preference's own)")
 	f.Float64Var(&o.maxErrorRate, "max-error-rate", 0, "with -f: the new version's error rate over a step above which it is rolled back")
 	f.StringVarP(&o.output, "output", "o", "text", "with -f: text or json")
