@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -164,13 +165,10 @@ func apiNoRoute(w http.ResponseWriter, rest bool) {
 	apiError(w, http.StatusNotFound, "Not Found")
 }
 
-// apiIntegrationFailed is a function that could not be invoked (gone, or over its limits).
-func apiIntegrationFailed(w http.ResponseWriter, rest bool) {
-	if rest {
-		apiError(w, http.StatusInternalServerError, "Internal server error")
-		return
-	}
-	apiError(w, http.StatusInternalServerError, "Internal Server Error")
+// apiIntegrationFailed is a function that could not be invoked (gone, or over its limits): as
+// Lambda's guide words it, API Gateway answers 500 when Lambda rejects the invocation.
+func apiIntegrationFailed(w http.ResponseWriter) {
+	apiError(w, http.StatusInternalServerError, "Internal server error")
 }
 
 // apiBadGateway is a function that failed or answered what its payload format cannot read.
@@ -238,25 +236,57 @@ func (a *API) serveAPI(w http.ResponseWriter, r *http.Request, id, rawPath, path
 	}
 	if err != nil || len(event) > lambda.MaxSyncPayload {
 		// Lambda refuses an event over its synchronous limit: the integration fails.
-		apiIntegrationFailed(w, rest)
+		apiIntegrationFailed(w)
 		return
 	}
+	// The integration's timeout answers the caller while the function runs on (its own timeout
+	// stops it): the first of the timer and the invocation writes, under mu, the other nothing.
+	var (
+		mu       sync.Mutex
+		answered bool
+	)
+	answer := func(write func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			answered = true
+			write()
+		}
+	}
+	timeout := m.Route.TimeoutInMillis
+	if timeout == 0 {
+		timeout = apigw.MaxTimeout(api.Protocol)
+	}
+	timer := time.AfterFunc(time.Duration(timeout)*time.Millisecond, func() {
+		answer(func() {
+			w.Header().Set("Connection", "close") // the connection stays busy until the function ends
+			if rest {
+				apiError(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+			} else {
+				apiError(w, http.StatusServiceUnavailable, "Service Unavailable")
+			}
+			_ = http.NewResponseController(w).Flush()
+		})
+	})
+	defer timer.Stop()
 	fn, q := m.Route.Function, m.Route.Qualifier
 	err = a.invoke.Invoke(r.Context(), invoke.Request{Function: fn, Qualifier: q, RequestID: reqID, Payload: event,
-		InvokedARN: a.account.FunctionARN(fn, q)}, func(resp invoke.Response) { writeAPIResponse(w, v1, resp) })
+		InvokedARN: a.account.FunctionARN(fn, q)}, func(resp invoke.Response) { answer(func() { writeAPIResponse(w, v1, resp) }) })
 	if err == nil {
 		return
 	}
-	var th *invoke.Throttled
-	switch {
-	case errors.As(err, &th) && !rest:
-		apiError(w, http.StatusTooManyRequests, "Too Many Requests")
-	case errors.Is(err, invoke.ErrNotFound), errors.As(err, &th):
-		apiIntegrationFailed(w, rest)
-	default:
-		a.log.Error("api invoke", "api", api.Name, "function", fn, "err", err)
-		apiIntegrationFailed(w, rest)
-	}
+	answer(func() {
+		var th *invoke.Throttled
+		switch {
+		case errors.As(err, &th) && !rest:
+			apiError(w, http.StatusTooManyRequests, "Too Many Requests")
+		case errors.Is(err, invoke.ErrNotFound), errors.As(err, &th):
+			apiIntegrationFailed(w)
+		default:
+			a.log.Error("api invoke", "api", api.Name, "function", fn, "err", err)
+			apiIntegrationFailed(w)
+		}
+	})
 }
 
 // writeAPIResponse writes an invocation's result by its payload format's rules.

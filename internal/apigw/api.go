@@ -1,7 +1,6 @@
 package apigw
 
 import (
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -42,6 +41,18 @@ type Route struct {
 	Function             string `json:"function"`
 	Qualifier            string `json:"qualifier,omitempty"`
 	PayloadFormatVersion string `json:"payloadFormatVersion"` // "2.0" or "1.0"
+	// TimeoutInMillis is the integration's timeout (SAM's HttpApi TimeoutInMillis): API
+	// Gateway answers 504 (REST) or 503 (HTTP) when the function has not answered by then.
+	// 0: the longest, MaxTimeout.
+	TimeoutInMillis int `json:"timeoutInMillis,omitempty"`
+}
+
+// MaxTimeout is the longest integration timeout of each protocol, API Gateway's defaults.
+func MaxTimeout(protocol string) int {
+	if protocol == ProtocolREST {
+		return 29000
+	}
+	return 30000
 }
 
 // Key is the route's key as API Gateway shows it: "GET /items/{id}", or "$default".
@@ -70,9 +81,6 @@ var (
 	paramName   = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 )
 
-// ErrBadPath is why a route's path is refused.
-var ErrBadPath = errors.New("invalid route path")
-
 // segment is one part of a route's path: a literal, a {param} or a greedy {name+}.
 type segment struct {
 	lit    string
@@ -94,7 +102,7 @@ func (s segment) kind() int {
 // parsePath splits a route's path into its segments; "/" has none.
 func parsePath(p string) ([]segment, error) {
 	if !strings.HasPrefix(p, "/") {
-		return nil, fmt.Errorf("%w: %q must begin with /", ErrBadPath, p)
+		return nil, fmt.Errorf("%q must begin with /", p)
 	}
 	if p == "/" {
 		return nil, nil
@@ -104,29 +112,29 @@ func parsePath(p string) ([]segment, error) {
 	seen := map[string]bool{}
 	for i, part := range parts {
 		if part == "" {
-			return nil, fmt.Errorf("%w: %q has an empty segment", ErrBadPath, p)
+			return nil, fmt.Errorf("%q has an empty segment", p)
 		}
 		inner, ok := strings.CutPrefix(part, "{")
 		if !ok {
 			if !literalPart.MatchString(part) {
-				return nil, fmt.Errorf("%w: %q has invalid characters in segment %q", ErrBadPath, p, part)
+				return nil, fmt.Errorf("%q has invalid characters in segment %q", p, part)
 			}
 			segs = append(segs, segment{lit: part})
 			continue
 		}
 		inner, ok = strings.CutSuffix(inner, "}")
 		if !ok {
-			return nil, fmt.Errorf("%w: %q: segment %q is not a whole {param}", ErrBadPath, p, part)
+			return nil, fmt.Errorf("%q: segment %q is not a whole {param}", p, part)
 		}
 		name, greedy := strings.CutSuffix(inner, "+")
 		if !paramName.MatchString(name) {
-			return nil, fmt.Errorf("%w: %q: parameter name %q is invalid", ErrBadPath, p, name)
+			return nil, fmt.Errorf("%q: parameter name %q is invalid", p, name)
 		}
 		if greedy && i != len(parts)-1 {
-			return nil, fmt.Errorf("%w: %q: the greedy parameter {%s+} must be the last segment", ErrBadPath, p, name)
+			return nil, fmt.Errorf("%q: the greedy parameter {%s+} must be the last segment", p, name)
 		}
 		if seen[name] {
-			return nil, fmt.Errorf("%w: %q names the parameter %q twice", ErrBadPath, p, name)
+			return nil, fmt.Errorf("%q names the parameter %q twice", p, name)
 		}
 		seen[name] = true
 		segs = append(segs, segment{param: name, greedy: greedy})
@@ -139,7 +147,7 @@ func parsePath(p string) ([]segment, error) {
 func CheckPath(protocol, p string) error {
 	if p == DefaultRoute {
 		if protocol != ProtocolHTTP {
-			return fmt.Errorf("%w: $default is a route of HTTP APIs only", ErrBadPath)
+			return fmt.Errorf("$default is a route of HTTP APIs only")
 		}
 		return nil
 	}

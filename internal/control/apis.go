@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/apigw"
@@ -114,6 +115,7 @@ func (in *APIInput) validate(name string) (*apigw.API, error) {
 	a.Routes = make([]apigw.Route, 0, len(in.Routes))
 	for i, r := range in.Routes {
 		where := fmt.Sprintf("routes[%d]", i)
+		r.Method = strings.ToUpper(r.Method) // SAM's templates write methods in either case
 		if !apigw.ValidMethod(r.Method) {
 			return nil, apierr.Validation("Invalid method '%s' at %s: it must be one of %v.", r.Method, where, apigw.Methods)
 		}
@@ -136,6 +138,9 @@ func (in *APIInput) validate(name string) (*apigw.API, error) {
 		case r.PayloadFormatVersion == "2.0" && in.Protocol == apigw.ProtocolHTTP:
 		default:
 			return nil, apierr.Validation("Invalid payloadFormatVersion '%s' at %s: an HTTP API takes 1.0 or 2.0, a REST API 1.0.", r.PayloadFormatVersion, where)
+		}
+		if max := apigw.MaxTimeout(in.Protocol); r.TimeoutInMillis != 0 && (r.TimeoutInMillis < 50 || r.TimeoutInMillis > max) {
+			return nil, apierr.Validation("Invalid timeoutInMillis %d at %s: it must be between 50 and %d.", r.TimeoutInMillis, where, max)
 		}
 		if r.Function == "" {
 			return nil, apierr.Validation("Missing function at %s.", where)

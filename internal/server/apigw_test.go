@@ -373,3 +373,55 @@ func TestAPIGatewayAuth(t *testing.T) {
 		t.Errorf("signed DELETE: %d %s", status, b)
 	}
 }
+
+// TestAPIGatewayIntegrationFailures: a throttled function, a deleted one and one slower than the
+// route's integration timeout get API Gateway's answers, worded per protocol.
+func TestAPIGatewayIntegrationFailures(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	c := newClient(s.URL())
+	ctx := context.Background()
+	slow := "import time\ndef handler(event, context):\n    time.sleep(3)\n    return {\"statusCode\": 200, \"body\": \"late\"}\n"
+	createFunction(t, c, "limited", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: gwPython}}))
+	createFunction(t, c, "doomed", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: gwPython}}))
+	createFunction(t, c, "slow", "python3.12", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: slow}}))
+	if _, err := c.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("limited"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	routes := []map[string]any{
+		{"method": "GET", "path": "/limited", "function": "limited"},
+		{"method": "GET", "path": "/doomed", "function": "doomed"},
+		{"method": "GET", "path": "/slow", "function": "slow", "timeoutInMillis": 300},
+	}
+	ids := map[string]string{}
+	for _, protocol := range []string{"HTTP", "REST"} {
+		status, out := gwManage(t, "PUT", s.URL()+"/flint/v1/apis/failures-"+protocol, map[string]any{"protocol": protocol, "routes": routes})
+		if status != 200 {
+			t.Fatalf("PUT %s: %d %v", protocol, status, out)
+		}
+		ids[protocol] = out["apiId"].(string)
+	}
+	if _, err := c.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("doomed")}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		protocol, path string
+		status         int
+		body           string
+	}{
+		{"HTTP", "/limited", 429, `{"message":"Too Many Requests"}`},
+		{"REST", "/Prod/limited", 500, `{"message":"Internal server error"}`},
+		{"HTTP", "/doomed", 500, `{"message":"Internal server error"}`},
+		{"REST", "/Prod/doomed", 500, `{"message":"Internal server error"}`},
+		{"HTTP", "/slow", 503, `{"message":"Service Unavailable"}`},
+		{"REST", "/Prod/slow", 504, `{"message":"Endpoint request timed out"}`},
+	} {
+		a := gwCall(t, "GET", s.URL()+"/execute-api/"+ids[tc.protocol], "", tc.path, nil, nil)
+		if a.status != tc.status || string(a.body) != tc.body {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.protocol, tc.path, a.status, a.body, tc.status, tc.body)
+		}
+	}
+	if status, out := gwManage(t, "PUT", s.URL()+"/flint/v1/apis/failures-REST", map[string]any{"protocol": "REST",
+		"routes": []map[string]any{{"method": "GET", "path": "/slow", "function": "slow", "timeoutInMillis": 29001}}}); status != 400 || out["__type"] != "ValidationException" {
+		t.Errorf("a REST timeout over 29 s: %d %v", status, out)
+	}
+}
