@@ -105,7 +105,7 @@ Resources:
           Properties: {Schedule: rate(1 minute)}
         Hello:
           Type: HttpApi
-          Properties: {Path: "/hello/{name}", Method: GET}
+          Properties: {Path: "/hello/{name}", Method: GET, TimeoutInMillis: 10000}
         Item:
           Type: Api
           Properties: {Path: "/items/{id}", Method: get, RestApiId: !Ref Rest}

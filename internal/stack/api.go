@@ -42,6 +42,8 @@ type Route struct {
 	Qualifier string `json:"qualifier,omitempty"`
 	// PayloadFormatVersion is an HTTP API's (2.0 or 1.0); "" for REST.
 	PayloadFormatVersion string `json:"payloadFormatVersion,omitempty"`
+	// TimeoutInMillis is the event's integration timeout (0: API Gateway's longest).
+	TimeoutInMillis int32 `json:"timeoutInMillis,omitempty"`
 }
 
 // apiDoc is an API as the management API takes and returns it.

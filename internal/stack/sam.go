@@ -877,6 +877,16 @@ func (p *samParser) apiEvent(fid, fname string, f *Function, name, t string, pr 
 	if v := r.PayloadFormatVersion; v != "" && v != "1.0" && v != "2.0" {
 		p.fail("%s: property PayloadFormatVersion: want 1.0 or 2.0", where)
 	}
+	if ms := pr.num("TimeoutInMillis"); ms != nil {
+		max := int32(29000) // API Gateway's longest integration timeouts
+		if t == "HttpApi" {
+			max = 30000
+		}
+		if *ms < 50 || *ms > max {
+			p.fail("%s: property TimeoutInMillis: %d is not between 50 and %d", where, *ms, max)
+		}
+		r.TimeoutInMillis = *ms
+	}
 	if a := pr.sub("Auth"); a != nil {
 		if az := a.str("Authorizer"); az != "NONE" {
 			p.fail("%s: property Auth is not supported by Flint (only Authorizer: NONE): its routes are public", where)

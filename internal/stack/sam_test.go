@@ -120,7 +120,7 @@ Resources:
           Type: HttpApi
         Hello:
           Type: HttpApi
-          Properties: {Path: /hello, Method: GET, ApiId: !Ref Http, PayloadFormatVersion: "1.0"}
+          Properties: {Path: /hello, Method: GET, ApiId: !Ref Http, PayloadFormatVersion: "1.0", TimeoutInMillis: 5000}
 `
 
 // TestParseSAMEvents parses every supported resource and event type, with !Ref and !GetAtt
@@ -169,7 +169,7 @@ func TestParseSAMEvents(t *testing.T) {
 			"Rest": {Protocol: "REST", Stage: "v1", Variables: map[string]string{"color": "blue"},
 				Routes: []Route{{Method: "PUT", Path: "/items", Function: "Worker", Qualifier: "live"}}},
 			"Http": {Protocol: "HTTP", Stage: "$default", Variables: map[string]string{"color": "red"},
-				Routes: []Route{{Method: "GET", Path: "/hello", Function: "Worker", Qualifier: "live", PayloadFormatVersion: "1.0"}}},
+				Routes: []Route{{Method: "GET", Path: "/hello", Function: "Worker", Qualifier: "live", PayloadFormatVersion: "1.0", TimeoutInMillis: 5000}}},
 			"ServerlessRestApi": {Protocol: "REST", Stage: "Prod",
 				Routes: []Route{{Method: "GET", Path: "/items/{id}", Function: "Worker", Qualifier: "live"}}},
 			"ServerlessHttpApi": {Protocol: "HTTP", Stage: "$default",
@@ -229,6 +229,7 @@ func TestParseSAMUnsupported(t *testing.T) {
 		{"response type", q + ev("SQS", "{Queue: !GetAtt Q.Arn, FunctionResponseTypes: [Other]}"),
 			"Fn: event E: property FunctionResponseTypes: Other is not ReportBatchItemFailures"},
 		{"api method", ev("Api", "{Path: /, Method: fetch}"), "Fn: event E: property Method: FETCH is not an HTTP method API Gateway routes"},
+		{"api timeout", ev("Api", "{Path: /, Method: get, TimeoutInMillis: 29001}"), "Fn: event E: property TimeoutInMillis: 29001 is not between 50 and 29000"},
 		{"api path", ev("HttpApi", "{Path: items, Method: get}"), `Fn: event E: property Path: "items" does not start with /`},
 		{"queue range", fn + "  Q:\n    Type: AWS::SQS::Queue\n    Properties: {VisibilityTimeout: 50000}\n",
 			`Q: property VisibilityTimeout: "50000" is not a whole number between 0 and 43200`},
