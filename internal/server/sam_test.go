@@ -97,6 +97,9 @@ Resources:
         N:
           Type: SNS
           Properties: {Topic: !Ref News}
+        NQ:
+          Type: SNS
+          Properties: {Topic: !Ref News, SqsSubscription: true}
         K:
           Type: Kinesis
           Properties: {Stream: !GetAtt Clicks.Arn, StartingPosition: TRIM_HORIZON}
@@ -178,15 +181,16 @@ func TestSAMEventsDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"alias sam-worker created", "api samtest-Rest created", "api samtest-ServerlessHttpApi created", "function sam-worker created", "mapping sam-worker created",
-		"mapping sam-worker created", "queue samtest-Jobs created", "schedule sam-worker created", "stream samtest-Clicks created",
-		"subscription samtest-News created", "topic samtest-News created", "version sam-worker published"}
+		"mapping sam-worker created", "mapping sam-worker created", "queue samtest-Jobs created", "queue samtest-WorkerNQQueue created",
+		"schedule sam-worker created", "stream samtest-Clicks created", "subscription samtest-News created", "subscription samtest-News created",
+		"topic samtest-News created", "version sam-worker published"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("first deploy changed\n%v\nwant\n%v", got, want)
 	}
 
 	// The events are wired on the alias, as SAM wires them.
 	maps0, err := lc.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{})
-	if err != nil || len(maps0.EventSourceMappings) != 2 {
+	if err != nil || len(maps0.EventSourceMappings) != 3 {
 		t.Fatalf("ListEventSourceMappings: %v %v", maps0, err)
 	}
 	for _, m := range maps0.EventSourceMappings {
@@ -195,8 +199,17 @@ func TestSAMEventsDeploy(t *testing.T) {
 		}
 	}
 	subs, err := snc.ListSubscriptions(ctx, &sns.ListSubscriptionsInput{})
-	if err != nil || len(subs.Subscriptions) != 1 || !strings.HasSuffix(aws.ToString(subs.Subscriptions[0].Endpoint), ":function:sam-worker:live") {
+	if err != nil || len(subs.Subscriptions) != 2 {
 		t.Fatalf("ListSubscriptions: %v %v", subs, err)
+	}
+	var endpoints []string
+	for _, sub := range subs.Subscriptions {
+		endpoints = append(endpoints, aws.ToString(sub.Protocol)+" "+aws.ToString(sub.Endpoint))
+	}
+	slices.Sort(endpoints)
+	if want := []string{"lambda arn:aws:lambda:us-east-1:000000000000:function:sam-worker:live",
+		"sqs arn:aws:sqs:us-east-1:000000000000:samtest-WorkerNQQueue"}; !slices.Equal(endpoints, want) {
+		t.Errorf("subscriptions %v, want %v", endpoints, want)
 	}
 
 	// The references resolved to what the APIs say.
@@ -294,8 +307,23 @@ func TestSAMEventsDeploy(t *testing.T) {
 	for _, kind := range []string{"sqs", "sns", "kinesis", "http", "rest", "schedule"} {
 		waitFor(t, kind+" event", 100*time.Second, func() bool { return len(events(kind)) > 0 })
 	}
-	if r := record(events("sqs")[0]); r["body"] != "job-1" || !strings.HasSuffix(r["eventSourceARN"].(string), ":samtest-Jobs") {
-		t.Errorf("SQS event record %v", r)
+	// The queue's message, and the topic's through the SqsSubscription queue (SNS's envelope).
+	waitFor(t, "both SQS events", 30*time.Second, func() bool { return len(events("sqs")) == 2 })
+	for _, e := range events("sqs") {
+		r := record(e)
+		switch src, _ := r["eventSourceARN"].(string); {
+		case strings.HasSuffix(src, ":samtest-Jobs"):
+			if r["body"] != "job-1" {
+				t.Errorf("SQS event record %v", r)
+			}
+		case strings.HasSuffix(src, ":samtest-WorkerNQQueue"):
+			var env map[string]any
+			if body, _ := r["body"].(string); json.Unmarshal([]byte(body), &env) != nil || env["Type"] != "Notification" || env["Message"] != "news-1" {
+				t.Errorf("SqsSubscription's record %v", r)
+			}
+		default:
+			t.Errorf("SQS event from %s", src)
+		}
 	}
 	if r := record(events("sns")[0]); r["Sns"].(map[string]any)["Message"] != "news-1" {
 		t.Errorf("SNS event record %v", r)
@@ -353,11 +381,12 @@ func TestSAMEventsDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = []string{"alias sam-worker shifted", "function sam-worker updated", "mapping sam-worker deleted", "mapping sam-worker deleted",
-		"subscription samtest-News deleted", "version sam-worker published"}
+		"mapping sam-worker deleted", "subscription samtest-News deleted", "subscription samtest-News deleted", "version sam-worker published"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("deploy without the events changed\n%v\nwant\n%v", got, want)
 	}
-	wantUnpruned := []string{"api samtest-Rest", "api samtest-ServerlessHttpApi", "queue samtest-Jobs", "topic samtest-News", "stream samtest-Clicks"}
+	wantUnpruned := []string{"api samtest-Rest", "api samtest-ServerlessHttpApi", "queue samtest-Jobs", "queue samtest-WorkerNQQueue",
+		"topic samtest-News", "stream samtest-Clicks"}
 	if !slices.Equal(res.Unpruned, wantUnpruned) {
 		t.Errorf("unpruned %v, want %v", res.Unpruned, wantUnpruned)
 	}
@@ -365,7 +394,8 @@ func TestSAMEventsDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = []string{"api samtest-Rest deleted", "api samtest-ServerlessHttpApi deleted", "queue samtest-Jobs deleted", "stream samtest-Clicks deleted", "topic samtest-News deleted"}
+	want = []string{"api samtest-Rest deleted", "api samtest-ServerlessHttpApi deleted", "queue samtest-Jobs deleted",
+		"queue samtest-WorkerNQQueue deleted", "stream samtest-Clicks deleted", "topic samtest-News deleted"}
 	if got := changed(res); !slices.Equal(got, want) {
 		t.Errorf("deploy --prune changed\n%v\nwant\n%v", got, want)
 	}

@@ -191,6 +191,23 @@ func (d *Deployer) Deploy(ctx context.Context, st *Stack, opts Options) (*Result
 		for _, id := range sortedKeys(st.Queues) {
 			owned = append(owned, r[id+".Arn"])
 		}
+		// The stack's queues that left the file too: an event's subscription into one of them
+		// went with the event, even while the queue waits for --prune.
+		if d.SQS != nil {
+			urls, err := d.stackQueues(ctx, st.Name)
+			if err != nil {
+				return res, err
+			}
+			for _, name := range sortedKeys(urls) {
+				arn, err := d.queueArn(ctx, urls[name])
+				if err != nil {
+					return res, fmt.Errorf("queue %s: %w", name, err)
+				}
+				if !slices.Contains(owned, arn) {
+					owned = append(owned, arn)
+				}
+			}
+		}
 		if err := d.subscriptions(ctx, res, st, owned, r); err != nil {
 			return res, err
 		}
