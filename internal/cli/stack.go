@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/spf13/cobra"
 
 	"github.com/flint-run/flint/internal/stack"
@@ -29,7 +32,7 @@ func (o *stackOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "deploy the stack in this file (flint.yaml or a SAM template.yaml) instead of PATH")
 	f.StringVar(&o.name, "stack", "", "stack name (with -f; default: the file's 'stack', else its directory's name)")
-	f.BoolVar(&o.prune, "prune", false, "with -f: delete the stack's functions that the file no longer has")
+	f.BoolVar(&o.prune, "prune", false, "with -f: delete the stack's functions, queues, topics, streams and APIs that the file no longer has")
 	f.DurationVar(&o.step, "deploy-step", 0, "with -f: the interval between gradual deployment steps (default: the preference's own)")
 	f.Float64Var(&o.maxErrorRate, "max-error-rate", 0, "with -f: the new version's error rate over a step above which it is rolled back")
 	f.StringVarP(&o.output, "output", "o", "text", "with -f: text or json")
@@ -62,8 +65,14 @@ func (a *app) deployStack(cmd *cobra.Command, args []string, o stackOptions) err
 	if o.output == "json" {
 		progress = a.stderr
 	}
-	d := &stack.Deployer{Lambda: lc, Scheduler: sc, MetricsURL: a.endpoint + "/metrics",
-		HTTP: plainHTTPClient(30 * time.Second), Out: progress}
+	d := &stack.Deployer{Lambda: lc, Scheduler: sc, Endpoint: a.endpoint, MetricsURL: a.endpoint + "/metrics",
+		HTTP: plainHTTPClient(30 * time.Second), Out: progress,
+		SQS: sqs.New(sqs.Options{Region: lo.Region, Credentials: lo.Credentials, HTTPClient: lo.HTTPClient,
+			Retryer: lo.Retryer, BaseEndpoint: aws.String(a.endpoint)}),
+		SNS: sns.New(sns.Options{Region: lo.Region, Credentials: lo.Credentials, HTTPClient: lo.HTTPClient,
+			Retryer: lo.Retryer, BaseEndpoint: aws.String(a.endpoint)}),
+		Kinesis: kinesis.New(kinesis.Options{Region: lo.Region, Credentials: lo.Credentials, HTTPClient: lo.HTTPClient,
+			Retryer: lo.Retryer, BaseEndpoint: aws.String(a.endpoint)})}
 	res, err := d.Deploy(ctx, st, stack.Options{Prune: o.prune, StepInterval: o.step, MaxErrorRate: o.maxErrorRate})
 	var rb *stack.RollbackError
 	if err != nil && !errors.As(err, &rb) {

@@ -26,6 +26,19 @@ type Stack struct {
 	Dir string `yaml:"-"`
 	// Warnings are the parts of a SAM template Flint skips.
 	Warnings []string `yaml:"-"`
+
+	// The event sources and APIs of a SAM template, by logical ID (sam.go). Their string values
+	// may hold references to one another (ref.go), resolved as Deploy creates them.
+	Queues        map[string]*Queue  `yaml:"-"`
+	Topics        map[string]*Topic  `yaml:"-"`
+	Streams       map[string]*Stream `yaml:"-"`
+	APIs          map[string]*API    `yaml:"-"`
+	Subscriptions []*Subscription    `yaml:"-"`
+	// functionIDs maps a SAM function's logical ID to its name.
+	functionIDs map[string]string
+	// sam says the stack is a SAM template, which owns its functions' event source mappings
+	// and SNS subscriptions (a Flint stack file declares none, and leaves them alone).
+	sam bool
 }
 
 // Layer is one of the stack's own layers.
@@ -48,6 +61,8 @@ type Function struct {
 	Deploy      string               `yaml:"deploy"`
 	URL         *URL                 `yaml:"url"`
 	Schedules   map[string]*Schedule `yaml:"schedules"`
+	// Mappings are the function's SQS and Kinesis events (SAM only).
+	Mappings []*Mapping `yaml:"-"`
 }
 
 // URL is a function URL.
@@ -139,6 +154,20 @@ func isSAM(doc *yaml.Node) bool {
 
 var namePattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`) })
 
+// envKeyPattern and reservedEnv are Lambda's rules for environment variable names, checked
+// before anything is deployed: a function Lambda refuses would otherwise stop a deployment
+// after the stack's queues, topics and streams were created.
+var envKeyPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`) })
+
+var reservedEnv = map[string]bool{
+	"_HANDLER": true, "_X_AMZN_TRACE_ID": true, "AWS_REGION": true, "AWS_DEFAULT_REGION": true,
+	"AWS_EXECUTION_ENV": true, "AWS_LAMBDA_FUNCTION_NAME": true, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": true,
+	"AWS_LAMBDA_FUNCTION_VERSION": true, "AWS_LAMBDA_INITIALIZATION_TYPE": true,
+	"AWS_LAMBDA_LOG_GROUP_NAME": true, "AWS_LAMBDA_LOG_STREAM_NAME": true, "AWS_ACCESS_KEY": true,
+	"AWS_ACCESS_KEY_ID": true, "AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
+	"AWS_LAMBDA_RUNTIME_API": true, "LAMBDA_TASK_ROOT": true, "LAMBDA_RUNTIME_DIR": true,
+}
+
 func (st *Stack) validate() error {
 	if len(st.Functions) == 0 {
 		return errors.New("no functions")
@@ -160,6 +189,13 @@ func (st *Stack) validate() error {
 		if f == nil || f.Code == "" {
 			errs = append(errs, fmt.Errorf("function %s: code is required", name))
 			continue
+		}
+		for _, k := range sortedKeys(f.Env) {
+			if !envKeyPattern().MatchString(k) {
+				errs = append(errs, fmt.Errorf("function %s: environment variable %q: Lambda takes a letter, then one or more letters, digits or _", name, k))
+			} else if reservedEnv[k] {
+				errs = append(errs, fmt.Errorf("function %s: environment variable %s is reserved: Lambda sets it itself", name, k))
+			}
 		}
 		if len(f.Layers) > 5 {
 			errs = append(errs, fmt.Errorf("function %s: %d layers, Lambda allows at most 5", name, len(f.Layers)))
@@ -239,227 +275,6 @@ func ParsePreference(s string) (Preference, error) {
 		return p, nil
 	}
 	return p, fmt.Errorf("unknown deployment preference %q (want AllAtOnce, CanaryNPercentMMinutes or LinearNPercentEveryMMinutes)", s)
-}
-
-// --- SAM ---
-
-type samResource struct {
-	Type       string         `json:"Type"`
-	Properties map[string]any `json:"Properties"`
-}
-
-type samTemplate struct {
-	Parameters map[string]struct {
-		Default any `json:"Default"`
-	} `json:"Parameters"`
-	Globals struct {
-		Function map[string]any `json:"Function"`
-	} `json:"Globals"`
-	Resources map[string]samResource `json:"Resources"`
-}
-
-type samFunction struct {
-	FunctionName string `json:"FunctionName"`
-	CodeURI      any    `json:"CodeUri"`
-	Handler      string `json:"Handler"`
-	Runtime      string `json:"Runtime"`
-	Description  string `json:"Description"`
-	MemorySize   int32  `json:"MemorySize"`
-	Timeout      int32  `json:"Timeout"`
-	Environment  struct {
-		Variables map[string]any `json:"Variables"`
-	} `json:"Environment"`
-	Layers []any `json:"Layers"`
-	Events map[string]struct {
-		Type       string         `json:"Type"`
-		Properties map[string]any `json:"Properties"`
-	} `json:"Events"`
-	AutoPublishAlias     string `json:"AutoPublishAlias"`
-	DeploymentPreference struct {
-		Type    string `json:"Type"`
-		Enabled *bool  `json:"Enabled"`
-	} `json:"DeploymentPreference"`
-	FunctionURLConfig *struct {
-		AuthType string `json:"AuthType"`
-		Cors     *struct {
-			AllowOrigins     []string `json:"AllowOrigins"`
-			AllowMethods     []string `json:"AllowMethods"`
-			AllowHeaders     []string `json:"AllowHeaders"`
-			ExposeHeaders    []string `json:"ExposeHeaders"`
-			AllowCredentials bool     `json:"AllowCredentials"`
-			MaxAge           int32    `json:"MaxAge"`
-		} `json:"Cors"`
-	} `json:"FunctionUrlConfig"`
-}
-
-// parseSAM maps the supported subset of a SAM template onto a Stack.
-func parseSAM(doc *yaml.Node) (*Stack, error) {
-	generic, err := nodeValue(doc)
-	if err != nil {
-		return nil, err
-	}
-	var t samTemplate
-	if err := remarshal(generic, &t); err != nil {
-		return nil, fmt.Errorf("SAM template: %w", err)
-	}
-	st := &Stack{Layers: map[string]*Layer{}, Functions: map[string]*Function{}}
-	ref := func(v any) (string, bool) {
-		m, ok := v.(map[string]any)
-		if !ok {
-			s, ok := v.(string)
-			return s, ok
-		}
-		r, ok := m["Ref"].(string)
-		if !ok {
-			return "", false
-		}
-		if p, ok := t.Parameters[r]; ok && p.Default != nil {
-			return fmt.Sprint(p.Default), true
-		}
-		return r, true
-	}
-	layerNames := map[string]string{} // logical ID → layer name
-	for _, id := range sortedKeys(t.Resources) {
-		r := t.Resources[id]
-		if r.Type != "AWS::Serverless::LayerVersion" {
-			continue
-		}
-		var l struct {
-			LayerName          string   `json:"LayerName"`
-			ContentURI         any      `json:"ContentUri"`
-			CompatibleRuntimes []string `json:"CompatibleRuntimes"`
-		}
-		if err := remarshal(r.Properties, &l); err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
-		}
-		dir, ok := l.ContentURI.(string)
-		if !ok {
-			return nil, fmt.Errorf("%s: ContentUri must be a local path", id)
-		}
-		name := l.LayerName
-		if name == "" {
-			name = id
-		}
-		layerNames[id] = name
-		st.Layers[name] = &Layer{Dir: dir, Runtimes: l.CompatibleRuntimes}
-	}
-	for _, id := range sortedKeys(t.Resources) {
-		r := t.Resources[id]
-		switch r.Type {
-		case "AWS::Serverless::LayerVersion":
-			continue
-		case "AWS::Serverless::Function":
-		default:
-			st.Warnings = append(st.Warnings, fmt.Sprintf("%s: resource type %s is not supported; skipped", id, r.Type))
-			continue
-		}
-		props := mergeGlobals(t.Globals.Function, r.Properties)
-		var sf samFunction
-		if err := remarshal(props, &sf); err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
-		}
-		code, ok := sf.CodeURI.(string)
-		if !ok {
-			return nil, fmt.Errorf("%s: CodeUri must be a local path", id)
-		}
-		name := sf.FunctionName
-		if name == "" {
-			name = id
-		}
-		f := &Function{Code: code, Runtime: sf.Runtime, Handler: sf.Handler, Memory: sf.MemorySize,
-			Timeout: sf.Timeout, Description: sf.Description, Alias: sf.AutoPublishAlias}
-		if len(sf.Environment.Variables) > 0 {
-			f.Env = map[string]string{}
-			for k, v := range sf.Environment.Variables {
-				s, ok := ref(v)
-				if !ok {
-					if _, isMap := v.(map[string]any); isMap {
-						return nil, fmt.Errorf("%s: Environment.Variables.%s: only !Ref to a parameter is supported", id, k)
-					}
-					s = fmt.Sprint(v)
-				}
-				f.Env[k] = s
-			}
-		}
-		for _, l := range sf.Layers {
-			s, ok := ref(l)
-			if !ok {
-				return nil, fmt.Errorf("%s: Layers: want !Ref or an ARN", id)
-			}
-			if n, ok := layerNames[s]; ok {
-				s = n
-			}
-			f.Layers = append(f.Layers, s)
-		}
-		if dp := sf.DeploymentPreference; dp.Type != "" && (dp.Enabled == nil || *dp.Enabled) {
-			f.Deploy = dp.Type
-		}
-		if u := sf.FunctionURLConfig; u != nil {
-			f.URL = &URL{Auth: u.AuthType}
-			if c := u.Cors; c != nil {
-				f.URL.Cors = &Cors{Origins: c.AllowOrigins, Methods: c.AllowMethods, Headers: c.AllowHeaders,
-					Expose: c.ExposeHeaders, Credentials: c.AllowCredentials, MaxAge: c.MaxAge}
-			}
-		}
-		for _, ev := range sortedKeys(sf.Events) {
-			e := sf.Events[ev]
-			var p struct {
-				Schedule           string `json:"Schedule"`
-				ScheduleExpression string `json:"ScheduleExpression"`
-				Input              string `json:"Input"`
-				Enabled            *bool  `json:"Enabled"`
-				State              string `json:"State"`
-				Name               string `json:"Name"`
-			}
-			switch e.Type {
-			case "Schedule", "ScheduleV2":
-			default:
-				st.Warnings = append(st.Warnings, fmt.Sprintf("%s: event %s of type %s is not supported; skipped", id, ev, e.Type))
-				continue
-			}
-			if err := remarshal(e.Properties, &p); err != nil {
-				return nil, fmt.Errorf("%s: event %s: %w", id, ev, err)
-			}
-			expr := p.Schedule
-			if expr == "" {
-				expr = p.ScheduleExpression
-			}
-			enabled := p.Enabled
-			if p.State != "" {
-				on := p.State == "ENABLED"
-				enabled = &on
-			}
-			if f.Schedules == nil {
-				f.Schedules = map[string]*Schedule{}
-			}
-			sc := &Schedule{Expression: expr, Input: p.Input, Enabled: enabled}
-			if e.Type == "Schedule" {
-				sc.Rule, sc.RuleName = true, p.Name
-			}
-			f.Schedules[ev] = sc
-		}
-		st.Functions[name] = f
-	}
-	return st, nil
-}
-
-// mergeGlobals applies SAM's Globals: a function's own property wins, except that maps (such as
-// Environment) are merged key by key.
-func mergeGlobals(globals, props map[string]any) map[string]any {
-	out := map[string]any{}
-	for k, v := range globals {
-		out[k] = v
-	}
-	for k, v := range props {
-		gm, ok1 := out[k].(map[string]any)
-		pm, ok2 := v.(map[string]any)
-		if ok1 && ok2 {
-			out[k] = mergeGlobals(gm, pm)
-			continue
-		}
-		out[k] = v
-	}
-	return out
 }
 
 // nodeValue turns a YAML node into plain values, with CloudFormation's short-form intrinsics

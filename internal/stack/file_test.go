@@ -59,8 +59,8 @@ Resources:
             State: DISABLED
         Http:
           Type: HttpApi
-  Bucket:
-    Type: AWS::S3::Bucket
+  Role:
+    Type: AWS::IAM::Role
 `
 	st, err := Parse([]byte(tmpl))
 	if err != nil {
@@ -80,12 +80,15 @@ Resources:
 				"Off":     {Expression: "rate(1 day)", Enabled: &off},
 			},
 		}},
+		Queues: map[string]*Queue{}, Topics: map[string]*Topic{}, Streams: map[string]*Stream{},
+		APIs: map[string]*API{"ServerlessHttpApi": {Protocol: "HTTP", Stage: "$default",
+			Routes: []Route{{Method: "ANY", Path: "$default", Function: "api", Qualifier: "live", PayloadFormatVersion: "2.0"}}}},
 		Warnings: []string{
-			"Api: event Http of type HttpApi is not supported; skipped",
-			"Bucket: resource type AWS::S3::Bucket is not supported; skipped",
+			"Role: resource type AWS::IAM::Role is skipped: Flint does not check IAM permissions",
 		},
+		functionIDs: map[string]string{"Api": "api"}, sam: true,
 	}
-	if diff := cmp.Diff(want, st); diff != "" {
+	if diff := cmp.Diff(want, st, cmp.AllowUnexported(Stack{})); diff != "" {
 		t.Errorf("Parse (-want +got):\n%s", diff)
 	}
 }
@@ -118,6 +121,8 @@ functions:
 		{"functions:\n  f: {code: x, alias: a, deploy: Sometimes}\n", "unknown deployment preference"},
 		{"functions:\n  f: {runtime: python3.12}\n", "code is required"},
 		{"stack: x\n", "no functions"},
+		{"functions:\n  f: {code: x, env: {Q: 1}}\n", `environment variable "Q": Lambda takes a letter`},
+		{"functions:\n  f: {code: x, env: {AWS_REGION: eu-west-1}}\n", "environment variable AWS_REGION is reserved"},
 	}
 	for _, b := range bad {
 		if _, err := Parse([]byte(b.doc)); err == nil || !strings.Contains(err.Error(), b.want) {

@@ -62,9 +62,8 @@ func (w desired) diff(c *types.FunctionConfiguration) []string {
 }
 
 // function brings one function, its alias, URL and schedules to the desired state.
-func (d *Deployer) function(ctx context.Context, res *Result, st *Stack, name string, a artifact,
+func (d *Deployer) function(ctx context.Context, res *Result, st *Stack, name string, f *Function, a artifact,
 	layerArns map[string]string, opts Options) error {
-	f := st.Functions[name]
 	want := desired{runtime: f.Runtime, handler: f.Handler, description: f.Description,
 		memory: f.Memory, timeout: f.Timeout, env: f.Env}
 	if want.runtime == "" && a.result != nil {
