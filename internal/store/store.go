@@ -51,6 +51,7 @@ const (
 	nodesBucket         = "flint_nodes"
 	sqsQueuesBucket     = "flint_sqs_queues"
 	snsBucket           = "flint_sns"
+	signingBucket       = "flint_code_signing_configs"
 )
 
 // Options configure Open.
@@ -99,6 +100,7 @@ type Store struct {
 	nodes     Records
 	sqsQueues Records
 	sns       Records
+	signing   bucket[lambda.CodeSigningConfig]
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -281,6 +283,9 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
+		}},
+		{signingBucket, "Flint code signing configs (by id, csc-…)", func(kv jetstream.KeyValue) {
+			s.signing = bucket[lambda.CodeSigningConfig]{kv: kv, what: "code signing config", log: s.log}
 		}},
 	} {
 		buckets = append(buckets, b.name)
