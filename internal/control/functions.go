@@ -54,6 +54,7 @@ type Functions struct {
 	versions  *Versions // PublishVersion, for Publish flags and DeleteFunction of a version
 	runtimes  runtimeTable
 	limit     accountLimit
+	signing   signingGate // refuses deployments a code signing configuration enforces
 }
 
 // FunctionInput is CreateFunction's request body.
@@ -77,6 +78,8 @@ type FunctionInput struct {
 	KMSKeyArn        string                   `json:"KMSKeyArn"`
 	Tags             map[string]string        `json:"Tags"`
 	Layers           []string                 `json:"Layers"`
+	// CodeSigningConfigArn binds the new function to a code signing configuration.
+	CodeSigningConfigArn string `json:"CodeSigningConfigArn"`
 }
 
 // CodeUpdate is UpdateFunctionCode's request body.
@@ -212,6 +215,9 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
+	if err := s.signing.create(ctx, in.CodeSigningConfigArn); err != nil {
+		return nil, err
+	}
 	// Everything that can refuse the request is checked before anything is stored.
 	info, err := s.code.Validate(in.Code)
 	if err != nil {
@@ -237,7 +243,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	cfg.RevisionId = uuid.NewString()
 	cfg.State, cfg.LastUpdateStatus = "Active", "Successful"
 	f := &lambda.Function{Config: cfg, CodeKey: staged.Key(), Tags: in.Tags,
-		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize}
+		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize, CodeSigningConfigArn: in.CodeSigningConfigArn}
 	rev, err := s.functions.Create(ctx, f)
 	if err != nil {
 		staged.Drop(ctx)
@@ -371,6 +377,9 @@ func (s *Functions) UpdateCode(ctx context.Context, t Target, in CodeUpdate) (*l
 		if err != nil {
 			return nil, apierr.InvalidParameterValue("Could not unzip uploaded file. Please check your file, then try to upload again.")
 		}
+		if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+			return nil, err
+		}
 		c := f.Config
 		c.CodeSha256, c.CodeSize = info.CodeSha256, info.Size
 		return &c, nil
@@ -382,6 +391,9 @@ func (s *Functions) UpdateCode(ctx context.Context, t Target, in CodeUpdate) (*l
 	}
 	if in.RevisionId != "" && in.RevisionId != f.Config.RevisionId {
 		return nil, preconditionFailed()
+	}
+	if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+		return nil, err
 	}
 	if len(in.Architectures) > 0 {
 		c := f.Config
@@ -451,6 +463,12 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 	}
 	if in.Role != nil && !rolePattern.MatchString(*in.Role) {
 		return nil, badRole(*in.Role)
+	}
+	if len(in.Layers) > 0 {
+		// AWS verifies the layers' signatures too.
+		if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+			return nil, err
+		}
 	}
 	if in.Layers != nil {
 		// The merged directory of the layers it had may be referenced by nothing now (or, if
