@@ -3,6 +3,9 @@ package control
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -307,11 +310,14 @@ func (s *Functions) Logs(ctx context.Context, t Target) (string, error) {
 	return name, nil
 }
 
-// List returns a page of the functions by name; version, when given, must be ALL (versions
-// are listed by ListVersionsByFunction).
+// List returns a page of the functions by name; version, when given, must be ALL, which lists
+// every function's $LATEST and published versions (listAll).
 func (s *Functions) List(ctx context.Context, version string, p Page) (*FunctionList, error) {
 	if version != "" && version != "ALL" {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", version)
+	}
+	if version == "ALL" {
+		return s.listAll(ctx, p)
 	}
 	// One page's records, not every function's: paging through N functions reads each once.
 	page, more, err := s.functions.Page(ctx, p.Marker, p.MaxItems)
@@ -327,6 +333,65 @@ func (s *Functions) List(ctx context.Context, version string, p Page) (*Function
 	}
 	if more && len(out.Functions) > 0 {
 		out.NextMarker = out.Functions[len(out.Functions)-1].FunctionName
+	}
+	return out, nil
+}
+
+// listAll is ListFunctions with FunctionVersion=ALL: each function's $LATEST (its ARN
+// qualified with $LATEST, as AWS shows it) and then its published versions, by name and
+// version. The marker is the last entry's NAME:VERSION.
+func (s *Functions) listAll(ctx context.Context, p Page) (*FunctionList, error) {
+	fns, err := s.functions.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.versions.versions.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		name string
+		n    int // 0 for $LATEST
+		c    lambda.FunctionConfiguration
+	}
+	all := make([]entry, 0, len(fns)+len(vs))
+	for _, f := range fns {
+		c := f.Config
+		c.FunctionArn = s.account.FunctionARN(c.FunctionName, lambda.LatestVersion)
+		all = append(all, entry{c.FunctionName, 0, c})
+	}
+	for _, v := range vs {
+		n, err := strconv.Atoi(v.Config.Version)
+		if err != nil {
+			continue
+		}
+		all = append(all, entry{v.Config.FunctionName, n, v.Config})
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return a.n - b.n
+	})
+	var after *entry
+	if p.Marker != "" {
+		name, ver, _ := strings.Cut(p.Marker, ":")
+		n, _ := strconv.Atoi(ver) // $LATEST: 0
+		after = &entry{name: name, n: n}
+	}
+	out := &FunctionList{Functions: []lambda.FunctionConfiguration{}}
+	for _, e := range all {
+		if after != nil && (e.name < after.name || e.name == after.name && e.n <= after.n) {
+			continue
+		}
+		if len(out.Functions) == p.MaxItems {
+			last := out.Functions[len(out.Functions)-1]
+			out.NextMarker = last.FunctionName + ":" + last.Version
+			break
+		}
+		c := e.c
+		c.State, c.StateReason, c.StateReasonCode, c.LastUpdateStatus = "", "", "", ""
+		out.Functions = append(out.Functions, c)
 	}
 	return out, nil
 }

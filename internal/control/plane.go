@@ -77,7 +77,7 @@ func New(cfg Config) *Plane {
 		Functions: &Functions{resolver: r, awaiter: w, functions: st.Functions(), layers: st.Layers(), code: code,
 			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke,
 			signing: signingGate{configs: st.CodeSigningConfigs(), account: cfg.Account}},
-		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke},
+		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke, provisioned: st.Provisioned()},
 		Code:        code,
 		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(),
 			checkpoints: st.Checkpoints(), sqs: cfg.SQS},
