@@ -84,8 +84,8 @@ func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID s
 			parts = append(parts, fmt.Sprintf("Value null at '%s' failed to satisfy constraint: Member must not be null", req.name))
 		}
 	}
-	if v := in.StatementID; v != nil && !statementIDPattern().MatchString(*v) {
-		parts = append(parts, fmt.Sprintf("Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)", *v))
+	if v := in.StatementID; v != nil {
+		parts = append(parts, statementIDConstraints(*v)...)
 	}
 	if v := in.Action; v != nil && *v != "lambda:GetLayerVersion" {
 		parts = append(parts, fmt.Sprintf("Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: lambda:GetLayerVersion", *v))

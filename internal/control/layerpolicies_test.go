@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/flint-run/flint/internal/control"
@@ -76,6 +77,8 @@ func TestLayerPermissions(t *testing.T) {
 		{"principal", "lib", "1", "", perm("s2", "lambda:GetLayerVersion", "lambda.amazonaws.com"), "ValidationException", "at 'principal'"},
 		{"statement id", "lib", "1", "", perm("s 2", "lambda:GetLayerVersion", "*"), "ValidationException", "at 'statementId'"},
 		{"two at once", "lib", "1", "", perm("s 2", "*", "*"), "ValidationException", "2 validation errors detected"},
+		{"long statement id", "lib", "1", "", perm(strings.Repeat("a", 101), "lambda:GetLayerVersion", "*"), "ValidationException",
+			"1 validation error detected: Value '" + strings.Repeat("a", 101) + "' at 'statementId' failed to satisfy constraint: Member must have length less than or equal to 100"},
 		{"organization", "lib", "1", "", control.LayerPermissionInput{StatementID: str("s2"), Action: str("lambda:GetLayerVersion"),
 			Principal: str("*"), OrganizationID: str("org-1")}, "ValidationException", "at 'organizationId'"},
 		{"no principal", "lib", "1", "", control.LayerPermissionInput{StatementID: str("s2"), Action: str("lambda:GetLayerVersion")},
