@@ -242,15 +242,30 @@ func (s *CodeSigning) Delete(ctx context.Context, arn string) error {
 	if err != nil {
 		return err
 	}
-	users, err := s.users(ctx, c.CodeSigningConfigArn)
-	if err != nil {
+	inUse := func() error {
+		users, err := s.users(ctx, c.CodeSigningConfigArn)
+		if err != nil {
+			return err
+		}
+		if len(users) > 0 {
+			return apierr.ResourceConflict("The code signing configuration %s cannot be deleted because it is used by %d function(s), for example %s. Remove it from them with DeleteFunctionCodeSigningConfig first.",
+				c.CodeSigningConfigArn, len(users), users[0])
+		}
+		return nil
+	}
+	if err := inUse(); err != nil {
 		return err
 	}
-	if len(users) > 0 {
-		return apierr.ResourceConflict("The code signing configuration %s cannot be deleted because it is used by %d function(s), for example %s. Remove it from them with DeleteFunctionCodeSigningConfig first.",
-			c.CodeSigningConfigArn, len(users), users[0])
-	}
 	if err := s.configs.Delete(ctx, c.CodeSigningConfigId); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	// A Bind that wrote its function between the check and the delete reads the configuration
+	// after its write (Bind): it saw it, and then its binding is seen here, or it did not, and
+	// undid itself. Seen here, the configuration is put back and the delete refused.
+	if err := inUse(); err != nil {
+		if rerr := s.configs.Create(ctx, c); rerr != nil && !errors.Is(rerr, store.ErrExists) {
+			return fmt.Errorf("restore code signing config %s after a concurrent bind: %w", c.CodeSigningConfigId, rerr)
+		}
 		return err
 	}
 	return nil
@@ -337,6 +352,15 @@ func (s *CodeSigning) Bind(ctx context.Context, t Target, arn *string) (*Functio
 	if err != nil {
 		return nil, err
 	}
+	// A Delete may have removed the configuration since it was read (Delete's second check).
+	if _, _, err := s.configs.Get(ctx, c.CodeSigningConfigId); errors.Is(err, store.ErrNotFound) {
+		if uerr := s.unbindIf(ctx, name, c.CodeSigningConfigArn); uerr != nil {
+			return nil, uerr
+		}
+		return nil, apierr.CodeSigningConfigNotFound("The code signing configuration cannot be found. Check that the provided configuration is not deleted: %s.", *arn)
+	} else if err != nil {
+		return nil, err
+	}
 	return &FunctionCodeSigning{CodeSigningConfigArn: c.CodeSigningConfigArn, FunctionName: name}, nil
 }
 
@@ -383,6 +407,34 @@ func (s *CodeSigning) bind(ctx context.Context, t Target, arn string) (string, e
 		return f.Config.FunctionName, nil
 	}
 	return "", apierr.ResourceConflict("The function was modified concurrently; try again.")
+}
+
+// unbindIf removes the function's binding if it is still to arn.
+func (s *CodeSigning) unbindIf(ctx context.Context, name, arn string) error {
+	for range 5 {
+		f, err := s.functions.Get(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if f.CodeSigningConfigArn != arn {
+			return nil
+		}
+		next := *f.Function
+		next.CodeSigningConfigArn = ""
+		rev, err := s.functions.Update(ctx, &next, f.Revision)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		s.await(ctx, invoke.Functions, rev)
+		return nil
+	}
+	return apierr.ResourceConflict("The function was modified concurrently; try again.")
 }
 
 // signingGate refuses deployments to functions under an Enforce configuration (Functions).
