@@ -128,7 +128,7 @@ func (s *CodeSigning) get(ctx context.Context, arn string, missing func(string) 
 	return c, rev, err
 }
 
-// check applies AWS's constraints on a configuration's fields; create says the publishers are
+// checkSigning applies AWS's constraints on a configuration's fields; create says the publishers are
 // required.
 func checkSigning(in CodeSigningInput, create bool) error {
 	var parts []string

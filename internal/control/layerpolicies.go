@@ -52,8 +52,8 @@ func (s *Layers) layerVersionMissing(name string, n int) error {
 	return apierr.ResourceNotFound("Layer version %s:%d does not exist.", s.arn(name), n)
 }
 
-// policyTarget parses the layer and version a permission operation names and reads it.
-func (s *Layers) policyTarget(ctx context.Context, layer, version string) (string, int, error) {
+// policyTarget parses the layer and version a permission operation names.
+func (s *Layers) policyTarget(layer, version string) (string, int, error) {
 	name, err := s.name(layer)
 	if err != nil {
 		return "", 0, err
@@ -70,7 +70,7 @@ func (s *Layers) policyTarget(ctx context.Context, layer, version string) (strin
 
 // AddPermission adds a statement to the policy of version of layer and returns it.
 func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID string, in LayerPermissionInput) (*LayerPermission, error) {
-	name, n, err := s.policyTarget(ctx, layer, version)
+	name, n, err := s.policyTarget(layer, version)
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID s
 
 // RemovePermission removes statement sid from the policy of version of layer.
 func (s *Layers) RemovePermission(ctx context.Context, layer, version, sid, revisionID string) error {
-	name, n, err := s.policyTarget(ctx, layer, version)
+	name, n, err := s.policyTarget(layer, version)
 	if err != nil {
 		return err
 	}
@@ -150,7 +150,7 @@ func (s *Layers) RemovePermission(ctx context.Context, layer, version, sid, revi
 
 // Policy returns the policy of version of layer.
 func (s *Layers) Policy(ctx context.Context, layer, version string) (*LayerPolicy, error) {
-	name, n, err := s.policyTarget(ctx, layer, version)
+	name, n, err := s.policyTarget(layer, version)
 	if err != nil {
 		return nil, err
 	}
