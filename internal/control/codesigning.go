@@ -201,8 +201,8 @@ func (s *CodeSigning) Get(ctx context.Context, arn string) (*CodeSigningAnswer, 
 	return &CodeSigningAnswer{CodeSigningConfig: c}, nil
 }
 
-// Update changes the fields in sets of the configuration arn names; one with nothing to change
-// is answered as it is.
+// Update sets the fields in gives in the configuration arn names; a request giving none
+// is answered with the configuration as it is.
 func (s *CodeSigning) Update(ctx context.Context, arn string, in CodeSigningInput) (*CodeSigningAnswer, error) {
 	if err := checkSigning(in, false); err != nil {
 		return nil, err
