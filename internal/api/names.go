@@ -55,6 +55,11 @@ var operations = map[string]string{
 	"GET /2015-03-31/event-source-mappings/{$}":                   "ListEventSourceMappings",
 	"PUT /2015-03-31/event-source-mappings/{uuid}":                "UpdateEventSourceMapping",
 	"POST /2015-03-31/functions":                                  "CreateFunction",
+	"PUT /2020-06-30/functions/{name}/code-signing-config":        "PutFunctionCodeSigningConfig",
+	"GET /2020-06-30/functions/{name}/code-signing-config":        "GetFunctionCodeSigningConfig",
+	"DELETE /2020-06-30/functions/{name}/code-signing-config":     "DeleteFunctionCodeSigningConfig",
+	"PUT /2024-08-31/functions/{name}/recursion-config":           "PutFunctionRecursionConfig",
+	"GET /2024-08-31/functions/{name}/recursion-config":           "GetFunctionRecursionConfig",
 	"POST /2015-03-31/functions/{$}":                              "CreateFunction",
 }
 

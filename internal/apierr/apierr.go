@@ -48,6 +48,12 @@ func ResourceNotFound(format string, args ...any) *Error {
 func ResourceConflict(format string, args ...any) *Error {
 	return newf("ResourceConflictException", http.StatusConflict, format, args...)
 }
+func CodeSigningConfigNotFound(format string, args ...any) *Error {
+	return newf("CodeSigningConfigNotFoundException", http.StatusNotFound, format, args...)
+}
+func CodeVerificationFailed(format string, args ...any) *Error {
+	return newf("CodeVerificationFailedException", http.StatusBadRequest, format, args...)
+}
 func ProvisionedConcurrencyConfigNotFound(format string, args ...any) *Error {
 	return newf("ProvisionedConcurrencyConfigNotFoundException", http.StatusNotFound, format, args...)
 }

@@ -17,6 +17,11 @@ type Concurrency struct {
 	awaiter
 	functions functionStore
 	limit     accountLimit
+	// provisioned lists the function's provisioned-concurrency configs: a reservation may not
+	// go below their total.
+	provisioned interface {
+		List(ctx context.Context, name string) (map[string]*lambda.ProvisionedConcurrency, error)
+	}
 }
 
 // FunctionConcurrency is a function's reserved concurrency, as PutFunctionConcurrency takes it
@@ -89,6 +94,17 @@ func (s *Concurrency) reserve(ctx context.Context, f store.Function, n *int) err
 			limit := s.limit.AccountLimit()
 			if limit-others-*n < min(lambda.MinUnreservedExecution, limit) {
 				return apierr.InvalidParameterValue("Specified ReservedConcurrentExecutions for function decreases account's UnreservedConcurrentExecution below its minimum value of [%d].", min(lambda.MinUnreservedExecution, limit))
+			}
+			pcs, err := s.provisioned.List(ctx, f.Config.FunctionName)
+			if err != nil {
+				return err
+			}
+			total := 0
+			for _, pc := range pcs {
+				total += pc.Requested
+			}
+			if total > *n {
+				return apierr.InvalidParameterValue(" ReservedConcurrentExecutions  %d should not be lower than function's total provisioned concurrency [%d].", *n, total)
 			}
 		}
 		next := *f.Function

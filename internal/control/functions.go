@@ -3,6 +3,9 @@ package control
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -54,6 +57,7 @@ type Functions struct {
 	versions  *Versions // PublishVersion, for Publish flags and DeleteFunction of a version
 	runtimes  runtimeTable
 	limit     accountLimit
+	signing   signingGate // refuses deployments a code signing configuration enforces
 }
 
 // FunctionInput is CreateFunction's request body.
@@ -77,6 +81,8 @@ type FunctionInput struct {
 	KMSKeyArn        string                   `json:"KMSKeyArn"`
 	Tags             map[string]string        `json:"Tags"`
 	Layers           []string                 `json:"Layers"`
+	// CodeSigningConfigArn binds the new function to a code signing configuration.
+	CodeSigningConfigArn string `json:"CodeSigningConfigArn"`
 }
 
 // CodeUpdate is UpdateFunctionCode's request body.
@@ -212,6 +218,9 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
+	if err := s.signing.create(ctx, in.CodeSigningConfigArn); err != nil {
+		return nil, err
+	}
 	// Everything that can refuse the request is checked before anything is stored.
 	info, err := s.code.Validate(in.Code)
 	if err != nil {
@@ -237,7 +246,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	cfg.RevisionId = uuid.NewString()
 	cfg.State, cfg.LastUpdateStatus = "Active", "Successful"
 	f := &lambda.Function{Config: cfg, CodeKey: staged.Key(), Tags: in.Tags,
-		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize}
+		LayerKeys: layerKeys, UnzippedSize: info.UnzippedSize, CodeSigningConfigArn: in.CodeSigningConfigArn}
 	rev, err := s.functions.Create(ctx, f)
 	if err != nil {
 		staged.Drop(ctx)
@@ -301,11 +310,14 @@ func (s *Functions) Logs(ctx context.Context, t Target) (string, error) {
 	return name, nil
 }
 
-// List returns a page of the functions by name; version, when given, must be ALL (versions
-// are listed by ListVersionsByFunction).
+// List returns a page of the functions by name; version, when given, must be ALL, which lists
+// every function's $LATEST and published versions (listAll).
 func (s *Functions) List(ctx context.Context, version string, p Page) (*FunctionList, error) {
 	if version != "" && version != "ALL" {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]", version)
+	}
+	if version == "ALL" {
+		return s.listAll(ctx, p)
 	}
 	// One page's records, not every function's: paging through N functions reads each once.
 	page, more, err := s.functions.Page(ctx, p.Marker, p.MaxItems)
@@ -321,6 +333,65 @@ func (s *Functions) List(ctx context.Context, version string, p Page) (*Function
 	}
 	if more && len(out.Functions) > 0 {
 		out.NextMarker = out.Functions[len(out.Functions)-1].FunctionName
+	}
+	return out, nil
+}
+
+// listAll is ListFunctions with FunctionVersion=ALL: each function's $LATEST (its ARN
+// qualified with $LATEST, as AWS shows it) and then its published versions, by name and
+// version. The marker is the last entry's NAME:VERSION.
+func (s *Functions) listAll(ctx context.Context, p Page) (*FunctionList, error) {
+	fns, err := s.functions.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	vs, err := s.versions.versions.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type entry struct {
+		name string
+		n    int // 0 for $LATEST
+		c    lambda.FunctionConfiguration
+	}
+	all := make([]entry, 0, len(fns)+len(vs))
+	for _, f := range fns {
+		c := f.Config
+		c.FunctionArn = s.account.FunctionARN(c.FunctionName, lambda.LatestVersion)
+		all = append(all, entry{c.FunctionName, 0, c})
+	}
+	for _, v := range vs {
+		n, err := strconv.Atoi(v.Config.Version)
+		if err != nil {
+			continue
+		}
+		all = append(all, entry{v.Config.FunctionName, n, v.Config})
+	}
+	slices.SortFunc(all, func(a, b entry) int {
+		if c := strings.Compare(a.name, b.name); c != 0 {
+			return c
+		}
+		return a.n - b.n
+	})
+	var after *entry
+	if p.Marker != "" {
+		name, ver, _ := strings.Cut(p.Marker, ":")
+		n, _ := strconv.Atoi(ver) // $LATEST: 0
+		after = &entry{name: name, n: n}
+	}
+	out := &FunctionList{Functions: []lambda.FunctionConfiguration{}}
+	for _, e := range all {
+		if after != nil && (e.name < after.name || e.name == after.name && e.n <= after.n) {
+			continue
+		}
+		if len(out.Functions) == p.MaxItems {
+			last := out.Functions[len(out.Functions)-1]
+			out.NextMarker = last.FunctionName + ":" + last.Version
+			break
+		}
+		c := e.c
+		c.State, c.StateReason, c.StateReasonCode, c.LastUpdateStatus = "", "", "", ""
+		out.Functions = append(out.Functions, c)
 	}
 	return out, nil
 }
@@ -371,6 +442,9 @@ func (s *Functions) UpdateCode(ctx context.Context, t Target, in CodeUpdate) (*l
 		if err != nil {
 			return nil, apierr.InvalidParameterValue("Could not unzip uploaded file. Please check your file, then try to upload again.")
 		}
+		if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+			return nil, err
+		}
 		c := f.Config
 		c.CodeSha256, c.CodeSize = info.CodeSha256, info.Size
 		return &c, nil
@@ -382,6 +456,9 @@ func (s *Functions) UpdateCode(ctx context.Context, t Target, in CodeUpdate) (*l
 	}
 	if in.RevisionId != "" && in.RevisionId != f.Config.RevisionId {
 		return nil, preconditionFailed()
+	}
+	if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+		return nil, err
 	}
 	if len(in.Architectures) > 0 {
 		c := f.Config
@@ -451,6 +528,12 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 	}
 	if in.Role != nil && !rolePattern.MatchString(*in.Role) {
 		return nil, badRole(*in.Role)
+	}
+	if len(in.Layers) > 0 {
+		// AWS verifies the layers' signatures too.
+		if err := s.signing.check(ctx, f.CodeSigningConfigArn); err != nil {
+			return nil, err
+		}
 	}
 	if in.Layers != nil {
 		// The merged directory of the layers it had may be referenced by nothing now (or, if

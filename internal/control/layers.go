@@ -21,6 +21,8 @@ type layerStore interface {
 	Next(ctx context.Context, name string) (int, error)
 	Put(ctx context.Context, name string, l *lambda.StoredLayer) error
 	Get(ctx context.Context, name string, n int) (*lambda.StoredLayer, error)
+	GetRevision(ctx context.Context, name string, n int) (*lambda.StoredLayer, uint64, error)
+	Update(ctx context.Context, name string, l *lambda.StoredLayer, rev uint64) error
 	Delete(ctx context.Context, name string, n int) error
 	List(ctx context.Context, name string) ([]*lambda.StoredLayer, error)
 }
@@ -31,7 +33,8 @@ type packageReader interface {
 }
 
 // Layers serves PublishLayerVersion, GetLayerVersion (by name and by ARN), ListLayerVersions,
-// ListLayers, DeleteLayerVersion and the download of a layer version's package.
+// ListLayers, DeleteLayerVersion, the layer version permissions (layerpolicies.go) and the
+// download of a layer version's package.
 type Layers struct {
 	account  lambda.Account
 	layers   layerStore

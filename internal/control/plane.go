@@ -59,6 +59,8 @@ type Plane struct {
 	EventInvokeConfigs *EventInvokeConfigs
 	Layers             *Layers
 	APIs               *APIs // API Gateway APIs (/flint/v1/apis)
+	CodeSigning        *CodeSigning
+	Recursion          *Recursion
 
 	names resolver
 }
@@ -74,8 +76,9 @@ func New(cfg Config) *Plane {
 		Aliases:  &Aliases{resolver: r, awaiter: w, aliases: st.Aliases(), provisioned: st.Provisioned()},
 		Versions: versions,
 		Functions: &Functions{resolver: r, awaiter: w, functions: st.Functions(), layers: st.Layers(), code: code,
-			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke},
-		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke},
+			versions: versions, runtimes: cfg.Runtimes, limit: cfg.Invoke,
+			signing: signingGate{configs: st.CodeSigningConfigs(), account: cfg.Account}},
+		Concurrency: &Concurrency{resolver: r, awaiter: w, functions: st.Functions(), limit: cfg.Invoke, provisioned: st.Provisioned()},
 		Code:        code,
 		Mappings: &Mappings{account: cfg.Account, functions: cfg.Invoke, mappings: st.Mappings(), js: st.JetStream(),
 			checkpoints: st.Checkpoints(), sqs: cfg.SQS},
@@ -87,6 +90,8 @@ func New(cfg Config) *Plane {
 		Provisioned:        &Provisioned{resolver: r, awaiter: w, configs: st.Provisioned(), capacity: cfg.Invoke},
 		EventInvokeConfigs: &EventInvokeConfigs{resolver: r, awaiter: w, configs: st.EventInvokeConfigs(), view: cfg.Invoke},
 		Layers:             &Layers{account: cfg.Account, layers: st.Layers(), packages: st.Code(), collector: code},
+		CodeSigning:        &CodeSigning{resolver: r, awaiter: w, configs: st.CodeSigningConfigs(), functions: st.Functions()},
+		Recursion:          &Recursion{resolver: r, awaiter: w, functions: st.Functions()},
 		names:              r,
 		APIs:               &APIs{resolver: r, awaiter: w, apis: st.APIs()},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"slices"
 	"strconv"
@@ -58,10 +59,26 @@ type PermissionInput struct {
 }
 
 var (
-	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]{1,100}$`) })
+	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]+$`) })
 	actionPattern      = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
 	accountPattern     = regexp.MustCompile(`^\d{12}$`)
 )
+
+// statementIDConstraints are the constraints of AWS's model a statement id fails (its pattern,
+// its length of at most 100), each as a ValidationException lists it.
+func statementIDConstraints(sid string) []string {
+	var parts []string
+	if !statementIDPattern().MatchString(sid) {
+		parts = append(parts, fmt.Sprintf("Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)", sid))
+	}
+	if len(sid) < 1 {
+		parts = append(parts, fmt.Sprintf("Value '%s' at 'statementId' failed to satisfy constraint: Member must have length greater than or equal to 1", sid))
+	}
+	if len(sid) > 100 {
+		parts = append(parts, fmt.Sprintf("Value '%s' at 'statementId' failed to satisfy constraint: Member must have length less than or equal to 100", sid))
+	}
+	return parts
+}
 
 // maxPolicyBytes is Lambda's limit on a function's policy.
 const maxPolicyBytes = 20 << 10
@@ -150,8 +167,8 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 			return nil, apierr.Validation("1 validation error detected: Value null at '%s' failed to satisfy constraint: Member must not be null", req.name)
 		}
 	}
-	if !statementIDPattern().MatchString(*in.StatementID) {
-		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'statementId' failed to satisfy constraint: Member must satisfy regular expression pattern: ([a-zA-Z0-9-_]+)", *in.StatementID)
+	if err := validationErrors(statementIDConstraints(*in.StatementID)); err != nil {
+		return nil, err
 	}
 	if !actionPattern.MatchString(*in.Action) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])", *in.Action)

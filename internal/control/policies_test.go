@@ -50,6 +50,8 @@ func TestPolicies(t *testing.T) {
 		{"empty action", fn, with(perm("x"), func(in *control.PermissionInput) { in.Action = ptr("") }), "ValidationException", "Value null at 'action'"},
 		{"no principal", fn, with(perm("x"), func(in *control.PermissionInput) { in.Principal = nil }), "ValidationException", "Value null at 'principal'"},
 		{"bad statement id", fn, perm("a b"), "ValidationException", "at 'statementId'"},
+		{"long statement id", fn, perm(strings.Repeat("a", 101)), "ValidationException", "at 'statementId' failed to satisfy constraint: Member must have length less than or equal to 100"},
+		{"long bad statement id", fn, perm(strings.Repeat("a", 100) + "!"), "ValidationException", "2 validation errors detected"},
 		{"bad action", fn, with(perm("x"), func(in *control.PermissionInput) { in.Action = ptr("s3:GetObject") }), "ValidationException", "at 'action'"},
 		{"bad auth type", fn, with(perm("x"), func(in *control.PermissionInput) { in.FunctionURLAuthType = ptr("OPEN") }), "ValidationException", "at 'functionUrlAuthType'"},
 		{"bad source account", fn, with(perm("x"), func(in *control.PermissionInput) { in.SourceAccount = ptr("12") }), "ValidationException", "at 'sourceAccount'"},

@@ -162,8 +162,21 @@ func (s *Provisioned) Put(ctx context.Context, t Target, in ProvisionedInput) (*
 	if err := s.conflict(ctx, f.Config.FunctionName, q); err != nil {
 		return nil, err
 	}
-	if f.ReservedConcurrency != nil && n > *f.ReservedConcurrency {
-		return nil, apierr.InvalidParameterValue("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
+	if f.ReservedConcurrency != nil {
+		// The function's other versions and aliases count against its reservation too.
+		all, err := s.configs.List(ctx, f.Config.FunctionName)
+		if err != nil {
+			return nil, err
+		}
+		total := n
+		for other, pc := range all {
+			if other != q {
+				total += pc.Requested
+			}
+		}
+		if total > *f.ReservedConcurrency {
+			return nil, apierr.InvalidParameterValue("Requested Provisioned Concurrency should not be greater than the reservedConcurrentExecution for function")
+		}
 	}
 	if limit := s.capacity.AccountLimit() - s.capacity.ReservedTotal(); f.ReservedConcurrency == nil && limit-n < min(lambda.MinUnreservedExecution, limit) {
 		return nil, apierr.InvalidParameterValue("Specified ConcurrentExecutions for function is greater than account's unreserved concurrency [%d].", limit)

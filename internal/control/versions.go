@@ -92,6 +92,7 @@ func (s *Versions) publish(ctx context.Context, f store.Function, in PublishInpu
 		// Claim the number on the function first, so two publishers never share one.
 		next := *f.Function
 		next.LastVersion = n
+		next.Config.RevisionId = uuid.NewString() // AWS's $LATEST changes revision with a publish
 		rev, err := s.functions.Update(ctx, &next, f.Revision)
 		if errors.Is(err, store.ErrConflict) && attempt < 5 {
 			if f, err = s.functions.Get(ctx, name); err != nil {

@@ -556,6 +556,9 @@ func (s *Service) sameEnvironments(a, b *lambda.Function) bool {
 	for _, c := range []*lambda.Function{&ca, &cb} {
 		c.EnvSealed, c.Config.Environment = nil, nil
 		c.ReservedConcurrency, c.LastVersion, c.Tags = nil, 0, nil
+		// Settings an environment never sees; a publish gives $LATEST a new RevisionId and
+		// nothing else.
+		c.CodeSigningConfigArn, c.RecursiveLoop, c.Config.RevisionId = "", "", ""
 	}
 	ja, _ := json.Marshal(&ca)
 	jb, _ := json.Marshal(&cb)

@@ -155,6 +155,11 @@ type Function struct {
 	UnzippedSize int64 `json:"unzipped_size,omitempty"`
 	// ReservedConcurrency is the function's reservation (nil: none; 0 throttles everything).
 	ReservedConcurrency *int `json:"reserved_concurrency,omitempty"`
+	// CodeSigningConfigArn is the code signing configuration the function is bound to
+	// (PutFunctionCodeSigningConfig; "" for none).
+	CodeSigningConfigArn string `json:"code_signing_config_arn,omitempty"`
+	// RecursiveLoop is PutFunctionRecursionConfig's setting ("" is Lambda's default, Terminate).
+	RecursiveLoop string `json:"recursive_loop,omitempty"`
 	// EnvSealed is Config.Environment.Variables encrypted (a crypt.Envelope), as the store keeps
 	// them: records read from a watch carry this and no Variables.
 	EnvSealed json.RawMessage `json:"env_sealed,omitempty"`
@@ -352,6 +357,29 @@ type StoredLayer struct {
 	Layer        LayerVersion `json:"layer"`
 	CodeKey      string       `json:"code_key"`
 	UnzippedSize int64        `json:"unzipped_size"`
+	// Policy is the version's resource-based policy (AddLayerVersionPermission); nil: none. It
+	// lives in the version's record, so it goes with the version.
+	Policy *StoredPolicy `json:"policy,omitempty"`
+}
+
+// CodeSigningConfig is Lambda's CodeSigningConfig, as on the wire.
+type CodeSigningConfig struct {
+	AllowedPublishers    AllowedPublishers   `json:"AllowedPublishers"`
+	CodeSigningConfigArn string              `json:"CodeSigningConfigArn"`
+	CodeSigningConfigId  string              `json:"CodeSigningConfigId"`
+	CodeSigningPolicies  CodeSigningPolicies `json:"CodeSigningPolicies"`
+	Description          string              `json:"Description"`
+	LastModified         string              `json:"LastModified"`
+}
+
+// AllowedPublishers lists the signing profiles a code signing configuration trusts.
+type AllowedPublishers struct {
+	SigningProfileVersionArns []string `json:"SigningProfileVersionArns"`
+}
+
+// CodeSigningPolicies says what a deployment whose signature fails the checks meets.
+type CodeSigningPolicies struct {
+	UntrustedArtifactOnDeployment string `json:"UntrustedArtifactOnDeployment"`
 }
 
 // EventSourceMapping is Lambda's EventSourceMappingConfiguration as Flint stores and returns it.

@@ -28,7 +28,9 @@ import (
 // A parityCase replays one request whose answer from real AWS was recorded, against a real
 // Flint, and compares the answers. Placeholders in strings: <fn> and <fn2> (function names
 // unique to the case), <layer> (a layer name unique to the case), <account>, <region>, <role>,
-// <zip> (a Python handler's zip, base64), <sha> (its CodeSha256), <a*N> (N letters a).
+// <zip> (a Python handler's zip, base64), <sha> (its CodeSha256), <a*N> (N letters a), and
+// <setupN:Path> (a field of setup step N's answer, dotted paths reaching inside: an id or a
+// RevisionId AWS made, which a later step names).
 type parityCase struct {
 	Name   string `json:"name"`
 	Source string `json:"source"`
@@ -145,7 +147,24 @@ type parityRunner struct {
 	sha string // its CodeSha256
 }
 
-var aRun = regexp.MustCompile(`<a\*(\d+)>`)
+var (
+	aRun     = regexp.MustCompile(`<a\*(\d+)>`)
+	setupRef = regexp.MustCompile(`<setup(\d+):([A-Za-z0-9.]+)>`)
+)
+
+// fill replaces the <setupN:Path> placeholders in s with what the setup steps answered.
+func fill(s string, outs []map[string]any) string {
+	return setupRef.ReplaceAllStringFunc(s, func(m string) string {
+		sub := setupRef.FindStringSubmatch(m)
+		var n int
+		fmt.Sscanf(sub[1], "%d", &n)
+		if n >= len(outs) {
+			return m
+		}
+		v, _ := lookup(outs[n], sub[2]).(string)
+		return v
+	})
+}
 
 func (r *parityRunner) vars(i int) *strings.Replacer {
 	return strings.NewReplacer(
@@ -171,16 +190,22 @@ func expand(s string, vars *strings.Replacer) string {
 
 // run returns "" when Flint's answer matches the recorded one, else what differs.
 func (r *parityRunner) run(c parityCase, vars *strings.Replacer) (string, error) {
+	var outs []map[string]any
 	for _, st := range c.Setup {
 		in := st.Input
 		if st.Op == "CreateFunction" {
 			in = withFunctionDefaults(in)
 		}
-		if _, status, err := r.call(st.Op, []byte(expand(string(in), vars))); err != nil {
+		out, status, err := r.call(st.Op, []byte(fill(expand(string(in), vars), outs)))
+		if err != nil {
 			return "", fmt.Errorf("setup %s (%d): %w", st.Op, status, err)
 		}
+		b, _ := json.Marshal(out)
+		var doc map[string]any
+		json.Unmarshal(b, &doc)
+		outs = append(outs, doc)
 	}
-	out, status, err := r.call(c.Op, []byte(expand(string(c.Input), vars)))
+	out, status, err := r.call(c.Op, []byte(fill(expand(string(c.Input), vars), outs)))
 	got := parityWant{Status: status}
 	var ae smithy.APIError
 	switch {
@@ -205,7 +230,7 @@ func (r *parityRunner) run(c parityCase, vars *strings.Replacer) (string, error)
 		diffs = append(diffs, fmt.Sprintf("code %q, AWS %q", got.Code, want.Code))
 	}
 	if want.Code != "" && want.Errors == nil && c.Deliberate == "" {
-		if w := expand(want.Message, vars); w != normaliseMessage(got.Message) {
+		if w := fill(expand(want.Message, vars), outs); w != normaliseMessage(got.Message) {
 			diffs = append(diffs, fmt.Sprintf("message %q, AWS %q", got.Message, w))
 		}
 	}
@@ -231,7 +256,7 @@ func (r *parityRunner) run(c parityCase, vars *strings.Replacer) (string, error)
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			wv := expandAny(want.Fields[k], vars)
+			wv := expandAny(want.Fields[k], vars, outs)
 			gv := lookup(doc, k)
 			if !reflect.DeepEqual(normaliseAny(gv), wv) {
 				gb, _ := json.Marshal(gv)
@@ -282,20 +307,20 @@ func normaliseAny(v any) any {
 	return v
 }
 
-func expandAny(v any, vars *strings.Replacer) any {
+func expandAny(v any, vars *strings.Replacer, outs []map[string]any) any {
 	switch v := v.(type) {
 	case string:
-		return expand(v, vars)
+		return fill(expand(v, vars), outs)
 	case []any:
 		out := make([]any, len(v))
 		for i := range v {
-			out[i] = expandAny(v[i], vars)
+			out[i] = expandAny(v[i], vars, outs)
 		}
 		return out
 	case map[string]any:
 		out := map[string]any{}
 		for k := range v {
-			out[k] = expandAny(v[k], vars)
+			out[k] = expandAny(v[k], vars, outs)
 		}
 		return out
 	}

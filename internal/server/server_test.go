@@ -389,8 +389,9 @@ func TestIdleEnvironmentsAreReaped(t *testing.T) {
 	}
 }
 
-// TestSettingsKeepEnvironmentsWarm: publishing a version, reserving concurrency and tagging
-// change $LATEST's record but nothing its environments see: they stay warm, as on AWS; a
+// TestSettingsKeepEnvironmentsWarm: publishing a version, reserving concurrency, tagging, a code
+// signing configuration and the recursion setting change $LATEST's record but nothing its
+// environments see: they stay warm, as on AWS; a
 // configuration change starts new ones.
 func TestSettingsKeepEnvironmentsWarm(t *testing.T) {
 	s := startServer(t, t.TempDir())
@@ -425,6 +426,25 @@ func TestSettingsKeepEnvironmentsWarm(t *testing.T) {
 	}
 	if cold() {
 		t.Error("tagging restarted the environments")
+	}
+	csc, err := c.CreateCodeSigningConfig(ctx, &lambda.CreateCodeSigningConfigInput{AllowedPublishers: &types.AllowedPublishers{
+		SigningProfileVersionArns: []string{"arn:aws:signer:us-east-1:000000000000:/signing-profiles/p"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutFunctionCodeSigningConfig(ctx, &lambda.PutFunctionCodeSigningConfigInput{FunctionName: aws.String("warm"),
+		CodeSigningConfigArn: csc.CodeSigningConfig.CodeSigningConfigArn}); err != nil {
+		t.Fatal(err)
+	}
+	if cold() {
+		t.Error("binding a code signing configuration restarted the environments")
+	}
+	if _, err := c.PutFunctionRecursionConfig(ctx, &lambda.PutFunctionRecursionConfigInput{FunctionName: aws.String("warm"),
+		RecursiveLoop: types.RecursiveLoopAllow}); err != nil {
+		t.Fatal(err)
+	}
+	if cold() {
+		t.Error("the recursion setting restarted the environments")
 	}
 	if _, err := c.UpdateFunctionConfiguration(ctx, &lambda.UpdateFunctionConfigurationInput{FunctionName: aws.String("warm"),
 		Environment: &types.Environment{Variables: map[string]string{"KEY": "w"}}}); err != nil {

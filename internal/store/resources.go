@@ -381,6 +381,18 @@ func (r Layers) Get(ctx context.Context, name string, n int) (*lambda.StoredLaye
 	return l, err
 }
 
+// GetRevision returns a layer version and its KV revision, which Update checks.
+func (r Layers) GetRevision(ctx context.Context, name string, n int) (*lambda.StoredLayer, uint64, error) {
+	return r.s.layers.get(ctx, VersionKey(name, n))
+}
+
+// Update replaces a layer version's record (its policy) if it is still at revision rev;
+// ErrConflict otherwise, ErrNotFound once the version is deleted.
+func (r Layers) Update(ctx context.Context, name string, l *lambda.StoredLayer, rev uint64) error {
+	_, err := r.s.layers.update(ctx, VersionKey(name, l.Layer.Version), l, rev)
+	return err
+}
+
 // Delete removes a layer version (its content stays for the functions using it).
 func (r Layers) Delete(ctx context.Context, name string, n int) error {
 	return r.s.layers.delete(ctx, VersionKey(name, n))

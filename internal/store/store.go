@@ -53,6 +53,7 @@ const (
 	sqsQueuesBucket     = "flint_sqs_queues"
 	snsBucket           = "flint_sns"
 	apisBucket          = "flint_apis"
+	signingBucket       = "flint_code_signing_configs"
 )
 
 // Options configure Open.
@@ -102,6 +103,7 @@ type Store struct {
 	sqsQueues Records
 	sns       Records
 	apis      bucket[apigw.API]
+	signing   bucket[lambda.CodeSigningConfig]
 	code      jetstream.ObjectStore
 	log       *slog.Logger
 	keyring   *crypt.Keyring
@@ -287,6 +289,9 @@ func (s *Store) open(ctx context.Context) error {
 		}},
 		{provisionedBucket, "Flint provisioned concurrency (NAME.QUALIFIER)", func(kv jetstream.KeyValue) {
 			s.prov = bucket[lambda.ProvisionedConcurrency]{kv: kv, what: "provisioned concurrency config", log: s.log}
+		}},
+		{signingBucket, "Flint code signing configs (by id, csc-…)", func(kv jetstream.KeyValue) {
+			s.signing = bucket[lambda.CodeSigningConfig]{kv: kv, what: "code signing config", log: s.log}
 		}},
 	} {
 		buckets = append(buckets, b.name)
