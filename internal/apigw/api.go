@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Protocols of an API.
@@ -77,8 +78,8 @@ func ValidMethod(m string) bool {
 }
 
 var (
-	literalPart = regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*,;=:@-]+$`)
-	paramName   = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	literalPart = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._~!$&'()*,;=:@-]+$`) })
+	paramName   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._-]+$`) })
 )
 
 // segment is one part of a route's path: a literal, a {param} or a greedy {name+}.
@@ -116,7 +117,7 @@ func parsePath(p string) ([]segment, error) {
 		}
 		inner, ok := strings.CutPrefix(part, "{")
 		if !ok {
-			if !literalPart.MatchString(part) {
+			if !literalPart().MatchString(part) {
 				return nil, fmt.Errorf("%q has invalid characters in segment %q", p, part)
 			}
 			segs = append(segs, segment{lit: part})
@@ -127,7 +128,7 @@ func parsePath(p string) ([]segment, error) {
 			return nil, fmt.Errorf("%q: segment %q is not a whole {param}", p, part)
 		}
 		name, greedy := strings.CutSuffix(inner, "+")
-		if !paramName.MatchString(name) {
+		if !paramName().MatchString(name) {
 			return nil, fmt.Errorf("%q: parameter name %q is invalid", p, name)
 		}
 		if greedy && i != len(parts)-1 {

@@ -181,7 +181,7 @@ func Default() Config {
 }
 
 var (
-	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`)
+	regionPattern  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-\d$`) })
 	accountPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{12}$`) })
 )
 
@@ -199,7 +199,7 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data directory must be set"))
 	}
-	if !regionPattern.MatchString(c.Region) {
+	if !regionPattern().MatchString(c.Region) {
 		errs = append(errs, fmt.Errorf("region %q is not a region name like us-east-1", c.Region))
 	}
 	if !accountPattern().MatchString(c.AccountID) {

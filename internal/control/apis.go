@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/flint-run/flint/internal/apierr"
 	"github.com/flint-run/flint/internal/apigw"
@@ -49,10 +50,10 @@ const (
 )
 
 var (
-	apiName       = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	apiStage      = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-	stageVarName  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	stageVarValue = regexp.MustCompile(`^[A-Za-z0-9\-._~:/?#&=,]{0,512}$`)
+	apiName       = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`) })
+	apiStage      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`) })
+	stageVarName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`) })
+	stageVarValue = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9\-._~:/?#&=,]{0,512}$`) })
 )
 
 // newAPIID makes an apiId: 10 lowercase letters and digits, as API Gateway's.
@@ -68,7 +69,7 @@ func newAPIID() string {
 
 // validate checks everything of in that needs no store and returns the API it describes.
 func (in *APIInput) validate(name string) (*apigw.API, error) {
-	if !apiName.MatchString(name) {
+	if !apiName().MatchString(name) {
 		return nil, apierr.Validation("Invalid API name '%s': it must be 1 to 128 letters, digits, '-' or '_'.", name)
 	}
 	a := &apigw.API{Name: name, Protocol: in.Protocol, StageVariables: in.StageVariables, Tags: in.Tags}
@@ -83,14 +84,14 @@ func (in *APIInput) validate(name string) (*apigw.API, error) {
 	if in.Stage != nil {
 		a.Stage = *in.Stage
 	}
-	if !apiStage.MatchString(a.Stage) && (a.Stage != apigw.DefaultStage || in.Protocol != apigw.ProtocolHTTP) {
+	if !apiStage().MatchString(a.Stage) && (a.Stage != apigw.DefaultStage || in.Protocol != apigw.ProtocolHTTP) {
 		return nil, apierr.Validation("Invalid stage '%s': it must be 1 to 128 letters, digits, '-' or '_' (or $default for an HTTP API).", a.Stage)
 	}
 	for k, v := range in.StageVariables {
-		if !stageVarName.MatchString(k) {
+		if !stageVarName().MatchString(k) {
 			return nil, apierr.Validation("Invalid stage variable name '%s': it must be 1 to 64 letters, digits or '_'.", k)
 		}
-		if !stageVarValue.MatchString(v) {
+		if !stageVarValue().MatchString(v) {
 			return nil, apierr.Validation("Invalid value of stage variable '%s': it may have up to 512 letters, digits and the characters - . _ ~ : / ? # & = ,", k)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
@@ -90,8 +91,12 @@ type SignedFunctionList struct {
 const cscARNModel = `arn:(aws[a-zA-Z-]*)?:lambda:(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}:\d{12}:code-signing-config:csc-[a-z0-9]{17}`
 
 var (
-	cscARNPattern     = regexp.MustCompile(`^arn:(?:aws[a-zA-Z-]*)?:lambda:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):(\d{12}):code-signing-config:(csc-[a-z0-9]{17})$`)
-	signingProfileARN = regexp.MustCompile(`^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$`)
+	cscARNPattern = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:(?:aws[a-zA-Z-]*)?:lambda:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):(\d{12}):code-signing-config:(csc-[a-z0-9]{17})$`)
+	})
+	signingProfileARN = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:([a-z]{2}(-gov)?-[a-z]+-\d{1})?:(\d{12})?:(.*)$`)
+	})
 )
 
 // cscMissing is AWS's answer for a configuration the configuration operations cannot find.
@@ -102,7 +107,7 @@ func cscMissing(arn string) error {
 // id parses a configuration's ARN into its id; "" with no error for a well-formed ARN of another
 // region or account, which names no configuration here.
 func (s *CodeSigning) id(arn string) (string, error) {
-	m := cscARNPattern.FindStringSubmatch(arn)
+	m := cscARNPattern().FindStringSubmatch(arn)
 	if m == nil || len(arn) > 200 {
 		return "", apierr.Validation("1 validation error detected: Value '%s' at 'codeSigningConfigArn' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", arn, cscARNModel)
 	}
@@ -144,7 +149,7 @@ func checkSigning(in CodeSigningInput, create bool) error {
 				lambda.FormatList(arns), map[bool]string{true: "greater than or equal to 1", false: "less than or equal to 20"}[len(arns) < 1]))
 		default:
 			for _, a := range arns {
-				if !signingProfileARN.MatchString(a) {
+				if !signingProfileARN().MatchString(a) {
 					parts = append(parts, fmt.Sprintf("Value '%s' at 'allowedPublishers.signingProfileVersionArns' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy regular expression pattern: arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\\-])+:([a-z]{2}(-gov)?-[a-z]+-\\d{1})?:(\\d{12})?:(.*)]", lambda.FormatList(arns)))
 					break
 				}
@@ -451,7 +456,7 @@ func (g signingGate) config(ctx context.Context, arn string) (*lambda.CodeSignin
 	if arn == "" || g.configs == nil {
 		return nil, nil
 	}
-	m := cscARNPattern.FindStringSubmatch(arn)
+	m := cscARNPattern().FindStringSubmatch(arn)
 	if m == nil || m[1] != g.account.Region || m[2] != g.account.ID {
 		return nil, nil
 	}
@@ -478,7 +483,7 @@ func (g signingGate) create(ctx context.Context, arn string) error {
 	if arn == "" {
 		return nil
 	}
-	if !cscARNPattern.MatchString(arn) || len(arn) > 200 {
+	if !cscARNPattern().MatchString(arn) || len(arn) > 200 {
 		return apierr.Validation("1 validation error detected: Value '%s' at 'codeSigningConfigArn' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", arn, cscARNModel)
 	}
 	c, err := g.config(ctx, arn)

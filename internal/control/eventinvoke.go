@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
@@ -61,7 +62,9 @@ func checkEventInvokeConfig(c *lambda.EventInvokeConfig) error {
 // (arn:flint:jetstream:…) are destinations too, outside it.
 const destinationModel = `$|kafka://([^.]([a-zA-Z0-9\-_.]{0,248}))|arn:(aws[a-zA-Z0-9-]*):([a-zA-Z0-9\-])+:((eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1})?:(\d{12})?:(.*)`
 
-var destinationRE = regexp.MustCompile(`^(?:kafka://[^.][a-zA-Z0-9_.-]{0,248}|arn:aws[a-zA-Z0-9-]*:[a-zA-Z0-9-]+:(?:(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)?:(?:\d{12})?:.*)$`)
+var destinationRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^(?:kafka://[^.][a-zA-Z0-9_.-]{0,248}|arn:aws[a-zA-Z0-9-]*:[a-zA-Z0-9-]+:(?:(?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d)?:(?:\d{12})?:.*)$`)
+})
 
 // checkDestinations checks a config's destinations in AWS's order: the model's pattern, then
 // what each names (a function that exists and is not the config's own, or a Flint stream).
@@ -77,7 +80,7 @@ func (s *EventInvokeConfigs) checkDestinations(ctx context.Context, name string,
 		if x.d == nil || x.d.Destination == "" || strings.HasPrefix(x.d.Destination, "arn:flint:") {
 			continue
 		}
-		if !destinationRE.MatchString(x.d.Destination) {
+		if !destinationRE().MatchString(x.d.Destination) {
 			return apierr.Validation("1 validation error detected: Value '%s' at 'destinationConfig.%s.destination' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", x.d.Destination, x.field, destinationModel)
 		}
 	}

@@ -160,7 +160,7 @@ func (s *Functions) Create(ctx context.Context, in FunctionInput) (*lambda.Funct
 	if in.Role == nil {
 		return nil, apierr.Validation("1 validation error detected: Value null at 'role' failed to satisfy constraint: Member must not be null")
 	}
-	if !rolePattern.MatchString(*in.Role) {
+	if !rolePattern().MatchString(*in.Role) {
 		return nil, badRole(*in.Role)
 	}
 	if in.PackageType == "Image" {
@@ -526,7 +526,7 @@ func (s *Functions) UpdateConfiguration(ctx context.Context, t Target, in Config
 			return nil, err
 		}
 	}
-	if in.Role != nil && !rolePattern.MatchString(*in.Role) {
+	if in.Role != nil && !rolePattern().MatchString(*in.Role) {
 		return nil, badRole(*in.Role)
 	}
 	if len(in.Layers) > 0 {

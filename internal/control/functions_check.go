@@ -22,7 +22,9 @@ import (
 // UpdateFunctionConfiguration share: values, runtime, tags and layers.
 
 var (
-	rolePattern = regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	rolePattern = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^arn:(aws[a-zA-Z-]*)?:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$`)
+	})
 	// functionLayerPattern is a layer version ARN as a function's Layers name it.
 	functionLayerPattern = sync.OnceValue(func() *regexp.Regexp {
 		return regexp.MustCompile(`^arn:aws[a-zA-Z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([a-zA-Z0-9_-]{1,140})(?::(\d+))?$`)
@@ -155,7 +157,7 @@ func (s *Functions) checkLayerMerge(ctx context.Context, arns, keys []string) er
 	return err
 }
 
-var logGroupPattern = regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]+$`)
+var logGroupPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[\.\-_/#A-Za-z0-9]+$`) })
 
 // loggingConfig is the LoggingConfig a function named name stores after a request that gave in
 // over cur (nil when creating). As on Lambda, a LoggingConfig in the request replaces every
@@ -181,7 +183,7 @@ func loggingConfig(name string, cur, in *lambda.LoggingConfig) (*lambda.LoggingC
 	if l := in.SystemLogLevel; l != "" && !slices.Contains([]string{"DEBUG", "INFO", "WARN"}, l) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.systemLogLevel' failed to satisfy constraint: Member must satisfy enum value set: [DEBUG, INFO, WARN]", l)
 	}
-	if g := in.LogGroup; g != "" && (len(g) > 512 || !logGroupPattern.MatchString(g)) {
+	if g := in.LogGroup; g != "" && (len(g) > 512 || !logGroupPattern().MatchString(g)) {
 		if len(g) > 512 {
 			return nil, apierr.Validation("1 validation error detected: Value '%s' at 'loggingConfig.logGroup' failed to satisfy constraint: Member must have length less than or equal to 512", g)
 		}

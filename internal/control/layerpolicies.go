@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 
 	"github.com/google/uuid"
 
@@ -43,8 +44,8 @@ type LayerPolicy struct {
 }
 
 var (
-	layerPrincipalPattern = regexp.MustCompile(`^(\d{12}|\*|arn:(aws[a-zA-Z-]*):iam::\d{12}:root)$`)
-	organizationPattern   = regexp.MustCompile(`^o-[a-z0-9]{10,32}$`)
+	layerPrincipalPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d{12}|\*|arn:(aws[a-zA-Z-]*):iam::\d{12}:root)$`) })
+	organizationPattern   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^o-[a-z0-9]{10,32}$`) })
 )
 
 // layerVersionMissing is AWS's answer for a layer version the permission operations cannot find.
@@ -90,10 +91,10 @@ func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID s
 	if v := in.Action; v != nil && *v != "lambda:GetLayerVersion" {
 		parts = append(parts, fmt.Sprintf("Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: lambda:GetLayerVersion", *v))
 	}
-	if v := in.Principal; v != nil && !layerPrincipalPattern.MatchString(*v) {
+	if v := in.Principal; v != nil && !layerPrincipalPattern().MatchString(*v) {
 		parts = append(parts, fmt.Sprintf("Value '%s' at 'principal' failed to satisfy constraint: Member must satisfy regular expression pattern: \\d{12}|\\*|arn:(aws[a-zA-Z-]*):iam::\\d{12}:root", *v))
 	}
-	if v := in.OrganizationID; v != nil && !organizationPattern.MatchString(*v) {
+	if v := in.OrganizationID; v != nil && !organizationPattern().MatchString(*v) {
 		parts = append(parts, fmt.Sprintf("Value '%s' at 'organizationId' failed to satisfy constraint: Member must satisfy regular expression pattern: o-[a-z0-9]{10,32}", *v))
 	}
 	if err := validationErrors(parts); err != nil {
@@ -101,7 +102,7 @@ func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID s
 	}
 	var who any = "*"
 	switch p := *in.Principal; {
-	case accountPattern.MatchString(p):
+	case accountPattern().MatchString(p):
 		who = map[string]string{"AWS": "arn:aws:iam::" + p + ":root"}
 	case p != "*":
 		who = map[string]string{"AWS": p}

@@ -60,8 +60,8 @@ type PermissionInput struct {
 
 var (
 	statementIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]+$`) })
-	actionPattern      = regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`)
-	accountPattern     = regexp.MustCompile(`^\d{12}$`)
+	actionPattern      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(lambda:[*]|lambda:[a-zA-Z]+|[*])$`) })
+	accountPattern     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\d{12}$`) })
 )
 
 // statementIDConstraints are the constraints of AWS's model a statement id fails (its pattern,
@@ -95,7 +95,7 @@ const (
 
 // aliasName is AWS's pattern for an alias name: a qualifier that could be one is reported as a
 // missing alias, any other as a missing function version.
-var aliasName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
+var aliasName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9_-]+$`) })
 
 // target resolves the function t names and the version or alias its qualifier names ("" for
 // the function's own policy).
@@ -110,7 +110,7 @@ func (s *Policies) target(ctx context.Context, t Target, op policyOp) (name, qua
 			return apierr.ResourceNotFound("The resource you requested does not exist.")
 		case q == "" && op == policyRemove:
 			return apierr.ResourceNotFound("No policy found for: %s", s.account.FunctionARN(name, ""))
-		case q != "" && !isNumber(q) && aliasName.MatchString(q):
+		case q != "" && !isNumber(q) && aliasName().MatchString(q):
 			return apierr.ResourceNotFound("Cannot find alias arn: %s", s.account.FunctionARN(name, q))
 		}
 		return s.notFound(name, q)
@@ -146,7 +146,7 @@ func policyPrincipal(p string) (any, error) {
 	switch {
 	case p == "*":
 		return "*", nil
-	case accountPattern.MatchString(p):
+	case accountPattern().MatchString(p):
 		return map[string]string{"AWS": "arn:aws:iam::" + p + ":root"}, nil
 	case strings.HasPrefix(p, "arn:"):
 		return map[string]string{"AWS": p}, nil
@@ -170,13 +170,13 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 	if err := validationErrors(statementIDConstraints(*in.StatementID)); err != nil {
 		return nil, err
 	}
-	if !actionPattern.MatchString(*in.Action) {
+	if !actionPattern().MatchString(*in.Action) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'action' failed to satisfy constraint: Member must satisfy regular expression pattern: (lambda:[*]|lambda:[a-zA-Z]+|[*])", *in.Action)
 	}
 	if at := in.FunctionURLAuthType; at != nil && *at != "NONE" && *at != "AWS_IAM" {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'functionUrlAuthType' failed to satisfy constraint: Member must satisfy enum value set: [AWS_IAM, NONE]", *at)
 	}
-	if acct := in.SourceAccount; acct != nil && !accountPattern.MatchString(*acct) {
+	if acct := in.SourceAccount; acct != nil && !accountPattern().MatchString(*acct) {
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'sourceAccount' failed to satisfy constraint: Member must satisfy regular expression pattern: ^\\d{12}$", *acct)
 	}
 	who, err := policyPrincipal(*in.Principal)

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
@@ -73,7 +74,7 @@ func (in *URLInput) validate(create bool) error {
 
 // urlQualifier is AWS's model for a URL operation's Qualifier: an alias name ($LATEST and
 // versions are refused before anything else is looked at).
-var urlQualifier = regexp.MustCompile(`^[0-9a-zA-Z_-]+$`)
+var urlQualifier = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[0-9a-zA-Z_-]+$`) })
 
 // AWS's 404 messages of the URL operations when the function or alias is missing: the writes
 // say the function does not exist, the reads that the resource does not.
@@ -90,7 +91,7 @@ func (s *URLs) target(ctx context.Context, t Target, missing string) (name, qual
 	if err != nil {
 		return "", "", err
 	}
-	if p := t.Qualifier; p != "" && (!urlQualifier.MatchString(p) || isNumber(p)) {
+	if p := t.Qualifier; p != "" && (!urlQualifier().MatchString(p) || isNumber(p)) {
 		return "", "", apierr.Validation("1 validation error detected: Value '%s' at 'qualifier' failed to satisfy constraint: Member must satisfy regular expression pattern: ((?!^\\d+$)^[0-9a-zA-Z-_]+$)", p)
 	}
 	if _, err := s.functions.Get(ctx, name); errors.Is(err, store.ErrNotFound) {

@@ -29,7 +29,7 @@ var (
 		return regexp.MustCompile(`^(?:arn:(?:aws[a-zA-Z-]*)?:lambda:)?(?:((?:eusc-)?[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d):)?(?:(\d{12}):)?(?:function:)?([a-zA-Z0-9_-]+)(?::(\$LATEST|[a-zA-Z0-9_-]+))?$`)
 	})
 	qualifierParamRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(?:\$LATEST(?:\.PUBLISHED)?|[a-zA-Z0-9_$-]+)$`) })
-	envKeyPattern    = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`)
+	envKeyPattern    = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_]+$`) })
 )
 
 // reservedEnv are the variables Lambda sets itself and refuses in configuration.
@@ -331,7 +331,7 @@ func ValidateDescription(d string) error {
 func ValidateEnvironment(vars map[string]string, order []string) error {
 	var reserved []string
 	for k, v := range vars {
-		if !envKeyPattern.MatchString(k) {
+		if !envKeyPattern().MatchString(k) {
 			return &InvalidError{Model: true, Message: "1 validation error detected: Value at 'environment.variables' failed to satisfy constraint: Map keys must satisfy constraint: [Member must satisfy regular expression pattern: [a-zA-Z]([a-zA-Z0-9_])+]"}
 		}
 		// NUL ends a C string: no process environment can hold it, so every start would fail.

@@ -233,8 +233,8 @@ type Preference struct {
 }
 
 var (
-	canaryPattern = regexp.MustCompile(`^Canary(\d+)Percent(\d+)(Minutes?|Seconds?)$`)
-	linearPattern = regexp.MustCompile(`^Linear(\d+)PercentEvery(\d+)(Minutes?|Seconds?)$`)
+	canaryPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Canary(\d+)Percent(\d+)(Minutes?|Seconds?)$`) })
+	linearPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^Linear(\d+)PercentEvery(\d+)(Minutes?|Seconds?)$`) })
 )
 
 // ParsePreference parses a DeploymentPreference type: AllAtOnce, CanaryNPercentMMinutes,
@@ -252,7 +252,7 @@ func ParsePreference(s string) (Preference, error) {
 		}
 		return time.Minute
 	}
-	if m := canaryPattern.FindStringSubmatch(t); m != nil {
+	if m := canaryPattern().FindStringSubmatch(t); m != nil {
 		pct, _ := strconv.Atoi(m[1])
 		n, _ := strconv.Atoi(m[2])
 		if pct < 1 || pct > 99 || n < 1 {
@@ -262,7 +262,7 @@ func ParsePreference(s string) (Preference, error) {
 		p.Interval = time.Duration(n) * unit(m[3])
 		return p, nil
 	}
-	if m := linearPattern.FindStringSubmatch(t); m != nil {
+	if m := linearPattern().FindStringSubmatch(t); m != nil {
 		pct, _ := strconv.Atoi(m[1])
 		n, _ := strconv.Atoi(m[2])
 		if pct < 1 || pct > 99 || n < 1 {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,7 +76,7 @@ func bar(f float64) string {
 
 type counts struct{ errors, total float64 }
 
-var labelPattern = regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`)
+var labelPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(\w+)="((?:[^"\\]|\\.)*)"`) })
 
 // versionCounts reads flint_invocations_total for one function version from /metrics: the
 // failed invocations (outcome error or timeout) and all of them.
@@ -106,7 +107,7 @@ func (d *Deployer) versionCounts(ctx context.Context, function, version string) 
 			continue
 		}
 		l := map[string]string{}
-		for _, m := range labelPattern.FindAllStringSubmatch(labels, -1) {
+		for _, m := range labelPattern().FindAllStringSubmatch(labels, -1) {
 			l[m[1]] = m[2]
 		}
 		if l["function"] != function || l["version"] != version {
