@@ -81,6 +81,7 @@ assert a['QueueArn'] == 'arn:aws:sqs:us-east-1:000000000000:boto' and a['Visibil
 sqs.set_queue_attributes(QueueUrl=url, Attributes={'VisibilityTimeout': '7'})
 assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['VisibilityTimeout'])['Attributes'] == {'VisibilityTimeout': '7'}
 assert sqs.list_queue_tags(QueueUrl=url)['Tags'] == {'team': 'a'}
+assert 'Messages' not in sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0)  # an empty queue: an empty result
 
 # SQS errors, with the exception classes botocore makes of AWS's codes; nothing is stored.
 code('get_queue_url', lambda: sqs.get_queue_url(QueueName='nope'), sqs.exceptions.QueueDoesNotExist)
@@ -94,6 +95,23 @@ code('bad_attribute', lambda: sqs.create_queue(QueueName='bad', Attributes={'Vis
 a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=['ApproximateNumberOfMessages'])['Attributes']
 assert a['ApproximateNumberOfMessages'] == '0', a
 assert ep + '/000000000000/bad' not in sqs.list_queues().get('QueueUrls', [])
+
+# FIFO: order per group, deduplication; purge and delete.
+fifo = sqs.create_queue(QueueName='boto.fifo', Attributes={'FifoQueue': 'true', 'ContentBasedDeduplication': 'true'})['QueueUrl']
+for i in range(3):
+    out = sqs.send_message(QueueUrl=fifo, MessageBody='f%d' % i, MessageGroupId='g')
+    assert out['SequenceNumber'].isdigit(), out
+assert sqs.send_message(QueueUrl=fifo, MessageBody='f0', MessageGroupId='g')['MessageId']  # a duplicate: accepted, not stored
+got = []
+for _ in range(4):  # Flint lets one message of a FIFO queue be in flight at a time: one a receive
+    for x in sqs.receive_message(QueueUrl=fifo, MaxNumberOfMessages=10, WaitTimeSeconds=1, AttributeNames=['All']).get('Messages', []):
+        got.append(x)
+        sqs.delete_message(QueueUrl=fifo, ReceiptHandle=x['ReceiptHandle'])
+assert [x['Body'] for x in got] == ['f0', 'f1', 'f2'] and got[0]['Attributes']['MessageGroupId'] == 'g', got
+code('fifo_no_group', lambda: sqs.send_message(QueueUrl=fifo, MessageBody='x'), sqs.exceptions.ClientError)
+sqs.purge_queue(QueueUrl=fifo)
+sqs.delete_queue(QueueUrl=fifo)
+code('deleted_queue', lambda: sqs.get_queue_url(QueueName='boto.fifo'), sqs.exceptions.QueueDoesNotExist)
 
 # SNS: a topic with a wrapped and a raw sqs subscription; Publish and PublishBatch reach both.
 topic = sns.create_topic(Name='boto-topic', Attributes={'DisplayName': 'boto'})['TopicArn']
@@ -118,6 +136,13 @@ assert r['Body'] == 'from boto3' and r['MessageAttributes']['k']['StringValue'] 
 out = sns.publish_batch(TopicArn=topic, PublishBatchRequestEntries=[{'Id': 'p%d' % i, 'Message': 'batch %d' % i} for i in range(3)])
 assert len(out['Successful']) == 3 and not out.get('Failed'), out
 assert sorted(x['Body'] for x in receive(raw, 3)) == ['batch 0', 'batch 1', 'batch 2']
+sns.tag_resource(ResourceArn=topic, Tags=[{'Key': 'team', 'Value': 'a'}])
+assert sns.list_tags_for_resource(ResourceArn=topic)['Tags'] == [{'Key': 'team', 'Value': 'a'}]
+sns.untag_resource(ResourceArn=topic, TagKeys=['team'])
+assert sns.list_tags_for_resource(ResourceArn=topic)['Tags'] == []
+sns.set_topic_attributes(TopicArn=topic, AttributeName='DisplayName', AttributeValue='renamed')
+ta = sns.get_topic_attributes(TopicArn=topic)['Attributes']
+assert ta['DisplayName'] == 'renamed' and ta['SubscriptionsConfirmed'] == '2', ta
 code('sns_publish', lambda: sns.publish(TopicArn='arn:aws:sns:us-east-1:000000000000:nope', Message='m'), sns.exceptions.NotFoundException)
 code('sns_bad_filter', lambda: sns.set_subscription_attributes(SubscriptionArn=sub, AttributeName='FilterPolicy', AttributeValue='{"k": "v"}'),
      sns.exceptions.InvalidParameterException)
@@ -142,6 +167,9 @@ assert seqs == sorted(seqs) and len(set(seqs)) == 6, seqs
 shards = kin.list_shards(StreamName='boto-stream')['Shards']
 assert len(shards) == 2, shards
 code('kinesis_missing', lambda: kin.describe_stream(StreamName='nope'), kin.exceptions.ResourceNotFoundException)
+it = kin.get_shard_iterator(StreamName='boto-stream', ShardId=first['ShardId'], ShardIteratorType='AFTER_SEQUENCE_NUMBER',
+                            StartingSequenceNumber=recs[3]['SequenceNumber'])['ShardIterator']
+assert [x['Data'] for x in kin.get_records(ShardIterator=it)['Records']] == [b'r4', b'r5']
 kin.delete_stream(StreamName='boto-stream')
 
 json.dump(codes, sys.stdout)
