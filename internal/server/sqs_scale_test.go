@@ -149,7 +149,7 @@ func TestSQSMappingScaleRestart(t *testing.T) {
 		case seen[b] == 0:
 			t.Errorf("message %d never processed", i)
 		case i%10 == 0 && failed[ids[b]] == 0:
-			t.Errorf("message %d (%s) was not failed once and retried with its messageId", i, ids[b])
+			t.Errorf("message %d (%s) was not failed once and retried with its messageId (first seen with ApproximateReceiveCount > 1?)", i, ids[b])
 		}
 		if i%10 == 0 && failed[ids[b]] > 0 && seen[b] > 0 {
 			retried++
