@@ -370,7 +370,7 @@ var (
 
 // running is a mapping's poller as the manager sees it.
 type running struct {
-	key      string // pollerKey of the mapping it runs
+	key      string                  // pollerKey of the mapping it runs
 	cancel   context.CancelCauseFunc // errMappingStopped, or errShutdown (its parent's end)
 	done     chan struct{}
 	inflight atomic.Int64 // batches being invoked
