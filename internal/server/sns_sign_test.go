@@ -329,3 +329,44 @@ func fetch(t *testing.T, method, url string) []byte {
 	}
 	return b
 }
+
+// TestSNSSigningCertCluster: a message published through one node of a cluster names that
+// node's certificate; every node serves it at the same path (a subscriber's GET behind a load
+// balancer may reach any), and the message verifies against the certificate any node serves.
+func TestSNSSigningCertCluster(t *testing.T) {
+	nodes := startCluster(t, 3)
+	ctx := context.Background()
+	n, q := newSNS(nodes[0].srv.URL()), newSQS(nodes[0].srv.URL())
+	topic, err := n.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("signed-cluster")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queue := createQueue(t, q, "signed-cluster", nil)
+	if _, err := n.Subscribe(ctx, &sns.SubscribeInput{TopicArn: topic.TopicArn, Protocol: aws.String("sqs"),
+		Endpoint: aws.String("arn:aws:sqs:us-east-1:000000000000:signed-cluster")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Publish(ctx, &sns.PublishInput{TopicArn: topic.TopicArn, Message: aws.String("from node 0")}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := receive(t, q, queue, 1, 5)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	env := []byte(aws.ToString(msgs[0].Body))
+	certURL := mustString(t, env, "SigningCertURL")
+	if err := verifySNSMessage(env, nodes[0].srv.URL(), "SigningCertURL"); err != nil {
+		t.Fatalf("on the node that signed: %v", err)
+	}
+	path := strings.TrimPrefix(certURL, nodes[0].srv.URL())
+	want := fetch(t, http.MethodGet, certURL)
+	for i, node := range nodes[1:] {
+		if got := fetch(t, http.MethodGet, node.srv.URL()+path); !bytes.Equal(got, want) {
+			t.Errorf("node %d serves another certificate at %s", i+1, path)
+		}
+		moved := tamper(t, env, "SigningCertURL", node.srv.URL()+path)
+		if err := verifySNSMessage(moved, node.srv.URL(), "SigningCertURL"); err != nil {
+			t.Errorf("with node %d's copy of the certificate: %v", i+1, err)
+		}
+	}
+}

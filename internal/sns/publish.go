@@ -271,6 +271,9 @@ func (s *Service) fanOut(ctx context.Context, c *call, m *message) error {
 	if err != nil {
 		return err
 	}
+	if err := s.shareCert(ctx); err != nil {
+		return err
+	}
 	for _, sub := range subs {
 		if sub.Pending {
 			continue

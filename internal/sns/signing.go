@@ -1,6 +1,7 @@
 package sns
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -21,6 +23,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flint-run/flint/internal/store"
 )
 
 // Signing: SNS signs every message it delivers to http(s) and sqs endpoints (and the Lambda
@@ -30,7 +34,8 @@ import (
 // verifies it. Flint keeps one RSA key and self-signed certificate per server in its data
 // directory, made on the first start and never replaced (a message signed before a restart
 // still verifies after it), and serves the certificate at SigningCertURL on its endpoint,
-// unsigned and read-only, as SNS's sns.REGION.amazonaws.com serves its own.
+// unsigned and read-only, as SNS's sns.REGION.amazonaws.com serves its own. The certificate is
+// also kept in the SNS bucket (cert.FINGERPRINT), so every node of a cluster serves it.
 
 const (
 	signingKeyFile  = "signing-key.pem"
@@ -235,22 +240,57 @@ func IsSigningCert(r *http.Request) bool {
 	return (r.Method == http.MethodGet || r.Method == http.MethodHead) && certPathRE().MatchString(r.URL.Path)
 }
 
-// serveCert answers a GET of a SigningCertURL: this server's certificate, or 404 for another's.
+// certKey is where the certificate a SigningCertURL's path names is kept in the SNS bucket, so
+// that any node of a cluster serves every node's certificate.
+func certKey(path string) string {
+	return "cert." + strings.TrimSuffix(strings.TrimPrefix(path, "/SimpleNotificationService-"), ".pem")
+}
+
+// shareCert stores this server's certificate in the bucket, once, before the first message
+// naming it is delivered.
+func (s *Service) shareCert(ctx context.Context) error {
+	if s.signer == nil || s.certShared.Load() {
+		return nil
+	}
+	k, err := s.signer.current()
+	if err != nil {
+		return err
+	}
+	doc, _ := json.Marshal(string(k.certPEM))
+	if _, err := s.store.Create(ctx, certKey(k.path), doc); err != nil && !errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("share sns signing certificate: %w", err)
+	}
+	s.certShared.Store(true)
+	return nil
+}
+
+// serveCert answers a GET of a SigningCertURL: the certificate of this server or of another
+// node of its cluster, or 404.
 func (s *Service) serveCert(w http.ResponseWriter, r *http.Request) {
-	var k *signingKey
+	var certPEM []byte
 	if s.signer != nil {
 		// Only a key that exists can have signed a message: a GET does not make one.
 		s.signer.mu.Lock()
-		k = s.signer.k
+		if k := s.signer.k; k != nil && k.path == r.URL.Path {
+			certPEM = k.certPEM
+		}
 		s.signer.mu.Unlock()
 	}
-	if k == nil || r.URL.Path != k.path {
-		http.NotFound(w, r)
-		return
+	if certPEM == nil {
+		b, _, err := s.store.Get(r.Context(), certKey(r.URL.Path))
+		var text string
+		if err != nil || json.Unmarshal(b, &text) != nil {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("sns signing certificate", "path", r.URL.Path, "err", err)
+			}
+			http.NotFound(w, r)
+			return
+		}
+		certPEM = []byte(text)
 	}
 	w.Header().Set("Content-Type", "application/x-x509-ca-cert")
 	w.Header().Set("Cache-Control", "public, max-age=86400")
 	if r.Method == http.MethodGet {
-		_, _ = w.Write(k.certPEM)
+		_, _ = w.Write(certPEM)
 	}
 }

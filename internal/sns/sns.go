@@ -22,7 +22,8 @@
 // repeat within JetStream's deduplication window (asyncq's, the FIFO queue's) is dropped.
 //
 // Keys in the bucket: topic.T (T: the topic name with "." as "="), sub.T.UUID, and
-// token.TOKEN → the subscription ARN of a pending confirmation.
+// token.TOKEN → the subscription ARN of a pending confirmation, cert.FINGERPRINT → a signing
+// certificate (PEM).
 package sns
 
 import (
@@ -34,6 +35,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -86,6 +88,8 @@ type Service struct {
 	log     *slog.Logger
 	ops     map[string]operation
 	signer  *Signer
+
+	certShared atomic.Bool // the signer's certificate is in the bucket (shareCert)
 
 	streamOnce sync.Mutex
 	streamOK   bool

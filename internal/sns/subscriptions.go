@@ -147,6 +147,9 @@ func (s *Service) subscribe(ctx context.Context, c *call, in *subscribeInput) (a
 	}
 	var confirm *httpDelivery
 	if http {
+		if err := s.shareCert(ctx); err != nil {
+			return nil, err
+		}
 		if confirm, err = s.confirmation(c, t, sub); err != nil {
 			return nil, err
 		}
