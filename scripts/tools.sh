@@ -1,5 +1,5 @@
 # Sourced by run.sh and test.sh: make sure Go, python3 and node are there, and with
-# `ensure_tools test` what the tests need too (chromium, awscli).
+# `ensure_tools test` what the tests need too (chromium, awscli, python3-boto3).
 # python3 and node run the Python and Node.js examples (Flint runs functions on the host's
 # interpreters); chromium runs the web console's browser test (internal/console); when one is
 # missing and we are root with apt-get, install it.
@@ -17,6 +17,8 @@ ensure_tools() {
 		command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 		# AWS CLI v2 (Debian's awscli is v2): the Logs API tests run /usr/bin/aws, never a shim on PATH.
 		[[ -x /usr/bin/aws ]] || missing+=(awscli)
+		# boto3 1.26 (Debian's, on /usr/bin/python3): the SQS/SNS/Kinesis client test (query protocol).
+		[[ -f /usr/lib/python3/dist-packages/boto3/__init__.py ]] || missing+=(python3-boto3)
 	fi
 	if ((${#missing[@]} == 0)); then
 		return

@@ -296,8 +296,15 @@ func SetQueryError(w http.ResponseWriter, e *Error) {
 	w.Header().Set("X-Amzn-Query-Error", e.Code+";"+e.Fault())
 }
 
+// Empty answers an operation whose output shape has no members (SNS's TagResource): it is
+// rendered as an empty <OpResult>, as for any answer whose members are all left out (a
+// ReceiveMessage that got nothing). nil or struct{}{} answer an operation without an output
+// shape (DeleteMessage, SetTopicAttributes): no result element. The difference matters to
+// clients: botocore fails on an answer without the result element its operation's model names.
+type Empty struct{}
+
 // Write renders an operation's answer: <OpResponse><OpResult>…</OpResult><ResponseMetadata>…
-// </ResponseMetadata></OpResponse>.
+// </ResponseMetadata></OpResponse>, without the result element when out is nil or struct{}{}.
 func (s *Spec) Write(w http.ResponseWriter, op string, out any, requestID string) {
 	var doc any
 	if b, err := json.Marshal(out); err == nil {
@@ -307,7 +314,10 @@ func (s *Spec) Write(w http.ResponseWriter, op string, out any, requestID string
 	}
 	var b bytes.Buffer
 	b.WriteString(`<?xml version="1.0"?><` + op + `Response xmlns="` + s.Namespace + `">`)
-	if m, ok := doc.(map[string]any); ok && len(m) > 0 {
+	if _, none := out.(struct{}); none {
+		doc = nil
+	}
+	if m, ok := doc.(map[string]any); ok {
 		b.WriteString("<" + op + "Result>")
 		s.members(&b, op, m)
 		b.WriteString("</" + op + "Result>")

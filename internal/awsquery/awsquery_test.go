@@ -43,3 +43,34 @@ func TestWrappedAnswer(t *testing.T) {
 		t.Errorf("answer (-want +got):\n%s", diff)
 	}
 }
+
+// TestResultElement: an answer has its <OpResult> whenever the operation has an output shape,
+// even with every member left out (a ReceiveMessage that got nothing, SNS's TagResource), for
+// botocore fails on an answer without it; an operation without one (nil, struct{}{}) has none.
+func TestResultElement(t *testing.T) {
+	type receiveOutput struct {
+		Messages []string `json:"Messages,omitempty"`
+	}
+	s := &Spec{Namespace: "ns", Flat: true, XMLLists: map[string]string{"Messages": "Message"}}
+	for _, tc := range []struct {
+		name string
+		out  any
+		want string
+	}{
+		{"empty members", &receiveOutput{}, `<ReceiveMessageResult></ReceiveMessageResult>`},
+		{"Empty", Empty{}, `<ReceiveMessageResult></ReceiveMessageResult>`},
+		{"members", &receiveOutput{Messages: []string{"m"}}, `<ReceiveMessageResult><Message>m</Message></ReceiveMessageResult>`},
+		{"no output shape: struct{}{}", struct{}{}, ``},
+		{"no output shape: nil", nil, ``},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := httptest.NewRecorder()
+			s.Write(w, "ReceiveMessage", tc.out, "rid")
+			want := `<?xml version="1.0"?><ReceiveMessageResponse xmlns="ns">` + tc.want +
+				`<ResponseMetadata><RequestId>rid</RequestId></ResponseMetadata></ReceiveMessageResponse>`
+			if diff := cmp.Diff(want, w.Body.String()); diff != "" {
+				t.Errorf("answer (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

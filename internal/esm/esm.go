@@ -256,7 +256,7 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer func() {
 		m.mu.Lock()
 		for id, p := range m.pollers {
-			p.cancel()
+			p.cancel(errShutdown)
 			delete(m.pollers, id)
 		}
 		m.mu.Unlock()
@@ -326,7 +326,7 @@ func (m *Manager) settle(ctx context.Context, id string, rev uint64, es *lambda.
 }
 
 func (m *Manager) start(ctx context.Context, id string, es *lambda.EventSourceMapping, key string, log *slog.Logger) {
-	pctx, cancel := context.WithCancel(ctx)
+	pctx, cancel := context.WithCancelCause(ctx)
 	r := &running{key: key, cancel: cancel, done: make(chan struct{}), function: es.FunctionArn, source: es.EventSourceArn}
 	qp := &poller{m: m, id: id, es: *es, log: log, inflight: &r.inflight, throttled: map[uint64]int{}}
 	run, lag := qp.run, qp.lag
@@ -355,15 +355,23 @@ func (m *Manager) stop(id string) {
 	delete(m.pollers, id)
 	m.mu.Unlock()
 	if p != nil {
-		p.cancel()
+		p.cancel(errMappingStopped)
 		<-p.done
 	}
 }
 
+// Why a poller stops (context.Cause of its context): its mapping was disabled, changed or
+// deleted while the server runs on, or the server is shutting down (the manager's context
+// ended, which ends every poller's with that context's cause, not errShutdown).
+var (
+	errMappingStopped = errors.New("event source mapping stopped")
+	errShutdown       = errors.New("event source mappings shutting down")
+)
+
 // running is a mapping's poller as the manager sees it.
 type running struct {
-	key      string // pollerKey of the mapping it runs
-	cancel   context.CancelFunc
+	key      string                  // pollerKey of the mapping it runs
+	cancel   context.CancelCauseFunc // errMappingStopped, or errShutdown (its parent's end)
 	done     chan struct{}
 	inflight atomic.Int64 // batches being invoked
 

@@ -150,9 +150,19 @@ func (p *poller) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
+		if ctx.Err() != nil { // select picks at random when both are ready
+			<-sem
+			return nil
+		}
 		msgs, err := p.fetch(ctx, cons, batchSize, window)
-		if ctx.Err() != nil {
-			for _, msg := range msgs { // stopping: hand them back at once, not after AckWait
+		// Messages a fetch returns as the server shuts down run like any batch (and are waited
+		// for below), not handed back: they were delivered, and a hand-back would count a receive
+		// the function never had, which after the restart is all ApproximateReceiveCount and
+		// maxReceiveCount know of them (a message could reach the dead-letter queue unseen). A
+		// mapping disabled, changed or deleted hands them back: its next poller (new filters,
+		// batch size, function) or none decides.
+		if ctx.Err() != nil && errors.Is(context.Cause(ctx), errMappingStopped) {
+			for _, msg := range msgs {
 				handBack(msg)
 			}
 			msgs = nil

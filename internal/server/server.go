@@ -323,8 +323,12 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	}
 	sqsSvc := sqs.New(sqs.Config{JS: s.store.JetStream(), Store: s.store.SQSQueues(), Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sqs")})
 	s.goRunIn(&s.intake, "sqs message move tasks", func() error { return sqsSvc.Run(intakeCtx) })
+	snsSigner, err := sns.LoadSigner(filepath.Join(dataDir, "sns"))
+	if err != nil {
+		return err
+	}
 	snsSvc := sns.New(sns.Config{JS: s.store.JetStream(), Store: s.store.SNS(), Async: s.queue, SQS: sqsSvc,
-		Region: cfg.Region, AccountID: cfg.AccountID, Log: s.log.With("part", "sns")})
+		Region: cfg.Region, AccountID: cfg.AccountID, Signer: snsSigner, Log: s.log.With("part", "sns")})
 	s.goRunIn(&s.intake, "sns http deliveries", func() error { return snsSvc.Run(intakeCtx) })
 	s.esm = esm.New(esm.Config{JS: s.store.JetStream(), Mappings: s.store.Mappings(), Checkpoints: s.store.Checkpoints(), Invoker: s.invoke, SQS: sqsSvc,
 		AckWait: cfg.AsyncAckWait, StreamRetryDelay: cfg.StreamRetryDelay, Region: cfg.Region, Owner: owner, Log: s.log.With("part", "esm")})

@@ -74,20 +74,32 @@ func (s *Service) enqueueHTTP(ctx context.Context, d *httpDelivery) error {
 }
 
 // confirmation is the SubscriptionConfirmation an http(s) subscription gets.
-func (s *Service) confirmation(c *call, t *topic, sub *subscription) *httpDelivery {
+func (s *Service) confirmation(c *call, t *topic, sub *subscription) (*httpDelivery, error) {
 	subscribeURL := c.base + "/?Action=ConfirmSubscription&TopicArn=" + url.QueryEscape(t.Arn) + "&Token=" + sub.Token
 	e := &envelope{Type: "SubscriptionConfirmation", MessageId: uuid.NewString(), Token: sub.Token, TopicArn: t.Arn,
 		Message: "You have chosen to subscribe to the topic " + t.Arn +
 			".\nTo confirm the subscription, visit the SubscribeURL included in this message.",
 		SubscribeURL: subscribeURL, Timestamp: time.Now().UTC().Format(timeFormat), SignatureVersion: "1"}
-	b, _ := encode(e)
+	if s.signer != nil {
+		if err := s.signer.sign(e, t.Attributes["SignatureVersion"], c.base); err != nil {
+			return nil, err
+		}
+	}
+	b, err := encode(e)
+	if err != nil {
+		return nil, err
+	}
 	return &httpDelivery{URL: sub.Endpoint, Body: string(b), Headers: map[string]string{
-		"x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": e.MessageId, "x-amz-sns-topic-arn": t.Arn}}
+		"x-amz-sns-message-type": "SubscriptionConfirmation", "x-amz-sns-message-id": e.MessageId, "x-amz-sns-topic-arn": t.Arn}}, nil
 }
 
-// IsConfirmURL reports whether r is a GET of a SubscribeURL (ConfirmSubscription with its
-// token), which an http subscriber calls unsigned, as on AWS: the token is the credential.
+// IsConfirmURL reports whether r is one of the SNS endpoint's public GETs, which callers make
+// unsigned, as on AWS: a SubscribeURL (ConfirmSubscription with its token, which is the
+// credential), or a SigningCertURL (the certificate that verifies message signatures).
 func IsConfirmURL(r *http.Request) bool {
+	if IsSigningCert(r) {
+		return true
+	}
 	if r.Method != http.MethodGet || r.URL.Path != "/" || r.Header.Get("Authorization") != "" {
 		return false
 	}

@@ -60,6 +60,9 @@ type message struct {
 	dedupID    string
 	seq        string
 	time       time.Time
+	// signed caches the signature (version, signature, certificate URL) by the topic's
+	// SignatureVersion and the body: fanOut delivers one message to its subscriptions in turn.
+	signed map[string][3]string
 }
 
 var (
@@ -268,6 +271,9 @@ func (s *Service) fanOut(ctx context.Context, c *call, m *message) error {
 	if err != nil {
 		return err
 	}
+	if err := s.shareCert(ctx); err != nil {
+		return err
+	}
 	for _, sub := range subs {
 		if sub.Pending {
 			continue
@@ -338,7 +344,11 @@ func attributeDocument(attrs map[string]attributeValue) map[string]any {
 func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscription, body string) error {
 	switch sub.Protocol {
 	case "lambda":
-		payload, err := encode(lambdaEvent(s.envelope(c, m, sub, body), sub.Arn))
+		e, err := s.envelope(c, m, sub, body)
+		if err != nil {
+			return err
+		}
+		payload, err := encode(lambdaEvent(e, sub.Arn))
 		if err != nil {
 			return err
 		}
@@ -367,7 +377,7 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 				}
 			}
 		} else {
-			b, err := encode(s.envelope(c, m, sub, body))
+			b, err := s.encodedEnvelope(c, m, sub, body)
 			if err != nil {
 				return err
 			}
@@ -378,7 +388,7 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 			// The queue is gone or refuses the message: retrying will not help, so it goes to
 			// the subscription's dead-letter queue, or is dropped, as SNS does.
 			s.log.Warn("sns delivery to queue refused", "subscription", sub.Arn, "queue", sub.Endpoint, "code", e.Code, "message", e.Message)
-			env, err := encode(s.envelope(c, m, sub, body))
+			env, err := s.encodedEnvelope(c, m, sub, body)
 			if err != nil {
 				return err
 			}
@@ -393,13 +403,13 @@ func (s *Service) deliver(ctx context.Context, c *call, m *message, sub *subscri
 		if sub.Attributes["RawMessageDelivery"] == "true" {
 			b = []byte(body)
 			headers["x-amz-sns-rawdelivery"] = "true"
-		} else if b, err = encode(s.envelope(c, m, sub, body)); err != nil {
+		} else if b, err = s.encodedEnvelope(c, m, sub, body); err != nil {
 			return err
 		}
 		d := &httpDelivery{URL: sub.Endpoint, Headers: headers, Body: string(b), Subscription: sub.Arn, RedrivePolicy: sub.Attributes["RedrivePolicy"]}
 		if sub.Attributes["RawMessageDelivery"] == "true" {
 			// The dead-letter queue gets the envelope, whichever form the endpoint gets.
-			env, err := encode(s.envelope(c, m, sub, body))
+			env, err := s.encodedEnvelope(c, m, sub, body)
 			if err != nil {
 				return err
 			}
@@ -434,12 +444,27 @@ type envelopeValue struct {
 
 const timeFormat = "2006-01-02T15:04:05.000Z"
 
-// envelope builds m's notification for sub. Flint does not sign notifications: Signature and
-// SigningCertURL are empty (there is no AWS certificate to name).
-func (s *Service) envelope(c *call, m *message, sub *subscription, body string) *envelope {
+// envelope builds m's notification for sub, signed (signing.go) with the topic's
+// SignatureVersion. The signed members are the same for every subscription that gets the same
+// body, so the signature is made once per body and version.
+func (s *Service) envelope(c *call, m *message, sub *subscription, body string) (*envelope, error) {
 	e := &envelope{Type: "Notification", MessageId: m.id, TopicArn: m.topic.Arn, Subject: m.subject, Message: body,
 		Timestamp: m.time.Format(timeFormat), SignatureVersion: "1", SequenceNumber: m.seq,
 		UnsubscribeURL: c.base + "/?Action=Unsubscribe&SubscriptionArn=" + url.QueryEscape(sub.Arn)}
+	if s.signer != nil {
+		key := m.topic.Attributes["SignatureVersion"] + "\x00" + body
+		if sig, ok := m.signed[key]; ok {
+			e.SignatureVersion, e.Signature, e.SigningCertURL = sig[0], sig[1], sig[2]
+		} else {
+			if err := s.signer.sign(e, m.topic.Attributes["SignatureVersion"], c.base); err != nil {
+				return nil, err
+			}
+			if m.signed == nil {
+				m.signed = map[string][3]string{}
+			}
+			m.signed[key] = [3]string{e.SignatureVersion, e.Signature, e.SigningCertURL}
+		}
+	}
 	if len(m.attrs) > 0 {
 		e.MessageAttributes = map[string]envelopeValue{}
 		for k, a := range m.attrs {
@@ -452,7 +477,7 @@ func (s *Service) envelope(c *call, m *message, sub *subscription, body string) 
 			e.MessageAttributes[k] = v
 		}
 	}
-	return e
+	return e, nil
 }
 
 // LambdaEvent is Lambda's SNS event: one record per notification.
@@ -493,6 +518,15 @@ func lambdaEvent(e *envelope, subArn string) *LambdaEvent {
 		Sns: LambdaSNS{Type: e.Type, MessageId: e.MessageId, TopicArn: e.TopicArn, Subject: e.Subject, Message: e.Message,
 			Timestamp: e.Timestamp, SignatureVersion: e.SignatureVersion, Signature: e.Signature, SigningCertUrl: e.SigningCertURL,
 			UnsubscribeUrl: e.UnsubscribeURL, MessageAttributes: attrs}}}}
+}
+
+// encodedEnvelope is envelope's JSON.
+func (s *Service) encodedEnvelope(c *call, m *message, sub *subscription, body string) ([]byte, error) {
+	e, err := s.envelope(c, m, sub, body)
+	if err != nil {
+		return nil, err
+	}
+	return encode(e)
 }
 
 // encode is JSON as SNS writes it: "<", ">" and "&" as themselves (a message's text and the

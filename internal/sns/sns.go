@@ -12,6 +12,7 @@
 //	        and retries (JetStream redelivery with backoff) until the endpoint answers 2xx
 //
 // Every delivery is durably stored (its JetStream publish acknowledged) before Publish answers.
+// What is delivered is signed as SNS signs it (signing.go), with a key kept in the data directory.
 // A lambda or sqs subscription is confirmed at once; an http(s) one gets a
 // SubscriptionConfirmation POST with a token, and is confirmed by ConfirmSubscription (or a GET
 // of its SubscribeURL).
@@ -21,7 +22,8 @@
 // repeat within JetStream's deduplication window (asyncq's, the FIFO queue's) is dropped.
 //
 // Keys in the bucket: topic.T (T: the topic name with "." as "="), sub.T.UUID, and
-// token.TOKEN → the subscription ARN of a pending confirmation.
+// token.TOKEN → the subscription ARN of a pending confirmation, cert.FINGERPRINT → a signing
+// certificate (PEM).
 package sns
 
 import (
@@ -33,6 +35,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -71,6 +74,7 @@ type Config struct {
 	Region    string       // "us-east-1" if empty
 	AccountID string       // "000000000000" if empty
 	Client    *http.Client // for http(s) deliveries; a 15 s timeout client if nil
+	Signer    *Signer      // signs the messages delivered (LoadSigner); nil: unsigned
 	Log       *slog.Logger
 }
 
@@ -83,6 +87,9 @@ type Service struct {
 	account string
 	log     *slog.Logger
 	ops     map[string]operation
+	signer  *Signer
+
+	certShared atomic.Bool // the signer's certificate is in the bucket (shareCert)
 
 	streamOnce sync.Mutex
 	streamOK   bool
@@ -90,7 +97,7 @@ type Service struct {
 
 // New returns the service.
 func New(cfg Config) *Service {
-	s := &Service{cfg: cfg, js: cfg.JS, store: cfg.Store, region: cfg.Region, account: cfg.AccountID, log: cfg.Log}
+	s := &Service{cfg: cfg, js: cfg.JS, store: cfg.Store, region: cfg.Region, account: cfg.AccountID, log: cfg.Log, signer: cfg.Signer}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}

@@ -61,7 +61,10 @@ func TestEnvelopeShapes(t *testing.T) {
 	sub := &subscription{Arn: tp.Arn + ":00000000-0000-0000-0000-000000000000"}
 	m := &message{id: "mid", topic: tp, body: "b", time: time.Date(2026, 1, 2, 3, 4, 5, 6e6, time.UTC),
 		attrs: map[string]attributeValue{"k": {DataType: "String", StringValue: ptr("v")}, "bin": {DataType: "Binary", BinaryValue: []byte{0, 1}}}}
-	e := s.envelope(&call{base: "http://h"}, m, sub, "b")
+	e, err := s.envelope(&call{base: "http://h"}, m, sub, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ := json.Marshal(e)
 	var got map[string]any
 	_ = json.Unmarshal(b, &got)

@@ -145,12 +145,21 @@ func (s *Service) subscribe(ctx context.Context, c *call, in *subscribeInput) (a
 			return nil, err
 		}
 	}
+	var confirm *httpDelivery
+	if http {
+		if err := s.shareCert(ctx); err != nil {
+			return nil, err
+		}
+		if confirm, err = s.confirmation(c, t, sub); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := s.store.Create(ctx, subKey(t.Name, id), marshal(sub)); err != nil {
 		return nil, err
 	}
-	if http {
+	if confirm != nil {
 		// Stored before Subscribe answers; Run's consumer POSTs it.
-		if err := s.enqueueHTTP(ctx, s.confirmation(c, t, sub)); err != nil {
+		if err := s.enqueueHTTP(ctx, confirm); err != nil {
 			return nil, err
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flint-run/flint/internal/awsquery"
 	"github.com/flint-run/flint/internal/store"
 )
 
@@ -333,7 +334,10 @@ func (s *Service) tagResource(ctx context.Context, _ *call, in *tagResourceInput
 	if isNotFound(err) {
 		return nil, s.resourceNotFound()
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	return awsquery.Empty{}, nil
 }
 
 func (s *Service) untagResource(ctx context.Context, _ *call, in *tagResourceInput) (any, error) {
@@ -346,7 +350,10 @@ func (s *Service) untagResource(ctx context.Context, _ *call, in *tagResourceInp
 	if isNotFound(err) {
 		return nil, s.resourceNotFound()
 	}
-	return nil, err
+	if err != nil {
+		return nil, err
+	}
+	return awsquery.Empty{}, nil
 }
 
 type tagsOutput struct {

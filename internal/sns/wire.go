@@ -70,6 +70,10 @@ const maxBody = 4 << 20
 
 // ServeHTTP serves one query-protocol call.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if IsSigningCert(r) {
+		s.serveCert(w, r)
+		return
+	}
 	requestID := uuid.NewString()
 	w.Header()["X-Amzn-Requestid"] = []string{requestID}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
@@ -124,8 +128,11 @@ func Refusal(w http.ResponseWriter, a *apierr.Error) {
 // IsSNSRequest reports whether r is an SNS API call, for the server to route it here: a
 // query-protocol call whose SigV4 scope names the sns service, or, unsigned (the
 // local-development mode, and an http subscriber's GET of its SubscribeURL), whose Action is
-// one of SNS's. An unsigned form POST's body is read to find its Action and put back.
+// one of SNS's; or a GET of a SigningCertURL. An unsigned form POST's body is read to find its Action and put back.
 func IsSNSRequest(r *http.Request) bool {
+	if IsSigningCert(r) {
+		return true
+	}
 	if r.Header.Get("X-Amz-Target") != "" {
 		return false
 	}
