@@ -36,11 +36,14 @@ type counters struct {
 	slots       *cluster.Slots // the function's on-demand reservation in the ledger; nil on a single node
 }
 
-// provSlots are a version's provisioned concurrency on this node (its share in a cluster),
-// kept across the version's entries so that a new revision counts what still runs.
+// provSlots are a version's provisioned concurrency, kept across the version's entries so that
+// a new revision counts what still runs. In a cluster they are the cluster's, in the ledger
+// like a reservation: any node admits on them (and places the invocation on a provisioned
+// environment wherever one is idle), not only the nodes that keep a share of the environments.
 type provSlots struct {
-	limit atomic.Int64
-	busy  atomic.Int64
+	limit atomic.Int64   // the version's provisioned concurrency
+	busy  atomic.Int64   // invocations on it through this node
+	slots *cluster.Slots // "provisioned.NAME.VERSION" in the ledger; nil on a single node
 }
 
 // admission is one admitted invocation's hold on its concurrency, given back by release.
@@ -53,6 +56,9 @@ type admission struct {
 
 func (a admission) release() {
 	if a.prov != nil {
+		if a.slots != nil {
+			a.slots.Put()
+		}
 		a.prov.busy.Add(-1)
 		a.c.onProv.Add(-1)
 		return
@@ -132,16 +138,23 @@ func (s *Service) recountLocked() {
 // releases the admission when the invocation ends. The warm path is two atomic adds (a
 // compare-and-swap more in a cluster) and allocates nothing; in a cluster, a node whose leased
 // slots are all busy asks the ledger for one more within ctx. An invocation of a version with
-// provisioned concurrency takes a provisioned slot first (two adds, never the ledger: each
-// node keeps its share of the environments), and spills over to on demand when all are busy.
+// provisioned concurrency takes a provisioned slot first (two adds; in a cluster, a slot of the
+// version's provisioned concurrency in the ledger too), and spills over to on demand when all
+// are busy.
 func (s *Service) admit(ctx context.Context, e *Entry) (admission, *Throttled) {
 	c := e.counters
 	if p := e.prov; p != nil && p.limit.Load() > 0 {
-		if p.busy.Add(1) <= p.limit.Load() {
-			c.onProv.Add(1)
-			return admission{c: c, prov: p}, nil
+		if n := p.busy.Add(1); n <= p.limit.Load() {
+			if p.slots == nil {
+				c.onProv.Add(1)
+				return admission{c: c, prov: p}, nil
+			}
+			if p.slots.TryTake() || p.slots.Take(ctx, int(p.limit.Load())) == nil {
+				c.onProv.Add(1)
+				return admission{c: c, prov: p, slots: p.slots}, nil
+			}
 		}
-		p.busy.Add(-1)
+		p.busy.Add(-1) // all busy in the cluster: on demand, like a spill-over
 	}
 	if r := c.reserved.Load(); r >= 0 {
 		limit := r - c.provisioned.Load() // what the provisioned concurrency leaves on demand

@@ -90,3 +90,50 @@ func TestAdmitProvisioned(t *testing.T) {
 		})
 	}
 }
+
+// TestAdmitProvisionedClusterWide: in a cluster a version's provisioned concurrency is the
+// cluster's, in the ledger: with reserved 2 all provisioned on f's version (nothing left on
+// demand), 12 invocations tried at once on 3 nodes admit exactly 2, the rest throttled with
+// Lambda's reason; and any one node admits both, whether or not it keeps a provisioned
+// environment of its own (its invocations are placed where one is idle).
+func TestAdmitProvisionedClusterWide(t *testing.T) {
+	nodes := clusterOf(t, 3, true)
+	for i := range nodes {
+		s, f := nodes[i].svc, nodes[i].f
+		s.mu.Lock()
+		f.counters.provisioned.Store(2)
+		s.recountLocked()
+		s.limitsChanged(f.counters)
+		p := &provSlots{slots: s.ledger.Slots("provisioned.f.1")}
+		p.limit.Store(2)
+		p.slots.SetLimit(2)
+		s.mu.Unlock()
+		nodes[i].f = &Entry{counters: f.counters, prov: p} // f's version 1
+	}
+	// Any one node admits both slots, whichever nodes keep the environments.
+	c := nodes[2]
+	var held []admission
+	for range 2 {
+		a, th := c.svc.admit(context.Background(), c.f)
+		if th != nil || a.prov == nil {
+			t.Fatalf("node c on f's provisioned slots: %v, %+v", th, a)
+		}
+		held = append(held, a)
+	}
+	if _, th := c.svc.admit(context.Background(), c.f); th == nil || th.Reason != ReasonReserved {
+		t.Fatalf("a 3rd invocation on node c: %v, want %s", th, ReasonReserved)
+	}
+	for _, a := range held {
+		a.release()
+	}
+	admitted, reasons := admitAll(nodes, 4, func(n node) *Entry { return n.f })
+	if len(admitted) != 2 || reasons[ReasonReserved] != 10 || len(reasons) > 1 {
+		t.Fatalf("%d of 12 admitted across 3 nodes, throttles %v; want 2, the rest %s", len(admitted), reasons, ReasonReserved)
+	}
+	for _, a := range admitted {
+		if a.prov == nil {
+			t.Error("an invocation admitted on demand with nothing left on demand")
+		}
+		a.release()
+	}
+}

@@ -266,6 +266,9 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 			e.prov = old.prov // invocations on its provisioned slots may still run
 		} else {
 			e.prov = &provSlots{}
+			if s.ledger != nil {
+				e.prov.slots = s.ledger.Slots("provisioned." + key)
+			}
 		}
 	}
 	keep := f != nil && old != nil && old.Fn != nil && old.pool != nil && s.sameEnvironments(old.Fn, f)
@@ -410,7 +413,12 @@ func (s *Service) reprovision(name string) {
 	for key, e := range s.entries {
 		if strings.HasPrefix(key, name+".") && e.pool != nil {
 			n := s.provShare(key, want[key])
-			e.prov.limit.Store(int64(n))
+			if e.prov.slots != nil { // the cluster's, whichever node keeps the environments
+				e.prov.limit.Store(int64(want[key]))
+				e.prov.slots.SetLimit(want[key])
+			} else {
+				e.prov.limit.Store(int64(n))
+			}
 			sets = append(sets, set{e.pool, n})
 		}
 	}
