@@ -15,6 +15,11 @@ func BenchmarkAdmit(b *testing.B) {
 	reserved := &Entry{counters: single.newCounters("r")}
 	reserved.counters.reserved.Store(10)
 	unreserved := &Entry{counters: single.newCounters("u")}
+	// A published version of a function without a reservation, without provisioned
+	// concurrency: the provisioned slots are looked at and passed over.
+	version := &Entry{counters: unreserved.counters, prov: &provSlots{}}
+	provisioned := &Entry{counters: reserved.counters, prov: &provSlots{}} // on its provisioned slot
+	provisioned.prov.limit.Store(1)
 	clustered := clusterOf(b, 1, true)[0]
 	ctx := context.Background()
 	for _, tt := range []struct {
@@ -23,6 +28,7 @@ func BenchmarkAdmit(b *testing.B) {
 		e    *Entry
 	}{
 		{"single/reserved", single, reserved}, {"single/unreserved", single, unreserved},
+		{"single/version", single, version}, {"single/provisioned", single, provisioned},
 		{"ledger/reserved", clustered.svc, clustered.f}, {"ledger/unreserved", clustered.svc, clustered.g},
 	} {
 		b.Run(tt.name, func(b *testing.B) {

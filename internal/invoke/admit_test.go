@@ -71,7 +71,8 @@ func clusterOf(t testing.TB, n int, ledger bool) []node {
 		svc.mu.Lock()
 		fc, gc := svc.newCounters("f"), svc.newCounters("g")
 		fc.reserved.Store(2)
-		svc.reservedSum.Store(2)
+		svc.counters["f"], svc.counters["g"] = fc, gc
+		svc.recountLocked()
 		svc.limitsChanged(fc)
 		svc.mu.Unlock()
 		out = append(out, node{svc: svc, records: c, f: &Entry{counters: fc}, g: &Entry{counters: gc}})

@@ -122,6 +122,7 @@ type Service struct {
 	seen [views]watermark // per bucket, the newest revision the watch has applied
 
 	reservedSum       atomic.Int64 // sum of every function's reservation
+	claimed           atomic.Int64 // taken from the account's unreserved pool: reservations, and provisioned concurrency of functions without one (admit.go)
 	unreservedRunning atomic.Int64 // invocations of functions without a reservation
 
 	router atomic.Pointer[router] // nil on a single node (route.go)
@@ -138,6 +139,7 @@ type Entry struct {
 	Fn       *lambda.Function
 	pool     *worker.Pool
 	counters *counters
+	prov     *provSlots // a published version's provisioned concurrency (admit.go); nil for $LATEST
 }
 
 type aliasItem struct {
@@ -233,6 +235,7 @@ func (s *Service) applyFunction(name string, rev uint64, f *lambda.Function) {
 		for _, p := range retire {
 			p.Retire()
 		}
+		s.reprovision(name) // its provisioned concurrency no longer counts against the account
 	}
 }
 
@@ -258,6 +261,16 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 		s.counters[name] = c
 	}
 	e := &Entry{rev: rev, Fn: f, counters: c}
+	if key != name {
+		if old != nil && old.prov != nil {
+			e.prov = old.prov // invocations on its provisioned slots may still run
+		} else {
+			e.prov = &provSlots{}
+			if s.ledger != nil {
+				e.prov.slots = s.ledger.Slots("provisioned." + key)
+			}
+		}
+	}
 	keep := f != nil && old != nil && old.Fn != nil && old.pool != nil && s.sameEnvironments(old.Fn, f)
 	switch {
 	case keep: // nothing the environments see changed: they stay
@@ -275,7 +288,7 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 			r = int64(*f.ReservedConcurrency)
 		}
 		c.reserved.Store(r)
-		s.reservedSum.Store(s.sumReservedLocked())
+		s.recountLocked()
 		s.limitsChanged(c)
 	}
 	s.mu.Unlock()
@@ -285,16 +298,6 @@ func (s *Service) apply(key string, rev uint64, f *lambda.Function) {
 	if reprovision && !keep {
 		s.reprovision(name)
 	}
-}
-
-func (s *Service) sumReservedLocked() int64 {
-	var sum int64
-	for _, c := range s.counters {
-		if r := c.reserved.Load(); r > 0 {
-			sum += r
-		}
-	}
-	return sum
 }
 
 // applyAlias installs an alias (a nil: deleted).
@@ -379,15 +382,18 @@ func (s *Service) applyProvisioned(key string, rev uint64, pc *lambda.Provisione
 }
 
 // reprovision tells each version pool of a function how many environments to keep initialized:
-// the sum of the configs on that version and on aliases whose primary version it is.
+// the sum of the configs on that version and on aliases whose primary version it is; and
+// admission how many of the function's invocations run on them (admit.go).
 func (s *Service) reprovision(name string) {
 	s.mu.Lock()
 	want := map[string]int{}
+	var total int64 // every config of the function, as the control plane counts them
 	for key, it := range s.prov {
 		fn, qualifier, _ := strings.Cut(key, ".")
 		if fn != name || it.pc == nil {
 			continue
 		}
+		total += int64(it.pc.Requested)
 		if !isVersion(qualifier) {
 			al := s.aliases[store.AliasKey(name, qualifier)]
 			if al == nil || al.alias == nil {
@@ -406,8 +412,24 @@ func (s *Service) reprovision(name string) {
 	var sets []set
 	for key, e := range s.entries {
 		if strings.HasPrefix(key, name+".") && e.pool != nil {
-			sets = append(sets, set{e.pool, s.provShare(key, want[key])})
+			n := s.provShare(key, want[key])
+			if e.prov.slots != nil { // the cluster's, whichever node keeps the environments
+				e.prov.limit.Store(int64(want[key]))
+				e.prov.slots.SetLimit(want[key])
+			} else {
+				e.prov.limit.Store(int64(n))
+			}
+			sets = append(sets, set{e.pool, n})
 		}
+	}
+	c := s.counters[name]
+	if c == nil {
+		c = s.newCounters(name)
+		s.counters[name] = c
+	}
+	if c.provisioned.Swap(total) != total {
+		s.recountLocked()
+		s.limitsChanged(c)
 	}
 	s.mu.Unlock()
 	for _, st := range sets {
