@@ -35,7 +35,9 @@ def handler(event, context):
     return {"greeting": GREETING, "layer": layermod.VALUE, "init": INIT_TYPE, "pid": os.getpid(),
             "pidns": os.readlink("/proc/self/ns/pid"), "tmp": sorted(os.listdir("/tmp")),
             "fn": os.environ["AWS_LAMBDA_FUNCTION_NAME"], "token": os.environ["AWS_SESSION_TOKEN"],
-            "cwd": os.getcwd(), "bind_fd": os.environ.get("_FLINT_BIND_FD")}
+            "cwd": os.getcwd(), "bind_fd": os.environ.get("_FLINT_BIND_FD"),
+            "start_env": [v.decode() for v in open("/proc/self/environ", "rb").read().split(b"\0")
+                          if v.startswith((b"GOGC=", b"GOMAXPROCS="))]}
 `
 
 const prestartNode = `const fs = require('fs');
@@ -61,8 +63,11 @@ type prestartProbe struct {
 	PID                                          int
 	Tmp                                          []string
 	BindFD                                       *string `json:"bind_fd"`
-	TZ                                           string  // Node's time zone and offset at module level
-	Localtime                                    *string // where /etc/localtime links
+	// StartEnv: what of the linux sandbox's own start-up variables (its init's and exec
+	// stage's GOGC, GOMAXPROCS) the runtime was exec'd with: nothing.
+	StartEnv  []string `json:"start_env"`
+	TZ        string   // Node's time zone and offset at module level
+	Localtime *string  // where /etc/localtime links
 }
 
 // TestPrestartedRuntimes checks that a cold start bound to a pre-initialized runtime keeps
@@ -144,7 +149,7 @@ func testPrestarted(t *testing.T, sb string) {
 		p        prestartProbe
 		fn, want string
 	}{{a, "py-a", "hello a"}, {b, "py-b", "hello b"}} {
-		if tc.p.Greeting != tc.want || tc.p.Layer != "from the layer" || tc.p.Init != "on-demand" || tc.p.Fn != tc.fn || tc.p.BindFD != nil {
+		if tc.p.Greeting != tc.want || tc.p.Layer != "from the layer" || tc.p.Init != "on-demand" || tc.p.Fn != tc.fn || tc.p.BindFD != nil || len(tc.p.StartEnv) > 0 {
 			t.Errorf("%s saw at module level %+v, want GREETING %q, the layer's module, on-demand, its own name and no bind descriptor", tc.fn, tc.p, tc.want)
 		}
 	}

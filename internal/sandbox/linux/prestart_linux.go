@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 
@@ -126,7 +127,9 @@ func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf [
 		return err
 	}
 	args := append([]string{execArg0, strconv.Itoa(cfg.UID), strconv.Itoa(cfg.GID), strconv.Itoa(lastCap), argv0}, cfg.Argv...)
-	env := append(cfg.Env[:len(cfg.Env):len(cfg.Env)], sandbox.BindFDEnv+"="+strconv.Itoa(bindFD))
+	// The stage is this binary too: started as the init is (initEnviron, first, so that they win
+	// over the function's own), and those dropped again before the interpreter's exec.
+	env := append(append(initEnviron[:len(initEnviron):len(initEnviron)], cfg.Env...), sandbox.BindFDEnv+"="+strconv.Itoa(bindFD))
 	// Not dumpable before the runtime exists: the runtime never reaches this init's /proc/1
 	// (whose root, until the bind, is the host's tree).
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
@@ -215,7 +218,16 @@ func execStage(args []string) error {
 	if err := dropPrivileges(nums[2], nums[0], nums[1], false); err != nil {
 		return err
 	}
-	return unix.Exec(args[3], args[4:], os.Environ())
+	return unix.Exec(args[3], args[4:], withoutStageEnviron(os.Environ()))
+}
+
+// withoutStageEnviron drops the variables runPrestarted put first for the stage itself, leaving
+// the runtime's environment exactly as configured (a function's own GOGC, say, included).
+func withoutStageEnviron(env []string) []string {
+	if len(env) >= len(initEnviron) && slices.Equal(env[:len(initEnviron)], initEnviron) {
+		return env[len(initEnviron):]
+	}
+	return env
 }
 
 // resetPeak restarts the memory high-water mark from the current usage (cgroup v1; v2 from
