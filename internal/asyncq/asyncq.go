@@ -235,8 +235,10 @@ func decode(msg jetstream.Msg) (Event, error) {
 	}
 	ev.EnqueuedAt = time.Unix(0, enq)
 	ev.Attempt, _ = strconv.Atoi(h.Get(hdrAttempt))
-	if nb, err := strconv.ParseInt(h.Get(hdrNotBefore), 10, 64); err == nil {
-		ev.NotBefore = time.Unix(0, nb)
+	if s := h.Get(hdrNotBefore); s != "" { // only a retried event has one: no error built per event
+		if nb, err := strconv.ParseInt(s, 10, 64); err == nil {
+			ev.NotBefore = time.Unix(0, nb)
+		}
 	}
 	return ev, nil
 }
