@@ -12,7 +12,7 @@
 //
 // # File formats
 //
-// Flint's own stack format (file.go) and the supported subset of AWS SAM templates (sam.go) are
+// Flint's own stack format (file.go) and the supported subset of AWS SAM templates (sam.go, sam_events.go, sam_resources.go) are
 // documented for users in docs/SAM.md at the repository's root; a test parses that page's
 // example. Keep the page true when the parsers change.
 //
