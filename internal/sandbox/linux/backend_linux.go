@@ -51,6 +51,8 @@ type Backend struct {
 	closed    bool
 	wg        sync.WaitGroup // the refill goroutine
 	creating  int            // Creates in flight
+	initing   int            // environments created whose INIT has not ended (instance.endInit)
+	deferred  time.Time      // when a wanted refill was first put off for cold starts (zero: none)
 	peak      int            // the most Creates in flight at once since peakAt
 	peakAt    time.Time
 	trimmer   *time.Timer // discards the spares of a burst once spareWindow has passed
@@ -287,10 +289,16 @@ func (b *Backend) wantSpares() int {
 	return max(b.cfg.Prespawn, min(b.peak, maxSpareInits))
 }
 
-// creates counts a Create in flight (delta 1) or over (-1), for wantSpares.
+// creates counts a Create in flight (delta 1) or over (-1), for wantSpares and refill.
 func (b *Backend) creates(delta int) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
+	defer func() {
+		idle := b.creating+b.initing == 0
+		b.mu.Unlock()
+		if idle {
+			b.refill() // put off while cold starts went on (refillPutOffLocked)
+		}
+	}()
 	b.creating += delta
 	if delta > 0 && (b.creating >= b.peak || time.Since(b.peakAt) > spareWindow) {
 		b.peak, b.peakAt = b.creating, time.Now()
@@ -335,13 +343,33 @@ func (b *Backend) take() spare {
 	return s
 }
 
-// refill starts spares in the background up to Prespawn. It runs once Check has passed and
-// after each Start, off the path of a cold start: on a small host the spare's exec would compete
-// for CPU with the environment being built.
+// maxRefillDelay bounds how long cold starts in flight put off a refill: a host that is never
+// without one (or an INIT that hangs until its timeout) still gets its spares.
+const maxRefillDelay = time.Second
+
+// refillPutOffLocked reports whether a refill waits for the cold starts in flight: each spare is
+// an exec of the server's binary, about 10 ms of CPU, and on a small host a burst of cold starts
+// that refilled the spares it took as it went competed with itself (0→64 Go environments on 2
+// CPUs: their spares' refill took one CPU of the two while the rest of the burst still started).
+// The last cold start to end calls refill again (creates, instance.endInit). Called with mu held.
+func (b *Backend) refillPutOffLocked() bool {
+	if b.creating+b.initing == 0 {
+		b.deferred = time.Time{}
+		return false
+	}
+	if b.deferred.IsZero() {
+		b.deferred = time.Now()
+	}
+	return time.Since(b.deferred) < maxRefillDelay
+}
+
+// refill starts spares in the background up to what wantSpares says. It runs once Check has
+// passed and when cold starts end, off their path: on a small host the spare's exec would
+// compete for CPU with the environments being built (refillPutOffLocked).
 func (b *Backend) refill() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.refilling || len(b.spares) >= b.wantSpares() {
+	if b.closed || b.refilling || len(b.spares) >= b.wantSpares() || b.refillPutOffLocked() {
 		return
 	}
 	b.refilling = true
@@ -350,7 +378,7 @@ func (b *Backend) refill() {
 		defer b.wg.Done()
 		for {
 			b.mu.Lock()
-			if b.closed || len(b.spares) >= b.wantSpares() {
+			if b.closed || len(b.spares) >= b.wantSpares() || b.refillPutOffLocked() {
 				b.refilling = false
 				b.mu.Unlock()
 				return
@@ -699,6 +727,7 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 			return fail(err)
 		}
 	}
+	i.beginInit()
 	return i, nil
 }
 

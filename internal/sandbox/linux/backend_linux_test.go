@@ -1324,7 +1324,8 @@ func TestResolvConf(t *testing.T) {
 // TestSpareInitsFollowBursts: the backend keeps Prespawn spare inits, and after a burst as many
 // as Creates were in flight at once (at most maxSpareInits) until spareWindow has passed.
 func TestSpareInitsFollowBursts(t *testing.T) {
-	b := &Backend{cfg: Config{Prespawn: 2}}
+	// refilling: the Creates' end asks for a refill, which this bare Backend cannot start.
+	b := &Backend{cfg: Config{Prespawn: 2}, refilling: true}
 	stop := func(b *Backend) {
 		if b.trimmer != nil {
 			b.trimmer.Stop()
@@ -1360,6 +1361,69 @@ func TestSpareInitsFollowBursts(t *testing.T) {
 	b.creates(1)
 	want(0)
 	stop(b)
+}
+
+// TestRefillWaitsForColdStarts: spares are not refilled while cold starts are being created or
+// run their INIT, for at most maxRefillDelay, and at once when none is.
+func TestRefillWaitsForColdStarts(t *testing.T) {
+	b := &Backend{}
+	putOff := func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.refillPutOffLocked()
+	}
+	if putOff() {
+		t.Fatal("put off with no cold start in flight")
+	}
+	b.creating = 1
+	if !putOff() {
+		t.Fatal("not put off during a Create")
+	}
+	b.creating, b.initing = 0, 3
+	if !putOff() {
+		t.Fatal("not put off during INITs")
+	}
+	b.deferred = time.Now().Add(-maxRefillDelay)
+	if putOff() {
+		t.Fatalf("put off for longer than maxRefillDelay (%v)", maxRefillDelay)
+	}
+	b.initing = 0
+	if putOff() || !b.deferred.IsZero() {
+		t.Fatal("put off, or still counting the delay, once the cold starts ended")
+	}
+}
+
+// TestColdStartsCounted: an environment counts as a cold start in flight from its creation to
+// the end of its INIT, or to its Destroy when its INIT never ended.
+func TestColdStartsCounted(t *testing.T) {
+	b := newBackend(t, "none")
+	initing := func() int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.initing
+	}
+	a, _ := start(t, b, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
+	c, _ := start(t, b, sandbox.Spec{Argv: []string{"/bin/sh", "-c", "exec sleep 1000"}})
+	if n := initing(); n != 2 {
+		t.Fatalf("initing = %d with two INITs running, want 2", n)
+	}
+	if err := a.(sandbox.InitBooster).EndInit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.(sandbox.InitBooster).EndInit(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n := initing(); n != 1 {
+		t.Fatalf("initing = %d after one INIT ended (twice), want 1", n)
+	}
+	for _, inst := range []sandbox.Instance{a, c} {
+		if err := inst.Destroy(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := initing(); n != 0 {
+		t.Fatalf("initing = %d once both are destroyed, want 0", n)
+	}
 }
 
 // TestFreezeRightAfterStart: Start returns once the init has become the environment's pid 1 for

@@ -61,6 +61,7 @@ type instance struct {
 
 	// For Bind, set by create.
 	prestarted atomic.Bool // a prestarted runtime not bound yet
+	initOpen   atomic.Bool // counted in the backend's initing (beginInit, endInit)
 	specPorts  []sandbox.Port
 	portEnv    []string // the ports' variables, at their numbers
 	home       string   // interpreterHome of the runtime
@@ -72,8 +73,27 @@ var (
 	_ sandbox.InitBooster    = (*instance)(nil)
 )
 
+// beginInit counts the environment as a cold start in flight until endInit: from its creation
+// (or a prestarted one's bind) to the end of its INIT, which puts off refills (refillPutOffLocked).
+func (i *instance) beginInit() {
+	i.b.mu.Lock()
+	i.b.initing++
+	i.b.mu.Unlock()
+	i.initOpen.Store(true)
+}
+
+// endInit ends what beginInit began, once; the caller calls refill.
+func (i *instance) endInit() {
+	if i.initOpen.CompareAndSwap(true, false) {
+		i.b.mu.Lock()
+		i.b.initing--
+		i.b.mu.Unlock()
+	}
+}
+
 // EndInit caps the environment's CPU in proportion to its memory once INIT is over.
 func (i *instance) EndInit(ctx context.Context) error {
+	i.endInit()
 	defer i.b.refill()
 	if err := i.Lock(); err != nil {
 		return err
@@ -229,9 +249,10 @@ func (i *instance) Start(ctx context.Context) error {
 	// The init is tiny and must outlive the runtime to report its end: never the OOM victim.
 	_ = os.WriteFile("/proc/"+strconv.Itoa(i.cmd.Process.Pid)+"/oom_score_adj", []byte("-1000"), 0)
 	if i.prestarted.Load() {
-		// A spare's start is off every cold start's path. Any other runtime's INIT is on one:
-		// the next spare init (an exec of the server's binary) starts once it is over (EndInit,
-		// or Destroy if it fails).
+		// A spare's start is off every cold start's path (its bind begins one). Any other
+		// runtime's INIT is on one: the next spare init (an exec of the server's binary) starts
+		// once it is over (EndInit, or Destroy if it fails).
+		i.endInit()
 		i.b.refill()
 	}
 	return nil
@@ -243,6 +264,7 @@ func (i *instance) Destroy(ctx context.Context) error {
 	if first, _ := i.MarkDestroyed(); !first {
 		return nil
 	}
+	i.endInit()
 	defer i.b.refill() // for an environment whose INIT never ended (see Start)
 	// First, so that whatever happens below the worker's servers on them stop.
 	i.closeListeners()

@@ -64,6 +64,7 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 	if !i.prestarted.CompareAndSwap(true, false) {
 		return errors.New("linux sandbox: bind: not a prestarted environment, or bound already")
 	}
+	i.beginInit() // the function's cold start, until its INIT ends (EndInit) or Destroy
 	memMB, tmpMB := bd.MemoryMB, bd.EphemeralStorageMB
 	if memMB <= 0 {
 		memMB = defaultMemoryMB
