@@ -75,6 +75,7 @@ type spares struct {
 	sets      map[string]*spareSet
 	heldMB    int // estimated, of ready and starting spares
 	refilling bool
+	deferred  time.Time // when a refill was first put off for cold starts in flight (zero: none)
 	closed    bool
 	wg        sync.WaitGroup // the refiller and the spares' watchers
 }
@@ -161,9 +162,10 @@ func (s *spares) take(rt runtimes.Runtime, argv, environ []string) (got *spare, 
 	return got, true
 }
 
-// done ends a cold start take counted (whether it got a spare or not), and only then refills:
-// a spare's start (an interpreter's, about its own cold start's CPU) would otherwise compete
-// with the cold start that took one, whose runtime has its memory's CPU weight.
+// done ends a cold start take counted (whether it got a spare or not), and only then refills
+// (refillPutOffLocked): a spare's start (an interpreter's, about its own cold start's CPU) would
+// otherwise compete with the cold starts still going on, whose runtimes have their memory's CPU
+// weight.
 func (s *spares) done(rt runtimes.Runtime) {
 	s.mu.Lock()
 	if set := s.sets[rt.Name]; set != nil && set.inflight > 0 {
@@ -190,9 +192,32 @@ func (set *spareSet) want(now time.Time) int {
 	return min(peak, maxSparesPerRuntime)
 }
 
-// refillLocked starts the refiller unless it runs.
+// maxRefillDelay bounds how long cold starts in flight put off a refill: a host that is never
+// without one still gets its spares.
+const maxRefillDelay = time.Second
+
+// refillPutOffLocked reports whether refilling waits for the cold starts in flight, of every
+// runtime: a burst that refilled its spares as its first cold starts ended started interpreters
+// beside the rest of itself (docs/PERFORMANCE.md, "Bursts"). The last cold start's done refills.
+func (s *spares) refillPutOffLocked() bool {
+	inflight := 0
+	for _, set := range s.sets {
+		inflight += set.inflight
+	}
+	if inflight == 0 {
+		s.deferred = time.Time{}
+		return false
+	}
+	now := s.m.now()
+	if s.deferred.IsZero() {
+		s.deferred = now
+	}
+	return now.Sub(s.deferred) < maxRefillDelay
+}
+
+// refillLocked starts the refiller unless it runs, or is put off (refillPutOffLocked).
 func (s *spares) refillLocked() {
-	if s.refilling || s.closed {
+	if s.refilling || s.closed || s.refillPutOffLocked() {
 		return
 	}
 	s.refilling = true
@@ -214,7 +239,7 @@ func (s *spares) refill() {
 				}
 			}
 		}
-		if set == nil || s.closed {
+		if set == nil || s.closed || s.refillPutOffLocked() {
 			s.refilling = false
 			s.mu.Unlock()
 			return

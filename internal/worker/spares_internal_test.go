@@ -57,3 +57,31 @@ func TestSpareCompatible(t *testing.T) {
 		}
 	}
 }
+
+// TestSpareRefillWaitsForColdStarts: spares are not started while cold starts of any runtime are
+// in flight, for at most maxRefillDelay, and are again once none is.
+func TestSpareRefillWaitsForColdStarts(t *testing.T) {
+	now := time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+	s := newSpares(&Manager{now: func() time.Time { return now }})
+	py, node := &spareSet{}, &spareSet{}
+	s.sets["python3.11"], s.sets["nodejs20.x"] = py, node
+	if s.refillPutOffLocked() {
+		t.Fatal("put off with no cold start in flight")
+	}
+	py.inflight, node.inflight = 0, 2
+	if !s.refillPutOffLocked() {
+		t.Fatal("not put off while another runtime's cold starts run")
+	}
+	now = now.Add(maxRefillDelay - time.Millisecond)
+	if !s.refillPutOffLocked() {
+		t.Fatal("not put off within maxRefillDelay")
+	}
+	now = now.Add(time.Millisecond)
+	if s.refillPutOffLocked() {
+		t.Fatalf("put off for longer than maxRefillDelay (%v)", maxRefillDelay)
+	}
+	node.inflight = 0
+	if s.refillPutOffLocked() || !s.deferred.IsZero() {
+		t.Fatal("put off, or still counting the delay, once the cold starts ended")
+	}
+}

@@ -349,8 +349,8 @@ const maxRefillDelay = time.Second
 
 // refillPutOffLocked reports whether a refill waits for the cold starts in flight: each spare is
 // an exec of the server's binary, about 10 ms of CPU, and on a small host a burst of cold starts
-// that refilled the spares it took as it went competed with itself (0→64 Go environments on 2
-// CPUs: their spares' refill took one CPU of the two while the rest of the burst still started).
+// that refilled the spares it took as it went competed with itself: their refill took one CPU
+// of the two here while the rest of the burst still started (docs/PERFORMANCE.md, "Bursts").
 // The last cold start to end calls refill again (creates, instance.endInit). Called with mu held.
 func (b *Backend) refillPutOffLocked() bool {
 	if b.creating+b.initing == 0 {
