@@ -75,6 +75,60 @@ type Metrics struct {
 	throttles    *prometheus.CounterVec
 	names        *bounded
 	otlp         *OTLP // nil: no OTLP export
+
+	// The vectors' children by label values, looked up once: WithLabelValues hashes and checks
+	// every value on each call (two to four calls an invocation).
+	seriesMu sync.RWMutex
+	series   map[seriesKey]*series
+}
+
+// seriesKey is a function's and version's labels.
+type seriesKey struct{ fn, v string }
+
+// series is one function version's metrics; invocations and throttles by outcome and reason,
+// filled on first use.
+type series struct {
+	duration, initDuration prometheus.Observer
+	coldStarts             prometheus.Counter
+	mu                     sync.RWMutex
+	invocations, throttles map[string]prometheus.Counter
+}
+
+// seriesOf returns the metrics of fn and v (labels, as names.label gives them).
+func (m *Metrics) seriesOf(fn, v string) *series {
+	k := seriesKey{fn, v}
+	m.seriesMu.RLock()
+	s := m.series[k]
+	m.seriesMu.RUnlock()
+	if s != nil {
+		return s
+	}
+	m.seriesMu.Lock()
+	defer m.seriesMu.Unlock()
+	if s = m.series[k]; s == nil {
+		s = &series{duration: m.duration.WithLabelValues(fn, v), initDuration: m.initDuration.WithLabelValues(fn, v),
+			coldStarts:  m.coldStarts.WithLabelValues(fn, v),
+			invocations: map[string]prometheus.Counter{}, throttles: map[string]prometheus.Counter{}}
+		m.series[k] = s
+	}
+	return s
+}
+
+// counter returns by[label], from vec with the labels fn, v, label on first use.
+func (s *series) counter(by map[string]prometheus.Counter, vec *prometheus.CounterVec, fn, v, label string) prometheus.Counter {
+	s.mu.RLock()
+	c := by[label]
+	s.mu.RUnlock()
+	if c != nil {
+		return c
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c = by[label]; c == nil {
+		c = vec.WithLabelValues(fn, v, label)
+		by[label] = c
+	}
+	return c
 }
 
 // MaxFunctions bounds the function label's values: the first MaxFunctions functions a node
@@ -141,7 +195,8 @@ func New(node string, envs EnvironmentCounts, queue QueueStats) *Metrics {
 		throttles: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flint_throttles_total", Help: "Invocations throttled (sync and URL callers get 429; async events and mapping batches are retried later), by Lambda's reason.",
 		}, []string{"function", "version", "reason"}),
-		names: &bounded{max: MaxFunctions, seen: map[string]struct{}{}},
+		names:  &bounded{max: MaxFunctions, seen: map[string]struct{}{}},
+		series: map[seriesKey]*series{},
 	}
 	state := func(name string, pick func(s, i, b, p int) int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -178,11 +233,12 @@ func (m *Metrics) Handler() http.Handler {
 // that is on. The worker calls it off the caller's path.
 func (m *Metrics) Invoked(inv Invocation) {
 	fn, v := m.names.label(inv.Function, inv.Version)
-	m.invocations.WithLabelValues(fn, v, inv.Outcome).Inc()
-	m.duration.WithLabelValues(fn, v).Observe(inv.Duration.Seconds())
+	s := m.seriesOf(fn, v)
+	s.counter(s.invocations, m.invocations, fn, v, inv.Outcome).Inc()
+	s.duration.Observe(inv.Duration.Seconds())
 	if inv.Init > 0 || !inv.Cold.Begin.IsZero() {
-		m.coldStarts.WithLabelValues(fn, v).Inc()
-		m.initDuration.WithLabelValues(fn, v).Observe(inv.Init.Seconds())
+		s.coldStarts.Inc()
+		s.initDuration.Observe(inv.Init.Seconds())
 	}
 	if m.otlp != nil {
 		m.otlp.export(inv, fn, v)
@@ -193,8 +249,9 @@ func (m *Metrics) Invoked(inv Invocation) {
 // outcome "throttle".
 func (m *Metrics) Throttled(function, version, reason string) {
 	fn, v := m.names.label(function, version)
-	m.throttles.WithLabelValues(fn, v, reason).Inc()
-	m.invocations.WithLabelValues(fn, v, "throttle").Inc()
+	s := m.seriesOf(fn, v)
+	s.counter(s.throttles, m.throttles, fn, v, reason).Inc()
+	s.counter(s.invocations, m.invocations, fn, v, "throttle").Inc()
 }
 
 // Export sends every invocation recorded from now on over OTLP too.
