@@ -193,7 +193,12 @@ for r in [head, tuple("-" * x for x in w)] + rows:
 print()
 for sb in ("process", "linux"):
     b = lambda k: get(f"{sb}.burst", k)
+    g = lambda k: get(f"{sb}.burst.go", k)
+    g1 = lambda k: get(f"{sb}.burst.go.first", k)
+    # A burst's invokes that reach the server after an environment answered reuse it: the cold
+    # counts say how many environments each burst really started.
     print(f"{sb}: burst cold {b('cold')}/{b('burst')}, throttled {b('throttled')}, failed {b('failed')}; " +
+          f"Go burst cold {g('cold')}/{g('burst')} (first {g1('cold')}/{g1('burst')}); " +
           ", ".join(f"{fn} cold {c}/{(c or 0) + (nc or 0)} Init p50 {'n/a' if i is None else f'{i / 1000:.1f} ms'}" for fn, c, nc, i in cold[sb]))
 print(f"bench-all took {secs} s")
 PY

@@ -1356,6 +1356,13 @@ func TestSpareInitsFollowBursts(t *testing.T) {
 		b.creates(1)
 	}
 	want(maxSpareInits)
+	// Environments past their Create and still in INIT are demand too.
+	b.mu.Lock()
+	b.peakAt = time.Now().Add(-spareWindow - time.Second)
+	b.creating, b.initing = 0, 20
+	b.mu.Unlock()
+	b.creates(1)
+	want(21)
 	stop(b)
 	b = &Backend{cfg: Config{Prespawn: 0}} // none at all (New makes a negative Prespawn 0)
 	b.creates(1)
