@@ -100,6 +100,15 @@ func TestSQSMappingFilterCriteria(t *testing.T) {
 	if up.FilterCriteria != nil && len(up.FilterCriteria.Filters) != 0 {
 		t.Fatalf("after FilterCriteria {}: %+v", up.FilterCriteria)
 	}
+	// As on Lambda, the update applies once the mapping is Enabled again: until then the poller
+	// with the old filters may still take (and drop) a message.
+	waitFor(t, "the update to apply (State Enabled)", 10*time.Second, func() bool {
+		got, err := c.GetEventSourceMapping(ctx, &lambda.GetEventSourceMappingInput{UUID: m.UUID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(got.State) == "Enabled"
+	})
 	if _, err := q.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("plain-drop-8")}); err != nil {
 		t.Fatal(err)
 	}
