@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -391,55 +390,32 @@ func (s *CodeSigning) Unbind(ctx context.Context, t Target) error {
 // request wrote the function in between. Its RevisionId and environments stay: the binding
 // takes effect at the next deployment.
 func (s *CodeSigning) bind(ctx context.Context, t Target, arn string) (string, error) {
-	for range 5 {
-		f, err := s.latest(ctx, t)
-		if err != nil {
-			return "", err
-		}
-		if f.CodeSigningConfigArn == arn {
-			return f.Config.FunctionName, nil
-		}
-		next := *f.Function
-		next.CodeSigningConfigArn = arn
-		rev, err := s.functions.Update(ctx, &next, f.Revision)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		s.await(ctx, invoke.Functions, rev)
-		return f.Config.FunctionName, nil
+	f, err := s.rewriteFunction(ctx, s.functions, func() (store.Function, error) { return s.latest(ctx, t) },
+		func(next *lambda.Function) (bool, error) {
+			write := next.CodeSigningConfigArn != arn
+			next.CodeSigningConfigArn = arn
+			return write, nil
+		})
+	if err != nil {
+		return "", err
 	}
-	return "", apierr.ResourceConflict("The function was modified concurrently; try again.")
+	return f.Config.FunctionName, nil
 }
 
 // unbindIf removes the function's binding if it is still to arn.
 func (s *CodeSigning) unbindIf(ctx context.Context, name, arn string) error {
-	for range 5 {
-		f, err := s.functions.Get(ctx, name)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if f.CodeSigningConfigArn != arn {
-			return nil
-		}
-		next := *f.Function
-		next.CodeSigningConfigArn = ""
-		rev, err := s.functions.Update(ctx, &next, f.Revision)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.await(ctx, invoke.Functions, rev)
+	_, err := s.rewriteFunction(ctx, s.functions, func() (store.Function, error) { return s.functions.Get(ctx, name) },
+		func(next *lambda.Function) (bool, error) {
+			if next.CodeSigningConfigArn != arn {
+				return false, nil
+			}
+			next.CodeSigningConfigArn = ""
+			return true, nil
+		})
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
-	return apierr.ResourceConflict("The function was modified concurrently; try again.")
+	return err
 }
 
 // signingGate refuses deployments to functions under an Enforce configuration (Functions).

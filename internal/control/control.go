@@ -169,6 +169,40 @@ func (a awaiter) await(ctx context.Context, v invoke.View, rev uint64) {
 	}
 }
 
+// functionUpdater writes a function's $LATEST record if it is still at a revision.
+type functionUpdater interface {
+	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
+}
+
+// rewriteFunction changes a field of a function's record that is not its configuration (tags,
+// bindings, settings: its RevisionId and environments stay). change edits a copy of the record
+// read and reports whether there is anything to write; the write happens only if the function is
+// still at the revision read, else it starts again from a fresh read (five tries). It returns the
+// record last read, and once written waits for the view.
+func (a awaiter) rewriteFunction(ctx context.Context, fns functionUpdater, read func() (store.Function, error),
+	change func(next *lambda.Function) (bool, error)) (store.Function, error) {
+	for range 5 {
+		f, err := read()
+		if err != nil {
+			return f, err
+		}
+		next := *f.Function
+		if write, err := change(&next); err != nil || !write {
+			return f, err
+		}
+		rev, err := fns.Update(ctx, &next, f.Revision)
+		if errors.Is(err, store.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return f, err
+		}
+		a.await(ctx, invoke.Functions, rev)
+		return f, nil
+	}
+	return store.Function{}, apierr.ResourceConflict("The function was modified concurrently; try again.")
+}
+
 // set copies *src into *dst when the request gave it (src not nil).
 func set[T any](dst *T, src *T) {
 	if src != nil {

@@ -112,16 +112,7 @@ func (s *Layers) AddPermission(ctx context.Context, layer, version, revisionID s
 	if in.OrganizationID != nil {
 		st.Condition = map[string]map[string]string{"StringEquals": {"aws:PrincipalOrgID": *in.OrganizationID}}
 	}
-	p, err := s.modifyPolicy(ctx, name, n, revisionID, func(p *lambda.Policy) error {
-		if slices.ContainsFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
-			return apierr.ResourceConflict("The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", st.Sid)
-		}
-		p.Statement = append(p.Statement, st)
-		if b, _ := json.Marshal(p); len(b) > maxPolicyBytes {
-			return apierr.PolicyLengthExceeded("The final policy size (%d) is bigger than the limit (%d).", len(b), maxPolicyBytes)
-		}
-		return nil
-	})
+	p, err := s.modifyPolicy(ctx, name, n, revisionID, addStatement(st))
 	if err != nil {
 		return nil, err
 	}

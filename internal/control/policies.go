@@ -211,16 +211,7 @@ func (s *Policies) Add(ctx context.Context, t Target, in PermissionInput) (*lamb
 	if in.RevisionID != nil {
 		rid = *in.RevisionID
 	}
-	err = s.modify(ctx, name, qualifier, rid, true, func(p *lambda.Policy) error {
-		if slices.ContainsFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
-			return apierr.ResourceConflict("The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", st.Sid)
-		}
-		p.Statement = append(p.Statement, st)
-		if b, _ := json.Marshal(p); len(b) > maxPolicyBytes {
-			return apierr.PolicyLengthExceeded("The final policy size (%d) is bigger than the limit (%d).", len(b), maxPolicyBytes)
-		}
-		return nil
-	})
+	err = s.modify(ctx, name, qualifier, rid, true, addStatement(st))
 	if err != nil {
 		return nil, err
 	}
@@ -298,4 +289,19 @@ func (s *Policies) Get(ctx context.Context, t Target) (*lambda.StoredPolicy, err
 		return nil, apierr.ResourceNotFound("The resource you requested does not exist.")
 	}
 	return cur, err
+}
+
+// addStatement adds st to a policy (a function's or a layer version's): a statement id is used
+// once, and the policy stays within maxPolicyBytes.
+func addStatement(st lambda.PolicyStatement) func(p *lambda.Policy) error {
+	return func(p *lambda.Policy) error {
+		if slices.ContainsFunc(p.Statement, func(s lambda.PolicyStatement) bool { return s.Sid == st.Sid }) {
+			return apierr.ResourceConflict("The statement id (%s) provided already exists. Please provide a new statement id, or remove the existing statement.", st.Sid)
+		}
+		p.Statement = append(p.Statement, st)
+		if b, _ := json.Marshal(p); len(b) > maxPolicyBytes {
+			return apierr.PolicyLengthExceeded("The final policy size (%d) is bigger than the limit (%d).", len(b), maxPolicyBytes)
+		}
+		return nil
+	}
 }

@@ -2,10 +2,8 @@ package control
 
 import (
 	"context"
-	"errors"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -52,25 +50,14 @@ func (s *Recursion) Put(ctx context.Context, t Target, in RecursionConfig) (*Rec
 	case *in.RecursiveLoop != "Allow" && *in.RecursiveLoop != "Terminate":
 		return nil, apierr.Validation("1 validation error detected: Value '%s' at 'recursiveLoop' failed to satisfy constraint: Member must satisfy enum value set: [Terminate, Allow]", *in.RecursiveLoop)
 	}
-	for range 5 {
-		f, err := s.latest(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		if f.RecursiveLoop == *in.RecursiveLoop {
-			return &in, nil
-		}
-		next := *f.Function
-		next.RecursiveLoop = *in.RecursiveLoop
-		rev, err := s.functions.Update(ctx, &next, f.Revision)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		s.await(ctx, invoke.Functions, rev)
-		return &in, nil
+	_, err := s.rewriteFunction(ctx, s.functions, func() (store.Function, error) { return s.latest(ctx, t) },
+		func(next *lambda.Function) (bool, error) {
+			write := next.RecursiveLoop != *in.RecursiveLoop
+			next.RecursiveLoop = *in.RecursiveLoop
+			return write, nil
+		})
+	if err != nil {
+		return nil, err
 	}
-	return nil, apierr.ResourceConflict("The function was modified concurrently; try again.")
+	return &in, nil
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 
 	"github.com/flint-run/flint/internal/apierr"
-	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/lambda"
 	"github.com/flint-run/flint/internal/store"
 )
@@ -145,31 +144,19 @@ func (s *Tags) Untag(ctx context.Context, t Target, keys []string) error {
 // update applies change to the function's tags, starting again from a fresh read when another
 // request wrote the function in between. Its environments stay warm: tags are not configuration.
 func (s *Tags) update(ctx context.Context, t Target, change func(map[string]string) error) error {
-	for range 5 {
-		f, err := s.function(ctx, t)
-		if err != nil {
-			return err
-		}
-		next := *f.Function
-		next.Tags = maps.Clone(f.Tags)
-		if next.Tags == nil {
-			next.Tags = map[string]string{}
-		}
-		if err := change(next.Tags); err != nil {
-			return err
-		}
-		if len(next.Tags) == 0 {
-			next.Tags = nil
-		}
-		rev, err := s.functions.Update(ctx, &next, f.Revision)
-		if errors.Is(err, store.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		s.await(ctx, invoke.Functions, rev)
-		return nil
-	}
-	return apierr.ResourceConflict("The function was modified concurrently; try again.")
+	_, err := s.rewriteFunction(ctx, s.functions, func() (store.Function, error) { return s.function(ctx, t) },
+		func(next *lambda.Function) (bool, error) {
+			next.Tags = maps.Clone(next.Tags)
+			if next.Tags == nil {
+				next.Tags = map[string]string{}
+			}
+			if err := change(next.Tags); err != nil {
+				return false, err
+			}
+			if len(next.Tags) == 0 {
+				next.Tags = nil
+			}
+			return true, nil
+		})
+	return err
 }
