@@ -41,8 +41,7 @@ type signingStore interface {
 // signedFunctions is the functions repository (store.Functions): a function's binding lives on
 // its $LATEST record.
 type signedFunctions interface {
-	Get(ctx context.Context, name string) (store.Function, error)
-	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
+	functionRecords
 	List(ctx context.Context) ([]*lambda.Function, error)
 }
 

@@ -169,8 +169,10 @@ func (a awaiter) await(ctx context.Context, v invoke.View, rev uint64) {
 	}
 }
 
-// functionUpdater writes a function's $LATEST record if it is still at a revision.
-type functionUpdater interface {
+// functionRecords is the functions repository (store.Functions) as the services that keep a
+// setting on $LATEST's record (tags, code signing bindings, recursion) use it.
+type functionRecords interface {
+	Get(ctx context.Context, name string) (store.Function, error)
 	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
 }
 
@@ -179,7 +181,7 @@ type functionUpdater interface {
 // read and reports whether there is anything to write; the write happens only if the function is
 // still at the revision read, else it starts again from a fresh read (five tries). It returns the
 // record last read, and once written waits for the view.
-func (a awaiter) rewriteFunction(ctx context.Context, fns functionUpdater, read func() (store.Function, error),
+func (a awaiter) rewriteFunction(ctx context.Context, fns functionRecords, read func() (store.Function, error),
 	change func(next *lambda.Function) (bool, error)) (store.Function, error) {
 	for range 5 {
 		f, err := read()

@@ -8,20 +8,13 @@ import (
 	"github.com/flint-run/flint/internal/store"
 )
 
-// recursionFunctions is the functions repository (store.Functions): the setting lives on
-// $LATEST's record.
-type recursionFunctions interface {
-	Get(ctx context.Context, name string) (store.Function, error)
-	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
-}
-
 // Recursion serves PutFunctionRecursionConfig and GetFunctionRecursionConfig. Flint has no
 // recursive-loop detection (AWS stops a loop through SQS, SNS or S3 after 16 calls unless the
 // function says Allow): the setting is stored and answered, and decides nothing yet.
 type Recursion struct {
 	resolver
 	awaiter
-	functions recursionFunctions
+	functions functionRecords // the setting lives on $LATEST's record
 }
 
 // RecursionConfig is both operations' request body and answer.

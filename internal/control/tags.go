@@ -13,17 +13,11 @@ import (
 	"github.com/flint-run/flint/internal/store"
 )
 
-// taggedFunctions is the functions repository (store.Functions): tags live on $LATEST's record.
-type taggedFunctions interface {
-	Get(ctx context.Context, name string) (store.Function, error)
-	Update(ctx context.Context, f *lambda.Function, rev uint64) (uint64, error)
-}
-
 // Tags serves ListTags, TagResource and UntagResource on functions.
 type Tags struct {
 	account lambda.Account
 	awaiter
-	functions taggedFunctions
+	functions functionRecords // tags live on $LATEST's record
 }
 
 // TagsInput is TagResource's request body, and ListTags's answer.
