@@ -37,6 +37,7 @@ var layering = []struct {
 	{from: "internal/functionurl", to: "...", except: []string{"internal/apigw"}, why: "function URL payload shapes import no Flint package but API Gateway's (payload format 2.0)"},
 	{from: "internal/apigw", to: "...", why: "API Gateway's payload shapes and route tables import no Flint package"},
 	{from: "internal/logs", to: "...", why: "the log store imports no Flint package"},
+	{from: "internal/atomicfile", to: "...", why: "writing a file whole imports no Flint package"},
 	{from: "internal/cwlogs", to: "...", except: []string{"internal/logs", "internal/apierr", "internal/awsjson"}, why: "the CloudWatch Logs API reaches logs only through the log store"},
 	{from: "internal/kinesis", to: "...", except: []string{"internal/esm", "internal/asyncq", "internal/apierr", "internal/awsjson"}, why: "the Kinesis API is a facade over esm's streams"},
 	{from: "...", to: "internal/worker", except: []string{"internal/invoke", "internal/server"}, why: "only invoke reaches pools (server builds the Manager)"},

@@ -15,6 +15,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/flint-run/flint/internal/atomicfile"
 	"math/big"
 	"net/http"
 	"os"
@@ -165,11 +166,11 @@ func newKey(dir string) (*signingKey, error) {
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	// The certificate is written last: a start that stopped between the two finds a key alone
 	// and refuses, rather than pairing it with a certificate of another key.
-	if err := writeAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return nil, err
+	if err := atomicfile.Write(keyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return nil, fmt.Errorf("sns signing: %w", err)
 	}
-	if err := writeAtomic(certPath, certPEM, 0o644); err != nil {
-		return nil, err
+	if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
+		return nil, fmt.Errorf("sns signing: %w", err)
 	}
 	return keyOf(key, certPEM, der), nil
 }
@@ -177,17 +178,6 @@ func newKey(dir string) (*signingKey, error) {
 func keyOf(key *rsa.PrivateKey, certPEM, der []byte) *signingKey {
 	sum := sha256.Sum256(der)
 	return &signingKey{key: key, certPEM: certPEM, path: "/SimpleNotificationService-" + hex.EncodeToString(sum[:16]) + ".pem"}
-}
-
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return fmt.Errorf("sns signing: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("sns signing: %w", err)
-	}
-	return nil
 }
 
 // stringToSign is SNS's canonical form of e: "Name\nvalue\n" for each signed member, in byte

@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/flint-run/flint/internal/atomicfile"
 	"math/big"
 	"net"
 	"os"
@@ -76,11 +77,11 @@ func SelfSigned(dir string, hosts ...string) (certFile, keyFile string, err erro
 	if err != nil {
 		return "", "", fmt.Errorf("tls: %w", err)
 	}
-	if err := writeFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
-		return "", "", err
+	if err := atomicfile.Write(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		return "", "", fmt.Errorf("tls: %w", err)
 	}
-	if err := writeFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		return "", "", err
+	if err := atomicfile.Write(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		return "", "", fmt.Errorf("tls: %w", err)
 	}
 	return certFile, keyFile, nil
 }
@@ -114,15 +115,4 @@ func covers(path string, names []string, ips []net.IP) (bool, error) {
 		}
 	}
 	return true, nil
-}
-
-func writeFile(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("tls: %w", err)
-	}
-	return nil
 }
