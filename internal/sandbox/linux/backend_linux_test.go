@@ -1322,7 +1322,8 @@ func TestResolvConf(t *testing.T) {
 }
 
 // TestSpareInitsFollowBursts: the backend keeps Prespawn spare inits, and after a burst as many
-// as Creates were in flight at once (at most maxSpareInits) until spareWindow has passed.
+// as cold starts were in flight at once (Creates and INITs; at most maxSpareInits) until
+// spareWindow has passed.
 func TestSpareInitsFollowBursts(t *testing.T) {
 	// refilling: the Creates' end asks for a refill, which this bare Backend cannot start.
 	b := &Backend{cfg: Config{Prespawn: 2}, refilling: true}

@@ -19,8 +19,9 @@ type Config struct {
 	Network string
 	// Prespawn is how many inits are kept started ahead of Create, so that a cold start does not
 	// wait for the binary to exec and initialise (several ms for a large binary). 0 means 2;
-	// negative, none. After a burst the backend keeps as many as it had Creates in flight at once
-	// (at most maxSpareInits) for spareWindow, then goes back to Prespawn. Close stops them.
+	// negative, none. After a burst the backend keeps as many as it had cold starts in flight at
+	// once, from Create to the end of INIT (at most maxSpareInits), for spareWindow, then goes
+	// back to Prespawn; it refills once no cold start is in flight. Close stops them.
 	Prespawn int
 	Log      *slog.Logger
 }
