@@ -127,6 +127,48 @@ func TestNodeInvoke(t *testing.T) {
 			check:   func(t *testing.T, got post, out string) { wantResponse(t, got, `{"esm":true,"n":7}`) },
 		},
 		{
+			// The loader reads modules synchronously while the handler's module imports: its own
+			// imports still resolve relative to it, its top-level fs.promises reads still work, and
+			// afterwards fs.promises.readFile is Node's again.
+			name: "ES module importing its own modules, reading files at top level",
+			files: map[string]string{
+				"app.mjs": `import { readFile } from 'node:fs/promises';
+import fs from 'node:fs';
+import { greet } from './lib/greet.mjs';
+const own = await readFile(new URL(import.meta.url));
+const text = await fs.promises.readFile('lib/data.txt', 'utf8');
+let missing;
+try { await readFile(new URL('./nope.txt', import.meta.url)); } catch (e) { missing = e.code; }
+const during = fs.promises.readFile;
+export const handler = async () => ({
+  greeting: greet(text.trim()), own: own.toString().startsWith('import'), missing,
+  restored: fs.promises.readFile !== during,
+});
+`,
+				"lib/greet.mjs":  "import { suffix } from './suffix.mjs';\nexport const greet = (s) => 'hello ' + s + suffix;\n",
+				"lib/suffix.mjs": "export const suffix = '!';\n",
+				"lib/data.txt":   "world\n",
+			},
+			handler: "app.handler",
+			event:   event{Body: `{}`},
+			check: func(t *testing.T, got post, out string) {
+				wantResponse(t, got, `{"greeting":"hello world!","own":true,"missing":"ENOENT","restored":true}`)
+			},
+		},
+		{
+			name: "ES module that replaces fs.promises.readFile keeps its replacement",
+			files: map[string]string{
+				"app.mjs": `import fs from 'node:fs';
+const mine = async () => 'mocked';
+fs.promises.readFile = mine;
+export const handler = async () => ({ kept: fs.promises.readFile === mine, read: await fs.promises.readFile('x') });
+`,
+			},
+			handler: "app.handler",
+			event:   event{Body: `{}`},
+			check:   func(t *testing.T, got post, out string) { wantResponse(t, got, `{"kept":true,"read":"mocked"}`) },
+		},
+		{
 			name: "ES module .js with package.json type module",
 			files: map[string]string{
 				"package.json": `{"type":"module"}`,

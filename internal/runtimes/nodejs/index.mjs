@@ -16,6 +16,7 @@ import { closeSync, readFileSync } from 'node:fs';
 import Module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
+import { fileURLToPath } from 'node:url';
 
 await bind();
 patchConsole();
@@ -257,9 +258,9 @@ async function warm() {
   } finally {
     server.close();
   }
-  // The two ways a handler's module is loaded: import (a file: URL; the query makes it a
-  // module of its own, evaluated again: errors.mjs only defines classes) and require.
-  await import(new URL('./errors.mjs?warm', import.meta.url).href);
+  // The two ways a handler's module is loaded: through the handler loader as an ES module
+  // (which also compiles the loader's own code) and by require.
+  await loadHandler(fileURLToPath(new URL('.', import.meta.url)), 'warm.handler');
   Module.createRequire(import.meta.url)('./warm.cjs');
 }
 
