@@ -1452,3 +1452,84 @@ func TestFreezeRightAfterStart(t *testing.T) {
 		}
 	}
 }
+
+// privilegesProbe prints the runtime's own credentials, capabilities, no_new_privs and seccomp
+// mode, then pid 1's once it is the single-threaded pid1Program (which keeps the credentials of
+// the init thread that execs it; an init that execs no pid1Program stays multi-threaded and is
+// shown as it is).
+const privilegesProbe = `
+import os, time
+FIELDS = ("Uid:", "Gid:", "Groups:", "CapEff:", "CapPrm:", "CapBnd:", "CapAmb:", "NoNewPrivs:", "Seccomp:")
+def status(pid):
+    lines = open("/proc/%s/status" % pid).read().splitlines()
+    return dict((l.split(":")[0], " ".join(l.split()[1:])) for l in lines)
+deadline = time.time() + 10
+while status(1)["Threads"] != "1" and time.time() < deadline:
+    time.sleep(0.01)
+for who in ("self", 1):
+    s = status(who)
+    print(who, [s[f[:-1]] for f in FIELDS])
+`
+
+// TestPrivilegesDropped checks, as the root server the sandbox runs under in production, that
+// the runtime and pid 1 are Lambda's sandbox user without groups, capabilities or a way to gain
+// any, under the seccomp filter, whichever way the environment started: an init started by
+// Create, a spare init, and a prestarted runtime (its exec stage drops its own privileges, the
+// init drops its after the bind).
+func TestPrivilegesDropped(t *testing.T) {
+	if len(pid1Program) == 0 {
+		t.Skipf("no pid1Program on %s: the init stays this binary", runtime.GOARCH)
+	}
+	const unprivileged = "['993 993 993 993', '990 990 990 990', '', '0000000000000000', '0000000000000000', '0000000000000000', '0000000000000000', '1', '2']"
+	want := "self " + unprivileged + "\n1 " + unprivileged
+	for _, tc := range []struct {
+		name     string
+		prespawn int
+	}{{"init started by Create", -1}, {"spare init", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newBackend(t, "none", func(c *Config) { c.Prespawn = tc.prespawn })
+			if b.rootless {
+				t.Skip("a rootless server's environments are uid 0 of their own user namespace")
+			}
+			if tc.prespawn > 0 {
+				waitForSpare(t, b)
+			}
+			exit, out, _ := run(t, b, sandbox.Spec{TaskDir: t.TempDir(), Argv: python(privilegesProbe)})
+			if got := strings.TrimSpace(out); exit.Code != 0 || got != want {
+				t.Errorf("exit %s, output:\n%s\nwant:\n%s", exit, got, want)
+			}
+		})
+	}
+	t.Run("prestarted runtime", func(t *testing.T) {
+		b := newBackend(t, "none")
+		if b.rootless {
+			t.Skip("a rootless server's environments are uid 0 of their own user namespace")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		waitBind := "import os\nos.read(int(os.environ['" + sandbox.BindFDEnv + "']), 1 << 20)\n"
+		inst, err := b.Prestart(ctx, sandbox.Spec{ID: fmt.Sprintf("priv%d", seq.Add(1)), RuntimeDir: t.TempDir(),
+			Argv: python(waitBind + privilegesProbe), Env: []string{"PATH=/usr/bin:/bin"}, MemoryMB: 128, Output: w})
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = inst.Destroy(context.Background()) }()
+		if err := inst.Bind(ctx, sandbox.Binding{TaskDir: t.TempDir(), MemoryMB: 128, Env: []string{"PATH=/usr/bin:/bin"}}); err != nil {
+			t.Fatal(err)
+		}
+		_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
+		out, err := io.ReadAll(r)
+		if err != nil {
+			t.Fatalf("reading output: %v (so far %q)", err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("output:\n%s\nwant:\n%s", got, want)
+		}
+	})
+}
