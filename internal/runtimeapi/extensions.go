@@ -244,7 +244,11 @@ func (s *Server) extensionNext(r *http.Request, _ string) reply {
 	select {
 	case ev := <-e.events:
 		x.mu.Lock()
-		e.delivered = true
+		// Busy with it until its next call, also when this call finished the event before
+		// (above): SHUTDOWN queued while the extension still held INVOKE (the runtime
+		// crashed, the invocation timed out) is taken by the same call that ends INVOKE, and
+		// Shutdown waits for the extension to be done with SHUTDOWN too.
+		e.delivered, e.busy = true, true
 		x.mu.Unlock()
 		return reply{status: http.StatusOK, body: ev, header: "Lambda-Extension-Event-Identifier", value: uuid.NewString()}
 	case <-s.closed:

@@ -338,3 +338,50 @@ func TestTelemetryDelivery(t *testing.T) {
 		_, _ = io.Copy(io.Discard, c)
 	})
 }
+
+// TestShutdownWhileExtensionHoldsInvoke: an environment that ends while an extension still
+// works on its INVOKE (the runtime crashed, or the invocation timed out) gives it SHUTDOWN at its
+// next /event/next, and Shutdown then waits for the extension to finish SHUTDOWN too: the /next
+// that finishes INVOKE and takes SHUTDOWN does not count as done with SHUTDOWN.
+func TestShutdownWhileExtensionHoldsInvoke(t *testing.T) {
+	e := newEnv(t)
+	e.srv.ExpectExtensions([]string{"ext-a"})
+	a := registerExt(t, e, "ext-a", `{"events":["INVOKE","SHUTDOWN"]}`)
+	na := nextEvent(t, e, a)
+	rt := e.rawRuntime(t, false)
+	inv := newInvocation("req-1", `{}`)
+	e.srv.DispatchInvoke(inv)
+	out := e.invoke(inv)
+	e.ln.waitServed(t, "GET "+extNextPath, 1)
+	rt.next(inv)
+	if ev := readEvent(t, na); ev.EventType != "INVOKE" {
+		t.Fatalf("first event %+v, want INVOKE", ev)
+	}
+	if r := rt.do(http.MethodPost, invocationPath("req-1", "response"), nil, `"ok"`); r.status != http.StatusAccepted {
+		t.Fatalf("/response = %d", r.status)
+	}
+	if o := outcomeOf(t, out); o.err != nil {
+		t.Fatal(o.err)
+	}
+	// The extension still holds INVOKE when the environment ends.
+	shut := make(chan struct{})
+	go func() { e.srv.Shutdown(runtimeapi.ShutdownFailure); close(shut) }()
+	time.Sleep(20 * time.Millisecond) // SHUTDOWN queued before the extension's next call
+	na = nextEvent(t, e, a)
+	if ev := readEvent(t, na); ev.EventType != "SHUTDOWN" || ev.ShutdownReason != "failure" {
+		t.Fatalf("second event %+v, want SHUTDOWN (failure)", ev)
+	}
+	select {
+	case <-shut:
+		t.Fatal("Shutdown returned while the extension was still handling SHUTDOWN")
+	case <-time.After(100 * time.Millisecond):
+	}
+	na = nextEvent(t, e, a)
+	select {
+	case <-shut:
+	case <-time.After(wait):
+		t.Fatal("Shutdown did not return once the extension asked for its next event after SHUTDOWN")
+	}
+	_ = e.srv.Close()
+	_, _ = na.tryRead()
+}
