@@ -221,7 +221,7 @@ func sandboxInit() error {
 	if err != nil {
 		return err
 	}
-	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true, len(pid1Program) > 0); err != nil {
 		return err
 	}
 	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
@@ -269,6 +269,10 @@ func startExtensions(exts []initExtension, outs []int, null *os.File) {
 func waitRuntime(pid int) error {
 	started := fmt.Appendf(nil, "%c%-11d", msgStarted, pid)
 	execPID1(string(started)) // returns only if it could not
+	if len(pid1Program) > 0 {
+		// The init's other threads kept its first IDs (setThreadIDs): it must not live on.
+		return errors.New("exec pid 1 failed")
+	}
 	// Still this binary, for the environment's life: collect again (the backend starts inits
 	// with GOGC=off, which suits a start but not a process that reaps for ever).
 	debug.SetGCPercent(100)
@@ -369,7 +373,7 @@ const (
 // capabilities at all, no way to regain them, and the seccomp filter installed.
 // checkControl makes sure, after the credentials changed, that the server is still there (its
 // end of the control socket open); the runtime's exec stage has no control socket.
-func dropPrivileges(lastCap, uid, gid int, checkControl bool) error {
+func dropPrivileges(lastCap, uid, gid int, checkControl, threadOnly bool) error {
 	for c := 0; c <= lastCap; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
@@ -382,16 +386,10 @@ func dropPrivileges(lastCap, uid, gid int, checkControl bool) error {
 		return fmt.Errorf("securebits: %w", err)
 	}
 	if uid != 0 {
-		// Every thread of the init (Go applies these to all), before the capabilities that
-		// allow it are gone; leaving uid 0 also clears what capabilities are left.
-		if err := unix.Setgroups([]int{}); err != nil {
-			return fmt.Errorf("setgroups: %w", err)
-		}
-		if err := unix.Setresgid(gid, gid, gid); err != nil {
-			return fmt.Errorf("setresgid %d: %w", gid, err)
-		}
-		if err := unix.Setresuid(uid, uid, uid); err != nil {
-			return fmt.Errorf("setresuid %d: %w", uid, err)
+		// Before the capabilities that allow it are gone; leaving uid 0 also clears what
+		// capabilities are left.
+		if err := setIDs(uid, gid, threadOnly); err != nil {
+			return err
 		}
 		// Changing credentials clears the parent-death signal: arm it again, then make sure the
 		// server did not die in between (its end of the control socket would be closed).
@@ -418,6 +416,41 @@ func dropPrivileges(lastCap, uid, gid int, checkControl bool) error {
 		return fmt.Errorf("no_new_privs: %w", err)
 	}
 	return installSeccomp()
+}
+
+// setIDs gives the calling thread uid and gid as its real, effective and saved IDs and no
+// supplementary groups; with threadOnly that thread alone, else every thread of the process.
+// Like everything else dropPrivileges does (capabilities, secure bits, no_new_privs, the
+// seccomp filter), credentials are per thread in Linux. Go's Setresuid and friends change every
+// thread, stopping each with a signal, three times: about 0.2 ms of every cold start here. A caller
+// that execs from this thread next (the exec stage execs the runtime; an init forks the runtime
+// from it, then execs pid1Program) needs only this thread's: the exec ends every other, and until
+// then they run the init's own code and the runtime cannot reach them (the process is not
+// dumpable, and they are not its user). An init that stays this binary for the environment's
+// life (no pid1Program for the architecture) changes them all.
+func setIDs(uid, gid int, threadOnly bool) error {
+	if !threadOnly {
+		if err := unix.Setgroups([]int{}); err != nil {
+			return fmt.Errorf("setgroups: %w", err)
+		}
+		if err := unix.Setresgid(gid, gid, gid); err != nil {
+			return fmt.Errorf("setresgid %d: %w", gid, err)
+		}
+		if err := unix.Setresuid(uid, uid, uid); err != nil {
+			return fmt.Errorf("setresuid %d: %w", uid, err)
+		}
+		return nil
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); errno != 0 {
+		return fmt.Errorf("setgroups: %w", errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(gid), uintptr(gid), uintptr(gid)); errno != 0 {
+		return fmt.Errorf("setresgid %d: %w", gid, errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); errno != 0 {
+		return fmt.Errorf("setresuid %d: %w", uid, errno)
+	}
+	return nil
 }
 
 // loopbackUp brings lo up in the environment's network namespace.
