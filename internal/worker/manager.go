@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flint-run/flint/internal/linger"
 	"github.com/flint-run/flint/internal/sandbox"
 )
 
@@ -29,8 +30,8 @@ type Manager struct {
 	spares *spares      // pre-initialized runtimes
 	bound  atomic.Int64 // cold starts bound to one
 
-	kick        chan struct{} // provisioned concurrency changed
-	records     chan *call    // finished invocations whose log record is still to be written
+	kick        chan struct{}        // provisioned concurrency changed
+	records     *linger.Queue[*call] // finished invocations whose log record is still to be written
 	quit        chan struct{}
 	recordsDone chan struct{}
 
@@ -53,7 +54,7 @@ func New(cfg Config) *Manager {
 		cfg.Now = time.Now
 	}
 	m := &Manager{cfg: cfg, log: cfg.Log, now: cfg.Now, pools: make(map[*Pool]struct{}),
-		kick: make(chan struct{}, 1), records: make(chan *call, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{}),
+		kick: make(chan struct{}, 1), records: linger.New[*call](recordLinger, 4096), quit: make(chan struct{}), recordsDone: make(chan struct{}),
 		callsIdle: make(chan struct{}, 1), provSlots: make(chan struct{}, provisionParallel(cfg.ProvisionParallel))}
 	m.spares = newSpares(m)
 	for _, svc := range cfg.Services {

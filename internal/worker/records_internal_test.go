@@ -54,13 +54,13 @@ func TestRecordWriterAllocations(t *testing.T) {
 	p := m.Pool(Function{Name: "fn", Version: "$LATEST", MemoryMB: 128, Timeout: time.Second})
 	c := &call{e: &env{p: p}, req: Request{RequestID: "8f5d3f4e-7f43-4c35-9a39-1d0f3c3f5a61"},
 		output: []byte("hello from the function\n"), duration: 1500 * time.Microsecond}
-	m.records <- c
+	m.records.Put(c)
 	<-sink.done
 	if !bytes.Contains(sink.buf, []byte("REPORT RequestId: 8f5d3f4e-7f43-4c35-9a39-1d0f3c3f5a61")) {
 		t.Fatalf("record %q lacks its REPORT line", sink.buf)
 	}
 	got := testing.AllocsPerRun(200, func() {
-		m.records <- c
+		m.records.Put(c)
 		<-sink.done
 	})
 	if got != 0 {
@@ -89,7 +89,7 @@ func TestRecordWriterMeta(t *testing.T) {
 	start := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
 	c := &call{e: &env{p: p, id: "0123456789abcdef"}, req: Request{RequestID: "r"}, start: start,
 		output: []byte("hi\n"), duration: 1500 * time.Microsecond, initDur: 200 * time.Millisecond}
-	m.records <- c
+	m.records.Put(c)
 	<-sink.done
 	want := logs.Meta{Env: "0123456789abcdef", Version: "3", Start: start, Duration: 1500 * time.Microsecond, Init: 200 * time.Millisecond,
 		Group: "/shared/app"}
@@ -108,7 +108,7 @@ func TestRecordWriterMeta(t *testing.T) {
 		t.Errorf("JSON record's events: %s\n%s", got, sink.buf)
 	}
 	got := testing.AllocsPerRun(200, func() {
-		m.records <- c
+		m.records.Put(c)
 		<-sink.done
 	})
 	if got != 0 {
