@@ -221,7 +221,7 @@ func sandboxInit() error {
 	if err != nil {
 		return err
 	}
-	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true, len(pid1Program) > 0); err != nil {
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
 		return err
 	}
 	pid, err := syscall.ForkExec(argv0, cfg.Argv, &syscall.ProcAttr{
@@ -372,8 +372,11 @@ const (
 // dropPrivileges leaves the init (and so the runtime forked from it) as uid (0: uid 0) with no
 // capabilities at all, no way to regain them, and the seccomp filter installed.
 // checkControl makes sure, after the credentials changed, that the server is still there (its
-// end of the control socket open); the runtime's exec stage has no control socket.
-func dropPrivileges(lastCap, uid, gid int, checkControl, threadOnly bool) error {
+// end of the control socket open): an init's; the runtime's exec stage has no control socket.
+// The IDs change on this thread alone when the caller execs from it next (setIDs): the exec
+// stage always, an init when it has a pid1Program to become.
+func dropPrivileges(lastCap, uid, gid int, checkControl bool) error {
+	threadOnly := !checkControl || len(pid1Program) > 0
 	for c := 0; c <= lastCap; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)

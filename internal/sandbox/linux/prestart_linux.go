@@ -188,7 +188,7 @@ func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf [
 	// Nothing is left to mount: the init becomes as unprivileged as the runtime while the
 	// runtime imports the handler (the runtime cannot reach it meanwhile: it is not dumpable and,
 	// under a root server, not the runtime's user), and only then becomes pid1Program.
-	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true, len(pid1Program) > 0); err != nil {
+	if err := dropPrivileges(lastCap, cfg.UID, cfg.GID, true); err != nil {
 		return err
 	}
 	return waitRuntime(pid)
@@ -216,7 +216,7 @@ func execStage(args []string) error {
 		}
 		nums[n] = v
 	}
-	if err := dropPrivileges(nums[2], nums[0], nums[1], false, true); err != nil {
+	if err := dropPrivileges(nums[2], nums[0], nums[1], false); err != nil {
 		return err
 	}
 	return unix.Exec(args[3], args[4:], withoutStageEnviron(os.Environ()))
