@@ -17,3 +17,15 @@ func Routes() []Route {
 
 // Parked reports whether a runtime's /next is parked, waiting for an Invoke.
 func Parked(s *Server) bool { return len(s.parked) > 0 }
+
+// ShutdownQueued reports whether Shutdown has queued SHUTDOWN for the extension named name.
+func ShutdownQueued(s *Server, name string) bool {
+	s.ext.mu.Lock()
+	defer s.ext.mu.Unlock()
+	for _, e := range s.ext.list {
+		if e.name == name {
+			return e.shutdownSent
+		}
+	}
+	return false
+}

@@ -366,7 +366,11 @@ func TestShutdownWhileExtensionHoldsInvoke(t *testing.T) {
 	// The extension still holds INVOKE when the environment ends.
 	shut := make(chan struct{})
 	go func() { e.srv.Shutdown(runtimeapi.ShutdownFailure); close(shut) }()
-	time.Sleep(20 * time.Millisecond) // SHUTDOWN queued before the extension's next call
+	for deadline := time.Now().Add(wait); !runtimeapi.ShutdownQueued(e.srv, "ext-a"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Shutdown did not queue SHUTDOWN")
+		}
+	}
 	na = nextEvent(t, e, a)
 	if ev := readEvent(t, na); ev.EventType != "SHUTDOWN" || ev.ShutdownReason != "failure" {
 		t.Fatalf("second event %+v, want SHUTDOWN (failure)", ev)
