@@ -189,18 +189,25 @@ func start(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Instance, *os.F
 func run(t *testing.T, b *Backend, spec sandbox.Spec) (sandbox.Exit, string, sandbox.Instance) {
 	t.Helper()
 	inst, r := start(t, b, spec)
-	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
-	out, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatalf("reading output: %v (so far %q)", err, out)
-	}
+	out := readOutput(t, r)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	exit, err := inst.Wait(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return exit, string(out), inst
+	return exit, out, inst
+}
+
+// readOutput reads an environment's output until every writer has closed it (within a minute).
+func readOutput(t *testing.T, r *os.File) string {
+	t.Helper()
+	_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("reading output: %v (so far %q)", err, out)
+	}
+	return string(out)
 }
 
 var seq atomic.Int64
@@ -1523,12 +1530,7 @@ func TestPrivilegesDropped(t *testing.T) {
 		if err := inst.Bind(ctx, sandbox.Binding{TaskDir: t.TempDir(), MemoryMB: 128, Env: []string{"PATH=/usr/bin:/bin"}}); err != nil {
 			t.Fatal(err)
 		}
-		_ = r.SetReadDeadline(time.Now().Add(60 * time.Second))
-		out, err := io.ReadAll(r)
-		if err != nil {
-			t.Fatalf("reading output: %v (so far %q)", err, out)
-		}
-		if got := strings.TrimSpace(string(out)); got != want {
+		if got := strings.TrimSpace(readOutput(t, r)); got != want {
 			t.Errorf("output:\n%s\nwant:\n%s", got, want)
 		}
 	})
