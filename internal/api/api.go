@@ -117,6 +117,19 @@ type Config struct {
 	MappingLag func(ctx context.Context) []esm.Lag
 }
 
+// IsInvoke reports whether a request with this method and escaped path is an Invoke call, the
+// requests the API's plain-HTTP front door (httpfront) serves without net/http's per-request
+// machinery. Whatever else a request is (a function URL's host, a signature) the API decides
+// as for any other.
+func IsInvoke(method, path string) bool {
+	const prefix, suffix = "/2015-03-31/functions/", "/invocations"
+	if method != http.MethodPost || len(path) <= len(prefix)+len(suffix) ||
+		!strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, suffix) {
+		return false
+	}
+	return !strings.Contains(path[len(prefix):len(path)-len(suffix)], "/")
+}
+
 // New builds the API and its routes.
 func New(cfg Config) *API {
 	a := &API{ctl: cfg.Control, invoke: cfg.Invoke, logs: cfg.Logs, queue: cfg.Queue,

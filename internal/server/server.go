@@ -31,6 +31,7 @@ import (
 	"github.com/flint-run/flint/internal/crypt"
 	"github.com/flint-run/flint/internal/cwlogs"
 	"github.com/flint-run/flint/internal/esm"
+	"github.com/flint-run/flint/internal/httpfront"
 	"github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/kinesis"
 	"github.com/flint-run/flint/internal/lambda"
@@ -115,7 +116,7 @@ type Server struct {
 	esm     *esm.Manager
 	lanes   *cluster.Leases // stream mappings' owners (cluster nodes only)
 	backend sandbox.Backend
-	http    *http.Server
+	http    httpServer // the API's: net/http's, or with plain HTTP the front door in front of it
 	ln      net.Listener
 	tls     *tls.Config // the API's, nil when it serves plain HTTP
 	keyring *crypt.Keyring
@@ -385,7 +386,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.ln, err = lc.Listen(ctx, "tcp", cfg.Listen); err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	s.http = &http.Server{
+	std := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		// Invokes can legitimately run for the function's whole timeout (up to 900 s).
@@ -395,9 +396,16 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		ErrorLog:     slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	ln := s.ln
+	s.http = std
 	if s.tls != nil {
-		s.http.TLSConfig = s.tls
+		std.TLSConfig = s.tls
 		ln = tls.NewListener(ln, s.tls)
+	} else {
+		// Invokes skip net/http's per-request machinery; every other request is net/http's
+		// (docs/ARCHITECTURE.md, "Sync invoke").
+		s.http = httpfront.New(httpfront.Config{Handler: handler, Fallback: std, Serves: api.IsInvoke,
+			IdleTimeout: std.IdleTimeout, HeaderTimeout: std.ReadHeaderTimeout, ReadTimeout: std.ReadTimeout,
+			WriteTimeout: std.WriteTimeout, Log: s.log.With("part", "http")})
 	}
 	s.goRun("http", func() error {
 		if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -411,6 +419,13 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.goRun("heartbeat", func() error { return nodes.Run(runCtx) })
 	s.log.Info("flint started", "api", s.URL(), "console", s.URL()+console.Prefix, "data", dataDir, "sandbox", backend.Name(), "nats", s.store.ClientURL())
 	return nil
+}
+
+// httpServer serves the API on a listener: an *http.Server or an *httpfront.Server.
+type httpServer interface {
+	Serve(net.Listener) error
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // observers tells each of its observers about every finished invocation (the metrics and the
