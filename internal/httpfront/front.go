@@ -66,6 +66,19 @@ type Server struct {
 	conns    map[*conn]struct{}
 	drained  chan struct{} // closed when shutting down and the last connection has ended
 	shutting atomic.Bool
+
+	served, handedOver atomic.Uint64
+}
+
+// Stats counts what the front door did.
+type Stats struct {
+	Served     uint64 // requests it served itself
+	HandedOver uint64 // connections it gave to net/http
+}
+
+// Stats returns the counts so far.
+func (s *Server) Stats() Stats {
+	return Stats{Served: s.served.Load(), HandedOver: s.handedOver.Load()}
 }
 
 // New returns a front door for cfg.
@@ -296,6 +309,7 @@ func (c *conn) serve() {
 			}
 			return
 		}
+		c.srv.served.Add(1)
 		if !c.serveRequest(head) || c.srv.shutting.Load() {
 			return
 		}
@@ -306,7 +320,11 @@ func (c *conn) serve() {
 func (c *conn) handOver() bool {
 	c.readUntil, c.writeUntil = time.Time{}, time.Time{}
 	_ = c.rwc.SetDeadline(time.Time{}) // net/http sets its own
-	return c.srv.handoff.deliver(&replayConn{Conn: c.rwc, br: c.br})
+	if !c.srv.handoff.deliver(&replayConn{Conn: c.rwc, br: c.br}) {
+		return false
+	}
+	c.srv.handedOver.Add(1)
+	return true
 }
 
 // replayConn is a connection whose first bytes were read into br.
