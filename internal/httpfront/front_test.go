@@ -2,12 +2,14 @@ package httpfront
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -382,4 +384,56 @@ func TestFrontShutdown(t *testing.T) {
 	if _, err := net.Dial("tcp", ts.addr); err == nil {
 		t.Fatal("still accepting after Shutdown")
 	}
+}
+
+// FuzzParseHead checks the front door against net/http's own parser: a head the front door
+// takes, net/http must take too, and read as the same request (method, target, Host, header,
+// body length, Connection: close). A head net/http refuses the front door must hand over.
+func FuzzParseHead(f *testing.F) {
+	for _, seed := range []string{
+		"POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n",
+		"POST /fast/a?x=1&y=%20 HTTP/1.1\r\nHost: flint.test:9000\r\nX-A: a\r\nx-a: b\r\nContent-Length: 0\r\nConnection: keep-alive, close\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKID/20261207/us-east-1/lambda/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc\r\nX-Amz-Date: 20261207T000000Z\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length:  7 \r\nX-Empty:\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nX: \x7f\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\n X: y\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nHost: h\r\n\r\n",
+		"POST http://h/fast HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"POST /fast%zz HTTP/1.1\r\nHost: h\r\n\r\n",
+		"POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: 18446744073709551616\r\n\r\n",
+		"POST /fast HTTP/1.1\nHost: h\n\n",
+	} {
+		f.Add([]byte(seed))
+	}
+	srv := New(Config{Serves: func(method, path string) bool { return strings.HasPrefix(path, "/fast") }})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		end := bytes.Index(b, crlfcrlf)
+		if end < 0 {
+			return
+		}
+		raw := b[:end+4]
+		c := &conn{srv: srv}
+		h, ok := c.parseHead(raw[:end+2])
+		std, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(raw)))
+		if !ok {
+			return // handed over: net/http decides
+		}
+		if err != nil {
+			t.Fatalf("the front door took a head net/http refuses (%v): %q", err, raw)
+		}
+		if h.method != std.Method || h.uri != std.RequestURI || h.url.String() != std.URL.String() || h.host != std.Host ||
+			h.contentLength != max(std.ContentLength, 0) || h.closeAfter != std.Close {
+			t.Fatalf("read differently: front %+v, net/http %s %s host %q length %d close %v; head %q",
+				h, std.Method, std.RequestURI, std.Host, std.ContentLength, std.Close, raw)
+		}
+		if len(std.TransferEncoding) > 0 {
+			t.Fatalf("net/http sees a body in chunks the front door does not: %q", raw)
+		}
+		if !reflect.DeepEqual(map[string][]string(h.header), map[string][]string(std.Header)) {
+			t.Fatalf("headers differ: front %v, net/http %v; head %q", h.header, std.Header, raw)
+		}
+	})
 }
