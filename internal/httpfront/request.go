@@ -1,6 +1,7 @@
 package httpfront
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -62,13 +63,19 @@ func (c *conn) readHead() (head, error) {
 var crlfcrlf = []byte("\r\n\r\n")
 
 // parseHead parses b (the head up to and including its last line's CRLF) if the front door
-// serves it: HTTP/1.1, a method and path Serves takes, one Host, at most one Content-Length,
-// no Transfer-Encoding, Expect, Upgrade or Trailer, a Connection of only keep-alive or close,
-// and every line as net/http would accept it.
+// serves it: Serves takes its method and path, and its framing is plain (parsePlain).
 func (c *conn) parseHead(b []byte) (head, bool) {
 	if c.srv.cfg.Serves == nil {
 		return head{}, false
 	}
+	return parsePlain(b, c.srv.cfg.Serves)
+}
+
+// parsePlain parses b (a head up to and including its last line's CRLF) if it is plain:
+// HTTP/1.1, a method and path serves takes (nil: any), one Host, at most one Content-Length, no
+// Transfer-Encoding, Expect, Upgrade or Trailer, a Connection of only keep-alive or close, and
+// every line as net/http's server would accept it.
+func parsePlain(b []byte, serves func(method, path string) bool) (head, bool) {
 	// One string for the whole head: every name and value is a slice of it.
 	s := string(b)
 	line, rest, _ := strings.Cut(s, "\r\n")
@@ -77,9 +84,10 @@ func (c *conn) parseHead(b []byte) (head, bool) {
 	if !ok1 || !ok2 || proto != "HTTP/1.1" || !validMethod(method) || len(uri) == 0 || uri[0] != '/' {
 		return head{}, false
 	}
-	path, _, _ := strings.Cut(uri, "?")
-	if !c.srv.cfg.Serves(method, path) {
-		return head{}, false
+	if serves != nil {
+		if path, _, _ := strings.Cut(uri, "?"); !serves(method, path) {
+			return head{}, false
+		}
 	}
 	u, err := url.ParseRequestURI(uri)
 	if err != nil {
@@ -156,10 +164,10 @@ func validMethod(m string) bool {
 	return len(m) > 0 && strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) < 0
 }
 
-// body is a request's body: the next n bytes of the connection.
+// body is a request's body: the next n bytes of the connection's reader.
 type body struct {
-	c *conn
-	n int64
+	br *bufio.Reader
+	n  int64
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -169,7 +177,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.n {
 		p = p[:b.n]
 	}
-	k, err := b.c.br.Read(p)
+	k, err := b.br.Read(p)
 	b.n -= int64(k)
 	if err == io.EOF && b.n > 0 {
 		err = io.ErrUnexpectedEOF
@@ -191,7 +199,7 @@ func (c *conn) serveRequest(h head) bool {
 	var reqBody io.ReadCloser = http.NoBody
 	var bd *body
 	if h.contentLength > 0 {
-		bd = &body{c: c, n: h.contentLength}
+		bd = &body{br: c.br, n: h.contentLength}
 		reqBody = bd
 		if int64(c.br.Buffered()) < h.contentLength {
 			c.preciseRead(c.srv.cfg.ReadTimeout)
