@@ -137,7 +137,11 @@ func parsePlain(b []byte, serves func(method, path string) bool) (head, bool) {
 			}
 		}
 		values[i] = value
-		h.header[name] = append(h.header[name], values[i:i+1:i+1]...)
+		if prev := h.header[name]; prev != nil {
+			h.header[name] = append(prev, value) // a repeated name: rare
+		} else {
+			h.header[name] = values[i : i+1 : i+1]
+		}
 	}
 	if hosts != 1 || !httpguts.ValidHostHeader(h.host) {
 		return head{}, false
