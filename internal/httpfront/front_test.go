@@ -201,6 +201,8 @@ func TestFrontHandsOverWhatItDoesNotServe(t *testing.T) {
 		{"invalid header name", "POST /fast HTTP/1.1\r\nHost: h\r\nBad Name: x\r\nContent-Length: 2\r\n\r\nhi", 400},
 		{"control character in a value", "POST /fast HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\nContent-Length: 2\r\n\r\nhi", 400},
 		{"obsolete line fold", "POST /fast HTTP/1.1\r\nHost: h\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nhi", 200},
+		{"lines ended by a bare LF", "POST /fast HTTP/1.1\nHost: h\nContent-Length: 2\n\nhi", 200},
+		{"empty line ended by a bare LF", "POST /fast HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\nhi", 200},
 		{"Connection: upgrade", "POST /fast HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nContent-Length: 2\r\n\r\nhi", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -409,9 +411,9 @@ func FuzzParseHead(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		end := bytes.Index(b, crlfcrlf)
-		if end < 0 {
-			return
+		end, found := headEnd(b)
+		if !found || end < 0 {
+			return // no head yet, or one for net/http
 		}
 		raw := b[:end+4]
 		h, ok := parsePlain(raw[:end+2], nil)

@@ -35,7 +35,10 @@ func (c *conn) readHead() (head, error) {
 	waited := false
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
-		if end := bytes.Index(buf, crlfcrlf); end >= 0 {
+		if end, found := headEnd(buf); found {
+			if end < 0 {
+				return head{}, errHandOver // lines ended by a bare LF: net/http takes those
+			}
 			h, ok := c.parseHead(buf[:end+2])
 			if !ok {
 				return head{}, errHandOver
@@ -61,6 +64,24 @@ func (c *conn) readHead() (head, error) {
 }
 
 var crlfcrlf = []byte("\r\n\r\n")
+
+// headEnd finds the empty line that ends the head in buf, as net/http does (an LF, with or
+// without a CR before it, after a line's LF): found is false when buf holds no such line yet;
+// end is the index of the CRLFCRLF that ends a head of CRLF lines, or -1 when the empty line
+// or the line before it ends in a bare LF.
+func headEnd(buf []byte) (end int, found bool) {
+	i := bytes.Index(buf, []byte("\n\r\n"))
+	j := bytes.Index(buf, []byte("\n\n"))
+	switch {
+	case i < 0 && j < 0:
+		return 0, false
+	case j >= 0 && (i < 0 || j < i):
+		return -1, true
+	case i == 0 || buf[i-1] != '\r':
+		return -1, true
+	}
+	return i - 1, true
+}
 
 // parseHead parses b (the head up to and including its last line's CRLF) if the front door
 // serves it: Serves takes its method and path, and its framing is plain (parsePlain).
