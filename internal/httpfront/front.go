@@ -210,8 +210,9 @@ func (s *Server) beginShutdown() {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
+	serving := s.handoff != nil
 	s.mu.Unlock()
-	if s.handoff == nil {
+	if !serving {
 		// Serve never ran: the fallback is closed through its own Shutdown or Close.
 		return
 	}

@@ -437,3 +437,35 @@ func FuzzParseHead(f *testing.F) {
 		}
 	})
 }
+
+// TestFrontShutdownAtStart shuts down while Serve may still be starting, and before it started.
+func TestFrontShutdownAtStart(t *testing.T) {
+	for range 20 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := http.HandlerFunc(echoHandler)
+		f := New(Config{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: time.Second}})
+		served := make(chan error, 1)
+		go func() { served <- f.Serve(ln) }()
+		if err := f.Shutdown(context.Background()); err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Fatalf("Serve after Shutdown: %v", err)
+		}
+		_ = ln.Close()
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := New(Config{Handler: http.NotFoundHandler(), Fallback: &http.Server{ReadHeaderTimeout: time.Second}})
+	if err := f.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown before Serve: %v", err)
+	}
+	if err := f.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+}
