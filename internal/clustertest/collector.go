@@ -144,12 +144,17 @@ func (r *StreamReader) read(ctx context.Context) ([]*jetstream.RawStreamMsg, err
 	if err != nil {
 		return nil, fmt.Errorf("stream %s through %s: %w", r.stream, r.c.Nodes[r.node].Name, err)
 	}
-	last := st.CachedInfo().State.LastSeq
+	state := st.CachedInfo().State
 	var out []*jetstream.RawStreamMsg
-	for ; r.next <= last; r.next++ {
+	for ; r.next <= state.LastSeq; r.next++ {
 		m, err := st.GetMsg(ctx, r.next)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			continue // deleted (limits)
+			if r.next < state.FirstSeq {
+				continue // deleted from the front (limits, a purge)
+			}
+			// A sequence the stream had when asked: stored, so not found only while its leader
+			// changes. Read again from here next time rather than skip a record for good.
+			return out, nil
 		}
 		if err != nil {
 			return out, fmt.Errorf("stream %s message %d through %s: %w", r.stream, r.next, r.c.Nodes[r.node].Name, err)
