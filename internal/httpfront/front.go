@@ -126,9 +126,10 @@ func (s *Server) accept(ln net.Listener) error {
 			if s.shutting.Load() {
 				return http.ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// As net/http: a transient failure (out of file descriptors) is waited out.
+			// As net/http: a transient failure (out of file descriptors, a connection aborted
+			// before it was accepted) is waited out, not the end of the API.
+			var te interface{ Temporary() bool }
+			if errors.As(err, &te) && te.Temporary() {
 				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 				s.cfg.Log.Warn("accept", "err", err, "retry_in", backoff)
 				time.Sleep(backoff)

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -467,5 +469,43 @@ func TestFrontShutdownAtStart(t *testing.T) {
 	}
 	if err := f.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		t.Fatalf("Serve after Shutdown: %v", err)
+	}
+}
+
+// flakyListener fails its first Accepts as a process out of file descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestFrontAcceptOutOfDescriptors: running out of file descriptors is waited out, as net/http
+// does, not the end of serving.
+func TestFrontAcceptOutOfDescriptors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.HandlerFunc(echoHandler)
+	f := New(Config{Handler: h, Fallback: &http.Server{Handler: h, ReadHeaderTimeout: time.Second},
+		Serves: func(string, string) bool { return true }})
+	served := make(chan error, 1)
+	go func() { served <- f.Serve(&flakyListener{Listener: ln, fails: 3}) }()
+	ts := &testServer{addr: ln.Addr().String(), front: f}
+	rc := ts.dial(t)
+	rc.send(post("/fast", "still here"))
+	if a := rc.read("POST"); a.body != "still here" {
+		t.Fatalf("answer %+v", a)
+	}
+	_ = f.Close()
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve: %v", err)
 	}
 }
