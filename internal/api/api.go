@@ -122,13 +122,16 @@ type Config struct {
 // machinery. Whatever else a request is (a function URL's host, a signature) the API decides
 // as for any other.
 func IsInvoke(method, path string) bool {
-	const prefix, suffix = "/2015-03-31/functions/", "/invocations"
-	if method != http.MethodPost || len(path) <= len(prefix)+len(suffix) ||
-		!strings.HasPrefix(path, prefix) || !strings.HasSuffix(path, suffix) {
+	if method != http.MethodPost || len(path) <= len(invokePrefix)+len(invokeSuffix) ||
+		!strings.HasPrefix(path, invokePrefix) || !strings.HasSuffix(path, invokeSuffix) {
 		return false
 	}
-	return !strings.Contains(path[len(prefix):len(path)-len(suffix)], "/")
+	return !strings.Contains(path[len(invokePrefix):len(path)-len(invokeSuffix)], "/")
 }
+
+// invokePrefix and invokeSuffix frame the Invoke route's {name} (TestIsInvokeIsTheInvokeRoute
+// holds IsInvoke to the route).
+const invokePrefix, invokeSuffix = "/2015-03-31/functions/", "/invocations"
 
 // New builds the API and its routes.
 func New(cfg Config) *API {

@@ -65,6 +65,7 @@ type Server struct {
 	ln       net.Listener
 	conns    map[*conn]struct{}
 	drained  chan struct{} // closed when shutting down and the last connection has ended
+	drain    sync.Once
 	shutting atomic.Bool
 
 	served, handedOver atomic.Uint64
@@ -160,11 +161,7 @@ func (s *Server) track(c *conn, add bool) bool {
 	}
 	delete(s.conns, c)
 	if s.shutting.Load() && len(s.conns) == 0 {
-		select {
-		case <-s.drained:
-		default:
-			close(s.drained)
-		}
+		s.drain.Do(func() { close(s.drained) })
 	}
 	return true
 }
@@ -204,7 +201,7 @@ func (s *Server) beginShutdown() {
 			_ = s.ln.Close()
 		}
 		if len(s.conns) == 0 {
-			close(s.drained)
+			s.drain.Do(func() { close(s.drained) })
 		}
 	}
 	conns := make([]*conn, 0, len(s.conns))

@@ -44,9 +44,6 @@ func (c *conn) readHead() (head, error) {
 				return head{}, errHandOver
 			}
 			_, _ = c.br.Discard(end + 4)
-			if waited {
-				c.readUntil = time.Time{} // the head's precise deadline goes with it
-			}
 			return h, nil
 		}
 		if c.br.Buffered() == c.br.Size() {
@@ -102,7 +99,8 @@ func parsePlain(b []byte, serves func(method, path string) bool) (head, bool) {
 	line, rest, _ := strings.Cut(s, "\r\n")
 	method, line, ok1 := strings.Cut(line, " ")
 	uri, proto, ok2 := strings.Cut(line, " ")
-	if !ok1 || !ok2 || proto != "HTTP/1.1" || !validMethod(method) || len(uri) == 0 || uri[0] != '/' {
+	// A method is a token, as a header name is.
+	if !ok1 || !ok2 || proto != "HTTP/1.1" || !httpguts.ValidHeaderFieldName(method) || len(uri) == 0 || uri[0] != '/' {
 		return head{}, false
 	}
 	if serves != nil {
@@ -129,7 +127,7 @@ func parsePlain(b []byte, serves func(method, path string) bool) (head, bool) {
 		if !httpguts.ValidHeaderFieldValue(value) {
 			return head{}, false
 		}
-		name = canonicalKey(name)
+		name = textproto.CanonicalMIMEHeaderKey(name) // no allocation when it already is
 		switch name {
 		case "Host":
 			hosts++
@@ -171,22 +169,6 @@ func parsePlain(b []byte, serves func(method, path string) bool) (head, bool) {
 		h.contentLength = 0 // HTTP/1.1 without Content-Length or Transfer-Encoding: no body
 	}
 	return h, true
-}
-
-// canonicalKey is name in canonical form, without allocating when it already is.
-func canonicalKey(name string) string {
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		upper := i == 0 || name[i-1] == '-'
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			return textproto.CanonicalMIMEHeaderKey(name)
-		}
-	}
-	return name
-}
-
-func validMethod(m string) bool {
-	return len(m) > 0 && strings.IndexFunc(m, func(r rune) bool { return !httpguts.IsTokenRune(r) }) < 0
 }
 
 // body is a request's body: the next n bytes of the connection's reader.

@@ -83,7 +83,7 @@ func (w *response) Write(p []byte) (int, error) {
 			w.buf = append(w.buf, p...)
 			return len(p), nil
 		}
-		w.sendHead(p)
+		w.sendHead(p, false)
 	}
 	w.writeBody(p)
 	if w.err != nil {
@@ -92,10 +92,7 @@ func (w *response) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (w *response) WriteString(s string) (int, error) {
-	// The header must be settled before a copy of s is made for Write's sake.
-	return w.Write([]byte(s))
-}
+func (w *response) WriteString(s string) (int, error) { return w.Write([]byte(s)) }
 
 // Flush sends what the handler has written so far.
 func (w *response) Flush() { _ = w.FlushError() }
@@ -106,7 +103,7 @@ func (w *response) FlushError() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
-		w.sendHead(nil)
+		w.sendHead(nil, false)
 	}
 	if w.err == nil {
 		w.err = w.c.bw.Flush()
@@ -127,13 +124,20 @@ func (w *response) SetWriteDeadline(t time.Time) error {
 }
 
 // sendHead puts the status line and header in the connection's buffer, followed by what was
-// held back; first is the body's first bytes not yet held (for the Content-Type's sniffing).
-func (w *response) sendHead(first []byte) {
+// held back. With final (the handler has returned) a body without a declared length is all held
+// and goes with its Content-Length; else it goes out in chunks. first is the body's first bytes
+// not held (for the Content-Type's sniffing).
+func (w *response) sendHead(first []byte, final bool) {
 	w.headSent = true
 	extra := w.c.scratch[:0]
 	if bodyAllowed(w.status) && w.declared < 0 && w.req.Method != http.MethodHead {
-		w.chunked = true
-		extra = append(extra, "Transfer-Encoding: chunked\r\n"...)
+		if final {
+			extra = strconv.AppendInt(append(extra, "Content-Length: "...), int64(len(w.buf)), 10)
+			extra = append(extra, "\r\n"...)
+		} else {
+			w.chunked = true
+			extra = append(extra, "Transfer-Encoding: chunked\r\n"...)
+		}
 	}
 	sniff := w.buf
 	if len(sniff) == 0 {
@@ -202,14 +206,7 @@ func (w *response) finish() error {
 		w.WriteHeader(http.StatusOK)
 	}
 	if !w.headSent {
-		w.headSent = true
-		extra := w.c.scratch[:0]
-		if bodyAllowed(w.status) && w.declared < 0 && w.req.Method != http.MethodHead {
-			extra = strconv.AppendInt(append(extra, "Content-Length: "...), int64(len(w.buf)), 10)
-			extra = append(extra, "\r\n"...)
-		}
-		w.writeStatusAndHeader(w.status, w.finalHeader(extra, w.buf))
-		w.writeBody(w.buf)
+		w.sendHead(nil, true)
 	} else if w.chunked && w.err == nil {
 		_, w.err = w.c.bw.WriteString("0\r\n\r\n")
 	}
