@@ -191,6 +191,7 @@ func New(cfg Config) *API {
 	m.HandleFunc("GET /flint/v1/async", a.handle(a.asyncQueue))
 	m.HandleFunc("GET /flint/v1/mappings/lag", a.handle(a.mappingLag))
 	m.HandleFunc("GET /flint/v1/runtimes", a.handle(a.listRuntimes))
+	m.HandleFunc("GET /flint/v1/views", a.handle(a.listViews))
 	if cfg.Nodes != nil {
 		m.HandleFunc("GET /flint/v1/nodes", a.handle(a.listNodes))
 		m.HandleFunc("POST /flint/v1/nodes/{node}/drain", a.handle(a.drainNode))

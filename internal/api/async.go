@@ -115,3 +115,15 @@ func (a *API) asyncQueue(w http.ResponseWriter, r *http.Request, _ string) error
 		ConsumerLeader string                 `json:"consumer_leader,omitempty"`
 	}{st, leader})
 }
+
+// listViews reports how far this node's in-memory views of the store have come (invoke.Views):
+// a node whose views are behind runs invocations with the configuration it has.
+func (a *API) listViews(w http.ResponseWriter, r *http.Request, _ string) error {
+	views, err := a.invoke.Views(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Views []invoke.ViewState `json:"views"`
+	}{views})
+}

@@ -375,15 +375,16 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		_ = msg.NakWithDelay(q.cfg.ThrottleMin)
 		return
 	}
+	// The event is kept from redelivery (beats) until it is settled, its records delivered too:
+	// a destination slow to answer (its stream electing a leader) must not get it run again.
+	q.started(msg)
+	defer q.stopped(msg)
 	if now.Sub(ev.EnqueuedAt) > cfg.MaximumEventAge {
-		q.fail(ctx, ev, cfg, "EventAgeExceeded", nil)
-		q.ack(msg, log)
+		q.settle(runCtx, msg, log, q.fail(runCtx, ev, cfg, "EventAgeExceeded", nil))
 		return
 	}
 	q.track(ev.Function, 1)
-	q.started(msg)
 	out, err := q.cfg.Invoker.InvokeAsync(ctx, ev)
-	q.stopped(msg)
 	q.track(ev.Function, -1)
 	if runCtx.Err() != nil && (err != nil && !errors.Is(err, ErrGone) || out.Throttled) {
 		// Shutting down: the platform stopped the invocation (its environment destroyed past
@@ -406,16 +407,13 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 		log.get().Warn("async invoke failed; retrying", "err", err)
 		_ = msg.NakWithDelay(q.throttleDelay(msg, ""))
 	case out.Rejected:
-		q.fail(ctx, ev, cfg, "RetriesExhausted", nil)
-		q.ack(msg, log)
+		q.settle(runCtx, msg, log, q.fail(runCtx, ev, cfg, "RetriesExhausted", nil))
 	case out.Throttled:
 		_ = msg.NakWithDelay(q.throttleDelay(msg, ev.Function))
 	case out.FunctionError == "":
 		ev.Attempt++
-		if cfg.OnSuccess != "" {
-			q.deliver(ctx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, ev.RequestID+"/Success", ev.TraceID, log)
-		}
-		q.ack(msg, log)
+		q.settle(runCtx, msg, log, cfg.OnSuccess == "" ||
+			q.deliver(runCtx, cfg.OnSuccess, q.record(ev, "Success", &out), nil, ev.RequestID+"/Success", ev.TraceID, log))
 	default:
 		ev.Attempt++
 		if ev.Attempt <= cfg.MaximumRetryAttempts {
@@ -426,11 +424,24 @@ func (q *Queue) handle(runCtx context.Context, msg jetstream.Msg) {
 				_ = msg.NakWithDelay(q.cfg.ThrottleMin)
 				return
 			}
-		} else {
-			q.fail(ctx, ev, cfg, "RetriesExhausted", &out)
+			q.ack(msg, log)
+			return
 		}
-		q.ack(msg, log)
+		q.settle(runCtx, msg, log, q.fail(runCtx, ev, cfg, "RetriesExhausted", &out))
 	}
+}
+
+// settle acknowledges an event whose records were delivered (or given up), and hands back one
+// whose records could not be delivered before the node began shutting down: it runs again (at
+// least once, as on Lambda), on another node or after the restart, and its records are
+// delivered then. Acknowledged, they would be lost.
+func (q *Queue) settle(runCtx context.Context, msg jetstream.Msg, log *eventLog, delivered bool) {
+	if !delivered {
+		log.get().Warn("shutting down before the event's destination took its record; it runs again", "err", context.Cause(runCtx))
+		handBack(msg)
+		return
+	}
+	q.ack(msg, log)
 }
 
 // handBack returns an event this node will not run (it is shutting down) for redelivery at
@@ -544,20 +555,22 @@ func (q *Queue) track(fn string, d int) {
 	q.mu.Unlock()
 }
 
-// fail sends an event that will not run again to the on-failure destination and the DLQ.
-func (q *Queue) fail(ctx context.Context, ev Event, cfg InvokeConfig, condition string, out *Outcome) {
+// fail sends an event that will not run again to the on-failure destination and the DLQ; it
+// reports false if runCtx ended before they took the records (deliver).
+func (q *Queue) fail(runCtx context.Context, ev Event, cfg InvokeConfig, condition string, out *Outcome) bool {
 	log := &eventLog{base: q.log, function: ev.Function, requestID: ev.RequestID}
-	if cfg.OnFailure != "" {
-		q.deliver(ctx, cfg.OnFailure, q.record(ev, condition, out), nil, ev.RequestID+"/"+condition, ev.TraceID, log)
+	if cfg.OnFailure != "" && !q.deliver(runCtx, cfg.OnFailure, q.record(ev, condition, out), nil, ev.RequestID+"/"+condition, ev.TraceID, log) {
+		return false
 	}
-	if cfg.DeadLetter != "" {
-		msg := "Event age exceeded"
-		code := "200"
-		if out != nil && len(out.Payload) > 0 {
-			msg = string(out.Payload[:min(len(out.Payload), 1024)])
-		}
-		q.deliver(ctx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, ev.RequestID+"/dead-letter", ev.TraceID, log)
+	if cfg.DeadLetter == "" {
+		return true
 	}
+	msg := "Event age exceeded"
+	code := "200"
+	if out != nil && len(out.Payload) > 0 {
+		msg = string(out.Payload[:min(len(out.Payload), 1024)])
+	}
+	return q.deliver(runCtx, cfg.DeadLetter, ev.Payload, map[string]string{"RequestID": ev.RequestID, "ErrorCode": code, "ErrorMessage": msg}, ev.RequestID+"/dead-letter", ev.TraceID, log)
 }
 
 // Record is Lambda's destination record.

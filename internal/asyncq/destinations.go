@@ -2,6 +2,7 @@ package asyncq
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,26 +47,33 @@ func ReservedStreamName(name string) bool {
 // DestinationSubject is where records for a stream destination are published.
 func DestinationSubject(stream string) string { return "flint.destinations." + stream }
 
-// deliverFor bounds how long a destination that cannot take a record (its stream electing a
-// leader after a node died: 5–8 s) is retried before the record is given up (logged).
-const deliverFor = 20 * time.Second
+// deliverFor bounds how long a destination that does not answer is retried before its record is
+// given up (logged): JetStream electing the stream's leader after a node died takes 5–8 s, and
+// several times that on a loaded machine (records were lost with a bound of 20 s). A definite
+// refusal (a record larger than the stream takes, a stream that cannot be created) is not
+// retried. deliverAttempt bounds one try.
+const (
+	deliverFor     = 2 * time.Minute
+	deliverAttempt = 5 * time.Second
+)
 
-// deliver sends body to the destination arn ("" is none), retrying for up to deliverFor: a
-// record must survive the loss of a node as the event did. id names the record (the event's
-// request id and what the record is), so that a retried send, or the record of an event that
-// ran again, is stored once: as the message id of a stream record, and as the request id
-// derived for a function destination's event. A record not delivered by then is logged: the
-// event has run. trace is the event's trace header: a function destination's event continues
-// the trace, a stream record carries it in its X-Amzn-Trace-Id header.
-func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers map[string]string, id, trace string, log *eventLog) {
-	if arn == "" {
-		return
-	}
+// deliver sends body to the destination arn, retrying until it is stored, refused for good, or
+// deliverFor has passed: a record must survive the loss of a node as the event did. It reports
+// false only if runCtx ended (the node shutting down) while the record was still not stored:
+// the caller then leaves the event to run again rather than lose the record. An attempt is
+// made even then: an invocation that finished in the shutdown's grace delivers as usual.
+//
+// id names the record (the event's request id and what the record is), so that a retried send,
+// or the record of an event that ran again, is stored once: as the message id of a stream
+// record, and as the request id derived for a function destination's event. trace is the
+// event's trace header: a function destination's event continues the trace, a stream record
+// carries it in its X-Amzn-Trace-Id header.
+func (q *Queue) deliver(runCtx context.Context, arn string, body []byte, headers map[string]string, id, trace string, log *eventLog) bool {
 	if m := streamDestination().FindStringSubmatch(arn); m != nil && ReservedStreamName(m[1]) {
 		log.get().Warn("not delivering to a stream reserved for Flint", "destination", arn)
-		return
+		return true
 	}
-	var send func() error
+	var send func(context.Context) error
 	if m := functionDestination().FindStringSubmatch(arn); m != nil {
 		qualifier := m[2]
 		if qualifier == "$LATEST" {
@@ -77,9 +85,9 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 		}
 		ev := Event{RequestID: uuid.NewSHA1(uuid.NameSpaceURL, []byte("flint-destination:"+id)).String(), Function: m[1],
 			Qualifier: qualifier, Payload: body, EnqueuedAt: time.Now(), FunctionArn: base, TraceID: trace}
-		send = func() error { return q.Enqueue(ctx, ev) }
+		send = func(ctx context.Context) error { return q.Enqueue(ctx, ev) }
 	} else if m := streamDestination().FindStringSubmatch(arn); m != nil {
-		send = func() error {
+		send = func(ctx context.Context) error {
 			if err := q.ensureStream(ctx, m[1]); err != nil {
 				return err
 			}
@@ -91,29 +99,63 @@ func (q *Queue) deliver(ctx context.Context, arn string, body []byte, headers ma
 			if trace != "" {
 				msg.Header.Set(HeaderTrace, trace)
 			}
-			_, err := q.cfg.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id))
-			return err
+			if _, err := q.cfg.JS.PublishMsg(ctx, msg, jetstream.WithMsgID(id)); err != nil {
+				// Opened again next time: the stream may have been deleted since.
+				q.mu.Lock()
+				delete(q.streams, m[1])
+				q.mu.Unlock()
+				return err
+			}
+			return nil
 		}
 	} else {
 		log.get().Error("unknown destination", "arn", arn)
-		return
+		return true
 	}
+	ctx := context.WithoutCancel(runCtx)
 	deadline := time.Now().Add(deliverFor)
-	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 2*time.Second) {
-		err := send()
-		if err == nil {
-			return
-		}
-		if time.Now().Add(wait).After(deadline) || ctx.Err() != nil {
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 4*time.Second) {
+		actx, cancel := context.WithTimeout(ctx, deliverAttempt)
+		err := send(actx)
+		cancel()
+		switch {
+		case err == nil:
+			return true
+		case refused(err), time.Now().Add(wait).After(deadline):
 			log.get().Error("destination: record not delivered", "arn", arn, "err", err)
-			return
+			return true
+		case runCtx.Err() != nil:
+			return false
 		}
 		log.get().Warn("destination: retrying", "arn", arn, "err", err)
 		select {
-		case <-ctx.Done():
+		case <-runCtx.Done():
+			return false
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refused reports whether JetStream refused a record for good: it answered, and will answer the
+// same again. No answer, and the answers of a cluster settling (no leader yet), are worth waiting
+// out.
+func refused(err error) bool {
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10004, // cluster incomplete
+			10005, // no suitable peers for placement
+			10006, // cluster not active
+			10008, // JetStream temporarily unavailable
+			10009: // not the leader
+			return false
+		}
+		return true
+	}
+	return false
 }
 
 func (q *Queue) ensureStream(ctx context.Context, name string) error {

@@ -40,6 +40,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
+
+	"github.com/flint-run/flint/internal/invoke"
 )
 
 // Role is the execution role functions are created with (Flint checks its shape only).
@@ -436,6 +438,28 @@ func (c *Cluster) DumpLogs() {
 	}
 }
 
+// GrepLogs returns the lines of every node's log that contain any of subs (at most max, the
+// first ones), each prefixed with its node: what a failure needs when the last lines are not it.
+func (c *Cluster) GrepLogs(max int, subs ...string) []string {
+	var out []string
+	for _, n := range c.Nodes {
+		b, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			out = append(out, fmt.Sprintf("%s: %v", n.Name, err))
+			continue
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			for _, sub := range subs {
+				if strings.Contains(line, sub) {
+					out = append(out, n.Name+": "+line)
+					break
+				}
+			}
+		}
+	}
+	return out[:min(len(out), max)]
+}
+
 // Deploy creates function name through the first live node from files (path → content, zipped
 // by Zip) and waits until every live node's GetFunction finds it, so a test may invoke it
 // through any node. Timeout is 10 s unless mutate changes it.
@@ -466,6 +490,52 @@ func (c *Cluster) Deploy(t testing.TB, name, runtime, handler string, files map[
 			return err
 		})
 	}
+	c.AwaitViews(t, 30*time.Second)
+}
+
+// AwaitViews waits until every live node's in-memory views hold everything the store held when
+// it asked (GET /flint/v1/views): the configuration its invocations run with, which follows the
+// store by KV watches that can lag, or start over, while a loaded cluster elects leaders. An API
+// read (GetFunction, GetFunctionEventInvokeConfig) reads the store, not the view.
+func (c *Cluster) AwaitViews(t testing.TB, bound time.Duration) {
+	t.Helper()
+	for _, i := range c.Live() {
+		Eventually(t, bound, c.Nodes[i].Name+"'s views are current", func() error {
+			views, err := c.Views(context.Background(), i)
+			if err != nil {
+				return err
+			}
+			for _, v := range views {
+				if v.Applied < v.Stored {
+					return fmt.Errorf("view %s has applied revision %d of %d", v.View, v.Applied, v.Stored)
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// Views returns node i's views (GET /flint/v1/views).
+func (c *Cluster) Views(ctx context.Context, i int) ([]invoke.ViewState, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+"/flint/v1/views", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /flint/v1/views on %s: %s", c.Nodes[i].Name, resp.Status)
+	}
+	var out struct {
+		Views []invoke.ViewState `json:"views"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("GET /flint/v1/views on %s: %w", c.Nodes[i].Name, err)
+	}
+	return out.Views, nil
 }
 
 // Zip returns a zip of files (path → content); "bootstrap" files and *.sh are executable.

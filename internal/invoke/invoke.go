@@ -56,34 +56,42 @@ type Registry struct {
 		Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, f *lambda.Function)) error
 		Sealed(f *lambda.Function) (*lambda.Function, error)
 		Env(f *lambda.Function) (map[string]string, error)
+		Revision(ctx context.Context) (uint64, error)
 	}
 	Versions interface {
 		Get(ctx context.Context, name string, n int) (*lambda.Function, uint64, error)
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, v *lambda.Function)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	Aliases interface {
 		Get(ctx context.Context, name, alias string) (store.Alias, error)
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, a *lambda.Alias)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	Provisioned interface {
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, pc *lambda.ProvisionedConcurrency)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	URLs interface {
 		Get(ctx context.Context, id string) (*lambda.FunctionURL, error)
 		Watch(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	Policies interface {
 		Get(ctx context.Context, name, qualifier string) (*lambda.StoredPolicy, uint64, error)
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, p *lambda.StoredPolicy)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	EventInvokeConfigs interface {
 		Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, c *lambda.EventInvokeConfig)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 	Code interface {
 		Get(ctx context.Context, key string) ([]byte, error)
 	}
 	APIs interface {
 		Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, a *apigw.API)) error
+		Revision(ctx context.Context) (uint64, error)
 	}
 }
 

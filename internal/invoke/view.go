@@ -95,3 +95,37 @@ func watched[T any](s *Service, v View, apply func(key string, rev uint64, x *T)
 		s.seen[v].advance(rev)
 	}
 }
+
+// ViewState is how far one bucket's view has come: Applied is the newest revision its watch has
+// applied, Stored the bucket's newest when asked. The view is current once Applied reaches
+// Stored; a node whose watch is failing (the cluster electing leaders) stays behind, and serves
+// what it has.
+type ViewState struct {
+	View    string `json:"view"`
+	Applied uint64 `json:"applied"`
+	Stored  uint64 `json:"stored"`
+}
+
+// Views reports every view's state (GET /flint/v1/views).
+func (s *Service) Views(ctx context.Context) ([]ViewState, error) {
+	r := s.store
+	stored := [views]func(context.Context) (uint64, error){
+		Functions: r.Functions.Revision, Versions: r.Versions.Revision, Aliases: r.Aliases.Revision,
+		Provisioned: r.Provisioned.Revision, URLs: r.URLs.Revision, Policies: r.Policies.Revision,
+		EventInvokeConfigs: r.EventInvokeConfigs.Revision, APIs: r.APIs.Revision,
+	}
+	out := make([]ViewState, 0, views)
+	for v := range views {
+		// The bucket first: a change applied meanwhile only moves Applied further.
+		rev, err := stored[v](ctx)
+		if err != nil {
+			return nil, err
+		}
+		w := &s.seen[v]
+		w.mu.Lock()
+		applied := w.rev
+		w.mu.Unlock()
+		out = append(out, ViewState{View: v.String(), Applied: applied, Stored: rev})
+	}
+	return out, nil
+}

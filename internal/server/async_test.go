@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/nats-io/nats.go"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/flint-run/flint/internal/asyncq"
 	"github.com/flint-run/flint/internal/config"
+	invokesvc "github.com/flint-run/flint/internal/invoke"
 	"github.com/flint-run/flint/internal/server"
 )
 
@@ -90,6 +92,25 @@ func TestAsyncInvocation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The node that took the writes answered once its views held them (GET /flint/v1/views).
+	body, err := httpGet(s.URL() + "/flint/v1/views")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var views struct{ Views []invokesvc.ViewState }
+	if err := json.Unmarshal([]byte(body), &views); err != nil {
+		t.Fatalf("GET /flint/v1/views: %s: %v", body, err)
+	}
+	seen := map[string]invokesvc.ViewState{}
+	for _, v := range views.Views {
+		seen[v.View] = v
+		if v.Applied != v.Stored {
+			t.Errorf("view %+v is not current", v)
+		}
+	}
+	if v := seen["event invoke configs"]; len(views.Views) != 8 || v.Stored < 2 || seen["functions"].Stored < 2 {
+		t.Errorf("GET /flint/v1/views = %s", body)
+	}
 	got, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("good")})
 	if err != nil || aws.ToInt32(got.MaximumRetryAttempts) != 2 || !strings.HasSuffix(aws.ToString(got.FunctionArn), ":good:$LATEST") || got.LastModified == nil {
 		t.Errorf("GetFunctionEventInvokeConfig = %+v, %v", got, err)
@@ -114,6 +135,22 @@ func TestAsyncInvocation(t *testing.T) {
 	}
 	if len(ids) != n {
 		t.Errorf("%d distinct successful events, want %d", len(ids), n)
+	}
+	// A destination stream deleted behind Flint's back (by an operator of an external NATS
+	// cluster) is created again for the next record: Flint remembers the streams it opened, and
+	// a publish to a deleted one gets no answer.
+	{
+		if err := server.DeleteStream(ctx, s, "good-ok"); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("good"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"n":7}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		if r := records(t, s, "good-ok", 1)[0]; r.RequestContext.RequestID != rid {
+			t.Errorf("record in the recreated stream is of %s, want %s", r.RequestContext.RequestID, rid)
+		}
 	}
 
 	out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("bad"), InvocationType: types.InvocationTypeEvent, Payload: []byte(`{"x":1}`)})

@@ -42,3 +42,9 @@ func (r APIs) List(ctx context.Context) ([]*apigw.API, error) {
 func (r APIs) Watch(ctx context.Context, ready func(), fn func(name string, rev uint64, a *apigw.API)) error {
 	return r.s.apis.watch(ctx, r.s.js, ready, fn)
 }
+
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r APIs) Revision(ctx context.Context) (uint64, error) {
+	return r.s.apis.revision(ctx, r.s.js)
+}

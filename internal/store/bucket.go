@@ -262,6 +262,16 @@ func (b bucket[T]) page(ctx context.Context, js jetstream.JetStream, filter, aft
 	return out, false, nil
 }
 
+// revision is the bucket's newest revision (its stream's last sequence): a watch that has
+// delivered it is current.
+func (b bucket[T]) revision(ctx context.Context, js jetstream.JetStream) (uint64, error) {
+	st, err := js.Stream(ctx, "KV_"+b.kv.Bucket())
+	if err != nil {
+		return 0, fmt.Errorf("%s revision: %w", b.what, err)
+	}
+	return st.CachedInfo().State.LastSeq, nil
+}
+
 // watchHeartbeat is how often JetStream tells a watch it is alive while nothing changes. Two
 // missed heartbeats make the watch start over on another copy of the bucket: in a cluster the
 // watch's consumer lives on one node holding a copy, and when that node dies the watch would

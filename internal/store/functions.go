@@ -103,6 +103,12 @@ func (r Functions) Watch(ctx context.Context, ready func(), fn func(name string,
 	return r.s.fns.watch(ctx, r.s.js, ready, fn)
 }
 
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r Functions) Revision(ctx context.Context) (uint64, error) {
+	return r.s.fns.revision(ctx, r.s.js)
+}
+
 // envAAD binds a function record's sealed variables to the record: an envelope copied into
 // another record does not open.
 func envAAD(bucket, key string) []byte { return []byte(bucket + "/" + key) }

@@ -58,6 +58,12 @@ func (r Versions) Watch(ctx context.Context, ready func(), fn func(key string, r
 	return r.s.versions.watch(ctx, r.s.js, ready, fn)
 }
 
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r Versions) Revision(ctx context.Context) (uint64, error) {
+	return r.s.versions.revision(ctx, r.s.js)
+}
+
 // Alias is a stored alias with its revision.
 type Alias struct {
 	*lambda.Alias
@@ -96,6 +102,12 @@ func (r Aliases) List(ctx context.Context, name string) ([]*lambda.Alias, error)
 // Watch reports alias changes (deletions: a nil) with their KV keys.
 func (r Aliases) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, a *lambda.Alias)) error {
 	return r.s.aliases.watch(ctx, r.s.js, ready, fn)
+}
+
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r Aliases) Revision(ctx context.Context) (uint64, error) {
+	return r.s.aliases.revision(ctx, r.s.js)
 }
 
 // Put stores a provisioned-concurrency config for NAME.QUALIFIER.
@@ -139,6 +151,12 @@ func (r Provisioned) Watch(ctx context.Context, ready func(), fn func(key string
 	return r.s.prov.watch(ctx, r.s.js, ready, fn)
 }
 
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r Provisioned) Revision(ctx context.Context) (uint64, error) {
+	return r.s.prov.revision(ctx, r.s.js)
+}
+
 // PolicyKey is the KV key of the policy of NAME's qualifier ("": the unqualified function).
 func PolicyKey(name, qualifier string) string {
 	if qualifier == "" {
@@ -175,6 +193,12 @@ func (r Policies) Watch(ctx context.Context, ready func(), fn func(key string, r
 	return r.s.policies.watch(ctx, r.s.js, ready, fn)
 }
 
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r Policies) Revision(ctx context.Context) (uint64, error) {
+	return r.s.policies.revision(ctx, r.s.js)
+}
+
 // EventInvokeConfigKey is the KV key of NAME's asynchronous invocation config for qualifier (""
 // or $LATEST: the unqualified function), as Watch reports it.
 func EventInvokeConfigKey(name, qualifier string) string { return eicKey(name, qualifier) }
@@ -207,6 +231,12 @@ func (r EventInvokeConfigs) Delete(ctx context.Context, name, qualifier string) 
 // Watch reports config changes (deletions: c nil) with their KV keys (EventInvokeConfigKey).
 func (r EventInvokeConfigs) Watch(ctx context.Context, ready func(), fn func(key string, rev uint64, c *lambda.EventInvokeConfig)) error {
 	return r.s.eic.watch(ctx, r.s.js, ready, fn)
+}
+
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r EventInvokeConfigs) Revision(ctx context.Context) (uint64, error) {
+	return r.s.eic.revision(ctx, r.s.js)
 }
 
 // List returns a function's asynchronous invocation configs.
@@ -257,6 +287,12 @@ func (r URLs) List(ctx context.Context, name string) ([]*lambda.FunctionURL, err
 // Watch reports function URL changes (deletions: nil) by URL id.
 func (r URLs) Watch(ctx context.Context, ready func(), fn func(id string, rev uint64, u *lambda.FunctionURL)) error {
 	return r.s.urls.watch(ctx, r.s.js, ready, fn)
+}
+
+// Revision is the newest revision of the bucket Watch follows: a watcher that has seen it is
+// current.
+func (r URLs) Revision(ctx context.Context) (uint64, error) {
+	return r.s.urls.revision(ctx, r.s.js)
 }
 
 func scheduleKey(group, name string) string { return group + "." + name }

@@ -189,6 +189,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start embedded nats: %w", err)
 	}
+	debug := opts.Log.Enabled(context.Background(), slog.LevelDebug)
+	ns.SetLoggerV2(natsLog{opts.Log.With("nats", true)}, debug, false, false)
 	go ns.Start() // the server owns this goroutine; Shutdown stops it
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
