@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -604,7 +605,10 @@ func Eventually(t testing.TB, bound time.Duration, what string, f func() error) 
 	}
 }
 
-// freeAddrs returns n distinct loopback addresses nothing listens on right now.
+// freeAddrs returns n distinct loopback addresses nothing listens on right now. The ports are
+// below the kernel's ephemeral range when it leaves room (Linux: 32768 up), so the outgoing
+// connections of everything else running cannot take one between now and the node's bind, or
+// while its node is dead and waits to restart on it.
 func freeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
@@ -614,15 +618,36 @@ func freeAddrs(t testing.TB, n int) []string {
 			l.Close()
 		}
 	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	low := ephemeralLow()
+	for tries := 0; len(out) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if low > 20000 && tries < 100*n {
+			addr = fmt.Sprintf("127.0.0.1:%d", 10000+mathrand.IntN(low-10000))
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
+			if addr != "127.0.0.1:0" {
+				continue // taken: another
+			}
 			t.Fatal(err)
 		}
 		ls = append(ls, l)
 		out = append(out, l.Addr().String())
 	}
 	return out
+}
+
+// ephemeralLow is the first port the kernel hands out to outgoing connections (0: unknown).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var low, high int
+	if _, err := fmt.Sscan(string(b), &low, &high); err != nil {
+		return 0
+	}
+	return low
 }
 
 // NodeStates asks node i for the cluster's members (GET /flint/v1/nodes, what `flint nodes`
