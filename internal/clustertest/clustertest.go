@@ -183,7 +183,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		}
 		t.Logf("clustertest: node logs in %s", logDir)
 	}
-	addrs := freeAddrs(t, 3*opts.Nodes)
+	addrs := FreeAddrs(t, 3*opts.Nodes)
 	for i := range opts.Nodes {
 		n := &Node{Index: i, Name: fmt.Sprintf("node%d", i+1), DataDir: t.TempDir(),
 			listen: addrs[3*i], ClusterAddr: addrs[3*i+1], natsListen: addrs[3*i+2]}
@@ -605,11 +605,11 @@ func Eventually(t testing.TB, bound time.Duration, what string, f func() error) 
 	}
 }
 
-// freeAddrs returns n distinct loopback addresses nothing listens on right now. The ports are
+// FreeAddrs returns n distinct loopback addresses nothing listens on right now. The ports are
 // below the kernel's ephemeral range when it leaves room (Linux: 32768 up), so the outgoing
 // connections of everything else running cannot take one between now and the node's bind, or
 // while its node is dead and waits to restart on it.
-func freeAddrs(t testing.TB, n int) []string {
+func FreeAddrs(t testing.TB, n int) []string {
 	t.Helper()
 	var out []string
 	var ls []net.Listener

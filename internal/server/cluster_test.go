@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,28 +24,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/scheduler"
 	stypes "github.com/aws/aws-sdk-go-v2/service/scheduler/types"
 
+	"github.com/flint-run/flint/internal/clustertest"
 	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/server"
 )
-
-// freeAddrs picks n loopback addresses nothing listens on (closed again at once).
-func freeAddrs(t testing.TB, n int) []string {
-	t.Helper()
-	var out []string
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().String())
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return out
-}
 
 // clusterNode is one node of a test cluster: its configuration and its running server.
 type clusterNode struct {
@@ -86,7 +67,7 @@ func startClusterWith(t testing.TB, n int, setup func(i int, node *clusterNode))
 	if _, err := rand.Read(key); err != nil {
 		t.Fatal(err)
 	}
-	addrs := freeAddrs(t, n)
+	addrs := clustertest.FreeAddrs(t, n)
 	nodes := make([]*clusterNode, n)
 	for i := range n {
 		cfg := config.Default()

@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	natsserver "github.com/nats-io/nats-server/v2/server"
 
+	"github.com/flint-run/flint/internal/clustertest"
 	"github.com/flint-run/flint/internal/config"
 	"github.com/flint-run/flint/internal/tlscert/tlscerttest"
 )
@@ -41,7 +42,7 @@ var externalPermissions = &natsserver.Permissions{
 // returns once JetStream has a meta leader that knows every server.
 func runExternalNATS(t *testing.T, n int, pass string) []*natsserver.Server {
 	t.Helper()
-	routes := freeAddrs(t, n)
+	routes := clustertest.FreeAddrs(t, n)
 	servers := make([]*natsserver.Server, n)
 	for i := range n {
 		o := &natsserver.Options{
