@@ -231,9 +231,9 @@ const maxConflicts = 32
 
 // set makes this node's lease of key want slots for TTL from now, within limit: the other
 // nodes' live leases count, expired ones are dropped, and this node gets at most what they
-// leave. exact refuses less than want (ErrLimit, nothing written). It returns the slots leased
+// leave. Less than need is refused (ErrLimit, nothing written). It returns the slots leased
 // and until when (local clock) this node may use them.
-func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact bool) (int, int64, error) {
+func (l *Ledger) set(ctx context.Context, key string, limit, want, need int) (int, int64, error) {
 	for range maxConflicts {
 		now := l.cfg.Now() // before the round trip: the expiry written is never later than the one used locally
 		raw, rev, err := l.cfg.Records.Get(ctx, key)
@@ -264,7 +264,7 @@ func (l *Ledger) set(ctx context.Context, key string, limit, want int, exact boo
 			}
 		}
 		got := min(want, max(0, limit-others))
-		if exact && got < want {
+		if got < need {
 			return 0, 0, fmt.Errorf("%s: %d of %d slots leased: %w", key, others, limit, ErrLimit)
 		}
 		if got > 0 {
@@ -314,6 +314,12 @@ type Slots struct {
 	// that lapse, which clears it, never strands slots of a newer lease.
 	valid atomic.Int64
 
+	// waiting counts the Takes that found no free slot, the one leasing among them: a lease
+	// grows by all of them in one round trip, not one slot per round trip each waits its turn
+	// for (a burst of N cold invocations on a node took N round trips in a row, and on a loaded
+	// cluster the last of them ran out of the ledger's Wait and were throttled).
+	waiting atomic.Int32
+
 	mu      sync.Mutex // one ledger round trip at a time for this limit on this node
 	leased  int        // the slots of this node's lease as last written (≥ held)
 	renewed time.Time  // when the lease was last written
@@ -346,9 +352,9 @@ func (s *Slots) SetLimit(limit int) { s.limit.Store(int64(max(limit, 0))) }
 // Held returns the slots this node holds and how many are in use.
 func (s *Slots) Held() (held, running int) { return unpack(s.state.Load()) }
 
-// Take takes a slot, leasing one more from the cluster when this node's are all busy (one
-// compare-and-set, retried on conflict, bounded by ctx and the ledger's Wait). ErrLimit: the
-// cluster's slots are all leased.
+// Take takes a slot, leasing more from the cluster when this node's are all busy: one for each
+// Take waiting, at least one (one compare-and-set, retried on conflict, bounded by ctx and the
+// ledger's Wait). ErrLimit: the cluster's slots are all leased.
 func (s *Slots) Take(ctx context.Context, limit int) error {
 	s.SetLimit(limit)
 	if s.TryTake() {
@@ -363,6 +369,8 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
 	defer cancel()
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
@@ -370,9 +378,9 @@ func (s *Slots) Take(ctx context.Context, limit int) error {
 			return nil
 		}
 		held, running := unpack(s.state.Load()) // grows only under s.mu (lapse may lower it)
-		want := max(held, running) + 1          // after a lapse, the invocations still running count again
+		base := max(held, running)              // after a lapse, the invocations still running count again
 		now := s.l.cfg.Now()
-		got, valid, err := s.l.set(ctx, s.key, limit, want, true)
+		got, valid, err := s.l.set(ctx, s.key, limit, base+max(int(s.waiting.Load()), 1), base+1)
 		s.l.result(now, err)
 		if err != nil {
 			s.l.denied.Add(1)
@@ -430,7 +438,7 @@ func (s *Slots) tick(ctx context.Context, now time.Time) {
 	_, running = unpack(s.state.Load())
 	want := max(held, running) // after a lapse, what still runs is leased again if there is room
 	rctx, cancel := context.WithTimeout(ctx, s.l.cfg.Wait)
-	got, valid, err := s.l.set(rctx, s.key, int(s.limit.Load()), want, false)
+	got, valid, err := s.l.set(rctx, s.key, int(s.limit.Load()), want, 0)
 	cancel()
 	s.l.result(now, err)
 	if err != nil {
@@ -470,7 +478,7 @@ func (s *Slots) leave(ctx context.Context) {
 		return
 	}
 	held := s.shrink(0, true)
-	got, valid, err := s.l.set(ctx, s.key, int(s.limit.Load()), held, false)
+	got, valid, err := s.l.set(ctx, s.key, int(s.limit.Load()), held, 0)
 	if err != nil {
 		s.l.cfg.Log.Warn("giving back concurrency leases", "limit", s.key, "err", err)
 		return

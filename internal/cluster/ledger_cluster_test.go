@@ -114,7 +114,7 @@ func TestLedgerRealCluster(t *testing.T) {
 		var d []time.Duration
 		for k := range 300 {
 			t0 := time.Now()
-			if _, _, err := l.set(ctx, fmt.Sprintf("function.bench%d", i), 1000, 1+k%2, false); err != nil {
+			if _, _, err := l.set(ctx, fmt.Sprintf("function.bench%d", i), 1000, 1+k%2, 0); err != nil {
 				t.Fatal(err)
 			}
 			d = append(d, time.Since(t0))

@@ -393,7 +393,7 @@ func BenchmarkLedgerSet(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		i++
-		if _, _, err := l.set(ctx, "function.f", 1000, 1+i%2, false); err != nil {
+		if _, _, err := l.set(ctx, "function.f", 1000, 1+i%2, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -434,5 +434,52 @@ func TestLedgerLapseWhileBlocked(t *testing.T) {
 	}
 	if err := <-blocked; !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("the hung take: %v, want its deadline", err)
+	}
+}
+
+// TestLedgerBurstLeasesTogether: Takes that queue behind a lease round trip are leased in the
+// next one together: a burst on a node costs one round trip, not one each; near the limit it
+// gets what the cluster has left, and the rest are refused.
+func TestLedgerBurstLeasesTogether(t *testing.T) {
+	clk := newClock()
+	n := ledgerNodes(t, clk, "n1")[0]
+	ctx := context.Background()
+	const burst = 8
+	for _, tc := range []struct {
+		key          string
+		limit, admit int
+	}{{"function.roomy", 100, burst}, {"function.tight", 3, 3}} {
+		s := n.Slots(tc.key)
+		granted := n.granted.Load()
+		s.mu.Lock() // a round trip in flight: the burst queues behind it
+		errs := make(chan error, burst)
+		var wg sync.WaitGroup
+		for range burst {
+			wg.Go(func() { errs <- s.Take(ctx, tc.limit) })
+		}
+		for s.waiting.Load() < burst {
+			time.Sleep(time.Millisecond)
+		}
+		s.mu.Unlock()
+		wg.Wait()
+		close(errs)
+		admitted := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				admitted++
+			case !errors.Is(err, ErrLimit):
+				t.Fatalf("%s: %v", tc.key, err)
+			}
+		}
+		if admitted != tc.admit {
+			t.Errorf("%s (limit %d): %d of a burst of %d admitted, want %d", tc.key, tc.limit, admitted, burst, tc.admit)
+		}
+		if g := n.granted.Load() - granted; g != 1 {
+			t.Errorf("%s: %d lease round trips granted slots for a burst of %d, want 1", tc.key, g, burst)
+		}
+		if got := leased(t, n.Ledger, tc.key, clk.Now()); got != tc.admit {
+			t.Errorf("%s: %d slots leased, want %d", tc.key, got, tc.admit)
+		}
 	}
 }
