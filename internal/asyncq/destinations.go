@@ -138,7 +138,8 @@ func (q *Queue) deliver(runCtx context.Context, arn string, body []byte, headers
 
 // refused reports whether JetStream refused a record for good: it answered, and will answer the
 // same again. No answer, and the answers of a cluster settling (no leader yet), are worth waiting
-// out.
+// out. The codes are the store's transient ones (store/cluster.go): the queue does not know the
+// store, only JetStream.
 func refused(err error) bool {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return true

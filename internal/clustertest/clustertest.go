@@ -439,9 +439,9 @@ func (c *Cluster) DumpLogs() {
 	}
 }
 
-// GrepLogs returns the lines of every node's log that contain any of subs (at most max, the
+// GrepLogs returns the lines of every node's log that contain any of subs (at most limit, the
 // first ones), each prefixed with its node: what a failure needs when the last lines are not it.
-func (c *Cluster) GrepLogs(max int, subs ...string) []string {
+func (c *Cluster) GrepLogs(limit int, subs ...string) []string {
 	var out []string
 	for _, n := range c.Nodes {
 		b, err := os.ReadFile(n.LogPath)
@@ -458,7 +458,7 @@ func (c *Cluster) GrepLogs(max int, subs ...string) []string {
 			}
 		}
 	}
-	return out[:min(len(out), max)]
+	return out[:min(len(out), limit)]
 }
 
 // Deploy creates function name through the first live node from files (path → content, zipped
@@ -518,25 +518,31 @@ func (c *Cluster) AwaitViews(t testing.TB, bound time.Duration) {
 
 // Views returns node i's views (GET /flint/v1/views).
 func (c *Cluster) Views(ctx context.Context, i int) ([]invoke.ViewState, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+"/flint/v1/views", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /flint/v1/views on %s: %s", c.Nodes[i].Name, resp.Status)
-	}
 	var out struct {
 		Views []invoke.ViewState `json:"views"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("GET /flint/v1/views on %s: %w", c.Nodes[i].Name, err)
+	err := c.getJSON(ctx, i, "/flint/v1/views", &out)
+	return out.Views, err
+}
+
+// getJSON decodes node i's answer to GET path into out; any status but 200 is an error.
+func (c *Cluster) getJSON(ctx context.Context, i int, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+path, nil)
+	if err != nil {
+		return err
 	}
-	return out.Views, nil
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s on %s: %s", path, c.Nodes[i].Name, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("GET %s on %s: %w", path, c.Nodes[i].Name, err)
+	}
+	return nil
 }
 
 // Zip returns a zip of files (path → content); "bootstrap" files and *.sh are executable.
@@ -653,26 +659,14 @@ func ephemeralLow() int {
 // NodeStates asks node i for the cluster's members (GET /flint/v1/nodes, what `flint nodes`
 // shows) and returns each member's state (up, down or stopped) by name.
 func (c *Cluster) NodeStates(ctx context.Context, i int) (map[string]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+"/flint/v1/nodes", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /flint/v1/nodes on %s: %s", c.Nodes[i].Name, resp.Status)
-	}
 	var out struct {
 		Nodes []struct {
 			Name  string `json:"name"`
 			State string `json:"state"`
 		} `json:"nodes"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return nil, fmt.Errorf("GET /flint/v1/nodes on %s: %w", c.Nodes[i].Name, err)
+	if err := c.getJSON(ctx, i, "/flint/v1/nodes", &out); err != nil {
+		return nil, err
 	}
 	m := map[string]string{}
 	for _, n := range out.Nodes {
@@ -685,20 +679,11 @@ func (c *Cluster) NodeStates(ctx context.Context, i int) (map[string]string, err
 // node i reports it (GET /flint/v1/async): the node every other node's async fetches and
 // acknowledgements go through.
 func (c *Cluster) AsyncConsumerLeader(ctx context.Context, i int) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.Nodes[i].URL+"/flint/v1/async", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var out struct {
 		ConsumerLeader string `json:"consumer_leader"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return 0, fmt.Errorf("GET /flint/v1/async on %s: %s: %w", c.Nodes[i].Name, resp.Status, err)
+	if err := c.getJSON(ctx, i, "/flint/v1/async", &out); err != nil {
+		return 0, err
 	}
 	for j, n := range c.Nodes {
 		if n.Name == out.ConsumerLeader {

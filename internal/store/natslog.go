@@ -6,10 +6,10 @@ import (
 	"log/slog"
 )
 
-// natsLog passes the embedded NATS server's own log to Flint's (part=nats): its warnings and
-// errors (a stream's raft group without a leader, a duplicate assignment, a catch-up that
-// failed) explain what Flint's parts only see as requests without an answer. Its notices
-// (leader elections, the start banner) are debug.
+// natsLog passes the embedded NATS server's own log to Flint's (the store's, marked nats=true):
+// its warnings and errors (a stream's raft group without a leader, a duplicate assignment, a
+// catch-up that failed) explain what Flint's parts only see as requests without an answer. Its
+// notices (leader elections, the start banner) are debug.
 type natsLog struct{ log *slog.Logger }
 
 func (l natsLog) logf(level slog.Level, format string, v []any) {
