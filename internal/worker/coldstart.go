@@ -226,6 +226,11 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 	}
 	if err != nil {
 		e.destroy("start failed")
+		if why := e.aborted.Load(); why != nil {
+			// The platform destroyed the environment while it was being started (Close, an
+			// eviction): the start failed because of that, not on its own.
+			return nil, nil, fmt.Errorf("%w during INIT (%s): %w", ErrAborted, *why, err)
+		}
 		return nil, nil, fmt.Errorf("start environment for %s: %w", p.fn.Name, err)
 	}
 	p.m.wg.Add(1)

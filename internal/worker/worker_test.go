@@ -382,10 +382,10 @@ func TestPlatformStopsAreNotFunctionErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt, _ := runtimes.Lookup("provided.al2023")
-	setup := func(t *testing.T) (*worker.Manager, *worker.Pool, *recorder, string) {
+	setupOn := func(t *testing.T, backend sandbox.Backend) (*worker.Manager, *worker.Pool, *recorder, string) {
 		mark := filepath.Join(t.TempDir(), "mark")
 		rec := &recorder{}
-		m := worker.New(worker.Config{Backend: process.New("127.0.0.1"), RuntimeDir: t.TempDir(), Region: "us-east-1",
+		m := worker.New(worker.Config{Backend: backend, RuntimeDir: t.TempDir(), Region: "us-east-1",
 			KeepAlive: time.Minute, InitTimeout: 30 * time.Second, Logs: rec, Log: testLogger(t)})
 		t.Cleanup(m.Close)
 		p := m.Pool(worker.Function{Name: "stop", Version: "$LATEST", ARN: "arn:aws:lambda:us-east-1:123456789012:function:stop",
@@ -393,6 +393,9 @@ func TestPlatformStopsAreNotFunctionErrors(t *testing.T) {
 			Env:  func() (map[string]string, error) { return map[string]string{"MARK": mark}, nil },
 			Code: func(context.Context) (string, error) { return task, nil }})
 		return m, p, rec, mark
+	}
+	setup := func(t *testing.T) (*worker.Manager, *worker.Pool, *recorder, string) {
+		return setupOn(t, process.New("127.0.0.1"))
 	}
 	type outcome struct {
 		resp *worker.Response
@@ -442,6 +445,20 @@ func TestPlatformStopsAreNotFunctionErrors(t *testing.T) {
 			t.Fatalf("invoke whose environment was in INIT at Close: %s; want ErrAborted or ErrClosed", show(o))
 		}
 	})
+	t.Run("closed before the runtime's exec", func(t *testing.T) {
+		// Close can destroy an environment after it is registered and before its sandbox is
+		// told to exec the runtime; the start then fails because of Close (a loaded CI run hit
+		// this window). The gate holds Start until the Destroy has happened.
+		gate := &gatedBackend{Backend: process.New("127.0.0.1"), destroyed: make(chan struct{})}
+		m, p, _, _ := setupOn(t, gate)
+		done := invoke(p, "closed-exec-1", `{}`)
+		waitFor(t, "a cold start", func() bool { return m.Stats().Starting == 1 })
+		m.Close()
+		o := <-done
+		if o.resp != nil || !errors.Is(o.err, worker.ErrAborted) && !errors.Is(o.err, worker.ErrClosed) {
+			t.Fatalf("invoke whose environment was destroyed before its exec: %s; want ErrAborted or ErrClosed", show(o))
+		}
+	})
 	t.Run("closed while running", func(t *testing.T) {
 		m, p, rec, mark := setup(t)
 		done := invoke(p, "closed-run-1", `{"sleep":60}`)
@@ -462,4 +479,39 @@ func TestPlatformStopsAreNotFunctionErrors(t *testing.T) {
 			t.Errorf("the record of the invocation stopped at Close names an error type (the function had none):\n%s", got)
 		}
 	})
+}
+
+// gatedBackend's instances start only once one of them was destroyed, so that a test can put a
+// Destroy between an environment's creation and its Start.
+type gatedBackend struct {
+	sandbox.Backend
+	once      sync.Once
+	destroyed chan struct{}
+}
+
+func (b *gatedBackend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Instance, error) {
+	inst, err := b.Backend.Create(ctx, spec)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedInstance{Instance: inst, b: b}, nil
+}
+
+type gatedInstance struct {
+	sandbox.Instance
+	b *gatedBackend
+}
+
+func (i *gatedInstance) Start(ctx context.Context) error {
+	select {
+	case <-i.b.destroyed:
+	case <-time.After(30 * time.Second):
+		return errors.New("gatedBackend: no Destroy within 30 s")
+	}
+	return i.Instance.Start(ctx)
+}
+
+func (i *gatedInstance) Destroy(ctx context.Context) error {
+	i.b.once.Do(func() { close(i.b.destroyed) })
+	return i.Instance.Destroy(ctx)
 }
