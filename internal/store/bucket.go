@@ -109,7 +109,13 @@ func (b bucket[T]) create(ctx context.Context, key string, v *T) (uint64, error)
 		return 0, err
 	}
 	rev, err := b.kv.Create(ctx, key, data)
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	for wait := time.Millisecond; inProcess(err) && wait <= 64*time.Millisecond; wait *= 2 {
+		if err := sleep(ctx, wait); err != nil {
+			return 0, fmt.Errorf("create %s %s: %w", b.what, key, err)
+		}
+		rev, err = b.kv.Create(ctx, key, data)
+	}
+	if errors.Is(err, jetstream.ErrKeyExists) || inProcess(err) {
 		return 0, fmt.Errorf("%s %s: %w", b.what, key, ErrExists)
 	}
 	if err != nil {
@@ -118,17 +124,44 @@ func (b bucket[T]) create(ctx context.Context, key string, v *T) (uint64, error)
 	return rev, nil
 }
 
+// inProcess reports JetStream's refusal of a conditional write to a replicated stream while
+// another write of the same key is in flight on the stream's leader (10164, "wrong last
+// sequence" without one): it says nothing yet of the revision. The leader acknowledges a write
+// before it clears the key's in-flight mark, so a client updating a key at the revision its
+// create just returned can be refused so; asked again a moment later, the leader checks the
+// revision.
+func inProcess(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// sleep waits d, or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 func (b bucket[T]) update(ctx context.Context, key string, v *T, rev uint64) (uint64, error) {
 	data, err := b.encode(key, v)
 	if err != nil {
 		return 0, err
 	}
 	n, err := b.kv.Update(ctx, key, data, rev)
+	for wait := time.Millisecond; inProcess(err) && wait <= 64*time.Millisecond; wait *= 2 {
+		if err := sleep(ctx, wait); err != nil {
+			return 0, fmt.Errorf("update %s %s: %w", b.what, key, err)
+		}
+		n, err = b.kv.Update(ctx, key, data, rev)
+	}
 	if err != nil {
-		// A replicated (R3) stream reports a revision conflict as 10164, a single copy as 10071.
 		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.As(err, &apiErr) &&
-			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || inProcess(err) || errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
 			return 0, fmt.Errorf("%s %s: %w", b.what, key, ErrConflict)
 		}
 		return 0, fmt.Errorf("update %s %s: %w", b.what, key, err)

@@ -172,6 +172,64 @@ func TestClusterStore(t *testing.T) {
 		}
 	}
 
+	// Read-your-writes: once a write has returned, a read of it through any node sees it (a
+	// client creates a function through one node and configures it at once). Each round
+	// creates a key, updates it and reads both back through every node, while a copy may still
+	// be applying them.
+	for i := range 150 {
+		w := stores[i%3]
+		key := fmt.Sprintf("ryw%d", i)
+		a := &lambda.Alias{Name: "live", FunctionVersion: "1"}
+		rev, err := w.Aliases().Create(ctx, key, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range stores {
+			if got, err := r.Aliases().Get(ctx, key, "live"); err != nil || got.Revision != rev {
+				t.Fatalf("round %d: alias created through n%d (revision %d), read through n%d: %+v, %v", i, i%3+1, rev, j+1, got, err)
+			}
+		}
+		a.FunctionVersion = "2"
+		if rev, err = w.Aliases().Update(ctx, key, a, rev); err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range stores {
+			if got, err := r.Aliases().Get(ctx, key, "live"); err != nil || got.Revision != rev || got.FunctionVersion != "2" {
+				t.Fatalf("round %d: alias updated through n%d (revision %d), read through n%d: %+v, %v", i, i%3+1, rev, j+1, got, err)
+			}
+		}
+		if _, err := w.Aliases().Delete(ctx, key, "live"); err != nil {
+			t.Fatal(err)
+		}
+		for j, r := range stores {
+			if got, err := r.Aliases().Get(ctx, key, "live"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("round %d: alias deleted through n%d, read through n%d: %+v, %v; want ErrNotFound", i, i%3+1, j+1, got, err)
+			}
+		}
+		if _, err := w.Aliases().Create(ctx, key, a); err != nil {
+			t.Fatalf("round %d: alias created again through n%d at once: %v", i, i%3+1, err)
+		}
+	}
+	// And so for code packages: stored, read through every node, deleted, and stored again
+	// through another node (a copy behind the deletion made Put think it still there).
+	for i := range 30 {
+		w, w2 := stores[i%3], stores[(i+1)%3]
+		key, zip := fmt.Sprintf("code%d", i), []byte(fmt.Sprintf("zip %d", i))
+		for round, put := range []*Store{w, w2} {
+			if err := put.Code().Put(ctx, key, zip); err != nil {
+				t.Fatal(err)
+			}
+			for j, r := range stores {
+				if got, err := r.Code().Get(ctx, key); err != nil || string(got) != string(zip) {
+					t.Fatalf("code %d stored (%d) through a node, read through n%d: %q, %v", i, round+1, j+1, got, err)
+				}
+			}
+			if err := put.Code().Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
 	if _, err := stores[0].Secrets().Put(ctx, "k", json.RawMessage(`"v1"`)); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -15,7 +17,7 @@ func (r Code) Put(ctx context.Context, key string, zip []byte) error {
 	if err := r.s.refuse(); err != nil {
 		return err
 	}
-	if _, err := r.s.code.GetInfo(ctx, key); err == nil {
+	if stored, err := r.stored(ctx, key); err == nil && stored {
 		return nil
 	}
 	if _, err := r.s.code.PutBytes(ctx, key, zip); err != nil {
@@ -27,6 +29,18 @@ func (r Code) Put(ctx context.Context, key string, zip []byte) error {
 // Get returns the code package stored under key.
 func (r Code) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := r.s.code.GetBytes(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) && r.s.replicas > 1 {
+		// This node's copy may be behind the package's store (nats.go reads an object's
+		// description by direct get, see leaderread.go): if the leader has it, this copy will.
+		if stored, serr := r.stored(ctx, key); serr == nil && stored {
+			for wait := 20 * time.Millisecond; errors.Is(err, jetstream.ErrObjectNotFound) && wait <= 2*time.Second; wait *= 2 {
+				if err := sleep(ctx, wait); err != nil {
+					return nil, fmt.Errorf("get code %s: %w", key, err)
+				}
+				b, err = r.s.code.GetBytes(ctx, key)
+			}
+		}
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return nil, fmt.Errorf("code %s: %w", key, ErrNotFound)
 	}
@@ -34,6 +48,33 @@ func (r Code) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("get code %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// stored reports whether a code package is stored, as the object store's leader knows it on a
+// replicated store (a copy behind a deletion would say a package deleted a moment ago is still
+// there, and Put would skip storing it again).
+func (r Code) stored(ctx context.Context, key string) (bool, error) {
+	if r.s.replicas > 1 {
+		m, err := lastFromLeader(ctx, r.s.nc, "$JS.API.STREAM.MSG.GET.OBJ_"+codeBucket, "$O."+codeBucket+".M."+base64.URLEncoding.EncodeToString([]byte(key)))
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			return false, nil
+		case err == nil:
+			var info jetstream.ObjectInfo
+			if err := json.Unmarshal(m.Data, &info); err != nil {
+				return false, fmt.Errorf("decode the description of code %s: %w", key, err)
+			}
+			return !info.Deleted, nil
+		case !errors.Is(err, errKVLeaderUnanswered):
+			return false, fmt.Errorf("code %s: %w", key, err)
+		}
+		// No leader to ask: this node's copy answers.
+	}
+	_, err := r.s.code.GetInfo(ctx, key)
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // Delete removes a code package.

@@ -245,7 +245,10 @@ type guardedKV struct {
 	s *Store
 }
 
+// guardKV wraps every bucket the store opens: reads from the leader on replicated streams
+// (leaderread.go), and the quorum's guard on a cluster node.
 func (s *Store) guardKV(kv jetstream.KeyValue) jetstream.KeyValue {
+	kv = s.leaderReadKV(kv)
 	if s.quorum == nil {
 		return kv
 	}
