@@ -2,10 +2,15 @@ package process
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/flint-run/flint/internal/sandbox"
@@ -58,4 +63,138 @@ func (i *instance) MaxMemoryUsed() (uint64, error) {
 		return 0, err
 	}
 	return kb * 1024, nil
+}
+
+var _ sandbox.Dialer = (*instance)(nil)
+
+// Dial reaches a listener of the environment's. The process sandbox shares the host's network,
+// where a loopback port may be another program's: each address family has its own ports, so an
+// extension listening on [::1]:P does not stop another program from holding 127.0.0.1:P, and a
+// delivery that tried 127.0.0.1 first (runtimeapi's dialEnv) reached that program (a loaded CI
+// run lost an extension's telemetry so). A loopback address counts as the environment's only
+// where a process of its group holds the listening socket; elsewhere the dial is refused, as it
+// would be in an environment with a network of its own.
+func (i *instance) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	host, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, err
+	}
+	ip := net.ParseIP(host)
+	port, err := strconv.Atoi(portText)
+	if err != nil || ip == nil || !ip.IsLoopback() {
+		return d.DialContext(ctx, network, addr)
+	}
+	if err := i.Lock(); err != nil {
+		return nil, err
+	}
+	pgid := 0
+	if i.Started() {
+		pgid = i.cmd.Process.Pid
+	}
+	i.Unlock()
+	if pgid == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: ip, Port: port}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	}
+	owned, err := listensIn(pgid, ip, port)
+	if err != nil { // /proc unreadable: dial as the host would
+		return d.DialContext(ctx, network, addr)
+	}
+	if !owned {
+		return nil, &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: ip, Port: port}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	}
+	return d.DialContext(ctx, network, addr)
+}
+
+// listensIn reports whether a process of group pgid holds a socket listening on ip:port (or on
+// its family's wildcard address, or on IPv6's for IPv4).
+func listensIn(pgid int, ip net.IP, port int) (bool, error) {
+	inodes := map[string]bool{}
+	files := []string{"/proc/net/tcp6"}
+	if ip.To4() != nil {
+		files = append(files, "/proc/net/tcp")
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) && f == "/proc/net/tcp6" { // no IPv6 on this host
+				continue
+			}
+			return false, err
+		}
+		for _, line := range bytes.Split(b, []byte("\n"))[1:] {
+			fields := bytes.Fields(line)
+			if len(fields) < 10 || string(fields[3]) != "0A" { // TCP_LISTEN
+				continue
+			}
+			local, p, ok := procNetAddr(string(fields[1]))
+			if !ok || p != port {
+				continue
+			}
+			if local.Equal(ip) || local.IsUnspecified() {
+				inodes["socket:["+string(fields[9])+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return false, nil
+	}
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return false, err
+	}
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil || processGroup(pid) != pgid {
+			continue
+		}
+		fds, _ := os.ReadDir("/proc/" + p.Name() + "/fd") // gone meanwhile: none
+		for _, fd := range fds {
+			if link, err := os.Readlink("/proc/" + p.Name() + "/fd/" + fd.Name()); err == nil && inodes[link] {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// procNetAddr parses a /proc/net/tcp{,6} address: hex, each 32-bit word in the host's byte
+// order, then the port in hex.
+func procNetAddr(s string) (net.IP, int, bool) {
+	host, portHex, ok := strings.Cut(s, ":")
+	if !ok {
+		return nil, 0, false
+	}
+	raw, err := hex.DecodeString(host)
+	if err != nil || len(raw) != 4 && len(raw) != 16 {
+		return nil, 0, false
+	}
+	ip := make(net.IP, len(raw))
+	for w := 0; w < len(raw); w += 4 {
+		binary.BigEndian.PutUint32(ip[w:], binary.NativeEndian.Uint32(raw[w:]))
+	}
+	port, err := strconv.ParseUint(portHex, 16, 16)
+	if err != nil {
+		return nil, 0, false
+	}
+	return ip, int(port), true
+}
+
+// processGroup is pid's process group, or 0 if it cannot be read.
+func processGroup(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses; it ends at the last ')'.
+	end := bytes.LastIndexByte(b, ')')
+	if end < 0 {
+		return 0
+	}
+	fields := bytes.Fields(b[end+1:])
+	if len(fields) < 3 {
+		return 0
+	}
+	pgrp, _ := strconv.Atoi(string(fields[2]))
+	return pgrp
 }
