@@ -13,18 +13,13 @@ import (
 	"github.com/flint-run/flint/internal/lambda"
 )
 
-// enqueue stores an Event invocation; the caller answers 202 only once it returns nil (JetStream
-// holds the event). It is the data plane's, as Invoke is: it resolves the function in the
-// invocation view, never the store, and changes no configuration. trace is the caller's
-// X-Amzn-Trace-Id ("": the queue starts a new trace).
+// enqueue stores an Event invocation of a function the caller has resolved in the invocation
+// view (Lookup: the data plane's, as Invoke is, never the store); the caller answers 202 only
+// once it returns nil (JetStream holds the event). trace is the caller's X-Amzn-Trace-Id ("":
+// the queue starts a new trace).
 func (a *API) enqueue(ctx context.Context, id, name, qualifier, trace string, payload []byte) error {
 	if len(payload) > lambda.MaxAsyncPayload {
 		return apierr.RequestTooLarge("Request must be smaller than %d bytes for the InvokeFunction operation", lambda.MaxAsyncPayload)
-	}
-	if _, err := a.invoke.Lookup(ctx, name, qualifier); errors.Is(err, invoke.ErrNotFound) {
-		return a.notFound(name, qualifier)
-	} else if err != nil {
-		return err
 	}
 	if qualifier == lambda.LatestVersion {
 		qualifier = ""
@@ -46,6 +41,11 @@ func (a *API) invokeAsyncLegacy(w http.ResponseWriter, r *http.Request, id strin
 	}
 	if err != nil {
 		return apierr.InvalidRequestContent("Could not read request body: %v", err)
+	}
+	if _, err := a.invoke.Lookup(r.Context(), name, qualifier); errors.Is(err, invoke.ErrNotFound) {
+		return a.notFound(name, qualifier)
+	} else if err != nil {
+		return err
 	}
 	if err := a.enqueue(r.Context(), id, name, qualifier, r.Header.Get("X-Amzn-Trace-Id"), payload); err != nil {
 		return err
