@@ -188,6 +188,9 @@ func TestClusterStore(t *testing.T) {
 			if got, err := r.Aliases().Get(ctx, key, "live"); err != nil || got.Revision != rev {
 				t.Fatalf("round %d: alias created through n%d (revision %d), read through n%d: %+v, %v", i, i%3+1, rev, j+1, got, err)
 			}
+			if got, err := r.Aliases().List(ctx, key); err != nil || len(got) != 1 {
+				t.Fatalf("round %d: alias created through n%d, listed through n%d: %d aliases, %v", i, i%3+1, j+1, len(got), err)
+			}
 		}
 		a.FunctionVersion = "2"
 		if rev, err = w.Aliases().Update(ctx, key, a, rev); err != nil {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,6 +86,103 @@ func (k leaderReadKV) Create(ctx context.Context, key string, value []byte, opts
 	}
 	return rev, err
 }
+
+// ListKeysFiltered lists the live keys as the leader has them: nats.go lists with an ordered
+// consumer, which JetStream places on any copy of the stream (nats-server shuffles the peers for
+// an R1 consumer), and a copy behind the last writes left a key just created out of the list
+// (ListAliases right after CreateAlias, through the same node). The leader gives the keys' subjects
+// (its stream info), and each key is read from it to leave the deleted ones out.
+func (k leaderReadKV) ListKeysFiltered(ctx context.Context, filters ...string) (jetstream.KeyLister, error) {
+	if k.s.refuse() != nil {
+		return k.KeyValue.ListKeysFiltered(ctx, filters...)
+	}
+	keys, err := k.liveKeys(ctx, filters)
+	if errors.Is(err, errKVLeaderUnanswered) && ctx.Err() == nil {
+		k.log.Debug("a store listing got no answer from the stream's leader; listing this node's copy", "bucket", k.Bucket())
+		return k.KeyValue.ListKeysFiltered(ctx, filters...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan string, len(keys))
+	for _, key := range keys {
+		ch <- key
+	}
+	close(ch)
+	return keyList(ch), nil
+}
+
+// listReads bounds the reads of one listing in flight at once.
+const listReads = 8
+
+func (k leaderReadKV) liveKeys(ctx context.Context, filters []string) ([]string, error) {
+	if len(filters) == 0 {
+		filters = []string{">"}
+	}
+	rctx, cancel := context.WithTimeout(ctx, leaderReadWait)
+	defer cancel()
+	st, err := k.s.js.Stream(rctx, "KV_"+k.Bucket())
+	if err == nil {
+		var subjects []string
+		for _, f := range filters {
+			var info *jetstream.StreamInfo
+			if info, err = st.Info(rctx, jetstream.WithSubjectFilter(k.prefix+f)); err != nil {
+				break
+			}
+			for subj := range info.State.Subjects {
+				subjects = append(subjects, subj)
+			}
+		}
+		if err == nil {
+			return k.live(ctx, subjects)
+		}
+	}
+	if rctx.Err() != nil || errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("%w: %w", errKVLeaderUnanswered, err)
+	}
+	return nil, err
+}
+
+// live reads the keys of subjects from the leader and keeps those not deleted.
+func (k leaderReadKV) live(ctx context.Context, subjects []string) ([]string, error) {
+	slices.Sort(subjects)
+	subjects = slices.Compact(subjects)
+	alive := make([]bool, len(subjects))
+	errs := make([]error, len(subjects))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, listReads)
+	for i, subj := range subjects {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			_, err := k.fromLeader(ctx, strings.TrimPrefix(subj, k.prefix))
+			switch {
+			case err == nil:
+				alive[i] = true
+			case !errors.Is(err, jetstream.ErrKeyDeleted) && !errors.Is(err, jetstream.ErrKeyNotFound):
+				errs[i] = err
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(subjects))
+	for i, subj := range subjects {
+		if alive[i] {
+			keys = append(keys, strings.TrimPrefix(subj, k.prefix))
+		}
+	}
+	return keys, nil
+}
+
+// keyList is a listing already complete.
+type keyList chan string
+
+func (l keyList) Keys() <-chan string { return l }
+func (l keyList) Stop() error         { return nil }
 
 // fromLeader asks the stream's leader for the key's last message and reads it as nats.go's KV
 // reads a direct get's: a deleted key is ErrKeyDeleted with the deletion's entry.
