@@ -30,12 +30,15 @@ func newSNS(url string) *sns.Client {
 		Credentials: credentials.NewStaticCredentialsProvider("AKIDFLINTTEST", "secret", ""), RetryMaxAttempts: 1})
 }
 
-// snsRecorder writes each SNS event it gets to DIR/<MessageId>.json.
+// snsRecorder writes each SNS event it gets to DIR/<MessageId>.json, whole or not at all (a
+// test that waits for the file then reads it read an empty one once: created, not yet written).
 const snsRecorder = `import os, json
 def handler(event, context):
     sns = event['Records'][0]['Sns']
-    with open(os.path.join(os.environ['DIR'], sns['MessageId'] + '.json'), 'w') as f:
+    path = os.path.join(os.environ['DIR'], sns['MessageId'] + '.json')
+    with open(path + '.tmp', 'w') as f:
         json.dump(event, f)
+    os.rename(path + '.tmp', path)
     return {}
 `
 
