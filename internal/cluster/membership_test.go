@@ -115,6 +115,8 @@ func TestMembershipStates(t *testing.T) {
 // node able to take work is refused, an unknown node too; undrain restores; the drain
 // outlives the drained node's restart (its first heartbeat reads it).
 func TestMembershipDrain(t *testing.T) {
+	// Heartbeats every second: a node is down after 3 s without one. With 100 ms, a loaded CI
+	// run saw node a "down" (300 ms without a heartbeat) and refused to drain c as the last.
 	st := openStore(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -122,7 +124,7 @@ func TestMembershipDrain(t *testing.T) {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	node := func(name string) *Membership {
-		m := New(Config{Name: name, Address: func() string { return "http://" + name }, Interval: 100 * time.Millisecond,
+		m := New(Config{Name: name, Address: func() string { return "http://" + name }, Interval: time.Second,
 			Records: st.Nodes(), OnDrain: func(on bool) { mu.Lock(); told[name] = append(told[name], on); mu.Unlock() }})
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = m.Run(ctx) }()
@@ -181,7 +183,7 @@ func TestMembershipDrain(t *testing.T) {
 	}
 
 	// c restarts (a new Membership on the same bucket): its first heartbeat reads the drain.
-	c2 := New(Config{Name: "c", Address: func() string { return "http://c" }, Interval: 100 * time.Millisecond, Records: st.Nodes(),
+	c2 := New(Config{Name: "c", Address: func() string { return "http://c" }, Interval: time.Second, Records: st.Nodes(),
 		OnDrain: func(on bool) { mu.Lock(); told["c2"] = append(told["c2"], on); mu.Unlock() }})
 	if on, err := Drained(ctx, st.Nodes(), "c"); err != nil || !on {
 		t.Errorf("Drained(c) = %v, %v; want true", on, err)
@@ -194,7 +196,7 @@ func TestMembershipDrain(t *testing.T) {
 	}
 
 	// Undrain b through b itself: applied at once.
-	bSelf := New(Config{Name: "b", Address: func() string { return "http://b" }, Interval: 100 * time.Millisecond, Records: st.Nodes()})
+	bSelf := New(Config{Name: "b", Address: func() string { return "http://b" }, Interval: time.Second, Records: st.Nodes()})
 	if n, err := bSelf.Undrain(ctx, "b"); err != nil || n.State != StateUp || n.Draining {
 		t.Errorf("undrain b = %+v, %v; want b up", n, err)
 	}
