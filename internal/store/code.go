@@ -65,7 +65,7 @@ func (r Code) stored(ctx context.Context, key string) (bool, error) {
 				return false, fmt.Errorf("decode the description of code %s: %w", key, err)
 			}
 			return !info.Deleted, nil
-		case !errors.Is(err, errKVLeaderUnanswered):
+		case !errors.Is(err, errNoLeaderAnswer):
 			return false, fmt.Errorf("code %s: %w", key, err)
 		}
 		// No leader to ask: this node's copy answers.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -30,26 +29,24 @@ import (
 // an answer.
 type leaderReadKV struct {
 	jetstream.KeyValue
-	nc      *nats.Conn
+	s       *Store
 	subject string // the stream's message-get API subject
 	prefix  string // the bucket's key subject prefix, "$KV.<bucket>."
-	s       *Store
-	log     *slog.Logger
 }
 
 // leaderReadWait bounds one read from the leader: an answer takes a route's round trip; none
 // within it means there is no leader to answer for now.
 const leaderReadWait = 2 * time.Second
 
-// errKVLeaderUnanswered: no leader answered the read in time.
-var errKVLeaderUnanswered = errors.New("no leader answered")
+// errNoLeaderAnswer: no leader answered the read in time.
+var errNoLeaderAnswer = errors.New("no leader answered")
 
 func (s *Store) leaderReadKV(kv jetstream.KeyValue) jetstream.KeyValue {
 	if s.replicas <= 1 { // one copy: the leader answers every direct get
 		return kv
 	}
 	b := kv.Bucket()
-	return leaderReadKV{KeyValue: kv, nc: s.nc, subject: "$JS.API.STREAM.MSG.GET.KV_" + b, prefix: "$KV." + b + ".", s: s, log: s.log}
+	return leaderReadKV{KeyValue: kv, s: s, subject: "$JS.API.STREAM.MSG.GET.KV_" + b, prefix: "$KV." + b + "."}
 }
 
 func (k leaderReadKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
@@ -57,8 +54,8 @@ func (k leaderReadKV) Get(ctx context.Context, key string) (jetstream.KeyValueEn
 		return k.KeyValue.Get(ctx, key)
 	}
 	e, err := k.fromLeader(ctx, key)
-	if errors.Is(err, errKVLeaderUnanswered) && ctx.Err() == nil {
-		k.log.Debug("a store read got no answer from the stream's leader; reading this node's copy", "bucket", k.Bucket(), "key", key)
+	if errors.Is(err, errNoLeaderAnswer) && ctx.Err() == nil {
+		k.s.log.Debug("a store read got no answer from the stream's leader; reading this node's copy", "bucket", k.Bucket(), "key", key)
 		return k.KeyValue.Get(ctx, key)
 	}
 	if errors.Is(err, jetstream.ErrKeyDeleted) {
@@ -97,8 +94,8 @@ func (k leaderReadKV) ListKeysFiltered(ctx context.Context, filters ...string) (
 		return k.KeyValue.ListKeysFiltered(ctx, filters...)
 	}
 	keys, err := k.liveKeys(ctx, filters)
-	if errors.Is(err, errKVLeaderUnanswered) && ctx.Err() == nil {
-		k.log.Debug("a store listing got no answer from the stream's leader; listing this node's copy", "bucket", k.Bucket())
+	if errors.Is(err, errNoLeaderAnswer) && ctx.Err() == nil {
+		k.s.log.Debug("a store listing got no answer from the stream's leader; listing this node's copy", "bucket", k.Bucket())
 		return k.KeyValue.ListKeysFiltered(ctx, filters...)
 	}
 	if err != nil {
@@ -138,7 +135,7 @@ func (k leaderReadKV) liveKeys(ctx context.Context, filters []string) ([]string,
 		}
 	}
 	if rctx.Err() != nil || errors.Is(err, nats.ErrNoResponders) {
-		return nil, fmt.Errorf("%w: %w", errKVLeaderUnanswered, err)
+		return nil, fmt.Errorf("%w: %w", errNoLeaderAnswer, err)
 	}
 	return nil, err
 }
@@ -190,7 +187,7 @@ func (k leaderReadKV) fromLeader(ctx context.Context, key string) (jetstream.Key
 	if !validKey(key) {
 		return nil, jetstream.ErrInvalidKey
 	}
-	m, err := lastFromLeader(ctx, k.nc, k.subject, k.prefix+key)
+	m, err := lastFromLeader(ctx, k.s.nc, k.subject, k.prefix+key)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, jetstream.ErrKeyNotFound
 	}
@@ -220,7 +217,7 @@ type leaderMsg struct {
 
 // lastFromLeader asks a stream's leader (getSubject is the stream's message-get API subject,
 // which only the leader answers) for the last message on subject: jetstream.ErrMsgNotFound if
-// there is none, errKVLeaderUnanswered if no leader answered within leaderReadWait.
+// there is none, errNoLeaderAnswer if no leader answered within leaderReadWait.
 func lastFromLeader(ctx context.Context, nc *nats.Conn, getSubject, subject string) (*leaderMsg, error) {
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
@@ -232,7 +229,7 @@ func lastFromLeader(ctx context.Context, nc *nats.Conn, getSubject, subject stri
 	defer cancel()
 	msg, err := nc.RequestWithContext(rctx, getSubject, req)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
-		return nil, fmt.Errorf("%w: %w", errKVLeaderUnanswered, err)
+		return nil, fmt.Errorf("%w: %w", errNoLeaderAnswer, err)
 	}
 	if err != nil {
 		return nil, err

@@ -93,12 +93,12 @@ func (i *instance) Dial(ctx context.Context, network, addr string) (net.Conn, er
 		pgid = i.cmd.Process.Pid
 	}
 	i.Unlock()
-	if pgid == 0 {
-		return nil, &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: ip, Port: port}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
-	}
-	owned, err := listensIn(pgid, ip, port)
-	if err != nil { // /proc unreadable: dial as the host would
-		return d.DialContext(ctx, network, addr)
+	owned := false
+	if pgid != 0 {
+		var err error
+		if owned, err = listensIn(pgid, ip, port); err != nil { // /proc unreadable: dial as the host would
+			owned = true
+		}
 	}
 	if !owned {
 		return nil, &net.OpError{Op: "dial", Net: network, Addr: &net.TCPAddr{IP: ip, Port: port}, Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
