@@ -188,8 +188,10 @@ func (s *Provisioned) Put(ctx context.Context, t Target, in ProvisionedInput) (*
 		return nil, err
 	}
 	s.await(ctx, invoke.Provisioned, rev)
-	out := s.status(ctx, name, q, pc)
-	return &out, nil
+	// What was accepted, as Lambda answers a Put: IN_PROGRESS with nothing allocated yet; Get
+	// shows the environments as they become ready. (Reading them here raced their start: a fast
+	// runtime could be READY before the answer, so the answer depended on timing.)
+	return &ProvisionedConfig{RequestedProvisionedConcurrentExecutions: n, LastModified: pc.LastModified, Status: "IN_PROGRESS"}, nil
 }
 
 // status is a config with the environments ready for it now.
