@@ -3,9 +3,11 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +248,55 @@ func recycle(t testing.TB, s *server.Server, name string) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("recycle %s: %s", name, res.Status)
+	}
+}
+
+// TestSparesFollowNewEnvironments checks how many pre-initialized runtimes a runtime keeps after
+// new environments that ran at once but whose INITs did not overlap (the shape of a burst once
+// spares make INIT short): one per environment, not one per INIT in flight. Each cold start
+// begins once the one before has finished its INIT and is running (blocked on a file), so at
+// most one INIT is ever in flight while four new environments run together.
+func TestSparesFollowNewEnvironments(t *testing.T) {
+	s := startServer(t, t.TempDir(), func(c *config.Config) { c.Sandbox = "process" })
+	c := newClient(s.URL())
+	release := filepath.Join(t.TempDir(), "release")
+	createFunction(t, c, "overlap", "python3.11", "app.handler", mustZip(t, map[string]zipEntry{"app.py": {body: `import os, time
+
+def handler(event, context):
+    while not os.path.exists(` + strconv.Quote(release) + `):
+        time.sleep(0.01)
+    return {}
+`}}))
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("overlap")})
+			if err == nil && out.FunctionError != nil {
+				err = errors.New(string(out.Payload))
+			}
+			errs <- err
+		}()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			if st := s.Workers().Stats(); st.Busy == i+1 && st.Starting == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("environment %d not running within a minute: %+v", i+1, s.Workers().Stats())
+			}
+		}
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); s.Workers().Stats().Spares < n; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d pre-initialized runtimes kept after %d new environments ran at once, want %d", s.Workers().Stats().Spares, n, n)
+		}
 	}
 }

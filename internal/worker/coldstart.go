@@ -25,7 +25,7 @@ func (p *Pool) start(ctx context.Context, req Request, onLive func()) (*env, *ca
 
 // startEnv is start; with mayBind it binds the function to a pre-initialized runtime if one is
 // ready (spares.go), and starts one afresh if that fails.
-func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind bool) (*env, *call, error) {
+func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind bool) (started *env, _ *call, _ error) {
 	provisioned := onLive != nil
 	ctx = context.WithoutCancel(ctx)
 	p.m.mu.Lock()
@@ -91,6 +91,15 @@ func (p *Pool) startEnv(ctx context.Context, req Request, onLive func(), mayBind
 		sp, counted = p.m.spares.take(p.fn.Runtime, argv, environ)
 		if counted {
 			defer p.m.spares.done(p.fn.Runtime)
+			// An on-demand environment stays new until its first invocation ends (Pool.Invoke);
+			// a provisioned one, or a start that failed, is over here.
+			defer func() {
+				if started != nil && !provisioned {
+					started.fresh = true
+				} else {
+					p.m.spares.ran(p.fn.Runtime)
+				}
+			}()
 		}
 	}
 	var inst sandbox.Instance

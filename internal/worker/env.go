@@ -33,6 +33,9 @@ type env struct {
 	lastUsed time.Time
 
 	provisioned bool // kept ready for provisioned concurrency: never reaped or evicted
+	// fresh: counted as demand for spares (spares.ran) until its first invocation ends; read
+	// and cleared by the Invoke that started it, which has it alone until then.
+	fresh bool
 
 	fmu sync.Mutex // serialises Freeze and Thaw
 	// suspended: the sandbox is frozen or being frozen; written under fmu. The pool's view is

@@ -128,6 +128,10 @@ func (p *Pool) Invoke(ctx context.Context, req Request, respond func(*Response))
 				p.finish(initFail, respond)
 				return nil
 			}
+			if e.fresh {
+				e.fresh = false
+				defer p.m.spares.ran(p.fn.Runtime) // after the invocation, whatever its end
+			}
 		}
 		if err := e.thaw(); err != nil {
 			p.log.Warn("thaw environment", "env", e.id, "err", err)

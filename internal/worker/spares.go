@@ -18,12 +18,16 @@ import (
 // mounted, limits applied, then the variables handed over) and the runtime imports the handler.
 // A spare serves at most one environment: once bound it is that environment, and dies with it.
 //
-// How many: each runtime keeps as many spares as it had cold starts in flight at once at the
-// most in the last spareWindow (at least one once it had any, none after spareIdle without), at
-// most maxSparesPerRuntime, and all runtimes' spares together at most Config.SpareMemoryMB by
-// spareMB's estimates. Cold starts one after another want one spare; a burst of fifty, fifty. They
-// are started one at a time, in the background: a burst of cold starts takes what is ready and
-// starts the rest the ordinary way, and refilling never takes more than one CPU from warm work.
+// How many: each runtime keeps as many spares as it had new environments at once at the most in
+// the last spareWindow (at least one once it had any, none after spareIdle without), at most
+// maxSparesPerRuntime, and all runtimes' spares together at most Config.SpareMemoryMB by
+// spareMB's estimates. An environment counts as new from its cold start until its first
+// invocation ends: cold starts one after another want one spare; a burst of fifty, fifty.
+// Counting only the cold starts themselves (until INIT ended) measured the wrong thing: the
+// spares made a burst's INITs short, so fewer of them overlapped, and each burst sized the pool
+// smaller than the last (fifty cold starts at once: 37 spares kept). Spares are started one at a
+// time, in the background: a burst of cold starts takes what is ready and starts the rest the
+// ordinary way, and refilling never takes more than one CPU from warm work.
 
 const (
 	spareWindow         = 2 * time.Minute
@@ -56,15 +60,16 @@ type spareSet struct {
 	env      []string // the runtime's own variables: what every function of it shares
 	ready    []*spare
 	starting int
-	inflight int           // cold starts of the runtime now
-	peaks    []spareDemand // the most in flight at once, by when, within spareWindow
+	inflight int           // cold starts of the runtime now (until INIT ends): refills wait for them
+	fresh    int           // new environments: from the cold start until the first invocation ends
+	peaks    []spareDemand // the most new environments at once, by when, within spareWindow
 	lastCold time.Time
 }
 
-// spareDemand is a runtime's cold starts in flight at once at a moment.
+// spareDemand is a runtime's new environments at once at a moment.
 type spareDemand struct {
-	at       time.Time
-	inflight int
+	at    time.Time
+	fresh int
 }
 
 // spares keeps every runtime's spareSet.
@@ -119,7 +124,8 @@ func compatible(env, environ []string) bool {
 }
 
 // take returns a spare for rt that can run a function with environ, or nil, and counts the cold
-// start as demand either way; when counted, the caller calls done once the cold start is over.
+// start as demand either way; when counted, the caller calls done once the cold start is over
+// and ran once the environment's first invocation is (or once it is known none will run).
 func (s *spares) take(rt runtimes.Runtime, argv, environ []string) (got *spare, counted bool) {
 	if s.m.cfg.SpareMemoryMB <= 0 || (rt.Family != runtimes.Python && rt.Family != runtimes.Node) {
 		return nil, false
@@ -147,10 +153,11 @@ func (s *spares) take(rt runtimes.Runtime, argv, environ []string) (got *spare, 
 		s.sets[rt.Name] = set
 	}
 	set.inflight++
-	if n := len(set.peaks); n > 0 && set.peaks[n-1].inflight >= set.inflight && now.Sub(set.peaks[n-1].at) < time.Second {
+	set.fresh++
+	if n := len(set.peaks); n > 0 && set.peaks[n-1].fresh >= set.fresh && now.Sub(set.peaks[n-1].at) < time.Second {
 		set.peaks[n-1].at = now // a second's cold starts, one entry
 	} else {
-		set.peaks = append(set.peaks, spareDemand{now, set.inflight})
+		set.peaks = append(set.peaks, spareDemand{now, set.fresh})
 	}
 	set.lastCold = now
 	if n := len(set.ready); n > 0 && compatible(set.env, environ) {
@@ -175,6 +182,16 @@ func (s *spares) done(rt runtimes.Runtime) {
 	s.mu.Unlock()
 }
 
+// ran ends a counted cold start's demand: its environment's first invocation is over, or none
+// will run.
+func (s *spares) ran(rt runtimes.Runtime) {
+	s.mu.Lock()
+	if set := s.sets[rt.Name]; set != nil && set.fresh > 0 {
+		set.fresh--
+	}
+	s.mu.Unlock()
+}
+
 // want is how many spares set should hold at now.
 func (set *spareSet) want(now time.Time) int {
 	if now.Sub(set.lastCold) > spareIdle {
@@ -185,7 +202,7 @@ func (set *spareSet) want(now time.Time) int {
 	for _, d := range set.peaks {
 		if now.Sub(d.at) <= spareWindow {
 			keep = append(keep, d)
-			peak = max(peak, d.inflight)
+			peak = max(peak, d.fresh)
 		}
 	}
 	set.peaks = keep

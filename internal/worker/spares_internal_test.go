@@ -5,14 +5,14 @@ import (
 	"time"
 )
 
-// TestSpareDemand pins how many pre-initialized runtimes a runtime keeps: the most cold starts
-// in flight at once within spareWindow, at least one once it had any, none after spareIdle
+// TestSpareDemand pins how many pre-initialized runtimes a runtime keeps: the most new
+// environments at once within spareWindow, at least one once it had any, none after spareIdle
 // without, at most maxSparesPerRuntime.
 func TestSpareDemand(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
 	set := &spareSet{}
-	at := func(d time.Duration, inflight int) {
-		set.peaks = append(set.peaks, spareDemand{t0.Add(d), inflight})
+	at := func(d time.Duration, fresh int) {
+		set.peaks = append(set.peaks, spareDemand{t0.Add(d), fresh})
 		set.lastCold = t0.Add(d)
 	}
 	at(0, 1)
