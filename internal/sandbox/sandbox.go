@@ -112,6 +112,11 @@ type Bindable interface {
 	// (the function's whole environment, as Spec.Env would have been) and go on to import the
 	// handler. It is called at most once; on error the environment is unusable: Destroy it.
 	Bind(ctx context.Context, b Binding) error
+	// Waiting returns once the runtime waits for its Binding, its own start over (it says so
+	// on its BindFDEnv descriptor), or with an error when ctx ends or the runtime ended first.
+	// Whoever keeps spares starts the next once the last waits: an interpreter's start takes a
+	// CPU, and starting fifty back to back took both of a small host's from warm invokes.
+	Waiting(ctx context.Context) error
 }
 
 // Binding is what a prestarted environment learns of its function.
@@ -122,7 +127,9 @@ type Binding struct {
 }
 
 // BindFDEnv names the variable that tells a prestarted runtime the descriptor its Binding
-// arrives on, as JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}, followed by end of file.
+// arrives on, a stream socket: the runtime writes one byte on it once it has started and waits
+// (Bindable.Waiting), then reads its Binding, JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]},
+// until end of file.
 const BindFDEnv = "_FLINT_BIND_FD"
 
 // BindPayload is the JSON a prestarted runtime reads on its BindFDEnv descriptor.

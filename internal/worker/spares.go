@@ -26,8 +26,9 @@ import (
 // Counting only the cold starts themselves (until INIT ended) measured the wrong thing: the
 // spares made a burst's INITs short, so fewer of them overlapped, and each burst sized the pool
 // smaller than the last (fifty cold starts at once: 37 spares kept). Spares are started one at a
-// time, in the background: a burst of cold starts takes what is ready and starts the rest the
-// ordinary way, and refilling never takes more than one CPU from warm work.
+// time, in the background, each once the one before waits (its start over): a burst of cold
+// starts takes what is ready and starts the rest the ordinary way, and refilling never takes
+// more than one CPU from warm work.
 
 const (
 	spareWindow         = 2 * time.Minute
@@ -265,6 +266,9 @@ func (s *spares) refill() {
 		s.heldMB += spareMB(set.rt.Family)
 		s.mu.Unlock()
 		sp, err := s.start(set)
+		if err == nil {
+			s.await(sp)
+		}
 		s.mu.Lock()
 		set.starting--
 		if err != nil || s.closed || s.sets[set.rt.Name] != set {
@@ -327,6 +331,21 @@ func (s *spares) start(set *spareSet) (*spare, error) {
 		}
 	}()
 	return sp, nil
+}
+
+// maxSpareWait bounds how long the refill waits for a spare to say it waits: a runtime that
+// never does is still bound as any other, only the next spare's start is not held up longer.
+const maxSpareWait = 5 * time.Second
+
+// await returns once sp's runtime has started and waits (sandbox.Bindable.Waiting), so that the
+// refill starts the next spare only then: spares started back to back, each an interpreter's
+// start, took both CPUs of a 2-CPU host from warm invokes while a pool of fifty refilled.
+func (s *spares) await(sp *spare) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(maxSpareWait, s.m.cfg.InitTimeout))
+	defer cancel()
+	if err := sp.inst.Waiting(ctx); err != nil {
+		s.m.log.Debug("pre-initialized runtime not waiting yet", "env", sp.id, "err", err)
+	}
 }
 
 // discard destroys a spare nobody took.

@@ -12,7 +12,7 @@ import { loadHandler } from './loader.mjs';
 import { RuntimeClient } from './client.mjs';
 import { UnhandledPromiseRejection, NodeJsExit, intoError } from './errors.mjs';
 import { patchConsole, setRequestId, logError } from './logging.mjs';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, readFileSync, writeSync } from 'node:fs';
 import Module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
@@ -187,8 +187,8 @@ if (handler !== undefined) {
 
 // bind: a pre-initialized runtime, started before its function was known, waits here for it.
 // Flint starts such runtimes with the runtime's own variables only, and _FLINT_BIND_FD naming a
-// descriptor on which, once the function's code and layers are mounted and its limits apply, the
-// function's whole environment arrives: JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From then
+// socket on which the runtime says it waits (one byte) and, once the function's code and layers
+// are mounted and its limits apply, the function's whole environment arrives: JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From then
 // on everything is as if node had started with that environment: process.env, NODE_PATH's
 // module paths, the working directory, the time zone (node resets it when TZ is set). Variables
 // only node's start reads (NODE_OPTIONS, LD_*) are never bound this way: Flint starts such
@@ -202,6 +202,11 @@ async function bind() {
     await warm();
   } catch (_) {
     // Only slower: what warm runs is compiled on first use instead.
+  }
+  try {
+    writeSync(Number(fd), 'w'); // waiting: Flint starts the next spare once this one waits
+  } catch (_) {
+    // Flint went away; the read below says so.
   }
   const data = readFileSync(Number(fd)); // blocks until the function arrives
   closeSync(Number(fd));

@@ -564,8 +564,8 @@ def _bind():
     """A pre-initialized runtime, started before its function was known, waits here for it.
 
     Flint starts such runtimes with the runtime's own variables only, and _FLINT_BIND_FD naming a
-    descriptor on which, once the function's code and layers are mounted and its limits apply,
-    the function's whole environment arrives: JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From
+    socket on which the runtime says it waits (one byte) and, once the function's code and layers
+    are mounted and its limits apply, the function's whole environment arrives: JSON {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From
     then on everything is as if the interpreter had started with that environment: os.environ,
     sys.path (for PYTHONPATH), the working directory, the time zone. Variables only an
     interpreter's start reads (other PYTHON* ones, LD_*) are never bound this way: Flint starts
@@ -575,6 +575,10 @@ def _bind():
     if fd is None:
         return
     _warm()
+    try:
+        os.write(int(fd), b"w")  # waiting: Flint starts the next spare once this one waits
+    except OSError:
+        pass  # Flint went away; the read below says so
     with os.fdopen(int(fd), "rb") as f:
         data = f.read()
     if not data:

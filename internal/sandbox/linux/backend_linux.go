@@ -591,7 +591,7 @@ func (b *Backend) create(ctx context.Context, spec sandbox.Spec, prestart bool) 
 	}
 	i := &instance{b: b, id: spec.ID, argv0: spec.Argv[0], memMB: memMB, dir: filepath.Join(b.envs, spec.ID),
 		cg: envCgroup{cg: b.cg, id: spec.ID}, msgs: make(chan message, 4),
-		initGone: make(chan struct{})}
+		initGone: make(chan struct{}), waiting: make(chan struct{})}
 	if _, err := os.Lstat(i.dir); err == nil {
 		return nil, fmt.Errorf("linux sandbox: environment %s already exists", spec.ID)
 	}

@@ -36,6 +36,7 @@ const (
 	msgProbeAck = 'P' // init → parent: the probe ran (Check)
 	msgBind     = 'D' // parent → init: a prestarted runtime's function (bindConfig, with its directories' fds)
 	msgBound    = 'O' // init → parent: the function is mounted and the runtime has its variables
+	msgWaiting  = 'A' // init → parent: the prestarted runtime has started and waits for its bind
 	msgChild    = 'W' // pid 1 → parent: a child ended; int32 pid, int32 wait status (pid1Program)
 )
 

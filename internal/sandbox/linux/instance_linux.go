@@ -54,6 +54,8 @@ type instance struct {
 	// environment. The runtime's end (Exited) comes first, and the rest of the environment (its
 	// extensions) lives on until Destroy, as in every backend.
 	initGone chan struct{}
+	// waiting is closed when a prestarted runtime says it waits for its bind (msgWaiting).
+	waiting chan struct{}
 
 	peak peakMemory
 
@@ -142,6 +144,7 @@ func (i *instance) next(ctx context.Context) (message, error) {
 func (i *instance) reap() {
 	defer close(i.initGone)
 	var runtimePID int // in the environment's pid namespace
+	saidWaiting := false
 	buf := make([]byte, 4096)
 	// Room for every descriptor the ready message carries: the kernel drops (and closes) the
 	// ones that do not fit, and Create checks that it got them all.
@@ -168,6 +171,13 @@ func (i *instance) reap() {
 			continue
 		case msgStarted:
 			runtimePID, _ = strconv.Atoi(strings.TrimSpace(m.body))
+		case msgWaiting:
+			m.closeFDs()
+			if !saidWaiting {
+				saidWaiting = true
+				close(i.waiting)
+			}
+			continue
 		case msgChild:
 			// From pid1Program: the end of one of pid 1's children.
 			m.closeFDs()

@@ -58,6 +58,18 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 	return i, nil
 }
 
+// Waiting returns once the init has relayed that the runtime waits for its bind.
+func (i *instance) Waiting(ctx context.Context) error {
+	select {
+	case <-i.waiting:
+		return nil
+	case <-i.initGone:
+		return fmt.Errorf("linux sandbox: waiting: sandbox init ended: %s", i.Exit())
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Bind applies the function's limits, mounts its code and layers, and hands the runtime its
 // variables, in that order: no code of the function runs before its limits hold.
 func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
@@ -119,9 +131,10 @@ func (i *instance) Bind(ctx context.Context, bd sandbox.Binding) error {
 // the root for good (the same root and mounts as an environment that was not prestarted), passes
 // the runtime its variables and drops its own privileges. It returns only on failure.
 func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf []byte) error {
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("bind pipe: %w", err)
+	// The bind socket (sandbox.BindFDEnv): p[0] the runtime's, p[1] this init's.
+	p, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("bind socket: %w", err)
 	}
 	null, err := os.Open("/dev/null")
 	if err != nil {
@@ -150,6 +163,7 @@ func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf [
 		return fmt.Errorf("exec stage for %s: %w", cfg.Argv[0], err)
 	}
 	_ = unix.Sendmsg(controlFD, append([]byte{msgStarted}, strconv.Itoa(pid)...), nil, nil, 0)
+	relayWaiting(p[1])
 
 	n, _, _, _, err := unix.Recvmsg(controlFD, buf, nil, 0)
 	if n == 0 && err == nil {
@@ -192,6 +206,30 @@ func runPrestarted(root string, cfg initConfig, lastCap int, argv0 string, buf [
 		return err
 	}
 	return waitRuntime(pid)
+}
+
+// relayWaiting tells the backend when the runtime waits for its bind (the byte it writes on
+// its bind socket, Instance.Waiting), and returns once a message of the backend's (the bind, or
+// its end) is there to read.
+func relayWaiting(bindFD int) {
+	fds := []unix.PollFd{{Fd: controlFD, Events: unix.POLLIN}, {Fd: int32(bindFD), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err == unix.EINTR {
+			continue
+		} else if err != nil {
+			return
+		}
+		if len(fds) > 1 && fds[1].Revents != 0 {
+			var b [1]byte
+			if n, _ := unix.Read(bindFD, b[:]); n == 1 {
+				_ = unix.Sendmsg(controlFD, []byte{msgWaiting}, nil, nil, 0)
+			}
+			fds = fds[:1] // said once, or the runtime ended
+		}
+		if fds[0].Revents != 0 {
+			return
+		}
+	}
 }
 
 // runExecStage runs in a prestarted runtime's exec stage: it drops every privilege, as the init

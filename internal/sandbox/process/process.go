@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -114,10 +115,10 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 		return nil, err
 	}
 	i := inst.(*instance)
-	r, w, err := os.Pipe()
+	r, w, err := bindSocket()
 	if err != nil {
 		_ = i.Destroy(ctx)
-		return nil, fmt.Errorf("process: bind pipe: %w", err)
+		return nil, fmt.Errorf("process: bind socket: %w", err)
 	}
 	defer r.Close() // the runtime has its own copy once started
 	i.bind.Store(w)
@@ -132,6 +133,51 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 		return nil, err
 	}
 	return i, nil
+}
+
+// bindSocket makes a prestarted runtime's bind descriptor: a stream socket pair, the runtime's
+// end blocking (its client reads it so), Flint's end pollable (Waiting reads it with a deadline).
+func bindSocket() (runtime, flint *os.File, err error) {
+	syscall.ForkLock.RLock() // no exec may inherit them before they are close-on-exec
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err == nil {
+		syscall.CloseOnExec(fds[0])
+		syscall.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := syscall.SetNonblock(fds[1], true); err != nil {
+		syscall.Close(fds[0])
+		syscall.Close(fds[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fds[0]), "bind"), os.NewFile(uintptr(fds[1]), "bind"), nil
+}
+
+// Waiting reads the byte the runtime writes on its bind socket once it waits.
+func (i *instance) Waiting(ctx context.Context) error {
+	w := i.bind.Load()
+	if w == nil {
+		return errors.New("process: waiting: not a prestarted environment, or bound or destroyed already")
+	}
+	// The read ends when ctx does (a deadline in the past), and then ctx.Err() is set.
+	stop := context.AfterFunc(ctx, func() { _ = w.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	var b [1]byte
+	n, err := w.Read(b[:])
+	_ = w.SetReadDeadline(time.Time{})
+	if n == 1 {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if err == nil || errors.Is(err, io.EOF) {
+		err = errors.New("the runtime ended before it waited")
+	}
+	return fmt.Errorf("process: waiting: %w", err)
 }
 
 // Bind hands the waiting runtime its function's variables, with the guest paths mapped onto

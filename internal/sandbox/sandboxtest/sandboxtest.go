@@ -558,6 +558,8 @@ import json, os, sys
 before = os.listdir("/var/task") if os.path.isdir("/var/task") else []
 print(json.dumps([n for n in before if n != ".empty"]), flush=True)
 fd = int(os.environ["` + sandbox.BindFDEnv + `"])
+if not os.environ.get("SILENT"):
+    os.write(fd, b"w")
 with os.fdopen(fd, "rb") as f:
     b = json.loads(f.read())
 os.environ.clear()
@@ -609,6 +611,22 @@ func checkPrestart(t *testing.T, b sandbox.Backend) {
 	out := &output{r: r, br: bufio.NewReader(r)}
 	if before := out.line(t); before != "[]" {
 		t.Errorf("before Bind the runtime saw %s in /var/task, want nothing", before)
+	}
+	if err := inst.Waiting(ctx); err != nil {
+		t.Errorf("Waiting for a runtime that said it waits: %v", err)
+	}
+	// One that never says so is not waiting.
+	silent := sp
+	silent.ID, silent.Env, silent.Output = sp.ID+"s", append(sp.Env, "SILENT=1"), nil
+	if mute, err := ps.Prestart(ctx, silent); err != nil {
+		t.Error(err)
+	} else {
+		wctx, wcancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		if err := mute.Waiting(wctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Waiting for a runtime that never said it waits = %v, want the context's deadline", err)
+		}
+		wcancel()
+		_ = mute.Destroy(context.Background())
 	}
 	if err := inst.Bind(ctx, sandbox.Binding{TaskDir: task, OptDir: opt, MemoryMB: 256, EphemeralStorageMB: 600,
 		Env: []string{"PATH=/usr/bin:/bin", "GREETING=bound", "OPT=" + sandbox.GuestOptRoot}}); err != nil {
