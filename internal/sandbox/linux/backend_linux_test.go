@@ -1542,3 +1542,25 @@ func TestPrivilegesDropped(t *testing.T) {
 		}
 	})
 }
+
+// TestEnvironmentsWeigh checks the CPU weight of CgroupParent, which holds every environment:
+// as many busy processes' worth as the host has CPUs (weighEnvironments), not one.
+func TestEnvironmentsWeigh(t *testing.T) {
+	b := newBackend(t, "")
+	i, ok := b.cg.by["cpu"]
+	if !ok {
+		t.Skip("no cpu controller")
+	}
+	h := b.cg.hier[i]
+	file, want := "cpu.shares", 1024*runtime.NumCPU()
+	if h.v2 {
+		file, want = "cpu.weight", min(100*runtime.NumCPU(), 10000)
+	}
+	got, err := os.ReadFile(filepath.Join(h.base, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(got)) != strconv.Itoa(want) {
+		t.Errorf("%s of %s = %s, want %d", file, h.base, strings.TrimSpace(string(got)), want)
+	}
+}

@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,11 +104,13 @@ func lockNew(dir string) (int, error) {
 	return fd, nil
 }
 
-// ensureParents claims this server's parents and, on v2, enables the controllers for children.
+// ensureParents claims this server's parents and, on v2, enables the controllers for children;
+// then weighs the environments' CPU (weighEnvironments).
 func (cg *cgroups) ensureParents(id string) error {
 	if err := cg.claim(id); err != nil {
 		return err
 	}
+	defer cg.weighEnvironments()
 	for _, h := range cg.hier {
 		if !h.v2 {
 			continue
@@ -129,6 +133,30 @@ func (cg *cgroups) ensureParents(id string) error {
 		}
 	}
 	return nil
+}
+
+// weighEnvironments gives CgroupParent (in the cpu hierarchy), where every environment of the
+// host's servers lives, the CPU weight of as many busy processes as the host has CPUs (a
+// process or cgroup weighs 1024 shares on v1, 100 on v2), so that the environments together
+// get half the CPUs when the server (or anything else) keeps them all busy. At the default
+// weight of one, every environment together weighed as much as one of the server's threads:
+// at c=16 on 2 CPUs the runtimes waited behind the server's threads and the client's (Go echo,
+// linux sandbox, 2 rounds each: 3,855–4,429 invokes/s and p99 19–64 ms at 1×, 4,620–4,716/s
+// and 10.1–10.5 ms at 2×, 4,718–5,312/s and 10.2–10.8 ms at 4×; docs/PERFORMANCE.md). The
+// process sandbox's runtimes, and the relay's, are processes of their own weight each. Each
+// server computes the same value for the host, so servers sharing CgroupParent agree. Best
+// effort: a CgroupParent whose weight is not ours to set keeps its own.
+func (cg *cgroups) weighEnvironments() {
+	i, ok := cg.by["cpu"]
+	if !ok {
+		return
+	}
+	h := cg.hier[i]
+	file, v := "cpu.shares", 1024*runtime.NumCPU()
+	if h.v2 {
+		file, v = "cpu.weight", min(100*runtime.NumCPU(), 10000)
+	}
+	_ = write(filepath.Join(h.base, file), strconv.Itoa(v))
 }
 
 // release removes this server's (empty) parents, the locked one last, and drops the lock.
