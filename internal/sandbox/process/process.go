@@ -128,10 +128,12 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 	if spec.RuntimeDir != "" {
 		i.cmd.Dir = spec.RuntimeDir
 	}
-	if err := i.Start(ctx); err != nil {
+	was, err := startIdle(func() error { return i.Start(ctx) })
+	if err != nil {
 		_ = i.Destroy(ctx)
 		return nil, err
 	}
+	i.wasSched = was
 	return i, nil
 }
 
@@ -193,6 +195,12 @@ func (i *instance) Bind(ctx context.Context, b sandbox.Binding) error {
 	if w == nil {
 		return errors.New("process: bind: not a prestarted environment, or bound or destroyed already")
 	}
+	if i.wasSched != nil {
+		if err := unidle(i.cmd.Process.Pid, i.wasSched); err != nil {
+			w.Close()
+			return fmt.Errorf("process: bind: leave SCHED_IDLE: %w", err)
+		}
+	}
 	_, err = w.Write(payload)
 	if cerr := w.Close(); err == nil {
 		err = cerr
@@ -246,7 +254,8 @@ type instance struct {
 	specPorts  []sandbox.Port
 	portEnv    []string // the ports' variables, naming the ports served
 	runtimeDir string
-	bind       atomic.Pointer[os.File] // a prestarted runtime's bind pipe, until Bind or Destroy
+	bind       atomic.Pointer[os.File] // a prestarted runtime's bind socket, until Bind or Destroy
+	wasSched   *schedAttr              // a prestarted runtime started in SCHED_IDLE: what it gets at Bind (startIdle)
 
 	// Between Guard.Lock and Unlock.
 	status    *os.File // /proc/PID/status, opened on the first MaxMemoryUsed

@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/flint-run/flint/internal/sandbox"
 )
@@ -198,3 +201,52 @@ func processGroup(pid int) int {
 	pgrp, _ := strconv.Atoi(string(fields[2]))
 	return pgrp
 }
+
+// startIdle runs start, which forks the environment's process, on a thread in SCHED_IDLE, so
+// that the process and every thread and process it makes inherit it: it runs only on CPU
+// nothing else wants. For a spare, started ahead of demand: refilling a pool after a burst
+// otherwise took a CPU from warm invokes. It returns the thread's attributes before, which
+// unidle gives the process back at the bind; that needs CAP_SYS_NICE, which only a root server
+// is taken to have: any other starts the spare as is (nil).
+func startIdle(start func() error) (*schedAttr, error) {
+	if os.Geteuid() != 0 {
+		return nil, start()
+	}
+	runtime.LockOSThread()
+	was, err := unix.SchedGetAttr(0, 0)
+	if err == nil {
+		err = unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
+	}
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, start()
+	}
+	err = start()
+	if rerr := unix.SchedSetAttr(0, was, 0); rerr == nil {
+		runtime.UnlockOSThread()
+	} // else the thread stays locked, and ends with this goroutine rather than serve others idle
+	return was, err
+}
+
+// unidle gives every thread of process pid the attributes attr (startIdle's), before the
+// function's code runs there. A waiting spare makes no threads (it is blocked reading its
+// binding), so none is missed.
+func unidle(pid int, attr *schedAttr) error {
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return err
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.SchedSetAttr(tid, attr, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("thread %d: %w", tid, err)
+		}
+	}
+	return nil
+}
+
+// schedAttr is a thread's scheduling policy and its parameters.
+type schedAttr = unix.SchedAttr

@@ -11,3 +11,11 @@ import "syscall"
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true}
 }
+
+// schedAttr stands for Linux's scheduling attributes, which nothing sets here.
+type schedAttr struct{}
+
+// startIdle runs start: only Linux's SCHED_IDLE is used to start spares in the background.
+func startIdle(start func() error) (*schedAttr, error) { return nil, start() }
+
+func unidle(pid int, attr *schedAttr) error { return nil }
