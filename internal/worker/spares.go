@@ -84,9 +84,15 @@ type spares struct {
 	deferred  time.Time // when a refill was first put off for cold starts in flight (zero: none)
 	closed    bool
 	wg        sync.WaitGroup // the refiller and the spares' watchers
+	// ctx ends with close: the refill's wait for a spare's start (await) ends with it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
-func newSpares(m *Manager) *spares { return &spares{m: m, sets: make(map[string]*spareSet)} }
+func newSpares(m *Manager) *spares {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &spares{m: m, sets: make(map[string]*spareSet), ctx: ctx, cancel: cancel}
+}
 
 // startEnv lists the variables a runtime reads when it starts, whose values a function must share
 // with a spare to be bound to it; PYTHONPATH and NODE_PATH are re-read at the bind.
@@ -341,7 +347,7 @@ const maxSpareWait = 5 * time.Second
 // refill starts the next spare only then: spares started back to back, each an interpreter's
 // start, took both CPUs of a 2-CPU host from warm invokes while a pool of fifty refilled.
 func (s *spares) await(sp *spare) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(maxSpareWait, s.m.cfg.InitTimeout))
+	ctx, cancel := context.WithTimeout(s.ctx, min(maxSpareWait, s.m.cfg.InitTimeout))
 	defer cancel()
 	if err := sp.inst.Waiting(ctx); err != nil {
 		s.m.log.Debug("pre-initialized runtime not waiting yet", "env", sp.id, "err", err)
@@ -393,6 +399,7 @@ func (s *spares) trim(now time.Time) {
 
 // close discards every spare and waits for the refiller and the watchers.
 func (s *spares) close() {
+	s.cancel()
 	s.mu.Lock()
 	s.closed = true
 	var all []*spare
