@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -206,10 +207,10 @@ func processGroup(pid int) int {
 // that the process and every thread and process it makes inherit it: it runs only on CPU
 // nothing else wants. For a spare, started ahead of demand: refilling a pool after a burst
 // otherwise took a CPU from warm invokes. It returns the thread's attributes before, which
-// unidle gives the process back at the bind; that needs CAP_SYS_NICE, which only a root server
-// is taken to have: any other starts the spare as is (nil).
+// unidle gives the process back at the bind; that needs CAP_SYS_NICE (CanUnidle): a server
+// without it starts the spare as is (nil).
 func startIdle(start func() error) (*schedAttr, error) {
-	if os.Geteuid() != 0 {
+	if !CanUnidle() {
 		return nil, start()
 	}
 	runtime.LockOSThread()
@@ -250,3 +251,14 @@ func unidle(pid int, attr *schedAttr) error {
 
 // schedAttr is a thread's scheduling policy and its parameters.
 type schedAttr = unix.SchedAttr
+
+// CanUnidle reports whether this process may leave SCHED_IDLE again (CAP_SYS_NICE in its
+// effective set): only then are spares started idle.
+var CanUnidle = sync.OnceValue(func() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[unix.CAP_SYS_NICE/32].Effective&(1<<(unix.CAP_SYS_NICE%32)) != 0
+})

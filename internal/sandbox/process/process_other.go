@@ -19,3 +19,6 @@ type schedAttr struct{}
 func startIdle(start func() error) (*schedAttr, error) { return nil, start() }
 
 func unidle(pid int, attr *schedAttr) error { return nil }
+
+// CanUnidle reports false: spares are not started idle here.
+func CanUnidle() bool { return false }
