@@ -12,7 +12,7 @@ import { loadHandler } from './loader.mjs';
 import { RuntimeClient } from './client.mjs';
 import { UnhandledPromiseRejection, NodeJsExit, intoError } from './errors.mjs';
 import { patchConsole, setRequestId, logError } from './logging.mjs';
-import { closeSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import Module from 'node:module';
 import net from 'node:net';
 import util from 'node:util';
@@ -208,7 +208,7 @@ async function bind() {
   } catch (_) {
     // Flint went away; the read below says so.
   }
-  const data = readFileSync(Number(fd)); // blocks until the function arrives
+  const data = readBinding(Number(fd)); // blocks until the function arrives
   closeSync(Number(fd));
   if (data.length === 0) {
     process.exit(0); // the spare was discarded
@@ -233,6 +233,30 @@ async function bind() {
   }
   process.chdir(cwd);
   Module._initPaths();
+}
+
+// readBinding reads the bind socket to its end. Flint may close its end with our waiting byte
+// unread (it took the spare before reading it): the socket then reports a reset once the
+// binding, written whole before the close, has been read, and that is its end too.
+function readBinding(fd) {
+  const chunks = [];
+  const buf = Buffer.allocUnsafe(64 << 10);
+  for (;;) {
+    let n;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (err) {
+      if (err.code === 'ECONNRESET') {
+        break;
+      }
+      throw err;
+    }
+    if (n === 0) {
+      break;
+    }
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+  }
+  return Buffer.concat(chunks);
 }
 
 // warm runs once, while a spare waits, what every cold start runs first (a Runtime API

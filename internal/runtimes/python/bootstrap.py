@@ -575,12 +575,25 @@ def _bind():
     if fd is None:
         return
     _warm()
+    fd = int(fd)
     try:
-        os.write(int(fd), b"w")  # waiting: Flint starts the next spare once this one waits
+        os.write(fd, b"w")  # waiting: Flint starts the next spare once this one waits
     except OSError:
         pass  # Flint went away; the read below says so
-    with os.fdopen(int(fd), "rb") as f:
-        data = f.read()
+    # To the socket's end. Flint may close its end with the byte above unread (it took this
+    # spare before reading it): the socket then reports a reset once the binding, written whole
+    # before the close, has been read, and that is its end too.
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    data = b"".join(chunks)
     if not data:
         sys.exit(0)  # the spare was discarded
     binding = json.loads(data)

@@ -128,7 +128,7 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 	if spec.RuntimeDir != "" {
 		i.cmd.Dir = spec.RuntimeDir
 	}
-	was, err := startIdle(func() error { return i.Start(ctx) })
+	was, err := startIdle(func() error { return i.Start(ctx) }, func() int { return i.cmd.Process.Pid })
 	if err != nil {
 		_ = i.Destroy(ctx)
 		return nil, err

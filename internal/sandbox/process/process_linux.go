@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -203,36 +202,34 @@ func processGroup(pid int) int {
 	return pgrp
 }
 
-// startIdle runs start, which forks the environment's process, on a thread in SCHED_IDLE, so
-// that the process and every thread and process it makes inherit it: it runs only on CPU
-// nothing else wants. For a spare, started ahead of demand: refilling a pool after a burst
-// otherwise took a CPU from warm invokes. It returns the thread's attributes before, which
-// unidle gives the process back at the bind; that needs CAP_SYS_NICE (CanUnidle): a server
-// without it starts the spare as is (nil).
-func startIdle(start func() error) (*schedAttr, error) {
-	if !CanUnidle() {
-		return nil, start()
+// startIdle runs start, which forks and execs the environment's process, and then puts every
+// thread of that process in SCHED_IDLE: it runs only on CPU nothing else wants, and threads it
+// makes later inherit it. For a spare, started ahead of demand: refilling a pool after a burst
+// otherwise took a CPU from warm invokes. (Forking from a thread of this process put in
+// SCHED_IDLE would have covered the window between the exec and the sweep too, but that thread
+// holds the fork lock and the runtime's own while it forks: starved on a busy host, it stalled
+// every other start.) It returns the attributes unidle gives the process back at the bind;
+// that needs CAP_SYS_NICE (CanUnidle): a server without it starts the spare as is (nil).
+func startIdle(start func() error, pid func() int) (*schedAttr, error) {
+	if err := start(); err != nil || !CanUnidle() {
+		return nil, err
 	}
-	runtime.LockOSThread()
 	was, err := unix.SchedGetAttr(0, 0)
-	if err == nil {
-		err = unix.SchedSetAttr(0, &unix.SchedAttr{Policy: unix.SCHED_IDLE}, 0)
-	}
 	if err != nil {
-		runtime.UnlockOSThread()
-		return nil, start()
+		return nil, nil
 	}
-	err = start()
-	if rerr := unix.SchedSetAttr(0, was, 0); rerr == nil {
-		runtime.UnlockOSThread()
-	} // else the thread stays locked, and ends with this goroutine rather than serve others idle
-	return was, err
+	// Best effort: a thread left out runs at its usual priority; unidle puts them all back.
+	_ = setThreads(pid(), &unix.SchedAttr{Policy: unix.SCHED_IDLE})
+	return was, nil
 }
 
 // unidle gives every thread of process pid the attributes attr (startIdle's), before the
 // function's code runs there. A waiting spare makes no threads (it is blocked reading its
 // binding), so none is missed.
-func unidle(pid int, attr *schedAttr) error {
+func unidle(pid int, attr *schedAttr) error { return setThreads(pid, attr) }
+
+// setThreads gives every thread of process pid the scheduling attributes attr.
+func setThreads(pid int, attr *schedAttr) error {
 	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 	if err != nil {
 		return err

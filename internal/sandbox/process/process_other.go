@@ -16,7 +16,7 @@ func sysProcAttr() *syscall.SysProcAttr {
 type schedAttr struct{}
 
 // startIdle runs start: only Linux's SCHED_IDLE is used to start spares in the background.
-func startIdle(start func() error) (*schedAttr, error) { return nil, start() }
+func startIdle(start func() error, pid func() int) (*schedAttr, error) { return nil, start() }
 
 func unidle(pid int, attr *schedAttr) error { return nil }
 
