@@ -50,12 +50,14 @@ func TestBindWithWaitUnread(t *testing.T) {
 			}
 			ours, theirs := os.NewFile(uintptr(fds[0]), "bind"), os.NewFile(uintptr(fds[1]), "bind")
 			defer ours.Close()
-			// The spare starts with the runtime's own variables only.
-			spareEnv := []string{"PATH=/usr/local/bin:/usr/bin/:/bin", "LANG=en_US.UTF-8", sandbox.BindFDEnv + "=3"}
+			// The runtime's own variables, on the host: what the spare starts with, and part of
+			// its binding.
+			own := []string{"PATH=/usr/local/bin:/usr/bin/:/bin", "LANG=en_US.UTF-8"}
 			for _, kv := range env {
 				k, v, _ := strings.Cut(kv, "=")
-				spareEnv = append(spareEnv, k+"="+hostPaths(v, guest))
+				own = append(own, k+"="+hostPaths(v, guest))
 			}
+			spareEnv := append(own[:len(own):len(own)], sandbox.BindFDEnv+"=3")
 			out, err := os.Create(filepath.Join(t.TempDir(), "output"))
 			if err != nil {
 				t.Fatal(err)
@@ -86,15 +88,10 @@ func TestBindWithWaitUnread(t *testing.T) {
 					t.Fatal("the spare never said it waits")
 				}
 			}
-			bound := []string{"PATH=/usr/local/bin:/usr/bin/:/bin", "LANG=en_US.UTF-8", "AWS_LAMBDA_RUNTIME_API=" + api.addr,
-				"_HANDLER=" + fn.handler, "AWS_LAMBDA_FUNCTION_NAME=fn", "AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
-				"AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256", "AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/fn",
-				"AWS_LAMBDA_LOG_STREAM_NAME=s", "AWS_REGION=us-east-1", "LAMBDA_TASK_ROOT=" + taskDir,
-				"LAMBDA_RUNTIME_DIR=" + runtimeDir}
-			for _, kv := range env {
-				k, v, _ := strings.Cut(kv, "=")
-				bound = append(bound, k+"="+hostPaths(v, guest))
-			}
+			bound := append(own, "AWS_LAMBDA_RUNTIME_API="+api.addr, "_HANDLER="+fn.handler, "AWS_LAMBDA_FUNCTION_NAME=fn",
+				"AWS_LAMBDA_FUNCTION_VERSION=$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE=256",
+				"AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/fn", "AWS_LAMBDA_LOG_STREAM_NAME=s", "AWS_REGION=us-east-1",
+				"LAMBDA_TASK_ROOT="+taskDir, "LAMBDA_RUNTIME_DIR="+runtimeDir)
 			payload, err := json.Marshal(sandbox.BindPayload{Cwd: taskDir, Env: bound})
 			if err != nil {
 				t.Fatal(err)

@@ -128,12 +128,11 @@ func (b *Backend) Prestart(ctx context.Context, spec sandbox.Spec) (sandbox.Bind
 	if spec.RuntimeDir != "" {
 		i.cmd.Dir = spec.RuntimeDir
 	}
-	was, err := startIdle(func() error { return i.Start(ctx) }, func() int { return i.cmd.Process.Pid })
-	if err != nil {
+	if err := i.Start(ctx); err != nil {
 		_ = i.Destroy(ctx)
 		return nil, err
 	}
-	i.wasSched = was
+	i.wasSched = idle(i.cmd.Process.Pid)
 	return i, nil
 }
 
@@ -255,7 +254,7 @@ type instance struct {
 	portEnv    []string // the ports' variables, naming the ports served
 	runtimeDir string
 	bind       atomic.Pointer[os.File] // a prestarted runtime's bind socket, until Bind or Destroy
-	wasSched   *schedAttr              // a prestarted runtime started in SCHED_IDLE: what it gets at Bind (startIdle)
+	wasSched   *schedAttr              // a prestarted runtime started in SCHED_IDLE: what it gets at Bind (idle)
 
 	// Between Guard.Lock and Unlock.
 	status    *os.File // /proc/PID/status, opened on the first MaxMemoryUsed

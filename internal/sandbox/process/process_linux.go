@@ -202,28 +202,27 @@ func processGroup(pid int) int {
 	return pgrp
 }
 
-// startIdle runs start, which forks and execs the environment's process, and then puts every
-// thread of that process in SCHED_IDLE: it runs only on CPU nothing else wants, and threads it
-// makes later inherit it. For a spare, started ahead of demand: refilling a pool after a burst
-// otherwise took a CPU from warm invokes. (Forking from a thread of this process put in
-// SCHED_IDLE would have covered the window between the exec and the sweep too, but that thread
-// holds the fork lock and the runtime's own while it forks: starved on a busy host, it stalled
-// every other start.) It returns the attributes unidle gives the process back at the bind;
-// that needs CAP_SYS_NICE (CanUnidle): a server without it starts the spare as is (nil).
-func startIdle(start func() error, pid func() int) (*schedAttr, error) {
-	if err := start(); err != nil || !CanUnidle() {
-		return nil, err
+// idle puts every thread of the spare pid in SCHED_IDLE, once it is exec'd: it runs only on CPU
+// nothing else wants, and threads it makes later inherit it. For a spare, started ahead of
+// demand: refilling a pool after a burst otherwise took a CPU from warm invokes. (Forking from a
+// thread of this process put in SCHED_IDLE would have covered the window between the exec and
+// this sweep too, but that thread holds the fork lock while it forks: starved on a busy host, it
+// stalled every other start.) It returns the attributes unidle gives the threads back at the
+// bind, which needs CAP_SYS_NICE (CanUnidle): without it the spare is left as is (nil).
+func idle(pid int) *schedAttr {
+	if !CanUnidle() {
+		return nil
 	}
 	was, err := unix.SchedGetAttr(0, 0)
 	if err != nil {
-		return nil, nil
+		return nil
 	}
 	// Best effort: a thread left out runs at its usual priority; unidle puts them all back.
-	_ = setThreads(pid(), &unix.SchedAttr{Policy: unix.SCHED_IDLE})
-	return was, nil
+	_ = setThreads(pid, &unix.SchedAttr{Policy: unix.SCHED_IDLE})
+	return was
 }
 
-// unidle gives every thread of process pid the attributes attr (startIdle's), before the
+// unidle gives every thread of process pid the attributes attr (idle's), before the
 // function's code runs there. A waiting spare makes no threads (it is blocked reading its
 // binding), so none is missed.
 func unidle(pid int, attr *schedAttr) error { return setThreads(pid, attr) }

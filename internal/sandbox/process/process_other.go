@@ -15,8 +15,8 @@ func sysProcAttr() *syscall.SysProcAttr {
 // schedAttr stands for Linux's scheduling attributes, which nothing sets here.
 type schedAttr struct{}
 
-// startIdle runs start: only Linux's SCHED_IDLE is used to start spares in the background.
-func startIdle(start func() error, pid func() int) (*schedAttr, error) { return nil, start() }
+// idle leaves a spare as is: only Linux's SCHED_IDLE is used to start spares in the background.
+func idle(pid int) *schedAttr { return nil }
 
 func unidle(pid int, attr *schedAttr) error { return nil }
 
