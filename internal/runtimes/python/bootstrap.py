@@ -566,10 +566,10 @@ def _bind():
     Flint starts such runtimes with the runtime's own variables only, and _FLINT_BIND_FD naming a
     socket on which the runtime says it waits (one byte) and, once the function's code and layers
     are mounted and its limits apply, the function's whole environment arrives: JSON
-    {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From then on everything is as if the interpreter had started with that environment: os.environ,
-    sys.path (for PYTHONPATH), the working directory, the time zone. Variables only an
-    interpreter's start reads (other PYTHON* ones, LD_*) are never bound this way: Flint starts
-    such functions' runtimes afresh.
+    {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From then on everything is as if the interpreter had
+    started with that environment: os.environ, sys.path (for PYTHONPATH), the working directory,
+    the time zone. Variables only an interpreter's start reads (other PYTHON* ones, LD_*) are
+    never bound this way: Flint starts such functions' runtimes afresh.
     """
     fd = os.environ.get("_FLINT_BIND_FD")
     if fd is None:
