@@ -191,8 +191,8 @@ if (handler !== undefined) {
 // are mounted and its limits apply, the function's whole environment arrives: JSON
 // {"cwd": DIR, "env": ["KEY=VALUE", ...]}. From then on everything is as if node had started
 // with that environment: process.env, NODE_PATH's module paths, the working directory, the time
-// zone (node resets it when TZ is set). Variables only node's start reads (NODE_OPTIONS, LD_*) are never bound this way: Flint starts such
-// functions' runtimes afresh.
+// zone (node resets it when TZ is set). Variables only node's start reads (NODE_OPTIONS, LD_*)
+// are never bound this way: Flint starts such functions' runtimes afresh.
 async function bind() {
   const fd = process.env._FLINT_BIND_FD;
   if (fd === undefined) {
