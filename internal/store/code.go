@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,12 @@ func (r Code) Put(ctx context.Context, key string, zip []byte) error {
 // Get returns the code package stored under key.
 func (r Code) Get(ctx context.Context, key string) ([]byte, error) {
 	b, err := r.s.code.GetBytes(ctx, key)
+	// nats.go gives up on a package whose chunks take over 5 s to come (a copy far behind on a
+	// loaded host: TestClusterStore saw "read pipe: i/o timeout" in a CI run): read again, a
+	// few times, while ctx allows.
+	for try := 0; try < 3 && errors.Is(err, os.ErrDeadlineExceeded) && ctx.Err() == nil; try++ {
+		b, err = r.s.code.GetBytes(ctx, key)
+	}
 	if errors.Is(err, jetstream.ErrObjectNotFound) && r.s.replicas > 1 {
 		// This node's copy may be behind the package's store (nats.go reads an object's
 		// description by direct get, see leaderread.go): if the leader has it, this copy will.
